@@ -1,0 +1,209 @@
+/*
+ * The internal backend interface: what a driver implements and what the core
+ * gives it. Drivers never include <ev.h> and never see futures; the core
+ * never includes <libpq-fe.h> or <mysql.h>.
+ *
+ * A driver is a set of step functions over its client library, in the shape
+ * of PQconnectPoll and Connector/C's *_start/*_cont. Each step is called when
+ * the socket is ready or a timer fired and answers:
+ *   EVDB__STEP_DONE  the operation finished,
+ *   EVDB__STEP_WAIT  call me again when *w is satisfied,
+ *   EVDB__STEP_FAIL  the operation (for io/connect: the connection) failed,
+ *                    *err says why.
+ * The core owns the ev_io / ev_timer watchers and re-arms them after every
+ * step (stop, set, start: the fd can change, even to the same number).
+ *
+ * Slots are marked MUST (every driver implements it) or MAY (NULL allowed).
+ */
+#ifndef EVDB_DRIVER_H
+#define EVDB_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "evdb/conn.h"
+#include "evdb/error.h"
+#include "evdb/value.h"
+
+typedef struct evdb__dconn evdb__dconn;   /* a driver's connection state */
+typedef struct evdb__cancel evdb__cancel; /* a driver's server-side cancel op */
+typedef struct evdb__rbuild evdb__rbuild; /* result under construction (src/result.c) */
+
+enum evdb__step { EVDB__STEP_WAIT = 0, EVDB__STEP_DONE = 1, EVDB__STEP_FAIL = -1 };
+
+/* Events: what a step waits for, and what woke it. */
+#define EVDB__EV_READ 0x1u
+#define EVDB__EV_WRITE 0x2u
+#define EVDB__EV_TIMEOUT 0x4u /* only as a wake-up reason */
+
+/* What a step waits for. fd -1 or events 0: no socket to watch.
+ * timeout_ms >= 0: call the step with EVDB__EV_TIMEOUT after that long
+ * unless the socket became ready first; -1: no timer. */
+typedef struct evdb__wait {
+    int fd;
+    unsigned events;
+    int timeout_ms;
+} evdb__wait;
+
+/* Capabilities a driver declares (never guessed by the core). */
+#define EVDB__CAP_PIPELINE 0x1u      /* several queries in flight on one connection */
+#define EVDB__CAP_SERVER_CANCEL 0x2u /* cancel_start stops a running query */
+#define EVDB__CAP_MULTI_STMT 0x4u    /* several statements in one parameterless query */
+
+/* A query as the driver sees it. The core allocates and frees it; the
+ * driver reads the first block and may use the scratch block. */
+typedef struct evdb__query {
+    /* read-only for the driver: copies owned by the core */
+    const char *sql;
+    size_t sql_len;
+    const evdb_value *params; /* text/bytes values point into core-owned copies */
+    size_t nparams;
+    unsigned flags;            /* EVDB_QUERY_* */
+    bool cancel_requested;     /* the core gave up on it (timeout/cancel):
+                                  its outcome will be discarded */
+    /* driver scratch, zero when sent */
+    void *drv;
+    uintptr_t drv_word;
+    int drv_state;
+} evdb__query;
+
+/* Parameters for connect, derived from evdb_conn_opts. */
+typedef struct evdb__conn_params {
+    const char *url;          /* as the user gave it; never quote it in errors */
+    unsigned pipeline_depth;  /* >= 1 */
+    unsigned stmt_cache_size; /* 0 = no cache */
+    unsigned flags;
+} evdb__conn_params;
+
+/* ---- What the core gives drivers (implemented in src/) ---- */
+
+/* Report a finished in-flight query. The driver hands over r (may be NULL
+ * only for evdb__query_failed) and must not touch q afterwards. Call these
+ * only from connect/io/flush steps. Order is free (a PostgreSQL group that
+ * is re-sent completes after the query that failed it); the core treats
+ * the oldest query not yet reported as the one the server is running. */
+void evdb__query_done(evdb__query *q, evdb_result *r);
+void evdb__query_failed(evdb__query *q, const evdb_error *e);
+
+/* Fill an error object: code (EVDB_*), driver_code, sqlstate (may be NULL)
+ * and a printf-style message. Never fails; truncates long messages. */
+void evdb__error_set(evdb_error *e, int code, int driver_code, const char *sqlstate,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Allocation through the user's hooks (src/alloc.c). */
+void *evdb__malloc(size_t n);
+void *evdb__calloc(size_t n, size_t size);
+void *evdb__realloc(void *p, size_t n);
+void evdb__free(void *p);
+char *evdb__strdup(const char *s);
+
+/* Result construction (src/result.c). A result is built in one go:
+ * begin with the shape, set columns, append rows cell by cell, finish. */
+evdb__rbuild *evdb__rbuild_new(size_t ncols);
+int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type type,
+                        unsigned native_type);
+/* Append one cell of the current row; ptr NULL = SQL NULL. Cells are added
+ * column by column; after ncols cells the next cell starts a new row.
+ * bytes are copied. */
+int evdb__rbuild_cell(evdb__rbuild *b, const void *ptr, size_t len);
+/* Reserve len bytes for a cell and return where to write them (for
+ * decoding in place, e.g. bytea hex); NULL on allocation failure. */
+void *evdb__rbuild_cell_space(evdb__rbuild *b, size_t len);
+/* Counters. */
+void evdb__rbuild_set_affected(evdb__rbuild *b, int64_t n);
+void evdb__rbuild_set_insert_id(evdb__rbuild *b, int64_t id);
+int evdb__rbuild_set_command(evdb__rbuild *b, const char *tag);
+/* Finish: returns the result (the builder is consumed), or NULL on
+ * allocation failure (the builder is freed either way). */
+evdb_result *evdb__rbuild_finish(evdb__rbuild *b);
+void evdb__rbuild_free(evdb__rbuild *b);
+/* Chain next after first (multi-statement results); takes next. */
+void evdb__result_append(evdb_result *first, evdb_result *next);
+void evdb__result_free(evdb_result *r);
+
+/* URL parsing for drivers that parse URLs themselves (src/url.c). */
+typedef struct evdb__url_param {
+    char *key;
+    char *value;
+} evdb__url_param;
+
+typedef struct evdb__url {
+    char *scheme, *user, *password, *host, *path; /* decoded; NULL when absent */
+    int port;                                     /* 0 when absent */
+    evdb__url_param *params;                      /* decoded ?k=v&... */
+    size_t nparams;
+} evdb__url;
+
+/* Parse scheme://[user[:password]@]host[:port][/path][?k=v&...] with
+ * percent-decoding. Returns 0 or EVDB_EURL / EVDB_ENOMEM with err set (the
+ * message never contains the password). Free with evdb__url_free. */
+int evdb__url_parse(const char *s, evdb__url *out, evdb_error *err);
+void evdb__url_free(evdb__url *u);
+
+/* ---- What a driver implements ---- */
+
+typedef struct evdb__driver {
+    const char *name;           /* "postgres" */
+    const char *const *schemes; /* URL schemes it claims, NULL-terminated */
+    unsigned caps;              /* EVDB__CAP_* */
+    unsigned default_depth;     /* pipeline depth when the user gives 0 */
+
+    /* MAY: claim a URL that has no scheme (libpq keyword strings). */
+    bool (*claims)(const char *url);
+
+    /* MUST: allocate state and begin a nonblocking connect. Never blocks
+     * (beyond what the docs name). Returns WAIT with *w, DONE when connected
+     * at once, or FAIL with *err (then *out is NULL and nothing is left). */
+    int (*connect_start)(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,
+                         evdb_error *err);
+    /* MUST: continue the connect after revents. The core enforces the
+     * overall connect deadline itself and calls destroy when it passes. */
+    int (*connect_step)(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err);
+
+    /* MUST: how many more queries send() takes right now (0 = full). */
+    unsigned (*capacity)(const evdb__dconn *dc);
+    /* MUST: take q for execution. It may only buffer it; the core calls
+     * flush after a batch of sends. Returns 0, or a negative code with *err
+     * (q is then not taken and fails alone). */
+    int (*send)(evdb__dconn *dc, evdb__query *q, evdb_error *err);
+    /* MUST: the batch is complete: push buffered work out. Returns WAIT with
+     * *w (the idle wait, usually READ, when nothing is in flight), or FAIL
+     * when the connection broke. */
+    int (*flush)(evdb__dconn *dc, evdb__wait *w, evdb_error *err);
+    /* MUST: the socket is ready or the timer fired: do I/O, report finished
+     * queries with evdb__query_done / evdb__query_failed,
+     * return WAIT with the next wait, or FAIL when the connection is
+     * unusable (readable while idle and closed by the server included).
+     * After FAIL the driver forgets every query it holds: the core fails
+     * them with EVDB_ECONNLOST. */
+    int (*io)(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err);
+
+    /* MAY (with EVDB__CAP_SERVER_CANCEL): begin stopping q on the server; q
+     * is the oldest in-flight query, marked cancel_requested. Returns WAIT
+     * with *out and *w (the core drives cancel_step with a watcher of its
+     * own), DONE when nothing more is needed, FAIL when it cannot (the core
+     * then waits for the query to finish by itself). The driver still
+     * reports q through evdb__query_done/failed when the server answers
+     * (the error of the cancelled statement is absorbed there). */
+    int (*cancel_start)(evdb__dconn *dc, evdb__query *q, evdb__cancel **out, evdb__wait *w,
+                        evdb_error *err);
+    int (*cancel_step)(evdb__cancel *op, unsigned revents, evdb__wait *w, evdb_error *err);
+    /* Free a cancel op, finished or not (never blocks). */
+    void (*cancel_free)(evdb__cancel *op);
+
+    /* MUST: begin a graceful close (Terminate / COM_QUIT), like connect. */
+    int (*close_start)(evdb__dconn *dc, evdb__wait *w);
+    int (*close_step)(evdb__dconn *dc, unsigned revents, evdb__wait *w);
+    /* MUST: free everything at once; may drop the socket abruptly; never
+     * blocks. Called after close finished, or instead of it. */
+    void (*destroy)(evdb__dconn *dc);
+
+    /* MAY: server session id (backend pid / thread id). */
+    int64_t (*server_id)(const evdb__dconn *dc);
+} evdb__driver;
+
+/* The drivers this build has (NULL when compiled out). */
+extern const evdb__driver evdb__driver_postgres;
+extern const evdb__driver evdb__driver_mariadb;
+
+#endif

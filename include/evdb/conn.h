@@ -1,0 +1,99 @@
+/*
+ * Connections. One connection is one server session, driven by the loop it
+ * was opened on. Queries submitted while others run wait in the
+ * connection's queue (PostgreSQL pipelines them, up to a bounded depth);
+ * each gets its own future and its own result, in submission order.
+ */
+#ifndef EVDB_CONN_H
+#define EVDB_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "evdb/export.h"
+#include "evdb/future.h"
+#include "evdb/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Options for evdb_conn_open. A zero-initialised struct means defaults. */
+typedef struct evdb_conn_opts {
+    /* Seconds for the whole connect (DNS, TCP, TLS, authentication).
+     * 0 = EVDB_DEFAULT_CONNECT_TIMEOUT; negative = no limit. */
+    double connect_timeout;
+    /* Most queries in flight at once (PostgreSQL pipelining). 0 = the
+     * driver's default; 1 = no pipelining. MariaDB always uses 1. */
+    unsigned pipeline_depth;
+    /* Prepared statements kept per connection for repeated SQL.
+     * 0 = EVDB_DEFAULT_STMT_CACHE; EVDB_STMT_CACHE_OFF disables it. */
+    unsigned stmt_cache_size;
+    /* EVDB_CONN_* flags. */
+    unsigned flags;
+    /* Reserved for future options; keep zero. */
+    void *reserved[4];
+} evdb_conn_opts;
+
+#define EVDB_DEFAULT_CONNECT_TIMEOUT 10.0
+#define EVDB_DEFAULT_STMT_CACHE 64u
+#define EVDB_STMT_CACHE_OFF ((unsigned)-1)
+
+/* Options for one query. A zero-initialised struct means defaults. */
+typedef struct evdb_query_opts {
+    /* Seconds from submission (queue time included) to completion. At the
+     * deadline the future fails with EVDB_ETIMEDOUT and the query is
+     * cancelled on the server. 0 = no timeout. */
+    double timeout;
+    /* EVDB_QUERY_* flags. */
+    unsigned flags;
+    void *reserved[2];
+} evdb_query_opts;
+
+/* Run this query in a pipeline group of its own (never batched with others
+ * under one Sync). Implied for transaction control statements. */
+#define EVDB_QUERY_NO_PIPELINE 0x1u
+/* Do not use (or fill) the prepared-statement cache for this query. */
+#define EVDB_QUERY_NO_CACHE 0x2u
+
+/* Open a connection. url: "postgresql://user:pw@host:port/db?opt=v",
+ * "postgres://...", a libpq keyword string ("host=... dbname=..."),
+ * "mariadb://user:pw@host:port/db?opt=v" or "mysql://...". Nonblocking end to
+ * end (see the docs for DNS). opts may be NULL. Returns a future that, once
+ * ok, hands over the connection with evdb_future_take_conn; NULL at once
+ * for NULL/unknown-scheme/malformed arguments (evdb_last_error says why).
+ * The URL is copied. Callable from callbacks. */
+EVDB_EXTERN evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url,
+                                        const evdb_conn_opts *opts);
+
+/* Submit sql with nparams typed parameters ($1.. for PostgreSQL, ? for
+ * MariaDB; never interpolated into the SQL). sql and every parameter are
+ * copied before this returns. Without parameters, sql may hold several
+ * statements (see evdb_result_next). Returns a future of an evdb_result, or
+ * NULL at once (EVDB_EINVAL, EVDB_ENOMEM, EVDB_ECLOSED for a closing
+ * connection). Callable from callbacks. */
+EVDB_EXTERN evdb_future *evdb_conn_query(evdb_conn *c, const char *sql,
+                                         const evdb_value *params, size_t nparams,
+                                         const evdb_query_opts *opts);
+
+/* Close asynchronously: queued queries fail with EVDB_ECLOSED, running ones
+ * with EVDB_ECONNLOST unless they finish first; the returned future
+ * completes when the session is gone and the memory reclaimed. c must not
+ * be used after this call. Never blocks the loop. Returns NULL (and does
+ * nothing) for NULL, a pooled connection, or a second close. Callable from
+ * callbacks. */
+EVDB_EXTERN evdb_future *evdb_conn_close(evdb_conn *c);
+
+/* The driver name: "postgres" or "mariadb". */
+EVDB_EXTERN const char *evdb_conn_driver(const evdb_conn *c);
+
+/* Queries submitted and not yet completed on c. */
+EVDB_EXTERN size_t evdb_conn_pending(const evdb_conn *c);
+
+/* The server's process / thread id for this session (PostgreSQL backend
+ * pid, MariaDB connection id), or 0. */
+EVDB_EXTERN int64_t evdb_conn_server_id(const evdb_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
