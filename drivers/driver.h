@@ -4,7 +4,7 @@
  * never includes <libpq-fe.h> or <mysql.h>.
  *
  * A driver is a set of step functions over its client library, in the shape
- * of PQconnectPoll and Connector/C's *_start/*_cont. Each step is called when
+ * of PQconnectPoll and Connector/C's X_start / X_cont calls. Each step is called when
  * the socket is ready or a timer fired and answers:
  *   EVDB__STEP_DONE  the operation finished,
  *   EVDB__STEP_WAIT  call me again when *w is satisfied,

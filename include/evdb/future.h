@@ -116,8 +116,8 @@ EVDB_EXTERN evdb_future *evdb_sleep(struct ev_loop *loop, double seconds);
  * when every child is ok, else it fails with the first failure's code and
  * message. Children keep their own results; the gather takes its own
  * references, the caller keeps theirs. Cancelling the gather cancels the
- * children. n == 0 resolves at once (from the loop). All children must be on
- * one loop. Returns NULL on bad arguments. */
+ * children. All children must be on one loop; n >= 1 (an empty gather has
+ * no loop to complete on). Returns NULL on bad arguments. */
 EVDB_EXTERN evdb_future *evdb_gather(evdb_future *const *fs, size_t n, unsigned flags);
 
 /* Completes with the outcome of the first of fs[0..n) to complete; the

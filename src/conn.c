@@ -1,0 +1,690 @@
+/*
+ * The connection core: one state machine per connection, the query queue,
+ * per-query deadlines and server-side cancel, over a driver's step
+ * functions. The core owns every watcher and re-arms it after every step.
+ *
+ * Queries live in one of two lists: pending (submitted, not yet handed to
+ * the driver) and in flight (handed to the driver, not yet reported). A
+ * query's future may complete early (cancel, timeout); the query object
+ * stays until the driver reports it, so the driver never sees freed memory,
+ * and its late outcome is discarded.
+ *
+ * User code never runs inside a driver step: futures only queue their
+ * callbacks, which run from the loop afterwards.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef enum conn_state {
+    CS_OPENING,
+    CS_READY,
+    CS_BROKEN, /* the session is gone; queries fail, close still works */
+    CS_CLOSING,
+    CS_CLOSED
+} conn_state;
+
+static const char *const state_names[] = {"opening", "ready", "broken", "closing", "closed"};
+
+typedef enum query_where { Q_PENDING, Q_INFLIGHT } query_where;
+
+typedef struct cquery cquery;
+struct cquery {
+    evdb__query q; /* first: drivers hand back &q */
+    evdb_future *f;
+    evdb_conn *conn;
+    cquery *prev, *next;
+    evdb__timer *timer;
+    double timeout;
+    query_where where;
+    bool cancel_started;
+};
+
+typedef struct qlist {
+    cquery *head, *tail;
+    size_t n;
+} qlist;
+
+struct evdb_conn {
+    uint32_t magic;
+    conn_state state;
+    evdb__loop *loop;
+    const evdb__driver *drv;
+    evdb__dconn *dc;
+    evdb__io *io;
+    evdb__timer *wait_timer;  /* the driver's own timed waits */
+    evdb__timer *limit_timer; /* connect deadline, then close deadline */
+    qlist pending, inflight;
+    evdb__cancel *cop;        /* server-side cancel in progress */
+    evdb__io *cio;
+    evdb__timer *ctimer;
+    evdb_future *open_f, *close_f;
+    evdb__deferred pump_d;
+    bool in_step;
+    bool free_after_step;
+    double connect_timeout;
+};
+
+/* Seconds a graceful close may take before the session is dropped. */
+#define CLOSE_TIMEOUT 5.0
+
+static void pump(evdb_conn *c);
+static void conn_free(evdb_conn *c);
+
+bool evdb__conn_valid(const evdb_conn *c)
+{
+    return c && c->magic == EVDB__MAGIC_CONN;
+}
+
+/* The one place connection state changes (easy to trace). */
+static void set_state(evdb_conn *c, conn_state s)
+{
+    (void)state_names;
+    c->state = s;
+}
+
+/* ---- query lists ---- */
+
+static void list_push(qlist *l, cquery *q)
+{
+    q->next = NULL;
+    q->prev = l->tail;
+    if (l->tail)
+        l->tail->next = q;
+    else
+        l->head = q;
+    l->tail = q;
+    l->n++;
+}
+
+static void list_remove(qlist *l, cquery *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        l->head = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        l->tail = q->prev;
+    q->prev = q->next = NULL;
+    l->n--;
+}
+
+static void query_free(cquery *q)
+{
+    evdb__timer_free(q->timer);
+    evdb_future_unref(q->f);
+    evdb__free(q);
+}
+
+/* Fail every query of a list with code and drop it. Used when the driver
+ * has forgotten them (broken or closing connection). */
+static void fail_all(evdb_conn *c, qlist *l, int code, const char *msg)
+{
+    cquery *q;
+    while ((q = l->head)) {
+        list_remove(l, q);
+        evdb__future_fail(q->f, code, "%s", msg);
+        query_free(q);
+    }
+    (void)c;
+}
+
+/* ---- watchers ---- */
+
+static void arm(evdb_conn *c, const evdb__wait *w)
+{
+    evdb__io_arm(c->io, w->fd, w->events);
+    if (w->timeout_ms >= 0)
+        evdb__timer_start(c->wait_timer, w->timeout_ms / 1000.0);
+    else
+        evdb__timer_stop(c->wait_timer);
+}
+
+static void stop_watchers(evdb_conn *c)
+{
+    evdb__io_arm(c->io, -1, 0);
+    evdb__timer_stop(c->wait_timer);
+    evdb__timer_stop(c->limit_timer);
+}
+
+static void cancel_op_free(evdb_conn *c)
+{
+    if (!c->cop)
+        return;
+    evdb__io_arm(c->cio, -1, 0);
+    evdb__timer_stop(c->ctimer);
+    c->drv->cancel_free(c->cop);
+    c->cop = NULL;
+}
+
+/* ---- connection loss and close ---- */
+
+static void broken(evdb_conn *c, const evdb_error *err)
+{
+    set_state(c, CS_BROKEN);
+    stop_watchers(c);
+    cancel_op_free(c);
+    char msg[EVDB__ERRMSG_MAX];
+    snprintf(msg, sizeof msg, "connection lost: %.400s", err->message);
+    fail_all(c, &c->inflight, EVDB_ECONNLOST, msg);
+    snprintf(msg, sizeof msg, "connection lost before the query was sent: %.400s", err->message);
+    fail_all(c, &c->pending, EVDB_ECONNLOST, msg);
+    if (c->dc) {
+        c->drv->destroy(c->dc);
+        c->dc = NULL;
+    }
+}
+
+static void close_finished(evdb_conn *c)
+{
+    stop_watchers(c);
+    if (c->dc) {
+        c->drv->destroy(c->dc);
+        c->dc = NULL;
+    }
+    set_state(c, CS_CLOSED);
+    evdb__future_resolve(c->close_f, NULL, NULL);
+    if (c->in_step)
+        c->free_after_step = true;
+    else
+        conn_free(c);
+}
+
+static void conn_free(evdb_conn *c)
+{
+    evdb__loop_undefer(c->loop, &c->pump_d);
+    evdb__io_free(c->io);
+    evdb__io_free(c->cio);
+    evdb__timer_free(c->wait_timer);
+    evdb__timer_free(c->limit_timer);
+    evdb__timer_free(c->ctimer);
+    evdb_future_unref(c->open_f);
+    evdb_future_unref(c->close_f);
+    evdb__loop_unref(c->loop);
+    c->magic = EVDB__MAGIC_DEAD;
+    evdb__free(c);
+}
+
+/* ---- steps ---- */
+
+static void open_failed(evdb_conn *c, const evdb_error *err)
+{
+    stop_watchers(c);
+    if (c->dc) {
+        c->drv->destroy(c->dc);
+        c->dc = NULL;
+    }
+    evdb__future_fail_err(c->open_f, err);
+    set_state(c, CS_CLOSED);
+    if (c->in_step)
+        c->free_after_step = true;
+    else
+        conn_free(c);
+}
+
+static void connected(evdb_conn *c)
+{
+    evdb__timer_stop(c->limit_timer);
+    set_state(c, CS_READY);
+    /* The idle wait: READ, so a server that drops us is noticed. */
+    evdb__wait w = {-1, 0, -1};
+    evdb_error err;
+    if (c->drv->flush(c->dc, &w, &err) == EVDB__STEP_FAIL) {
+        open_failed(c, &err);
+        return;
+    }
+    arm(c, &w);
+    evdb_future *f = c->open_f;
+    c->open_f = NULL;
+    evdb__future_resolve(f, c, evdb__conn_abandon);
+    evdb_future_unref(f);
+}
+
+static void step(evdb_conn *c, unsigned revents)
+{
+    evdb__wait w = {-1, 0, -1};
+    evdb_error err;
+    int r;
+    c->in_step = true;
+    switch (c->state) {
+    case CS_OPENING:
+        r = c->drv->connect_step(c->dc, revents, &w, &err);
+        if (r == EVDB__STEP_DONE)
+            connected(c);
+        else if (r == EVDB__STEP_FAIL)
+            open_failed(c, &err);
+        else
+            arm(c, &w);
+        break;
+    case CS_READY:
+        r = c->drv->io(c->dc, revents, &w, &err);
+        if (r == EVDB__STEP_FAIL)
+            broken(c, &err);
+        else
+            arm(c, &w);
+        break;
+    case CS_CLOSING:
+        r = c->drv->close_step(c->dc, revents, &w);
+        if (r == EVDB__STEP_WAIT)
+            arm(c, &w);
+        else
+            close_finished(c);
+        break;
+    default:
+        stop_watchers(c);
+        break;
+    }
+    c->in_step = false;
+    if (c->free_after_step) {
+        conn_free(c);
+        return;
+    }
+    pump(c);
+}
+
+static void on_io(void *arg, unsigned revents)
+{
+    step(arg, revents);
+}
+
+static void on_wait_timer(void *arg)
+{
+    step(arg, EVDB__EV_TIMEOUT);
+}
+
+static void on_limit_timer(void *arg)
+{
+    evdb_conn *c = arg;
+    evdb_error err;
+    if (c->state == CS_OPENING) {
+        evdb__error_set(&err, EVDB_ECONNTIMEOUT, 0, NULL, "could not connect within %g s",
+                        c->connect_timeout);
+        open_failed(c, &err);
+    } else if (c->state == CS_CLOSING) {
+        /* The server did not acknowledge in time: drop the session. */
+        close_finished(c);
+    }
+}
+
+/* ---- server-side cancel ---- */
+
+static void cancel_step(evdb_conn *c, unsigned revents)
+{
+    evdb__wait w = {-1, 0, -1};
+    evdb_error err;
+    int r = c->drv->cancel_step(c->cop, revents, &w, &err);
+    if (r == EVDB__STEP_WAIT) {
+        evdb__io_arm(c->cio, w.fd, w.events);
+        if (w.timeout_ms >= 0)
+            evdb__timer_start(c->ctimer, w.timeout_ms / 1000.0);
+        else
+            evdb__timer_stop(c->ctimer);
+        return;
+    }
+    /* Done or failed: either way the query now ends by itself. */
+    cancel_op_free(c);
+    pump(c);
+}
+
+static void on_cancel_io(void *arg, unsigned revents)
+{
+    cancel_step(arg, revents);
+}
+
+static void on_cancel_timer(void *arg)
+{
+    cancel_step(arg, EVDB__EV_TIMEOUT);
+}
+
+/* Start a server-side cancel when the query the server is running (the
+ * oldest in flight) has been given up on. */
+static void maybe_start_cancel(evdb_conn *c)
+{
+    cquery *h = c->inflight.head;
+    if (!h || !h->q.cancel_requested || h->cancel_started || c->cop)
+        return;
+    h->cancel_started = true;
+    if (!(c->drv->caps & EVDB__CAP_SERVER_CANCEL) || !c->drv->cancel_start)
+        return;
+    if (!c->cio) {
+        c->cio = evdb__io_new(c->loop, on_cancel_io, c);
+        c->ctimer = evdb__timer_new(c->loop, on_cancel_timer, c);
+        if (!c->cio || !c->ctimer)
+            return; /* no memory: the query ends by itself */
+    }
+    evdb__wait w = {-1, 0, -1};
+    evdb_error err;
+    evdb__cancel *op = NULL;
+    int r = c->drv->cancel_start(c->dc, &h->q, &op, &w, &err);
+    if (r == EVDB__STEP_WAIT && op) {
+        c->cop = op;
+        evdb__io_arm(c->cio, w.fd, w.events);
+        if (w.timeout_ms >= 0)
+            evdb__timer_start(c->ctimer, w.timeout_ms / 1000.0);
+    } else if (op) {
+        c->drv->cancel_free(op);
+    }
+}
+
+/* ---- the pump: hand pending queries to the driver ---- */
+
+static void pump(evdb_conn *c)
+{
+    if (c->state != CS_READY || c->in_step)
+        return;
+    maybe_start_cancel(c);
+    /* A connection serves again only after a cancel has settled: the
+     * cancelled query has been reported and the cancel op is finished. */
+    if (c->cop || (c->inflight.head && c->inflight.head->q.cancel_requested))
+        return;
+    size_t sent = 0;
+    while (c->pending.head && c->drv->capacity(c->dc) > 0) {
+        cquery *q = c->pending.head;
+        list_remove(&c->pending, q);
+        evdb_error err;
+        c->in_step = true;
+        int rc = c->drv->send(c->dc, &q->q, &err);
+        c->in_step = false;
+        if (rc < 0) {
+            evdb__future_fail_err(q->f, &err);
+            query_free(q);
+            continue;
+        }
+        q->where = Q_INFLIGHT;
+        list_push(&c->inflight, q);
+        sent++;
+    }
+    if (!sent)
+        return;
+    evdb__wait w = {-1, 0, -1};
+    evdb_error err;
+    c->in_step = true;
+    int r = c->drv->flush(c->dc, &w, &err);
+    c->in_step = false;
+    if (r == EVDB__STEP_FAIL)
+        broken(c, &err);
+    else
+        arm(c, &w);
+    if (c->free_after_step)
+        conn_free(c);
+}
+
+static void pump_deferred(evdb__deferred *d)
+{
+    evdb_conn *c = (evdb_conn *)(void *)((char *)d - offsetof(evdb_conn, pump_d));
+    pump(c);
+}
+
+/* ---- what drivers call ---- */
+
+void evdb__query_done(evdb__query *dq, evdb_result *r)
+{
+    cquery *q = (cquery *)dq;
+    list_remove(&q->conn->inflight, q);
+    if (!evdb__future_resolve(q->f, r, (void (*)(void *))evdb__result_free))
+        evdb__result_free(r);
+    query_free(q);
+}
+
+void evdb__query_failed(evdb__query *dq, const evdb_error *e)
+{
+    cquery *q = (cquery *)dq;
+    list_remove(&q->conn->inflight, q);
+    evdb__future_fail_err(q->f, e);
+    query_free(q);
+}
+
+/* ---- per-query deadline and cancel ---- */
+
+static void query_give_up(cquery *q)
+{
+    evdb_conn *c = q->conn;
+    if (q->timer)
+        evdb__timer_stop(q->timer);
+    if (q->where == Q_PENDING) {
+        list_remove(&c->pending, q);
+        query_free(q);
+        return;
+    }
+    q->q.cancel_requested = true;
+    if (c->inflight.head == q)
+        evdb__loop_defer(c->loop, &c->pump_d);
+}
+
+static void query_timed_out(void *arg)
+{
+    cquery *q = arg;
+    evdb__future_fail(q->f, EVDB_ETIMEDOUT, "query timed out after %g s%s", q->timeout,
+                      q->where == Q_PENDING ? " (it was still queued)"
+                                            : " (cancelling it on the server)");
+    query_give_up(q);
+}
+
+static void query_cancel(void *arg)
+{
+    query_give_up(arg);
+}
+
+static const evdb__future_ops query_ops = {query_cancel};
+
+/* ---- public API ---- */
+
+static void open_cancel(void *arg)
+{
+    evdb_conn *c = arg;
+    evdb_error err;
+    evdb__error_set(&err, EVDB_ECANCELED, 0, NULL, "connect cancelled");
+    open_failed(c, &err);
+}
+
+static const evdb__future_ops open_ops = {open_cancel};
+
+evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_conn_opts *opts)
+{
+    if (!loop || !url) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_open: loop and url are required");
+        return NULL;
+    }
+    const evdb__driver *drv = evdb__driver_for(url);
+    if (!drv) {
+        evdb__fail_now(EVDB_EURL, "evdb_conn_open: no driver for this URL (expected "
+                                  "postgresql://, postgres://, mariadb://, mysql:// or a "
+                                  "libpq keyword string)");
+        return NULL;
+    }
+    evdb_conn_opts defaults;
+    memset(&defaults, 0, sizeof defaults);
+    if (!opts)
+        opts = &defaults;
+    evdb__loop *l = evdb__loop_get(loop);
+    if (!l) {
+        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
+        return NULL;
+    }
+    evdb_conn *c = evdb__calloc(1, sizeof *c);
+    if (!c) {
+        evdb__loop_unref(l);
+        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
+        return NULL;
+    }
+    c->magic = EVDB__MAGIC_CONN;
+    c->loop = l;
+    c->drv = drv;
+    c->pump_d.fn = pump_deferred;
+    c->connect_timeout = opts->connect_timeout == 0 ? EVDB_DEFAULT_CONNECT_TIMEOUT
+                                                    : opts->connect_timeout;
+    c->io = evdb__io_new(l, on_io, c);
+    c->wait_timer = evdb__timer_new(l, on_wait_timer, c);
+    c->limit_timer = evdb__timer_new(l, on_limit_timer, c);
+    c->open_f = evdb__future_new(l, EVDB__FK_OPEN);
+    if (!c->io || !c->wait_timer || !c->limit_timer || !c->open_f) {
+        conn_free(c);
+        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
+        return NULL;
+    }
+    evdb__conn_params p = {
+        .url = url,
+        .pipeline_depth = opts->pipeline_depth ? opts->pipeline_depth : drv->default_depth,
+        .stmt_cache_size = opts->stmt_cache_size == EVDB_STMT_CACHE_OFF ? 0
+                           : opts->stmt_cache_size ? opts->stmt_cache_size
+                                                   : EVDB_DEFAULT_STMT_CACHE,
+        .flags = opts->flags,
+    };
+    if (p.pipeline_depth == 0)
+        p.pipeline_depth = 1;
+    if (!(drv->caps & EVDB__CAP_PIPELINE))
+        p.pipeline_depth = 1;
+    evdb__wait w = {-1, 0, -1};
+    evdb_error err;
+    int r = drv->connect_start(&c->dc, &p, &w, &err);
+    if (r == EVDB__STEP_FAIL) {
+        if (err.code == EVDB_EURL || err.code == EVDB_EINVAL || err.code == EVDB_ENOMEM) {
+            c->dc = NULL;
+            conn_free(c);
+            evdb__set_last(&err);
+            return NULL;
+        }
+        evdb_future *f = evdb_future_ref(c->open_f);
+        c->dc = NULL;
+        open_failed(c, &err);
+        return f;
+    }
+    evdb_future *f = evdb_future_ref(c->open_f);
+    evdb__future_set_op(f, &open_ops, c);
+    if (r == EVDB__STEP_DONE) {
+        connected(c);
+        return f;
+    }
+    arm(c, &w);
+    if (c->connect_timeout > 0)
+        evdb__timer_start(c->limit_timer, c->connect_timeout);
+    return f;
+}
+
+evdb_future *evdb_conn_query(evdb_conn *c, const char *sql, const evdb_value *params,
+                             size_t nparams, const evdb_query_opts *opts)
+{
+    if (!evdb__conn_valid(c) || !sql) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_query: invalid connection or NULL sql");
+        return NULL;
+    }
+    if (c->state == CS_BROKEN) {
+        evdb__fail_now(EVDB_ECONNLOST, "evdb_conn_query: the connection was lost");
+        return NULL;
+    }
+    if (c->state != CS_READY) {
+        evdb__fail_now(EVDB_ECLOSED, "evdb_conn_query: the connection is %s",
+                       state_names[c->state]);
+        return NULL;
+    }
+    size_t sql_len = strlen(sql);
+    if (sql_len == 0 || sql_len > EVDB_VALUE_MAX_LEN) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_query: sql is empty or over 1 GiB");
+        return NULL;
+    }
+    if (evdb__values_check(params, nparams))
+        return NULL;
+    if (opts && !(opts->timeout >= 0)) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_query: timeout must be >= 0");
+        return NULL;
+    }
+    /* One block: the query, its parameters and their payloads, the SQL. */
+    size_t head = (sizeof(cquery) + 15) & ~(size_t)15;
+    size_t vsize = evdb__values_size(params, nparams);
+    cquery *q = evdb__malloc(head + vsize + sql_len + 1);
+    evdb_future *f = evdb__future_new(c->loop, EVDB__FK_QUERY);
+    evdb__timer *t = NULL;
+    if (q && f && opts && opts->timeout > 0)
+        t = evdb__timer_new(c->loop, query_timed_out, q);
+    if (!q || !f || (opts && opts->timeout > 0 && !t)) {
+        evdb__free(q);
+        evdb_future_unref(f);
+        evdb__timer_free(t);
+        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_query: out of memory");
+        return NULL;
+    }
+    memset(q, 0, sizeof *q);
+    char *sql_copy = (char *)q + head + vsize;
+    memcpy(sql_copy, sql, sql_len + 1);
+    q->q.sql = sql_copy;
+    q->q.sql_len = sql_len;
+    q->q.params = nparams ? evdb__values_copy_into((char *)q + head, params, nparams) : NULL;
+    q->q.nparams = nparams;
+    q->q.flags = opts ? opts->flags : 0;
+    q->f = evdb_future_ref(f);
+    q->conn = c;
+    q->where = Q_PENDING;
+    q->timer = t;
+    if (t) {
+        q->timeout = opts->timeout;
+        evdb__timer_start(t, opts->timeout);
+    }
+    evdb__future_set_op(f, &query_ops, q);
+    list_push(&c->pending, q);
+    /* Send from the loop, so that queries submitted together go out
+     * together (one pipeline batch, one Sync). */
+    evdb__loop_defer(c->loop, &c->pump_d);
+    return f;
+}
+
+evdb_future *evdb_conn_close(evdb_conn *c)
+{
+    if (!evdb__conn_valid(c)) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_close: invalid connection");
+        return NULL;
+    }
+    if (c->state == CS_CLOSING || c->state == CS_CLOSED || c->close_f) {
+        evdb__fail_now(EVDB_ECLOSED, "evdb_conn_close: already closing");
+        return NULL;
+    }
+    evdb_future *f = evdb__future_new(c->loop, EVDB__FK_CLOSE);
+    if (!f) {
+        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_close: out of memory");
+        return NULL;
+    }
+    c->close_f = evdb_future_ref(f);
+    cancel_op_free(c);
+    fail_all(c, &c->pending, EVDB_ECLOSED, "connection closed before the query was sent");
+    fail_all(c, &c->inflight, EVDB_ECLOSED, "connection closed while the query ran");
+    conn_state was = c->state;
+    set_state(c, CS_CLOSING);
+    stop_watchers(c);
+    if (was != CS_READY || !c->dc) {
+        close_finished(c);
+        return f;
+    }
+    evdb__wait w = {-1, 0, -1};
+    int r = c->drv->close_start(c->dc, &w);
+    if (r != EVDB__STEP_WAIT) {
+        close_finished(c);
+        return f;
+    }
+    arm(c, &w);
+    evdb__timer_start(c->limit_timer, CLOSE_TIMEOUT);
+    return f;
+}
+
+void evdb__conn_abandon(void *conn)
+{
+    evdb_future_unref(evdb_conn_close(conn));
+}
+
+const char *evdb_conn_driver(const evdb_conn *c)
+{
+    return evdb__conn_valid(c) ? c->drv->name : NULL;
+}
+
+size_t evdb_conn_pending(const evdb_conn *c)
+{
+    return evdb__conn_valid(c) ? c->pending.n + c->inflight.n : 0;
+}
+
+int64_t evdb_conn_server_id(const evdb_conn *c)
+{
+    if (!evdb__conn_valid(c) || !c->dc || !c->drv->server_id)
+        return 0;
+    return c->drv->server_id(c->dc);
+}

@@ -1,0 +1,137 @@
+/*
+ * Declarations shared by the core's files. Nothing here is public; the
+ * driver-facing half lives in drivers/driver.h, which this includes.
+ */
+#ifndef EVDB_INTERNAL_H
+#define EVDB_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evdb.h"
+#include "driver.h"
+
+/* Handles carry a magic number so a stale or foreign pointer is caught. */
+#define EVDB__MAGIC_FUTURE 0x46757475u /* "Futu" */
+#define EVDB__MAGIC_CONN 0x436f6e6eu   /* "Conn" */
+#define EVDB__MAGIC_DEAD 0xdeadbeefu
+
+#define EVDB__ERRMSG_MAX 480
+
+struct evdb_error {
+    int code;
+    int driver_code;
+    char sqlstate[6];
+    char message[EVDB__ERRMSG_MAX];
+};
+
+/* ---- alloc.c ---- */
+/* Live allocations made through the hooks (tests assert it returns to 0). */
+size_t evdb__alloc_live(void);
+
+/* ---- error.c ---- */
+/* Record err as this thread's last error and return its code. */
+int evdb__set_last(const evdb_error *err);
+/* Same, from a code and a printf-style message. */
+int evdb__fail_now(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void evdb__error_copy(evdb_error *dst, const evdb_error *src);
+
+/* ---- value.c ---- */
+/* Bytes needed to deep-copy params, and the copy itself into dst (which must
+ * be suitably aligned): text and bytes then point into dst. */
+size_t evdb__values_size(const evdb_value *params, size_t n);
+evdb_value *evdb__values_copy_into(void *dst, const evdb_value *params, size_t n);
+/* Validate values (type tags, lengths): 0 or EVDB_EINVAL with last error. */
+int evdb__values_check(const evdb_value *params, size_t n);
+
+/* ---- loop_ev.c: the only file that includes <ev.h> ---- */
+typedef struct evdb__loop evdb__loop;
+typedef struct evdb__io evdb__io;
+typedef struct evdb__timer evdb__timer;
+
+/* A call queued to run from the loop (asyncio's call_soon). Intrusive: the
+ * owner embeds the node and must not free it while queued. */
+typedef struct evdb__deferred {
+    struct evdb__deferred *next;
+    void (*fn)(struct evdb__deferred *d);
+    bool queued;
+} evdb__deferred;
+
+/* The evdb state attached to an application's ev_loop, reference counted by
+ * every object that lives on it. NULL on allocation failure. */
+evdb__loop *evdb__loop_get(struct ev_loop *ev);
+void evdb__loop_ref(evdb__loop *l);
+void evdb__loop_unref(evdb__loop *l);
+struct ev_loop *evdb__loop_ev(const evdb__loop *l);
+double evdb__loop_now(evdb__loop *l);
+void evdb__loop_defer(evdb__loop *l, evdb__deferred *d);
+void evdb__loop_undefer(evdb__loop *l, evdb__deferred *d);
+/* True while ev_run is active on this loop (inside any callback). */
+bool evdb__loop_running(const evdb__loop *l);
+/* Run one loop iteration (blocking until something happens). False when
+ * the loop has no active watchers left, so nothing can ever happen. */
+bool evdb__loop_run_once(evdb__loop *l);
+/* Live evdb loop states on this thread (tests). */
+size_t evdb__loop_live(void);
+
+typedef void (*evdb__io_cb)(void *arg, unsigned revents);
+typedef void (*evdb__timer_cb)(void *arg);
+evdb__io *evdb__io_new(evdb__loop *l, evdb__io_cb cb, void *arg);
+/* Stop, set and start: always, since the fd may be a new file with the same
+ * number. fd < 0 or events 0 just stops. */
+void evdb__io_arm(evdb__io *w, int fd, unsigned events);
+void evdb__io_free(evdb__io *w);
+evdb__timer *evdb__timer_new(evdb__loop *l, evdb__timer_cb cb, void *arg);
+void evdb__timer_start(evdb__timer *t, double seconds);
+void evdb__timer_stop(evdb__timer *t);
+void evdb__timer_free(evdb__timer *t);
+
+/* ---- future.c ---- */
+typedef enum evdb__fkind {
+    EVDB__FK_USER,
+    EVDB__FK_QUERY,
+    EVDB__FK_OPEN,
+    EVDB__FK_SLEEP,
+    EVDB__FK_GATHER,
+    EVDB__FK_RACE,
+    EVDB__FK_TIMEOUT,
+    EVDB__FK_CLOSE,
+    EVDB__FK_TASK
+} evdb__fkind;
+
+/* The operation behind a future: told when the future is cancelled. */
+typedef struct evdb__future_ops {
+    void (*cancel)(void *op);
+} evdb__future_ops;
+
+evdb_future *evdb__future_new(evdb__loop *l, evdb__fkind kind);
+void evdb__future_set_op(evdb_future *f, const evdb__future_ops *ops, void *op);
+bool evdb__future_pending(const evdb_future *f);
+evdb__loop *evdb__future_loop(const evdb_future *f);
+evdb__fkind evdb__future_kind(const evdb_future *f);
+/* Complete. Each returns false (and takes nothing) when f is already done. */
+bool evdb__future_resolve(evdb_future *f, void *value, void (*free_value)(void *));
+bool evdb__future_fail_err(evdb_future *f, const evdb_error *e);
+bool evdb__future_fail(evdb_future *f, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Complete with the outcome of child (race/timeout): status, error, result
+ * and value are read through child. Takes a reference to child. */
+bool evdb__future_forward(evdb_future *f, evdb_future *child);
+/* The child f forwards to, or NULL. */
+evdb_future *evdb__future_forwarded(const evdb_future *f);
+bool evdb__future_valid(const evdb_future *f);
+size_t evdb__future_live(void);
+
+/* ---- conn.c ---- */
+bool evdb__conn_valid(const evdb_conn *c);
+/* Close a connection nobody took (open future destroyed). */
+void evdb__conn_abandon(void *conn);
+
+/* ---- drivers.c ---- */
+const evdb__driver *evdb__driver_for(const char *url);
+/* Tests register the scripted fake driver here. */
+void evdb__driver_register(const evdb__driver *d);
+void evdb__driver_unregister(const evdb__driver *d);
+
+#endif

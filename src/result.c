@@ -1,0 +1,382 @@
+/*
+ * Results: one representation for every driver. A driver builds a result
+ * with the evdb__rbuild_* calls (declared in drivers/driver.h); the public
+ * getters read it. Cells live in one growing data buffer, each
+ * NUL-terminated so evdb_result_text can hand out pointers directly.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+#define NULL_CELL SIZE_MAX
+
+typedef struct column {
+    size_t name_off;
+    evdb_type type;
+    unsigned native;
+} column;
+
+typedef struct cell {
+    size_t off;
+    size_t len; /* NULL_CELL for SQL NULL */
+} cell;
+
+/* The builder and the result are one object: finishing only trims it. */
+struct evdb_result {
+    size_t ncols, nrows;
+    column *cols;
+    cell *cells;
+    size_t ncells, cells_cap;
+    char *data;
+    size_t data_len, data_cap;
+    int64_t affected, insert_id;
+    size_t command_off; /* NULL_CELL when none */
+    bool failed;        /* an allocation failed while building */
+    evdb_result *next;
+};
+
+struct evdb__rbuild {
+    evdb_result r;
+};
+
+static bool data_reserve(evdb_result *r, size_t more)
+{
+    if (r->data_cap - r->data_len >= more)
+        return true;
+    size_t cap = r->data_cap ? r->data_cap : 256;
+    while (cap - r->data_len < more) {
+        if (cap > SIZE_MAX / 2)
+            return false;
+        cap *= 2;
+    }
+    char *d = evdb__realloc(r->data, cap);
+    if (!d)
+        return false;
+    r->data = d;
+    r->data_cap = cap;
+    return true;
+}
+
+/* Copy len bytes (+ NUL) into the data buffer; returns the offset. */
+static size_t data_put(evdb_result *r, const void *p, size_t len)
+{
+    if (!data_reserve(r, len + 1)) {
+        r->failed = true;
+        return NULL_CELL;
+    }
+    size_t off = r->data_len;
+    if (len)
+        memcpy(r->data + off, p, len);
+    r->data[off + len] = '\0';
+    r->data_len += len + 1;
+    return off;
+}
+
+evdb__rbuild *evdb__rbuild_new(size_t ncols)
+{
+    evdb__rbuild *b = evdb__calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->r.ncols = ncols;
+    b->r.affected = -1;
+    b->r.command_off = NULL_CELL;
+    if (ncols) {
+        b->r.cols = evdb__calloc(ncols, sizeof(column));
+        if (!b->r.cols) {
+            evdb__free(b);
+            return NULL;
+        }
+    }
+    return b;
+}
+
+int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type type,
+                        unsigned native_type)
+{
+    if (col >= b->r.ncols)
+        return EVDB_ERANGE;
+    size_t off = data_put(&b->r, name ? name : "", name ? strlen(name) : 0);
+    if (off == NULL_CELL)
+        return EVDB_ENOMEM;
+    b->r.cols[col].name_off = off;
+    b->r.cols[col].type = type;
+    b->r.cols[col].native = native_type;
+    return 0;
+}
+
+static cell *next_cell(evdb_result *r)
+{
+    if (r->ncols == 0)
+        return NULL;
+    if (r->ncells == r->cells_cap) {
+        size_t cap = r->cells_cap ? r->cells_cap * 2 : (r->ncols < 16 ? 16 : r->ncols);
+        cell *c = evdb__realloc(r->cells, cap * sizeof(cell));
+        if (!c) {
+            r->failed = true;
+            return NULL;
+        }
+        r->cells = c;
+        r->cells_cap = cap;
+    }
+    cell *c = &r->cells[r->ncells++];
+    if (r->ncells % r->ncols == 1 || r->ncols == 1)
+        r->nrows++;
+    return c;
+}
+
+int evdb__rbuild_cell(evdb__rbuild *b, const void *ptr, size_t len)
+{
+    cell *c = next_cell(&b->r);
+    if (!c)
+        return EVDB_ENOMEM;
+    if (!ptr) {
+        c->off = 0;
+        c->len = NULL_CELL;
+        return 0;
+    }
+    c->off = data_put(&b->r, ptr, len);
+    c->len = len;
+    return c->off == NULL_CELL ? EVDB_ENOMEM : 0;
+}
+
+void *evdb__rbuild_cell_space(evdb__rbuild *b, size_t len)
+{
+    cell *c = next_cell(&b->r);
+    if (!c || !data_reserve(&b->r, len + 1)) {
+        b->r.failed = true;
+        return NULL;
+    }
+    c->off = b->r.data_len;
+    c->len = len;
+    b->r.data[c->off + len] = '\0';
+    b->r.data_len += len + 1;
+    return b->r.data + c->off;
+}
+
+void evdb__rbuild_set_affected(evdb__rbuild *b, int64_t n)
+{
+    b->r.affected = n;
+}
+
+void evdb__rbuild_set_insert_id(evdb__rbuild *b, int64_t id)
+{
+    b->r.insert_id = id;
+}
+
+int evdb__rbuild_set_command(evdb__rbuild *b, const char *tag)
+{
+    b->r.command_off = data_put(&b->r, tag, strlen(tag));
+    return b->r.command_off == NULL_CELL ? EVDB_ENOMEM : 0;
+}
+
+evdb_result *evdb__rbuild_finish(evdb__rbuild *b)
+{
+    if (b->r.failed || (b->r.ncols && b->r.ncells % b->r.ncols)) {
+        evdb__rbuild_free(b);
+        return NULL;
+    }
+    return &b->r;
+}
+
+void evdb__rbuild_free(evdb__rbuild *b)
+{
+    if (b)
+        evdb__result_free(&b->r);
+}
+
+void evdb__result_append(evdb_result *first, evdb_result *next)
+{
+    while (first->next)
+        first = first->next;
+    first->next = next;
+}
+
+void evdb__result_free(evdb_result *r)
+{
+    while (r) {
+        evdb_result *next = r->next;
+        evdb__free(r->cols);
+        evdb__free(r->cells);
+        evdb__free(r->data);
+        /* The result is the first member of its builder allocation. */
+        evdb__free(r);
+        r = next;
+    }
+}
+
+/* ---- public getters ---- */
+
+size_t evdb_result_nrows(const evdb_result *r)
+{
+    return r ? r->nrows : 0;
+}
+
+size_t evdb_result_ncols(const evdb_result *r)
+{
+    return r ? r->ncols : 0;
+}
+
+const char *evdb_result_colname(const evdb_result *r, size_t col)
+{
+    if (!r || col >= r->ncols)
+        return NULL;
+    return r->data + r->cols[col].name_off;
+}
+
+long evdb_result_colindex(const evdb_result *r, const char *name)
+{
+    if (!r || !name)
+        return -1;
+    for (size_t i = 0; i < r->ncols; i++)
+        if (strcmp(r->data + r->cols[i].name_off, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+evdb_type evdb_result_coltype(const evdb_result *r, size_t col)
+{
+    if (!r || col >= r->ncols)
+        return EVDB_TYPE_NULL;
+    return r->cols[col].type;
+}
+
+unsigned evdb_result_coltype_native(const evdb_result *r, size_t col)
+{
+    if (!r || col >= r->ncols)
+        return 0;
+    return r->cols[col].native;
+}
+
+static const cell *get_cell(const evdb_result *r, size_t row, size_t col)
+{
+    if (!r || row >= r->nrows || col >= r->ncols)
+        return NULL;
+    return &r->cells[row * r->ncols + col];
+}
+
+bool evdb_result_isnull(const evdb_result *r, size_t row, size_t col)
+{
+    const cell *c = get_cell(r, row, col);
+    return !c || c->len == NULL_CELL;
+}
+
+const char *evdb_result_text(const evdb_result *r, size_t row, size_t col, size_t *len)
+{
+    const cell *c = get_cell(r, row, col);
+    if (!c || c->len == NULL_CELL) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (len)
+        *len = c->len;
+    return r->data + c->off;
+}
+
+const void *evdb_result_bytes(const evdb_result *r, size_t row, size_t col, size_t *len)
+{
+    return evdb_result_text(r, row, col, len);
+}
+
+/* The cell's text for a numeric conversion, or an error code. */
+static int number_text(const evdb_result *r, size_t row, size_t col, const char **out)
+{
+    const cell *c = get_cell(r, row, col);
+    if (!c)
+        return EVDB_ERANGE;
+    if (c->len == NULL_CELL)
+        return EVDB_ENULL;
+    const char *s = r->data + c->off;
+    /* Embedded NUL or empty: not a number. */
+    if (c->len == 0 || strlen(s) != c->len)
+        return EVDB_ETYPE;
+    *out = s;
+    return 0;
+}
+
+int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
+{
+    const char *s;
+    int rc = number_text(r, row, col, &s);
+    if (rc)
+        return rc;
+    if (r->cols[col].type == EVDB_TYPE_BOOL) {
+        bool b;
+        rc = evdb_result_bool(r, row, col, &b);
+        if (rc == 0 && out)
+            *out = b;
+        return rc;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0')
+        return EVDB_ETYPE;
+    if (errno == ERANGE)
+        return EVDB_ERANGE;
+    if (out)
+        *out = v;
+    return 0;
+}
+
+int evdb_result_double(const evdb_result *r, size_t row, size_t col, double *out)
+{
+    const char *s;
+    int rc = number_text(r, row, col, &s);
+    if (rc)
+        return rc;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0')
+        return EVDB_ETYPE;
+    if (errno == ERANGE && isinf(v))
+        return EVDB_ERANGE;
+    if (out)
+        *out = v;
+    return 0;
+}
+
+int evdb_result_bool(const evdb_result *r, size_t row, size_t col, bool *out)
+{
+    const char *s;
+    int rc = number_text(r, row, col, &s);
+    if (rc)
+        return rc;
+    bool v;
+    if (!strcasecmp(s, "t") || !strcasecmp(s, "true") || !strcmp(s, "1"))
+        v = true;
+    else if (!strcasecmp(s, "f") || !strcasecmp(s, "false") || !strcmp(s, "0"))
+        v = false;
+    else
+        return EVDB_ETYPE;
+    if (out)
+        *out = v;
+    return 0;
+}
+
+int64_t evdb_result_affected(const evdb_result *r)
+{
+    return r ? r->affected : -1;
+}
+
+int64_t evdb_result_insert_id(const evdb_result *r)
+{
+    return r ? r->insert_id : 0;
+}
+
+const char *evdb_result_command(const evdb_result *r)
+{
+    if (!r || r->command_off == NULL_CELL)
+        return "";
+    return r->data + r->command_off;
+}
+
+const evdb_result *evdb_result_next(const evdb_result *r)
+{
+    return r ? r->next : NULL;
+}
