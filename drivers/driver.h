@@ -77,9 +77,9 @@ typedef struct evdb__conn_params {
 
 /* ---- What the core gives drivers (implemented in src/) ---- */
 
-/* Report a finished in-flight query. The driver hands over r (may be NULL
- * only for evdb__query_failed) and must not touch q afterwards. Call these
- * only from connect/io/flush steps. Order is free (a PostgreSQL group that
+/* Report a finished in-flight query. The driver hands over r and must not
+ * touch q afterwards. Call these from any step (connect, io, flush,
+ * cancel_step), never from send. Order is free (a PostgreSQL group that
  * is re-sent completes after the query that failed it); the core treats
  * the oldest query not yet reported as the one the server is running. */
 void evdb__query_done(evdb__query *q, evdb_result *r);

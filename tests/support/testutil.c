@@ -1,0 +1,107 @@
+#include "testutil.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+static ev_timer watchdog;
+static double watchdog_seconds;
+static size_t allocs_at_start;
+
+static void on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    ck_abort_msg("watchdog: the test did not finish within %g s", watchdog_seconds);
+}
+
+struct ev_loop *t_loop_new(double seconds)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    ck_assert_ptr_nonnull(loop);
+    watchdog_seconds = seconds;
+    ev_timer_init(&watchdog, on_watchdog, seconds, 0.);
+    ev_timer_start(loop, &watchdog);
+    /* The watchdog alone must not keep the loop running. */
+    ev_unref(loop);
+    allocs_at_start = evdb__alloc_live();
+    return loop;
+}
+
+void t_loop_free(struct ev_loop *loop)
+{
+    /* Let deferred work (closing connections, last callbacks) finish. */
+    t_run_for(loop, 0.05);
+    ck_assert_uint_eq(evdb__future_live(), 0);
+    ck_assert_uint_eq(evdb__loop_live(), 0);
+    ev_ref(loop);
+    ev_timer_stop(loop, &watchdog);
+    /* Nothing of evdb's may remain active on the loop. */
+    ck_assert_int_eq(ev_run(loop, EVRUN_NOWAIT), 0);
+    ck_assert_uint_eq(evdb__alloc_live(), allocs_at_start);
+    ev_loop_destroy(loop);
+}
+
+int t_wait(evdb_future *f)
+{
+    return evdb_future_wait(f);
+}
+
+static void on_stop(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ONE);
+}
+
+void t_run_for(struct ev_loop *loop, double seconds)
+{
+    ev_timer stop;
+    ev_timer_init(&stop, on_stop, seconds, 0.);
+    ev_timer_start(loop, &stop);
+    ev_unref(loop);
+    ev_run(loop, 0);
+    ev_ref(loop);
+    ev_timer_stop(loop, &stop);
+}
+
+static size_t fail_at, count;
+
+static void *t_malloc(size_t n)
+{
+    if (fail_at && ++count >= fail_at)
+        return NULL;
+    return malloc(n);
+}
+
+static void *t_realloc(void *p, size_t n)
+{
+    if (fail_at && ++count >= fail_at)
+        return NULL;
+    return realloc(p, n);
+}
+
+void t_alloc_fail_at(size_t nth)
+{
+    fail_at = nth;
+    count = 0;
+    if (nth)
+        evdb_set_allocators(t_malloc, t_realloc, free);
+    else
+        evdb_set_allocators(NULL, NULL, NULL);
+}
+
+size_t t_alloc_count(void)
+{
+    return count;
+}
+
+double t_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}

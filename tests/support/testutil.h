@@ -1,0 +1,38 @@
+/*
+ * Helpers every Check suite uses: a fresh loop per test with a watchdog,
+ * a teardown check that nothing leaked, and allocation-failure injection.
+ */
+#ifndef EVDB_TEST_TESTUTIL_H
+#define EVDB_TEST_TESTUTIL_H
+
+#include <ev.h>
+#include <stddef.h>
+
+#include <evdb.h>
+
+/* ev_loop_new (never the default loop, which reaps child processes) plus a
+ * watchdog timer that fails the test after watchdog_seconds. Records the
+ * live allocation count so t_loop_free can check it came back. */
+struct ev_loop *t_loop_new(double watchdog_seconds);
+
+/* Assert nothing leaked: no live futures, no evdb state left on the loop,
+ * no active watchers besides the watchdog, allocations back to what they
+ * were at t_loop_new. Then destroy the loop. */
+void t_loop_free(struct ev_loop *loop);
+
+/* evdb_future_wait, for brevity. */
+int t_wait(evdb_future *f);
+
+/* Run the loop until it has nothing left to do, or seconds pass. */
+void t_run_for(struct ev_loop *loop, double seconds);
+
+/* Allocation-failure injection through evdb_set_allocators: the nth
+ * allocation from now (1-based) and every one after it fail; 0 turns it
+ * off. t_alloc_count() counts allocations since the last t_alloc_fail_at. */
+void t_alloc_fail_at(size_t nth);
+size_t t_alloc_count(void);
+
+/* Monotonic seconds. */
+double t_now(void);
+
+#endif
