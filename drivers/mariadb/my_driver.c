@@ -1,0 +1,267 @@
+/*
+ * The MariaDB driver's table and its query dispatch: capacity, send, flush,
+ * io, and how a finished query is reported.
+ *
+ * The MariaDB protocol has no pipelining: one query runs at a time, so
+ * capacity is 1 when idle and 0 otherwise, and the core queues the rest in
+ * order. While idle the socket stays armed for reading: a MariaDB server
+ * never speaks first, so a readable idle socket means it is closing the
+ * session (KILL CONNECTION, shutdown, wait_timeout), and io fails the
+ * connection at once instead of letting the next query find out.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <mysqld_error.h>
+
+#include "my_internal.h"
+
+/* Longest error packet read from an idle socket to explain a close. */
+#define IDLE_PEEK_MAX 512
+/* MariaDB packet layout: 3-byte length, 1-byte sequence, then 0xff for an
+ * error packet, 2-byte error number, '#' and 5-character SQLSTATE. */
+#define PKT_HEADER_LEN 4
+#define PKT_ERR_MARKER 0xff
+#define PKT_ERR_MIN_LEN (PKT_HEADER_LEN + 1 + 2 + 1 + 5)
+
+/* ---- outcome of the query in flight ---- */
+
+void evdb__my_fail_mysql(evdb__dconn *dc, unsigned no, const char *sqlstate, const char *msg)
+{
+    if (dc->out.failed)
+        return; /* the first error is the one that explains the rest */
+    dc->out.failed = true;
+    dc->out.code = EVDB_ESERVER;
+    dc->out.driver_code = (int)no;
+    snprintf(dc->out.sqlstate, sizeof dc->out.sqlstate, "%s", sqlstate ? sqlstate : "");
+    snprintf(dc->out.msg, sizeof dc->out.msg, "%s", msg ? msg : "");
+}
+
+void evdb__my_fail_code(evdb__dconn *dc, int code, const char *msg)
+{
+    if (dc->out.failed)
+        return;
+    dc->out.failed = true;
+    dc->out.code = code;
+    dc->out.driver_code = 0;
+    dc->out.sqlstate[0] = '\0';
+    snprintf(dc->out.msg, sizeof dc->out.msg, "%s", msg);
+}
+
+void evdb__my_add_result(evdb__dconn *dc, evdb_result *r)
+{
+    if (!r) {
+        evdb__my_fail_code(dc, EVDB_ENOMEM, "out of memory building a MariaDB result");
+        return;
+    }
+    if (dc->out.failed) {
+        evdb__result_free(r);
+        return;
+    }
+    if (dc->out.res)
+        evdb__result_append(dc->out.res, r);
+    else
+        dc->out.res = r;
+}
+
+void evdb__my_report(evdb__dconn *dc, evdb_error *err)
+{
+    evdb__query *q = dc->q;
+    dc->q = NULL;
+    dc->op = EVDB__MY_OP_NONE;
+    dc->op_started = false;
+    dc->state = EVDB__MY_IDLE;
+    if (!dc->out.failed && !dc->out.res)
+        evdb__my_fail_code(dc, EVDB_EPROTO, "MariaDB query produced no result");
+    if (dc->out.failed) {
+        evdb__result_free(dc->out.res);
+        dc->out.res = NULL;
+        /* driver.h gives drivers no evdb_error of their own (its layout is
+         * the core's), so the step's err object carries the query's error
+         * into evdb__query_failed; the step itself then returns WAIT, for
+         * which the core does not read err. */
+        evdb__error_set(err, dc->out.code, dc->out.driver_code,
+                        dc->out.sqlstate[0] ? dc->out.sqlstate : NULL, "%s", dc->out.msg);
+        memset(&dc->out, 0, sizeof dc->out);
+        evdb__query_failed(q, err);
+    } else {
+        evdb_result *r = dc->out.res;
+        memset(&dc->out, 0, sizeof dc->out);
+        evdb__query_done(q, r);
+    }
+}
+
+enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no, const char *msg)
+{
+    /* The core fails every query it holds with EVDB_ECONNLOST, the one in
+     * flight included: forget it without reporting. */
+    evdb__error_set(err, EVDB_ECONNLOST, (int)no, NULL, "MariaDB connection lost: %s", msg);
+    evdb__result_free(dc->out.res);
+    memset(&dc->out, 0, sizeof dc->out);
+    if (dc->mres) {
+        mysql_free_result(dc->mres);
+        dc->mres = NULL;
+    }
+    dc->q = NULL;
+    dc->op = EVDB__MY_OP_NONE;
+    dc->op_started = false;
+    dc->state = EVDB__MY_BROKEN;
+    return EVDB__MY_RUN_LOST;
+}
+
+/* ---- waits ---- */
+
+static void idle_wait(evdb__dconn *dc, evdb__wait *w)
+{
+    w->fd = (int)mysql_get_socket(dc->m);
+    w->events = EVDB__EV_READ;
+    w->timeout_ms = -1;
+}
+
+static int broken(evdb_error *err)
+{
+    evdb__error_set(err, EVDB_ECONNLOST, 0, NULL, "MariaDB connection is broken");
+    return EVDB__STEP_FAIL;
+}
+
+/* The socket became readable while no query ran. Say why the server is
+ * closing the session where it told us (an error packet before the FIN, as
+ * for KILL CONNECTION or a shutdown), and fail the connection. A wake-up
+ * with nothing to read (spurious) keeps waiting. */
+static int idle_readable(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
+{
+    int fd = (int)mysql_get_socket(dc->m);
+    unsigned char buf[IDLE_PEEK_MAX];
+    ssize_t n = fd < 0 ? 0 : recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        idle_wait(dc, w);
+        return EVDB__STEP_WAIT;
+    }
+    dc->state = EVDB__MY_BROKEN;
+    /* With TLS the bytes are encrypted: only the fact of the close is
+     * known. */
+    if (!dc->opts.tls && n >= PKT_ERR_MIN_LEN && buf[PKT_HEADER_LEN] == PKT_ERR_MARKER) {
+        unsigned no = buf[PKT_HEADER_LEN + 1] | (unsigned)buf[PKT_HEADER_LEN + 2] << 8;
+        size_t plen = buf[0] | (size_t)buf[1] << 8 | (size_t)buf[2] << 16;
+        size_t avail = (size_t)n - PKT_HEADER_LEN;
+        if (plen < avail)
+            avail = plen;
+        const char *text = (const char *)buf + PKT_ERR_MIN_LEN;
+        int tlen = (int)(avail + PKT_HEADER_LEN) - PKT_ERR_MIN_LEN;
+        char state[6];
+        memcpy(state, buf + PKT_HEADER_LEN + 4, 5);
+        state[5] = '\0';
+        evdb__error_set(err, EVDB_ECONNLOST, (int)no, state,
+                        "MariaDB server closed the connection: %.*s", tlen > 0 ? tlen : 0,
+                        text);
+        return EVDB__STEP_FAIL;
+    }
+    evdb__error_set(err, EVDB_ECONNLOST, 0, NULL,
+                    n == 0 ? "MariaDB server closed the connection"
+                           : "MariaDB connection became unusable while idle");
+    return EVDB__STEP_FAIL;
+}
+
+/* ---- running a query ---- */
+
+static int run(evdb__dconn *dc, int ready, evdb__wait *w, evdb_error *err)
+{
+    enum evdb__my_run r = dc->q->nparams ? evdb__my_stmt_run(dc, ready, err)
+                                         : evdb__my_text_run(dc, ready, err);
+    switch (r) {
+    case EVDB__MY_RUN_WAIT:
+        evdb__my_wait_from_mask(dc->m, dc->mask, w);
+        return EVDB__STEP_WAIT;
+    case EVDB__MY_RUN_DONE:
+        idle_wait(dc, w);
+        return EVDB__STEP_WAIT;
+    case EVDB__MY_RUN_LOST:
+    default:
+        return EVDB__STEP_FAIL;
+    }
+}
+
+static unsigned my_capacity(const evdb__dconn *dc)
+{
+    return dc->state == EVDB__MY_IDLE ? 1 : 0;
+}
+
+static int my_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
+{
+    if (dc->state != EVDB__MY_IDLE) {
+        evdb__error_set(err, EVDB_EBUSY, 0, NULL,
+                        "MariaDB connection runs one query at a time");
+        return EVDB_EBUSY;
+    }
+    /* Nothing goes out before flush: the core sends in batches, and a batch
+     * here is one query. */
+    dc->q = q;
+    dc->state = EVDB__MY_BUSY;
+    dc->op = EVDB__MY_OP_NONE;
+    dc->op_started = false;
+    memset(&dc->out, 0, sizeof dc->out);
+    return 0;
+}
+
+static int my_flush(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
+{
+    switch (dc->state) {
+    case EVDB__MY_BUSY:
+        if (dc->op == EVDB__MY_OP_NONE)
+            return run(dc, 0, w, err);
+        evdb__my_wait_from_mask(dc->m, dc->mask, w);
+        return EVDB__STEP_WAIT;
+    case EVDB__MY_IDLE:
+        idle_wait(dc, w);
+        return EVDB__STEP_WAIT;
+    default:
+        return broken(err);
+    }
+}
+
+static int my_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err)
+{
+    switch (dc->state) {
+    case EVDB__MY_BUSY:
+        if (dc->op == EVDB__MY_OP_NONE)
+            return run(dc, 0, w, err);
+        return run(dc, evdb__my_ready_from_events(revents, dc->mask), w, err);
+    case EVDB__MY_IDLE:
+        if (revents & EVDB__EV_READ)
+            return idle_readable(dc, w, err);
+        idle_wait(dc, w);
+        return EVDB__STEP_WAIT;
+    default:
+        return broken(err);
+    }
+}
+
+static int64_t my_server_id(const evdb__dconn *dc)
+{
+    return (int64_t)dc->thread_id;
+}
+
+static const char *const schemes[] = {"mariadb", "mysql", NULL};
+
+const evdb__driver evdb__driver_mariadb = {
+    .name = "mariadb",
+    .schemes = schemes,
+    .caps = EVDB__CAP_SERVER_CANCEL | EVDB__CAP_MULTI_STMT,
+    .default_depth = 1,
+    .claims = NULL,
+    .connect_start = evdb__my_connect_start,
+    .connect_step = evdb__my_connect_step,
+    .capacity = my_capacity,
+    .send = my_send,
+    .flush = my_flush,
+    .io = my_io,
+    .cancel_start = evdb__my_cancel_start,
+    .cancel_step = evdb__my_cancel_step,
+    .cancel_free = evdb__my_cancel_free,
+    .close_start = evdb__my_close_start,
+    .close_step = evdb__my_close_step,
+    .destroy = evdb__my_destroy,
+    .server_id = my_server_id,
+};

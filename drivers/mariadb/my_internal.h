@@ -1,0 +1,244 @@
+/*
+ * Private declarations of the MariaDB/MySQL driver (MariaDB Connector/C in
+ * its nonblocking mode). Nothing here leaves drivers/mariadb/.
+ *
+ * Every Connector/C call that may do I/O is used through its *_start and *_cont
+ * pair: the library runs the blocking code on a coroutine of its own and
+ * returns a MYSQL_WAIT_* mask whenever the socket would block. The driver
+ * turns that mask into an evdb__wait for the core, and the core calls back
+ * when the socket is ready or the timer fired.
+ */
+#ifndef EVDB_MY_INTERNAL_H
+#define EVDB_MY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mysql.h>
+
+#include "driver.h"
+
+/* Longest message we keep from Connector/C (its own buffers are 512). */
+#define EVDB__MY_MSG_MAX 512
+
+/* Connection settings decoded from the URL. Owned strings; the password is
+ * wiped when freed. Kept for the life of the connection because a cancel
+ * opens a second session with the same credentials. */
+typedef struct evdb__my_opts {
+    char *host;        /* NULL when connecting over a unix socket */
+    char *user;
+    char *password;
+    char *db;
+    char *unix_socket;
+    char *charset;
+    unsigned port;     /* 0: Connector/C's default (3306) */
+    bool tls;          /* ssl=true: TLS required */
+    bool tls_verify;   /* verify the server certificate (and host name) */
+    char *ssl_ca, *ssl_cert, *ssl_key;
+    unsigned connect_timeout; /* seconds per wait, 0 = none */
+} evdb__my_opts;
+
+/* A prepared statement, cached per connection by its SQL text. */
+typedef struct evdb__my_stmt {
+    char *sql;
+    size_t sql_len;
+    uint64_t hash;
+    MYSQL_STMT *stmt;
+    unsigned nparams;
+    MYSQL_BIND *pbind;      /* nparams parameter binds, rebound per execution */
+    unsigned long *plen;    /* lengths of text/bytes parameters */
+    signed char *pbool;     /* storage for bool parameters (sent as TINY) */
+    bool cached;            /* in the cache (else closed after its query) */
+    struct evdb__my_stmt *hnext;             /* hash bucket chain */
+    struct evdb__my_stmt *lru_prev, *lru_next; /* most recent first */
+} evdb__my_stmt;
+
+/* The per-connection LRU cache of prepared statements. */
+typedef struct evdb__my_cache {
+    evdb__my_stmt **buckets;
+    size_t nbuckets;       /* power of two */
+    size_t count, limit;   /* limit 0: caching is off */
+    evdb__my_stmt *lru_head, *lru_tail;
+} evdb__my_cache;
+
+/* Connection states. */
+enum evdb__my_state {
+    EVDB__MY_CONNECTING,
+    EVDB__MY_IDLE,
+    EVDB__MY_BUSY,    /* a query is in flight (dc->q) */
+    EVDB__MY_CLOSING, /* mysql_close_start / _cont */
+    EVDB__MY_CLOSED,  /* the handle is gone */
+    EVDB__MY_BROKEN   /* the session failed; only destroy remains */
+};
+
+/* Steps of the query in flight. Text queries use the T_ steps, queries with
+ * parameters the S_ steps. */
+enum evdb__my_op {
+    EVDB__MY_OP_NONE,
+    EVDB__MY_T_QUERY, /* mysql_real_query */
+    EVDB__MY_T_STORE, /* mysql_store_result */
+    EVDB__MY_T_NEXT,  /* mysql_next_result */
+    EVDB__MY_S_EVICT,   /* mysql_stmt_close of the least recently used statement */
+    EVDB__MY_S_PREPARE, /* mysql_stmt_prepare */
+    EVDB__MY_S_EXECUTE, /* mysql_stmt_execute */
+    EVDB__MY_S_STORE,   /* mysql_stmt_store_result */
+    EVDB__MY_S_NEXT,    /* mysql_stmt_next_result */
+    EVDB__MY_S_DISCARD  /* mysql_stmt_close of an uncached or failed statement */
+};
+
+/* The outcome of the query in flight, held until every step of it is done
+ * (an uncached statement is closed before the query is reported). */
+typedef struct evdb__my_outcome {
+    evdb_result *res;   /* results so far (chained for multi-statement) */
+    bool failed;
+    int code;           /* EVDB_* */
+    int driver_code;    /* mysql_errno */
+    char sqlstate[6];
+    char msg[EVDB__MY_MSG_MAX];
+} evdb__my_outcome;
+
+/* Scratch used to fetch prepared-statement rows, reused across queries. */
+typedef struct evdb__my_rows {
+    MYSQL_BIND *bind;
+    unsigned long *len;
+    my_bool *isnull;
+    my_bool *err;
+    size_t cap;        /* columns the arrays hold */
+    char *buf;
+    size_t buf_cap;
+} evdb__my_rows;
+
+struct evdb__dconn {
+    MYSQL *m;
+    evdb__my_opts opts;
+    enum evdb__my_state state;
+    unsigned long thread_id;
+
+    /* The query in flight and where it is. */
+    evdb__query *q;
+    enum evdb__my_op op;
+    bool op_started;     /* the step's *_start was called, *_cont comes next */
+    int mask;            /* the last MYSQL_WAIT_* mask Connector/C returned */
+    int iret;            /* int / my_bool results of *_start / *_cont */
+    my_bool bret;
+    MYSQL_RES *mres;     /* text result being stored */
+    evdb__my_stmt *st;   /* statement of the query in flight */
+    MYSQL_STMT *closing; /* statement being closed (evict / discard) */
+    evdb__my_outcome out;
+
+    evdb__my_cache cache;
+    evdb__my_rows rows;
+
+    /* Host name lookup before the connect (my_resolve.c), and its answer:
+     * the numeric address connects go to (NULL: use opts.host). */
+    struct evdb__my_resolve *resolve;
+    char *connect_host;
+};
+
+/* What the query steps answer. */
+enum evdb__my_run {
+    EVDB__MY_RUN_WAIT = 0, /* dc->mask says what to wait for */
+    EVDB__MY_RUN_DONE = 1, /* the query was reported; the connection is idle */
+    EVDB__MY_RUN_LOST = -1 /* the session is gone; *err says why */
+};
+
+/* ---- my_url.c ---- */
+/* Decode a mariadb:// or mysql:// URL into o. Returns 0, or EVDB_EURL /
+ * EVDB_ENOMEM with err set (the message names a bad option, never the
+ * password). */
+int evdb__my_opts_parse(const char *url, evdb__my_opts *o, evdb_error *err);
+void evdb__my_opts_free(evdb__my_opts *o);
+/* Create a handle set up from o (nonblocking mode, charset, TLS, timeouts).
+ * NULL when out of memory. */
+MYSQL *evdb__my_handle_new(const evdb__my_opts *o);
+/* Connector/C client flags for mysql_real_connect. */
+unsigned long evdb__my_client_flags(bool multi);
+
+/* ---- my_conn.c ---- */
+int evdb__my_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,
+                           evdb_error *err);
+int evdb__my_connect_step(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err);
+int evdb__my_close_start(evdb__dconn *dc, evdb__wait *w);
+int evdb__my_close_step(evdb__dconn *dc, unsigned revents, evdb__wait *w);
+void evdb__my_destroy(evdb__dconn *dc);
+/* Drop a session without a goodbye and free the handle; never blocks. */
+void evdb__my_handle_drop(MYSQL *m);
+
+/* ---- my_resolve.c ---- */
+/* DONE when no lookup is needed (or possible) before the connect, WAIT
+ * while one runs, FAIL when it could not start. */
+int evdb__my_resolve_start(evdb__dconn *dc, evdb__wait *w, evdb_error *err);
+bool evdb__my_resolving(const evdb__dconn *dc);
+/* Poll the lookup: WAIT, DONE (dc->connect_host set) or FAIL. */
+int evdb__my_resolve_step(evdb__dconn *dc, evdb__wait *w, evdb_error *err);
+/* Abandon a running lookup (never blocks). */
+void evdb__my_resolve_cancel(evdb__dconn *dc);
+
+/* ---- my_kill.c ---- */
+int evdb__my_cancel_start(evdb__dconn *dc, evdb__query *q, evdb__cancel **out, evdb__wait *w,
+                          evdb_error *err);
+int evdb__my_cancel_step(evdb__cancel *op, unsigned revents, evdb__wait *w, evdb_error *err);
+void evdb__my_cancel_free(evdb__cancel *op);
+
+/* ---- my_wait.c ---- */
+/* Turn a MYSQL_WAIT_* mask into the core's wait for handle m. */
+void evdb__my_wait_from_mask(MYSQL *m, int mask, evdb__wait *w);
+/* Turn the core's wake-up reasons into the ready mask for *_cont. */
+int evdb__my_ready_from_events(unsigned revents, int asked);
+/* True when an error number means the session is gone. */
+bool evdb__my_errno_is_lost(unsigned no, const char *sqlstate);
+/* Put fd back into O_NONBLOCK (TLS handshakes leave it blocking). */
+void evdb__my_set_nonblock(int fd);
+
+/* ---- my_query.c: queries without parameters ---- */
+enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err);
+
+/* ---- my_stmt.c: queries with parameters ---- */
+enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err);
+/* Free the fetch scratch. */
+void evdb__my_rows_free(evdb__my_rows *rows);
+
+/* ---- my_cache.c ---- */
+int evdb__my_cache_init(evdb__my_cache *c, size_t limit);
+evdb__my_stmt *evdb__my_cache_get(evdb__my_cache *c, const char *sql, size_t len,
+                                  uint64_t hash);
+/* Insert s (counted towards the limit); the caller made room first. */
+void evdb__my_cache_put(evdb__my_cache *c, evdb__my_stmt *s);
+/* Take s out of the cache (it is then the caller's). */
+void evdb__my_cache_remove(evdb__my_cache *c, evdb__my_stmt *s);
+/* The least recently used statement when the cache is full, else NULL. */
+evdb__my_stmt *evdb__my_cache_victim(const evdb__my_cache *c);
+/* Free every entry without I/O: the caller closed the session first, so
+ * mysql_stmt_close only releases memory. */
+void evdb__my_cache_clear(evdb__my_cache *c);
+uint64_t evdb__my_hash(const char *s, size_t len);
+/* A statement entry for sql (copied) with no handle yet; NULL on ENOMEM. */
+evdb__my_stmt *evdb__my_stmt_entry_new(const char *sql, size_t len, uint64_t hash);
+/* Free an entry whose handle is closed or was never made. */
+void evdb__my_stmt_entry_free(evdb__my_stmt *s);
+
+/* ---- my_result.c ---- */
+/* evdb's type for a column. */
+evdb_type evdb__my_coltype(const MYSQL_FIELD *f);
+/* Build a result from a stored text result set (res may be NULL for a
+ * statement without one). NULL when out of memory. */
+evdb_result *evdb__my_result_text(MYSQL *m, MYSQL_RES *res);
+/* Build a result from a prepared statement whose result set was stored
+ * (or that has none). NULL when out of memory or on a fetch error
+ * (*fetch_err true then, with the statement's error). */
+evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, bool *fetch_err);
+
+/* ---- my_outcome (in my_driver.c) ---- */
+/* Record the handle's / statement's current error as the query's outcome. */
+void evdb__my_fail_mysql(evdb__dconn *dc, unsigned no, const char *sqlstate, const char *msg);
+void evdb__my_fail_code(evdb__dconn *dc, int code, const char *msg);
+/* Append r to the query's results (r NULL: out of memory). */
+void evdb__my_add_result(evdb__dconn *dc, evdb_result *r);
+/* Report the outcome to the core and go idle. */
+void evdb__my_report(evdb__dconn *dc, evdb_error *err);
+/* Record a lost session: set *err, mark the connection broken. */
+enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no,
+                                const char *msg);
+
+#endif

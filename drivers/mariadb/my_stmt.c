@@ -1,0 +1,371 @@
+/*
+ * Queries with parameters, as server-side prepared statements:
+ *   [evict the least recently used statement] -> prepare (unless cached)
+ *   -> bind parameters -> execute -> store_result -> rows (no I/O)
+ *   -> next_result while more result sets follow (CALL)
+ *   -> close the statement unless it stays cached.
+ * Values travel in the binary protocol, never interpolated into SQL:
+ * NULL as MYSQL_TYPE_NULL, bool as TINY, int64 as LONGLONG, double as
+ * DOUBLE, text as STRING and bytes as BLOB (the server treats BLOB
+ * parameters as binary strings, so every byte arrives as sent).
+ *
+ * Statements are cached per connection by SQL text (my_cache.c), unless
+ * the cache is off or the query says EVDB_QUERY_NO_CACHE.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <mysqld_error.h>
+
+#include "my_internal.h"
+
+static bool wants_cache(const evdb__dconn *dc)
+{
+    return dc->cache.limit && !(dc->q->flags & EVDB_QUERY_NO_CACHE);
+}
+
+/* The statement failed: record why, or give up the session. */
+static enum evdb__my_run stmt_error(evdb__dconn *dc, MYSQL_STMT *stmt, evdb_error *err)
+{
+    unsigned no = mysql_stmt_errno(stmt);
+    const char *state = mysql_stmt_sqlstate(stmt);
+    if (!no) { /* some paths leave the error on the handle only */
+        no = mysql_errno(dc->m);
+        state = mysql_sqlstate(dc->m);
+        if (evdb__my_errno_is_lost(no, state))
+            return evdb__my_lost(dc, err, no, mysql_error(dc->m));
+        evdb__my_fail_mysql(dc, no, state, mysql_error(dc->m));
+        return EVDB__MY_RUN_WAIT;
+    }
+    if (evdb__my_errno_is_lost(no, state))
+        return evdb__my_lost(dc, err, no, mysql_stmt_error(stmt));
+    evdb__my_fail_mysql(dc, no, state, mysql_stmt_error(stmt));
+    return EVDB__MY_RUN_WAIT; /* the caller moves on to finishing */
+}
+
+/* Parameter binds of s, sized for its placeholder count. */
+static int alloc_binds(evdb__my_stmt *s)
+{
+    if (!s->nparams)
+        return 0;
+    s->pbind = evdb__calloc(s->nparams, sizeof *s->pbind);
+    s->plen = evdb__calloc(s->nparams, sizeof *s->plen);
+    s->pbool = evdb__calloc(s->nparams, sizeof *s->pbool);
+    return s->pbind && s->plen && s->pbool ? 0 : EVDB_ENOMEM;
+}
+
+/* Point the binds at this query's values (the core keeps them alive until
+ * the query is reported). Returns 0, or records the failure. */
+static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
+{
+    const evdb__query *q = dc->q;
+    if (q->nparams != s->nparams) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "query has %u placeholders but %zu parameters were given",
+                 s->nparams, q->nparams);
+        evdb__my_fail_code(dc, EVDB_EINVAL, msg);
+        return -1;
+    }
+    memset(s->pbind, 0, s->nparams * sizeof *s->pbind);
+    for (unsigned i = 0; i < s->nparams; i++) {
+        const evdb_value *v = &q->params[i];
+        MYSQL_BIND *b = &s->pbind[i];
+        switch (v->type) {
+        case EVDB_TYPE_NULL:
+            b->buffer_type = MYSQL_TYPE_NULL;
+            break;
+        case EVDB_TYPE_BOOL:
+            s->pbool[i] = v->u.b ? 1 : 0;
+            b->buffer_type = MYSQL_TYPE_TINY;
+            b->buffer = &s->pbool[i];
+            break;
+        case EVDB_TYPE_INT:
+            b->buffer_type = MYSQL_TYPE_LONGLONG;
+            b->buffer = (void *)&v->u.i; /* read only; Connector/C's API is not const */
+            break;
+        case EVDB_TYPE_DOUBLE:
+            b->buffer_type = MYSQL_TYPE_DOUBLE;
+            b->buffer = (void *)&v->u.d;
+            break;
+        case EVDB_TYPE_TEXT:
+        case EVDB_TYPE_BYTES:
+            b->buffer_type = v->type == EVDB_TYPE_TEXT ? MYSQL_TYPE_STRING : MYSQL_TYPE_BLOB;
+            b->buffer = v->u.s.ptr ? (void *)v->u.s.ptr : (void *)"";
+            s->plen[i] = (unsigned long)v->u.s.len;
+            b->buffer_length = s->plen[i];
+            b->length = &s->plen[i];
+            break;
+        default: {
+            char msg[64];
+            snprintf(msg, sizeof msg, "parameter %u has an unsupported type", i + 1);
+            evdb__my_fail_code(dc, EVDB_EINVAL, msg);
+            return -1;
+        }
+        }
+    }
+    /* Copies the binds: called for every execution since the buffers
+     * belong to each query. */
+    if (s->nparams && mysql_stmt_bind_param(s->stmt, s->pbind)) {
+        evdb__my_fail_mysql(dc, mysql_stmt_errno(s->stmt), mysql_stmt_sqlstate(s->stmt),
+                            mysql_stmt_error(s->stmt));
+        return -1;
+    }
+    return 0;
+}
+
+/* A cached statement the server no longer knows (1243), or that it wants
+ * prepared again (1615, after DDL changed what it refers to), leaves the
+ * cache, so the next query prepares afresh. */
+static void forget_if_stale(evdb__dconn *dc, evdb__my_stmt *s)
+{
+    unsigned no = (unsigned)dc->out.driver_code;
+    if (s->cached && (no == ER_UNKNOWN_STMT_HANDLER || no == ER_NEED_REPREPARE))
+        evdb__my_cache_remove(&dc->cache, s);
+}
+
+/* The statement's results are in (or it failed): keep it or close it. */
+static enum evdb__my_run finish(evdb__dconn *dc, evdb_error *err)
+{
+    evdb__my_stmt *s = dc->st;
+    if (s && !s->cached) {
+        dc->op = EVDB__MY_S_DISCARD;
+        return EVDB__MY_RUN_WAIT; /* the caller loops into the discard */
+    }
+    if (s)
+        mysql_stmt_free_result(s->stmt); /* stored rows: no I/O */
+    dc->st = NULL;
+    evdb__my_report(dc, err);
+    return EVDB__MY_RUN_DONE;
+}
+
+/* After execute or next_result: store the result set, or take the counts
+ * of a statement without one. */
+static enum evdb__my_run result_set(evdb__dconn *dc, evdb_error *err)
+{
+    MYSQL_STMT *stmt = dc->st->stmt;
+    if (mysql_stmt_field_count(stmt) > 0) {
+        dc->op = EVDB__MY_S_STORE;
+        return EVDB__MY_RUN_WAIT;
+    }
+    bool fetch_err;
+    evdb__my_add_result(dc, evdb__my_result_stmt(stmt, &dc->rows, &fetch_err));
+    if (mysql_stmt_more_results(stmt)) {
+        dc->op = EVDB__MY_S_NEXT;
+        return EVDB__MY_RUN_WAIT;
+    }
+    return finish(dc, err);
+}
+
+/* Look the statement up, or make a new one (evicting if the cache is
+ * full). Returns DONE when the query was reported at once. */
+static enum evdb__my_run lookup(evdb__dconn *dc, evdb_error *err)
+{
+    const evdb__query *q = dc->q;
+    bool cache = wants_cache(dc);
+    uint64_t hash = cache ? evdb__my_hash(q->sql, q->sql_len) : 0;
+    evdb__my_stmt *s = cache ? evdb__my_cache_get(&dc->cache, q->sql, q->sql_len, hash) : NULL;
+    if (s) {
+        dc->st = s;
+        if (bind_params(dc, s))
+            return finish(dc, err);
+        dc->op = EVDB__MY_S_EXECUTE;
+        return EVDB__MY_RUN_WAIT;
+    }
+    s = evdb__my_stmt_entry_new(q->sql, q->sql_len, hash);
+    if (s)
+        s->stmt = mysql_stmt_init(dc->m);
+    if (!s || !s->stmt) {
+        evdb__my_stmt_entry_free(s);
+        evdb__my_fail_code(dc, EVDB_ENOMEM, "out of memory preparing a MariaDB statement");
+        return finish(dc, err);
+    }
+    /* Keep max_length current in store_result, so result columns get
+     * staging buffers that fit (my_result.c). */
+    my_bool on = 1;
+    mysql_stmt_attr_set(s->stmt, STMT_ATTR_UPDATE_MAX_LENGTH, &on);
+    dc->st = s;
+    evdb__my_stmt *victim = cache ? evdb__my_cache_victim(&dc->cache) : NULL;
+    if (victim) {
+        evdb__my_cache_remove(&dc->cache, victim);
+        dc->closing = victim->stmt;
+        victim->stmt = NULL;
+        evdb__my_stmt_entry_free(victim);
+        dc->op = EVDB__MY_S_EVICT;
+    } else {
+        dc->op = EVDB__MY_S_PREPARE;
+    }
+    return EVDB__MY_RUN_WAIT;
+}
+
+/* A statement was closed (evicted or discarded); the handle is freed
+ * whatever bret says. A failed COM_STMT_CLOSE means the session failed. */
+static bool close_failed(evdb__dconn *dc)
+{
+    return dc->bret && evdb__my_errno_is_lost(mysql_errno(dc->m), mysql_sqlstate(dc->m));
+}
+
+enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
+{
+    enum evdb__my_run r;
+    int mask;
+    for (;;) {
+        evdb__my_stmt *s = dc->st;
+        switch (dc->op) {
+        case EVDB__MY_OP_NONE:
+            dc->op_started = false;
+            r = lookup(dc, err);
+            if (r == EVDB__MY_RUN_DONE)
+                return r;
+            break;
+
+        case EVDB__MY_S_EVICT:
+            mask = dc->op_started ? mysql_stmt_close_cont(&dc->bret, dc->closing, ready)
+                                  : mysql_stmt_close_start(&dc->bret, dc->closing);
+            dc->op_started = true;
+            if (mask)
+                goto wait;
+            dc->op_started = false;
+            dc->closing = NULL;
+            if (close_failed(dc))
+                return evdb__my_lost(dc, err, mysql_errno(dc->m), mysql_error(dc->m));
+            dc->op = EVDB__MY_S_PREPARE;
+            break;
+
+        case EVDB__MY_S_PREPARE:
+            mask = dc->op_started
+                       ? mysql_stmt_prepare_cont(&dc->iret, s->stmt, ready)
+                       : mysql_stmt_prepare_start(&dc->iret, s->stmt, s->sql,
+                                                  (unsigned long)s->sql_len);
+            dc->op_started = true;
+            if (mask)
+                goto wait;
+            dc->op_started = false;
+            if (dc->iret) {
+                r = stmt_error(dc, s->stmt, err);
+                if (r == EVDB__MY_RUN_LOST)
+                    return r;
+                r = finish(dc, err);
+                if (r == EVDB__MY_RUN_DONE)
+                    return r;
+                break;
+            }
+            s->nparams = (unsigned)mysql_stmt_param_count(s->stmt);
+            if (alloc_binds(s)) {
+                evdb__my_fail_code(dc, EVDB_ENOMEM, "out of memory binding parameters");
+                r = finish(dc, err);
+                if (r == EVDB__MY_RUN_DONE)
+                    return r;
+                break;
+            }
+            if (wants_cache(dc))
+                evdb__my_cache_put(&dc->cache, s);
+            if (bind_params(dc, s)) {
+                r = finish(dc, err);
+                if (r == EVDB__MY_RUN_DONE)
+                    return r;
+                break;
+            }
+            dc->op = EVDB__MY_S_EXECUTE;
+            break;
+
+        case EVDB__MY_S_EXECUTE:
+            mask = dc->op_started ? mysql_stmt_execute_cont(&dc->iret, s->stmt, ready)
+                                  : mysql_stmt_execute_start(&dc->iret, s->stmt);
+            dc->op_started = true;
+            if (mask)
+                goto wait;
+            dc->op_started = false;
+            if (dc->iret) {
+                r = stmt_error(dc, s->stmt, err);
+                if (r == EVDB__MY_RUN_LOST)
+                    return r;
+                forget_if_stale(dc, s);
+                r = finish(dc, err);
+            } else {
+                r = result_set(dc, err);
+            }
+            if (r == EVDB__MY_RUN_DONE)
+                return r;
+            break;
+
+        case EVDB__MY_S_STORE:
+            mask = dc->op_started ? mysql_stmt_store_result_cont(&dc->iret, s->stmt, ready)
+                                  : mysql_stmt_store_result_start(&dc->iret, s->stmt);
+            dc->op_started = true;
+            if (mask)
+                goto wait;
+            dc->op_started = false;
+            if (dc->iret) {
+                r = stmt_error(dc, s->stmt, err);
+                if (r == EVDB__MY_RUN_LOST)
+                    return r;
+                r = finish(dc, err);
+                if (r == EVDB__MY_RUN_DONE)
+                    return r;
+                break;
+            }
+            if (!dc->out.failed) {
+                bool fetch_err;
+                evdb_result *res = evdb__my_result_stmt(s->stmt, &dc->rows, &fetch_err);
+                if (fetch_err)
+                    stmt_error(dc, s->stmt, err); /* rows were stored: no I/O error */
+                else
+                    evdb__my_add_result(dc, res);
+            }
+            if (mysql_stmt_more_results(s->stmt)) {
+                dc->op = EVDB__MY_S_NEXT;
+                break;
+            }
+            r = finish(dc, err);
+            if (r == EVDB__MY_RUN_DONE)
+                return r;
+            break;
+
+        case EVDB__MY_S_NEXT:
+            mask = dc->op_started ? mysql_stmt_next_result_cont(&dc->iret, s->stmt, ready)
+                                  : mysql_stmt_next_result_start(&dc->iret, s->stmt);
+            dc->op_started = true;
+            if (mask)
+                goto wait;
+            dc->op_started = false;
+            if (dc->iret > 0) {
+                r = stmt_error(dc, s->stmt, err);
+                if (r == EVDB__MY_RUN_LOST)
+                    return r;
+            }
+            r = dc->iret ? finish(dc, err) : result_set(dc, err);
+            if (r == EVDB__MY_RUN_DONE)
+                return r;
+            break;
+
+        case EVDB__MY_S_DISCARD:
+            if (!dc->op_started) {
+                dc->closing = s->stmt;
+                s->stmt = NULL;
+                evdb__my_stmt_entry_free(s);
+                dc->st = NULL;
+            }
+            mask = dc->op_started ? mysql_stmt_close_cont(&dc->bret, dc->closing, ready)
+                                  : mysql_stmt_close_start(&dc->bret, dc->closing);
+            dc->op_started = true;
+            if (mask)
+                goto wait;
+            dc->op_started = false;
+            dc->closing = NULL;
+            if (close_failed(dc))
+                return evdb__my_lost(dc, err, mysql_errno(dc->m), mysql_error(dc->m));
+            evdb__my_report(dc, err);
+            return EVDB__MY_RUN_DONE;
+
+        default:
+            evdb__my_fail_code(dc, EVDB_EPROTO, "MariaDB driver: bad statement state");
+            r = finish(dc, err);
+            if (r == EVDB__MY_RUN_DONE)
+                return r;
+            break;
+        }
+    }
+wait:
+    dc->mask = mask;
+    return EVDB__MY_RUN_WAIT;
+}
