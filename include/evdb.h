@@ -15,5 +15,6 @@
 #include "evdb/result.h"
 #include "evdb/future.h"
 #include "evdb/conn.h"
+#include "evdb/pool.h"
 
 #endif

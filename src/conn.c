@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "query.h"
 
 typedef enum conn_state {
     CS_OPENING,
@@ -27,25 +28,6 @@ typedef enum conn_state {
 
 static const char *const state_names[] = {"opening", "ready", "broken", "closing", "closed"};
 
-typedef enum query_where { Q_PENDING, Q_INFLIGHT } query_where;
-
-typedef struct cquery cquery;
-struct cquery {
-    evdb__query q; /* first: drivers hand back &q */
-    evdb_future *f;
-    evdb_conn *conn;
-    cquery *prev, *next;
-    evdb__timer *timer;
-    double timeout;
-    query_where where;
-    bool cancel_started;
-};
-
-typedef struct qlist {
-    cquery *head, *tail;
-    size_t n;
-} qlist;
-
 struct evdb_conn {
     uint32_t magic;
     conn_state state;
@@ -55,7 +37,9 @@ struct evdb_conn {
     evdb__io *io;
     evdb__timer *wait_timer;  /* the driver's own timed waits */
     evdb__timer *limit_timer; /* connect deadline, then close deadline */
-    qlist pending, inflight;
+    evdb__qlist pending, inflight;
+    const evdb__conn_owner *owner_ops;
+    void *owner;
     evdb__cancel *cop;        /* server-side cancel in progress */
     evdb__io *cio;
     evdb__timer *ctimer;
@@ -64,6 +48,7 @@ struct evdb_conn {
     bool in_step;
     bool free_after_step;
     double connect_timeout;
+    unsigned depth;
 };
 
 /* Seconds a graceful close may take before the session is dropped. */
@@ -84,50 +69,15 @@ static void set_state(evdb_conn *c, conn_state s)
     c->state = s;
 }
 
-/* ---- query lists ---- */
-
-static void list_push(qlist *l, cquery *q)
-{
-    q->next = NULL;
-    q->prev = l->tail;
-    if (l->tail)
-        l->tail->next = q;
-    else
-        l->head = q;
-    l->tail = q;
-    l->n++;
-}
-
-static void list_remove(qlist *l, cquery *q)
-{
-    if (q->prev)
-        q->prev->next = q->next;
-    else
-        l->head = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
-    else
-        l->tail = q->prev;
-    q->prev = q->next = NULL;
-    l->n--;
-}
-
-static void query_free(cquery *q)
-{
-    evdb__timer_free(q->timer);
-    evdb_future_unref(q->f);
-    evdb__free(q);
-}
-
 /* Fail every query of a list with code and drop it. Used when the driver
  * has forgotten them (broken or closing connection). */
-static void fail_all(evdb_conn *c, qlist *l, int code, const char *msg)
+static void fail_all(evdb_conn *c, evdb__qlist *l, int code, const char *msg)
 {
-    cquery *q;
+    evdb__cq *q;
     while ((q = l->head)) {
-        list_remove(l, q);
+        evdb__qlist_remove(l, q);
         evdb__future_fail(q->f, code, "%s", msg);
-        query_free(q);
+        evdb__cq_free(q);
     }
     (void)c;
 }
@@ -170,8 +120,16 @@ static void broken(evdb_conn *c, const evdb_error *err)
     char msg[EVDB__ERRMSG_MAX];
     snprintf(msg, sizeof msg, "connection lost: %.400s", err->message);
     fail_all(c, &c->inflight, EVDB_ECONNLOST, msg);
-    snprintf(msg, sizeof msg, "connection lost before the query was sent: %.400s", err->message);
-    fail_all(c, &c->pending, EVDB_ECONNLOST, msg);
+    if (c->owner_ops && c->pending.head) {
+        /* Never sent, so never lost: the pool re-routes them. */
+        c->owner_ops->broken(c->owner, c, &c->pending, err);
+    } else {
+        snprintf(msg, sizeof msg, "connection lost before the query was sent: %.400s",
+                 err->message);
+        fail_all(c, &c->pending, EVDB_ECONNLOST, msg);
+        if (c->owner_ops)
+            c->owner_ops->broken(c->owner, c, &c->pending, err);
+    }
     if (c->dc) {
         c->drv->destroy(c->dc);
         c->dc = NULL;
@@ -343,7 +301,7 @@ static void on_cancel_timer(void *arg)
  * oldest in flight) has been given up on. */
 static void maybe_start_cancel(evdb_conn *c)
 {
-    cquery *h = c->inflight.head;
+    evdb__cq *h = c->inflight.head;
     if (!h || !h->q.cancel_requested || h->cancel_started || c->cop)
         return;
     h->cancel_started = true;
@@ -382,19 +340,19 @@ static void pump(evdb_conn *c)
         return;
     size_t sent = 0;
     while (c->pending.head && c->drv->capacity(c->dc) > 0) {
-        cquery *q = c->pending.head;
-        list_remove(&c->pending, q);
+        evdb__cq *q = c->pending.head;
+        evdb__qlist_remove(&c->pending, q);
         evdb_error err;
         c->in_step = true;
         int rc = c->drv->send(c->dc, &q->q, &err);
         c->in_step = false;
         if (rc < 0) {
             evdb__future_fail_err(q->f, &err);
-            query_free(q);
+            evdb__cq_free(q);
             continue;
         }
-        q->where = Q_INFLIGHT;
-        list_push(&c->inflight, q);
+        q->where = EVDB__Q_INFLIGHT;
+        evdb__qlist_push(&c->inflight, q);
         sent++;
     }
     if (!sent)
@@ -420,33 +378,45 @@ static void pump_deferred(evdb__deferred *d)
 
 /* ---- what drivers call ---- */
 
+static void query_finished(evdb__cq *q)
+{
+    evdb_conn *c = q->conn;
+    evdb__qlist_remove(&c->inflight, q);
+    evdb__cq_free(q);
+    if (c->owner_ops)
+        c->owner_ops->room(c->owner, c);
+}
+
 void evdb__query_done(evdb__query *dq, evdb_result *r)
 {
-    cquery *q = (cquery *)dq;
-    list_remove(&q->conn->inflight, q);
+    evdb__cq *q = (evdb__cq *)dq;
     if (!evdb__future_resolve(q->f, r, (void (*)(void *))evdb__result_free))
         evdb__result_free(r);
-    query_free(q);
+    query_finished(q);
 }
 
 void evdb__query_failed(evdb__query *dq, const evdb_error *e)
 {
-    cquery *q = (cquery *)dq;
-    list_remove(&q->conn->inflight, q);
+    evdb__cq *q = (evdb__cq *)dq;
     evdb__future_fail_err(q->f, e);
-    query_free(q);
+    query_finished(q);
 }
 
 /* ---- per-query deadline and cancel ---- */
 
-static void query_give_up(cquery *q)
+static void query_give_up(evdb__cq *q)
 {
-    evdb_conn *c = q->conn;
     if (q->timer)
         evdb__timer_stop(q->timer);
-    if (q->where == Q_PENDING) {
-        list_remove(&c->pending, q);
-        query_free(q);
+    if (q->where == EVDB__Q_POOL) {
+        evdb__pool_forget(q->pool, q);
+        evdb__cq_free(q);
+        return;
+    }
+    evdb_conn *c = q->conn;
+    if (q->where == EVDB__Q_PENDING) {
+        evdb__qlist_remove(&c->pending, q);
+        evdb__cq_free(q);
         return;
     }
     q->q.cancel_requested = true;
@@ -454,12 +424,12 @@ static void query_give_up(cquery *q)
         evdb__loop_defer(c->loop, &c->pump_d);
 }
 
-static void query_timed_out(void *arg)
+void evdb__cq_timed_out(void *arg)
 {
-    cquery *q = arg;
+    evdb__cq *q = arg;
     evdb__future_fail(q->f, EVDB_ETIMEDOUT, "query timed out after %g s%s", q->timeout,
-                      q->where == Q_PENDING ? " (it was still queued)"
-                                            : " (cancelling it on the server)");
+                      q->where == EVDB__Q_INFLIGHT ? " (cancelling it on the server)"
+                                                   : " (it was still queued)");
     query_give_up(q);
 }
 
@@ -468,7 +438,7 @@ static void query_cancel(void *arg)
     query_give_up(arg);
 }
 
-static const evdb__future_ops query_ops = {query_cancel};
+const evdb__future_ops evdb__cq_ops = {query_cancel};
 
 /* ---- public API ---- */
 
@@ -537,6 +507,7 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
         p.pipeline_depth = 1;
     if (!(drv->caps & EVDB__CAP_PIPELINE))
         p.pipeline_depth = 1;
+    c->depth = p.pipeline_depth;
     evdb__wait w = {-1, 0, -1};
     evdb_error err;
     int r = drv->connect_start(&c->dc, &p, &w, &err);
@@ -567,8 +538,8 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
 evdb_future *evdb_conn_query(evdb_conn *c, const char *sql, const evdb_value *params,
                              size_t nparams, const evdb_query_opts *opts)
 {
-    if (!evdb__conn_valid(c) || !sql) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_conn_query: invalid connection or NULL sql");
+    if (!evdb__conn_valid(c)) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_query: invalid connection");
         return NULL;
     }
     if (c->state == CS_BROKEN) {
@@ -580,54 +551,53 @@ evdb_future *evdb_conn_query(evdb_conn *c, const char *sql, const evdb_value *pa
                        state_names[c->state]);
         return NULL;
     }
-    size_t sql_len = strlen(sql);
-    if (sql_len == 0 || sql_len > EVDB_VALUE_MAX_LEN) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_conn_query: sql is empty or over 1 GiB");
+    evdb__cq *q = evdb__cq_new(c->loop, "evdb_conn_query", sql, params, nparams, opts);
+    if (!q)
         return NULL;
-    }
-    if (evdb__values_check(params, nparams))
-        return NULL;
-    if (opts && !(opts->timeout >= 0)) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_conn_query: timeout must be >= 0");
-        return NULL;
-    }
-    /* One block: the query, its parameters and their payloads, the SQL. */
-    size_t head = (sizeof(cquery) + 15) & ~(size_t)15;
-    size_t vsize = evdb__values_size(params, nparams);
-    cquery *q = evdb__malloc(head + vsize + sql_len + 1);
-    evdb_future *f = evdb__future_new(c->loop, EVDB__FK_QUERY);
-    evdb__timer *t = NULL;
-    if (q && f && opts && opts->timeout > 0)
-        t = evdb__timer_new(c->loop, query_timed_out, q);
-    if (!q || !f || (opts && opts->timeout > 0 && !t)) {
-        evdb__free(q);
-        evdb_future_unref(f);
-        evdb__timer_free(t);
-        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_query: out of memory");
-        return NULL;
-    }
-    memset(q, 0, sizeof *q);
-    char *sql_copy = (char *)q + head + vsize;
-    memcpy(sql_copy, sql, sql_len + 1);
-    q->q.sql = sql_copy;
-    q->q.sql_len = sql_len;
-    q->q.params = nparams ? evdb__values_copy_into((char *)q + head, params, nparams) : NULL;
-    q->q.nparams = nparams;
-    q->q.flags = opts ? opts->flags : 0;
-    q->f = evdb_future_ref(f);
+    evdb_future *f = q->f;
+    evdb__conn_submit(c, q);
+    return f;
+}
+
+void evdb__conn_submit(evdb_conn *c, evdb__cq *q)
+{
     q->conn = c;
-    q->where = Q_PENDING;
-    q->timer = t;
-    if (t) {
-        q->timeout = opts->timeout;
-        evdb__timer_start(t, opts->timeout);
-    }
-    evdb__future_set_op(f, &query_ops, q);
-    list_push(&c->pending, q);
+    q->where = EVDB__Q_PENDING;
+    evdb__qlist_push(&c->pending, q);
     /* Send from the loop, so that queries submitted together go out
      * together (one pipeline batch, one Sync). */
     evdb__loop_defer(c->loop, &c->pump_d);
-    return f;
+}
+
+size_t evdb__conn_load(const evdb_conn *c)
+{
+    return c->pending.n + c->inflight.n;
+}
+
+unsigned evdb__conn_depth(const evdb_conn *c)
+{
+    return c->depth;
+}
+
+bool evdb__conn_ready(const evdb_conn *c)
+{
+    return c->state == CS_READY;
+}
+
+evdb__loop *evdb__conn_loop(const evdb_conn *c)
+{
+    return c->loop;
+}
+
+void evdb__conn_set_owner(evdb_conn *c, const evdb__conn_owner *ops, void *owner)
+{
+    c->owner_ops = ops;
+    c->owner = owner;
+}
+
+void *evdb__conn_owner_of(const evdb_conn *c)
+{
+    return c->owner;
 }
 
 evdb_future *evdb_conn_close(evdb_conn *c)
@@ -636,6 +606,16 @@ evdb_future *evdb_conn_close(evdb_conn *c)
         evdb__fail_now(EVDB_EINVAL, "evdb_conn_close: invalid connection");
         return NULL;
     }
+    if (c->owner) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_close: the connection belongs to a pool: "
+                                    "release it with evdb_conn_release");
+        return NULL;
+    }
+    return evdb__conn_close(c);
+}
+
+evdb_future *evdb__conn_close(evdb_conn *c)
+{
     if (c->state == CS_CLOSING || c->state == CS_CLOSED || c->close_f) {
         evdb__fail_now(EVDB_ECLOSED, "evdb_conn_close: already closing");
         return NULL;

@@ -1,0 +1,109 @@
+/*
+ * Connection pool for services: bounded, FIFO-fair, self-healing.
+ *
+ * evdb_pool_query picks the least-loaded ready connection with room (an
+ * idle one first; a busy PostgreSQL connection takes more up to its
+ * pipeline depth), else waits in the pool's FIFO queue, which grows the
+ * pool lazily up to max_conns. A query that was never sent is never lost
+ * to a broken connection: it moves to another one. Broken connections are
+ * replaced, with exponential backoff while the server is down.
+ *
+ * evdb_pool_acquire hands out a connection exclusively (transactions);
+ * evdb_conn_release gives it back, rolled back and reset, or discards it.
+ */
+#ifndef EVDB_POOL_H
+#define EVDB_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "evdb/conn.h"
+#include "evdb/export.h"
+#include "evdb/future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct evdb_pool evdb_pool;
+
+/* Zero-initialised options mean the defaults in brackets. */
+typedef struct evdb_pool_opts {
+    unsigned min_conns;       /* kept open even when idle [0] */
+    unsigned max_conns;       /* upper bound [8] */
+    double acquire_timeout;   /* seconds a query or acquire may wait for a
+                                 connection [30]; the error is EVDB_EPOOLTIMEOUT */
+    double connect_timeout;   /* per connection attempt [10] */
+    double max_lifetime;      /* retire connections older than this [0 = never] */
+    double idle_timeout;      /* close idle connections above min after this [0 = never] */
+    double backoff_initial;   /* first reconnect delay after a failure [0.1] */
+    double backoff_max;       /* cap of the doubling delay [5] */
+    unsigned pipeline_depth;  /* per connection (PostgreSQL) [driver default] */
+    unsigned stmt_cache_size; /* per connection [EVDB_DEFAULT_STMT_CACHE] */
+    const char *on_connect_sql; /* run on every new connection (copied) [none] */
+    void *reserved[4];
+} evdb_pool_opts;
+
+#define EVDB_POOL_DEFAULT_MAX 8u
+#define EVDB_POOL_DEFAULT_ACQUIRE_TIMEOUT 30.0
+
+typedef struct evdb_pool_stats {
+    unsigned total;        /* open or opening connections */
+    unsigned opening;
+    unsigned idle;         /* ready with nothing to do */
+    unsigned busy;         /* ready and running queries */
+    unsigned acquired;     /* handed out by evdb_pool_acquire */
+    size_t waiting;        /* queries + acquires waiting for a connection */
+    uint64_t connects;     /* successful connects so far */
+    uint64_t connect_failures;
+    uint64_t broken;       /* connections lost */
+    uint64_t resets;       /* released connections reset and reused */
+    uint64_t discarded;    /* released connections closed instead */
+    uint64_t retired;      /* closed for lifetime / idle timeout */
+    uint64_t pool_timeouts;
+} evdb_pool_stats;
+
+/* Create a pool for url (as evdb_conn_open takes). Opens min_conns at
+ * once, in the background. Returns NULL at once for bad arguments
+ * (evdb_last_error). The URL and options are copied. Callable from
+ * callbacks. */
+EVDB_EXTERN evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url,
+                                     const evdb_pool_opts *opts);
+
+/* As evdb_conn_query, on a pooled connection. The query's own timeout
+ * (opts->timeout) covers the whole operation: pool wait, connect, execute.
+ * While waiting for a connection the acquire timeout applies too
+ * (EVDB_EPOOLTIMEOUT). Returns a future of an evdb_result, or NULL at
+ * once (bad arguments, closed pool). */
+EVDB_EXTERN evdb_future *evdb_pool_query(evdb_pool *p, const char *sql,
+                                         const evdb_value *params, size_t nparams,
+                                         const evdb_query_opts *opts);
+
+/* Borrow a connection exclusively (for a transaction). timeout <= 0 means
+ * the pool's acquire timeout. The future hands over the connection with
+ * evdb_future_take_conn; give it back with evdb_conn_release. If the
+ * future is destroyed without the connection being taken, it goes back to
+ * the pool. Returns NULL at once for bad arguments or a closed pool. */
+EVDB_EXTERN evdb_future *evdb_pool_acquire(evdb_pool *p, double timeout);
+
+/* Give back a connection from evdb_pool_acquire. Queries still running on
+ * it are left to finish. Before reuse the session is rolled back and
+ * reset (PostgreSQL: ROLLBACK + DISCARD ALL; MariaDB: ROLLBACK); if that
+ * fails the connection is discarded. Returns 0, EVDB_EINVAL for a
+ * connection that is not a borrowed pool connection (a second release
+ * included). c must not be used afterwards. Callable from callbacks. */
+EVDB_EXTERN int evdb_conn_release(evdb_conn *c);
+
+/* Fill *out with the pool's counters. */
+EVDB_EXTERN void evdb_pool_stats_get(const evdb_pool *p, evdb_pool_stats *out);
+
+/* Close: waiting queries and acquires fail with EVDB_ECLOSED, idle
+ * connections close at once, busy ones when their queries finish, borrowed
+ * ones when released. The future completes when every connection is gone
+ * and the pool is freed; p must not be used after this call. Returns NULL
+ * for NULL or a second close. */
+EVDB_EXTERN evdb_future *evdb_pool_close(evdb_pool *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,742 @@
+/*
+ * The connection pool. Members are connections the pool opened; queries
+ * wait in one FIFO queue (evdb__cq objects, moved to a connection without
+ * copying) and exclusive acquires in another. One timer watches the oldest
+ * waiter's acquire deadline (equal timeouts keep FIFO order = deadline
+ * order), one drives reconnect backoff, one retires old or idle members.
+ *
+ * Pool work that is not urgent runs deferred from the loop (dispatch_d), so
+ * nothing re-enters a connection from inside its driver step.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "query.h"
+
+#define EVDB__MAGIC_POOL 0x506f6f6cu /* "Pool" */
+#define MAINT_INTERVAL 1.0
+
+typedef enum mstate { M_OPENING, M_READY, M_ACQUIRED, M_RESETTING, M_CLOSING } mstate;
+
+typedef struct member member;
+struct member {
+    evdb_pool *pool;
+    evdb_conn *c;
+    evdb_future *open_f;
+    mstate st;
+    double born, last_used;
+    member *prev, *next;
+};
+
+typedef struct acq acq;
+struct acq {
+    evdb_pool *pool;
+    evdb_future *f;
+    double deadline;
+    acq *prev, *next;
+};
+
+struct evdb_pool {
+    uint32_t magic;
+    evdb__loop *loop;
+    char *url;
+    char *on_connect_sql;
+    evdb_pool_opts o;
+    member *members;
+    unsigned nmembers, nopening;
+    evdb__qlist waitq;
+    acq *acq_head, *acq_tail;
+    size_t nacq;
+    evdb__timer *deadline_timer, *backoff_timer, *maint_timer;
+    double backoff;
+    bool backing_off;
+    evdb_error last_err;
+    bool have_err;
+    evdb_pool_stats st;
+    evdb_future *close_f;
+    evdb__deferred dispatch_d;
+};
+
+static void dispatch(evdb_pool *p);
+static void member_close(member *m);
+
+static void schedule_dispatch(evdb_pool *p)
+{
+    evdb__loop_defer(p->loop, &p->dispatch_d);
+}
+
+static void dispatch_deferred(evdb__deferred *d)
+{
+    dispatch((evdb_pool *)(void *)((char *)d - offsetof(evdb_pool, dispatch_d)));
+}
+
+/* ---- members ---- */
+
+static void member_unlink(member *m)
+{
+    evdb_pool *p = m->pool;
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        p->members = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    p->nmembers--;
+}
+
+static void pool_free_if_closed(evdb_pool *p)
+{
+    if (!p->close_f || p->nmembers)
+        return;
+    evdb__loop_undefer(p->loop, &p->dispatch_d);
+    evdb__timer_free(p->deadline_timer);
+    evdb__timer_free(p->backoff_timer);
+    evdb__timer_free(p->maint_timer);
+    evdb__future_resolve(p->close_f, NULL, NULL);
+    evdb_future_unref(p->close_f);
+    evdb__free(p->url);
+    evdb__free(p->on_connect_sql);
+    evdb__loop *l = p->loop;
+    p->magic = EVDB__MAGIC_DEAD;
+    evdb__free(p);
+    evdb__loop_unref(l);
+}
+
+static void member_closed(evdb_future *f, void *arg)
+{
+    member *m = arg;
+    evdb_pool *p = m->pool;
+    (void)f;
+    member_unlink(m);
+    evdb__free(m);
+    schedule_dispatch(p);
+    pool_free_if_closed(p);
+}
+
+static void member_close(member *m)
+{
+    m->st = M_CLOSING;
+    evdb_future *f = m->c ? evdb__conn_close(m->c) : NULL;
+    if (!f || evdb_future_on_done(f, member_closed, m)) {
+        /* Out of memory closing: the connection is freed with the loop's
+         * last reference at worst; drop the member now. */
+        evdb_future_unref(f);
+        member_closed(NULL, m);
+        return;
+    }
+    evdb_future_unref(f);
+}
+
+/* Least-loaded ready member with room, preferring idle ones. */
+static member *pick(evdb_pool *p)
+{
+    member *best = NULL;
+    size_t best_load = SIZE_MAX;
+    for (member *m = p->members; m; m = m->next) {
+        if (m->st != M_READY || !evdb__conn_ready(m->c))
+            continue;
+        size_t load = evdb__conn_load(m->c);
+        if (load >= evdb__conn_depth(m->c) || load >= best_load)
+            continue;
+        best = m;
+        best_load = load;
+        if (load == 0)
+            break;
+    }
+    return best;
+}
+
+static member *pick_idle(evdb_pool *p)
+{
+    for (member *m = p->members; m; m = m->next)
+        if (m->st == M_READY && evdb__conn_ready(m->c) && evdb__conn_load(m->c) == 0)
+            return m;
+    return NULL;
+}
+
+static void feed(member *m)
+{
+    evdb_pool *p = m->pool;
+    while (p->waitq.head && evdb__conn_load(m->c) < evdb__conn_depth(m->c)) {
+        evdb__cq *q = p->waitq.head;
+        evdb__qlist_remove(&p->waitq, q);
+        evdb__conn_submit(m->c, q);
+    }
+    m->last_used = evdb__loop_now(p->loop);
+}
+
+/* The owner hooks connections call. */
+static void on_room(void *owner, evdb_conn *c)
+{
+    member *m = owner;
+    (void)c;
+    if (m->st == M_READY && m->pool->waitq.head)
+        feed(m);
+    m->last_used = evdb__loop_now(m->pool->loop);
+    if (m->pool->close_f || m->pool->nacq)
+        schedule_dispatch(m->pool);
+}
+
+static void on_broken(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb_error *err)
+{
+    member *m = owner;
+    evdb_pool *p = m->pool;
+    (void)c;
+    /* Unsent queries go back to the front of the wait queue, in order. */
+    while (unsent->tail) {
+        evdb__cq *q = unsent->tail;
+        evdb__qlist_remove(unsent, q);
+        q->conn = NULL;
+        q->where = EVDB__Q_POOL;
+        evdb__qlist_push_front(&p->waitq, q);
+    }
+    evdb__error_copy(&p->last_err, err);
+    p->have_err = true;
+    p->st.broken++;
+    /* Closed from dispatch, never from inside the connection's own step. */
+    if (m->st == M_READY)
+        m->st = M_RESETTING;
+    schedule_dispatch(p);
+}
+
+static const evdb__conn_owner owner_ops = {on_room, on_broken};
+
+static void member_ready(member *m)
+{
+    evdb_pool *p = m->pool;
+    m->st = M_READY;
+    m->last_used = evdb__loop_now(p->loop);
+    p->backoff = 0;
+    schedule_dispatch(p);
+}
+
+static void on_connect_sql_done(evdb_future *f, void *arg)
+{
+    member *m = arg;
+    evdb_pool *p = m->pool;
+    if (evdb_future_status(f) != 0) {
+        evdb__error_copy(&p->last_err, evdb_future_error(f));
+        p->have_err = true;
+        member_close(m);
+    } else if (m->st == M_OPENING) {
+        member_ready(m);
+    }
+    evdb_future_unref(f);
+}
+
+static void start_backoff(evdb_pool *p)
+{
+    double init = p->o.backoff_initial > 0 ? p->o.backoff_initial : 0.1;
+    double max = p->o.backoff_max > 0 ? p->o.backoff_max : 5.0;
+    p->backoff = p->backoff > 0 ? fmin(p->backoff * 2, max) : init;
+    p->backing_off = true;
+    evdb__timer_start(p->backoff_timer, p->backoff);
+}
+
+static void member_opened(evdb_future *f, void *arg)
+{
+    member *m = arg;
+    evdb_pool *p = m->pool;
+    p->nopening--;
+    m->open_f = NULL;
+    if (evdb_future_status(f) != 0) {
+        if (evdb_future_status(f) != EVDB_ECANCELED) {
+            evdb__error_copy(&p->last_err, evdb_future_error(f));
+            p->have_err = true;
+            p->st.connect_failures++;
+            if (!p->close_f)
+                start_backoff(p);
+        }
+        evdb_future_unref(f);
+        member_unlink(m);
+        evdb__free(m);
+        schedule_dispatch(p);
+        pool_free_if_closed(p);
+        return;
+    }
+    m->c = evdb_future_take_conn(f);
+    evdb_future_unref(f);
+    evdb__conn_set_owner(m->c, &owner_ops, m);
+    m->born = evdb__loop_now(p->loop);
+    p->st.connects++;
+    if (p->close_f) {
+        member_close(m);
+        return;
+    }
+    if (p->on_connect_sql) {
+        evdb_future *q = evdb_conn_query(m->c, p->on_connect_sql, NULL, 0, NULL);
+        if (q && evdb_future_on_done(q, on_connect_sql_done, m) == 0)
+            return;
+        evdb_future_unref(q);
+        member_close(m);
+        return;
+    }
+    member_ready(m);
+}
+
+static void open_member(evdb_pool *p)
+{
+    member *m = evdb__calloc(1, sizeof *m);
+    if (!m)
+        return;
+    evdb_conn_opts co;
+    memset(&co, 0, sizeof co);
+    co.connect_timeout = p->o.connect_timeout;
+    co.pipeline_depth = p->o.pipeline_depth;
+    co.stmt_cache_size = p->o.stmt_cache_size;
+    evdb_future *f = evdb_conn_open(evdb__loop_ev(p->loop), p->url, &co);
+    if (!f) {
+        evdb__error_copy(&p->last_err, evdb_last_error());
+        p->have_err = true;
+        evdb__free(m);
+        start_backoff(p);
+        return;
+    }
+    m->pool = p;
+    m->open_f = f;
+    m->st = M_OPENING;
+    m->next = p->members;
+    if (p->members)
+        p->members->prev = m;
+    p->members = m;
+    p->nmembers++;
+    p->nopening++;
+    if (evdb_future_on_done(f, member_opened, m)) {
+        /* Cannot learn the outcome: give the attempt up. */
+        evdb_future_cancel(f);
+        p->nopening--;
+        member_unlink(m);
+        evdb__free(m);
+        evdb_future_unref(f);
+    }
+}
+
+/* ---- waiters and deadlines ---- */
+
+static void arm_deadline(evdb_pool *p)
+{
+    double next = INFINITY;
+    if (p->waitq.head)
+        next = p->waitq.head->pool_deadline;
+    for (acq *a = p->acq_head; a; a = a->next)
+        next = fmin(next, a->deadline);
+    if (isinf(next))
+        evdb__timer_stop(p->deadline_timer);
+    else
+        evdb__timer_start(p->deadline_timer, next - evdb__loop_now(p->loop));
+}
+
+static void acq_unlink(evdb_pool *p, acq *a)
+{
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        p->acq_head = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    else
+        p->acq_tail = a->prev;
+    p->nacq--;
+}
+
+static void acq_free(acq *a)
+{
+    evdb_future_unref(a->f);
+    evdb__free(a);
+}
+
+static void fail_waiter_msg(evdb_pool *p, char *buf, size_t len, double waited)
+{
+    unsigned open = p->nmembers - p->nopening;
+    snprintf(buf, len,
+             "no pooled connection became free within %g s (%u open, %u opening, max %u)%s%.300s",
+             waited, open, p->nopening, p->o.max_conns,
+             p->have_err ? "; last connection error: " : "", p->have_err ? p->last_err.message : "");
+}
+
+static void on_deadline(void *arg)
+{
+    evdb_pool *p = arg;
+    double now = evdb__loop_now(p->loop) + 1e-4;
+    char msg[EVDB__ERRMSG_MAX];
+    while (p->waitq.head && p->waitq.head->pool_deadline <= now) {
+        evdb__cq *q = p->waitq.head;
+        evdb__qlist_remove(&p->waitq, q);
+        fail_waiter_msg(p, msg, sizeof msg, p->o.acquire_timeout);
+        evdb__future_fail(q->f, EVDB_EPOOLTIMEOUT, "%s", msg);
+        p->st.pool_timeouts++;
+        evdb__cq_free(q);
+    }
+    for (acq *a = p->acq_head, *next; a; a = next) {
+        next = a->next;
+        if (a->deadline > now)
+            continue;
+        acq_unlink(p, a);
+        fail_waiter_msg(p, msg, sizeof msg, p->o.acquire_timeout);
+        evdb__future_fail(a->f, EVDB_EPOOLTIMEOUT, "%s", msg);
+        p->st.pool_timeouts++;
+        acq_free(a);
+    }
+    arm_deadline(p);
+}
+
+static void on_backoff(void *arg)
+{
+    evdb_pool *p = arg;
+    p->backing_off = false;
+    dispatch(p);
+}
+
+static void on_maint(void *arg)
+{
+    evdb_pool *p = arg;
+    double now = evdb__loop_now(p->loop);
+    unsigned ready = 0;
+    for (member *m = p->members; m; m = m->next)
+        if (m->st == M_READY)
+            ready++;
+    for (member *m = p->members, *next; m; m = next) {
+        next = m->next;
+        if (m->st != M_READY || evdb__conn_load(m->c) != 0)
+            continue;
+        bool old = p->o.max_lifetime > 0 && now - m->born >= p->o.max_lifetime;
+        bool idle = p->o.idle_timeout > 0 && ready > p->o.min_conns &&
+                    now - m->last_used >= p->o.idle_timeout;
+        if (old || idle) {
+            p->st.retired++;
+            ready--;
+            member_close(m);
+        }
+    }
+    evdb__timer_start(p->maint_timer, MAINT_INTERVAL);
+    schedule_dispatch(p);
+}
+
+/* ---- acquire / release ---- */
+
+static void acquired_value_free(void *conn)
+{
+    /* The acquire future died with the connection untaken: give it back. */
+    evdb_conn_release(conn);
+}
+
+static void hand_out(evdb_pool *p, acq *a, member *m)
+{
+    acq_unlink(p, a);
+    m->st = M_ACQUIRED;
+    evdb__future_resolve(a->f, m->c, acquired_value_free);
+    acq_free(a);
+}
+
+static void acq_cancel(void *arg)
+{
+    acq *a = arg;
+    acq_unlink(a->pool, a);
+    arm_deadline(a->pool);
+    acq_free(a);
+}
+
+static const evdb__future_ops acq_ops = {acq_cancel};
+
+static void reset_done(evdb_future *f, void *arg)
+{
+    member *m = arg;
+    evdb_pool *p = m->pool;
+    if (m->st == M_RESETTING) {
+        if (evdb_future_status(f) == 0 && evdb__conn_ready(m->c) && !p->close_f) {
+            p->st.resets++;
+            m->st = M_READY;
+            m->last_used = evdb__loop_now(p->loop);
+        } else {
+            if (evdb__conn_ready(m->c))
+                p->st.discarded++;
+            member_close(m);
+        }
+    }
+    evdb_future_unref(f);
+    schedule_dispatch(p);
+}
+
+/* Statements that return a session to a clean state, per driver. */
+static const char *reset_sql(const evdb_conn *c)
+{
+    const char *drv = evdb_conn_driver(c);
+    if (drv && strcmp(drv, "postgres") == 0)
+        return "DISCARD ALL";
+    return NULL;
+}
+
+int evdb_conn_release(evdb_conn *c)
+{
+    if (!evdb__conn_valid(c) || !evdb__conn_owner_of(c))
+        return evdb__fail_now(EVDB_EINVAL, "evdb_conn_release: not a pooled connection");
+    member *m = evdb__conn_owner_of(c);
+    if (m->st != M_ACQUIRED)
+        return evdb__fail_now(EVDB_EINVAL,
+                              "evdb_conn_release: the connection is not borrowed (released twice?)");
+    evdb_pool *p = m->pool;
+    m->st = M_RESETTING;
+    if (!evdb__conn_ready(c) || p->close_f) {
+        member_close(m);
+        return 0;
+    }
+    /* Queries the borrower left behind run first (order is kept), then
+     * the rollback and the reset; only the last one's outcome matters,
+     * and a failure of either discards the connection. */
+    evdb_query_opts o = {.timeout = 10, .flags = EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE};
+    evdb_future *rb = evdb_conn_query(c, "ROLLBACK", NULL, 0, &o);
+    const char *rs = reset_sql(c);
+    evdb_future *last = rs ? evdb_conn_query(c, rs, NULL, 0, &o) : NULL;
+    if (!rb || (rs && !last)) {
+        evdb_future_unref(rb);
+        evdb_future_unref(last);
+        p->st.discarded++;
+        member_close(m);
+        return 0;
+    }
+    if (!last) {
+        last = rb;
+        rb = NULL;
+    }
+    evdb_future *both[2] = {rb ? rb : last, last};
+    evdb_future *g = evdb_gather(both, rb ? 2 : 1, 0);
+    evdb_future_unref(rb);
+    evdb_future_unref(last);
+    if (!g || evdb_future_on_done(g, reset_done, m)) {
+        evdb_future_unref(g);
+        p->st.discarded++;
+        member_close(m);
+    }
+    return 0;
+}
+
+/* ---- dispatch ---- */
+
+static void dispatch(evdb_pool *p)
+{
+    /* Members whose connection broke are replaced. */
+    for (member *m = p->members, *next; m; m = next) {
+        next = m->next;
+        bool dead = m->c && !evdb__conn_ready(m->c) &&
+                    (m->st == M_READY || (m->st == M_RESETTING && evdb__conn_load(m->c) == 0));
+        if (dead)
+            member_close(m);
+        else if (p->close_f && m->st == M_READY && evdb__conn_load(m->c) == 0)
+            member_close(m);
+    }
+    if (p->close_f) {
+        pool_free_if_closed(p);
+        return;
+    }
+    /* Exclusive acquires take idle connections first, in FIFO order. */
+    while (p->acq_head) {
+        member *m = pick_idle(p);
+        if (!m)
+            break;
+        hand_out(p, p->acq_head, m);
+    }
+    while (p->waitq.head) {
+        member *m = pick(p);
+        if (!m)
+            break;
+        feed(m);
+    }
+    /* Grow lazily: one new connection per waiter not yet covered. */
+    size_t demand = p->waitq.n + p->nacq;
+    unsigned max = p->o.max_conns;
+    while (!p->backing_off && p->nmembers < max &&
+           (p->nopening < demand || p->nmembers < p->o.min_conns)) {
+        unsigned before = p->nmembers;
+        open_member(p);
+        if (p->nmembers == before)
+            break;
+    }
+    arm_deadline(p);
+}
+
+/* ---- public API ---- */
+
+evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_opts *opts)
+{
+    if (!loop || !url) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_pool_new: loop and url are required");
+        return NULL;
+    }
+    if (!evdb__driver_for(url)) {
+        evdb__fail_now(EVDB_EURL, "evdb_pool_new: no driver for this URL");
+        return NULL;
+    }
+    evdb_pool_opts o;
+    memset(&o, 0, sizeof o);
+    if (opts)
+        o = *opts;
+    if (o.max_conns == 0)
+        o.max_conns = EVDB_POOL_DEFAULT_MAX;
+    if (o.min_conns > o.max_conns) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_pool_new: min_conns %u is above max_conns %u",
+                       o.min_conns, o.max_conns);
+        return NULL;
+    }
+    if (!(o.acquire_timeout > 0))
+        o.acquire_timeout = EVDB_POOL_DEFAULT_ACQUIRE_TIMEOUT;
+    evdb__loop *l = evdb__loop_get(loop);
+    evdb_pool *p = l ? evdb__calloc(1, sizeof *p) : NULL;
+    if (!p) {
+        if (l)
+            evdb__loop_unref(l);
+        evdb__fail_now(EVDB_ENOMEM, "evdb_pool_new: out of memory");
+        return NULL;
+    }
+    p->magic = EVDB__MAGIC_POOL;
+    p->loop = l;
+    p->o = o;
+    p->dispatch_d.fn = dispatch_deferred;
+    p->url = evdb__strdup(url);
+    p->on_connect_sql = o.on_connect_sql ? evdb__strdup(o.on_connect_sql) : NULL;
+    p->o.on_connect_sql = NULL;
+    p->deadline_timer = evdb__timer_new(l, on_deadline, p);
+    p->backoff_timer = evdb__timer_new(l, on_backoff, p);
+    p->maint_timer = evdb__timer_new(l, on_maint, p);
+    if (!p->url || (o.on_connect_sql && !p->on_connect_sql) || !p->deadline_timer ||
+        !p->backoff_timer || !p->maint_timer) {
+        evdb__timer_free(p->deadline_timer);
+        evdb__timer_free(p->backoff_timer);
+        evdb__timer_free(p->maint_timer);
+        evdb__free(p->url);
+        evdb__free(p->on_connect_sql);
+        evdb__free(p);
+        evdb__loop_unref(l);
+        evdb__fail_now(EVDB_ENOMEM, "evdb_pool_new: out of memory");
+        return NULL;
+    }
+    if (o.max_lifetime > 0 || o.idle_timeout > 0)
+        evdb__timer_start(p->maint_timer, MAINT_INTERVAL);
+    if (o.min_conns)
+        schedule_dispatch(p);
+    return p;
+}
+
+static bool pool_usable(const evdb_pool *p, const char *who)
+{
+    if (!p || p->magic != EVDB__MAGIC_POOL) {
+        evdb__fail_now(EVDB_EINVAL, "%s: invalid pool", who);
+        return false;
+    }
+    if (p->close_f) {
+        evdb__fail_now(EVDB_ECLOSED, "%s: the pool is closing", who);
+        return false;
+    }
+    return true;
+}
+
+evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *params,
+                             size_t nparams, const evdb_query_opts *opts)
+{
+    if (!pool_usable(p, "evdb_pool_query"))
+        return NULL;
+    evdb__cq *q = evdb__cq_new(p->loop, "evdb_pool_query", sql, params, nparams, opts);
+    if (!q)
+        return NULL;
+    evdb_future *f = q->f;
+    q->pool = p;
+    /* Straight to a connection with room when the queue is empty (FIFO:
+     * never overtake a waiter). */
+    member *m = p->waitq.head ? NULL : pick(p);
+    if (m) {
+        evdb__conn_submit(m->c, q);
+        return f;
+    }
+    q->where = EVDB__Q_POOL;
+    q->pool_deadline = evdb__loop_now(p->loop) + p->o.acquire_timeout;
+    evdb__qlist_push(&p->waitq, q);
+    schedule_dispatch(p);
+    return f;
+}
+
+void evdb__pool_forget(evdb_pool *p, evdb__cq *q)
+{
+    evdb__qlist_remove(&p->waitq, q);
+}
+
+evdb_future *evdb_pool_acquire(evdb_pool *p, double timeout)
+{
+    if (!pool_usable(p, "evdb_pool_acquire"))
+        return NULL;
+    acq *a = evdb__calloc(1, sizeof *a);
+    evdb_future *f = evdb__future_new(p->loop, EVDB__FK_OPEN);
+    if (!a || !f) {
+        evdb__free(a);
+        evdb_future_unref(f);
+        evdb__fail_now(EVDB_ENOMEM, "evdb_pool_acquire: out of memory");
+        return NULL;
+    }
+    a->pool = p;
+    a->f = evdb_future_ref(f);
+    a->deadline = evdb__loop_now(p->loop) + (timeout > 0 ? timeout : p->o.acquire_timeout);
+    a->prev = p->acq_tail;
+    if (p->acq_tail)
+        p->acq_tail->next = a;
+    else
+        p->acq_head = a;
+    p->acq_tail = a;
+    p->nacq++;
+    evdb__future_set_op(f, &acq_ops, a);
+    schedule_dispatch(p);
+    return f;
+}
+
+void evdb_pool_stats_get(const evdb_pool *p, evdb_pool_stats *out)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof *out);
+    if (!p || p->magic != EVDB__MAGIC_POOL)
+        return;
+    *out = p->st;
+    out->total = p->nmembers;
+    out->opening = p->nopening;
+    out->waiting = p->waitq.n + p->nacq;
+    for (const member *m = p->members; m; m = m->next) {
+        if (m->st == M_ACQUIRED)
+            out->acquired++;
+        else if (m->st == M_READY && evdb__conn_load(m->c))
+            out->busy++;
+        else if (m->st == M_READY)
+            out->idle++;
+        else if (m->st == M_RESETTING)
+            out->busy++;
+    }
+}
+
+evdb_future *evdb_pool_close(evdb_pool *p)
+{
+    if (!pool_usable(p, "evdb_pool_close"))
+        return NULL;
+    evdb_future *f = evdb__future_new(p->loop, EVDB__FK_CLOSE);
+    if (!f) {
+        evdb__fail_now(EVDB_ENOMEM, "evdb_pool_close: out of memory");
+        return NULL;
+    }
+    p->close_f = evdb_future_ref(f);
+    evdb__cq *q;
+    while ((q = p->waitq.head)) {
+        evdb__qlist_remove(&p->waitq, q);
+        evdb__future_fail(q->f, EVDB_ECLOSED, "the pool was closed before the query was sent");
+        evdb__cq_free(q);
+    }
+    while (p->acq_head) {
+        acq *a = p->acq_head;
+        acq_unlink(p, a);
+        evdb__future_fail(a->f, EVDB_ECLOSED, "the pool was closed");
+        acq_free(a);
+    }
+    evdb__timer_stop(p->deadline_timer);
+    evdb__timer_stop(p->backoff_timer);
+    evdb__timer_stop(p->maint_timer);
+    for (member *m = p->members; m; m = m->next)
+        if (m->st == M_OPENING && m->open_f)
+            evdb_future_cancel(m->open_f);
+    schedule_dispatch(p);
+    return f;
+}

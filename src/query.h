@@ -1,0 +1,76 @@
+/*
+ * A submitted query as the core keeps it, and the intrusive lists it moves
+ * through: a pool's wait queue, a connection's pending list, a connection's
+ * in-flight list. The object is allocated once at submission (SQL and
+ * parameters copied into the same block) and moves between lists without
+ * copying, so a query that was never sent can move to another connection.
+ */
+#ifndef EVDB_QUERY_H
+#define EVDB_QUERY_H
+
+#include "internal.h"
+
+typedef struct evdb_pool evdb_pool;
+
+typedef enum evdb__qwhere {
+    EVDB__Q_POOL,     /* waiting in a pool for a connection */
+    EVDB__Q_PENDING,  /* on a connection, not yet handed to the driver */
+    EVDB__Q_INFLIGHT  /* handed to the driver */
+} evdb__qwhere;
+
+typedef struct evdb__cq evdb__cq;
+struct evdb__cq {
+    evdb__query q; /* first: drivers hand back &q */
+    evdb_future *f;
+    evdb_conn *conn; /* when PENDING or INFLIGHT */
+    evdb_pool *pool; /* when submitted through a pool */
+    evdb__cq *prev, *next;
+    evdb__timer *timer;
+    double timeout;
+    double pool_deadline; /* when waiting in a pool: acquire deadline */
+    evdb__qwhere where;
+    bool cancel_started;
+};
+
+typedef struct evdb__qlist {
+    evdb__cq *head, *tail;
+    size_t n;
+} evdb__qlist;
+
+void evdb__qlist_push(evdb__qlist *l, evdb__cq *q);
+void evdb__qlist_push_front(evdb__qlist *l, evdb__cq *q);
+void evdb__qlist_remove(evdb__qlist *l, evdb__cq *q);
+
+/* Validate arguments and build a query with its future (one reference for
+ * the caller, one held by the query). NULL with the last error set. The
+ * query's timer (opts->timeout) is started here: the deadline covers queue
+ * time too. */
+evdb__cq *evdb__cq_new(evdb__loop *l, const char *who, const char *sql, const evdb_value *params,
+                       size_t nparams, const evdb_query_opts *opts);
+void evdb__cq_free(evdb__cq *q);
+
+/* conn.c: put q on c's pending list and schedule a send. */
+void evdb__conn_submit(evdb_conn *c, evdb__cq *q);
+/* Queries on c not yet completed (pending + in flight). */
+size_t evdb__conn_load(const evdb_conn *c);
+unsigned evdb__conn_depth(const evdb_conn *c);
+bool evdb__conn_ready(const evdb_conn *c);
+evdb__loop *evdb__conn_loop(const evdb_conn *c);
+
+/* The pool a connection belongs to, told about its connections' events. */
+typedef struct evdb__conn_owner {
+    /* c has room for more queries (a query completed). */
+    void (*room)(void *owner, evdb_conn *c);
+    /* c broke; its unsent queries are handed over in order (the owner
+     * takes the list and re-routes them). */
+    void (*broken)(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb_error *err);
+} evdb__conn_owner;
+void evdb__conn_set_owner(evdb_conn *c, const evdb__conn_owner *ops, void *owner);
+void *evdb__conn_owner_of(const evdb_conn *c);
+/* Close without the pool check of evdb_conn_close. */
+evdb_future *evdb__conn_close(evdb_conn *c);
+
+/* pool.c: a query waiting in a pool was given up (timeout/cancel). */
+void evdb__pool_forget(evdb_pool *p, evdb__cq *q);
+
+#endif

@@ -1,0 +1,250 @@
+/*
+ * Unit tests of the pool against the scripted fake driver: lazy growth,
+ * routing and pipelining depth, FIFO waiters and the acquire deadline,
+ * exclusive acquire/release, re-routing of unsent queries when a
+ * connection breaks, reconnect, and close.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_driver.h"
+#include "testutil.h"
+
+static void setup(void)
+{
+    fake_driver_install();
+}
+
+static void close_pool(evdb_pool *p)
+{
+    evdb_future *f = evdb_pool_close(p);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+}
+
+START_TEST(grows_lazily_and_answers)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 3};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?connect_ms=5", &o);
+    ck_assert_ptr_nonnull(p);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.total, 0);
+    evdb_future *fs[30];
+    for (int i = 0; i < 30; i++) {
+        char sql[32];
+        snprintf(sql, sizeof sql, "ok %d", i);
+        fs[i] = evdb_pool_query(p, sql, NULL, 0, NULL);
+        ck_assert_ptr_nonnull(fs[i]);
+    }
+    evdb_future *g = evdb_gather(fs, 30, 0);
+    ck_assert_int_eq(t_wait(g), 0);
+    for (int i = 0; i < 30; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%d", i);
+        ck_assert_str_eq(evdb_result_text(evdb_future_result(fs[i]), 0, 0, NULL), want);
+        evdb_future_unref(fs[i]);
+    }
+    evdb_future_unref(g);
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.total, 3);
+    ck_assert_uint_eq(st.connects, 3);
+    ck_assert_uint_eq(st.idle, 3);
+    ck_assert_uint_eq(st.waiting, 0);
+    close_pool(p);
+    ck_assert_uint_eq(fake.destroys, 3);
+    t_loop_free(loop);
+}
+END_TEST
+
+START_TEST(pipelines_up_to_depth)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 2, .pipeline_depth = 4};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_future *fs[40];
+    for (int i = 0; i < 40; i++)
+        fs[i] = evdb_pool_query(p, "sleep 1", NULL, 0, NULL);
+    evdb_future *g = evdb_gather(fs, 40, 0);
+    ck_assert_int_eq(t_wait(g), 0);
+    ck_assert_uint_eq(fake.max_inflight, 4);
+    for (int i = 0; i < 40; i++)
+        evdb_future_unref(fs[i]);
+    evdb_future_unref(g);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+START_TEST(acquire_timeout_fails_waiters_in_time)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1, .acquire_timeout = 0.1};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_future *busy = evdb_pool_query(p, "sleep 1000", NULL, 0, NULL);
+    evdb_future *waiter = evdb_pool_query(p, "ok", NULL, 0, NULL);
+    double t0 = t_now();
+    ck_assert_int_eq(t_wait(waiter), EVDB_EPOOLTIMEOUT);
+    double dt = t_now() - t0;
+    ck_assert(dt >= 0.09 && dt < 0.6);
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_future_error(waiter)), "within"));
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.pool_timeouts, 1);
+    ck_assert_uint_eq(st.waiting, 0);
+    /* A query's own timeout covers its time in the queue too. */
+    evdb_query_opts qt = {.timeout = 0.05};
+    evdb_future *short_wait = evdb_pool_query(p, "ok", NULL, 0, &qt);
+    ck_assert_int_eq(t_wait(short_wait), EVDB_ETIMEDOUT);
+    evdb_future_unref(short_wait);
+    ck_assert_int_eq(t_wait(busy), 0);
+    evdb_future_unref(busy);
+    evdb_future_unref(waiter);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+START_TEST(acquire_release_and_reset)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_future *a1 = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(a1), 0);
+    evdb_conn *c = evdb_future_take_conn(a1);
+    ck_assert_ptr_nonnull(c);
+    /* Exclusive: the only connection is borrowed, so a query waits. */
+    evdb_future *q = evdb_pool_query(p, "ok pooled", NULL, 0, NULL);
+    evdb_future *a2 = evdb_pool_acquire(p, 0.05);
+    ck_assert_int_eq(t_wait(a2), EVDB_EPOOLTIMEOUT);
+    ck_assert_int_eq(evdb_future_status(q), EVDB_PENDING);
+    evdb_future *mine = evdb_conn_query(c, "ok mine", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(mine), 0);
+    /* Pooled connections are released, not closed. */
+    ck_assert_ptr_null(evdb_conn_close(c));
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    ck_assert_int_eq(evdb_conn_release(c), EVDB_EINVAL);
+    ck_assert_int_eq(t_wait(q), 0);
+    ck_assert_str_eq(evdb_result_text(evdb_future_result(q), 0, 0, NULL), "pooled");
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.resets, 1);
+    ck_assert_uint_eq(st.connects, 1);
+    /* An acquire future dropped untaken gives the connection back. */
+    evdb_future *a3 = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(a3), 0);
+    evdb_future_unref(a3);
+    evdb_future *a4 = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(a4), 0);
+    ck_assert_int_eq(evdb_conn_release(evdb_future_take_conn(a4)), 0);
+    evdb_future_unref(a4);
+    evdb_future_unref(a1);
+    evdb_future_unref(a2);
+    evdb_future_unref(q);
+    evdb_future_unref(mine);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+START_TEST(unsent_queries_move_to_another_connection)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1, .backoff_initial = 0.01};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_future *fs[6];
+    const char *sql[6] = {"ok 0", "drop", "ok 2", "ok 3", "ok 4", "ok 5"};
+    for (int i = 0; i < 6; i++)
+        fs[i] = evdb_pool_query(p, sql[i], NULL, 0, NULL);
+    evdb_future *g = evdb_gather(fs, 6, 0);
+    t_wait(g);
+    ck_assert_int_eq(evdb_future_status(fs[0]), 0);
+    /* The query the server was running when it broke is lost... */
+    ck_assert_int_eq(evdb_future_status(fs[1]), EVDB_ECONNLOST);
+    /* ...the ones never sent ran on the replacement connection. */
+    for (int i = 2; i < 6; i++) {
+        ck_assert_int_eq(evdb_future_status(fs[i]), 0);
+        char want[8];
+        snprintf(want, sizeof want, "%d", i);
+        ck_assert_str_eq(evdb_result_text(evdb_future_result(fs[i]), 0, 0, NULL), want);
+    }
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.broken, 1);
+    ck_assert_uint_eq(st.connects, 2);
+    for (int i = 0; i < 6; i++)
+        evdb_future_unref(fs[i]);
+    evdb_future_unref(g);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+START_TEST(connect_failures_back_off_and_time_out)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 2, .acquire_timeout = 0.3, .backoff_initial = 0.05};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?connect_fail=1", &o);
+    evdb_future *q = evdb_pool_query(p, "ok", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), EVDB_EPOOLTIMEOUT);
+    /* The error says why no connection came. */
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_future_error(q)), "refused"));
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_ge(st.connect_failures, 2);
+    ck_assert_uint_le(st.connect_failures, 8); /* backoff, not a busy loop */
+    evdb_future_unref(q);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+START_TEST(close_fails_waiters_and_bad_arguments)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    ck_assert_ptr_null(evdb_pool_new(loop, "nosuch://x", NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EURL);
+    evdb_pool_opts bad = {.min_conns = 5, .max_conns = 2};
+    ck_assert_ptr_null(evdb_pool_new(loop, "fake://db/", &bad));
+    ck_assert_ptr_null(evdb_pool_new(NULL, "fake://db/", NULL));
+    evdb_pool_opts o = {.max_conns = 1, .min_conns = 1};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?connect_ms=20", &o);
+    evdb_future *q = evdb_pool_query(p, "ok", NULL, 0, NULL);
+    evdb_future *a = evdb_pool_acquire(p, 0);
+    ck_assert_ptr_null(evdb_pool_query(p, NULL, NULL, 0, NULL));
+    evdb_future *cf = evdb_pool_close(p);
+    ck_assert_int_eq(evdb_future_status(q), EVDB_ECLOSED);
+    ck_assert_int_eq(evdb_future_status(a), EVDB_ECLOSED);
+    ck_assert_int_eq(t_wait(cf), 0);
+    evdb_future_unref(cf);
+    evdb_future_unref(q);
+    evdb_future_unref(a);
+    t_loop_free(loop);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("pool");
+    TCase *tc = tcase_create("fake");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, grows_lazily_and_answers);
+    tcase_add_test(tc, pipelines_up_to_depth);
+    tcase_add_test(tc, acquire_timeout_fails_waiters_in_time);
+    tcase_add_test(tc, acquire_release_and_reset);
+    tcase_add_test(tc, unsent_queries_move_to_another_connection);
+    tcase_add_test(tc, connect_failures_back_off_and_time_out);
+    tcase_add_test(tc, close_fails_waiters_and_bad_arguments);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
