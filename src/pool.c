@@ -61,6 +61,11 @@ struct evdb_pool {
 static void dispatch(evdb_pool *p);
 static void member_close(member *m);
 
+static double dmin(double a, double b)
+{
+    return a < b ? a : b;
+}
+
 static void schedule_dispatch(evdb_pool *p)
 {
     evdb__loop_defer(p->loop, &p->dispatch_d);
@@ -229,7 +234,7 @@ static void start_backoff(evdb_pool *p)
 {
     double init = p->o.backoff_initial > 0 ? p->o.backoff_initial : 0.1;
     double max = p->o.backoff_max > 0 ? p->o.backoff_max : 5.0;
-    p->backoff = p->backoff > 0 ? fmin(p->backoff * 2, max) : init;
+    p->backoff = p->backoff > 0 ? dmin(p->backoff * 2, max) : init;
     p->backing_off = true;
     evdb__timer_start(p->backoff_timer, p->backoff);
 }
@@ -320,7 +325,7 @@ static void arm_deadline(evdb_pool *p)
     if (p->waitq.head)
         next = p->waitq.head->pool_deadline;
     for (acq *a = p->acq_head; a; a = a->next)
-        next = fmin(next, a->deadline);
+        next = dmin(next, a->deadline);
     if (isinf(next))
         evdb__timer_stop(p->deadline_timer);
     else
