@@ -239,6 +239,41 @@ static void start_backoff(evdb_pool *p)
     evdb__timer_start(p->backoff_timer, p->backoff);
 }
 
+static bool has_ready(const evdb_pool *p)
+{
+    for (const member *m = p->members; m; m = m->next)
+        if (m->st == M_READY || m->st == M_ACQUIRED || m->st == M_RESETTING)
+            return true;
+    return false;
+}
+
+static void acq_unlink(evdb_pool *p, acq *a);
+static void acq_free(acq *a);
+
+/* No connection can be had right now (the server refused, the password is
+ * wrong, ...): waiters fail at once with the reason instead of waiting for
+ * their deadline, as asyncpg's pool does. The code is the connect error's
+ * (EVDB_EAUTH, EVDB_ECONNECT, EVDB_ECONNTIMEOUT). */
+static void fail_waiters(evdb_pool *p, const evdb_error *why)
+{
+    evdb_error e;
+    evdb__error_copy(&e, why);
+    snprintf(e.message, sizeof e.message, "could not get a pooled connection: %.400s",
+             why->message);
+    evdb__cq *q;
+    while ((q = p->waitq.head)) {
+        evdb__qlist_remove(&p->waitq, q);
+        evdb__future_fail_err(q->f, &e);
+        evdb__cq_free(q);
+    }
+    while (p->acq_head) {
+        acq *a = p->acq_head;
+        acq_unlink(p, a);
+        evdb__future_fail_err(a->f, &e);
+        acq_free(a);
+    }
+}
+
 static void member_opened(evdb_future *f, void *arg)
 {
     member *m = arg;
@@ -252,6 +287,8 @@ static void member_opened(evdb_future *f, void *arg)
             p->st.connect_failures++;
             if (!p->close_f)
                 start_backoff(p);
+            if (!has_ready(p))
+                fail_waiters(p, &p->last_err);
         }
         evdb_future_unref(f);
         member_unlink(m);
@@ -292,10 +329,14 @@ static void open_member(evdb_pool *p)
     co.stmt_cache_size = p->o.stmt_cache_size;
     evdb_future *f = evdb_conn_open(evdb__loop_ev(p->loop), p->url, &co);
     if (!f) {
+        /* Refused at once (a malformed URL, say): nobody waits for it. */
         evdb__error_copy(&p->last_err, evdb_last_error());
         p->have_err = true;
+        p->st.connect_failures++;
         evdb__free(m);
         start_backoff(p);
+        if (!has_ready(p))
+            fail_waiters(p, &p->last_err);
         return;
     }
     m->pool = p;
