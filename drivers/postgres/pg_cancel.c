@@ -1,0 +1,150 @@
+/*
+ * Server-side cancel. libpq 15 only has the blocking PQcancel (it opens a
+ * new connection to the server and waits for it to close), so it runs on
+ * a helper thread; the thread signals completion through an eventfd that
+ * the cancel op reports as its wait, and cancel_step joins it.
+ *
+ * Ownership: the op is shared by the loop side and the thread, with a
+ * reference count. cancel_free never blocks: when the thread still runs
+ * (a server that does not answer), the thread is detached and the last of
+ * the two to let go frees the op. For that reason the op is allocated with
+ * the C library's malloc, not through evdb's allocator hooks: it may be
+ * freed on the helper thread, after the loop (and its allocation
+ * accounting) is gone, and the hooks are not promised to be thread-safe.
+ * PGcancel is libpq's copy of what it needs (address and cancel key), so
+ * the thread never touches the PGconn, which may be finished meanwhile.
+ *
+ * Which statement a cancel stops is the server's business: whatever the
+ * backend runs when the request arrives. pg_pipeline.c counts requests
+ * (dc->cancels) to tell a cancelled query from collateral damage.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "pg_internal.h"
+
+/* PQcancel needs little stack: it formats one packet and does a connect. */
+#define CANCEL_STACK_SIZE (256 * 1024)
+#define CANCEL_ERRBUF 256
+
+struct evdb__cancel {
+    PGcancel *cn;
+    int efd;
+    pthread_t thread;
+    atomic_int refs; /* loop side + thread */
+    bool joined;
+    int ok;          /* PQcancel's answer, written before the eventfd */
+    char errbuf[CANCEL_ERRBUF];
+};
+
+static void op_unref(evdb__cancel *op)
+{
+    if (atomic_fetch_sub(&op->refs, 1) != 1)
+        return;
+    if (op->cn)
+        PQfreeCancel(op->cn);
+    if (op->efd >= 0)
+        close(op->efd);
+    free(op);
+}
+
+static void *cancel_thread(void *arg)
+{
+    evdb__cancel *op = arg;
+    op->ok = PQcancel(op->cn, op->errbuf, sizeof op->errbuf);
+    uint64_t one = 1;
+    /* The eventfd write is the release that publishes op->ok. */
+    ssize_t n;
+    do {
+        n = write(op->efd, &one, sizeof one);
+    } while (n < 0 && errno == EINTR);
+    op_unref(op);
+    return NULL;
+}
+
+int evdb__pg_cancel_start(evdb__dconn *dc, evdb__query *q, evdb__cancel **out, evdb__wait *w,
+                          evdb_error *err)
+{
+    *out = NULL;
+    /* Not sent yet, or already answered (held for its group's Sync): the
+     * server is not running it, and a request now would stop another
+     * query. It will be reported soon without help. */
+    if (!dc->conn || !evdb__pg_query_on_wire(q))
+        return EVDB__STEP_DONE;
+    evdb__cancel *op = calloc(1, sizeof *op);
+    if (!op) {
+        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory starting a cancel");
+        return EVDB__STEP_FAIL;
+    }
+    op->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    op->cn = PQgetCancel(dc->conn);
+    atomic_init(&op->refs, 1);
+    if (op->efd < 0 || !op->cn) {
+        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "could not prepare a cancel request");
+        op_unref(op);
+        return EVDB__STEP_FAIL;
+    }
+    /* The thread takes no signals: they belong to the application's
+     * threads (and SIGPIPE from the cancel socket must not kill us). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, CANCEL_STACK_SIZE);
+    atomic_fetch_add(&op->refs, 1);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&op->thread, &attr, cancel_thread, op);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        atomic_fetch_sub(&op->refs, 1);
+        op->joined = true; /* there is no thread */
+        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "could not start the cancel thread: %s",
+                        strerror(rc));
+        op_unref(op);
+        return EVDB__STEP_FAIL;
+    }
+    dc->cancels++;
+    *out = op;
+    w->fd = op->efd;
+    w->events = EVDB__EV_READ;
+    w->timeout_ms = -1;
+    return EVDB__STEP_WAIT;
+}
+
+int evdb__pg_cancel_step(evdb__cancel *op, unsigned revents, evdb__wait *w, evdb_error *err)
+{
+    uint64_t v;
+    if (read(op->efd, &v, sizeof v) != (ssize_t)sizeof v) {
+        /* Spurious wake-up: keep waiting. */
+        (void)revents;
+        w->fd = op->efd;
+        w->events = EVDB__EV_READ;
+        w->timeout_ms = -1;
+        return EVDB__STEP_WAIT;
+    }
+    /* The thread has written its answer and is about to return. */
+    pthread_join(op->thread, NULL);
+    op->joined = true;
+    if (!op->ok) {
+        evdb__error_set(err, EVDB_ECONNECT, 0, NULL, "cancel request failed: %s", op->errbuf);
+        return EVDB__STEP_FAIL;
+    }
+    return EVDB__STEP_DONE;
+}
+
+void evdb__pg_cancel_free(evdb__cancel *op)
+{
+    if (!op)
+        return;
+    if (!op->joined)
+        pthread_detach(op->thread);
+    op_unref(op);
+}

@@ -1,0 +1,215 @@
+/*
+ * Connect, close and destroy.
+ *
+ * The connect is PQconnectStartParams + PQconnectPoll: libpq parses the URL
+ * itself (expand_dbname), so URIs, keyword strings, multi-host lists,
+ * target_session_attrs, sslmode and unix sockets all work. libpq does not
+ * enforce connect_timeout while polling; the core enforces the overall
+ * deadline and calls destroy. Every poll reports the socket afresh: it can
+ * change between polls (multi-host, SSL fallback), even to the same number.
+ *
+ * Host names are resolved by libpq with getaddrinfo inside the polling
+ * calls, which blocks the loop for the lookup: use IP addresses or
+ * hostaddr= where that matters.
+ */
+#include <string.h>
+
+#include "pg_internal.h"
+
+/* Notices (and the FATAL a terminated idle backend sends) would go to
+ * stderr by default: evdb has no notice API, so they are dropped. */
+static void swallow_notice(void *arg, const PGresult *res)
+{
+    (void)arg;
+    (void)res;
+}
+
+/* Authentication failures: the server's SQLSTATE (28P01, 28000) is not
+ * exposed for a failed connect, so recognise libpq's and the server's
+ * messages. */
+static bool auth_failure(const char *msg)
+{
+    static const char *const needles[] = {
+        "password authentication failed",
+        "authentication failed",
+        "no password supplied",
+        "pg_hba.conf",
+        "SCRAM exchange",
+    };
+    for (size_t i = 0; i < sizeof needles / sizeof needles[0]; i++)
+        if (strstr(msg, needles[i]))
+            return true;
+    return strstr(msg, "role \"") && strstr(msg, "does not exist");
+}
+
+static void connect_error(evdb_error *err, PGconn *conn)
+{
+    const char *msg = conn ? PQerrorMessage(conn) : NULL;
+    if (!msg || !*msg)
+        msg = "could not connect to the PostgreSQL server";
+    /* libpq's messages name hosts and ports, never the password. */
+    evdb__error_set(err, auth_failure(msg) ? EVDB_EAUTH : EVDB_ECONNECT, 0, NULL, "%s", msg);
+}
+
+/* A libpq parse error, with quoted fragments (which may be pieces of the
+ * URL, password included) blanked out. */
+static void url_error(evdb_error *err, const char *msg)
+{
+    char buf[256];
+    size_t o = 0;
+    bool quoted = false;
+    for (const char *p = msg; *p && o + 4 < sizeof buf; p++) {
+        if (*p == '"') {
+            if (!quoted) {
+                memcpy(buf + o, "\"...", 4);
+                o += 4;
+            } else {
+                buf[o++] = '"';
+            }
+            quoted = !quoted;
+        } else if (!quoted) {
+            buf[o++] = *p;
+        }
+    }
+    buf[o] = '\0';
+    evdb__error_set(err, EVDB_EURL, 0, NULL, "invalid PostgreSQL connection string: %s", buf);
+}
+
+static void dconn_free(evdb__dconn *dc)
+{
+    evdb__pg_pipeline_forget(dc);
+    evdb__pg_cache_free(&dc->cache);
+    evdb__pg_params_free(&dc->params);
+    evdb__free(dc->pend);
+    evdb__free(dc->ring);
+    evdb__free(dc->held);
+    evdb__free(dc->resend);
+    evdb__free(dc->dealloc_sql);
+    evdb__free(dc);
+}
+
+int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,
+                           evdb_error *err)
+{
+    *out = NULL;
+    /* Parse first, so that a malformed URL is EVDB_EURL (returned at once
+     * by evdb_conn_open) rather than a failed connect. */
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(p->url, &perr);
+    if (!opts) {
+        if (perr) {
+            url_error(err, perr);
+            PQfreemem(perr);
+        } else {
+            evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory parsing the URL");
+        }
+        return EVDB__STEP_FAIL;
+    }
+    PQconninfoFree(opts);
+
+    evdb__dconn *dc = evdb__calloc(1, sizeof *dc);
+    if (!dc) {
+        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
+        return EVDB__STEP_FAIL;
+    }
+    dc->depth = p->pipeline_depth ? p->pipeline_depth : 1;
+    dc->pipeline = dc->depth > 1;
+    dc->cache_on = p->stmt_cache_size > 0;
+    if (evdb__pg_cache_init(&dc->cache, p->stmt_cache_size)) {
+        dconn_free(dc);
+        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
+        return EVDB__STEP_FAIL;
+    }
+    /* Later keywords override what the URL says: evdb reads and writes
+     * UTF-8 text. */
+    static const char *const keys[] = {"dbname", "fallback_application_name", "client_encoding",
+                                       NULL};
+    const char *vals[] = {p->url, "evdb", "UTF8", NULL};
+    dc->conn = PQconnectStartParams(keys, vals, 1);
+    if (!dc->conn) {
+        dconn_free(dc);
+        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory starting the connection");
+        return EVDB__STEP_FAIL;
+    }
+    PQsetNoticeReceiver(dc->conn, swallow_notice, NULL);
+    if (PQstatus(dc->conn) == CONNECTION_BAD) {
+        connect_error(err, dc->conn);
+        evdb__pg_destroy(dc);
+        return EVDB__STEP_FAIL;
+    }
+    *out = dc;
+    /* PQconnectPoll's contract: behave as if it had said WRITING. */
+    w->fd = PQsocket(dc->conn);
+    w->events = EVDB__EV_WRITE;
+    w->timeout_ms = -1;
+    return EVDB__STEP_WAIT;
+}
+
+int evdb__pg_connect_step(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err)
+{
+    (void)revents;
+    w->timeout_ms = -1;
+    switch (PQconnectPoll(dc->conn)) {
+    case PGRES_POLLING_READING:
+        w->fd = PQsocket(dc->conn);
+        w->events = EVDB__EV_READ;
+        return EVDB__STEP_WAIT;
+    case PGRES_POLLING_WRITING:
+        w->fd = PQsocket(dc->conn);
+        w->events = EVDB__EV_WRITE;
+        return EVDB__STEP_WAIT;
+    case PGRES_POLLING_OK:
+        break;
+    case PGRES_POLLING_FAILED:
+    default:
+        connect_error(err, dc->conn);
+        return EVDB__STEP_FAIL;
+    }
+    if (PQsetnonblocking(dc->conn, 1) != 0) {
+        evdb__error_set(err, EVDB_ECONNECT, 0, NULL, "could not make the connection nonblocking");
+        return EVDB__STEP_FAIL;
+    }
+    if (dc->pipeline) {
+        if (!PQenterPipelineMode(dc->conn)) {
+            evdb__error_set(err, EVDB_ECONNECT, 0, NULL, "could not enter pipeline mode: %s",
+                            PQerrorMessage(dc->conn));
+            return EVDB__STEP_FAIL;
+        }
+        dc->in_pipeline = true;
+    }
+    dc->tx = PG_TX_IDLE;
+    /* The idle wait: a server that drops us makes the socket readable. */
+    w->fd = PQsocket(dc->conn);
+    w->events = EVDB__EV_READ;
+    return EVDB__STEP_DONE;
+}
+
+/* PQfinish sends Terminate without waiting for anything and closes the
+ * socket: nonblocking enough, so the close is done at once. */
+int evdb__pg_close_start(evdb__dconn *dc, evdb__wait *w)
+{
+    w->fd = -1;
+    w->events = 0;
+    w->timeout_ms = -1;
+    if (dc->conn) {
+        PQfinish(dc->conn);
+        dc->conn = NULL;
+    }
+    return EVDB__STEP_DONE;
+}
+
+int evdb__pg_close_step(evdb__dconn *dc, unsigned revents, evdb__wait *w)
+{
+    (void)revents;
+    return evdb__pg_close_start(dc, w);
+}
+
+void evdb__pg_destroy(evdb__dconn *dc)
+{
+    if (!dc)
+        return;
+    if (dc->conn)
+        PQfinish(dc->conn);
+    dc->conn = NULL;
+    dconn_free(dc);
+}

@@ -1,0 +1,257 @@
+/*
+ * The PostgreSQL driver's private declarations, shared by its files:
+ *   pg_driver.c     the vtable, URL claims, capacity, server id
+ *   pg_conn.c       connect, close, destroy
+ *   pg_pipeline.c   send / flush / io: groups, syncs, resends
+ *   pg_result.c     PGresult -> evdb_result, server errors -> evdb_error
+ *   pg_params.c     typed values -> libpq parameter arrays
+ *   pg_sql.c        the small SQL lexer (multi-statement, transaction control)
+ *   pg_stmtcache.c  the per-connection prepared-statement LRU
+ *   pg_cancel.c     PQcancel on a helper thread
+ */
+#ifndef EVDB_PG_INTERNAL_H
+#define EVDB_PG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "driver.h"
+
+/* ---- type OIDs (pg_type.h is a server header: name the few we need) ---- */
+#define PG_OID_UNKNOWN 0u /* let the server infer the type from context */
+#define PG_OID_BOOL 16u
+#define PG_OID_BYTEA 17u
+#define PG_OID_CHAR 18u
+#define PG_OID_NAME 19u
+#define PG_OID_INT8 20u
+#define PG_OID_INT2 21u
+#define PG_OID_INT4 23u
+#define PG_OID_TEXT 25u
+#define PG_OID_OID 26u
+#define PG_OID_FLOAT4 700u
+#define PG_OID_FLOAT8 701u
+#define PG_OID_BPCHAR 1042u
+#define PG_OID_VARCHAR 1043u
+
+/* ---- per-query driver state, kept in evdb__query.drv_state ----
+ * The classification of the SQL text is computed once per query object;
+ * the rest describes the current attempt. */
+#define PGQ_CLASSIFIED 0x0001 /* the bits below were computed */
+#define PGQ_MULTI 0x0002      /* several statements: simple protocol, alone */
+#define PGQ_TXCTL 0x0004      /* transaction control: a barrier, alone */
+#define PGQ_TXE_SHIFT 3       /* 3 bits: the PG_TXE_* effect on the block */
+#define PGQ_TXE_MASK (0x7 << PGQ_TXE_SHIFT)
+#define PGQ_ALONE 0x0040      /* must be sent in a group of its own (retry) */
+#define PGQ_SENT_ALONE 0x0080 /* this attempt was alone in its group */
+#define PGQ_WIRE 0x0100       /* on the wire, no answer seen yet */
+#define PGQ_PARSED 0x0200     /* this attempt carried its own Parse */
+#define PGQ_RETRY_SHIFT 12    /* 4 bits: how often it was re-sent */
+#define PGQ_RETRY_MASK (0xf << PGQ_RETRY_SHIFT)
+
+_Static_assert(((PGQ_CLASSIFIED | PGQ_MULTI | PGQ_TXCTL) & PGQ_TXE_MASK) == 0, "flags overlap");
+_Static_assert(((PGQ_ALONE | PGQ_SENT_ALONE | PGQ_WIRE | PGQ_PARSED) &
+                (PGQ_TXE_MASK | PGQ_RETRY_MASK | PGQ_CLASSIFIED | PGQ_MULTI | PGQ_TXCTL)) == 0,
+               "flags overlap");
+
+/* What a transaction control statement does to the transaction block. */
+enum pg_txe {
+    PG_TXE_NONE = 0,
+    PG_TXE_BEGIN = 1,       /* BEGIN, START TRANSACTION */
+    PG_TXE_END = 2,         /* COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION */
+    PG_TXE_CHAIN = 3,       /* COMMIT/ROLLBACK AND CHAIN: ends one, opens the next */
+    PG_TXE_ROLLBACK_TO = 4, /* ROLLBACK TO SAVEPOINT: leaves the error state */
+    PG_TXE_OTHER = 5        /* SAVEPOINT, RELEASE, COMMIT/ROLLBACK PREPARED */
+};
+
+/* ---- pg_sql.c ---- */
+/* Classify sql: PGQ_MULTI, PGQ_TXCTL and the PG_TXE_* effect (shifted),
+ * always with PGQ_CLASSIFIED set. */
+unsigned evdb__pg_sql_classify(const char *sql, size_t len);
+
+/* ---- pg_params.c ---- */
+typedef struct pg_params {
+    const char **values;
+    int *lengths;
+    int *formats;
+    Oid *types;
+    size_t cap;     /* entries in each array */
+    char *text;     /* decimal renderings of numbers */
+    size_t text_cap;
+} pg_params;
+
+/* Check what libpq cannot send (text with a NUL byte): 0 or EVDB_EINVAL
+ * with err set. */
+int evdb__pg_params_check(const evdb__query *q, evdb_error *err);
+/* Fill p's arrays for q (valid until the next call). 0 or EVDB_ENOMEM. */
+int evdb__pg_params_encode(pg_params *p, const evdb__query *q);
+void evdb__pg_params_free(pg_params *p);
+
+/* ---- pg_result.c ---- */
+/* Convert a TUPLES_OK / COMMAND_OK / EMPTY_QUERY result. NULL: no memory. */
+evdb_result *evdb__pg_result_build(const PGresult *res);
+/* Describe a failed result: EVDB_ESERVER with SQLSTATE and
+ * primary + detail + hint for server errors, EVDB_EPROTO for libpq's own. */
+void evdb__pg_error_from_result(evdb_error *e, const PGresult *res);
+/* True when the server will close the session after this error
+ * (severity FATAL/PANIC: pg_terminate_backend, shutdown). */
+bool evdb__pg_error_is_fatal(const PGresult *res);
+
+/* ---- pg_stmtcache.c ---- */
+enum pg_stmt_state {
+    PGS_PREPARING, /* in the cache, Parse sent, answer pending */
+    PGS_READY,     /* in the cache, exists on the server */
+    PGS_ZOMBIE,    /* out of the cache, exists on the server: to DEALLOCATE */
+    PGS_DEALLOC,   /* out of the cache, DEALLOCATE sent */
+    PGS_DEAD       /* out of the cache, not on the server: freed at refs 0 */
+};
+
+typedef struct pg_stmt pg_stmt;
+struct pg_stmt {
+    pg_stmt *hnext;         /* hash chain */
+    pg_stmt *prev, *next;   /* LRU list, or the zombie queue */
+    uint64_t hash;
+    const char *sql;        /* points into this allocation */
+    size_t sql_len;
+    size_t nparams;
+    const Oid *types;       /* nparams, into this allocation */
+    unsigned refs;          /* pipeline entries that name it */
+    enum pg_stmt_state state;
+    char name[24];          /* "evdb_N" */
+};
+
+typedef struct pg_cache {
+    pg_stmt **buckets;
+    size_t nbuckets; /* power of two */
+    pg_stmt lru;     /* sentinel: lru.next is the most recently used */
+    size_t count, cap;
+    pg_stmt *zhead, *ztail; /* statements waiting for DEALLOCATE */
+    size_t nzombies;
+    uint64_t next_id;
+} pg_cache;
+
+int evdb__pg_cache_init(pg_cache *c, size_t cap);
+void evdb__pg_cache_free(pg_cache *c);
+uint64_t evdb__pg_cache_hash(const char *sql, size_t len, size_t nparams, const Oid *types);
+/* A cached statement (PREPARING or READY) for this text and these
+ * parameter types, made most recently used; or NULL. */
+pg_stmt *evdb__pg_cache_find(pg_cache *c, uint64_t h, const char *sql, size_t len,
+                             size_t nparams, const Oid *types);
+/* A new PREPARING statement, most recently used; may move the least
+ * recently used READY statements to the zombie queue. NULL: no memory. */
+pg_stmt *evdb__pg_cache_add(pg_cache *c, uint64_t h, const char *sql, size_t len,
+                            size_t nparams, const Oid *types);
+/* Take st out of the cache (no-op when it is not in it). on_server says
+ * whether the server holds it (then it is queued for DEALLOCATE). */
+void evdb__pg_cache_drop(pg_cache *c, pg_stmt *st, bool on_server);
+/* Forget every statement (the server dropped them all: DISCARD ALL). */
+void evdb__pg_cache_forget_all(pg_cache *c);
+/* The zombie queue: pop the oldest / put one back. */
+pg_stmt *evdb__pg_cache_zombie_pop(pg_cache *c);
+void evdb__pg_cache_zombie_push(pg_cache *c, pg_stmt *st);
+/* Reference counting by pipeline entries; frees DEAD statements. */
+static inline void evdb__pg_stmt_ref(pg_stmt *st)
+{
+    st->refs++;
+}
+void evdb__pg_stmt_unref(pg_stmt *st);
+
+/* ---- pg_pipeline.c: the connection's command stream ---- */
+enum pg_kind {
+    PGK_QUERY,   /* a user query: results, then NULL */
+    PGK_PREPARE, /* PQsendPrepare for the next PGK_QUERY: one result, NULL */
+    PGK_DEALLOC, /* DEALLOCATE of st (chain via st->next when several) */
+    PGK_SYNC,    /* PQpipelineSync: PGRES_PIPELINE_SYNC, no NULL */
+    PGK_MULTI    /* PQsendQuery of a multi-statement string (pipeline off) */
+};
+
+typedef struct pg_ent {
+    evdb__query *q; /* NULL once q was reported or moved elsewhere */
+    pg_stmt *st;
+    unsigned char kind;
+} pg_ent;
+
+/* A query whose outcome waits for its group's Sync. */
+typedef struct pg_held {
+    evdb__query *q;
+    evdb_result *r; /* NULL: re-send (rolled back, skipped or retried) */
+    bool oom;       /* ran, but its result could not be stored */
+    bool retried;   /* its own error asked for a retry (already marked) */
+} pg_held;
+
+/* Transaction block state as the driver tracks it. */
+enum pg_tx { PG_TX_IDLE, PG_TX_IN, PG_TX_ERROR };
+
+struct evdb__dconn {
+    PGconn *conn;
+    unsigned depth;      /* most queries in flight */
+    bool pipeline;       /* depth > 1: pipeline mode is used */
+    bool in_pipeline;    /* pipeline mode is on right now */
+    bool want_write;     /* PQflush left data behind */
+    unsigned inflight;   /* queries taken by send and not yet reported */
+
+    /* Queries taken but not on the wire yet (re-sends go in front). */
+    evdb__query **pend;
+    size_t phead, plen, pcap; /* ring buffer, pcap a power of two */
+
+    /* What the server will answer, in order. */
+    pg_ent *ring;
+    size_t rhead, rlen, rcap; /* ring buffer, rcap a power of two */
+    bool group_open;          /* commands sent since the last Sync */
+
+    /* The answer being read for the entry at the ring's head. */
+    evdb_result *cur;  /* its result so far (a chain for PGK_MULTI) */
+    bool cur_got;      /* a result arrived for it */
+    bool cur_oom;      /* a result could not be stored */
+    bool cur_copy_out; /* draining COPY TO STDOUT data */
+    bool cur_copy_err; /* it was a COPY: fail it with ENOTSUP */
+
+    /* The group being read (pipeline mode). */
+    bool rg_txn;    /* it runs inside the user's transaction block */
+    bool rg_failed; /* a command of it failed: it rolled back */
+    pg_held *held;
+    size_t nheld, heldcap;
+    pg_held *resend; /* scratch for the Sync that re-sends a group */
+    size_t resendcap;
+
+    enum pg_tx tx;  /* as of the answers read so far */
+    bool send_tx;   /* a transaction block may be open after what was sent */
+    unsigned cancels; /* cancel requests whose 57014 was not seen yet */
+
+    pg_params params;
+    bool cache_on;
+    pg_cache cache;
+    char *dealloc_sql; /* scratch for DEALLOCATE statements */
+    size_t dealloc_cap;
+};
+
+/* Queries that pend more than this many times are failed instead. */
+#define PG_MAX_RETRIES 8
+
+int evdb__pg_send(evdb__dconn *dc, evdb__query *q, evdb_error *err);
+int evdb__pg_flush(evdb__dconn *dc, evdb__wait *w, evdb_error *err);
+int evdb__pg_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err);
+/* Free what the pipeline holds (results, entries) without touching any
+ * query: the core may have freed them already. */
+void evdb__pg_pipeline_forget(evdb__dconn *dc);
+/* Where q stands, for cancel: true while the server may still be running
+ * it (sent, no answer seen). */
+bool evdb__pg_query_on_wire(const evdb__query *q);
+
+/* ---- pg_conn.c ---- */
+int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,
+                           evdb_error *err);
+int evdb__pg_connect_step(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err);
+int evdb__pg_close_start(evdb__dconn *dc, evdb__wait *w);
+int evdb__pg_close_step(evdb__dconn *dc, unsigned revents, evdb__wait *w);
+void evdb__pg_destroy(evdb__dconn *dc);
+
+/* ---- pg_cancel.c ---- */
+int evdb__pg_cancel_start(evdb__dconn *dc, evdb__query *q, evdb__cancel **out, evdb__wait *w,
+                          evdb_error *err);
+int evdb__pg_cancel_step(evdb__cancel *op, unsigned revents, evdb__wait *w, evdb_error *err);
+void evdb__pg_cancel_free(evdb__cancel *op);
+
+#endif

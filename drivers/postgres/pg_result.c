@@ -1,0 +1,170 @@
+/*
+ * PGresult -> evdb_result, and failed PGresults -> evdb_error.
+ *
+ * Results arrive in text format. Column types map from the type OID; bytea
+ * cells are decoded from the server's "\x..." hex text (or the old escape
+ * format when bytea_output = escape) into raw bytes, so evdb_result_bytes
+ * gives the data byte for byte.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg_internal.h"
+
+static evdb_type map_type(Oid oid)
+{
+    switch (oid) {
+    case PG_OID_BOOL:
+        return EVDB_TYPE_BOOL;
+    case PG_OID_INT8:
+    case PG_OID_INT2:
+    case PG_OID_INT4:
+    case PG_OID_OID:
+        return EVDB_TYPE_INT;
+    case PG_OID_FLOAT4:
+    case PG_OID_FLOAT8:
+        return EVDB_TYPE_DOUBLE;
+    case PG_OID_TEXT:
+    case PG_OID_VARCHAR:
+    case PG_OID_NAME:
+    case PG_OID_CHAR:
+    case PG_OID_BPCHAR:
+        return EVDB_TYPE_TEXT;
+    case PG_OID_BYTEA:
+        return EVDB_TYPE_BYTES;
+    default:
+        return EVDB_TYPE_OTHER;
+    }
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool is_octal(unsigned char c)
+{
+    return c >= '0' && c <= '7';
+}
+
+/* Decode one bytea cell into the result. Returns 0 or EVDB_ENOMEM. A cell
+ * that does not parse (it cannot happen with a real server) is stored as
+ * the text it was. */
+static int put_bytea(evdb__rbuild *b, const char *s, size_t len)
+{
+    if (len >= 2 && s[0] == '\\' && s[1] == 'x') {
+        size_t hex = len - 2;
+        if (hex % 2)
+            return evdb__rbuild_cell(b, s, len);
+        for (size_t i = 2; i < len; i++)
+            if (hexval((unsigned char)s[i]) < 0)
+                return evdb__rbuild_cell(b, s, len);
+        unsigned char *out = evdb__rbuild_cell_space(b, hex / 2);
+        if (!out)
+            return EVDB_ENOMEM;
+        for (size_t i = 0; i < hex / 2; i++)
+            out[i] = (unsigned char)(hexval((unsigned char)s[2 + 2 * i]) << 4 |
+                                     hexval((unsigned char)s[3 + 2 * i]));
+        return 0;
+    }
+    /* Escape format: \\ is a backslash, \ooo an octal byte, the rest as is. */
+    size_t n = 0;
+    for (size_t i = 0; i < len; n++) {
+        if (s[i] != '\\') {
+            i++;
+        } else if (i + 1 < len && s[i + 1] == '\\') {
+            i += 2;
+        } else if (i + 3 < len && is_octal((unsigned char)s[i + 1]) &&
+                   is_octal((unsigned char)s[i + 2]) && is_octal((unsigned char)s[i + 3])) {
+            i += 4;
+        } else {
+            return evdb__rbuild_cell(b, s, len);
+        }
+    }
+    unsigned char *out = evdb__rbuild_cell_space(b, n);
+    if (!out)
+        return EVDB_ENOMEM;
+    for (size_t i = 0, o = 0; i < len; o++) {
+        if (s[i] != '\\') {
+            out[o] = (unsigned char)s[i++];
+        } else if (s[i + 1] == '\\') {
+            out[o] = '\\';
+            i += 2;
+        } else {
+            out[o] = (unsigned char)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 |
+                                     (s[i + 3] - '0'));
+            i += 4;
+        }
+    }
+    return 0;
+}
+
+evdb_result *evdb__pg_result_build(const PGresult *res)
+{
+    int ncols = PQnfields(res);
+    int nrows = PQntuples(res);
+    evdb__rbuild *b = evdb__rbuild_new((size_t)(ncols > 0 ? ncols : 0));
+    if (!b)
+        return NULL;
+    bool bytea_any = false;
+    for (int c = 0; c < ncols; c++) {
+        Oid oid = PQftype(res, c);
+        evdb_type t = map_type(oid);
+        bytea_any |= t == EVDB_TYPE_BYTES;
+        if (evdb__rbuild_column(b, (size_t)c, PQfname(res, c), t, oid))
+            goto fail;
+    }
+    for (int r = 0; r < nrows; r++) {
+        for (int c = 0; c < ncols; c++) {
+            int rc;
+            if (PQgetisnull(res, r, c))
+                rc = evdb__rbuild_cell(b, NULL, 0);
+            else if (bytea_any && PQftype(res, c) == PG_OID_BYTEA)
+                rc = put_bytea(b, PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
+            else
+                rc = evdb__rbuild_cell(b, PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
+            if (rc)
+                goto fail;
+        }
+    }
+    const char *tuples = PQcmdTuples((PGresult *)res);
+    evdb__rbuild_set_affected(b, tuples && *tuples ? strtoll(tuples, NULL, 10) : -1);
+    const char *tag = PQcmdStatus((PGresult *)res);
+    if (tag && *tag && evdb__rbuild_set_command(b, tag))
+        goto fail;
+    return evdb__rbuild_finish(b);
+fail:
+    evdb__rbuild_free(b);
+    return NULL;
+}
+
+void evdb__pg_error_from_result(evdb_error *e, const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    if (!state || !primary) {
+        /* libpq's own error (lost connection, protocol trouble). */
+        const char *msg = PQresultErrorMessage(res);
+        evdb__error_set(e, EVDB_EPROTO, 0, state, "%s", msg && *msg ? msg : "libpq error");
+        return;
+    }
+    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+    evdb__error_set(e, EVDB_ESERVER, 0, state, "%s%s%s%s%s", primary,
+                    detail ? "\nDETAIL: " : "", detail ? detail : "", hint ? "\nHINT: " : "",
+                    hint ? hint : "");
+}
+
+bool evdb__pg_error_is_fatal(const PGresult *res)
+{
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (!sev)
+        return false;
+    return !strcmp(sev, "FATAL") || !strcmp(sev, "PANIC");
+}

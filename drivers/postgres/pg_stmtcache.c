@@ -1,0 +1,236 @@
+/*
+ * The per-connection prepared-statement cache: an LRU of named statements
+ * ("evdb_N") keyed by SQL text and parameter types (the Parse fixes the
+ * types of bool and bytea parameters, so the same text with other types
+ * needs a statement of its own).
+ *
+ * Lifecycle of a statement:
+ *   PREPARING  added to the cache, its Parse is on the wire
+ *   READY      the server confirmed the Parse
+ *   ZOMBIE     evicted (or invalidated) but still on the server: queued
+ *              for DEALLOCATE
+ *   DEALLOC    DEALLOCATE on the wire
+ *   DEAD       not on the server; freed once no pipeline entry names it
+ * Only READY statements are evicted: a PREPARING one may yet fail, and a
+ * DEALLOCATE of a statement that does not exist would fail a whole group.
+ * Statement names are never reused, so a statement that outlives its
+ * cache entry on the server can never be confused with a new one.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "pg_internal.h"
+
+static void lru_unlink(pg_stmt *st)
+{
+    st->prev->next = st->next;
+    st->next->prev = st->prev;
+    st->prev = st->next = NULL;
+}
+
+static void lru_push_front(pg_cache *c, pg_stmt *st)
+{
+    st->prev = &c->lru;
+    st->next = c->lru.next;
+    c->lru.next->prev = st;
+    c->lru.next = st;
+}
+
+static void hash_unlink(pg_cache *c, pg_stmt *st)
+{
+    pg_stmt **pp = &c->buckets[st->hash & (c->nbuckets - 1)];
+    while (*pp && *pp != st)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = st->hnext;
+    st->hnext = NULL;
+}
+
+static bool in_cache(const pg_stmt *st)
+{
+    return st->state == PGS_PREPARING || st->state == PGS_READY;
+}
+
+int evdb__pg_cache_init(pg_cache *c, size_t cap)
+{
+    memset(c, 0, sizeof *c);
+    c->lru.next = c->lru.prev = &c->lru;
+    c->cap = cap;
+    if (!cap)
+        return 0;
+    /* Load factor at most 1/2 (the cache may run a little over cap while
+     * Parses are in flight). */
+    size_t n = 8;
+    while (n < cap * 2)
+        n *= 2;
+    c->buckets = evdb__calloc(n, sizeof *c->buckets);
+    if (!c->buckets)
+        return EVDB_ENOMEM;
+    c->nbuckets = n;
+    return 0;
+}
+
+uint64_t evdb__pg_cache_hash(const char *sql, size_t len, size_t nparams, const Oid *types)
+{
+    /* FNV-1a over the text, then the parameter count and the types. */
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)sql[i];
+        h *= 1099511628211ull;
+    }
+    h ^= nparams;
+    h *= 1099511628211ull;
+    for (size_t i = 0; i < nparams; i++) {
+        if (types[i]) {
+            h ^= (uint64_t)types[i] * 31u + i;
+            h *= 1099511628211ull;
+        }
+    }
+    return h;
+}
+
+static bool same_types(const Oid *a, const Oid *b, size_t n)
+{
+    return n == 0 || memcmp(a, b, n * sizeof *a) == 0;
+}
+
+pg_stmt *evdb__pg_cache_find(pg_cache *c, uint64_t h, const char *sql, size_t len,
+                             size_t nparams, const Oid *types)
+{
+    if (!c->nbuckets)
+        return NULL;
+    for (pg_stmt *st = c->buckets[h & (c->nbuckets - 1)]; st; st = st->hnext) {
+        if (st->hash == h && st->sql_len == len && st->nparams == nparams &&
+            memcmp(st->sql, sql, len) == 0 && same_types(st->types, types, nparams)) {
+            if (c->lru.next != st) {
+                lru_unlink(st);
+                lru_push_front(c, st);
+            }
+            return st;
+        }
+    }
+    return NULL;
+}
+
+static void free_stmt(pg_stmt *st)
+{
+    evdb__free(st);
+}
+
+void evdb__pg_stmt_unref(pg_stmt *st)
+{
+    if (--st->refs == 0 && st->state == PGS_DEAD)
+        free_stmt(st);
+}
+
+void evdb__pg_cache_zombie_push(pg_cache *c, pg_stmt *st)
+{
+    st->state = PGS_ZOMBIE;
+    st->next = NULL;
+    st->prev = c->ztail;
+    if (c->ztail)
+        c->ztail->next = st;
+    else
+        c->zhead = st;
+    c->ztail = st;
+    c->nzombies++;
+}
+
+pg_stmt *evdb__pg_cache_zombie_pop(pg_cache *c)
+{
+    pg_stmt *st = c->zhead;
+    if (!st)
+        return NULL;
+    c->zhead = st->next;
+    if (c->zhead)
+        c->zhead->prev = NULL;
+    else
+        c->ztail = NULL;
+    st->next = st->prev = NULL;
+    c->nzombies--;
+    st->state = PGS_DEALLOC;
+    return st;
+}
+
+void evdb__pg_cache_drop(pg_cache *c, pg_stmt *st, bool on_server)
+{
+    if (!in_cache(st))
+        return;
+    hash_unlink(c, st);
+    lru_unlink(st);
+    c->count--;
+    if (on_server) {
+        evdb__pg_cache_zombie_push(c, st);
+    } else {
+        st->state = PGS_DEAD;
+        if (st->refs == 0)
+            free_stmt(st);
+    }
+}
+
+/* Evict least recently used READY statements while over capacity. */
+static void evict(pg_cache *c)
+{
+    pg_stmt *st = c->lru.prev;
+    while (c->count > c->cap && st != &c->lru) {
+        pg_stmt *older = st->prev;
+        if (st->state == PGS_READY)
+            evdb__pg_cache_drop(c, st, true);
+        st = older;
+    }
+}
+
+pg_stmt *evdb__pg_cache_add(pg_cache *c, uint64_t h, const char *sql, size_t len,
+                            size_t nparams, const Oid *types)
+{
+    if (!c->cap)
+        return NULL;
+    /* One allocation: the statement, its parameter types, its text. */
+    size_t tsize = nparams * sizeof(Oid);
+    pg_stmt *st = evdb__malloc(sizeof *st + tsize + len + 1);
+    if (!st)
+        return NULL;
+    memset(st, 0, sizeof *st);
+    Oid *t = (Oid *)(void *)(st + 1);
+    if (tsize)
+        memcpy(t, types, tsize);
+    char *s = (char *)t + tsize;
+    memcpy(s, sql, len);
+    s[len] = '\0';
+    st->types = t;
+    st->sql = s;
+    st->sql_len = len;
+    st->nparams = nparams;
+    st->hash = h;
+    st->state = PGS_PREPARING;
+    snprintf(st->name, sizeof st->name, "evdb_%llu", (unsigned long long)++c->next_id);
+    size_t b = h & (c->nbuckets - 1);
+    st->hnext = c->buckets[b];
+    c->buckets[b] = st;
+    lru_push_front(c, st);
+    c->count++;
+    evict(c);
+    return st;
+}
+
+void evdb__pg_cache_forget_all(pg_cache *c)
+{
+    while (c->lru.next != &c->lru)
+        evdb__pg_cache_drop(c, c->lru.next, false);
+    pg_stmt *st;
+    while ((st = evdb__pg_cache_zombie_pop(c))) {
+        st->state = PGS_DEAD;
+        if (st->refs == 0)
+            free_stmt(st);
+    }
+}
+
+void evdb__pg_cache_free(pg_cache *c)
+{
+    /* Statements still named by pipeline entries are freed by the
+     * pipeline's own teardown (evdb__pg_pipeline_forget runs first). */
+    evdb__pg_cache_forget_all(c);
+    evdb__free(c->buckets);
+    c->buckets = NULL;
+    c->nbuckets = 0;
+}
