@@ -61,10 +61,12 @@ for f in "$LIB_DIR/libevdb.so" "$LIB_DIR/libevdb.a" "$LIB_DIR/cmake/evdb/evdbCon
     "$PREFIX/include/evdb.h" "$PREFIX/include/evdb/version.h" "$PREFIX/include/evdb/features.h"; do
     [ -e "$f" ] || die "not installed: ${f#"$PREFIX"/}"
 done
-if grep -rIl -e "$BUILD" -e "$SRC/" "$PREFIX" >"$WORK/leaks.txt" 2>/dev/null; then
-    cat "$WORK/leaks.txt" >&2
-    die "installed files refer to the build or source tree"
-fi
+# (WORKDIR may lie inside SRCDIR, so mentions of the prefix itself are fine.)
+while IFS= read -r f; do
+    if sed "s|$PREFIX||g" "$f" | grep -qF -e "$BUILD" -e "$SRC/"; then
+        die "installed file ${f#"$PREFIX"/} refers to the build or source tree"
+    fi
+done < <(grep -rIlF -e "$BUILD" -e "$SRC/" "$PREFIX" || true)
 # The library must export only the public evdb_ API.
 if command -v nm >/dev/null 2>&1; then
     bad=$(nm -D --defined-only "$LIB_DIR/libevdb.so" | awk '$2 ~ /^[TDBR]$/ {print $3}' |
