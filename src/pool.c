@@ -160,10 +160,20 @@ static member *pick_idle(evdb_pool *p)
     return NULL;
 }
 
+/* Whether m should take another waiting query now. A busy connection
+ * pipelines more only when no other connection is on its way: at a cold
+ * start the first connection up must not take the whole queue (one slow
+ * statement would hold up everything pipelined behind it). */
+static bool takes_more(const member *m)
+{
+    size_t load = evdb__conn_load(m->c);
+    return load < evdb__conn_depth(m->c) && (load == 0 || m->pool->nopening == 0);
+}
+
 static void feed(member *m)
 {
     evdb_pool *p = m->pool;
-    while (p->waitq.head && evdb__conn_load(m->c) < evdb__conn_depth(m->c)) {
+    while (p->waitq.head && takes_more(m)) {
         evdb__cq *q = p->waitq.head;
         evdb__qlist_remove(&p->waitq, q);
         evdb__conn_submit(m->c, q);
@@ -582,11 +592,15 @@ static void dispatch(evdb_pool *p)
             break;
         hand_out(p, p->acq_head, m);
     }
+    /* One query at a time to the least-loaded connection: spreads work. */
     while (p->waitq.head) {
         member *m = pick(p);
-        if (!m)
+        if (!m || !takes_more(m))
             break;
-        feed(m);
+        evdb__cq *q = p->waitq.head;
+        evdb__qlist_remove(&p->waitq, q);
+        evdb__conn_submit(m->c, q);
+        m->last_used = evdb__loop_now(p->loop);
     }
     /* Grow lazily: one new connection per waiter not yet covered. */
     size_t demand = p->waitq.n + p->nacq;
@@ -689,7 +703,7 @@ evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *pa
     /* Straight to a connection with room when the queue is empty (FIFO:
      * never overtake a waiter). */
     member *m = p->waitq.head ? NULL : pick(p);
-    if (m) {
+    if (m && takes_more(m)) {
         evdb__conn_submit(m->c, q);
         return f;
     }
