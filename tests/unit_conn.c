@@ -447,9 +447,5 @@ int main(void)
     tcase_add_test(tc, close_from_a_callback);
     tcase_add_test(tc, allocation_failure_on_query_path);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return t_run_suite(s);
 }

@@ -384,9 +384,5 @@ int main(void)
     tcase_add_test(tc2, timeout_not_firing_forwards_outcome);
     tcase_add_test(tc2, allocation_failures_are_clean);
     suite_add_tcase(s, tc2);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return t_run_suite(s);
 }

@@ -182,9 +182,5 @@ int main(void)
     tcase_add_test(tc, result_builder_and_getters);
     tcase_add_test(tc, error_objects);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return t_run_suite(s);
 }

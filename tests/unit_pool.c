@@ -247,9 +247,5 @@ int main(void)
     tcase_add_test(tc, connect_failures_fail_waiters_and_back_off);
     tcase_add_test(tc, close_fails_waiters_and_bad_arguments);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return t_run_suite(s);
 }

@@ -32,6 +32,12 @@ void t_run_for(struct ev_loop *loop, double seconds);
 void t_alloc_fail_at(size_t nth);
 size_t t_alloc_count(void);
 
+/* Run a suite with CK_ENV verbosity (fork mode unless CK_FORK=no), free
+ * it, and return the process exit status: failures make it non-zero.
+ * Check's summary line ("100%: Checks: N, ...") ends the output. */
+struct Suite;
+int t_run_suite(struct Suite *s);
+
 /* Monotonic seconds. */
 double t_now(void);
 
