@@ -1,0 +1,1199 @@
+/*
+ * The PostgreSQL driver against a real PostgreSQL 15 server (scripts/testdb),
+ * through the public API only: connect and its failures, parameters and
+ * result conversion, pipelining with autocommit semantics, transaction
+ * blocks, multi-statement strings, the statement cache, timeouts and
+ * cancels, connection loss, close.
+ *
+ * Each test makes its own loop in its body (Check forks every test).
+ */
+#include <check.h>
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <evdb.h>
+
+#include "testenv.h"
+#include "testutil.h"
+
+#define WATCHDOG_S 60.0
+#define TEST_TIMEOUT_S 90
+#define URL_MAX 512
+#define SQL_MAX 512
+#define APP_PASSWORD "evdb_secret"
+
+static struct ev_loop *L;
+
+/* ------------------------------------------------------------------ helpers */
+
+static const char *pg_url(void)
+{
+    const char *u = evdb_test_pg_url();
+    ck_assert_msg(u != NULL, "no PostgreSQL test server: run scripts/testdb start");
+    return u;
+}
+
+static const char *pg_port(void)
+{
+    const char *p = evdb_test_env("EVDB_TEST_PG_PORT");
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static evdb_conn *open_opts(const char *url, const evdb_conn_opts *opts)
+{
+    evdb_future *f = evdb_conn_open(L, url, opts);
+    ck_assert_msg(f != NULL, "evdb_conn_open: %s", evdb_error_message(evdb_last_error()));
+    int rc = t_wait(f);
+    ck_assert_msg(rc == 0, "connect failed: %s", evdb_error_message(evdb_future_error(f)));
+    evdb_conn *c = evdb_future_take_conn(f);
+    ck_assert_ptr_nonnull(c);
+    evdb_future_unref(f);
+    return c;
+}
+
+/* depth 0 = the driver's default (pipelined), 1 = no pipelining; cache 0 =
+ * default, EVDB_STMT_CACHE_OFF = none. */
+static evdb_conn *open_app_with(unsigned depth, unsigned cache)
+{
+    evdb_conn_opts o;
+    memset(&o, 0, sizeof o);
+    o.pipeline_depth = depth;
+    o.stmt_cache_size = cache;
+    return open_opts(pg_url(), &o);
+}
+
+static evdb_conn *open_app(void)
+{
+    return open_app_with(0, 0);
+}
+
+static evdb_conn *open_admin(void)
+{
+    const char *u = evdb_test_pg_admin_url();
+    ck_assert_ptr_nonnull(u);
+    return open_opts(u, NULL);
+}
+
+static void close_conn(evdb_conn *c)
+{
+    evdb_future *f = evdb_conn_close(c);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+}
+
+static evdb_future *submit_flags(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
+                                 double timeout, unsigned flags)
+{
+    evdb_query_opts o;
+    memset(&o, 0, sizeof o);
+    o.timeout = timeout;
+    o.flags = flags;
+    evdb_future *f = evdb_conn_query(c, sql, p, n, &o);
+    ck_assert_msg(f != NULL, "evdb_conn_query: %s", evdb_error_message(evdb_last_error()));
+    return f;
+}
+
+static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
+{
+    return submit_flags(c, sql, p, n, 0, 0);
+}
+
+static void wait_ok(evdb_future *f, const char *what)
+{
+    int rc = t_wait(f);
+    ck_assert_msg(rc == 0, "%s: %s (%s)", what, evdb_error_message(evdb_future_error(f)),
+                  evdb_err_name(rc));
+}
+
+/* Run sql and expect success; the caller unrefs the returned future. */
+static evdb_future *run_ok(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
+{
+    evdb_future *f = submit(c, sql, p, n);
+    wait_ok(f, sql);
+    return f;
+}
+
+static void exec_ok(evdb_conn *c, const char *sql)
+{
+    evdb_future_unref(run_ok(c, sql, NULL, 0));
+}
+
+static void expect_cell(const evdb_result *r, size_t row, size_t col, const char *want)
+{
+    size_t len;
+    const char *got = evdb_result_text(r, row, col, &len);
+    ck_assert_msg(got != NULL, "cell %zu,%zu is NULL, wanted '%s'", row, col, want);
+    ck_assert_str_eq(got, want);
+    ck_assert_uint_eq(len, strlen(want));
+}
+
+static int64_t cell_int(const evdb_result *r, size_t row, size_t col)
+{
+    int64_t v = 0;
+    int rc = evdb_result_int(r, row, col, &v);
+    ck_assert_msg(rc == 0, "cell %zu,%zu: %s", row, col, evdb_err_name(rc));
+    return v;
+}
+
+static int64_t query_int(evdb_conn *c, const char *sql)
+{
+    evdb_future *f = run_ok(c, sql, NULL, 0);
+    int64_t v = cell_int(evdb_future_result(f), 0, 0);
+    evdb_future_unref(f);
+    return v;
+}
+
+static void expect_fail(evdb_future *f, int code, const char *sqlstate)
+{
+    int rc = t_wait(f);
+    const evdb_error *e = evdb_future_error(f);
+    ck_assert_msg(rc == code, "wanted %s, got %s: %s", evdb_err_name(code), evdb_err_name(rc),
+                  evdb_error_message(e));
+    if (sqlstate)
+        ck_assert_str_eq(evdb_error_sqlstate(e), sqlstate);
+}
+
+/* A TCP port on loopback where nothing listens. */
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* A listening socket that never answers (the kernel completes the TCP
+ * handshake, nobody ever reads or writes). */
+static int silent_listener(int *port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(s, 8), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+static void count_done(evdb_future *f, void *arg)
+{
+    (void)f;
+    (*(int *)arg)++;
+}
+
+/* ------------------------------------------------------------------ connect */
+
+START_TEST(connect_ok)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_app();
+    ck_assert_str_eq(evdb_conn_driver(c), "postgres");
+    ck_assert_int_gt(evdb_conn_server_id(c), 0);
+    ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
+    /* The server's pid is the session's. */
+    ck_assert_int_eq(query_int(c, "SELECT pg_backend_pid()"), evdb_conn_server_id(c));
+    evdb_future *f = run_ok(c, "SHOW client_encoding", NULL, 0);
+    expect_cell(evdb_future_result(f), 0, 0, "UTF8");
+    evdb_future_unref(f);
+    f = run_ok(c, "SHOW application_name", NULL, 0);
+    expect_cell(evdb_future_result(f), 0, 0, "evdb");
+    evdb_future_unref(f);
+    close_conn(c);
+
+    /* A libpq keyword string and the postgres:// scheme. */
+    char url[URL_MAX];
+    snprintf(url, sizeof url,
+             "host=127.0.0.1 port=%s user=evdb password=" APP_PASSWORD " dbname=evdb_test",
+             pg_port());
+    c = open_opts(url, NULL);
+    ck_assert_int_eq(query_int(c, "SELECT 2"), 2);
+    close_conn(c);
+    snprintf(url, sizeof url, "postgres://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test",
+             pg_port());
+    c = open_opts(url, NULL);
+    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+    close_conn(c);
+
+    /* Unix socket, through the URI's host parameter. */
+    const char *sockdir = evdb_test_env("EVDB_TEST_PG_SOCKDIR");
+    if (sockdir) {
+        snprintf(url, sizeof url, "postgresql://postgres@/evdb_test?host=%s&port=%s", sockdir,
+                 pg_port());
+        c = open_opts(url, NULL);
+        ck_assert_int_eq(query_int(c, "SELECT 4"), 4);
+        close_conn(c);
+    }
+    /* Multi-host: the first host refuses, the second answers (the socket
+     * changes between polls). */
+    snprintf(url, sizeof url,
+             "host=127.0.0.1,127.0.0.1 port=%d,%s user=evdb password=" APP_PASSWORD
+             " dbname=evdb_test",
+             free_port(), pg_port());
+    c = open_opts(url, NULL);
+    ck_assert_int_eq(query_int(c, "SELECT 5"), 5);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(connect_wrong_password)
+{
+    L = t_loop_new(WATCHDOG_S);
+    static const char secret[] = "Wr0ng-Pa55word-XYZ";
+    char url[URL_MAX];
+    snprintf(url, sizeof url, "postgresql://evdb:%s@127.0.0.1:%s/evdb_test", secret, pg_port());
+    evdb_future *f = evdb_conn_open(L, url, NULL);
+    ck_assert_ptr_nonnull(f);
+    expect_fail(f, EVDB_EAUTH, NULL);
+    const char *msg = evdb_error_message(evdb_future_error(f));
+    ck_assert_msg(strstr(msg, secret) == NULL, "password in message: %s", msg);
+    ck_assert_msg(strstr(msg, "password") != NULL, "unhelpful message: %s", msg);
+    ck_assert_ptr_null(evdb_future_take_conn(f));
+    evdb_future_unref(f);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(connect_refused)
+{
+    L = t_loop_new(WATCHDOG_S);
+    char url[URL_MAX];
+    snprintf(url, sizeof url, "postgresql://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test",
+             free_port());
+    evdb_future *f = evdb_conn_open(L, url, NULL);
+    ck_assert_ptr_nonnull(f);
+    expect_fail(f, EVDB_ECONNECT, NULL);
+    const char *msg = evdb_error_message(evdb_future_error(f));
+    ck_assert_msg(strstr(msg, APP_PASSWORD) == NULL, "password in message: %s", msg);
+    evdb_future_unref(f);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(connect_timeout)
+{
+    L = t_loop_new(WATCHDOG_S);
+    int port;
+    int s = silent_listener(&port);
+    char url[URL_MAX];
+    snprintf(url, sizeof url, "postgresql://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test", port);
+    evdb_conn_opts o;
+    memset(&o, 0, sizeof o);
+    o.connect_timeout = 0.3;
+    double t0 = t_now();
+    evdb_future *f = evdb_conn_open(L, url, &o);
+    ck_assert_ptr_nonnull(f);
+    expect_fail(f, EVDB_ECONNTIMEOUT, NULL);
+    double took = t_now() - t0;
+    ck_assert_msg(took >= 0.25 && took < 0.8, "connect timeout took %.3f s", took);
+    evdb_future_unref(f);
+    close(s);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(bad_url_rejected_at_once)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_future *f = evdb_conn_open(
+        L, "postgresql://evdb:Sekr1tPw@127.0.0.1:1/evdb_test?no_such_option=1", NULL);
+    ck_assert_ptr_null(f);
+    const evdb_error *e = evdb_last_error();
+    ck_assert_int_eq(evdb_error_code(e), EVDB_EURL);
+    ck_assert_msg(strstr(evdb_error_message(e), "Sekr1tPw") == NULL, "%s",
+                  evdb_error_message(e));
+    t_loop_free(L);
+}
+END_TEST
+
+/* -------------------------------------------------------------- parameters */
+
+/* Loop index: bit 0 = no pipelining, bit 1 = no statement cache. */
+static evdb_conn *open_variant(int i)
+{
+    return open_app_with(i & 1 ? 1 : 0, i & 2 ? EVDB_STMT_CACHE_OFF : 0);
+}
+
+START_TEST(params_round_trip)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    static const char utf8[] = "gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac 'quoted' \"dq\" ;--";
+    static const unsigned char bin[] = {0, 1, 2, 0xff, 0, 0x5c, 0x78};
+    evdb_value p[] = {
+        evdb_bool(true),          evdb_bool(false),       evdb_int(INT64_MAX),
+        evdb_int(INT64_MIN),      evdb_int(-42),          evdb_double(0.1),
+        evdb_double(-1.5e300),    evdb_double(INFINITY),  evdb_double(-INFINITY),
+        evdb_double(NAN),         evdb_text(utf8),        evdb_textn("", 0),
+        evdb_bytes(bin, sizeof bin), evdb_null(),
+    };
+    /* Twice: the second run uses the cached statement. */
+    for (int round = 0; round < 2; round++) {
+        evdb_future *f = run_ok(c,
+                                "SELECT $1::bool, $2::bool, $3::int8, $4::int8, $5::int, "
+                                "$6::float8, $7::float8, $8::float8, $9::float8, $10::float8, "
+                                "$11::text, $12::text, $13::bytea, $14::text",
+                                p, sizeof p / sizeof p[0]);
+        const evdb_result *r = evdb_future_result(f);
+        ck_assert_uint_eq(evdb_result_nrows(r), 1);
+        ck_assert_uint_eq(evdb_result_ncols(r), 14);
+        bool b;
+        ck_assert_int_eq(evdb_result_bool(r, 0, 0, &b), 0);
+        ck_assert(b);
+        ck_assert_int_eq(evdb_result_bool(r, 0, 1, &b), 0);
+        ck_assert(!b);
+        ck_assert_int_eq(evdb_result_coltype(r, 0), EVDB_TYPE_BOOL);
+        ck_assert(cell_int(r, 0, 2) == INT64_MAX);
+        ck_assert(cell_int(r, 0, 3) == INT64_MIN);
+        ck_assert_int_eq(cell_int(r, 0, 4), -42);
+        ck_assert_int_eq(evdb_result_coltype(r, 2), EVDB_TYPE_INT);
+        ck_assert_uint_eq(evdb_result_coltype_native(r, 2), 20);
+        ck_assert_uint_eq(evdb_result_coltype_native(r, 4), 23);
+        double d;
+        ck_assert_int_eq(evdb_result_double(r, 0, 5, &d), 0);
+        ck_assert(d == 0.1);
+        ck_assert_int_eq(evdb_result_double(r, 0, 6, &d), 0);
+        ck_assert(d == -1.5e300);
+        ck_assert_int_eq(evdb_result_double(r, 0, 7, &d), 0);
+        ck_assert(isinf(d) && d > 0);
+        ck_assert_int_eq(evdb_result_double(r, 0, 8, &d), 0);
+        ck_assert(isinf(d) && d < 0);
+        ck_assert_int_eq(evdb_result_double(r, 0, 9, &d), 0);
+        ck_assert(isnan(d));
+        ck_assert_int_eq(evdb_result_coltype(r, 5), EVDB_TYPE_DOUBLE);
+        expect_cell(r, 0, 10, utf8);
+        ck_assert_int_eq(evdb_result_coltype(r, 10), EVDB_TYPE_TEXT);
+        expect_cell(r, 0, 11, "");
+        ck_assert(!evdb_result_isnull(r, 0, 11));
+        size_t len;
+        const void *got = evdb_result_bytes(r, 0, 12, &len);
+        ck_assert_uint_eq(len, sizeof bin);
+        ck_assert_int_eq(memcmp(got, bin, sizeof bin), 0);
+        ck_assert_int_eq(evdb_result_coltype(r, 12), EVDB_TYPE_BYTES);
+        ck_assert(evdb_result_isnull(r, 0, 13));
+        evdb_future_unref(f);
+    }
+
+    /* Inferred types: int4 comparison, inserts into int/text/date/numeric. */
+    exec_ok(c, "CREATE TEMP TABLE pt(i int4, t text, d date, n numeric, big int8)");
+    evdb_value ins[] = {evdb_int(7), evdb_text("seven"), evdb_text("2024-02-29"),
+                        evdb_double(0.1), evdb_int(5000000000LL)};
+    evdb_future *f = run_ok(c, "INSERT INTO pt VALUES ($1, $2, $3, $4, $5)", ins, 5);
+    ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 1);
+    ck_assert_str_eq(evdb_result_command(evdb_future_result(f)), "INSERT 0 1");
+    evdb_future_unref(f);
+    evdb_value ins2[] = {evdb_int(8), evdb_int(88), evdb_null(), evdb_int(3), evdb_int(-1)};
+    evdb_future_unref(run_ok(c, "INSERT INTO pt VALUES ($1, $2, $3, $4, $5)", ins2, 5));
+    evdb_value key = evdb_int(7);
+    f = run_ok(c, "SELECT t, d, n, big FROM pt WHERE i = $1", &key, 1);
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_uint_eq(evdb_result_nrows(r), 1);
+    expect_cell(r, 0, 0, "seven");
+    expect_cell(r, 0, 1, "2024-02-29");
+    ck_assert_int_eq(evdb_result_coltype(r, 1), EVDB_TYPE_OTHER);
+    ck_assert_uint_eq(evdb_result_coltype_native(r, 1), 1082);
+    expect_cell(r, 0, 2, "0.1");
+    ck_assert_int_eq(cell_int(r, 0, 3), 5000000000LL);
+    evdb_future_unref(f);
+    key = evdb_text("88");
+    f = run_ok(c, "SELECT i FROM pt WHERE t = $1", &key, 1);
+    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 8);
+    evdb_future_unref(f);
+    key = evdb_int(12);
+    f = run_ok(c, "SELECT $1::int + 1", &key, 1);
+    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 13);
+    evdb_future_unref(f);
+    key = evdb_bool(true);
+    f = run_ok(c, "SELECT $1", &key, 1);
+    ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), 0), EVDB_TYPE_BOOL);
+    evdb_future_unref(f);
+
+    /* Same SQL text with other parameter types: a statement of its own. */
+    evdb_value v1 = evdb_bytes("ab", 2);
+    f = run_ok(c, "SELECT $1", &v1, 1);
+    size_t blen;
+    const char *bp = evdb_result_bytes(evdb_future_result(f), 0, 0, &blen);
+    ck_assert_uint_eq(blen, 2);
+    ck_assert_int_eq(memcmp(bp, "ab", 2), 0);
+    evdb_future_unref(f);
+    v1 = evdb_text("plain");
+    f = run_ok(c, "SELECT $1", &v1, 1);
+    expect_cell(evdb_future_result(f), 0, 0, "plain");
+    evdb_future_unref(f);
+
+    /* Text with a NUL byte fails alone; the connection goes on. */
+    evdb_value nul = evdb_textn("a\0b", 3);
+    evdb_future *bad = submit(c, "SELECT $1::text", &nul, 1);
+    evdb_future *next = submit(c, "SELECT 99", NULL, 0);
+    expect_fail(bad, EVDB_EINVAL, NULL);
+    ck_assert_msg(strstr(evdb_error_message(evdb_future_error(bad)), "NUL") != NULL, "%s",
+                  evdb_error_message(evdb_future_error(bad)));
+    wait_ok(next, "after NUL");
+    ck_assert_int_eq(cell_int(evdb_future_result(next), 0, 0), 99);
+    evdb_future_unref(bad);
+    evdb_future_unref(next);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(nulls_and_types)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_app();
+    evdb_future *f = run_ok(c,
+                            "SELECT NULL::int AS a, 1::int2 AS b, NULL::text AS c, "
+                            "'x'::varchar AS d, 'n'::name AS e, 1.5::float4 AS f, "
+                            "'{1,2}'::int[] AS g, 42::oid AS h, 'c'::char(3) AS i",
+                            NULL, 0);
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_uint_eq(evdb_result_ncols(r), 9);
+    ck_assert_str_eq(evdb_result_colname(r, 0), "a");
+    ck_assert_str_eq(evdb_result_colname(r, 8), "i");
+    ck_assert(evdb_result_isnull(r, 0, 0));
+    ck_assert(!evdb_result_isnull(r, 0, 1));
+    ck_assert(evdb_result_isnull(r, 0, 2));
+    int64_t v;
+    ck_assert_int_eq(evdb_result_int(r, 0, 0, &v), EVDB_ENULL);
+    ck_assert_ptr_null(evdb_result_text(r, 0, 2, NULL));
+    ck_assert_int_eq(evdb_result_coltype(r, 0), EVDB_TYPE_INT);
+    ck_assert_int_eq(evdb_result_coltype(r, 1), EVDB_TYPE_INT);
+    ck_assert_int_eq(evdb_result_coltype(r, 2), EVDB_TYPE_TEXT);
+    ck_assert_int_eq(evdb_result_coltype(r, 3), EVDB_TYPE_TEXT);
+    ck_assert_int_eq(evdb_result_coltype(r, 4), EVDB_TYPE_TEXT);
+    ck_assert_int_eq(evdb_result_coltype(r, 5), EVDB_TYPE_DOUBLE);
+    ck_assert_int_eq(evdb_result_coltype(r, 6), EVDB_TYPE_OTHER);
+    expect_cell(r, 0, 6, "{1,2}");
+    ck_assert_int_eq(evdb_result_coltype(r, 7), EVDB_TYPE_INT);
+    ck_assert_int_eq(evdb_result_coltype(r, 8), EVDB_TYPE_TEXT);
+    expect_cell(r, 0, 8, "c  ");
+    ck_assert_int_eq(evdb_result_affected(r), 1);
+    ck_assert_str_eq(evdb_result_command(r), "SELECT 1");
+    evdb_future_unref(f);
+
+    /* Statements without rows: no columns, affected from the tag. */
+    exec_ok(c, "CREATE TEMP TABLE nt(a int)");
+    f = run_ok(c, "INSERT INTO nt SELECT generate_series(1, 3)", NULL, 0);
+    ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 3);
+    ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 0);
+    evdb_future_unref(f);
+    f = run_ok(c, "SET search_path TO public, pg_temp", NULL, 0);
+    ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), -1);
+    ck_assert_str_eq(evdb_result_command(evdb_future_result(f)), "SET");
+    evdb_future_unref(f);
+    /* An empty statement (only a comment). */
+    f = run_ok(c, "-- nothing", NULL, 0);
+    ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 0);
+    evdb_future_unref(f);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(bytea_all_bytes)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    unsigned char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
+    exec_ok(c, "CREATE TEMP TABLE bt(id int, b bytea)");
+    evdb_value p[] = {evdb_int(1), evdb_bytes(all, sizeof all)};
+    evdb_future_unref(run_ok(c, "INSERT INTO bt VALUES ($1, $2)", p, 2));
+    for (int fmt = 0; fmt < 2; fmt++) {
+        /* Both output formats the server has. */
+        exec_ok(c, fmt ? "SET bytea_output = 'escape'" : "SET bytea_output = 'hex'");
+        evdb_future *f = run_ok(c, "SELECT b, octet_length(b) FROM bt WHERE id = 1", NULL, 0);
+        const evdb_result *r = evdb_future_result(f);
+        size_t len;
+        const unsigned char *got = evdb_result_bytes(r, 0, 0, &len);
+        ck_assert_uint_eq(len, 256);
+        for (int i = 0; i < 256; i++)
+            ck_assert_msg(got[i] == i, "byte %d is %d (output %s)", i, got[i],
+                          fmt ? "escape" : "hex");
+        ck_assert_int_eq(cell_int(r, 0, 1), 256);
+        ck_assert_int_eq(evdb_result_coltype(r, 0), EVDB_TYPE_BYTES);
+        ck_assert_uint_eq(evdb_result_coltype_native(r, 0), 17);
+        evdb_future_unref(f);
+    }
+    /* The server sees the same bytes. */
+    evdb_future *f = run_ok(c, "SELECT md5(b) = md5($1::bytea) FROM bt", &p[1], 1);
+    expect_cell(evdb_future_result(f), 0, 0, "t");
+    evdb_future_unref(f);
+    /* Empty bytea is not NULL. */
+    evdb_value e = evdb_bytes("", 0);
+    f = run_ok(c, "SELECT $1::bytea", &e, 1);
+    ck_assert(!evdb_result_isnull(evdb_future_result(f), 0, 0));
+    size_t len = 99;
+    evdb_result_bytes(evdb_future_result(f), 0, 0, &len);
+    ck_assert_uint_eq(len, 0);
+    evdb_future_unref(f);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(large_result)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_app();
+    evdb_future *f =
+        run_ok(c, "SELECT g, 'row ' || g || repeat('x', 40) FROM generate_series(1, 100000) g",
+               NULL, 0);
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_uint_eq(evdb_result_nrows(r), 100000);
+    ck_assert_int_eq(evdb_result_affected(r), 100000);
+    for (size_t i = 0; i < 100000; i++) {
+        ck_assert_int_eq(cell_int(r, i, 0), (int64_t)i + 1);
+        size_t len;
+        const char *t = evdb_result_text(r, i, 1, &len);
+        ck_assert(t != NULL && strncmp(t, "row ", 4) == 0);
+    }
+    evdb_future_unref(f);
+    /* A wide row: 300 columns, one of them 4 MB. */
+    char sql[8192];
+    size_t o = (size_t)snprintf(sql, sizeof sql, "SELECT repeat('y', 4000000)");
+    for (int i = 1; i < 300; i++)
+        o += (size_t)snprintf(sql + o, sizeof sql - o, ", %d AS c%d", i, i);
+    f = run_ok(c, sql, NULL, 0);
+    r = evdb_future_result(f);
+    ck_assert_uint_eq(evdb_result_ncols(r), 300);
+    size_t len;
+    const char *big = evdb_result_text(r, 0, 0, &len);
+    ck_assert_uint_eq(len, 4000000);
+    ck_assert(big[0] == 'y' && big[len - 1] == 'y');
+    ck_assert_int_eq(cell_int(r, 0, 299), 299);
+    ck_assert_str_eq(evdb_result_colname(r, 299), "c299");
+    evdb_future_unref(f);
+    /* And the same through a 4 MB parameter. */
+    char *text = malloc(4000001);
+    memset(text, 'z', 4000000);
+    text[4000000] = '\0';
+    evdb_value p = evdb_text(text);
+    evdb_future *q = submit(c, "SELECT length($1::text)", &p, 1);
+    free(text); /* copied at submission */
+    wait_ok(q, "big parameter");
+    ck_assert_int_eq(cell_int(evdb_future_result(q), 0, 0), 4000000);
+    evdb_future_unref(q);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(server_errors)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    evdb_future *f = submit(c, "SELECT 1/0", NULL, 0);
+    expect_fail(f, EVDB_ESERVER, "22012");
+    ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "division by zero"), "%s",
+                  evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    /* Detail is part of the message. */
+    exec_ok(c, "CREATE TEMP TABLE ue(id int PRIMARY KEY)");
+    exec_ok(c, "INSERT INTO ue VALUES (1)");
+    f = submit(c, "INSERT INTO ue VALUES (1)", NULL, 0);
+    expect_fail(f, EVDB_ESERVER, "23505");
+    ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "DETAIL: Key (id)=(1)"),
+                  "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    /* Hint too. */
+    f = submit(c, "SELECT * FROM ue WHERE id = 'x'::int + nosuchcol", NULL, 0);
+    expect_fail(f, EVDB_ESERVER, NULL);
+    evdb_future_unref(f);
+    f = submit(c, "SELEC 1", NULL, 0);
+    expect_fail(f, EVDB_ESERVER, "42601");
+    evdb_future_unref(f);
+    /* The same bad statement twice: the cache must not keep it. */
+    f = submit(c, "SELECT nosuch FROM ue", NULL, 0);
+    expect_fail(f, EVDB_ESERVER, "42703");
+    evdb_future_unref(f);
+    f = submit(c, "SELECT nosuch FROM ue", NULL, 0);
+    expect_fail(f, EVDB_ESERVER, "42703");
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM ue"), 1);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+/* -------------------------------------------------------------- pipelining */
+
+START_TEST(pipelined_1000)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    enum { N = 1000 };
+    evdb_future *fs[N];
+    for (int i = 0; i < N; i++) {
+        evdb_value p[] = {evdb_int(i), evdb_text(i % 2 ? "odd" : "even")};
+        fs[i] = submit(c, i % 3 ? "SELECT $1::int * 2, $2::text" : "SELECT $1::int8 + 1, $2",
+                       p, 2);
+    }
+    for (int i = 0; i < N; i++) {
+        wait_ok(fs[i], "pipelined");
+        const evdb_result *r = evdb_future_result(fs[i]);
+        ck_assert_int_eq(cell_int(r, 0, 0), i % 3 ? i * 2 : i + 1);
+        expect_cell(r, 0, 1, i % 2 ? "odd" : "even");
+        evdb_future_unref(fs[i]);
+    }
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(autocommit_semantics)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    exec_ok(c, "CREATE TEMP TABLE ac(v text)");
+    evdb_future *a = submit(c, "INSERT INTO ac VALUES ('a')", NULL, 0);
+    evdb_future *bad = submit(c, "SELECT 1/0", NULL, 0);
+    evdb_future *b = submit(c, "INSERT INTO ac VALUES ('b')", NULL, 0);
+    wait_ok(a, "insert a");
+    expect_fail(bad, EVDB_ESERVER, "22012");
+    wait_ok(b, "insert b");
+    ck_assert_str_eq(evdb_result_command(evdb_future_result(a)), "INSERT 0 1");
+    evdb_future_unref(a);
+    evdb_future_unref(bad);
+    evdb_future_unref(b);
+    evdb_future *f = run_ok(c, "SELECT string_agg(v, ',' ORDER BY v) FROM ac", NULL, 0);
+    expect_cell(evdb_future_result(f), 0, 0, "a,b");
+    evdb_future_unref(f);
+
+    /* Many failures in one batch: each fails alone, every good one lands
+     * exactly once. */
+    exec_ok(c, "TRUNCATE ac");
+    enum { N = 40 };
+    evdb_future *fs[N];
+    for (int i = 0; i < N; i++) {
+        char sql[SQL_MAX];
+        if (i % 4 == 1)
+            snprintf(sql, sizeof sql, "SELECT %d/0", i);
+        else
+            snprintf(sql, sizeof sql, "INSERT INTO ac VALUES ('%d')", i);
+        fs[i] = submit(c, sql, NULL, 0);
+    }
+    for (int i = 0; i < N; i++) {
+        if (i % 4 == 1)
+            expect_fail(fs[i], EVDB_ESERVER, "22012");
+        else
+            wait_ok(fs[i], "insert");
+        evdb_future_unref(fs[i]);
+    }
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM ac"), N - N / 4);
+    ck_assert_int_eq(query_int(c, "SELECT count(DISTINCT v) FROM ac"), N - N / 4);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(vacuum_in_batch)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    exec_ok(c, "CREATE TEMP TABLE vt(a int)");
+    evdb_future *fs[5];
+    fs[0] = submit(c, "INSERT INTO vt VALUES (1)", NULL, 0);
+    fs[1] = submit(c, "VACUUM vt", NULL, 0);
+    fs[2] = submit(c, "INSERT INTO vt VALUES (2)", NULL, 0);
+    fs[3] = submit(c, "VACUUM ANALYZE vt", NULL, 0);
+    fs[4] = submit(c, "SELECT 5", NULL, 0);
+    for (int i = 0; i < 5; i++) {
+        wait_ok(fs[i], "vacuum batch");
+        evdb_future_unref(fs[i]);
+    }
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM vt"), 2);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(explicit_transaction)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    exec_ok(c, "CREATE TEMP TABLE tx(a int)");
+    /* Pipelined BEGIN / INSERT / ROLLBACK leaves nothing. */
+    evdb_future *fs[5];
+    fs[0] = submit(c, "BEGIN", NULL, 0);
+    fs[1] = submit(c, "INSERT INTO tx VALUES (1)", NULL, 0);
+    fs[2] = submit(c, "SELECT count(*) FROM tx", NULL, 0);
+    fs[3] = submit(c, "ROLLBACK", NULL, 0);
+    fs[4] = submit(c, "SELECT count(*) FROM tx", NULL, 0);
+    for (int i = 0; i < 5; i++)
+        wait_ok(fs[i], "txn");
+    ck_assert_int_eq(cell_int(evdb_future_result(fs[2]), 0, 0), 1);
+    ck_assert_int_eq(cell_int(evdb_future_result(fs[4]), 0, 0), 0);
+    for (int i = 0; i < 5; i++)
+        evdb_future_unref(fs[i]);
+
+    /* An error inside the block: the user's transaction is aborted, nothing
+     * is re-sent, COMMIT rolls back. */
+    evdb_future *gs[6];
+    gs[0] = submit(c, "BEGIN", NULL, 0);
+    gs[1] = submit(c, "INSERT INTO tx VALUES (1)", NULL, 0);
+    gs[2] = submit(c, "SELECT 1/0", NULL, 0);
+    gs[3] = submit(c, "INSERT INTO tx VALUES (2)", NULL, 0);
+    gs[4] = submit(c, "COMMIT", NULL, 0);
+    gs[5] = submit(c, "SELECT count(*) FROM tx", NULL, 0);
+    wait_ok(gs[0], "begin");
+    wait_ok(gs[1], "insert 1");
+    expect_fail(gs[2], EVDB_ESERVER, "22012");
+    expect_fail(gs[3], EVDB_ESERVER, "25P02");
+    wait_ok(gs[4], "commit");
+    ck_assert_str_eq(evdb_result_command(evdb_future_result(gs[4])), "ROLLBACK");
+    wait_ok(gs[5], "count");
+    ck_assert_int_eq(cell_int(evdb_future_result(gs[5]), 0, 0), 0);
+    for (int i = 0; i < 6; i++)
+        evdb_future_unref(gs[i]);
+
+    /* A committed block, with savepoints; then autocommit again. */
+    static const char *const ok_sql[] = {
+        "START TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "INSERT INTO tx VALUES (10)",
+        "SAVEPOINT s1",
+        "INSERT INTO tx VALUES (11)",
+        "ROLLBACK TO SAVEPOINT s1",
+        "INSERT INTO tx VALUES (12)",
+        "COMMIT",
+        "INSERT INTO tx VALUES (13)",
+    };
+    enum { NOK = sizeof ok_sql / sizeof ok_sql[0] };
+    evdb_future *hs[NOK];
+    for (int i = 0; i < NOK; i++)
+        hs[i] = submit(c, ok_sql[i], NULL, 0);
+    for (int i = 0; i < NOK; i++) {
+        wait_ok(hs[i], ok_sql[i]);
+        evdb_future_unref(hs[i]);
+    }
+    evdb_future *f = run_ok(c, "SELECT string_agg(a::text, ',' ORDER BY a) FROM tx", NULL, 0);
+    expect_cell(evdb_future_result(f), 0, 0, "10,12,13");
+    evdb_future_unref(f);
+
+    /* A failure in autocommit mode right before a BEGIN: the re-sent query
+     * must not land inside the new block (rolled back with it). */
+    exec_ok(c, "TRUNCATE tx");
+    evdb_future *ks[5];
+    ks[0] = submit(c, "INSERT INTO tx VALUES (1)", NULL, 0);
+    ks[1] = submit(c, "SELECT 1/0", NULL, 0);
+    ks[2] = submit(c, "BEGIN", NULL, 0);
+    ks[3] = submit(c, "INSERT INTO tx VALUES (2)", NULL, 0);
+    ks[4] = submit(c, "ROLLBACK", NULL, 0);
+    wait_ok(ks[0], "insert 1");
+    expect_fail(ks[1], EVDB_ESERVER, "22012");
+    for (int i = 2; i < 5; i++)
+        wait_ok(ks[i], "block");
+    for (int i = 0; i < 5; i++)
+        evdb_future_unref(ks[i]);
+    f = run_ok(c, "SELECT string_agg(a::text, ',') FROM tx", NULL, 0);
+    expect_cell(evdb_future_result(f), 0, 0, "1");
+    evdb_future_unref(f);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(multi_statement)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    evdb_future *before = submit(c, "SELECT 1", NULL, 0);
+    evdb_future *m = submit(c,
+                            "CREATE TEMP TABLE ms(a int); INSERT INTO ms VALUES (1), (2);\n"
+                            "-- a comment; with a semicolon\n"
+                            "SELECT a, 'x;y' AS s FROM ms ORDER BY a;",
+                            NULL, 0);
+    evdb_future *after = submit(c, "SELECT count(*) FROM ms", NULL, 0);
+    wait_ok(before, "before");
+    wait_ok(m, "multi");
+    wait_ok(after, "after");
+    const evdb_result *r = evdb_future_result(m);
+    ck_assert_str_eq(evdb_result_command(r), "CREATE TABLE");
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(evdb_result_affected(r), 2);
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(evdb_result_nrows(r), 2);
+    ck_assert_int_eq(cell_int(r, 1, 0), 2);
+    expect_cell(r, 0, 1, "x;y");
+    ck_assert_ptr_null(evdb_result_next(r));
+    ck_assert_int_eq(cell_int(evdb_future_result(after), 0, 0), 2);
+    evdb_future_unref(before);
+    evdb_future_unref(m);
+    evdb_future_unref(after);
+
+    /* Semicolons inside quotes, dollar quotes and comments are not
+     * statement separators (these run through the extended protocol). */
+    static const char *const single[] = {
+        "SELECT 'a;b'",
+        "SELECT $$;$$",
+        "SELECT $tag$ ; $x$ ; $tag$",
+        "SELECT E'\\'; '",
+        "SELECT 1 /* ; /* nested ; */ ; */",
+        "SELECT \"?column?\" FROM (SELECT 1) \";\"",
+        "SELECT 1;",
+        "SELECT 1; -- trailing",
+    };
+    for (size_t i = 0; i < sizeof single / sizeof single[0]; i++) {
+        evdb_future *f = run_ok(c, single[i], NULL, 0);
+        ck_assert_ptr_null(evdb_result_next(evdb_future_result(f)));
+        evdb_future_unref(f);
+    }
+
+    /* A failing statement fails the whole string; the connection goes on. */
+    evdb_future *f = submit(c, "SELECT 1; SELECT 1/0; SELECT 3", NULL, 0);
+    expect_fail(f, EVDB_ESERVER, "22012");
+    evdb_future_unref(f);
+    /* A transaction opened by a multi-statement string is tracked. */
+    exec_ok(c, "BEGIN; INSERT INTO ms VALUES (3)");
+    evdb_future *in1 = submit(c, "INSERT INTO ms VALUES (4)", NULL, 0);
+    evdb_future *in2 = submit(c, "ROLLBACK", NULL, 0);
+    wait_ok(in1, "in block");
+    wait_ok(in2, "rollback");
+    evdb_future_unref(in1);
+    evdb_future_unref(in2);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM ms"), 2);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(no_pipeline_flag)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_app();
+    exec_ok(c, "CREATE TEMP TABLE np(a int)");
+    evdb_future *fs[4];
+    fs[0] = submit(c, "INSERT INTO np VALUES (1)", NULL, 0);
+    fs[1] = submit_flags(c, "SELECT 1/0", NULL, 0, 0, EVDB_QUERY_NO_PIPELINE);
+    fs[2] = submit_flags(c, "INSERT INTO np VALUES (2)", NULL, 0, 0, EVDB_QUERY_NO_CACHE);
+    fs[3] = submit_flags(c, "SELECT count(*) FROM np", NULL, 0, 0,
+                         EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE);
+    wait_ok(fs[0], "1");
+    expect_fail(fs[1], EVDB_ESERVER, "22012");
+    wait_ok(fs[2], "2");
+    wait_ok(fs[3], "count");
+    ck_assert_int_eq(cell_int(evdb_future_result(fs[3]), 0, 0), 2);
+    for (int i = 0; i < 4; i++)
+        evdb_future_unref(fs[i]);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+/* How many prepared statements the session holds. */
+static int64_t prepared_count(evdb_conn *c)
+{
+    evdb_future *f = submit_flags(c, "SELECT count(*) FROM pg_prepared_statements", NULL, 0, 0,
+                                  EVDB_QUERY_NO_CACHE);
+    wait_ok(f, "pg_prepared_statements");
+    int64_t n = cell_int(evdb_future_result(f), 0, 0);
+    evdb_future_unref(f);
+    return n;
+}
+
+START_TEST(stmt_cache)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn_opts o;
+    memset(&o, 0, sizeof o);
+    o.stmt_cache_size = 4;
+    o.pipeline_depth = _i ? 1 : 0;
+    evdb_conn *c = open_opts(pg_url(), &o);
+    /* 30 distinct statements, each used 3 times: the cache stays bounded. */
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 30; i++) {
+            char sql[SQL_MAX];
+            snprintf(sql, sizeof sql, "SELECT %d + $1::int", i);
+            evdb_value p = evdb_int(round);
+            evdb_future *f = run_ok(c, sql, &p, 1);
+            ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), i + round);
+            evdb_future_unref(f);
+        }
+    }
+    int64_t n = prepared_count(c);
+    /* The cache plus the evicted ones whose DEALLOCATE is still batched. */
+    ck_assert_msg(n >= 1 && n <= 4 + 8, "%lld prepared statements", (long long)n);
+
+    /* Cached statements reused: none added. */
+    exec_ok(c, "SELECT 101");
+    int64_t before = prepared_count(c);
+    for (int i = 0; i < 5; i++)
+        exec_ok(c, "SELECT 101");
+    ck_assert_int_eq(prepared_count(c), before);
+
+    /* The user drops every statement: queries still work. */
+    exec_ok(c, "CREATE TEMP TABLE sc(a int)");
+    exec_ok(c, "INSERT INTO sc VALUES (1)");
+    ck_assert_int_eq(query_int(c, "SELECT a FROM sc"), 1);
+    exec_ok(c, "DEALLOCATE ALL");
+    ck_assert_int_eq(query_int(c, "SELECT a FROM sc"), 1);
+    /* A cached plan whose result type changed (0A000): parsed again. */
+    exec_ok(c, "ALTER TABLE sc ALTER COLUMN a TYPE int8");
+    ck_assert_int_eq(query_int(c, "SELECT a FROM sc"), 1);
+    /* Statements vanish behind the driver's back (DISCARD-like, with a
+     * pipelined batch using them). */
+    exec_ok(c, "SELECT 202");
+    evdb_future *fs[4];
+    fs[0] = submit(c, "DEALLOCATE ALL", NULL, 0);
+    fs[1] = submit(c, "SELECT 202", NULL, 0);
+    fs[2] = submit(c, "SELECT a FROM sc", NULL, 0);
+    fs[3] = submit(c, "SELECT 202", NULL, 0);
+    for (int i = 0; i < 4; i++) {
+        wait_ok(fs[i], "after DEALLOCATE ALL");
+        evdb_future_unref(fs[i]);
+    }
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+/* ------------------------------------------------------- timeouts, cancels */
+
+/* Wait until the admin connection sees pid idle (not running anything). */
+static bool backend_idle_within(evdb_conn *admin, int64_t pid, double seconds)
+{
+    double until = t_now() + seconds;
+    while (t_now() < until) {
+        evdb_value p = evdb_int(pid);
+        evdb_future *f = run_ok(admin, "SELECT state FROM pg_stat_activity WHERE pid = $1", &p, 1);
+        const evdb_result *r = evdb_future_result(f);
+        bool idle = evdb_result_nrows(r) == 1 && !evdb_result_isnull(r, 0, 0) &&
+                    strcmp(evdb_result_text(r, 0, 0, NULL), "idle") == 0;
+        evdb_future_unref(f);
+        if (idle)
+            return true;
+        evdb_future *s = evdb_sleep(L, 0.02);
+        t_wait(s);
+        evdb_future_unref(s);
+    }
+    return false;
+}
+
+START_TEST(query_timeout)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    evdb_conn *admin = open_admin();
+    int64_t pid = evdb_conn_server_id(c);
+    double t0 = t_now();
+    evdb_future *f = submit_flags(c, "SELECT pg_sleep(30)", NULL, 0, 0.2, 0);
+    expect_fail(f, EVDB_ETIMEDOUT, NULL);
+    double took = t_now() - t0;
+    ck_assert_msg(took >= 0.18 && took < 0.5, "timeout after %.3f s", took);
+    evdb_future_unref(f);
+    ck_assert_msg(backend_idle_within(admin, pid, 2.0), "backend still busy after the timeout");
+    /* The connection serves the next query correctly. */
+    ck_assert_int_eq(query_int(c, "SELECT 42"), 42);
+    evdb_value p = evdb_int(7);
+    f = run_ok(c, "SELECT $1::int * 6", &p, 1);
+    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 42);
+    evdb_future_unref(f);
+
+    /* A timed-out query pipelined with others: the others are unharmed
+     * (the cancel may roll back their group, then they run again). */
+    exec_ok(c, "CREATE TEMP TABLE qt(a int)");
+    evdb_future *slow = submit_flags(c, "SELECT pg_sleep(0.5)", NULL, 0, 0.1, 0);
+    evdb_future *ins = submit(c, "INSERT INTO qt VALUES (1)", NULL, 0);
+    evdb_future *sel = submit(c, "SELECT 7", NULL, 0);
+    expect_fail(slow, EVDB_ETIMEDOUT, NULL);
+    wait_ok(ins, "insert after timeout");
+    wait_ok(sel, "select after timeout");
+    ck_assert_int_eq(cell_int(evdb_future_result(sel), 0, 0), 7);
+    evdb_future_unref(slow);
+    evdb_future_unref(ins);
+    evdb_future_unref(sel);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM qt"), 1);
+    close_conn(admin);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(cancel_queued_and_running)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    /* Queued (or pipelined behind a running one): it just goes away. */
+    evdb_future *run = submit(c, "SELECT pg_sleep(0.3), 1", NULL, 0);
+    evdb_future *queued = submit(c, "SELECT 2", NULL, 0);
+    ck_assert_int_eq(evdb_future_cancel(queued), 0);
+    ck_assert_int_eq(evdb_future_status(queued), EVDB_ECANCELED);
+    wait_ok(run, "running one");
+    ck_assert_int_eq(cell_int(evdb_future_result(run), 0, 1), 1);
+    evdb_future_unref(run);
+    evdb_future_unref(queued);
+
+    /* Running: cancelled on the server, promptly. */
+    double t0 = t_now();
+    run = submit(c, "SELECT pg_sleep(30)", NULL, 0);
+    evdb_future *after = submit(c, "SELECT 3", NULL, 0);
+    evdb_future *s = evdb_sleep(L, 0.1);
+    t_wait(s);
+    evdb_future_unref(s);
+    ck_assert_int_eq(evdb_future_cancel(run), 0);
+    ck_assert_int_eq(t_wait(run), EVDB_ECANCELED);
+    wait_ok(after, "after the cancelled one");
+    ck_assert_int_eq(cell_int(evdb_future_result(after), 0, 0), 3);
+    ck_assert_msg(t_now() - t0 < 2.0, "cancel took %.3f s", t_now() - t0);
+    ck_assert_int_eq(query_int(c, "SELECT 4"), 4);
+    evdb_future_unref(run);
+    evdb_future_unref(after);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+/* -------------------------------------------------------------- loss, close */
+
+START_TEST(terminate_backend)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    evdb_conn *admin = open_admin();
+    int64_t pid = evdb_conn_server_id(c);
+    enum { N = 5 };
+    evdb_future *fs[N];
+    int done = 0;
+    for (int i = 0; i < N; i++) {
+        fs[i] = submit(c, i == 0 ? "SELECT pg_sleep(10)" : "SELECT 1", NULL, 0);
+        ck_assert_int_eq(evdb_future_on_done(fs[i], count_done, &done), 0);
+    }
+    evdb_future *s = evdb_sleep(L, 0.1);
+    t_wait(s);
+    evdb_future_unref(s);
+    evdb_value p = evdb_int(pid);
+    evdb_future *k = run_ok(admin, "SELECT pg_terminate_backend($1::int)", &p, 1);
+    expect_cell(evdb_future_result(k), 0, 0, "t");
+    evdb_future_unref(k);
+    for (int i = 0; i < N; i++)
+        expect_fail(fs[i], EVDB_ECONNLOST, NULL);
+    t_run_for(L, 0.1);
+    ck_assert_int_eq(done, N);
+    for (int i = 0; i < N; i++)
+        evdb_future_unref(fs[i]);
+    /* The broken connection refuses new queries; close still works. */
+    ck_assert_ptr_null(evdb_conn_query(c, "SELECT 1", NULL, 0, NULL));
+    close_conn(c);
+
+    /* An idle connection: the loss is noticed without a query. */
+    c = open_variant(_i);
+    pid = evdb_conn_server_id(c);
+    p = evdb_int(pid);
+    k = run_ok(admin, "SELECT pg_terminate_backend($1::int)", &p, 1);
+    evdb_future_unref(k);
+    t_run_for(L, 0.3);
+    evdb_future *f = evdb_conn_query(c, "SELECT 1", NULL, 0, NULL);
+    if (f) {
+        /* Raced with the notice: it fails with the loss. */
+        expect_fail(f, EVDB_ECONNLOST, NULL);
+        evdb_future_unref(f);
+    } else {
+        ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECONNLOST);
+    }
+    close_conn(c);
+    close_conn(admin);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(close_with_queued)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    enum { N = 10 };
+    evdb_future *fs[N];
+    int done = 0;
+    for (int i = 0; i < N; i++) {
+        fs[i] = submit(c, i % 2 ? "SELECT pg_sleep(0.2)" : "SELECT 1", NULL, 0);
+        ck_assert_int_eq(evdb_future_on_done(fs[i], count_done, &done), 0);
+    }
+    evdb_future *cf = evdb_conn_close(c);
+    ck_assert_ptr_nonnull(cf);
+    ck_assert_int_eq(t_wait(cf), 0);
+    evdb_future_unref(cf);
+    for (int i = 0; i < N; i++) {
+        int rc = t_wait(fs[i]);
+        ck_assert_msg(rc == EVDB_ECLOSED || rc == EVDB_ECONNLOST || rc == 0, "%s",
+                      evdb_err_name(rc));
+    }
+    t_run_for(L, 0.1);
+    ck_assert_int_eq(done, N);
+    for (int i = 0; i < N; i++)
+        evdb_future_unref(fs[i]);
+    t_loop_free(L);
+}
+END_TEST
+
+/* ------------------------------------------------------------------- suite */
+
+int main(void)
+{
+    Suite *s = suite_create("postgres");
+    TCase *conn = tcase_create("connect");
+    TCase *query = tcase_create("query");
+    TCase *pipe = tcase_create("pipeline");
+    TCase *cancel = tcase_create("cancel");
+    TCase *loss = tcase_create("loss");
+    TCase *all[] = {conn, query, pipe, cancel, loss};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        tcase_set_timeout(all[i], TEST_TIMEOUT_S);
+        suite_add_tcase(s, all[i]);
+    }
+    tcase_add_test(conn, connect_ok);
+    tcase_add_test(conn, connect_wrong_password);
+    tcase_add_test(conn, connect_refused);
+    tcase_add_test(conn, connect_timeout);
+    tcase_add_test(conn, bad_url_rejected_at_once);
+
+    /* Loop tests over open_variant: pipelined/single x cached/uncached. */
+    tcase_add_loop_test(query, params_round_trip, 0, 4);
+    tcase_add_test(query, nulls_and_types);
+    tcase_add_loop_test(query, bytea_all_bytes, 0, 4);
+    tcase_add_test(query, large_result);
+    tcase_add_loop_test(query, server_errors, 0, 4);
+    tcase_add_loop_test(query, stmt_cache, 0, 2);
+
+    tcase_add_loop_test(pipe, pipelined_1000, 0, 4);
+    tcase_add_loop_test(pipe, autocommit_semantics, 0, 4);
+    tcase_add_loop_test(pipe, vacuum_in_batch, 0, 4);
+    tcase_add_loop_test(pipe, explicit_transaction, 0, 4);
+    tcase_add_loop_test(pipe, multi_statement, 0, 4);
+    tcase_add_test(pipe, no_pipeline_flag);
+
+    tcase_add_loop_test(cancel, query_timeout, 0, 4);
+    tcase_add_loop_test(cancel, cancel_queued_and_running, 0, 4);
+
+    tcase_add_loop_test(loss, terminate_backend, 0, 2);
+    tcase_add_loop_test(loss, close_with_queued, 0, 2);
+
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
