@@ -1,0 +1,1044 @@
+/*
+ * The MariaDB driver against a real MariaDB server (scripts/testdb), through
+ * the public API only: connect and its failures, URL checking, the text and
+ * prepared-statement paths, result conversion, queueing, multi-statement
+ * queries, timeouts with server-side KILL QUERY, connection loss, close.
+ */
+#include <check.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <evdb.h>
+
+#include "testenv.h"
+#include "testutil.h"
+
+#define WATCHDOG_S 60.0
+#define TEST_TIMEOUT_S 60
+#define URL_MAX 512
+#define SQL_MAX 256
+#define APP_PASSWORD "evdb_secret"
+
+static struct ev_loop *L;
+
+static void setup(void)
+{
+    L = t_loop_new(WATCHDOG_S);
+}
+
+static void teardown(void)
+{
+    t_loop_free(L);
+}
+
+/* ---- helpers ---- */
+
+static const char *my_url(void)
+{
+    const char *u = evdb_test_my_url();
+    ck_assert_msg(u != NULL, "no MariaDB test server: run scripts/testdb start");
+    return u;
+}
+
+static const char *my_port(void)
+{
+    const char *p = evdb_test_env("EVDB_TEST_MY_PORT");
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static evdb_conn *open_opts(const char *url, const evdb_conn_opts *opts)
+{
+    evdb_future *f = evdb_conn_open(L, url, opts);
+    ck_assert_msg(f != NULL, "evdb_conn_open: %s", evdb_error_message(evdb_last_error()));
+    int rc = t_wait(f);
+    ck_assert_msg(rc == 0, "connect failed: %s", evdb_error_message(evdb_future_error(f)));
+    evdb_conn *c = evdb_future_take_conn(f);
+    ck_assert_ptr_nonnull(c);
+    evdb_future_unref(f);
+    return c;
+}
+
+static evdb_conn *open_app(void)
+{
+    return open_opts(my_url(), NULL);
+}
+
+static evdb_conn *open_admin(void)
+{
+    const char *u = evdb_test_my_admin_url();
+    ck_assert_ptr_nonnull(u);
+    return open_opts(u, NULL);
+}
+
+static void close_conn(evdb_conn *c)
+{
+    evdb_future *f = evdb_conn_close(c);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+}
+
+static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
+                           double timeout)
+{
+    evdb_query_opts o;
+    memset(&o, 0, sizeof o);
+    o.timeout = timeout;
+    evdb_future *f = evdb_conn_query(c, sql, p, n, &o);
+    ck_assert_msg(f != NULL, "evdb_conn_query: %s", evdb_error_message(evdb_last_error()));
+    return f;
+}
+
+/* Run sql and expect success; the caller unrefs the returned future. */
+static evdb_future *run_ok(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
+{
+    evdb_future *f = submit(c, sql, p, n, 0);
+    int rc = t_wait(f);
+    ck_assert_msg(rc == 0, "%s: %s (%s)", sql, evdb_error_message(evdb_future_error(f)),
+                  evdb_err_name(rc));
+    return f;
+}
+
+static void exec_ok(evdb_conn *c, const char *sql)
+{
+    evdb_future_unref(run_ok(c, sql, NULL, 0));
+}
+
+static void expect_cell(const evdb_result *r, size_t row, size_t col, const char *want)
+{
+    size_t len;
+    const char *got = evdb_result_text(r, row, col, &len);
+    ck_assert_msg(got != NULL, "cell %zu,%zu is NULL, wanted '%s'", row, col, want);
+    ck_assert_str_eq(got, want);
+    ck_assert_uint_eq(len, strlen(want));
+}
+
+static int64_t cell_int(const evdb_result *r, size_t row, size_t col)
+{
+    int64_t v = 0;
+    ck_assert_int_eq(evdb_result_int(r, row, col, &v), 0);
+    return v;
+}
+
+/* A single integer from a query. */
+static int64_t query_int(evdb_conn *c, const char *sql)
+{
+    evdb_future *f = run_ok(c, sql, NULL, 0);
+    int64_t v = cell_int(evdb_future_result(f), 0, 0);
+    evdb_future_unref(f);
+    return v;
+}
+
+/* A TCP port on loopback where nothing listens. */
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* ---- connect ---- */
+
+START_TEST(connect_ok)
+{
+    evdb_conn *c = open_app();
+    ck_assert_str_eq(evdb_conn_driver(c), "mariadb");
+    int64_t id = evdb_conn_server_id(c);
+    ck_assert_int_gt(id, 0);
+    ck_assert_int_eq(query_int(c, "SELECT CONNECTION_ID()"), id);
+    evdb_future *f = run_ok(c, "SELECT 1 AS one, DATABASE(), @@character_set_client", NULL, 0);
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_uint_eq(evdb_result_nrows(r), 1);
+    ck_assert_uint_eq(evdb_result_ncols(r), 3);
+    ck_assert_str_eq(evdb_result_colname(r, 0), "one");
+    expect_cell(r, 0, 0, "1");
+    expect_cell(r, 0, 1, "evdb_test");
+    expect_cell(r, 0, 2, "utf8mb4");
+    evdb_future_unref(f);
+    close_conn(c);
+}
+END_TEST
+
+START_TEST(connect_mysql_scheme_and_socket)
+{
+    char url[URL_MAX];
+    /* The same server under the mysql:// scheme. */
+    snprintf(url, sizeof url, "mysql://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test",
+             my_port());
+    evdb_conn *c = open_opts(url, NULL);
+    ck_assert_int_eq(query_int(c, "SELECT 7"), 7);
+    close_conn(c);
+    /* Over the unix socket, given as an option. */
+    const char *sock = evdb_test_env("EVDB_TEST_MY_SOCKET");
+    ck_assert_ptr_nonnull(sock);
+    snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@/evdb_test?unix_socket=%s",
+             sock);
+    c = open_opts(url, NULL);
+    ck_assert_int_eq(query_int(c, "SELECT 8"), 8);
+    close_conn(c);
+}
+END_TEST
+
+/* A name that is not an IP literal goes through the asynchronous lookup
+ * (LOCALHOST is in /etc/hosts, matched without case). */
+START_TEST(connect_host_name)
+{
+    char url[URL_MAX];
+    snprintf(url, sizeof url,
+             "mariadb://evdb:" APP_PASSWORD "@LOCALHOST:%s/evdb_test?charset=latin1", my_port());
+    evdb_conn *c = open_opts(url, NULL);
+    evdb_future *f = run_ok(c, "SELECT @@character_set_client", NULL, 0);
+    expect_cell(evdb_future_result(f), 0, 0, "latin1");
+    evdb_future_unref(f);
+    close_conn(c);
+    /* A name that does not resolve fails the connect, not the call. */
+    snprintf(url, sizeof url, "mariadb://evdb@no-such-host.invalid:%s/evdb_test", my_port());
+    f = evdb_conn_open(L, url, NULL);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), EVDB_ECONNECT);
+    evdb_future_unref(f);
+}
+END_TEST
+
+START_TEST(connect_wrong_password)
+{
+    char url[URL_MAX];
+    snprintf(url, sizeof url, "mariadb://evdb:Wr0ngPassw0rd@127.0.0.1:%s/evdb_test",
+             my_port());
+    evdb_future *f = evdb_conn_open(L, url, NULL);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), EVDB_EAUTH);
+    const evdb_error *e = evdb_future_error(f);
+    ck_assert_int_eq(evdb_error_driver_code(e), 1045);
+    ck_assert_str_eq(evdb_error_sqlstate(e), "28000");
+    ck_assert_ptr_null(strstr(evdb_error_message(e), "Wr0ngPassw0rd"));
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(e), "evdb"));
+    ck_assert_ptr_null(evdb_future_take_conn(f));
+    evdb_future_unref(f);
+}
+END_TEST
+
+START_TEST(connect_refused)
+{
+    char url[URL_MAX];
+    snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test",
+             free_port());
+    double t0 = t_now();
+    evdb_future *f = evdb_conn_open(L, url, NULL);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), EVDB_ECONNECT);
+    ck_assert_double_lt(t_now() - t0, 1.0);
+    ck_assert_ptr_null(strstr(evdb_error_message(evdb_future_error(f)), APP_PASSWORD));
+    evdb_future_unref(f);
+}
+END_TEST
+
+static const char *const bad_urls[] = {
+    "mariadb://",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:99999/evdb_test",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?bogus_option=1",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?ssl=maybe",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?connect_timeout=-2",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?charset=utf8;drop",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?unix_socket=",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/a/b",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?ssl=false&ssl_ca=/x",
+    "mariadb://evdb:s3cr3tpw@/evdb_test",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?unix_socket=/tmp/x.sock",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/d%zzb",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test#frag",
+};
+
+START_TEST(bad_url_rejected_at_once)
+{
+    const char *url = bad_urls[_i];
+    evdb_future *f = evdb_conn_open(L, url, NULL);
+    ck_assert_msg(f == NULL, "accepted: %s", url);
+    const evdb_error *e = evdb_last_error();
+    ck_assert_msg(evdb_error_code(e) == EVDB_EURL, "%s: %s (%s)", url, evdb_error_message(e),
+                  evdb_err_name(evdb_error_code(e)));
+    ck_assert_ptr_null(strstr(evdb_error_message(e), "s3cr3tpw"));
+    if (strstr(url, "bogus_option"))
+        ck_assert_ptr_nonnull(strstr(evdb_error_message(e), "bogus_option"));
+}
+END_TEST
+
+/* ---- values and results ---- */
+
+START_TEST(params_round_trip)
+{
+    evdb_conn *c = open_app();
+    static const unsigned char bin[] = {0, 1, 2, 0xff, 0x80, '\'', '"', '\\', 0};
+    const char *text = "h\xc3\xa9llo \xf0\x9f\x98\x80 '; DROP TABLE x; --";
+    evdb_value p[] = {
+        evdb_null(),          evdb_bool(true),     evdb_bool(false),
+        evdb_int(INT64_MIN),  evdb_int(INT64_MAX), evdb_int(-42),
+        evdb_double(0.1),     evdb_double(1.0 / 3), evdb_double(-1.5e300),
+        evdb_text(text),      evdb_bytes(bin, sizeof bin), evdb_textn("", 0),
+    };
+    size_t n = sizeof p / sizeof p[0];
+    evdb_future *f = run_ok(c, "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?", p, n);
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_uint_eq(evdb_result_nrows(r), 1);
+    ck_assert_uint_eq(evdb_result_ncols(r), n);
+    ck_assert(evdb_result_isnull(r, 0, 0));
+    bool b = false;
+    ck_assert_int_eq(evdb_result_bool(r, 0, 1, &b), 0);
+    ck_assert(b);
+    ck_assert_int_eq(evdb_result_bool(r, 0, 2, &b), 0);
+    ck_assert(!b);
+    ck_assert_int_eq(cell_int(r, 0, 3), INT64_MIN);
+    ck_assert_int_eq(cell_int(r, 0, 4), INT64_MAX);
+    ck_assert_int_eq(cell_int(r, 0, 5), -42);
+    ck_assert_int_eq(evdb_result_coltype(r, 4), EVDB_TYPE_INT);
+    double d = 0;
+    ck_assert_int_eq(evdb_result_double(r, 0, 6, &d), 0);
+    ck_assert(d == 0.1);
+    ck_assert_int_eq(evdb_result_double(r, 0, 7, &d), 0);
+    ck_assert(d == 1.0 / 3);
+    ck_assert_int_eq(evdb_result_double(r, 0, 8, &d), 0);
+    ck_assert(d == -1.5e300);
+    ck_assert_int_eq(evdb_result_coltype(r, 6), EVDB_TYPE_DOUBLE);
+    expect_cell(r, 0, 9, text);
+    ck_assert_int_eq(evdb_result_coltype(r, 9), EVDB_TYPE_TEXT);
+    size_t len = 0;
+    const void *got = evdb_result_bytes(r, 0, 10, &len);
+    ck_assert_uint_eq(len, sizeof bin);
+    ck_assert_int_eq(memcmp(got, bin, sizeof bin), 0);
+    ck_assert_int_eq(evdb_result_coltype(r, 10), EVDB_TYPE_BYTES);
+    expect_cell(r, 0, 11, "");
+    ck_assert(!evdb_result_isnull(r, 0, 11));
+    evdb_future_unref(f);
+
+    /* The text the prepared path produces equals the text protocol's. */
+    evdb_value ones[] = {evdb_int(1), evdb_int(1)};
+    f = run_ok(c, "SELECT 0.1e0 + ? - 1, 1/3e0, CAST(1.5 AS DECIMAL(10,3)), "
+                  "DATE('2024-02-29'), TIMESTAMP('2024-02-29 13:14:15.25'), 12.5e0 * ?",
+               ones, 2);
+    evdb_future *t = run_ok(c, "SELECT 0.1e0 + 1 - 1, 1/3e0, CAST(1.5 AS DECIMAL(10,3)), "
+                               "DATE('2024-02-29'), TIMESTAMP('2024-02-29 13:14:15.25'), "
+                               "12.5e0 * 1",
+                            NULL, 0);
+    for (size_t i = 0; i < 6; i++) {
+        const char *a = evdb_result_text(evdb_future_result(f), 0, i, NULL);
+        const char *bt = evdb_result_text(evdb_future_result(t), 0, i, NULL);
+        ck_assert_msg(a && bt && strcmp(a, bt) == 0, "column %zu: prepared '%s' text '%s'", i,
+                      a, bt);
+        ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), i),
+                         evdb_result_coltype(evdb_future_result(t), i));
+    }
+    expect_cell(evdb_future_result(t), 0, 2, "1.500");
+    ck_assert_int_eq(evdb_result_coltype(evdb_future_result(t), 2), EVDB_TYPE_OTHER);
+    expect_cell(evdb_future_result(t), 0, 3, "2024-02-29");
+    evdb_future_unref(f);
+    evdb_future_unref(t);
+    close_conn(c);
+}
+END_TEST
+
+START_TEST(column_types)
+{
+    evdb_conn *c = open_app();
+    exec_ok(c, "CREATE TEMPORARY TABLE t_types (ti TINYINT(1), si SMALLINT, mi MEDIUMINT, "
+               "i INT, bi BIGINT UNSIGNED, y YEAR, f FLOAT, d DOUBLE, dec1 DECIMAL(5,2), "
+               "vc VARCHAR(10), ch CHAR(3), tx TEXT, vb VARBINARY(10), bl BLOB, "
+               "dt DATETIME, js JSON, en ENUM('a','b'), bt BIT(8))");
+    exec_ok(c, "INSERT INTO t_types VALUES (1, -2, 3, -4, 18446744073709551615, 2024, 1.5, "
+               "2.25, 3.14, 'v', 'c', 't', 'b', 'l', '2024-01-02 03:04:05', '{}', 'b', 7)");
+    static const evdb_type want[] = {
+        EVDB_TYPE_INT,  EVDB_TYPE_INT,   EVDB_TYPE_INT,   EVDB_TYPE_INT,  EVDB_TYPE_INT,
+        EVDB_TYPE_INT,  EVDB_TYPE_DOUBLE, EVDB_TYPE_DOUBLE, EVDB_TYPE_OTHER, EVDB_TYPE_TEXT,
+        EVDB_TYPE_TEXT, EVDB_TYPE_TEXT,  EVDB_TYPE_BYTES, EVDB_TYPE_BYTES, EVDB_TYPE_OTHER,
+        EVDB_TYPE_TEXT, EVDB_TYPE_TEXT,  EVDB_TYPE_OTHER,
+    };
+    evdb_value zero = evdb_int(0);
+    evdb_future *fs[2] = {run_ok(c, "SELECT * FROM t_types", NULL, 0),
+                          run_ok(c, "SELECT * FROM t_types WHERE ? = 0", &zero, 1)};
+    for (int k = 0; k < 2; k++) {
+        const evdb_result *r = evdb_future_result(fs[k]);
+        ck_assert_uint_eq(evdb_result_ncols(r), sizeof want / sizeof want[0]);
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+            ck_assert_msg(evdb_result_coltype(r, i) == want[i], "path %d column %s: %d", k,
+                          evdb_result_colname(r, i), evdb_result_coltype(r, i));
+        ck_assert_uint_eq(evdb_result_coltype_native(r, 3), 3 /* MYSQL_TYPE_LONG */);
+        expect_cell(r, 0, 0, "1");
+        expect_cell(r, 0, 4, "18446744073709551615");
+        expect_cell(r, 0, 5, "2024");
+        expect_cell(r, 0, 6, "1.5");
+        expect_cell(r, 0, 8, "3.14");
+        expect_cell(r, 0, 10, "c");
+        expect_cell(r, 0, 14, "2024-01-02 03:04:05");
+        expect_cell(r, 0, 16, "b");
+        size_t len;
+        const unsigned char *bits = evdb_result_bytes(r, 0, 17, &len);
+        ck_assert_uint_eq(len, 1);
+        ck_assert_uint_eq(bits[0], 7);
+        int64_t v;
+        ck_assert_int_eq(evdb_result_int(r, 0, 4, &v), EVDB_ERANGE);
+    }
+    evdb_future_unref(fs[0]);
+    evdb_future_unref(fs[1]);
+    close_conn(c);
+}
+END_TEST
+
+START_TEST(nulls)
+{
+    evdb_conn *c = open_app();
+    exec_ok(c, "CREATE TEMPORARY TABLE t_null (a INT, b TEXT, c BLOB)");
+    evdb_value p[] = {evdb_null(), evdb_null(), evdb_null()};
+    evdb_future_unref(run_ok(c, "INSERT INTO t_null VALUES (?, ?, ?)", p, 3));
+    exec_ok(c, "INSERT INTO t_null VALUES (NULL, 'x', NULL)");
+    evdb_value one = evdb_int(1);
+    evdb_future *fs[2] = {run_ok(c, "SELECT a, b, c FROM t_null ORDER BY b", NULL, 0),
+                          run_ok(c, "SELECT a, b, c FROM t_null WHERE ? ORDER BY b", &one, 1)};
+    for (int k = 0; k < 2; k++) {
+        const evdb_result *r = evdb_future_result(fs[k]);
+        ck_assert_uint_eq(evdb_result_nrows(r), 2);
+        for (size_t col = 0; col < 3; col++)
+            ck_assert(evdb_result_isnull(r, 0, col));
+        ck_assert(evdb_result_isnull(r, 1, 0));
+        expect_cell(r, 1, 1, "x");
+        ck_assert_ptr_null(evdb_result_text(r, 0, 1, NULL));
+        int64_t v;
+        ck_assert_int_eq(evdb_result_int(r, 0, 0, &v), EVDB_ENULL);
+    }
+    evdb_future_unref(fs[0]);
+    evdb_future_unref(fs[1]);
+    close_conn(c);
+}
+END_TEST
+
+START_TEST(blob_all_bytes)
+{
+    evdb_conn *c = open_app();
+    unsigned char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
+    /* Big enough to overflow the staging buffers and go the long way. */
+    size_t big_len = 300000;
+    unsigned char *big = malloc(big_len);
+    ck_assert_ptr_nonnull(big);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (unsigned char)(i * 7 + i / 256);
+    exec_ok(c, "CREATE TEMPORARY TABLE t_blob (id INT PRIMARY KEY, b MEDIUMBLOB)");
+    evdb_value p[] = {evdb_int(1), evdb_bytes(all, sizeof all)};
+    evdb_future_unref(run_ok(c, "INSERT INTO t_blob VALUES (?, ?)", p, 2));
+    evdb_value p2[] = {evdb_int(2), evdb_bytes(big, big_len)};
+    evdb_future_unref(run_ok(c, "INSERT INTO t_blob VALUES (?, ?)", p2, 2));
+    ck_assert_int_eq(query_int(c, "SELECT LENGTH(b) FROM t_blob WHERE id = 1"), 256);
+    evdb_value zero = evdb_int(0);
+    evdb_future *fs[2] = {run_ok(c, "SELECT b FROM t_blob ORDER BY id", NULL, 0),
+                          run_ok(c, "SELECT b FROM t_blob WHERE id > ? ORDER BY id", &zero, 1)};
+    for (int k = 0; k < 2; k++) {
+        const evdb_result *r = evdb_future_result(fs[k]);
+        ck_assert_uint_eq(evdb_result_nrows(r), 2);
+        ck_assert_int_eq(evdb_result_coltype(r, 0), EVDB_TYPE_BYTES);
+        size_t len = 0;
+        const void *got = evdb_result_bytes(r, 0, 0, &len);
+        ck_assert_uint_eq(len, 256);
+        ck_assert_int_eq(memcmp(got, all, 256), 0);
+        got = evdb_result_bytes(r, 1, 0, &len);
+        ck_assert_uint_eq(len, big_len);
+        ck_assert_int_eq(memcmp(got, big, big_len), 0);
+    }
+    evdb_future_unref(fs[0]);
+    evdb_future_unref(fs[1]);
+    /* The server got the exact bytes (checked on its side too). */
+    evdb_value hex = evdb_text("000102030405060708090A0B0C0D0E0F");
+    evdb_future *f = run_ok(c, "SELECT LEFT(HEX(b), 32) = ? FROM t_blob WHERE id = 1", &hex, 1);
+    expect_cell(evdb_future_result(f), 0, 0, "1");
+    evdb_future_unref(f);
+    free(big);
+    close_conn(c);
+}
+END_TEST
+
+START_TEST(large_result)
+{
+    evdb_conn *c = open_app();
+    evdb_value limit = evdb_int(100000);
+    evdb_future *fs[2] = {
+        run_ok(c, "SELECT seq, CONCAT('row', seq) FROM seq_1_to_100000", NULL, 0),
+        run_ok(c, "SELECT seq, CONCAT('row', seq) FROM seq_1_to_100000 WHERE seq <= ?", &limit,
+               1)};
+    for (int k = 0; k < 2; k++) {
+        const evdb_result *r = evdb_future_result(fs[k]);
+        ck_assert_uint_eq(evdb_result_nrows(r), 100000);
+        ck_assert_int_eq(evdb_result_affected(r), 100000);
+        for (size_t i = 0; i < 100000; i += 9973) {
+            char want[32];
+            ck_assert_int_eq(cell_int(r, i, 0), (int64_t)i + 1);
+            snprintf(want, sizeof want, "row%zu", i + 1);
+            expect_cell(r, i, 1, want);
+        }
+        expect_cell(r, 99999, 1, "row100000");
+    }
+    evdb_future_unref(fs[0]);
+    evdb_future_unref(fs[1]);
+    close_conn(c);
+}
+END_TEST
+
+/* ---- errors ---- */
+
+static void expect_server_error(evdb_future *f, int errnum, const char *sqlstate)
+{
+    ck_assert_int_eq(t_wait(f), EVDB_ESERVER);
+    const evdb_error *e = evdb_future_error(f);
+    ck_assert_int_eq(evdb_error_driver_code(e), errnum);
+    ck_assert_str_eq(evdb_error_sqlstate(e), sqlstate);
+    ck_assert_ptr_null(evdb_future_result(f));
+}
+
+START_TEST(server_errors)
+{
+    evdb_conn *c = open_app();
+    /* Text path. */
+    evdb_future *f = submit(c, "SELECT * FROM no_such_table", NULL, 0, 0);
+    expect_server_error(f, 1146, "42S02");
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_future_error(f)), "no_such_table"));
+    evdb_future_unref(f);
+    f = submit(c, "SELEKT 1", NULL, 0, 0);
+    expect_server_error(f, 1064, "42000");
+    evdb_future_unref(f);
+    /* Prepared path: at prepare, and at execute. */
+    evdb_value one = evdb_int(1);
+    f = submit(c, "SELECT * FROM no_such_table WHERE a = ?", &one, 1, 0);
+    expect_server_error(f, 1146, "42S02");
+    evdb_future_unref(f);
+    exec_ok(c, "CREATE TEMPORARY TABLE t_err (id INT PRIMARY KEY)");
+    evdb_future_unref(run_ok(c, "INSERT INTO t_err VALUES (?)", &one, 1));
+    f = submit(c, "INSERT INTO t_err VALUES (?)", &one, 1, 0);
+    expect_server_error(f, 1062, "23000");
+    evdb_future_unref(f);
+    /* Wrong parameter count: refused by the driver, session fine. */
+    evdb_value two[] = {evdb_int(1), evdb_int(2)};
+    f = submit(c, "SELECT ?", two, 2, 0);
+    ck_assert_int_eq(t_wait(f), EVDB_EINVAL);
+    evdb_future_unref(f);
+    /* The connection still works, also for the statement that failed. */
+    ck_assert_int_eq(query_int(c, "SELECT 5"), 5);
+    evdb_value three = evdb_int(3);
+    evdb_future_unref(run_ok(c, "INSERT INTO t_err VALUES (?)", &three, 1));
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_err"), 2);
+    close_conn(c);
+}
+END_TEST
+
+/* ---- queueing ---- */
+
+#define NQUEUED 200
+
+struct order_log {
+    int seen[NQUEUED];
+    int n;
+};
+
+struct order_item {
+    struct order_log *log;
+    int index;
+};
+
+static void on_order(evdb_future *f, void *arg)
+{
+    struct order_item *it = arg;
+    (void)f;
+    it->log->seen[it->log->n++] = it->index;
+}
+
+START_TEST(queued_in_order)
+{
+    evdb_conn *c = open_app();
+    evdb_future *fs[NQUEUED];
+    struct order_item items[NQUEUED];
+    struct order_log log;
+    memset(&log, 0, sizeof log);
+    char sql[SQL_MAX];
+    for (int i = 0; i < NQUEUED; i++) {
+        evdb_value v = evdb_int(i);
+        /* Alternate the text and the prepared path. */
+        if (i % 2) {
+            fs[i] = submit(c, "SELECT ?", &v, 1, 0);
+        } else {
+            snprintf(sql, sizeof sql, "SELECT %d", i);
+            fs[i] = submit(c, sql, NULL, 0, 0);
+        }
+        items[i].log = &log;
+        items[i].index = i;
+        ck_assert_int_eq(evdb_future_on_done(fs[i], on_order, &items[i]), 0);
+    }
+    ck_assert_uint_eq(evdb_conn_pending(c), NQUEUED);
+    ck_assert_int_eq(t_wait(fs[NQUEUED - 1]), 0);
+    t_run_for(L, 0.01);
+    ck_assert_int_eq(log.n, NQUEUED);
+    for (int i = 0; i < NQUEUED; i++) {
+        ck_assert_int_eq(log.seen[i], i);
+        ck_assert_int_eq(evdb_future_status(fs[i]), 0);
+        ck_assert_int_eq(cell_int(evdb_future_result(fs[i]), 0, 0), i);
+        evdb_future_unref(fs[i]);
+    }
+    close_conn(c);
+}
+END_TEST
+
+START_TEST(insert_id_and_affected)
+{
+    evdb_conn *c = open_app();
+    exec_ok(c, "CREATE TEMPORARY TABLE t_ai (id INT AUTO_INCREMENT PRIMARY KEY, v INT)");
+    evdb_future *f = run_ok(c, "INSERT INTO t_ai (v) VALUES (10), (20), (30)", NULL, 0);
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_int_eq(evdb_result_affected(r), 3);
+    ck_assert_int_eq(evdb_result_insert_id(r), 1); /* first row of the batch */
+    ck_assert_uint_eq(evdb_result_ncols(r), 0);
+    evdb_future_unref(f);
+    evdb_value v = evdb_int(40);
+    f = run_ok(c, "INSERT INTO t_ai (v) VALUES (?)", &v, 1);
+    ck_assert_int_eq(evdb_result_insert_id(evdb_future_result(f)), 4);
+    ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 1);
+    evdb_future_unref(f);
+    f = run_ok(c, "UPDATE t_ai SET v = v + 1 WHERE v >= 20", NULL, 0);
+    ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 3);
+    evdb_future_unref(f);
+    v = evdb_int(25);
+    f = run_ok(c, "DELETE FROM t_ai WHERE v > ?", &v, 1);
+    ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 2);
+    evdb_future_unref(f);
+    close_conn(c);
+}
+END_TEST
+
+START_TEST(multi_statement)
+{
+    evdb_conn *c = open_app();
+    evdb_future *f = run_ok(c, "SELECT 1; SELECT 'a' AS x, 'b' AS y; DO 1; SELECT 3", NULL, 0);
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_uint_eq(evdb_result_ncols(r), 1);
+    expect_cell(r, 0, 0, "1");
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(evdb_result_ncols(r), 2);
+    ck_assert_str_eq(evdb_result_colname(r, 1), "y");
+    expect_cell(r, 0, 1, "b");
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(evdb_result_ncols(r), 0);
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    expect_cell(r, 0, 0, "3");
+    ck_assert_ptr_null(evdb_result_next(r));
+    evdb_future_unref(f);
+    /* A failing statement in the middle fails the query; the session is
+     * back in sync afterwards. */
+    f = submit(c, "SELECT 1; SELECT * FROM no_such_table; SELECT 2", NULL, 0, 0);
+    expect_server_error(f, 1146, "42S02");
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT 6"), 6);
+    /* A procedure answers with several result sets, also when prepared. */
+    exec_ok(c, "DROP PROCEDURE IF EXISTS evdb_p2");
+    exec_ok(c, "CREATE PROCEDURE evdb_p2(IN n INT) BEGIN SELECT n; SELECT n * 2; END");
+    evdb_value n = evdb_int(21);
+    f = run_ok(c, "CALL evdb_p2(?)", &n, 1);
+    r = evdb_future_result(f);
+    expect_cell(r, 0, 0, "21");
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    expect_cell(r, 0, 0, "42");
+    evdb_future_unref(f);
+    f = run_ok(c, "CALL evdb_p2(4)", NULL, 0);
+    expect_cell(evdb_result_next(evdb_future_result(f)), 0, 0, "8");
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT 9"), 9);
+    exec_ok(c, "DROP PROCEDURE evdb_p2");
+    close_conn(c);
+}
+END_TEST
+
+/* ---- prepared statement cache ---- */
+
+static int64_t prepared_count(evdb_conn *admin)
+{
+    evdb_future *f = run_ok(admin, "SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'", NULL, 0);
+    int64_t v = cell_int(evdb_future_result(f), 0, 1);
+    evdb_future_unref(f);
+    return v;
+}
+
+START_TEST(stmt_cache_lru)
+{
+    evdb_conn *admin = open_admin();
+    int64_t base = prepared_count(admin);
+    evdb_conn_opts o;
+    memset(&o, 0, sizeof o);
+    o.stmt_cache_size = 2;
+    evdb_conn *c = open_opts(my_url(), &o);
+    char sql[SQL_MAX];
+    for (int round = 0; round < 3; round++) {
+        for (int k = 0; k < 5; k++) {
+            snprintf(sql, sizeof sql, "SELECT ? + %d", k);
+            evdb_value v = evdb_int(round);
+            evdb_future *f = run_ok(c, sql, &v, 1);
+            ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), round + k);
+            evdb_future_unref(f);
+            ck_assert_int_le(prepared_count(admin) - base, 2);
+        }
+    }
+    ck_assert_int_eq(prepared_count(admin) - base, 2);
+    /* Repeats hit the cache: no new prepare on the server. */
+    int64_t prepares = query_int(c, "SELECT VARIABLE_VALUE FROM "
+                                    "information_schema.SESSION_STATUS WHERE "
+                                    "VARIABLE_NAME = 'COM_STMT_PREPARE'");
+    for (int i = 0; i < 5; i++) {
+        evdb_value v = evdb_int(i);
+        evdb_future_unref(run_ok(c, "SELECT ? + 4", &v, 1));
+    }
+    ck_assert_int_eq(query_int(c, "SELECT VARIABLE_VALUE FROM "
+                                  "information_schema.SESSION_STATUS WHERE "
+                                  "VARIABLE_NAME = 'COM_STMT_PREPARE'"),
+                     prepares);
+    /* EVDB_QUERY_NO_CACHE: prepared and closed again. */
+    evdb_query_opts qo;
+    memset(&qo, 0, sizeof qo);
+    qo.flags = EVDB_QUERY_NO_CACHE;
+    evdb_value v = evdb_int(1);
+    evdb_future *f = evdb_conn_query(c, "SELECT ? * 100", &v, 1, &qo);
+    ck_assert_int_eq(t_wait(f), 0);
+    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 100);
+    evdb_future_unref(f);
+    ck_assert_int_eq(prepared_count(admin) - base, 2);
+    close_conn(c);
+    /* With the cache off nothing stays prepared. */
+    o.stmt_cache_size = EVDB_STMT_CACHE_OFF;
+    c = open_opts(my_url(), &o);
+    for (int i = 0; i < 3; i++) {
+        evdb_value w = evdb_int(i);
+        f = run_ok(c, "SELECT ?", &w, 1);
+        ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), i);
+        evdb_future_unref(f);
+        ck_assert_int_eq(prepared_count(admin) - base, 0);
+    }
+    close_conn(c);
+    close_conn(admin);
+}
+END_TEST
+
+/* ---- timeouts and cancel ---- */
+
+/* The victim's thread as the server sees it: its Command, or "" when it
+ * is gone. */
+static void victim_command(evdb_conn *admin, int64_t id, char *out, size_t n)
+{
+    evdb_value v = evdb_int(id);
+    evdb_future *f =
+        run_ok(admin, "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = ?", &v, 1);
+    const evdb_result *r = evdb_future_result(f);
+    snprintf(out, n, "%s", evdb_result_nrows(r) ? evdb_result_text(r, 0, 0, NULL) : "");
+    evdb_future_unref(f);
+}
+
+static void check_timeout_cancels(const char *sql, const evdb_value *p, size_t np)
+{
+    evdb_conn *c = open_app();
+    int64_t id = evdb_conn_server_id(c);
+    evdb_conn *admin = open_admin();
+    double t0 = t_now();
+    evdb_future *f = submit(c, sql, p, np, 0.2);
+    /* Queued behind it: must get its own result, never the 1317. */
+    evdb_future *next = submit(c, "SELECT 42", NULL, 0, 0);
+    ck_assert_int_eq(t_wait(f), EVDB_ETIMEDOUT);
+    double took = t_now() - t0;
+    ck_assert_msg(took >= 0.19 && took < 0.5, "timed out after %g s", took);
+    evdb_future_unref(f);
+    /* The server stopped the statement: the thread goes back to Sleep
+     * (give the KILL a moment to land, it is on its way already; the
+     * thread shows "Killed" while the statement unwinds). */
+    char cmd[64] = "";
+    for (int i = 0; i < 50; i++) {
+        victim_command(admin, id, cmd, sizeof cmd);
+        if (strcmp(cmd, "Sleep") == 0)
+            break;
+        t_run_for(L, 0.01);
+    }
+    ck_assert_msg(t_now() - t0 < 1.0, "KILL QUERY took too long");
+    ck_assert_str_eq(cmd, "Sleep");
+    ck_assert_int_eq(t_wait(next), 0);
+    ck_assert_int_eq(cell_int(evdb_future_result(next), 0, 0), 42);
+    evdb_future_unref(next);
+    /* The same connection keeps serving, prepared path included. */
+    evdb_value v = evdb_int(43);
+    f = run_ok(c, "SELECT ?", &v, 1);
+    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 43);
+    evdb_future_unref(f);
+    ck_assert_int_eq(evdb_conn_server_id(c), id);
+    close_conn(c);
+    close_conn(admin);
+}
+
+START_TEST(timeout_kills_query)
+{
+    check_timeout_cancels("SELECT SLEEP(30)", NULL, 0);
+}
+END_TEST
+
+START_TEST(timeout_kills_prepared)
+{
+    evdb_value v = evdb_int(30);
+    check_timeout_cancels("SELECT SLEEP(?)", &v, 1);
+}
+END_TEST
+
+START_TEST(cancel_running_query)
+{
+    evdb_conn *c = open_app();
+    evdb_future *f = submit(c, "SELECT SLEEP(30)", NULL, 0, 0);
+    t_run_for(L, 0.1);
+    ck_assert_int_eq(evdb_future_status(f), EVDB_PENDING);
+    double t0 = t_now();
+    ck_assert_int_eq(evdb_future_cancel(f), 0);
+    ck_assert_int_eq(evdb_future_status(f), EVDB_ECANCELED);
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT 11"), 11);
+    ck_assert_double_lt(t_now() - t0, 1.0);
+    close_conn(c);
+}
+END_TEST
+
+/* Deadlines right at the moment the statement ends by itself: whichever
+ * wins, the following query gets its own answer. */
+START_TEST(timeout_race)
+{
+    evdb_conn *c = open_app();
+    char sql[SQL_MAX];
+    for (int i = 0; i < 12; i++) {
+        evdb_future *f = submit(c, "SELECT SLEEP(0.05)", NULL, 0, 0.045 + 0.001 * i);
+        snprintf(sql, sizeof sql, "SELECT %d", 1000 + i);
+        evdb_future *next = submit(c, sql, NULL, 0, 0);
+        int rc = t_wait(f);
+        ck_assert(rc == 0 || rc == EVDB_ETIMEDOUT);
+        evdb_future_unref(f);
+        ck_assert_int_eq(t_wait(next), 0);
+        ck_assert_int_eq(cell_int(evdb_future_result(next), 0, 0), 1000 + i);
+        evdb_future_unref(next);
+    }
+    close_conn(c);
+}
+END_TEST
+
+/* ---- connection loss ---- */
+
+#define NKILLED 5
+
+struct done_count {
+    int calls[NKILLED];
+    int status[NKILLED];
+};
+
+struct done_item {
+    struct done_count *dc;
+    int i;
+};
+
+static void on_counted(evdb_future *f, void *arg)
+{
+    struct done_item *it = arg;
+    it->dc->calls[it->i]++;
+    it->dc->status[it->i] = evdb_future_status(f);
+}
+
+static void kill_connection(evdb_conn *admin, int64_t id)
+{
+    char sql[SQL_MAX];
+    snprintf(sql, sizeof sql, "KILL CONNECTION %lld", (long long)id);
+    exec_ok(admin, sql);
+}
+
+START_TEST(kill_connection_fails_all_once)
+{
+    evdb_conn *c = open_app();
+    evdb_conn *admin = open_admin();
+    struct done_count counts;
+    memset(&counts, 0, sizeof counts);
+    struct done_item items[NKILLED];
+    evdb_future *fs[NKILLED];
+    for (int i = 0; i < NKILLED; i++) {
+        evdb_value v = evdb_int(i);
+        fs[i] = i == 0 ? submit(c, "SELECT SLEEP(20)", NULL, 0, 0)
+                       : submit(c, i % 2 ? "SELECT ?" : "SELECT 1", &v, i % 2, 0);
+        items[i].dc = &counts;
+        items[i].i = i;
+        ck_assert_int_eq(evdb_future_on_done(fs[i], on_counted, &items[i]), 0);
+    }
+    t_run_for(L, 0.2);
+    kill_connection(admin, evdb_conn_server_id(c));
+    for (int i = 0; i < NKILLED; i++)
+        t_wait(fs[i]);
+    t_run_for(L, 0.1);
+    for (int i = 0; i < NKILLED; i++) {
+        ck_assert_int_eq(counts.calls[i], 1);
+        ck_assert_msg(counts.status[i] == EVDB_ECONNLOST, "query %d: %s", i,
+                      evdb_err_name(counts.status[i]));
+        evdb_future_unref(fs[i]);
+    }
+    /* The connection is broken: new queries fail at once. */
+    ck_assert_ptr_null(evdb_conn_query(c, "SELECT 1", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECONNLOST);
+    close_conn(c);
+    close_conn(admin);
+}
+END_TEST
+
+START_TEST(kill_idle_connection_noticed)
+{
+    evdb_conn *c = open_app();
+    evdb_conn *admin = open_admin();
+    ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
+    kill_connection(admin, evdb_conn_server_id(c));
+    /* Noticed while idle, without sending anything. */
+    t_run_for(L, 0.3);
+    ck_assert_ptr_null(evdb_conn_query(c, "SELECT 1", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECONNLOST);
+    close_conn(c);
+    close_conn(admin);
+}
+END_TEST
+
+START_TEST(close_with_queued)
+{
+    evdb_conn *c = open_app();
+    struct done_count counts;
+    memset(&counts, 0, sizeof counts);
+    struct done_item items[NKILLED];
+    evdb_future *fs[NKILLED];
+    for (int i = 0; i < NKILLED; i++) {
+        fs[i] = submit(c, i == 0 ? "SELECT SLEEP(5)" : "SELECT 1", NULL, 0, 0);
+        items[i].dc = &counts;
+        items[i].i = i;
+        ck_assert_int_eq(evdb_future_on_done(fs[i], on_counted, &items[i]), 0);
+    }
+    t_run_for(L, 0.1);
+    double t0 = t_now();
+    close_conn(c);
+    ck_assert_double_lt(t_now() - t0, 1.0);
+    t_run_for(L, 0.05);
+    for (int i = 0; i < NKILLED; i++) {
+        ck_assert_int_eq(counts.calls[i], 1);
+        ck_assert_int_lt(counts.status[i], 0);
+        evdb_future_unref(fs[i]);
+    }
+    /* And closing with queries queued but none sent yet. */
+    c = open_app();
+    for (int i = 0; i < 3; i++)
+        fs[i] = submit(c, "SELECT 1", NULL, 0, 0);
+    close_conn(c);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_lt(evdb_future_status(fs[i]), 0);
+        evdb_future_unref(fs[i]);
+    }
+}
+END_TEST
+
+/* ---- TLS (only when the test server offers it) ---- */
+
+START_TEST(tls_concurrent)
+{
+    evdb_conn *c = open_app();
+    evdb_future *f = run_ok(c, "SELECT @@have_ssl", NULL, 0);
+    bool have = strcmp(evdb_result_text(evdb_future_result(f), 0, 0, NULL), "YES") == 0;
+    evdb_future_unref(f);
+    close_conn(c);
+    if (!have) {
+        fprintf(stderr, "integ_mariadb: the test server has no TLS; TLS test skipped\n");
+        return;
+    }
+    char url[URL_MAX];
+    snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test?ssl=true",
+             my_port());
+    evdb_conn *cs[3];
+    for (int i = 0; i < 3; i++)
+        cs[i] = open_opts(url, NULL);
+    f = run_ok(cs[0], "SHOW SESSION STATUS LIKE 'Ssl_cipher'", NULL, 0);
+    ck_assert_str_ne(evdb_result_text(evdb_future_result(f), 0, 1, NULL), "");
+    evdb_future_unref(f);
+    /* Three SLEEP(0.3) at once finish together if the loop never blocks. */
+    double t0 = t_now();
+    evdb_future *fs[3];
+    for (int i = 0; i < 3; i++)
+        fs[i] = submit(cs[i], "SELECT SLEEP(0.3)", NULL, 0, 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(t_wait(fs[i]), 0);
+        evdb_future_unref(fs[i]);
+    }
+    ck_assert_double_lt(t_now() - t0, 0.6);
+    for (int i = 0; i < 3; i++)
+        close_conn(cs[i]);
+}
+END_TEST
+
+static Suite *mariadb_suite(void)
+{
+    Suite *s = suite_create("mariadb");
+    TCase *conn = tcase_create("connect");
+    TCase *query = tcase_create("query");
+    TCase *cancel = tcase_create("cancel");
+    TCase *loss = tcase_create("loss");
+    TCase *all[] = {conn, query, cancel, loss};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        tcase_add_checked_fixture(all[i], setup, teardown);
+        tcase_set_timeout(all[i], TEST_TIMEOUT_S);
+        suite_add_tcase(s, all[i]);
+    }
+    tcase_add_test(conn, connect_ok);
+    tcase_add_test(conn, connect_mysql_scheme_and_socket);
+    tcase_add_test(conn, connect_host_name);
+    tcase_add_test(conn, connect_wrong_password);
+    tcase_add_test(conn, connect_refused);
+    tcase_add_loop_test(conn, bad_url_rejected_at_once, 0,
+                        (int)(sizeof bad_urls / sizeof bad_urls[0]));
+    tcase_add_test(conn, tls_concurrent);
+
+    tcase_add_test(query, params_round_trip);
+    tcase_add_test(query, column_types);
+    tcase_add_test(query, nulls);
+    tcase_add_test(query, blob_all_bytes);
+    tcase_add_test(query, large_result);
+    tcase_add_test(query, server_errors);
+    tcase_add_test(query, queued_in_order);
+    tcase_add_test(query, insert_id_and_affected);
+    tcase_add_test(query, multi_statement);
+    tcase_add_test(query, stmt_cache_lru);
+
+    tcase_add_test(cancel, timeout_kills_query);
+    tcase_add_test(cancel, timeout_kills_prepared);
+    tcase_add_test(cancel, cancel_running_query);
+    tcase_add_test(cancel, timeout_race);
+
+    tcase_add_test(loss, kill_connection_fails_all_once);
+    tcase_add_test(loss, kill_idle_connection_noticed);
+    tcase_add_test(loss, close_with_queued);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(mariadb_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
