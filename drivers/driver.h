@@ -67,6 +67,11 @@ typedef struct evdb__query {
     int drv_state;
 } evdb__query;
 
+/* Internal query flag (never set by users): instead of running sql, reset
+ * the session to a fresh state (MariaDB: COM_RESET_CONNECTION). A driver
+ * that does not know it runs sql, which the pool makes fail harmlessly. */
+#define EVDB__QUERY_RESET_SESSION 0x80000000u
+
 /* Parameters for connect, derived from evdb_conn_opts. */
 typedef struct evdb__conn_params {
     const char *url;          /* as the user gave it; never quote it in errors */

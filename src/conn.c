@@ -542,6 +542,17 @@ evdb_future *evdb_conn_query(evdb_conn *c, const char *sql, const evdb_value *pa
         evdb__fail_now(EVDB_EINVAL, "evdb_conn_query: invalid connection");
         return NULL;
     }
+    if (c->owner_ops && !c->owner_ops->borrowed(c->owner)) {
+        evdb__fail_now(EVDB_ESTATE, "evdb_conn_query: the connection was released to its pool "
+                                    "(use after release)");
+        return NULL;
+    }
+    return evdb__conn_query(c, sql, params, nparams, opts);
+}
+
+evdb_future *evdb__conn_query(evdb_conn *c, const char *sql, const evdb_value *params,
+                              size_t nparams, const evdb_query_opts *opts)
+{
     if (c->state == CS_BROKEN) {
         evdb__fail_now(EVDB_ECONNLOST, "evdb_conn_query: the connection was lost");
         return NULL;
@@ -598,6 +609,15 @@ void evdb__conn_set_owner(evdb_conn *c, const evdb__conn_owner *ops, void *owner
 void *evdb__conn_owner_of(const evdb_conn *c)
 {
     return c->owner;
+}
+
+const char *evdb__conn_current_sql(const evdb_conn *c)
+{
+    if (c->inflight.head)
+        return c->inflight.head->q.sql;
+    if (c->pending.head)
+        return c->pending.head->q.sql;
+    return NULL;
 }
 
 evdb_future *evdb_conn_close(evdb_conn *c)

@@ -26,6 +26,10 @@ struct member {
     evdb_future *open_f;
     mstate st;
     double born, last_used;
+    double acquired_at;
+    const char *acquired_file;
+    int acquired_line;
+    bool leak_reported;
     member *prev, *next;
 };
 
@@ -34,6 +38,8 @@ struct acq {
     evdb_pool *pool;
     evdb_future *f;
     double deadline;
+    const char *file;
+    int line;
     acq *prev, *next;
 };
 
@@ -56,6 +62,7 @@ struct evdb_pool {
     evdb_pool_stats st;
     evdb_future *close_f;
     evdb__deferred dispatch_d;
+    char discard_reason[160];
 };
 
 static void dispatch(evdb_pool *p);
@@ -215,7 +222,12 @@ static void on_broken(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb
     schedule_dispatch(p);
 }
 
-static const evdb__conn_owner owner_ops = {on_room, on_broken};
+static bool on_borrowed(void *owner)
+{
+    return ((member *)owner)->st == M_ACQUIRED;
+}
+
+static const evdb__conn_owner owner_ops = {on_room, on_broken, on_borrowed};
 
 static void member_ready(member *m)
 {
@@ -317,7 +329,7 @@ static void member_opened(evdb_future *f, void *arg)
         return;
     }
     if (p->on_connect_sql) {
-        evdb_future *q = evdb_conn_query(m->c, p->on_connect_sql, NULL, 0, NULL);
+        evdb_future *q = evdb__conn_query(m->c, p->on_connect_sql, NULL, 0, NULL);
         if (q && evdb_future_on_done(q, on_connect_sql_done, m) == 0)
             return;
         evdb_future_unref(q);
@@ -444,6 +456,34 @@ static void on_backoff(void *arg)
     dispatch(p);
 }
 
+static double maint_interval(const evdb_pool *p)
+{
+    double i = MAINT_INTERVAL;
+    if (p->o.leak_threshold > 0 && p->o.leak_threshold / 4 < i)
+        i = p->o.leak_threshold / 4;
+    return i;
+}
+
+static void check_leaks(evdb_pool *p, double now)
+{
+    for (member *m = p->members; m; m = m->next) {
+        if (m->st != M_ACQUIRED || m->leak_reported || now - m->acquired_at < p->o.leak_threshold)
+            continue;
+        m->leak_reported = true;
+        p->st.leaks++;
+        if (!p->o.leak_hook)
+            continue;
+        evdb_pool_leak leak = {
+            .conn = m->c,
+            .held_seconds = now - m->acquired_at,
+            .acquired_file = m->acquired_file ? m->acquired_file : "?",
+            .acquired_line = m->acquired_line,
+            .current_sql = evdb__conn_current_sql(m->c),
+        };
+        p->o.leak_hook(&leak, p->o.leak_hook_arg);
+    }
+}
+
 static void on_maint(void *arg)
 {
     evdb_pool *p = arg;
@@ -465,7 +505,9 @@ static void on_maint(void *arg)
             member_close(m);
         }
     }
-    evdb__timer_start(p->maint_timer, MAINT_INTERVAL);
+    if (p->o.leak_threshold > 0)
+        check_leaks(p, now);
+    evdb__timer_start(p->maint_timer, maint_interval(p));
     schedule_dispatch(p);
 }
 
@@ -481,6 +523,10 @@ static void hand_out(evdb_pool *p, acq *a, member *m)
 {
     acq_unlink(p, a);
     m->st = M_ACQUIRED;
+    m->acquired_at = evdb__loop_now(p->loop);
+    m->acquired_file = a->file;
+    m->acquired_line = a->line;
+    m->leak_reported = false;
     evdb__future_resolve(a->f, m->c, acquired_value_free);
     acq_free(a);
 }
@@ -495,6 +541,14 @@ static void acq_cancel(void *arg)
 
 static const evdb__future_ops acq_ops = {acq_cancel};
 
+/* Close a released connection instead of reusing it, and say why. */
+static void discard(evdb_pool *p, member *m, const char *why, const char *detail)
+{
+    p->st.discarded++;
+    snprintf(p->discard_reason, sizeof p->discard_reason, "%s%.120s", why, detail ? detail : "");
+    member_close(m);
+}
+
 static void reset_done(evdb_future *f, void *arg)
 {
     member *m = arg;
@@ -505,21 +559,32 @@ static void reset_done(evdb_future *f, void *arg)
             m->st = M_READY;
             m->last_used = evdb__loop_now(p->loop);
         } else {
-            if (evdb__conn_ready(m->c))
-                p->st.discarded++;
-            member_close(m);
+            if (evdb__conn_ready(m->c) && !p->close_f)
+                discard(p, m, "reset failed: ", evdb_error_message(evdb_future_error(f)));
+            else
+                member_close(m);
         }
     }
     evdb_future_unref(f);
     schedule_dispatch(p);
 }
 
-/* Statements that return a session to a clean state, per driver. */
-static const char *reset_sql(const evdb_conn *c)
+/* The statement that returns a session to a clean state after ROLLBACK:
+ * PostgreSQL's DISCARD ALL (temp tables, settings, LISTEN, prepared
+ * statements); for MariaDB the driver runs COM_RESET_CONNECTION when it
+ * sees EVDB__QUERY_RESET_SESSION (a driver that does not know the flag
+ * fails the statement, and the connection is discarded: never reused
+ * dirty). */
+static const char *reset_sql(const evdb_conn *c, unsigned *flags)
 {
     const char *drv = evdb_conn_driver(c);
     if (drv && strcmp(drv, "postgres") == 0)
         return "DISCARD ALL";
+    if (drv && strcmp(drv, "mariadb") == 0) {
+        *flags |= EVDB__QUERY_RESET_SESSION;
+        /* Not SQL on purpose: it must fail where the flag is unknown. */
+        return "evdb: reset session";
+    }
     return NULL;
 }
 
@@ -533,22 +598,26 @@ int evdb_conn_release(evdb_conn *c)
                               "evdb_conn_release: the connection is not borrowed (released twice?)");
     evdb_pool *p = m->pool;
     m->st = M_RESETTING;
-    if (!evdb__conn_ready(c) || p->close_f) {
+    if (p->close_f) {
         member_close(m);
+        return 0;
+    }
+    if (!evdb__conn_ready(c)) {
+        discard(p, m, "connection broken", NULL);
         return 0;
     }
     /* Queries the borrower left behind run first (order is kept), then
      * the rollback and the reset; only the last one's outcome matters,
      * and a failure of either discards the connection. */
     evdb_query_opts o = {.timeout = 10, .flags = EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE};
-    evdb_future *rb = evdb_conn_query(c, "ROLLBACK", NULL, 0, &o);
-    const char *rs = reset_sql(c);
-    evdb_future *last = rs ? evdb_conn_query(c, rs, NULL, 0, &o) : NULL;
+    evdb_future *rb = evdb__conn_query(c, "ROLLBACK", NULL, 0, &o);
+    evdb_query_opts ro = o;
+    const char *rs = reset_sql(c, &ro.flags);
+    evdb_future *last = rs ? evdb__conn_query(c, rs, NULL, 0, &ro) : NULL;
     if (!rb || (rs && !last)) {
         evdb_future_unref(rb);
         evdb_future_unref(last);
-        p->st.discarded++;
-        member_close(m);
+        discard(p, m, "reset failed: ", evdb_error_message(evdb_last_error()));
         return 0;
     }
     if (!last) {
@@ -561,8 +630,7 @@ int evdb_conn_release(evdb_conn *c)
     evdb_future_unref(last);
     if (!g || evdb_future_on_done(g, reset_done, m)) {
         evdb_future_unref(g);
-        p->st.discarded++;
-        member_close(m);
+        discard(p, m, "reset failed: out of memory", NULL);
     }
     return 0;
 }
@@ -670,8 +738,8 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
         evdb__fail_now(EVDB_ENOMEM, "evdb_pool_new: out of memory");
         return NULL;
     }
-    if (o.max_lifetime > 0 || o.idle_timeout > 0)
-        evdb__timer_start(p->maint_timer, MAINT_INTERVAL);
+    if (o.max_lifetime > 0 || o.idle_timeout > 0 || o.leak_threshold > 0)
+        evdb__timer_start(p->maint_timer, maint_interval(p));
     if (o.min_conns)
         schedule_dispatch(p);
     return p;
@@ -719,7 +787,13 @@ void evdb__pool_forget(evdb_pool *p, evdb__cq *q)
     evdb__qlist_remove(&p->waitq, q);
 }
 
+#undef evdb_pool_acquire
 evdb_future *evdb_pool_acquire(evdb_pool *p, double timeout)
+{
+    return evdb_pool_acquire_at(p, timeout, NULL, 0);
+}
+
+evdb_future *evdb_pool_acquire_at(evdb_pool *p, double timeout, const char *file, int line)
 {
     if (!pool_usable(p, "evdb_pool_acquire"))
         return NULL;
@@ -732,6 +806,8 @@ evdb_future *evdb_pool_acquire(evdb_pool *p, double timeout)
         return NULL;
     }
     a->pool = p;
+    a->file = file;
+    a->line = line;
     a->f = evdb_future_ref(f);
     a->deadline = evdb__loop_now(p->loop) + (timeout > 0 ? timeout : p->o.acquire_timeout);
     a->prev = p->acq_tail;
@@ -754,6 +830,7 @@ void evdb_pool_stats_get(const evdb_pool *p, evdb_pool_stats *out)
     if (!p || p->magic != EVDB__MAGIC_POOL)
         return;
     *out = p->st;
+    out->last_discard_reason = p->discard_reason;
     out->total = p->nmembers;
     out->opening = p->nopening;
     out->waiting = p->waitq.n + p->nacq;
@@ -798,5 +875,154 @@ evdb_future *evdb_pool_close(evdb_pool *p)
         if (m->st == M_OPENING && m->open_f)
             evdb_future_cancel(m->open_f);
     schedule_dispatch(p);
+    return f;
+}
+
+static const char *const mstate_names[] = {"opening", "ready", "borrowed", "resetting",
+                                           "closing"};
+
+void evdb_pool_dump(const evdb_pool *p, FILE *out)
+{
+    if (!p || p->magic != EVDB__MAGIC_POOL || !out)
+        return;
+    double now = evdb__loop_now(p->loop);
+    fprintf(out, "evdb pool: %u connection(s), %zu waiting query(ies), %zu waiting acquire(s)\n",
+            p->nmembers, p->waitq.n, p->nacq);
+    for (const member *m = p->members; m; m = m->next) {
+        fprintf(out, "  conn %p %-9s", (const void *)m->c, mstate_names[m->st]);
+        if (m->c && m->st != M_OPENING) {
+            const char *sql = evdb__conn_current_sql(m->c);
+            fprintf(out, " age %.1fs queries %zu", now - m->born, evdb__conn_load(m->c));
+            if (m->st == M_ACQUIRED)
+                fprintf(out, " held %.1fs acquired at %s:%d", now - m->acquired_at,
+                        m->acquired_file ? m->acquired_file : "?", m->acquired_line);
+            if (sql)
+                fprintf(out, " sql \"%.80s\"", sql);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* ---- transactions ---- */
+
+typedef struct txn {
+    evdb_pool *pool;
+    evdb_future *f;      /* the transaction's own future */
+    evdb_txn_fn fn;
+    void *arg;
+    evdb_conn *c;
+    evdb_future *user;   /* what fn returned */
+} txn;
+
+static void txn_end(txn *t)
+{
+    if (t->c)
+        evdb_conn_release(t->c);
+    evdb_future_unref(t->user);
+    evdb_future_unref(t->f);
+    evdb__free(t);
+}
+
+static void txn_finished(evdb_future *f, void *arg)
+{
+    txn *t = arg;
+    if (evdb_future_status(f) != 0)
+        evdb__future_fail_err(t->f, evdb_future_error(f));
+    else
+        evdb__future_forward(t->f, t->user);
+    evdb_future_unref(f);
+    txn_end(t);
+}
+
+static void txn_user_done(evdb_future *f, void *arg)
+{
+    txn *t = arg;
+    (void)f;
+    bool ok = evdb_future_status(t->user) == 0 && evdb__future_pending(t->f);
+    evdb_query_opts o = {.flags = EVDB_QUERY_NO_PIPELINE};
+    evdb_future *end = evdb__conn_query(t->c, ok ? "COMMIT" : "ROLLBACK", NULL, 0, &o);
+    if (!ok) {
+        /* The user's failure (or a cancel) is the outcome; the ROLLBACK
+         * runs before the release either way (release rolls back too). */
+        evdb__future_forward(t->f, t->user);
+        evdb_future_unref(end);
+        txn_end(t);
+        return;
+    }
+    if (!end || evdb_future_on_done(end, txn_finished, t)) {
+        evdb_future_unref(end);
+        evdb__future_fail(t->f, EVDB_ENOMEM, "transaction: out of memory submitting COMMIT");
+        txn_end(t);
+    }
+}
+
+static void txn_begun(evdb_future *f, void *arg)
+{
+    txn *t = arg;
+    int st = evdb_future_status(f);
+    if (st != 0 || !evdb__future_pending(t->f)) {
+        if (st != 0)
+            evdb__future_fail_err(t->f, evdb_future_error(f));
+        evdb_future_unref(f);
+        txn_end(t);
+        return;
+    }
+    evdb_future_unref(f);
+    t->user = t->fn(t->c, t->arg);
+    if (!t->user) {
+        evdb__future_fail_err(t->f, evdb_last_error());
+        txn_end(t);
+        return;
+    }
+    if (evdb_future_on_done(t->user, txn_user_done, t)) {
+        evdb__future_fail(t->f, EVDB_ENOMEM, "transaction: out of memory");
+        txn_end(t);
+    }
+}
+
+static void txn_acquired(evdb_future *f, void *arg)
+{
+    txn *t = arg;
+    if (evdb_future_status(f) != 0 || !evdb__future_pending(t->f)) {
+        if (evdb_future_status(f) != 0)
+            evdb__future_fail_err(t->f, evdb_future_error(f));
+        evdb_future_unref(f); /* an untaken connection goes back by itself */
+        txn_end(t);
+        return;
+    }
+    t->c = evdb_future_take_conn(f);
+    evdb_future_unref(f);
+    evdb_query_opts o = {.flags = EVDB_QUERY_NO_PIPELINE};
+    evdb_future *b = evdb__conn_query(t->c, "BEGIN", NULL, 0, &o);
+    if (!b || evdb_future_on_done(b, txn_begun, t)) {
+        evdb_future_unref(b);
+        evdb__future_fail(t->f, EVDB_ENOMEM, "transaction: out of memory submitting BEGIN");
+        txn_end(t);
+    }
+}
+
+evdb_future *evdb_pool_transaction(evdb_pool *p, evdb_txn_fn fn, void *arg, double timeout)
+{
+    if (!fn) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_pool_transaction: fn is NULL");
+        return NULL;
+    }
+    evdb_future *a = evdb_pool_acquire_at(p, timeout, NULL, 0);
+    if (!a)
+        return NULL;
+    txn *t = evdb__calloc(1, sizeof *t);
+    evdb_future *f = t ? evdb__future_new(p->loop, EVDB__FK_TIMEOUT) : NULL;
+    if (!t || !f || evdb_future_on_done(a, txn_acquired, t)) {
+        evdb__free(t);
+        evdb_future_unref(f);
+        evdb_future_cancel(a);
+        evdb_future_unref(a);
+        evdb__fail_now(EVDB_ENOMEM, "evdb_pool_transaction: out of memory");
+        return NULL;
+    }
+    t->pool = p;
+    t->fn = fn;
+    t->arg = arg;
+    t->f = evdb_future_ref(f);
     return f;
 }

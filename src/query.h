@@ -64,9 +64,17 @@ typedef struct evdb__conn_owner {
     /* c broke; its unsent queries are handed over in order (the owner
      * takes the list and re-routes them). */
     void (*broken)(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb_error *err);
+    /* Whether the user may use c directly now (borrowed, not released). */
+    bool (*borrowed)(void *owner);
 } evdb__conn_owner;
 void evdb__conn_set_owner(evdb_conn *c, const evdb__conn_owner *ops, void *owner);
 void *evdb__conn_owner_of(const evdb_conn *c);
+/* evdb_conn_query without the pool's use-after-release check (the pool's
+ * own reset and on-connect statements). */
+evdb_future *evdb__conn_query(evdb_conn *c, const char *sql, const evdb_value *params,
+                              size_t nparams, const evdb_query_opts *opts);
+/* SQL of the statement running (or next to run) on c, or NULL. */
+const char *evdb__conn_current_sql(const evdb_conn *c);
 /* Close without the pool check of evdb_conn_close. */
 evdb_future *evdb__conn_close(evdb_conn *c);
 

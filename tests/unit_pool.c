@@ -233,6 +233,118 @@ START_TEST(close_fails_waiters_and_bad_arguments)
 }
 END_TEST
 
+typedef struct leak_seen {
+    int calls;
+    char file[64];
+    int line;
+    double held;
+} leak_seen;
+
+static void on_leak(const evdb_pool_leak *leak, void *arg)
+{
+    leak_seen *seen = arg;
+    seen->calls++;
+    snprintf(seen->file, sizeof seen->file, "%s", leak->acquired_file);
+    seen->line = leak->acquired_line;
+    seen->held = leak->held_seconds;
+}
+
+START_TEST(leaks_are_reported_with_call_site_and_use_after_release_refused)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    leak_seen seen = {0};
+    evdb_pool_opts o = {.max_conns = 2, .leak_threshold = 0.1, .leak_hook = on_leak,
+                        .leak_hook_arg = &seen};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    int line = __LINE__ + 1;
+    evdb_future *a = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(a), 0);
+    evdb_conn *c = evdb_future_take_conn(a);
+    evdb_future *q = evdb_conn_query(c, "sleep 500", NULL, 0, NULL);
+    t_run_for(loop, 0.4);
+    ck_assert_int_eq(seen.calls, 1); /* once per borrow */
+    ck_assert_str_eq(seen.file, __FILE__);
+    ck_assert_int_eq(seen.line, line);
+    ck_assert(seen.held >= 0.1);
+    /* The dump names the borrower and what it runs, never the URL. */
+    char buf[2048] = {0};
+    FILE *mem = fmemopen(buf, sizeof buf - 1, "w");
+    evdb_pool_dump(p, mem);
+    fclose(mem);
+    ck_assert_ptr_nonnull(strstr(buf, "borrowed"));
+    ck_assert_ptr_nonnull(strstr(buf, __FILE__));
+    ck_assert_ptr_nonnull(strstr(buf, "sleep 500"));
+    ck_assert_ptr_null(strstr(buf, "fake://"));
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    /* Use after release is refused clearly. */
+    ck_assert_ptr_null(evdb_conn_query(c, "ok", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ESTATE);
+    ck_assert_int_eq(t_wait(q), 0); /* what it left running still finished */
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.leaks, 1);
+    evdb_future_unref(q);
+    evdb_future_unref(a);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+static evdb_future *txn_body(evdb_conn *c, void *arg)
+{
+    return evdb_conn_query(c, (const char *)arg, NULL, 0, NULL);
+}
+
+START_TEST(transaction_helper_commits_or_rolls_back)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", NULL);
+    evdb_future *t = evdb_pool_transaction(p, txn_body, "ok inside", 0);
+    ck_assert_int_eq(t_wait(t), 0);
+    ck_assert_str_eq(evdb_result_text(evdb_future_result(t), 0, 0, NULL), "inside");
+    evdb_future_unref(t);
+    t = evdb_pool_transaction(p, txn_body, "error 23505", 0);
+    ck_assert_int_eq(t_wait(t), EVDB_ESERVER);
+    ck_assert_str_eq(evdb_error_sqlstate(evdb_future_error(t)), "23505");
+    evdb_future_unref(t);
+    ck_assert_ptr_null(evdb_pool_transaction(p, NULL, NULL, 0));
+    t_run_for(loop, 0.05);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.acquired, 0);
+    ck_assert_uint_eq(st.resets, 2);
+    /* BEGIN, body, COMMIT; BEGIN, body, ROLLBACK; + release ROLLBACKs */
+    ck_assert_uint_eq(fake.sends, 8);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+START_TEST(lifetime_and_idle_retire_connections)
+{
+    struct ev_loop *loop = t_loop_new(8);
+    evdb_pool_opts o = {.max_conns = 3, .min_conns = 1, .idle_timeout = 0.5};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_future *fs[3];
+    for (int i = 0; i < 3; i++)
+        fs[i] = evdb_pool_query(p, "sleep 20", NULL, 0, NULL);
+    evdb_future *g = evdb_gather(fs, 3, 0);
+    t_wait(g);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.total, 3);
+    t_run_for(loop, 2.2);
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.total, 1); /* idle ones above min retired */
+    ck_assert_uint_eq(st.retired, 2);
+    for (int i = 0; i < 3; i++)
+        evdb_future_unref(fs[i]);
+    evdb_future_unref(g);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -246,6 +358,9 @@ int main(void)
     tcase_add_test(tc, unsent_queries_move_to_another_connection);
     tcase_add_test(tc, connect_failures_fail_waiters_and_back_off);
     tcase_add_test(tc, close_fails_waiters_and_bad_arguments);
+    tcase_add_test(tc, leaks_are_reported_with_call_site_and_use_after_release_refused);
+    tcase_add_test(tc, transaction_helper_commits_or_rolls_back);
+    tcase_add_test(tc, lifetime_and_idle_retire_connections);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "evdb/conn.h"
 #include "evdb/export.h"
 #include "evdb/future.h"
@@ -25,6 +26,7 @@ extern "C" {
 #endif
 
 typedef struct evdb_pool evdb_pool;
+typedef struct evdb_pool_leak evdb_pool_leak;
 
 /* Zero-initialised options mean the defaults in brackets. */
 typedef struct evdb_pool_opts {
@@ -40,8 +42,22 @@ typedef struct evdb_pool_opts {
     unsigned pipeline_depth;  /* per connection (PostgreSQL) [driver default] */
     unsigned stmt_cache_size; /* per connection [EVDB_DEFAULT_STMT_CACHE] */
     const char *on_connect_sql; /* run on every new connection (copied) [none] */
+    /* A borrowed connection held longer than leak_threshold seconds is
+     * reported once through leak_hook (called from the loop) [0 = off]. */
+    double leak_threshold;
+    void (*leak_hook)(const evdb_pool_leak *leak, void *arg);
+    void *leak_hook_arg;
     void *reserved[4];
 } evdb_pool_opts;
+
+/* What leak_hook is told about a connection held too long. */
+struct evdb_pool_leak {
+    evdb_conn *conn;
+    double held_seconds;
+    const char *acquired_file; /* call site of evdb_pool_acquire, or "?" */
+    int acquired_line;
+    const char *current_sql;   /* statement running on it, or NULL */
+};
 
 #define EVDB_POOL_DEFAULT_MAX 8u
 #define EVDB_POOL_DEFAULT_ACQUIRE_TIMEOUT 30.0
@@ -60,6 +76,11 @@ typedef struct evdb_pool_stats {
     uint64_t discarded;    /* released connections closed instead */
     uint64_t retired;      /* closed for lifetime / idle timeout */
     uint64_t pool_timeouts;
+    uint64_t leaks;        /* leak_hook reports */
+    /* Why the last released connection was discarded instead of reset
+     * ("connection broken", "reset failed: <message>"), or "" (static or
+     * pool-owned: valid until the next pool call). */
+    const char *last_discard_reason;
 } evdb_pool_stats;
 
 /* Create a pool for url (as evdb_conn_open takes). Opens min_conns at
@@ -85,6 +106,27 @@ EVDB_EXTERN evdb_future *evdb_pool_query(evdb_pool *p, const char *sql,
  * the pool. Returns NULL at once for bad arguments or a closed pool. */
 EVDB_EXTERN evdb_future *evdb_pool_acquire(evdb_pool *p, double timeout);
 
+/* evdb_pool_acquire recording its call site for leak reports and dumps;
+ * the macro below makes every evdb_pool_acquire call do this. */
+EVDB_EXTERN evdb_future *evdb_pool_acquire_at(evdb_pool *p, double timeout, const char *file,
+                                              int line);
+#define evdb_pool_acquire(p, timeout) evdb_pool_acquire_at((p), (timeout), __FILE__, __LINE__)
+
+/* The user's part of a transaction: given the borrowed connection, submit
+ * statements and return a future that completes when they are done (the
+ * last query's future, a gather, ...); the helper takes that reference.
+ * Return NULL to fail the transaction at once. Runs from the loop. */
+typedef evdb_future *(*evdb_txn_fn)(evdb_conn *c, void *arg);
+
+/* Run a transaction: acquire, BEGIN, fn, then COMMIT when fn's future
+ * succeeded or ROLLBACK when it failed, then release. The returned future
+ * completes after COMMIT/ROLLBACK with fn's outcome (its result is read
+ * through evdb_future_result), or fails with the acquire, BEGIN or COMMIT
+ * error. timeout <= 0: the pool's acquire timeout for the acquire. NULL at
+ * once for bad arguments. */
+EVDB_EXTERN evdb_future *evdb_pool_transaction(evdb_pool *p, evdb_txn_fn fn, void *arg,
+                                               double timeout);
+
 /* Give back a connection from evdb_pool_acquire. Queries still running on
  * it are left to finish. Before reuse the session is rolled back and
  * reset (PostgreSQL: ROLLBACK + DISCARD ALL; MariaDB: ROLLBACK); if that
@@ -92,6 +134,11 @@ EVDB_EXTERN evdb_future *evdb_pool_acquire(evdb_pool *p, double timeout);
  * connection that is not a borrowed pool connection (a second release
  * included). c must not be used afterwards. Callable from callbacks. */
 EVDB_EXTERN int evdb_conn_release(evdb_conn *c);
+
+/* Write one line per connection to out: state, age, queries, and for
+ * borrowed ones how long they are held, the acquire call site and the
+ * current SQL. Never prints the URL. Callable from callbacks. */
+EVDB_EXTERN void evdb_pool_dump(const evdb_pool *p, FILE *out);
 
 /* Fill *out with the pool's counters. */
 EVDB_EXTERN void evdb_pool_stats_get(const evdb_pool *p, evdb_pool_stats *out);
