@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <errmsg.h>
 #include <mysqld_error.h>
 
 #include "my_internal.h"
@@ -33,6 +34,8 @@ void evdb__my_handle_drop(MYSQL *m)
         shutdown(fd, SHUT_RDWR);
     mysql_close(m);
 }
+
+static int begin_connect(evdb__dconn *dc, evdb__wait *w, evdb_error *err);
 
 static void connect_error(evdb__dconn *dc, evdb_error *err)
 {
@@ -58,6 +61,18 @@ static int connect_progress(evdb__dconn *dc, int mask, MYSQL *ret, evdb__wait *w
         return EVDB__STEP_WAIT;
     }
     if (!ret) {
+        unsigned no = mysql_errno(dc->m);
+        if ((no == CR_CONNECTION_ERROR || no == CR_CONN_HOST_ERROR) &&
+            dc->addr_i + 1 < dc->naddrs) {
+            /* Unreachable: the name has more addresses to try. */
+            MYSQL *fresh = evdb__my_handle_new(&dc->opts);
+            if (fresh) {
+                evdb__my_handle_drop(dc->m);
+                dc->m = fresh;
+                dc->addr_i++;
+                return begin_connect(dc, w, err);
+            }
+        }
         connect_error(dc, err);
         /* Nothing was established: closing only frees memory. */
         evdb__my_handle_drop(dc->m);
@@ -79,8 +94,8 @@ static int begin_connect(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 {
     const evdb__my_opts *o = &dc->opts;
     MYSQL *ret = NULL;
-    const char *host = dc->connect_host ? dc->connect_host : o->host;
-    int mask = mysql_real_connect_start(&ret, dc->m, host, o->user, o->password, o->db,
+    int mask = mysql_real_connect_start(&ret, dc->m, evdb__my_connect_host(dc), o->user,
+                                        o->password, o->db,
                                         o->port, o->unix_socket, evdb__my_client_flags(true));
     return connect_progress(dc, mask, ret, w, err);
 }
@@ -88,7 +103,7 @@ static int begin_connect(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 static void dconn_free(evdb__dconn *dc)
 {
     evdb__my_opts_free(&dc->opts);
-    evdb__free(dc->connect_host);
+    evdb__my_addrs_free(dc);
     evdb__free(dc->cache.buckets);
     evdb__free(dc);
 }

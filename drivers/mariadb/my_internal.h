@@ -133,9 +133,10 @@ struct evdb__dconn {
     evdb__my_rows rows;
 
     /* Host name lookup before the connect (my_resolve.c), and its answer:
-     * the numeric address connects go to (NULL: use opts.host). */
+     * numeric addresses tried in turn (none: connect to opts.host). */
     struct evdb__my_resolve *resolve;
-    char *connect_host;
+    char **addrs;
+    size_t naddrs, addr_i;
 };
 
 /* What the query steps answer. */
@@ -172,8 +173,12 @@ void evdb__my_handle_drop(MYSQL *m);
  * while one runs, FAIL when it could not start. */
 int evdb__my_resolve_start(evdb__dconn *dc, evdb__wait *w, evdb_error *err);
 bool evdb__my_resolving(const evdb__dconn *dc);
-/* Poll the lookup: WAIT, DONE (dc->connect_host set) or FAIL. */
+/* Poll the lookup: WAIT, DONE (dc->addrs set) or FAIL. */
 int evdb__my_resolve_step(evdb__dconn *dc, evdb__wait *w, evdb_error *err);
+/* The host to hand to Connector/C: the current resolved address, or the
+ * host as written. */
+const char *evdb__my_connect_host(const evdb__dconn *dc);
+void evdb__my_addrs_free(evdb__dconn *dc);
 /* Abandon a running lookup (never blocks). */
 void evdb__my_resolve_cancel(evdb__dconn *dc);
 
@@ -205,6 +210,9 @@ void evdb__my_rows_free(evdb__my_rows *rows);
 int evdb__my_cache_init(evdb__my_cache *c, size_t limit);
 evdb__my_stmt *evdb__my_cache_get(evdb__my_cache *c, const char *sql, size_t len,
                                   uint64_t hash);
+/* The most recently used statement when its SQL is sql, else NULL (a
+ * cheap first look before hashing). */
+evdb__my_stmt *evdb__my_cache_mru(const evdb__my_cache *c, const char *sql, size_t len);
 /* Insert s (counted towards the limit); the caller made room first. */
 void evdb__my_cache_put(evdb__my_cache *c, evdb__my_stmt *s);
 /* Take s out of the cache (it is then the caller's). */

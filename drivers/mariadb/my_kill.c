@@ -156,8 +156,7 @@ int evdb__my_cancel_start(evdb__dconn *dc, evdb__query *q, evdb__cancel **out, e
     const evdb__my_opts *o = &dc->opts;
     op->phase = K_CONNECT;
     op->started = true;
-    int mask = mysql_real_connect_start(&op->mret, op->m,
-                                        dc->connect_host ? dc->connect_host : o->host, o->user,
+    int mask = mysql_real_connect_start(&op->mret, op->m, evdb__my_connect_host(dc), o->user,
                                         o->password, NULL, o->port, o->unix_socket, 0);
     *out = op;
     if (mask) {

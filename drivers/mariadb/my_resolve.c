@@ -9,7 +9,8 @@
  * (answered from /etc/hosts) go straight to Connector/C.
  *
  * Limitations, by design:
- *  - Only the first address is tried.
+ *  - The addresses are tried in the order getaddrinfo gives them, moving
+ *    on when one refuses or cannot be reached (up to eight).
  *  - With ssl_verify the certificate must be checked against the name the
  *    user wrote, so the name itself goes to Connector/C and its
  *    synchronous lookup runs on the loop thread.
@@ -35,6 +36,8 @@
 /* Poll the lookup after 1 ms, doubling up to 50 ms between polls. */
 #define POLL_FIRST_MS 1
 #define POLL_MAX_MS 50
+/* Addresses of one name tried at most. */
+#define MAX_ADDRS 8
 
 /* The request is shared by the loop thread and glibc's notification
  * thread; each holds a reference and the last one frees it. */
@@ -94,7 +97,6 @@ int evdb__my_resolve_start(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
     memcpy(r->name, host, n + 1);
     r->hints.ai_family = AF_UNSPEC;
     r->hints.ai_socktype = SOCK_STREAM;
-    r->hints.ai_flags = AI_ADDRCONFIG;
     r->cb.ar_name = r->name;
     r->cb.ar_request = &r->hints;
     r->sev.sigev_notify = SIGEV_THREAD;
@@ -117,6 +119,52 @@ int evdb__my_resolve_start(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
     return EVDB__STEP_WAIT;
 }
 
+const char *evdb__my_connect_host(const evdb__dconn *dc)
+{
+    return dc->addr_i < dc->naddrs ? dc->addrs[dc->addr_i] : dc->opts.host;
+}
+
+void evdb__my_addrs_free(evdb__dconn *dc)
+{
+    for (size_t i = 0; i < dc->naddrs; i++)
+        evdb__free(dc->addrs[i]);
+    evdb__free(dc->addrs);
+    dc->addrs = NULL;
+    dc->naddrs = dc->addr_i = 0;
+}
+
+/* Keep the distinct numeric addresses of the answer, in its order (the
+ * resolver's preference), for the connect to try in turn. */
+static int take_addresses(evdb__dconn *dc, const struct addrinfo *list)
+{
+    evdb__my_addrs_free(dc);
+    dc->addrs = evdb__calloc(MAX_ADDRS, sizeof *dc->addrs);
+    if (!dc->addrs)
+        return EVDB_ENOMEM;
+    for (const struct addrinfo *ai = list; ai && dc->naddrs < MAX_ADDRS; ai = ai->ai_next) {
+        char addr[INET6_ADDRSTRLEN];
+        const void *src;
+        if (ai->ai_family == AF_INET6)
+            src = &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr;
+        else if (ai->ai_family == AF_INET)
+            src = &((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_addr;
+        else
+            continue;
+        if (!inet_ntop(ai->ai_family, src, addr, sizeof addr))
+            continue;
+        bool dup = false;
+        for (size_t i = 0; i < dc->naddrs && !dup; i++)
+            dup = strcmp(dc->addrs[i], addr) == 0;
+        if (dup)
+            continue;
+        dc->addrs[dc->naddrs] = evdb__strdup(addr);
+        if (!dc->addrs[dc->naddrs])
+            return EVDB_ENOMEM;
+        dc->naddrs++;
+    }
+    return dc->naddrs ? 0 : EVDB_ENOMEM;
+}
+
 int evdb__my_resolve_step(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 {
     struct evdb__my_resolve *r = dc->resolve;
@@ -136,24 +184,9 @@ int evdb__my_resolve_step(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
         evdb__error_set(err, EVDB_ECONNECT, 0, NULL, "could not resolve MariaDB host '%s': %s",
                         dc->opts.host, gai_strerror(rc ? rc : EAI_NONAME));
         st = EVDB__STEP_FAIL;
-    } else {
-        char addr[INET6_ADDRSTRLEN];
-        const struct addrinfo *ai = r->cb.ar_result;
-        const void *src = ai->ai_family == AF_INET6
-                              ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-                              : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-        if (!inet_ntop(ai->ai_family, src, addr, sizeof addr)) {
-            evdb__error_set(err, EVDB_ECONNECT, 0, NULL,
-                            "could not resolve MariaDB host '%s'", dc->opts.host);
-            st = EVDB__STEP_FAIL;
-        } else {
-            evdb__free(dc->connect_host);
-            dc->connect_host = evdb__strdup(addr);
-            if (!dc->connect_host) {
-                evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
-                st = EVDB__STEP_FAIL;
-            }
-        }
+    } else if (take_addresses(dc, r->cb.ar_result)) {
+        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
+        st = EVDB__STEP_FAIL;
     }
     req_unref(r);
     return st;

@@ -162,8 +162,14 @@ static enum evdb__my_run lookup(evdb__dconn *dc, evdb_error *err)
 {
     const evdb__query *q = dc->q;
     bool cache = wants_cache(dc);
-    uint64_t hash = cache ? evdb__my_hash(q->sql, q->sql_len) : 0;
-    evdb__my_stmt *s = cache ? evdb__my_cache_get(&dc->cache, q->sql, q->sql_len, hash) : NULL;
+    /* The statement used last is the likeliest: compare it before
+     * hashing the SQL. */
+    evdb__my_stmt *s = cache ? evdb__my_cache_mru(&dc->cache, q->sql, q->sql_len) : NULL;
+    uint64_t hash = 0;
+    if (cache && !s) {
+        hash = evdb__my_hash(q->sql, q->sql_len);
+        s = evdb__my_cache_get(&dc->cache, q->sql, q->sql_len, hash);
+    }
     if (s) {
         dc->st = s;
         if (bind_params(dc, s))
