@@ -21,10 +21,10 @@
 /* Longest error packet read from an idle socket to explain a close. */
 #define IDLE_PEEK_MAX 512
 /* MariaDB packet layout: 3-byte length, 1-byte sequence, then 0xff for an
- * error packet, 2-byte error number, '#' and 5-character SQLSTATE. */
+ * error packet and a 2-byte error number. */
 #define PKT_HEADER_LEN 4
 #define PKT_ERR_MARKER 0xff
-#define PKT_ERR_MIN_LEN (PKT_HEADER_LEN + 1 + 2 + 1 + 5)
+#define PKT_ERR_TEXT_OFF (PKT_HEADER_LEN + 1 + 2)
 
 /* ---- outcome of the query in flight ---- */
 
@@ -113,7 +113,7 @@ enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no, c
 {
     /* The core fails every query it holds with EVDB_ECONNLOST, the one in
      * flight included: forget it without reporting. */
-    evdb__error_set(err, EVDB_ECONNLOST, (int)no, NULL, "MariaDB connection lost: %s", msg);
+    evdb__error_set(err, EVDB_ECONNLOST, (int)no, NULL, "MariaDB: %s (error %u)", msg, no);
     evdb__result_free(dc->out.res);
     memset(&dc->out, 0, sizeof dc->out);
     if (dc->mres) {
@@ -166,20 +166,22 @@ static int idle_readable(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
     dc->state = EVDB__MY_BROKEN;
     /* With TLS the bytes are encrypted: only the fact of the close is
      * known. */
-    if (!dc->opts.tls && n >= PKT_ERR_MIN_LEN && buf[PKT_HEADER_LEN] == PKT_ERR_MARKER) {
+    if (!dc->opts.tls && n > PKT_ERR_TEXT_OFF && buf[PKT_HEADER_LEN] == PKT_ERR_MARKER) {
         unsigned no = buf[PKT_HEADER_LEN + 1] | (unsigned)buf[PKT_HEADER_LEN + 2] << 8;
         size_t plen = buf[0] | (size_t)buf[1] << 8 | (size_t)buf[2] << 16;
-        size_t avail = (size_t)n - PKT_HEADER_LEN;
-        if (plen < avail)
-            avail = plen;
-        const char *text = (const char *)buf + PKT_ERR_MIN_LEN;
-        int tlen = (int)(avail + PKT_HEADER_LEN) - PKT_ERR_MIN_LEN;
-        char state[6];
-        memcpy(state, buf + PKT_HEADER_LEN + 4, 5);
-        state[5] = '\0';
-        evdb__error_set(err, EVDB_ECONNLOST, (int)no, state,
-                        "MariaDB server closed the connection: %.*s", tlen > 0 ? tlen : 0,
-                        text);
+        size_t end = PKT_HEADER_LEN + plen < (size_t)n ? PKT_HEADER_LEN + plen : (size_t)n;
+        size_t text = PKT_ERR_TEXT_OFF;
+        char state[6] = "";
+        /* Protocol 4.1 error packets carry '#' and a SQLSTATE first. */
+        if (buf[text] == '#' && end >= text + 6) {
+            memcpy(state, buf + text + 1, 5);
+            state[5] = '\0';
+            text += 6;
+        }
+        int tlen = end > text ? (int)(end - text) : 0;
+        evdb__error_set(err, EVDB_ECONNLOST, (int)no, state[0] ? state : NULL,
+                        "MariaDB server closed the connection: %.*s", tlen,
+                        (const char *)buf + text);
         return EVDB__STEP_FAIL;
     }
     evdb__error_set(err, EVDB_ECONNLOST, 0, NULL,
