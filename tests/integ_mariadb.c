@@ -1032,9 +1032,5 @@ static Suite *mariadb_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(mariadb_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return t_run_suite(mariadb_suite());
 }
