@@ -815,6 +815,39 @@ START_TEST(cancel_running_query)
 }
 END_TEST
 
+/* A statement stuck in prepare (waiting for a table lock) is killed there;
+ * the statement is not executed later. */
+START_TEST(timeout_during_prepare)
+{
+    evdb_conn *admin = open_admin();
+    exec_ok(admin, "CREATE TABLE IF NOT EXISTS evdb_test.t_lock (a INT)");
+    exec_ok(admin, "LOCK TABLES evdb_test.t_lock WRITE");
+    evdb_conn *c = open_app();
+    evdb_value v = evdb_int(1);
+    for (int k = 0; k < 2; k++) {
+        double t0 = t_now();
+        evdb_future *f = k ? submit(c, "SELECT a, SLEEP(?) FROM t_lock", &v, 1, 0.3)
+                           : submit(c, "SELECT a, SLEEP(1) FROM t_lock", NULL, 0, 0.3);
+        evdb_future *next = submit(c, "SELECT 77", NULL, 0, 0);
+        ck_assert_int_eq(t_wait(f), EVDB_ETIMEDOUT);
+        ck_assert_double_lt(t_now() - t0, 0.6);
+        evdb_future_unref(f);
+        ck_assert_int_eq(t_wait(next), 0);
+        ck_assert_int_eq(cell_int(evdb_future_result(next), 0, 0), 77);
+        ck_assert_double_lt(t_now() - t0, 0.8);
+        evdb_future_unref(next);
+    }
+    exec_ok(admin, "UNLOCK TABLES");
+    /* Once the lock is gone the statement works (and takes its time). */
+    evdb_future *f = run_ok(c, "SELECT COUNT(*), SLEEP(?) FROM t_lock", &v, 1);
+    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 0);
+    evdb_future_unref(f);
+    exec_ok(admin, "DROP TABLE evdb_test.t_lock");
+    close_conn(c);
+    close_conn(admin);
+}
+END_TEST
+
 /* Deadlines right at the moment the statement ends by itself: whichever
  * wins, the following query gets its own answer. */
 START_TEST(timeout_race)
@@ -1022,6 +1055,7 @@ static Suite *mariadb_suite(void)
     tcase_add_test(cancel, timeout_kills_query);
     tcase_add_test(cancel, timeout_kills_prepared);
     tcase_add_test(cancel, cancel_running_query);
+    tcase_add_test(cancel, timeout_during_prepare);
     tcase_add_test(cancel, timeout_race);
 
     tcase_add_test(loss, kill_connection_fails_all_once);

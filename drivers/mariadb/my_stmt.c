@@ -113,6 +113,19 @@ static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
     return 0;
 }
 
+/* A query with parameters takes several commands (close an evicted
+ * statement, prepare, execute). A KILL QUERY that lands between two of
+ * them finds the session idle and is forgotten when the next command
+ * starts, so the statement would then run to its end. Once the core has
+ * given up on the query, no further command of it is sent. */
+static bool abandoned(evdb__dconn *dc)
+{
+    if (!dc->q->cancel_requested)
+        return false;
+    evdb__my_fail_code(dc, EVDB_ECANCELED, "query cancelled before it was executed");
+    return true;
+}
+
 /* A cached statement the server no longer knows (1243), or that it wants
  * prepared again (1615, after DDL changed what it refers to), leaves the
  * cache, so the next query prepares afresh. */
@@ -238,6 +251,12 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
             break;
 
         case EVDB__MY_S_PREPARE:
+            if (!dc->op_started && abandoned(dc)) {
+                r = finish(dc, err);
+                if (r == EVDB__MY_RUN_DONE)
+                    return r;
+                break;
+            }
             mask = dc->op_started
                        ? mysql_stmt_prepare_cont(&dc->iret, s->stmt, ready)
                        : mysql_stmt_prepare_start(&dc->iret, s->stmt, s->sql,
@@ -275,6 +294,12 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
             break;
 
         case EVDB__MY_S_EXECUTE:
+            if (!dc->op_started && abandoned(dc)) {
+                r = finish(dc, err);
+                if (r == EVDB__MY_RUN_DONE)
+                    return r;
+                break;
+            }
             mask = dc->op_started ? mysql_stmt_execute_cont(&dc->iret, s->stmt, ready)
                                   : mysql_stmt_execute_start(&dc->iret, s->stmt);
             dc->op_started = true;
