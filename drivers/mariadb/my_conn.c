@@ -139,7 +139,6 @@ int evdb__my_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__
         return EVDB__STEP_FAIL;
     }
     dc->state = EVDB__MY_CONNECTING;
-    dc->op_started = true;
     int st = evdb__my_resolve_start(dc, w, err);
     if (st == EVDB__STEP_DONE)
         st = begin_connect(dc, w, err);
@@ -208,6 +207,15 @@ int evdb__my_close_start(evdb__dconn *dc, evdb__wait *w)
     w->fd = -1;
     w->events = 0;
     w->timeout_ms = -1;
+    if (dc->state == EVDB__MY_REPORTING) {
+        /* The query finished; the core no longer wants its outcome. */
+        evdb__result_free(dc->out.res);
+        memset(&dc->out, 0, sizeof dc->out);
+        dc->q = NULL;
+        dc->op = EVDB__MY_OP_NONE;
+        dc->st = NULL; /* a cached statement stays in the cache */
+        dc->state = EVDB__MY_IDLE;
+    }
     if (dc->state != EVDB__MY_IDLE) {
         /* A query or connect is suspended inside Connector/C, and a second
          * operation cannot start on the handle: drop the session. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <errmsg.h>
 #include <mysqld_error.h>
 
 #include "my_internal.h"
@@ -33,7 +34,11 @@ void evdb__my_fail_mysql(evdb__dconn *dc, unsigned no, const char *sqlstate, con
     if (dc->out.failed)
         return; /* the first error is the one that explains the rest */
     dc->out.failed = true;
-    dc->out.code = EVDB_ESERVER;
+    /* Connector/C's own errors (the 2000 and 5000 ranges) that did not end
+     * the session are the client library's, not the server's. */
+    bool client = (no >= CR_MIN_ERROR && no <= CR_MAX_ERROR) ||
+                  (no >= CR_EVENT_CREATE_FAILED && no <= CR_MARIADB_LAST_ERROR);
+    dc->out.code = client ? EVDB_EPROTO : EVDB_ESERVER;
     dc->out.driver_code = (int)no;
     snprintf(dc->out.sqlstate, sizeof dc->out.sqlstate, "%s", sqlstate ? sqlstate : "");
     snprintf(dc->out.msg, sizeof dc->out.msg, "%s", msg ? msg : "");
