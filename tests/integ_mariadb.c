@@ -670,6 +670,56 @@ START_TEST(multi_statement)
 }
 END_TEST
 
+/* A cached statement over a table whose columns change under it. */
+START_TEST(stmt_after_schema_change)
+{
+    evdb_conn *c = open_app();
+    exec_ok(c, "CREATE TEMPORARY TABLE t_alter (a INT)");
+    exec_ok(c, "INSERT INTO t_alter VALUES (1)");
+    evdb_value one = evdb_int(1);
+    evdb_future *f = run_ok(c, "SELECT * FROM t_alter WHERE a = ?", &one, 1);
+    ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 1);
+    evdb_future_unref(f);
+    exec_ok(c, "ALTER TABLE t_alter ADD COLUMN b VARCHAR(20) DEFAULT 'two'");
+    f = run_ok(c, "SELECT * FROM t_alter WHERE a = ?", &one, 1);
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_uint_eq(evdb_result_ncols(r), 2);
+    ck_assert_str_eq(evdb_result_colname(r, 1), "b");
+    expect_cell(r, 0, 1, "two");
+    evdb_future_unref(f);
+    exec_ok(c, "ALTER TABLE t_alter DROP COLUMN a");
+    f = submit(c, "SELECT * FROM t_alter WHERE a = ?", &one, 1, 0);
+    expect_server_error(f, 1054, "42S22");
+    evdb_future_unref(f);
+    exec_ok(c, "ALTER TABLE t_alter ADD COLUMN a INT DEFAULT 1");
+    f = run_ok(c, "SELECT * FROM t_alter WHERE a = ?", &one, 1);
+    ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 2);
+    expect_cell(evdb_future_result(f), 0, 0, "two");
+    evdb_future_unref(f);
+    /* A statement with effects is not run twice: it fails once (having
+     * taken effect), and works again afterwards. */
+    exec_ok(c, "CREATE TEMPORARY TABLE t_ret (id INT PRIMARY KEY)");
+    evdb_value id = evdb_int(1);
+    const char *ins = "INSERT INTO t_ret (id) VALUES (?) RETURNING *";
+    f = run_ok(c, ins, &id, 1);
+    ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 1);
+    evdb_future_unref(f);
+    exec_ok(c, "ALTER TABLE t_ret ADD COLUMN v INT DEFAULT 5");
+    id = evdb_int(2);
+    f = submit(c, ins, &id, 1, 0);
+    ck_assert_int_eq(t_wait(f), EVDB_ESERVER);
+    ck_assert_int_eq(evdb_error_driver_code(evdb_future_error(f)), 2057);
+    evdb_future_unref(f);
+    id = evdb_int(3);
+    f = run_ok(c, ins, &id, 1);
+    ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 2);
+    expect_cell(evdb_future_result(f), 0, 1, "5");
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_ret"), 3);
+    close_conn(c);
+}
+END_TEST
+
 /* ---- prepared statement cache ---- */
 
 /* Statements open on c's session: prepared minus closed (the global
@@ -1051,6 +1101,7 @@ static Suite *mariadb_suite(void)
     tcase_add_test(query, insert_id_and_affected);
     tcase_add_test(query, multi_statement);
     tcase_add_test(query, stmt_cache_lru);
+    tcase_add_test(query, stmt_after_schema_change);
 
     tcase_add_test(cancel, timeout_kills_query);
     tcase_add_test(cancel, timeout_kills_prepared);

@@ -235,6 +235,7 @@ static int my_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
     dc->state = EVDB__MY_BUSY;
     dc->op = EVDB__MY_OP_NONE;
     dc->op_started = false;
+    dc->rerun = dc->rerun_done = false;
     memset(&dc->out, 0, sizeof dc->out);
     return 0;
 }

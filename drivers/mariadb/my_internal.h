@@ -128,6 +128,8 @@ struct evdb__dconn {
     MYSQL_STMT *closing; /* statement being closed (evict / discard) */
     evdb__my_outcome out;
     bool in_flush;       /* reports wait for the next io (see my_driver.c) */
+    bool rerun;          /* run the query again once its statement is closed */
+    bool rerun_done;     /* ... which happens at most once per query */
 
     evdb__my_cache cache;
     evdb__my_rows rows;

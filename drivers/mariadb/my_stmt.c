@@ -12,9 +12,12 @@
  * Statements are cached per connection by SQL text (my_cache.c), unless
  * the cache is off or the query says EVDB_QUERY_NO_CACHE.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include <errmsg.h>
 #include <mysqld_error.h>
 
 #include "my_internal.h"
@@ -134,6 +137,61 @@ static void forget_if_stale(evdb__dconn *dc, evdb__my_stmt *s)
     unsigned no = (unsigned)dc->out.driver_code;
     if (s->cached && (no == ER_UNKNOWN_STMT_HANDLER || no == ER_NEED_REPREPARE))
         evdb__my_cache_remove(&dc->cache, s);
+}
+
+/* Skip blanks and comments; true when sql then starts with keyword. */
+static bool starts_with_keyword(const char *p, const char *end, const char *keyword)
+{
+    for (;;) {
+        while (p < end && (isspace((unsigned char)*p) || *p == '('))
+            p++;
+        if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
+            const char *close = p + 2;
+            while (end - close >= 2 && !(close[0] == '*' && close[1] == '/'))
+                close++;
+            p = end - close >= 2 ? close + 2 : end;
+        } else if ((end - p >= 3 && p[0] == '-' && p[1] == '-' && isspace((unsigned char)p[2])) ||
+                   (p < end && *p == '#')) {
+            while (p < end && *p != '\n')
+                p++;
+        } else {
+            break;
+        }
+    }
+    size_t n = strlen(keyword);
+    return (size_t)(end - p) > n && strncasecmp(p, keyword, n) == 0 &&
+           !isalnum((unsigned char)p[n]) && p[n] != '_';
+}
+
+/* Statements that only read, so running them twice is harmless. */
+static bool read_only_sql(const char *sql, size_t len)
+{
+    static const char *const kw[] = {"SELECT", "WITH", "SHOW", "VALUES"};
+    const char *end = sql + len;
+    for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
+        if (starts_with_keyword(sql, end, kw[i]))
+            return true;
+    return false;
+}
+
+/* Execute found a result with a different number of columns than the
+ * statement was prepared with (its table was altered). Connector/C then
+ * fails the execute with the rows still on the wire and the statement's
+ * column information stale. Closing the statement drains the rows; a read
+ * runs once more with a fresh prepare, anything else fails rather than
+ * taking effect twice. */
+static void metadata_changed(evdb__dconn *dc, evdb__my_stmt *s)
+{
+    if (s->cached)
+        evdb__my_cache_remove(&dc->cache, s);
+    if (!dc->rerun_done && !dc->out.failed && read_only_sql(dc->q->sql, dc->q->sql_len)) {
+        dc->rerun = true;
+        return;
+    }
+    evdb__my_fail_code(dc, EVDB_ESERVER,
+                       "the statement's result columns changed (table altered) after it was "
+                       "prepared; it ran, but its rows were discarded: run it again");
+    dc->out.driver_code = CR_NEW_STMT_METADATA;
 }
 
 /* The statement's results are in (or it failed): keep it or close it. */
@@ -306,7 +364,10 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
             if (mask)
                 goto wait;
             dc->op_started = false;
-            if (dc->iret) {
+            if (dc->iret && mysql_stmt_errno(s->stmt) == CR_NEW_STMT_METADATA) {
+                metadata_changed(dc, s);
+                r = finish(dc, err);
+            } else if (dc->iret) {
                 r = stmt_error(dc, s->stmt, err);
                 if (r == EVDB__MY_RUN_LOST)
                     return r;
@@ -385,6 +446,12 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
             dc->closing = NULL;
             if (close_failed(dc))
                 return evdb__my_lost(dc, err, mysql_errno(dc->m), mysql_error(dc->m));
+            if (dc->rerun) {
+                dc->rerun = false;
+                dc->rerun_done = true;
+                dc->op = EVDB__MY_OP_NONE;
+                break;
+            }
             evdb__my_report(dc, err);
             return EVDB__MY_RUN_DONE;
 
