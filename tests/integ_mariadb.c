@@ -249,6 +249,49 @@ START_TEST(connect_refused)
 }
 END_TEST
 
+/* A server that accepts TCP connections but never greets: the per-wait
+ * connect_timeout of the URL, and the whole-connect deadline of the
+ * options, both end the attempt. */
+START_TEST(connect_timeouts)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(s, 16), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    char url[URL_MAX];
+    snprintf(url, sizeof url,
+             "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test?connect_timeout=1",
+             ntohs(a.sin_port));
+    double t0 = t_now();
+    evdb_future *f = evdb_conn_open(L, url, NULL);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), EVDB_ECONNECT);
+    double took = t_now() - t0;
+    ck_assert_msg(took > 0.9 && took < 2.5, "gave up after %g s", took);
+    ck_assert_ptr_null(strstr(evdb_error_message(evdb_future_error(f)), APP_PASSWORD));
+    evdb_future_unref(f);
+    evdb_conn_opts o;
+    memset(&o, 0, sizeof o);
+    o.connect_timeout = 0.3;
+    snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test",
+             ntohs(a.sin_port));
+    t0 = t_now();
+    f = evdb_conn_open(L, url, &o);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), EVDB_ECONNTIMEOUT);
+    took = t_now() - t0;
+    ck_assert_msg(took > 0.25 && took < 0.6, "gave up after %g s", took);
+    evdb_future_unref(f);
+    close(s);
+}
+END_TEST
+
 static const char *const bad_urls[] = {
     "mariadb://",
     "mariadb://evdb:s3cr3tpw@127.0.0.1:99999/evdb_test",
@@ -1042,7 +1085,16 @@ START_TEST(tls_concurrent)
     evdb_future_unref(f);
     close_conn(c);
     if (!have) {
-        fprintf(stderr, "integ_mariadb: the test server has no TLS; TLS test skipped\n");
+        /* TLS required but not offered: a clean connect failure. */
+        char url[URL_MAX];
+        snprintf(url, sizeof url,
+                 "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test?ssl=true", my_port());
+        f = evdb_conn_open(L, url, NULL);
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(t_wait(f), EVDB_ECONNECT);
+        ck_assert_ptr_null(strstr(evdb_error_message(evdb_future_error(f)), APP_PASSWORD));
+        evdb_future_unref(f);
+        fprintf(stderr, "integ_mariadb: the test server has no TLS; TLS query test skipped\n");
         return;
     }
     char url[URL_MAX];
@@ -1087,6 +1139,7 @@ static Suite *mariadb_suite(void)
     tcase_add_test(conn, connect_host_name);
     tcase_add_test(conn, connect_wrong_password);
     tcase_add_test(conn, connect_refused);
+    tcase_add_test(conn, connect_timeouts);
     tcase_add_loop_test(conn, bad_url_rejected_at_once, 0,
                         (int)(sizeof bad_urls / sizeof bad_urls[0]));
     tcase_add_test(conn, tls_concurrent);

@@ -85,6 +85,20 @@ static int connect_progress(evdb__dconn *dc, int mask, MYSQL *ret, evdb__wait *w
         dc->state = EVDB__MY_BROKEN;
         return EVDB__STEP_FAIL;
     }
+    if (dc->opts.tls && !mysql_get_ssl_cipher(dc->m)) {
+        /* Connector/C 3.3 silently continues in plaintext when the server
+         * offers no TLS, unless the certificate is verified. ssl=true
+         * means TLS or nothing. (The check can only come after the
+         * authentication exchange, which is a hashed challenge; ssl_verify
+         * makes Connector/C refuse before it.) */
+        evdb__error_set(err, EVDB_ECONNECT, 0, NULL,
+                        "MariaDB connect failed: TLS is required (ssl=true) but the server "
+                        "did not offer it");
+        evdb__my_handle_drop(dc->m);
+        dc->m = NULL;
+        dc->state = EVDB__MY_BROKEN;
+        return EVDB__STEP_FAIL;
+    }
     if (dc->opts.tls)
         evdb__my_set_nonblock((int)mysql_get_socket(dc->m));
     dc->thread_id = mysql_thread_id(dc->m);

@@ -10,6 +10,13 @@
  * a connection is secured. A host beginning with '/' (percent-encoded) is a
  * unix socket path.
  *
+ * TLS: ssl=true requires TLS (a server without it fails the connect) but
+ * checks no certificate, which guards against eavesdropping only; ssl_ca
+ * makes Connector/C verify the certificate chain, and ssl_verify=true the
+ * host name as well. Any ssl_* option implies ssl=true. connect_timeout
+ * bounds each wait of the connect (Connector/C's meaning); the whole
+ * connect is bounded by evdb_conn_opts.connect_timeout.
+ *
  * The host names a TCP host, "localhost" included: Connector/C would take
  * "localhost" to mean its compiled-in unix socket, which is not what a URL
  * with a port says (libpq's URLs behave the same way). Unix sockets are
