@@ -1,0 +1,431 @@
+/*
+ * evdb-bench: a load generator on evdb's public API.
+ *
+ *   evdb-bench --url postgresql://... --conns 8 --inflight 64 --queries 100000
+ *
+ * API styles (--api):
+ *   pool  evdb_pool_query with a callback per query (the default)
+ *   conn  evdb_conn_query on `conns` connections opened with evdb_conn_open,
+ *         the in-flight queries spread round-robin over them
+ * Each query's callback checks every row, records the latency and submits
+ * the next query (a closed loop with --inflight queries in flight).
+ *
+ * --burst (scaling): after the warm-up, submit every measured query at
+ * once through the pool, then run the loop until all have completed. The
+ * report then carries the bytes evdb holds per queued query (counted by
+ * allocator hooks) and the RSS growth per queued query.
+ */
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <evdb.h>
+
+#include "bench.h"
+
+#define OPEN_WAIT_S 30.0     /* the pool's connections must be up by then */
+#define OPEN_POLL_S 0.005
+#define ACQUIRE_TIMEOUT_S 3600.0
+
+/* ---- counting allocator (--count-allocs, --burst) ---- */
+
+#define HDR 16 /* keeps malloc's 16-byte alignment */
+
+static size_t live_bytes;
+static uint64_t nallocs;
+
+static void *cnt_malloc(size_t n)
+{
+    char *p = malloc(n + HDR);
+    if (!p)
+        return NULL;
+    *(size_t *)p = n;
+    live_bytes += n;
+    nallocs++;
+    return p + HDR;
+}
+
+static void *cnt_realloc(void *ptr, size_t n)
+{
+    if (!ptr)
+        return cnt_malloc(n);
+    char *h = (char *)ptr - HDR;
+    size_t old = *(size_t *)h;
+    char *p = realloc(h, n + HDR);
+    if (!p)
+        return NULL;
+    *(size_t *)p = n;
+    live_bytes = live_bytes - old + n;
+    nallocs++;
+    return p + HDR;
+}
+
+static void cnt_free(void *ptr)
+{
+    if (!ptr)
+        return;
+    char *h = (char *)ptr - HDR;
+    live_bytes -= *(size_t *)h;
+    free(h);
+}
+
+/* ---- the run ---- */
+
+typedef struct ctx ctx;
+
+typedef struct slot {
+    ctx *x;
+    uint64_t t0;
+    bench_query q;
+    unsigned conn; /* --api conn: which connection */
+} slot;
+
+struct ctx {
+    bench b;
+    const bench_opts *o;
+    struct ev_loop *loop;
+    bool use_pool;
+    evdb_pool *pool;
+    evdb_conn **conns;
+    unsigned nconns;
+    slot *slots;
+    size_t nslots;
+    size_t active; /* slots with a query in flight */
+    const char *sql[BENCH_K_COUNT];
+    evdb_query_opts qopts;
+    ev_timer tick;
+};
+
+static bool check_result(ctx *x, const bench_query *q, const evdb_result *r, uint64_t *rows)
+{
+    bench *b = &x->b;
+    *rows = 0;
+    switch (q->kind) {
+    case BENCH_K_POINT: {
+        size_t len = 0;
+        double price;
+        const char *name;
+        if (evdb_result_nrows(r) != 1 || !(name = evdb_result_text(r, 0, 0, &len)) ||
+            !bench_check_name(name, len, q->id) || evdb_result_double(r, 0, 1, &price) ||
+            !bench_check_price(price, q->id)) {
+            bench_error(b, "point select of id %lld: wrong row", (long long)q->id);
+            return false;
+        }
+        *rows = 1;
+        return true;
+    }
+    case BENCH_K_INSERT:
+        if (evdb_result_affected(r) != 1) {
+            bench_error(b, "insert: %lld rows", (long long)evdb_result_affected(r));
+            return false;
+        }
+        *rows = 1;
+        return true;
+    default: {
+        size_t n = evdb_result_nrows(r);
+        if (n != BENCH_FETCH_ROWS) {
+            bench_error(b, "fetch from id %lld: %zu rows", (long long)q->id, n);
+            return false;
+        }
+        for (size_t i = 0; i < n; i++) {
+            int64_t id = q->id + (int64_t)i, got;
+            size_t len = 0;
+            double price;
+            const char *name = evdb_result_text(r, i, 1, &len);
+            if (evdb_result_int(r, i, 0, &got) || got != id || !name ||
+                !bench_check_name(name, len, id) || evdb_result_double(r, i, 2, &price) ||
+                !bench_check_price(price, id)) {
+                bench_error(b, "fetch: wrong row for id %lld", (long long)id);
+                return false;
+            }
+        }
+        *rows = n;
+        return true;
+    }
+    }
+}
+
+static void on_done(evdb_future *f, void *arg);
+
+/* Submit the slot's next query; false when the phase takes no more (or
+ * the submission failed at once, which counts as a failed query). */
+static bool submit(slot *s, uint64_t now)
+{
+    ctx *x = s->x;
+    if (!bench_take(&x->b, &s->q, now))
+        return false;
+    evdb_value p[2];
+    size_t n;
+    switch (s->q.kind) {
+    case BENCH_K_POINT:
+        p[0] = evdb_int(s->q.id);
+        n = 1;
+        break;
+    case BENCH_K_FETCH:
+        p[0] = evdb_int(s->q.id);
+        p[1] = evdb_int(s->q.id + BENCH_FETCH_ROWS);
+        n = 2;
+        break;
+    default:
+        p[0] = evdb_textn(s->q.name, s->q.name_len);
+        p[1] = evdb_double(s->q.price);
+        n = 2;
+        break;
+    }
+    s->t0 = now;
+    const char *sql = x->sql[s->q.kind];
+    evdb_future *f = x->use_pool ? evdb_pool_query(x->pool, sql, p, n, &x->qopts)
+                                 : evdb_conn_query(x->conns[s->conn], sql, p, n, &x->qopts);
+    if (!f || evdb_future_on_done(f, on_done, s)) {
+        bench_error(&x->b, "submit: %s", evdb_error_message(evdb_last_error()));
+        bench_complete(&x->b, now, now, false, 0);
+        evdb_future_unref(f);
+        return false;
+    }
+    /* The future keeps itself alive until its callback has run. */
+    evdb_future_unref(f);
+    return true;
+}
+
+static void on_done(evdb_future *f, void *arg)
+{
+    slot *s = arg;
+    ctx *x = s->x;
+    uint64_t now = bench_now_ns();
+    int st = evdb_future_status(f);
+    uint64_t rows = 0;
+    bool ok;
+    if (st) {
+        bench_error(&x->b, "%s: %s", evdb_err_name(st), evdb_error_message(evdb_future_error(f)));
+        ok = false;
+    } else {
+        ok = check_result(x, &s->q, evdb_future_result(f), &rows);
+    }
+    bench_complete(&x->b, s->t0, now, ok, rows);
+    if (!submit(s, now) && --x->active == 0)
+        ev_break(x->loop, EVBREAK_ALL);
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bench_tick(w->data, bench_now_ns());
+}
+
+static void run_loop(ctx *x)
+{
+    if (!x->active)
+        return;
+    if (x->o->progress)
+        ev_timer_start(x->loop, &x->tick);
+    ev_run(x->loop, 0);
+    ev_timer_stop(x->loop, &x->tick);
+}
+
+/* A closed loop: every slot keeps one query in flight. */
+static void run_phase(ctx *x, bool measure, size_t nslots)
+{
+    bench_phase_start(&x->b, measure);
+    uint64_t a0 = nallocs;
+    x->active = 0;
+    uint64_t now = bench_now_ns();
+    for (size_t i = 0; i < nslots; i++) {
+        if (!submit(&x->slots[i], now))
+            break;
+        x->active++;
+    }
+    run_loop(x);
+    bench_phase_end(&x->b);
+    if (measure && x->o->count_allocs && x->b.done)
+        x->b.allocs_per_query = (double)(nallocs - a0) / (double)x->b.done;
+}
+
+/* Scaling: every measured query submitted at once, then the loop runs. */
+static void run_burst(ctx *x)
+{
+    bench_phase_start(&x->b, true);
+    uint64_t a0 = nallocs;
+    size_t live0 = live_bytes;
+    long rss0 = bench_current_rss();
+    x->active = 0;
+    uint64_t now = bench_now_ns();
+    for (size_t i = 0; i < x->nslots; i++) {
+        if (!submit(&x->slots[i], now))
+            break;
+        x->active++;
+    }
+    size_t queued = x->active;
+    if (queued) {
+        x->b.bytes_per_queued = (double)(live_bytes - live0) / (double)queued;
+        long rss1 = bench_current_rss();
+        if (rss0 >= 0 && rss1 >= 0)
+            x->b.rss_per_queued = (double)(rss1 - rss0) / (double)queued;
+    }
+    run_loop(x);
+    bench_phase_end(&x->b);
+    if (x->b.done)
+        x->b.allocs_per_query = (double)(nallocs - a0) / (double)x->b.done;
+}
+
+static int open_pool(ctx *x)
+{
+    const bench_opts *o = x->o;
+    evdb_pool_opts po;
+    memset(&po, 0, sizeof po);
+    po.min_conns = o->conns;
+    po.max_conns = o->conns;
+    po.pipeline_depth = o->depth;
+    po.acquire_timeout = ACQUIRE_TIMEOUT_S;
+    po.stmt_cache_size = o->no_stmt_cache ? EVDB_STMT_CACHE_OFF : 0;
+    x->pool = evdb_pool_new(x->loop, o->url, &po);
+    if (!x->pool) {
+        fprintf(stderr, "evdb-bench: %s\n", evdb_error_message(evdb_last_error()));
+        return -1;
+    }
+    /* Wait until every connection is up, so that the warm-up (or the run,
+     * without one) does not measure connects. */
+    double waited = 0;
+    for (;;) {
+        evdb_pool_stats st;
+        evdb_pool_stats_get(x->pool, &st);
+        if (st.idle + st.busy >= o->conns)
+            return 0;
+        if (waited > OPEN_WAIT_S || (st.connect_failures && !st.total)) {
+            fprintf(stderr, "evdb-bench: the pool has %u of %u connections after %.1f s\n",
+                    st.idle + st.busy, o->conns, waited);
+            return -1;
+        }
+        evdb_future *z = evdb_sleep(x->loop, OPEN_POLL_S);
+        evdb_future_wait(z);
+        evdb_future_unref(z);
+        waited += OPEN_POLL_S;
+    }
+}
+
+static int open_conns(ctx *x)
+{
+    const bench_opts *o = x->o;
+    evdb_conn_opts co;
+    memset(&co, 0, sizeof co);
+    co.pipeline_depth = o->depth;
+    co.stmt_cache_size = o->no_stmt_cache ? EVDB_STMT_CACHE_OFF : 0;
+    x->conns = calloc(o->conns, sizeof *x->conns);
+    if (!x->conns)
+        return -1;
+    for (unsigned i = 0; i < o->conns; i++) {
+        evdb_future *f = evdb_conn_open(x->loop, o->url, &co);
+        int st = f ? evdb_future_wait(f) : evdb_error_code(evdb_last_error());
+        if (st) {
+            fprintf(stderr, "evdb-bench: connect: %s\n",
+                    evdb_error_message(f ? evdb_future_error(f) : evdb_last_error()));
+            evdb_future_unref(f);
+            return -1;
+        }
+        x->conns[i] = evdb_future_take_conn(f);
+        evdb_future_unref(f);
+        x->nconns++;
+    }
+    return 0;
+}
+
+static void close_all(ctx *x)
+{
+    if (x->pool) {
+        evdb_future *f = evdb_pool_close(x->pool);
+        evdb_future_wait(f);
+        evdb_future_unref(f);
+    }
+    for (unsigned i = 0; i < x->nconns; i++) {
+        evdb_future *f = evdb_conn_close(x->conns[i]);
+        evdb_future_wait(f);
+        evdb_future_unref(f);
+    }
+    free(x->conns);
+}
+
+int main(int argc, char **argv)
+{
+    static const char extra[] =
+        "  --api A             pool (evdb_pool_query) | conn (evdb_conn_query per connection)"
+        " [pool]\n";
+    bench_opts o;
+    bench_parse_args(&o, argc, argv, "evdb-bench", extra);
+    bench_backend be;
+    if (!bench_backend_of(o.url, &be)) {
+        fprintf(stderr, "evdb-bench: unknown URL scheme\n");
+        return 2;
+    }
+    const char *client;
+    bool use_pool;
+    if (!strcmp(o.api, "pool")) {
+        client = "evdb-pool";
+        use_pool = true;
+    } else if (!strcmp(o.api, "conn")) {
+        client = "evdb-conn";
+        use_pool = false;
+    } else if (!strcmp(o.api, "task")) {
+        fprintf(stderr, "evdb-bench: --api task is not built (include/evdb/task.h was absent "
+                        "when this was written)\n");
+        return 2;
+    } else {
+        fprintf(stderr, "evdb-bench: unknown --api '%s'\n", o.api);
+        return 2;
+    }
+    if (o.burst && !use_pool) {
+        fprintf(stderr, "evdb-bench: --burst goes through the pool (--api pool)\n");
+        return 2;
+    }
+    if (o.burst)
+        o.count_allocs = true;
+    if (o.count_allocs)
+        evdb_set_allocators(cnt_malloc, cnt_realloc, cnt_free);
+
+    ctx x;
+    memset(&x, 0, sizeof x);
+    x.o = &o;
+    x.use_pool = use_pool;
+    bench_init(&x.b, &o, be, client);
+    for (int k = 0; k < BENCH_K_COUNT; k++)
+        x.sql[k] = bench_sql(be, (bench_kind)k);
+    x.loop = ev_loop_new(EVFLAG_AUTO);
+    ev_timer_init(&x.tick, on_tick, 0.25, 0.25);
+    x.tick.data = &x.b;
+
+    /* Closed-loop slots; a burst needs one per measured query. */
+    size_t closed = o.burst ? (size_t)o.conns * o.depth : o.inflight;
+    x.nslots = o.burst ? (size_t)o.queries : closed;
+    if (x.nslots < closed)
+        x.nslots = closed;
+    x.slots = calloc(x.nslots, sizeof *x.slots);
+    if (!x.slots) {
+        fprintf(stderr, "evdb-bench: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < x.nslots; i++) {
+        x.slots[i].x = &x;
+        x.slots[i].conn = (unsigned)(i % o.conns);
+    }
+
+    int rc = 1;
+    if (use_pool ? open_pool(&x) : open_conns(&x))
+        goto out;
+    run_phase(&x, false, closed);
+    if (o.burst) {
+        /* Touch the slot array now, so its pages do not count as evdb's. */
+        memset(x.slots + closed, 0, (x.nslots - closed) * sizeof *x.slots);
+        for (size_t i = closed; i < x.nslots; i++)
+            x.slots[i].x = &x;
+        run_burst(&x);
+    } else {
+        run_phase(&x, true, closed);
+    }
+    rc = bench_report(&x.b);
+out:
+    close_all(&x);
+    free(x.slots);
+    bench_free(&x.b);
+    ev_loop_destroy(x.loop);
+    return rc;
+}
