@@ -16,5 +16,6 @@
 #include "evdb/future.h"
 #include "evdb/conn.h"
 #include "evdb/pool.h"
+#include "evdb/task.h"
 
 #endif

@@ -33,6 +33,7 @@ struct evdb_future {
     cbent *more;          /* callbacks 2.. */
     size_t ncb, more_cap, nfired;
     evdb__deferred dispatch;
+    bool observed;        /* outcome read: see evdb_set_unobserved_error_hook */
 };
 
 static __thread size_t live_futures;
@@ -69,6 +70,11 @@ void evdb__future_set_op(evdb_future *f, const evdb__future_ops *ops, void *op)
 {
     f->ops = ops;
     f->op = op;
+}
+
+void *evdb__future_op(const evdb_future *f, const evdb__future_ops *ops)
+{
+    return f->ops == ops ? f->op : NULL;
 }
 
 bool evdb__future_pending(const evdb_future *f)
@@ -248,6 +254,7 @@ int evdb_future_on_done(evdb_future *f, evdb_done_cb cb, void *arg)
 {
     if (!evdb__future_valid(f) || !cb)
         return evdb__fail_now(EVDB_EINVAL, "evdb_future_on_done: NULL future or callback");
+    f->observed = true;
     if (f->ncb == 0) {
         f->cb0.cb = cb;
         f->cb0.arg = arg;
@@ -291,6 +298,9 @@ int evdb_future_status(const evdb_future *f)
 {
     if (!evdb__future_valid(f))
         return EVDB_EINVAL;
+    /* Bookkeeping, not state: the const caller still read the outcome. */
+    if (f->status != EVDB_PENDING)
+        ((evdb_future *)f)->observed = true;
     return f->status;
 }
 
@@ -298,6 +308,7 @@ const evdb_error *evdb_future_error(const evdb_future *f)
 {
     if (!evdb__future_valid(f) || f->status >= 0)
         return NULL;
+    ((evdb_future *)f)->observed = true;
     if (f->fwd)
         return evdb_future_error(f->fwd);
     return f->err ? f->err : fallback_error(f->status);
@@ -348,6 +359,9 @@ void evdb_future_unref(evdb_future *f)
         return;
     /* A pending future only dies when nothing (its operation included)
      * refers to it any more: its callbacks can never run. */
+    if (!f->observed && f->status < 0 && f->status != EVDB_ECANCELED)
+        evdb__report_unobserved(f, f->fwd ? evdb_future_error(f->fwd)
+                                          : (f->err ? f->err : fallback_error(f->status)));
     if (f->free_value && f->value)
         f->free_value(f->value);
     if (f->fwd)
@@ -366,6 +380,7 @@ int evdb_future_wait(evdb_future *f)
 {
     if (!evdb__future_valid(f))
         return evdb__fail_now(EVDB_EINVAL, "evdb_future_wait: invalid future");
+    f->observed = true;
     if (evdb__loop_running(f->loop))
         return evdb__fail_now(EVDB_EINCALLBACK,
                               "evdb_future_wait: called inside a callback or task of the loop "

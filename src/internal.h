@@ -107,6 +107,8 @@ typedef struct evdb__future_ops {
 
 evdb_future *evdb__future_new(evdb__loop *l, evdb__fkind kind);
 void evdb__future_set_op(evdb_future *f, const evdb__future_ops *ops, void *op);
+/* The operation set with ops, or NULL (other ops, or f already done). */
+void *evdb__future_op(const evdb_future *f, const evdb__future_ops *ops);
 bool evdb__future_pending(const evdb_future *f);
 evdb__loop *evdb__future_loop(const evdb_future *f);
 evdb__fkind evdb__future_kind(const evdb_future *f);
@@ -122,6 +124,15 @@ bool evdb__future_forward(evdb_future *f, evdb_future *child);
 evdb_future *evdb__future_forwarded(const evdb_future *f);
 bool evdb__future_valid(const evdb_future *f);
 size_t evdb__future_live(void);
+
+/* ---- task.c ---- */
+/* future.c calls this when a failed future nobody observed is destroyed. */
+void evdb__report_unobserved(const evdb_future *f, const evdb_error *err);
+/* Live tasks on this thread, stacks kept for reuse, stacks mapped so far
+ * (tests). */
+size_t evdb__task_live(void);
+size_t evdb__task_stacks_cached(void);
+size_t evdb__task_stacks_mapped(void);
 
 /* ---- conn.c ---- */
 bool evdb__conn_valid(const evdb_conn *c);
