@@ -827,6 +827,64 @@ START_TEST(stmt_cache_lru)
 }
 END_TEST
 
+/* ---- pooled sessions ---- */
+
+static evdb_conn *pool_acquire(evdb_pool *p)
+{
+    evdb_future *f = evdb_pool_acquire(p, 5);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_conn *c = evdb_future_take_conn(f);
+    ck_assert_ptr_nonnull(c);
+    evdb_future_unref(f);
+    return c;
+}
+
+/* A released connection comes back clean: rolled back, no temporary
+ * tables or variables, prepared statements re-prepared as needed. */
+START_TEST(pool_release_resets_session)
+{
+    evdb_conn *admin = open_admin();
+    exec_ok(admin, "CREATE TABLE IF NOT EXISTS evdb_test.t_pool (a INT) ENGINE=InnoDB");
+    exec_ok(admin, "DELETE FROM evdb_test.t_pool");
+    evdb_pool_opts po;
+    memset(&po, 0, sizeof po);
+    po.max_conns = 1;
+    evdb_pool *p = evdb_pool_new(L, my_url(), &po);
+    ck_assert_ptr_nonnull(p);
+    evdb_conn *c = pool_acquire(p);
+    int64_t id = evdb_conn_server_id(c);
+    evdb_value v = evdb_int(1);
+    evdb_future *f = run_ok(c, "SELECT ? + 1", &v, 1);
+    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 2);
+    evdb_future_unref(f);
+    exec_ok(c, "SET @evdb_x = 5, autocommit = 0");
+    exec_ok(c, "CREATE TEMPORARY TABLE t_tmp (a INT)");
+    evdb_future_unref(run_ok(c, "INSERT INTO t_pool VALUES (?)", &v, 1));
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    c = pool_acquire(p);
+    ck_assert_int_eq(evdb_conn_server_id(c), id); /* the same session, reset */
+    f = run_ok(c, "SELECT @evdb_x IS NULL, @@autocommit", NULL, 0);
+    expect_cell(evdb_future_result(f), 0, 0, "1");
+    expect_cell(evdb_future_result(f), 0, 1, "1");
+    evdb_future_unref(f);
+    f = submit(c, "SELECT * FROM t_tmp", NULL, 0, 0);
+    expect_server_error(f, 1146, "42S02");
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_pool"), 0);
+    f = run_ok(c, "SELECT ? + 1", &v, 1);
+    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 2);
+    evdb_future_unref(f);
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    f = evdb_pool_close(p);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+    exec_ok(admin, "DROP TABLE evdb_test.t_pool");
+    close_conn(admin);
+}
+END_TEST
+
 /* ---- timeouts and cancel ---- */
 
 /* The victim's thread as the server sees it: its Command, or "" when it
@@ -1155,6 +1213,7 @@ static Suite *mariadb_suite(void)
     tcase_add_test(query, multi_statement);
     tcase_add_test(query, stmt_cache_lru);
     tcase_add_test(query, stmt_after_schema_change);
+    tcase_add_test(query, pool_release_resets_session);
 
     tcase_add_test(cancel, timeout_kills_query);
     tcase_add_test(cancel, timeout_kills_prepared);

@@ -199,8 +199,18 @@ static int idle_readable(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 
 static int run(evdb__dconn *dc, int ready, evdb__wait *w, evdb_error *err)
 {
-    enum evdb__my_run r = dc->q->nparams ? evdb__my_stmt_run(dc, ready, err)
-                                         : evdb__my_text_run(dc, ready, err);
+    /* Queries without parameters take the text protocol: one round trip,
+     * several statements allowed, and any statement works (not all can be
+     * prepared). Measured on point queries with literal values, the
+     * prepared path would not pay: each distinct SQL text would cost a
+     * prepare and a close, and the cache would churn. */
+    enum evdb__my_run r;
+    if (dc->q->flags & EVDB__QUERY_RESET_SESSION)
+        r = evdb__my_reset_run(dc, ready, err);
+    else if (dc->q->nparams)
+        r = evdb__my_stmt_run(dc, ready, err);
+    else
+        r = evdb__my_text_run(dc, ready, err);
     switch (r) {
     case EVDB__MY_RUN_WAIT:
         evdb__my_wait_from_mask(dc->m, dc->mask, w);

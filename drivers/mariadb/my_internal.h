@@ -85,7 +85,8 @@ enum evdb__my_op {
     EVDB__MY_S_EXECUTE, /* mysql_stmt_execute */
     EVDB__MY_S_STORE,   /* mysql_stmt_store_result */
     EVDB__MY_S_NEXT,    /* mysql_stmt_next_result */
-    EVDB__MY_S_DISCARD  /* mysql_stmt_close of an uncached or failed statement */
+    EVDB__MY_S_DISCARD, /* mysql_stmt_close of an uncached or failed statement */
+    EVDB__MY_R_RESET    /* mysql_reset_connection (EVDB__QUERY_RESET_SESSION) */
 };
 
 /* The outcome of the query in flight, held until every step of it is done
@@ -202,6 +203,9 @@ void evdb__my_set_nonblock(int fd);
 
 /* ---- my_query.c: queries without parameters ---- */
 enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err);
+
+/* ---- my_reset.c: session reset for pools ---- */
+enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err);
 
 /* ---- my_stmt.c: queries with parameters ---- */
 enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err);

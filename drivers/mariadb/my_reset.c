@@ -1,0 +1,38 @@
+/*
+ * Session reset for pools (EVDB__QUERY_RESET_SESSION): COM_RESET_CONNECTION
+ * instead of the query's SQL. The server rolls back, drops temporary
+ * tables, user variables and prepared statements, and restores session
+ * variables to their global values; the connect-time character set and
+ * database stay. Connector/C detaches every statement handle, so the
+ * statement cache is emptied without any further I/O.
+ */
+#include "my_internal.h"
+
+enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err)
+{
+    if (dc->op == EVDB__MY_OP_NONE) {
+        dc->op = EVDB__MY_R_RESET;
+        dc->op_started = false;
+    }
+    int mask = dc->op_started ? mysql_reset_connection_cont(&dc->iret, dc->m, ready)
+                              : mysql_reset_connection_start(&dc->iret, dc->m);
+    dc->op_started = true;
+    if (mask) {
+        dc->mask = mask;
+        return EVDB__MY_RUN_WAIT;
+    }
+    dc->op_started = false;
+    if (dc->iret) {
+        unsigned no = mysql_errno(dc->m);
+        const char *state = mysql_sqlstate(dc->m);
+        if (evdb__my_errno_is_lost(no, state))
+            return evdb__my_lost(dc, err, no, mysql_error(dc->m));
+        evdb__my_fail_mysql(dc, no, state, mysql_error(dc->m));
+    } else {
+        /* The server forgot the statements; the handles only hold memory. */
+        evdb__my_cache_clear(&dc->cache);
+        evdb__my_add_result(dc, evdb__my_result_text(dc->m, NULL));
+    }
+    evdb__my_report(dc, err);
+    return EVDB__MY_RUN_DONE;
+}
