@@ -905,6 +905,136 @@ START_TEST(no_pipeline_flag)
 }
 END_TEST
 
+/* A Parse that fails in the middle of a pipelined group. */
+START_TEST(parse_error_in_batch)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    for (int round = 0; round < 2; round++) {
+        evdb_future *fs[3];
+        fs[0] = submit(c, "SELECT 1", NULL, 0);
+        fs[1] = submit(c, "SELEC 2", NULL, 0);
+        fs[2] = submit(c, "SELECT 3", NULL, 0);
+        wait_ok(fs[0], "1");
+        expect_fail(fs[1], EVDB_ESERVER, "42601");
+        wait_ok(fs[2], "3");
+        ck_assert_int_eq(cell_int(evdb_future_result(fs[0]), 0, 0), 1);
+        ck_assert_int_eq(cell_int(evdb_future_result(fs[2]), 0, 0), 3);
+        for (int i = 0; i < 3; i++)
+            evdb_future_unref(fs[i]);
+    }
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+/* A procedure that commits, in a batch with a failure: it commits the
+ * statements before it in a pipeline group, so it must run alone and
+ * nothing may be applied twice. */
+START_TEST(procedure_commit_in_batch)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    exec_ok(c, "CREATE TEMP TABLE pc(v text)");
+    exec_ok(c, "CREATE PROCEDURE pg_temp.add_b() LANGUAGE plpgsql AS "
+               "$$BEGIN INSERT INTO pc VALUES ('b'); COMMIT; END$$");
+    for (int round = 0; round < 2; round++) {
+        exec_ok(c, "TRUNCATE pc");
+        evdb_future *fs[5];
+        fs[0] = submit(c, "INSERT INTO pc VALUES ('a')", NULL, 0);
+        fs[1] = submit(c, "CALL pg_temp.add_b()", NULL, 0);
+        fs[2] = submit(c, "SELECT 1/0", NULL, 0);
+        fs[3] = submit(c, "DO $$BEGIN INSERT INTO pc VALUES ('d'); COMMIT; END$$", NULL, 0);
+        fs[4] = submit(c, "INSERT INTO pc VALUES ('c')", NULL, 0);
+        wait_ok(fs[0], "a");
+        wait_ok(fs[1], "call");
+        expect_fail(fs[2], EVDB_ESERVER, "22012");
+        wait_ok(fs[3], "do");
+        wait_ok(fs[4], "c");
+        for (int i = 0; i < 5; i++)
+            evdb_future_unref(fs[i]);
+        evdb_future *f = run_ok(c, "SELECT string_agg(v, ',' ORDER BY v) FROM pc", NULL, 0);
+        expect_cell(evdb_future_result(f), 0, 0, "a,b,c,d");
+        evdb_future_unref(f);
+    }
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+/* DISCARD ALL drops every prepared statement: it runs (alone: it refuses
+ * a transaction block) and the cached statements around it still work. */
+START_TEST(discard_all_in_batch)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    exec_ok(c, "SELECT 11");
+    evdb_future *fs[4];
+    fs[0] = submit(c, "SELECT 11", NULL, 0);
+    fs[1] = submit(c, "DISCARD ALL", NULL, 0);
+    fs[2] = submit(c, "SELECT 11", NULL, 0);
+    fs[3] = submit(c, "SELECT 12", NULL, 0);
+    for (int i = 0; i < 4; i++) {
+        wait_ok(fs[i], "discard batch");
+        evdb_future_unref(fs[i]);
+    }
+    ck_assert_int_eq(query_int(c, "SELECT 11"), 11);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+START_TEST(copy_not_supported)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    exec_ok(c, "CREATE TEMP TABLE cp(a int)");
+    evdb_future *a = submit(c, "SELECT 1", NULL, 0);
+    evdb_future *out = submit(c, "COPY (SELECT g FROM generate_series(1, 50000) g) TO STDOUT",
+                              NULL, 0);
+    evdb_future *in = submit(c, "COPY cp FROM STDIN", NULL, 0);
+    evdb_future *b = submit(c, "SELECT 2", NULL, 0);
+    wait_ok(a, "before");
+    expect_fail(out, EVDB_ENOTSUP, NULL);
+    expect_fail(in, EVDB_ENOTSUP, NULL);
+    wait_ok(b, "after");
+    ck_assert_int_eq(cell_int(evdb_future_result(b), 0, 0), 2);
+    evdb_future_unref(a);
+    evdb_future_unref(out);
+    evdb_future_unref(in);
+    evdb_future_unref(b);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM cp"), 0);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+/* Server notices must not reach stderr (libpq's default prints them). */
+START_TEST(notices_swallowed)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_app();
+    char path[] = "/tmp/evdb-pg-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    exec_ok(c, "DO $$BEGIN RAISE NOTICE 'evdb-notice-marker'; END$$");
+    exec_ok(c, "DROP TABLE IF EXISTS evdb_no_such_table_marker");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char buf[512] = {0};
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    unlink(path);
+    ck_assert_msg(n <= 0, "printed to stderr: %s", buf);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
 /* How many prepared statements the session holds. */
 static int64_t prepared_count(evdb_conn *c)
 {
@@ -1068,6 +1198,85 @@ START_TEST(cancel_queued_and_running)
 }
 END_TEST
 
+/* statement_timeout also raises 57014: reported as the server says, never
+ * mistaken for a cancel of evdb's own (and never re-run). */
+START_TEST(statement_timeout_reported)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    exec_ok(c, "SET statement_timeout = '50ms'");
+    double t0 = t_now();
+    evdb_future *f = submit(c, "SELECT pg_sleep(2)", NULL, 0);
+    expect_fail(f, EVDB_ESERVER, "57014");
+    ck_assert_msg(t_now() - t0 < 0.5, "took %.3f s", t_now() - t0);
+    evdb_future_unref(f);
+    exec_ok(c, "RESET statement_timeout");
+    ck_assert_int_eq(query_int(c, "SELECT 5"), 5);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+/* Timeouts racing the end of the query they target: whatever the cancel
+ * hits, every other query completes, and each insert lands exactly once. */
+START_TEST(cancel_race_spares_others)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    exec_ok(c, "CREATE TEMP TABLE cr(i int)");
+    enum { N = 16 };
+    int timed_out = 0;
+    for (int i = 0; i < N; i++) {
+        double t = 0.030 + 0.002 * (i % 8);
+        evdb_future *a = submit_flags(c, "SELECT pg_sleep(0.04)", NULL, 0, t, 0);
+        evdb_value p = evdb_int(i);
+        evdb_future *b = submit(c, "INSERT INTO cr VALUES ($1)", &p, 1);
+        evdb_future *d = submit(c, "SELECT pg_sleep(0.03), $1::int", &p, 1);
+        int rc = t_wait(a);
+        ck_assert_msg(rc == 0 || rc == EVDB_ETIMEDOUT, "%s", evdb_err_name(rc));
+        timed_out += rc == EVDB_ETIMEDOUT;
+        wait_ok(b, "insert next to a timeout");
+        wait_ok(d, "select next to a timeout");
+        ck_assert_int_eq(cell_int(evdb_future_result(d), 0, 1), i);
+        evdb_future_unref(a);
+        evdb_future_unref(b);
+        evdb_future_unref(d);
+    }
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM cr"), N);
+    ck_assert_int_eq(query_int(c, "SELECT count(DISTINCT i) FROM cr"), N);
+    ck_assert_int_gt(timed_out, 0);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
+/* Cancelling a query whose result already arrived (held for its group's
+ * Sync): no cancel request goes to the server, so the slow query of the
+ * same group is not disturbed. */
+START_TEST(cancel_answered_query)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_app();
+    double t0 = t_now();
+    evdb_future *a = submit(c, "SELECT 1", NULL, 0);
+    evdb_future *b = submit(c, "SELECT pg_sleep(0.3), 2", NULL, 0);
+    evdb_future *s = evdb_sleep(L, 0.1);
+    t_wait(s);
+    evdb_future_unref(s);
+    ck_assert_int_eq(evdb_future_cancel(a), 0);
+    wait_ok(b, "slow one");
+    double took = t_now() - t0;
+    ck_assert_msg(took < 0.55, "the slow query was re-run: %.3f s", took);
+    ck_assert_int_eq(cell_int(evdb_future_result(b), 0, 1), 2);
+    ck_assert_int_eq(evdb_future_status(a), EVDB_ECANCELED);
+    evdb_future_unref(a);
+    evdb_future_unref(b);
+    ck_assert_int_eq(query_int(c, "SELECT 6"), 6);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
 /* -------------------------------------------------------------- loss, close */
 
 START_TEST(terminate_backend)
@@ -1184,9 +1393,17 @@ int main(void)
     tcase_add_loop_test(pipe, explicit_transaction, 0, 4);
     tcase_add_loop_test(pipe, multi_statement, 0, 4);
     tcase_add_test(pipe, no_pipeline_flag);
+    tcase_add_loop_test(pipe, parse_error_in_batch, 0, 4);
+    tcase_add_loop_test(pipe, procedure_commit_in_batch, 0, 4);
+    tcase_add_loop_test(pipe, discard_all_in_batch, 0, 4);
+    tcase_add_loop_test(query, copy_not_supported, 0, 4);
+    tcase_add_test(query, notices_swallowed);
 
     tcase_add_loop_test(cancel, query_timeout, 0, 4);
     tcase_add_loop_test(cancel, cancel_queued_and_running, 0, 4);
+    tcase_add_loop_test(cancel, statement_timeout_reported, 0, 4);
+    tcase_add_loop_test(cancel, cancel_race_spares_others, 0, 4);
+    tcase_add_test(cancel, cancel_answered_query);
 
     tcase_add_loop_test(loss, terminate_backend, 0, 2);
     tcase_add_loop_test(loss, close_with_queued, 0, 2);

@@ -15,8 +15,13 @@
  * the thread never touches the PGconn, which may be finished meanwhile.
  *
  * Which statement a cancel stops is the server's business: whatever the
- * backend runs when the request arrives. pg_pipeline.c counts requests
- * (dc->cancels) to tell a cancelled query from collateral damage.
+ * backend runs when the request arrives, and sometimes two statements: the
+ * postmaster signals the backend's pid and its process group, so a second
+ * SIGINT can land after the first one was handled (seen on PostgreSQL 15:
+ * one request, 57014 for the query and for the next one re-sent after it).
+ * pg_pipeline.c therefore keeps a cancel window (dc->cancel_window) rather
+ * than counting 57014s; the op tells the connection when the request has
+ * been delivered (dc->cancel_op back to NULL).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,6 +40,7 @@
 #define CANCEL_ERRBUF 256
 
 struct evdb__cancel {
+    evdb__dconn *dc; /* loop thread only; NULL once detached */
     PGcancel *cn;
     int efd;
     pthread_t thread;
@@ -53,6 +59,22 @@ static void op_unref(evdb__cancel *op)
     if (op->efd >= 0)
         close(op->efd);
     free(op);
+}
+
+/* The request has been delivered (or given up): the connection may close
+ * its cancel window once its pipeline drains. */
+static void detach(evdb__cancel *op)
+{
+    if (op->dc && op->dc->cancel_op == op)
+        op->dc->cancel_op = NULL;
+    op->dc = NULL;
+}
+
+void evdb__pg_cancel_detach(evdb__dconn *dc)
+{
+    if (dc->cancel_op)
+        dc->cancel_op->dc = NULL;
+    dc->cancel_op = NULL;
 }
 
 static void *cancel_thread(void *arg)
@@ -111,7 +133,13 @@ int evdb__pg_cancel_start(evdb__dconn *dc, evdb__query *q, evdb__cancel **out, e
         op_unref(op);
         return EVDB__STEP_FAIL;
     }
-    dc->cancels++;
+    /* A request still in flight for an earlier query keeps its own
+     * window; the connection tracks the latest. */
+    if (dc->cancel_op)
+        dc->cancel_op->dc = NULL;
+    op->dc = dc;
+    dc->cancel_op = op;
+    dc->cancel_window = true;
     *out = op;
     w->fd = op->efd;
     w->events = EVDB__EV_READ;
@@ -133,6 +161,7 @@ int evdb__pg_cancel_step(evdb__cancel *op, unsigned revents, evdb__wait *w, evdb
     /* The thread has written its answer and is about to return. */
     pthread_join(op->thread, NULL);
     op->joined = true;
+    detach(op);
     if (!op->ok) {
         evdb__error_set(err, EVDB_ECONNECT, 0, NULL, "cancel request failed: %s", op->errbuf);
         return EVDB__STEP_FAIL;
@@ -144,6 +173,7 @@ void evdb__pg_cancel_free(evdb__cancel *op)
 {
     if (!op)
         return;
+    detach(op);
     if (!op->joined)
         pthread_detach(op->thread);
     op_unref(op);

@@ -208,6 +208,7 @@ void evdb__pg_destroy(evdb__dconn *dc)
 {
     if (!dc)
         return;
+    evdb__pg_cancel_detach(dc);
     if (dc->conn)
         PQfinish(dc->conn);
     dc->conn = NULL;

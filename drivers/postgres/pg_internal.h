@@ -40,7 +40,8 @@
  * The classification of the SQL text is computed once per query object;
  * the rest describes the current attempt. */
 #define PGQ_CLASSIFIED 0x0001 /* the bits below were computed */
-#define PGQ_MULTI 0x0002      /* several statements: simple protocol, alone */
+#define PGQ_SIMPLE 0x0002     /* several statements, or COPY: simple protocol,
+                                 alone, with pipeline mode off */
 #define PGQ_TXCTL 0x0004      /* transaction control: a barrier, alone */
 #define PGQ_TXE_SHIFT 3       /* 3 bits: the PG_TXE_* effect on the block */
 #define PGQ_TXE_MASK (0x7 << PGQ_TXE_SHIFT)
@@ -48,12 +49,14 @@
 #define PGQ_SENT_ALONE 0x0080 /* this attempt was alone in its group */
 #define PGQ_WIRE 0x0100       /* on the wire, no answer seen yet */
 #define PGQ_PARSED 0x0200     /* this attempt carried its own Parse */
+#define PGQ_OWNTX 0x0400      /* CALL / DO: may COMMIT by itself, so it goes
+                                 alone and is never re-run after its own error */
 #define PGQ_RETRY_SHIFT 12    /* 4 bits: how often it was re-sent */
 #define PGQ_RETRY_MASK (0xf << PGQ_RETRY_SHIFT)
 
-_Static_assert(((PGQ_CLASSIFIED | PGQ_MULTI | PGQ_TXCTL) & PGQ_TXE_MASK) == 0, "flags overlap");
-_Static_assert(((PGQ_ALONE | PGQ_SENT_ALONE | PGQ_WIRE | PGQ_PARSED) &
-                (PGQ_TXE_MASK | PGQ_RETRY_MASK | PGQ_CLASSIFIED | PGQ_MULTI | PGQ_TXCTL)) == 0,
+_Static_assert(((PGQ_CLASSIFIED | PGQ_SIMPLE | PGQ_TXCTL) & PGQ_TXE_MASK) == 0, "flags overlap");
+_Static_assert(((PGQ_ALONE | PGQ_SENT_ALONE | PGQ_WIRE | PGQ_PARSED | PGQ_OWNTX) &
+                (PGQ_TXE_MASK | PGQ_RETRY_MASK | PGQ_CLASSIFIED | PGQ_SIMPLE | PGQ_TXCTL)) == 0,
                "flags overlap");
 
 /* What a transaction control statement does to the transaction block. */
@@ -67,8 +70,8 @@ enum pg_txe {
 };
 
 /* ---- pg_sql.c ---- */
-/* Classify sql: PGQ_MULTI, PGQ_TXCTL and the PG_TXE_* effect (shifted),
- * always with PGQ_CLASSIFIED set. */
+/* Classify sql: PGQ_SIMPLE (several statements or COPY), PGQ_TXCTL and the PG_TXE_* effect (shifted),
+ * PGQ_OWNTX, always with PGQ_CLASSIFIED set. */
 unsigned evdb__pg_sql_classify(const char *sql, size_t len);
 
 /* ---- pg_params.c ---- */
@@ -218,7 +221,11 @@ struct evdb__dconn {
 
     enum pg_tx tx;  /* as of the answers read so far */
     bool send_tx;   /* a transaction block may be open after what was sent */
-    unsigned cancels; /* cancel requests whose 57014 was not seen yet */
+    /* Cancel window: open from a cancel request until the request has
+     * been delivered (cancel_op gone) and the pipeline drained. A 57014 in
+     * the window may be collateral (pg_pipeline.c). */
+    bool cancel_window;
+    evdb__cancel *cancel_op; /* the request in progress, or NULL */
 
     pg_params params;
     bool cache_on;
@@ -227,8 +234,12 @@ struct evdb__dconn {
     size_t dealloc_cap;
 };
 
-/* Queries that pend more than this many times are failed instead. */
+/* Queries re-sent more than this many times for their own error are
+ * failed instead; a 57014 inside a cancel window is re-sent at most
+ * PG_MAX_CANCEL_RETRIES times (a statement_timeout would otherwise be
+ * retried for as long as the window stays open). */
 #define PG_MAX_RETRIES 8
+#define PG_MAX_CANCEL_RETRIES 3
 
 int evdb__pg_send(evdb__dconn *dc, evdb__query *q, evdb_error *err);
 int evdb__pg_flush(evdb__dconn *dc, evdb__wait *w, evdb_error *err);
@@ -249,6 +260,8 @@ int evdb__pg_close_step(evdb__dconn *dc, unsigned revents, evdb__wait *w);
 void evdb__pg_destroy(evdb__dconn *dc);
 
 /* ---- pg_cancel.c ---- */
+/* The connection is going away: the cancel op must forget it. */
+void evdb__pg_cancel_detach(evdb__dconn *dc);
 int evdb__pg_cancel_start(evdb__dconn *dc, evdb__query *q, evdb__cancel **out, evdb__wait *w,
                           evdb_error *err);
 int evdb__pg_cancel_step(evdb__cancel *op, unsigned revents, evdb__wait *w, evdb_error *err);

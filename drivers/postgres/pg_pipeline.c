@@ -19,13 +19,18 @@
  *     earlier group has been answered (a barrier): a query re-sent after
  *     a failure must never land inside a transaction block that a later
  *     BEGIN opened;
- *   - EVDB_QUERY_NO_PIPELINE queries go alone in a group;
+ *   - EVDB_QUERY_NO_PIPELINE queries go alone in a group, and so do CALL
+ *     and DO: a procedure that COMMITs inside a group commits the
+ *     statements before it as well, which would break the all-or-nothing
+ *     rule above;
  *   - inside the user's own transaction block (after BEGIN until
  *     COMMIT/ROLLBACK) every query's outcome is reported as it arrives:
  *     the user owns that transaction, nothing is re-sent.
- * Multi-statement strings cannot run in pipeline mode: they wait until the
- * pipeline is empty, run alone with PQsendQuery (pipeline mode off), and
- * pipeline mode comes back on afterwards.
+ * Multi-statement strings and COPY cannot run in pipeline mode: they wait
+ * until the pipeline is empty, run alone with PQsendQuery (pipeline mode
+ * off), and pipeline mode comes back on afterwards. (COPY data is not
+ * supported: COPY FROM STDIN is refused with PQputCopyEnd, COPY TO STDOUT
+ * is read and dropped; the query fails with EVDB_ENOTSUP.)
  *
  * Without pipelining (depth 1) pipeline mode is never entered: one query
  * at a time with PQsendQueryParams / PQsendQueryPrepared (its own implicit
@@ -47,16 +52,21 @@
  *
  * Cancels (see pg_cancel.c). A cancel request stops whatever statement
  * the backend runs when it arrives, which may be a later query than the
- * one given up on. `cancels` counts requests sent whose 57014 has not
- * been seen. A 57014 on a query nobody cancelled, while a request is
- * outstanding, was collateral damage: outside a transaction block the
+ * one given up on, and occasionally two statements. So a request opens a
+ * cancel window that closes only once the request was delivered and the
+ * pipeline drained (the backend then waits idle for input, and an idle
+ * backend drops a pending cancel). A 57014 inside the window on a query
+ * nobody cancelled is collateral damage: outside a transaction block the
  * query (and with it its group) took no effect, so it is re-sent alone;
  * inside the user's transaction block it cannot be re-run (the block is
- * aborted), and it fails with a message that says so. A 57014 with no
- * request outstanding (statement_timeout, another session's
- * pg_cancel_backend) is reported as the server said. Queries given up on
- * (cancel_requested) are never re-sent: they fail (the core discards the
- * outcome).
+ * aborted), and it fails with a message that says so; CALL / DO are not
+ * re-run either (they may have committed). A 57014 outside any window
+ * (statement_timeout, another session's pg_cancel_backend) is reported as
+ * the server said. Queries given up on (cancel_requested) are never
+ * re-sent: they fail (the core discards the outcome). One race remains:
+ * a query sent in the instant between the backend's last answer and its
+ * handling of a late SIGINT; the core narrows it by sending nothing new
+ * until the cancel op has finished.
  */
 #include <stdio.h>
 #include <string.h>
@@ -284,7 +294,8 @@ enum disposition {
     D_REPORT,      /* fail the query with the server's error */
     D_RETRY,       /* took no effect: send it again */
     D_RETRY_ALONE, /* took no effect: send it again, alone in a group */
-    D_RETRY_CANCEL /* hit by a cancel meant for another query: re-send alone */
+    D_RETRY_CANCEL, /* hit by a cancel meant for another query: re-send alone */
+    D_REPORT_COLLATERAL /* hit by such a cancel, and it cannot be re-run */
 };
 
 static bool state_is(const PGresult *res, const char *code)
@@ -303,15 +314,15 @@ static unsigned retries(const evdb__query *q)
 static enum disposition error_policy(evdb__dconn *dc, evdb__query *q, pg_stmt *st,
                                      const PGresult *res)
 {
-    bool cancelled = state_is(res, "57014");
-    if (cancelled && dc->cancels)
-        dc->cancels--;
-    else
-        cancelled = false; /* statement_timeout or someone else's cancel */
+    /* Outside a window: statement_timeout or someone else's cancel. */
+    bool cancelled = dc->cancel_window && state_is(res, "57014");
     if (q->cancel_requested || retries(q) >= PG_MAX_RETRIES)
         return D_REPORT;
-    if (cancelled)
-        return D_RETRY_CANCEL;
+    if (cancelled) {
+        if (q->drv_state & PGQ_OWNTX)
+            return D_REPORT_COLLATERAL;
+        return retries(q) < PG_MAX_CANCEL_RETRIES ? D_RETRY_CANCEL : D_REPORT_COLLATERAL;
+    }
     if (dc->in_pipeline && !(q->drv_state & PGQ_SENT_ALONE) &&
         (state_is(res, "25001") || state_is(res, "2D000")))
         return D_RETRY_ALONE;
@@ -353,19 +364,25 @@ static const char collateral_msg[] =
     "that timed out or was cancelled; this statement did not take effect, and it was not "
     "re-run because the transaction block it ran in is now aborted";
 
+static const char collateral_own_msg[] =
+    "canceling statement due to user request: the cancel was meant for an earlier query "
+    "that timed out or was cancelled; this CALL/DO statement was not re-run because it may "
+    "have committed part of its work";
+
 /* q's command failed (res) outside any group logic: pipeline off, or
  * inside the user's transaction block. */
 static void fail_now(evdb__dconn *dc, evdb__query *q, pg_stmt *st, const PGresult *res,
                      bool may_resend, evdb_error *err)
 {
     enum disposition d = error_policy(dc, q, st, res);
-    if (d != D_REPORT && may_resend) {
+    if (d != D_REPORT && d != D_REPORT_COLLATERAL && may_resend) {
         mark_retry(q, d != D_RETRY, true);
         pend_push_front(dc, q);
         return;
     }
-    if (d == D_RETRY_CANCEL) {
-        evdb__error_set(err, EVDB_ESERVER, 0, "57014", "%s", collateral_msg);
+    if (d == D_RETRY_CANCEL || d == D_REPORT_COLLATERAL) {
+        evdb__error_set(err, EVDB_ESERVER, 0, "57014", "%s",
+                        d == D_REPORT_COLLATERAL ? collateral_own_msg : collateral_msg);
         report_failed(dc, q, err);
         return;
     }
@@ -403,7 +420,7 @@ static void settle(evdb__dconn *dc, evdb__query *q, pg_stmt *st, enum outcome ou
                         "transaction block, which is now aborted (roll it back)");
         } else {
             bool may_resend = !dc->in_pipeline && dc->tx == PG_TX_IDLE &&
-                              !(q->drv_state & PGQ_MULTI);
+                              !(q->drv_state & PGQ_SIMPLE);
             tx_after_error(dc, q);
             fail_now(dc, q, st, res, may_resend, err);
         }
@@ -430,6 +447,11 @@ static void settle(evdb__dconn *dc, evdb__query *q, pg_stmt *st, enum outcome ou
     enum disposition d = error_policy(dc, q, st, res);
     if (d == D_REPORT) {
         report_res(dc, q, res, err);
+        return;
+    }
+    if (d == D_REPORT_COLLATERAL) {
+        evdb__error_set(err, EVDB_ESERVER, 0, "57014", "%s", collateral_own_msg);
+        report_failed(dc, q, err);
         return;
     }
     /* Re-sent at the Sync; the retry is counted now, as it is q's own. */
@@ -503,7 +525,8 @@ static int prepare_query(evdb__dconn *dc, evdb__query *q, bool *cacheable, pg_st
     const Oid *types = q->nparams ? dc->params.types : NULL;
     if (*cacheable) {
         *hash = evdb__pg_cache_hash(q->sql, q->sql_len, q->nparams, types);
-        if (!(q->drv_state & PGQ_CLASSIFIED) || !(q->drv_state & (PGQ_MULTI | PGQ_TXCTL))) {
+        if (!(q->drv_state & PGQ_CLASSIFIED) ||
+            !(q->drv_state & (PGQ_SIMPLE | PGQ_TXCTL | PGQ_OWNTX))) {
             *hit = evdb__pg_cache_find(&dc->cache, *hash, q->sql, q->sql_len, q->nparams, types);
             if (*hit) {
                 q->drv_state |= PGQ_CLASSIFIED;
@@ -516,10 +539,12 @@ static int prepare_query(evdb__dconn *dc, evdb__query *q, bool *cacheable, pg_st
         /* With parameters the text goes through the extended protocol,
          * which refuses several statements itself (the server says so). */
         if (q->nparams)
-            cls &= ~(unsigned)PGQ_MULTI;
+            cls &= ~(unsigned)PGQ_SIMPLE;
         q->drv_state |= (int)cls;
     }
-    if (q->drv_state & (PGQ_MULTI | PGQ_TXCTL))
+    /* Only plain statements are cached, which is what lets a cache hit
+     * skip the lexer above. */
+    if (q->drv_state & (PGQ_SIMPLE | PGQ_TXCTL | PGQ_OWNTX))
         *cacheable = false;
     return 0;
 }
@@ -656,12 +681,12 @@ static int push_pipeline(evdb__dconn *dc, evdb_error *err)
         if (prepare_query(dc, q, &cacheable, &hit, &hash))
             return no_memory(err);
         unsigned cls = (unsigned)q->drv_state;
-        if (cls & (PGQ_MULTI | PGQ_TXCTL)) {
+        if (cls & (PGQ_SIMPLE | PGQ_TXCTL)) {
             /* A barrier: everything sent before must be answered first. */
             if (dc->rlen)
                 break;
         }
-        if (cls & PGQ_MULTI) {
+        if (cls & PGQ_SIMPLE) {
             if (!grow_ring(dc, 1))
                 return no_memory(err);
             if (!PQexitPipelineMode(dc->conn))
@@ -674,7 +699,8 @@ static int push_pipeline(evdb__dconn *dc, evdb_error *err)
             q->drv_state |= PGQ_WIRE | PGQ_SENT_ALONE;
             return 0; /* the rest waits until it is done */
         }
-        bool alone = (cls & (PGQ_TXCTL | PGQ_ALONE)) || (q->flags & EVDB_QUERY_NO_PIPELINE);
+        bool alone = (cls & (PGQ_TXCTL | PGQ_ALONE | PGQ_OWNTX)) ||
+                     (q->flags & EVDB_QUERY_NO_PIPELINE);
         if (alone && dc->group_open && sync(dc, err))
             return EVDB__STEP_FAIL;
         if (!alone && !dc->group_open && send_deallocs(dc, err))
@@ -737,7 +763,7 @@ static int push_single(evdb__dconn *dc, evdb_error *err)
         if (!grow_ring(dc, 1))
             return no_memory(err);
         q->drv_state |= PGQ_SENT_ALONE;
-        if (q->drv_state & PGQ_MULTI) {
+        if (q->drv_state & PGQ_SIMPLE) {
             if (!PQsendQuery(dc->conn, q->sql))
                 return send_failed(dc, err);
             pend_pop(dc);
@@ -886,11 +912,9 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, evdb
         settle(dc, e->q, e->st, OUT_ERR, NULL, res, err);
         e->q = NULL;
     } else {
-        /* Its query was reported at its Parse. A cancel may land here. */
+        /* Its query was reported at its Parse. */
         if (dc->in_pipeline && !dc->rg_txn)
             dc->rg_failed = true;
-        if (state_is(res, "57014") && dc->cancels)
-            dc->cancels--;
     }
     return 0;
 }
@@ -947,9 +971,6 @@ static int on_dealloc_result(evdb__dconn *dc, pg_ent *e, const PGresult *res)
         s->state = PGS_DEAD;
     if (dc->in_pipeline && !dc->rg_txn)
         dc->rg_failed = true;
-    /* A cancel request may have landed here. */
-    if (state_is(res, "57014") && dc->cancels)
-        dc->cancels--;
     return 0;
 }
 
@@ -1076,6 +1097,10 @@ static int receive(evdb__dconn *dc, evdb_error *err)
 
 static int next_wait(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 {
+    /* Every answer is in and the request was delivered: the backend now
+     * waits for input, which drops any cancel still pending. */
+    if (dc->cancel_window && !dc->cancel_op && dc->rlen == 0)
+        dc->cancel_window = false;
     int r = PQflush(dc->conn);
     if (r < 0)
         return conn_lost(dc, err, "sending to the server");

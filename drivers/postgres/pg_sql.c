@@ -3,7 +3,9 @@
  * several statements (they cannot run in pipeline mode or through the
  * extended protocol) and whether it is a transaction control statement
  * (it changes the transaction block, so it gets a pipeline group of its
- * own). It understands PostgreSQL's quoting: '...' (with '' inside),
+ * own), CALL / DO (they may commit by themselves) or COPY (it cannot run
+ * in pipeline mode). It understands
+ * PostgreSQL's quoting: '...' (with '' inside),
  * E'...' (backslash escapes), "..." identifiers, $tag$...$tag$ bodies,
  * -- line comments and nested block comments. It assumes
  * standard_conforming_strings = on, the default since PostgreSQL 9.1.
@@ -220,6 +222,16 @@ unsigned evdb__pg_sql_classify(const char *sql, size_t len)
     enum pg_txe txe = first[0] ? txn_effect(first, lx) : PG_TXE_NONE;
     if (txe != PG_TXE_NONE)
         cls |= PGQ_TXCTL | ((unsigned)txe << PGQ_TXE_SHIFT);
+    /* A procedure or DO block may COMMIT, and in a pipeline group that
+     * commits the statements before it too (verified on PostgreSQL 15):
+     * the group would no longer be all-or-nothing. */
+    if (!strcmp(first, "call") || !strcmp(first, "do"))
+        cls |= PGQ_OWNTX;
+    /* COPY FROM STDIN in pipeline mode loses the session: the server reads
+     * the next pipelined messages as copy data ("protocol synchronization
+     * was lost"). With pipeline mode off it can be refused cleanly. */
+    if (!strcmp(first, "copy"))
+        cls |= PGQ_SIMPLE;
     /* A ';' followed by anything but space, comments and more ';' starts a
      * second statement. */
     for (;;) {
@@ -236,7 +248,7 @@ unsigned evdb__pg_sql_classify(const char *sql, size_t len)
                 break;
             lx.p++;
         }
-        cls |= PGQ_MULTI;
+        cls |= PGQ_SIMPLE;
         break;
     }
     return cls;

@@ -70,22 +70,34 @@ int evdb__pg_cache_init(pg_cache *c, size_t cap)
     return 0;
 }
 
+/* One multiply-xorshift round (the golden-ratio constant spreads bits). */
+static inline uint64_t mix(uint64_t h, uint64_t w)
+{
+    h ^= w;
+    h *= 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+
 uint64_t evdb__pg_cache_hash(const char *sql, size_t len, size_t nparams, const Oid *types)
 {
-    /* FNV-1a over the text, then the parameter count and the types. */
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)sql[i];
-        h *= 1099511628211ull;
+    /* Eight bytes at a time: this runs for every query (a byte-wise FNV
+     * showed up at ~4% of client CPU in the pipelined benchmark). Keys are
+     * compared in full on lookup, so the hash only needs to spread. */
+    uint64_t h = mix(0x243f6a8885a308d3ull, len);
+    const char *p = sql;
+    size_t n = len;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = mix(h, w);
     }
-    h ^= nparams;
-    h *= 1099511628211ull;
-    for (size_t i = 0; i < nparams; i++) {
-        if (types[i]) {
-            h ^= (uint64_t)types[i] * 31u + i;
-            h *= 1099511628211ull;
-        }
-    }
+    uint64_t tail = 0;
+    memcpy(&tail, p, n);
+    h = mix(h, tail);
+    h = mix(h, nparams);
+    for (size_t i = 0; i < nparams; i++)
+        if (types[i])
+            h = mix(h, (uint64_t)types[i] << 32 | i);
     return h;
 }
 
