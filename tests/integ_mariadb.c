@@ -1098,6 +1098,61 @@ START_TEST(kill_idle_connection_noticed)
 }
 END_TEST
 
+/* Run scripts/testdb on the suite's own servers; false when the suite was
+ * pointed at servers by hand (no EVDB_TESTDB_DIR). */
+static bool testdb(const char *command)
+{
+    const char *dir = getenv("EVDB_TESTDB_DIR");
+    if (!dir || !*dir)
+        return false;
+    char cmd[URL_MAX * 2];
+    /* In a session of its own: Check kills the test's process group
+     * when the test ends, and a server started from here would go too. */
+    snprintf(cmd, sizeof cmd, "setsid -w %s/scripts/testdb %s --dir '%s' >/dev/null 2>&1",
+             EVDB_TEST_SOURCE_DIR, command, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    return true;
+}
+
+/* The server stops: the busy connection's query and the idle connection
+ * both see the loss; after a restart new connections work. */
+START_TEST(server_stop_and_restart)
+{
+    evdb_conn *busy = open_app();
+    evdb_conn *idle = open_app();
+    evdb_future *f = submit(busy, "SELECT SLEEP(20)", NULL, 0, 0);
+    evdb_future *queued = submit(busy, "SELECT 1", NULL, 0, 0);
+    t_run_for(L, 0.1);
+    if (!testdb("stop-my")) {
+        fprintf(stderr, "integ_mariadb: no EVDB_TESTDB_DIR; server stop test skipped\n");
+        evdb_future_cancel(f);
+        evdb_future_unref(f);
+        evdb_future_unref(queued);
+        close_conn(busy);
+        close_conn(idle);
+        return;
+    }
+    ck_assert_int_eq(t_wait(f), EVDB_ECONNLOST);
+    ck_assert_int_eq(t_wait(queued), EVDB_ECONNLOST);
+    evdb_future_unref(f);
+    evdb_future_unref(queued);
+    t_run_for(L, 0.2);
+    ck_assert_ptr_null(evdb_conn_query(idle, "SELECT 1", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECONNLOST);
+    /* Down: connecting fails cleanly. */
+    f = evdb_conn_open(L, my_url(), NULL);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), EVDB_ECONNECT);
+    evdb_future_unref(f);
+    testdb("start-my");
+    evdb_conn *c = open_app();
+    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+    close_conn(c);
+    close_conn(busy);
+    close_conn(idle);
+}
+END_TEST
+
 START_TEST(close_with_queued)
 {
     evdb_conn *c = open_app();
@@ -1224,6 +1279,7 @@ static Suite *mariadb_suite(void)
     tcase_add_test(loss, kill_connection_fails_all_once);
     tcase_add_test(loss, kill_idle_connection_noticed);
     tcase_add_test(loss, close_with_queued);
+    tcase_add_test(loss, server_stop_and_restart);
     return s;
 }
 
