@@ -15,10 +15,10 @@
  *   - SQLSTATE 25001 (VACUUM, CREATE DATABASE, ... "cannot run inside a
  *     transaction block") and 2D000 (CALL of a procedure that commits)
  *     for a query that was not alone in its group: re-sent alone;
- *   - transaction control statements go alone in a group, after every
- *     earlier group has been answered (a barrier): a query re-sent after
- *     a failure must never land inside a transaction block that a later
- *     BEGIN opened;
+ *   - transaction control statements go alone in a group; BEGIN (and any
+ *     of them sent outside a block) only after every earlier group has
+ *     been answered (a barrier): a query re-sent after a failure must
+ *     never land inside a transaction block that a later BEGIN opened;
  *   - EVDB_QUERY_NO_PIPELINE queries go alone in a group, and so do CALL
  *     and DO: a procedure that COMMITs inside a group commits the
  *     statements before it as well, which would break the all-or-nothing
@@ -681,11 +681,17 @@ static int push_pipeline(evdb__dconn *dc, evdb_error *err)
         if (prepare_query(dc, q, &cacheable, &hit, &hash))
             return no_memory(err);
         unsigned cls = (unsigned)q->drv_state;
-        if (cls & (PGQ_SIMPLE | PGQ_TXCTL)) {
-            /* A barrier: everything sent before must be answered first. */
-            if (dc->rlen)
-                break;
-        }
+        /* A barrier: everything sent before must be answered first. For
+         * multi-statement strings and COPY because pipeline mode must be
+         * left; for BEGIN (and any transaction control sent outside a
+         * block) because a failed autocommit group before it re-sends its
+         * queries, which must not land inside the new block. Inside a
+         * block nothing is re-sent, so COMMIT / ROLLBACK / SAVEPOINT just
+         * follow the block's queries. */
+        bool barrier = (cls & PGQ_SIMPLE) ||
+                       ((cls & PGQ_TXCTL) && (txe_of(q) == PG_TXE_BEGIN || !dc->send_tx));
+        if (barrier && dc->rlen)
+            break;
         if (cls & PGQ_SIMPLE) {
             if (!grow_ring(dc, 1))
                 return no_memory(err);
