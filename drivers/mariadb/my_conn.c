@@ -224,7 +224,8 @@ int evdb__my_close_start(evdb__dconn *dc, evdb__wait *w)
     if (dc->state == EVDB__MY_REPORTING) {
         /* The query finished; the core no longer wants its outcome. */
         evdb__result_free(dc->out.res);
-        memset(&dc->out, 0, sizeof dc->out);
+        dc->out.res = NULL;
+        dc->out.failed = false;
         dc->q = NULL;
         dc->op = EVDB__MY_OP_NONE;
         dc->st = NULL; /* a cached statement stays in the cache */

@@ -29,6 +29,14 @@
 
 /* ---- outcome of the query in flight ---- */
 
+/* Start a fresh outcome. Only the flags: the message and SQLSTATE are
+ * written when a failure is recorded (and this runs for every query). */
+static void outcome_clear(evdb__dconn *dc)
+{
+    dc->out.res = NULL;
+    dc->out.failed = false;
+}
+
 void evdb__my_fail_mysql(evdb__dconn *dc, unsigned no, const char *sqlstate, const char *msg)
 {
     if (dc->out.failed)
@@ -90,11 +98,11 @@ static void deliver(evdb__dconn *dc, evdb_error *err)
          * which the core does not read err. */
         evdb__error_set(err, dc->out.code, dc->out.driver_code,
                         dc->out.sqlstate[0] ? dc->out.sqlstate : NULL, "%s", dc->out.msg);
-        memset(&dc->out, 0, sizeof dc->out);
+        outcome_clear(dc);
         evdb__query_failed(q, err);
     } else {
         evdb_result *r = dc->out.res;
-        memset(&dc->out, 0, sizeof dc->out);
+        outcome_clear(dc);
         evdb__query_done(q, r);
     }
 }
@@ -120,7 +128,7 @@ enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no, c
      * flight included: forget it without reporting. */
     evdb__error_set(err, EVDB_ECONNLOST, (int)no, NULL, "MariaDB: %s (error %u)", msg, no);
     evdb__result_free(dc->out.res);
-    memset(&dc->out, 0, sizeof dc->out);
+    outcome_clear(dc);
     if (dc->mres) {
         mysql_free_result(dc->mres);
         dc->mres = NULL;
@@ -246,7 +254,7 @@ static int my_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
     dc->op = EVDB__MY_OP_NONE;
     dc->op_started = false;
     dc->rerun = dc->rerun_done = false;
-    memset(&dc->out, 0, sizeof dc->out);
+    outcome_clear(dc);
     return 0;
 }
 
