@@ -427,9 +427,14 @@ static void query_give_up(evdb__cq *q)
 void evdb__cq_timed_out(void *arg)
 {
     evdb__cq *q = arg;
-    evdb__future_fail(q->f, EVDB_ETIMEDOUT, "query timed out after %g s%s", q->timeout,
-                      q->where == EVDB__Q_INFLIGHT ? " (cancelling it on the server)"
-                                                   : " (it was still queued)");
+    /* Say which stage ran out of time: it is what a user debugs next. */
+    static const char *const stage[] = {
+        [EVDB__Q_POOL] = "waiting for a pooled connection",
+        [EVDB__Q_PENDING] = "queued on its connection, not yet sent",
+        [EVDB__Q_INFLIGHT] = "running; cancelling it on the server",
+    };
+    evdb__future_fail(q->f, EVDB_ETIMEDOUT, "query timed out after %g s (%s)", q->timeout,
+                      stage[q->where]);
     query_give_up(q);
 }
 

@@ -247,6 +247,119 @@ START_TEST(wrong_password_fails_waiters_with_the_reason)
 }
 END_TEST
 
+/* Run scripts/testdb on the suite's own servers (in a session of its own:
+ * Check kills the test's process group when the test ends, and a server
+ * started from here would go too). False when no EVDB_TESTDB_DIR. */
+static bool testdb(const char *command)
+{
+    const char *dir = getenv("EVDB_TESTDB_DIR");
+    if (!dir || !*dir)
+        return false;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "setsid -w %s/scripts/testdb %s --dir '%s' >/dev/null 2>&1",
+             EVDB_TEST_SOURCE_DIR, command, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    return true;
+}
+
+/* Sustained load: WORKERS chains, each submitting its next query from the
+ * previous one's callback, with a per-submission record to prove every
+ * future completes exactly once. */
+enum { WORKERS = 32, MAX_SUBMITS = 400000 };
+
+typedef struct load {
+    evdb_pool *pool;
+    bool stop;
+    size_t submitted, completed, ok, lost, refused, other;
+    size_t ok_since_mark;
+    unsigned char *calls; /* per submission: how many callbacks ran */
+} load;
+
+typedef struct ticket {
+    load *l;
+    size_t n;
+} ticket;
+
+static void submit_next(load *l);
+
+static void on_load_done(evdb_future *f, void *arg)
+{
+    ticket *t = arg;
+    load *l = t->l;
+    l->calls[t->n]++;
+    l->completed++;
+    int st = evdb_future_status(f);
+    if (st == 0) {
+        l->ok++;
+        l->ok_since_mark++;
+    } else if (st == EVDB_ECONNLOST) {
+        l->lost++;
+    } else if (st == EVDB_ECONNECT || st == EVDB_EPOOLTIMEOUT || st == EVDB_ESERVER) {
+        /* Refused while down, or the server's own shutdown error (57P01). */
+        l->refused++;
+    } else {
+        l->other++;
+        fprintf(stderr, "unexpected: %s %s\n", evdb_err_name(st),
+                evdb_error_message(evdb_future_error(f)));
+    }
+    free(t);
+    evdb_future_unref(f);
+    if (!l->stop)
+        submit_next(l);
+}
+
+static void submit_next(load *l)
+{
+    ck_assert_uint_lt(l->submitted, MAX_SUBMITS);
+    ticket *t = malloc(sizeof *t);
+    t->l = l;
+    t->n = l->submitted++;
+    evdb_future *f = evdb_pool_query(l->pool, "SELECT 1", NULL, 0, NULL);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(evdb_future_on_done(f, on_load_done, t), 0);
+}
+
+START_TEST(pool_survives_server_stop_and_restart_under_load)
+{
+    const backend *b = &backends[_i];
+    evdb_pool_opts o = {.max_conns = 4, .min_conns = 2, .backoff_initial = 0.05,
+                        .backoff_max = 0.3, .acquire_timeout = 2};
+    load l = {0};
+    l.pool = evdb_pool_new(L, need(b->url), &o);
+    l.calls = calloc(MAX_SUBMITS, 1);
+    for (int i = 0; i < WORKERS; i++)
+        submit_next(&l);
+    t_run_for(L, 0.3);
+    ck_assert_uint_gt(l.ok, 0);
+    if (!testdb(_i == 0 ? "stop-pg" : "stop-my")) {
+        fprintf(stderr, "integ_pool: no EVDB_TESTDB_DIR; restart test skipped\n");
+        l.stop = true;
+    } else {
+        t_run_for(L, 0.5);
+        testdb(_i == 0 ? "start-pg" : "start-my");
+        l.ok_since_mark = 0;
+        t_run_for(L, 2.0);
+        /* Recovered: queries succeed again on new sessions. */
+        ck_assert_uint_gt(l.ok_since_mark, 100);
+        l.stop = true;
+    }
+    while (l.completed < l.submitted)
+        t_run_for(L, 0.1);
+    /* The audit: every submission completed exactly once. */
+    ck_assert_uint_eq(l.completed, l.submitted);
+    for (size_t i = 0; i < l.submitted; i++)
+        ck_assert_int_eq(l.calls[i], 1);
+    ck_assert_uint_eq(l.ok + l.lost + l.refused + l.other, l.submitted);
+    ck_assert_uint_eq(l.other, 0);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(l.pool, &st);
+    ck_assert_uint_ge(st.broken, 1);
+    ck_assert_uint_ge(st.connects, 3);
+    free(l.calls);
+    close_pool(l.pool);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool_integration");
@@ -258,6 +371,7 @@ int main(void)
     tcase_add_loop_test(tc, transaction_helper_commits_and_rolls_back, 0, 2);
     tcase_add_loop_test(tc, pool_recovers_when_the_server_kills_its_session, 0, 2);
     tcase_add_loop_test(tc, wrong_password_fails_waiters_with_the_reason, 0, 2);
+    tcase_add_loop_test(tc, pool_survives_server_stop_and_restart_under_load, 0, 2);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }
