@@ -257,6 +257,8 @@ static void usage(FILE *out, const char *prog, const char *extra)
             "  --write-ratio F     mixed: share of inserts [%.1f]\n"
             "  --format F          text | csv | json [text]\n"
             "  --output FILE       append the report to FILE (csv: header when empty)\n"
+            "  --csv FILE          also append the result as a CSV line to FILE\n"
+            "  --json FILE         also append the result as a JSON line to FILE\n"
             "  --cdf FILE          write the latency CDF (us, fraction) to FILE\n"
             "  --label TEXT        tag copied into the report\n"
             "  --seed N            random seed [1]\n"
@@ -287,7 +289,8 @@ void bench_parse_args(bench_opts *o, int argc, char **argv, const char *prog,
     enum {
         O_URL = 256, O_CONNS, O_INFLIGHT, O_DEPTH, O_QUERIES, O_DURATION, O_WARMUP,
         O_WORKLOAD, O_WRITE_RATIO, O_FORMAT, O_OUTPUT, O_CDF, O_LABEL, O_SEED, O_PROGRESS,
-        O_NO_PROGRESS, O_BURST, O_COUNT_ALLOCS, O_NO_CACHE, O_CLIENT, O_API, O_HELP
+        O_NO_PROGRESS, O_BURST, O_COUNT_ALLOCS, O_NO_CACHE, O_CLIENT, O_API, O_HELP, O_CSV,
+        O_JSON
     };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, O_URL},
@@ -312,6 +315,8 @@ void bench_parse_args(bench_opts *o, int argc, char **argv, const char *prog,
         {"client", required_argument, NULL, O_CLIENT},
         {"api", required_argument, NULL, O_API},
         {"help", no_argument, NULL, O_HELP},
+        {"csv", required_argument, NULL, O_CSV},
+        {"json", required_argument, NULL, O_JSON},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
@@ -381,6 +386,12 @@ void bench_parse_args(bench_opts *o, int argc, char **argv, const char *prog,
             break;
         case O_OUTPUT:
             o->output = optarg;
+            break;
+        case O_CSV:
+            o->csv = optarg;
+            break;
+        case O_JSON:
+            o->json = optarg;
             break;
         case O_CDF:
             o->cdf = optarg;
@@ -609,103 +620,150 @@ static const char csv_header[] =
 
 static bool file_empty(FILE *f)
 {
-    long pos = ftell(f);
-    return pos <= 0;
+    if (fseek(f, 0, SEEK_END))
+        return false;
+    return ftell(f) <= 0;
+}
+
+/* The numbers of the measured phase. */
+typedef struct summary {
+    double secs, qps, cpu_us, mean, p50, p90, p99, p999, max;
+    long rss;
+    const char *backend, *label;
+} summary;
+
+static void summarize(const bench *b, summary *m)
+{
+    const bench_hist *h = &b->hist;
+    m->secs = (double)(b->t_end - b->t_start) / (double)NS_PER_S;
+    m->qps = m->secs > 0 ? (double)b->done / m->secs : 0;
+    m->cpu_us = b->done ? (b->ru_user + b->ru_sys) * 1e6 / (double)b->done : 0;
+    m->mean = h->n ? (double)h->sum / (double)h->n / NS_PER_US : 0;
+    m->p50 = (double)bench_hist_quantile(h, 0.50) / NS_PER_US;
+    m->p90 = (double)bench_hist_quantile(h, 0.90) / NS_PER_US;
+    m->p99 = (double)bench_hist_quantile(h, 0.99) / NS_PER_US;
+    m->p999 = (double)bench_hist_quantile(h, 0.999) / NS_PER_US;
+    m->max = (double)h->max / NS_PER_US;
+    m->rss = bench_peak_rss_kb();
+    m->backend = b->backend == BENCH_PG ? "postgres" : "mariadb";
+    m->label = b->o->label ? b->o->label : "";
+}
+
+static void write_csv(FILE *out, bool header, const bench *b, const summary *m)
+{
+    const bench_opts *o = b->o;
+    if (header)
+        fputs(csv_header, out);
+    fprintf(out,
+            "%s,%s,%s,%s,%u,%u,%u,%" PRIu64 ",%" PRIu64 ",%" PRIu64
+            ",%.4f,%.1f,%.3f,%.4f,%.4f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%ld,%.1f,%.1f,%.3f\n",
+            m->label, b->client_name, m->backend, o->workload_name, o->conns, o->inflight,
+            o->depth, b->done, b->errors, b->rows, m->secs, m->qps, m->cpu_us, b->ru_user,
+            b->ru_sys, m->mean, m->p50, m->p90, m->p99, m->p999, m->max, m->rss,
+            b->bytes_per_queued, b->rss_per_queued, b->allocs_per_query);
+}
+
+static void write_json(FILE *out, const bench *b, const summary *m)
+{
+    const bench_opts *o = b->o;
+    fprintf(out,
+            "{\"label\":\"%s\",\"client\":\"%s\",\"backend\":\"%s\",\"workload\":\"%s\","
+            "\"conns\":%u,\"inflight\":%u,\"depth\":%u,\"queries\":%" PRIu64
+            ",\"errors\":%" PRIu64 ",\"rows\":%" PRIu64
+            ",\"seconds\":%.4f,\"qps\":%.1f,\"cpu_us_per_query\":%.3f,\"user_s\":%.4f,"
+            "\"sys_s\":%.4f,\"lat_mean_us\":%.2f,\"lat_p50_us\":%.2f,\"lat_p90_us\":%.2f,"
+            "\"lat_p99_us\":%.2f,\"lat_p999_us\":%.2f,\"lat_max_us\":%.2f,"
+            "\"peak_rss_kb\":%ld,\"bytes_per_queued\":%.1f,\"rss_bytes_per_queued\":%.1f,"
+            "\"allocs_per_query\":%.3f}\n",
+            m->label, b->client_name, m->backend, o->workload_name, o->conns, o->inflight,
+            o->depth, b->done, b->errors, b->rows, m->secs, m->qps, m->cpu_us, b->ru_user,
+            b->ru_sys, m->mean, m->p50, m->p90, m->p99, m->p999, m->max, m->rss,
+            b->bytes_per_queued, b->rss_per_queued, b->allocs_per_query);
+}
+
+static void write_text(FILE *out, const bench *b, const summary *m)
+{
+    const bench_opts *o = b->o;
+    fprintf(out, "%s%s%s %s %s: %u conns, %u in flight (depth %u)\n", m->label,
+            *m->label ? ": " : "", b->client_name, m->backend, o->workload_name, o->conns,
+            o->inflight, o->depth);
+    fprintf(out, "  queries     %" PRIu64 " in %.3f s (%" PRIu64 " errors, %" PRIu64
+                 " rows checked)\n",
+            b->done, m->secs, b->errors, b->rows);
+    fprintf(out, "  throughput  %.0f queries/s\n", m->qps);
+    fprintf(out, "  client CPU  %.2f us/query (user %.3f s, sys %.3f s)\n", m->cpu_us,
+            b->ru_user, b->ru_sys);
+    fprintf(out,
+            "  latency     mean %.1f us, p50 %.1f, p90 %.1f, p99 %.1f, p99.9 %.1f, max %.1f\n",
+            m->mean, m->p50, m->p90, m->p99, m->p999, m->max);
+    fprintf(out, "  memory      peak RSS %ld KiB", m->rss);
+    if (b->bytes_per_queued >= 0)
+        fprintf(out, ", %.0f bytes (evdb) per queued query", b->bytes_per_queued);
+    if (b->rss_per_queued >= 0)
+        fprintf(out, ", %.0f bytes RSS per queued query", b->rss_per_queued);
+    fputc('\n', out);
+    if (b->allocs_per_query >= 0)
+        fprintf(out, "  allocations %.2f per query (evdb's)\n", b->allocs_per_query);
+}
+
+/* Open path for appending; NULL (with a message) on failure. */
+static FILE *open_append(const bench *b, const char *path)
+{
+    FILE *f = fopen(path, "a");
+    if (!f)
+        fprintf(stderr, "%s: cannot open %s: %s\n", b->client_name, path, strerror(errno));
+    return f;
 }
 
 int bench_report(bench *b)
 {
     const bench_opts *o = b->o;
-    double secs = (double)(b->t_end - b->t_start) / (double)NS_PER_S;
-    uint64_t n = b->done;
-    double qps = secs > 0 ? (double)n / secs : 0;
-    double cpu_us = n ? (b->ru_user + b->ru_sys) * 1e6 / (double)n : 0;
-    const bench_hist *h = &b->hist;
-    double mean = h->n ? (double)h->sum / (double)h->n / NS_PER_US : 0;
-    double p50 = (double)bench_hist_quantile(h, 0.50) / NS_PER_US;
-    double p90 = (double)bench_hist_quantile(h, 0.90) / NS_PER_US;
-    double p99 = (double)bench_hist_quantile(h, 0.99) / NS_PER_US;
-    double p999 = (double)bench_hist_quantile(h, 0.999) / NS_PER_US;
-    double mx = (double)h->max / NS_PER_US;
-    long rss = bench_peak_rss_kb();
-    const char *backend = b->backend == BENCH_PG ? "postgres" : "mariadb";
-    const char *label = o->label ? o->label : "";
+    summary m;
+    summarize(b, &m);
+    int rc = b->errors || b->done == 0 ? 1 : 0;
 
-    FILE *out = stdout;
-    if (o->output) {
-        out = fopen(o->output, "a");
-        if (!out) {
-            fprintf(stderr, "%s: cannot open %s: %s\n", b->client_name, o->output,
-                    strerror(errno));
-            return 1;
-        }
-    }
+    FILE *out = o->output ? open_append(b, o->output) : stdout;
+    if (!out)
+        return 1;
     switch (o->format) {
     case BENCH_FMT_CSV:
-        if (!o->output || file_empty(out))
-            fputs(csv_header, out);
-        fprintf(out,
-                "%s,%s,%s,%s,%u,%u,%u,%" PRIu64 ",%" PRIu64 ",%" PRIu64
-                ",%.4f,%.1f,%.3f,%.4f,%.4f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%ld,%.1f,%.1f,%.3f\n",
-                label, b->client_name, backend, o->workload_name, o->conns, o->inflight,
-                o->depth, n, b->errors, b->rows, secs, qps, cpu_us, b->ru_user, b->ru_sys, mean,
-                p50, p90, p99, p999, mx, rss, b->bytes_per_queued, b->rss_per_queued,
-                b->allocs_per_query);
+        write_csv(out, !o->output || file_empty(out), b, &m);
         break;
     case BENCH_FMT_JSON:
-        fprintf(out,
-                "{\"label\":\"%s\",\"client\":\"%s\",\"backend\":\"%s\",\"workload\":\"%s\","
-                "\"conns\":%u,\"inflight\":%u,\"depth\":%u,\"queries\":%" PRIu64
-                ",\"errors\":%" PRIu64 ",\"rows\":%" PRIu64
-                ",\"seconds\":%.4f,\"qps\":%.1f,\"cpu_us_per_query\":%.3f,\"user_s\":%.4f,"
-                "\"sys_s\":%.4f,\"lat_mean_us\":%.2f,\"lat_p50_us\":%.2f,\"lat_p90_us\":%.2f,"
-                "\"lat_p99_us\":%.2f,\"lat_p999_us\":%.2f,\"lat_max_us\":%.2f,"
-                "\"peak_rss_kb\":%ld,\"bytes_per_queued\":%.1f,\"rss_bytes_per_queued\":%.1f,"
-                "\"allocs_per_query\":%.3f}\n",
-                label, b->client_name, backend, o->workload_name, o->conns, o->inflight,
-                o->depth, n, b->errors, b->rows, secs, qps, cpu_us, b->ru_user, b->ru_sys, mean,
-                p50, p90, p99, p999, mx, rss, b->bytes_per_queued, b->rss_per_queued,
-                b->allocs_per_query);
+        write_json(out, b, &m);
         break;
     default:
-        fprintf(out, "%s%s%s %s %s: %u conns, %u in flight (depth %u)\n", label,
-                *label ? ": " : "", b->client_name, backend, o->workload_name, o->conns,
-                o->inflight, o->depth);
-        fprintf(out, "  queries     %" PRIu64 " in %.3f s (%" PRIu64 " errors, %" PRIu64
-                     " rows checked)\n",
-                n, secs, b->errors, b->rows);
-        fprintf(out, "  throughput  %.0f queries/s\n", qps);
-        fprintf(out, "  client CPU  %.2f us/query (user %.3f s, sys %.3f s)\n", cpu_us,
-                b->ru_user, b->ru_sys);
-        fprintf(out,
-                "  latency     mean %.1f us, p50 %.1f, p90 %.1f, p99 %.1f, p99.9 %.1f, max "
-                "%.1f\n",
-                mean, p50, p90, p99, p999, mx);
-        fprintf(out, "  memory      peak RSS %ld KiB", rss);
-        if (b->bytes_per_queued >= 0)
-            fprintf(out, ", %.0f bytes (evdb) per queued query", b->bytes_per_queued);
-        if (b->rss_per_queued >= 0)
-            fprintf(out, ", %.0f bytes RSS per queued query", b->rss_per_queued);
-        fputc('\n', out);
-        if (b->allocs_per_query >= 0)
-            fprintf(out, "  allocations %.2f per query (evdb's)\n", b->allocs_per_query);
+        write_text(out, b, &m);
         break;
     }
     if (out != stdout)
         fclose(out);
     else
         fflush(out);
-
+    if (o->csv) {
+        FILE *f = open_append(b, o->csv);
+        if (!f)
+            return 1;
+        write_csv(f, file_empty(f), b, &m);
+        fclose(f);
+    }
+    if (o->json) {
+        FILE *f = open_append(b, o->json);
+        if (!f)
+            return 1;
+        write_json(f, b, &m);
+        fclose(f);
+    }
     if (o->cdf) {
         FILE *f = fopen(o->cdf, "w");
         if (!f) {
             fprintf(stderr, "%s: cannot open %s: %s\n", b->client_name, o->cdf, strerror(errno));
             return 1;
         }
-        bench_hist_write_cdf(h, f);
+        bench_hist_write_cdf(&b->hist, f);
         fclose(f);
     }
-    return b->errors || n == 0 ? 1 : 0;
+    return rc;
 }
 
 /* ----------------------------------------------------------- mariadb:// URLs */

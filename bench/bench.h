@@ -104,6 +104,8 @@ typedef struct bench_opts {
     double write_ratio;  /* mixed: share of inserts */
     bench_format format;
     const char *output;  /* append the report here (default stdout) */
+    const char *csv;     /* also append a CSV line here (header when empty) */
+    const char *json;    /* also append a JSON line here */
     const char *cdf;     /* write the latency CDF here */
     const char *label;   /* free-form tag copied into the report */
     uint64_t seed;

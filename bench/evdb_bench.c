@@ -7,8 +7,10 @@
  *   pool  evdb_pool_query with a callback per query (the default)
  *   conn  evdb_conn_query on `conns` connections opened with evdb_conn_open,
  *         the in-flight queries spread round-robin over them
- * Each query's callback checks every row, records the latency and submits
- * the next query (a closed loop with --inflight queries in flight).
+ *   task  one task per query in flight (include/evdb/task.h), each looping
+ *         over evdb_pool_query + evdb_await
+ * Each query's callback (or task) checks every row, records the latency and
+ * submits the next query (a closed loop with --inflight queries in flight).
  *
  * --burst (scaling): after the warm-up, submit every measured query at
  * once through the pool, then run the loop until all have completed. The
@@ -21,6 +23,12 @@
 #include <string.h>
 
 #include <evdb.h>
+#if defined(__has_include) && !defined(EVDB_BENCH_NO_TASK)
+#if __has_include(<evdb/task.h>)
+#include <evdb/task.h>
+#define BENCH_HAVE_TASK 1
+#endif
+#endif
 
 #include "bench.h"
 
@@ -87,6 +95,7 @@ struct ctx {
     struct ev_loop *loop;
     bool use_pool;
     evdb_pool *pool;
+    bool use_tasks;
     evdb_conn **conns;
     unsigned nconns;
     slot *slots;
@@ -148,13 +157,11 @@ static bool check_result(ctx *x, const bench_query *q, const evdb_result *r, uin
 
 static void on_done(evdb_future *f, void *arg);
 
-/* Submit the slot's next query; false when the phase takes no more (or
- * the submission failed at once, which counts as a failed query). */
-static bool submit(slot *s, uint64_t now)
+/* Put the slot's query to the pool or its connection; NULL when that
+ * failed at once (counted as a failed query). */
+static evdb_future *send_query(slot *s, uint64_t now)
 {
     ctx *x = s->x;
-    if (!bench_take(&x->b, &s->q, now))
-        return false;
     evdb_value p[2];
     size_t n;
     switch (s->q.kind) {
@@ -177,7 +184,24 @@ static bool submit(slot *s, uint64_t now)
     const char *sql = x->sql[s->q.kind];
     evdb_future *f = x->use_pool ? evdb_pool_query(x->pool, sql, p, n, &x->qopts)
                                  : evdb_conn_query(x->conns[s->conn], sql, p, n, &x->qopts);
-    if (!f || evdb_future_on_done(f, on_done, s)) {
+    if (!f) {
+        bench_error(&x->b, "submit: %s", evdb_error_message(evdb_last_error()));
+        bench_complete(&x->b, now, now, false, 0);
+    }
+    return f;
+}
+
+/* Submit the slot's next query; false when the phase takes no more (or
+ * the submission failed at once, which counts as a failed query). */
+static bool submit(slot *s, uint64_t now)
+{
+    ctx *x = s->x;
+    if (!bench_take(&x->b, &s->q, now))
+        return false;
+    evdb_future *f = send_query(s, now);
+    if (!f)
+        return false;
+    if (evdb_future_on_done(f, on_done, s)) {
         bench_error(&x->b, "submit: %s", evdb_error_message(evdb_last_error()));
         bench_complete(&x->b, now, now, false, 0);
         evdb_future_unref(f);
@@ -188,12 +212,10 @@ static bool submit(slot *s, uint64_t now)
     return true;
 }
 
-static void on_done(evdb_future *f, void *arg)
+/* The slot's query completed with status st. */
+static void completed(slot *s, evdb_future *f, int st, uint64_t now)
 {
-    slot *s = arg;
     ctx *x = s->x;
-    uint64_t now = bench_now_ns();
-    int st = evdb_future_status(f);
     uint64_t rows = 0;
     bool ok;
     if (st) {
@@ -203,8 +225,59 @@ static void on_done(evdb_future *f, void *arg)
         ok = check_result(x, &s->q, evdb_future_result(f), &rows);
     }
     bench_complete(&x->b, s->t0, now, ok, rows);
+}
+
+static void on_done(evdb_future *f, void *arg)
+{
+    slot *s = arg;
+    ctx *x = s->x;
+    uint64_t now = bench_now_ns();
+    completed(s, f, evdb_future_status(f), now);
     if (!submit(s, now) && --x->active == 0)
         ev_break(x->loop, EVBREAK_ALL);
+}
+
+#ifdef BENCH_HAVE_TASK
+/* --api task: the slot's loop, as straight-line code. */
+static void *task_body(void *arg)
+{
+    slot *s = arg;
+    ctx *x = s->x;
+    uint64_t now = bench_now_ns();
+    while (bench_take(&x->b, &s->q, now)) {
+        evdb_future *f = send_query(s, now);
+        if (!f)
+            break;
+        int st = evdb_await(f);
+        now = bench_now_ns();
+        completed(s, f, st, now);
+        evdb_future_unref(f);
+    }
+    if (--x->active == 0)
+        ev_break(x->loop, EVBREAK_ALL);
+    return NULL;
+}
+
+static bool spawn_task(slot *s)
+{
+    evdb_future *t = evdb_task_spawn(s->x->loop, task_body, s, NULL);
+    if (!t) {
+        bench_error(&s->x->b, "task: %s", evdb_error_message(evdb_last_error()));
+        return false;
+    }
+    evdb_future_unref(t);
+    return true;
+}
+#endif
+
+/* Start the slot's work in this phase. */
+static bool start_slot(slot *s, uint64_t now)
+{
+#ifdef BENCH_HAVE_TASK
+    if (s->x->use_tasks)
+        return s->x->b.submitted < s->x->b.target && spawn_task(s);
+#endif
+    return submit(s, now);
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -232,7 +305,7 @@ static void run_phase(ctx *x, bool measure, size_t nslots)
     x->active = 0;
     uint64_t now = bench_now_ns();
     for (size_t i = 0; i < nslots; i++) {
-        if (!submit(&x->slots[i], now))
+        if (!start_slot(&x->slots[i], now))
             break;
         x->active++;
     }
@@ -349,7 +422,8 @@ int main(int argc, char **argv)
 {
     static const char extra[] =
         "  --api A             pool (evdb_pool_query) | conn (evdb_conn_query per connection)"
-        " [pool]\n";
+        " |\n"
+        "                      task (a task per query in flight, evdb_await) [pool]\n";
     bench_opts o;
     bench_parse_args(&o, argc, argv, "evdb-bench", extra);
     bench_backend be;
@@ -366,15 +440,23 @@ int main(int argc, char **argv)
         client = "evdb-conn";
         use_pool = false;
     } else if (!strcmp(o.api, "task")) {
-        fprintf(stderr, "evdb-bench: --api task is not built (include/evdb/task.h was absent "
-                        "when this was written)\n");
+#ifdef BENCH_HAVE_TASK
+        client = "evdb-task";
+        use_pool = true;
+#else
+        fprintf(stderr, "evdb-bench: --api task is not built (no include/evdb/task.h)\n");
         return 2;
+#endif
     } else {
         fprintf(stderr, "evdb-bench: unknown --api '%s'\n", o.api);
         return 2;
     }
-    if (o.burst && !use_pool) {
+    if (o.burst && strcmp(o.api, "pool")) {
         fprintf(stderr, "evdb-bench: --burst goes through the pool (--api pool)\n");
+        return 2;
+    }
+    if (o.burst && o.duration > 0) {
+        fprintf(stderr, "evdb-bench: --burst submits --queries N at once (no --duration)\n");
         return 2;
     }
     if (o.burst)
@@ -386,6 +468,7 @@ int main(int argc, char **argv)
     memset(&x, 0, sizeof x);
     x.o = &o;
     x.use_pool = use_pool;
+    x.use_tasks = !strcmp(o.api, "task");
     bench_init(&x.b, &o, be, client);
     for (int k = 0; k < BENCH_K_COUNT; k++)
         x.sql[k] = bench_sql(be, (bench_kind)k);
