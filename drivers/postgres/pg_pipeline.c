@@ -736,8 +736,9 @@ static int push_single(evdb__dconn *dc, evdb_error *err)
             /* One round trip for the batch: "DEALLOCATE a;DEALLOCATE b". */
             if (!grow_ring(dc, 1))
                 return no_memory(err);
-            pg_stmt *head = NULL, *tail = NULL, *st;
-            while ((st = evdb__pg_cache_zombie_pop(&dc->cache))) {
+            pg_stmt *head = NULL, *tail = NULL;
+            while (dc->cache.zhead) {
+                pg_stmt *st = evdb__pg_cache_zombie_pop(&dc->cache);
                 st->next = NULL;
                 if (tail)
                     tail->next = st;
@@ -1031,9 +1032,11 @@ static int receive(evdb__dconn *dc, evdb_error *err)
     while (dc->rlen) {
         if (dc->cur_copy_out) {
             char *buf;
-            int n;
-            while ((n = PQgetCopyData(dc->conn, &buf, 1)) > 0)
+            int n = PQgetCopyData(dc->conn, &buf, 1);
+            while (n > 0) {
                 PQfreemem(buf);
+                n = PQgetCopyData(dc->conn, &buf, 1);
+            }
             if (n == 0)
                 break; /* more data to come */
             if (n == -2)
@@ -1164,6 +1167,10 @@ int evdb__pg_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *er
     }
     if ((revents & EVDB__EV_READ) && !PQconsumeInput(dc->conn))
         return failed(dc, conn_lost(dc, err, "reading from the server"));
+    /* evdb has no LISTEN API yet: drop notifications rather than let them
+     * pile up inside libpq. */
+    for (PGnotify *n = PQnotifies(dc->conn); n; n = PQnotifies(dc->conn))
+        PQfreemem(n);
     if ((revents & EVDB__EV_WRITE) || dc->want_write) {
         int r = PQflush(dc->conn);
         if (r < 0)

@@ -229,8 +229,8 @@ void evdb__pg_cache_forget_all(pg_cache *c)
 {
     while (c->lru.next != &c->lru)
         evdb__pg_cache_drop(c, c->lru.next, false);
-    pg_stmt *st;
-    while ((st = evdb__pg_cache_zombie_pop(c))) {
+    while (c->zhead) {
+        pg_stmt *st = evdb__pg_cache_zombie_pop(c);
         st->state = PGS_DEAD;
         if (st->refs == 0)
             free_stmt(st);
