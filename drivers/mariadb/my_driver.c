@@ -208,10 +208,10 @@ static int idle_readable(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 static int run(evdb__dconn *dc, int ready, evdb__wait *w, evdb_error *err)
 {
     /* Queries without parameters take the text protocol: one round trip,
-     * several statements allowed, and any statement works (not all can be
-     * prepared). Measured on point queries with literal values, the
-     * prepared path would not pay: each distinct SQL text would cost a
-     * prepare and a close, and the cache would churn. */
+     * several statements allowed, and every statement works (not all can
+     * be prepared). On the prepared path each distinct text with literal
+     * values would cost a prepare and, later, an eviction; queries that
+     * repeat should pass their values as parameters instead. */
     enum evdb__my_run r;
     if (dc->q->flags & EVDB__QUERY_RESET_SESSION)
         r = evdb__my_reset_run(dc, ready, err);
