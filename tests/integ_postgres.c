@@ -1408,9 +1408,5 @@ int main(void)
     tcase_add_loop_test(loss, terminate_backend, 0, 2);
     tcase_add_loop_test(loss, close_with_queued, 0, 2);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return t_run_suite(s);
 }

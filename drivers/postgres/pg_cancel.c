@@ -162,6 +162,8 @@ int evdb__pg_cancel_step(evdb__cancel *op, unsigned revents, evdb__wait *w, evdb
     pthread_join(op->thread, NULL);
     op->joined = true;
     detach(op);
+    PQfreeCancel(op->cn);
+    op->cn = NULL;
     if (!op->ok) {
         evdb__error_set(err, EVDB_ECONNECT, 0, NULL, "cancel request failed: %s", op->errbuf);
         return EVDB__STEP_FAIL;
