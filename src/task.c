@@ -563,6 +563,11 @@ evdb_future *evdb_task_current(void)
     return current ? current->f : NULL;
 }
 
+struct ev_loop *evdb_task_loop(void)
+{
+    return current ? evdb__loop_ev(current->loop) : NULL;
+}
+
 void *evdb_task_fail_error(const evdb_error *err)
 {
     task *t = current;

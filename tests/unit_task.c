@@ -352,6 +352,7 @@ typedef struct misuse {
 static void *misuse_task(void *arg)
 {
     misuse *m = arg;
+    ck_assert_ptr_eq(evdb_task_loop(), m->loop);
     m->own = evdb_await(evdb_task_current());
     evdb_future *o = evdb_future_new(m->other_loop);
     m->other = evdb_await(o);
@@ -382,6 +383,7 @@ START_TEST(await_outside_a_task)
     ck_assert_int_eq(evdb_future_status(f), EVDB_PENDING); /* untouched */
     ck_assert_int_eq(evdb_task_yield(), EVDB_ENOTASK);
     ck_assert_ptr_null(evdb_task_current());
+    ck_assert_ptr_null(evdb_task_loop());
     ck_assert_int_eq(evdb_task_cancelled(), 0);
     ck_assert_ptr_null(evdb_task_fail(EVDB_EPROTO, "x"));
     ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ENOTASK);

@@ -132,6 +132,10 @@ EVDB_EXTERN int evdb_run(struct ev_loop *loop, evdb_task_fn fn, void *arg, void 
  * take a reference to keep it), or NULL outside tasks. */
 EVDB_EXTERN evdb_future *evdb_task_current(void);
 
+/* The loop the current task runs on (asyncio.get_running_loop), or NULL
+ * outside tasks. */
+EVDB_EXTERN struct ev_loop *evdb_task_loop(void);
+
 /* Record a failure for the current task: when its function returns, the
  * task's future fails with code (negative) and message (copied; NULL means
  * the code's description), whatever the function returns. Returns NULL so
