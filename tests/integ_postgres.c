@@ -258,6 +258,64 @@ START_TEST(connect_ok)
 }
 END_TEST
 
+/* Host names are resolved off the loop (getaddrinfo_a) and handed to libpq
+ * as hostaddr; "localhost" comes from /etc/hosts, so no network is needed. */
+START_TEST(connect_host_names)
+{
+    L = t_loop_new(WATCHDOG_S);
+    char url[URL_MAX];
+    snprintf(url, sizeof url, "postgresql://evdb:" APP_PASSWORD "@localhost:%s/evdb_test",
+             pg_port());
+    evdb_conn *c = open_opts(url, NULL);
+    ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
+    /* libpq still knows the name (TLS verification, .pgpass, messages). */
+    evdb_future *f = run_ok(c, "SELECT inet_server_addr()::text", NULL, 0);
+    ck_assert_msg(strncmp(evdb_result_text(evdb_future_result(f), 0, 0, NULL), "127.0.0.1", 9) == 0 ||
+                      strncmp(evdb_result_text(evdb_future_result(f), 0, 0, NULL), "::1", 3) == 0,
+                  "%s", evdb_result_text(evdb_future_result(f), 0, 0, NULL));
+    evdb_future_unref(f);
+    close_conn(c);
+
+    /* Multi-host with names and per-host ports: the first refuses. */
+    snprintf(url, sizeof url,
+             "host=localhost,localhost port=%d,%s user=evdb password=" APP_PASSWORD
+             " dbname=evdb_test",
+             free_port(), pg_port());
+    c = open_opts(url, NULL);
+    ck_assert_int_eq(query_int(c, "SELECT 2"), 2);
+    close_conn(c);
+
+    /* A name that does not resolve is skipped when another host remains. */
+    snprintf(url, sizeof url,
+             "postgresql://evdb:" APP_PASSWORD "@no-such-host.invalid:%s,127.0.0.1:%s/evdb_test",
+             pg_port(), pg_port());
+    evdb_conn_opts o;
+    memset(&o, 0, sizeof o);
+    o.connect_timeout = 8;
+    c = open_opts(url, &o);
+    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+    close_conn(c);
+
+    /* Only unresolvable names: a connect error (or the deadline, when the
+     * resolver does not answer), never a stalled loop. */
+    snprintf(url, sizeof url, "postgresql://evdb:" APP_PASSWORD "@no-such-host.invalid:%s/x",
+             pg_port());
+    o.connect_timeout = 2;
+    double t0 = t_now();
+    f = evdb_conn_open(L, url, &o);
+    ck_assert_ptr_nonnull(f);
+    int rc = t_wait(f);
+    ck_assert_msg(rc == EVDB_ECONNECT || rc == EVDB_ECONNTIMEOUT, "%s: %s", evdb_err_name(rc),
+                  evdb_error_message(evdb_future_error(f)));
+    ck_assert_msg(t_now() - t0 < 3.0, "took %.3f s", t_now() - t0);
+    if (rc == EVDB_ECONNECT)
+        ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "no-such-host.invalid"),
+                      "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    t_loop_free(L);
+}
+END_TEST
+
 START_TEST(connect_wrong_password)
 {
     L = t_loop_new(WATCHDOG_S);
@@ -1374,6 +1432,7 @@ int main(void)
         suite_add_tcase(s, all[i]);
     }
     tcase_add_test(conn, connect_ok);
+    tcase_add_test(conn, connect_host_names);
     tcase_add_test(conn, connect_wrong_password);
     tcase_add_test(conn, connect_refused);
     tcase_add_test(conn, connect_timeout);

@@ -8,9 +8,8 @@
  * deadline and calls destroy. Every poll reports the socket afresh: it can
  * change between polls (multi-host, SSL fallback), even to the same number.
  *
- * Host names are resolved by libpq with getaddrinfo inside the polling
- * calls, which blocks the loop for the lookup: use IP addresses or
- * hostaddr= where that matters.
+ * Host names in the URL are resolved first, off the loop thread
+ * (pg_resolve.c), and libpq gets the numeric addresses as hostaddr=.
  */
 #include <string.h>
 
@@ -80,12 +79,58 @@ static void dconn_free(evdb__dconn *dc)
     evdb__pg_pipeline_forget(dc);
     evdb__pg_cache_free(&dc->cache);
     evdb__pg_params_free(&dc->params);
+    evdb__pg_resolve_cancel(dc);
+    evdb__pg_resolve_free_lists(dc);
+    evdb__free(dc->url);
     evdb__free(dc->pend);
     evdb__free(dc->ring);
     evdb__free(dc->held);
     evdb__free(dc->resend);
     evdb__free(dc->dealloc_sql);
     evdb__free(dc);
+}
+
+/* Start libpq's connect, with the resolved addresses when there are some.
+ * Keywords after dbname override what the expanded URL says. */
+static int start_libpq(evdb__dconn *dc, const char *url, evdb__wait *w, evdb_error *err)
+{
+    const char *keys[8], *vals[8];
+    size_t n = 0;
+    keys[n] = "dbname";
+    vals[n++] = url;
+    if (dc->rs_host) {
+        keys[n] = "host";
+        vals[n++] = dc->rs_host;
+        keys[n] = "hostaddr";
+        vals[n++] = dc->rs_hostaddr;
+        if (dc->rs_port) {
+            keys[n] = "port";
+            vals[n++] = dc->rs_port;
+        }
+    }
+    /* evdb reads and writes UTF-8 text. */
+    keys[n] = "fallback_application_name";
+    vals[n++] = "evdb";
+    keys[n] = "client_encoding";
+    vals[n++] = "UTF8";
+    keys[n] = NULL;
+    vals[n] = NULL;
+    dc->conn = PQconnectStartParams(keys, vals, 1);
+    evdb__pg_resolve_free_lists(dc); /* libpq copied them */
+    if (!dc->conn) {
+        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory starting the connection");
+        return EVDB__STEP_FAIL;
+    }
+    PQsetNoticeReceiver(dc->conn, swallow_notice, NULL);
+    if (PQstatus(dc->conn) == CONNECTION_BAD) {
+        connect_error(err, dc->conn);
+        return EVDB__STEP_FAIL;
+    }
+    /* PQconnectPoll's contract: behave as if it had said WRITING. */
+    w->fd = PQsocket(dc->conn);
+    w->events = EVDB__EV_WRITE;
+    w->timeout_ms = -1;
+    return EVDB__STEP_WAIT;
 }
 
 int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,
@@ -105,50 +150,54 @@ int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__
         }
         return EVDB__STEP_FAIL;
     }
-    PQconninfoFree(opts);
-
     evdb__dconn *dc = evdb__calloc(1, sizeof *dc);
     if (!dc) {
+        PQconninfoFree(opts);
         evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
         return EVDB__STEP_FAIL;
     }
     dc->depth = p->pipeline_depth ? p->pipeline_depth : 1;
     dc->pipeline = dc->depth > 1;
     dc->cache_on = p->stmt_cache_size > 0;
-    if (evdb__pg_cache_init(&dc->cache, p->stmt_cache_size)) {
-        dconn_free(dc);
+    int rc;
+    if (evdb__pg_cache_init(&dc->cache, p->stmt_cache_size) == 0) {
+        rc = evdb__pg_resolve_start(dc, opts, w, err);
+    } else {
         evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
-        return EVDB__STEP_FAIL;
+        rc = EVDB__STEP_FAIL;
     }
-    /* Later keywords override what the URL says: evdb reads and writes
-     * UTF-8 text. */
-    static const char *const keys[] = {"dbname", "fallback_application_name", "client_encoding",
-                                       NULL};
-    const char *vals[] = {p->url, "evdb", "UTF8", NULL};
-    dc->conn = PQconnectStartParams(keys, vals, 1);
-    if (!dc->conn) {
-        dconn_free(dc);
-        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory starting the connection");
-        return EVDB__STEP_FAIL;
+    PQconninfoFree(opts);
+    if (rc == EVDB__STEP_WAIT) {
+        /* The URL is needed after this call returns. */
+        dc->url = evdb__strdup(p->url);
+        if (!dc->url) {
+            dconn_free(dc);
+            evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
+            return EVDB__STEP_FAIL;
+        }
+        *out = dc;
+        return EVDB__STEP_WAIT;
     }
-    PQsetNoticeReceiver(dc->conn, swallow_notice, NULL);
-    if (PQstatus(dc->conn) == CONNECTION_BAD) {
-        connect_error(err, dc->conn);
+    if (rc == EVDB__STEP_DONE)
+        rc = start_libpq(dc, p->url, w, err);
+    if (rc == EVDB__STEP_FAIL) {
         evdb__pg_destroy(dc);
         return EVDB__STEP_FAIL;
     }
     *out = dc;
-    /* PQconnectPoll's contract: behave as if it had said WRITING. */
-    w->fd = PQsocket(dc->conn);
-    w->events = EVDB__EV_WRITE;
-    w->timeout_ms = -1;
-    return EVDB__STEP_WAIT;
+    return rc;
 }
 
 int evdb__pg_connect_step(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err)
 {
     (void)revents;
     w->timeout_ms = -1;
+    if (dc->resolve) {
+        int rc = evdb__pg_resolve_step(dc, w, err);
+        if (rc == EVDB__STEP_DONE)
+            rc = start_libpq(dc, dc->url, w, err);
+        return rc;
+    }
     switch (PQconnectPoll(dc->conn)) {
     case PGRES_POLLING_READING:
         w->fd = PQsocket(dc->conn);

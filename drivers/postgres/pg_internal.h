@@ -8,6 +8,7 @@
  *   pg_sql.c        the small SQL lexer (multi-statement, transaction control)
  *   pg_stmtcache.c  the per-connection prepared-statement LRU
  *   pg_cancel.c     PQcancel on a helper thread
+ *   pg_resolve.c    host names resolved before the connect, off the loop
  */
 #ifndef EVDB_PG_INTERNAL_H
 #define EVDB_PG_INTERNAL_H
@@ -161,6 +162,21 @@ static inline void evdb__pg_stmt_ref(pg_stmt *st)
 }
 void evdb__pg_stmt_unref(pg_stmt *st);
 
+/* ---- pg_resolve.c: host names resolved off the loop thread ---- */
+typedef struct pg_resolve pg_resolve;
+/* Start resolving the host names of the parsed URL opts: WAIT (a timer
+ * wait, then call evdb__pg_resolve_step), DONE when there is nothing to
+ * resolve, or FAIL. */
+int evdb__pg_resolve_start(evdb__dconn *dc, const PQconninfoOption *opts, evdb__wait *w,
+                           evdb_error *err);
+/* Poll: WAIT, or DONE with dc->rs_host / rs_hostaddr / rs_port set (the
+ * keyword values for libpq; rs_port NULL when the URL's port stands), or
+ * FAIL when no host resolved. */
+int evdb__pg_resolve_step(evdb__dconn *dc, evdb__wait *w, evdb_error *err);
+/* Abandon a resolution in progress (never blocks). */
+void evdb__pg_resolve_cancel(evdb__dconn *dc);
+void evdb__pg_resolve_free_lists(evdb__dconn *dc);
+
 /* ---- pg_pipeline.c: the connection's command stream ---- */
 enum pg_kind {
     PGK_QUERY,   /* a user query: results, then NULL */
@@ -189,6 +205,10 @@ enum pg_tx { PG_TX_IDLE, PG_TX_IN, PG_TX_ERROR };
 
 struct evdb__dconn {
     PGconn *conn;
+    /* Connect: host names being resolved, then the lists for libpq. */
+    pg_resolve *resolve;
+    char *url;
+    char *rs_host, *rs_hostaddr, *rs_port;
     unsigned depth;      /* most queries in flight */
     bool pipeline;       /* depth > 1: pipeline mode is used */
     bool in_pipeline;    /* pipeline mode is on right now */
