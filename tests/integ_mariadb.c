@@ -395,6 +395,50 @@ START_TEST(params_round_trip)
 }
 END_TEST
 
+/* Doubles, floats and fixed-decimal doubles read the same over the
+ * prepared path (formatted by the driver or Connector/C) as over the text
+ * protocol (formatted by the server), for values of every magnitude. */
+START_TEST(doubles_match_text_protocol)
+{
+    evdb_conn *c = open_app();
+    exec_ok(c, "CREATE TEMPORARY TABLE t_dbl (id INT PRIMARY KEY, d DOUBLE, f FLOAT, "
+               "d3 DOUBLE(12,3))");
+    exec_ok(c, "INSERT INTO t_dbl SELECT seq, v, v, IF(ABS(v) < 1e8, v, NULL) FROM ("
+               "SELECT seq, CASE seq % 6 "
+               "WHEN 0 THEN RAND(seq) * POW(10, CAST(seq % 44 AS SIGNED) - 22) "
+               "WHEN 1 THEN ROUND(RAND(seq) * 10000, seq % 7) "
+               "WHEN 2 THEN -ROUND(RAND(seq) * POW(10, seq % 17), seq % 5) "
+               "WHEN 3 THEN (seq % 1000) / POW(10, seq % 25) "
+               "WHEN 4 THEN seq * 1.25e0 "
+               "ELSE (RAND(seq) - 0.5) * POW(2, CAST(seq % 120 AS SIGNED) - 60) END AS v "
+               "FROM seq_1_to_6000) AS g");
+    exec_ok(c, "INSERT INTO t_dbl VALUES (-1, 0, 0, 0), (-2, -0e0, -0e0, 0), (-3, 1e15, 1e15, "
+               "NULL), (-4, 1e-15, 1e-15, 0.001), (-5, 999999999999999, 1e14, 99999999.999), "
+               "(-6, 0.1e0 + 0.2e0, 0.3, -0.5), (-7, 1.7976931348623157e308, NULL, NULL), "
+               "(-8, 2.2250738585072014e-308, 1e-38, NULL), (-9, 123456789012345.6, 1, 1), "
+               "(-10, 0.000001, 0.000001, 0.0005), (-11, -1e-14, -1e-14, NULL), "
+               "(-12, 4503599627370496.5, 1, 1), (-13, 9007199254740993, 1, 1)");
+    evdb_value lo = evdb_int(-100);
+    evdb_future *t = run_ok(c, "SELECT d, f, d3 FROM t_dbl ORDER BY id", NULL, 0);
+    evdb_future *ps = run_ok(c, "SELECT d, f, d3 FROM t_dbl WHERE id > ? ORDER BY id", &lo, 1);
+    const evdb_result *rt = evdb_future_result(t), *rp = evdb_future_result(ps);
+    ck_assert_uint_eq(evdb_result_nrows(rt), 6013);
+    ck_assert_uint_eq(evdb_result_nrows(rp), 6013);
+    for (size_t row = 0; row < 6013; row++) {
+        for (size_t col = 0; col < 3; col++) {
+            const char *a = evdb_result_text(rt, row, col, NULL);
+            const char *b = evdb_result_text(rp, row, col, NULL);
+            ck_assert_msg((!a && !b) || (a && b && strcmp(a, b) == 0),
+                          "row %zu col %zu: text '%s' prepared '%s'", row, col, a ? a : "NULL",
+                          b ? b : "NULL");
+        }
+    }
+    evdb_future_unref(t);
+    evdb_future_unref(ps);
+    close_conn(c);
+}
+END_TEST
+
 START_TEST(column_types)
 {
     evdb_conn *c = open_app();
@@ -1259,6 +1303,7 @@ static Suite *mariadb_suite(void)
 
     tcase_add_test(query, params_round_trip);
     tcase_add_test(query, column_types);
+    tcase_add_test(query, doubles_match_text_protocol);
     tcase_add_test(query, nulls);
     tcase_add_test(query, blob_all_bytes);
     tcase_add_test(query, large_result);

@@ -5,10 +5,15 @@
  * Both protocols end up as the same cells: the text the server would have
  * sent over the text protocol. Prepared-statement columns are bound as
  * strings, and Connector/C formats numbers and dates the way the server
- * does (doubles in their shortest round-trip form, DECIMAL and dates as
- * their literals), so a query gives the same cells either way. All rows
- * were read by store_result: nothing here does I/O.
+ * does (DECIMAL and dates as their literals), so a query gives the same
+ * cells either way. DOUBLE columns are the exception: they are fetched as
+ * doubles and printed here in their shortest round-trip form, because
+ * Connector/C's conversion costs more than the rest of a point query's
+ * client work (see format_double); the integration tests compare both
+ * paths over hundreds of thousands of values. All rows were read by
+ * store_result: nothing here does I/O.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "my_internal.h"
@@ -21,6 +26,19 @@
 #define STAGE_MAX 65536
 /* Smallest staging slot per column. */
 #define STAGE_MIN 16
+/* Connector/C's "no fixed number of decimals" (ma_global.h): a DOUBLE
+ * column printed in its shortest form rather than with N decimals. */
+#define MY_NOT_FIXED_DEC 31
+/* Width Connector/C formats a double with when converting to a string
+ * (MAX_DOUBLE_STRING_REP_LENGTH - 1): the server's text protocol uses the
+ * same shortest form, so prepared results equal text results. */
+#define DOUBLE_TEXT_MAX 300
+/* The fast double formatter handles at most this many significant digits
+ * (DBL_DIG: such a decimal is the only one of its length naming the
+ * double) and the exponents the server prints without 'e'. */
+#define FAST_DIGITS_MAX 15
+#define FAST_DECPT_MIN (-14)
+#define FAST_POW10_MAX 22
 
 evdb_type evdb__my_coltype(const MYSQL_FIELD *f)
 {
@@ -91,6 +109,73 @@ oom:
     return NULL;
 }
 
+/* Format v the way the server's text protocol prints a DOUBLE (shortest
+ * round-trip digits, 'f' notation for decimal exponents -14..15), for the
+ * common case of at most 15 significant digits: a fraction of the cost of
+ * Connector/C's general conversion (dtoa in big-integer arithmetic, ~2,500
+ * instructions a value). Returns the length, or 0 when the value is left
+ * to Connector/C (zero, more digits, exponent notation, rounding ties).
+ *
+ * Why it is exact: for x = v * 10^k computed in double, if x is an integer
+ * below 10^15 and x / 10^k == v (both correctly rounded, 10^k exact), the
+ * decimal x * 10^-k reads back as v; the smallest such k gives the fewest
+ * digits, and with at most 15 significant digits no other decimal of that
+ * length reads back as v, so it is the shortest form dtoa would give. */
+static size_t format_double(double v, char *out)
+{
+    static const double pow10[FAST_POW10_MAX + 1] = {
+        1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    };
+    const double limit = 1e15; /* 10^FAST_DIGITS_MAX */
+    bool neg = v < 0;
+    double a = neg ? -v : v;
+    if (!(a > 0) || a >= limit)
+        return 0; /* zero (and -0), NaN, or too many integer digits */
+    for (int k = 0; k <= FAST_POW10_MAX; k++) {
+        double x = a * pow10[k];
+        if (x >= limit)
+            return 0;
+        uint64_t xi = (uint64_t)x;
+        if ((double)xi != x || x / pow10[k] != a)
+            continue;
+        /* A trailing zero means a shorter form was missed (a rounding
+         * tie at a smaller k): leave it to the exact path. */
+        if (k > 0 && xi % 10 == 0)
+            return 0;
+        char digits[FAST_DIGITS_MAX + 1];
+        int nd = 0;
+        for (uint64_t t = xi; t; t /= 10)
+            digits[nd++] = (char)('0' + t % 10);
+        int decpt = nd - k;
+        if (decpt < FAST_DECPT_MIN)
+            return 0;
+        char *p = out;
+        if (neg)
+            *p++ = '-';
+        if (decpt <= 0) {
+            *p++ = '0';
+            *p++ = '.';
+            for (int i = 0; i < -decpt; i++)
+                *p++ = '0';
+            decpt = -1; /* no second point below */
+        }
+        for (int i = nd - 1, pos = 0; i >= 0; i--, pos++) {
+            if (pos == decpt)
+                *p++ = '.';
+            *p++ = digits[i];
+        }
+        return (size_t)(p - out);
+    }
+    return 0;
+}
+
+/* A DOUBLE column fetched as a double and formatted here. */
+static bool fast_double(const MYSQL_FIELD *f)
+{
+    return f->type == MYSQL_TYPE_DOUBLE && f->decimals >= MY_NOT_FIXED_DEC;
+}
+
 void evdb__my_rows_free(evdb__my_rows *rows)
 {
     evdb__free(rows->bind);
@@ -131,14 +216,46 @@ static int rows_reserve(evdb__my_rows *rows, size_t n, size_t size)
     return 0;
 }
 
+/* Longest text format_double writes: sign, "0.", 14 zeros, 15 digits. */
+#define FAST_TEXT_MAX 40
+
+static size_t slot_round(size_t s)
+{
+    return (s + sizeof(double) - 1) & ~(sizeof(double) - 1);
+}
+
 /* Staging slot for a column: the longest value seen (max_length, kept up
  * to date by STMT_ATTR_UPDATE_MAX_LENGTH during store_result), bounded. */
 static size_t slot_size(const MYSQL_FIELD *f)
 {
+    if (fast_double(f))
+        return sizeof(double);
     size_t s = f->max_length + 1;
     if (s < STAGE_MIN)
         s = STAGE_MIN;
     return s > STAGE_MAX ? STAGE_MAX : s;
+}
+
+/* A double the fast formatter declined: Connector/C converts it from the
+ * row with the server's rules. */
+static int slow_double_cell(MYSQL_STMT *stmt, evdb__rbuild *b, unsigned i, bool *fetch_err)
+{
+    char text[DOUBLE_TEXT_MAX + 1];
+    unsigned long got = 0;
+    my_bool isnull = 0, err = 0;
+    MYSQL_BIND one;
+    memset(&one, 0, sizeof one);
+    one.buffer_type = MYSQL_TYPE_STRING;
+    one.buffer = text;
+    one.buffer_length = sizeof text;
+    one.length = &got;
+    one.is_null = &isnull;
+    one.error = &err;
+    if (mysql_stmt_fetch_column(stmt, &one, i, 0)) {
+        *fetch_err = true;
+        return EVDB_EPROTO;
+    }
+    return evdb__rbuild_cell(b, text, got < sizeof text ? got : sizeof text);
 }
 
 /* Fetch column i of the current row straight into a result cell of its
@@ -181,9 +298,11 @@ evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, bool *f
         }
         if (set_columns(b, f, n))
             goto fail;
+        /* Slots are laid out in order; each is rounded up so that the
+         * double slots stay aligned. */
         size_t total = 0;
         for (unsigned i = 0; i < n; i++)
-            total += slot_size(&f[i]);
+            total += slot_round(slot_size(&f[i]));
         if (rows_reserve(rows, n, total))
             goto fail;
         memset(rows->bind, 0, n * sizeof *rows->bind);
@@ -191,13 +310,13 @@ evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, bool *f
         for (unsigned i = 0; i < n; i++) {
             MYSQL_BIND *bd = &rows->bind[i];
             size_t s = slot_size(&f[i]);
-            bd->buffer_type = MYSQL_TYPE_STRING;
+            bd->buffer_type = fast_double(&f[i]) ? MYSQL_TYPE_DOUBLE : MYSQL_TYPE_STRING;
             bd->buffer = rows->buf + off;
             bd->buffer_length = s;
             bd->length = &rows->len[i];
             bd->is_null = &rows->isnull[i];
             bd->error = &rows->err[i];
-            off += s;
+            off += slot_round(s);
         }
         if (mysql_stmt_bind_result(stmt, rows->bind)) {
             *fetch_err = true;
@@ -213,9 +332,16 @@ evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, bool *f
             }
             for (unsigned i = 0; i < n; i++) {
                 int crc;
-                if (rows->isnull[i])
+                if (rows->isnull[i]) {
                     crc = evdb__rbuild_cell(b, NULL, 0);
-                else if (rows->len[i] <= rows->bind[i].buffer_length)
+                } else if (rows->bind[i].buffer_type == MYSQL_TYPE_DOUBLE) {
+                    double d;
+                    char text[FAST_TEXT_MAX];
+                    memcpy(&d, rows->bind[i].buffer, sizeof d);
+                    size_t len = format_double(d, text);
+                    crc = len ? evdb__rbuild_cell(b, text, len)
+                              : slow_double_cell(stmt, b, i, fetch_err);
+                } else if (rows->len[i] <= rows->bind[i].buffer_length)
                     crc = evdb__rbuild_cell(b, rows->bind[i].buffer, rows->len[i]);
                 else
                     crc = fetch_long_cell(stmt, b, i, rows->len[i], fetch_err);
