@@ -105,6 +105,11 @@ char *evdb__strdup(const char *s);
 /* Result construction (src/result.c). A result is built in one go:
  * begin with the shape, set columns, append rows cell by cell, finish. */
 evdb__rbuild *evdb__rbuild_new(size_t ncols);
+/* The same, with room for nrows rows and data_len bytes (column names,
+ * cells and the command tag, each with its NUL) in the result's one
+ * allocation: a driver that knows the sizes builds without reallocating.
+ * The sizes are a hint; building past them still works. */
+evdb__rbuild *evdb__rbuild_new_sized(size_t ncols, size_t nrows, size_t data_len);
 int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type type,
                         unsigned native_type);
 /* Append one cell of the current row; ptr NULL = SQL NULL. Cells are added

@@ -3,6 +3,11 @@
  * with the evdb__rbuild_* calls (declared in drivers/driver.h); the public
  * getters read it. Cells live in one growing data buffer, each
  * NUL-terminated so evdb_result_text can hand out pointers directly.
+ *
+ * A result is one allocation while it is small: the header, the columns,
+ * room for one row of cells and some data bytes share one block (most
+ * queries return one row or none). Cells and data move to buffers of
+ * their own only when they outgrow it.
  */
 #include <errno.h>
 #include <math.h>
@@ -36,6 +41,9 @@ struct evdb_result {
     int64_t affected, insert_id;
     size_t command_off; /* NULL_CELL when none */
     bool failed;        /* an allocation failed while building */
+    size_t next_col;    /* while building: the column of the next cell */
+    bool cells_inline;  /* cells point into the result's own block */
+    bool data_inline;   /* data points into the result's own block */
     evdb_result *next;
 };
 
@@ -43,26 +51,53 @@ struct evdb__rbuild {
     evdb_result r;
 };
 
-static bool data_reserve(evdb_result *r, size_t more)
+/* Room in a result's own block: one row of cells, and data bytes for the
+ * column names, one row of short values and a command tag. */
+#define INLINE_ROWS 1
+#define INLINE_DATA_BASE 64
+#define INLINE_DATA_PER_COL 32
+/* More columns than any server allows; keeps the size arithmetic safe. */
+#define MAX_COLS ((size_t)1 << 20)
+#define FIRST_CELLS_CAP 16
+#define FIRST_DATA_CAP 256
+
+static size_t align8(size_t n)
 {
-    if (r->data_cap - r->data_len >= more)
-        return true;
-    size_t cap = r->data_cap ? r->data_cap : 256;
-    while (cap - r->data_len < more) {
+    return (n + 7) & ~(size_t)7;
+}
+
+/* Make room for more data bytes (the slow path of data_reserve). */
+static bool data_grow(evdb_result *r, size_t more)
+{
+    size_t cap = r->data_cap > FIRST_DATA_CAP / 2 ? r->data_cap : FIRST_DATA_CAP / 2;
+    do {
         if (cap > SIZE_MAX / 2)
             return false;
         cap *= 2;
+    } while (cap - r->data_len < more);
+    char *d;
+    if (r->data_inline) {
+        d = evdb__malloc(cap);
+        if (d && r->data_len)
+            memcpy(d, r->data, r->data_len);
+    } else {
+        d = evdb__realloc(r->data, cap);
     }
-    char *d = evdb__realloc(r->data, cap);
     if (!d)
         return false;
     r->data = d;
     r->data_cap = cap;
+    r->data_inline = false;
     return true;
 }
 
+static inline bool data_reserve(evdb_result *r, size_t more)
+{
+    return r->data_cap - r->data_len >= more || data_grow(r, more);
+}
+
 /* Copy len bytes (+ NUL) into the data buffer; returns the offset. */
-static size_t data_put(evdb_result *r, const void *p, size_t len)
+static inline size_t data_put(evdb_result *r, const void *p, size_t len)
 {
     if (!data_reserve(r, len + 1)) {
         r->failed = true;
@@ -76,22 +111,47 @@ static size_t data_put(evdb_result *r, const void *p, size_t len)
     return off;
 }
 
-evdb__rbuild *evdb__rbuild_new(size_t ncols)
+/* A builder whose own block holds the header, the columns, ncells cells
+ * and data bytes. Only the header and the columns need zeroing. */
+static evdb__rbuild *rbuild_alloc(size_t ncols, size_t ncells, size_t data)
 {
-    evdb__rbuild *b = evdb__calloc(1, sizeof *b);
-    if (!b)
+    size_t head = align8(sizeof(evdb__rbuild));
+    size_t cols = align8(ncols * sizeof(column));
+    if (ncells > (SIZE_MAX / 2 - head - cols) / sizeof(cell))
         return NULL;
+    size_t cells = ncells * sizeof(cell);
+    if (data > SIZE_MAX / 2 - head - cols - cells)
+        return NULL;
+    char *block = evdb__malloc(head + cols + cells + data);
+    if (!block)
+        return NULL;
+    memset(block, 0, head + cols);
+    evdb__rbuild *b = (evdb__rbuild *)(void *)block;
     b->r.ncols = ncols;
     b->r.affected = -1;
     b->r.command_off = NULL_CELL;
-    if (ncols) {
-        b->r.cols = evdb__calloc(ncols, sizeof(column));
-        if (!b->r.cols) {
-            evdb__free(b);
-            return NULL;
-        }
-    }
+    b->r.cols = ncols ? (column *)(void *)(block + head) : NULL;
+    b->r.cells = (cell *)(void *)(block + head + cols);
+    b->r.cells_cap = ncells;
+    b->r.cells_inline = true;
+    b->r.data = block + head + cols + cells;
+    b->r.data_cap = data;
+    b->r.data_inline = true;
     return b;
+}
+
+evdb__rbuild *evdb__rbuild_new(size_t ncols)
+{
+    if (ncols > MAX_COLS)
+        return NULL;
+    return rbuild_alloc(ncols, ncols * INLINE_ROWS, INLINE_DATA_BASE + INLINE_DATA_PER_COL * ncols);
+}
+
+evdb__rbuild *evdb__rbuild_new_sized(size_t ncols, size_t nrows, size_t data_len)
+{
+    if (ncols > MAX_COLS || (ncols && nrows > SIZE_MAX / ncols))
+        return NULL;
+    return rbuild_alloc(ncols, ncols * nrows, data_len);
 }
 
 int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type type,
@@ -108,24 +168,44 @@ int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type
     return 0;
 }
 
-static cell *next_cell(evdb_result *r)
+/* Make room for more cells (the slow path of next_cell). */
+static bool cells_grow(evdb_result *r)
+{
+    size_t cap = r->cells_cap * 2;
+    if (cap < FIRST_CELLS_CAP)
+        cap = FIRST_CELLS_CAP;
+    cell *c = NULL;
+    if (cap <= SIZE_MAX / sizeof(cell)) {
+        if (r->cells_inline) {
+            c = evdb__malloc(cap * sizeof(cell));
+            if (c && r->ncells)
+                memcpy(c, r->cells, r->ncells * sizeof(cell));
+        } else {
+            c = evdb__realloc(r->cells, cap * sizeof(cell));
+        }
+    }
+    if (!c) {
+        r->failed = true;
+        return false;
+    }
+    r->cells = c;
+    r->cells_cap = cap;
+    r->cells_inline = false;
+    return true;
+}
+
+static inline cell *next_cell(evdb_result *r)
 {
     if (r->ncols == 0)
         return NULL;
-    if (r->ncells == r->cells_cap) {
-        size_t cap = r->cells_cap ? r->cells_cap * 2 : (r->ncols < 16 ? 16 : r->ncols);
-        cell *c = evdb__realloc(r->cells, cap * sizeof(cell));
-        if (!c) {
-            r->failed = true;
-            return NULL;
-        }
-        r->cells = c;
-        r->cells_cap = cap;
-    }
-    cell *c = &r->cells[r->ncells++];
-    if (r->ncells % r->ncols == 1 || r->ncols == 1)
+    if (r->ncells == r->cells_cap && !cells_grow(r))
+        return NULL;
+    /* The first cell of a row starts the row. */
+    if (r->next_col == 0)
         r->nrows++;
-    return c;
+    if (++r->next_col == r->ncols)
+        r->next_col = 0;
+    return &r->cells[r->ncells++];
 }
 
 int evdb__rbuild_cell(evdb__rbuild *b, const void *ptr, size_t len)
@@ -199,9 +279,12 @@ void evdb__result_free(evdb_result *r)
 {
     while (r) {
         evdb_result *next = r->next;
-        evdb__free(r->cols);
-        evdb__free(r->cells);
-        evdb__free(r->data);
+        /* The columns always live in the result's own block; cells and
+         * data do until they outgrow it. */
+        if (!r->cells_inline)
+            evdb__free(r->cells);
+        if (!r->data_inline)
+            evdb__free(r->data);
         /* The result is the first member of its builder allocation. */
         evdb__free(r);
         r = next;

@@ -105,11 +105,39 @@ static int put_bytea(evdb__rbuild *b, const char *s, size_t len)
     return 0;
 }
 
+/* PQcmdTuples as a number: a decimal count, or "" (-1) when the command
+ * has none. */
+static int64_t affected_rows(const PGresult *res)
+{
+    const char *s = PQcmdTuples((PGresult *)res);
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    int64_t n = 0;
+    for (; *s >= '0' && *s <= '9' && n < INT64_MAX / 10 - 9; s++)
+        n = n * 10 + (*s - '0');
+    return n;
+}
+
 evdb_result *evdb__pg_result_build(const PGresult *res)
 {
     int ncols = PQnfields(res);
     int nrows = PQntuples(res);
-    evdb__rbuild *b = evdb__rbuild_new((size_t)(ncols > 0 ? ncols : 0));
+    if (ncols < 0)
+        ncols = 0;
+    if (nrows < 0)
+        nrows = 0;
+    /* Exact room for names, cells and the tag, each with its NUL (a bytea
+     * cell decodes shorter than its text), so the result is one block. */
+    const char *tag = PQcmdStatus((PGresult *)res);
+    size_t data = tag ? strlen(tag) + 1 : 0;
+    for (int c = 0; c < ncols; c++) {
+        const char *name = PQfname(res, c);
+        data += (name ? strlen(name) : 0) + 1;
+    }
+    for (int r = 0; r < nrows; r++)
+        for (int c = 0; c < ncols; c++)
+            data += (size_t)PQgetlength(res, r, c) + 1;
+    evdb__rbuild *b = evdb__rbuild_new_sized((size_t)ncols, (size_t)nrows, data);
     if (!b)
         return NULL;
     bool bytea_any = false;
@@ -133,9 +161,7 @@ evdb_result *evdb__pg_result_build(const PGresult *res)
                 goto fail;
         }
     }
-    const char *tuples = PQcmdTuples((PGresult *)res);
-    evdb__rbuild_set_affected(b, tuples && *tuples ? strtoll(tuples, NULL, 10) : -1);
-    const char *tag = PQcmdStatus((PGresult *)res);
+    evdb__rbuild_set_affected(b, affected_rows(res));
     if (tag && *tag && evdb__rbuild_set_command(b, tag))
         goto fail;
     return evdb__rbuild_finish(b);
