@@ -93,6 +93,18 @@ static void arm(evdb_conn *c, const evdb__wait *w)
         evdb__timer_stop(c->wait_timer);
 }
 
+/* The session is established: its socket stays the same file (libpq and
+ * Connector/C only swap sockets while connecting, and evdb never lets
+ * them reconnect), so an unchanged wait needs no re-arming. */
+static void arm_ready(evdb_conn *c, const evdb__wait *w)
+{
+    evdb__io_update(c->io, w->fd, w->events);
+    if (w->timeout_ms >= 0)
+        evdb__timer_start(c->wait_timer, w->timeout_ms / 1000.0);
+    else
+        evdb__timer_stop(c->wait_timer);
+}
+
 static void stop_watchers(evdb_conn *c)
 {
     evdb__io_arm(c->io, -1, 0);
@@ -222,7 +234,7 @@ static void step(evdb_conn *c, unsigned revents)
         if (r == EVDB__STEP_FAIL)
             broken(c, &err);
         else
-            arm(c, &w);
+            arm_ready(c, &w);
         break;
     case CS_CLOSING:
         r = c->drv->close_step(c->dc, revents, &w);
@@ -365,7 +377,7 @@ static void pump(evdb_conn *c)
     if (r == EVDB__STEP_FAIL)
         broken(c, &err);
     else
-        arm(c, &w);
+        arm_ready(c, &w);
     if (c->free_after_step)
         conn_free(c);
 }

@@ -81,6 +81,10 @@ evdb__io *evdb__io_new(evdb__loop *l, evdb__io_cb cb, void *arg);
 /* Stop, set and start: always, since the fd may be a new file with the same
  * number. fd < 0 or events 0 just stops. */
 void evdb__io_arm(evdb__io *w, int fd, unsigned events);
+/* The same for a socket known to be the one armed before (an established
+ * session, whose client library never swaps its socket): nothing happens
+ * when fd and events are unchanged, which spares a system call per step. */
+void evdb__io_update(evdb__io *w, int fd, unsigned events);
 void evdb__io_free(evdb__io *w);
 evdb__timer *evdb__timer_new(evdb__loop *l, evdb__timer_cb cb, void *arg);
 void evdb__timer_start(evdb__timer *t, double seconds);

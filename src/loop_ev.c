@@ -45,27 +45,35 @@ struct evdb__timer {
 static __thread evdb__loop *loops;
 static __thread size_t nloops;
 
+/* Passes over the deferred queue per loop iteration: enough for a query's
+ * callback to submit the next query (its send is deferred) and for that
+ * send to go out in the same iteration, without a second poll. */
+#define DEFER_PASSES 3
+
 static void run_deferred(evdb__loop *l)
 {
-    /* Run what is queued now; what those calls queue runs on the next
+    /* Each pass runs what is queued when it starts; what those calls queue
+     * runs in the next pass, and after DEFER_PASSES on the next loop
      * iteration, so a callback that re-registers itself cannot starve I/O. */
-    evdb__deferred *d = l->head;
-    evdb__deferred *last = l->tail;
-    if (!d)
+    if (!l->head)
         return;
     evdb__loop_ref(l);
-    for (;;) {
-        evdb__deferred *next = d->next;
-        bool was_last = d == last;
-        l->head = next;
-        if (!next)
-            l->tail = NULL;
-        d->next = NULL;
-        d->queued = false;
-        d->fn(d);
-        if (was_last || !l->head)
-            break;
-        d = l->head;
+    for (int pass = 0; pass < DEFER_PASSES && l->head; pass++) {
+        evdb__deferred *d = l->head;
+        evdb__deferred *last = l->tail;
+        for (;;) {
+            evdb__deferred *next = d->next;
+            bool was_last = d == last;
+            l->head = next;
+            if (!next)
+                l->tail = NULL;
+            d->next = NULL;
+            d->queued = false;
+            d->fn(d);
+            if (was_last || !l->head)
+                break;
+            d = l->head;
+        }
     }
     if (!l->head)
         ev_idle_stop(l->ev, &l->idle);
@@ -232,6 +240,22 @@ void evdb__io_arm(evdb__io *io, int fd, unsigned events)
         return;
     int mask = ((events & EVDB__EV_READ) ? EV_READ : 0) | ((events & EVDB__EV_WRITE) ? EV_WRITE : 0);
     ev_io_set(&io->w, fd, mask);
+    ev_io_start(io->loop->ev, &io->w);
+}
+
+void evdb__io_update(evdb__io *io, int fd, unsigned events)
+{
+    int mask = ((events & EVDB__EV_READ) ? EV_READ : 0) | ((events & EVDB__EV_WRITE) ? EV_WRITE : 0);
+    if (fd < 0 || !mask || !ev_is_active(&io->w) || io->w.fd != fd) {
+        evdb__io_arm(io, fd, events);
+        return;
+    }
+    if ((io->w.events & (EV_READ | EV_WRITE)) == mask)
+        return;
+    /* Same socket, other events: without ev_io_set libev only tells the
+     * kernel when the combined events of the fd change. */
+    ev_io_stop(io->loop->ev, &io->w);
+    ev_io_modify(&io->w, mask);
     ev_io_start(io->loop->ev, &io->w);
 }
 
