@@ -1,7 +1,7 @@
 /*
  * evdb-bench-task: what tasks cost.
  *
- *   evdb-bench-task [--quick]
+ *   evdb-bench-task [--quick] [POSTGRES_URL] [MARIADB_URL]
  *
  * 1. The raw stack switch (src/task_switch.c, linked in directly): two
  *    contexts switching back and forth, ns per switch. The build makes two
@@ -12,7 +12,8 @@
  * 2. Through the public API (the switch libevdb was built with): chains of
  *    evdb_sleep(0) awaited in tasks against the same chains written with
  *    callbacks (the difference is what a task adds per await), yields,
- *    spawn + finish.
+ *    spawn + finish; with server URLs, the same comparison on pooled
+ *    queries (64 in flight, client CPU per query).
  * 3. Memory: RSS and kernel mappings for many idle tasks, each suspended in
  *    evdb_await on one gate future (100,000 unguarded, 30,000 guarded: each
  *    guard page costs a mapping and vm.max_map_count is 65530 by default).
@@ -41,6 +42,20 @@ static double now(void)
 }
 
 static int failures;
+
+#ifndef TASK_BENCH_RAW_ONLY
+#include <sys/resource.h>
+/* This process's CPU time (user + system): unlike wall time it does not
+ * grow when other processes share the cores, and the servers' work is not
+ * in it. */
+static double cpu_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+#endif
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
@@ -204,13 +219,14 @@ static void *task_chain(void *arg)
     return NULL;
 }
 
-/* ns per step of `width` concurrent sleep(0) chains, `steps` steps in all. */
+/* CPU ns per step of `width` concurrent sleep(0) chains, `steps` steps in
+ * all. */
 static double run_chains(bool tasks, int width, long steps)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     chains c = {loop, steps, 0};
     evdb_future **ts = calloc((size_t)width, sizeof *ts);
-    double t0 = now();
+    double t0 = cpu_now();
     for (int i = 0; i < width; i++) {
         if (tasks)
             ts[i] = evdb_task_spawn(loop, task_chain, &c, NULL);
@@ -218,7 +234,7 @@ static double run_chains(bool tasks, int width, long steps)
             cb_next(&c);
     }
     ev_run(loop, 0);
-    double ns = (now() - t0) * 1e9 / (double)c.done;
+    double ns = (cpu_now() - t0) * 1e9 / (double)c.done;
     for (int i = 0; i < width; i++)
         evdb_future_unref(ts[i]);
     free(ts);
@@ -252,7 +268,7 @@ static void api_costs(long steps)
         tk = b < tk ? b : tk;
     }
     printf("sleep(0) chains, %d concurrent, %ld steps: callbacks %.0f ns/step, tasks %.0f "
-           "ns/step (+%.0f ns per await, %+.1f%%)\n",
+           "ns/step (CPU; +%.0f ns per await, %+.1f%%)\n",
            WIDTH, steps, cb, tk, tk - cb, (tk - cb) / cb * 100);
 
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -282,6 +298,107 @@ static void api_costs(long steps)
     printf("spawn + run + finish + wait (cached stack): %.0f ns; evdb_sleep(0) + wait for "
            "comparison: %.0f ns\n",
            spawn_ns, sleep_ns);
+    ev_loop_destroy(loop);
+}
+
+/* The same with pooled queries on a real server: what a task costs per
+ * query, against the same chains written with callbacks. */
+typedef struct qchains {
+    evdb_pool *pool;
+    const char *sql;
+    long left, done, bad;
+} qchains;
+
+static void q_step(evdb_future *f, void *arg);
+
+static void q_next(qchains *c)
+{
+    if (c->left <= 0)
+        return;
+    evdb_value v = evdb_int(c->left--);
+    evdb_future *q = evdb_pool_query(c->pool, c->sql, &v, 1, NULL);
+    evdb_future_on_done(q, q_step, c);
+    evdb_future_unref(q);
+}
+
+static void q_step(evdb_future *f, void *arg)
+{
+    qchains *c = arg;
+    c->bad += evdb_future_status(f) != 0;
+    c->done++;
+    q_next(c);
+}
+
+static void *q_task(void *arg)
+{
+    qchains *c = arg;
+    while (c->left > 0) {
+        evdb_value v = evdb_int(c->left--);
+        evdb_future *q = evdb_pool_query(c->pool, c->sql, &v, 1, NULL);
+        c->bad += evdb_await(q) != 0;
+        evdb_future_unref(q);
+        c->done++;
+    }
+    return NULL;
+}
+
+static void run_queries(struct ev_loop *loop, evdb_pool *pool, const char *sql, bool tasks,
+                        int width, long n, double *cpu_us, double *qps)
+{
+    qchains c = {pool, sql, n, 0, 0};
+    evdb_future **ts = calloc((size_t)width, sizeof *ts);
+    double w0 = now(), c0 = cpu_now();
+    for (int i = 0; i < width; i++) {
+        if (tasks)
+            ts[i] = evdb_task_spawn(loop, q_task, &c, NULL);
+        else
+            q_next(&c);
+    }
+    while (c.done < n)
+        ev_run(loop, EVRUN_ONCE);
+    *cpu_us = (cpu_now() - c0) * 1e6 / (double)n;
+    *qps = (double)n / (now() - w0);
+    for (int i = 0; i < width; i++)
+        evdb_future_unref(ts[i]);
+    free(ts);
+    CHECK(c.bad == 0, "%ld queries failed", c.bad);
+}
+
+static void query_costs(const char *url, long n)
+{
+    enum { WIDTH = 64, RUNS = 3 };
+    bool my = url[0] == 'm';
+    const char *sql = my ? "SELECT ? + 1" : "SELECT $1::int + 1";
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    evdb_pool_opts po = {.max_conns = 8};
+    evdb_pool *pool = evdb_pool_new(loop, url, &po);
+    if (!pool) {
+        printf("pool: %s\n", evdb_error_message(evdb_last_error()));
+        failures++;
+        return;
+    }
+    double cpu, qps, best_cb = 1e9, best_tk = 1e9, qps_cb = 0, qps_tk = 0;
+    run_queries(loop, pool, sql, false, WIDTH, n / 10, &cpu, &qps); /* warm up, open all */
+    run_queries(loop, pool, sql, true, WIDTH, n / 10, &cpu, &qps);
+    for (int r = 0; r < RUNS; r++) {
+        run_queries(loop, pool, sql, false, WIDTH, n, &cpu, &qps);
+        if (cpu < best_cb) {
+            best_cb = cpu;
+            qps_cb = qps;
+        }
+        run_queries(loop, pool, sql, true, WIDTH, n, &cpu, &qps);
+        if (cpu < best_tk) {
+            best_tk = cpu;
+            qps_tk = qps;
+        }
+    }
+    printf("%s pooled queries, %d in flight, %ld per run: callbacks %.2f us CPU/query "
+           "(%.0f q/s), tasks %.2f us CPU/query (%.0f q/s): tasks %+.1f%% CPU\n",
+           my ? "mariadb" : "postgres", WIDTH, n, best_cb, qps_cb, best_tk, qps_tk,
+           (best_tk - best_cb) / best_cb * 100);
+    evdb_future *closed = evdb_pool_close(pool);
+    evdb_future_wait(closed);
+    evdb_future_unref(closed);
     ev_loop_destroy(loop);
 }
 
@@ -360,10 +477,22 @@ static void idle_memory(int n, unsigned flags)
 
 int main(int argc, char **argv)
 {
-    bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    bool quick = false;
+    const char *urls[2] = {NULL, NULL};
+    size_t nurls = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = true;
+        else if (nurls < 2)
+            urls[nurls++] = argv[i];
+    }
     raw_switch(quick ? 10000 : 20000000);
-#ifndef TASK_BENCH_RAW_ONLY
+#ifdef TASK_BENCH_RAW_ONLY
+    (void)urls;
+#else
     api_costs(quick ? 10000 : 1000000);
+    for (size_t i = 0; i < nurls; i++)
+        query_costs(urls[i], quick ? 2000 : 100000);
     idle_memory(quick ? 1000 : 100000, EVDB_TASK_NO_GUARD);
     idle_memory(quick ? 1000 : 30000, 0);
 #endif

@@ -6,6 +6,7 @@
  * hook and the dump.
  */
 #include <check.h>
+#include <fenv.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -659,6 +660,55 @@ START_TEST(yield_interleaves_tasks)
 }
 END_TEST
 
+/* ---- the switch keeps per-task state ---- */
+
+typedef struct rounding {
+    struct ev_loop *loop;
+    int mode;
+    int kept; /* awaits after which the task still had its mode */
+    uint64_t sum;
+} rounding;
+
+static void *rounding_task(void *arg)
+{
+    rounding *r = arg;
+    fesetround(r->mode);
+    /* Values live across the awaits sit in callee-saved registers. */
+    uint64_t a = (uint64_t)r->mode * 3, b = a * 5, c = b * 7, d = c * 11, e = d * 13;
+    for (int i = 0; i < 20; i++) {
+        evdb_future *s = evdb_sleep(r->loop, 0);
+        evdb_await(s);
+        evdb_future_unref(s);
+        r->kept += fegetround() == r->mode;
+        a += 1, b += 2, c += 3, d += 4, e += 5;
+    }
+    r->sum = a + b + c + d + e;
+    fesetround(FE_TONEAREST);
+    return NULL;
+}
+
+START_TEST(switch_keeps_rounding_mode_and_registers)
+{
+    struct ev_loop *loop = t_loop_new(WATCHDOG_S);
+    rounding r[3] = {{loop, FE_UPWARD, 0, 0}, {loop, FE_DOWNWARD, 0, 0}, {loop, FE_TOWARDZERO, 0, 0}};
+    evdb_future *ts[3];
+    for (int i = 0; i < 3; i++)
+        ts[i] = evdb_task_spawn(loop, rounding_task, &r[i], NULL);
+    evdb_future *g = evdb_gather(ts, 3, 0);
+    ck_assert_int_eq(t_wait(g), 0);
+    /* The loop's own mode never changed. */
+    ck_assert_int_eq(fegetround(), FE_TONEAREST);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(r[i].kept, 20);
+        uint64_t a = (uint64_t)r[i].mode * 3, b = a * 5, c = b * 7, d = c * 11, e = d * 13;
+        ck_assert_uint_eq(r[i].sum, a + b + c + d + e + 20 * (1 + 2 + 3 + 4 + 5));
+        evdb_future_unref(ts[i]);
+    }
+    evdb_future_unref(g);
+    t_loop_free(loop);
+}
+END_TEST
+
 /* ---- stacks ---- */
 
 static void *touch_stack(void *arg)
@@ -1047,6 +1097,7 @@ int main(void)
     tcase_add_test(tc, await_outside_a_task);
     tcase_add_test(tc, yield_interleaves_tasks);
     tcase_add_test(tc, many_waiters_on_one_task);
+    tcase_add_test(tc, switch_keeps_rounding_mode_and_registers);
     suite_add_tcase(s, tc);
     TCase *tc2 = tcase_create("cancel");
     tcase_set_timeout(tc2, 20);
