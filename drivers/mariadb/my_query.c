@@ -54,8 +54,11 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
                 goto wait;
             dc->op_started = false;
             /* No result set is normal for INSERT and friends (field count
-             * 0); with a field count it means the rows failed to arrive. */
-            if (!dc->mres && mysql_field_count(m) > 0)
+             * 0); with a field count, or an error recorded, it means the
+             * rows failed to arrive. (A connection lost in the middle of
+             * the rows leaves the field count at 0: only the error says
+             * that anything went wrong.) */
+            if (!dc->mres && (mysql_field_count(m) > 0 || mysql_errno(m)))
                 return handle_error(dc, err);
             /* After a failure (out of memory) keep draining, build nothing. */
             if (!dc->out.failed)
