@@ -205,12 +205,21 @@ static void on_broken(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb
     member *m = owner;
     evdb_pool *p = m->pool;
     (void)c;
-    /* Unsent queries go back to the front of the wait queue, in order. */
+    /* Unsent queries go back to the front of the wait queue, in order.
+     * Each gets a fresh acquire deadline (one that went straight to a
+     * connection never had one, and would otherwise fail at once with
+     * EVDB_EPOOLTIMEOUT instead of waiting for the replacement), but none
+     * later than the deadline of the waiter behind it: the deadline timer
+     * relies on the queue being in deadline order. */
+    double deadline = evdb__loop_now(p->loop) + p->o.acquire_timeout;
     while (unsent->tail) {
         evdb__cq *q = unsent->tail;
         evdb__qlist_remove(unsent, q);
         q->conn = NULL;
         q->where = EVDB__Q_POOL;
+        if (p->waitq.head && p->waitq.head->pool_deadline < deadline)
+            deadline = p->waitq.head->pool_deadline;
+        q->pool_deadline = deadline;
         evdb__qlist_push_front(&p->waitq, q);
     }
     evdb__error_copy(&p->last_err, err);
