@@ -21,6 +21,11 @@
 #define EVDB__CTX_UCONTEXT 1
 #elif !defined(__x86_64__) && !defined(__aarch64__)
 #define EVDB__CTX_UCONTEXT 1
+#elif defined(__CET__) && (__CET__ & 2)
+/* Built for Intel CET shadow stacks (-fcf-protection=return/full): a `ret`
+ * onto another stack would fault once the kernel enforces them, and glibc's
+ * swapcontext knows how to switch shadow stacks. */
+#define EVDB__CTX_UCONTEXT 1
 #else
 #define EVDB__CTX_UCONTEXT 0
 #endif

@@ -129,11 +129,13 @@ EVDB_EXTERN int evdb_await(evdb_future *f);
 EVDB_EXTERN int evdb_run(struct ev_loop *loop, evdb_task_fn fn, void *arg, void **result);
 
 /* The future of the task running now (borrowed: valid while the task runs;
- * take a reference to keep it), or NULL outside tasks. */
+ * take a reference to keep it), or NULL outside tasks (callbacks included).
+ * Cancelling it from inside the task makes its next await return
+ * EVDB_ECANCELED. */
 EVDB_EXTERN evdb_future *evdb_task_current(void);
 
 /* The loop the current task runs on (asyncio.get_running_loop), or NULL
- * outside tasks. */
+ * outside tasks. Not owned by evdb: the application created it. */
 EVDB_EXTERN struct ev_loop *evdb_task_loop(void);
 
 /* Record a failure for the current task: when its function returns, the
@@ -146,25 +148,27 @@ EVDB_EXTERN void *evdb_task_fail(int code, const char *message);
 
 /* evdb_task_fail with a copy of an error object (code, message, SQLSTATE,
  * driver code): propagates an awaited future's error unchanged, as in
- * `return evdb_task_fail_error(evdb_future_error(q));`. A NULL err fails
- * with EVDB_EPROTO. Returns NULL. */
+ * `return evdb_task_fail_error(evdb_future_error(q));`. err is copied (the
+ * caller may drop q afterwards); NULL fails with EVDB_EPROTO. Returns
+ * NULL. Callable only from tasks (else EVDB_ENOTASK in evdb_last_error). */
 EVDB_EXTERN void *evdb_task_fail_error(const evdb_error *err);
 
 /* Hand over ownership of the current task's result: `return
  * evdb_task_return(value, free_fn);` makes the task's future own value and
  * call free_fn(value) when the future is destroyed (or at once if the task
- * was cancelled or failed). Returns value. Outside a task it sets
- * evdb_last_error (EVDB_ENOTASK) and returns value untouched. */
+ * was cancelled or failed); evdb_future_value reads it meanwhile. Returns
+ * value. Callable only from tasks: outside one it sets evdb_last_error
+ * (EVDB_ENOTASK) and returns value untouched (still the caller's). */
 EVDB_EXTERN void *evdb_task_return(void *value, void (*free_fn)(void *));
 
 /* Inside a task: let every other ready task and callback run, then
  * continue (asyncio.sleep(0)). Returns 0, EVDB_ECANCELED when the task
- * was cancelled, EVDB_ENOTASK outside a task. */
+ * was cancelled, EVDB_ENOTASK outside a task (callbacks included). */
 EVDB_EXTERN int evdb_task_yield(void);
 
 /* 1 when the current task's future has been cancelled (it should finish
  * soon), 0 otherwise and outside tasks. For tasks that compute for a while
- * between awaits. */
+ * between awaits. Callable anywhere. */
 EVDB_EXTERN int evdb_task_cancelled(void);
 
 /* Label a task for evdb_task_dump (copied, up to 31 bytes kept). task is a
@@ -192,7 +196,9 @@ EVDB_EXTERN void evdb_task_dump(struct ev_loop *loop, FILE *out);
 typedef void (*evdb_unobserved_error_fn)(const evdb_error *err, const char *what, void *arg);
 
 /* Install the unobserved-error hook for the whole process (NULL: none, the
- * default). Set it at startup, before loops run on other threads. */
+ * default); arg is passed to every call and not owned by evdb. Set it at
+ * startup, before loops run on other threads (not thread-safe against
+ * concurrent reports). */
 EVDB_EXTERN void evdb_set_unobserved_error_hook(evdb_unobserved_error_fn fn, void *arg);
 
 #ifdef __cplusplus
