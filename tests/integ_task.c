@@ -149,9 +149,20 @@ static void *crowd_main(void *arg)
     return r;
 }
 
+/* Every error in these tests is looked at: the library's own futures
+ * (pool internals) must not show up as unobserved failures either. */
+static int unobserved;
+static void count_unobserved(const evdb_error *err, const char *what, void *arg)
+{
+    (void)arg;
+    unobserved++;
+    fprintf(stderr, "unobserved %s future: %s\n", what, evdb_error_message(err));
+}
+
 static void many_tasks(backend b)
 {
     struct ev_loop *loop = t_loop_new(WATCHDOG_S);
+    evdb_set_unobserved_error_hook(count_unobserved, NULL);
     crowd c = {.pool = pool_for(loop, b), .b = b};
     crowd_main_arg a = {loop, &c};
     double t0 = t_now();
@@ -169,6 +180,7 @@ static void many_tasks(backend b)
             MANY_TASKS * QUERIES_PER_TASK / dt, ps.total);
     pool_close(c.pool);
     t_loop_free(loop);
+    ck_assert_int_eq(unobserved, 0);
 }
 
 START_TEST(pg_thousands_of_tasks)
@@ -320,6 +332,7 @@ static void *txn_main(void *arg)
 static void transactions(backend b)
 {
     struct ev_loop *loop = t_loop_new(WATCHDOG_S);
+    evdb_set_unobserved_error_hook(count_unobserved, NULL);
     evdb_pool_opts po = {.max_conns = 4, .acquire_timeout = 30};
     evdb_pool *p = evdb_pool_new(loop, url_of(b), &po);
     ck_assert_ptr_nonnull(p);
@@ -331,6 +344,7 @@ static void transactions(backend b)
     ck_assert_int_eq(m.rows_after, 3 * (TXN_TASKS - TXN_TASKS / 4));
     pool_close(p);
     t_loop_free(loop);
+    ck_assert_int_eq(unobserved, 0);
 }
 
 START_TEST(pg_transactions_in_tasks)
@@ -439,6 +453,7 @@ static void *slow_task(void *arg)
 static void timeout_around_task(backend b)
 {
     struct ev_loop *loop = t_loop_new(WATCHDOG_S);
+    evdb_set_unobserved_error_hook(count_unobserved, NULL);
     slow s = {.pool = pool_for(loop, b), .b = b, .status = 99, .after = 99};
     evdb_future *t = evdb_task_spawn(loop, slow_task, &s, NULL);
     evdb_future *to = evdb_timeout(t, 0.3);
@@ -456,6 +471,7 @@ static void timeout_around_task(backend b)
     evdb_future_unref(t);
     pool_close(s.pool);
     t_loop_free(loop);
+    ck_assert_int_eq(unobserved, 0);
 }
 
 START_TEST(pg_timeout_around_a_task)
