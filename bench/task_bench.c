@@ -1,7 +1,7 @@
 /*
  * evdb-bench-task: what tasks cost.
  *
- *   evdb-bench-task [--quick] [POSTGRES_URL] [MARIADB_URL]
+ *   evdb-bench-task [--quick] [--queries-only] [POSTGRES_URL] [MARIADB_URL]
  *
  * 1. The raw stack switch (src/task_switch.c, linked in directly): two
  *    contexts switching back and forth, ns per switch. The build makes two
@@ -477,24 +477,32 @@ static void idle_memory(int n, unsigned flags)
 
 int main(int argc, char **argv)
 {
-    bool quick = false;
+    bool quick = false, queries_only = false;
     const char *urls[2] = {NULL, NULL};
     size_t nurls = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = true;
+        else if (strcmp(argv[i], "--queries-only") == 0)
+            queries_only = true;
         else if (nurls < 2)
             urls[nurls++] = argv[i];
     }
-    raw_switch(quick ? 10000 : 20000000);
 #ifdef TASK_BENCH_RAW_ONLY
     (void)urls;
+    (void)queries_only;
+    raw_switch(quick ? 10000 : 20000000);
 #else
-    api_costs(quick ? 10000 : 1000000);
+    if (!queries_only) {
+        raw_switch(quick ? 10000 : 20000000);
+        api_costs(quick ? 10000 : 1000000);
+    }
     for (size_t i = 0; i < nurls; i++)
         query_costs(urls[i], quick ? 2000 : 100000);
-    idle_memory(quick ? 1000 : 100000, EVDB_TASK_NO_GUARD);
-    idle_memory(quick ? 1000 : 30000, 0);
+    if (!queries_only) {
+        idle_memory(quick ? 1000 : 100000, EVDB_TASK_NO_GUARD);
+        idle_memory(quick ? 1000 : 30000, 0);
+    }
 #endif
     if (failures)
         printf("%d check(s) FAILED\n", failures);
