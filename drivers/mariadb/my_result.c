@@ -24,6 +24,8 @@
  * fetched straight into the result (mysql_stmt_fetch_column), so one huge
  * BLOB does not make every row's scratch huge. */
 #define STAGE_MAX 65536
+/* Staging kept between queries at most (see shrink). */
+#define STAGE_KEEP_MAX (256 * 1024)
 /* Smallest staging slot per column. */
 #define STAGE_MIN 16
 /* Connector/C's "no fixed number of decimals" (ma_global.h): a DOUBLE
@@ -184,6 +186,17 @@ void evdb__my_rows_free(evdb__my_rows *rows)
     evdb__free(rows->err);
     evdb__free(rows->buf);
     memset(rows, 0, sizeof *rows);
+}
+
+/* A staging buffer grown for an unusually wide row is not kept for the
+ * life of the connection. */
+static void shrink(evdb__my_rows *rows)
+{
+    if (rows->buf_cap > STAGE_KEEP_MAX) {
+        evdb__free(rows->buf);
+        rows->buf = NULL;
+        rows->buf_cap = 0;
+    }
 }
 
 /* Room for n columns and size bytes of staging. */
@@ -352,8 +365,10 @@ evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, bool *f
     }
     evdb__rbuild_set_affected(b, (int64_t)mysql_stmt_affected_rows(stmt));
     evdb__rbuild_set_insert_id(b, (int64_t)mysql_stmt_insert_id(stmt));
+    shrink(rows);
     return evdb__rbuild_finish(b);
 fail:
+    shrink(rows);
     evdb__rbuild_free(b);
     return NULL;
 }
