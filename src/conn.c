@@ -44,6 +44,10 @@ struct evdb_conn {
     evdb__io *cio;
     evdb__timer *ctimer;
     evdb_future *open_f, *close_f;
+    /* The close future, made with the connection: closing must work when
+     * memory has run out (pools close broken connections, an untaken
+     * connection is closed when its open future dies). */
+    evdb_future *close_spare;
     evdb__deferred pump_d;
     bool in_step;
     bool free_after_step;
@@ -173,6 +177,7 @@ static void conn_free(evdb_conn *c)
     evdb__timer_free(c->ctimer);
     evdb_future_unref(c->open_f);
     evdb_future_unref(c->close_f);
+    evdb_future_unref(c->close_spare);
     evdb__loop_unref(c->loop);
     c->magic = EVDB__MAGIC_DEAD;
     evdb__free(c);
@@ -507,7 +512,8 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
     c->wait_timer = evdb__timer_new(l, on_wait_timer, c);
     c->limit_timer = evdb__timer_new(l, on_limit_timer, c);
     c->open_f = evdb__future_new(l, EVDB__FK_OPEN);
-    if (!c->io || !c->wait_timer || !c->limit_timer || !c->open_f) {
+    c->close_spare = evdb__future_new(l, EVDB__FK_CLOSE);
+    if (!c->io || !c->wait_timer || !c->limit_timer || !c->open_f || !c->close_spare) {
         conn_free(c);
         evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
         return NULL;
@@ -657,11 +663,8 @@ evdb_future *evdb__conn_close(evdb_conn *c)
         evdb__fail_now(EVDB_ECLOSED, "evdb_conn_close: already closing");
         return NULL;
     }
-    evdb_future *f = evdb__future_new(c->loop, EVDB__FK_CLOSE);
-    if (!f) {
-        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_close: out of memory");
-        return NULL;
-    }
+    evdb_future *f = c->close_spare;
+    c->close_spare = NULL;
     c->close_f = evdb_future_ref(f);
     cancel_op_free(c);
     fail_all(c, &c->pending, EVDB_ECLOSED, "connection closed before the query was sent");
@@ -686,7 +689,9 @@ evdb_future *evdb__conn_close(evdb_conn *c)
 
 void evdb__conn_abandon(void *conn)
 {
-    evdb_future_unref(evdb_conn_close(conn));
+    evdb_future *f = evdb_conn_close(conn);
+    if (f)
+        evdb__future_disown(f);
 }
 
 const char *evdb_conn_driver(const evdb_conn *c)

@@ -167,6 +167,12 @@ bool evdb__future_forward(evdb_future *f, evdb_future *child)
     return complete(f, status, NULL, false);
 }
 
+void evdb__future_disown(evdb_future *f)
+{
+    f->observed = true;
+    evdb_future_unref(f);
+}
+
 evdb_future *evdb__future_forwarded(const evdb_future *f)
 {
     return f->fwd;

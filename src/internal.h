@@ -124,6 +124,9 @@ bool evdb__future_fail(evdb_future *f, int code, const char *fmt, ...)
 /* Complete with the outcome of child (race/timeout): status, error, result
  * and value are read through child. Takes a reference to child. */
 bool evdb__future_forward(evdb_future *f, evdb_future *child);
+/* Drop the library's reference to a future whose outcome nobody needs
+ * (a fire-and-forget ROLLBACK, a close): its failure is not "unobserved". */
+void evdb__future_disown(evdb_future *f);
 /* The child f forwards to, or NULL. */
 evdb_future *evdb__future_forwarded(const evdb_future *f);
 bool evdb__future_valid(const evdb_future *f);

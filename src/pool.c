@@ -61,6 +61,7 @@ struct evdb_pool {
     bool have_err;
     evdb_pool_stats st;
     evdb_future *close_f;
+    evdb_future *close_spare; /* made with the pool: closing needs no memory */
     evdb__deferred dispatch_d;
     char discard_reason[160];
 };
@@ -735,8 +736,10 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
     p->deadline_timer = evdb__timer_new(l, on_deadline, p);
     p->backoff_timer = evdb__timer_new(l, on_backoff, p);
     p->maint_timer = evdb__timer_new(l, on_maint, p);
+    p->close_spare = evdb__future_new(l, EVDB__FK_CLOSE);
     if (!p->url || (o.on_connect_sql && !p->on_connect_sql) || !p->deadline_timer ||
-        !p->backoff_timer || !p->maint_timer) {
+        !p->backoff_timer || !p->maint_timer || !p->close_spare) {
+        evdb_future_unref(p->close_spare);
         evdb__timer_free(p->deadline_timer);
         evdb__timer_free(p->backoff_timer);
         evdb__timer_free(p->maint_timer);
@@ -859,11 +862,8 @@ evdb_future *evdb_pool_close(evdb_pool *p)
 {
     if (!pool_usable(p, "evdb_pool_close"))
         return NULL;
-    evdb_future *f = evdb__future_new(p->loop, EVDB__FK_CLOSE);
-    if (!f) {
-        evdb__fail_now(EVDB_ENOMEM, "evdb_pool_close: out of memory");
-        return NULL;
-    }
+    evdb_future *f = p->close_spare;
+    p->close_spare = NULL;
     p->close_f = evdb_future_ref(f);
     evdb__cq *q;
     while ((q = p->waitq.head)) {
@@ -954,7 +954,8 @@ static void txn_user_done(evdb_future *f, void *arg)
         /* The user's failure (or a cancel) is the outcome; the ROLLBACK
          * runs before the release either way (release rolls back too). */
         evdb__future_forward(t->f, t->user);
-        evdb_future_unref(end);
+        if (end)
+            evdb__future_disown(end);
         txn_end(t);
         return;
     }
