@@ -348,43 +348,48 @@ static void maybe_start_cancel(evdb_conn *c)
 
 static void pump(evdb_conn *c)
 {
-    if (c->state != CS_READY || c->in_step)
-        return;
-    maybe_start_cancel(c);
-    /* A connection serves again only after a cancel has settled: the
-     * cancelled query has been reported and the cancel op is finished. */
-    if (c->cop || (c->inflight.head && c->inflight.head->q.cancel_requested))
-        return;
-    size_t sent = 0;
-    while (c->pending.head && c->drv->capacity(c->dc) > 0) {
-        evdb__cq *q = c->pending.head;
-        evdb__qlist_remove(&c->pending, q);
+    /* Loops because a driver may finish queries inside flush (the server
+     * answered before the first read would block): that frees capacity
+     * with queries still pending, and nothing else would wake us. */
+    while (c->state == CS_READY && !c->in_step) {
+        maybe_start_cancel(c);
+        /* A connection serves again only after a cancel has settled: the
+         * cancelled query has been reported and the cancel op is finished. */
+        if (c->cop || (c->inflight.head && c->inflight.head->q.cancel_requested))
+            return;
+        size_t sent = 0;
+        while (c->pending.head && c->drv->capacity(c->dc) > 0) {
+            evdb__cq *q = c->pending.head;
+            evdb__qlist_remove(&c->pending, q);
+            evdb_error err;
+            c->in_step = true;
+            int rc = c->drv->send(c->dc, &q->q, &err);
+            c->in_step = false;
+            if (rc < 0) {
+                evdb__future_fail_err(q->f, &err);
+                evdb__cq_free(q);
+                continue;
+            }
+            q->where = EVDB__Q_INFLIGHT;
+            evdb__qlist_push(&c->inflight, q);
+            sent++;
+        }
+        if (!sent)
+            return;
+        evdb__wait w = {-1, 0, -1};
         evdb_error err;
         c->in_step = true;
-        int rc = c->drv->send(c->dc, &q->q, &err);
+        int r = c->drv->flush(c->dc, &w, &err);
         c->in_step = false;
-        if (rc < 0) {
-            evdb__future_fail_err(q->f, &err);
-            evdb__cq_free(q);
-            continue;
+        if (r == EVDB__STEP_FAIL)
+            broken(c, &err);
+        else
+            arm_ready(c, &w);
+        if (c->free_after_step) {
+            conn_free(c);
+            return;
         }
-        q->where = EVDB__Q_INFLIGHT;
-        evdb__qlist_push(&c->inflight, q);
-        sent++;
     }
-    if (!sent)
-        return;
-    evdb__wait w = {-1, 0, -1};
-    evdb_error err;
-    c->in_step = true;
-    int r = c->drv->flush(c->dc, &w, &err);
-    c->in_step = false;
-    if (r == EVDB__STEP_FAIL)
-        broken(c, &err);
-    else
-        arm_ready(c, &w);
-    if (c->free_after_step)
-        conn_free(c);
 }
 
 static void pump_deferred(evdb__deferred *d)
@@ -398,10 +403,11 @@ static void pump_deferred(evdb__deferred *d)
 static void query_finished(evdb__cq *q)
 {
     evdb_conn *c = q->conn;
+    int status = evdb__future_peek(q->f);
     evdb__qlist_remove(&c->inflight, q);
     evdb__cq_free(q);
     if (c->owner_ops)
-        c->owner_ops->room(c->owner, c);
+        c->owner_ops->room(c->owner, c, status);
 }
 
 void evdb__query_done(evdb__query *dq, evdb_result *r)

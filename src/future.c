@@ -300,6 +300,11 @@ int evdb_future_cancel(evdb_future *f)
     return 0;
 }
 
+int evdb__future_peek(const evdb_future *f)
+{
+    return f->status;
+}
+
 int evdb_future_status(const evdb_future *f)
 {
     if (!evdb__future_valid(f))

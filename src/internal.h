@@ -127,6 +127,8 @@ bool evdb__future_forward(evdb_future *f, evdb_future *child);
 /* Drop the library's reference to a future whose outcome nobody needs
  * (a fire-and-forget ROLLBACK, a close): its failure is not "unobserved". */
 void evdb__future_disown(evdb_future *f);
+/* f's status without counting as observing it (library bookkeeping). */
+int evdb__future_peek(const evdb_future *f);
 /* The child f forwards to, or NULL. */
 evdb_future *evdb__future_forwarded(const evdb_future *f);
 bool evdb__future_valid(const evdb_future *f);

@@ -17,7 +17,16 @@
 #define EVDB__MAGIC_POOL 0x506f6f6cu /* "Pool" */
 #define MAINT_INTERVAL 1.0
 
-typedef enum mstate { M_OPENING, M_READY, M_ACQUIRED, M_RESETTING, M_CLOSING } mstate;
+typedef enum mstate { M_OPENING, M_READY, M_VALIDATING, M_ACQUIRED, M_RESETTING, M_CLOSING } mstate;
+
+/* Defaults for zero options. */
+#define DEFAULT_BACKOFF_INITIAL 0.1
+#define DEFAULT_BACKOFF_MAX 5.0
+#define DEFAULT_BACKOFF_JITTER 0.2
+#define DEFAULT_VALIDATE_AFTER 30.0
+#define DEFAULT_CLOSE_GRACE 5.0
+/* A validation ping gets this long before the connection counts as dead. */
+#define VALIDATE_TIMEOUT 5.0
 
 typedef struct member member;
 struct member {
@@ -38,6 +47,7 @@ struct acq {
     evdb_pool *pool;
     evdb_future *f;
     double deadline;
+    double submitted;
     const char *file;
     int line;
     acq *prev, *next;
@@ -54,7 +64,8 @@ struct evdb_pool {
     evdb__qlist waitq;
     acq *acq_head, *acq_tail;
     size_t nacq;
-    evdb__timer *deadline_timer, *backoff_timer, *maint_timer;
+    evdb__timer *deadline_timer, *backoff_timer, *maint_timer, *grace_timer;
+    uint32_t rng; /* jitter */
     double backoff;
     bool backing_off;
     evdb_error last_err;
@@ -68,6 +79,8 @@ struct evdb_pool {
 
 static void dispatch(evdb_pool *p);
 static void member_close(member *m);
+static void on_grace(void *arg);
+static void trace(evdb_pool *p, evdb__cq *q);
 
 static double dmin(double a, double b)
 {
@@ -106,6 +119,7 @@ static void pool_free_if_closed(evdb_pool *p)
     evdb__timer_free(p->deadline_timer);
     evdb__timer_free(p->backoff_timer);
     evdb__timer_free(p->maint_timer);
+    evdb__timer_free(p->grace_timer);
     evdb__future_resolve(p->close_f, NULL, NULL);
     evdb_future_unref(p->close_f);
     evdb__free(p->url);
@@ -142,12 +156,29 @@ static void member_close(member *m)
 }
 
 /* Least-loaded ready member with room, preferring idle ones. */
+static void validate(member *m);
+
+/* Ready to take work now; a connection idle too long is pinged first (and
+ * is not usable until the ping came back). */
+static bool usable(member *m)
+{
+    if (m->st != M_READY || !evdb__conn_ready(m->c))
+        return false;
+    evdb_pool *p = m->pool;
+    if (p->o.validate_after >= 0 && evdb__conn_load(m->c) == 0 &&
+        evdb__loop_now(p->loop) - m->last_used >= p->o.validate_after) {
+        validate(m);
+        return false;
+    }
+    return true;
+}
+
 static member *pick(evdb_pool *p)
 {
     member *best = NULL;
     size_t best_load = SIZE_MAX;
     for (member *m = p->members; m; m = m->next) {
-        if (m->st != M_READY || !evdb__conn_ready(m->c))
+        if (!usable(m))
             continue;
         size_t load = evdb__conn_load(m->c);
         if (load >= evdb__conn_depth(m->c) || load >= best_load)
@@ -163,7 +194,7 @@ static member *pick(evdb_pool *p)
 static member *pick_idle(evdb_pool *p)
 {
     for (member *m = p->members; m; m = m->next)
-        if (m->st == M_READY && evdb__conn_ready(m->c) && evdb__conn_load(m->c) == 0)
+        if (m->st == M_READY && evdb__conn_load(m->c) == 0 && usable(m))
             return m;
     return NULL;
 }
@@ -178,22 +209,51 @@ static bool takes_more(const member *m)
     return load < evdb__conn_depth(m->c) && (load == 0 || m->pool->nopening == 0);
 }
 
+/* Count a pooled query's outcome (cancels are the caller's choice, not
+ * errors). */
+static void count_outcome(evdb_pool *p, int status)
+{
+    if (status >= 0 || status == EVDB_ECANCELED)
+        return;
+    p->st.query_errors++;
+    if (status == EVDB_ETIMEDOUT)
+        p->st.query_timeouts++;
+}
+
+/* Record how long a query or acquire waited for its connection. */
+static void record_wait(evdb_pool *p, double waited)
+{
+    static const double bounds[] = {0.001, 0.01, 0.1, 1, 10};
+    size_t i = 0;
+    while (i < sizeof bounds / sizeof *bounds && waited >= bounds[i])
+        i++;
+    p->st.wait_hist[i]++;
+}
+
+/* Hand the oldest waiting query to m. */
+static void hand_query(evdb_pool *p, member *m)
+{
+    evdb__cq *q = p->waitq.head;
+    evdb__qlist_remove(&p->waitq, q);
+    record_wait(p, evdb__loop_now(p->loop) - (q->pool_deadline - p->o.acquire_timeout));
+    evdb__conn_submit(m->c, q);
+}
+
 static void feed(member *m)
 {
     evdb_pool *p = m->pool;
-    while (p->waitq.head && takes_more(m)) {
-        evdb__cq *q = p->waitq.head;
-        evdb__qlist_remove(&p->waitq, q);
-        evdb__conn_submit(m->c, q);
-    }
+    while (p->waitq.head && takes_more(m))
+        hand_query(p, m);
     m->last_used = evdb__loop_now(p->loop);
 }
 
 /* The owner hooks connections call. */
-static void on_room(void *owner, evdb_conn *c)
+static void on_room(void *owner, evdb_conn *c, int status)
 {
     member *m = owner;
     (void)c;
+    if (m->st != M_VALIDATING)
+        count_outcome(m->pool, status);
     if (m->st == M_READY && m->pool->waitq.head)
         feed(m);
     m->last_used = evdb__loop_now(m->pool->loop);
@@ -239,6 +299,39 @@ static bool on_borrowed(void *owner)
 
 static const evdb__conn_owner owner_ops = {on_room, on_broken, on_borrowed};
 
+static void validated(evdb_future *f, void *arg)
+{
+    member *m = arg;
+    evdb_pool *p = m->pool;
+    if (m->st == M_VALIDATING) {
+        if (evdb__future_peek(f) == 0 && evdb__conn_ready(m->c) && !p->close_f) {
+            m->st = M_READY;
+            m->last_used = evdb__loop_now(p->loop);
+        } else {
+            if (!p->close_f)
+                p->st.validation_failures++;
+            member_close(m);
+        }
+    }
+    evdb__future_disown(f);
+    schedule_dispatch(p);
+}
+
+static void validate(member *m)
+{
+    evdb_pool *p = m->pool;
+    evdb_query_opts o = {.timeout = VALIDATE_TIMEOUT, .flags = EVDB_QUERY_NO_CACHE};
+    evdb_future *f = evdb__conn_query(m->c, "SELECT 1", NULL, 0, &o);
+    if (!f || evdb_future_on_done(f, validated, m)) {
+        /* No memory to ping: use it as it is; a dead one fails visibly. */
+        evdb_future_unref(f);
+        m->last_used = evdb__loop_now(p->loop);
+        return;
+    }
+    m->st = M_VALIDATING;
+    p->st.validations++;
+}
+
 static void member_ready(member *m)
 {
     evdb_pool *p = m->pool;
@@ -262,13 +355,28 @@ static void on_connect_sql_done(evdb_future *f, void *arg)
     evdb_future_unref(f);
 }
 
+/* xorshift32: jitter needs spread, not quality, and no shared state. */
+static double random_unit(evdb_pool *p)
+{
+    uint32_t x = p->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    p->rng = x;
+    return (double)x / 4294967296.0;
+}
+
+/* One pool-wide backoff (never a retry loop per connection): doubling
+ * from backoff_initial up to backoff_max, each delay jittered so that
+ * many pools restarting together do not reconnect in step. */
 static void start_backoff(evdb_pool *p)
 {
-    double init = p->o.backoff_initial > 0 ? p->o.backoff_initial : 0.1;
-    double max = p->o.backoff_max > 0 ? p->o.backoff_max : 5.0;
-    p->backoff = p->backoff > 0 ? dmin(p->backoff * 2, max) : init;
+    p->backoff = p->backoff > 0 ? dmin(p->backoff * 2, p->o.backoff_max) : p->o.backoff_initial;
+    double delay = p->backoff;
+    if (p->o.backoff_jitter > 0)
+        delay *= 1 + p->o.backoff_jitter * (2 * random_unit(p) - 1);
     p->backing_off = true;
-    evdb__timer_start(p->backoff_timer, p->backoff);
+    evdb__timer_start(p->backoff_timer, delay);
 }
 
 static bool has_ready(const evdb_pool *p)
@@ -444,6 +552,7 @@ static void on_deadline(void *arg)
         fail_waiter_msg(p, msg, sizeof msg, p->o.acquire_timeout);
         evdb__future_fail(q->f, EVDB_EPOOLTIMEOUT, "%s", msg);
         p->st.pool_timeouts++;
+        p->st.query_errors++;
         evdb__cq_free(q);
     }
     for (acq *a = p->acq_head, *next; a; a = next) {
@@ -532,6 +641,7 @@ static void acquired_value_free(void *conn)
 static void hand_out(evdb_pool *p, acq *a, member *m)
 {
     acq_unlink(p, a);
+    record_wait(p, evdb__loop_now(p->loop) - a->submitted);
     m->st = M_ACQUIRED;
     m->acquired_at = evdb__loop_now(p->loop);
     m->acquired_file = a->file;
@@ -675,9 +785,7 @@ static void dispatch(evdb_pool *p)
         member *m = pick(p);
         if (!m || !takes_more(m))
             break;
-        evdb__cq *q = p->waitq.head;
-        evdb__qlist_remove(&p->waitq, q);
-        evdb__conn_submit(m->c, q);
+        hand_query(p, m);
         m->last_used = evdb__loop_now(p->loop);
     }
     /* Grow lazily: one new connection per waiter not yet covered. */
@@ -718,6 +826,20 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
     }
     if (!(o.acquire_timeout > 0))
         o.acquire_timeout = EVDB_POOL_DEFAULT_ACQUIRE_TIMEOUT;
+    if (!(o.backoff_initial > 0))
+        o.backoff_initial = DEFAULT_BACKOFF_INITIAL;
+    if (!(o.backoff_max > 0))
+        o.backoff_max = DEFAULT_BACKOFF_MAX;
+    if (o.backoff_max < o.backoff_initial)
+        o.backoff_max = o.backoff_initial;
+    if (o.backoff_jitter == 0)
+        o.backoff_jitter = DEFAULT_BACKOFF_JITTER;
+    if (o.backoff_jitter > 1)
+        o.backoff_jitter = 1;
+    if (o.validate_after == 0)
+        o.validate_after = DEFAULT_VALIDATE_AFTER;
+    if (!(o.close_grace > 0))
+        o.close_grace = DEFAULT_CLOSE_GRACE;
     evdb__loop *l = evdb__loop_get(loop);
     evdb_pool *p = l ? evdb__calloc(1, sizeof *p) : NULL;
     if (!p) {
@@ -736,13 +858,18 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
     p->deadline_timer = evdb__timer_new(l, on_deadline, p);
     p->backoff_timer = evdb__timer_new(l, on_backoff, p);
     p->maint_timer = evdb__timer_new(l, on_maint, p);
+    p->grace_timer = evdb__timer_new(l, on_grace, p);
     p->close_spare = evdb__future_new(l, EVDB__FK_CLOSE);
+    p->rng = (uint32_t)(uintptr_t)p ^ (uint32_t)(evdb__loop_now(l) * 1e6) ^ 0x9e3779b9u;
+    if (p->rng == 0)
+        p->rng = 1;
     if (!p->url || (o.on_connect_sql && !p->on_connect_sql) || !p->deadline_timer ||
-        !p->backoff_timer || !p->maint_timer || !p->close_spare) {
+        !p->backoff_timer || !p->maint_timer || !p->grace_timer || !p->close_spare) {
         evdb_future_unref(p->close_spare);
         evdb__timer_free(p->deadline_timer);
         evdb__timer_free(p->backoff_timer);
         evdb__timer_free(p->maint_timer);
+        evdb__timer_free(p->grace_timer);
         evdb__free(p->url);
         evdb__free(p->on_connect_sql);
         evdb__free(p);
@@ -755,6 +882,19 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
     if (o.min_conns)
         schedule_dispatch(p);
     return p;
+}
+
+/* The close grace period is over: connections still running queries are
+ * closed now (what still runs fails with EVDB_ECLOSED). */
+static void on_grace(void *arg)
+{
+    evdb_pool *p = arg;
+    for (member *m = p->members, *next; m; m = next) {
+        next = m->next;
+        if (m->st == M_READY || m->st == M_VALIDATING)
+            member_close(m);
+    }
+    pool_free_if_closed(p);
 }
 
 static bool pool_usable(const evdb_pool *p, const char *who)
@@ -780,10 +920,14 @@ evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *pa
         return NULL;
     evdb_future *f = q->f;
     q->pool = p;
+    p->st.queries++;
+    if (p->o.query_hook)
+        trace(p, q);
     /* Straight to a connection with room when the queue is empty (FIFO:
      * never overtake a waiter). */
     member *m = p->waitq.head ? NULL : pick(p);
     if (m && takes_more(m)) {
+        p->st.wait_hist[0]++;
         evdb__conn_submit(m->c, q);
         return f;
     }
@@ -797,6 +941,46 @@ evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *pa
 void evdb__pool_forget(evdb_pool *p, evdb__cq *q)
 {
     evdb__qlist_remove(&p->waitq, q);
+    count_outcome(p, evdb__future_peek(q->f));
+}
+
+/* ---- the per-query hook ---- */
+
+typedef struct traced {
+    void (*hook)(const evdb_pool_query_event *ev, void *arg);
+    void *arg;
+    double start;
+    evdb__loop *loop;
+} traced;
+
+static void traced_end(evdb_future *f, void *arg)
+{
+    traced *t = arg;
+    evdb_pool_query_event ev = {
+        .phase = EVDB_POOL_QUERY_END,
+        .future = f,
+        .duration = evdb__loop_now(t->loop) - t->start,
+        .status = evdb__future_peek(f),
+    };
+    t->hook(&ev, t->arg);
+    evdb__loop_unref(t->loop);
+    evdb__free(t);
+}
+
+/* Tracing costs one small allocation per query, only when a hook is set. */
+static void trace(evdb_pool *p, evdb__cq *q)
+{
+    evdb_pool_query_event ev = {.phase = EVDB_POOL_QUERY_START, .sql = q->q.sql, .future = q->f};
+    p->o.query_hook(&ev, p->o.query_hook_arg);
+    traced *t = evdb__malloc(sizeof *t);
+    if (!t)
+        return;
+    *t = (traced){p->o.query_hook, p->o.query_hook_arg, evdb__loop_now(p->loop), p->loop};
+    evdb__loop_ref(p->loop);
+    if (evdb_future_on_done(q->f, traced_end, t)) {
+        evdb__loop_unref(p->loop);
+        evdb__free(t);
+    }
 }
 
 #undef evdb_pool_acquire
@@ -821,7 +1005,8 @@ evdb_future *evdb_pool_acquire_at(evdb_pool *p, double timeout, const char *file
     a->file = file;
     a->line = line;
     a->f = evdb_future_ref(f);
-    a->deadline = evdb__loop_now(p->loop) + (timeout > 0 ? timeout : p->o.acquire_timeout);
+    a->submitted = evdb__loop_now(p->loop);
+    a->deadline = a->submitted + (timeout > 0 ? timeout : p->o.acquire_timeout);
     a->prev = p->acq_tail;
     if (p->acq_tail)
         p->acq_tail->next = a;
@@ -853,7 +1038,7 @@ void evdb_pool_stats_get(const evdb_pool *p, evdb_pool_stats *out)
             out->busy++;
         else if (m->st == M_READY)
             out->idle++;
-        else if (m->st == M_RESETTING)
+        else if (m->st == M_RESETTING || m->st == M_VALIDATING)
             out->busy++;
     }
 }
@@ -880,6 +1065,7 @@ evdb_future *evdb_pool_close(evdb_pool *p)
     evdb__timer_stop(p->deadline_timer);
     evdb__timer_stop(p->backoff_timer);
     evdb__timer_stop(p->maint_timer);
+    evdb__timer_start(p->grace_timer, p->o.close_grace);
     for (member *m = p->members; m; m = m->next)
         if (m->st == M_OPENING && m->open_f)
             evdb_future_cancel(m->open_f);
@@ -887,8 +1073,8 @@ evdb_future *evdb_pool_close(evdb_pool *p)
     return f;
 }
 
-static const char *const mstate_names[] = {"opening", "ready", "borrowed", "resetting",
-                                           "closing"};
+static const char *const mstate_names[] = {"opening",   "ready",     "validating",
+                                           "borrowed",  "resetting", "closing"};
 
 void evdb_pool_dump(const evdb_pool *p, FILE *out)
 {

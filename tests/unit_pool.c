@@ -345,6 +345,207 @@ START_TEST(lifetime_and_idle_retire_connections)
 }
 END_TEST
 
+START_TEST(idle_connections_are_validated_before_use)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1, .validate_after = 0.05};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_future *q = evdb_pool_query(p, "ok first", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), 0);
+    evdb_future_unref(q);
+    evdb_future *idle = evdb_sleep(loop, 0.1);
+    t_wait(idle);
+    evdb_future_unref(idle);
+    q = evdb_pool_query(p, "ok second", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), 0);
+    ck_assert_str_eq(evdb_result_text(evdb_future_result(q), 0, 0, NULL), "second");
+    evdb_future_unref(q);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.validations, 1);
+    ck_assert_uint_eq(st.validation_failures, 0);
+    ck_assert_uint_eq(fake.sends, 3); /* first, the ping, second */
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+typedef struct hook_log {
+    int starts, ends, errors;
+    double max_duration;
+} hook_log;
+
+static void on_query_event(const evdb_pool_query_event *ev, void *arg)
+{
+    hook_log *h = arg;
+    if (ev->phase == EVDB_POOL_QUERY_START) {
+        ck_assert_ptr_nonnull(ev->sql);
+        h->starts++;
+        return;
+    }
+    h->ends++;
+    if (ev->status < 0)
+        h->errors++;
+    if (ev->duration > h->max_duration)
+        h->max_duration = ev->duration;
+}
+
+START_TEST(query_hook_and_stats_count_every_query)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    hook_log h = {0};
+    evdb_pool_opts o = {.max_conns = 2, .query_hook = on_query_event, .query_hook_arg = &h};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_query_opts quick = {.timeout = 0.05};
+    evdb_future *fs[12];
+    for (int i = 0; i < 10; i++)
+        fs[i] = evdb_pool_query(p, i == 3 ? "error 22012" : "sleep 2", NULL, 0, NULL);
+    fs[10] = evdb_pool_query(p, "sleep 5000", NULL, 0, &quick);
+    fs[11] = evdb_pool_query(p, "ok", NULL, 0, NULL);
+    evdb_future *g = evdb_gather(fs, 12, 0);
+    t_wait(g);
+    t_run_for(loop, 0.05);
+    ck_assert_int_eq(h.starts, 12);
+    ck_assert_int_eq(h.ends, 12);
+    ck_assert_int_eq(h.errors, 2);
+    ck_assert(h.max_duration >= 0.04);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.queries, 12);
+    ck_assert_uint_eq(st.query_errors, 2);
+    ck_assert_uint_eq(st.query_timeouts, 1);
+    uint64_t waited = 0;
+    for (int i = 0; i < 6; i++)
+        waited += st.wait_hist[i];
+    ck_assert_uint_eq(waited, 12);
+    for (int i = 0; i < 12; i++)
+        evdb_future_unref(fs[i]);
+    evdb_future_unref(g);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+typedef struct order_log {
+    int order[64];
+    int n;
+} order_log;
+
+typedef struct order_slot {
+    order_log *log;
+    int id;
+} order_slot;
+
+static void on_ordered(evdb_future *f, void *arg)
+{
+    (void)f;
+    order_slot *s = arg;
+    s->log->order[s->log->n++] = s->id;
+}
+
+START_TEST(waiters_are_served_fifo_under_contention)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    order_log log = {0};
+    order_slot slots[40];
+    evdb_future *fs[40];
+    for (int i = 0; i < 40; i++) {
+        fs[i] = evdb_pool_query(p, "sleep 1", NULL, 0, NULL);
+        slots[i] = (order_slot){&log, i};
+        evdb_future_on_done(fs[i], on_ordered, &slots[i]);
+    }
+    evdb_future *g = evdb_gather(fs, 40, 0);
+    ck_assert_int_eq(t_wait(g), 0);
+    t_run_for(loop, 0.01);
+    ck_assert_int_eq(log.n, 40);
+    for (int i = 0; i < 40; i++) {
+        ck_assert_int_eq(log.order[i], i);
+        evdb_future_unref(fs[i]);
+    }
+    evdb_future_unref(g);
+    /* Exclusive acquires too: first come, first served. */
+    order_log alog = {0};
+    order_slot aslots[3];
+    evdb_future *held = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(held), 0);
+    evdb_conn *c = evdb_future_take_conn(held);
+    evdb_future *as[3];
+    for (int i = 0; i < 3; i++) {
+        as[i] = evdb_pool_acquire(p, 0);
+        aslots[i] = (order_slot){&alog, i};
+        evdb_future_on_done(as[i], on_ordered, &aslots[i]);
+    }
+    t_run_for(loop, 0.02);
+    ck_assert_int_eq(alog.n, 0);
+    for (int i = 0; i < 3; i++) {
+        evdb_conn_release(c);
+        ck_assert_int_eq(t_wait(as[i]), 0);
+        c = evdb_future_take_conn(as[i]);
+        ck_assert_int_eq(alog.order[i], i);
+    }
+    evdb_conn_release(c);
+    for (int i = 0; i < 3; i++)
+        evdb_future_unref(as[i]);
+    evdb_future_unref(held);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+START_TEST(max_is_respected_under_oversubscription)
+{
+    struct ev_loop *loop = t_loop_new(10);
+    evdb_pool_opts o = {.max_conns = 4};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?connect_ms=5", &o);
+    evdb_future *fs[40];
+    for (int i = 0; i < 40; i++)
+        fs[i] = evdb_pool_query(p, "sleep 5", NULL, 0, NULL);
+    evdb_future *g = evdb_gather(fs, 40, 0);
+    evdb_pool_stats st;
+    unsigned most = 0;
+    while (evdb_future_status(g) == EVDB_PENDING) {
+        t_run_for(loop, 0.002);
+        evdb_pool_stats_get(p, &st);
+        if (st.total > most)
+            most = st.total;
+    }
+    ck_assert_int_eq(evdb_future_status(g), 0);
+    ck_assert_uint_eq(most, 4);
+    ck_assert_uint_eq(fake.connects, 4);
+    for (int i = 0; i < 40; i++)
+        evdb_future_unref(fs[i]);
+    evdb_future_unref(g);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+START_TEST(close_waits_for_running_queries_then_gives_up)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 2, .close_grace = 0.1};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_future *quick = evdb_pool_query(p, "sleep 20", NULL, 0, NULL);
+    evdb_future *slow = evdb_pool_query(p, "sleep 100000", NULL, 0, NULL);
+    t_run_for(loop, 0.005);
+    double t0 = t_now();
+    evdb_future *cf = evdb_pool_close(p);
+    ck_assert_ptr_null(evdb_pool_query(p, "ok", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECLOSED);
+    ck_assert_int_eq(t_wait(cf), 0);
+    double dt = t_now() - t0;
+    ck_assert(dt >= 0.09 && dt < 1);
+    ck_assert_int_eq(evdb_future_status(quick), 0); /* finished in the grace period */
+    ck_assert_int_eq(evdb_future_status(slow), EVDB_ECLOSED);
+    evdb_future_unref(quick);
+    evdb_future_unref(slow);
+    evdb_future_unref(cf);
+    t_loop_free(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -361,6 +562,11 @@ int main(void)
     tcase_add_test(tc, leaks_are_reported_with_call_site_and_use_after_release_refused);
     tcase_add_test(tc, transaction_helper_commits_or_rolls_back);
     tcase_add_test(tc, lifetime_and_idle_retire_connections);
+    tcase_add_test(tc, idle_connections_are_validated_before_use);
+    tcase_add_test(tc, query_hook_and_stats_count_every_query);
+    tcase_add_test(tc, waiters_are_served_fifo_under_contention);
+    tcase_add_test(tc, max_is_respected_under_oversubscription);
+    tcase_add_test(tc, close_waits_for_running_queries_then_gives_up);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }

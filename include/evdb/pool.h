@@ -27,6 +27,7 @@ extern "C" {
 
 typedef struct evdb_pool evdb_pool;
 typedef struct evdb_pool_leak evdb_pool_leak;
+struct evdb_pool_query_event;
 
 /* Zero-initialised options mean the defaults in brackets. */
 typedef struct evdb_pool_opts {
@@ -39,6 +40,12 @@ typedef struct evdb_pool_opts {
     double idle_timeout;      /* close idle connections above min after this [0 = never] */
     double backoff_initial;   /* first reconnect delay after a failure [0.1] */
     double backoff_max;       /* cap of the doubling delay [5] */
+    double backoff_jitter;    /* +- this fraction of each delay, at random [0.2];
+                                 negative = none */
+    double validate_after;    /* a connection idle this long is pinged before it
+                                 is handed out [30]; negative = never */
+    double close_grace;       /* evdb_pool_close lets running queries finish
+                                 this long, then closes their connections [5] */
     unsigned pipeline_depth;  /* per connection (PostgreSQL) [driver default] */
     unsigned stmt_cache_size; /* per connection [EVDB_DEFAULT_STMT_CACHE] */
     const char *on_connect_sql; /* run on every new connection (copied) [none] */
@@ -47,8 +54,26 @@ typedef struct evdb_pool_opts {
     double leak_threshold;
     void (*leak_hook)(const evdb_pool_leak *leak, void *arg);
     void *leak_hook_arg;
+    /* Called from the loop when a pooled query starts waiting and when it
+     * completes (for logging or tracing) [none]. */
+    void (*query_hook)(const struct evdb_pool_query_event *ev, void *arg);
+    void *query_hook_arg;
     void *reserved[4];
 } evdb_pool_opts;
+
+typedef enum evdb_pool_query_phase {
+    EVDB_POOL_QUERY_START = 0, /* submitted (sql set) */
+    EVDB_POOL_QUERY_END = 1    /* completed (status and duration set) */
+} evdb_pool_query_phase;
+
+/* What query_hook is told. Pointers live only during the call. */
+typedef struct evdb_pool_query_event {
+    evdb_pool_query_phase phase;
+    const char *sql;       /* START only; NULL at END */
+    evdb_future *future;   /* the query's future (borrowed) */
+    double duration;       /* END: seconds since START */
+    int status;            /* END: 0 or the negative code */
+} evdb_pool_query_event;
 
 /* What leak_hook is told about a connection held too long. */
 struct evdb_pool_leak {
@@ -77,6 +102,14 @@ typedef struct evdb_pool_stats {
     uint64_t retired;      /* closed for lifetime / idle timeout */
     uint64_t pool_timeouts;
     uint64_t leaks;        /* leak_hook reports */
+    uint64_t queries;      /* submitted through evdb_pool_query */
+    uint64_t query_errors; /* completed with an error (timeouts included) */
+    uint64_t query_timeouts;
+    uint64_t validations;  /* idle connections pinged before use */
+    uint64_t validation_failures;
+    /* How long queries and acquires waited for a connection: < 1 ms,
+     * < 10 ms, < 100 ms, < 1 s, < 10 s, longer. */
+    uint64_t wait_hist[6];
     /* Why the last released connection was discarded instead of reset
      * ("connection broken", "reset failed: <message>"), or "" (static or
      * pool-owned: valid until the next pool call). */
@@ -144,8 +177,9 @@ EVDB_EXTERN void evdb_pool_dump(const evdb_pool *p, FILE *out);
 EVDB_EXTERN void evdb_pool_stats_get(const evdb_pool *p, evdb_pool_stats *out);
 
 /* Close: waiting queries and acquires fail with EVDB_ECLOSED, idle
- * connections close at once, busy ones when their queries finish, borrowed
- * ones when released. The future completes when every connection is gone
+ * connections close at once, busy ones when their queries finish (after
+ * close_grace seconds their connections are closed and what still runs
+ * fails with EVDB_ECLOSED), borrowed ones when released. The future completes when every connection is gone
  * and the pool is freed; p must not be used after this call. Returns NULL
  * for NULL or a second close. */
 EVDB_EXTERN evdb_future *evdb_pool_close(evdb_pool *p);
