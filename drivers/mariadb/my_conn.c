@@ -221,16 +221,6 @@ int evdb__my_close_start(evdb__dconn *dc, evdb__wait *w)
     w->fd = -1;
     w->events = 0;
     w->timeout_ms = -1;
-    if (dc->state == EVDB__MY_REPORTING) {
-        /* The query finished; the core no longer wants its outcome. */
-        evdb__result_free(dc->out.res);
-        dc->out.res = NULL;
-        dc->out.failed = false;
-        dc->q = NULL;
-        dc->op = EVDB__MY_OP_NONE;
-        dc->st = NULL; /* a cached statement stays in the cache */
-        dc->state = EVDB__MY_IDLE;
-    }
     if (dc->state != EVDB__MY_IDLE) {
         /* A query or connect is suspended inside Connector/C, and a second
          * operation cannot start on the handle: drop the session. */

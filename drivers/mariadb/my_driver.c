@@ -110,15 +110,8 @@ static void deliver(evdb__dconn *dc, evdb_error *err)
 void evdb__my_report(evdb__dconn *dc, evdb_error *err)
 {
     /* A query can finish inside flush (the server answered before
-     * Connector/C's first read would have blocked). The core only sends
-     * the next queued query after io steps, so a query reported from
-     * flush would leave the queue stalled on an idle connection. Such a
-     * report waits for an io step that the driver asks for at once (a
-     * zero timeout). */
-    if (dc->in_flush) {
-        dc->state = EVDB__MY_REPORTING;
-        return;
-    }
+     * Connector/C's first read would have blocked); the core's pump then
+     * sends the next queued query itself. */
     deliver(dc, err);
 }
 
@@ -147,14 +140,6 @@ static void idle_wait(evdb__dconn *dc, evdb__wait *w)
     w->fd = (int)mysql_get_socket(dc->m);
     w->events = EVDB__EV_READ;
     w->timeout_ms = -1;
-}
-
-/* Wake io at once to report a query that finished inside flush. */
-static void report_soon(evdb__dconn *dc, evdb__wait *w)
-{
-    w->fd = (int)mysql_get_socket(dc->m);
-    w->events = 0;
-    w->timeout_ms = 0;
 }
 
 static int broken(evdb_error *err)
@@ -224,10 +209,7 @@ static int run(evdb__dconn *dc, int ready, evdb__wait *w, evdb_error *err)
         evdb__my_wait_from_mask(dc->m, dc->mask, w);
         return EVDB__STEP_WAIT;
     case EVDB__MY_RUN_DONE:
-        if (dc->state == EVDB__MY_REPORTING)
-            report_soon(dc, w);
-        else
-            idle_wait(dc, w);
+        idle_wait(dc, w);
         return EVDB__STEP_WAIT;
     case EVDB__MY_RUN_LOST:
     default:
@@ -262,16 +244,9 @@ static int my_flush(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 {
     switch (dc->state) {
     case EVDB__MY_BUSY:
-        if (dc->op == EVDB__MY_OP_NONE) {
-            dc->in_flush = true;
-            int r = run(dc, 0, w, err);
-            dc->in_flush = false;
-            return r;
-        }
+        if (dc->op == EVDB__MY_OP_NONE)
+            return run(dc, 0, w, err);
         evdb__my_wait_from_mask(dc->m, dc->mask, w);
-        return EVDB__STEP_WAIT;
-    case EVDB__MY_REPORTING:
-        report_soon(dc, w);
         return EVDB__STEP_WAIT;
     case EVDB__MY_IDLE:
         idle_wait(dc, w);
@@ -288,10 +263,6 @@ static int my_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *e
         if (dc->op == EVDB__MY_OP_NONE)
             return run(dc, 0, w, err);
         return run(dc, evdb__my_ready_from_events(revents, dc->mask), w, err);
-    case EVDB__MY_REPORTING:
-        deliver(dc, err);
-        idle_wait(dc, w);
-        return EVDB__STEP_WAIT;
     case EVDB__MY_IDLE:
         if (revents & EVDB__EV_READ)
             return idle_readable(dc, w, err);

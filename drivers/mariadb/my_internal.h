@@ -67,7 +67,6 @@ enum evdb__my_state {
     EVDB__MY_CONNECTING,
     EVDB__MY_IDLE,
     EVDB__MY_BUSY,    /* a query is in flight (dc->q) */
-    EVDB__MY_REPORTING, /* dc->q finished inside flush; reported by the next io */
     EVDB__MY_CLOSING, /* mysql_close_start / _cont */
     EVDB__MY_CLOSED,  /* the handle is gone */
     EVDB__MY_BROKEN   /* the session failed; only destroy remains */
@@ -128,7 +127,6 @@ struct evdb__dconn {
     evdb__my_stmt *st;   /* statement of the query in flight */
     MYSQL_STMT *closing; /* statement being closed (evict / discard) */
     evdb__my_outcome out;
-    bool in_flush;       /* reports wait for the next io (see my_driver.c) */
     bool rerun;          /* run the query again once its statement is closed */
     bool rerun_done;     /* ... which happens at most once per query */
 
