@@ -3,11 +3,12 @@
  *
  *   demo POSTGRES_URL MARIADB_URL
  *
- * Opens a pool on each server, submits queries to both at once, gathers
- * them under one timeout, and prints every result. One query on each
- * server deliberately sleeps longer than its own 0.5 s timeout: it fails
- * with EVDB_ETIMEDOUT on time and is cancelled on the server, while the
- * others complete normally.
+ * Opens a pool on each server, submits queries to both at once (a few
+ * named ones plus 200 parameterized ones per server), gathers them under
+ * one timeout, checks and prints the results and the pools' stats. One
+ * query on each server deliberately sleeps longer than its own 0.5 s
+ * timeout: it fails with EVDB_ETIMEDOUT on time and is cancelled on the
+ * server, while the others complete normally.
  */
 #include <ev.h>
 #include <stdio.h>
@@ -36,6 +37,46 @@ static void print_result(const job *j)
             printf(" %s=%s", evdb_result_colname(r, col), v ? v : "NULL");
         }
     printf("\n");
+}
+
+enum { NPARAM = 200 };
+
+/* Submit NPARAM parameterized queries ("v" = 2 * i) on a pool. */
+static int submit_many(evdb_pool *p, const char *sql, evdb_future **out)
+{
+    for (int i = 0; i < NPARAM; i++) {
+        evdb_value v = evdb_int(i);
+        out[i] = evdb_pool_query(p, sql, &v, 1, NULL);
+        if (!out[i])
+            return -1;
+    }
+    return 0;
+}
+
+/* How many of them came back ok with exactly their own answer. */
+static int count_right(evdb_future **fs)
+{
+    int right = 0;
+    for (int i = 0; i < NPARAM; i++) {
+        int64_t v = -1;
+        if (evdb_future_status(fs[i]) == 0 &&
+            evdb_result_int(evdb_future_result(fs[i]), 0, 0, &v) == 0 && v == 2 * i)
+            right++;
+    }
+    return right;
+}
+
+static void print_stats(const char *name, const evdb_pool *p)
+{
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    printf("%s pool: %u connections (%u idle), %llu queries, %llu errors (%llu timeouts), "
+           "waited for a connection: %llu < 1 ms, %llu < 10 ms, %llu >= 10 ms\n",
+           name, st.total, st.idle, (unsigned long long)st.queries,
+           (unsigned long long)st.query_errors, (unsigned long long)st.query_timeouts,
+           (unsigned long long)st.wait_hist[0], (unsigned long long)st.wait_hist[1],
+           (unsigned long long)(st.wait_hist[2] + st.wait_hist[3] + st.wait_hist[4] +
+                                st.wait_hist[5]));
 }
 
 int main(int argc, char **argv)
@@ -71,8 +112,8 @@ int main(int argc, char **argv)
         {"mariadb: SLEEP(5), 0.5 s limit",
          evdb_pool_query(my, "SELECT SLEEP(5) AS slept", NULL, 0, &quick)},
     };
-    enum { NJOBS = sizeof jobs / sizeof jobs[0] };
-    evdb_future *fs[NJOBS];
+    enum { NJOBS = sizeof jobs / sizeof jobs[0], NALL = NJOBS + 2 * NPARAM };
+    evdb_future *fs[NALL];
     for (size_t i = 0; i < NJOBS; i++) {
         if (!jobs[i].f) {
             fprintf(stderr, "demo: %s\n", evdb_error_message(evdb_last_error()));
@@ -80,16 +121,27 @@ int main(int argc, char **argv)
         }
         fs[i] = jobs[i].f;
     }
+    evdb_future **pg_many = fs + NJOBS, **my_many = fs + NJOBS + NPARAM;
+    if (submit_many(pg, "SELECT $1::int * 2 AS v", pg_many) ||
+        submit_many(my, "SELECT ? * 2 AS v", my_many)) {
+        fprintf(stderr, "demo: %s\n", evdb_error_message(evdb_last_error()));
+        return 1;
+    }
 
     /* Everything runs concurrently; the whole batch gets one deadline. */
     ev_tstamp t0 = ev_time();
-    evdb_future *gathered = evdb_gather(fs, NJOBS, EVDB_GATHER_ALL);
+    evdb_future *gathered = evdb_gather(fs, NALL, EVDB_GATHER_ALL);
     evdb_future *all = evdb_timeout(gathered, 10.0);
     int st = evdb_future_wait(all);
-    printf("gathered %d queries on 2 servers in %.0f ms (gather: %s)\n\n", (int)NJOBS,
+    printf("gathered %d queries on 2 servers in %.0f ms (gather: %s)\n\n", (int)NALL,
            (ev_time() - t0) * 1000, st == 0 ? "all ok" : evdb_err_name(st));
     for (size_t i = 0; i < NJOBS; i++)
         print_result(&jobs[i]);
+    int pg_right = count_right(pg_many), my_right = count_right(my_many);
+    printf("%-34s -> %d/%d right answers\n", "postgres: 200 x $1 * 2", pg_right, NPARAM);
+    printf("%-34s -> %d/%d right answers\n\n", "mariadb: 200 x ? * 2", my_right, NPARAM);
+    print_stats("postgres", pg);
+    print_stats("mariadb", my);
 
     /* The servers really stopped the slow statements: the same pools
      * answer straight away. */
@@ -104,7 +156,7 @@ int main(int argc, char **argv)
     evdb_future_unref(after[1]);
     evdb_future_unref(all);
     evdb_future_unref(gathered);
-    for (size_t i = 0; i < NJOBS; i++)
+    for (size_t i = 0; i < NALL; i++)
         evdb_future_unref(fs[i]);
     evdb_future *closes[2] = {evdb_pool_close(pg), evdb_pool_close(my)};
     evdb_future *gc = evdb_gather(closes, 2, 0);
@@ -113,5 +165,5 @@ int main(int argc, char **argv)
     evdb_future_unref(closes[0]);
     evdb_future_unref(closes[1]);
     ev_loop_destroy(loop);
-    return st2 == 0 ? 0 : 1;
+    return st2 == 0 && pg_right == NPARAM && my_right == NPARAM ? 0 : 1;
 }
