@@ -33,6 +33,7 @@ typedef struct backend {
     const char *(*url)(void);
     const char *(*admin_url)(void);
     const char *param_sql;   /* one parameter, returns it + 1 as "v" */
+    const char *param_sql3;  /* one parameter, returns it * 3 */
     const char *set_sql;     /* dirties the session */
     const char *check_sql;   /* 1 when the session is still dirty */
     const char *temp_sql;    /* creates a temporary table "evdb_tmp" */
@@ -40,11 +41,11 @@ typedef struct backend {
 } backend;
 
 static const backend backends[2] = {
-    {"postgres", evdb_test_pg_url, evdb_test_pg_admin_url, "SELECT $1::bigint + 1 AS v",
+    {"postgres", evdb_test_pg_url, evdb_test_pg_admin_url, "SELECT $1::bigint + 1 AS v", "SELECT $1::bigint * 3",
      "SET application_name = 'evdb_dirty'",
      "SELECT CASE WHEN current_setting('application_name') = 'evdb_dirty' THEN 1 ELSE 0 END",
      "CREATE TEMPORARY TABLE evdb_tmp (x int)", "SELECT pg_terminate_backend(%lld)"},
-    {"mariadb", evdb_test_my_url, evdb_test_my_admin_url, "SELECT ? + 1 AS v",
+    {"mariadb", evdb_test_my_url, evdb_test_my_admin_url, "SELECT ? + 1 AS v", "SELECT ? * 3",
      "SET @evdb_dirty = 1", "SELECT IF(@evdb_dirty IS NULL, 0, 1)",
      "CREATE TEMPORARY TABLE evdb_tmp (x int)", "KILL CONNECTION %lld"},
 };
@@ -91,17 +92,25 @@ START_TEST(gathered_pooled_queries_each_get_their_own_result)
     evdb_pool_opts o = {.max_conns = 4};
     evdb_pool *p = evdb_pool_new(L, need(b->url), &o);
     ck_assert_ptr_nonnull(p);
-    enum { N = 500 };
+    /* 10,000 mixed queries: two statements, literals and parameters. */
+    enum { N = 10000 };
     evdb_future **fs = calloc(N, sizeof *fs);
     for (int i = 0; i < N; i++) {
-        evdb_value v = evdb_int(i * 10);
-        fs[i] = evdb_pool_query(p, b->param_sql, &v, 1, NULL);
+        evdb_value v = evdb_int(i);
+        if (i % 5 == 4) {
+            char sql[64];
+            snprintf(sql, sizeof sql, "SELECT %d + 1", i);
+            fs[i] = evdb_pool_query(p, sql, NULL, 0, NULL);
+        } else {
+            fs[i] = evdb_pool_query(p, i % 2 ? b->param_sql3 : b->param_sql, &v, 1, NULL);
+        }
         ck_assert_ptr_nonnull(fs[i]);
     }
     evdb_future *g = evdb_gather(fs, N, 0);
     ck_assert_msg(t_wait(g) == 0, "%s", evdb_error_message(evdb_future_error(g)));
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(int_of(fs[i]), i * 10 + 1);
+        int64_t want = i % 5 == 4 ? i + 1 : i % 2 ? (int64_t)i * 3 : i + 1;
+        ck_assert_int_eq(int_of(fs[i]), want);
         evdb_future_unref(fs[i]);
     }
     free(fs);

@@ -546,6 +546,29 @@ START_TEST(close_waits_for_running_queries_then_gives_up)
 }
 END_TEST
 
+START_TEST(max_lifetime_rotates_connections)
+{
+    struct ev_loop *loop = t_loop_new(8);
+    evdb_pool_opts o = {.max_conns = 1, .max_lifetime = 0.2};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_future *q = evdb_pool_query(p, "ok", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), 0);
+    evdb_future_unref(q);
+    evdb_future *later = evdb_sleep(loop, 1.3);
+    t_wait(later);
+    evdb_future_unref(later);
+    q = evdb_pool_query(p, "ok again", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), 0);
+    evdb_future_unref(q);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.retired, 1);
+    ck_assert_uint_eq(st.connects, 2);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -567,6 +590,7 @@ int main(void)
     tcase_add_test(tc, waiters_are_served_fifo_under_contention);
     tcase_add_test(tc, max_is_respected_under_oversubscription);
     tcase_add_test(tc, close_waits_for_running_queries_then_gives_up);
+    tcase_add_test(tc, max_lifetime_rotates_connections);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }
