@@ -95,6 +95,24 @@ void evdb__query_failed(evdb__query *q, const evdb_error *e);
 void evdb__error_set(evdb_error *e, int code, int driver_code, const char *sqlstate,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Diagnostic fields an error (or a server notice) may carry besides its
+ * message (PostgreSQL's PG_DIAG_* fields; MariaDB has none of them). */
+enum evdb__diag {
+    EVDB__DIAG_SEVERITY,   /* "ERROR", "FATAL", "NOTICE", "WARNING", ... */
+    EVDB__DIAG_CONSTRAINT, /* the violated constraint's name */
+    EVDB__DIAG_TABLE,      /* the table concerned */
+    EVDB__DIAG_COLUMN,     /* the column concerned */
+    EVDB__DIAG_DETAIL,     /* the secondary message */
+    EVDB__DIAG_HINT,       /* the server's suggestion */
+    EVDB__DIAG_COUNT
+};
+
+/* Attach field f to e (value NULL or "": absent). Call after
+ * evdb__error_set, which clears every field. The fields share one fixed
+ * buffer: set the short ones first; a value that does not fit is cut at a
+ * UTF-8 character boundary, or left out when no room remains. */
+void evdb__error_diag(evdb_error *e, enum evdb__diag f, const char *value);
+
 /* Allocation through the user's hooks (src/alloc.c). */
 void *evdb__malloc(size_t n);
 void *evdb__calloc(size_t n, size_t size);

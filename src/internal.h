@@ -18,13 +18,24 @@
 #define EVDB__MAGIC_DEAD 0xdeadbeefu
 
 #define EVDB__ERRMSG_MAX 480
+/* The server's diagnostic fields (severity, constraint, table, column,
+ * detail, hint), packed one after the other: an error is copied into every
+ * failed future, so they share one buffer rather than each having its
+ * worst-case size. */
+#define EVDB__ERRDIAG_MAX 400
 
 struct evdb_error {
     int code;
     int driver_code;
     char sqlstate[6];
+    /* Where each evdb__diag field starts in diag; 0 = absent (diag[0] is
+     * always NUL, so an absent field reads as ""). */
+    uint16_t diag_off[EVDB__DIAG_COUNT];
+    uint16_t diag_len; /* bytes of diag in use (at least 1 once set) */
     char message[EVDB__ERRMSG_MAX];
+    char diag[EVDB__ERRDIAG_MAX];
 };
+_Static_assert(EVDB__ERRDIAG_MAX <= UINT16_MAX, "diag offsets are 16 bits");
 
 /* ---- alloc.c ---- */
 /* Live allocations made through the hooks (tests assert it returns to 0). */

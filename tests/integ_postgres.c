@@ -697,6 +697,67 @@ START_TEST(server_errors)
 }
 END_TEST
 
+/* The server's diagnostic fields, and the predicates on real errors. */
+START_TEST(error_fields)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    exec_ok(c, "CREATE TEMP TABLE ef(id int CONSTRAINT ef_pk PRIMARY KEY, n text NOT NULL)");
+    exec_ok(c, "INSERT INTO ef VALUES (1, 'a')");
+    evdb_future *f = submit(c, "INSERT INTO ef VALUES (1, 'b')", NULL, 0);
+    expect_fail(f, EVDB_ESERVER, "23505");
+    const evdb_error *e = evdb_future_error(f);
+    ck_assert_str_eq(evdb_error_constraint(e), "ef_pk");
+    ck_assert_str_eq(evdb_error_table(e), "ef");
+    ck_assert_str_eq(evdb_error_detail(e), "Key (id)=(1) already exists.");
+    ck_assert_str_eq(evdb_error_hint(e), "");
+    ck_assert_str_eq(evdb_error_severity(e), "ERROR");
+    ck_assert(!evdb_error_is_retryable(e) && !evdb_error_is_connection(e) &&
+              !evdb_error_is_cancel(e));
+    evdb_future_unref(f);
+    /* NOT NULL names the column. */
+    evdb_value p = evdb_null();
+    f = submit(c, "INSERT INTO ef VALUES (2, $1)", &p, 1);
+    expect_fail(f, EVDB_ESERVER, "23502");
+    ck_assert_str_eq(evdb_error_column(evdb_future_error(f)), "n");
+    ck_assert_str_eq(evdb_error_table(evdb_future_error(f)), "ef");
+    evdb_future_unref(f);
+    /* A hint. */
+    f = submit(c, "SELECT no_such_function(1)", NULL, 0);
+    expect_fail(f, EVDB_ESERVER, "42883");
+    ck_assert_msg(strstr(evdb_error_hint(evdb_future_error(f)), "explicit type casts"), "%s",
+                  evdb_error_hint(evdb_future_error(f)));
+    ck_assert_str_eq(evdb_error_detail(evdb_future_error(f)), "");
+    evdb_future_unref(f);
+    /* Retryable: serialization failure and deadlock. */
+    static const char *const retry[] = {"serialization_failure", "deadlock_detected"};
+    for (size_t i = 0; i < 2; i++) {
+        char sql[SQL_MAX];
+        snprintf(sql, sizeof sql, "DO $$BEGIN RAISE EXCEPTION 'try again' USING ERRCODE = '%s'; "
+                 "END$$", retry[i]);
+        f = submit(c, sql, NULL, 0);
+        expect_fail(f, EVDB_ESERVER, i ? "40P01" : "40001");
+        ck_assert(evdb_error_is_retryable(evdb_future_error(f)));
+        evdb_future_unref(f);
+    }
+    /* Cancelled: statement_timeout (57014) and the library's timeout. */
+    exec_ok(c, "SET statement_timeout = '20ms'");
+    f = submit(c, "SELECT pg_sleep(1)", NULL, 0);
+    expect_fail(f, EVDB_ESERVER, "57014");
+    ck_assert(evdb_error_is_cancel(evdb_future_error(f)));
+    ck_assert(!evdb_error_is_retryable(evdb_future_error(f)));
+    evdb_future_unref(f);
+    exec_ok(c, "RESET statement_timeout");
+    f = submit_flags(c, "SELECT pg_sleep(1)", NULL, 0, 0.05, 0);
+    expect_fail(f, EVDB_ETIMEDOUT, NULL);
+    ck_assert(evdb_error_is_cancel(evdb_future_error(f)));
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
+    close_conn(c);
+    t_loop_free(L);
+}
+END_TEST
+
 /* -------------------------------------------------------------- pipelining */
 
 START_TEST(pipelined_1000)
@@ -1445,6 +1506,7 @@ int main(void)
     tcase_add_test(query, large_result);
     tcase_add_loop_test(query, server_errors, 0, 4);
     tcase_add_loop_test(query, stmt_cache, 0, 2);
+    tcase_add_loop_test(query, error_fields, 0, 4);
 
     tcase_add_loop_test(pipe, pipelined_1000, 0, 4);
     tcase_add_loop_test(pipe, autocommit_semantics, 0, 4);

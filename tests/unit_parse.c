@@ -172,6 +172,97 @@ START_TEST(error_objects)
 }
 END_TEST
 
+/* Diagnostic fields (packed, never NULL) and the retry / connection /
+ * cancel predicates. */
+START_TEST(error_fields_and_predicates)
+{
+    evdb_error e;
+    evdb__error_set(&e, EVDB_ESERVER, 0, "23505", "duplicate key");
+    ck_assert_str_eq(evdb_error_detail(&e), "");
+    ck_assert_str_eq(evdb_error_hint(&e), "");
+    ck_assert_str_eq(evdb_error_constraint(&e), "");
+    evdb__error_diag(&e, EVDB__DIAG_CONSTRAINT, "items_pkey");
+    evdb__error_diag(&e, EVDB__DIAG_TABLE, "items");
+    evdb__error_diag(&e, EVDB__DIAG_COLUMN, NULL);
+    evdb__error_diag(&e, EVDB__DIAG_DETAIL, "Key (id)=(1) already exists.");
+    evdb__error_diag(&e, EVDB__DIAG_HINT, "");
+    ck_assert_str_eq(evdb_error_constraint(&e), "items_pkey");
+    ck_assert_str_eq(evdb_error_table(&e), "items");
+    ck_assert_str_eq(evdb_error_column(&e), "");
+    ck_assert_str_eq(evdb_error_detail(&e), "Key (id)=(1) already exists.");
+    ck_assert_str_eq(evdb_error_hint(&e), "");
+    /* Copies keep them; a new error clears them. */
+    evdb_error c;
+    evdb__error_copy(&c, &e);
+    ck_assert_str_eq(evdb_error_table(&c), "items");
+    evdb__error_set(&e, EVDB_ESERVER, 0, "22012", "division by zero");
+    ck_assert_str_eq(evdb_error_table(&e), "");
+    ck_assert_str_eq(evdb_error_detail(&e), "");
+    /* Too long for the buffer: cut at a character boundary, the earlier
+     * fields intact, later ones left out. */
+    char big[1000];
+    for (size_t i = 0; i + 2 < sizeof big; i += 2) {
+        big[i] = (char)0xC3; /* U+00E9, two bytes */
+        big[i + 1] = (char)0xA9;
+    }
+    big[sizeof big - 2] = '\0';
+    evdb__error_diag(&e, EVDB__DIAG_CONSTRAINT, "c");
+    evdb__error_diag(&e, EVDB__DIAG_DETAIL, big);
+    evdb__error_diag(&e, EVDB__DIAG_HINT, "no room left");
+    size_t n = strlen(evdb_error_detail(&e));
+    ck_assert_uint_gt(n, 100);
+    ck_assert_uint_lt(n, sizeof big);
+    ck_assert_uint_eq(n % 2, 0);
+    ck_assert_str_eq(evdb_error_constraint(&e), "c");
+    ck_assert_str_eq(evdb_error_hint(&e), "");
+    /* A zeroed error object (never set) reads as empty. */
+    evdb_error z;
+    memset(&z, 0, sizeof z);
+    ck_assert_str_eq(evdb_error_detail(&z), "");
+    evdb__error_diag(&z, EVDB__DIAG_HINT, "h");
+    ck_assert_str_eq(evdb_error_hint(&z), "h");
+    ck_assert_str_eq(evdb_error_severity(NULL), "");
+    ck_assert_str_eq(evdb_error_detail(NULL), "");
+
+    static const struct {
+        int code, driver_code;
+        const char *state;
+        bool retry, conn, cancel;
+    } cases[] = {
+        {EVDB_ESERVER, 0, "40001", true, false, false},  /* serialization_failure */
+        {EVDB_ESERVER, 0, "40P01", true, false, false},  /* deadlock_detected */
+        {EVDB_ESERVER, 1213, "40001", true, false, false}, /* MariaDB deadlock */
+        {EVDB_ESERVER, 1205, "HY000", true, false, false}, /* MariaDB lock wait timeout */
+        {EVDB_ESERVER, 0, "40002", false, false, false}, /* integrity violation at commit */
+        {EVDB_ESERVER, 0, "23505", false, false, false},
+        {EVDB_EPROTO, 1205, "HY000", false, false, false}, /* not a server error */
+        {EVDB_ESERVER, 0, "08006", false, true, false},  /* connection_failure */
+        {EVDB_ESERVER, 2013, "08S01", false, true, false}, /* MariaDB lost connection */
+        {EVDB_ECONNLOST, 0, "57P01", false, true, false},
+        {EVDB_ECONNLOST, 0, NULL, false, true, false},
+        {EVDB_ECONNECT, 0, NULL, false, true, false},
+        {EVDB_ECONNTIMEOUT, 0, NULL, false, true, false},
+        {EVDB_EAUTH, 0, NULL, false, false, false},
+        {EVDB_ESERVER, 0, "57014", false, false, true},  /* query_canceled */
+        {EVDB_ESERVER, 1317, "70100", false, false, true}, /* MariaDB interrupted */
+        {EVDB_ECANCELED, 0, NULL, false, false, true},
+        {EVDB_ETIMEDOUT, 0, NULL, false, false, true},
+        {EVDB_EPOOLTIMEOUT, 0, NULL, false, false, false},
+        {EVDB_ESERVER, 0, "0", false, false, false},
+        {EVDB_ESERVER, 0, "", false, false, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        evdb__error_set(&e, cases[i].code, cases[i].driver_code, cases[i].state, "case %zu", i);
+        ck_assert_msg(evdb_error_is_retryable(&e) == cases[i].retry, "retryable, case %zu", i);
+        ck_assert_msg(evdb_error_is_connection(&e) == cases[i].conn, "connection, case %zu", i);
+        ck_assert_msg(evdb_error_is_cancel(&e) == cases[i].cancel, "cancel, case %zu", i);
+    }
+    ck_assert(!evdb_error_is_retryable(NULL));
+    ck_assert(!evdb_error_is_connection(NULL));
+    ck_assert(!evdb_error_is_cancel(NULL));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("parse");
@@ -181,6 +272,7 @@ int main(void)
     tcase_add_test(tc, values);
     tcase_add_test(tc, result_builder_and_getters);
     tcase_add_test(tc, error_objects);
+    tcase_add_test(tc, error_fields_and_predicates);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }

@@ -99,6 +99,11 @@ evdb_result *evdb__pg_result_build(const PGresult *res);
 /* Describe a failed result: EVDB_ESERVER with SQLSTATE and
  * primary + detail + hint for server errors, EVDB_EPROTO for libpq's own. */
 void evdb__pg_error_from_result(evdb_error *e, const PGresult *res);
+/* An error (or, with code 0, a notice) from a server message: SQLSTATE,
+ * primary + detail + hint as the message, and every diagnostic field. */
+void evdb__pg_error_fill(evdb_error *e, int code, const PGresult *res);
+/* Just the diagnostic fields of res, into e (after evdb__error_set). */
+void evdb__pg_error_diag(evdb_error *e, const PGresult *res);
 /* True when the server will close the session after this error
  * (severity FATAL/PANIC: pg_terminate_backend, shutdown). */
 bool evdb__pg_error_is_fatal(const PGresult *res);

@@ -839,6 +839,7 @@ static int conn_fatal(evdb__dconn *dc, const PGresult *res, evdb_error *err)
     snprintf(msg, sizeof msg, "%s", evdb_error_message(err));
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     evdb__error_set(err, EVDB_ECONNLOST, 0, state, "the server ended the session: %s", msg);
+    evdb__pg_error_diag(err, res);
     (void)dc;
     return EVDB__STEP_FAIL;
 }

@@ -170,6 +170,37 @@ fail:
     return NULL;
 }
 
+void evdb__pg_error_diag(evdb_error *e, const PGresult *res)
+{
+    /* The short fields first: they share one buffer, and the detail (the
+     * longest, and also in the message) takes what remains. */
+    static const struct {
+        enum evdb__diag f;
+        int pg;
+    } fields[] = {
+        {EVDB__DIAG_SEVERITY, PG_DIAG_SEVERITY_NONLOCALIZED},
+        {EVDB__DIAG_CONSTRAINT, PG_DIAG_CONSTRAINT_NAME},
+        {EVDB__DIAG_TABLE, PG_DIAG_TABLE_NAME},
+        {EVDB__DIAG_COLUMN, PG_DIAG_COLUMN_NAME},
+        {EVDB__DIAG_HINT, PG_DIAG_MESSAGE_HINT},
+        {EVDB__DIAG_DETAIL, PG_DIAG_MESSAGE_DETAIL},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        evdb__error_diag(e, fields[i].f, PQresultErrorField(res, fields[i].pg));
+}
+
+void evdb__pg_error_fill(evdb_error *e, int code, const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+    evdb__error_set(e, code, 0, state, "%s%s%s%s%s", primary ? primary : "",
+                    detail ? "\nDETAIL: " : "", detail ? detail : "", hint ? "\nHINT: " : "",
+                    hint ? hint : "");
+    evdb__pg_error_diag(e, res);
+}
+
 void evdb__pg_error_from_result(evdb_error *e, const PGresult *res)
 {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -180,11 +211,7 @@ void evdb__pg_error_from_result(evdb_error *e, const PGresult *res)
         evdb__error_set(e, EVDB_EPROTO, 0, state, "%s", msg && *msg ? msg : "libpq error");
         return;
     }
-    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-    const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
-    evdb__error_set(e, EVDB_ESERVER, 0, state, "%s%s%s%s%s", primary,
-                    detail ? "\nDETAIL: " : "", detail ? detail : "", hint ? "\nHINT: " : "",
-                    hint ? hint : "");
+    evdb__pg_error_fill(e, EVDB_ESERVER, res);
 }
 
 bool evdb__pg_error_is_fatal(const PGresult *res)

@@ -1,13 +1,17 @@
 /*
  * Errors: negative int codes from one X-macro list (libuv's pattern), and
- * error objects that carry a code, a message, the server's SQLSTATE and the
- * driver's own error number.
+ * error objects that carry a code, a message, the server's SQLSTATE, the
+ * driver's own error number and the server's diagnostic fields (detail,
+ * hint, constraint, ...), with predicates for the usual decisions
+ * (retry, reconnect, cancelled).
  *
  * Messages never contain passwords: URLs are redacted before they are
  * quoted anywhere.
  */
 #ifndef EVDB_ERROR_H
 #define EVDB_ERROR_H
+
+#include <stdbool.h>
 
 #include "evdb/export.h"
 
@@ -71,6 +75,45 @@ EVDB_EXTERN const char *evdb_error_sqlstate(const evdb_error *e);
 /* The client library's or server's own error number (MariaDB's 1317,
  * PostgreSQL has none and gives 0). */
 EVDB_EXTERN int evdb_error_driver_code(const evdb_error *e);
+
+/* The server's diagnostic fields, where it sent them (PostgreSQL; MariaDB
+ * errors have none). Never NULL: "" when absent or when e is NULL. They
+ * live as long as e. Long values are cut short (an error object has room
+ * for a few hundred bytes of them in all). The message keeps the detail
+ * and hint too, as "DETAIL: " and "HINT: " lines.
+ *   detail      secondary message ("Key (id)=(1) already exists.")
+ *   hint        the server's suggestion
+ *   constraint  the violated constraint ("items_pkey")
+ *   table       the table concerned ("items"), column likewise
+ *   severity    "ERROR", "FATAL"; for notices "NOTICE", "WARNING", ... */
+EVDB_EXTERN const char *evdb_error_detail(const evdb_error *e);
+EVDB_EXTERN const char *evdb_error_hint(const evdb_error *e);
+EVDB_EXTERN const char *evdb_error_constraint(const evdb_error *e);
+EVDB_EXTERN const char *evdb_error_table(const evdb_error *e);
+EVDB_EXTERN const char *evdb_error_column(const evdb_error *e);
+EVDB_EXTERN const char *evdb_error_severity(const evdb_error *e);
+
+/* Predicates for what a caller does next. All are false for NULL. */
+
+/* Running the transaction (or the statement) again may succeed:
+ * serialization failure (SQLSTATE 40001, MariaDB's deadlock 1213 too) and
+ * deadlock (40P01) on PostgreSQL; MariaDB's lock wait timeout (1205, whose
+ * SQLSTATE is the generic HY000). Retry the whole transaction, not only the
+ * statement that failed: the server rolled it back. */
+EVDB_EXTERN bool evdb_error_is_retryable(const evdb_error *e);
+
+/* The connection is the problem, not the statement: EVDB_ECONNLOST,
+ * EVDB_ECONNECT, EVDB_ECONNTIMEOUT, or a SQLSTATE of class 08 (connection
+ * exception). */
+EVDB_EXTERN bool evdb_error_is_connection(const evdb_error *e);
+
+/* The statement was cancelled or timed out: EVDB_ECANCELED, EVDB_ETIMEDOUT,
+ * SQLSTATE 57014 (PostgreSQL's cancel request or statement_timeout) or
+ * 70100 (MariaDB's KILL QUERY or max_statement_time). */
+EVDB_EXTERN bool evdb_error_is_cancel(const evdb_error *e);
+
+/* Feature test: the accessors and predicates above exist. */
+#define EVDB_HAS_ERROR_FIELDS 1
 
 /* The error left by the last call on this thread that failed at once
  * (returned NULL or a negative code). Valid until the next evdb call on
