@@ -59,6 +59,10 @@ typedef struct evdb__query {
     const evdb_value *params; /* text/bytes values point into core-owned copies */
     size_t nparams;
     unsigned flags;            /* EVDB_QUERY_* */
+    double timeout;            /* evdb_query_opts.timeout: seconds from
+                                  submission, 0 = none. The core enforces it
+                                  itself; a driver may also hand it to the
+                                  server as a backstop. */
     bool cancel_requested;     /* the core gave up on it (timeout/cancel):
                                   its outcome will be discarded */
     /* driver scratch, zero when sent */

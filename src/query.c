@@ -96,6 +96,7 @@ evdb__cq *evdb__cq_new(evdb__loop *l, const char *who, const char *sql, const ev
     q->q.params = nparams ? evdb__values_copy_into((char *)q + head, params, nparams) : NULL;
     q->q.nparams = nparams;
     q->q.flags = opts ? opts->flags : 0;
+    q->q.timeout = opts ? opts->timeout : 0;
     q->f = evdb_future_ref(f);
     q->timer = t;
     if (t) {
