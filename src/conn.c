@@ -53,6 +53,8 @@ struct evdb_conn {
     bool free_after_step;
     double connect_timeout;
     unsigned depth;
+    /* Why the session was lost (state CS_BROKEN): evdb_conn_error. */
+    evdb_error lost;
 };
 
 /* Seconds a graceful close may take before the session is dropped. */
@@ -131,6 +133,11 @@ static void cancel_op_free(evdb_conn *c)
 static void broken(evdb_conn *c, const evdb_error *err)
 {
     set_state(c, CS_BROKEN);
+    /* Kept for evdb_conn_error: always EVDB_ECONNLOST (the driver's own
+     * code, ENOMEM or EPROTO, also meant the session is gone), with the
+     * driver's message, SQLSTATE and fields. */
+    evdb__error_copy(&c->lost, err);
+    c->lost.code = EVDB_ECONNLOST;
     stop_watchers(c);
     cancel_op_free(c);
     char msg[EVDB__ERRMSG_MAX];
@@ -715,4 +722,27 @@ int64_t evdb_conn_server_id(const evdb_conn *c)
     if (!evdb__conn_valid(c) || !c->dc || !c->drv->server_id)
         return 0;
     return c->drv->server_id(c->dc);
+}
+
+int evdb_conn_status(const evdb_conn *c)
+{
+    if (!evdb__conn_valid(c))
+        return EVDB_EINVAL;
+    switch (c->state) {
+    case CS_READY:
+        return 0;
+    case CS_BROKEN:
+        return EVDB_ECONNLOST;
+    case CS_OPENING:
+        return EVDB_ESTATE;
+    default:
+        return EVDB_ECLOSED;
+    }
+}
+
+const evdb_error *evdb_conn_error(const evdb_conn *c)
+{
+    if (!evdb__conn_valid(c) || c->state != CS_BROKEN)
+        return NULL;
+    return &c->lost;
 }

@@ -1404,6 +1404,8 @@ START_TEST(terminate_backend)
     evdb_conn *c = open_variant(_i);
     evdb_conn *admin = open_admin();
     int64_t pid = evdb_conn_server_id(c);
+    ck_assert_int_eq(evdb_conn_status(c), 0);
+    ck_assert_ptr_null(evdb_conn_error(c));
     enum { N = 5 };
     evdb_future *fs[N];
     int done = 0;
@@ -1418,10 +1420,21 @@ START_TEST(terminate_backend)
     evdb_future *k = run_ok(admin, "SELECT pg_terminate_backend($1::int)", &p, 1);
     expect_cell(evdb_future_result(k), 0, 0, "t");
     evdb_future_unref(k);
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < N; i++) {
         expect_fail(fs[i], EVDB_ECONNLOST, NULL);
+        ck_assert(evdb_error_is_connection(evdb_future_error(fs[i])));
+    }
     t_run_for(L, 0.1);
     ck_assert_int_eq(done, N);
+    /* The connection says so, and why. */
+    ck_assert_int_eq(evdb_conn_status(c), EVDB_ECONNLOST);
+    const evdb_error *why = evdb_conn_error(c);
+    ck_assert_ptr_nonnull(why);
+    ck_assert_int_eq(evdb_error_code(why), EVDB_ECONNLOST);
+    ck_assert(evdb_error_is_connection(why));
+    ck_assert_str_eq(evdb_error_sqlstate(why), "57P01");
+    ck_assert_msg(strstr(evdb_error_message(why), "terminating connection"), "%s",
+                  evdb_error_message(why));
     for (int i = 0; i < N; i++)
         evdb_future_unref(fs[i]);
     /* The broken connection refuses new queries; close still works. */
@@ -1434,7 +1447,16 @@ START_TEST(terminate_backend)
     p = evdb_int(pid);
     k = run_ok(admin, "SELECT pg_terminate_backend($1::int)", &p, 1);
     evdb_future_unref(k);
-    t_run_for(L, 0.3);
+    /* Noticed while idle, with the server's reason. */
+    double until = t_now() + 2.0;
+    while (evdb_conn_status(c) == 0 && t_now() < until)
+        t_run_for(L, 0.02);
+    ck_assert_int_eq(evdb_conn_status(c), EVDB_ECONNLOST);
+    why = evdb_conn_error(c);
+    ck_assert_ptr_nonnull(why);
+    ck_assert_str_eq(evdb_error_sqlstate(why), "57P01");
+    ck_assert_msg(strstr(evdb_error_message(why), "administrator command"), "%s",
+                  evdb_error_message(why));
     evdb_future *f = evdb_conn_query(c, "SELECT 1", NULL, 0, NULL);
     if (f) {
         /* Raced with the notice: it fails with the loss. */

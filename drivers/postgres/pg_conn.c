@@ -11,16 +11,25 @@
  * Host names in the URL are resolved first, off the loop thread
  * (pg_resolve.c), and libpq gets the numeric addresses as hostaddr=.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "pg_internal.h"
 
-/* Notices (and the FATAL a terminated idle backend sends) would go to
- * stderr by default: evdb has no notice API, so they are dropped. */
-static void swallow_notice(void *arg, const PGresult *res)
+/* libpq's notice receiver (its default prints to stderr). A FATAL or
+ * PANIC arrives here when no query is running (pg_terminate_backend or a
+ * shutdown of an idle session): it is the reason for the loss that
+ * follows, kept for that error. */
+static void on_notice(void *arg, const PGresult *res)
 {
-    (void)arg;
-    (void)res;
+    evdb__dconn *dc = arg;
+    if (evdb__pg_error_is_fatal(res)) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        snprintf(dc->fatal_state, sizeof dc->fatal_state, "%s", state ? state : "");
+        snprintf(dc->fatal_msg, sizeof dc->fatal_msg, "%s", msg ? msg : "");
+        return;
+    }
 }
 
 /* Authentication failures: the server's SQLSTATE (28P01, 28000) is not
@@ -121,7 +130,7 @@ static int start_libpq(evdb__dconn *dc, const char *url, evdb__wait *w, evdb_err
         evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory starting the connection");
         return EVDB__STEP_FAIL;
     }
-    PQsetNoticeReceiver(dc->conn, swallow_notice, NULL);
+    PQsetNoticeReceiver(dc->conn, on_notice, dc);
     if (PQstatus(dc->conn) == CONNECTION_BAD) {
         connect_error(err, dc->conn);
         return EVDB__STEP_FAIL;

@@ -252,6 +252,11 @@ struct evdb__dconn {
     bool cancel_window;
     evdb__cancel *cancel_op; /* the request in progress, or NULL */
 
+    /* The FATAL the server sent outside any query (notice receiver): why
+     * the session is about to end. */
+    char fatal_state[6];
+    char fatal_msg[200];
+
     pg_params params;
     bool cache_on;
     pg_cache cache;

@@ -824,6 +824,13 @@ static int push(evdb__dconn *dc, evdb_error *err)
 
 static int conn_lost(evdb__dconn *dc, evdb_error *err, const char *what)
 {
+    if (dc->fatal_msg[0]) {
+        /* The server said why before it closed the socket. */
+        evdb__error_set(err, EVDB_ECONNLOST, 0, dc->fatal_state,
+                        "%s: the server ended the session: %s", what, dc->fatal_msg);
+        evdb__error_diag(err, EVDB__DIAG_SEVERITY, "FATAL");
+        return EVDB__STEP_FAIL;
+    }
     const char *msg = PQerrorMessage(dc->conn);
     evdb__error_set(err, EVDB_ECONNLOST, 0, NULL, "%s: %s", what,
                     msg && *msg ? msg : "the server closed the connection");

@@ -89,6 +89,20 @@ EVDB_EXTERN const char *evdb_conn_driver(const evdb_conn *c);
 /* Queries submitted and not yet completed on c. */
 EVDB_EXTERN size_t evdb_conn_pending(const evdb_conn *c);
 
+/* Whether c can take queries: 0 when it can, EVDB_ECONNLOST when the
+ * session was lost (the server ended it, the network failed: queries in
+ * flight failed with EVDB_ECONNLOST, new ones are refused; only
+ * evdb_conn_close is left to do), EVDB_ECLOSED while a pool closes it,
+ * EVDB_EINVAL for NULL or a stale handle. The loss is noticed while idle
+ * too: the socket stays watched. */
+EVDB_EXTERN int evdb_conn_status(const evdb_conn *c);
+
+/* Why c was lost (code EVDB_ECONNLOST, the client library's or server's
+ * message, the SQLSTATE when the server said why, e.g. 57P01 after
+ * pg_terminate_backend), or NULL while c is usable. Owned by c: valid
+ * until evdb_conn_close. */
+EVDB_EXTERN const evdb_error *evdb_conn_error(const evdb_conn *c);
+
 /* The server's process / thread id for this session (PostgreSQL backend
  * pid, MariaDB connection id), or 0. */
 EVDB_EXTERN int64_t evdb_conn_server_id(const evdb_conn *c);
