@@ -82,6 +82,7 @@ typedef struct evdb__conn_params {
     unsigned pipeline_depth;  /* >= 1 */
     unsigned stmt_cache_size; /* 0 = no cache */
     unsigned flags;
+    void *core;               /* the core's connection, for evdb__notice_new */
 } evdb__conn_params;
 
 /* ---- What the core gives drivers (implemented in src/) ---- */
@@ -93,6 +94,14 @@ typedef struct evdb__conn_params {
  * the oldest query not yet reported as the one the server is running. */
 void evdb__query_done(evdb__query *q, evdb_result *r);
 void evdb__query_failed(evdb__query *q, const evdb_error *e);
+
+/* A server notice (PostgreSQL NOTICE, WARNING, INFO, ...) for the user's
+ * hook: an error object to fill at once (evdb__error_set with code 0 and
+ * the notice's SQLSTATE, then evdb__error_diag), which the core delivers
+ * from the loop after the step. NULL when nobody listens, or too many
+ * notices wait: drop the notice. core is evdb__conn_params.core. Callable
+ * during any step, also from the client library's callbacks. */
+evdb_error *evdb__notice_new(void *core);
 
 /* Fill an error object: code (EVDB_*), driver_code, sqlstate (may be NULL)
  * and a printf-style message. Never fails; truncates long messages. */

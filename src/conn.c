@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "notice.h"
 #include "query.h"
 
 typedef enum conn_state {
@@ -55,6 +56,8 @@ struct evdb_conn {
     unsigned depth;
     /* Why the session was lost (state CS_BROKEN): evdb_conn_error. */
     evdb_error lost;
+    /* Server notices for the user's hook; NULL until a hook is set. */
+    evdb__noticeq *notices;
 };
 
 /* Seconds a graceful close may take before the session is dropped. */
@@ -177,6 +180,7 @@ static void close_finished(evdb_conn *c)
 static void conn_free(evdb_conn *c)
 {
     evdb__loop_undefer(c->loop, &c->pump_d);
+    evdb__noticeq_free(c->notices);
     evdb__io_free(c->io);
     evdb__io_free(c->cio);
     evdb__timer_free(c->wait_timer);
@@ -538,6 +542,7 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
                            : opts->stmt_cache_size ? opts->stmt_cache_size
                                                    : EVDB_DEFAULT_STMT_CACHE,
         .flags = opts->flags,
+        .core = c,
     };
     if (p.pipeline_depth == 0)
         p.pipeline_depth = 1;
@@ -745,4 +750,28 @@ const evdb_error *evdb_conn_error(const evdb_conn *c)
     if (!evdb__conn_valid(c) || c->state != CS_BROKEN)
         return NULL;
     return &c->lost;
+}
+
+evdb_error *evdb__notice_new(void *core)
+{
+    evdb_conn *c = core;
+    return c->notices ? evdb__noticeq_push(c->notices) : NULL;
+}
+
+int evdb_conn_set_notice_hook(evdb_conn *c, evdb_notice_fn fn, void *arg)
+{
+    if (!evdb__conn_valid(c))
+        return evdb__fail_now(EVDB_EINVAL, "evdb_conn_set_notice_hook: invalid connection");
+    if (c->owner)
+        return evdb__fail_now(EVDB_ENOTSUP, "evdb_conn_set_notice_hook: not for pooled "
+                                            "connections (the hook would outlive the borrow)");
+    if (!c->notices) {
+        if (!fn)
+            return 0;
+        c->notices = evdb__noticeq_new(c->loop, c);
+        if (!c->notices)
+            return evdb__fail_now(EVDB_ENOMEM, "evdb_conn_set_notice_hook: out of memory");
+    }
+    evdb__noticeq_set(c->notices, fn, arg);
+    return 0;
 }

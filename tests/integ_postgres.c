@@ -1154,6 +1154,151 @@ START_TEST(notices_swallowed)
 }
 END_TEST
 
+typedef struct notice_log {
+    evdb_conn *conn;
+    int n;
+    int bad_conn;
+    char last_msg[128], last_severity[16], last_state[6], last_detail[32], last_hint[32];
+    int code;
+    bool close_in_hook;
+    evdb_future *closed;
+} notice_log;
+
+static void on_notice(evdb_conn *c, const evdb_error *e, void *arg)
+{
+    notice_log *log = arg;
+    log->n++;
+    log->bad_conn += c != log->conn;
+    log->code = evdb_error_code(e);
+    snprintf(log->last_msg, sizeof log->last_msg, "%s", evdb_error_message(e));
+    snprintf(log->last_severity, sizeof log->last_severity, "%s", evdb_error_severity(e));
+    snprintf(log->last_state, sizeof log->last_state, "%s", evdb_error_sqlstate(e));
+    snprintf(log->last_detail, sizeof log->last_detail, "%s", evdb_error_detail(e));
+    snprintf(log->last_hint, sizeof log->last_hint, "%s", evdb_error_hint(e));
+    if (log->close_in_hook && !log->closed)
+        log->closed = evdb_conn_close(c);
+}
+
+/* How many notices the hook had seen when a query's callback ran. */
+typedef struct notice_probe {
+    const notice_log *log;
+    int seen;
+} notice_probe;
+
+static void probe_notices(evdb_future *f, void *arg)
+{
+    (void)f;
+    notice_probe *p = arg;
+    p->seen = p->log->n;
+}
+
+static void wait_notices(notice_log *log, int n)
+{
+    double until = t_now() + 2.0;
+    while (log->n < n && t_now() < until)
+        t_run_for(L, 0.01);
+}
+
+/* Notices reach the hook, from the loop, with their fields; never stderr. */
+START_TEST(notice_hook)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    char path[] = "/tmp/evdb-pg-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+
+    notice_log log;
+    memset(&log, 0, sizeof log);
+    log.conn = c;
+    ck_assert_int_eq(evdb_conn_set_notice_hook(c, on_notice, &log), 0);
+    evdb_future *f = submit(c, "DO $$BEGIN RAISE NOTICE 'hello %', 42; END$$", NULL, 0);
+    ck_assert_int_eq(log.n, 0); /* never synchronously */
+    /* The notice is delivered before the query's own callbacks run. */
+    notice_probe probe = {&log, -1};
+    ck_assert_int_eq(evdb_future_on_done(f, probe_notices, &probe), 0);
+    wait_ok(f, "DO with a notice");
+    evdb_future_unref(f);
+    wait_notices(&log, 1);
+    t_run_for(L, 0.01);
+    ck_assert_int_eq(log.n, 1);
+    ck_assert_int_eq(log.bad_conn, 0);
+    ck_assert_int_eq(log.code, 0);
+    ck_assert_str_eq(log.last_msg, "hello 42");
+    ck_assert_str_eq(log.last_severity, "NOTICE");
+    ck_assert_str_eq(log.last_state, "00000");
+    ck_assert_int_eq(probe.seen, 1);
+
+    /* A warning with detail and hint, pipelined between other queries. */
+    evdb_future *a = submit(c, "SELECT 1", NULL, 0);
+    f = submit(c, "DO $$BEGIN RAISE WARNING 'careful' USING DETAIL = 'the detail', "
+                  "HINT = 'the hint'; END$$", NULL, 0);
+    evdb_future *b = submit(c, "SELECT 2", NULL, 0);
+    wait_ok(a, "before");
+    wait_ok(f, "warning");
+    wait_ok(b, "after");
+    evdb_future_unref(a);
+    evdb_future_unref(f);
+    evdb_future_unref(b);
+    wait_notices(&log, 2);
+    ck_assert_int_eq(log.n, 2);
+    ck_assert_str_eq(log.last_severity, "WARNING");
+    ck_assert_str_eq(log.last_state, "01000");
+    ck_assert_str_eq(log.last_detail, "the detail");
+    ck_assert_str_eq(log.last_hint, "the hint");
+    ck_assert_msg(strncmp(log.last_msg, "careful", 7) == 0, "%s", log.last_msg);
+    /* Server-side notices of ordinary statements too. */
+    exec_ok(c, "DROP TABLE IF EXISTS evdb_no_such_table_marker");
+    wait_notices(&log, 3);
+    ck_assert_int_eq(log.n, 3);
+    ck_assert_msg(strstr(log.last_msg, "does not exist, skipping"), "%s", log.last_msg);
+
+    /* A flood: bounded, the connection unharmed. */
+    log.n = 0;
+    exec_ok(c, "DO $$BEGIN FOR i IN 1..1000 LOOP RAISE NOTICE 'n%', i; END LOOP; END$$");
+    t_run_for(L, 0.1);
+    ck_assert_int_ge(log.n, 256);
+    ck_assert_int_le(log.n, 1000);
+    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+
+    /* Unset: dropped again. */
+    log.n = 0;
+    ck_assert_int_eq(evdb_conn_set_notice_hook(c, NULL, NULL), 0);
+    exec_ok(c, "DO $$BEGIN RAISE NOTICE 'unheard'; END$$");
+    t_run_for(L, 0.05);
+    ck_assert_int_eq(log.n, 0);
+
+    /* The hook may close the connection. */
+    ck_assert_int_eq(evdb_conn_set_notice_hook(c, on_notice, &log), 0);
+    log.close_in_hook = true;
+    f = submit(c, "DO $$BEGIN RAISE NOTICE 'one'; RAISE NOTICE 'two'; END$$", NULL, 0);
+    int rc = t_wait(f);
+    ck_assert_msg(rc == 0 || rc == EVDB_ECLOSED || rc == EVDB_ECONNLOST, "%s", evdb_err_name(rc));
+    evdb_future_unref(f);
+    wait_notices(&log, 1);
+    ck_assert_int_eq(log.n, 1);
+    ck_assert_ptr_nonnull(log.closed);
+    ck_assert_int_eq(t_wait(log.closed), 0);
+    evdb_future_unref(log.closed);
+    t_run_for(L, 0.05);
+    ck_assert_int_eq(log.n, 1);
+
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char buf[512] = {0};
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    unlink(path);
+    ck_assert_msg(n <= 0, "printed to stderr: %s", buf);
+    ck_assert_int_eq(evdb_conn_set_notice_hook(NULL, on_notice, NULL), EVDB_EINVAL);
+    t_loop_free(L);
+}
+END_TEST
+
 /* How many prepared statements the session holds. */
 static int64_t prepared_count(evdb_conn *c)
 {
@@ -1541,6 +1686,7 @@ int main(void)
     tcase_add_loop_test(pipe, discard_all_in_batch, 0, 4);
     tcase_add_loop_test(query, copy_not_supported, 0, 4);
     tcase_add_test(query, notices_swallowed);
+    tcase_add_loop_test(query, notice_hook, 0, 2);
 
     tcase_add_loop_test(cancel, query_timeout, 0, 4);
     tcase_add_loop_test(cancel, cancel_queued_and_running, 0, 4);

@@ -16,7 +16,8 @@
 
 #include "pg_internal.h"
 
-/* libpq's notice receiver (its default prints to stderr). A FATAL or
+/* libpq's notice receiver (its default prints to stderr): notices go to
+ * the core, for the user's hook (evdb_conn_set_notice_hook). A FATAL or
  * PANIC arrives here when no query is running (pg_terminate_backend or a
  * shutdown of an idle session): it is the reason for the loss that
  * follows, kept for that error. */
@@ -30,6 +31,10 @@ static void on_notice(void *arg, const PGresult *res)
         snprintf(dc->fatal_msg, sizeof dc->fatal_msg, "%s", msg ? msg : "");
         return;
     }
+    /* Anything else is a notice for the user's hook, if there is one. */
+    evdb_error *e = evdb__notice_new(dc->core);
+    if (e)
+        evdb__pg_error_fill(e, 0, res);
 }
 
 /* Authentication failures: the server's SQLSTATE (28P01, 28000) is not
@@ -165,6 +170,7 @@ int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__
         evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
         return EVDB__STEP_FAIL;
     }
+    dc->core = p->core;
     dc->depth = p->pipeline_depth ? p->pipeline_depth : 1;
     dc->pipeline = dc->depth > 1;
     dc->cache_on = p->stmt_cache_size > 0;

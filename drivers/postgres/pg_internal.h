@@ -210,6 +210,7 @@ enum pg_tx { PG_TX_IDLE, PG_TX_IN, PG_TX_ERROR };
 
 struct evdb__dconn {
     PGconn *conn;
+    void *core; /* the core's connection: evdb__notice_new */
     /* Connect: host names being resolved, then the lists for libpq. */
     pg_resolve *resolve;
     char *url;

@@ -89,6 +89,26 @@ EVDB_EXTERN const char *evdb_conn_driver(const evdb_conn *c);
 /* Queries submitted and not yet completed on c. */
 EVDB_EXTERN size_t evdb_conn_pending(const evdb_conn *c);
 
+/* A server notice for the hook of evdb_conn_set_notice_hook: an error
+ * object with code 0, the SQLSTATE ("00000" for RAISE NOTICE, "01000" for
+ * warnings), the message (with DETAIL/HINT lines), evdb_error_severity
+ * ("NOTICE", "WARNING", "INFO", "LOG", "DEBUG") and the other fields the
+ * server sent. notice is valid only during the call. */
+typedef void (*evdb_notice_fn)(evdb_conn *c, const evdb_error *notice, void *arg);
+
+/* Send c's server notices to fn (NULL: drop them, the default; they are
+ * never printed). fn runs from the loop, after the step that received the
+ * notice, normally before the callbacks of the query that raised it; it
+ * may do anything a callback may (submit queries, close c). At most 256
+ * notices wait for delivery; more are dropped. A query that a pipeline
+ * group re-sends after another query's failure (see docs/postgres.md) may
+ * raise its notices twice. Notices still queued when c is closed are
+ * dropped. MariaDB connections have no notices (the hook is never called).
+ * Returns 0; EVDB_EINVAL for NULL or a stale c; EVDB_ENOTSUP for a pooled
+ * connection (not yet: the hook would outlive the borrow); EVDB_ENOMEM. */
+EVDB_EXTERN int evdb_conn_set_notice_hook(evdb_conn *c, evdb_notice_fn fn, void *arg);
+#define EVDB_HAS_NOTICE_HOOK 1
+
 /* Whether c can take queries: 0 when it can, EVDB_ECONNLOST when the
  * session was lost (the server ended it, the network failed: queries in
  * flight failed with EVDB_ECONNLOST, new ones are refused; only
