@@ -111,6 +111,12 @@ evdb__loop *evdb__loop_get(struct ev_loop *ev)
     l->refs = 1;
     ev_check_init(&l->check, on_check);
     l->check.data = l;
+    /* libev invokes the pending watchers of one priority last-queued
+     * first, so a check watcher of the default priority would run before
+     * the io and timer callbacks of its own iteration, and the work they
+     * defer would wait for the next iteration (after a zero-timeout poll).
+     * At the lowest priority it runs after all of them. */
+    ev_set_priority(&l->check, EV_MINPRI);
     ev_check_start(ev, &l->check);
     /* The check watcher alone must not keep ev_run from returning. */
     ev_unref(ev);
