@@ -274,7 +274,7 @@ static bool testdb(const char *command)
 /* Sustained load: WORKERS chains, each submitting its next query from the
  * previous one's callback, with a per-submission record to prove every
  * future completes exactly once. */
-enum { WORKERS = 32, MAX_SUBMITS = 400000 };
+enum { WORKERS = 32, MAX_SUBMITS = 4000000 };
 
 typedef struct load {
     evdb_pool *pool;
