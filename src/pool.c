@@ -145,6 +145,10 @@ static void member_close(member *m)
 {
     m->st = M_CLOSING;
     evdb_future *f = m->c ? evdb__conn_close(m->c) : NULL;
+    /* The close owns the connection now, and may have freed it already
+     * (a close that needs no I/O finishes at once): never look at it
+     * again, although member_closed runs only later, from the loop. */
+    m->c = NULL;
     if (!f || evdb_future_on_done(f, member_closed, m)) {
         /* Out of memory closing: the connection is freed with the loop's
          * last reference at worst; drop the member now. */
