@@ -49,6 +49,7 @@ typedef struct evdb__wait {
 #define EVDB__CAP_PIPELINE 0x1u      /* several queries in flight on one connection */
 #define EVDB__CAP_SERVER_CANCEL 0x2u /* cancel_start stops a running query */
 #define EVDB__CAP_MULTI_STMT 0x4u    /* several statements in one parameterless query */
+#define EVDB__CAP_PREPARE 0x8u       /* knows EVDB__QUERY_PREPARE / _UNPREPARE */
 
 /* A query as the driver sees it. The core allocates and frees it; the
  * driver reads the first block and may use the scratch block. */
@@ -75,6 +76,21 @@ typedef struct evdb__query {
  * the session to a fresh state (MariaDB: COM_RESET_CONNECTION). A driver
  * that does not know it runs sql, which the pool makes fail harmlessly. */
 #define EVDB__QUERY_RESET_SESSION 0x80000000u
+/* Internal query flags of evdb_conn_prepare / evdb_conn_unprepare, only
+ * ever sent to drivers with EVDB__CAP_PREPARE. Instead of running sql:
+ * PREPARE prepares it (parameter types from params as for a query; with
+ * no params, one untyped parameter per $n), pins it in the statement cache
+ * and reports a row-less result with its columns; UNPREPARE unpins it and
+ * deallocates it (a result whose affected count says whether it was
+ * there). */
+#define EVDB__QUERY_PREPARE 0x40000000u
+#define EVDB__QUERY_UNPREPARE 0x20000000u
+_Static_assert(((EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE) &
+                (EVDB__QUERY_RESET_SESSION | EVDB__QUERY_PREPARE | EVDB__QUERY_UNPREPARE)) == 0 &&
+                   (EVDB__QUERY_RESET_SESSION & (EVDB__QUERY_PREPARE | EVDB__QUERY_UNPREPARE)) ==
+                       0 &&
+                   (EVDB__QUERY_PREPARE & EVDB__QUERY_UNPREPARE) == 0,
+               "query flags overlap");
 
 /* Parameters for connect, derived from evdb_conn_opts. */
 typedef struct evdb__conn_params {

@@ -611,6 +611,57 @@ evdb_future *evdb__conn_query(evdb_conn *c, const char *sql, const evdb_value *p
     return f;
 }
 
+/* evdb_conn_prepare / evdb_conn_unprepare: a query carrying an internal
+ * flag (drivers/driver.h), queued in order with the others. */
+static evdb_future *submit_special(evdb_conn *c, const char *who, const char *sql,
+                                   const evdb_value *params, size_t nparams,
+                                   const evdb_query_opts *opts, unsigned flag)
+{
+    if (!evdb__conn_valid(c)) {
+        evdb__fail_now(EVDB_EINVAL, "%s: invalid connection", who);
+        return NULL;
+    }
+    if (!(c->drv->caps & EVDB__CAP_PREPARE)) {
+        evdb__fail_now(EVDB_ENOTSUP, "%s: not supported by the %s driver yet", who,
+                       c->drv->name);
+        return NULL;
+    }
+    if (c->owner_ops && !c->owner_ops->borrowed(c->owner)) {
+        evdb__fail_now(EVDB_ESTATE, "%s: the connection was released to its pool", who);
+        return NULL;
+    }
+    if (c->state != CS_READY) {
+        evdb__fail_now(c->state == CS_BROKEN ? EVDB_ECONNLOST : EVDB_ECLOSED,
+                       "%s: the connection is %s", who, state_names[c->state]);
+        return NULL;
+    }
+    evdb_query_opts o;
+    memset(&o, 0, sizeof o);
+    if (opts)
+        o = *opts;
+    o.flags = (o.flags & ~EVDB_QUERY_NO_CACHE) | flag;
+    evdb__cq *q = evdb__cq_new(c->loop, who, sql, params, nparams, &o);
+    if (!q)
+        return NULL;
+    evdb_future *f = q->f;
+    evdb__conn_submit(c, q);
+    return f;
+}
+
+evdb_future *evdb_conn_prepare(evdb_conn *c, const char *sql, const evdb_value *params,
+                               size_t nparams, const evdb_query_opts *opts)
+{
+    return submit_special(c, "evdb_conn_prepare", sql, params, nparams, opts,
+                          EVDB__QUERY_PREPARE);
+}
+
+evdb_future *evdb_conn_unprepare(evdb_conn *c, const char *sql, const evdb_value *params,
+                                 size_t nparams, const evdb_query_opts *opts)
+{
+    return submit_special(c, "evdb_conn_unprepare", sql, params, nparams, opts,
+                          EVDB__QUERY_UNPREPARE);
+}
+
 void evdb__conn_submit(evdb_conn *c, evdb__cq *q)
 {
     q->conn = c;

@@ -52,11 +52,14 @@
 #define PGQ_PARSED 0x0200     /* this attempt carried its own Parse */
 #define PGQ_OWNTX 0x0400      /* CALL / DO: may COMMIT by itself, so it goes
                                  alone and is never re-run after its own error */
+#define PGQ_REPARSE 0x0800    /* its cached statement went stale (0A000, 26000):
+                                 the retry waits for everything before it and
+                                 parses afresh */
 #define PGQ_RETRY_SHIFT 12    /* 4 bits: how often it was re-sent */
 #define PGQ_RETRY_MASK (0xf << PGQ_RETRY_SHIFT)
 
 _Static_assert(((PGQ_CLASSIFIED | PGQ_SIMPLE | PGQ_TXCTL) & PGQ_TXE_MASK) == 0, "flags overlap");
-_Static_assert(((PGQ_ALONE | PGQ_SENT_ALONE | PGQ_WIRE | PGQ_PARSED | PGQ_OWNTX) &
+_Static_assert(((PGQ_ALONE | PGQ_SENT_ALONE | PGQ_WIRE | PGQ_PARSED | PGQ_OWNTX | PGQ_REPARSE) &
                 (PGQ_TXE_MASK | PGQ_RETRY_MASK | PGQ_CLASSIFIED | PGQ_SIMPLE | PGQ_TXCTL)) == 0,
                "flags overlap");
 
@@ -74,6 +77,10 @@ enum pg_txe {
 /* Classify sql: PGQ_SIMPLE (several statements or COPY), PGQ_TXCTL and the PG_TXE_* effect (shifted),
  * PGQ_OWNTX, always with PGQ_CLASSIFIED set. */
 unsigned evdb__pg_sql_classify(const char *sql, size_t len);
+/* The number of parameters the server will give sql: its highest $n
+ * (outside quotes and comments), at most PG_MAX_PARAMS. */
+#define PG_MAX_PARAMS 65535 /* the protocol's 16-bit count */
+size_t evdb__pg_sql_count_params(const char *sql, size_t len);
 
 /* ---- pg_params.c ---- */
 typedef struct pg_params {
@@ -91,6 +98,9 @@ typedef struct pg_params {
 int evdb__pg_params_check(const evdb__query *q, evdb_error *err);
 /* Fill p's arrays for q (valid until the next call). 0 or EVDB_ENOMEM. */
 int evdb__pg_params_encode(pg_params *p, const evdb__query *q);
+/* n parameters of unspecified type (OID 0, no values): the types of a
+ * statement prepared from its text alone. 0 or EVDB_ENOMEM. */
+int evdb__pg_params_untyped(pg_params *p, size_t n);
 void evdb__pg_params_free(pg_params *p);
 
 /* ---- pg_result.c ---- */
@@ -110,6 +120,7 @@ bool evdb__pg_error_is_fatal(const PGresult *res);
 
 /* ---- pg_stmtcache.c ---- */
 enum pg_stmt_state {
+    PGS_NEW,       /* in the cache (pinned), not on the server: Parse it */
     PGS_PREPARING, /* in the cache, Parse sent, answer pending */
     PGS_READY,     /* in the cache, exists on the server */
     PGS_ZOMBIE,    /* out of the cache, exists on the server: to DEALLOCATE */
@@ -128,6 +139,7 @@ struct pg_stmt {
     const Oid *types;       /* nparams, into this allocation */
     unsigned refs;          /* pipeline entries that name it */
     enum pg_stmt_state state;
+    bool pinned;            /* evdb_conn_prepare: never evicted */
     char name[24];          /* "evdb_N" */
 };
 
@@ -135,7 +147,8 @@ typedef struct pg_cache {
     pg_stmt **buckets;
     size_t nbuckets; /* power of two */
     pg_stmt lru;     /* sentinel: lru.next is the most recently used */
-    size_t count, cap;
+    size_t count, cap;      /* count includes the pinned ones */
+    size_t npinned;         /* pinned statements, outside cap */
     pg_stmt *zhead, *ztail; /* statements waiting for DEALLOCATE */
     size_t nzombies;
     uint64_t next_id;
@@ -144,7 +157,7 @@ typedef struct pg_cache {
 int evdb__pg_cache_init(pg_cache *c, size_t cap);
 void evdb__pg_cache_free(pg_cache *c);
 uint64_t evdb__pg_cache_hash(const char *sql, size_t len, size_t nparams, const Oid *types);
-/* A cached statement (PREPARING or READY) for this text and these
+/* A cached statement (NEW, PREPARING or READY) for this text and these
  * parameter types, made most recently used; or NULL. */
 pg_stmt *evdb__pg_cache_find(pg_cache *c, uint64_t h, const char *sql, size_t len,
                              size_t nparams, const Oid *types);
@@ -155,6 +168,16 @@ pg_stmt *evdb__pg_cache_add(pg_cache *c, uint64_t h, const char *sql, size_t len
 /* Take st out of the cache (no-op when it is not in it). on_server says
  * whether the server holds it (then it is queued for DEALLOCATE). */
 void evdb__pg_cache_drop(pg_cache *c, pg_stmt *st, bool on_server);
+/* st became unusable (the server lost it, its plan changed its result
+ * type, or its Parse failed): take it out of the cache like
+ * evdb__pg_cache_drop, but when it is pinned put a NEW statement with the
+ * same text and types, pinned, in its place, so that the next query that
+ * uses it prepares it again and the pin holds. */
+void evdb__pg_cache_invalidate(pg_cache *c, pg_stmt *st, bool on_server);
+/* Pin st (in the cache) so that it is never evicted, or unpin it (it
+ * becomes the least recently used, and the cache shrinks back to cap). */
+void evdb__pg_cache_pin(pg_cache *c, pg_stmt *st);
+void evdb__pg_cache_unpin(pg_cache *c, pg_stmt *st);
 /* Forget every statement (the server dropped them all: DISCARD ALL). */
 void evdb__pg_cache_forget_all(pg_cache *c);
 /* The zombie queue: pop the oldest / put one back. */

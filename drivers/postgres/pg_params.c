@@ -168,6 +168,21 @@ int evdb__pg_params_encode(pg_params *p, const evdb__query *q)
     return 0;
 }
 
+int evdb__pg_params_untyped(pg_params *p, size_t n)
+{
+    if (!n)
+        return 0;
+    if (!reserve(p, n))
+        return EVDB_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        p->values[i] = NULL;
+        p->lengths[i] = 0;
+        p->formats[i] = 0;
+        p->types[i] = PG_OID_UNKNOWN;
+    }
+    return 0;
+}
+
 void evdb__pg_params_free(pg_params *p)
 {
     evdb__free(p->values);

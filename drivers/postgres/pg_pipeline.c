@@ -330,15 +330,17 @@ static enum disposition error_policy(evdb__dconn *dc, evdb__query *q, pg_stmt *s
      * user, a Parse that was aborted) or whose plan changed its result
      * type (ALTER TABLE): forget it and parse afresh. Only once per
      * attempt that did not carry its own Parse, so a genuine 0A000 is
-     * reported after one more try. */
+     * reported after one more try. The retry waits until everything sent
+     * before it has been answered and then parses its own statement: a
+     * query of its group re-sent ahead of it may parse the same text again
+     * before the schema change that is re-sent too (use, ALTER, use in one
+     * batch), and that statement would be stale as well. */
     if (st && !(q->drv_state & PGQ_PARSED)) {
-        if (state_is(res, "26000")) {
-            evdb__pg_cache_drop(&dc->cache, st, false);
-            return D_RETRY;
-        }
-        if (state_is(res, "0A000")) {
-            evdb__pg_cache_drop(&dc->cache, st, true);
-            return D_RETRY;
+        bool gone = state_is(res, "26000");
+        if (gone || state_is(res, "0A000")) {
+            evdb__pg_cache_invalidate(&dc->cache, st, !gone);
+            q->drv_state |= PGQ_REPARSE;
+            return D_RETRY_ALONE;
         }
     }
     return D_REPORT;
@@ -512,6 +514,15 @@ static int no_memory(evdb_error *err)
     return EVDB__STEP_FAIL;
 }
 
+#define PG_SPECIAL (EVDB__QUERY_PREPARE | EVDB__QUERY_UNPREPARE)
+
+/* How many parameters q's statement has: q's own, or for a prepare
+ * request without any, its placeholders (counted in prepare_query). */
+static size_t stmt_nparams(const evdb__query *q)
+{
+    return q->nparams ? q->nparams : (size_t)q->drv_word;
+}
+
 /* Classify q and encode its parameters into dc->params; look up its
  * cached statement (*hit) when it may use the cache. A cache hit skips
  * the lexer: only plain statements are ever cached. */
@@ -520,14 +531,28 @@ static int prepare_query(evdb__dconn *dc, evdb__query *q, bool *cacheable, pg_st
 {
     if (evdb__pg_params_encode(&dc->params, q))
         return EVDB_ENOMEM;
+    if ((q->flags & PG_SPECIAL) && !q->nparams) {
+        /* evdb_conn_prepare(sql) without parameters: one untyped
+         * parameter per placeholder, the key of queries whose parameters
+         * are null, int, double or text. */
+        q->drv_word = evdb__pg_sql_count_params(q->sql, q->sql_len);
+        if (evdb__pg_params_untyped(&dc->params, (size_t)q->drv_word))
+            return EVDB_ENOMEM;
+    }
+    size_t n = stmt_nparams(q);
     *hit = NULL;
-    *cacheable = dc->cache_on && !(q->flags & EVDB_QUERY_NO_CACHE);
-    const Oid *types = q->nparams ? dc->params.types : NULL;
+    *cacheable = dc->cache_on && (!(q->flags & EVDB_QUERY_NO_CACHE) || (q->flags & PG_SPECIAL));
+    const Oid *types = n ? dc->params.types : NULL;
     if (*cacheable) {
-        *hash = evdb__pg_cache_hash(q->sql, q->sql_len, q->nparams, types);
+        *hash = evdb__pg_cache_hash(q->sql, q->sql_len, n, types);
         if (!(q->drv_state & PGQ_CLASSIFIED) ||
             !(q->drv_state & (PGQ_SIMPLE | PGQ_TXCTL | PGQ_OWNTX))) {
-            *hit = evdb__pg_cache_find(&dc->cache, *hash, q->sql, q->sql_len, q->nparams, types);
+            *hit = evdb__pg_cache_find(&dc->cache, *hash, q->sql, q->sql_len, n, types);
+            if (*hit && (q->drv_state & PGQ_REPARSE) && (*hit)->state == PGS_READY) {
+                /* Parsed before what made q's statement stale, maybe. */
+                evdb__pg_cache_invalidate(&dc->cache, *hit, true);
+                *hit = evdb__pg_cache_find(&dc->cache, *hash, q->sql, q->sql_len, n, types);
+            }
             if (*hit) {
                 q->drv_state |= PGQ_CLASSIFIED;
                 return 0;
@@ -567,8 +592,27 @@ static int send_prepared(evdb__dconn *dc, evdb__query *q, pg_stmt *st)
 
 static int send_parse(evdb__dconn *dc, evdb__query *q, pg_stmt *st)
 {
-    return PQsendPrepare(dc->conn, st->name, q->sql, (int)q->nparams,
-                         q->nparams ? dc->params.types : NULL);
+    size_t n = stmt_nparams(q);
+    if (st->state == PGS_NEW)
+        st->state = PGS_PREPARING;
+    return PQsendPrepare(dc->conn, st->name, q->sql, (int)n, n ? dc->params.types : NULL);
+}
+
+/* What runs q once its statement is known: Bind/Execute of st or of the
+ * unnamed statement; for a prepare request, a Describe of st (its answer,
+ * the statement's columns, is the request's result). */
+static int send_exec(evdb__dconn *dc, evdb__query *q, pg_stmt *st)
+{
+    if (q->flags & EVDB__QUERY_PREPARE)
+        return PQsendDescribePrepared(dc->conn, st->name);
+    return st ? send_prepared(dc, q, st) : send_params(dc, q);
+}
+
+/* A statement that must be Parsed before q runs on it: none in the cache
+ * yet, or one that an invalidation renewed. */
+static bool needs_parse(bool cacheable, const pg_stmt *st)
+{
+    return cacheable && (!st || st->state == PGS_NEW);
 }
 
 /* "DEALLOCATE name" for st (and its chain, ';'-separated). */
@@ -649,9 +693,11 @@ static int send_extended(evdb__dconn *dc, evdb__query *q, bool cacheable, pg_stm
 {
     if (!grow_ring(dc, 2))
         return no_memory(err);
-    if (cacheable && !st) {
-        st = evdb__pg_cache_add(&dc->cache, hash, q->sql, q->sql_len, q->nparams,
-                                q->nparams ? dc->params.types : NULL);
+    if (needs_parse(cacheable, st)) {
+        size_t n = stmt_nparams(q);
+        if (!st)
+            st = evdb__pg_cache_add(&dc->cache, hash, q->sql, q->sql_len, n,
+                                    n ? dc->params.types : NULL);
         if (st) {
             if (!send_parse(dc, q, st))
                 return send_failed(dc, err);
@@ -659,11 +705,70 @@ static int send_extended(evdb__dconn *dc, evdb__query *q, bool cacheable, pg_stm
             q->drv_state |= PGQ_PARSED;
         }
     }
-    if (st ? !send_prepared(dc, q, st) : !send_params(dc, q))
+    if (q->flags & EVDB__QUERY_PREPARE) {
+        if (!st)
+            return no_memory(err);
+        evdb__pg_cache_pin(&dc->cache, st);
+    }
+    if (!send_exec(dc, q, st))
         return send_failed(dc, err);
     ring_push(dc, PGK_QUERY, q, st);
     q->drv_state |= PGQ_WIRE;
     return 0;
+}
+
+/* A request of evdb_conn_prepare / evdb_conn_unprepare at the head of
+ * pend, classified and looked up by prepare_query (st: its cached
+ * statement). Answers it here (pops and reports it) and returns true,
+ * except for a prepare that goes on the wire (false): Parse when needed,
+ * then Describe. Reporting from here is allowed: push runs in flush and
+ * io, never in send. */
+static bool answer_special(evdb__dconn *dc, evdb__query *q, bool cacheable, pg_stmt *st,
+                           evdb_error *err)
+{
+    if (!dc->cache_on) {
+        pend_pop(dc);
+        report_code(dc, q, err, EVDB_ENOTSUP, NULL,
+                    "the statement cache is off on this connection (EVDB_STMT_CACHE_OFF): "
+                    "there is nowhere to keep a prepared statement");
+        return true;
+    }
+    if (!cacheable) {
+        pend_pop(dc);
+        report_code(dc, q, err, EVDB_EINVAL, NULL,
+                    "transaction control, CALL, DO, COPY and strings of several statements "
+                    "are never prepared");
+        return true;
+    }
+    if (q->flags & EVDB__QUERY_PREPARE)
+        return false;
+    /* Unprepare: out of the cache; a statement the server has is
+     * DEALLOCATEd ahead of a later group (or with the next batch of
+     * evicted ones without pipelining). One whose Parse is still on the
+     * wire is only unpinned: it is evicted like any other. */
+    bool found = st != NULL;
+    if (st) {
+        evdb__pg_cache_unpin(&dc->cache, st);
+        if (st->state == PGS_READY)
+            evdb__pg_cache_drop(&dc->cache, st, true);
+        else if (st->state == PGS_NEW)
+            evdb__pg_cache_drop(&dc->cache, st, false);
+    }
+    pend_pop(dc);
+    evdb_result *r = NULL;
+    evdb__rbuild *b = evdb__rbuild_new(0);
+    if (b) {
+        evdb__rbuild_set_affected(b, found ? 1 : 0);
+        if (evdb__rbuild_set_command(b, "DEALLOCATE"))
+            evdb__rbuild_free(b);
+        else
+            r = evdb__rbuild_finish(b);
+    }
+    if (r)
+        report_done(dc, q, r);
+    else
+        report_code(dc, q, err, EVDB_ENOMEM, NULL, "out of memory");
+    return true;
 }
 
 static int push_pipeline(evdb__dconn *dc, evdb_error *err)
@@ -680,6 +785,8 @@ static int push_pipeline(evdb__dconn *dc, evdb_error *err)
         uint64_t hash = 0;
         if (prepare_query(dc, q, &cacheable, &hit, &hash))
             return no_memory(err);
+        if ((q->flags & PG_SPECIAL) && answer_special(dc, q, cacheable, hit, err))
+            continue;
         unsigned cls = (unsigned)q->drv_state;
         /* A barrier: everything sent before must be answered first. For
          * multi-statement strings and COPY because pipeline mode must be
@@ -688,7 +795,7 @@ static int push_pipeline(evdb__dconn *dc, evdb_error *err)
          * queries, which must not land inside the new block. Inside a
          * block nothing is re-sent, so COMMIT / ROLLBACK / SAVEPOINT just
          * follow the block's queries. */
-        bool barrier = (cls & PGQ_SIMPLE) ||
+        bool barrier = (cls & (PGQ_SIMPLE | PGQ_REPARSE)) ||
                        ((cls & PGQ_TXCTL) && (txe_of(q) == PG_TXE_BEGIN || !dc->send_tx));
         if (barrier && dc->rlen)
             break;
@@ -767,23 +874,33 @@ static int push_single(evdb__dconn *dc, evdb_error *err)
         uint64_t hash = 0;
         if (prepare_query(dc, q, &cacheable, &st, &hash))
             return no_memory(err);
+        if ((q->flags & PG_SPECIAL) && answer_special(dc, q, cacheable, st, err))
+            continue;
         if (!grow_ring(dc, 1))
             return no_memory(err);
         q->drv_state |= PGQ_SENT_ALONE;
+        bool prep = (q->flags & EVDB__QUERY_PREPARE) != 0;
         if (q->drv_state & PGQ_SIMPLE) {
             if (!PQsendQuery(dc->conn, q->sql))
                 return send_failed(dc, err);
             pend_pop(dc);
             ring_push(dc, PGK_MULTI, q, NULL);
-        } else if (cacheable && !st) {
-            /* First use: Parse now, Bind/Execute once it is confirmed. */
-            st = evdb__pg_cache_add(&dc->cache, hash, q->sql, q->sql_len, q->nparams,
-                                    q->nparams ? dc->params.types : NULL);
+        } else if (needs_parse(cacheable, st)) {
+            /* First use: Parse now, Bind/Execute (or Describe) once it is
+             * confirmed. */
+            size_t n = stmt_nparams(q);
+            if (!st)
+                st = evdb__pg_cache_add(&dc->cache, hash, q->sql, q->sql_len, n,
+                                        n ? dc->params.types : NULL);
             if (st) {
+                if (prep)
+                    evdb__pg_cache_pin(&dc->cache, st);
                 if (!send_parse(dc, q, st))
                     return send_failed(dc, err);
                 ring_push(dc, PGK_PREPARE, q, st);
                 q->drv_state |= PGQ_PARSED;
+            } else if (prep) {
+                return no_memory(err);
             } else if (!send_params(dc, q)) {
                 return send_failed(dc, err);
             } else {
@@ -792,10 +909,13 @@ static int push_single(evdb__dconn *dc, evdb_error *err)
             pend_pop(dc);
         } else {
             /* A statement still PREPARING cannot be here (one command at a
-             * time), but the unnamed statement is right for it anyway. */
-            if (st && st->state != PGS_READY)
+             * time), but the unnamed statement is right for it anyway. A
+             * prepare request always has its statement (it is cacheable). */
+            if (st && st->state != PGS_READY && !prep)
                 st = NULL;
-            if (st ? !send_prepared(dc, q, st) : !send_params(dc, q))
+            if (prep)
+                evdb__pg_cache_pin(&dc->cache, st);
+            if (!send_exec(dc, q, st))
                 return send_failed(dc, err);
             pend_pop(dc);
             ring_push(dc, PGK_QUERY, q, st);
@@ -945,7 +1065,7 @@ static int on_prepare_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, ev
         return 0;
     }
     /* Not created: aborted by an earlier error, or the Parse failed. */
-    evdb__pg_cache_drop(&dc->cache, s, false);
+    evdb__pg_cache_invalidate(&dc->cache, s, false);
     if (st == PGRES_PIPELINE_ABORTED)
         return 0; /* the query's own entry is aborted as well */
     if (evdb__pg_error_is_fatal(res) || PQstatus(dc->conn) == CONNECTION_BAD)
@@ -1008,7 +1128,7 @@ static int on_complete(evdb__dconn *dc, evdb_error *err)
         } else {
             if (evdb__pg_params_encode(&dc->params, q) || !grow_ring(dc, 1))
                 return no_memory(err);
-            if (!send_prepared(dc, q, st))
+            if (!send_exec(dc, q, st))
                 return send_failed(dc, err);
             ring_push(dc, PGK_QUERY, q, st);
         }

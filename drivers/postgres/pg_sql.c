@@ -253,3 +253,26 @@ unsigned evdb__pg_sql_classify(const char *sql, size_t len)
     }
     return cls;
 }
+
+size_t evdb__pg_sql_count_params(const char *sql, size_t len)
+{
+    /* The server gives a statement as many parameters as the highest $n
+     * it refers to; quoted text, comments and identifiers (a$1) do not
+     * count. */
+    size_t max = 0;
+    lexer lx = {sql, sql + len};
+    for (;;) {
+        skip_space(&lx);
+        if (lx.p >= lx.end)
+            return max;
+        if (*lx.p == '$' && lx.p + 1 < lx.end && isdigit((unsigned char)lx.p[1])) {
+            size_t n = 0;
+            for (lx.p++; lx.p < lx.end && isdigit((unsigned char)*lx.p); lx.p++)
+                n = n < PG_MAX_PARAMS ? n * 10 + (size_t)(*lx.p - '0') : n;
+            if (n > max && n <= PG_MAX_PARAMS)
+                max = n;
+            continue;
+        }
+        next_token(&lx);
+    }
+}

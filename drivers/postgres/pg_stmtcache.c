@@ -5,6 +5,8 @@
  * needs a statement of its own).
  *
  * Lifecycle of a statement:
+ *   NEW        in the cache, pinned, to be prepared by the next query that
+ *              uses it (it replaced an invalidated pinned statement)
  *   PREPARING  added to the cache, its Parse is on the wire
  *   READY      the server confirmed the Parse
  *   ZOMBIE     evicted (or invalidated) but still on the server: queued
@@ -13,6 +15,11 @@
  *   DEAD       not on the server; freed once no pipeline entry names it
  * Only READY statements are evicted: a PREPARING one may yet fail, and a
  * DEALLOCATE of a statement that does not exist would fail a whole group.
+ * Pinned statements (evdb_conn_prepare) are never evicted and do not count
+ * against the capacity; they leave the cache only when unpinned, when the
+ * server lost them (DEALLOCATE ALL, DISCARD ALL) or when a schema change
+ * invalidated them (the query that found out prepares and pins them
+ * again).
  * Statement names are never reused, so a statement that outlives its
  * cache entry on the server can never be confused with a new one.
  */
@@ -48,7 +55,7 @@ static void hash_unlink(pg_cache *c, pg_stmt *st)
 
 static bool in_cache(const pg_stmt *st)
 {
-    return st->state == PGS_PREPARING || st->state == PGS_READY;
+    return st->state == PGS_NEW || st->state == PGS_PREPARING || st->state == PGS_READY;
 }
 
 int evdb__pg_cache_init(pg_cache *c, size_t cap)
@@ -168,6 +175,10 @@ void evdb__pg_cache_drop(pg_cache *c, pg_stmt *st, bool on_server)
 {
     if (!in_cache(st))
         return;
+    if (st->pinned) {
+        st->pinned = false;
+        c->npinned--;
+    }
     hash_unlink(c, st);
     lru_unlink(st);
     c->count--;
@@ -180,23 +191,48 @@ void evdb__pg_cache_drop(pg_cache *c, pg_stmt *st, bool on_server)
     }
 }
 
-/* Evict least recently used READY statements while over capacity. */
+/* Evict least recently used READY, unpinned statements while over
+ * capacity. */
 static void evict(pg_cache *c)
 {
     pg_stmt *st = c->lru.prev;
-    while (c->count > c->cap && st != &c->lru) {
+    while (c->count - c->npinned > c->cap && st != &c->lru) {
         pg_stmt *older = st->prev;
-        if (st->state == PGS_READY)
+        if (st->state == PGS_READY && !st->pinned)
             evdb__pg_cache_drop(c, st, true);
         st = older;
     }
 }
 
-pg_stmt *evdb__pg_cache_add(pg_cache *c, uint64_t h, const char *sql, size_t len,
-                            size_t nparams, const Oid *types)
+void evdb__pg_cache_pin(pg_cache *c, pg_stmt *st)
 {
-    if (!c->cap)
-        return NULL;
+    if (st->pinned || !in_cache(st))
+        return;
+    st->pinned = true;
+    c->npinned++;
+}
+
+void evdb__pg_cache_unpin(pg_cache *c, pg_stmt *st)
+{
+    if (!st->pinned)
+        return;
+    st->pinned = false;
+    c->npinned--;
+    /* Back among the others: the next to go if the cache is full. */
+    if (c->lru.prev != st) {
+        lru_unlink(st);
+        st->prev = c->lru.prev;
+        st->next = &c->lru;
+        c->lru.prev->next = st;
+        c->lru.prev = st;
+    }
+    evict(c);
+}
+
+/* A statement object, not yet in the cache. */
+static pg_stmt *stmt_new(pg_cache *c, uint64_t h, const char *sql, size_t len, size_t nparams,
+                         const Oid *types)
+{
     /* One allocation: the statement, its parameter types, its text. */
     size_t tsize = nparams * sizeof(Oid);
     pg_stmt *st = evdb__malloc(sizeof *st + tsize + len + 1);
@@ -216,13 +252,63 @@ pg_stmt *evdb__pg_cache_add(pg_cache *c, uint64_t h, const char *sql, size_t len
     st->hash = h;
     st->state = PGS_PREPARING;
     snprintf(st->name, sizeof st->name, "evdb_%llu", (unsigned long long)++c->next_id);
-    size_t b = h & (c->nbuckets - 1);
+    return st;
+}
+
+static void hash_link(pg_cache *c, pg_stmt *st)
+{
+    size_t b = st->hash & (c->nbuckets - 1);
     st->hnext = c->buckets[b];
     c->buckets[b] = st;
+}
+
+pg_stmt *evdb__pg_cache_add(pg_cache *c, uint64_t h, const char *sql, size_t len,
+                            size_t nparams, const Oid *types)
+{
+    if (!c->cap)
+        return NULL;
+    pg_stmt *st = stmt_new(c, h, sql, len, nparams, types);
+    if (!st)
+        return NULL;
+    hash_link(c, st);
     lru_push_front(c, st);
     c->count++;
     evict(c);
     return st;
+}
+
+void evdb__pg_cache_invalidate(pg_cache *c, pg_stmt *st, bool on_server)
+{
+    if (!in_cache(st))
+        return;
+    pg_stmt *fresh = st->pinned ? stmt_new(c, st->hash, st->sql, st->sql_len, st->nparams,
+                                           st->types)
+                                : NULL;
+    if (fresh) {
+        /* Take st's place in the LRU list (it is pinned: the place does
+         * not matter for eviction, only for unpinning later). */
+        fresh->state = PGS_NEW;
+        fresh->pinned = true;
+        fresh->prev = st->prev;
+        fresh->next = st->next;
+        st->prev->next = fresh;
+        st->next->prev = fresh;
+        st->prev = st->next = NULL;
+        hash_unlink(c, st);
+        hash_link(c, fresh);
+        st->pinned = false;
+        /* st is out of the cache (count and npinned stay: fresh took its
+         * place): finish it like evdb__pg_cache_drop does. */
+        if (on_server) {
+            evdb__pg_cache_zombie_push(c, st);
+        } else {
+            st->state = PGS_DEAD;
+            if (st->refs == 0)
+                free_stmt(st);
+        }
+        return;
+    }
+    evdb__pg_cache_drop(c, st, on_server);
 }
 
 void evdb__pg_cache_forget_all(pg_cache *c)

@@ -75,6 +75,51 @@ EVDB_EXTERN evdb_future *evdb_conn_query(evdb_conn *c, const char *sql,
                                          const evdb_value *params, size_t nparams,
                                          const evdb_query_opts *opts);
 
+/* Prepare sql on the server now and pin it in c's statement cache: later
+ * evdb_conn_query calls with the same sql (byte for byte) and parameters
+ * of the same kinds use the prepared statement, and it is never evicted
+ * while pinned, however many other statements pass through the cache
+ * (pinned statements do not count against stmt_cache_size).
+ *
+ * params says which statement: their types matter, their values are
+ * ignored, exactly as evdb_conn_query would send them. PostgreSQL fixes
+ * the type of bool and bytes parameters at prepare time; null, int,
+ * double and text parameters are typed by the server from their context.
+ * So params may be NULL: the statement then gets one parameter per
+ * placeholder ($1, $2, ...), which is the statement of queries whose
+ * parameters are all null, int, double or text. A query with a bool or
+ * bytes parameter needs a statement prepared with the same kinds (pass
+ * sample values); otherwise it still runs, through an unpinned statement.
+ *
+ * Returns a future of a result with no rows whose columns (names, types)
+ * are the statement's result columns; it fails like a query would (a
+ * syntax error: EVDB_ESERVER with SQLSTATE 42601). Queued in order with
+ * c's queries, with opts applied like a query's (timeout). NULL at once:
+ * EVDB_ENOTSUP when the driver cannot (MariaDB: not yet), EVDB_EINVAL,
+ * EVDB_ECLOSED / EVDB_ECONNLOST. The future fails with EVDB_ENOTSUP when
+ * c's statement cache is off (EVDB_STMT_CACHE_OFF), EVDB_EINVAL for
+ * statements that are never cached (transaction control, CALL, DO, COPY,
+ * several statements). Preparing a statement already cached just pins it.
+ *
+ * The pin holds while the server keeps the statement: a schema change that
+ * changes its result type, or DEALLOCATE, re-prepares it transparently
+ * (still pinned); DEALLOCATE ALL and DISCARD ALL (which a pool runs when a
+ * connection is released) drop it and its pin. Callable from callbacks. */
+EVDB_EXTERN evdb_future *evdb_conn_prepare(evdb_conn *c, const char *sql,
+                                           const evdb_value *params, size_t nparams,
+                                           const evdb_query_opts *opts);
+
+/* Unpin the statement evdb_conn_prepare pinned (same sql and params) and
+ * take it out of the cache; the server deallocates it ahead of later
+ * queries (PostgreSQL without pipelining: with the next batch of evicted
+ * statements). Returns a future of a result whose evdb_result_affected is
+ * 1 when the statement was cached, 0 when not (still ok). NULL at once as
+ * for evdb_conn_prepare. Callable from callbacks. */
+EVDB_EXTERN evdb_future *evdb_conn_unprepare(evdb_conn *c, const char *sql,
+                                             const evdb_value *params, size_t nparams,
+                                             const evdb_query_opts *opts);
+#define EVDB_HAS_PREPARE 1
+
 /* Close asynchronously: queued queries fail with EVDB_ECLOSED, running ones
  * with EVDB_ECONNLOST unless they finish first; the returned future
  * completes when the session is gone and the memory reclaimed. c must not
