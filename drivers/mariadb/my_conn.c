@@ -124,6 +124,7 @@ static void dconn_free(evdb__dconn *dc)
     evdb__my_opts_free(&dc->opts);
     evdb__my_addrs_free(dc);
     evdb__free(dc->cache.buckets);
+    evdb__free(dc->sqlbuf);
     evdb__free(dc);
 }
 

@@ -47,6 +47,10 @@ void evdb__my_fail_mysql(evdb__dconn *dc, unsigned no, const char *sqlstate, con
     bool client = (no >= CR_MIN_ERROR && no <= CR_MAX_ERROR) ||
                   (no >= CR_EVENT_CREATE_FAILED && no <= CR_MARIADB_LAST_ERROR);
     dc->out.code = client ? EVDB_EPROTO : EVDB_ESERVER;
+    /* The server stopped the statement at its max_statement_time (the
+     * backstop of my_backstop.c, or the user's own setting). */
+    if (no == ER_STATEMENT_TIMEOUT)
+        dc->out.code = EVDB_ETIMEDOUT;
     dc->out.driver_code = (int)no;
     snprintf(dc->out.sqlstate, sizeof dc->out.sqlstate, "%s", sqlstate ? sqlstate : "");
     snprintf(dc->out.msg, sizeof dc->out.msg, "%s", msg ? msg : "");
@@ -84,6 +88,7 @@ static void deliver(evdb__dconn *dc, evdb_error *err)
 {
     evdb__query *q = dc->q;
     dc->q = NULL;
+    evdb__my_sql_done(dc);
     dc->op = EVDB__MY_OP_NONE;
     dc->op_started = false;
     dc->state = EVDB__MY_IDLE;
@@ -127,6 +132,7 @@ enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no, c
         dc->mres = NULL;
     }
     dc->q = NULL;
+    evdb__my_sql_done(dc);
     dc->op = EVDB__MY_OP_NONE;
     dc->op_started = false;
     dc->state = EVDB__MY_BROKEN;
@@ -229,6 +235,9 @@ static int my_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
                         "MariaDB connection runs one query at a time");
         return EVDB_EBUSY;
     }
+    int rc = evdb__my_sql_for(dc, q, err);
+    if (rc)
+        return rc;
     /* Nothing goes out before flush: the core sends in batches, and a batch
      * here is one query. */
     dc->q = q;

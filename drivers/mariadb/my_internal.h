@@ -37,6 +37,8 @@ typedef struct evdb__my_opts {
     bool tls_verify;   /* verify the server certificate (and host name) */
     char *ssl_ca, *ssl_cert, *ssl_key;
     unsigned connect_timeout; /* seconds per wait, 0 = none */
+    bool server_timeout; /* reads with a timeout carry it to the server too
+                            (SET STATEMENT max_statement_time=... FOR) */
 } evdb__my_opts;
 
 /* A prepared statement, cached per connection by its SQL text. */
@@ -118,6 +120,10 @@ struct evdb__dconn {
 
     /* The query in flight and where it is. */
     evdb__query *q;
+    const char *sql;     /* the SQL sent for it: q->sql, or the backstop's */
+    size_t sql_len;      /*   prefixed copy in sqlbuf (my_backstop.c) */
+    char *sqlbuf;
+    size_t sqlbuf_cap;
     enum evdb__my_op op;
     bool op_started;     /* the step's *_start was called, *_cont comes next */
     int mask;            /* the last MYSQL_WAIT_* mask Connector/C returned */
@@ -198,6 +204,18 @@ int evdb__my_ready_from_events(unsigned revents, int asked);
 bool evdb__my_errno_is_lost(unsigned no, const char *sqlstate);
 /* Put fd back into O_NONBLOCK (TLS handshakes leave it blocking). */
 void evdb__my_set_nonblock(int fd);
+
+/* ---- my_backstop.c: the query's SQL and the server-side deadline ---- */
+/* Set dc->sql for q: q's own text, or, with server_timeout=true, a read
+ * with a timeout behind SET STATEMENT max_statement_time=... FOR. Returns
+ * 0 or EVDB_ENOMEM with err set. */
+int evdb__my_sql_for(evdb__dconn *dc, const evdb__query *q, evdb_error *err);
+/* The query is over: drop an unusually large copy. */
+void evdb__my_sql_done(evdb__dconn *dc);
+/* Statements that only read (SELECT, WITH, SHOW, VALUES), so running them
+ * twice, or stopping them half way, is harmless (unless they call functions
+ * with side effects, which the driver cannot see). */
+bool evdb__my_read_only_sql(const char *sql, size_t len);
 
 /* ---- my_query.c: queries without parameters ---- */
 enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err);

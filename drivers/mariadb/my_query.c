@@ -25,7 +25,6 @@ static enum evdb__my_run handle_error(evdb__dconn *dc, evdb_error *err)
 enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
 {
     MYSQL *m = dc->m;
-    const evdb__query *q = dc->q;
     int mask;
     for (;;) {
         switch (dc->op) {
@@ -36,7 +35,7 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
 
         case EVDB__MY_T_QUERY:
             mask = dc->op_started ? mysql_real_query_cont(&dc->iret, m, ready)
-                                  : mysql_real_query_start(&dc->iret, m, q->sql, q->sql_len);
+                                  : mysql_real_query_start(&dc->iret, m, dc->sql, dc->sql_len);
             dc->op_started = true;
             if (mask)
                 goto wait;

@@ -12,10 +12,8 @@
  * Statements are cached per connection by SQL text (my_cache.c), unless
  * the cache is off or the query says EVDB_QUERY_NO_CACHE.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include <errmsg.h>
 #include <mysqld_error.h>
@@ -139,41 +137,6 @@ static void forget_if_stale(evdb__dconn *dc, evdb__my_stmt *s)
         evdb__my_cache_remove(&dc->cache, s);
 }
 
-/* Skip blanks and comments; true when sql then starts with keyword. */
-static bool starts_with_keyword(const char *p, const char *end, const char *keyword)
-{
-    for (;;) {
-        while (p < end && (isspace((unsigned char)*p) || *p == '('))
-            p++;
-        if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
-            const char *close = p + 2;
-            while (end - close >= 2 && !(close[0] == '*' && close[1] == '/'))
-                close++;
-            p = end - close >= 2 ? close + 2 : end;
-        } else if ((end - p >= 3 && p[0] == '-' && p[1] == '-' && isspace((unsigned char)p[2])) ||
-                   (p < end && *p == '#')) {
-            while (p < end && *p != '\n')
-                p++;
-        } else {
-            break;
-        }
-    }
-    size_t n = strlen(keyword);
-    return (size_t)(end - p) > n && strncasecmp(p, keyword, n) == 0 &&
-           !isalnum((unsigned char)p[n]) && p[n] != '_';
-}
-
-/* Statements that only read, so running them twice is harmless. */
-static bool read_only_sql(const char *sql, size_t len)
-{
-    static const char *const kw[] = {"SELECT", "WITH", "SHOW", "VALUES"};
-    const char *end = sql + len;
-    for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
-        if (starts_with_keyword(sql, end, kw[i]))
-            return true;
-    return false;
-}
-
 /* Execute found a result with a different number of columns than the
  * statement was prepared with (its table was altered). Connector/C then
  * fails the execute with the rows still on the wire and the statement's
@@ -184,7 +147,7 @@ static void metadata_changed(evdb__dconn *dc, evdb__my_stmt *s)
 {
     if (s->cached)
         evdb__my_cache_remove(&dc->cache, s);
-    if (!dc->rerun_done && !dc->out.failed && read_only_sql(dc->q->sql, dc->q->sql_len)) {
+    if (!dc->rerun_done && !dc->out.failed && evdb__my_read_only_sql(dc->q->sql, dc->q->sql_len)) {
         dc->rerun = true;
         return;
     }
@@ -231,15 +194,15 @@ static enum evdb__my_run result_set(evdb__dconn *dc, evdb_error *err)
  * full). Returns DONE when the query was reported at once. */
 static enum evdb__my_run lookup(evdb__dconn *dc, evdb_error *err)
 {
-    const evdb__query *q = dc->q;
     bool cache = wants_cache(dc);
     /* The statement used last is the likeliest: compare it before
-     * hashing the SQL. */
-    evdb__my_stmt *s = cache ? evdb__my_cache_mru(&dc->cache, q->sql, q->sql_len) : NULL;
+     * hashing the SQL. (dc->sql is the query's text, with the backstop's
+     * prefix when it has one: my_backstop.c.) */
+    evdb__my_stmt *s = cache ? evdb__my_cache_mru(&dc->cache, dc->sql, dc->sql_len) : NULL;
     uint64_t hash = 0;
     if (cache && !s) {
-        hash = evdb__my_hash(q->sql, q->sql_len);
-        s = evdb__my_cache_get(&dc->cache, q->sql, q->sql_len, hash);
+        hash = evdb__my_hash(dc->sql, dc->sql_len);
+        s = evdb__my_cache_get(&dc->cache, dc->sql, dc->sql_len, hash);
     }
     if (s) {
         dc->st = s;
@@ -248,7 +211,7 @@ static enum evdb__my_run lookup(evdb__dconn *dc, evdb_error *err)
         dc->op = EVDB__MY_S_EXECUTE;
         return EVDB__MY_RUN_WAIT;
     }
-    s = evdb__my_stmt_entry_new(q->sql, q->sql_len, hash);
+    s = evdb__my_stmt_entry_new(dc->sql, dc->sql_len, hash);
     if (s)
         s->stmt = mysql_stmt_init(dc->m);
     if (!s || !s->stmt) {

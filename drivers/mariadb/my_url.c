@@ -5,7 +5,9 @@
  *   mysql://...   (the same)
  *
  * Options: unix_socket, charset (default utf8mb4), ssl / tls (true/false),
- * ssl_ca, ssl_cert, ssl_key, ssl_verify, connect_timeout (seconds).
+ * ssl_ca, ssl_cert, ssl_key, ssl_verify, connect_timeout (seconds),
+ * server_timeout (true/false: reads carry their timeout to the server as
+ * well, see my_backstop.c).
  * Anything else is rejected by name, so a typo never silently changes how
  * a connection is secured. A host beginning with '/' (percent-encoded) is a
  * unix socket path.
@@ -150,6 +152,9 @@ static int apply_option(evdb__my_opts *o, evdb__url_param *kv, bool *ssl_set, bo
                      : strcmp(k, "ssl_cert") == 0 ? &o->ssl_cert
                                                   : &o->ssl_key;
         take(dst, &kv->value);
+    } else if (strcmp(k, "server_timeout") == 0) {
+        if (parse_bool(kv->value, &o->server_timeout))
+            return bad(err, "MariaDB URL option '%s' must be true or false", k);
     } else if (strcmp(k, "connect_timeout") == 0) {
         if (parse_seconds(kv->value, &o->connect_timeout))
             return bad(err, "MariaDB URL option '%s' must be a positive number of seconds",
