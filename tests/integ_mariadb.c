@@ -1,12 +1,15 @@
 /*
  * The MariaDB driver against a real MariaDB server (scripts/testdb), through
  * the public API only: connect and its failures, URL checking, the text and
- * prepared-statement paths, result conversion, queueing, multi-statement
- * queries, timeouts with server-side KILL QUERY, connection loss, close.
+ * prepared-statement paths, result conversion and type round trips both
+ * ways, queueing (10,000 on one connection), gathering across connections,
+ * multi-statement queries, timeouts with server-side KILL QUERY and the
+ * max_statement_time backstop, cancel, connection loss, close.
  */
 #include <check.h>
 
 #include <arpa/inet.h>
+#include <float.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -221,9 +224,11 @@ START_TEST(connect_wrong_password)
     char url[URL_MAX];
     snprintf(url, sizeof url, "mariadb://evdb:Wr0ngPassw0rd@127.0.0.1:%s/evdb_test",
              my_port());
+    double t0 = t_now();
     evdb_future *f = evdb_conn_open(L, url, NULL);
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(t_wait(f), EVDB_EAUTH);
+    ck_assert_double_lt(t_now() - t0, 1.0);
     const evdb_error *e = evdb_future_error(f);
     ck_assert_int_eq(evdb_error_driver_code(e), 1045);
     ck_assert_str_eq(evdb_error_sqlstate(e), "28000");
@@ -231,6 +236,39 @@ START_TEST(connect_wrong_password)
     ck_assert_ptr_nonnull(strstr(evdb_error_message(e), "evdb"));
     ck_assert_ptr_null(evdb_future_take_conn(f));
     evdb_future_unref(f);
+}
+END_TEST
+
+/* A database that does not exist: for the app user (no rights outside
+ * evdb_test) the server says 1044 "access denied to database", for root
+ * 1049 "unknown database"; both are clear connect failures, at once. */
+START_TEST(connect_unknown_database)
+{
+    char url[URL_MAX];
+    snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%s/no_such_db",
+             my_port());
+    const char *admin = evdb_test_my_admin_url();
+    ck_assert_ptr_nonnull(admin);
+    char root_url[URL_MAX];
+    snprintf(root_url, sizeof root_url, "mariadb://root@127.0.0.1:%s/no_such_db", my_port());
+    const char *urls[] = {url, root_url};
+    static const int want_no[] = {1044, 1049};
+    for (int k = 0; k < 2; k++) {
+        double t0 = t_now();
+        evdb_future *f = evdb_conn_open(L, urls[k], NULL);
+        ck_assert_ptr_nonnull(f);
+        int rc = t_wait(f);
+        ck_assert_double_lt(t_now() - t0, 1.0);
+        const evdb_error *e = evdb_future_error(f);
+        ck_assert_msg(rc == EVDB_ECONNECT, "%s: %s (%s)", urls[k], evdb_err_name(rc),
+                      evdb_error_message(e));
+        ck_assert_int_eq(evdb_error_driver_code(e), want_no[k]);
+        ck_assert_str_eq(evdb_error_sqlstate(e), "42000");
+        ck_assert_ptr_nonnull(strstr(evdb_error_message(e), "no_such_db"));
+        ck_assert_ptr_null(strstr(evdb_error_message(e), APP_PASSWORD));
+        ck_assert_ptr_null(evdb_future_take_conn(f));
+        evdb_future_unref(f);
+    }
 }
 END_TEST
 
@@ -306,6 +344,18 @@ static const char *const bad_urls[] = {
     "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?unix_socket=/tmp/x.sock",
     "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/d%zzb",
     "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test#frag",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?server_timeout=maybe",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?charset=",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?connect_timeout=soon",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?ssl",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:port/evdb_test",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:-1/evdb_test",
+    "mariadb://evdb:s3cr3tpw@[::1/evdb_test",
+    "mariadb:evdb:s3cr3tpw@127.0.0.1/evdb_test",
+    "mariadb:/evdb:s3cr3tpw@127.0.0.1/evdb_test",
+    "maria://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb%00test",
+    "mariadb://evdb:s3cr3tpw@127.0.0.1:3306/evdb_test?unix_socket=%2Fx&unix_socket=",
 };
 
 START_TEST(bad_url_rejected_at_once)
@@ -583,6 +633,219 @@ START_TEST(large_result)
 }
 END_TEST
 
+/* Every type the issue names, both ways: rows written with parameters
+ * (prepared path) and with literals (text path), read back over both paths
+ * with the typed getters; the server also compares the two writes. */
+
+#define RT_BLOB_BIG (1024 * 1024) /* 1 MiB */
+#define RT_NCOLS 17
+#define RT_INSERT "INSERT INTO t_rt VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+enum rt_col {
+    RT_ID, RT_TI, RT_TU, RT_SI, RT_SU, RT_MI, RT_MU, RT_I, RT_IU, RT_BI, RT_BU, RT_DEC, RT_D,
+    RT_DT, RT_TX, RT_BL, RT_N
+};
+
+/* One row's values. bu_text is BIGINT UNSIGNED as text: evdb values have
+ * no unsigned 64-bit type, so values above INT64_MAX travel as text. */
+struct rt_row {
+    int64_t ints[RT_BU + 1]; /* RT_ID .. RT_BI, and RT_BU when bu_text is NULL */
+    const char *bu_text;
+    const char *dec;
+    double d;
+    const char *d_literal;
+    const char *dt;
+    const char *tx;
+    size_t tx_chars;
+    const unsigned char *bl;
+    size_t bl_len;
+};
+
+static size_t hex_into(char *out, const unsigned char *p, size_t n)
+{
+    static const char digits[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 0xf];
+    }
+    return 2 * n;
+}
+
+/* INSERT with literals: numbers as written, strings quoted (none of the
+ * test strings holds a quote or backslash), the blob as X'..'. */
+static char *rt_literal_insert(const struct rt_row *r)
+{
+    size_t cap = 1024 + 2 * r->bl_len;
+    char *sql = malloc(cap);
+    ck_assert_ptr_nonnull(sql);
+    int n = snprintf(sql, cap, "INSERT INTO t_rt VALUES (");
+    for (int c = RT_ID; c <= RT_BI; c++)
+        n += snprintf(sql + n, cap - (size_t)n, "%lld, ", (long long)r->ints[c]);
+    if (r->bu_text)
+        n += snprintf(sql + n, cap - (size_t)n, "%s, ", r->bu_text);
+    else
+        n += snprintf(sql + n, cap - (size_t)n, "%lld, ", (long long)r->ints[RT_BU]);
+    n += snprintf(sql + n, cap - (size_t)n, "%s, %s, '%s', '%s', X'", r->dec, r->d_literal,
+                  r->dt, r->tx);
+    n += (int)hex_into(sql + n, r->bl, r->bl_len);
+    snprintf(sql + n, cap - (size_t)n, "', NULL)");
+    return sql;
+}
+
+static void rt_check_row(const evdb_result *res, size_t row, const struct rt_row *r,
+                         int64_t id, const char *path)
+{
+    int64_t v = 0;
+    ck_assert_int_eq(evdb_result_int(res, row, RT_ID, &v), 0);
+    ck_assert_int_eq(v, id);
+    for (int c = RT_TI; c <= RT_BU; c++) {
+        ck_assert_msg(evdb_result_coltype(res, (size_t)c) == EVDB_TYPE_INT, "%s col %s", path,
+                      evdb_result_colname(res, (size_t)c));
+        if (c == RT_BU && r->bu_text) {
+            /* Above INT64_MAX: a range error, never a wrong number; the
+             * text is exact. */
+            ck_assert_int_eq(evdb_result_int(res, row, (size_t)c, &v), EVDB_ERANGE);
+            expect_cell(res, row, (size_t)c, r->bu_text);
+            continue;
+        }
+        int rc = evdb_result_int(res, row, (size_t)c, &v);
+        ck_assert_msg(rc == 0 && v == r->ints[c], "%s row %lld col %s: rc %d, %lld != %lld",
+                      path, (long long)id, evdb_result_colname(res, (size_t)c), rc,
+                      (long long)v, (long long)r->ints[c]);
+    }
+    /* DECIMAL and DATETIME are their exact literals. */
+    ck_assert_int_eq(evdb_result_coltype(res, RT_DEC), EVDB_TYPE_OTHER);
+    expect_cell(res, row, RT_DEC, r->dec);
+    double d = 0;
+    ck_assert_int_eq(evdb_result_double(res, row, RT_DEC, &d), 0);
+    ck_assert_int_eq(evdb_result_coltype(res, RT_D), EVDB_TYPE_DOUBLE);
+    ck_assert_int_eq(evdb_result_double(res, row, RT_D, &d), 0);
+    ck_assert_msg(d == r->d, "%s row %lld: double %.17g != %.17g", path, (long long)id, d, r->d);
+    ck_assert_int_eq(evdb_result_coltype(res, RT_DT), EVDB_TYPE_OTHER);
+    expect_cell(res, row, RT_DT, r->dt);
+    ck_assert_int_eq(evdb_result_coltype(res, RT_TX), EVDB_TYPE_TEXT);
+    expect_cell(res, row, RT_TX, r->tx);
+    ck_assert_int_eq(evdb_result_coltype(res, RT_BL), EVDB_TYPE_BYTES);
+    size_t len = 0;
+    const void *got = evdb_result_bytes(res, row, RT_BL, &len);
+    ck_assert_uint_eq(len, r->bl_len);
+    ck_assert_int_eq(memcmp(got, r->bl, len), 0);
+    ck_assert(evdb_result_isnull(res, row, RT_N));
+    ck_assert_int_eq(evdb_result_int(res, row, RT_N, &v), EVDB_ENULL);
+}
+
+START_TEST(type_round_trips)
+{
+    evdb_conn *c = open_app();
+    exec_ok(c, "CREATE TEMPORARY TABLE t_rt (id INT PRIMARY KEY, ti TINYINT, "
+               "tu TINYINT UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED, mi MEDIUMINT, "
+               "mu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED, "
+               "dc DECIMAL(30,10), d DOUBLE, dt DATETIME(6), "
+               "tx VARCHAR(64) CHARACTER SET utf8mb4, bl LONGBLOB, n INT)");
+    unsigned char *big = malloc(RT_BLOB_BIG);
+    ck_assert_ptr_nonnull(big);
+    for (size_t i = 0; i < RT_BLOB_BIG; i++)
+        big[i] = (unsigned char)(i % 251 + i / 4096); /* zeros, 0xff and all between */
+    unsigned char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)(255 - i);
+    const struct rt_row rows[2] = {
+        {.ints = {0, INT8_MIN, 0, INT16_MIN, 0, -8388608, 0, INT32_MIN, 0, INT64_MIN, 0},
+         .dec = "-12345678901234567890.0123456789",
+         .d = -DBL_MAX,
+         .d_literal = "-1.7976931348623157e308",
+         .dt = "1000-01-01 00:00:00.000000",
+         .tx = "\xf0\x9f\x98\x80",
+         .tx_chars = 1,
+         .bl = big,
+         .bl_len = RT_BLOB_BIG},
+        {.ints = {0, INT8_MAX, UINT8_MAX, INT16_MAX, UINT16_MAX, 8388607, 16777215, INT32_MAX,
+                  UINT32_MAX, INT64_MAX, 0},
+         .bu_text = "18446744073709551615",
+         .dec = "99999999999999999999.9999999999",
+         .d = 0.1,
+         .d_literal = "0.1e0",
+         .dt = "9999-12-31 23:59:59.999999",
+         .tx = "h\xc3\xa9llo \xf0\x9f\x98\x80\xf0\x9f\x8e\x89 \xf0\x9d\x84\x9e z\xc3\xbcrich",
+         .tx_chars = 17,
+         .bl = all,
+         .bl_len = sizeof all},
+    };
+    /* Ids 1, 2 with parameters; 3, 4 with literals. */
+    for (int k = 0; k < 2; k++) {
+        const struct rt_row *r = &rows[k];
+        evdb_value p[RT_NCOLS];
+        p[RT_ID] = evdb_int(k + 1);
+        for (int col = RT_TI; col <= RT_BI; col++)
+            p[col] = evdb_int(r->ints[col]);
+        p[RT_BU] = r->bu_text ? evdb_text(r->bu_text) : evdb_int(r->ints[RT_BU]);
+        p[RT_DEC] = evdb_text(r->dec);
+        p[RT_D] = evdb_double(r->d);
+        p[RT_DT] = evdb_text(r->dt);
+        p[RT_TX] = evdb_text(r->tx);
+        p[RT_BL] = evdb_bytes(r->bl, r->bl_len);
+        p[RT_N] = evdb_null();
+        evdb_future_unref(run_ok(c, RT_INSERT, p, RT_NCOLS));
+        struct rt_row lit = *r;
+        lit.ints[RT_ID] = k + 3;
+        char *sql = rt_literal_insert(&lit);
+        exec_ok(c, sql);
+        free(sql);
+    }
+    /* The server holds the same values whichever way they came. */
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_rt a JOIN t_rt b ON b.id = a.id + 2 "
+                                  "WHERE (a.ti, a.tu, a.si, a.su, a.mi, a.mu, a.i, a.iu, a.bi, "
+                                  "a.bu, a.dc, a.d, a.dt, a.tx, a.bl) <=> (b.ti, b.tu, b.si, "
+                                  "b.su, b.mi, b.mu, b.i, b.iu, b.bi, b.bu, b.dc, b.d, b.dt, "
+                                  "b.tx, b.bl) AND a.n IS NULL AND b.n IS NULL"),
+                     2);
+    /* utf8mb4 arrived as characters, not as bytes of a narrower set. */
+    evdb_future *f = run_ok(c, "SELECT CHAR_LENGTH(tx), LENGTH(bl) FROM t_rt ORDER BY id", NULL,
+                            0);
+    for (size_t row = 0; row < 4; row++) {
+        ck_assert_int_eq(cell_int(evdb_future_result(f), row, 0),
+                         (int64_t)rows[row % 2].tx_chars);
+        ck_assert_int_eq(cell_int(evdb_future_result(f), row, 1),
+                         (int64_t)rows[row % 2].bl_len);
+    }
+    evdb_future_unref(f);
+    evdb_value zero = evdb_int(0);
+    evdb_future *fs[2] = {run_ok(c, "SELECT * FROM t_rt ORDER BY id", NULL, 0),
+                          run_ok(c, "SELECT * FROM t_rt WHERE id > ? ORDER BY id", &zero, 1)};
+    for (int k = 0; k < 2; k++) {
+        const evdb_result *res = evdb_future_result(fs[k]);
+        ck_assert_uint_eq(evdb_result_nrows(res), 4);
+        ck_assert_uint_eq(evdb_result_ncols(res), RT_NCOLS);
+        for (size_t row = 0; row < 4; row++)
+            rt_check_row(res, row, &rows[row % 2], (int64_t)row + 1, k ? "prepared" : "text");
+    }
+    evdb_future_unref(fs[0]);
+    evdb_future_unref(fs[1]);
+    /* The edge of BIGINT UNSIGNED, computed by the server on both paths. */
+    evdb_value edge[] = {evdb_text("9223372036854775807"), evdb_text("9223372036854775808")};
+    fs[0] = run_ok(c, "SELECT CAST(9223372036854775807 AS UNSIGNED), "
+                      "CAST(9223372036854775808 AS UNSIGNED), CAST(-1 AS UNSIGNED)",
+                   NULL, 0);
+    fs[1] = run_ok(c, "SELECT CAST(? AS UNSIGNED), CAST(? AS UNSIGNED), CAST(-1 AS UNSIGNED)",
+                   edge, 2);
+    for (int k = 0; k < 2; k++) {
+        const evdb_result *res = evdb_future_result(fs[k]);
+        int64_t v = 0;
+        ck_assert_int_eq(evdb_result_int(res, 0, 0, &v), 0);
+        ck_assert_int_eq(v, INT64_MAX);
+        ck_assert_int_eq(evdb_result_int(res, 0, 1, &v), EVDB_ERANGE);
+        ck_assert_int_eq(v, INT64_MAX); /* untouched on error */
+        expect_cell(res, 0, 1, "9223372036854775808");
+        ck_assert_int_eq(evdb_result_int(res, 0, 2, &v), EVDB_ERANGE);
+        expect_cell(res, 0, 2, "18446744073709551615");
+    }
+    evdb_future_unref(fs[0]);
+    evdb_future_unref(fs[1]);
+    free(big);
+    close_conn(c);
+}
+END_TEST
+
 /* ---- errors ---- */
 
 static void expect_server_error(evdb_future *f, int errnum, const char *sqlstate)
@@ -682,6 +945,114 @@ START_TEST(queued_in_order)
         evdb_future_unref(fs[i]);
     }
     close_conn(c);
+}
+END_TEST
+
+/* 10,000 queries queued on one connection at once, text and prepared
+ * alternating: each completes once, in order, with its own answer. */
+#define NMANY 10000
+
+struct many_log {
+    int next;     /* the index expected next */
+    int bad;      /* callbacks out of order or failed */
+};
+
+struct many_item {
+    struct many_log *log;
+    int index;
+};
+
+static void on_many(evdb_future *f, void *arg)
+{
+    struct many_item *it = arg;
+    if (it->index != it->log->next || evdb_future_status(f) != 0)
+        it->log->bad++;
+    it->log->next = it->index + 1;
+}
+
+START_TEST(queued_10000)
+{
+    evdb_conn *c = open_app();
+    evdb_future **fs = calloc(NMANY, sizeof *fs);
+    struct many_item *items = calloc(NMANY, sizeof *items);
+    ck_assert(fs && items);
+    struct many_log log = {0, 0};
+    char sql[SQL_MAX];
+    for (int i = 0; i < NMANY; i++) {
+        evdb_value v[] = {evdb_int(i), evdb_int(i * 7)};
+        if (i % 2) {
+            fs[i] = submit(c, "SELECT ?, CONCAT('r', ?)", v, 2, 0);
+        } else {
+            snprintf(sql, sizeof sql, "SELECT %d, CONCAT('r', %d)", i, i * 7);
+            fs[i] = submit(c, sql, NULL, 0, 0);
+        }
+        items[i].log = &log;
+        items[i].index = i;
+        ck_assert_int_eq(evdb_future_on_done(fs[i], on_many, &items[i]), 0);
+    }
+    ck_assert_uint_eq(evdb_conn_pending(c), NMANY);
+    ck_assert_int_eq(t_wait(fs[NMANY - 1]), 0);
+    t_run_for(L, 0.01);
+    ck_assert_int_eq(log.next, NMANY);
+    ck_assert_int_eq(log.bad, 0);
+    for (int i = 0; i < NMANY; i++) {
+        const evdb_result *r = evdb_future_result(fs[i]);
+        ck_assert_int_eq(cell_int(r, 0, 0), i);
+        snprintf(sql, sizeof sql, "r%d", i * 7);
+        expect_cell(r, 0, 1, sql);
+        evdb_future_unref(fs[i]);
+    }
+    ck_assert_uint_eq(evdb_conn_pending(c), 0);
+    free(fs);
+    free(items);
+    close_conn(c);
+}
+END_TEST
+
+/* 100 queries spread over 8 connections and gathered: every connection
+ * serves its share at the same time as the others, each query gets its
+ * own answer. Each sleeps 20 ms: 2 s one after the other, about 0.26 s on
+ * 8 connections. */
+#define NGCONN 8
+#define NGATHER 100
+
+START_TEST(gather_8_connections)
+{
+    evdb_conn *cs[NGCONN];
+    int64_t ids[NGCONN];
+    for (int k = 0; k < NGCONN; k++) {
+        cs[k] = open_app();
+        ids[k] = evdb_conn_server_id(cs[k]);
+    }
+    evdb_future *fs[NGATHER];
+    char sql[SQL_MAX];
+    double t0 = t_now();
+    for (int i = 0; i < NGATHER; i++) {
+        evdb_conn *c = cs[i % NGCONN];
+        if (i % 2) {
+            evdb_value v = evdb_int(i);
+            fs[i] = submit(c, "SELECT ? * ?, CONNECTION_ID(), SLEEP(0.02)",
+                           (evdb_value[]){v, v}, 2, 5.0);
+        } else {
+            snprintf(sql, sizeof sql, "SELECT %d * %d, CONNECTION_ID(), SLEEP(0.02)", i, i);
+            fs[i] = submit(c, sql, NULL, 0, 5.0);
+        }
+    }
+    evdb_future *g = evdb_gather(fs, NGATHER, EVDB_GATHER_ALL);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(t_wait(g), 0);
+    double took = t_now() - t0;
+    ck_assert_msg(took < 1.5, "100 queries on 8 connections took %g s", took);
+    for (int i = 0; i < NGATHER; i++) {
+        ck_assert_int_eq(evdb_future_status(fs[i]), 0);
+        const evdb_result *r = evdb_future_result(fs[i]);
+        ck_assert_int_eq(cell_int(r, 0, 0), (int64_t)i * i);
+        ck_assert_int_eq(cell_int(r, 0, 1), ids[i % NGCONN]);
+        evdb_future_unref(fs[i]);
+    }
+    evdb_future_unref(g);
+    for (int k = 0; k < NGCONN; k++)
+        close_conn(cs[k]);
 }
 END_TEST
 
@@ -1010,6 +1381,194 @@ START_TEST(cancel_running_query)
 }
 END_TEST
 
+/* Cancelling queued queries: they leave the queue at once and never run
+ * (the INSERTs leave no row), on both paths; the running query and the
+ * queries behind them are not disturbed. */
+START_TEST(cancel_queued)
+{
+    evdb_conn *c = open_app();
+    exec_ok(c, "CREATE TEMPORARY TABLE t_cq (a INT)");
+    evdb_future *running = submit(c, "SELECT SLEEP(0.3), 1", NULL, 0, 0);
+    evdb_value v = evdb_int(2);
+    evdb_future *q1 = submit(c, "INSERT INTO t_cq VALUES (1)", NULL, 0, 0);
+    evdb_future *q2 = submit(c, "INSERT INTO t_cq VALUES (?)", &v, 1, 0);
+    evdb_future *after = submit(c, "SELECT 33", NULL, 0, 0);
+    t_run_for(L, 0.05);
+    ck_assert_uint_eq(evdb_conn_pending(c), 4);
+    ck_assert_int_eq(evdb_future_cancel(q1), 0);
+    ck_assert_int_eq(evdb_future_cancel(q2), 0);
+    ck_assert_int_eq(evdb_future_status(q1), EVDB_ECANCELED);
+    ck_assert_int_eq(evdb_future_status(q2), EVDB_ECANCELED);
+    ck_assert_int_eq(evdb_future_cancel(q2), EVDB_ESTATE); /* idempotent */
+    ck_assert_uint_eq(evdb_conn_pending(c), 2);
+    ck_assert_int_eq(t_wait(running), 0);
+    ck_assert_int_eq(cell_int(evdb_future_result(running), 0, 1), 1);
+    ck_assert_int_eq(t_wait(after), 0);
+    ck_assert_int_eq(cell_int(evdb_future_result(after), 0, 0), 33);
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_cq"), 0);
+    evdb_future_unref(running);
+    evdb_future_unref(q1);
+    evdb_future_unref(q2);
+    evdb_future_unref(after);
+    close_conn(c);
+}
+END_TEST
+
+/* ---- the max_statement_time backstop (server_timeout=true) ---- */
+
+#define ONE_USER "evdb_one"
+#define ONE_PASSWORD "evdb_one_pw"
+
+/* A user allowed a single session: the KILL QUERY that a timeout sends
+ * over a second session cannot connect. */
+static void one_user_create(evdb_conn *admin)
+{
+    exec_ok(admin, "CREATE USER IF NOT EXISTS '" ONE_USER "'@'127.0.0.1' IDENTIFIED BY '"
+                   ONE_PASSWORD "' WITH MAX_USER_CONNECTIONS 1");
+    exec_ok(admin, "GRANT SELECT ON evdb_test.* TO '" ONE_USER "'@'127.0.0.1'");
+}
+
+static evdb_conn *one_user_open(bool backstop)
+{
+    char url[URL_MAX];
+    snprintf(url, sizeof url,
+             "mariadb://" ONE_USER ":" ONE_PASSWORD "@127.0.0.1:%s/evdb_test?server_timeout=%s",
+             my_port(), backstop ? "true" : "false");
+    return open_opts(url, NULL);
+}
+
+/* The query times out at 0.3 s; the query queued behind it is answered
+ * when the statement ends: at once with the backstop, only after the
+ * statement ran to its end (1.5 s) without it. */
+static double one_user_timeout(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
+{
+    double t0 = t_now();
+    evdb_future *f = submit(c, sql, p, n, 0.3);
+    evdb_future *next = submit(c, "SELECT 42", NULL, 0, 0);
+    ck_assert_int_eq(t_wait(f), EVDB_ETIMEDOUT);
+    double took = t_now() - t0;
+    ck_assert_msg(took >= 0.29 && took < 0.6, "timed out after %g s", took);
+    evdb_future_unref(f);
+    ck_assert_int_eq(t_wait(next), 0);
+    ck_assert_int_eq(cell_int(evdb_future_result(next), 0, 0), 42);
+    evdb_future_unref(next);
+    return t_now() - t0;
+}
+
+START_TEST(server_timeout_backstop)
+{
+    evdb_conn *admin = open_admin();
+    one_user_create(admin);
+    evdb_value secs = evdb_double(1.5);
+    /* Without the backstop the statement runs to its end. */
+    evdb_conn *c = one_user_open(false);
+    double took = one_user_timeout(c, "SELECT SLEEP(1.5)", NULL, 0);
+    ck_assert_msg(took > 1.4, "without the backstop: next answered after %g s", took);
+    close_conn(c);
+    /* With it the server stops the statement at the deadline: text and
+     * prepared path, and a read that does not start with SELECT. */
+    c = one_user_open(true);
+    took = one_user_timeout(c, "SELECT SLEEP(1.5)", NULL, 0);
+    ck_assert_msg(took < 0.8, "text path: next answered after %g s", took);
+    took = one_user_timeout(c, "SELECT SLEEP(?)", &secs, 1);
+    ck_assert_msg(took < 0.8, "prepared path: next answered after %g s", took);
+    took = one_user_timeout(c, "/* hint */ WITH s AS (SELECT SLEEP(1.5) AS z) SELECT z FROM s",
+                            NULL, 0);
+    ck_assert_msg(took < 0.8, "WITH: next answered after %g s", took);
+    /* The session is fine afterwards, and reads within their time work. */
+    evdb_value v = evdb_int(5);
+    evdb_future *f = submit(c, "SELECT ? + 1", &v, 1, 2.0);
+    ck_assert_int_eq(t_wait(f), 0);
+    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 6);
+    evdb_future_unref(f);
+    close_conn(c);
+    exec_ok(admin, "DROP USER '" ONE_USER "'@'127.0.0.1'");
+    close_conn(admin);
+}
+END_TEST
+
+/* Which statements carry the deadline: reads with a timeout, on both
+ * paths; not writes, not queries without a timeout, not connections
+ * without the option. */
+START_TEST(server_timeout_scope)
+{
+    char url[URL_MAX];
+    snprintf(url, sizeof url,
+             "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test?server_timeout=true",
+             my_port());
+    evdb_conn *c = open_opts(url, NULL);
+    evdb_value one = evdb_int(1);
+    evdb_future *f = submit(c, "SELECT @@max_statement_time", NULL, 0, 2.5);
+    ck_assert_int_eq(t_wait(f), 0);
+    double d = 0;
+    ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &d), 0);
+    ck_assert(d == 2.5);
+    evdb_future_unref(f);
+    f = submit(c, "select @@max_statement_time, ?", &one, 1, 0.0015);
+    /* 1.5 ms: rounded up to whole milliseconds, never earlier. */
+    int rc = t_wait(f);
+    ck_assert(rc == 0 || rc == EVDB_ETIMEDOUT);
+    if (rc == 0) {
+        ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &d), 0);
+        ck_assert(d == 0.002);
+    }
+    evdb_future_unref(f);
+    f = submit(c, "SELECT @@max_statement_time, ?", &one, 1, 3.0);
+    ck_assert_int_eq(t_wait(f), 0);
+    ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &d), 0);
+    ck_assert(d == 3.0);
+    evdb_future_unref(f);
+    f = run_ok(c, "SELECT @@max_statement_time", NULL, 0); /* no timeout */
+    ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &d), 0);
+    ck_assert(d == 0);
+    evdb_future_unref(f);
+    exec_ok(c, "CREATE TEMPORARY TABLE t_st (v DOUBLE)");
+    f = submit(c, "INSERT INTO t_st SELECT @@max_statement_time", NULL, 0, 2.0);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+    f = submit(c, "INSERT INTO t_st VALUES (@@max_statement_time + ?)", &one, 1, 2.0);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+    f = run_ok(c, "SELECT SUM(v) FROM t_st", NULL, 0);
+    ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &d), 0);
+    ck_assert(d == 1);
+    evdb_future_unref(f);
+    close_conn(c);
+    /* Off by default. */
+    c = open_app();
+    f = submit(c, "SELECT @@max_statement_time", NULL, 0, 2.0);
+    ck_assert_int_eq(t_wait(f), 0);
+    ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &d), 0);
+    ck_assert(d == 0);
+    evdb_future_unref(f);
+    close_conn(c);
+}
+END_TEST
+
+/* The server's own statement timeout (error 1969) is EVDB_ETIMEDOUT, with
+ * MariaDB's number and SQLSTATE, and the connection serves on. */
+START_TEST(statement_timeout_is_etimedout)
+{
+    evdb_conn *c = open_app();
+    evdb_value secs = evdb_double(2);
+    for (int k = 0; k < 2; k++) {
+        double t0 = t_now();
+        evdb_future *f =
+            k ? submit(c, "SET STATEMENT max_statement_time=0.1 FOR SELECT SLEEP(?)", &secs, 1, 0)
+              : submit(c, "SET STATEMENT max_statement_time=0.1 FOR SELECT SLEEP(2)", NULL, 0, 0);
+        ck_assert_int_eq(t_wait(f), EVDB_ETIMEDOUT);
+        ck_assert_double_lt(t_now() - t0, 1.0);
+        const evdb_error *e = evdb_future_error(f);
+        ck_assert_int_eq(evdb_error_driver_code(e), 1969);
+        ck_assert_str_eq(evdb_error_sqlstate(e), "70100");
+        ck_assert(evdb_error_is_cancel(e));
+        evdb_future_unref(f);
+        ck_assert_int_eq(query_int(c, "SELECT 12"), 12);
+    }
+    close_conn(c);
+}
+END_TEST
+
 /* A statement stuck in prepare (waiting for a table lock) is killed there;
  * the statement is not executed later. */
 START_TEST(timeout_during_prepare)
@@ -1295,6 +1854,7 @@ static Suite *mariadb_suite(void)
     tcase_add_test(conn, connect_mysql_scheme_and_socket);
     tcase_add_test(conn, connect_host_name);
     tcase_add_test(conn, connect_wrong_password);
+    tcase_add_test(conn, connect_unknown_database);
     tcase_add_test(conn, connect_refused);
     tcase_add_test(conn, connect_timeouts);
     tcase_add_loop_test(conn, bad_url_rejected_at_once, 0,
@@ -1302,6 +1862,7 @@ static Suite *mariadb_suite(void)
     tcase_add_test(conn, tls_concurrent);
 
     tcase_add_test(query, params_round_trip);
+    tcase_add_test(query, type_round_trips);
     tcase_add_test(query, column_types);
     tcase_add_test(query, doubles_match_text_protocol);
     tcase_add_test(query, nulls);
@@ -1309,6 +1870,8 @@ static Suite *mariadb_suite(void)
     tcase_add_test(query, large_result);
     tcase_add_test(query, server_errors);
     tcase_add_test(query, queued_in_order);
+    tcase_add_test(query, queued_10000);
+    tcase_add_test(query, gather_8_connections);
     tcase_add_test(query, insert_id_and_affected);
     tcase_add_test(query, multi_statement);
     tcase_add_test(query, stmt_cache_lru);
@@ -1318,6 +1881,10 @@ static Suite *mariadb_suite(void)
     tcase_add_test(cancel, timeout_kills_query);
     tcase_add_test(cancel, timeout_kills_prepared);
     tcase_add_test(cancel, cancel_running_query);
+    tcase_add_test(cancel, cancel_queued);
+    tcase_add_test(cancel, server_timeout_backstop);
+    tcase_add_test(cancel, server_timeout_scope);
+    tcase_add_test(cancel, statement_timeout_is_etimedout);
     tcase_add_test(cancel, timeout_during_prepare);
     tcase_add_test(cancel, timeout_race);
 
