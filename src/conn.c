@@ -52,6 +52,7 @@ struct evdb_conn {
     evdb__deferred pump_d;
     bool in_step;
     bool free_after_step;
+    bool shell; /* the close future keeps the handle (see shell_free) */
     double connect_timeout;
     unsigned depth;
     /* Why the session was lost (state CS_BROKEN): evdb_conn_error. */
@@ -162,6 +163,18 @@ static void broken(evdb_conn *c, const evdb_error *err)
     }
 }
 
+/* What is left of a closed connection while its close future lives: the
+ * handle, marked closed and holding nothing, so that a late call on it (a
+ * second close, a query on a connection that closed at once) is refused
+ * with EVDB_ECLOSED instead of reading freed memory. It goes with the
+ * close future. */
+static void shell_free(void *arg)
+{
+    evdb_conn *c = arg;
+    c->magic = EVDB__MAGIC_DEAD;
+    evdb__free(c);
+}
+
 static void close_finished(evdb_conn *c)
 {
     stop_watchers(c);
@@ -170,7 +183,7 @@ static void close_finished(evdb_conn *c)
         c->dc = NULL;
     }
     set_state(c, CS_CLOSED);
-    evdb__future_resolve(c->close_f, NULL, NULL);
+    c->shell = evdb__future_resolve(c->close_f, c, shell_free);
     if (c->in_step)
         c->free_after_step = true;
     else
@@ -187,9 +200,23 @@ static void conn_free(evdb_conn *c)
     evdb__timer_free(c->limit_timer);
     evdb__timer_free(c->ctimer);
     evdb_future_unref(c->open_f);
-    evdb_future_unref(c->close_f);
     evdb_future_unref(c->close_spare);
     evdb__loop_unref(c->loop);
+    evdb_future *cf = c->close_f;
+    if (c->shell) {
+        /* Only the handle stays, owned by the close future: nothing in it
+         * may point anywhere any more. */
+        c->open_f = c->close_f = c->close_spare = NULL;
+        c->io = c->cio = NULL;
+        c->wait_timer = c->limit_timer = c->ctimer = NULL;
+        c->notices = NULL;
+        c->owner_ops = NULL;
+        c->owner = NULL;
+        c->loop = NULL;
+        evdb_future_unref(cf); /* may free c (shell_free) */
+        return;
+    }
+    evdb_future_unref(cf);
     c->magic = EVDB__MAGIC_DEAD;
     evdb__free(c);
 }
@@ -816,6 +843,9 @@ int evdb_conn_set_notice_hook(evdb_conn *c, evdb_notice_fn fn, void *arg)
     if (c->owner)
         return evdb__fail_now(EVDB_ENOTSUP, "evdb_conn_set_notice_hook: not for pooled "
                                             "connections (the hook would outlive the borrow)");
+    if (c->state == CS_CLOSING || c->state == CS_CLOSED)
+        return evdb__fail_now(EVDB_ECLOSED, "evdb_conn_set_notice_hook: the connection is "
+                                            "closing");
     if (!c->notices) {
         if (!fn)
             return 0;

@@ -73,6 +73,7 @@ struct evdb_pool {
     evdb_pool_stats st;
     evdb_future *close_f;
     evdb_future *close_spare; /* made with the pool: closing needs no memory */
+    bool closed;              /* only the handle is left (see pool_shell_free) */
     evdb__deferred dispatch_d;
     char discard_reason[160];
 };
@@ -111,6 +112,17 @@ static void member_unlink(member *m)
     p->nmembers--;
 }
 
+/* What is left of a closed pool while its close future lives: the
+ * handle, marked closed and holding nothing, so that a late call on it (a
+ * second close, a query) is refused with EVDB_ECLOSED instead of reading
+ * freed memory. It goes with the close future. */
+static void pool_shell_free(void *arg)
+{
+    evdb_pool *p = arg;
+    p->magic = EVDB__MAGIC_DEAD;
+    evdb__free(p);
+}
+
 static void pool_free_if_closed(evdb_pool *p)
 {
     if (!p->close_f || p->nmembers)
@@ -120,13 +132,22 @@ static void pool_free_if_closed(evdb_pool *p)
     evdb__timer_free(p->backoff_timer);
     evdb__timer_free(p->maint_timer);
     evdb__timer_free(p->grace_timer);
-    evdb__future_resolve(p->close_f, NULL, NULL);
-    evdb_future_unref(p->close_f);
     evdb__free(p->url);
     evdb__free(p->on_connect_sql);
     evdb__loop *l = p->loop;
-    p->magic = EVDB__MAGIC_DEAD;
-    evdb__free(p);
+    evdb_future *cf = p->close_f;
+    if (evdb__future_resolve(cf, p, pool_shell_free)) {
+        p->closed = true;
+        p->close_f = NULL;
+        p->loop = NULL;
+        p->url = p->on_connect_sql = NULL;
+        p->deadline_timer = p->backoff_timer = p->maint_timer = p->grace_timer = NULL;
+        evdb_future_unref(cf); /* may free p (pool_shell_free) */
+    } else {
+        evdb_future_unref(cf);
+        p->magic = EVDB__MAGIC_DEAD;
+        evdb__free(p);
+    }
     evdb__loop_unref(l);
 }
 
@@ -907,8 +928,8 @@ static bool pool_usable(const evdb_pool *p, const char *who)
         evdb__fail_now(EVDB_EINVAL, "%s: invalid pool", who);
         return false;
     }
-    if (p->close_f) {
-        evdb__fail_now(EVDB_ECLOSED, "%s: the pool is closing", who);
+    if (p->close_f || p->closed) {
+        evdb__fail_now(EVDB_ECLOSED, "%s: the pool is %s", who, p->closed ? "closed" : "closing");
         return false;
     }
     return true;
@@ -1084,6 +1105,10 @@ void evdb_pool_dump(const evdb_pool *p, FILE *out)
 {
     if (!p || p->magic != EVDB__MAGIC_POOL || !out)
         return;
+    if (p->closed) {
+        fprintf(out, "evdb pool: closed\n");
+        return;
+    }
     double now = evdb__loop_now(p->loop);
     fprintf(out, "evdb pool: %u connection(s), %zu waiting query(ies), %zu waiting acquire(s)\n",
             p->nmembers, p->waitq.n, p->nacq);

@@ -122,10 +122,12 @@ EVDB_EXTERN evdb_future *evdb_conn_unprepare(evdb_conn *c, const char *sql,
 
 /* Close asynchronously: queued queries fail with EVDB_ECLOSED, running ones
  * with EVDB_ECONNLOST unless they finish first; the returned future
- * completes when the session is gone and the memory reclaimed. c must not
- * be used after this call. Never blocks the loop. Returns NULL (and does
- * nothing) for NULL, a pooled connection, or a second close. Callable from
- * callbacks. */
+ * completes when the session is gone and the memory reclaimed. After this
+ * call, c only refuses: while the returned future lives, a second close or
+ * a query on c returns NULL with EVDB_ECLOSED; once that future is
+ * destroyed, c is gone and must not be used. Never blocks the loop.
+ * Returns NULL (and does nothing) for NULL, a pooled connection, or a
+ * second close. Callable from callbacks. */
 EVDB_EXTERN evdb_future *evdb_conn_close(evdb_conn *c);
 
 /* The driver name: "postgres" or "mariadb". */

@@ -179,9 +179,12 @@ EVDB_EXTERN void evdb_pool_stats_get(const evdb_pool *p, evdb_pool_stats *out);
 /* Close: waiting queries and acquires fail with EVDB_ECLOSED, idle
  * connections close at once, busy ones when their queries finish (after
  * close_grace seconds their connections are closed and what still runs
- * fails with EVDB_ECLOSED), borrowed ones when released. The future completes when every connection is gone
- * and the pool is freed; p must not be used after this call. Returns NULL
- * for NULL or a second close. */
+ * fails with EVDB_ECLOSED), borrowed ones when released. The future
+ * completes when every connection is gone and the pool's resources are
+ * freed. After this call, p only refuses: while the returned future lives,
+ * a second close, a query or an acquire returns NULL with EVDB_ECLOSED;
+ * once that future is destroyed, p is gone and must not be used. Returns
+ * NULL for NULL or a second close. */
 EVDB_EXTERN evdb_future *evdb_pool_close(evdb_pool *p);
 
 #ifdef __cplusplus
