@@ -142,6 +142,12 @@ static evdb_future *multi_new(evdb_future *const *fs, size_t n, unsigned flags, 
         evdb__fail_now(EVDB_EINVAL, "%s: bad arguments", who);
         return NULL;
     }
+    /* Before looking at the children: an absurd n must not walk off the
+     * caller's array. */
+    if (n > (SIZE_MAX - sizeof(multi_op)) / sizeof(evdb_future *)) {
+        evdb__fail_now(EVDB_EINVAL, "%s: too many futures", who);
+        return NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         if (!evdb__future_valid(fs[i])) {
             evdb__fail_now(EVDB_EINVAL, "%s: future %zu is NULL or invalid", who, i);
@@ -155,10 +161,6 @@ static evdb_future *multi_new(evdb_future *const *fs, size_t n, unsigned flags, 
     if (n == 0) {
         evdb__fail_now(EVDB_EINVAL, "%s: an empty gather needs a loop: use evdb_sleep(loop, 0)",
                        who);
-        return NULL;
-    }
-    if (n > (SIZE_MAX - sizeof(multi_op)) / sizeof(evdb_future *)) {
-        evdb__fail_now(EVDB_EINVAL, "%s: too many futures", who);
         return NULL;
     }
     multi_op *op = evdb__calloc(1, sizeof *op + n * sizeof(evdb_future *));
