@@ -1064,10 +1064,14 @@ static int on_prepare_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, ev
             s->state = PGS_READY;
         return 0;
     }
-    /* Not created: aborted by an earlier error, or the Parse failed. */
-    evdb__pg_cache_invalidate(&dc->cache, s, false);
-    if (st == PGRES_PIPELINE_ABORTED)
+    /* Not created: aborted by an earlier error (a pinned statement keeps
+     * its pin for the next try), or the Parse failed (nothing to keep:
+     * a failed evdb_conn_prepare pins nothing). */
+    if (st == PGRES_PIPELINE_ABORTED) {
+        evdb__pg_cache_invalidate(&dc->cache, s, false);
         return 0; /* the query's own entry is aborted as well */
+    }
+    evdb__pg_cache_drop(&dc->cache, s, false);
     if (evdb__pg_error_is_fatal(res) || PQstatus(dc->conn) == CONNECTION_BAD)
         return conn_fatal(dc, res, err);
     if (e->q) {
