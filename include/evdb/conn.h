@@ -159,7 +159,8 @@ EVDB_EXTERN int evdb_conn_set_notice_hook(evdb_conn *c, evdb_notice_fn fn, void 
 /* Whether c can take queries: 0 when it can, EVDB_ECONNLOST when the
  * session was lost (the server ended it, the network failed: queries in
  * flight failed with EVDB_ECONNLOST, new ones are refused; only
- * evdb_conn_close is left to do), EVDB_ECLOSED while a pool closes it,
+ * evdb_conn_close is left to do), EVDB_ECLOSED once it is closing or
+ * closed (by evdb_conn_close, while its close future lives, or its pool),
  * EVDB_EINVAL for NULL or a stale handle. The loss is noticed while idle
  * too: the socket stays watched. */
 EVDB_EXTERN int evdb_conn_status(const evdb_conn *c);
