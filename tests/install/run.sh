@@ -61,6 +61,11 @@ for f in "$LIB_DIR/libevdb.so" "$LIB_DIR/libevdb.a" "$LIB_DIR/cmake/evdb/evdbCon
     "$PREFIX/include/evdb.h" "$PREFIX/include/evdb/version.h" "$PREFIX/include/evdb/features.h"; do
     [ -e "$f" ] || die "not installed: ${f#"$PREFIX"/}"
 done
+# The test kit: the fault proxy and the throwaway-server script.
+for t in evdb-faultproxy evdb-testdb; do
+    [ -x "$PREFIX/bin/$t" ] || die "not installed: bin/$t"
+    "$PREFIX/bin/$t" --help >/dev/null || die "bin/$t --help failed"
+done
 # (WORKDIR may lie inside SRCDIR, so mentions of the prefix itself are fine.)
 while IFS= read -r f; do
     if sed "s|$PREFIX||g" "$f" | grep -qF -e "$BUILD" -e "$SRC/"; then
@@ -86,8 +91,11 @@ step "a) pkg-config, shared"
 read -r -a pc_flags <<<"$(pkg-config --cflags --libs evdb)"
 "$CC" -Wall -Wextra -Werror -o "$WORK/consumer-pc" "$HERE/consumer.c" "${pc_flags[@]}"
 run_consumer "pkg-config shared" "$WORK/consumer-pc"
-ldd "$WORK/consumer-pc" | grep -q "$LIB_DIR/libevdb.so" ||
-    LD_LIBRARY_PATH=$LIB_DIR ldd "$WORK/consumer-pc" | grep -q "$LIB_DIR/libevdb.so" ||
+# ldd's output is captured first: `ldd | grep -q` under pipefail fails
+# whenever grep exits before ldd has written everything (SIGPIPE).
+deps=$(ldd "$WORK/consumer-pc" || true)
+grep -qF "$LIB_DIR/libevdb.so" <<<"$deps" ||
+    grep -qF "$LIB_DIR/libevdb.so" <<<"$(LD_LIBRARY_PATH=$LIB_DIR ldd "$WORK/consumer-pc")" ||
     die "consumer-pc does not load the installed libevdb.so"
 
 step "b) find_package, evdb::evdb"
