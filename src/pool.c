@@ -464,6 +464,12 @@ static void member_opened(evdb_future *f, void *arg)
     }
     m->c = evdb_future_take_conn(f);
     evdb_future_unref(f);
+    /* Before the pool owns it: the hook is the pool's, not a borrower's. */
+    if (p->o.notice_hook && evdb_conn_set_notice_hook(m->c, p->o.notice_hook,
+                                                      p->o.notice_hook_arg)) {
+        evdb__error_copy(&p->last_err, evdb_last_error());
+        p->have_err = true;
+    }
     evdb__conn_set_owner(m->c, &owner_ops, m);
     m->born = evdb__loop_now(p->loop);
     p->st.connects++;

@@ -369,6 +369,32 @@ START_TEST(pool_survives_server_stop_and_restart_under_load)
 }
 END_TEST
 
+typedef struct pool_notices {
+    int calls;
+    char last[128];
+} pool_notices;
+
+static void on_pool_notice(evdb_conn *c, const evdb_error *notice, void *arg)
+{
+    (void)c;
+    pool_notices *n = arg;
+    n->calls++;
+    snprintf(n->last, sizeof n->last, "%s", evdb_error_message(notice));
+}
+
+START_TEST(pool_delivers_server_notices_to_its_hook)
+{
+    pool_notices n = {0};
+    evdb_pool_opts o = {.max_conns = 2, .notice_hook = on_pool_notice, .notice_hook_arg = &n};
+    evdb_pool *p = evdb_pool_new(L, need(evdb_test_pg_url), &o);
+    evdb_future_unref(q_ok(p, "DO $$BEGIN RAISE NOTICE 'pool-notice %', 7; END$$"));
+    t_run_for(L, 0.05);
+    ck_assert_int_eq(n.calls, 1);
+    ck_assert_ptr_nonnull(strstr(n.last, "pool-notice 7"));
+    close_pool(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool_integration");
@@ -381,6 +407,7 @@ int main(void)
     tcase_add_loop_test(tc, pool_recovers_when_the_server_kills_its_session, 0, 2);
     tcase_add_loop_test(tc, wrong_password_fails_waiters_with_the_reason, 0, 2);
     tcase_add_loop_test(tc, pool_survives_server_stop_and_restart_under_load, 0, 2);
+    tcase_add_test(tc, pool_delivers_server_notices_to_its_hook);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }

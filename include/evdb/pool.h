@@ -58,6 +58,10 @@ typedef struct evdb_pool_opts {
      * completes (for logging or tracing) [none]. */
     void (*query_hook)(const struct evdb_pool_query_event *ev, void *arg);
     void *query_hook_arg;
+    /* Server notices of every pooled connection (see
+     * evdb_conn_set_notice_hook; called from the loop) [dropped]. */
+    evdb_notice_fn notice_hook;
+    void *notice_hook_arg;
     void *reserved[4];
 } evdb_pool_opts;
 
