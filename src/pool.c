@@ -39,6 +39,10 @@ struct member {
     const char *acquired_file;
     int acquired_line;
     bool leak_reported;
+    /* A reset or validation callback (reset_done, validated) is still to
+     * run for this member; when the member closes first it stays
+     * allocated (gone) until that callback has run and freed it. */
+    bool cb_pending, gone;
     member *prev, *next;
 };
 
@@ -157,9 +161,26 @@ static void member_closed(evdb_future *f, void *arg)
     evdb_pool *p = m->pool;
     (void)f;
     member_unlink(m);
-    evdb__free(m);
+    /* Its connection broke during a reset or validation: that callback
+     * may still be queued behind this one, and frees the member. */
+    if (m->cb_pending)
+        m->gone = true;
+    else
+        evdb__free(m);
     schedule_dispatch(p);
     pool_free_if_closed(p);
+}
+
+/* At the start of reset_done / validated: true when the member closed
+ * meanwhile (it is freed here, and neither it nor its pool, which may be
+ * gone too, may be touched). */
+static bool member_gone(member *m)
+{
+    m->cb_pending = false;
+    if (!m->gone)
+        return false;
+    evdb__free(m);
+    return true;
 }
 
 static void member_close(member *m)
@@ -327,6 +348,10 @@ static const evdb__conn_owner owner_ops = {on_room, on_broken, on_borrowed};
 static void validated(evdb_future *f, void *arg)
 {
     member *m = arg;
+    if (member_gone(m)) {
+        evdb__future_disown(f);
+        return;
+    }
     evdb_pool *p = m->pool;
     if (m->st == M_VALIDATING) {
         if (evdb__future_peek(f) == 0 && evdb__conn_ready(m->c) && !p->close_f) {
@@ -354,6 +379,7 @@ static void validate(member *m)
         return;
     }
     m->st = M_VALIDATING;
+    m->cb_pending = true;
     p->st.validations++;
 }
 
@@ -703,6 +729,10 @@ static void discard(evdb_pool *p, member *m, const char *why, const char *detail
 static void reset_done(evdb_future *f, void *arg)
 {
     member *m = arg;
+    if (member_gone(m)) {
+        evdb_future_unref(f);
+        return;
+    }
     evdb_pool *p = m->pool;
     if (m->st == M_RESETTING) {
         if (evdb_future_status(f) == 0 && evdb__conn_ready(m->c) && !p->close_f) {
@@ -782,6 +812,8 @@ int evdb_conn_release(evdb_conn *c)
     if (!g || evdb_future_on_done(g, reset_done, m)) {
         evdb_future_unref(g);
         discard(p, m, "reset failed: out of memory", NULL);
+    } else {
+        m->cb_pending = true;
     }
     return 0;
 }
@@ -1180,7 +1212,12 @@ static void txn_user_done(evdb_future *f, void *arg)
         txn_end(t);
         return;
     }
-    if (!end || evdb_future_on_done(end, txn_finished, t)) {
+    if (!end) {
+        /* Refused at once: the connection was lost (or closed) after the
+         * user's statements ran; the server rolled them back. */
+        evdb__future_fail_err(t->f, evdb_last_error());
+        txn_end(t);
+    } else if (evdb_future_on_done(end, txn_finished, t)) {
         evdb_future_unref(end);
         evdb__future_fail(t->f, EVDB_ENOMEM, "transaction: out of memory submitting COMMIT");
         txn_end(t);
@@ -1225,7 +1262,11 @@ static void txn_acquired(evdb_future *f, void *arg)
     evdb_future_unref(f);
     evdb_query_opts o = {.flags = EVDB_QUERY_NO_PIPELINE};
     evdb_future *b = evdb__conn_query(t->c, "BEGIN", NULL, 0, &o);
-    if (!b || evdb_future_on_done(b, txn_begun, t)) {
+    if (!b) {
+        /* Refused at once (a connection lost right after the acquire). */
+        evdb__future_fail_err(t->f, evdb_last_error());
+        txn_end(t);
+    } else if (evdb_future_on_done(b, txn_begun, t)) {
         evdb_future_unref(b);
         evdb__future_fail(t->f, EVDB_ENOMEM, "transaction: out of memory submitting BEGIN");
         txn_end(t);
