@@ -7,7 +7,7 @@
  * stack, the stack pointer is stored in `from`, the one in `to` loaded, and
  * the same frame is popped off the other stack. A new context's stack is
  * laid out as if it had been switched away from, with its return address
- * pointing at a small entry stub that calls entry(arg).
+ * pointing at a small entry trampoline that calls entry(arg).
  *
  * The floating-point control state is callee-saved by both ABIs (x86-64:
  * MXCSR control bits and the x87 control word; aarch64: FPCR), so it is
@@ -24,7 +24,7 @@
 
 #if !EVDB__CTX_UCONTEXT
 
-/* The entry stub, defined in the assembly below: the first switch to a new
+/* The entry trampoline, defined in the assembly below: the first switch to a new
  * context "returns" into it. */
 __attribute__((visibility("hidden"))) void evdb__ctx_start(void);
 
@@ -87,7 +87,7 @@ enum {
     X86_FRAME_WORDS
 };
 
-/* Bytes left unused above the first frame (keeps the stub's rsp aligned). */
+/* Bytes left unused above the first frame (keeps the trampoline's rsp aligned). */
 #define X86_TOP_SLACK 16u
 
 int evdb__ctx_make(evdb__ctx *ctx, void *stack, size_t size, evdb__ctx_entry entry, void *arg)
