@@ -178,6 +178,9 @@ void evdb__rbuild_free(evdb__rbuild *b);
 void evdb__result_append(evdb_result *first, evdb_result *next);
 void evdb__result_free(evdb_result *r);
 
+/* The value of one hexadecimal digit, or -1 (src/url.c). */
+int evdb__hexval(int c);
+
 /* URL parsing for drivers that parse URLs themselves (src/url.c). */
 typedef struct evdb__url_param {
     char *key;

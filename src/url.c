@@ -14,7 +14,7 @@
 /* Longest URL accepted: far beyond any real one, but bounded. */
 #define URL_MAX_LEN 8192
 
-static int hexval(int c)
+int evdb__hexval(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -35,8 +35,8 @@ static int decode(const char *s, size_t n, bool plus_is_space, char **out)
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%') {
-            int hi = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+            int hi = i + 1 < n ? evdb__hexval((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? evdb__hexval((unsigned char)s[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 evdb__free(d);
                 return EVDB_EURL;

@@ -37,17 +37,6 @@ static evdb_type map_type(Oid oid)
     }
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_octal(unsigned char c)
 {
     return c >= '0' && c <= '7';
@@ -63,14 +52,14 @@ static int put_bytea(evdb__rbuild *b, const char *s, size_t len)
         if (hex % 2)
             return evdb__rbuild_cell(b, s, len);
         for (size_t i = 2; i < len; i++)
-            if (hexval((unsigned char)s[i]) < 0)
+            if (evdb__hexval((unsigned char)s[i]) < 0)
                 return evdb__rbuild_cell(b, s, len);
         unsigned char *out = evdb__rbuild_cell_space(b, hex / 2);
         if (!out)
             return EVDB_ENOMEM;
         for (size_t i = 0; i < hex / 2; i++)
-            out[i] = (unsigned char)(hexval((unsigned char)s[2 + 2 * i]) << 4 |
-                                     hexval((unsigned char)s[3 + 2 * i]));
+            out[i] = (unsigned char)(evdb__hexval((unsigned char)s[2 + 2 * i]) << 4 |
+                                     evdb__hexval((unsigned char)s[3 + 2 * i]));
         return 0;
     }
     /* Escape format: \\ is a backslash, \ooo an octal byte, the rest as is. */
