@@ -427,6 +427,38 @@ START_TEST(allocation_failure_on_query_path)
 }
 END_TEST
 
+/* Regression (found by integ_badinput): a connection whose close needs no
+ * I/O is gone inside evdb_conn_close; calls on the handle are refused
+ * with EVDB_ECLOSED (instead of reading freed memory) for as long as the
+ * close future lives, also after it completed. */
+START_TEST(closed_handle_refuses_while_the_close_future_lives)
+{
+    struct ev_loop *loop = t_loop_new(3);
+    for (int slow = 0; slow < 2; slow++) {
+        evdb_conn *c = open_fake(loop, slow ? "fake://db/?close_ms=20" : "fake://db/");
+        evdb_future *cf = evdb_conn_close(c);
+        ck_assert_ptr_nonnull(cf);
+        ck_assert_ptr_null(evdb_conn_close(c));
+        ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECLOSED);
+        ck_assert_ptr_null(evdb_conn_query(c, "ok", NULL, 0, NULL));
+        ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECLOSED);
+        ck_assert_int_eq(t_wait(cf), 0);
+        ck_assert_ptr_null(evdb_conn_close(c));
+        ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECLOSED);
+        ck_assert_ptr_null(evdb_conn_query(c, "ok", NULL, 0, NULL));
+        ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECLOSED);
+        ck_assert_int_eq(evdb_conn_release(c), EVDB_EINVAL);
+        ck_assert_int_eq(evdb_conn_status(c), EVDB_ECLOSED);
+        ck_assert_ptr_null(evdb_conn_error(c));
+        ck_assert_uint_eq(evdb_conn_pending(c), 0);
+        ck_assert_int_eq(evdb_conn_server_id(c), 0);
+        ck_assert_int_eq(evdb_conn_set_notice_hook(c, NULL, NULL), EVDB_ECLOSED);
+        evdb_future_unref(cf);
+    }
+    t_loop_free(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conn");
@@ -446,6 +478,7 @@ int main(void)
     tcase_add_test(tc, close_with_queries_queued);
     tcase_add_test(tc, close_from_a_callback);
     tcase_add_test(tc, allocation_failure_on_query_path);
+    tcase_add_test(tc, closed_handle_refuses_while_the_close_future_lives);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }

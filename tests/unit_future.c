@@ -3,6 +3,7 @@
  * re-entrancy from callbacks, gather / race / timeout / sleep semantics.
  */
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,6 +160,11 @@ START_TEST(bad_arguments_fail_at_once)
     evdb_future *f = evdb_future_new(loop);
     ck_assert_int_eq(evdb_future_fail(f, 5, "positive"), EVDB_EINVAL);
     ck_assert_ptr_null(evdb_gather(&f, 1, 0x80));
+    /* Regression (found by integ_badinput under ASan): an absurd count is
+     * refused before the array is read. */
+    ck_assert_ptr_null(evdb_gather(&f, SIZE_MAX, 0));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_race(&f, SIZE_MAX / 2));
     /* A future that can never complete: wait says so instead of hanging. */
     ck_assert_int_eq(evdb_future_wait(f), EVDB_ESTATE);
     evdb_future_unref(f);

@@ -569,6 +569,72 @@ START_TEST(max_lifetime_rotates_connections)
 }
 END_TEST
 
+/* Regression (found by integ_faults): a query handed straight to a
+ * connection has no pool deadline; when that connection breaks before the
+ * query is sent, the query goes back to the pool and must wait for the
+ * replacement connection, not fail at once with EVDB_EPOOLTIMEOUT. Here
+ * it sits on a connection whose pump is held by a timed-out query that
+ * cannot be cancelled, behind a query that then breaks the connection. */
+START_TEST(rerouted_query_waits_for_the_replacement)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1, .backoff_initial = 0.01, .acquire_timeout = 2,
+                        .pipeline_depth = 3};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?no_cancel=1", &o);
+    evdb_future *w = evdb_pool_query(p, "ok", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(w), 0);
+    evdb_future_unref(w);
+    evdb_query_opts to = {.timeout = 0.02};
+    evdb_future *slow = evdb_pool_query(p, "sleep 100", NULL, 0, &to);
+    evdb_future *drop = evdb_pool_query(p, "drop", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(slow), EVDB_ETIMEDOUT);
+    /* Handed to the connection (room for a third), held by the pump. */
+    evdb_future *q = evdb_pool_query(p, "ok 2", NULL, 0, NULL);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.waiting, 0); /* on the connection, not in the pool */
+    ck_assert_int_eq(t_wait(q), 0);
+    ck_assert_str_eq(evdb_result_text(evdb_future_result(q), 0, 0, NULL), "2");
+    ck_assert_int_eq(t_wait(drop), EVDB_ECONNLOST);
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.broken, 1);
+    ck_assert_uint_eq(st.pool_timeouts, 0);
+    evdb_future_unref(slow);
+    evdb_future_unref(drop);
+    evdb_future_unref(q);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* Regression (found by integ_badinput): after evdb_pool_close, and even
+ * after the pool is gone, calls on the handle are refused with
+ * EVDB_ECLOSED for as long as the close future lives (they read freed
+ * memory). */
+START_TEST(closed_pool_handle_refuses_while_the_close_future_lives)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", NULL);
+    evdb_future *q = evdb_pool_query(p, "ok", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), 0);
+    evdb_future_unref(q);
+    evdb_future *cf = evdb_pool_close(p);
+    ck_assert_ptr_nonnull(cf);
+    ck_assert_int_eq(t_wait(cf), 0);
+    ck_assert_ptr_null(evdb_pool_close(p));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECLOSED);
+    ck_assert_ptr_null(evdb_pool_query(p, "ok", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECLOSED);
+    ck_assert_ptr_null(evdb_pool_acquire(p, 1));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECLOSED);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.total, 0);
+    evdb_future_unref(cf);
+    t_loop_free(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -591,6 +657,8 @@ int main(void)
     tcase_add_test(tc, max_is_respected_under_oversubscription);
     tcase_add_test(tc, close_waits_for_running_queries_then_gives_up);
     tcase_add_test(tc, max_lifetime_rotates_connections);
+    tcase_add_test(tc, rerouted_query_waits_for_the_replacement);
+    tcase_add_test(tc, closed_pool_handle_refuses_while_the_close_future_lives);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }
