@@ -178,6 +178,28 @@ void evdb__rbuild_free(evdb__rbuild *b);
 void evdb__result_append(evdb_result *first, evdb_result *next);
 void evdb__result_free(evdb_result *r);
 
+/* Host name lookups off the loop thread (src/resolve.c), for client
+ * libraries that would call a blocking getaddrinfo. Poll a running lookup
+ * from a timed wait (evdb__lookup_next_delay); then read its addresses. */
+#define EVDB__ADDR_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
+typedef struct evdb__lookup evdb__lookup;
+/* True for an IPv4 or IPv6 literal (nothing to look up). */
+bool evdb__host_is_ip(const char *host);
+/* Start looking name up; NULL with *gai_rc (a getaddrinfo code) when it
+ * could not start. */
+evdb__lookup *evdb__lookup_start(const char *name, int *gai_rc);
+bool evdb__lookup_running(const evdb__lookup *r);
+/* Once finished: 0, or the getaddrinfo error (EAI_NONAME for no address). */
+int evdb__lookup_error(const evdb__lookup *r);
+const char *evdb__lookup_strerror(int gai_rc);
+/* The distinct numeric addresses found, in the resolver's order, at most
+ * max of them, as text; returns how many. */
+size_t evdb__lookup_addrs(const evdb__lookup *r, char (*out)[EVDB__ADDR_TEXT_MAX], size_t max);
+/* Give the lookup up, finished or not (never blocks). NULL is ignored. */
+void evdb__lookup_drop(evdb__lookup *r);
+/* The next poll delay in ms: 1 first, doubling up to 50. */
+int evdb__lookup_next_delay(int delay_ms);
+
 /* The value of one hexadecimal digit, or -1 (src/url.c). */
 int evdb__hexval(int c);
 

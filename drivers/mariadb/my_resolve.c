@@ -15,67 +15,25 @@
  *    user wrote, so the name itself goes to Connector/C and its
  *    synchronous lookup runs on the loop thread.
  *
- * The request is allocated with plain malloc, not the evdb allocator: when
- * a connect is abandoned while the lookup runs, glibc cannot always cancel
- * it, and the request is then freed by glibc's notification thread, where
- * a user allocator hook need not be safe to call.
+ * The lookup itself is the core's resolver (src/resolve.c).
  */
-/* getaddrinfo_a and friends are GNU extensions. */
-#define _GNU_SOURCE
-
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "my_internal.h"
 
-/* Poll the lookup after 1 ms, doubling up to 50 ms between polls. */
-#define POLL_FIRST_MS 1
-#define POLL_MAX_MS 50
 /* Addresses of one name tried at most. */
 #define MAX_ADDRS 8
 
-/* The request is shared by the loop thread and glibc's notification
- * thread; each holds a reference and the last one frees it. */
-#define REQ_REFS 2
-
 struct evdb__my_resolve {
-    struct gaicb cb;
-    struct addrinfo hints;
-    struct sigevent sev;
-    atomic_int refs;
+    evdb__lookup *lookup;
     int delay_ms;
-    char name[]; /* the host name, owned by the request */
 };
 
-static void req_free(struct evdb__my_resolve *r)
+static bool needs_lookup(const char *host)
 {
-    if (r->cb.ar_result)
-        freeaddrinfo(r->cb.ar_result);
-    free(r);
-}
-
-static void req_unref(struct evdb__my_resolve *r)
-{
-    if (atomic_fetch_sub(&r->refs, 1) == 1)
-        req_free(r);
-}
-
-/* Runs on glibc's helper thread once the lookup finished. */
-static void notified(union sigval sv)
-{
-    req_unref(sv.sival_ptr);
-}
-
-static bool is_literal(const char *host)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1 ||
-           strcmp(host, "localhost") == 0;
+    /* "localhost" is answered from /etc/hosts at once. */
+    return !evdb__host_is_ip(host) && strcmp(host, "localhost") != 0;
 }
 
 bool evdb__my_resolving(const evdb__dconn *dc)
@@ -86,32 +44,22 @@ bool evdb__my_resolving(const evdb__dconn *dc)
 int evdb__my_resolve_start(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 {
     const char *host = dc->opts.host;
-    if (!host || is_literal(host) || dc->opts.tls_verify)
+    if (!host || !needs_lookup(host) || dc->opts.tls_verify)
         return EVDB__STEP_DONE;
-    size_t n = strlen(host);
-    struct evdb__my_resolve *r = calloc(1, sizeof *r + n + 1);
+    struct evdb__my_resolve *r = evdb__calloc(1, sizeof *r);
     if (!r) {
         evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
         return EVDB__STEP_FAIL;
     }
-    memcpy(r->name, host, n + 1);
-    r->hints.ai_family = AF_UNSPEC;
-    r->hints.ai_socktype = SOCK_STREAM;
-    r->cb.ar_name = r->name;
-    r->cb.ar_request = &r->hints;
-    r->sev.sigev_notify = SIGEV_THREAD;
-    r->sev.sigev_notify_function = notified;
-    r->sev.sigev_value.sival_ptr = r;
-    atomic_init(&r->refs, REQ_REFS);
-    r->delay_ms = POLL_FIRST_MS;
-    struct gaicb *list[1] = {&r->cb};
-    int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &r->sev);
-    if (rc) {
-        free(r);
+    int rc;
+    r->lookup = evdb__lookup_start(host, &rc);
+    if (!r->lookup) {
+        evdb__free(r);
         evdb__error_set(err, EVDB_ECONNECT, 0, NULL, "could not resolve MariaDB host '%s': %s",
-                        host, gai_strerror(rc));
+                        host, evdb__lookup_strerror(rc));
         return EVDB__STEP_FAIL;
     }
+    r->delay_ms = evdb__lookup_next_delay(0);
     dc->resolve = r;
     w->fd = -1;
     w->events = 0;
@@ -135,29 +83,16 @@ void evdb__my_addrs_free(evdb__dconn *dc)
 
 /* Keep the distinct numeric addresses of the answer, in its order (the
  * resolver's preference), for the connect to try in turn. */
-static int take_addresses(evdb__dconn *dc, const struct addrinfo *list)
+static int take_addresses(evdb__dconn *dc, const evdb__lookup *l)
 {
     evdb__my_addrs_free(dc);
+    char found[MAX_ADDRS][EVDB__ADDR_TEXT_MAX];
+    size_t n = evdb__lookup_addrs(l, found, MAX_ADDRS);
     dc->addrs = evdb__calloc(MAX_ADDRS, sizeof *dc->addrs);
     if (!dc->addrs)
         return EVDB_ENOMEM;
-    for (const struct addrinfo *ai = list; ai && dc->naddrs < MAX_ADDRS; ai = ai->ai_next) {
-        char addr[INET6_ADDRSTRLEN];
-        const void *src;
-        if (ai->ai_family == AF_INET6)
-            src = &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr;
-        else if (ai->ai_family == AF_INET)
-            src = &((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_addr;
-        else
-            continue;
-        if (!inet_ntop(ai->ai_family, src, addr, sizeof addr))
-            continue;
-        bool dup = false;
-        for (size_t i = 0; i < dc->naddrs && !dup; i++)
-            dup = strcmp(dc->addrs[i], addr) == 0;
-        if (dup)
-            continue;
-        dc->addrs[dc->naddrs] = evdb__strdup(addr);
+    for (size_t i = 0; i < n; i++) {
+        dc->addrs[dc->naddrs] = evdb__strdup(found[i]);
         if (!dc->addrs[dc->naddrs])
             return EVDB_ENOMEM;
         dc->naddrs++;
@@ -168,27 +103,27 @@ static int take_addresses(evdb__dconn *dc, const struct addrinfo *list)
 int evdb__my_resolve_step(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 {
     struct evdb__my_resolve *r = dc->resolve;
-    int rc = gai_error(&r->cb);
-    if (rc == EAI_INPROGRESS) {
-        r->delay_ms = r->delay_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : r->delay_ms * 2;
+    if (evdb__lookup_running(r->lookup)) {
+        r->delay_ms = evdb__lookup_next_delay(r->delay_ms);
         w->fd = -1;
         w->events = 0;
         w->timeout_ms = r->delay_ms;
         return EVDB__STEP_WAIT;
     }
-    /* Finished: take the address, then drop our reference (the
-     * notification may not have run yet and still holds its own). */
+    /* Finished: take the addresses, then let the lookup go. */
     dc->resolve = NULL;
     int st = EVDB__STEP_DONE;
-    if (rc || !r->cb.ar_result) {
+    int rc = evdb__lookup_error(r->lookup);
+    if (rc) {
         evdb__error_set(err, EVDB_ECONNECT, 0, NULL, "could not resolve MariaDB host '%s': %s",
-                        dc->opts.host, gai_strerror(rc ? rc : EAI_NONAME));
+                        dc->opts.host, evdb__lookup_strerror(rc));
         st = EVDB__STEP_FAIL;
-    } else if (take_addresses(dc, r->cb.ar_result)) {
+    } else if (take_addresses(dc, r->lookup)) {
         evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
         st = EVDB__STEP_FAIL;
     }
-    req_unref(r);
+    evdb__lookup_drop(r->lookup);
+    evdb__free(r);
     return st;
 }
 
@@ -198,11 +133,6 @@ void evdb__my_resolve_cancel(evdb__dconn *dc)
     if (!r)
         return;
     dc->resolve = NULL;
-    if (gai_cancel(&r->cb) == EAI_CANCELED) {
-        /* Cancelled before it ran: no notification will come. */
-        req_free(r);
-        return;
-    }
-    /* Running or finished: the notification frees it if it comes last. */
-    req_unref(r);
+    evdb__lookup_drop(r->lookup);
+    evdb__free(r);
 }

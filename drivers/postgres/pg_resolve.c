@@ -19,48 +19,19 @@
  * tried, in the resolver's order. A name that does not resolve is skipped
  * when other hosts remain (libpq would have moved on to them too).
  *
- * Each lookup is its own getaddrinfo_a request with its own notification
- * (glibc's gai_cancel does not complete a list's notification, so a list
- * with some requests cancelled would never be freed). The request blocks
- * are allocated with plain malloc, not the evdb allocator: when a connect
- * is abandoned while a lookup runs, glibc cannot cancel it, and the block
- * is then freed by glibc's notification thread, where a user allocator
- * hook need not be safe.
+ * Each name is one lookup of the core's resolver (src/resolve.c).
  */
-/* getaddrinfo_a and friends are GNU extensions. */
-#define _GNU_SOURCE
-
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pg_internal.h"
 
-/* Poll the lookup after 1 ms, doubling up to 50 ms between polls. */
-#define POLL_FIRST_MS 1
-#define POLL_MAX_MS 50
 /* Addresses of one name tried at most. */
 #define MAX_ADDRS 8
 /* Host entries in one URL handled at most (libpq has no limit; a longer
  * list is left to libpq's own lookup). */
 #define MAX_HOSTS 16
-
-/* One lookup, shared by the loop thread and glibc's notification thread:
- * each holds a reference and the last one frees it. */
-#define REQ_REFS 2
-
-typedef struct pg_req {
-    struct gaicb cb;
-    struct addrinfo hints;
-    struct sigevent sev;
-    atomic_int refs;
-    char name[];
-} pg_req;
 
 /* The loop side of a resolution (evdb allocator, loop thread only). */
 struct pg_resolve {
@@ -68,74 +39,15 @@ struct pg_resolve {
     size_t nhosts;
     char *hosts[MAX_HOSTS]; /* into text */
     char *ports[MAX_HOSTS]; /* into text; ports[0] NULL: one port (or none) for all */
-    pg_req *req[MAX_HOSTS]; /* NULL: this entry needs no lookup */
+    evdb__lookup *req[MAX_HOSTS]; /* NULL: this entry needs no lookup */
     char text[];            /* the host and port lists, split in place */
 };
-
-static void req_free(pg_req *r)
-{
-    if (r->cb.ar_result)
-        freeaddrinfo(r->cb.ar_result);
-    free(r);
-}
-
-static void req_unref(pg_req *r)
-{
-    if (atomic_fetch_sub(&r->refs, 1) == 1)
-        req_free(r);
-}
-
-/* Runs on glibc's helper thread once the lookup finished. */
-static void notified(union sigval sv)
-{
-    req_unref(sv.sival_ptr);
-}
-
-/* Abandon a lookup: cancelled before it ran, no notification will come;
- * running or finished, the notification frees it if it comes last. */
-static void req_drop(pg_req *r)
-{
-    if (gai_cancel(&r->cb) == EAI_CANCELED)
-        req_free(r);
-    else
-        req_unref(r);
-}
-
-static pg_req *req_start(const char *name)
-{
-    size_t n = strlen(name);
-    pg_req *r = calloc(1, sizeof *r + n + 1);
-    if (!r)
-        return NULL;
-    memcpy(r->name, name, n + 1);
-    r->hints.ai_family = AF_UNSPEC;
-    r->hints.ai_socktype = SOCK_STREAM;
-    r->cb.ar_name = r->name;
-    r->cb.ar_request = &r->hints;
-    r->sev.sigev_notify = SIGEV_THREAD;
-    r->sev.sigev_notify_function = notified;
-    r->sev.sigev_value.sival_ptr = r;
-    atomic_init(&r->refs, REQ_REFS);
-    struct gaicb *list[1] = {&r->cb};
-    if (getaddrinfo_a(GAI_NOWAIT, list, 1, &r->sev)) {
-        free(r);
-        return NULL;
-    }
-    return r;
-}
 
 static void resolve_free(pg_resolve *rs)
 {
     for (size_t i = 0; i < rs->nhosts; i++)
-        if (rs->req[i])
-            req_drop(rs->req[i]);
+        evdb__lookup_drop(rs->req[i]);
     evdb__free(rs);
-}
-
-static bool is_literal(const char *host)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
 /* Unix socket directories (and abstract sockets) and the default. */
@@ -194,9 +106,10 @@ int evdb__pg_resolve_start(evdb__dconn *dc, const PQconninfoOption *opts, evdb__
     }
     size_t nreq = 0;
     for (size_t i = 0; i < rs->nhosts; i++) {
-        if (is_socket(rs->hosts[i]) || is_literal(rs->hosts[i]))
+        if (is_socket(rs->hosts[i]) || evdb__host_is_ip(rs->hosts[i]))
             continue;
-        rs->req[i] = req_start(rs->hosts[i]);
+        int rc;
+        rs->req[i] = evdb__lookup_start(rs->hosts[i], &rc);
         if (!rs->req[i]) {
             resolve_free(rs);
             evdb__error_set(err, EVDB_ECONNECT, 0, NULL,
@@ -209,7 +122,7 @@ int evdb__pg_resolve_start(evdb__dconn *dc, const PQconninfoOption *opts, evdb__
         evdb__free(rs);
         return EVDB__STEP_DONE;
     }
-    rs->delay_ms = POLL_FIRST_MS;
+    rs->delay_ms = evdb__lookup_next_delay(0);
     dc->resolve = rs;
     w->fd = -1;
     w->events = 0;
@@ -264,8 +177,8 @@ int evdb__pg_resolve_step(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 {
     pg_resolve *r = dc->resolve;
     for (size_t i = 0; i < r->nhosts; i++) {
-        if (r->req[i] && gai_error(&r->req[i]->cb) == EAI_INPROGRESS) {
-            r->delay_ms = r->delay_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : r->delay_ms * 2;
+        if (r->req[i] && evdb__lookup_running(r->req[i])) {
+            r->delay_ms = evdb__lookup_next_delay(r->delay_ms);
             w->fd = -1;
             w->events = 0;
             w->timeout_ms = r->delay_ms;
@@ -285,35 +198,16 @@ int evdb__pg_resolve_step(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
             add_entry(&h, &a, &p, per_host_port, n++, r->hosts[i], "", port);
             continue;
         }
-        struct gaicb *cb = &r->req[i]->cb;
-        int rc = gai_error(cb);
-        if (rc || !cb->ar_result) {
-            failed_rc = rc ? rc : EAI_NONAME;
+        int rc = evdb__lookup_error(r->req[i]);
+        if (rc) {
+            failed_rc = rc;
             failed_name = r->hosts[i];
             continue;
         }
-        char seen[MAX_ADDRS][INET6_ADDRSTRLEN];
-        size_t nseen = 0;
-        for (const struct addrinfo *ai = cb->ar_result; ai && nseen < MAX_ADDRS;
-             ai = ai->ai_next) {
-            const void *src;
-            if (ai->ai_family == AF_INET6)
-                src = &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr;
-            else if (ai->ai_family == AF_INET)
-                src = &((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_addr;
-            else
-                continue;
-            char addr[INET6_ADDRSTRLEN];
-            if (!inet_ntop(ai->ai_family, src, addr, sizeof addr))
-                continue;
-            bool dup = false;
-            for (size_t k = 0; k < nseen && !dup; k++)
-                dup = !strcmp(seen[k], addr);
-            if (dup)
-                continue;
-            memcpy(seen[nseen++], addr, sizeof addr);
-            add_entry(&h, &a, &p, per_host_port, n++, r->hosts[i], addr, port);
-        }
+        char addrs[MAX_ADDRS][EVDB__ADDR_TEXT_MAX];
+        size_t naddrs = evdb__lookup_addrs(r->req[i], addrs, MAX_ADDRS);
+        for (size_t k = 0; k < naddrs; k++)
+            add_entry(&h, &a, &p, per_host_port, n++, r->hosts[i], addrs[k], port);
     }
     int st = EVDB__STEP_DONE;
     if (h.oom || a.oom || p.oom) {
@@ -322,7 +216,7 @@ int evdb__pg_resolve_step(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
     } else if (n == 0) {
         evdb__error_set(err, EVDB_ECONNECT, 0, NULL,
                         "could not translate host name \"%s\" to address: %s",
-                        failed_name ? failed_name : "", gai_strerror(failed_rc));
+                        failed_name ? failed_name : "", evdb__lookup_strerror(failed_rc));
         st = EVDB__STEP_FAIL;
     }
     if (st == EVDB__STEP_DONE) {
