@@ -256,18 +256,14 @@ START_TEST(wrong_password_fails_waiters_with_the_reason)
 }
 END_TEST
 
-/* Run scripts/testdb on the suite's own servers (in a session of its own:
- * Check kills the test's process group when the test ends, and a server
- * started from here would go too). False when no EVDB_TESTDB_DIR. */
+/* Run scripts/testdb on the suite's own servers; false when the suite was
+ * pointed at servers by hand (no EVDB_TESTDB_DIR). */
 static bool testdb(const char *command)
 {
-    const char *dir = getenv("EVDB_TESTDB_DIR");
-    if (!dir || !*dir)
+    int rc = t_testdb(NULL, command, NULL);
+    if (rc == -1)
         return false;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "setsid -w %s/scripts/testdb %s --dir '%s' >/dev/null 2>&1",
-             EVDB_TEST_SOURCE_DIR, command, dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(rc, 0);
     return true;
 }
 

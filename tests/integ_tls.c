@@ -447,10 +447,9 @@ static bool started_here;
 
 static int testdb(const char *command)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "setsid -w %s/scripts/testdb %s --dir '%s' >%s/testdb.log 2>&1",
-             EVDB_TEST_SOURCE_DIR, command, state_dir, state_dir);
-    return system(cmd);
+    char log[300];
+    snprintf(log, sizeof log, "%s/testdb.log", state_dir);
+    return t_testdb(state_dir, command, log);
 }
 
 /* Export DIR/env so that evdb_test_env (the environment wins) sees the

@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -113,4 +114,16 @@ int t_run_suite(Suite *s)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int t_testdb(const char *dir, const char *command, const char *log)
+{
+    if (!dir)
+        dir = getenv("EVDB_TESTDB_DIR");
+    if (!dir || !*dir)
+        return -1;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "setsid -w %s/scripts/testdb %s --dir '%s' >'%s' 2>&1",
+             EVDB_TEST_SOURCE_DIR, command, dir, log ? log : "/dev/null");
+    return system(cmd);
 }

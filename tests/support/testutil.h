@@ -38,6 +38,14 @@ size_t t_alloc_count(void);
 struct Suite;
 int t_run_suite(struct Suite *s);
 
+/* Run scripts/testdb COMMAND --dir DIR in a session of its own (Check
+ * kills the test's process group when the test ends, and a server started
+ * from here would go with it), its output to log (NULL: discarded). dir
+ * NULL means the suite's own servers ($EVDB_TESTDB_DIR). Returns system()'s
+ * status, or -1 when dir is NULL and there is no EVDB_TESTDB_DIR (the suite
+ * was pointed at servers by hand). */
+int t_testdb(const char *dir, const char *command, const char *log);
+
 /* Monotonic seconds. */
 double t_now(void);
 
