@@ -120,8 +120,10 @@ EVDB_EXTERN evdb_future *evdb_conn_unprepare(evdb_conn *c, const char *sql,
                                              const evdb_query_opts *opts);
 #define EVDB_HAS_PREPARE 1
 
-/* Close asynchronously: queued queries fail with EVDB_ECLOSED, running ones
- * with EVDB_ECONNLOST unless they finish first; the returned future
+/* Close asynchronously: queued and running queries fail at once with
+ * EVDB_ECLOSED (a running statement may still complete on the server; to
+ * let queries finish, wait for their futures before closing); the returned
+ * future
  * completes when the session is gone and the memory reclaimed. After this
  * call, c only refuses: while the returned future lives, a second close or
  * a query on c returns NULL with EVDB_ECLOSED; once that future is
