@@ -168,10 +168,10 @@ static evdb_future *multi_new(evdb_future *const *fs, size_t n, unsigned flags, 
                                                                      : EVDB__FK_GATHER);
     if (!op || !f)
         goto oom;
-    /* Register every callback before taking any reference, so a failure
-     * half-way leaves nothing behind: the registered callbacks are removed
-     * by giving up before any child can complete (they run from the loop
-     * only). */
+    /* Register the callbacks first. A registration that fails half-way
+     * cannot take back the ones already made: they will run, so the op
+     * stays alive for them, owns the (failed) future, and frees itself
+     * after the last one. */
     for (size_t i = 0; i < n; i++) {
         if (evdb_future_on_done(fs[i], multi_child_done, op)) {
             /* Callbacks already registered on fs[0..i) will run; let them
