@@ -98,6 +98,7 @@ typedef struct evdb__conn_params {
     unsigned pipeline_depth;  /* >= 1 */
     unsigned stmt_cache_size; /* 0 = no cache */
     unsigned flags;
+    size_t max_result_bytes;  /* 0 = no limit; see evdb_conn_opts */
     void *core;               /* the core's connection, for evdb__notice_new */
 } evdb__conn_params;
 
@@ -174,6 +175,10 @@ int evdb__rbuild_set_command(evdb__rbuild *b, const char *tag);
  * allocation failure (the builder is freed either way). */
 evdb_result *evdb__rbuild_finish(evdb__rbuild *b);
 void evdb__rbuild_free(evdb__rbuild *b);
+/* The bytes a result (being built or finished) holds, as counted against
+ * evdb__conn_params.max_result_bytes: its cells, data and columns. */
+size_t evdb__rbuild_size(const evdb__rbuild *b);
+size_t evdb__result_size(const evdb_result *r);
 /* Chain next after first (multi-statement results); takes next. */
 void evdb__result_append(evdb_result *first, evdb_result *next);
 void evdb__result_free(evdb_result *r);

@@ -569,6 +569,7 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
                            : opts->stmt_cache_size ? opts->stmt_cache_size
                                                    : EVDB_DEFAULT_STMT_CACHE,
         .flags = opts->flags,
+        .max_result_bytes = opts->max_result_bytes,
         .core = c,
     };
     if (p.pipeline_depth == 0)

@@ -524,6 +524,7 @@ static void open_member(evdb_pool *p)
     co.connect_timeout = p->o.connect_timeout;
     co.pipeline_depth = p->o.pipeline_depth;
     co.stmt_cache_size = p->o.stmt_cache_size;
+    co.max_result_bytes = p->o.max_result_bytes;
     evdb_future *f = evdb_conn_open(evdb__loop_ev(p->loop), p->url, &co);
     if (!f) {
         /* Refused at once (a malformed URL, say): nobody waits for it. */

@@ -268,6 +268,19 @@ void evdb__rbuild_free(evdb__rbuild *b)
         evdb__result_free(&b->r);
 }
 
+size_t evdb__result_size(const evdb_result *r)
+{
+    size_t n = 0;
+    for (; r; r = r->next)
+        n += sizeof *r + r->ncols * sizeof(column) + r->cells_cap * sizeof(cell) + r->data_cap;
+    return n;
+}
+
+size_t evdb__rbuild_size(const evdb__rbuild *b)
+{
+    return evdb__result_size(&b->r);
+}
+
 void evdb__result_append(evdb_result *first, evdb_result *next)
 {
     while (first->next)

@@ -30,8 +30,18 @@ typedef struct evdb_conn_opts {
     unsigned stmt_cache_size;
     /* EVDB_CONN_* flags. */
     unsigned flags;
+    /* Most bytes one query's result may occupy in memory, as evdb stores
+     * it (values, their lengths, column names). A larger result fails its
+     * query with EVDB_ETOOBIG; the rest of its rows are read from the
+     * server and dropped as they arrive, so memory stays bounded, and the
+     * connection stays usable. The rows are fetched one at a time while a
+     * limit is set (PostgreSQL single-row mode, MariaDB unbuffered
+     * reads), which costs some speed on large results. For a multi-
+     * statement query the limit covers all its results together.
+     * 0 = no limit. */
+    size_t max_result_bytes;
     /* Reserved for future options; keep zero. */
-    void *reserved[4];
+    void *reserved[3];
 } evdb_conn_opts;
 
 #define EVDB_DEFAULT_CONNECT_TIMEOUT 10.0

@@ -48,6 +48,7 @@ typedef struct evdb_pool_opts {
                                  this long, then closes their connections [5] */
     unsigned pipeline_depth;  /* per connection (PostgreSQL) [driver default] */
     unsigned stmt_cache_size; /* per connection [EVDB_DEFAULT_STMT_CACHE] */
+    size_t max_result_bytes;  /* per query, see evdb_conn_opts [0 = no limit] */
     const char *on_connect_sql; /* run on every new connection (copied) [none] */
     /* A borrowed connection held longer than leak_threshold seconds is
      * reported once through leak_hook (called from the loop) [0 = off]. */
@@ -62,7 +63,7 @@ typedef struct evdb_pool_opts {
      * evdb_conn_set_notice_hook; called from the loop) [dropped]. */
     evdb_notice_fn notice_hook;
     void *notice_hook_arg;
-    void *reserved[4];
+    void *reserved[3];
 } evdb_pool_opts;
 
 typedef enum evdb_pool_query_phase {
