@@ -172,6 +172,7 @@ int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__
     }
     dc->core = p->core;
     dc->depth = p->pipeline_depth ? p->pipeline_depth : 1;
+    dc->max_result = p->max_result_bytes;
     dc->pipeline = dc->depth > 1;
     dc->cache_on = p->stmt_cache_size > 0;
     int rc;

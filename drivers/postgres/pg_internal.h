@@ -106,6 +106,13 @@ void evdb__pg_params_free(pg_params *p);
 /* ---- pg_result.c ---- */
 /* Convert a TUPLES_OK / COMMAND_OK / EMPTY_QUERY result. NULL: no memory. */
 evdb_result *evdb__pg_result_build(const PGresult *res);
+/* Single-row mode: append the rows of res (a PGRES_SINGLE_TUPLE) to *b,
+ * creating it with res's columns when NULL. Returns 0 or EVDB_ENOMEM (*b
+ * stays for the caller to free). */
+int evdb__pg_rows_add(evdb__rbuild **b, const PGresult *res);
+/* The closing zero-row PGRES_TUPLES_OK of single-row mode: its counters
+ * and tag, then the result (NULL on allocation failure; b is consumed). */
+evdb_result *evdb__pg_rows_finish(evdb__rbuild *b, const PGresult *res);
 /* Describe a failed result: EVDB_ESERVER with SQLSTATE and
  * primary + detail + hint for server errors, EVDB_EPROTO for libpq's own. */
 void evdb__pg_error_from_result(evdb_error *e, const PGresult *res);
@@ -225,6 +232,7 @@ typedef struct pg_held {
     evdb__query *q;
     evdb_result *r; /* NULL: re-send (rolled back, skipped or retried) */
     bool oom;       /* ran, but its result could not be stored */
+    bool toobig;    /* ran, but its result passed max_result */
     bool retried;   /* its own error asked for a retry (already marked) */
 } pg_held;
 
@@ -239,6 +247,7 @@ struct evdb__dconn {
     char *url;
     char *rs_host, *rs_hostaddr, *rs_port;
     unsigned depth;      /* most queries in flight */
+    size_t max_result;   /* bytes per query's result; 0 = no limit */
     bool pipeline;       /* depth > 1: pipeline mode is used */
     bool in_pipeline;    /* pipeline mode is on right now */
     bool want_write;     /* PQflush left data behind */
@@ -255,8 +264,11 @@ struct evdb__dconn {
 
     /* The answer being read for the entry at the ring's head. */
     evdb_result *cur;  /* its result so far (a chain for PGK_MULTI) */
+    evdb__rbuild *cur_rows; /* single-row mode: the statement's rows so far */
     bool cur_got;      /* a result arrived for it */
     bool cur_oom;      /* a result could not be stored */
+    bool cur_toobig;   /* its result passed max_result; the rest is dropped */
+    bool cur_rowmode_tried; /* PQsetSingleRowMode was called for it */
     bool cur_copy_out; /* draining COPY TO STDOUT data */
     bool cur_copy_err; /* it was a COPY: fail it with ENOTSUP */
 

@@ -241,6 +241,19 @@ static void report_res(evdb__dconn *dc, evdb__query *q, const PGresult *res, evd
 
 /* ----------------------------------------------------- transaction state */
 
+/* q ran, but its result was not kept: too big, or no memory for it. */
+static void report_unstored(evdb__dconn *dc, evdb__query *q, bool toobig, evdb_error *err)
+{
+    if (toobig) {
+        evdb__error_set(err, EVDB_ETOOBIG, 0, NULL,
+                        "the result exceeds max_result_bytes (%zu bytes); its rows were dropped",
+                        dc->max_result);
+        report_failed(dc, q, err);
+    } else {
+        report_code(dc, q, err, EVDB_ENOMEM, NULL, "out of memory storing the result");
+    }
+}
+
 static enum pg_txe txe_of(const evdb__query *q)
 {
     return (enum pg_txe)(((unsigned)q->drv_state & PGQ_TXE_MASK) >> PGQ_TXE_SHIFT);
@@ -414,7 +427,7 @@ static void settle(evdb__dconn *dc, evdb__query *q, pg_stmt *st, enum outcome ou
             if (r)
                 report_done(dc, q, r);
             else
-                report_code(dc, q, err, EVDB_ENOMEM, NULL, "out of memory storing the result");
+                report_unstored(dc, q, dc->cur_toobig, err);
         } else if (out == OUT_ABORTED) {
             tx_after_error(dc, q);
             report_code(dc, q, err, EVDB_ESERVER, "25P02",
@@ -434,10 +447,12 @@ static void settle(evdb__dconn *dc, evdb__query *q, pg_stmt *st, enum outcome ou
     h->q = q;
     h->r = NULL;
     h->oom = false;
+    h->toobig = false;
     h->retried = false;
     if (out == OUT_OK) {
         h->r = r;
         h->oom = r == NULL;
+        h->toobig = dc->cur_toobig;
         dc->nheld++;
         return;
     }
@@ -472,7 +487,7 @@ static void on_sync(evdb__dconn *dc, evdb_error *err)
             tx_after_ok(dc, h->q);
             report_done(dc, h->q, h->r);
         } else if (!dc->rg_failed && h->oom) {
-            report_code(dc, h->q, err, EVDB_ENOMEM, NULL, "out of memory storing the result");
+            report_unstored(dc, h->q, h->toobig, err);
         } else if (h->q->cancel_requested) {
             evdb__result_free(h->r);
             report_code(dc, h->q, err, EVDB_ECANCELED, NULL,
@@ -975,8 +990,12 @@ static void reset_cur(evdb__dconn *dc)
 {
     evdb__result_free(dc->cur);
     dc->cur = NULL;
+    evdb__rbuild_free(dc->cur_rows);
+    dc->cur_rows = NULL;
     dc->cur_got = false;
     dc->cur_oom = false;
+    dc->cur_toobig = false;
+    dc->cur_rowmode_tried = false;
     dc->cur_copy_out = false;
     dc->cur_copy_err = false;
 }
@@ -994,17 +1013,66 @@ static void watch_tag(evdb__dconn *dc, const PGresult *res)
         evdb__pg_cache_forget_all(&dc->cache);
 }
 
+/* What the entry's answer holds so far, against max_result. */
+static bool over_limit(const evdb__dconn *dc, const evdb_result *r)
+{
+    size_t n = evdb__result_size(dc->cur) + evdb__result_size(r);
+    if (dc->cur_rows)
+        n += evdb__rbuild_size(dc->cur_rows);
+    return n > dc->max_result;
+}
+
+/* Past max_result: drop everything kept, and the rows still to come. */
+static void drop_too_big(evdb__dconn *dc)
+{
+    dc->cur_toobig = true;
+    dc->cur_oom = true;
+    evdb__result_free(dc->cur);
+    dc->cur = NULL;
+    evdb__rbuild_free(dc->cur_rows);
+    dc->cur_rows = NULL;
+}
+
+/* One row in single-row mode (only used with max_result set). */
+static void on_row(evdb__dconn *dc, pg_ent *e, const PGresult *res)
+{
+    if (!e->q || dc->cur_oom)
+        return;
+    if (evdb__pg_rows_add(&dc->cur_rows, res)) {
+        dc->cur_oom = true;
+        evdb__rbuild_free(dc->cur_rows);
+        dc->cur_rows = NULL;
+    } else if (over_limit(dc, NULL)) {
+        drop_too_big(dc);
+    }
+}
+
 static int on_query_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, evdb_error *err)
 {
     ExecStatusType st = PQresultStatus(res);
     dc->cur_got = true;
+    if (st == PGRES_SINGLE_TUPLE) {
+        on_row(dc, e, res);
+        return 0;
+    }
     if (is_ok_status(st)) {
         watch_tag(dc, res);
-        if (!e->q)
+        if (!e->q || dc->cur_toobig)
             return 0;
         e->q->drv_state &= ~PGQ_WIRE;
-        evdb_result *r = evdb__pg_result_build(res);
-        if (!r) {
+        evdb_result *r;
+        if (dc->cur_rows) {
+            /* The end of a statement's rows in single-row mode. */
+            r = evdb__pg_rows_finish(dc->cur_rows, res);
+            dc->cur_rows = NULL;
+        } else {
+            r = evdb__pg_result_build(res);
+        }
+        if (r && dc->max_result && over_limit(dc, r)) {
+            /* Single-row mode could not be set: caught only now. */
+            evdb__result_free(r);
+            drop_too_big(dc);
+        } else if (!r) {
             dc->cur_oom = true;
         } else if (e->kind == PGK_MULTI && dc->cur) {
             evdb__result_append(dc->cur, r);
@@ -1044,6 +1112,8 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, evdb
     if (e->q) {
         evdb__result_free(dc->cur);
         dc->cur = NULL;
+        evdb__rbuild_free(dc->cur_rows);
+        dc->cur_rows = NULL;
         settle(dc, e->q, e->st, OUT_ERR, NULL, res, err);
         e->q = NULL;
     } else {
@@ -1175,10 +1245,19 @@ static int receive(evdb__dconn *dc, evdb_error *err)
                 return conn_lost(dc, err, "reading COPY data");
             dc->cur_copy_out = false;
         }
+        pg_ent *e = ring_at(dc, 0);
+        if (dc->max_result && !dc->cur_rowmode_tried &&
+            (e->kind == PGK_QUERY || e->kind == PGK_MULTI)) {
+            /* Before anything of its answer is parsed (PQisBusy parses):
+             * rows then come one by one and a result past the limit is
+             * dropped as it arrives. When libpq refuses (rows were parsed
+             * already), the whole result is checked once it is in. */
+            dc->cur_rowmode_tried = true;
+            (void)PQsetSingleRowMode(dc->conn);
+        }
         if (PQisBusy(dc->conn))
             break;
         PGresult *res = PQgetResult(dc->conn);
-        pg_ent *e = ring_at(dc, 0);
         if (e->kind == PGK_SYNC) {
             if (!res)
                 break; /* nothing there yet; never spin on NULL */
@@ -1299,10 +1378,6 @@ int evdb__pg_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *er
     }
     if ((revents & EVDB__EV_READ) && !PQconsumeInput(dc->conn))
         return failed(dc, conn_lost(dc, err, "reading from the server"));
-    /* evdb has no LISTEN API yet: drop notifications rather than let them
-     * pile up inside libpq. */
-    for (PGnotify *n = PQnotifies(dc->conn); n; n = PQnotifies(dc->conn))
-        PQfreemem(n);
     if ((revents & EVDB__EV_WRITE) || dc->want_write) {
         int r = PQflush(dc->conn);
         if (r < 0)
@@ -1311,6 +1386,12 @@ int evdb__pg_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *er
     }
     if (receive(dc, err) || push(dc, err))
         return failed(dc, EVDB__STEP_FAIL);
+    /* evdb has no LISTEN API yet: drop notifications rather than let them
+     * pile up inside libpq. Only now: PQnotifies parses input, and rows
+     * parsed before receive() could set single-row mode would make libpq
+     * refuse it. */
+    for (PGnotify *n = PQnotifies(dc->conn); n; n = PQnotifies(dc->conn))
+        PQfreemem(n);
     return failed(dc, next_wait(dc, w, err));
 }
 

@@ -107,14 +107,66 @@ static int64_t affected_rows(const PGresult *res)
     return n;
 }
 
+/* The columns of res into a new builder sized for nrows rows and data
+ * bytes; sets *bytea_any when a column needs decoding. */
+static evdb__rbuild *begin(const PGresult *res, int ncols, int nrows, size_t data,
+                           bool *bytea_any)
+{
+    evdb__rbuild *b = evdb__rbuild_new_sized((size_t)ncols, (size_t)nrows, data);
+    if (!b)
+        return NULL;
+    *bytea_any = false;
+    for (int c = 0; c < ncols; c++) {
+        Oid oid = PQftype(res, c);
+        evdb_type t = map_type(oid);
+        *bytea_any |= t == EVDB_TYPE_BYTES;
+        if (evdb__rbuild_column(b, (size_t)c, PQfname(res, c), t, oid)) {
+            evdb__rbuild_free(b);
+            return NULL;
+        }
+    }
+    return b;
+}
+
+/* Append the rows of res. Returns 0 or EVDB_ENOMEM. */
+static int put_rows(evdb__rbuild *b, const PGresult *res, int ncols, int nrows, bool bytea_any)
+{
+    for (int r = 0; r < nrows; r++) {
+        for (int c = 0; c < ncols; c++) {
+            int rc;
+            if (PQgetisnull(res, r, c))
+                rc = evdb__rbuild_cell(b, NULL, 0);
+            else if (bytea_any && PQftype(res, c) == PG_OID_BYTEA)
+                rc = put_bytea(b, PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
+            else
+                rc = evdb__rbuild_cell(b, PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* The counters and the command tag of res, then finish b. */
+static evdb_result *end(evdb__rbuild *b, const PGresult *res, const char *tag)
+{
+    evdb__rbuild_set_affected(b, affected_rows(res));
+    if (tag && *tag && evdb__rbuild_set_command(b, tag)) {
+        evdb__rbuild_free(b);
+        return NULL;
+    }
+    return evdb__rbuild_finish(b);
+}
+
+static int count(int n)
+{
+    return n < 0 ? 0 : n;
+}
+
 evdb_result *evdb__pg_result_build(const PGresult *res)
 {
-    int ncols = PQnfields(res);
-    int nrows = PQntuples(res);
-    if (ncols < 0)
-        ncols = 0;
-    if (nrows < 0)
-        nrows = 0;
+    int ncols = count(PQnfields(res));
+    int nrows = count(PQntuples(res));
     /* Exact room for names, cells and the tag, each with its NUL (a bytea
      * cell decodes shorter than its text), so the result is one block. */
     const char *tag = PQcmdStatus((PGresult *)res);
@@ -126,37 +178,36 @@ evdb_result *evdb__pg_result_build(const PGresult *res)
     for (int r = 0; r < nrows; r++)
         for (int c = 0; c < ncols; c++)
             data += (size_t)PQgetlength(res, r, c) + 1;
-    evdb__rbuild *b = evdb__rbuild_new_sized((size_t)ncols, (size_t)nrows, data);
+    bool bytea_any;
+    evdb__rbuild *b = begin(res, ncols, nrows, data, &bytea_any);
     if (!b)
         return NULL;
+    if (put_rows(b, res, ncols, nrows, bytea_any)) {
+        evdb__rbuild_free(b);
+        return NULL;
+    }
+    return end(b, res, tag);
+}
+
+int evdb__pg_rows_add(evdb__rbuild **b, const PGresult *res)
+{
+    int ncols = count(PQnfields(res));
     bool bytea_any = false;
-    for (int c = 0; c < ncols; c++) {
-        Oid oid = PQftype(res, c);
-        evdb_type t = map_type(oid);
-        bytea_any |= t == EVDB_TYPE_BYTES;
-        if (evdb__rbuild_column(b, (size_t)c, PQfname(res, c), t, oid))
-            goto fail;
+    if (!*b) {
+        /* Sized like an ordinary small result; it grows by doubling. */
+        *b = begin(res, ncols, 1, 0, &bytea_any);
+        if (!*b)
+            return EVDB_ENOMEM;
+    } else {
+        for (int c = 0; c < ncols && !bytea_any; c++)
+            bytea_any = PQftype(res, c) == PG_OID_BYTEA;
     }
-    for (int r = 0; r < nrows; r++) {
-        for (int c = 0; c < ncols; c++) {
-            int rc;
-            if (PQgetisnull(res, r, c))
-                rc = evdb__rbuild_cell(b, NULL, 0);
-            else if (bytea_any && PQftype(res, c) == PG_OID_BYTEA)
-                rc = put_bytea(b, PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
-            else
-                rc = evdb__rbuild_cell(b, PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
-            if (rc)
-                goto fail;
-        }
-    }
-    evdb__rbuild_set_affected(b, affected_rows(res));
-    if (tag && *tag && evdb__rbuild_set_command(b, tag))
-        goto fail;
-    return evdb__rbuild_finish(b);
-fail:
-    evdb__rbuild_free(b);
-    return NULL;
+    return put_rows(*b, res, ncols, count(PQntuples(res)), bytea_any);
+}
+
+evdb_result *evdb__pg_rows_finish(evdb__rbuild *b, const PGresult *res)
+{
+    return end(b, res, PQcmdStatus((PGresult *)res));
 }
 
 void evdb__pg_error_diag(evdb_error *e, const PGresult *res)
