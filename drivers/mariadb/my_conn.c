@@ -142,6 +142,7 @@ int evdb__my_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__
         evdb__free(dc);
         return EVDB__STEP_FAIL;
     }
+    dc->max_result_bytes = p->max_result_bytes;
     if (evdb__my_cache_init(&dc->cache, p->stmt_cache_size)) {
         dconn_free(dc);
         evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
@@ -188,11 +189,8 @@ int evdb__my_connect_step(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb
  * once the handle is gone or about to be dropped. */
 static void release_query_state(evdb__dconn *dc)
 {
-    if (dc->mres) {
-        /* Before the handle: a stored result keeps a pointer to it. */
-        mysql_free_result(dc->mres);
-        dc->mres = NULL;
-    }
+    /* Before the handle: a result keeps a pointer to it. */
+    evdb__my_stream_release(dc);
     if (dc->closing) {
         /* A statement whose close was suspended half-way: Connector/C has
          * already unlinked it from the handle's list, so closing the handle

@@ -77,6 +77,16 @@ void evdb__my_add_result(evdb__dconn *dc, evdb_result *r)
         evdb__result_free(r);
         return;
     }
+    if (dc->max_result_bytes) {
+        /* Rows were counted as they arrived (my_unbuffered.c); this
+         * counts the finished result, and results without rows. */
+        dc->cap_used += evdb__result_size(r);
+        if (dc->cap_used > dc->max_result_bytes) {
+            evdb__result_free(r);
+            evdb__my_fail_too_big(dc);
+            return;
+        }
+    }
     if (dc->out.res)
         evdb__result_append(dc->out.res, r);
     else
@@ -127,10 +137,7 @@ enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no, c
     evdb__error_set(err, EVDB_ECONNLOST, (int)no, NULL, "MariaDB: %s (error %u)", msg, no);
     evdb__result_free(dc->out.res);
     outcome_clear(dc);
-    if (dc->mres) {
-        mysql_free_result(dc->mres);
-        dc->mres = NULL;
-    }
+    evdb__my_stream_release(dc);
     dc->q = NULL;
     evdb__my_sql_done(dc);
     dc->op = EVDB__MY_OP_NONE;
@@ -245,6 +252,7 @@ static int my_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
     dc->op = EVDB__MY_OP_NONE;
     dc->op_started = false;
     dc->rerun = dc->rerun_done = false;
+    dc->cap_used = 0;
     outcome_clear(dc);
     return 0;
 }

@@ -80,11 +80,14 @@ enum evdb__my_op {
     EVDB__MY_OP_NONE,
     EVDB__MY_T_QUERY, /* mysql_real_query */
     EVDB__MY_T_STORE, /* mysql_store_result */
+    EVDB__MY_T_FETCH, /* mysql_use_result + mysql_fetch_row (result-size cap) */
     EVDB__MY_T_NEXT,  /* mysql_next_result */
     EVDB__MY_S_EVICT,   /* mysql_stmt_close of the least recently used statement */
     EVDB__MY_S_PREPARE, /* mysql_stmt_prepare */
     EVDB__MY_S_EXECUTE, /* mysql_stmt_execute */
     EVDB__MY_S_STORE,   /* mysql_stmt_store_result */
+    EVDB__MY_S_FETCH,   /* mysql_stmt_fetch, unbuffered (result-size cap) */
+    EVDB__MY_S_FLUSH,   /* mysql_stmt_free_result: drop unbuffered rows unread */
     EVDB__MY_S_NEXT,    /* mysql_stmt_next_result */
     EVDB__MY_S_DISCARD, /* mysql_stmt_close of an uncached or failed statement */
     EVDB__MY_R_RESET    /* mysql_reset_connection (EVDB__QUERY_RESET_SESSION) */
@@ -138,6 +141,16 @@ struct evdb__dconn {
 
     evdb__my_cache cache;
     evdb__my_rows rows;
+
+    /* The result-size cap (my_unbuffered.c). With a cap, result sets are
+     * read one row at a time (dc->mres from mysql_use_result, or the
+     * statement unbuffered) into build, which is dropped once the
+     * query's results outgrow the cap; the rest is read and discarded. */
+    size_t max_result_bytes; /* 0 = no cap: store_result, as always */
+    size_t cap_used;         /* bytes of the query's finished results */
+    evdb__rbuild *build;     /* the result set being read; NULL: discard */
+    uint64_t stream_rows;    /* rows of it read so far */
+    bool stream_open;        /* its first row has been asked for */
 
     /* Host name lookup before the connect (my_resolve.c), and its answer:
      * numeric addresses tried in turn (none: connect to opts.host). */
@@ -250,6 +263,28 @@ evdb__my_stmt *evdb__my_stmt_entry_new(const char *sql, size_t len, uint64_t has
 /* Free an entry whose handle is closed or was never made. */
 void evdb__my_stmt_entry_free(evdb__my_stmt *s);
 
+/* ---- my_unbuffered.c: reading under the result-size cap ---- */
+/* What reading a result set row by row answers. */
+enum evdb__my_stream {
+    EVDB__MY_STREAM_WAIT,  /* dc->mask says what to wait for */
+    EVDB__MY_STREAM_END,   /* the result set was read to its end */
+    EVDB__MY_STREAM_ERROR, /* the read failed: the handle's (or the
+                              statement's) error says why */
+    EVDB__MY_STREAM_FLUSH  /* (statements) the rows cannot be fetched (the
+                              failure is recorded): drop them unread */
+};
+/* Read the current text result set (after real_query or next_result);
+ * a statement without one adds its counts. */
+enum evdb__my_stream evdb__my_text_stream(evdb__dconn *dc, int ready);
+/* Read the current result set of stmt (after execute or next_result). */
+enum evdb__my_stream evdb__my_stmt_stream(evdb__dconn *dc, MYSQL_STMT *stmt, int ready);
+/* The query's results have outgrown the cap: drop them and record
+ * EVDB_ETOOBIG. */
+void evdb__my_fail_too_big(evdb__dconn *dc);
+/* Free a half-read result set without reading the rest (the session is
+ * being dropped, or is gone). */
+void evdb__my_stream_release(evdb__dconn *dc);
+
 /* ---- my_result.c ---- */
 /* evdb's type for a column. */
 evdb_type evdb__my_coltype(const MYSQL_FIELD *f);
@@ -260,6 +295,24 @@ evdb_result *evdb__my_result_text(MYSQL *m, MYSQL_RES *res);
  * (or that has none). NULL when out of memory or on a fetch error
  * (*fetch_err true then, with the statement's error). */
 evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, bool *fetch_err);
+/* Pieces of both for rows read one at a time. Set b's columns from res. */
+int evdb__my_text_columns(evdb__rbuild *b, MYSQL_RES *res);
+/* Set b's columns from stmt (b may be NULL: rows are to be discarded) and
+ * bind the fetch scratch as the statement's result buffers; unbuffered:
+ * the rows are not stored, so column widths stand in for the longest
+ * values. Returns 0, or EVDB_ENOMEM, or EVDB_EPROTO with *fetch_err (the
+ * statement's error says why). */
+int evdb__my_stmt_bind(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, bool unbuffered,
+                       bool *fetch_err);
+/* Append the n cells of the row just fetched into the bound scratch.
+ * Returns 0, or EVDB_ENOMEM, or EVDB_EPROTO with *fetch_err. */
+int evdb__my_stmt_row(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, unsigned n,
+                      bool *fetch_err);
+/* About the bytes that row's cells will take (for the cap, before they
+ * are copied). */
+size_t evdb__my_stmt_row_bytes(const evdb__my_rows *rows, unsigned n);
+/* The result set is over: drop unusually large staging. */
+void evdb__my_rows_done(evdb__my_rows *rows);
 
 /* ---- my_outcome (in my_driver.c) ---- */
 /* Record the handle's / statement's current error as the query's outcome. */

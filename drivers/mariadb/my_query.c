@@ -2,6 +2,8 @@
  * Queries without parameters, over the text protocol:
  *   mysql_real_query -> mysql_store_result -> rows (no I/O) ->
  *   mysql_next_result while more results follow (multi-statement, CALL).
+ * Under a result-size cap, mysql_use_result and a fetch per row take the
+ * place of mysql_store_result (my_unbuffered.c).
  * A server error can surface at any of the three calls (a KILL QUERY shows
  * up in store_result, a failing second statement in next_result), so each
  * one is checked. Every result set is consumed even after a failure, so
@@ -42,7 +44,24 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
             dc->op_started = false;
             if (dc->iret)
                 return handle_error(dc, err);
-            dc->op = EVDB__MY_T_STORE;
+            dc->op = dc->max_result_bytes ? EVDB__MY_T_FETCH : EVDB__MY_T_STORE;
+            break;
+
+        case EVDB__MY_T_FETCH:
+            /* Under the result-size cap: rows one at a time. */
+            switch (evdb__my_text_stream(dc, ready)) {
+            case EVDB__MY_STREAM_WAIT:
+                return EVDB__MY_RUN_WAIT;
+            case EVDB__MY_STREAM_END:
+                break;
+            default:
+                return handle_error(dc, err);
+            }
+            if (!mysql_more_results(m)) {
+                evdb__my_report(dc, err);
+                return EVDB__MY_RUN_DONE;
+            }
+            dc->op = EVDB__MY_T_NEXT;
             break;
 
         case EVDB__MY_T_STORE:
@@ -87,7 +106,7 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
                 evdb__my_report(dc, err);
                 return EVDB__MY_RUN_DONE;
             }
-            dc->op = EVDB__MY_T_STORE;
+            dc->op = dc->max_result_bytes ? EVDB__MY_T_FETCH : EVDB__MY_T_STORE;
             break;
 
         default:

@@ -10,8 +10,9 @@
  * doubles and printed here in their shortest round-trip form, because
  * Connector/C's conversion costs more than the rest of a point query's
  * client work (see format_double); the integration tests compare both
- * paths over hundreds of thousands of values. All rows were read by
- * store_result: nothing here does I/O.
+ * paths over hundreds of thousands of values. Rows were either all read by
+ * store_result or are read one at a time by my_unbuffered.c, which hands
+ * over each row once it has arrived: nothing here does I/O.
  */
 #include <stdint.h>
 #include <string.h>
@@ -28,6 +29,8 @@
 #define STAGE_KEEP_MAX (256 * 1024)
 /* Smallest staging slot per column. */
 #define STAGE_MIN 16
+/* Largest staging slot per column for rows read one at a time. */
+#define STAGE_UNBUFFERED_MAX 1024
 /* Connector/C's "no fixed number of decimals" (ma_global.h): a DOUBLE
  * column printed in its shortest form rather than with N decimals. */
 #define MY_NOT_FIXED_DEC 31
@@ -84,6 +87,11 @@ static int set_columns(evdb__rbuild *b, const MYSQL_FIELD *f, unsigned n)
             return rc;
     }
     return 0;
+}
+
+int evdb__my_text_columns(evdb__rbuild *b, MYSQL_RES *res)
+{
+    return set_columns(b, mysql_fetch_fields(res), mysql_num_fields(res));
 }
 
 evdb_result *evdb__my_result_text(MYSQL *m, MYSQL_RES *res)
@@ -238,15 +246,19 @@ static size_t slot_round(size_t s)
 }
 
 /* Staging slot for a column: the longest value seen (max_length, kept up
- * to date by STMT_ATTR_UPDATE_MAX_LENGTH during store_result), bounded. */
-static size_t slot_size(const MYSQL_FIELD *f)
+ * to date by STMT_ATTR_UPDATE_MAX_LENGTH during store_result), bounded.
+ * Rows read one at a time have no max_length yet: the declared width
+ * stands in, bounded lower (a TEXT column declares 64 KiB, and longer
+ * values take fetch_long_cell anyway). */
+static size_t slot_size(const MYSQL_FIELD *f, bool unbuffered)
 {
     if (fast_double(f))
         return sizeof(double);
-    size_t s = f->max_length + 1;
+    size_t s = (unbuffered ? f->length : f->max_length) + 1;
+    size_t max = unbuffered ? STAGE_UNBUFFERED_MAX : STAGE_MAX;
     if (s < STAGE_MIN)
         s = STAGE_MIN;
-    return s > STAGE_MAX ? STAGE_MAX : s;
+    return s > max ? max : s;
 }
 
 /* A double the fast formatter declined: Connector/C converts it from the
@@ -296,6 +308,82 @@ static int fetch_long_cell(MYSQL_STMT *stmt, evdb__rbuild *b, unsigned i, unsign
     return 0;
 }
 
+int evdb__my_stmt_bind(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, bool unbuffered,
+                      bool *fetch_err)
+{
+    *fetch_err = false;
+    unsigned n = mysql_stmt_field_count(stmt);
+    const MYSQL_FIELD *f = mariadb_stmt_fetch_fields(stmt);
+    if (!f) {
+        *fetch_err = true;
+        return EVDB_EPROTO;
+    }
+    if (b && set_columns(b, f, n))
+        return EVDB_ENOMEM;
+    /* Slots are laid out in order; each is rounded up so that the
+     * double slots stay aligned. */
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += slot_round(slot_size(&f[i], unbuffered));
+    if (rows_reserve(rows, n, total))
+        return EVDB_ENOMEM;
+    memset(rows->bind, 0, n * sizeof *rows->bind);
+    size_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        MYSQL_BIND *bd = &rows->bind[i];
+        size_t s = slot_size(&f[i], unbuffered);
+        bd->buffer_type = fast_double(&f[i]) ? MYSQL_TYPE_DOUBLE : MYSQL_TYPE_STRING;
+        bd->buffer = rows->buf + off;
+        bd->buffer_length = s;
+        bd->length = &rows->len[i];
+        bd->is_null = &rows->isnull[i];
+        bd->error = &rows->err[i];
+        off += slot_round(s);
+    }
+    if (mysql_stmt_bind_result(stmt, rows->bind)) {
+        *fetch_err = true;
+        return EVDB_EPROTO;
+    }
+    return 0;
+}
+
+int evdb__my_stmt_row(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, unsigned n,
+                      bool *fetch_err)
+{
+    for (unsigned i = 0; i < n; i++) {
+        int crc;
+        if (rows->isnull[i]) {
+            crc = evdb__rbuild_cell(b, NULL, 0);
+        } else if (rows->bind[i].buffer_type == MYSQL_TYPE_DOUBLE) {
+            double d;
+            char text[FAST_TEXT_MAX];
+            memcpy(&d, rows->bind[i].buffer, sizeof d);
+            size_t len = format_double(d, text);
+            crc = len ? evdb__rbuild_cell(b, text, len) : slow_double_cell(stmt, b, i, fetch_err);
+        } else if (rows->len[i] <= rows->bind[i].buffer_length)
+            crc = evdb__rbuild_cell(b, rows->bind[i].buffer, rows->len[i]);
+        else
+            crc = fetch_long_cell(stmt, b, i, rows->len[i], fetch_err);
+        if (crc)
+            return crc;
+    }
+    return 0;
+}
+
+size_t evdb__my_stmt_row_bytes(const evdb__my_rows *rows, unsigned n)
+{
+    size_t sum = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (!rows->isnull[i])
+            sum += rows->bind[i].buffer_type == MYSQL_TYPE_DOUBLE ? FAST_TEXT_MAX : rows->len[i];
+    return sum;
+}
+
+void evdb__my_rows_done(evdb__my_rows *rows)
+{
+    shrink(rows);
+}
+
 evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, bool *fetch_err)
 {
     *fetch_err = false;
@@ -304,37 +392,8 @@ evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, bool *f
     if (!b)
         return NULL;
     if (n) {
-        const MYSQL_FIELD *f = mariadb_stmt_fetch_fields(stmt);
-        if (!f) {
-            *fetch_err = true;
+        if (evdb__my_stmt_bind(stmt, rows, b, false, fetch_err))
             goto fail;
-        }
-        if (set_columns(b, f, n))
-            goto fail;
-        /* Slots are laid out in order; each is rounded up so that the
-         * double slots stay aligned. */
-        size_t total = 0;
-        for (unsigned i = 0; i < n; i++)
-            total += slot_round(slot_size(&f[i]));
-        if (rows_reserve(rows, n, total))
-            goto fail;
-        memset(rows->bind, 0, n * sizeof *rows->bind);
-        size_t off = 0;
-        for (unsigned i = 0; i < n; i++) {
-            MYSQL_BIND *bd = &rows->bind[i];
-            size_t s = slot_size(&f[i]);
-            bd->buffer_type = fast_double(&f[i]) ? MYSQL_TYPE_DOUBLE : MYSQL_TYPE_STRING;
-            bd->buffer = rows->buf + off;
-            bd->buffer_length = s;
-            bd->length = &rows->len[i];
-            bd->is_null = &rows->isnull[i];
-            bd->error = &rows->err[i];
-            off += slot_round(s);
-        }
-        if (mysql_stmt_bind_result(stmt, rows->bind)) {
-            *fetch_err = true;
-            goto fail;
-        }
         for (;;) {
             int rc = mysql_stmt_fetch(stmt);
             if (rc == MYSQL_NO_DATA)
@@ -343,24 +402,8 @@ evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, bool *f
                 *fetch_err = true;
                 goto fail;
             }
-            for (unsigned i = 0; i < n; i++) {
-                int crc;
-                if (rows->isnull[i]) {
-                    crc = evdb__rbuild_cell(b, NULL, 0);
-                } else if (rows->bind[i].buffer_type == MYSQL_TYPE_DOUBLE) {
-                    double d;
-                    char text[FAST_TEXT_MAX];
-                    memcpy(&d, rows->bind[i].buffer, sizeof d);
-                    size_t len = format_double(d, text);
-                    crc = len ? evdb__rbuild_cell(b, text, len)
-                              : slow_double_cell(stmt, b, i, fetch_err);
-                } else if (rows->len[i] <= rows->bind[i].buffer_length)
-                    crc = evdb__rbuild_cell(b, rows->bind[i].buffer, rows->len[i]);
-                else
-                    crc = fetch_long_cell(stmt, b, i, rows->len[i], fetch_err);
-                if (crc)
-                    goto fail;
-            }
+            if (evdb__my_stmt_row(stmt, rows, b, n, fetch_err))
+                goto fail;
         }
     }
     evdb__rbuild_set_affected(b, (int64_t)mysql_stmt_affected_rows(stmt));

@@ -2,6 +2,7 @@
  * Queries with parameters, as server-side prepared statements:
  *   [evict the least recently used statement] -> prepare (unless cached)
  *   -> bind parameters -> execute -> store_result -> rows (no I/O)
+ *      (under a result-size cap: a fetch per row, unbuffered, instead)
  *   -> next_result while more result sets follow (CALL)
  *   -> close the statement unless it stays cached.
  * Values travel in the binary protocol, never interpolated into SQL:
@@ -178,7 +179,9 @@ static enum evdb__my_run result_set(evdb__dconn *dc, evdb_error *err)
 {
     MYSQL_STMT *stmt = dc->st->stmt;
     if (mysql_stmt_field_count(stmt) > 0) {
-        dc->op = EVDB__MY_S_STORE;
+        /* Under the result-size cap the rows are not stored but fetched
+         * one at a time (my_unbuffered.c). */
+        dc->op = dc->max_result_bytes ? EVDB__MY_S_FETCH : EVDB__MY_S_STORE;
         return EVDB__MY_RUN_WAIT;
     }
     bool fetch_err;
@@ -372,6 +375,55 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
                 break;
             }
             r = finish(dc, err);
+            if (r == EVDB__MY_RUN_DONE)
+                return r;
+            break;
+
+        case EVDB__MY_S_FETCH: {
+            enum evdb__my_stream st = evdb__my_stmt_stream(dc, s->stmt, ready);
+            if (st == EVDB__MY_STREAM_WAIT)
+                return EVDB__MY_RUN_WAIT;
+            if (st == EVDB__MY_STREAM_FLUSH) {
+                dc->op = EVDB__MY_S_FLUSH;
+                break;
+            }
+            if (st == EVDB__MY_STREAM_ERROR) {
+                r = stmt_error(dc, s->stmt, err);
+                if (r == EVDB__MY_RUN_LOST)
+                    return r;
+                /* After an error the server sends nothing more. */
+                r = finish(dc, err);
+            } else if (mysql_stmt_more_results(s->stmt)) {
+                dc->op = EVDB__MY_S_NEXT;
+                break;
+            } else {
+                r = finish(dc, err);
+            }
+            if (r == EVDB__MY_RUN_DONE)
+                return r;
+            break;
+        }
+
+        case EVDB__MY_S_FLUSH:
+            /* The rows could not be bound (the failure is recorded):
+             * Connector/C reads and drops them, one packet at a time. */
+            mask = dc->op_started ? mysql_stmt_free_result_cont(&dc->bret, s->stmt, ready)
+                                  : mysql_stmt_free_result_start(&dc->bret, s->stmt);
+            dc->op_started = true;
+            if (mask)
+                goto wait;
+            dc->op_started = false;
+            if (mysql_errno(dc->m)) {
+                r = stmt_error(dc, s->stmt, err);
+                if (r == EVDB__MY_RUN_LOST)
+                    return r;
+                r = finish(dc, err);
+            } else if (mysql_stmt_more_results(s->stmt)) {
+                dc->op = EVDB__MY_S_NEXT;
+                break;
+            } else {
+                r = finish(dc, err);
+            }
             if (r == EVDB__MY_RUN_DONE)
                 return r;
             break;
