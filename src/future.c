@@ -36,7 +36,7 @@ struct evdb_future {
     bool observed;        /* outcome read: see evdb_set_unobserved_error_hook */
 };
 
-static __thread size_t live_futures;
+static __thread size_t live_futures EVDB__TLS_HOT;
 
 size_t evdb__future_live(void)
 {
@@ -52,9 +52,10 @@ static void dispatch(evdb__deferred *d);
 
 evdb_future *evdb__future_new(evdb__loop *l, evdb__fkind kind)
 {
-    evdb_future *f = evdb__calloc(1, sizeof *f);
+    evdb_future *f = evdb__obj_alloc(sizeof *f);
     if (!f)
         return NULL;
+    memset(f, 0, sizeof *f);
     f->magic = EVDB__MAGIC_FUTURE;
     f->refs = 1;
     f->loop = l;
@@ -382,7 +383,7 @@ void evdb_future_unref(evdb_future *f)
     evdb__free(f->more);
     evdb__loop *l = f->loop;
     f->magic = EVDB__MAGIC_DEAD;
-    evdb__free(f);
+    evdb__obj_free(f, sizeof *f);
     live_futures--;
     evdb__loop_unref(l);
 }

@@ -37,9 +37,21 @@ struct evdb_error {
 };
 _Static_assert(EVDB__ERRDIAG_MAX <= UINT16_MAX, "diag offsets are 16 bits");
 
+/* Thread-local variables on the per-query path: the initial-exec model
+ * reads them at a fixed offset from the thread pointer instead of calling
+ * __tls_get_addr (the default in a shared library). Only for small ones:
+ * they come out of the static TLS space the loader keeps for libraries. */
+#define EVDB__TLS_HOT __attribute__((tls_model("initial-exec")))
+
 /* ---- alloc.c ---- */
 /* Live allocations made through the hooks (tests assert it returns to 0). */
 size_t evdb__alloc_live(void);
+/* Blocks for per-query objects, through the per-thread cache: free with
+ * evdb__obj_free and the same n. A cached block does not count as live. */
+void *evdb__obj_alloc(size_t n);
+void evdb__obj_free(void *p, size_t n);
+/* Give this thread's cached blocks back to the allocator. */
+void evdb__obj_cache_flush(void);
 
 /* ---- error.c ---- */
 /* Record err as this thread's last error and return its code. */

@@ -42,8 +42,8 @@ struct evdb__timer {
     void *arg;
 };
 
-static __thread evdb__loop *loops;
-static __thread size_t nloops;
+static __thread evdb__loop *loops EVDB__TLS_HOT;
+static __thread size_t nloops EVDB__TLS_HOT;
 
 /* Passes over the deferred queue per loop iteration: enough for a query's
  * callback to submit the next query (its send is deferred) and for that

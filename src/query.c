@@ -48,7 +48,7 @@ void evdb__cq_free(evdb__cq *q)
 {
     evdb__timer_free(q->timer);
     evdb_future_unref(q->f);
-    evdb__free(q);
+    evdb__obj_free(q, q->block_size);
 }
 
 /* Defined in conn.c: the timer and cancel handlers know about every list a
@@ -78,17 +78,19 @@ evdb__cq *evdb__cq_new(evdb__loop *l, const char *who, const char *sql, const ev
     /* One block: the query, its parameters and their payloads, the SQL. */
     size_t head = (sizeof(evdb__cq) + 15) & ~(size_t)15;
     size_t vsize = evdb__values_size(params, nparams);
-    evdb__cq *q = evdb__malloc(head + vsize + sql_len + 1);
+    size_t size = head + vsize + sql_len + 1;
+    evdb__cq *q = evdb__obj_alloc(size);
     evdb_future *f = evdb__future_new(l, EVDB__FK_QUERY);
     evdb__timer *t = q && f && timed ? evdb__timer_new(l, evdb__cq_timed_out, q) : NULL;
     if (!q || !f || (timed && !t)) {
-        evdb__free(q);
+        evdb__obj_free(q, size);
         evdb_future_unref(f);
         evdb__timer_free(t);
         evdb__fail_now(EVDB_ENOMEM, "%s: out of memory", who);
         return NULL;
     }
     memset(q, 0, sizeof *q);
+    q->block_size = size;
     char *sql_copy = (char *)q + head + vsize;
     memcpy(sql_copy, sql, sql_len + 1);
     q->q.sql = sql_copy;

@@ -102,7 +102,7 @@ typedef struct task {
 /* Read on every await and resume: initial-exec TLS avoids a
  * __tls_get_addr call per access in the shared library (8 bytes of static
  * TLS, which glibc reserves room for even when libevdb is dlopen'ed). */
-static __thread task *current __attribute__((tls_model("initial-exec")));
+static __thread task *current EVDB__TLS_HOT;
 static __thread task *live_head;
 static __thread size_t live_count;
 static __thread unsigned long long next_id;
