@@ -224,10 +224,11 @@ static member *pick(evdb_pool *p)
     member *best = NULL;
     size_t best_load = SIZE_MAX;
     for (member *m = p->members; m; m = m->next) {
-        if (!usable(m))
+        if (m->st != M_READY)
             continue;
+        /* The cheap tests first: this runs for every pooled query. */
         size_t load = evdb__conn_load(m->c);
-        if (load >= evdb__conn_depth(m->c) || load >= best_load)
+        if (load >= best_load || load >= evdb__conn_depth(m->c) || !usable(m))
             continue;
         best = m;
         best_load = load;
