@@ -164,6 +164,10 @@ int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type
  * column by column; after ncols cells the next cell starts a new row.
  * bytes are copied. */
 int evdb__rbuild_cell(evdb__rbuild *b, const void *ptr, size_t len);
+/* Append a cell holding a number the driver printed from a double v: its
+ * text as any cell, plus v itself, which evdb_result_double returns
+ * without parsing the text (it must be exactly what the text reads as). */
+int evdb__rbuild_cell_double(evdb__rbuild *b, const char *text, size_t len, double v);
 /* Reserve len bytes for a cell and return where to write them (for
  * decoding in place, e.g. bytea hex); NULL on allocation failure. */
 void *evdb__rbuild_cell_space(evdb__rbuild *b, size_t len);
@@ -171,12 +175,28 @@ void *evdb__rbuild_cell_space(evdb__rbuild *b, size_t len);
 void evdb__rbuild_set_affected(evdb__rbuild *b, int64_t n);
 void evdb__rbuild_set_insert_id(evdb__rbuild *b, int64_t id);
 int evdb__rbuild_set_command(evdb__rbuild *b, const char *tag);
+/* A whole result in one call, for a driver that has every value as text
+ * at hand (the fast path for the small results most queries return: one
+ * allocation, no per-cell calls). cols[ncols] describe the columns
+ * (name_len bytes of name, no NUL needed); vals[ncols * nrows] are the
+ * cells row after row, vals[i] NULL for SQL NULL, else lens[i] bytes;
+ * command may be NULL. Everything is copied. NULL: no memory. */
+typedef struct evdb__rcol {
+    const char *name;
+    size_t name_len;
+    evdb_type type;
+    unsigned native_type;
+} evdb__rcol;
+evdb_result *evdb__result_from_text(size_t ncols, const evdb__rcol *cols, size_t nrows,
+                                    const char *const *vals, const size_t *lens,
+                                    const char *command, int64_t affected);
 /* Finish: returns the result (the builder is consumed), or NULL on
  * allocation failure (the builder is freed either way). */
 evdb_result *evdb__rbuild_finish(evdb__rbuild *b);
 void evdb__rbuild_free(evdb__rbuild *b);
 /* The bytes a result (being built or finished) holds, as counted against
- * evdb__conn_params.max_result_bytes: its cells, data and columns. */
+ * evdb__conn_params.max_result_bytes: its header, columns, cells and data
+ * in use (buffers grow by doubling, so up to twice that is allocated). */
 size_t evdb__rbuild_size(const evdb__rbuild *b);
 size_t evdb__result_size(const evdb_result *r);
 /* Chain next after first (multi-statement results); takes next. */

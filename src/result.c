@@ -18,6 +18,11 @@
 #include "internal.h"
 
 #define NULL_CELL SIZE_MAX
+/* In a cell's len (never with NULL_CELL): the cell's text is followed, after
+ * its NUL, by the value as a double (unaligned), which evdb_result_double
+ * reads instead of parsing the text the driver printed. */
+#define CELL_HAS_DOUBLE ((size_t)1 << (sizeof(size_t) * 8 - 2))
+#define CELL_LEN(c) ((c)->len & ~CELL_HAS_DOUBLE)
 
 typedef struct column {
     size_t name_off;
@@ -44,6 +49,7 @@ struct evdb_result {
     size_t next_col;    /* while building: the column of the next cell */
     bool cells_inline;  /* cells point into the result's own block */
     bool data_inline;   /* data points into the result's own block */
+    size_t block_size;  /* of the result's own block (evdb__obj_free) */
     evdb_result *next;
 };
 
@@ -122,11 +128,13 @@ static evdb__rbuild *rbuild_alloc(size_t ncols, size_t ncells, size_t data)
     size_t cells = ncells * sizeof(cell);
     if (data > SIZE_MAX / 2 - head - cols - cells)
         return NULL;
-    char *block = evdb__malloc(head + cols + cells + data);
+    size_t size = head + cols + cells + data;
+    char *block = evdb__obj_alloc(size);
     if (!block)
         return NULL;
     memset(block, 0, head + cols);
     evdb__rbuild *b = (evdb__rbuild *)(void *)block;
+    b->r.block_size = size;
     b->r.ncols = ncols;
     b->r.affected = -1;
     b->r.command_off = NULL_CELL;
@@ -237,6 +245,23 @@ void *evdb__rbuild_cell_space(evdb__rbuild *b, size_t len)
     return b->r.data + c->off;
 }
 
+int evdb__rbuild_cell_double(evdb__rbuild *b, const char *text, size_t len, double v)
+{
+    cell *c = next_cell(&b->r);
+    if (!c || !data_reserve(&b->r, len + 1 + sizeof v)) {
+        b->r.failed = true;
+        return EVDB_ENOMEM;
+    }
+    char *d = b->r.data + b->r.data_len;
+    memcpy(d, text, len);
+    d[len] = '\0';
+    memcpy(d + len + 1, &v, sizeof v);
+    c->off = b->r.data_len;
+    c->len = len | CELL_HAS_DOUBLE;
+    b->r.data_len += len + 1 + sizeof v;
+    return 0;
+}
+
 void evdb__rbuild_set_affected(evdb__rbuild *b, int64_t n)
 {
     b->r.affected = n;
@@ -262,6 +287,59 @@ evdb_result *evdb__rbuild_finish(evdb__rbuild *b)
     return &b->r;
 }
 
+evdb_result *evdb__result_from_text(size_t ncols, const evdb__rcol *cols, size_t nrows,
+                                    const char *const *vals, const size_t *lens,
+                                    const char *command, int64_t affected)
+{
+    if (ncols > MAX_COLS || (ncols && nrows > SIZE_MAX / 2 / ncols))
+        return NULL;
+    size_t ncells = ncols * nrows;
+    size_t tag_len = command ? strlen(command) : 0;
+    size_t data = tag_len + 1;
+    for (size_t c = 0; c < ncols; c++)
+        data += cols[c].name_len + 1;
+    for (size_t i = 0; i < ncells; i++)
+        if (vals[i])
+            data += lens[i] + 1;
+    evdb__rbuild *b = rbuild_alloc(ncols, ncells, data);
+    if (!b)
+        return NULL;
+    evdb_result *r = &b->r;
+    char *d = r->data;
+    size_t off = 0;
+    for (size_t c = 0; c < ncols; c++) {
+        r->cols[c].name_off = off;
+        r->cols[c].type = cols[c].type;
+        r->cols[c].native = cols[c].native_type;
+        memcpy(d + off, cols[c].name, cols[c].name_len);
+        off += cols[c].name_len;
+        d[off++] = '\0';
+    }
+    for (size_t i = 0; i < ncells; i++) {
+        cell *cl = &r->cells[i];
+        if (!vals[i]) {
+            cl->off = 0;
+            cl->len = NULL_CELL;
+            continue;
+        }
+        cl->off = off;
+        cl->len = lens[i];
+        memcpy(d + off, vals[i], lens[i]);
+        off += lens[i];
+        d[off++] = '\0';
+    }
+    if (command && *command) {
+        r->command_off = off;
+        memcpy(d + off, command, tag_len + 1);
+        off += tag_len + 1;
+    }
+    r->ncells = ncells;
+    r->nrows = nrows;
+    r->data_len = off;
+    r->affected = affected;
+    return r;
+}
+
 void evdb__rbuild_free(evdb__rbuild *b)
 {
     if (b)
@@ -272,7 +350,7 @@ size_t evdb__result_size(const evdb_result *r)
 {
     size_t n = 0;
     for (; r; r = r->next)
-        n += sizeof *r + r->ncols * sizeof(column) + r->cells_cap * sizeof(cell) + r->data_cap;
+        n += sizeof *r + r->ncols * sizeof(column) + r->ncells * sizeof(cell) + r->data_len;
     return n;
 }
 
@@ -299,7 +377,7 @@ void evdb__result_free(evdb_result *r)
         if (!r->data_inline)
             evdb__free(r->data);
         /* The result is the first member of its builder allocation. */
-        evdb__free(r);
+        evdb__obj_free(r, r->block_size);
         r = next;
     }
 }
@@ -369,7 +447,7 @@ const char *evdb_result_text(const evdb_result *r, size_t row, size_t col, size_
         return NULL;
     }
     if (len)
-        *len = c->len;
+        *len = CELL_LEN(c);
     return r->data + c->off;
 }
 
@@ -388,7 +466,7 @@ static int number_text(const evdb_result *r, size_t row, size_t col, const char 
         return EVDB_ENULL;
     const char *s = r->data + c->off;
     /* Embedded NUL or empty: not a number. */
-    if (c->len == 0 || strlen(s) != c->len)
+    if (CELL_LEN(c) == 0 || strlen(s) != CELL_LEN(c))
         return EVDB_ETYPE;
     *out = s;
     return 0;
@@ -421,6 +499,12 @@ int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
 
 int evdb_result_double(const evdb_result *r, size_t row, size_t col, double *out)
 {
+    const cell *c = get_cell(r, row, col);
+    if (c && c->len != NULL_CELL && (c->len & CELL_HAS_DOUBLE)) {
+        if (out)
+            memcpy(out, r->data + c->off + CELL_LEN(c) + 1, sizeof *out);
+        return 0;
+    }
     const char *s;
     int rc = number_text(r, row, col, &s);
     if (rc)

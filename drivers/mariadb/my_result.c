@@ -359,7 +359,8 @@ int evdb__my_stmt_row(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, un
             char text[FAST_TEXT_MAX];
             memcpy(&d, rows->bind[i].buffer, sizeof d);
             size_t len = format_double(d, text);
-            crc = len ? evdb__rbuild_cell(b, text, len) : slow_double_cell(stmt, b, i, fetch_err);
+            crc = len ? evdb__rbuild_cell_double(b, text, len, d)
+                      : slow_double_cell(stmt, b, i, fetch_err);
         } else if (rows->len[i] <= rows->bind[i].buffer_length)
             crc = evdb__rbuild_cell(b, rows->bind[i].buffer, rows->len[i]);
         else
@@ -375,7 +376,8 @@ size_t evdb__my_stmt_row_bytes(const evdb__my_rows *rows, unsigned n)
     size_t sum = 0;
     for (unsigned i = 0; i < n; i++)
         if (!rows->isnull[i])
-            sum += rows->bind[i].buffer_type == MYSQL_TYPE_DOUBLE ? FAST_TEXT_MAX : rows->len[i];
+            sum += rows->bind[i].buffer_type == MYSQL_TYPE_DOUBLE ? FAST_TEXT_MAX + sizeof(double)
+                                                                  : rows->len[i];
     return sum;
 }
 

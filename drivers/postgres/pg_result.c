@@ -94,17 +94,46 @@ static int put_bytea(evdb__rbuild *b, const char *s, size_t len)
     return 0;
 }
 
-/* PQcmdTuples as a number: a decimal count, or "" (-1) when the command
- * has none. */
-static int64_t affected_rows(const PGresult *res)
+/* The row count of a command tag, as PQcmdTuples finds it ("INSERT 0 5",
+ * "SELECT 3", "UPDATE 2", ...; MERGE, FETCH, MOVE and COPY too), or -1 when
+ * the command has none. Read from the tag directly: PQcmdTuples costs as
+ * much again as the rest of a small result's conversion. */
+static int64_t affected_of_tag(const char *tag)
 {
-    const char *s = PQcmdTuples((PGresult *)res);
-    if (!s || *s < '0' || *s > '9')
+    static const struct {
+        const char *word;
+        size_t len;
+    } counted[] = {{"SELECT ", 7}, {"UPDATE ", 7}, {"DELETE ", 7}, {"INSERT ", 7},
+                   {"MERGE ", 6},  {"FETCH ", 6},  {"MOVE ", 5},   {"COPY ", 5}};
+    if (!tag)
+        return -1;
+    const char *s = NULL;
+    for (size_t i = 0; i < sizeof counted / sizeof counted[0] && !s; i++)
+        if (tag[0] == counted[i].word[0] && !strncmp(tag, counted[i].word, counted[i].len))
+            s = tag + counted[i].len;
+    if (!s)
+        return -1;
+    if (tag[0] == 'I') {
+        /* INSERT oid count */
+        s = strchr(s, ' ');
+        if (!s)
+            return -1;
+        s++;
+    }
+    if (*s < '0' || *s > '9')
         return -1;
     int64_t n = 0;
-    for (; *s >= '0' && *s <= '9' && n < INT64_MAX / 10 - 9; s++)
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (n > (INT64_MAX - 9) / 10)
+            return -1;
         n = n * 10 + (*s - '0');
-    return n;
+    }
+    return *s ? -1 : n;
+}
+
+static int64_t affected_rows(const PGresult *res)
+{
+    return affected_of_tag(PQcmdStatus((PGresult *)res));
 }
 
 /* The columns of res into a new builder sized for nrows rows and data
@@ -163,10 +192,49 @@ static int count(int n)
     return n < 0 ? 0 : n;
 }
 
+/* Small results (most queries return a row or none) in one call: no
+ * sizing pass, no per-cell builder calls. NULL with *tried false when res
+ * does not qualify (too big, or bytea cells to decode). */
+#define SMALL_CELLS 64
+static evdb_result *build_small(const PGresult *res, int ncols, int nrows, bool *tried)
+{
+    *tried = false;
+    if (ncols > SMALL_CELLS || (nrows && ncols * nrows > SMALL_CELLS))
+        return NULL;
+    evdb__rcol cols[SMALL_CELLS];
+    for (int c = 0; c < ncols; c++) {
+        Oid oid = PQftype(res, c);
+        if (oid == PG_OID_BYTEA)
+            return NULL;
+        const char *name = PQfname(res, c);
+        cols[c].name = name ? name : "";
+        cols[c].name_len = strlen(cols[c].name);
+        cols[c].type = map_type(oid);
+        cols[c].native_type = oid;
+    }
+    const char *vals[SMALL_CELLS];
+    size_t lens[SMALL_CELLS];
+    size_t i = 0;
+    for (int r = 0; r < nrows; r++) {
+        for (int c = 0; c < ncols; c++, i++) {
+            vals[i] = PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+            lens[i] = (size_t)PQgetlength(res, r, c);
+        }
+    }
+    *tried = true;
+    const char *tag = PQcmdStatus((PGresult *)res);
+    return evdb__result_from_text((size_t)ncols, cols, (size_t)nrows, vals, lens, tag,
+                                  affected_of_tag(tag));
+}
+
 evdb_result *evdb__pg_result_build(const PGresult *res)
 {
     int ncols = count(PQnfields(res));
     int nrows = count(PQntuples(res));
+    bool tried;
+    evdb_result *small = build_small(res, ncols, nrows, &tried);
+    if (tried)
+        return small;
     /* Exact room for names, cells and the tag, each with its NUL (a bytea
      * cell decodes shorter than its text), so the result is one block. */
     const char *tag = PQcmdStatus((PGresult *)res);
