@@ -31,6 +31,19 @@
 #include "internal.h"
 #include "task_switch.h"
 
+/* Under valgrind, task stacks are registered as stacks: without that,
+ * memcheck takes a switch onto one for a huge stack-pointer change and
+ * guesses ("client switching stacks?"). The header is optional. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef VALGRIND_STACK_REGISTER
+#define VALGRIND_STACK_REGISTER(lo, hi) 0u
+#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#endif
+
 #if defined(__SANITIZE_ADDRESS__)
 #define EVDB__ASAN 1
 #elif defined(__has_feature)
@@ -68,6 +81,7 @@ typedef struct stack {
     void *lo;       /* usable stack [lo, lo + size) */
     size_t size;
     bool guarded;
+    unsigned vg_id; /* valgrind's stack id (0 when not under valgrind) */
 } stack;
 
 typedef struct task {
@@ -147,6 +161,7 @@ static void stack_unmap(stack *s)
      * their redzones poisoned: clear them before the memory is reused. */
     ASAN_UNPOISON_MEMORY_REGION(s->lo, s->size);
 #endif
+    VALGRIND_STACK_DEREGISTER(s->vg_id);
     munmap(s->map, s->map_len);
 }
 
@@ -200,6 +215,7 @@ static int stack_get(stack *s, size_t size, bool guard)
     s->lo = (char *)map + gsize;
     s->size = size;
     s->guarded = guard;
+    s->vg_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s->lo + size);
     stacks_mapped++;
     return 0;
 }

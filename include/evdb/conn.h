@@ -31,7 +31,9 @@ typedef struct evdb_conn_opts {
     /* EVDB_CONN_* flags. */
     unsigned flags;
     /* Most bytes one query's result may occupy in memory, as evdb stores
-     * it (values, their lengths, column names). A larger result fails its
+     * it (values, their lengths, column names; its buffers grow by
+     * doubling, so up to about twice this may be allocated before a result
+     * is dropped). A larger result fails its
      * query with EVDB_ETOOBIG; the rest of its rows are read from the
      * server and dropped as they arrive, so memory stays bounded, and the
      * connection stays usable. The rows are fetched one at a time while a
