@@ -786,8 +786,20 @@ static bool answer_special(evdb__dconn *dc, evdb__query *q, bool cacheable, pg_s
     return true;
 }
 
-static int push_pipeline(evdb__dconn *dc, evdb_error *err)
+/* What prepare_query found out about the query about to be sent. */
+typedef struct pg_prep {
+    bool cacheable;
+    pg_stmt *hit;
+    uint64_t hash;
+} pg_prep;
+
+/* The front pending query, prepared for sending (*out, still pending), or
+ * *out NULL when none is left. On the way, cancelled queries are reported
+ * and prepare requests the cache can answer are answered. 0 or
+ * EVDB__STEP_FAIL (no memory). */
+static int next_sendable(evdb__dconn *dc, evdb__query **out, pg_prep *pp, evdb_error *err)
 {
+    *out = NULL;
     while (dc->plen) {
         evdb__query *q = pend_front(dc);
         if (q->cancel_requested) {
@@ -795,13 +807,26 @@ static int push_pipeline(evdb__dconn *dc, evdb_error *err)
             report_code(dc, q, err, EVDB_ECANCELED, NULL, "cancelled before it was sent");
             continue;
         }
-        bool cacheable;
-        pg_stmt *hit;
-        uint64_t hash = 0;
-        if (prepare_query(dc, q, &cacheable, &hit, &hash))
+        pp->hash = 0;
+        if (prepare_query(dc, q, &pp->cacheable, &pp->hit, &pp->hash))
             return no_memory(err);
-        if ((q->flags & PG_SPECIAL) && answer_special(dc, q, cacheable, hit, err))
+        if ((q->flags & PG_SPECIAL) && answer_special(dc, q, pp->cacheable, pp->hit, err))
             continue;
+        *out = q;
+        break;
+    }
+    return 0;
+}
+
+static int push_pipeline(evdb__dconn *dc, evdb_error *err)
+{
+    for (;;) {
+        evdb__query *q;
+        pg_prep pp;
+        if (next_sendable(dc, &q, &pp, err))
+            return EVDB__STEP_FAIL;
+        if (!q)
+            break;
         unsigned cls = (unsigned)q->drv_state;
         /* A barrier: everything sent before must be answered first. For
          * multi-statement strings and COPY because pipeline mode must be
@@ -833,7 +858,7 @@ static int push_pipeline(evdb__dconn *dc, evdb_error *err)
             return EVDB__STEP_FAIL;
         if (!alone && !dc->group_open && send_deallocs(dc, err))
             return EVDB__STEP_FAIL;
-        if (send_extended(dc, q, cacheable, hit, hash, err))
+        if (send_extended(dc, q, pp.cacheable, pp.hit, pp.hash, err))
             return EVDB__STEP_FAIL;
         pend_pop(dc);
         send_tx_after(dc, q);
@@ -850,47 +875,48 @@ static int push_pipeline(evdb__dconn *dc, evdb_error *err)
     return 0;
 }
 
+/* Pipeline off: the statements waiting for DEALLOCATE go in one round
+ * trip ("DEALLOCATE a;DEALLOCATE b"). */
+static int send_dealloc_batch(evdb__dconn *dc, evdb_error *err)
+{
+    if (!grow_ring(dc, 1))
+        return no_memory(err);
+    pg_stmt *head = NULL, *tail = NULL;
+    while (dc->cache.zhead) {
+        pg_stmt *st = evdb__pg_cache_zombie_pop(&dc->cache);
+        st->next = NULL;
+        if (tail)
+            tail->next = st;
+        else
+            head = st;
+        tail = st;
+    }
+    ring_push(dc, PGK_DEALLOC, NULL, head);
+    const char *sql = dealloc_sql(dc, head);
+    if (!sql || !PQsendQuery(dc->conn, sql)) {
+        /* Take the entry back: the statements return to the queue. */
+        dc->rlen--;
+        release_stmts(dc, ring_at(dc, dc->rlen), false);
+        return sql ? send_failed(dc, err) : no_memory(err);
+    }
+    return 0;
+}
+
 /* Pipeline off: one command at a time. */
 static int push_single(evdb__dconn *dc, evdb_error *err)
 {
     while (dc->rlen == 0 && dc->plen) {
-        if (dc->cache.nzombies >= DEALLOC_BATCH_SINGLE && !dc->send_tx) {
-            /* One round trip for the batch: "DEALLOCATE a;DEALLOCATE b". */
-            if (!grow_ring(dc, 1))
-                return no_memory(err);
-            pg_stmt *head = NULL, *tail = NULL;
-            while (dc->cache.zhead) {
-                pg_stmt *st = evdb__pg_cache_zombie_pop(&dc->cache);
-                st->next = NULL;
-                if (tail)
-                    tail->next = st;
-                else
-                    head = st;
-                tail = st;
-            }
-            ring_push(dc, PGK_DEALLOC, NULL, head);
-            const char *sql = dealloc_sql(dc, head);
-            if (!sql || !PQsendQuery(dc->conn, sql)) {
-                /* Take the entry back: the statements return to the queue. */
-                dc->rlen--;
-                release_stmts(dc, ring_at(dc, dc->rlen), false);
-                return sql ? send_failed(dc, err) : no_memory(err);
-            }
-            return 0;
-        }
-        evdb__query *q = pend_front(dc);
-        if (q->cancel_requested) {
-            pend_pop(dc);
-            report_code(dc, q, err, EVDB_ECANCELED, NULL, "cancelled before it was sent");
-            continue;
-        }
-        bool cacheable;
-        pg_stmt *st;
-        uint64_t hash = 0;
-        if (prepare_query(dc, q, &cacheable, &st, &hash))
-            return no_memory(err);
-        if ((q->flags & PG_SPECIAL) && answer_special(dc, q, cacheable, st, err))
-            continue;
+        if (dc->cache.nzombies >= DEALLOC_BATCH_SINGLE && !dc->send_tx)
+            return send_dealloc_batch(dc, err);
+        evdb__query *q;
+        pg_prep pp;
+        if (next_sendable(dc, &q, &pp, err))
+            return EVDB__STEP_FAIL;
+        if (!q)
+            break;
+        bool cacheable = pp.cacheable;
+        pg_stmt *st = pp.hit;
+        uint64_t hash = pp.hash;
         if (!grow_ring(dc, 1))
             return no_memory(err);
         q->drv_state |= PGQ_SENT_ALONE;
