@@ -20,6 +20,7 @@
 
 #include "testenv.h"
 #include "testutil.h"
+#include "tquery.h"
 
 #define WATCHDOG_S 50.0
 #define TEST_TIMEOUT_S 60
@@ -316,14 +317,6 @@ static evdb_conn *open_conn(const backend *b)
     return c;
 }
 
-static void close_conn(evdb_conn *c)
-{
-    evdb_future *f = evdb_conn_close(c);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(t_wait(f), 0);
-    evdb_future_unref(f);
-}
-
 static evdb_future *run(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
 {
     evdb_future *f = evdb_conn_query(c, sql, p, n, NULL);
@@ -394,7 +387,7 @@ START_TEST(embedded_nul_and_invalid_utf8)
     row[1] = evdb_text("fine");
     run_ok(c, b->insert, row, 3);
     run_ok(c, "DROP TABLE evdb_badinput", NULL, 0);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -446,7 +439,7 @@ START_TEST(a_thousand_parameters)
     free(sql);
     free(v);
     free(texts);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -500,7 +493,7 @@ START_TEST(injection_strings_stored_verbatim)
     ck_assert_int_eq(n, NE);
     evdb_future_unref(f);
     run_ok(c, "DROP TABLE evdb_badinput", NULL, 0);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -564,7 +557,7 @@ START_TEST(calls_in_the_wrong_state)
     /* A connection that is not pooled cannot be released. */
     evdb_conn *solo = open_conn(b);
     FAILS_WITH(evdb_conn_release(solo), EVDB_EINVAL);
-    close_conn(solo);
+    t_conn_close(solo);
 
     /* Futures: library futures are not the user's to complete; a user
      * future completes once; waiting inside a callback is refused. */

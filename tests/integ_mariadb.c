@@ -22,6 +22,7 @@
 
 #include "testenv.h"
 #include "testutil.h"
+#include "tquery.h"
 
 #define WATCHDOG_S 60.0
 #define TEST_TIMEOUT_S 60
@@ -81,14 +82,6 @@ static evdb_conn *open_admin(void)
     return open_opts(u, NULL);
 }
 
-static void close_conn(evdb_conn *c)
-{
-    evdb_future *f = evdb_conn_close(c);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(t_wait(f), 0);
-    evdb_future_unref(f);
-}
-
 static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
                            double timeout)
 {
@@ -101,41 +94,11 @@ static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, s
 }
 
 /* Run sql and expect success; the caller unrefs the returned future. */
-static evdb_future *run_ok(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
-{
-    evdb_future *f = submit(c, sql, p, n, 0);
-    int rc = t_wait(f);
-    ck_assert_msg(rc == 0, "%s: %s (%s)", sql, evdb_error_message(evdb_future_error(f)),
-                  evdb_err_name(rc));
-    return f;
-}
-
-static void exec_ok(evdb_conn *c, const char *sql)
-{
-    evdb_future_unref(run_ok(c, sql, NULL, 0));
-}
-
-static void expect_cell(const evdb_result *r, size_t row, size_t col, const char *want)
-{
-    size_t len;
-    const char *got = evdb_result_text(r, row, col, &len);
-    ck_assert_msg(got != NULL, "cell %zu,%zu is NULL, wanted '%s'", row, col, want);
-    ck_assert_str_eq(got, want);
-    ck_assert_uint_eq(len, strlen(want));
-}
-
-static int64_t cell_int(const evdb_result *r, size_t row, size_t col)
-{
-    int64_t v = 0;
-    ck_assert_int_eq(evdb_result_int(r, row, col, &v), 0);
-    return v;
-}
-
 /* A single integer from a query. */
 static int64_t query_int(evdb_conn *c, const char *sql)
 {
-    evdb_future *f = run_ok(c, sql, NULL, 0);
-    int64_t v = cell_int(evdb_future_result(f), 0, 0);
+    evdb_future *f = t_run_ok(c, sql, NULL, 0);
+    int64_t v = t_cell_int(evdb_future_result(f), 0, 0);
     evdb_future_unref(f);
     return v;
 }
@@ -165,16 +128,16 @@ START_TEST(connect_ok)
     int64_t id = evdb_conn_server_id(c);
     ck_assert_int_gt(id, 0);
     ck_assert_int_eq(query_int(c, "SELECT CONNECTION_ID()"), id);
-    evdb_future *f = run_ok(c, "SELECT 1 AS one, DATABASE(), @@character_set_client", NULL, 0);
+    evdb_future *f = t_run_ok(c, "SELECT 1 AS one, DATABASE(), @@character_set_client", NULL, 0);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_nrows(r), 1);
     ck_assert_uint_eq(evdb_result_ncols(r), 3);
     ck_assert_str_eq(evdb_result_colname(r, 0), "one");
-    expect_cell(r, 0, 0, "1");
-    expect_cell(r, 0, 1, "evdb_test");
-    expect_cell(r, 0, 2, "utf8mb4");
+    t_expect_cell(r, 0, 0, "1");
+    t_expect_cell(r, 0, 1, "evdb_test");
+    t_expect_cell(r, 0, 2, "utf8mb4");
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -186,7 +149,7 @@ START_TEST(connect_mysql_scheme_and_socket)
              my_port());
     evdb_conn *c = open_opts(url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 7"), 7);
-    close_conn(c);
+    t_conn_close(c);
     /* Over the unix socket, given as an option. */
     const char *sock = evdb_test_env("EVDB_TEST_MY_SOCKET");
     ck_assert_ptr_nonnull(sock);
@@ -194,7 +157,7 @@ START_TEST(connect_mysql_scheme_and_socket)
              sock);
     c = open_opts(url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 8"), 8);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -206,10 +169,10 @@ START_TEST(connect_host_name)
     snprintf(url, sizeof url,
              "mariadb://evdb:" APP_PASSWORD "@LOCALHOST:%s/evdb_test?charset=latin1", my_port());
     evdb_conn *c = open_opts(url, NULL);
-    evdb_future *f = run_ok(c, "SELECT @@character_set_client", NULL, 0);
-    expect_cell(evdb_future_result(f), 0, 0, "latin1");
+    evdb_future *f = t_run_ok(c, "SELECT @@character_set_client", NULL, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "latin1");
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
     /* A name that does not resolve fails the connect, not the call. */
     snprintf(url, sizeof url, "mariadb://evdb@no-such-host.invalid:%s/evdb_test", my_port());
     f = evdb_conn_open(L, url, NULL);
@@ -386,7 +349,7 @@ START_TEST(params_round_trip)
         evdb_text(text),      evdb_bytes(bin, sizeof bin), evdb_textn("", 0),
     };
     size_t n = sizeof p / sizeof p[0];
-    evdb_future *f = run_ok(c, "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?", p, n);
+    evdb_future *f = t_run_ok(c, "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?", p, n);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_nrows(r), 1);
     ck_assert_uint_eq(evdb_result_ncols(r), n);
@@ -396,9 +359,9 @@ START_TEST(params_round_trip)
     ck_assert(b);
     ck_assert_int_eq(evdb_result_bool(r, 0, 2, &b), 0);
     ck_assert(!b);
-    ck_assert_int_eq(cell_int(r, 0, 3), INT64_MIN);
-    ck_assert_int_eq(cell_int(r, 0, 4), INT64_MAX);
-    ck_assert_int_eq(cell_int(r, 0, 5), -42);
+    ck_assert_int_eq(t_cell_int(r, 0, 3), INT64_MIN);
+    ck_assert_int_eq(t_cell_int(r, 0, 4), INT64_MAX);
+    ck_assert_int_eq(t_cell_int(r, 0, 5), -42);
     ck_assert_int_eq(evdb_result_coltype(r, 4), EVDB_TYPE_INT);
     double d = 0;
     ck_assert_int_eq(evdb_result_double(r, 0, 6, &d), 0);
@@ -408,23 +371,23 @@ START_TEST(params_round_trip)
     ck_assert_int_eq(evdb_result_double(r, 0, 8, &d), 0);
     ck_assert(d == -1.5e300);
     ck_assert_int_eq(evdb_result_coltype(r, 6), EVDB_TYPE_DOUBLE);
-    expect_cell(r, 0, 9, text);
+    t_expect_cell(r, 0, 9, text);
     ck_assert_int_eq(evdb_result_coltype(r, 9), EVDB_TYPE_TEXT);
     size_t len = 0;
     const void *got = evdb_result_bytes(r, 0, 10, &len);
     ck_assert_uint_eq(len, sizeof bin);
     ck_assert_int_eq(memcmp(got, bin, sizeof bin), 0);
     ck_assert_int_eq(evdb_result_coltype(r, 10), EVDB_TYPE_BYTES);
-    expect_cell(r, 0, 11, "");
+    t_expect_cell(r, 0, 11, "");
     ck_assert(!evdb_result_isnull(r, 0, 11));
     evdb_future_unref(f);
 
     /* The text the prepared path produces equals the text protocol's. */
     evdb_value ones[] = {evdb_int(1), evdb_int(1)};
-    f = run_ok(c, "SELECT 0.1e0 + ? - 1, 1/3e0, CAST(1.5 AS DECIMAL(10,3)), "
+    f = t_run_ok(c, "SELECT 0.1e0 + ? - 1, 1/3e0, CAST(1.5 AS DECIMAL(10,3)), "
                   "DATE('2024-02-29'), TIMESTAMP('2024-02-29 13:14:15.25'), 12.5e0 * ?",
                ones, 2);
-    evdb_future *t = run_ok(c, "SELECT 0.1e0 + 1 - 1, 1/3e0, CAST(1.5 AS DECIMAL(10,3)), "
+    evdb_future *t = t_run_ok(c, "SELECT 0.1e0 + 1 - 1, 1/3e0, CAST(1.5 AS DECIMAL(10,3)), "
                                "DATE('2024-02-29'), TIMESTAMP('2024-02-29 13:14:15.25'), "
                                "12.5e0 * 1",
                             NULL, 0);
@@ -436,12 +399,12 @@ START_TEST(params_round_trip)
         ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), i),
                          evdb_result_coltype(evdb_future_result(t), i));
     }
-    expect_cell(evdb_future_result(t), 0, 2, "1.500");
+    t_expect_cell(evdb_future_result(t), 0, 2, "1.500");
     ck_assert_int_eq(evdb_result_coltype(evdb_future_result(t), 2), EVDB_TYPE_OTHER);
-    expect_cell(evdb_future_result(t), 0, 3, "2024-02-29");
+    t_expect_cell(evdb_future_result(t), 0, 3, "2024-02-29");
     evdb_future_unref(f);
     evdb_future_unref(t);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -451,9 +414,9 @@ END_TEST
 START_TEST(doubles_match_text_protocol)
 {
     evdb_conn *c = open_app();
-    exec_ok(c, "CREATE TEMPORARY TABLE t_dbl (id INT PRIMARY KEY, d DOUBLE, f FLOAT, "
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_dbl (id INT PRIMARY KEY, d DOUBLE, f FLOAT, "
                "d3 DOUBLE(12,3))");
-    exec_ok(c, "INSERT INTO t_dbl SELECT seq, v, v, IF(ABS(v) < 1e8, v, NULL) FROM ("
+    t_exec_ok(c, "INSERT INTO t_dbl SELECT seq, v, v, IF(ABS(v) < 1e8, v, NULL) FROM ("
                "SELECT seq, CASE seq % 6 "
                "WHEN 0 THEN RAND(seq) * POW(10, CAST(seq % 44 AS SIGNED) - 22) "
                "WHEN 1 THEN ROUND(RAND(seq) * 10000, seq % 7) "
@@ -462,15 +425,15 @@ START_TEST(doubles_match_text_protocol)
                "WHEN 4 THEN seq * 1.25e0 "
                "ELSE (RAND(seq) - 0.5) * POW(2, CAST(seq % 120 AS SIGNED) - 60) END AS v "
                "FROM seq_1_to_6000) AS g");
-    exec_ok(c, "INSERT INTO t_dbl VALUES (-1, 0, 0, 0), (-2, -0e0, -0e0, 0), (-3, 1e15, 1e15, "
+    t_exec_ok(c, "INSERT INTO t_dbl VALUES (-1, 0, 0, 0), (-2, -0e0, -0e0, 0), (-3, 1e15, 1e15, "
                "NULL), (-4, 1e-15, 1e-15, 0.001), (-5, 999999999999999, 1e14, 99999999.999), "
                "(-6, 0.1e0 + 0.2e0, 0.3, -0.5), (-7, 1.7976931348623157e308, NULL, NULL), "
                "(-8, 2.2250738585072014e-308, 1e-38, NULL), (-9, 123456789012345.6, 1, 1), "
                "(-10, 0.000001, 0.000001, 0.0005), (-11, -1e-14, -1e-14, NULL), "
                "(-12, 4503599627370496.5, 1, 1), (-13, 9007199254740993, 1, 1)");
     evdb_value lo = evdb_int(-100);
-    evdb_future *t = run_ok(c, "SELECT d, f, d3 FROM t_dbl ORDER BY id", NULL, 0);
-    evdb_future *ps = run_ok(c, "SELECT d, f, d3 FROM t_dbl WHERE id > ? ORDER BY id", &lo, 1);
+    evdb_future *t = t_run_ok(c, "SELECT d, f, d3 FROM t_dbl ORDER BY id", NULL, 0);
+    evdb_future *ps = t_run_ok(c, "SELECT d, f, d3 FROM t_dbl WHERE id > ? ORDER BY id", &lo, 1);
     const evdb_result *rt = evdb_future_result(t), *rp = evdb_future_result(ps);
     ck_assert_uint_eq(evdb_result_nrows(rt), 6013);
     ck_assert_uint_eq(evdb_result_nrows(rp), 6013);
@@ -485,18 +448,18 @@ START_TEST(doubles_match_text_protocol)
     }
     evdb_future_unref(t);
     evdb_future_unref(ps);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
 START_TEST(column_types)
 {
     evdb_conn *c = open_app();
-    exec_ok(c, "CREATE TEMPORARY TABLE t_types (ti TINYINT(1), si SMALLINT, mi MEDIUMINT, "
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_types (ti TINYINT(1), si SMALLINT, mi MEDIUMINT, "
                "i INT, bi BIGINT UNSIGNED, y YEAR, f FLOAT, d DOUBLE, dec1 DECIMAL(5,2), "
                "vc VARCHAR(10), ch CHAR(3), tx TEXT, vb VARBINARY(10), bl BLOB, "
                "dt DATETIME, js JSON, en ENUM('a','b'), bt BIT(8))");
-    exec_ok(c, "INSERT INTO t_types VALUES (1, -2, 3, -4, 18446744073709551615, 2024, 1.5, "
+    t_exec_ok(c, "INSERT INTO t_types VALUES (1, -2, 3, -4, 18446744073709551615, 2024, 1.5, "
                "2.25, 3.14, 'v', 'c', 't', 'b', 'l', '2024-01-02 03:04:05', '{}', 'b', 7)");
     static const evdb_type want[] = {
         EVDB_TYPE_INT,  EVDB_TYPE_INT,   EVDB_TYPE_INT,   EVDB_TYPE_INT,  EVDB_TYPE_INT,
@@ -505,8 +468,8 @@ START_TEST(column_types)
         EVDB_TYPE_TEXT, EVDB_TYPE_TEXT,  EVDB_TYPE_OTHER,
     };
     evdb_value zero = evdb_int(0);
-    evdb_future *fs[2] = {run_ok(c, "SELECT * FROM t_types", NULL, 0),
-                          run_ok(c, "SELECT * FROM t_types WHERE ? = 0", &zero, 1)};
+    evdb_future *fs[2] = {t_run_ok(c, "SELECT * FROM t_types", NULL, 0),
+                          t_run_ok(c, "SELECT * FROM t_types WHERE ? = 0", &zero, 1)};
     for (int k = 0; k < 2; k++) {
         const evdb_result *r = evdb_future_result(fs[k]);
         ck_assert_uint_eq(evdb_result_ncols(r), sizeof want / sizeof want[0]);
@@ -514,14 +477,14 @@ START_TEST(column_types)
             ck_assert_msg(evdb_result_coltype(r, i) == want[i], "path %d column %s: %d", k,
                           evdb_result_colname(r, i), evdb_result_coltype(r, i));
         ck_assert_uint_eq(evdb_result_coltype_native(r, 3), 3 /* MYSQL_TYPE_LONG */);
-        expect_cell(r, 0, 0, "1");
-        expect_cell(r, 0, 4, "18446744073709551615");
-        expect_cell(r, 0, 5, "2024");
-        expect_cell(r, 0, 6, "1.5");
-        expect_cell(r, 0, 8, "3.14");
-        expect_cell(r, 0, 10, "c");
-        expect_cell(r, 0, 14, "2024-01-02 03:04:05");
-        expect_cell(r, 0, 16, "b");
+        t_expect_cell(r, 0, 0, "1");
+        t_expect_cell(r, 0, 4, "18446744073709551615");
+        t_expect_cell(r, 0, 5, "2024");
+        t_expect_cell(r, 0, 6, "1.5");
+        t_expect_cell(r, 0, 8, "3.14");
+        t_expect_cell(r, 0, 10, "c");
+        t_expect_cell(r, 0, 14, "2024-01-02 03:04:05");
+        t_expect_cell(r, 0, 16, "b");
         size_t len;
         const unsigned char *bits = evdb_result_bytes(r, 0, 17, &len);
         ck_assert_uint_eq(len, 1);
@@ -531,34 +494,34 @@ START_TEST(column_types)
     }
     evdb_future_unref(fs[0]);
     evdb_future_unref(fs[1]);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
 START_TEST(nulls)
 {
     evdb_conn *c = open_app();
-    exec_ok(c, "CREATE TEMPORARY TABLE t_null (a INT, b TEXT, c BLOB)");
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_null (a INT, b TEXT, c BLOB)");
     evdb_value p[] = {evdb_null(), evdb_null(), evdb_null()};
-    evdb_future_unref(run_ok(c, "INSERT INTO t_null VALUES (?, ?, ?)", p, 3));
-    exec_ok(c, "INSERT INTO t_null VALUES (NULL, 'x', NULL)");
+    evdb_future_unref(t_run_ok(c, "INSERT INTO t_null VALUES (?, ?, ?)", p, 3));
+    t_exec_ok(c, "INSERT INTO t_null VALUES (NULL, 'x', NULL)");
     evdb_value one = evdb_int(1);
-    evdb_future *fs[2] = {run_ok(c, "SELECT a, b, c FROM t_null ORDER BY b", NULL, 0),
-                          run_ok(c, "SELECT a, b, c FROM t_null WHERE ? ORDER BY b", &one, 1)};
+    evdb_future *fs[2] = {t_run_ok(c, "SELECT a, b, c FROM t_null ORDER BY b", NULL, 0),
+                          t_run_ok(c, "SELECT a, b, c FROM t_null WHERE ? ORDER BY b", &one, 1)};
     for (int k = 0; k < 2; k++) {
         const evdb_result *r = evdb_future_result(fs[k]);
         ck_assert_uint_eq(evdb_result_nrows(r), 2);
         for (size_t col = 0; col < 3; col++)
             ck_assert(evdb_result_isnull(r, 0, col));
         ck_assert(evdb_result_isnull(r, 1, 0));
-        expect_cell(r, 1, 1, "x");
+        t_expect_cell(r, 1, 1, "x");
         ck_assert_ptr_null(evdb_result_text(r, 0, 1, NULL));
         int64_t v;
         ck_assert_int_eq(evdb_result_int(r, 0, 0, &v), EVDB_ENULL);
     }
     evdb_future_unref(fs[0]);
     evdb_future_unref(fs[1]);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -574,15 +537,15 @@ START_TEST(blob_all_bytes)
     ck_assert_ptr_nonnull(big);
     for (size_t i = 0; i < big_len; i++)
         big[i] = (unsigned char)(i * 7 + i / 256);
-    exec_ok(c, "CREATE TEMPORARY TABLE t_blob (id INT PRIMARY KEY, b MEDIUMBLOB)");
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_blob (id INT PRIMARY KEY, b MEDIUMBLOB)");
     evdb_value p[] = {evdb_int(1), evdb_bytes(all, sizeof all)};
-    evdb_future_unref(run_ok(c, "INSERT INTO t_blob VALUES (?, ?)", p, 2));
+    evdb_future_unref(t_run_ok(c, "INSERT INTO t_blob VALUES (?, ?)", p, 2));
     evdb_value p2[] = {evdb_int(2), evdb_bytes(big, big_len)};
-    evdb_future_unref(run_ok(c, "INSERT INTO t_blob VALUES (?, ?)", p2, 2));
+    evdb_future_unref(t_run_ok(c, "INSERT INTO t_blob VALUES (?, ?)", p2, 2));
     ck_assert_int_eq(query_int(c, "SELECT LENGTH(b) FROM t_blob WHERE id = 1"), 256);
     evdb_value zero = evdb_int(0);
-    evdb_future *fs[2] = {run_ok(c, "SELECT b FROM t_blob ORDER BY id", NULL, 0),
-                          run_ok(c, "SELECT b FROM t_blob WHERE id > ? ORDER BY id", &zero, 1)};
+    evdb_future *fs[2] = {t_run_ok(c, "SELECT b FROM t_blob ORDER BY id", NULL, 0),
+                          t_run_ok(c, "SELECT b FROM t_blob WHERE id > ? ORDER BY id", &zero, 1)};
     for (int k = 0; k < 2; k++) {
         const evdb_result *r = evdb_future_result(fs[k]);
         ck_assert_uint_eq(evdb_result_nrows(r), 2);
@@ -599,11 +562,11 @@ START_TEST(blob_all_bytes)
     evdb_future_unref(fs[1]);
     /* The server got the exact bytes (checked on its side too). */
     evdb_value hex = evdb_text("000102030405060708090A0B0C0D0E0F");
-    evdb_future *f = run_ok(c, "SELECT LEFT(HEX(b), 32) = ? FROM t_blob WHERE id = 1", &hex, 1);
-    expect_cell(evdb_future_result(f), 0, 0, "1");
+    evdb_future *f = t_run_ok(c, "SELECT LEFT(HEX(b), 32) = ? FROM t_blob WHERE id = 1", &hex, 1);
+    t_expect_cell(evdb_future_result(f), 0, 0, "1");
     evdb_future_unref(f);
     free(big);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -612,8 +575,8 @@ START_TEST(large_result)
     evdb_conn *c = open_app();
     evdb_value limit = evdb_int(100000);
     evdb_future *fs[2] = {
-        run_ok(c, "SELECT seq, CONCAT('row', seq) FROM seq_1_to_100000", NULL, 0),
-        run_ok(c, "SELECT seq, CONCAT('row', seq) FROM seq_1_to_100000 WHERE seq <= ?", &limit,
+        t_run_ok(c, "SELECT seq, CONCAT('row', seq) FROM seq_1_to_100000", NULL, 0),
+        t_run_ok(c, "SELECT seq, CONCAT('row', seq) FROM seq_1_to_100000 WHERE seq <= ?", &limit,
                1)};
     for (int k = 0; k < 2; k++) {
         const evdb_result *r = evdb_future_result(fs[k]);
@@ -621,15 +584,15 @@ START_TEST(large_result)
         ck_assert_int_eq(evdb_result_affected(r), 100000);
         for (size_t i = 0; i < 100000; i += 9973) {
             char want[32];
-            ck_assert_int_eq(cell_int(r, i, 0), (int64_t)i + 1);
+            ck_assert_int_eq(t_cell_int(r, i, 0), (int64_t)i + 1);
             snprintf(want, sizeof want, "row%zu", i + 1);
-            expect_cell(r, i, 1, want);
+            t_expect_cell(r, i, 1, want);
         }
-        expect_cell(r, 99999, 1, "row100000");
+        t_expect_cell(r, 99999, 1, "row100000");
     }
     evdb_future_unref(fs[0]);
     evdb_future_unref(fs[1]);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -705,7 +668,7 @@ static void rt_check_row(const evdb_result *res, size_t row, const struct rt_row
             /* Above INT64_MAX: a range error, never a wrong number; the
              * text is exact. */
             ck_assert_int_eq(evdb_result_int(res, row, (size_t)c, &v), EVDB_ERANGE);
-            expect_cell(res, row, (size_t)c, r->bu_text);
+            t_expect_cell(res, row, (size_t)c, r->bu_text);
             continue;
         }
         int rc = evdb_result_int(res, row, (size_t)c, &v);
@@ -715,16 +678,16 @@ static void rt_check_row(const evdb_result *res, size_t row, const struct rt_row
     }
     /* DECIMAL and DATETIME are their exact literals. */
     ck_assert_int_eq(evdb_result_coltype(res, RT_DEC), EVDB_TYPE_OTHER);
-    expect_cell(res, row, RT_DEC, r->dec);
+    t_expect_cell(res, row, RT_DEC, r->dec);
     double d = 0;
     ck_assert_int_eq(evdb_result_double(res, row, RT_DEC, &d), 0);
     ck_assert_int_eq(evdb_result_coltype(res, RT_D), EVDB_TYPE_DOUBLE);
     ck_assert_int_eq(evdb_result_double(res, row, RT_D, &d), 0);
     ck_assert_msg(d == r->d, "%s row %lld: double %.17g != %.17g", path, (long long)id, d, r->d);
     ck_assert_int_eq(evdb_result_coltype(res, RT_DT), EVDB_TYPE_OTHER);
-    expect_cell(res, row, RT_DT, r->dt);
+    t_expect_cell(res, row, RT_DT, r->dt);
     ck_assert_int_eq(evdb_result_coltype(res, RT_TX), EVDB_TYPE_TEXT);
-    expect_cell(res, row, RT_TX, r->tx);
+    t_expect_cell(res, row, RT_TX, r->tx);
     ck_assert_int_eq(evdb_result_coltype(res, RT_BL), EVDB_TYPE_BYTES);
     size_t len = 0;
     const void *got = evdb_result_bytes(res, row, RT_BL, &len);
@@ -737,7 +700,7 @@ static void rt_check_row(const evdb_result *res, size_t row, const struct rt_row
 START_TEST(type_round_trips)
 {
     evdb_conn *c = open_app();
-    exec_ok(c, "CREATE TEMPORARY TABLE t_rt (id INT PRIMARY KEY, ti TINYINT, "
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_rt (id INT PRIMARY KEY, ti TINYINT, "
                "tu TINYINT UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED, mi MEDIUMINT, "
                "mu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED, "
                "dc DECIMAL(30,10), d DOUBLE, dt DATETIME(6), "
@@ -785,11 +748,11 @@ START_TEST(type_round_trips)
         p[RT_TX] = evdb_text(r->tx);
         p[RT_BL] = evdb_bytes(r->bl, r->bl_len);
         p[RT_N] = evdb_null();
-        evdb_future_unref(run_ok(c, RT_INSERT, p, RT_NCOLS));
+        evdb_future_unref(t_run_ok(c, RT_INSERT, p, RT_NCOLS));
         struct rt_row lit = *r;
         lit.ints[RT_ID] = k + 3;
         char *sql = rt_literal_insert(&lit);
-        exec_ok(c, sql);
+        t_exec_ok(c, sql);
         free(sql);
     }
     /* The server holds the same values whichever way they came. */
@@ -800,18 +763,18 @@ START_TEST(type_round_trips)
                                   "b.tx, b.bl) AND a.n IS NULL AND b.n IS NULL"),
                      2);
     /* utf8mb4 arrived as characters, not as bytes of a narrower set. */
-    evdb_future *f = run_ok(c, "SELECT CHAR_LENGTH(tx), LENGTH(bl) FROM t_rt ORDER BY id", NULL,
+    evdb_future *f = t_run_ok(c, "SELECT CHAR_LENGTH(tx), LENGTH(bl) FROM t_rt ORDER BY id", NULL,
                             0);
     for (size_t row = 0; row < 4; row++) {
-        ck_assert_int_eq(cell_int(evdb_future_result(f), row, 0),
+        ck_assert_int_eq(t_cell_int(evdb_future_result(f), row, 0),
                          (int64_t)rows[row % 2].tx_chars);
-        ck_assert_int_eq(cell_int(evdb_future_result(f), row, 1),
+        ck_assert_int_eq(t_cell_int(evdb_future_result(f), row, 1),
                          (int64_t)rows[row % 2].bl_len);
     }
     evdb_future_unref(f);
     evdb_value zero = evdb_int(0);
-    evdb_future *fs[2] = {run_ok(c, "SELECT * FROM t_rt ORDER BY id", NULL, 0),
-                          run_ok(c, "SELECT * FROM t_rt WHERE id > ? ORDER BY id", &zero, 1)};
+    evdb_future *fs[2] = {t_run_ok(c, "SELECT * FROM t_rt ORDER BY id", NULL, 0),
+                          t_run_ok(c, "SELECT * FROM t_rt WHERE id > ? ORDER BY id", &zero, 1)};
     for (int k = 0; k < 2; k++) {
         const evdb_result *res = evdb_future_result(fs[k]);
         ck_assert_uint_eq(evdb_result_nrows(res), 4);
@@ -823,10 +786,10 @@ START_TEST(type_round_trips)
     evdb_future_unref(fs[1]);
     /* The edge of BIGINT UNSIGNED, computed by the server on both paths. */
     evdb_value edge[] = {evdb_text("9223372036854775807"), evdb_text("9223372036854775808")};
-    fs[0] = run_ok(c, "SELECT CAST(9223372036854775807 AS UNSIGNED), "
+    fs[0] = t_run_ok(c, "SELECT CAST(9223372036854775807 AS UNSIGNED), "
                       "CAST(9223372036854775808 AS UNSIGNED), CAST(-1 AS UNSIGNED)",
                    NULL, 0);
-    fs[1] = run_ok(c, "SELECT CAST(? AS UNSIGNED), CAST(? AS UNSIGNED), CAST(-1 AS UNSIGNED)",
+    fs[1] = t_run_ok(c, "SELECT CAST(? AS UNSIGNED), CAST(? AS UNSIGNED), CAST(-1 AS UNSIGNED)",
                    edge, 2);
     for (int k = 0; k < 2; k++) {
         const evdb_result *res = evdb_future_result(fs[k]);
@@ -835,14 +798,14 @@ START_TEST(type_round_trips)
         ck_assert_int_eq(v, INT64_MAX);
         ck_assert_int_eq(evdb_result_int(res, 0, 1, &v), EVDB_ERANGE);
         ck_assert_int_eq(v, INT64_MAX); /* untouched on error */
-        expect_cell(res, 0, 1, "9223372036854775808");
+        t_expect_cell(res, 0, 1, "9223372036854775808");
         ck_assert_int_eq(evdb_result_int(res, 0, 2, &v), EVDB_ERANGE);
-        expect_cell(res, 0, 2, "18446744073709551615");
+        t_expect_cell(res, 0, 2, "18446744073709551615");
     }
     evdb_future_unref(fs[0]);
     evdb_future_unref(fs[1]);
     free(big);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -873,8 +836,8 @@ START_TEST(server_errors)
     f = submit(c, "SELECT * FROM no_such_table WHERE a = ?", &one, 1, 0);
     expect_server_error(f, 1146, "42S02");
     evdb_future_unref(f);
-    exec_ok(c, "CREATE TEMPORARY TABLE t_err (id INT PRIMARY KEY)");
-    evdb_future_unref(run_ok(c, "INSERT INTO t_err VALUES (?)", &one, 1));
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_err (id INT PRIMARY KEY)");
+    evdb_future_unref(t_run_ok(c, "INSERT INTO t_err VALUES (?)", &one, 1));
     f = submit(c, "INSERT INTO t_err VALUES (?)", &one, 1, 0);
     expect_server_error(f, 1062, "23000");
     evdb_future_unref(f);
@@ -886,9 +849,9 @@ START_TEST(server_errors)
     /* The connection still works, also for the statement that failed. */
     ck_assert_int_eq(query_int(c, "SELECT 5"), 5);
     evdb_value three = evdb_int(3);
-    evdb_future_unref(run_ok(c, "INSERT INTO t_err VALUES (?)", &three, 1));
+    evdb_future_unref(t_run_ok(c, "INSERT INTO t_err VALUES (?)", &three, 1));
     ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_err"), 2);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -941,10 +904,10 @@ START_TEST(queued_in_order)
     for (int i = 0; i < NQUEUED; i++) {
         ck_assert_int_eq(log.seen[i], i);
         ck_assert_int_eq(evdb_future_status(fs[i]), 0);
-        ck_assert_int_eq(cell_int(evdb_future_result(fs[i]), 0, 0), i);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(fs[i]), 0, 0), i);
         evdb_future_unref(fs[i]);
     }
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -997,15 +960,15 @@ START_TEST(queued_10000)
     ck_assert_int_eq(log.bad, 0);
     for (int i = 0; i < NMANY; i++) {
         const evdb_result *r = evdb_future_result(fs[i]);
-        ck_assert_int_eq(cell_int(r, 0, 0), i);
+        ck_assert_int_eq(t_cell_int(r, 0, 0), i);
         snprintf(sql, sizeof sql, "r%d", i * 7);
-        expect_cell(r, 0, 1, sql);
+        t_expect_cell(r, 0, 1, sql);
         evdb_future_unref(fs[i]);
     }
     ck_assert_uint_eq(evdb_conn_pending(c), 0);
     free(fs);
     free(items);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -1046,60 +1009,60 @@ START_TEST(gather_8_connections)
     for (int i = 0; i < NGATHER; i++) {
         ck_assert_int_eq(evdb_future_status(fs[i]), 0);
         const evdb_result *r = evdb_future_result(fs[i]);
-        ck_assert_int_eq(cell_int(r, 0, 0), (int64_t)i * i);
-        ck_assert_int_eq(cell_int(r, 0, 1), ids[i % NGCONN]);
+        ck_assert_int_eq(t_cell_int(r, 0, 0), (int64_t)i * i);
+        ck_assert_int_eq(t_cell_int(r, 0, 1), ids[i % NGCONN]);
         evdb_future_unref(fs[i]);
     }
     evdb_future_unref(g);
     for (int k = 0; k < NGCONN; k++)
-        close_conn(cs[k]);
+        t_conn_close(cs[k]);
 }
 END_TEST
 
 START_TEST(insert_id_and_affected)
 {
     evdb_conn *c = open_app();
-    exec_ok(c, "CREATE TEMPORARY TABLE t_ai (id INT AUTO_INCREMENT PRIMARY KEY, v INT)");
-    evdb_future *f = run_ok(c, "INSERT INTO t_ai (v) VALUES (10), (20), (30)", NULL, 0);
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_ai (id INT AUTO_INCREMENT PRIMARY KEY, v INT)");
+    evdb_future *f = t_run_ok(c, "INSERT INTO t_ai (v) VALUES (10), (20), (30)", NULL, 0);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_int_eq(evdb_result_affected(r), 3);
     ck_assert_int_eq(evdb_result_insert_id(r), 1); /* first row of the batch */
     ck_assert_uint_eq(evdb_result_ncols(r), 0);
     evdb_future_unref(f);
     evdb_value v = evdb_int(40);
-    f = run_ok(c, "INSERT INTO t_ai (v) VALUES (?)", &v, 1);
+    f = t_run_ok(c, "INSERT INTO t_ai (v) VALUES (?)", &v, 1);
     ck_assert_int_eq(evdb_result_insert_id(evdb_future_result(f)), 4);
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 1);
     evdb_future_unref(f);
-    f = run_ok(c, "UPDATE t_ai SET v = v + 1 WHERE v >= 20", NULL, 0);
+    f = t_run_ok(c, "UPDATE t_ai SET v = v + 1 WHERE v >= 20", NULL, 0);
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 3);
     evdb_future_unref(f);
     v = evdb_int(25);
-    f = run_ok(c, "DELETE FROM t_ai WHERE v > ?", &v, 1);
+    f = t_run_ok(c, "DELETE FROM t_ai WHERE v > ?", &v, 1);
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 2);
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
 START_TEST(multi_statement)
 {
     evdb_conn *c = open_app();
-    evdb_future *f = run_ok(c, "SELECT 1; SELECT 'a' AS x, 'b' AS y; DO 1; SELECT 3", NULL, 0);
+    evdb_future *f = t_run_ok(c, "SELECT 1; SELECT 'a' AS x, 'b' AS y; DO 1; SELECT 3", NULL, 0);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_ncols(r), 1);
-    expect_cell(r, 0, 0, "1");
+    t_expect_cell(r, 0, 0, "1");
     r = evdb_result_next(r);
     ck_assert_ptr_nonnull(r);
     ck_assert_uint_eq(evdb_result_ncols(r), 2);
     ck_assert_str_eq(evdb_result_colname(r, 1), "y");
-    expect_cell(r, 0, 1, "b");
+    t_expect_cell(r, 0, 1, "b");
     r = evdb_result_next(r);
     ck_assert_ptr_nonnull(r);
     ck_assert_uint_eq(evdb_result_ncols(r), 0);
     r = evdb_result_next(r);
     ck_assert_ptr_nonnull(r);
-    expect_cell(r, 0, 0, "3");
+    t_expect_cell(r, 0, 0, "3");
     ck_assert_ptr_null(evdb_result_next(r));
     evdb_future_unref(f);
     /* A failing statement in the middle fails the query; the session is
@@ -1109,22 +1072,22 @@ START_TEST(multi_statement)
     evdb_future_unref(f);
     ck_assert_int_eq(query_int(c, "SELECT 6"), 6);
     /* A procedure answers with several result sets, also when prepared. */
-    exec_ok(c, "DROP PROCEDURE IF EXISTS evdb_p2");
-    exec_ok(c, "CREATE PROCEDURE evdb_p2(IN n INT) BEGIN SELECT n; SELECT n * 2; END");
+    t_exec_ok(c, "DROP PROCEDURE IF EXISTS evdb_p2");
+    t_exec_ok(c, "CREATE PROCEDURE evdb_p2(IN n INT) BEGIN SELECT n; SELECT n * 2; END");
     evdb_value n = evdb_int(21);
-    f = run_ok(c, "CALL evdb_p2(?)", &n, 1);
+    f = t_run_ok(c, "CALL evdb_p2(?)", &n, 1);
     r = evdb_future_result(f);
-    expect_cell(r, 0, 0, "21");
+    t_expect_cell(r, 0, 0, "21");
     r = evdb_result_next(r);
     ck_assert_ptr_nonnull(r);
-    expect_cell(r, 0, 0, "42");
+    t_expect_cell(r, 0, 0, "42");
     evdb_future_unref(f);
-    f = run_ok(c, "CALL evdb_p2(4)", NULL, 0);
-    expect_cell(evdb_result_next(evdb_future_result(f)), 0, 0, "8");
+    f = t_run_ok(c, "CALL evdb_p2(4)", NULL, 0);
+    t_expect_cell(evdb_result_next(evdb_future_result(f)), 0, 0, "8");
     evdb_future_unref(f);
     ck_assert_int_eq(query_int(c, "SELECT 9"), 9);
-    exec_ok(c, "DROP PROCEDURE evdb_p2");
-    close_conn(c);
+    t_exec_ok(c, "DROP PROCEDURE evdb_p2");
+    t_conn_close(c);
 }
 END_TEST
 
@@ -1132,49 +1095,49 @@ END_TEST
 START_TEST(stmt_after_schema_change)
 {
     evdb_conn *c = open_app();
-    exec_ok(c, "CREATE TEMPORARY TABLE t_alter (a INT)");
-    exec_ok(c, "INSERT INTO t_alter VALUES (1)");
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_alter (a INT)");
+    t_exec_ok(c, "INSERT INTO t_alter VALUES (1)");
     evdb_value one = evdb_int(1);
-    evdb_future *f = run_ok(c, "SELECT * FROM t_alter WHERE a = ?", &one, 1);
+    evdb_future *f = t_run_ok(c, "SELECT * FROM t_alter WHERE a = ?", &one, 1);
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 1);
     evdb_future_unref(f);
-    exec_ok(c, "ALTER TABLE t_alter ADD COLUMN b VARCHAR(20) DEFAULT 'two'");
-    f = run_ok(c, "SELECT * FROM t_alter WHERE a = ?", &one, 1);
+    t_exec_ok(c, "ALTER TABLE t_alter ADD COLUMN b VARCHAR(20) DEFAULT 'two'");
+    f = t_run_ok(c, "SELECT * FROM t_alter WHERE a = ?", &one, 1);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_ncols(r), 2);
     ck_assert_str_eq(evdb_result_colname(r, 1), "b");
-    expect_cell(r, 0, 1, "two");
+    t_expect_cell(r, 0, 1, "two");
     evdb_future_unref(f);
-    exec_ok(c, "ALTER TABLE t_alter DROP COLUMN a");
+    t_exec_ok(c, "ALTER TABLE t_alter DROP COLUMN a");
     f = submit(c, "SELECT * FROM t_alter WHERE a = ?", &one, 1, 0);
     expect_server_error(f, 1054, "42S22");
     evdb_future_unref(f);
-    exec_ok(c, "ALTER TABLE t_alter ADD COLUMN a INT DEFAULT 1");
-    f = run_ok(c, "SELECT * FROM t_alter WHERE a = ?", &one, 1);
+    t_exec_ok(c, "ALTER TABLE t_alter ADD COLUMN a INT DEFAULT 1");
+    f = t_run_ok(c, "SELECT * FROM t_alter WHERE a = ?", &one, 1);
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 2);
-    expect_cell(evdb_future_result(f), 0, 0, "two");
+    t_expect_cell(evdb_future_result(f), 0, 0, "two");
     evdb_future_unref(f);
     /* A statement with effects is not run twice: it fails once (having
      * taken effect), and works again afterwards. */
-    exec_ok(c, "CREATE TEMPORARY TABLE t_ret (id INT PRIMARY KEY)");
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_ret (id INT PRIMARY KEY)");
     evdb_value id = evdb_int(1);
     const char *ins = "INSERT INTO t_ret (id) VALUES (?) RETURNING *";
-    f = run_ok(c, ins, &id, 1);
+    f = t_run_ok(c, ins, &id, 1);
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 1);
     evdb_future_unref(f);
-    exec_ok(c, "ALTER TABLE t_ret ADD COLUMN v INT DEFAULT 5");
+    t_exec_ok(c, "ALTER TABLE t_ret ADD COLUMN v INT DEFAULT 5");
     id = evdb_int(2);
     f = submit(c, ins, &id, 1, 0);
     ck_assert_int_eq(t_wait(f), EVDB_ESERVER);
     ck_assert_int_eq(evdb_error_driver_code(evdb_future_error(f)), 2057);
     evdb_future_unref(f);
     id = evdb_int(3);
-    f = run_ok(c, ins, &id, 1);
+    f = t_run_ok(c, ins, &id, 1);
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 2);
-    expect_cell(evdb_future_result(f), 0, 1, "5");
+    t_expect_cell(evdb_future_result(f), 0, 1, "5");
     evdb_future_unref(f);
     ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_ret"), 3);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -1200,8 +1163,8 @@ START_TEST(stmt_cache_lru)
         for (int k = 0; k < 5; k++) {
             snprintf(sql, sizeof sql, "SELECT ? + %d", k);
             evdb_value v = evdb_int(round);
-            evdb_future *f = run_ok(c, sql, &v, 1);
-            ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), round + k);
+            evdb_future *f = t_run_ok(c, sql, &v, 1);
+            ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), round + k);
             evdb_future_unref(f);
             ck_assert_int_le(prepared_count(c), 2);
         }
@@ -1213,7 +1176,7 @@ START_TEST(stmt_cache_lru)
     int64_t prepares = query_int(c, prepares_sql);
     for (int i = 0; i < 5; i++) {
         evdb_value v = evdb_int(i);
-        evdb_future_unref(run_ok(c, "SELECT ? + 4", &v, 1));
+        evdb_future_unref(t_run_ok(c, "SELECT ? + 4", &v, 1));
     }
     ck_assert_int_eq(query_int(c, prepares_sql), prepares);
     /* EVDB_QUERY_NO_CACHE: prepared and closed again. */
@@ -1223,22 +1186,22 @@ START_TEST(stmt_cache_lru)
     evdb_value v = evdb_int(1);
     evdb_future *f = evdb_conn_query(c, "SELECT ? * 100", &v, 1, &qo);
     ck_assert_int_eq(t_wait(f), 0);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 100);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 100);
     evdb_future_unref(f);
     ck_assert_int_eq(prepared_count(c), 2);
     ck_assert_int_eq(query_int(c, prepares_sql), prepares + 1);
-    close_conn(c);
+    t_conn_close(c);
     /* With the cache off nothing stays prepared. */
     o.stmt_cache_size = EVDB_STMT_CACHE_OFF;
     c = open_opts(my_url(), &o);
     for (int i = 0; i < 3; i++) {
         evdb_value w = evdb_int(i);
-        f = run_ok(c, "SELECT ?", &w, 1);
-        ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), i);
+        f = t_run_ok(c, "SELECT ?", &w, 1);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), i);
         evdb_future_unref(f);
         ck_assert_int_eq(prepared_count(c), 0);
     }
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -1260,8 +1223,8 @@ static evdb_conn *pool_acquire(evdb_pool *p)
 START_TEST(pool_release_resets_session)
 {
     evdb_conn *admin = open_admin();
-    exec_ok(admin, "CREATE TABLE IF NOT EXISTS evdb_test.t_pool (a INT) ENGINE=InnoDB");
-    exec_ok(admin, "DELETE FROM evdb_test.t_pool");
+    t_exec_ok(admin, "CREATE TABLE IF NOT EXISTS evdb_test.t_pool (a INT) ENGINE=InnoDB");
+    t_exec_ok(admin, "DELETE FROM evdb_test.t_pool");
     evdb_pool_opts po;
     memset(&po, 0, sizeof po);
     po.max_conns = 1;
@@ -1270,33 +1233,33 @@ START_TEST(pool_release_resets_session)
     evdb_conn *c = pool_acquire(p);
     int64_t id = evdb_conn_server_id(c);
     evdb_value v = evdb_int(1);
-    evdb_future *f = run_ok(c, "SELECT ? + 1", &v, 1);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 2);
+    evdb_future *f = t_run_ok(c, "SELECT ? + 1", &v, 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 2);
     evdb_future_unref(f);
-    exec_ok(c, "SET @evdb_x = 5, autocommit = 0");
-    exec_ok(c, "CREATE TEMPORARY TABLE t_tmp (a INT)");
-    evdb_future_unref(run_ok(c, "INSERT INTO t_pool VALUES (?)", &v, 1));
+    t_exec_ok(c, "SET @evdb_x = 5, autocommit = 0");
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_tmp (a INT)");
+    evdb_future_unref(t_run_ok(c, "INSERT INTO t_pool VALUES (?)", &v, 1));
     ck_assert_int_eq(evdb_conn_release(c), 0);
     c = pool_acquire(p);
     ck_assert_int_eq(evdb_conn_server_id(c), id); /* the same session, reset */
-    f = run_ok(c, "SELECT @evdb_x IS NULL, @@autocommit", NULL, 0);
-    expect_cell(evdb_future_result(f), 0, 0, "1");
-    expect_cell(evdb_future_result(f), 0, 1, "1");
+    f = t_run_ok(c, "SELECT @evdb_x IS NULL, @@autocommit", NULL, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "1");
+    t_expect_cell(evdb_future_result(f), 0, 1, "1");
     evdb_future_unref(f);
     f = submit(c, "SELECT * FROM t_tmp", NULL, 0, 0);
     expect_server_error(f, 1146, "42S02");
     evdb_future_unref(f);
     ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_pool"), 0);
-    f = run_ok(c, "SELECT ? + 1", &v, 1);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 2);
+    f = t_run_ok(c, "SELECT ? + 1", &v, 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 2);
     evdb_future_unref(f);
     ck_assert_int_eq(evdb_conn_release(c), 0);
     f = evdb_pool_close(p);
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(t_wait(f), 0);
     evdb_future_unref(f);
-    exec_ok(admin, "DROP TABLE evdb_test.t_pool");
-    close_conn(admin);
+    t_exec_ok(admin, "DROP TABLE evdb_test.t_pool");
+    t_conn_close(admin);
 }
 END_TEST
 
@@ -1308,7 +1271,7 @@ static void victim_command(evdb_conn *admin, int64_t id, char *out, size_t n)
 {
     evdb_value v = evdb_int(id);
     evdb_future *f =
-        run_ok(admin, "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = ?", &v, 1);
+        t_run_ok(admin, "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = ?", &v, 1);
     const evdb_result *r = evdb_future_result(f);
     snprintf(out, n, "%s", evdb_result_nrows(r) ? evdb_result_text(r, 0, 0, NULL) : "");
     evdb_future_unref(f);
@@ -1340,16 +1303,16 @@ static void check_timeout_cancels(const char *sql, const evdb_value *p, size_t n
     ck_assert_msg(t_now() - t0 < 1.0, "KILL QUERY took too long");
     ck_assert_str_eq(cmd, "Sleep");
     ck_assert_int_eq(t_wait(next), 0);
-    ck_assert_int_eq(cell_int(evdb_future_result(next), 0, 0), 42);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(next), 0, 0), 42);
     evdb_future_unref(next);
     /* The same connection keeps serving, prepared path included. */
     evdb_value v = evdb_int(43);
-    f = run_ok(c, "SELECT ?", &v, 1);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 43);
+    f = t_run_ok(c, "SELECT ?", &v, 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 43);
     evdb_future_unref(f);
     ck_assert_int_eq(evdb_conn_server_id(c), id);
-    close_conn(c);
-    close_conn(admin);
+    t_conn_close(c);
+    t_conn_close(admin);
 }
 
 START_TEST(timeout_kills_query)
@@ -1377,7 +1340,7 @@ START_TEST(cancel_running_query)
     evdb_future_unref(f);
     ck_assert_int_eq(query_int(c, "SELECT 11"), 11);
     ck_assert_double_lt(t_now() - t0, 1.0);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -1387,7 +1350,7 @@ END_TEST
 START_TEST(cancel_queued)
 {
     evdb_conn *c = open_app();
-    exec_ok(c, "CREATE TEMPORARY TABLE t_cq (a INT)");
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_cq (a INT)");
     evdb_future *running = submit(c, "SELECT SLEEP(0.3), 1", NULL, 0, 0);
     evdb_value v = evdb_int(2);
     evdb_future *q1 = submit(c, "INSERT INTO t_cq VALUES (1)", NULL, 0, 0);
@@ -1402,15 +1365,15 @@ START_TEST(cancel_queued)
     ck_assert_int_eq(evdb_future_cancel(q2), EVDB_ESTATE); /* idempotent */
     ck_assert_uint_eq(evdb_conn_pending(c), 2);
     ck_assert_int_eq(t_wait(running), 0);
-    ck_assert_int_eq(cell_int(evdb_future_result(running), 0, 1), 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(running), 0, 1), 1);
     ck_assert_int_eq(t_wait(after), 0);
-    ck_assert_int_eq(cell_int(evdb_future_result(after), 0, 0), 33);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(after), 0, 0), 33);
     ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_cq"), 0);
     evdb_future_unref(running);
     evdb_future_unref(q1);
     evdb_future_unref(q2);
     evdb_future_unref(after);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -1423,9 +1386,9 @@ END_TEST
  * over a second session cannot connect. */
 static void one_user_create(evdb_conn *admin)
 {
-    exec_ok(admin, "CREATE USER IF NOT EXISTS '" ONE_USER "'@'127.0.0.1' IDENTIFIED BY '"
+    t_exec_ok(admin, "CREATE USER IF NOT EXISTS '" ONE_USER "'@'127.0.0.1' IDENTIFIED BY '"
                    ONE_PASSWORD "' WITH MAX_USER_CONNECTIONS 1");
-    exec_ok(admin, "GRANT SELECT ON evdb_test.* TO '" ONE_USER "'@'127.0.0.1'");
+    t_exec_ok(admin, "GRANT SELECT ON evdb_test.* TO '" ONE_USER "'@'127.0.0.1'");
 }
 
 static evdb_conn *one_user_open(bool backstop)
@@ -1450,7 +1413,7 @@ static double one_user_timeout(evdb_conn *c, const char *sql, const evdb_value *
     ck_assert_msg(took >= 0.29 && took < 0.6, "timed out after %g s", took);
     evdb_future_unref(f);
     ck_assert_int_eq(t_wait(next), 0);
-    ck_assert_int_eq(cell_int(evdb_future_result(next), 0, 0), 42);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(next), 0, 0), 42);
     evdb_future_unref(next);
     return t_now() - t0;
 }
@@ -1464,7 +1427,7 @@ START_TEST(server_timeout_backstop)
     evdb_conn *c = one_user_open(false);
     double took = one_user_timeout(c, "SELECT SLEEP(1.5)", NULL, 0);
     ck_assert_msg(took > 1.4, "without the backstop: next answered after %g s", took);
-    close_conn(c);
+    t_conn_close(c);
     /* With it the server stops the statement at the deadline: text and
      * prepared path, and a read that does not start with SELECT. */
     c = one_user_open(true);
@@ -1479,11 +1442,11 @@ START_TEST(server_timeout_backstop)
     evdb_value v = evdb_int(5);
     evdb_future *f = submit(c, "SELECT ? + 1", &v, 1, 2.0);
     ck_assert_int_eq(t_wait(f), 0);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 6);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 6);
     evdb_future_unref(f);
-    close_conn(c);
-    exec_ok(admin, "DROP USER '" ONE_USER "'@'127.0.0.1'");
-    close_conn(admin);
+    t_conn_close(c);
+    t_exec_ok(admin, "DROP USER '" ONE_USER "'@'127.0.0.1'");
+    t_conn_close(admin);
 }
 END_TEST
 
@@ -1518,22 +1481,22 @@ START_TEST(server_timeout_scope)
     ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &d), 0);
     ck_assert(d == 3.0);
     evdb_future_unref(f);
-    f = run_ok(c, "SELECT @@max_statement_time", NULL, 0); /* no timeout */
+    f = t_run_ok(c, "SELECT @@max_statement_time", NULL, 0); /* no timeout */
     ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &d), 0);
     ck_assert(d == 0);
     evdb_future_unref(f);
-    exec_ok(c, "CREATE TEMPORARY TABLE t_st (v DOUBLE)");
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_st (v DOUBLE)");
     f = submit(c, "INSERT INTO t_st SELECT @@max_statement_time", NULL, 0, 2.0);
     ck_assert_int_eq(t_wait(f), 0);
     evdb_future_unref(f);
     f = submit(c, "INSERT INTO t_st VALUES (@@max_statement_time + ?)", &one, 1, 2.0);
     ck_assert_int_eq(t_wait(f), 0);
     evdb_future_unref(f);
-    f = run_ok(c, "SELECT SUM(v) FROM t_st", NULL, 0);
+    f = t_run_ok(c, "SELECT SUM(v) FROM t_st", NULL, 0);
     ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &d), 0);
     ck_assert(d == 1);
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
     /* Off by default. */
     c = open_app();
     f = submit(c, "SELECT @@max_statement_time", NULL, 0, 2.0);
@@ -1541,7 +1504,7 @@ START_TEST(server_timeout_scope)
     ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &d), 0);
     ck_assert(d == 0);
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -1565,7 +1528,7 @@ START_TEST(statement_timeout_is_etimedout)
         evdb_future_unref(f);
         ck_assert_int_eq(query_int(c, "SELECT 12"), 12);
     }
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -1574,8 +1537,8 @@ END_TEST
 START_TEST(timeout_during_prepare)
 {
     evdb_conn *admin = open_admin();
-    exec_ok(admin, "CREATE TABLE IF NOT EXISTS evdb_test.t_lock (a INT)");
-    exec_ok(admin, "LOCK TABLES evdb_test.t_lock WRITE");
+    t_exec_ok(admin, "CREATE TABLE IF NOT EXISTS evdb_test.t_lock (a INT)");
+    t_exec_ok(admin, "LOCK TABLES evdb_test.t_lock WRITE");
     evdb_conn *c = open_app();
     evdb_value v = evdb_int(1);
     for (int k = 0; k < 2; k++) {
@@ -1587,18 +1550,18 @@ START_TEST(timeout_during_prepare)
         ck_assert_double_lt(t_now() - t0, 0.6);
         evdb_future_unref(f);
         ck_assert_int_eq(t_wait(next), 0);
-        ck_assert_int_eq(cell_int(evdb_future_result(next), 0, 0), 77);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(next), 0, 0), 77);
         ck_assert_double_lt(t_now() - t0, 0.8);
         evdb_future_unref(next);
     }
-    exec_ok(admin, "UNLOCK TABLES");
+    t_exec_ok(admin, "UNLOCK TABLES");
     /* Once the lock is gone the statement works (and takes its time). */
-    evdb_future *f = run_ok(c, "SELECT COUNT(*), SLEEP(?) FROM t_lock", &v, 1);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 0);
+    evdb_future *f = t_run_ok(c, "SELECT COUNT(*), SLEEP(?) FROM t_lock", &v, 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 0);
     evdb_future_unref(f);
-    exec_ok(admin, "DROP TABLE evdb_test.t_lock");
-    close_conn(c);
-    close_conn(admin);
+    t_exec_ok(admin, "DROP TABLE evdb_test.t_lock");
+    t_conn_close(c);
+    t_conn_close(admin);
 }
 END_TEST
 
@@ -1616,10 +1579,10 @@ START_TEST(timeout_race)
         ck_assert(rc == 0 || rc == EVDB_ETIMEDOUT);
         evdb_future_unref(f);
         ck_assert_int_eq(t_wait(next), 0);
-        ck_assert_int_eq(cell_int(evdb_future_result(next), 0, 0), 1000 + i);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(next), 0, 0), 1000 + i);
         evdb_future_unref(next);
     }
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -1648,7 +1611,7 @@ static void kill_connection(evdb_conn *admin, int64_t id)
 {
     char sql[SQL_MAX];
     snprintf(sql, sizeof sql, "KILL CONNECTION %lld", (long long)id);
-    exec_ok(admin, sql);
+    t_exec_ok(admin, sql);
 }
 
 START_TEST(kill_connection_fails_all_once)
@@ -1681,8 +1644,8 @@ START_TEST(kill_connection_fails_all_once)
     /* The connection is broken: new queries fail at once. */
     ck_assert_ptr_null(evdb_conn_query(c, "SELECT 1", NULL, 0, NULL));
     ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECONNLOST);
-    close_conn(c);
-    close_conn(admin);
+    t_conn_close(c);
+    t_conn_close(admin);
 }
 END_TEST
 
@@ -1696,8 +1659,8 @@ START_TEST(kill_idle_connection_noticed)
     t_run_for(L, 0.3);
     ck_assert_ptr_null(evdb_conn_query(c, "SELECT 1", NULL, 0, NULL));
     ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECONNLOST);
-    close_conn(c);
-    close_conn(admin);
+    t_conn_close(c);
+    t_conn_close(admin);
 }
 END_TEST
 
@@ -1726,8 +1689,8 @@ START_TEST(server_stop_and_restart)
         evdb_future_cancel(f);
         evdb_future_unref(f);
         evdb_future_unref(queued);
-        close_conn(busy);
-        close_conn(idle);
+        t_conn_close(busy);
+        t_conn_close(idle);
         return;
     }
     ck_assert_int_eq(t_wait(f), EVDB_ECONNLOST);
@@ -1745,9 +1708,9 @@ START_TEST(server_stop_and_restart)
     testdb("start-my");
     evdb_conn *c = open_app();
     ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
-    close_conn(c);
-    close_conn(busy);
-    close_conn(idle);
+    t_conn_close(c);
+    t_conn_close(busy);
+    t_conn_close(idle);
 }
 END_TEST
 
@@ -1766,7 +1729,7 @@ START_TEST(close_with_queued)
     }
     t_run_for(L, 0.1);
     double t0 = t_now();
-    close_conn(c);
+    t_conn_close(c);
     ck_assert_double_lt(t_now() - t0, 1.0);
     t_run_for(L, 0.05);
     for (int i = 0; i < NKILLED; i++) {
@@ -1778,7 +1741,7 @@ START_TEST(close_with_queued)
     c = open_app();
     for (int i = 0; i < 3; i++)
         fs[i] = submit(c, "SELECT 1", NULL, 0, 0);
-    close_conn(c);
+    t_conn_close(c);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_lt(evdb_future_status(fs[i]), 0);
         evdb_future_unref(fs[i]);
@@ -1791,10 +1754,10 @@ END_TEST
 START_TEST(tls_concurrent)
 {
     evdb_conn *c = open_app();
-    evdb_future *f = run_ok(c, "SELECT @@have_ssl", NULL, 0);
+    evdb_future *f = t_run_ok(c, "SELECT @@have_ssl", NULL, 0);
     bool have = strcmp(evdb_result_text(evdb_future_result(f), 0, 0, NULL), "YES") == 0;
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
     if (!have) {
         /* TLS required but not offered: a clean connect failure. */
         char url[URL_MAX];
@@ -1814,7 +1777,7 @@ START_TEST(tls_concurrent)
     evdb_conn *cs[3];
     for (int i = 0; i < 3; i++)
         cs[i] = open_opts(url, NULL);
-    f = run_ok(cs[0], "SHOW SESSION STATUS LIKE 'Ssl_cipher'", NULL, 0);
+    f = t_run_ok(cs[0], "SHOW SESSION STATUS LIKE 'Ssl_cipher'", NULL, 0);
     ck_assert_str_ne(evdb_result_text(evdb_future_result(f), 0, 1, NULL), "");
     evdb_future_unref(f);
     /* Three SLEEP(0.3) at once finish together if the loop never blocks. */
@@ -1828,7 +1791,7 @@ START_TEST(tls_concurrent)
     }
     ck_assert_double_lt(t_now() - t0, 0.6);
     for (int i = 0; i < 3; i++)
-        close_conn(cs[i]);
+        t_conn_close(cs[i]);
 }
 END_TEST
 

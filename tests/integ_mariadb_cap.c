@@ -21,6 +21,7 @@
 
 #include "testenv.h"
 #include "testutil.h"
+#include "tquery.h"
 
 #define WATCHDOG_S 60.0
 #define TEST_TIMEOUT_S 60
@@ -91,14 +92,6 @@ static evdb_conn *open_admin(void)
     return open_url(u, 0);
 }
 
-static void close_conn(evdb_conn *c)
-{
-    evdb_future *f = evdb_conn_close(c);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(t_wait(f), 0);
-    evdb_future_unref(f);
-}
-
 static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
                            double timeout)
 {
@@ -107,15 +100,6 @@ static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, s
     o.timeout = timeout;
     evdb_future *f = evdb_conn_query(c, sql, p, n, &o);
     ck_assert_msg(f != NULL, "evdb_conn_query: %s", evdb_error_message(evdb_last_error()));
-    return f;
-}
-
-static evdb_future *run_ok(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
-{
-    evdb_future *f = submit(c, sql, p, n, 0);
-    int rc = t_wait(f);
-    ck_assert_msg(rc == 0, "%s: %s (%s)", sql, evdb_error_message(evdb_future_error(f)),
-                  evdb_err_name(rc));
     return f;
 }
 
@@ -135,31 +119,15 @@ static void run_too_big(evdb_conn *c, const char *sql, const evdb_value *p, size
     evdb_future_unref(f);
 }
 
-static void expect_cell(const evdb_result *r, size_t row, size_t col, const char *want)
-{
-    size_t len;
-    const char *got = evdb_result_text(r, row, col, &len);
-    ck_assert_msg(got != NULL, "cell %zu,%zu is NULL, wanted '%s'", row, col, want);
-    ck_assert_str_eq(got, want);
-    ck_assert_uint_eq(len, strlen(want));
-}
-
-static int64_t cell_int(const evdb_result *r, size_t row, size_t col)
-{
-    int64_t v = 0;
-    ck_assert_int_eq(evdb_result_int(r, row, col, &v), 0);
-    return v;
-}
-
 /* The connection still answers, on both protocols. */
 static void still_serves(evdb_conn *c)
 {
-    evdb_future *f = run_ok(c, "SELECT 42", NULL, 0);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 42);
+    evdb_future *f = t_run_ok(c, "SELECT 42", NULL, 0);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 42);
     evdb_future_unref(f);
     evdb_value v = evdb_int(43);
-    f = run_ok(c, "SELECT ?", &v, 1);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 43);
+    f = t_run_ok(c, "SELECT ?", &v, 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 43);
     evdb_future_unref(f);
 }
 
@@ -215,21 +183,21 @@ static void on_counted(evdb_future *f, void *arg)
 START_TEST(small_text_under_cap)
 {
     evdb_conn *c = open_cap(CAP);
-    evdb_future *f = run_ok(c, "SELECT 1 AS a, 'two' AS b, NULL AS c, 2.5 AS d", NULL, 0);
+    evdb_future *f = t_run_ok(c, "SELECT 1 AS a, 'two' AS b, NULL AS c, 2.5 AS d", NULL, 0);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_nrows(r), 1);
     ck_assert_str_eq(evdb_result_colname(r, 1), "b");
-    expect_cell(r, 0, 0, "1");
-    expect_cell(r, 0, 1, "two");
+    t_expect_cell(r, 0, 0, "1");
+    t_expect_cell(r, 0, 1, "two");
     ck_assert(evdb_result_isnull(r, 0, 2));
-    expect_cell(r, 0, 3, "2.5");
+    t_expect_cell(r, 0, 3, "2.5");
     ck_assert_int_eq(evdb_result_affected(r), 1);
     evdb_future_unref(f);
 
     /* The same rows as the buffered path gives. */
     evdb_conn *plain = open_cap(0);
-    f = run_ok(c, MIXED_TEXT, NULL, 0);
-    evdb_future *g = run_ok(plain, MIXED_TEXT, NULL, 0);
+    f = t_run_ok(c, MIXED_TEXT, NULL, 0);
+    evdb_future *g = t_run_ok(plain, MIXED_TEXT, NULL, 0);
     ck_assert_uint_eq(evdb_result_nrows(evdb_future_result(f)), 100);
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 100);
     expect_same(evdb_future_result(f), evdb_future_result(g));
@@ -237,19 +205,19 @@ START_TEST(small_text_under_cap)
     evdb_future_unref(g);
 
     /* Statements without result sets report their counts. */
-    f = run_ok(c, "CREATE TEMPORARY TABLE t_cap (a INT AUTO_INCREMENT PRIMARY KEY, b INT)", NULL,
+    f = t_run_ok(c, "CREATE TEMPORARY TABLE t_cap (a INT AUTO_INCREMENT PRIMARY KEY, b INT)", NULL,
                0);
     evdb_future_unref(f);
-    f = run_ok(c, "INSERT INTO t_cap (b) VALUES (1), (2), (3)", NULL, 0);
+    f = t_run_ok(c, "INSERT INTO t_cap (b) VALUES (1), (2), (3)", NULL, 0);
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 3);
     ck_assert_int_eq(evdb_result_insert_id(evdb_future_result(f)), 1);
     evdb_future_unref(f);
-    f = run_ok(c, "SELECT * FROM t_cap WHERE b > 5", NULL, 0);
+    f = t_run_ok(c, "SELECT * FROM t_cap WHERE b > 5", NULL, 0);
     ck_assert_uint_eq(evdb_result_nrows(evdb_future_result(f)), 0);
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 2);
     evdb_future_unref(f);
-    close_conn(plain);
-    close_conn(c);
+    t_conn_close(plain);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -257,11 +225,11 @@ START_TEST(small_prepared_under_cap)
 {
     evdb_conn *c = open_cap(CAP);
     evdb_value p[3] = {evdb_int(7), evdb_text("seven"), evdb_null()};
-    evdb_future *f = run_ok(c, "SELECT ? AS a, CONCAT('#', ?) AS b, ? AS c", p, 3);
+    evdb_future *f = t_run_ok(c, "SELECT ? AS a, CONCAT('#', ?) AS b, ? AS c", p, 3);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_nrows(r), 1);
-    ck_assert_int_eq(cell_int(r, 0, 0), 7);
-    expect_cell(r, 0, 1, "#seven");
+    ck_assert_int_eq(t_cell_int(r, 0, 0), 7);
+    t_expect_cell(r, 0, 1, "#seven");
     ck_assert(evdb_result_isnull(r, 0, 2));
     evdb_future_unref(f);
 
@@ -269,20 +237,20 @@ START_TEST(small_prepared_under_cap)
     evdb_value v = evdb_text("v");
     /* Twice: the second run reuses the cached statement. */
     for (int i = 0; i < 2; i++) {
-        f = run_ok(c, MIXED_STMT, &v, 1);
-        evdb_future *g = run_ok(plain, MIXED_STMT, &v, 1);
+        f = t_run_ok(c, MIXED_STMT, &v, 1);
+        evdb_future *g = t_run_ok(plain, MIXED_STMT, &v, 1);
         ck_assert_uint_eq(evdb_result_nrows(evdb_future_result(f)), 100);
         ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 100);
         expect_same(evdb_future_result(f), evdb_future_result(g));
         evdb_future_unref(g);
         /* And the text protocol gives the same cells. */
-        g = run_ok(plain, MIXED_TEXT, NULL, 0);
+        g = t_run_ok(plain, MIXED_TEXT, NULL, 0);
         expect_same(evdb_future_result(f), evdb_future_result(g));
         evdb_future_unref(g);
         evdb_future_unref(f);
     }
-    close_conn(plain);
-    close_conn(c);
+    t_conn_close(plain);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -298,12 +266,12 @@ START_TEST(big_text_fails_then_serves)
     still_serves(c);
     /* Under the cap still works (the cap counts the memory the result
      * takes, its buffers grown by doubling included). */
-    evdb_future *f = run_ok(c, "SELECT REPEAT('x', 400000)", NULL, 0);
+    evdb_future *f = t_run_ok(c, "SELECT REPEAT('x', 400000)", NULL, 0);
     size_t len = 0;
     ck_assert_ptr_nonnull(evdb_result_text(evdb_future_result(f), 0, 0, &len));
     ck_assert_uint_eq(len, 400000);
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -328,7 +296,7 @@ START_TEST(big_prepared_fails_then_serves)
     expect_too_big(f);
     evdb_future_unref(f);
     still_serves(c);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -339,27 +307,27 @@ START_TEST(multi_statement_shares_the_cap)
     run_too_big(c, "SELECT 1; " BIG_TEXT "; SELECT 3", NULL, 0);
     still_serves(c);
     /* Three results of 400 KB each: fine alone, too big together. */
-    evdb_future_unref(run_ok(c, "SELECT REPEAT('x', 400000)", NULL, 0));
+    evdb_future_unref(t_run_ok(c, "SELECT REPEAT('x', 400000)", NULL, 0));
     run_too_big(c,
                 "SELECT REPEAT('x', 400000); SELECT REPEAT('y', 400000); "
                 "SELECT REPEAT('z', 400000); SELECT 4",
                 NULL, 0);
     still_serves(c);
     /* Several small results all arrive. */
-    evdb_future *f = run_ok(c, "SELECT 1; DO 0; SELECT seq FROM seq_1_to_3; SELECT 'z'", NULL, 0);
+    evdb_future *f = t_run_ok(c, "SELECT 1; DO 0; SELECT seq FROM seq_1_to_3; SELECT 'z'", NULL, 0);
     const evdb_result *r = evdb_future_result(f);
-    expect_cell(r, 0, 0, "1");
+    t_expect_cell(r, 0, 0, "1");
     r = evdb_result_next(r);
     ck_assert_ptr_nonnull(r);
     ck_assert_uint_eq(evdb_result_ncols(r), 0);
     r = evdb_result_next(r);
     ck_assert_uint_eq(evdb_result_nrows(r), 3);
-    expect_cell(r, 2, 0, "3");
+    t_expect_cell(r, 2, 0, "3");
     r = evdb_result_next(r);
-    expect_cell(r, 0, 0, "z");
+    t_expect_cell(r, 0, 0, "z");
     ck_assert_ptr_null(evdb_result_next(r));
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -367,22 +335,22 @@ END_TEST
 START_TEST(procedure_result_sets)
 {
     evdb_conn *c = open_cap(CAP);
-    evdb_future_unref(run_ok(c, "DROP PROCEDURE IF EXISTS evdb_cap_p", NULL, 0));
-    evdb_future_unref(run_ok(c,
+    evdb_future_unref(t_run_ok(c, "DROP PROCEDURE IF EXISTS evdb_cap_p", NULL, 0));
+    evdb_future_unref(t_run_ok(c,
                              "CREATE PROCEDURE evdb_cap_p(IN n INT) BEGIN "
                              "SELECT n; SELECT seq, REPEAT('x', 100) FROM seq_1_to_100000 "
                              "WHERE seq <= n; SELECT n * 2; END",
                              NULL, 0));
     for (int prepared = 0; prepared < 2; prepared++) {
         evdb_value small = evdb_int(21), big = evdb_int(100000);
-        evdb_future *f = prepared ? run_ok(c, "CALL evdb_cap_p(?)", &small, 1)
-                                  : run_ok(c, "CALL evdb_cap_p(21)", NULL, 0);
+        evdb_future *f = prepared ? t_run_ok(c, "CALL evdb_cap_p(?)", &small, 1)
+                                  : t_run_ok(c, "CALL evdb_cap_p(21)", NULL, 0);
         const evdb_result *r = evdb_future_result(f);
-        expect_cell(r, 0, 0, "21");
+        t_expect_cell(r, 0, 0, "21");
         r = evdb_result_next(r);
         ck_assert_uint_eq(evdb_result_nrows(r), 21);
         r = evdb_result_next(r);
-        expect_cell(r, 0, 0, "42");
+        t_expect_cell(r, 0, 0, "42");
         evdb_future_unref(f);
         if (prepared)
             run_too_big(c, "CALL evdb_cap_p(?)", &big, 1);
@@ -390,8 +358,8 @@ START_TEST(procedure_result_sets)
             run_too_big(c, "CALL evdb_cap_p(100000)", NULL, 0);
         still_serves(c);
     }
-    evdb_future_unref(run_ok(c, "DROP PROCEDURE evdb_cap_p", NULL, 0));
-    close_conn(c);
+    evdb_future_unref(t_run_ok(c, "DROP PROCEDURE evdb_cap_p", NULL, 0));
+    t_conn_close(c);
 }
 END_TEST
 
@@ -414,7 +382,7 @@ START_TEST(pool_enforces_cap)
         ck_assert_ptr_nonnull(fs[i]);
     expect_too_big(fs[0]);
     ck_assert_int_eq(t_wait(fs[1]), 0);
-    ck_assert_int_eq(cell_int(evdb_future_result(fs[1]), 0, 0), 5);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(fs[1]), 0, 0), 5);
     expect_too_big(fs[2]);
     ck_assert_int_eq(t_wait(fs[3]), 0);
     ck_assert_uint_eq(evdb_result_nrows(evdb_future_result(fs[3])), 1000);
@@ -500,7 +468,7 @@ static struct peak measure(size_t cap, const char *sql, const evdb_value *p, siz
     evdb_future_unref(f);
     struct peak pk = {held_peak - base, max_rss_bytes() - rss0};
     still_serves(c);
-    close_conn(c);
+    t_conn_close(c);
     return pk;
 }
 
@@ -581,7 +549,7 @@ START_TEST(queued_each_once)
         ck_assert_msg(k[i].status == qs[i].want, "query %d: %s", i, evdb_err_name(k[i].status));
         evdb_future_unref(fs[i]);
     }
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -600,7 +568,7 @@ START_TEST(server_error_mid_rows)
     ck_assert_int_eq(evdb_error_driver_code(evdb_future_error(f)), 1242);
     evdb_future_unref(f);
     still_serves(roomy);
-    close_conn(roomy);
+    t_conn_close(roomy);
 
     evdb_conn *c = open_cap(64 * 1024);
     f = submit(c, LATE_ERROR, NULL, 0, 0);
@@ -609,7 +577,7 @@ START_TEST(server_error_mid_rows)
                      "result exceeds max_result_bytes (65536 bytes)");
     evdb_future_unref(f);
     still_serves(c);
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -631,7 +599,7 @@ START_TEST(timeout_while_draining)
         ck_assert_int_eq(evdb_future_on_done(f, on_counted, &k), 0);
         ck_assert_int_eq(t_wait(f), EVDB_ETIMEDOUT);
         ck_assert_int_eq(t_wait(next), 0);
-        ck_assert_int_eq(cell_int(evdb_future_result(next), 0, 0), 42);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(next), 0, 0), 42);
         ck_assert_msg(t_now() - t0 < 5.0, "the KILL did not stop the stream");
         t_run_for(L, 0.05);
         ck_assert_int_eq(k.calls, 1);
@@ -639,7 +607,7 @@ START_TEST(timeout_while_draining)
         evdb_future_unref(next);
         still_serves(c);
     }
-    close_conn(c);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -662,7 +630,7 @@ START_TEST(connection_lost_mid_rows)
     t_run_for(L, 0.5);
     char sql[SQL_MAX];
     snprintf(sql, sizeof sql, "KILL CONNECTION %lld", (long long)evdb_conn_server_id(c));
-    evdb_future *kf = run_ok(admin, sql, NULL, 0);
+    evdb_future *kf = t_run_ok(admin, sql, NULL, 0);
     evdb_future_unref(kf);
     for (int i = 0; i < 3; i++)
         t_wait(fs[i]);
@@ -673,8 +641,8 @@ START_TEST(connection_lost_mid_rows)
                       evdb_err_name(k[i].status));
         evdb_future_unref(fs[i]);
     }
-    close_conn(c);
-    close_conn(admin);
+    t_conn_close(c);
+    t_conn_close(admin);
 }
 END_TEST
 
@@ -688,7 +656,7 @@ START_TEST(close_mid_rows)
     ck_assert_int_eq(evdb_future_on_done(f, on_counted, &k), 0);
     t_run_for(L, 0.3);
     double t0 = t_now();
-    close_conn(c);
+    t_conn_close(c);
     ck_assert_msg(t_now() - t0 < 1.0, "close waited for the rows");
     t_wait(f);
     t_run_for(L, 0.05);

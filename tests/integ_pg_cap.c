@@ -18,6 +18,7 @@
 
 #include "testenv.h"
 #include "testutil.h"
+#include "tquery.h"
 
 #define WATCHDOG_S 120.0
 #define TEST_TIMEOUT_S 180
@@ -46,13 +47,6 @@ static evdb_conn *open_capped(int i, size_t cap)
     evdb_conn *c = evdb_future_take_conn(f);
     evdb_future_unref(f);
     return c;
-}
-
-static void close_conn(evdb_conn *c)
-{
-    evdb_future *f = evdb_conn_close(c);
-    ck_assert_int_eq(t_wait(f), 0);
-    evdb_future_unref(f);
 }
 
 static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
@@ -161,7 +155,7 @@ START_TEST(under_limit_exact)
     expect_ok(upd, "command");
     ck_assert_str_eq(evdb_result_command(evdb_future_result(upd)), "SELECT 1");
     evdb_future_unref(upd);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -186,7 +180,7 @@ START_TEST(over_limit_bounded)
     expect_too_big(f);
     evdb_future_unref(f);
     still_works(c);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -239,7 +233,7 @@ START_TEST(pipeline_neighbours)
     evdb_future *all[] = {b, big, ins, commit, n};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         evdb_future_unref(all[i]);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -267,7 +261,7 @@ START_TEST(multi_statement_total)
     ck_assert_str_eq(evdb_result_text(r, 0, 0, NULL), "three");
     ck_assert_ptr_null(evdb_result_next(r));
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -284,7 +278,7 @@ START_TEST(error_after_rows)
     ck_assert_str_eq(evdb_error_sqlstate(evdb_future_error(f)), "22012");
     evdb_future_unref(f);
     still_works(c);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST

@@ -23,6 +23,7 @@
 
 #include "testenv.h"
 #include "testutil.h"
+#include "tquery.h"
 
 #define WATCHDOG_S 60.0
 #define TEST_TIMEOUT_S 90
@@ -83,14 +84,6 @@ static evdb_conn *open_admin(void)
     return open_opts(u, NULL);
 }
 
-static void close_conn(evdb_conn *c)
-{
-    evdb_future *f = evdb_conn_close(c);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(t_wait(f), 0);
-    evdb_future_unref(f);
-}
-
 static evdb_future *submit_flags(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
                                  double timeout, unsigned flags)
 {
@@ -116,39 +109,10 @@ static void wait_ok(evdb_future *f, const char *what)
 }
 
 /* Run sql and expect success; the caller unrefs the returned future. */
-static evdb_future *run_ok(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
-{
-    evdb_future *f = submit(c, sql, p, n);
-    wait_ok(f, sql);
-    return f;
-}
-
-static void exec_ok(evdb_conn *c, const char *sql)
-{
-    evdb_future_unref(run_ok(c, sql, NULL, 0));
-}
-
-static void expect_cell(const evdb_result *r, size_t row, size_t col, const char *want)
-{
-    size_t len;
-    const char *got = evdb_result_text(r, row, col, &len);
-    ck_assert_msg(got != NULL, "cell %zu,%zu is NULL, wanted '%s'", row, col, want);
-    ck_assert_str_eq(got, want);
-    ck_assert_uint_eq(len, strlen(want));
-}
-
-static int64_t cell_int(const evdb_result *r, size_t row, size_t col)
-{
-    int64_t v = 0;
-    int rc = evdb_result_int(r, row, col, &v);
-    ck_assert_msg(rc == 0, "cell %zu,%zu: %s", row, col, evdb_err_name(rc));
-    return v;
-}
-
 static int64_t query_int(evdb_conn *c, const char *sql)
 {
-    evdb_future *f = run_ok(c, sql, NULL, 0);
-    int64_t v = cell_int(evdb_future_result(f), 0, 0);
+    evdb_future *f = t_run_ok(c, sql, NULL, 0);
+    int64_t v = t_cell_int(evdb_future_result(f), 0, 0);
     evdb_future_unref(f);
     return v;
 }
@@ -214,13 +178,13 @@ START_TEST(connect_ok)
     ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
     /* The server's pid is the session's. */
     ck_assert_int_eq(query_int(c, "SELECT pg_backend_pid()"), evdb_conn_server_id(c));
-    evdb_future *f = run_ok(c, "SHOW client_encoding", NULL, 0);
-    expect_cell(evdb_future_result(f), 0, 0, "UTF8");
+    evdb_future *f = t_run_ok(c, "SHOW client_encoding", NULL, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "UTF8");
     evdb_future_unref(f);
-    f = run_ok(c, "SHOW application_name", NULL, 0);
-    expect_cell(evdb_future_result(f), 0, 0, "evdb");
+    f = t_run_ok(c, "SHOW application_name", NULL, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "evdb");
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
 
     /* A libpq keyword string and the postgres:// scheme. */
     char url[URL_MAX];
@@ -229,12 +193,12 @@ START_TEST(connect_ok)
              pg_port());
     c = open_opts(url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 2"), 2);
-    close_conn(c);
+    t_conn_close(c);
     snprintf(url, sizeof url, "postgres://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test",
              pg_port());
     c = open_opts(url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
-    close_conn(c);
+    t_conn_close(c);
 
     /* Unix socket, through the URI's host parameter. */
     const char *sockdir = evdb_test_env("EVDB_TEST_PG_SOCKDIR");
@@ -243,7 +207,7 @@ START_TEST(connect_ok)
                  pg_port());
         c = open_opts(url, NULL);
         ck_assert_int_eq(query_int(c, "SELECT 4"), 4);
-        close_conn(c);
+        t_conn_close(c);
     }
     /* Multi-host: the first host refuses, the second answers (the socket
      * changes between polls). */
@@ -253,7 +217,7 @@ START_TEST(connect_ok)
              free_port(), pg_port());
     c = open_opts(url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 5"), 5);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -269,12 +233,12 @@ START_TEST(connect_host_names)
     evdb_conn *c = open_opts(url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
     /* libpq still knows the name (TLS verification, .pgpass, messages). */
-    evdb_future *f = run_ok(c, "SELECT inet_server_addr()::text", NULL, 0);
+    evdb_future *f = t_run_ok(c, "SELECT inet_server_addr()::text", NULL, 0);
     ck_assert_msg(strncmp(evdb_result_text(evdb_future_result(f), 0, 0, NULL), "127.0.0.1", 9) == 0 ||
                       strncmp(evdb_result_text(evdb_future_result(f), 0, 0, NULL), "::1", 3) == 0,
                   "%s", evdb_result_text(evdb_future_result(f), 0, 0, NULL));
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
 
     /* Multi-host with names and per-host ports: the first refuses. */
     snprintf(url, sizeof url,
@@ -283,7 +247,7 @@ START_TEST(connect_host_names)
              free_port(), pg_port());
     c = open_opts(url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 2"), 2);
-    close_conn(c);
+    t_conn_close(c);
 
     /* A name that does not resolve is skipped when another host remains. */
     snprintf(url, sizeof url,
@@ -294,7 +258,7 @@ START_TEST(connect_host_names)
     o.connect_timeout = 8;
     c = open_opts(url, &o);
     ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
-    close_conn(c);
+    t_conn_close(c);
 
     /* Only unresolvable names: a connect error (or the deadline, when the
      * resolver does not answer), never a stalled loop. */
@@ -472,7 +436,7 @@ START_TEST(params_round_trip)
     };
     /* Twice: the second run uses the cached statement. */
     for (int round = 0; round < 2; round++) {
-        evdb_future *f = run_ok(c,
+        evdb_future *f = t_run_ok(c,
                                 "SELECT $1::bool, $2::bool, $3::int8, $4::int8, $5::int, "
                                 "$6::float8, $7::float8, $8::float8, $9::float8, $10::float8, "
                                 "$11::text, $12::text, $13::bytea, $14::text",
@@ -486,9 +450,9 @@ START_TEST(params_round_trip)
         ck_assert_int_eq(evdb_result_bool(r, 0, 1, &b), 0);
         ck_assert(!b);
         ck_assert_int_eq(evdb_result_coltype(r, 0), EVDB_TYPE_BOOL);
-        ck_assert(cell_int(r, 0, 2) == INT64_MAX);
-        ck_assert(cell_int(r, 0, 3) == INT64_MIN);
-        ck_assert_int_eq(cell_int(r, 0, 4), -42);
+        ck_assert(t_cell_int(r, 0, 2) == INT64_MAX);
+        ck_assert(t_cell_int(r, 0, 3) == INT64_MIN);
+        ck_assert_int_eq(t_cell_int(r, 0, 4), -42);
         ck_assert_int_eq(evdb_result_coltype(r, 2), EVDB_TYPE_INT);
         ck_assert_uint_eq(evdb_result_coltype_native(r, 2), 20);
         ck_assert_uint_eq(evdb_result_coltype_native(r, 4), 23);
@@ -504,9 +468,9 @@ START_TEST(params_round_trip)
         ck_assert_int_eq(evdb_result_double(r, 0, 9, &d), 0);
         ck_assert(isnan(d));
         ck_assert_int_eq(evdb_result_coltype(r, 5), EVDB_TYPE_DOUBLE);
-        expect_cell(r, 0, 10, utf8);
+        t_expect_cell(r, 0, 10, utf8);
         ck_assert_int_eq(evdb_result_coltype(r, 10), EVDB_TYPE_TEXT);
-        expect_cell(r, 0, 11, "");
+        t_expect_cell(r, 0, 11, "");
         ck_assert(!evdb_result_isnull(r, 0, 11));
         size_t len;
         const void *got = evdb_result_bytes(r, 0, 12, &len);
@@ -518,50 +482,50 @@ START_TEST(params_round_trip)
     }
 
     /* Inferred types: int4 comparison, inserts into int/text/date/numeric. */
-    exec_ok(c, "CREATE TEMP TABLE pt(i int4, t text, d date, n numeric, big int8)");
+    t_exec_ok(c, "CREATE TEMP TABLE pt(i int4, t text, d date, n numeric, big int8)");
     evdb_value ins[] = {evdb_int(7), evdb_text("seven"), evdb_text("2024-02-29"),
                         evdb_double(0.1), evdb_int(5000000000LL)};
-    evdb_future *f = run_ok(c, "INSERT INTO pt VALUES ($1, $2, $3, $4, $5)", ins, 5);
+    evdb_future *f = t_run_ok(c, "INSERT INTO pt VALUES ($1, $2, $3, $4, $5)", ins, 5);
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 1);
     ck_assert_str_eq(evdb_result_command(evdb_future_result(f)), "INSERT 0 1");
     evdb_future_unref(f);
     evdb_value ins2[] = {evdb_int(8), evdb_int(88), evdb_null(), evdb_int(3), evdb_int(-1)};
-    evdb_future_unref(run_ok(c, "INSERT INTO pt VALUES ($1, $2, $3, $4, $5)", ins2, 5));
+    evdb_future_unref(t_run_ok(c, "INSERT INTO pt VALUES ($1, $2, $3, $4, $5)", ins2, 5));
     evdb_value key = evdb_int(7);
-    f = run_ok(c, "SELECT t, d, n, big FROM pt WHERE i = $1", &key, 1);
+    f = t_run_ok(c, "SELECT t, d, n, big FROM pt WHERE i = $1", &key, 1);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_nrows(r), 1);
-    expect_cell(r, 0, 0, "seven");
-    expect_cell(r, 0, 1, "2024-02-29");
+    t_expect_cell(r, 0, 0, "seven");
+    t_expect_cell(r, 0, 1, "2024-02-29");
     ck_assert_int_eq(evdb_result_coltype(r, 1), EVDB_TYPE_OTHER);
     ck_assert_uint_eq(evdb_result_coltype_native(r, 1), 1082);
-    expect_cell(r, 0, 2, "0.1");
-    ck_assert_int_eq(cell_int(r, 0, 3), 5000000000LL);
+    t_expect_cell(r, 0, 2, "0.1");
+    ck_assert_int_eq(t_cell_int(r, 0, 3), 5000000000LL);
     evdb_future_unref(f);
     key = evdb_text("88");
-    f = run_ok(c, "SELECT i FROM pt WHERE t = $1", &key, 1);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 8);
+    f = t_run_ok(c, "SELECT i FROM pt WHERE t = $1", &key, 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 8);
     evdb_future_unref(f);
     key = evdb_int(12);
-    f = run_ok(c, "SELECT $1::int + 1", &key, 1);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 13);
+    f = t_run_ok(c, "SELECT $1::int + 1", &key, 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 13);
     evdb_future_unref(f);
     key = evdb_bool(true);
-    f = run_ok(c, "SELECT $1", &key, 1);
+    f = t_run_ok(c, "SELECT $1", &key, 1);
     ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), 0), EVDB_TYPE_BOOL);
     evdb_future_unref(f);
 
     /* Same SQL text with other parameter types: a statement of its own. */
     evdb_value v1 = evdb_bytes("ab", 2);
-    f = run_ok(c, "SELECT $1", &v1, 1);
+    f = t_run_ok(c, "SELECT $1", &v1, 1);
     size_t blen;
     const char *bp = evdb_result_bytes(evdb_future_result(f), 0, 0, &blen);
     ck_assert_uint_eq(blen, 2);
     ck_assert_int_eq(memcmp(bp, "ab", 2), 0);
     evdb_future_unref(f);
     v1 = evdb_text("plain");
-    f = run_ok(c, "SELECT $1", &v1, 1);
-    expect_cell(evdb_future_result(f), 0, 0, "plain");
+    f = t_run_ok(c, "SELECT $1", &v1, 1);
+    t_expect_cell(evdb_future_result(f), 0, 0, "plain");
     evdb_future_unref(f);
 
     /* Text with a NUL byte fails alone; the connection goes on. */
@@ -572,10 +536,10 @@ START_TEST(params_round_trip)
     ck_assert_msg(strstr(evdb_error_message(evdb_future_error(bad)), "NUL") != NULL, "%s",
                   evdb_error_message(evdb_future_error(bad)));
     wait_ok(next, "after NUL");
-    ck_assert_int_eq(cell_int(evdb_future_result(next), 0, 0), 99);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(next), 0, 0), 99);
     evdb_future_unref(bad);
     evdb_future_unref(next);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -584,7 +548,7 @@ START_TEST(nulls_and_types)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_app();
-    evdb_future *f = run_ok(c,
+    evdb_future *f = t_run_ok(c,
                             "SELECT NULL::int AS a, 1::int2 AS b, NULL::text AS c, "
                             "'x'::varchar AS d, 'n'::name AS e, 1.5::float4 AS f, "
                             "'{1,2}'::int[] AS g, 42::oid AS h, 'c'::char(3) AS i",
@@ -606,29 +570,29 @@ START_TEST(nulls_and_types)
     ck_assert_int_eq(evdb_result_coltype(r, 4), EVDB_TYPE_TEXT);
     ck_assert_int_eq(evdb_result_coltype(r, 5), EVDB_TYPE_DOUBLE);
     ck_assert_int_eq(evdb_result_coltype(r, 6), EVDB_TYPE_OTHER);
-    expect_cell(r, 0, 6, "{1,2}");
+    t_expect_cell(r, 0, 6, "{1,2}");
     ck_assert_int_eq(evdb_result_coltype(r, 7), EVDB_TYPE_INT);
     ck_assert_int_eq(evdb_result_coltype(r, 8), EVDB_TYPE_TEXT);
-    expect_cell(r, 0, 8, "c  ");
+    t_expect_cell(r, 0, 8, "c  ");
     ck_assert_int_eq(evdb_result_affected(r), 1);
     ck_assert_str_eq(evdb_result_command(r), "SELECT 1");
     evdb_future_unref(f);
 
     /* Statements without rows: no columns, affected from the tag. */
-    exec_ok(c, "CREATE TEMP TABLE nt(a int)");
-    f = run_ok(c, "INSERT INTO nt SELECT generate_series(1, 3)", NULL, 0);
+    t_exec_ok(c, "CREATE TEMP TABLE nt(a int)");
+    f = t_run_ok(c, "INSERT INTO nt SELECT generate_series(1, 3)", NULL, 0);
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 3);
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 0);
     evdb_future_unref(f);
-    f = run_ok(c, "SET search_path TO public, pg_temp", NULL, 0);
+    f = t_run_ok(c, "SET search_path TO public, pg_temp", NULL, 0);
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), -1);
     ck_assert_str_eq(evdb_result_command(evdb_future_result(f)), "SET");
     evdb_future_unref(f);
     /* An empty statement (only a comment). */
-    f = run_ok(c, "-- nothing", NULL, 0);
+    f = t_run_ok(c, "-- nothing", NULL, 0);
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 0);
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -640,13 +604,13 @@ START_TEST(bytea_all_bytes)
     unsigned char all[256];
     for (int i = 0; i < 256; i++)
         all[i] = (unsigned char)i;
-    exec_ok(c, "CREATE TEMP TABLE bt(id int, b bytea)");
+    t_exec_ok(c, "CREATE TEMP TABLE bt(id int, b bytea)");
     evdb_value p[] = {evdb_int(1), evdb_bytes(all, sizeof all)};
-    evdb_future_unref(run_ok(c, "INSERT INTO bt VALUES ($1, $2)", p, 2));
+    evdb_future_unref(t_run_ok(c, "INSERT INTO bt VALUES ($1, $2)", p, 2));
     for (int fmt = 0; fmt < 2; fmt++) {
         /* Both output formats the server has. */
-        exec_ok(c, fmt ? "SET bytea_output = 'escape'" : "SET bytea_output = 'hex'");
-        evdb_future *f = run_ok(c, "SELECT b, octet_length(b) FROM bt WHERE id = 1", NULL, 0);
+        t_exec_ok(c, fmt ? "SET bytea_output = 'escape'" : "SET bytea_output = 'hex'");
+        evdb_future *f = t_run_ok(c, "SELECT b, octet_length(b) FROM bt WHERE id = 1", NULL, 0);
         const evdb_result *r = evdb_future_result(f);
         size_t len;
         const unsigned char *got = evdb_result_bytes(r, 0, 0, &len);
@@ -654,24 +618,24 @@ START_TEST(bytea_all_bytes)
         for (int i = 0; i < 256; i++)
             ck_assert_msg(got[i] == i, "byte %d is %d (output %s)", i, got[i],
                           fmt ? "escape" : "hex");
-        ck_assert_int_eq(cell_int(r, 0, 1), 256);
+        ck_assert_int_eq(t_cell_int(r, 0, 1), 256);
         ck_assert_int_eq(evdb_result_coltype(r, 0), EVDB_TYPE_BYTES);
         ck_assert_uint_eq(evdb_result_coltype_native(r, 0), 17);
         evdb_future_unref(f);
     }
     /* The server sees the same bytes. */
-    evdb_future *f = run_ok(c, "SELECT md5(b) = md5($1::bytea) FROM bt", &p[1], 1);
-    expect_cell(evdb_future_result(f), 0, 0, "t");
+    evdb_future *f = t_run_ok(c, "SELECT md5(b) = md5($1::bytea) FROM bt", &p[1], 1);
+    t_expect_cell(evdb_future_result(f), 0, 0, "t");
     evdb_future_unref(f);
     /* Empty bytea is not NULL. */
     evdb_value e = evdb_bytes("", 0);
-    f = run_ok(c, "SELECT $1::bytea", &e, 1);
+    f = t_run_ok(c, "SELECT $1::bytea", &e, 1);
     ck_assert(!evdb_result_isnull(evdb_future_result(f), 0, 0));
     size_t len = 99;
     evdb_result_bytes(evdb_future_result(f), 0, 0, &len);
     ck_assert_uint_eq(len, 0);
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -690,38 +654,38 @@ START_TEST(unicode_and_empty_text)
         "tab\there, quote ' and \" and \\ backslash",
     };
     static const int chars[] = {0, 11, 3, 5, 39};
-    exec_ok(c, "CREATE TEMP TABLE ut(id int, t text, v varchar(40))");
+    t_exec_ok(c, "CREATE TEMP TABLE ut(id int, t text, v varchar(40))");
     for (int i = 0; i < 5; i++) {
         evdb_value p[] = {evdb_int(i), evdb_text(texts[i]), evdb_text(texts[i])};
-        evdb_future_unref(run_ok(c, "INSERT INTO ut VALUES ($1, $2, $3)", p, 3));
+        evdb_future_unref(t_run_ok(c, "INSERT INTO ut VALUES ($1, $2, $3)", p, 3));
         evdb_future *f =
-            run_ok(c, "SELECT $1::text, length($1::text), octet_length($1::text)", &p[1], 1);
+            t_run_ok(c, "SELECT $1::text, length($1::text), octet_length($1::text)", &p[1], 1);
         const evdb_result *r = evdb_future_result(f);
         ck_assert(!evdb_result_isnull(r, 0, 0));
-        expect_cell(r, 0, 0, texts[i]);
-        ck_assert_int_eq(cell_int(r, 0, 1), chars[i]);
-        ck_assert_int_eq(cell_int(r, 0, 2), (int64_t)strlen(texts[i]));
+        t_expect_cell(r, 0, 0, texts[i]);
+        ck_assert_int_eq(t_cell_int(r, 0, 1), chars[i]);
+        ck_assert_int_eq(t_cell_int(r, 0, 2), (int64_t)strlen(texts[i]));
         evdb_future_unref(f);
     }
-    evdb_future *f = run_ok(c, "SELECT t, v, t = '' FROM ut ORDER BY id", NULL, 0);
+    evdb_future *f = t_run_ok(c, "SELECT t, v, t = '' FROM ut ORDER BY id", NULL, 0);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_nrows(r), 5);
     for (size_t i = 0; i < 5; i++) {
-        expect_cell(r, i, 0, texts[i]);
-        expect_cell(r, i, 1, texts[i]);
-        expect_cell(r, i, 2, i == 0 ? "t" : "f");
+        t_expect_cell(r, i, 0, texts[i]);
+        t_expect_cell(r, i, 1, texts[i]);
+        t_expect_cell(r, i, 2, i == 0 ? "t" : "f");
     }
     evdb_future_unref(f);
     /* In the SQL text and in a column name. */
-    f = run_ok(c, "SELECT '\xe6\x97\xa5\xe6\x9c\xac' AS \"\xc3\xa9t\xc3\xa9\", '' AS empty",
+    f = t_run_ok(c, "SELECT '\xe6\x97\xa5\xe6\x9c\xac' AS \"\xc3\xa9t\xc3\xa9\", '' AS empty",
                NULL, 0);
     r = evdb_future_result(f);
-    expect_cell(r, 0, 0, "\xe6\x97\xa5\xe6\x9c\xac");
+    t_expect_cell(r, 0, 0, "\xe6\x97\xa5\xe6\x9c\xac");
     ck_assert_str_eq(evdb_result_colname(r, 0), "\xc3\xa9t\xc3\xa9");
-    expect_cell(r, 0, 1, "");
+    t_expect_cell(r, 0, 1, "");
     ck_assert(!evdb_result_isnull(r, 0, 1));
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -741,14 +705,14 @@ START_TEST(bytea_one_mib)
         x ^= x << 5;
         data[i] = (unsigned char)x;
     }
-    exec_ok(c, "CREATE TEMP TABLE mb(b bytea)");
+    t_exec_ok(c, "CREATE TEMP TABLE mb(b bytea)");
     evdb_value p = evdb_bytes(data, N);
     evdb_future *ins = submit(c, "INSERT INTO mb VALUES ($1)", &p, 1);
     evdb_future *sum = submit(c, "SELECT md5($1), octet_length($1)", &p, 1);
     wait_ok(ins, "insert 1 MiB");
     wait_ok(sum, "md5 of 1 MiB");
-    ck_assert_int_eq(cell_int(evdb_future_result(sum), 0, 1), N);
-    evdb_future *f = run_ok(c, "SELECT b, md5(b) FROM mb", NULL, 0);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(sum), 0, 1), N);
+    evdb_future *f = t_run_ok(c, "SELECT b, md5(b) FROM mb", NULL, 0);
     const evdb_result *r = evdb_future_result(f);
     size_t len = 0;
     const unsigned char *got = evdb_result_bytes(r, 0, 0, &len);
@@ -760,7 +724,7 @@ START_TEST(bytea_one_mib)
     evdb_future_unref(ins);
     evdb_future_unref(sum);
     free(data);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -770,13 +734,13 @@ START_TEST(large_result)
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_app();
     evdb_future *f =
-        run_ok(c, "SELECT g, 'row ' || g || repeat('x', 40) FROM generate_series(1, 100000) g",
+        t_run_ok(c, "SELECT g, 'row ' || g || repeat('x', 40) FROM generate_series(1, 100000) g",
                NULL, 0);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_nrows(r), 100000);
     ck_assert_int_eq(evdb_result_affected(r), 100000);
     for (size_t i = 0; i < 100000; i++) {
-        ck_assert_int_eq(cell_int(r, i, 0), (int64_t)i + 1);
+        ck_assert_int_eq(t_cell_int(r, i, 0), (int64_t)i + 1);
         size_t len;
         const char *t = evdb_result_text(r, i, 1, &len);
         ck_assert(t != NULL && strncmp(t, "row ", 4) == 0);
@@ -787,14 +751,14 @@ START_TEST(large_result)
     size_t o = (size_t)snprintf(sql, sizeof sql, "SELECT repeat('y', 4000000)");
     for (int i = 1; i < 300; i++)
         o += (size_t)snprintf(sql + o, sizeof sql - o, ", %d AS c%d", i, i);
-    f = run_ok(c, sql, NULL, 0);
+    f = t_run_ok(c, sql, NULL, 0);
     r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_ncols(r), 300);
     size_t len;
     const char *big = evdb_result_text(r, 0, 0, &len);
     ck_assert_uint_eq(len, 4000000);
     ck_assert(big[0] == 'y' && big[len - 1] == 'y');
-    ck_assert_int_eq(cell_int(r, 0, 299), 299);
+    ck_assert_int_eq(t_cell_int(r, 0, 299), 299);
     ck_assert_str_eq(evdb_result_colname(r, 299), "c299");
     evdb_future_unref(f);
     /* And the same through a 4 MB parameter. */
@@ -805,9 +769,9 @@ START_TEST(large_result)
     evdb_future *q = submit(c, "SELECT length($1::text)", &p, 1);
     free(text); /* copied at submission */
     wait_ok(q, "big parameter");
-    ck_assert_int_eq(cell_int(evdb_future_result(q), 0, 0), 4000000);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(q), 0, 0), 4000000);
     evdb_future_unref(q);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -822,8 +786,8 @@ START_TEST(server_errors)
                   evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
     /* Detail is part of the message. */
-    exec_ok(c, "CREATE TEMP TABLE ue(id int PRIMARY KEY)");
-    exec_ok(c, "INSERT INTO ue VALUES (1)");
+    t_exec_ok(c, "CREATE TEMP TABLE ue(id int PRIMARY KEY)");
+    t_exec_ok(c, "INSERT INTO ue VALUES (1)");
     f = submit(c, "INSERT INTO ue VALUES (1)", NULL, 0);
     expect_fail(f, EVDB_ESERVER, "23505");
     ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "DETAIL: Key (id)=(1)"),
@@ -844,7 +808,7 @@ START_TEST(server_errors)
     expect_fail(f, EVDB_ESERVER, "42703");
     evdb_future_unref(f);
     ck_assert_int_eq(query_int(c, "SELECT count(*) FROM ue"), 1);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -854,8 +818,8 @@ START_TEST(error_fields)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    exec_ok(c, "CREATE TEMP TABLE ef(id int CONSTRAINT ef_pk PRIMARY KEY, n text NOT NULL)");
-    exec_ok(c, "INSERT INTO ef VALUES (1, 'a')");
+    t_exec_ok(c, "CREATE TEMP TABLE ef(id int CONSTRAINT ef_pk PRIMARY KEY, n text NOT NULL)");
+    t_exec_ok(c, "INSERT INTO ef VALUES (1, 'a')");
     evdb_future *f = submit(c, "INSERT INTO ef VALUES (1, 'b')", NULL, 0);
     expect_fail(f, EVDB_ESERVER, "23505");
     const evdb_error *e = evdb_future_error(f);
@@ -893,19 +857,19 @@ START_TEST(error_fields)
         evdb_future_unref(f);
     }
     /* Cancelled: statement_timeout (57014) and the library's timeout. */
-    exec_ok(c, "SET statement_timeout = '20ms'");
+    t_exec_ok(c, "SET statement_timeout = '20ms'");
     f = submit(c, "SELECT pg_sleep(1)", NULL, 0);
     expect_fail(f, EVDB_ESERVER, "57014");
     ck_assert(evdb_error_is_cancel(evdb_future_error(f)));
     ck_assert(!evdb_error_is_retryable(evdb_future_error(f)));
     evdb_future_unref(f);
-    exec_ok(c, "RESET statement_timeout");
+    t_exec_ok(c, "RESET statement_timeout");
     f = submit_flags(c, "SELECT pg_sleep(1)", NULL, 0, 0.05, 0);
     expect_fail(f, EVDB_ETIMEDOUT, NULL);
     ck_assert(evdb_error_is_cancel(evdb_future_error(f)));
     evdb_future_unref(f);
     ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -926,11 +890,11 @@ START_TEST(pipelined_1000)
     for (int i = 0; i < N; i++) {
         wait_ok(fs[i], "pipelined");
         const evdb_result *r = evdb_future_result(fs[i]);
-        ck_assert_int_eq(cell_int(r, 0, 0), i % 3 ? i * 2 : i + 1);
-        expect_cell(r, 0, 1, i % 2 ? "odd" : "even");
+        ck_assert_int_eq(t_cell_int(r, 0, 0), i % 3 ? i * 2 : i + 1);
+        t_expect_cell(r, 0, 1, i % 2 ? "odd" : "even");
         evdb_future_unref(fs[i]);
     }
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -955,15 +919,15 @@ START_TEST(gather_10000)
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(evdb_future_status(fs[i]), 0);
         const evdb_result *r = evdb_future_result(fs[i]);
-        ck_assert_int_eq(cell_int(r, 0, 0), 3 * (int64_t)i);
+        ck_assert_int_eq(t_cell_int(r, 0, 0), 3 * (int64_t)i);
         char tag[32];
         snprintf(tag, sizeof tag, "q%d", i);
-        expect_cell(r, 0, 1, tag);
+        t_expect_cell(r, 0, 1, tag);
         evdb_future_unref(fs[i]);
     }
     evdb_future_unref(all);
     free(fs);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -974,9 +938,9 @@ START_TEST(inserts_among_failures)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    exec_ok(c, "CREATE TEMP TABLE ins(id int PRIMARY KEY, v text)");
-    exec_ok(c, "CREATE TEMP TABLE dup(id int PRIMARY KEY)");
-    exec_ok(c, "INSERT INTO dup VALUES (1)");
+    t_exec_ok(c, "CREATE TEMP TABLE ins(id int PRIMARY KEY, v text)");
+    t_exec_ok(c, "CREATE TEMP TABLE dup(id int PRIMARY KEY)");
+    t_exec_ok(c, "INSERT INTO dup VALUES (1)");
     enum { NINS = 1000, NBAD = 100, N = NINS + NBAD };
     static const char *const bad[] = {
         "SELECT 1/0",                          /* 22012 */
@@ -1015,7 +979,7 @@ START_TEST(inserts_among_failures)
     ck_assert_int_eq(query_int(c, "SELECT count(*) FROM ins"), NINS);
     ck_assert_int_eq(query_int(c, "SELECT count(DISTINCT id) FROM ins"), NINS);
     ck_assert_int_eq(query_int(c, "SELECT count(*) FROM dup"), 1);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1024,7 +988,7 @@ START_TEST(autocommit_semantics)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    exec_ok(c, "CREATE TEMP TABLE ac(v text)");
+    t_exec_ok(c, "CREATE TEMP TABLE ac(v text)");
     evdb_future *a = submit(c, "INSERT INTO ac VALUES ('a')", NULL, 0);
     evdb_future *bad = submit(c, "SELECT 1/0", NULL, 0);
     evdb_future *b = submit(c, "INSERT INTO ac VALUES ('b')", NULL, 0);
@@ -1035,13 +999,13 @@ START_TEST(autocommit_semantics)
     evdb_future_unref(a);
     evdb_future_unref(bad);
     evdb_future_unref(b);
-    evdb_future *f = run_ok(c, "SELECT string_agg(v, ',' ORDER BY v) FROM ac", NULL, 0);
-    expect_cell(evdb_future_result(f), 0, 0, "a,b");
+    evdb_future *f = t_run_ok(c, "SELECT string_agg(v, ',' ORDER BY v) FROM ac", NULL, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "a,b");
     evdb_future_unref(f);
 
     /* Many failures in one batch: each fails alone, every good one lands
      * exactly once. */
-    exec_ok(c, "TRUNCATE ac");
+    t_exec_ok(c, "TRUNCATE ac");
     enum { N = 40 };
     evdb_future *fs[N];
     for (int i = 0; i < N; i++) {
@@ -1061,7 +1025,7 @@ START_TEST(autocommit_semantics)
     }
     ck_assert_int_eq(query_int(c, "SELECT count(*) FROM ac"), N - N / 4);
     ck_assert_int_eq(query_int(c, "SELECT count(DISTINCT v) FROM ac"), N - N / 4);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1070,7 +1034,7 @@ START_TEST(vacuum_in_batch)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    exec_ok(c, "CREATE TEMP TABLE vt(a int)");
+    t_exec_ok(c, "CREATE TEMP TABLE vt(a int)");
     evdb_future *fs[5];
     fs[0] = submit(c, "INSERT INTO vt VALUES (1)", NULL, 0);
     fs[1] = submit(c, "VACUUM vt", NULL, 0);
@@ -1082,7 +1046,7 @@ START_TEST(vacuum_in_batch)
         evdb_future_unref(fs[i]);
     }
     ck_assert_int_eq(query_int(c, "SELECT count(*) FROM vt"), 2);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1093,8 +1057,8 @@ START_TEST(vacuum_behind_select)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    exec_ok(c, "CREATE TEMP TABLE vs(a int)");
-    exec_ok(c, "INSERT INTO vs SELECT generate_series(1, 100)");
+    t_exec_ok(c, "CREATE TEMP TABLE vs(a int)");
+    t_exec_ok(c, "INSERT INTO vs SELECT generate_series(1, 100)");
     evdb_future *sel = submit(c, "SELECT count(*) FROM vs", NULL, 0);
     evdb_future *vac = submit(c, "VACUUM vs", NULL, 0);
     evdb_future *sel2 = submit(c, "SELECT 2", NULL, 0);
@@ -1103,13 +1067,13 @@ START_TEST(vacuum_behind_select)
     wait_ok(vac, "vacuum behind a select");
     wait_ok(sel2, "select between");
     wait_ok(vac2, "second vacuum");
-    ck_assert_int_eq(cell_int(evdb_future_result(sel), 0, 0), 100);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(sel), 0, 0), 100);
     ck_assert_str_eq(evdb_result_command(evdb_future_result(vac)), "VACUUM");
     evdb_future_unref(sel);
     evdb_future_unref(vac);
     evdb_future_unref(sel2);
     evdb_future_unref(vac2);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1118,7 +1082,7 @@ START_TEST(explicit_transaction)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    exec_ok(c, "CREATE TEMP TABLE tx(a int)");
+    t_exec_ok(c, "CREATE TEMP TABLE tx(a int)");
     /* Pipelined BEGIN / INSERT / ROLLBACK leaves nothing. */
     evdb_future *fs[5];
     fs[0] = submit(c, "BEGIN", NULL, 0);
@@ -1128,8 +1092,8 @@ START_TEST(explicit_transaction)
     fs[4] = submit(c, "SELECT count(*) FROM tx", NULL, 0);
     for (int i = 0; i < 5; i++)
         wait_ok(fs[i], "txn");
-    ck_assert_int_eq(cell_int(evdb_future_result(fs[2]), 0, 0), 1);
-    ck_assert_int_eq(cell_int(evdb_future_result(fs[4]), 0, 0), 0);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(fs[2]), 0, 0), 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(fs[4]), 0, 0), 0);
     for (int i = 0; i < 5; i++)
         evdb_future_unref(fs[i]);
 
@@ -1149,7 +1113,7 @@ START_TEST(explicit_transaction)
     wait_ok(gs[4], "commit");
     ck_assert_str_eq(evdb_result_command(evdb_future_result(gs[4])), "ROLLBACK");
     wait_ok(gs[5], "count");
-    ck_assert_int_eq(cell_int(evdb_future_result(gs[5]), 0, 0), 0);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(gs[5]), 0, 0), 0);
     for (int i = 0; i < 6; i++)
         evdb_future_unref(gs[i]);
 
@@ -1172,13 +1136,13 @@ START_TEST(explicit_transaction)
         wait_ok(hs[i], ok_sql[i]);
         evdb_future_unref(hs[i]);
     }
-    evdb_future *f = run_ok(c, "SELECT string_agg(a::text, ',' ORDER BY a) FROM tx", NULL, 0);
-    expect_cell(evdb_future_result(f), 0, 0, "10,12,13");
+    evdb_future *f = t_run_ok(c, "SELECT string_agg(a::text, ',' ORDER BY a) FROM tx", NULL, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "10,12,13");
     evdb_future_unref(f);
 
     /* A failure in autocommit mode right before a BEGIN: the re-sent query
      * must not land inside the new block (rolled back with it). */
-    exec_ok(c, "TRUNCATE tx");
+    t_exec_ok(c, "TRUNCATE tx");
     evdb_future *ks[5];
     ks[0] = submit(c, "INSERT INTO tx VALUES (1)", NULL, 0);
     ks[1] = submit(c, "SELECT 1/0", NULL, 0);
@@ -1191,10 +1155,10 @@ START_TEST(explicit_transaction)
         wait_ok(ks[i], "block");
     for (int i = 0; i < 5; i++)
         evdb_future_unref(ks[i]);
-    f = run_ok(c, "SELECT string_agg(a::text, ',') FROM tx", NULL, 0);
-    expect_cell(evdb_future_result(f), 0, 0, "1");
+    f = t_run_ok(c, "SELECT string_agg(a::text, ',') FROM tx", NULL, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "1");
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1221,10 +1185,10 @@ START_TEST(multi_statement)
     r = evdb_result_next(r);
     ck_assert_ptr_nonnull(r);
     ck_assert_uint_eq(evdb_result_nrows(r), 2);
-    ck_assert_int_eq(cell_int(r, 1, 0), 2);
-    expect_cell(r, 0, 1, "x;y");
+    ck_assert_int_eq(t_cell_int(r, 1, 0), 2);
+    t_expect_cell(r, 0, 1, "x;y");
     ck_assert_ptr_null(evdb_result_next(r));
-    ck_assert_int_eq(cell_int(evdb_future_result(after), 0, 0), 2);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(after), 0, 0), 2);
     evdb_future_unref(before);
     evdb_future_unref(m);
     evdb_future_unref(after);
@@ -1242,7 +1206,7 @@ START_TEST(multi_statement)
         "SELECT 1; -- trailing",
     };
     for (size_t i = 0; i < sizeof single / sizeof single[0]; i++) {
-        evdb_future *f = run_ok(c, single[i], NULL, 0);
+        evdb_future *f = t_run_ok(c, single[i], NULL, 0);
         ck_assert_ptr_null(evdb_result_next(evdb_future_result(f)));
         evdb_future_unref(f);
     }
@@ -1252,7 +1216,7 @@ START_TEST(multi_statement)
     expect_fail(f, EVDB_ESERVER, "22012");
     evdb_future_unref(f);
     /* A transaction opened by a multi-statement string is tracked. */
-    exec_ok(c, "BEGIN; INSERT INTO ms VALUES (3)");
+    t_exec_ok(c, "BEGIN; INSERT INTO ms VALUES (3)");
     evdb_future *in1 = submit(c, "INSERT INTO ms VALUES (4)", NULL, 0);
     evdb_future *in2 = submit(c, "ROLLBACK", NULL, 0);
     wait_ok(in1, "in block");
@@ -1260,7 +1224,7 @@ START_TEST(multi_statement)
     evdb_future_unref(in1);
     evdb_future_unref(in2);
     ck_assert_int_eq(query_int(c, "SELECT count(*) FROM ms"), 2);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1269,7 +1233,7 @@ START_TEST(no_pipeline_flag)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_app();
-    exec_ok(c, "CREATE TEMP TABLE np(a int)");
+    t_exec_ok(c, "CREATE TEMP TABLE np(a int)");
     evdb_future *fs[4];
     fs[0] = submit(c, "INSERT INTO np VALUES (1)", NULL, 0);
     fs[1] = submit_flags(c, "SELECT 1/0", NULL, 0, 0, EVDB_QUERY_NO_PIPELINE);
@@ -1280,10 +1244,10 @@ START_TEST(no_pipeline_flag)
     expect_fail(fs[1], EVDB_ESERVER, "22012");
     wait_ok(fs[2], "2");
     wait_ok(fs[3], "count");
-    ck_assert_int_eq(cell_int(evdb_future_result(fs[3]), 0, 0), 2);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(fs[3]), 0, 0), 2);
     for (int i = 0; i < 4; i++)
         evdb_future_unref(fs[i]);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1301,12 +1265,12 @@ START_TEST(parse_error_in_batch)
         wait_ok(fs[0], "1");
         expect_fail(fs[1], EVDB_ESERVER, "42601");
         wait_ok(fs[2], "3");
-        ck_assert_int_eq(cell_int(evdb_future_result(fs[0]), 0, 0), 1);
-        ck_assert_int_eq(cell_int(evdb_future_result(fs[2]), 0, 0), 3);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(fs[0]), 0, 0), 1);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(fs[2]), 0, 0), 3);
         for (int i = 0; i < 3; i++)
             evdb_future_unref(fs[i]);
     }
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1318,11 +1282,11 @@ START_TEST(procedure_commit_in_batch)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    exec_ok(c, "CREATE TEMP TABLE pc(v text)");
-    exec_ok(c, "CREATE PROCEDURE pg_temp.add_b() LANGUAGE plpgsql AS "
+    t_exec_ok(c, "CREATE TEMP TABLE pc(v text)");
+    t_exec_ok(c, "CREATE PROCEDURE pg_temp.add_b() LANGUAGE plpgsql AS "
                "$$BEGIN INSERT INTO pc VALUES ('b'); COMMIT; END$$");
     for (int round = 0; round < 2; round++) {
-        exec_ok(c, "TRUNCATE pc");
+        t_exec_ok(c, "TRUNCATE pc");
         evdb_future *fs[5];
         fs[0] = submit(c, "INSERT INTO pc VALUES ('a')", NULL, 0);
         fs[1] = submit(c, "CALL pg_temp.add_b()", NULL, 0);
@@ -1336,11 +1300,11 @@ START_TEST(procedure_commit_in_batch)
         wait_ok(fs[4], "c");
         for (int i = 0; i < 5; i++)
             evdb_future_unref(fs[i]);
-        evdb_future *f = run_ok(c, "SELECT string_agg(v, ',' ORDER BY v) FROM pc", NULL, 0);
-        expect_cell(evdb_future_result(f), 0, 0, "a,b,c,d");
+        evdb_future *f = t_run_ok(c, "SELECT string_agg(v, ',' ORDER BY v) FROM pc", NULL, 0);
+        t_expect_cell(evdb_future_result(f), 0, 0, "a,b,c,d");
         evdb_future_unref(f);
     }
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1351,7 +1315,7 @@ START_TEST(discard_all_in_batch)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    exec_ok(c, "SELECT 11");
+    t_exec_ok(c, "SELECT 11");
     evdb_future *fs[4];
     fs[0] = submit(c, "SELECT 11", NULL, 0);
     fs[1] = submit(c, "DISCARD ALL", NULL, 0);
@@ -1362,7 +1326,7 @@ START_TEST(discard_all_in_batch)
         evdb_future_unref(fs[i]);
     }
     ck_assert_int_eq(query_int(c, "SELECT 11"), 11);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1371,7 +1335,7 @@ START_TEST(copy_not_supported)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    exec_ok(c, "CREATE TEMP TABLE cp(a int)");
+    t_exec_ok(c, "CREATE TEMP TABLE cp(a int)");
     evdb_future *a = submit(c, "SELECT 1", NULL, 0);
     evdb_future *out = submit(c, "COPY (SELECT g FROM generate_series(1, 50000) g) TO STDOUT",
                               NULL, 0);
@@ -1381,13 +1345,13 @@ START_TEST(copy_not_supported)
     expect_fail(out, EVDB_ENOTSUP, NULL);
     expect_fail(in, EVDB_ENOTSUP, NULL);
     wait_ok(b, "after");
-    ck_assert_int_eq(cell_int(evdb_future_result(b), 0, 0), 2);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(b), 0, 0), 2);
     evdb_future_unref(a);
     evdb_future_unref(out);
     evdb_future_unref(in);
     evdb_future_unref(b);
     ck_assert_int_eq(query_int(c, "SELECT count(*) FROM cp"), 0);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1403,8 +1367,8 @@ START_TEST(notices_swallowed)
     fflush(stderr);
     int saved = dup(2);
     dup2(fd, 2);
-    exec_ok(c, "DO $$BEGIN RAISE NOTICE 'evdb-notice-marker'; END$$");
-    exec_ok(c, "DROP TABLE IF EXISTS evdb_no_such_table_marker");
+    t_exec_ok(c, "DO $$BEGIN RAISE NOTICE 'evdb-notice-marker'; END$$");
+    t_exec_ok(c, "DROP TABLE IF EXISTS evdb_no_such_table_marker");
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
@@ -1413,7 +1377,7 @@ START_TEST(notices_swallowed)
     close(fd);
     unlink(path);
     ck_assert_msg(n <= 0, "printed to stderr: %s", buf);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1515,14 +1479,14 @@ START_TEST(notice_hook)
     ck_assert_str_eq(log.last_hint, "the hint");
     ck_assert_msg(strncmp(log.last_msg, "careful", 7) == 0, "%s", log.last_msg);
     /* Server-side notices of ordinary statements too. */
-    exec_ok(c, "DROP TABLE IF EXISTS evdb_no_such_table_marker");
+    t_exec_ok(c, "DROP TABLE IF EXISTS evdb_no_such_table_marker");
     wait_notices(&log, 3);
     ck_assert_int_eq(log.n, 3);
     ck_assert_msg(strstr(log.last_msg, "does not exist, skipping"), "%s", log.last_msg);
 
     /* A flood: bounded, the connection unharmed. */
     log.n = 0;
-    exec_ok(c, "DO $$BEGIN FOR i IN 1..1000 LOOP RAISE NOTICE 'n%', i; END LOOP; END$$");
+    t_exec_ok(c, "DO $$BEGIN FOR i IN 1..1000 LOOP RAISE NOTICE 'n%', i; END LOOP; END$$");
     t_run_for(L, 0.1);
     ck_assert_int_ge(log.n, 256);
     ck_assert_int_le(log.n, 1000);
@@ -1531,7 +1495,7 @@ START_TEST(notice_hook)
     /* Unset: dropped again. */
     log.n = 0;
     ck_assert_int_eq(evdb_conn_set_notice_hook(c, NULL, NULL), 0);
-    exec_ok(c, "DO $$BEGIN RAISE NOTICE 'unheard'; END$$");
+    t_exec_ok(c, "DO $$BEGIN RAISE NOTICE 'unheard'; END$$");
     t_run_for(L, 0.05);
     ck_assert_int_eq(log.n, 0);
 
@@ -1569,7 +1533,7 @@ static int64_t prepared_count(evdb_conn *c)
     evdb_future *f = submit_flags(c, "SELECT count(*) FROM pg_prepared_statements", NULL, 0, 0,
                                   EVDB_QUERY_NO_CACHE);
     wait_ok(f, "pg_prepared_statements");
-    int64_t n = cell_int(evdb_future_result(f), 0, 0);
+    int64_t n = t_cell_int(evdb_future_result(f), 0, 0);
     evdb_future_unref(f);
     return n;
 }
@@ -1588,8 +1552,8 @@ START_TEST(stmt_cache)
             char sql[SQL_MAX];
             snprintf(sql, sizeof sql, "SELECT %d + $1::int", i);
             evdb_value p = evdb_int(round);
-            evdb_future *f = run_ok(c, sql, &p, 1);
-            ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), i + round);
+            evdb_future *f = t_run_ok(c, sql, &p, 1);
+            ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), i + round);
             evdb_future_unref(f);
         }
     }
@@ -1598,24 +1562,24 @@ START_TEST(stmt_cache)
     ck_assert_msg(n >= 1 && n <= 4 + 8, "%lld prepared statements", (long long)n);
 
     /* Cached statements reused: none added. */
-    exec_ok(c, "SELECT 101");
+    t_exec_ok(c, "SELECT 101");
     int64_t before = prepared_count(c);
     for (int i = 0; i < 5; i++)
-        exec_ok(c, "SELECT 101");
+        t_exec_ok(c, "SELECT 101");
     ck_assert_int_eq(prepared_count(c), before);
 
     /* The user drops every statement: queries still work. */
-    exec_ok(c, "CREATE TEMP TABLE sc(a int)");
-    exec_ok(c, "INSERT INTO sc VALUES (1)");
+    t_exec_ok(c, "CREATE TEMP TABLE sc(a int)");
+    t_exec_ok(c, "INSERT INTO sc VALUES (1)");
     ck_assert_int_eq(query_int(c, "SELECT a FROM sc"), 1);
-    exec_ok(c, "DEALLOCATE ALL");
+    t_exec_ok(c, "DEALLOCATE ALL");
     ck_assert_int_eq(query_int(c, "SELECT a FROM sc"), 1);
     /* A cached plan whose result type changed (0A000): parsed again. */
-    exec_ok(c, "ALTER TABLE sc ALTER COLUMN a TYPE int8");
+    t_exec_ok(c, "ALTER TABLE sc ALTER COLUMN a TYPE int8");
     ck_assert_int_eq(query_int(c, "SELECT a FROM sc"), 1);
     /* Statements vanish behind the driver's back (DISCARD-like, with a
      * pipelined batch using them). */
-    exec_ok(c, "SELECT 202");
+    t_exec_ok(c, "SELECT 202");
     evdb_future *fs[4];
     fs[0] = submit(c, "DEALLOCATE ALL", NULL, 0);
     fs[1] = submit(c, "SELECT 202", NULL, 0);
@@ -1625,7 +1589,7 @@ START_TEST(stmt_cache)
         wait_ok(fs[i], "after DEALLOCATE ALL");
         evdb_future_unref(fs[i]);
     }
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1651,7 +1615,7 @@ static void churn(evdb_conn *c, int n)
     for (int i = 0; i < n; i++) {
         char sql[SQL_MAX];
         snprintf(sql, sizeof sql, "SELECT %d AS churn", 1000 + i);
-        exec_ok(c, sql);
+        t_exec_ok(c, sql);
     }
 }
 
@@ -1693,8 +1657,8 @@ START_TEST(prepare_api)
     /* Queries with int / text / null parameters use it: no new statement. */
     for (int i = 0; i < 3; i++) {
         evdb_value p[] = {evdb_int(21 + i), i == 2 ? evdb_null() : evdb_text("x")};
-        f = run_ok(c, sql, p, 2);
-        ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 42 + 2 * i);
+        f = t_run_ok(c, sql, p, 2);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 42 + 2 * i);
         evdb_future_unref(f);
     }
     ck_assert_int_eq(prepared_count(c), before + 1);
@@ -1704,8 +1668,8 @@ START_TEST(prepare_api)
     ck_assert_str_eq(stmt_name_of(c, sql, name2, sizeof name2), name);
     int64_t n0 = prepared_count(c);
     evdb_value p2[] = {evdb_int(5), evdb_text("y")};
-    f = run_ok(c, sql, p2, 2);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 10);
+    f = t_run_ok(c, sql, p2, 2);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 10);
     evdb_future_unref(f);
     ck_assert_int_eq(prepared_count(c), n0);
     ck_assert_str_eq(stmt_name_of(c, sql, name2, sizeof name2), name);
@@ -1722,22 +1686,22 @@ START_TEST(prepare_api)
     churn(c, 20);
     stmt_name_of(c, bsql, name2, sizeof name2);
     ck_assert_str_ne(name2, "");
-    f = run_ok(c, bsql, &b, 1);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 3);
+    f = t_run_ok(c, bsql, &b, 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 3);
     evdb_future_unref(f);
 
     /* A schema change that changes the result type: re-prepared on use,
      * still pinned. */
-    exec_ok(c, "CREATE TEMP TABLE pt(id int, v int)");
-    exec_ok(c, "INSERT INTO pt VALUES (1, 10)");
+    t_exec_ok(c, "CREATE TEMP TABLE pt(id int, v int)");
+    t_exec_ok(c, "INSERT INTO pt VALUES (1, 10)");
     static const char psql[] = "SELECT * FROM pt";
     evdb_future_unref(prepare_ok(c, psql, NULL, 0));
     stmt_name_of(c, psql, name, sizeof name);
-    exec_ok(c, "ALTER TABLE pt ALTER COLUMN v TYPE text");
-    f = run_ok(c, psql, NULL, 0);
+    t_exec_ok(c, "ALTER TABLE pt ALTER COLUMN v TYPE text");
+    f = t_run_ok(c, psql, NULL, 0);
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 2);
     ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), 1), EVDB_TYPE_TEXT);
-    expect_cell(evdb_future_result(f), 0, 1, "10");
+    t_expect_cell(evdb_future_result(f), 0, 1, "10");
     evdb_future_unref(f);
     churn(c, 20);
     stmt_name_of(c, psql, name2, sizeof name2);
@@ -1756,8 +1720,8 @@ START_TEST(prepare_api)
     evdb_future_unref(f);
     churn(c, 20);
     ck_assert_str_eq(stmt_name_of(c, sql, name2, sizeof name2), "");
-    f = run_ok(c, sql, p2, 2);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 10);
+    f = t_run_ok(c, sql, p2, 2);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 10);
     evdb_future_unref(f);
 
     /* Prepared and used in one pipelined batch. */
@@ -1770,7 +1734,7 @@ START_TEST(prepare_api)
     for (int i = 0; i < 6; i++) {
         wait_ok(fs[i], "prepare + use in one batch");
         if (i)
-            ck_assert_int_eq(cell_int(evdb_future_result(fs[i]), 0, 0), 100 + i);
+            ck_assert_int_eq(t_cell_int(evdb_future_result(fs[i]), 0, 0), 100 + i);
         evdb_future_unref(fs[i]);
     }
 
@@ -1787,14 +1751,14 @@ START_TEST(prepare_api)
     ck_assert_ptr_null(evdb_conn_prepare(NULL, "SELECT 1", NULL, 0, NULL));
     ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
     ck_assert_int_eq(query_int(c, "SELECT 7"), 7);
-    close_conn(c);
+    t_conn_close(c);
 
     /* No cache, nothing to pin. */
     c = open_app_with(0, EVDB_STMT_CACHE_OFF);
     f = evdb_conn_prepare(c, "SELECT 1", NULL, 0, NULL);
     expect_fail(f, EVDB_ENOTSUP, NULL);
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
 
     /* MariaDB: not yet, said at once. */
     const char *my = evdb_test_my_url();
@@ -1803,7 +1767,7 @@ START_TEST(prepare_api)
         ck_assert_ptr_null(evdb_conn_prepare(c, "SELECT 1", NULL, 0, NULL));
         ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ENOTSUP);
         ck_assert_ptr_null(evdb_conn_unprepare(c, "SELECT 1", NULL, 0, NULL));
-        close_conn(c);
+        t_conn_close(c);
     }
     t_loop_free(L);
 }
@@ -1818,15 +1782,15 @@ START_TEST(schema_change_reprepare)
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
     bool cached = !(_i & 2);
-    exec_ok(c, "CREATE TEMP TABLE sc2(id int, v int)");
-    exec_ok(c, "INSERT INTO sc2 VALUES (1, 10)");
-    evdb_future *f = run_ok(c, "SELECT * FROM sc2", NULL, 0);
+    t_exec_ok(c, "CREATE TEMP TABLE sc2(id int, v int)");
+    t_exec_ok(c, "INSERT INTO sc2 VALUES (1, 10)");
+    evdb_future *f = t_run_ok(c, "SELECT * FROM sc2", NULL, 0);
     ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), 1), EVDB_TYPE_INT);
     evdb_future_unref(f);
-    exec_ok(c, "ALTER TABLE sc2 ALTER COLUMN v TYPE text USING 'ten'");
-    f = run_ok(c, "SELECT * FROM sc2", NULL, 0);
+    t_exec_ok(c, "ALTER TABLE sc2 ALTER COLUMN v TYPE text USING 'ten'");
+    f = t_run_ok(c, "SELECT * FROM sc2", NULL, 0);
     ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), 1), EVDB_TYPE_TEXT);
-    expect_cell(evdb_future_result(f), 0, 1, "ten");
+    t_expect_cell(evdb_future_result(f), 0, 1, "ten");
     evdb_future_unref(f);
 
     /* The change pipelined in the same batch as the statement using it. */
@@ -1839,28 +1803,28 @@ START_TEST(schema_change_reprepare)
         wait_ok(fs[i], "alter in a batch");
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(fs[0])), 2);
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(fs[2])), 3);
-    expect_cell(evdb_future_result(fs[2]), 0, 2, "5");
+    t_expect_cell(evdb_future_result(fs[2]), 0, 2, "5");
     for (int i = 0; i < 4; i++)
         evdb_future_unref(fs[i]);
 
     /* Inside a transaction block. */
-    exec_ok(c, "BEGIN");
-    exec_ok(c, "SELECT * FROM sc2");
-    exec_ok(c, "ALTER TABLE sc2 DROP COLUMN w");
+    t_exec_ok(c, "BEGIN");
+    t_exec_ok(c, "SELECT * FROM sc2");
+    t_exec_ok(c, "ALTER TABLE sc2 DROP COLUMN w");
     f = submit(c, "SELECT * FROM sc2", NULL, 0);
     if (cached) {
         expect_fail(f, EVDB_ESERVER, "0A000");
         evdb_future_unref(f);
-        exec_ok(c, "ROLLBACK");
-        f = run_ok(c, "SELECT * FROM sc2", NULL, 0);
+        t_exec_ok(c, "ROLLBACK");
+        f = t_run_ok(c, "SELECT * FROM sc2", NULL, 0);
         ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 3);
     } else {
         wait_ok(f, "uncached select in the block");
         ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 2);
-        exec_ok(c, "ROLLBACK");
+        t_exec_ok(c, "ROLLBACK");
     }
     evdb_future_unref(f);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1873,7 +1837,8 @@ static bool backend_idle_within(evdb_conn *admin, int64_t pid, double seconds)
     double until = t_now() + seconds;
     while (t_now() < until) {
         evdb_value p = evdb_int(pid);
-        evdb_future *f = run_ok(admin, "SELECT state FROM pg_stat_activity WHERE pid = $1", &p, 1);
+        evdb_future *f =
+            t_run_ok(admin, "SELECT state FROM pg_stat_activity WHERE pid = $1", &p, 1);
         const evdb_result *r = evdb_future_result(f);
         bool idle = evdb_result_nrows(r) == 1 && !evdb_result_isnull(r, 0, 0) &&
                     strcmp(evdb_result_text(r, 0, 0, NULL), "idle") == 0;
@@ -1903,26 +1868,26 @@ START_TEST(query_timeout)
     /* The connection serves the next query correctly. */
     ck_assert_int_eq(query_int(c, "SELECT 42"), 42);
     evdb_value p = evdb_int(7);
-    f = run_ok(c, "SELECT $1::int * 6", &p, 1);
-    ck_assert_int_eq(cell_int(evdb_future_result(f), 0, 0), 42);
+    f = t_run_ok(c, "SELECT $1::int * 6", &p, 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 42);
     evdb_future_unref(f);
 
     /* A timed-out query pipelined with others: the others are unharmed
      * (the cancel may roll back their group, then they run again). */
-    exec_ok(c, "CREATE TEMP TABLE qt(a int)");
+    t_exec_ok(c, "CREATE TEMP TABLE qt(a int)");
     evdb_future *slow = submit_flags(c, "SELECT pg_sleep(0.5)", NULL, 0, 0.1, 0);
     evdb_future *ins = submit(c, "INSERT INTO qt VALUES (1)", NULL, 0);
     evdb_future *sel = submit(c, "SELECT 7", NULL, 0);
     expect_fail(slow, EVDB_ETIMEDOUT, NULL);
     wait_ok(ins, "insert after timeout");
     wait_ok(sel, "select after timeout");
-    ck_assert_int_eq(cell_int(evdb_future_result(sel), 0, 0), 7);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(sel), 0, 0), 7);
     evdb_future_unref(slow);
     evdb_future_unref(ins);
     evdb_future_unref(sel);
     ck_assert_int_eq(query_int(c, "SELECT count(*) FROM qt"), 1);
-    close_conn(admin);
-    close_conn(c);
+    t_conn_close(admin);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1937,7 +1902,7 @@ START_TEST(cancel_queued_and_running)
     ck_assert_int_eq(evdb_future_cancel(queued), 0);
     ck_assert_int_eq(evdb_future_status(queued), EVDB_ECANCELED);
     wait_ok(run, "running one");
-    ck_assert_int_eq(cell_int(evdb_future_result(run), 0, 1), 1);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(run), 0, 1), 1);
     evdb_future_unref(run);
     evdb_future_unref(queued);
 
@@ -1951,12 +1916,12 @@ START_TEST(cancel_queued_and_running)
     ck_assert_int_eq(evdb_future_cancel(run), 0);
     ck_assert_int_eq(t_wait(run), EVDB_ECANCELED);
     wait_ok(after, "after the cancelled one");
-    ck_assert_int_eq(cell_int(evdb_future_result(after), 0, 0), 3);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(after), 0, 0), 3);
     ck_assert_msg(t_now() - t0 < 2.0, "cancel took %.3f s", t_now() - t0);
     ck_assert_int_eq(query_int(c, "SELECT 4"), 4);
     evdb_future_unref(run);
     evdb_future_unref(after);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1967,15 +1932,15 @@ START_TEST(statement_timeout_reported)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    exec_ok(c, "SET statement_timeout = '50ms'");
+    t_exec_ok(c, "SET statement_timeout = '50ms'");
     double t0 = t_now();
     evdb_future *f = submit(c, "SELECT pg_sleep(2)", NULL, 0);
     expect_fail(f, EVDB_ESERVER, "57014");
     ck_assert_msg(t_now() - t0 < 0.5, "took %.3f s", t_now() - t0);
     evdb_future_unref(f);
-    exec_ok(c, "RESET statement_timeout");
+    t_exec_ok(c, "RESET statement_timeout");
     ck_assert_int_eq(query_int(c, "SELECT 5"), 5);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -1986,7 +1951,7 @@ START_TEST(cancel_race_spares_others)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    exec_ok(c, "CREATE TEMP TABLE cr(i int)");
+    t_exec_ok(c, "CREATE TEMP TABLE cr(i int)");
     enum { N = 16 };
     int timed_out = 0;
     for (int i = 0; i < N; i++) {
@@ -2000,7 +1965,7 @@ START_TEST(cancel_race_spares_others)
         timed_out += rc == EVDB_ETIMEDOUT;
         wait_ok(b, "insert next to a timeout");
         wait_ok(d, "select next to a timeout");
-        ck_assert_int_eq(cell_int(evdb_future_result(d), 0, 1), i);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(d), 0, 1), i);
         evdb_future_unref(a);
         evdb_future_unref(b);
         evdb_future_unref(d);
@@ -2008,7 +1973,7 @@ START_TEST(cancel_race_spares_others)
     ck_assert_int_eq(query_int(c, "SELECT count(*) FROM cr"), N);
     ck_assert_int_eq(query_int(c, "SELECT count(DISTINCT i) FROM cr"), N);
     ck_assert_int_gt(timed_out, 0);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -2030,12 +1995,12 @@ START_TEST(cancel_answered_query)
     wait_ok(b, "slow one");
     double took = t_now() - t0;
     ck_assert_msg(took < 0.55, "the slow query was re-run: %.3f s", took);
-    ck_assert_int_eq(cell_int(evdb_future_result(b), 0, 1), 2);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(b), 0, 1), 2);
     ck_assert_int_eq(evdb_future_status(a), EVDB_ECANCELED);
     evdb_future_unref(a);
     evdb_future_unref(b);
     ck_assert_int_eq(query_int(c, "SELECT 6"), 6);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(L);
 }
 END_TEST
@@ -2061,8 +2026,8 @@ START_TEST(terminate_backend)
     t_wait(s);
     evdb_future_unref(s);
     evdb_value p = evdb_int(pid);
-    evdb_future *k = run_ok(admin, "SELECT pg_terminate_backend($1::int)", &p, 1);
-    expect_cell(evdb_future_result(k), 0, 0, "t");
+    evdb_future *k = t_run_ok(admin, "SELECT pg_terminate_backend($1::int)", &p, 1);
+    t_expect_cell(evdb_future_result(k), 0, 0, "t");
     evdb_future_unref(k);
     for (int i = 0; i < N; i++) {
         expect_fail(fs[i], EVDB_ECONNLOST, NULL);
@@ -2083,13 +2048,13 @@ START_TEST(terminate_backend)
         evdb_future_unref(fs[i]);
     /* The broken connection refuses new queries; close still works. */
     ck_assert_ptr_null(evdb_conn_query(c, "SELECT 1", NULL, 0, NULL));
-    close_conn(c);
+    t_conn_close(c);
 
     /* An idle connection: the loss is noticed without a query. */
     c = open_variant(_i);
     pid = evdb_conn_server_id(c);
     p = evdb_int(pid);
-    k = run_ok(admin, "SELECT pg_terminate_backend($1::int)", &p, 1);
+    k = t_run_ok(admin, "SELECT pg_terminate_backend($1::int)", &p, 1);
     evdb_future_unref(k);
     /* Noticed while idle, with the server's reason. */
     double until = t_now() + 2.0;
@@ -2109,8 +2074,8 @@ START_TEST(terminate_backend)
     } else {
         ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECONNLOST);
     }
-    close_conn(c);
-    close_conn(admin);
+    t_conn_close(c);
+    t_conn_close(admin);
     t_loop_free(L);
 }
 END_TEST

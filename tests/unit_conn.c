@@ -11,6 +11,7 @@
 
 #include "fake_driver.h"
 #include "testutil.h"
+#include "tquery.h"
 
 static evdb_conn *open_fake(struct ev_loop *loop, const char *url)
 {
@@ -22,14 +23,6 @@ static evdb_conn *open_fake(struct ev_loop *loop, const char *url)
     ck_assert_ptr_null(evdb_future_take_conn(f));
     evdb_future_unref(f);
     return c;
-}
-
-static void close_conn(evdb_conn *c)
-{
-    evdb_future *f = evdb_conn_close(c);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(t_wait(f), 0);
-    evdb_future_unref(f);
 }
 
 static void setup(void)
@@ -71,7 +64,7 @@ START_TEST(open_query_close)
     ck_assert_str_eq(evdb_result_text(r, 0, 0, NULL), "hello");
     ck_assert_str_eq(evdb_result_command(r), "SELECT 1");
     evdb_future_unref(q);
-    close_conn(c);
+    t_conn_close(c);
     ck_assert_uint_eq(fake.destroys, 1);
     t_loop_free(loop);
 }
@@ -108,7 +101,7 @@ START_TEST(queued_queries_complete_in_order_exactly_once)
     evdb_future_unref(g);
     /* Depth 1 (the driver's default): one query in flight at a time. */
     ck_assert_uint_eq(fake.max_inflight, 1);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(loop);
 }
 END_TEST
@@ -133,7 +126,7 @@ START_TEST(pipelining_respects_depth_and_batches)
     for (int i = 0; i < 100; i++)
         evdb_future_unref(fs[i]);
     evdb_future_unref(g);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(loop);
 }
 END_TEST
@@ -175,7 +168,7 @@ START_TEST(parameters_are_copied_at_submission)
     ck_assert_int_eq(evdb_result_int(r, 0, 99, &i), EVDB_ERANGE);
     ck_assert_ptr_null(evdb_result_text(r, 0, 99, NULL));
     evdb_future_unref(q);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(loop);
 }
 END_TEST
@@ -209,7 +202,7 @@ START_TEST(bad_query_arguments_fail_at_once)
     ck_assert_int_eq(t_wait(q2), 0);
     evdb_future_unref(q1);
     evdb_future_unref(q2);
-    close_conn(c);
+    t_conn_close(c);
     ck_assert_ptr_null(evdb_conn_close(NULL));
     t_loop_free(loop);
 }
@@ -226,7 +219,7 @@ START_TEST(server_error_keeps_connection_usable)
     q = evdb_conn_query(c, "ok", NULL, 0, NULL);
     ck_assert_int_eq(t_wait(q), 0);
     evdb_future_unref(q);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(loop);
 }
 END_TEST
@@ -281,7 +274,7 @@ START_TEST(timeout_of_queued_and_running_queries)
     evdb_future_unref(running);
     evdb_future_unref(queued);
     evdb_future_unref(after);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(loop);
 }
 END_TEST
@@ -307,7 +300,7 @@ START_TEST(cancel_queued_vs_running)
     evdb_future_unref(running);
     evdb_future_unref(queued);
     evdb_future_unref(next);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(loop);
 }
 END_TEST
@@ -344,7 +337,7 @@ START_TEST(connection_loss_fails_everything_exactly_once)
     /* The broken connection refuses new queries clearly and still closes. */
     ck_assert_ptr_null(evdb_conn_query(c, "ok", NULL, 0, NULL));
     ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECONNLOST);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(loop);
 }
 END_TEST
@@ -422,7 +415,7 @@ START_TEST(allocation_failure_on_query_path)
         evdb_future_unref(q);
     }
     ck_assert(finished);
-    close_conn(c);
+    t_conn_close(c);
     t_loop_free(loop);
 }
 END_TEST

@@ -1,0 +1,47 @@
+#include "tquery.h"
+
+#include <check.h>
+#include <string.h>
+
+#include "testutil.h"
+
+void t_conn_close(evdb_conn *c)
+{
+    evdb_future *f = evdb_conn_close(c);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+}
+
+evdb_future *t_run_ok(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
+{
+    evdb_future *f = evdb_conn_query(c, sql, p, n, NULL);
+    ck_assert_msg(f != NULL, "evdb_conn_query(%s): %s", sql,
+                  evdb_error_message(evdb_last_error()));
+    int rc = t_wait(f);
+    ck_assert_msg(rc == 0, "%s: %s (%s)", sql, evdb_error_message(evdb_future_error(f)),
+                  evdb_err_name(rc));
+    return f;
+}
+
+void t_exec_ok(evdb_conn *c, const char *sql)
+{
+    evdb_future_unref(t_run_ok(c, sql, NULL, 0));
+}
+
+void t_expect_cell(const evdb_result *r, size_t row, size_t col, const char *want)
+{
+    size_t len;
+    const char *got = evdb_result_text(r, row, col, &len);
+    ck_assert_msg(got != NULL, "cell %zu,%zu is NULL, wanted '%s'", row, col, want);
+    ck_assert_str_eq(got, want);
+    ck_assert_uint_eq(len, strlen(want));
+}
+
+int64_t t_cell_int(const evdb_result *r, size_t row, size_t col)
+{
+    int64_t v = 0;
+    int rc = evdb_result_int(r, row, col, &v);
+    ck_assert_msg(rc == 0, "cell %zu,%zu: %s", row, col, evdb_err_name(rc));
+    return v;
+}
