@@ -173,6 +173,24 @@ static enum evdb__my_run finish(evdb__dconn *dc, evdb_error *err)
     return EVDB__MY_RUN_DONE;
 }
 
+/* A result set's rows are done (read, or dropped): after a failure the
+ * statement's error ends the query (the server sends nothing more after
+ * an error); otherwise the next result set, or the end. WAIT: go on with
+ * dc->op. */
+static enum evdb__my_run rows_done(evdb__dconn *dc, evdb__my_stmt *s, bool failed,
+                                   evdb_error *err)
+{
+    if (failed) {
+        enum evdb__my_run r = stmt_error(dc, s->stmt, err);
+        return r == EVDB__MY_RUN_LOST ? r : finish(dc, err);
+    }
+    if (mysql_stmt_more_results(s->stmt)) {
+        dc->op = EVDB__MY_S_NEXT;
+        return EVDB__MY_RUN_WAIT;
+    }
+    return finish(dc, err);
+}
+
 /* After execute or next_result: store the result set, or take the counts
  * of a statement without one. */
 static enum evdb__my_run result_set(evdb__dconn *dc, evdb_error *err)
@@ -353,16 +371,7 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
             if (mask)
                 goto wait;
             dc->op_started = false;
-            if (dc->iret) {
-                r = stmt_error(dc, s->stmt, err);
-                if (r == EVDB__MY_RUN_LOST)
-                    return r;
-                r = finish(dc, err);
-                if (r == EVDB__MY_RUN_DONE)
-                    return r;
-                break;
-            }
-            if (!dc->out.failed) {
+            if (!dc->iret && !dc->out.failed) {
                 bool fetch_err;
                 evdb_result *res = evdb__my_result_stmt(s->stmt, &dc->rows, &fetch_err);
                 if (fetch_err)
@@ -370,12 +379,8 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
                 else
                     evdb__my_add_result(dc, res);
             }
-            if (mysql_stmt_more_results(s->stmt)) {
-                dc->op = EVDB__MY_S_NEXT;
-                break;
-            }
-            r = finish(dc, err);
-            if (r == EVDB__MY_RUN_DONE)
+            r = rows_done(dc, s, dc->iret != 0, err);
+            if (r != EVDB__MY_RUN_WAIT)
                 return r;
             break;
 
@@ -387,19 +392,8 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
                 dc->op = EVDB__MY_S_FLUSH;
                 break;
             }
-            if (st == EVDB__MY_STREAM_ERROR) {
-                r = stmt_error(dc, s->stmt, err);
-                if (r == EVDB__MY_RUN_LOST)
-                    return r;
-                /* After an error the server sends nothing more. */
-                r = finish(dc, err);
-            } else if (mysql_stmt_more_results(s->stmt)) {
-                dc->op = EVDB__MY_S_NEXT;
-                break;
-            } else {
-                r = finish(dc, err);
-            }
-            if (r == EVDB__MY_RUN_DONE)
+            r = rows_done(dc, s, st == EVDB__MY_STREAM_ERROR, err);
+            if (r != EVDB__MY_RUN_WAIT)
                 return r;
             break;
         }
@@ -413,18 +407,8 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
             if (mask)
                 goto wait;
             dc->op_started = false;
-            if (mysql_errno(dc->m)) {
-                r = stmt_error(dc, s->stmt, err);
-                if (r == EVDB__MY_RUN_LOST)
-                    return r;
-                r = finish(dc, err);
-            } else if (mysql_stmt_more_results(s->stmt)) {
-                dc->op = EVDB__MY_S_NEXT;
-                break;
-            } else {
-                r = finish(dc, err);
-            }
-            if (r == EVDB__MY_RUN_DONE)
+            r = rows_done(dc, s, mysql_errno(dc->m) != 0, err);
+            if (r != EVDB__MY_RUN_WAIT)
                 return r;
             break;
 
