@@ -5,7 +5,13 @@
  * queries, a query timeout with its server-side cancel, close; a pool with
  * gathered queries, an exclusive acquire, a timeout combinator, close)
  * runs once with every allocation counted (N of them), then N more times
- * in-process, each on a fresh loop, with allocation k failing (k = 1..N):
+ * in-process, each on a fresh loop, with allocation k failing (k = 1..N).
+ * A second scenario does the same for the result-size cap
+ * (max_result_bytes): a connection and a pool with a small cap run
+ * results that fit under it (several rows, read one at a time) and results
+ * past it (EVDB_ETOOBIG), as plain queries, with a parameter (a prepared
+ * statement on MariaDB), as several statements in one string and
+ * pipelined (queued on MariaDB). Both modes, for both scenarios:
  *
  *   only   just allocation k fails; the run goes on normally afterwards
  *   from   allocation k and every later one fail, to the end of the
@@ -22,7 +28,8 @@
  *
  * Debugging: TORTURE_VERBOSE=1 prints every failed step and the stack of
  * the failing allocation; TORTURE_ONLY=k runs only k, TORTURE_FROM=k
- * starts at k.
+ * starts at k; CK_RUN_CASE=allocation_failures or result_cap runs one
+ * scenario.
  */
 #include <check.h>
 #include <execinfo.h>
@@ -91,17 +98,56 @@ static void alloc_stop(void)
 /* Timeouts inside the scenario: short, so that runs are quick. */
 #define SHORT_TIMEOUT_S 0.03
 
+/* The result-size cap of the cap scenario, in bytes. Its results have
+ * CAP_ROWS rows of (n, text): with 10 or 20 bytes of text they fit under
+ * it (well under 2 KiB stored), with 500 bytes (10 times CAP_BIG_PAD) they
+ * do not (about 10 KiB). */
+#define CAP_BYTES 4096
+#define CAP_ROWS 20
+#define CAP_FIT_PAD "x"
+#define CAP_BIG_PAD "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+/* The cap scenario's pool waits this long for a connection: when every
+ * allocation from k on fails, its connections never open and each such
+ * run waits this out (the pool's connects take milliseconds otherwise). */
+#define CAP_ACQUIRE_TIMEOUT_S 0.5
+
 typedef struct backend {
     const char *name;
     const char *(*url)(void);
     const char *param_sql; /* (int, text, bytes) -> (int + 1, text, bytes) */
     const char *sleep_sql;
+    /* The cap scenario's queries, each of CAP_ROWS rows (n, text):
+     * text of 20 bytes, under the cap... */
+    const char *fit_sql;
+    /* ...text of 500 bytes, past it... */
+    const char *big_sql;
+    /* ...the parameter 10 times (a prepared statement on MariaDB): the
+     * same statement for a result under the cap and one past it... */
+    const char *pad_sql;
+    /* ...and two statements in one string, the second like fit_sql or
+     * big_sql. */
+    const char *multi_fit_sql;
+    const char *multi_big_sql;
 } backend;
+
+/* The SQL below spells these out: CAP_ROWS rows, FIT_TEXT_LEN bytes of
+ * text in fit_sql, the parameter PAD_REPEAT times in pad_sql. */
+#define PG_ROWS "FROM generate_series(1, 20) g"
+#define MY_ROWS "FROM seq_1_to_20"
+_Static_assert(CAP_ROWS == 20, "the SQL below makes 20 rows");
+#define FIT_TEXT_LEN 20
+#define PAD_REPEAT 10
 
 static const backend backends[2] = {
     {"postgres", evdb_test_pg_url, "SELECT $1::bigint + 1, $2::text, $3::bytea",
-     "SELECT pg_sleep(0.3)"},
-    {"mariadb", evdb_test_my_url, "SELECT ? + 1, ?, ?", "SELECT SLEEP(0.3)"},
+     "SELECT pg_sleep(0.3)", "SELECT g, repeat('x', 20) " PG_ROWS,
+     "SELECT g, repeat('x', 500) " PG_ROWS, "SELECT g, repeat($1, 10) " PG_ROWS,
+     "SELECT 1; SELECT g, repeat('x', 20) " PG_ROWS,
+     "SELECT 1; SELECT g, repeat('x', 500) " PG_ROWS},
+    {"mariadb", evdb_test_my_url, "SELECT ? + 1, ?, ?", "SELECT SLEEP(0.3)",
+     "SELECT seq, REPEAT('x', 20) " MY_ROWS, "SELECT seq, REPEAT('x', 500) " MY_ROWS,
+     "SELECT seq, REPEAT(?, 10) " MY_ROWS, "SELECT 1; SELECT seq, REPEAT('x', 20) " MY_ROWS,
+     "SELECT 1; SELECT seq, REPEAT('x', 500) " MY_ROWS},
 };
 
 /* What one run saw. */
@@ -368,9 +414,155 @@ static void pool_part(run *r)
     evdb_future_unref(cf);
 }
 
+/* ---- the cap scenario ---- */
+
+/* A query of the cap scenario: a result that fits (expected 0) must
+ * never be called too big, one past the cap (expected EVDB_ETOOBIG) must
+ * never succeed, whatever allocation failed. A result that fits is
+ * checked: CAP_ROWS rows of (n, pad_len bytes of 'x'). */
+static void settle_cap(run *r, evdb_future *f, const char *what, int expected, size_t pad_len)
+{
+    int st = settle_expect(r, f, what, expected);
+    if (expected == 0) {
+        ck_assert_msg(st != EVDB_ETOOBIG, "%s: k=%zu%s: %s: a result under the cap was too big",
+                      r->b->name, r->k, r->from ? " on" : "", what);
+    } else {
+        ck_assert_msg(st != 0, "%s: k=%zu%s: %s: a result past the cap was accepted",
+                      r->b->name, r->k, r->from ? " on" : "", what);
+    }
+    if (st != 0)
+        return;
+    const evdb_result *res = evdb_future_result(f);
+    while (evdb_result_next(res))
+        res = evdb_result_next(res); /* several statements: the last one */
+    ck_assert_uint_eq(evdb_result_nrows(res), CAP_ROWS);
+    for (size_t i = 0; i < CAP_ROWS; i++) {
+        int64_t n = 0;
+        ck_assert_int_eq(evdb_result_int(res, i, 0, &n), 0);
+        ck_assert_int_eq(n, (int64_t)i + 1);
+        size_t len = 0;
+        const char *t = evdb_result_text(res, i, 1, &len);
+        ck_assert_uint_eq(len, pad_len);
+        ck_assert_msg(strspn(t, "x") == pad_len, "%s: %s: row %zu: wrong text", r->b->name,
+                      what, i);
+    }
+}
+
+/* Submit with c or p (one of them), settle, check, unref. */
+static void cap_query(run *r, evdb_conn *c, evdb_pool *p, const char *sql, const char *pad,
+                      int expected, size_t pad_len, const char *what)
+{
+    evdb_value v = pad ? evdb_text(pad) : evdb_null();
+    size_t nv = pad ? 1 : 0;
+    evdb_future *f = c ? evdb_conn_query(c, sql, &v, nv, NULL)
+                       : evdb_pool_query(p, sql, &v, nv, NULL);
+    if (!made(r, f, what))
+        return;
+    settle_cap(r, f, what, expected, pad_len);
+    evdb_future_unref(f);
+}
+
+/* The text of pad_sql's rows for a parameter pad (a string literal). */
+#define PAD_LEN(pad) (PAD_REPEAT * (sizeof(pad) - 1))
+
+static void cap_conn_part(run *r)
+{
+    const backend *b = r->b;
+    evdb_conn_opts co = {.connect_timeout = 5, .max_result_bytes = CAP_BYTES};
+    evdb_future *of = evdb_conn_open(r->L, b->url(), &co);
+    if (!made(r, of, "evdb_conn_open with a cap"))
+        return;
+    evdb_conn *c = settle(r, of, "connect with a cap") == 0 ? evdb_future_take_conn(of) : NULL;
+    evdb_future_unref(of);
+    if (!c)
+        return;
+
+    /* One at a time: text protocol, then a statement with a parameter
+     * (the same one for both sizes: cached on the second use), then
+     * several statements whose results count together. */
+    cap_query(r, c, NULL, b->fit_sql, NULL, 0, FIT_TEXT_LEN, "query under the cap");
+    cap_query(r, c, NULL, b->big_sql, NULL, EVDB_ETOOBIG, 0, "query past the cap");
+    cap_query(r, c, NULL, b->pad_sql, CAP_FIT_PAD, 0, PAD_LEN(CAP_FIT_PAD),
+              "parameter query under the cap");
+    cap_query(r, c, NULL, b->pad_sql, CAP_BIG_PAD, EVDB_ETOOBIG, 0,
+              "parameter query past the cap");
+    cap_query(r, c, NULL, b->multi_fit_sql, NULL, 0, FIT_TEXT_LEN, "statements under the cap");
+    cap_query(r, c, NULL, b->multi_big_sql, NULL, EVDB_ETOOBIG, 0, "statements past the cap");
+
+    /* Three at once (pipelined on PostgreSQL): the one past the cap in
+     * the middle, its rows dropped while the next one waits. */
+    evdb_value fit = evdb_text(CAP_FIT_PAD);
+    enum { NQ = 3 };
+    evdb_future *fs[NQ] = {evdb_conn_query(c, b->pad_sql, &fit, 1, NULL),
+                           evdb_conn_query(c, b->big_sql, NULL, 0, NULL),
+                           evdb_conn_query(c, b->fit_sql, NULL, 0, NULL)};
+    static const char *const what[NQ] = {"pipelined query under the cap",
+                                         "pipelined query past the cap",
+                                         "pipelined query after one past the cap"};
+    static const int expected[NQ] = {0, EVDB_ETOOBIG, 0};
+    static const size_t pad_len[NQ] = {PAD_LEN(CAP_FIT_PAD), 0, FIT_TEXT_LEN};
+    for (int i = 0; i < NQ; i++) {
+        if (made(r, fs[i], what[i])) {
+            settle_cap(r, fs[i], what[i], expected[i], pad_len[i]);
+            evdb_future_unref(fs[i]);
+        }
+    }
+
+    evdb_future *cf = close_conn(r, c);
+    settle(r, cf, "close with a cap");
+    evdb_future_unref(cf);
+}
+
+static void cap_pool_part(run *r)
+{
+    const backend *b = r->b;
+    evdb_pool_opts po = {.max_conns = 2, .acquire_timeout = CAP_ACQUIRE_TIMEOUT_S,
+                         .connect_timeout = 3, .backoff_initial = 0.01, .backoff_max = 0.05,
+                         .max_result_bytes = CAP_BYTES};
+    evdb_pool *p = evdb_pool_new(r->L, b->url(), &po);
+    if (!made(r, p, "evdb_pool_new with a cap"))
+        return;
+    /* Submitted together: spread over the pool's connections. */
+    evdb_value fit = evdb_text(CAP_FIT_PAD), big = evdb_text(CAP_BIG_PAD);
+    enum { NQ = 4 };
+    evdb_future *fs[NQ] = {evdb_pool_query(p, b->fit_sql, NULL, 0, NULL),
+                           evdb_pool_query(p, b->pad_sql, &big, 1, NULL),
+                           evdb_pool_query(p, b->pad_sql, &fit, 1, NULL),
+                           evdb_pool_query(p, b->big_sql, NULL, 0, NULL)};
+    static const char *const what[NQ] = {
+        "pool query under the cap", "pool parameter query past the cap",
+        "pool parameter query under the cap", "pool query past the cap"};
+    static const int expected[NQ] = {0, EVDB_ETOOBIG, 0, EVDB_ETOOBIG};
+    static const size_t pad_len[NQ] = {FIT_TEXT_LEN, 0, PAD_LEN(CAP_FIT_PAD), 0};
+    for (int i = 0; i < NQ; i++) {
+        if (made(r, fs[i], what[i])) {
+            settle_cap(r, fs[i], what[i], expected[i], pad_len[i]);
+            evdb_future_unref(fs[i]);
+        }
+    }
+    /* The connections stay usable after a result past the cap. */
+    cap_query(r, NULL, p, b->fit_sql, NULL, 0, FIT_TEXT_LEN,
+              "pool query after ones past the cap");
+
+    evdb_future *cf = close_pool(r, p);
+    settle(r, cf, "pool close with a cap");
+    evdb_future_unref(cf);
+}
+
+/* ---- running a scenario ---- */
+
+typedef struct scenario {
+    const char *name;
+    void (*conn_part)(run *r);
+    void (*pool_part)(run *r);
+} scenario;
+
+static const scenario representative = {"representative", conn_part, pool_part};
+static const scenario capped = {"result cap", cap_conn_part, cap_pool_part};
+
 /* One run on a fresh loop; checks that nothing is left afterwards.
  * Returns the allocations counted while failing was on. */
-static size_t one_run(run *r)
+static size_t one_run(const scenario *sc, run *r)
 {
     R = r;
     r->L = ev_loop_new(EVFLAG_AUTO);
@@ -384,9 +576,9 @@ static size_t one_run(run *r)
     alloc_set(r->k, r->from);
 
     double t0 = t_now();
-    conn_part(r);
+    sc->conn_part(r);
     double t1 = t_now();
-    pool_part(r);
+    sc->pool_part(r);
     if (getenv("TORTURE_VERBOSE"))
         fprintf(stderr, "%s k=%zu: connection part %.3f s, pool part %.3f s\n", r->b->name,
                 r->k, t1 - t0, t_now() - t1);
@@ -411,13 +603,13 @@ static size_t one_run(run *r)
     return used;
 }
 
-static void torture(const backend *b, bool from)
+static void torture(const scenario *sc, const backend *b, bool from)
 {
     ck_assert_msg(b->url() != NULL, "no test servers: run scripts/testdb start");
     run r0 = {.b = b};
-    size_t n = one_run(&r0);
-    ck_assert_msg(r0.all_ok, "%s: the scenario fails without any fault (%s)", b->name,
-                  evdb_err_name(r0.first_error));
+    size_t n = one_run(sc, &r0);
+    ck_assert_msg(r0.all_ok, "%s: the %s scenario fails without any fault (%s)", b->name,
+                  sc->name, evdb_err_name(r0.first_error));
     ck_assert_uint_gt(n, 50);
     unsigned clean_ok = 0, with_enomem = 0;
     double t0 = t_now();
@@ -428,26 +620,38 @@ static void torture(const backend *b, bool from)
         k0 = k1;
     for (size_t k = k0; k <= k1; k++) {
         run r = {.b = b, .k = k, .from = from};
-        one_run(&r);
+        one_run(sc, &r);
         clean_ok += r.all_ok;
         with_enomem += r.enomem > 0;
     }
     fprintf(stderr,
-            "[%s] %s: %zu allocations in the scenario, %zu runs in %.1f s: %u unharmed, "
+            "[%s] %s, %s: %zu allocations in the scenario, %zu runs in %.1f s: %u unharmed, "
             "%u saw EVDB_ENOMEM\n",
-            b->name, from ? "from k on" : "only k", n, k1 - k0 + 1, t_now() - t0, clean_ok,
-            with_enomem);
+            b->name, sc->name, from ? "from k on" : "only k", n, k1 - k0 + 1, t_now() - t0,
+            clean_ok, with_enomem);
 }
 
 START_TEST(fail_only_the_kth_allocation)
 {
-    torture(&backends[_i], false);
+    torture(&representative, &backends[_i], false);
 }
 END_TEST
 
 START_TEST(fail_every_allocation_from_the_kth)
 {
-    torture(&backends[_i], true);
+    torture(&representative, &backends[_i], true);
+}
+END_TEST
+
+START_TEST(capped_fail_only_the_kth_allocation)
+{
+    torture(&capped, &backends[_i], false);
+}
+END_TEST
+
+START_TEST(capped_fail_every_allocation_from_the_kth)
+{
+    torture(&capped, &backends[_i], true);
 }
 END_TEST
 
@@ -459,5 +663,11 @@ int main(void)
     tcase_add_loop_test(tc, fail_only_the_kth_allocation, 0, 2);
     tcase_add_loop_test(tc, fail_every_allocation_from_the_kth, 0, 2);
     suite_add_tcase(s, tc);
+    /* A case of its own: CK_RUN_CASE=result_cap runs only this one. */
+    TCase *cap = tcase_create("result_cap");
+    tcase_set_timeout(cap, TEST_TIMEOUT_S);
+    tcase_add_loop_test(cap, capped_fail_only_the_kth_allocation, 0, 2);
+    tcase_add_loop_test(cap, capped_fail_every_allocation_from_the_kth, 0, 2);
+    suite_add_tcase(s, cap);
     return t_run_suite(s);
 }
