@@ -10,7 +10,6 @@
  */
 #include <check.h>
 
-#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,40 +402,6 @@ END_TEST
 
 /* ---- memory ---- */
 
-/* Bytes evdb holds, and their peak, through the allocator hooks (sizes
- * from malloc_usable_size, so pointers from before the hooks are fine). */
-static size_t held, held_peak;
-
-static void *count_malloc(size_t n)
-{
-    void *p = malloc(n);
-    if (p) {
-        held += malloc_usable_size(p);
-        if (held > held_peak)
-            held_peak = held;
-    }
-    return p;
-}
-
-static void *count_realloc(void *old, size_t n)
-{
-    size_t before = old ? malloc_usable_size(old) : 0;
-    void *p = realloc(old, n);
-    if (p) {
-        held = held - before + malloc_usable_size(p);
-        if (held > held_peak)
-            held_peak = held;
-    }
-    return p;
-}
-
-static void count_free(void *p)
-{
-    if (p)
-        held -= malloc_usable_size(p);
-    free(p);
-}
-
 static size_t max_rss_bytes(void)
 {
     struct rusage ru;
@@ -453,11 +418,10 @@ struct peak {
 static struct peak measure(size_t cap, const char *sql, const evdb_value *p, size_t n,
                            int want)
 {
-    evdb_set_allocators(count_malloc, count_realloc, count_free);
+    t_bytes_track();
     evdb_conn *c = open_cap(cap);
     size_t rss0 = max_rss_bytes();
-    size_t base = held;
-    held_peak = held;
+    t_bytes_peak_reset();
     evdb_future *f = submit(c, sql, p, n, 0);
     int rc = t_wait(f);
     ck_assert_msg(rc == want, "%s: %s", sql, evdb_err_name(rc));
@@ -466,7 +430,7 @@ static struct peak measure(size_t cap, const char *sql, const evdb_value *p, siz
         ck_assert_uint_eq(evdb_result_nrows(r), 50000);
     }
     evdb_future_unref(f);
-    struct peak pk = {held_peak - base, max_rss_bytes() - rss0};
+    struct peak pk = {t_bytes_peak(), max_rss_bytes() - rss0};
     still_serves(c);
     t_conn_close(c);
     return pk;

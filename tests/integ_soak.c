@@ -93,17 +93,6 @@
 #define ALLOC_SLACK 400
 #define RSS_SLACK_KB (24 * 1024)
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 static struct ev_loop *L;
 
 typedef struct backend {
@@ -963,7 +952,7 @@ START_TEST(soak_both_backends_with_faults)
         size_t base = warm[1].live > warm[0].live ? warm[1].live : warm[0].live;
         ck_assert_msg(end.live <= base + ALLOC_SLACK, "live allocations grew from %zu to %zu",
                       base, end.live);
-        if (!UNDER_ASAN && !C.valgrind)
+        if (!T_UNDER_ASAN && !C.valgrind)
             ck_assert_msg(end.rss <= warm[0].rss + RSS_SLACK_KB,
                           "resident memory grew from %ld to %ld kB", warm[0].rss, end.rss);
     }

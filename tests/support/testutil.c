@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -98,6 +99,53 @@ void t_alloc_fail_at(size_t nth)
 size_t t_alloc_count(void)
 {
     return count;
+}
+
+static size_t held, held_base, held_peak;
+
+static void *bytes_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p) {
+        held += malloc_usable_size(p);
+        if (held > held_peak)
+            held_peak = held;
+    }
+    return p;
+}
+
+static void *bytes_realloc(void *old, size_t n)
+{
+    size_t before = old ? malloc_usable_size(old) : 0;
+    void *p = realloc(old, n);
+    if (p) {
+        held = held - before + malloc_usable_size(p);
+        if (held > held_peak)
+            held_peak = held;
+    }
+    return p;
+}
+
+static void bytes_free(void *p)
+{
+    if (p)
+        held -= malloc_usable_size(p);
+    free(p);
+}
+
+void t_bytes_track(void)
+{
+    evdb_set_allocators(bytes_malloc, bytes_realloc, bytes_free);
+}
+
+void t_bytes_peak_reset(void)
+{
+    held_base = held_peak = held;
+}
+
+size_t t_bytes_peak(void)
+{
+    return held_peak - held_base;
 }
 
 double t_now(void)

@@ -32,6 +32,28 @@ void t_run_for(struct ev_loop *loop, double seconds);
 void t_alloc_fail_at(size_t nth);
 size_t t_alloc_count(void);
 
+/* Byte accounting through evdb_set_allocators: t_bytes_track() routes
+ * evdb's allocations through hooks that count the bytes it holds
+ * (malloc_usable_size, so blocks allocated before are fine);
+ * t_bytes_peak_reset() starts a new peak from what is held now;
+ * t_bytes_peak() is the most held since then, above that start. */
+void t_bytes_track(void);
+void t_bytes_peak_reset(void);
+size_t t_bytes_peak(void);
+
+/* AddressSanitizer builds keep freed memory in quarantine (resident), so
+ * tests that bound the process's resident memory skip that part there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define T_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define T_UNDER_ASAN 1
+#endif
+#endif
+#ifndef T_UNDER_ASAN
+#define T_UNDER_ASAN 0
+#endif
+
 /* Run a suite with CK_ENV verbosity (fork mode unless CK_FORK=no), free
  * it, and return the process exit status: failures make it non-zero.
  * Check's summary line ("100%: Checks: N, ...") ends the output. */
