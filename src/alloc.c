@@ -192,7 +192,9 @@ void *evdb__obj_alloc(size_t n)
         if (!c->off && exit_key != (pthread_key_t)-1 && pthread_setspecific(exit_key, c) == 0)
             c->registered = true;
     }
-    return evdb__malloc((k + 1) * OBJ_CLASS_BYTES);
+    /* Sized to the class so the block can serve any size of it later;
+     * exact when the cache is off, so that ASan sees every overflow. */
+    return evdb__malloc(c->off ? n : (k + 1) * OBJ_CLASS_BYTES);
 }
 
 void evdb__obj_free(void *p, size_t n)
