@@ -544,6 +544,23 @@ START_TEST(params_round_trip)
 }
 END_TEST
 
+/* A SELECT without columns still has its rows (PostgreSQL allows it). */
+START_TEST(zero_column_rows)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_app();
+    evdb_future *f = t_run_ok(c, "SELECT FROM generate_series(1, 100)", NULL, 0);
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_uint_eq(evdb_result_ncols(r), 0);
+    ck_assert_uint_eq(evdb_result_nrows(r), 100);
+    ck_assert_int_eq(evdb_result_affected(r), 100);
+    ck_assert_ptr_null(evdb_result_text(r, 0, 0, NULL));
+    evdb_future_unref(f);
+    t_conn_close(c);
+    t_loop_free(L);
+}
+END_TEST
+
 START_TEST(nulls_and_types)
 {
     L = t_loop_new(WATCHDOG_S);
@@ -2135,6 +2152,7 @@ int main(void)
     /* Loop tests over open_variant: pipelined/single x cached/uncached. */
     tcase_add_loop_test(query, params_round_trip, 0, 4);
     tcase_add_test(query, nulls_and_types);
+    tcase_add_test(query, zero_column_rows);
     tcase_add_loop_test(query, bytea_all_bytes, 0, 4);
     tcase_add_test(query, large_result);
     tcase_add_loop_test(query, unicode_and_empty_text, 0, 4);

@@ -199,7 +199,7 @@ static int count(int n)
 static evdb_result *build_small(const PGresult *res, int ncols, int nrows, bool *tried)
 {
     *tried = false;
-    if (ncols > SMALL_CELLS || (nrows && ncols * nrows > SMALL_CELLS))
+    if (ncols > SMALL_CELLS || (size_t)ncols * (size_t)nrows > SMALL_CELLS)
         return NULL;
     evdb__rcol cols[SMALL_CELLS];
     for (int c = 0; c < ncols; c++) {
