@@ -309,12 +309,7 @@ static evdb_conn *open_conn(const backend *b)
 {
     const char *url = b->url();
     ck_assert_msg(url != NULL, "no test servers: run scripts/testdb start");
-    evdb_future *f = evdb_conn_open(L, url, NULL);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
-    evdb_conn *c = evdb_future_take_conn(f);
-    evdb_future_unref(f);
-    return c;
+    return t_conn_open(L, url, NULL);
 }
 
 static evdb_future *run(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)

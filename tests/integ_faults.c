@@ -31,6 +31,7 @@
 #include "faultproxy.h"
 #include "testenv.h"
 #include "testutil.h"
+#include "tquery.h"
 
 #define WATCHDOG_S 50.0
 #define TEST_TIMEOUT_S 60
@@ -150,17 +151,6 @@ static void sleep_loop(double s)
     evdb_future_unref(f);
 }
 
-static evdb_conn *open_url(const char *url, const evdb_conn_opts *o)
-{
-    evdb_future *f = evdb_conn_open(L, url, o);
-    ck_assert_msg(f != NULL, "evdb_conn_open: %s", evdb_error_message(evdb_last_error()));
-    ck_assert_msg(t_wait(f) == 0, "connect: %s", evdb_error_message(evdb_future_error(f)));
-    evdb_conn *c = evdb_future_take_conn(f);
-    evdb_future_unref(f);
-    ck_assert_ptr_nonnull(c);
-    return c;
-}
-
 static void close_conn(evdb_conn *c)
 {
     evdb_future *f = evdb_conn_close(c);
@@ -229,7 +219,7 @@ START_TEST(trickle_gives_correct_results)
     proxy_up(b);
     enum { NROWS = 150 };
     /* The reference: the same rows over a direct connection. */
-    evdb_conn *d = open_url(need(b->url), &o);
+    evdb_conn *d = t_conn_open(L, need(b->url), &o);
     evdb_value n = evdb_int(NROWS);
     evdb_future *ref = query(d, b->rows_sql, &n, 1, 0);
     ck_assert_int_eq(t_wait(ref), 0);
@@ -238,7 +228,7 @@ START_TEST(trickle_gives_correct_results)
      * loop iteration: every read the drivers do is a partial one. */
     set_fault(EVDB_FP_TRICKLE, 0);
     double t0 = t_now();
-    evdb_conn *c = open_url(PURL, &o);
+    evdb_conn *c = t_conn_open(L, PURL, &o);
     fprintf(stderr, "[%s] trickled connect: %.3f s\n", b->name, t_now() - t0);
     expect_param_ok(b, c, 41, 0);
 
@@ -317,7 +307,7 @@ START_TEST(stall_times_out_queries_on_time)
 {
     const backend *b = &backends[_i];
     proxy_up(b);
-    evdb_conn *c = open_url(PURL, NULL);
+    evdb_conn *c = t_conn_open(L, PURL, NULL);
     expect_param_ok(b, c, 1, 5);
 
     set_fault(EVDB_FP_STALL, 0);
@@ -379,7 +369,7 @@ START_TEST(close_while_the_cancel_hangs)
 {
     const backend *b = &backends[_i];
     proxy_up(b);
-    evdb_conn *c = open_url(PURL, NULL);
+    evdb_conn *c = t_conn_open(L, PURL, NULL);
     expect_param_ok(b, c, 1, 5);
     set_fault(EVDB_FP_STALL, 0);
     char sql[SQL_MAX];
@@ -447,7 +437,7 @@ START_TEST(connect_under_faults)
     expect_connect_fails(PURL, 5, EVDB_ECONNECT, 2.0);
     /* Slow but working. */
     set_fault(EVDB_FP_DELAY, 50);
-    evdb_conn *c = open_url(PURL, NULL);
+    evdb_conn *c = t_conn_open(L, PURL, NULL);
     expect_param_ok(b, c, 5, 5);
     set_fault(EVDB_FP_PASS, 0);
     expect_param_ok(b, c, 6, 5);
@@ -462,7 +452,7 @@ START_TEST(drop_mid_result)
     const backend *b = &backends[_i % 2];
     bool rst = _i >= 2;
     proxy_up(b);
-    evdb_conn *c = open_url(PURL, NULL);
+    evdb_conn *c = t_conn_open(L, PURL, NULL);
     expect_param_ok(b, c, 1, 5);
     set_fault(rst ? EVDB_FP_DROP_RST : EVDB_FP_DROP, 3000);
     enum { NQ = 4 };
@@ -495,7 +485,7 @@ START_TEST(drop_mid_result)
     ck_assert_uint_ge(st.dropped, 1);
     /* The fault clears: a new connection works. */
     set_fault(EVDB_FP_PASS, 0);
-    c = open_url(PURL, NULL);
+    c = t_conn_open(L, PURL, NULL);
     expect_param_ok(b, c, 2, 5);
     close_conn(c);
 }
@@ -505,7 +495,7 @@ START_TEST(reset_during_a_query)
 {
     const backend *b = &backends[_i];
     proxy_up(b);
-    evdb_conn *c = open_url(PURL, NULL);
+    evdb_conn *c = t_conn_open(L, PURL, NULL);
     expect_param_ok(b, c, 1, 5);
     char sql[SQL_MAX];
     snprintf(sql, sizeof sql, b->sleep_fmt, 1.0);
@@ -528,7 +518,7 @@ START_TEST(reset_during_a_query)
 
     /* An idle connection reset by the network is noticed too, and the
      * next query is refused at once rather than hanging. */
-    c = open_url(PURL, NULL);
+    c = t_conn_open(L, PURL, NULL);
     expect_param_ok(b, c, 3, 5);
     evdb_fp_reset_all(FP);
     t_run_for(L, 0.2);
@@ -543,7 +533,7 @@ START_TEST(delay_and_timeouts)
     const backend *b = &backends[_i];
     proxy_up(b);
     set_fault(EVDB_FP_DELAY, 80);
-    evdb_conn *c = open_url(PURL, NULL);
+    evdb_conn *c = t_conn_open(L, PURL, NULL);
     /* A round trip takes 160 ms: a generous timeout passes... */
     double t0 = t_now();
     expect_param_ok(b, c, 1, 3);
@@ -941,7 +931,7 @@ START_TEST(backends_killed_at_random_under_load)
     memset(&k, 0, sizeof k);
     k.b = b;
     k.seed = 12345u + (unsigned)_i;
-    k.admin = open_url(admin_url, NULL);
+    k.admin = t_conn_open(L, admin_url, NULL);
     for (int i = 0; i < WORKERS; i++)
         submit_next(&l);
     recovered(&l, "warm-up", 0.3, 10);

@@ -44,13 +44,6 @@ static void teardown(void)
 
 /* ---- helpers ---- */
 
-static const char *my_url(void)
-{
-    const char *u = evdb_test_my_url();
-    ck_assert_msg(u != NULL, "no MariaDB test server: run scripts/testdb start");
-    return u;
-}
-
 static const char *my_port(void)
 {
     const char *p = evdb_test_env("EVDB_TEST_MY_PORT");
@@ -58,28 +51,16 @@ static const char *my_port(void)
     return p;
 }
 
-static evdb_conn *open_opts(const char *url, const evdb_conn_opts *opts)
-{
-    evdb_future *f = evdb_conn_open(L, url, opts);
-    ck_assert_msg(f != NULL, "evdb_conn_open: %s", evdb_error_message(evdb_last_error()));
-    int rc = t_wait(f);
-    ck_assert_msg(rc == 0, "connect failed: %s", evdb_error_message(evdb_future_error(f)));
-    evdb_conn *c = evdb_future_take_conn(f);
-    ck_assert_ptr_nonnull(c);
-    evdb_future_unref(f);
-    return c;
-}
-
 static evdb_conn *open_app(void)
 {
-    return open_opts(my_url(), NULL);
+    return t_conn_open(L, t_my_url(), NULL);
 }
 
 static evdb_conn *open_admin(void)
 {
     const char *u = evdb_test_my_admin_url();
     ck_assert_ptr_nonnull(u);
-    return open_opts(u, NULL);
+    return t_conn_open(L, u, NULL);
 }
 
 static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
@@ -147,7 +128,7 @@ START_TEST(connect_mysql_scheme_and_socket)
     /* The same server under the mysql:// scheme. */
     snprintf(url, sizeof url, "mysql://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test",
              my_port());
-    evdb_conn *c = open_opts(url, NULL);
+    evdb_conn *c = t_conn_open(L, url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 7"), 7);
     t_conn_close(c);
     /* Over the unix socket, given as an option. */
@@ -155,7 +136,7 @@ START_TEST(connect_mysql_scheme_and_socket)
     ck_assert_ptr_nonnull(sock);
     snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@/evdb_test?unix_socket=%s",
              sock);
-    c = open_opts(url, NULL);
+    c = t_conn_open(L, url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 8"), 8);
     t_conn_close(c);
 }
@@ -168,7 +149,7 @@ START_TEST(connect_host_name)
     char url[URL_MAX];
     snprintf(url, sizeof url,
              "mariadb://evdb:" APP_PASSWORD "@LOCALHOST:%s/evdb_test?charset=latin1", my_port());
-    evdb_conn *c = open_opts(url, NULL);
+    evdb_conn *c = t_conn_open(L, url, NULL);
     evdb_future *f = t_run_ok(c, "SELECT @@character_set_client", NULL, 0);
     t_expect_cell(evdb_future_result(f), 0, 0, "latin1");
     evdb_future_unref(f);
@@ -1157,7 +1138,7 @@ START_TEST(stmt_cache_lru)
     evdb_conn_opts o;
     memset(&o, 0, sizeof o);
     o.stmt_cache_size = 2;
-    evdb_conn *c = open_opts(my_url(), &o);
+    evdb_conn *c = t_conn_open(L, t_my_url(), &o);
     char sql[SQL_MAX];
     for (int round = 0; round < 3; round++) {
         for (int k = 0; k < 5; k++) {
@@ -1193,7 +1174,7 @@ START_TEST(stmt_cache_lru)
     t_conn_close(c);
     /* With the cache off nothing stays prepared. */
     o.stmt_cache_size = EVDB_STMT_CACHE_OFF;
-    c = open_opts(my_url(), &o);
+    c = t_conn_open(L, t_my_url(), &o);
     for (int i = 0; i < 3; i++) {
         evdb_value w = evdb_int(i);
         f = t_run_ok(c, "SELECT ?", &w, 1);
@@ -1228,7 +1209,7 @@ START_TEST(pool_release_resets_session)
     evdb_pool_opts po;
     memset(&po, 0, sizeof po);
     po.max_conns = 1;
-    evdb_pool *p = evdb_pool_new(L, my_url(), &po);
+    evdb_pool *p = evdb_pool_new(L, t_my_url(), &po);
     ck_assert_ptr_nonnull(p);
     evdb_conn *c = pool_acquire(p);
     int64_t id = evdb_conn_server_id(c);
@@ -1397,7 +1378,7 @@ static evdb_conn *one_user_open(bool backstop)
     snprintf(url, sizeof url,
              "mariadb://" ONE_USER ":" ONE_PASSWORD "@127.0.0.1:%s/evdb_test?server_timeout=%s",
              my_port(), backstop ? "true" : "false");
-    return open_opts(url, NULL);
+    return t_conn_open(L, url, NULL);
 }
 
 /* The query times out at 0.3 s; the query queued behind it is answered
@@ -1459,7 +1440,7 @@ START_TEST(server_timeout_scope)
     snprintf(url, sizeof url,
              "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test?server_timeout=true",
              my_port());
-    evdb_conn *c = open_opts(url, NULL);
+    evdb_conn *c = t_conn_open(L, url, NULL);
     evdb_value one = evdb_int(1);
     evdb_future *f = submit(c, "SELECT @@max_statement_time", NULL, 0, 2.5);
     ck_assert_int_eq(t_wait(f), 0);
@@ -1701,7 +1682,7 @@ START_TEST(server_stop_and_restart)
     ck_assert_ptr_null(evdb_conn_query(idle, "SELECT 1", NULL, 0, NULL));
     ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECONNLOST);
     /* Down: connecting fails cleanly. */
-    f = evdb_conn_open(L, my_url(), NULL);
+    f = evdb_conn_open(L, t_my_url(), NULL);
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(t_wait(f), EVDB_ECONNECT);
     evdb_future_unref(f);
@@ -1776,7 +1757,7 @@ START_TEST(tls_concurrent)
              my_port());
     evdb_conn *cs[3];
     for (int i = 0; i < 3; i++)
-        cs[i] = open_opts(url, NULL);
+        cs[i] = t_conn_open(L, url, NULL);
     f = t_run_ok(cs[0], "SHOW SESSION STATUS LIKE 'Ssl_cipher'", NULL, 0);
     ck_assert_str_ne(evdb_result_text(evdb_future_result(f), 0, 1, NULL), "");
     evdb_future_unref(f);

@@ -57,31 +57,17 @@ static void teardown(void)
 
 /* ---- helpers ---- */
 
-static const char *my_url(void)
-{
-    const char *u = evdb_test_my_url();
-    ck_assert_msg(u != NULL, "no MariaDB test server: run scripts/testdb start");
-    return u;
-}
-
 static evdb_conn *open_url(const char *url, size_t cap)
 {
     evdb_conn_opts o;
     memset(&o, 0, sizeof o);
     o.max_result_bytes = cap;
-    evdb_future *f = evdb_conn_open(L, url, &o);
-    ck_assert_msg(f != NULL, "evdb_conn_open: %s", evdb_error_message(evdb_last_error()));
-    int rc = t_wait(f);
-    ck_assert_msg(rc == 0, "connect failed: %s", evdb_error_message(evdb_future_error(f)));
-    evdb_conn *c = evdb_future_take_conn(f);
-    ck_assert_ptr_nonnull(c);
-    evdb_future_unref(f);
-    return c;
+    return t_conn_open(L, url, &o);
 }
 
 static evdb_conn *open_cap(size_t cap)
 {
-    return open_url(my_url(), cap);
+    return open_url(t_my_url(), cap);
 }
 
 static evdb_conn *open_admin(void)
@@ -368,7 +354,7 @@ START_TEST(pool_enforces_cap)
     memset(&po, 0, sizeof po);
     po.max_conns = 2;
     po.max_result_bytes = CAP;
-    evdb_pool *p = evdb_pool_new(L, my_url(), &po);
+    evdb_pool *p = evdb_pool_new(L, t_my_url(), &po);
     ck_assert_ptr_nonnull(p);
     evdb_value v = evdb_text("x");
     evdb_future *fs[4] = {

@@ -38,15 +38,8 @@ static evdb_conn_opts variant_opts(int i, size_t cap)
 
 static evdb_conn *open_capped(int i, size_t cap)
 {
-    const char *url = evdb_test_pg_url();
-    ck_assert_msg(url != NULL, "no PostgreSQL test server: run scripts/testdb start");
     evdb_conn_opts o = variant_opts(i, cap);
-    evdb_future *f = evdb_conn_open(L, url, &o);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_msg(t_wait(f) == 0, "connect: %s", evdb_error_message(evdb_future_error(f)));
-    evdb_conn *c = evdb_future_take_conn(f);
-    evdb_future_unref(f);
-    return c;
+    return t_conn_open(L, t_pg_url(), &o);
 }
 
 static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)

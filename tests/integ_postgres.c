@@ -35,30 +35,11 @@ static struct ev_loop *L;
 
 /* ------------------------------------------------------------------ helpers */
 
-static const char *pg_url(void)
-{
-    const char *u = evdb_test_pg_url();
-    ck_assert_msg(u != NULL, "no PostgreSQL test server: run scripts/testdb start");
-    return u;
-}
-
 static const char *pg_port(void)
 {
     const char *p = evdb_test_env("EVDB_TEST_PG_PORT");
     ck_assert_ptr_nonnull(p);
     return p;
-}
-
-static evdb_conn *open_opts(const char *url, const evdb_conn_opts *opts)
-{
-    evdb_future *f = evdb_conn_open(L, url, opts);
-    ck_assert_msg(f != NULL, "evdb_conn_open: %s", evdb_error_message(evdb_last_error()));
-    int rc = t_wait(f);
-    ck_assert_msg(rc == 0, "connect failed: %s", evdb_error_message(evdb_future_error(f)));
-    evdb_conn *c = evdb_future_take_conn(f);
-    ck_assert_ptr_nonnull(c);
-    evdb_future_unref(f);
-    return c;
 }
 
 /* depth 0 = the driver's default (pipelined), 1 = no pipelining; cache 0 =
@@ -69,7 +50,7 @@ static evdb_conn *open_app_with(unsigned depth, unsigned cache)
     memset(&o, 0, sizeof o);
     o.pipeline_depth = depth;
     o.stmt_cache_size = cache;
-    return open_opts(pg_url(), &o);
+    return t_conn_open(L, t_pg_url(), &o);
 }
 
 static evdb_conn *open_app(void)
@@ -81,7 +62,7 @@ static evdb_conn *open_admin(void)
 {
     const char *u = evdb_test_pg_admin_url();
     ck_assert_ptr_nonnull(u);
-    return open_opts(u, NULL);
+    return t_conn_open(L, u, NULL);
 }
 
 static evdb_future *submit_flags(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
@@ -191,12 +172,12 @@ START_TEST(connect_ok)
     snprintf(url, sizeof url,
              "host=127.0.0.1 port=%s user=evdb password=" APP_PASSWORD " dbname=evdb_test",
              pg_port());
-    c = open_opts(url, NULL);
+    c = t_conn_open(L, url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 2"), 2);
     t_conn_close(c);
     snprintf(url, sizeof url, "postgres://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test",
              pg_port());
-    c = open_opts(url, NULL);
+    c = t_conn_open(L, url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
     t_conn_close(c);
 
@@ -205,7 +186,7 @@ START_TEST(connect_ok)
     if (sockdir) {
         snprintf(url, sizeof url, "postgresql://postgres@/evdb_test?host=%s&port=%s", sockdir,
                  pg_port());
-        c = open_opts(url, NULL);
+        c = t_conn_open(L, url, NULL);
         ck_assert_int_eq(query_int(c, "SELECT 4"), 4);
         t_conn_close(c);
     }
@@ -215,7 +196,7 @@ START_TEST(connect_ok)
              "host=127.0.0.1,127.0.0.1 port=%d,%s user=evdb password=" APP_PASSWORD
              " dbname=evdb_test",
              free_port(), pg_port());
-    c = open_opts(url, NULL);
+    c = t_conn_open(L, url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 5"), 5);
     t_conn_close(c);
     t_loop_free(L);
@@ -230,7 +211,7 @@ START_TEST(connect_host_names)
     char url[URL_MAX];
     snprintf(url, sizeof url, "postgresql://evdb:" APP_PASSWORD "@localhost:%s/evdb_test",
              pg_port());
-    evdb_conn *c = open_opts(url, NULL);
+    evdb_conn *c = t_conn_open(L, url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
     /* libpq still knows the name (TLS verification, .pgpass, messages). */
     evdb_future *f = t_run_ok(c, "SELECT inet_server_addr()::text", NULL, 0);
@@ -245,7 +226,7 @@ START_TEST(connect_host_names)
              "host=localhost,localhost port=%d,%s user=evdb password=" APP_PASSWORD
              " dbname=evdb_test",
              free_port(), pg_port());
-    c = open_opts(url, NULL);
+    c = t_conn_open(L, url, NULL);
     ck_assert_int_eq(query_int(c, "SELECT 2"), 2);
     t_conn_close(c);
 
@@ -256,7 +237,7 @@ START_TEST(connect_host_names)
     evdb_conn_opts o;
     memset(&o, 0, sizeof o);
     o.connect_timeout = 8;
-    c = open_opts(url, &o);
+    c = t_conn_open(L, url, &o);
     ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
     t_conn_close(c);
 
@@ -1562,7 +1543,7 @@ START_TEST(stmt_cache)
     memset(&o, 0, sizeof o);
     o.stmt_cache_size = 4;
     o.pipeline_depth = _i ? 1 : 0;
-    evdb_conn *c = open_opts(pg_url(), &o);
+    evdb_conn *c = t_conn_open(L, t_pg_url(), &o);
     /* 30 distinct statements, each used 3 times: the cache stays bounded. */
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < 30; i++) {
@@ -1654,7 +1635,7 @@ START_TEST(prepare_api)
     memset(&o, 0, sizeof o);
     o.stmt_cache_size = 4;
     o.pipeline_depth = _i ? 1 : 0;
-    evdb_conn *c = open_opts(pg_url(), &o);
+    evdb_conn *c = t_conn_open(L, t_pg_url(), &o);
     char name[64], name2[64];
     static const char sql[] = "SELECT $1::int * 2 AS doubled, $2::text AS label";
 
@@ -1780,7 +1761,7 @@ START_TEST(prepare_api)
     /* MariaDB: not yet, said at once. */
     const char *my = evdb_test_my_url();
     if (my) {
-        c = open_opts(my, NULL);
+        c = t_conn_open(L, my, NULL);
         ck_assert_ptr_null(evdb_conn_prepare(c, "SELECT 1", NULL, 0, NULL));
         ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ENOTSUP);
         ck_assert_ptr_null(evdb_conn_unprepare(c, "SELECT 1", NULL, 0, NULL));

@@ -3,7 +3,34 @@
 #include <check.h>
 #include <string.h>
 
+#include "testenv.h"
 #include "testutil.h"
+
+const char *t_pg_url(void)
+{
+    const char *u = evdb_test_pg_url();
+    ck_assert_msg(u != NULL, "no PostgreSQL test server: run scripts/testdb start");
+    return u;
+}
+
+const char *t_my_url(void)
+{
+    const char *u = evdb_test_my_url();
+    ck_assert_msg(u != NULL, "no MariaDB test server: run scripts/testdb start");
+    return u;
+}
+
+evdb_conn *t_conn_open(struct ev_loop *loop, const char *url, const evdb_conn_opts *opts)
+{
+    evdb_future *f = evdb_conn_open(loop, url, opts);
+    ck_assert_msg(f != NULL, "evdb_conn_open: %s", evdb_error_message(evdb_last_error()));
+    int rc = t_wait(f);
+    ck_assert_msg(rc == 0, "connect failed: %s", evdb_error_message(evdb_future_error(f)));
+    evdb_conn *c = evdb_future_take_conn(f);
+    ck_assert_ptr_nonnull(c);
+    evdb_future_unref(f);
+    return c;
+}
 
 void t_conn_close(evdb_conn *c)
 {

@@ -10,6 +10,17 @@
 
 #include <evdb.h>
 
+struct ev_loop;
+
+/* The throwaway servers' application URLs (scripts/testdb), asserting
+ * that the server is there. */
+const char *t_pg_url(void);
+const char *t_my_url(void);
+
+/* Open a connection on loop (opts may be NULL), wait, and assert it
+ * worked; the failure message carries the error. */
+evdb_conn *t_conn_open(struct ev_loop *loop, const char *url, const evdb_conn_opts *opts);
+
 /* Close c and wait until it is closed. */
 void t_conn_close(evdb_conn *c);
 
