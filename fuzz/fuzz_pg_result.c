@@ -18,6 +18,7 @@
 #include <evdb.h>
 
 #include "pg_internal.h"
+#include "reader.h"
 
 #define MAX_COLS 6
 #define MAX_ROWS 16
@@ -26,19 +27,6 @@ static const Oid oids[] = {PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BOOL
                            PG_OID_INT2, PG_OID_INT4, PG_OID_TEXT, PG_OID_OID, PG_OID_FLOAT4,
                            PG_OID_FLOAT8, PG_OID_BPCHAR, PG_OID_VARCHAR, PG_OID_NAME,
                            PG_OID_CHAR, 1700u /* numeric */, 1082u /* date */, 0u};
-
-typedef struct reader {
-    const uint8_t *p;
-    size_t left;
-} reader;
-
-static uint8_t byte(reader *r)
-{
-    if (!r->left)
-        return 0;
-    r->left--;
-    return *r->p++;
-}
 
 static int hexval(unsigned char c)
 {

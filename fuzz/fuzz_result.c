@@ -19,23 +19,11 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "reader.h"
 
 #define MAX_COLS 8
 #define MAX_CELLS 512
 #define MAX_CHAIN 4
-
-typedef struct reader {
-    const uint8_t *p;
-    size_t left;
-} reader;
-
-static uint8_t byte(reader *r)
-{
-    if (!r->left)
-        return 0;
-    r->left--;
-    return *r->p++;
-}
 
 static const uint8_t *bytes(reader *r, size_t *n)
 {

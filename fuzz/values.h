@@ -13,6 +13,8 @@
 
 #include <evdb.h>
 
+#include "reader.h"
+
 /* The core's value helpers (src/internal.h would bring a second
  * evdb__dconn along with driver.h; these are all that is needed). */
 size_t evdb__values_size(const evdb_value *params, size_t n);
@@ -20,21 +22,6 @@ evdb_value *evdb__values_copy_into(void *dst, const evdb_value *params, size_t n
 int evdb__values_check(const evdb_value *params, size_t n);
 
 #define MAX_VALUES 96
-
-typedef struct reader {
-    const uint8_t *p;
-    size_t left;
-} reader;
-
-static bool take(reader *r, void *out, size_t n)
-{
-    if (r->left < n)
-        return false;
-    memcpy(out, r->p, n);
-    r->p += n;
-    r->left -= n;
-    return true;
-}
 
 /* One value from the input; false at the end. Text and bytes point into
  * the input. */
