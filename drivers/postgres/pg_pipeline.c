@@ -1035,7 +1035,8 @@ static bool is_ok_status(ExecStatusType st)
 static void watch_tag(evdb__dconn *dc, const PGresult *res)
 {
     const char *tag = PQcmdStatus((PGresult *)res);
-    if (tag && (!strcmp(tag, "DISCARD ALL") || !strcmp(tag, "DEALLOCATE ALL")))
+    /* The first letter first: this runs for every result. */
+    if (tag && tag[0] == 'D' && (!strcmp(tag, "DISCARD ALL") || !strcmp(tag, "DEALLOCATE ALL")))
         evdb__pg_cache_forget_all(&dc->cache);
 }
 

@@ -94,6 +94,17 @@ static int put_bytea(evdb__rbuild *b, const char *s, size_t len)
     return 0;
 }
 
+static inline bool starts_with(const char *s, const char *word, size_t n)
+{
+    /* Stops at the first difference, so never reads past a short tag's
+     * terminator; inline because strncmp's call costs more than these few
+     * letters. */
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != word[i])
+            return false;
+    return true;
+}
+
 /* The row count of a command tag, as PQcmdTuples finds it ("INSERT 0 5",
  * "SELECT 3", "UPDATE 2", ...; MERGE, FETCH, MOVE and COPY too), or -1 when
  * the command has none. Read from the tag directly: PQcmdTuples costs as
@@ -109,7 +120,7 @@ static int64_t affected_of_tag(const char *tag)
         return -1;
     const char *s = NULL;
     for (size_t i = 0; i < sizeof counted / sizeof counted[0] && !s; i++)
-        if (tag[0] == counted[i].word[0] && !strncmp(tag, counted[i].word, counted[i].len))
+        if (starts_with(tag, counted[i].word, counted[i].len))
             s = tag + counted[i].len;
     if (!s)
         return -1;
