@@ -123,37 +123,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             assert(PQsetvalue(res, r, c, buf, (int)(o + n)));
         }
     }
-    evdb_result *er = evdb__pg_result_build(res);
-    assert(er);
-    int rows = ncols ? PQntuples(res) : 0;
-    assert(evdb_result_ncols(er) == (size_t)ncols);
-    assert(evdb_result_nrows(er) == (size_t)rows);
-    static unsigned char ref[260];
-    for (int r = 0; r < rows; r++) {
-        for (int c = 0; c < ncols; c++) {
-            size_t len = 0;
-            const char *got = evdb_result_text(er, (size_t)r, (size_t)c, &len);
-            if (PQgetisnull(res, r, c)) {
-                assert(got == NULL);
-                continue;
+    /* Twice through a statement's column memo: the first build keeps the
+     * columns, the second reads them from there. */
+    pg_cols *cols = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        evdb_result *er = evdb__pg_result_build(res, &cols);
+        assert(er);
+        int rows = ncols ? PQntuples(res) : 0;
+        assert(evdb_result_ncols(er) == (size_t)ncols);
+        assert(evdb_result_nrows(er) == (size_t)rows);
+        static unsigned char ref[260];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < ncols; c++) {
+                size_t len = 0;
+                const char *got = evdb_result_text(er, (size_t)r, (size_t)c, &len);
+                if (PQgetisnull(res, r, c)) {
+                    assert(got == NULL);
+                    continue;
+                }
+                const char *src = PQgetvalue(res, r, c);
+                size_t slen = (size_t)PQgetlength(res, r, c);
+                size_t n;
+                if (att[c].typid == PG_OID_BYTEA && ref_bytea(src, slen, ref, &n)) {
+                    assert(len == n && memcmp(got, ref, n) == 0);
+                } else {
+                    assert(len == slen && memcmp(got, src, slen) == 0);
+                }
+                assert(got[len] == '\0');
             }
-            const char *src = PQgetvalue(res, r, c);
-            size_t slen = (size_t)PQgetlength(res, r, c);
-            size_t n;
-            if (att[c].typid == PG_OID_BYTEA && ref_bytea(src, slen, ref, &n)) {
-                assert(len == n && memcmp(got, ref, n) == 0);
-            } else {
-                assert(len == slen && memcmp(got, src, slen) == 0);
-            }
-            assert(got[len] == '\0');
         }
+        for (int c = 0; c < ncols; c++) {
+            assert(evdb_result_coltype_native(er, (size_t)c) == att[c].typid);
+            assert(strcmp(evdb_result_colname(er, (size_t)c), names[c]) == 0);
+            if (att[c].typid == PG_OID_BYTEA)
+                assert(evdb_result_coltype(er, (size_t)c) == EVDB_TYPE_BYTES);
+        }
+        evdb__result_free(er);
     }
-    for (int c = 0; c < ncols; c++) {
-        assert(evdb_result_coltype_native(er, (size_t)c) == att[c].typid);
-        if (att[c].typid == PG_OID_BYTEA)
-            assert(evdb_result_coltype(er, (size_t)c) == EVDB_TYPE_BYTES);
-    }
-    evdb__result_free(er);
+    evdb__pg_cols_free(cols);
     PQclear(res);
     return 0;
 }

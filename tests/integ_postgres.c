@@ -1790,6 +1790,13 @@ START_TEST(schema_change_reprepare)
     ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), 1), EVDB_TYPE_TEXT);
     t_expect_cell(evdb_future_result(f), 0, 1, "ten");
     evdb_future_unref(f);
+    /* A renamed column: a statement's results keep their columns while it
+     * lives (pg_result.c), and the rename renews it. */
+    t_exec_ok(c, "ALTER TABLE sc2 RENAME COLUMN v TO v2");
+    f = t_run_ok(c, "SELECT * FROM sc2", NULL, 0);
+    ck_assert_str_eq(evdb_result_colname(evdb_future_result(f), 1), "v2");
+    evdb_future_unref(f);
+    t_exec_ok(c, "ALTER TABLE sc2 RENAME COLUMN v2 TO v");
 
     /* The change pipelined in the same batch as the statement using it. */
     evdb_future *fs[4];

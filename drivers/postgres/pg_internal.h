@@ -104,8 +104,15 @@ int evdb__pg_params_untyped(pg_params *p, size_t n);
 void evdb__pg_params_free(pg_params *p);
 
 /* ---- pg_result.c ---- */
-/* Convert a TUPLES_OK / COMMAND_OK / EMPTY_QUERY result. NULL: no memory. */
-evdb_result *evdb__pg_result_build(const PGresult *res);
+typedef struct pg_cols pg_cols; /* a statement's result columns */
+/* Convert a TUPLES_OK / COMMAND_OK / EMPTY_QUERY result. NULL: no memory.
+ * cols: where the columns of a cached statement's results are kept (its
+ * pg_stmt's), or NULL: a statement's result columns are fixed while it
+ * lives (a change is an error that renews it), so its later results skip
+ * libpq's per-column calls. */
+evdb_result *evdb__pg_result_build(const PGresult *res, pg_cols **cols);
+/* Free what evdb__pg_result_build kept in *cols. */
+void evdb__pg_cols_free(pg_cols *cols);
 /* Single-row mode: append the rows of res (a PGRES_SINGLE_TUPLE) to *b,
  * creating it with res's columns when NULL. Returns 0 or EVDB_ENOMEM (*b
  * stays for the caller to free). */
@@ -147,6 +154,7 @@ struct pg_stmt {
     unsigned refs;          /* pipeline entries that name it */
     enum pg_stmt_state state;
     bool pinned;            /* evdb_conn_prepare: never evicted */
+    pg_cols *cols;          /* its results' columns, once one was built */
     char name[24];          /* "evdb_N" */
 };
 

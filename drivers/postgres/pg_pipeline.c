@@ -1093,7 +1093,7 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, evdb
             r = evdb__pg_rows_finish(dc->cur_rows, res);
             dc->cur_rows = NULL;
         } else {
-            r = evdb__pg_result_build(res);
+            r = evdb__pg_result_build(res, e->st ? &e->st->cols : NULL);
         }
         if (r && dc->max_result && over_limit(dc, r)) {
             /* Single-row mode could not be set: caught only now. */

@@ -203,25 +203,68 @@ static int count(int n)
     return n < 0 ? 0 : n;
 }
 
+/* The columns of a cached statement's results (see evdb__pg_result_build):
+ * one allocation, the names after the array. */
+struct pg_cols {
+    int ncols;
+    evdb__rcol cols[];
+};
+
+void evdb__pg_cols_free(pg_cols *cols)
+{
+    evdb__free(cols);
+}
+
+/* Keep ncols columns for the statement's later results; without memory
+ * they are simply read again next time. */
+static void keep_cols(pg_cols **memo, const evdb__rcol *cols, int ncols)
+{
+    size_t names = 0;
+    for (int c = 0; c < ncols; c++)
+        names += cols[c].name_len + 1;
+    pg_cols *k = evdb__malloc(sizeof *k + (size_t)ncols * sizeof k->cols[0] + names);
+    if (!k)
+        return;
+    k->ncols = ncols;
+    char *d = (char *)&k->cols[ncols];
+    for (int c = 0; c < ncols; c++) {
+        k->cols[c] = cols[c];
+        memcpy(d, cols[c].name, cols[c].name_len + 1);
+        k->cols[c].name = d;
+        d += cols[c].name_len + 1;
+    }
+    *memo = k;
+}
+
 /* Small results (most queries return a row or none) in one call: no
  * sizing pass, no per-cell builder calls. NULL with *tried false when res
  * does not qualify (too big, or bytea cells to decode). */
 #define SMALL_CELLS 64
-static evdb_result *build_small(const PGresult *res, int ncols, int nrows, bool *tried)
+static evdb_result *build_small(const PGresult *res, int ncols, int nrows, pg_cols **memo,
+                                bool *tried)
 {
     *tried = false;
     if (ncols > SMALL_CELLS || (size_t)ncols * (size_t)nrows > SMALL_CELLS)
         return NULL;
-    evdb__rcol cols[SMALL_CELLS];
-    for (int c = 0; c < ncols; c++) {
-        Oid oid = PQftype(res, c);
-        if (oid == PG_OID_BYTEA)
-            return NULL;
-        const char *name = PQfname(res, c);
-        cols[c].name = name ? name : "";
-        cols[c].name_len = strlen(cols[c].name);
-        cols[c].type = map_type(oid);
-        cols[c].native_type = oid;
+    const evdb__rcol *cols;
+    evdb__rcol read[SMALL_CELLS];
+    if (memo && *memo && (*memo)->ncols == ncols) {
+        cols = (*memo)->cols;
+    } else {
+        for (int c = 0; c < ncols; c++) {
+            Oid oid = PQftype(res, c);
+            if (oid == PG_OID_BYTEA)
+                return NULL;
+            const char *name = PQfname(res, c);
+            read[c].name = name ? name : "";
+            read[c].name_len = strlen(read[c].name);
+            read[c].type = map_type(oid);
+            read[c].native_type = oid;
+        }
+        /* Only with columns: an empty list saves nothing. */
+        if (memo && !*memo && ncols)
+            keep_cols(memo, read, ncols);
+        cols = read;
     }
     const char *vals[SMALL_CELLS];
     size_t lens[SMALL_CELLS];
@@ -238,12 +281,12 @@ static evdb_result *build_small(const PGresult *res, int ncols, int nrows, bool 
                                   affected_of_tag(tag));
 }
 
-evdb_result *evdb__pg_result_build(const PGresult *res)
+evdb_result *evdb__pg_result_build(const PGresult *res, pg_cols **cols)
 {
     int ncols = count(PQnfields(res));
     int nrows = count(PQntuples(res));
     bool tried;
-    evdb_result *small = build_small(res, ncols, nrows, &tried);
+    evdb_result *small = build_small(res, ncols, nrows, cols, &tried);
     if (tried)
         return small;
     /* Exact room for names, cells and the tag, each with its NUL (a bytea

@@ -133,6 +133,7 @@ pg_stmt *evdb__pg_cache_find(pg_cache *c, uint64_t h, const char *sql, size_t le
 
 static void free_stmt(pg_stmt *st)
 {
+    evdb__pg_cols_free(st->cols);
     evdb__free(st);
 }
 
