@@ -1122,6 +1122,57 @@ START_TEST(stmt_after_schema_change)
 }
 END_TEST
 
+/* A cached statement's result binding is kept between its executions
+ * (my_result.c) and must be renewed whenever it no longer fits: a column
+ * whose type follows the parameter's ("SELECT ?"), values longer than
+ * the slots bound for earlier ones, another statement in between, and a
+ * DOUBLE column that becomes text. */
+START_TEST(stmt_binding_reused_and_renewed)
+{
+    evdb_conn *c = open_app();
+    for (int round = 0; round < 3; round++) {
+        evdb_value d = evdb_double(2.5);
+        evdb_future *f = t_run_ok(c, "SELECT ?", &d, 1);
+        double got = 0;
+        ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &got), 0);
+        ck_assert(got == 2.5);
+        t_expect_cell(evdb_future_result(f), 0, 0, "2.5");
+        evdb_future_unref(f);
+
+        /* Text after a double: bound as a double, this would convert. */
+        evdb_value t = evdb_text("not a number");
+        f = t_run_ok(c, "SELECT ?", &t, 1);
+        t_expect_cell(evdb_future_result(f), 0, 0, "not a number");
+        evdb_future_unref(f);
+        evdb_value i = evdb_int(42);
+        f = t_run_ok(c, "SELECT ?", &i, 1);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 42);
+        evdb_future_unref(f);
+
+        /* Longer than any slot bound so far, then short again. */
+        char big[3000];
+        memset(big, 'x', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        evdb_value b = evdb_text(big);
+        f = t_run_ok(c, "SELECT ?", &b, 1);
+        t_expect_cell(evdb_future_result(f), 0, 0, big);
+        evdb_future_unref(f);
+        evdb_value s = evdb_text("short");
+        f = t_run_ok(c, "SELECT ?", &s, 1);
+        t_expect_cell(evdb_future_result(f), 0, 0, "short");
+        evdb_future_unref(f);
+
+        /* Another statement's binding in between, with another shape. */
+        evdb_value two[2] = {evdb_int(7), evdb_text("seven")};
+        f = t_run_ok(c, "SELECT ?, CONCAT('<', ?, '>')", two, 2);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 7);
+        t_expect_cell(evdb_future_result(f), 0, 1, "<seven>");
+        evdb_future_unref(f);
+    }
+    t_conn_close(c);
+}
+END_TEST
+
 /* ---- prepared statement cache ---- */
 
 /* Statements open on c's session: prepared minus closed (the global
@@ -1815,6 +1866,7 @@ static Suite *mariadb_suite(void)
     tcase_add_test(query, multi_statement);
     tcase_add_test(query, stmt_cache_lru);
     tcase_add_test(query, stmt_after_schema_change);
+    tcase_add_test(query, stmt_binding_reused_and_renewed);
     tcase_add_test(query, pool_release_resets_session);
 
     tcase_add_test(cancel, timeout_kills_query);

@@ -152,6 +152,10 @@ void evdb__my_cache_clear(evdb__my_cache *c)
         memset(c->buckets, 0, c->nbuckets * sizeof *c->buckets);
 }
 
+/* Statement serials: process-wide, as a connection's arrays never meet
+ * another connection's statements anyway. */
+static unsigned long last_serial;
+
 evdb__my_stmt *evdb__my_stmt_entry_new(const char *sql, size_t len, uint64_t hash)
 {
     evdb__my_stmt *s = evdb__calloc(1, sizeof *s);
@@ -166,6 +170,7 @@ evdb__my_stmt *evdb__my_stmt_entry_new(const char *sql, size_t len, uint64_t has
     s->sql[len] = '\0';
     s->sql_len = len;
     s->hash = hash;
+    s->serial = __atomic_add_fetch(&last_serial, 1, __ATOMIC_RELAXED);
     return s;
 }
 

@@ -204,6 +204,7 @@ static void shrink(evdb__my_rows *rows)
         evdb__free(rows->buf);
         rows->buf = NULL;
         rows->buf_cap = 0;
+        rows->bound_serial = 0;
     }
 }
 
@@ -221,6 +222,7 @@ static int rows_reserve(evdb__my_rows *rows, size_t n, size_t size)
             return EVDB_ENOMEM;
         }
         fresh.cap = n;
+        fresh.bound_serial = 0;
         fresh.buf = rows->buf;
         fresh.buf_cap = rows->buf_cap;
         rows->buf = NULL;
@@ -228,6 +230,7 @@ static int rows_reserve(evdb__my_rows *rows, size_t n, size_t size)
         *rows = fresh;
     }
     if (rows->buf_cap < size) {
+        rows->bound_serial = 0; /* the buffer moves */
         char *buf = evdb__realloc(rows->buf, size);
         if (!buf)
             return EVDB_ENOMEM;
@@ -308,8 +311,34 @@ static int fetch_long_cell(MYSQL_STMT *stmt, evdb__rbuild *b, unsigned i, unsign
     return 0;
 }
 
-int evdb__my_stmt_bind(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, bool unbuffered,
-                      bool *fetch_err)
+/* Whether the result binding made for this statement's previous result
+ * (serial) still serves this one, saving the binding's work on every
+ * execution. Connector/C keeps a statement's binding across executions
+ * unless it renews its columns (several result sets: a procedure, or
+ * next_result), which clears bind_result_done or its copy of the binds
+ * (both in the public MYSQL_STMT); a column whose type changed ("SELECT ?"
+ * with another parameter type) or whose longest value outgrew its slot is
+ * bound again. */
+static bool binding_serves(const MYSQL_STMT *stmt, const evdb__my_rows *rows,
+                           const MYSQL_FIELD *f, unsigned n, unsigned long serial)
+{
+    if (!serial || rows->bound_serial != serial || rows->bound_n != n || !stmt->bind_result_done ||
+        !stmt->bind || mysql_stmt_more_results((MYSQL_STMT *)stmt))
+        return false;
+    for (unsigned i = 0; i < n; i++) {
+        const MYSQL_BIND *bd = &rows->bind[i];
+        bool dbl = fast_double(&f[i]);
+        if (stmt->bind[i].buffer != bd->buffer || dbl != (bd->buffer_type == MYSQL_TYPE_DOUBLE) ||
+            (!dbl && slot_size(&f[i], false) > bd->buffer_length))
+            return false;
+    }
+    return true;
+}
+
+/* evdb__my_stmt_bind; serial as for evdb__my_result_stmt (0 with
+ * unbuffered). */
+static int bind_result(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, bool unbuffered,
+                       unsigned long serial, bool *fetch_err)
 {
     *fetch_err = false;
     unsigned n = mysql_stmt_field_count(stmt);
@@ -320,6 +349,9 @@ int evdb__my_stmt_bind(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, b
     }
     if (b && set_columns(b, f, n))
         return EVDB_ENOMEM;
+    if (binding_serves(stmt, rows, f, n, serial))
+        return 0;
+    rows->bound_serial = 0;
     /* Slots are laid out in order; each is rounded up so that the
      * double slots stay aligned. */
     size_t total = 0;
@@ -344,7 +376,15 @@ int evdb__my_stmt_bind(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, b
         *fetch_err = true;
         return EVDB_EPROTO;
     }
+    rows->bound_serial = serial;
+    rows->bound_n = n;
     return 0;
+}
+
+int evdb__my_stmt_bind(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, bool unbuffered,
+                       bool *fetch_err)
+{
+    return bind_result(stmt, rows, b, unbuffered, 0, fetch_err);
 }
 
 int evdb__my_stmt_row(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, unsigned n,
@@ -386,7 +426,8 @@ void evdb__my_rows_done(evdb__my_rows *rows)
     shrink(rows);
 }
 
-evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, bool *fetch_err)
+evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, unsigned long serial,
+                                  bool *fetch_err)
 {
     *fetch_err = false;
     unsigned n = mysql_stmt_field_count(stmt);
@@ -394,7 +435,7 @@ evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, bool *f
     if (!b)
         return NULL;
     if (n) {
-        if (evdb__my_stmt_bind(stmt, rows, b, false, fetch_err))
+        if (bind_result(stmt, rows, b, false, serial, fetch_err))
             goto fail;
         for (;;) {
             int rc = mysql_stmt_fetch(stmt);
