@@ -176,6 +176,11 @@ uint64_t evdb__pg_cache_hash(const char *sql, size_t len, size_t nparams, const 
  * parameter types, made most recently used; or NULL. */
 pg_stmt *evdb__pg_cache_find(pg_cache *c, uint64_t h, const char *sql, size_t len,
                              size_t nparams, const Oid *types);
+/* The most recently used statement when it is the one for this text and
+ * these types, else NULL: queries mostly repeat the last statement, and
+ * comparing it costs less than hashing the text. */
+pg_stmt *evdb__pg_cache_mru(const pg_cache *c, const char *sql, size_t len, size_t nparams,
+                            const Oid *types);
 /* A new PREPARING statement, most recently used; may move the least
  * recently used READY statements to the zombie queue. NULL: no memory. */
 pg_stmt *evdb__pg_cache_add(pg_cache *c, uint64_t h, const char *sql, size_t len,

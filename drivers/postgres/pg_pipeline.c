@@ -558,20 +558,20 @@ static int prepare_query(evdb__dconn *dc, evdb__query *q, bool *cacheable, pg_st
     *hit = NULL;
     *cacheable = dc->cache_on && (!(q->flags & EVDB_QUERY_NO_CACHE) || (q->flags & PG_SPECIAL));
     const Oid *types = n ? dc->params.types : NULL;
-    if (*cacheable) {
-        *hash = evdb__pg_cache_hash(q->sql, q->sql_len, n, types);
-        if (!(q->drv_state & PGQ_CLASSIFIED) ||
-            !(q->drv_state & (PGQ_SIMPLE | PGQ_TXCTL | PGQ_OWNTX))) {
+    if (*cacheable && (!(q->drv_state & PGQ_CLASSIFIED) ||
+                       !(q->drv_state & (PGQ_SIMPLE | PGQ_TXCTL | PGQ_OWNTX)))) {
+        *hit = evdb__pg_cache_mru(&dc->cache, q->sql, q->sql_len, n, types);
+        *hash = *hit ? (*hit)->hash : evdb__pg_cache_hash(q->sql, q->sql_len, n, types);
+        if (!*hit)
             *hit = evdb__pg_cache_find(&dc->cache, *hash, q->sql, q->sql_len, n, types);
-            if (*hit && (q->drv_state & PGQ_REPARSE) && (*hit)->state == PGS_READY) {
-                /* Parsed before what made q's statement stale, maybe. */
-                evdb__pg_cache_invalidate(&dc->cache, *hit, true);
-                *hit = evdb__pg_cache_find(&dc->cache, *hash, q->sql, q->sql_len, n, types);
-            }
-            if (*hit) {
-                q->drv_state |= PGQ_CLASSIFIED;
-                return 0;
-            }
+        if (*hit && (q->drv_state & PGQ_REPARSE) && (*hit)->state == PGS_READY) {
+            /* Parsed before what made q's statement stale, maybe. */
+            evdb__pg_cache_invalidate(&dc->cache, *hit, true);
+            *hit = evdb__pg_cache_find(&dc->cache, *hash, q->sql, q->sql_len, n, types);
+        }
+        if (*hit) {
+            q->drv_state |= PGQ_CLASSIFIED;
+            return 0;
         }
     }
     if (!(q->drv_state & PGQ_CLASSIFIED)) {

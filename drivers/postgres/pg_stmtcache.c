@@ -131,6 +131,16 @@ pg_stmt *evdb__pg_cache_find(pg_cache *c, uint64_t h, const char *sql, size_t le
     return NULL;
 }
 
+pg_stmt *evdb__pg_cache_mru(const pg_cache *c, const char *sql, size_t len, size_t nparams,
+                            const Oid *types)
+{
+    pg_stmt *st = c->lru.next;
+    if (st && st != &c->lru && st->sql_len == len && st->nparams == nparams &&
+        memcmp(st->sql, sql, len) == 0 && same_types(st->types, types, nparams))
+        return st;
+    return NULL;
+}
+
 static void free_stmt(pg_stmt *st)
 {
     evdb__pg_cols_free(st->cols);
