@@ -582,6 +582,27 @@ START_TEST(nulls_and_types)
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 3);
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 0);
     evdb_future_unref(f);
+    /* Every tag that carries a count, as PQcmdTuples reads them. */
+    static const struct {
+        const char *sql;
+        int64_t affected;
+    } counted[] = {
+        {"UPDATE nt SET a = a + 1 WHERE a < 3", 2},
+        {"DELETE FROM nt WHERE a = 3", 2},
+        {"MERGE INTO nt USING (SELECT 2 AS a) s ON nt.a = s.a WHEN MATCHED THEN DELETE", 1},
+        {"BEGIN", -1},
+        {"DECLARE cur CURSOR FOR SELECT g FROM generate_series(1, 10) g", -1},
+        {"MOVE 3 IN cur", 3},
+        {"FETCH 4 FROM cur", 4},
+        {"COMMIT", -1},
+    };
+    for (size_t i = 0; i < sizeof counted / sizeof counted[0]; i++) {
+        f = t_run_ok(c, counted[i].sql, NULL, 0);
+        ck_assert_msg(evdb_result_affected(evdb_future_result(f)) == counted[i].affected,
+                      "%s: affected %lld", counted[i].sql,
+                      (long long)evdb_result_affected(evdb_future_result(f)));
+        evdb_future_unref(f);
+    }
     f = t_run_ok(c, "SET search_path TO public, pg_temp", NULL, 0);
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), -1);
     ck_assert_str_eq(evdb_result_command(evdb_future_result(f)), "SET");

@@ -94,36 +94,46 @@ static int put_bytea(evdb__rbuild *b, const char *s, size_t len)
     return 0;
 }
 
-static inline bool starts_with(const char *s, const char *word, size_t n)
-{
-    /* Stops at the first difference, so never reads past a short tag's
-     * terminator; inline because strncmp's call costs more than these few
-     * letters. */
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != word[i])
-            return false;
-    return true;
-}
-
 /* The row count of a command tag, as PQcmdTuples finds it ("INSERT 0 5",
  * "SELECT 3", "UPDATE 2", ...; MERGE, FETCH, MOVE and COPY too), or -1 when
  * the command has none. Read from the tag directly: PQcmdTuples costs as
  * much again as the rest of a small result's conversion. */
 static int64_t affected_of_tag(const char *tag)
 {
-    static const struct {
-        const char *word;
-        size_t len;
-    } counted[] = {{"SELECT ", 7}, {"UPDATE ", 7}, {"DELETE ", 7}, {"INSERT ", 7},
-                   {"MERGE ", 6},  {"FETCH ", 6},  {"MOVE ", 5},   {"COPY ", 5}};
     if (!tag)
         return -1;
-    const char *s = NULL;
-    for (size_t i = 0; i < sizeof counted / sizeof counted[0] && !s; i++)
-        if (starts_with(tag, counted[i].word, counted[i].len))
-            s = tag + counted[i].len;
-    if (!s)
+    /* By the first letter: this runs for every result. */
+    const char *word;
+    switch (tag[0]) {
+    case 'S':
+        word = "SELECT ";
+        break;
+    case 'U':
+        word = "UPDATE ";
+        break;
+    case 'D':
+        word = "DELETE ";
+        break;
+    case 'I':
+        word = "INSERT ";
+        break;
+    case 'M':
+        word = tag[1] == 'E' ? "MERGE " : "MOVE ";
+        break;
+    case 'F':
+        word = "FETCH ";
+        break;
+    case 'C':
+        word = "COPY ";
+        break;
+    default:
         return -1;
+    }
+    const char *s = tag;
+    /* Stops at the first difference, so never past a short tag's NUL. */
+    for (; *word; word++, s++)
+        if (*s != *word)
+            return -1;
     if (tag[0] == 'I') {
         /* INSERT oid count */
         s = strchr(s, ' ');
