@@ -160,6 +160,16 @@ evdb__rbuild *evdb__rbuild_new(size_t ncols);
 evdb__rbuild *evdb__rbuild_new_sized(size_t ncols, size_t nrows, size_t data_len);
 int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type type,
                         unsigned native_type);
+/* A column as a driver describes it (name: name_len bytes, no NUL needed). */
+typedef struct evdb__rcol {
+    const char *name;
+    size_t name_len;
+    evdb_type type;
+    unsigned native_type;
+} evdb__rcol;
+/* Columns 0..n-1 at once, names of known length (a driver that keeps a
+ * statement's columns). 0, EVDB_ERANGE or EVDB_ENOMEM. */
+int evdb__rbuild_columns(evdb__rbuild *b, const evdb__rcol *cols, size_t n);
 /* Append one cell of the current row; ptr NULL = SQL NULL. Cells are added
  * column by column; after ncols cells the next cell starts a new row.
  * bytes are copied. */
@@ -177,16 +187,10 @@ void evdb__rbuild_set_insert_id(evdb__rbuild *b, int64_t id);
 int evdb__rbuild_set_command(evdb__rbuild *b, const char *tag);
 /* A whole result in one call, for a driver that has every value as text
  * at hand (the fast path for the small results most queries return: one
- * allocation, no per-cell calls). cols[ncols] describe the columns
- * (name_len bytes of name, no NUL needed); vals[ncols * nrows] are the
- * cells row after row, vals[i] NULL for SQL NULL, else lens[i] bytes;
- * command may be NULL. Everything is copied. NULL: no memory. */
-typedef struct evdb__rcol {
-    const char *name;
-    size_t name_len;
-    evdb_type type;
-    unsigned native_type;
-} evdb__rcol;
+ * allocation, no per-cell calls). cols[ncols] describe the columns;
+ * vals[ncols * nrows] are the cells row after row, vals[i] NULL for SQL
+ * NULL, else lens[i] bytes; command may be NULL. Everything is copied.
+ * NULL: no memory. */
 evdb_result *evdb__result_from_text(size_t ncols, const evdb__rcol *cols, size_t nrows,
                                     const char *const *vals, const size_t *lens,
                                     const char *command, int64_t affected);

@@ -176,6 +176,29 @@ int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type
     return 0;
 }
 
+int evdb__rbuild_columns(evdb__rbuild *b, const evdb__rcol *cols, size_t n)
+{
+    if (n > b->r.ncols)
+        return EVDB_ERANGE;
+    size_t names = 0;
+    for (size_t c = 0; c < n; c++)
+        names += cols[c].name_len + 1;
+    if (!data_reserve(&b->r, names)) {
+        b->r.failed = true;
+        return EVDB_ENOMEM;
+    }
+    for (size_t c = 0; c < n; c++) {
+        size_t off = b->r.data_len;
+        memcpy(b->r.data + off, cols[c].name, cols[c].name_len);
+        b->r.data[off + cols[c].name_len] = '\0';
+        b->r.data_len += cols[c].name_len + 1;
+        b->r.cols[c].name_off = off;
+        b->r.cols[c].type = cols[c].type;
+        b->r.cols[c].native = cols[c].native_type;
+    }
+    return 0;
+}
+
 /* Make room for more cells (the slow path of next_cell). */
 static bool cells_grow(evdb_result *r)
 {

@@ -1122,8 +1122,9 @@ START_TEST(stmt_after_schema_change)
 }
 END_TEST
 
-/* A cached statement's result binding is kept between its executions
- * (my_result.c) and must be renewed whenever it no longer fits: a column
+/* A cached statement's result binding and columns are kept between its
+ * executions (my_result.c) and must be renewed whenever they no longer
+ * fit: a column
  * whose type follows the parameter's ("SELECT ?"), values longer than
  * the slots bound for earlier ones, another statement in between, and a
  * DOUBLE column that becomes text. */
@@ -1137,16 +1138,19 @@ START_TEST(stmt_binding_reused_and_renewed)
         ck_assert_int_eq(evdb_result_double(evdb_future_result(f), 0, 0, &got), 0);
         ck_assert(got == 2.5);
         t_expect_cell(evdb_future_result(f), 0, 0, "2.5");
+        ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), 0), EVDB_TYPE_DOUBLE);
         evdb_future_unref(f);
 
         /* Text after a double: bound as a double, this would convert. */
         evdb_value t = evdb_text("not a number");
         f = t_run_ok(c, "SELECT ?", &t, 1);
         t_expect_cell(evdb_future_result(f), 0, 0, "not a number");
+        ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), 0), EVDB_TYPE_TEXT);
         evdb_future_unref(f);
         evdb_value i = evdb_int(42);
         f = t_run_ok(c, "SELECT ?", &i, 1);
         ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 42);
+        ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), 0), EVDB_TYPE_INT);
         evdb_future_unref(f);
 
         /* Longer than any slot bound so far, then short again. */
@@ -1167,6 +1171,7 @@ START_TEST(stmt_binding_reused_and_renewed)
         f = t_run_ok(c, "SELECT ?, CONCAT('<', ?, '>')", two, 2);
         ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 7);
         t_expect_cell(evdb_future_result(f), 0, 1, "<seven>");
+        ck_assert_str_eq(evdb_result_colname(evdb_future_result(f), 0), "?");
         evdb_future_unref(f);
     }
     t_conn_close(c);

@@ -182,5 +182,6 @@ void evdb__my_stmt_entry_free(evdb__my_stmt *s)
     evdb__free(s->pbind);
     evdb__free(s->plen);
     evdb__free(s->pbool);
+    evdb__my_cols_free(s->cols);
     evdb__free(s);
 }

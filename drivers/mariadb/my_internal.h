@@ -53,6 +53,7 @@ typedef struct evdb__my_stmt {
     signed char *pbool;     /* storage for bool parameters (sent as TINY) */
     bool cached;            /* in the cache (else closed after its query) */
     unsigned long serial;   /* unique in the process: names its result binding */
+    struct evdb__my_cols *cols; /* its result columns, kept by my_result.c */
     struct evdb__my_stmt *hnext;             /* hash bucket chain */
     struct evdb__my_stmt *lru_prev, *lru_next; /* most recent first */
 } evdb__my_stmt;
@@ -297,12 +298,14 @@ evdb_type evdb__my_coltype(const MYSQL_FIELD *f);
  * statement without one). NULL when out of memory. */
 evdb_result *evdb__my_result_text(MYSQL *m, MYSQL_RES *res);
 /* Build a result from a prepared statement whose result set was stored
- * (or that has none). serial: the statement's evdb__my_stmt.serial, whose
- * result binding from an earlier execution is reused while it still
- * serves; 0 to bind afresh. NULL when out of memory or on a fetch error
+ * (or that has none). entry: the cached statement it ran (or NULL), whose
+ * result binding and columns from an earlier execution are reused while
+ * they still serve. NULL when out of memory or on a fetch error
  * (*fetch_err true then, with the statement's error). */
-evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, unsigned long serial,
+evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__my_stmt *entry,
                                   bool *fetch_err);
+/* Free what evdb__my_result_stmt kept in an entry's cols. */
+void evdb__my_cols_free(struct evdb__my_cols *cols);
 /* Pieces of both for rows read one at a time. Set b's columns from res. */
 int evdb__my_text_columns(evdb__rbuild *b, MYSQL_RES *res);
 /* Set b's columns from stmt (b may be NULL: rows are to be discarded) and

@@ -89,6 +89,70 @@ static int set_columns(evdb__rbuild *b, const MYSQL_FIELD *f, unsigned n)
     return 0;
 }
 
+/* A cached statement's result columns, as set_columns makes them: one
+ * allocation, the names after the array. With the character sets, which
+ * decide text or bytes along with the type. */
+struct evdb__my_cols {
+    unsigned n;
+    unsigned *charsetnr;
+    evdb__rcol cols[];
+};
+
+void evdb__my_cols_free(struct evdb__my_cols *cols)
+{
+    evdb__free(cols);
+}
+
+static struct evdb__my_cols *cols_new(const MYSQL_FIELD *f, unsigned n)
+{
+    size_t names = 0;
+    for (unsigned i = 0; i < n; i++)
+        names += f[i].name_length + 1;
+    size_t head = sizeof(struct evdb__my_cols) + n * sizeof(evdb__rcol);
+    struct evdb__my_cols *k = evdb__malloc(head + n * sizeof(unsigned) + names);
+    if (!k)
+        return NULL;
+    k->n = n;
+    k->charsetnr = (unsigned *)(void *)((char *)k + head);
+    char *d = (char *)(k->charsetnr + n);
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(d, f[i].name ? f[i].name : "", f[i].name ? f[i].name_length : 0);
+        k->cols[i] = (evdb__rcol){d, f[i].name ? f[i].name_length : 0, evdb__my_coltype(&f[i]),
+                                  f[i].type};
+        k->charsetnr[i] = f[i].charsetnr;
+        d += k->cols[i].name_len + 1;
+    }
+    return k;
+}
+
+/* Whether the kept columns still describe this result: the same count,
+ * types and character sets ("SELECT ?" follows its parameter's type; the
+ * names stay while the statement lives). Not for several result sets. */
+static bool cols_serve(const struct evdb__my_cols *k, MYSQL_STMT *stmt, const MYSQL_FIELD *f,
+                       unsigned n)
+{
+    if (!k || k->n != n || mysql_stmt_more_results(stmt))
+        return false;
+    for (unsigned i = 0; i < n; i++)
+        if (k->cols[i].native_type != f[i].type || k->charsetnr[i] != f[i].charsetnr)
+            return false;
+    return true;
+}
+
+/* b's columns from f, through entry's kept ones when they serve (made on
+ * the way when there are none). */
+static int stmt_columns(evdb__rbuild *b, MYSQL_STMT *stmt, evdb__my_stmt *entry,
+                        const MYSQL_FIELD *f, unsigned n)
+{
+    if (entry && cols_serve(entry->cols, stmt, f, n))
+        return evdb__rbuild_columns(b, entry->cols->cols, n);
+    if (entry && !mysql_stmt_more_results(stmt)) {
+        evdb__my_cols_free(entry->cols);
+        entry->cols = cols_new(f, n); /* without memory: read again next time */
+    }
+    return set_columns(b, f, n);
+}
+
 int evdb__my_text_columns(evdb__rbuild *b, MYSQL_RES *res)
 {
     return set_columns(b, mysql_fetch_fields(res), mysql_num_fields(res));
@@ -335,11 +399,12 @@ static bool binding_serves(const MYSQL_STMT *stmt, const evdb__my_rows *rows,
     return true;
 }
 
-/* evdb__my_stmt_bind; serial as for evdb__my_result_stmt (0 with
+/* evdb__my_stmt_bind; entry as for evdb__my_result_stmt (NULL with
  * unbuffered). */
 static int bind_result(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, bool unbuffered,
-                       unsigned long serial, bool *fetch_err)
+                       evdb__my_stmt *entry, bool *fetch_err)
 {
+    unsigned long serial = entry ? entry->serial : 0;
     *fetch_err = false;
     unsigned n = mysql_stmt_field_count(stmt);
     const MYSQL_FIELD *f = mariadb_stmt_fetch_fields(stmt);
@@ -347,7 +412,7 @@ static int bind_result(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, b
         *fetch_err = true;
         return EVDB_EPROTO;
     }
-    if (b && set_columns(b, f, n))
+    if (b && stmt_columns(b, stmt, entry, f, n))
         return EVDB_ENOMEM;
     if (binding_serves(stmt, rows, f, n, serial))
         return 0;
@@ -384,7 +449,7 @@ static int bind_result(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, b
 int evdb__my_stmt_bind(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, bool unbuffered,
                        bool *fetch_err)
 {
-    return bind_result(stmt, rows, b, unbuffered, 0, fetch_err);
+    return bind_result(stmt, rows, b, unbuffered, NULL, fetch_err);
 }
 
 int evdb__my_stmt_row(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, unsigned n,
@@ -426,7 +491,7 @@ void evdb__my_rows_done(evdb__my_rows *rows)
     shrink(rows);
 }
 
-evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, unsigned long serial,
+evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__my_stmt *entry,
                                   bool *fetch_err)
 {
     *fetch_err = false;
@@ -435,7 +500,7 @@ evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, unsigne
     if (!b)
         return NULL;
     if (n) {
-        if (bind_result(stmt, rows, b, false, serial, fetch_err))
+        if (bind_result(stmt, rows, b, false, entry, fetch_err))
             goto fail;
         for (;;) {
             int rc = mysql_stmt_fetch(stmt);

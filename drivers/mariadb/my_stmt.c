@@ -203,7 +203,7 @@ static enum evdb__my_run result_set(evdb__dconn *dc, evdb_error *err)
         return EVDB__MY_RUN_WAIT;
     }
     bool fetch_err;
-    evdb__my_add_result(dc, evdb__my_result_stmt(stmt, &dc->rows, 0, &fetch_err));
+    evdb__my_add_result(dc, evdb__my_result_stmt(stmt, &dc->rows, NULL, &fetch_err));
     if (mysql_stmt_more_results(stmt)) {
         dc->op = EVDB__MY_S_NEXT;
         return EVDB__MY_RUN_WAIT;
@@ -373,7 +373,7 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
             dc->op_started = false;
             if (!dc->iret && !dc->out.failed) {
                 bool fetch_err;
-                evdb_result *res = evdb__my_result_stmt(s->stmt, &dc->rows, s->serial, &fetch_err);
+                evdb_result *res = evdb__my_result_stmt(s->stmt, &dc->rows, s, &fetch_err);
                 if (fetch_err)
                     stmt_error(dc, s->stmt, err); /* rows were stored: no I/O error */
                 else
