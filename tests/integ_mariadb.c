@@ -1166,6 +1166,22 @@ START_TEST(stmt_binding_reused_and_renewed)
         t_expect_cell(evdb_future_result(f), 0, 0, "short");
         evdb_future_unref(f);
 
+        /* Parameters of the types bound last: their values are copied
+         * into the statement's storage, the binding stays. */
+        for (int k = 0; k < 4; k++) {
+            evdb_value p3[3] = {evdb_int(k), evdb_double(k + 0.5), evdb_bool(k & 1)};
+            f = t_run_ok(c, "SELECT ? * 10, ? * 2, ?", p3, 3);
+            ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), k * 10);
+            ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 1), 2 * k + 1);
+            ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 2), k & 1);
+            evdb_future_unref(f);
+        }
+        evdb_value pnull[3] = {evdb_null(), evdb_double(1.5), evdb_bool(true)};
+        f = t_run_ok(c, "SELECT ? * 10, ? * 2, ?", pnull, 3);
+        ck_assert(evdb_result_isnull(evdb_future_result(f), 0, 0));
+        ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 1), 3);
+        evdb_future_unref(f);
+
         /* Another statement's binding in between, with another shape. */
         evdb_value two[2] = {evdb_int(7), evdb_text("seven")};
         f = t_run_ok(c, "SELECT ?, CONCAT('<', ?, '>')", two, 2);

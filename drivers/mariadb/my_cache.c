@@ -182,6 +182,7 @@ void evdb__my_stmt_entry_free(evdb__my_stmt *s)
     evdb__free(s->pbind);
     evdb__free(s->plen);
     evdb__free(s->pbool);
+    evdb__free(s->pnum);
     evdb__my_cols_free(s->cols);
     evdb__free(s);
 }

@@ -48,9 +48,16 @@ typedef struct evdb__my_stmt {
     uint64_t hash;
     MYSQL_STMT *stmt;
     unsigned nparams;
-    MYSQL_BIND *pbind;      /* nparams parameter binds, rebound per execution */
+    MYSQL_BIND *pbind;      /* nparams parameter binds, as last bound */
     unsigned long *plen;    /* lengths of text/bytes parameters */
     signed char *pbool;     /* storage for bool parameters (sent as TINY) */
+    union evdb__my_num {    /* storage for number parameters */
+        int64_t i;
+        double d;
+    } *pnum;
+    bool pstable;           /* the binds point only into pbool / pnum: a query
+                               with parameters of the same types just copies
+                               its values there (my_stmt.c bind_params) */
     bool cached;            /* in the cache (else closed after its query) */
     unsigned long serial;   /* unique in the process: names its result binding */
     struct evdb__my_cols *cols; /* its result columns, kept by my_result.c */

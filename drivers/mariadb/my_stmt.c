@@ -53,11 +53,63 @@ static int alloc_binds(evdb__my_stmt *s)
     s->pbind = evdb__calloc(s->nparams, sizeof *s->pbind);
     s->plen = evdb__calloc(s->nparams, sizeof *s->plen);
     s->pbool = evdb__calloc(s->nparams, sizeof *s->pbool);
-    return s->pbind && s->plen && s->pbool ? 0 : EVDB_ENOMEM;
+    s->pnum = evdb__calloc(s->nparams, sizeof *s->pnum);
+    return s->pbind && s->plen && s->pbool && s->pnum ? 0 : EVDB_ENOMEM;
 }
 
-/* Point the binds at this query's values (the core keeps them alive until
- * the query is reported). Returns 0, or records the failure. */
+/* The Connector/C type a parameter is bound as. */
+static enum enum_field_types param_type(const evdb_value *v)
+{
+    switch (v->type) {
+    case EVDB_TYPE_NULL:
+        return MYSQL_TYPE_NULL;
+    case EVDB_TYPE_BOOL:
+        return MYSQL_TYPE_TINY;
+    case EVDB_TYPE_INT:
+        return MYSQL_TYPE_LONGLONG;
+    case EVDB_TYPE_DOUBLE:
+        return MYSQL_TYPE_DOUBLE;
+    case EVDB_TYPE_TEXT:
+        return MYSQL_TYPE_STRING;
+    case EVDB_TYPE_BYTES:
+        return MYSQL_TYPE_BLOB;
+    default:
+        return MYSQL_TYPE_GEOMETRY; /* none of ours: refused by bind_params */
+    }
+}
+
+/* Copy q's number and bool parameters into s's storage. */
+static void copy_numbers(evdb__my_stmt *s, const evdb__query *q)
+{
+    for (unsigned i = 0; i < s->nparams; i++) {
+        const evdb_value *v = &q->params[i];
+        if (v->type == EVDB_TYPE_INT)
+            s->pnum[i].i = v->u.i;
+        else if (v->type == EVDB_TYPE_DOUBLE)
+            s->pnum[i].d = v->u.d;
+        else if (v->type == EVDB_TYPE_BOOL)
+            s->pbool[i] = v->u.b ? 1 : 0;
+    }
+}
+
+/* Whether the binds Connector/C holds for s serve q as they are: they
+ * point only into s's storage and q's parameters have the same types. */
+static bool binds_serve(const evdb__my_stmt *s, const evdb__query *q)
+{
+    if (!s->pstable)
+        return false;
+    for (unsigned i = 0; i < s->nparams; i++)
+        if (param_type(&q->params[i]) != s->pbind[i].buffer_type)
+            return false;
+    return true;
+}
+
+/* Bind this query's values: numbers and bools are copied into the
+ * statement's storage, text and bytes are pointed at (the core keeps them
+ * alive until the query is reported). Binding costs more than the rest
+ * of a point query's parameter handling, so a query whose parameters are
+ * numbers of the types bound last only copies them. Returns 0, or records
+ * the failure. */
 static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
 {
     const evdb__query *q = dc->q;
@@ -68,34 +120,38 @@ static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
         evdb__my_fail_code(dc, EVDB_EINVAL, msg);
         return -1;
     }
+    if (!s->nparams)
+        return 0;
+    if (binds_serve(s, q)) {
+        copy_numbers(s, q);
+        return 0;
+    }
+    s->pstable = false;
     memset(s->pbind, 0, s->nparams * sizeof *s->pbind);
+    bool stable = true;
     for (unsigned i = 0; i < s->nparams; i++) {
         const evdb_value *v = &q->params[i];
         MYSQL_BIND *b = &s->pbind[i];
+        b->buffer_type = param_type(v);
         switch (v->type) {
         case EVDB_TYPE_NULL:
-            b->buffer_type = MYSQL_TYPE_NULL;
             break;
         case EVDB_TYPE_BOOL:
-            s->pbool[i] = v->u.b ? 1 : 0;
-            b->buffer_type = MYSQL_TYPE_TINY;
             b->buffer = &s->pbool[i];
             break;
         case EVDB_TYPE_INT:
-            b->buffer_type = MYSQL_TYPE_LONGLONG;
-            b->buffer = (void *)&v->u.i; /* read only; Connector/C's API is not const */
+            b->buffer = &s->pnum[i].i;
             break;
         case EVDB_TYPE_DOUBLE:
-            b->buffer_type = MYSQL_TYPE_DOUBLE;
-            b->buffer = (void *)&v->u.d;
+            b->buffer = &s->pnum[i].d;
             break;
         case EVDB_TYPE_TEXT:
         case EVDB_TYPE_BYTES:
-            b->buffer_type = v->type == EVDB_TYPE_TEXT ? MYSQL_TYPE_STRING : MYSQL_TYPE_BLOB;
             b->buffer = v->u.s.ptr ? (void *)v->u.s.ptr : (void *)"";
             s->plen[i] = (unsigned long)v->u.s.len;
             b->buffer_length = s->plen[i];
             b->length = &s->plen[i];
+            stable = false;
             break;
         default: {
             char msg[64];
@@ -105,13 +161,14 @@ static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
         }
         }
     }
-    /* Copies the binds: called for every execution since the buffers
-     * belong to each query. */
-    if (s->nparams && mysql_stmt_bind_param(s->stmt, s->pbind)) {
+    copy_numbers(s, q);
+    /* Connector/C copies the binds; it reads the values at execute. */
+    if (mysql_stmt_bind_param(s->stmt, s->pbind)) {
         evdb__my_fail_mysql(dc, mysql_stmt_errno(s->stmt), mysql_stmt_sqlstate(s->stmt),
                             mysql_stmt_error(s->stmt));
         return -1;
     }
+    s->pstable = stable;
     return 0;
 }
 
