@@ -286,7 +286,6 @@ static int rows_reserve(evdb__my_rows *rows, size_t n, size_t size)
             return EVDB_ENOMEM;
         }
         fresh.cap = n;
-        fresh.bound_serial = 0;
         fresh.buf = rows->buf;
         fresh.buf_cap = rows->buf_cap;
         rows->buf = NULL;
