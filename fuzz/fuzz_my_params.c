@@ -65,6 +65,7 @@ static void check_mariadb(evdb__query *q)
     evdb__free(s.pbind);
     evdb__free(s.plen);
     evdb__free(s.pbool);
+    evdb__free(s.pnum);
     mysql_stmt_close(s.stmt);
 }
 
