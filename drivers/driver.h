@@ -178,6 +178,8 @@ int evdb__rbuild_cell(evdb__rbuild *b, const void *ptr, size_t len);
  * text as any cell, plus v itself, which evdb_result_double returns
  * without parsing the text (it must be exactly what the text reads as). */
 int evdb__rbuild_cell_double(evdb__rbuild *b, const char *text, size_t len, double v);
+/* The same for an integer: evdb_result_int returns v without parsing. */
+int evdb__rbuild_cell_int(evdb__rbuild *b, const char *text, size_t len, int64_t v);
 /* Reserve len bytes for a cell and return where to write them (for
  * decoding in place, e.g. bytea hex); NULL on allocation failure. */
 void *evdb__rbuild_cell_space(evdb__rbuild *b, size_t len);

@@ -22,7 +22,9 @@
  * its NUL, by the value as a double (unaligned), which evdb_result_double
  * reads instead of parsing the text the driver printed. */
 #define CELL_HAS_DOUBLE ((size_t)1 << (sizeof(size_t) * 8 - 2))
-#define CELL_LEN(c) ((c)->len & ~CELL_HAS_DOUBLE)
+/* The same for an integer the driver printed: evdb_result_int reads it. */
+#define CELL_HAS_INT ((size_t)1 << (sizeof(size_t) * 8 - 3))
+#define CELL_LEN(c) ((c)->len & ~(CELL_HAS_DOUBLE | CELL_HAS_INT))
 
 typedef struct column {
     size_t name_off;
@@ -268,21 +270,34 @@ void *evdb__rbuild_cell_space(evdb__rbuild *b, size_t len)
     return b->r.data + c->off;
 }
 
-int evdb__rbuild_cell_double(evdb__rbuild *b, const char *text, size_t len, double v)
+/* A cell's text followed, after its NUL, by the n bytes of the binary
+ * value it was printed from; flag says which kind. */
+static int cell_with_value(evdb__rbuild *b, const char *text, size_t len, const void *v, size_t n,
+                           size_t flag)
 {
     cell *c = next_cell(&b->r);
-    if (!c || !data_reserve(&b->r, len + 1 + sizeof v)) {
+    if (!c || !data_reserve(&b->r, len + 1 + n)) {
         b->r.failed = true;
         return EVDB_ENOMEM;
     }
     char *d = b->r.data + b->r.data_len;
     memcpy(d, text, len);
     d[len] = '\0';
-    memcpy(d + len + 1, &v, sizeof v);
+    memcpy(d + len + 1, v, n);
     c->off = b->r.data_len;
-    c->len = len | CELL_HAS_DOUBLE;
-    b->r.data_len += len + 1 + sizeof v;
+    c->len = len | flag;
+    b->r.data_len += len + 1 + n;
     return 0;
+}
+
+int evdb__rbuild_cell_double(evdb__rbuild *b, const char *text, size_t len, double v)
+{
+    return cell_with_value(b, text, len, &v, sizeof v, CELL_HAS_DOUBLE);
+}
+
+int evdb__rbuild_cell_int(evdb__rbuild *b, const char *text, size_t len, int64_t v)
+{
+    return cell_with_value(b, text, len, &v, sizeof v, CELL_HAS_INT);
 }
 
 void evdb__rbuild_set_affected(evdb__rbuild *b, int64_t n)
@@ -497,6 +512,12 @@ static int number_text(const evdb_result *r, size_t row, size_t col, const char 
 
 int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
 {
+    const cell *c = get_cell(r, row, col);
+    if (c && c->len != NULL_CELL && (c->len & CELL_HAS_INT)) {
+        if (out)
+            memcpy(out, r->data + c->off + CELL_LEN(c) + 1, sizeof *out);
+        return 0;
+    }
     const char *s;
     int rc = number_text(r, row, col, &s);
     if (rc)

@@ -433,6 +433,60 @@ START_TEST(doubles_match_text_protocol)
 }
 END_TEST
 
+/* Integer columns of prepared statements are fetched as 64-bit integers
+ * and printed by the driver (my_result.c): the cells must equal the text
+ * protocol's, every width, signed and unsigned, at their limits, and
+ * evdb_result_int must return the value. ZEROFILL and BIGINT UNSIGNED
+ * stay with Connector/C's own conversion. */
+START_TEST(ints_match_text_protocol)
+{
+    evdb_conn *c = open_app();
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_int (id INT PRIMARY KEY, ti TINYINT, tu TINYINT "
+               "UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED, mi MEDIUMINT, mu MEDIUMINT "
+               "UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED, y YEAR, "
+               "z INT(6) ZEROFILL, b1 TINYINT(1))");
+    t_exec_ok(c, "INSERT INTO t_int VALUES "
+               "(1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, "
+               "-9223372036854775808, 18446744073709551615, 2155, 42, 1), "
+               "(2, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 0, 1901, "
+               "0, 0), "
+               "(3, 0, 1, -1, 1, -1, 1, -1, 1, -1, 1, 2000, 123456, -1), "
+               "(4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)");
+    t_exec_ok(c, "INSERT INTO t_int (id, i, bi) SELECT seq + 10, CAST(seq AS SIGNED) * 7919 - "
+               "400000, CAST(seq AS SIGNED) * 1000000007 * IF(seq % 2, -1, 1) FROM seq_1_to_3000");
+    evdb_value lo = evdb_int(0);
+    evdb_future *t = t_run_ok(c, "SELECT * FROM t_int ORDER BY id", NULL, 0);
+    evdb_future *ps = t_run_ok(c, "SELECT * FROM t_int WHERE id > ? ORDER BY id", &lo, 1);
+    const evdb_result *rt = evdb_future_result(t), *rp = evdb_future_result(ps);
+    size_t rows = evdb_result_nrows(rt), cols = evdb_result_ncols(rt);
+    ck_assert_uint_eq(rows, 3004);
+    ck_assert_uint_eq(evdb_result_nrows(rp), rows);
+    for (size_t row = 0; row < rows; row++) {
+        for (size_t col = 0; col < cols; col++) {
+            const char *a = evdb_result_text(rt, row, col, NULL);
+            const char *b = evdb_result_text(rp, row, col, NULL);
+            ck_assert_msg((!a && !b) || (a && b && strcmp(a, b) == 0),
+                          "row %zu col %zu: text '%s' prepared '%s'", row, col, a ? a : "NULL",
+                          b ? b : "NULL");
+            int64_t va = 0, vb = 0;
+            int ra = evdb_result_int(rt, row, col, &va), rb = evdb_result_int(rp, row, col, &vb);
+            ck_assert_msg(ra == rb && va == vb, "row %zu col %zu: int %d %lld vs %d %lld", row,
+                          col, ra, (long long)va, rb, (long long)vb);
+        }
+    }
+    int64_t v = 0;
+    ck_assert_int_eq(evdb_result_int(rp, 0, 9, &v), 0);
+    ck_assert_int_eq(v, INT64_MIN);
+    ck_assert_int_eq(evdb_result_int(rp, 0, 8, &v), 0);
+    ck_assert_int_eq(v, 4294967295LL);
+    t_expect_cell(rp, 0, 12, "000042");
+    ck_assert_int_eq(evdb_result_int(rp, 0, 10, &v), EVDB_ERANGE); /* 2^64 - 1 */
+    evdb_future_unref(t);
+    evdb_future_unref(ps);
+    t_conn_close(c);
+}
+END_TEST
+
 START_TEST(column_types)
 {
     evdb_conn *c = open_app();
@@ -1888,6 +1942,7 @@ static Suite *mariadb_suite(void)
     tcase_add_test(query, stmt_cache_lru);
     tcase_add_test(query, stmt_after_schema_change);
     tcase_add_test(query, stmt_binding_reused_and_renewed);
+    tcase_add_test(query, ints_match_text_protocol);
     tcase_add_test(query, pool_release_resets_session);
 
     tcase_add_test(cancel, timeout_kills_query);

@@ -6,11 +6,13 @@
  * sent over the text protocol. Prepared-statement columns are bound as
  * strings, and Connector/C formats numbers and dates the way the server
  * does (DECIMAL and dates as their literals), so a query gives the same
- * cells either way. DOUBLE columns are the exception: they are fetched as
- * doubles and printed here in their shortest round-trip form, because
- * Connector/C's conversion costs more than the rest of a point query's
- * client work (see format_double); the integration tests compare both
- * paths over hundreds of thousands of values. Rows were either all read by
+ * cells either way. DOUBLE and integer columns are the exception: they
+ * are fetched binary and printed here (doubles in their shortest
+ * round-trip form, see format_double), because Connector/C's conversion
+ * costs more than the rest of a point query's client work, and the cells
+ * keep the binary value for evdb_result_double / evdb_result_int; the
+ * integration tests compare both paths over hundreds of thousands of
+ * values. Rows were either all read by
  * store_result or are read one at a time by my_unbuffered.c, which hands
  * over each row once it has arrived: nothing here does I/O.
  */
@@ -250,6 +252,50 @@ static bool fast_double(const MYSQL_FIELD *f)
     return f->type == MYSQL_TYPE_DOUBLE && f->decimals >= MY_NOT_FIXED_DEC;
 }
 
+/* An integer column fetched as a 64-bit integer and printed here (the
+ * conversion to text costs Connector/C more, and evdb_result_int then
+ * needs no parsing). Not BIGINT UNSIGNED (past INT64_MAX) nor ZEROFILL
+ * (printed padded). */
+static bool fast_int(const MYSQL_FIELD *f)
+{
+    switch (f->type) {
+    case MYSQL_TYPE_TINY:
+    case MYSQL_TYPE_SHORT:
+    case MYSQL_TYPE_INT24:
+    case MYSQL_TYPE_LONG:
+    case MYSQL_TYPE_YEAR:
+        return !(f->flags & ZEROFILL_FLAG);
+    case MYSQL_TYPE_LONGLONG:
+        return !(f->flags & (ZEROFILL_FLAG | UNSIGNED_FLAG));
+    default:
+        return false;
+    }
+}
+
+/* How a column is bound: as a double, a 64-bit integer, or text. */
+static enum enum_field_types bind_type(const MYSQL_FIELD *f)
+{
+    return fast_double(f) ? MYSQL_TYPE_DOUBLE : fast_int(f) ? MYSQL_TYPE_LONGLONG : MYSQL_TYPE_STRING;
+}
+
+/* v in decimal; returns the length (at most 20). */
+static size_t format_int(int64_t v, char *out)
+{
+    char tmp[20];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    return len;
+}
+
 void evdb__my_rows_free(evdb__my_rows *rows)
 {
     evdb__free(rows->bind);
@@ -303,7 +349,8 @@ static int rows_reserve(evdb__my_rows *rows, size_t n, size_t size)
     return 0;
 }
 
-/* Longest text format_double writes: sign, "0.", 14 zeros, 15 digits. */
+/* Longest text format_double writes: sign, "0.", 14 zeros, 15 digits
+ * (format_int: 20). */
 #define FAST_TEXT_MAX 40
 
 static size_t slot_round(size_t s)
@@ -318,8 +365,8 @@ static size_t slot_round(size_t s)
  * values take fetch_long_cell anyway). */
 static size_t slot_size(const MYSQL_FIELD *f, bool unbuffered)
 {
-    if (fast_double(f))
-        return sizeof(double);
+    if (bind_type(f) != MYSQL_TYPE_STRING)
+        return sizeof(double); /* a double or a 64-bit integer */
     size_t s = (unbuffered ? f->length : f->max_length) + 1;
     size_t max = unbuffered ? STAGE_UNBUFFERED_MAX : STAGE_MAX;
     if (s < STAGE_MIN)
@@ -390,9 +437,10 @@ static bool binding_serves(const MYSQL_STMT *stmt, const evdb__my_rows *rows,
         return false;
     for (unsigned i = 0; i < n; i++) {
         const MYSQL_BIND *bd = &rows->bind[i];
-        bool dbl = fast_double(&f[i]);
-        if (stmt->bind[i].buffer != bd->buffer || dbl != (bd->buffer_type == MYSQL_TYPE_DOUBLE) ||
-            (!dbl && slot_size(&f[i], false) > bd->buffer_length))
+        enum enum_field_types t = bind_type(&f[i]);
+        if (stmt->bind[i].buffer != bd->buffer || t != bd->buffer_type ||
+            (t == MYSQL_TYPE_STRING && slot_size(&f[i], false) > bd->buffer_length) ||
+            (t == MYSQL_TYPE_LONGLONG && bd->is_unsigned != !!(f[i].flags & UNSIGNED_FLAG)))
             return false;
     }
     return true;
@@ -428,7 +476,10 @@ static int bind_result(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, b
     for (unsigned i = 0; i < n; i++) {
         MYSQL_BIND *bd = &rows->bind[i];
         size_t s = slot_size(&f[i], unbuffered);
-        bd->buffer_type = fast_double(&f[i]) ? MYSQL_TYPE_DOUBLE : MYSQL_TYPE_STRING;
+        bd->buffer_type = bind_type(&f[i]);
+        /* Unsigned INT and smaller fit a signed 64-bit integer: read as
+         * unsigned, widened. */
+        bd->is_unsigned = bd->buffer_type == MYSQL_TYPE_LONGLONG && (f[i].flags & UNSIGNED_FLAG);
         bd->buffer = rows->buf + off;
         bd->buffer_length = s;
         bd->length = &rows->len[i];
@@ -465,6 +516,11 @@ int evdb__my_stmt_row(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, un
             size_t len = format_double(d, text);
             crc = len ? evdb__rbuild_cell_double(b, text, len, d)
                       : slow_double_cell(stmt, b, i, fetch_err);
+        } else if (rows->bind[i].buffer_type == MYSQL_TYPE_LONGLONG) {
+            int64_t v;
+            char text[FAST_TEXT_MAX];
+            memcpy(&v, rows->bind[i].buffer, sizeof v);
+            crc = evdb__rbuild_cell_int(b, text, format_int(v, text), v);
         } else if (rows->len[i] <= rows->bind[i].buffer_length)
             crc = evdb__rbuild_cell(b, rows->bind[i].buffer, rows->len[i]);
         else
@@ -480,7 +536,7 @@ size_t evdb__my_stmt_row_bytes(const evdb__my_rows *rows, unsigned n)
     size_t sum = 0;
     for (unsigned i = 0; i < n; i++)
         if (!rows->isnull[i])
-            sum += rows->bind[i].buffer_type == MYSQL_TYPE_DOUBLE ? FAST_TEXT_MAX + sizeof(double)
+            sum += rows->bind[i].buffer_type != MYSQL_TYPE_STRING ? FAST_TEXT_MAX + sizeof(double)
                                                                   : rows->len[i];
     return sum;
 }
