@@ -451,7 +451,8 @@ START_TEST(ints_match_text_protocol)
                "(2, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 0, 1901, "
                "0, 0), "
                "(3, 0, 1, -1, 1, -1, 1, -1, 1, -1, 1, 2000, 123456, -1), "
-               "(4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)");
+               "(4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "
+               "(5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1)");
     t_exec_ok(c, "INSERT INTO t_int (id, i, bi) SELECT seq + 10, CAST(seq AS SIGNED) * 7919 - "
                "400000, CAST(seq AS SIGNED) * 1000000007 * IF(seq % 2, -1, 1) FROM seq_1_to_3000");
     evdb_value lo = evdb_int(0);
@@ -459,7 +460,7 @@ START_TEST(ints_match_text_protocol)
     evdb_future *ps = t_run_ok(c, "SELECT * FROM t_int WHERE id > ? ORDER BY id", &lo, 1);
     const evdb_result *rt = evdb_future_result(t), *rp = evdb_future_result(ps);
     size_t rows = evdb_result_nrows(rt), cols = evdb_result_ncols(rt);
-    ck_assert_uint_eq(rows, 3004);
+    ck_assert_uint_eq(rows, 3005);
     ck_assert_uint_eq(evdb_result_nrows(rp), rows);
     for (size_t row = 0; row < rows; row++) {
         for (size_t col = 0; col < cols; col++) {

@@ -254,8 +254,8 @@ static bool fast_double(const MYSQL_FIELD *f)
 
 /* An integer column fetched as a 64-bit integer and printed here (the
  * conversion to text costs Connector/C more, and evdb_result_int then
- * needs no parsing). Not BIGINT UNSIGNED (past INT64_MAX) nor ZEROFILL
- * (printed padded). */
+ * needs no parsing). Not BIGINT UNSIGNED (past INT64_MAX), ZEROFILL or
+ * YEAR (printed padded: "0000"). */
 static bool fast_int(const MYSQL_FIELD *f)
 {
     switch (f->type) {
@@ -263,7 +263,6 @@ static bool fast_int(const MYSQL_FIELD *f)
     case MYSQL_TYPE_SHORT:
     case MYSQL_TYPE_INT24:
     case MYSQL_TYPE_LONG:
-    case MYSQL_TYPE_YEAR:
         return !(f->flags & ZEROFILL_FLAG);
     case MYSQL_TYPE_LONGLONG:
         return !(f->flags & (ZEROFILL_FLAG | UNSIGNED_FLAG));
