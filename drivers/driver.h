@@ -143,6 +143,12 @@ enum evdb__diag {
  * UTF-8 character boundary, or left out when no room remains. */
 void evdb__error_diag(evdb_error *e, enum evdb__diag f, const char *value);
 
+/* v in decimal, NUL-terminated, without printf (drivers print numbers on
+ * every query's path); out has room for EVDB__INT_TEXT_MAX bytes.
+ * Returns the length (src/value.c). */
+#define EVDB__INT_TEXT_MAX 21
+size_t evdb__int_text(int64_t v, char *out);
+
 /* Allocation through the user's hooks (src/alloc.c). */
 void *evdb__malloc(size_t n);
 void *evdb__calloc(size_t n, size_t size);

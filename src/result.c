@@ -182,18 +182,10 @@ int evdb__rbuild_columns(evdb__rbuild *b, const evdb__rcol *cols, size_t n)
 {
     if (n > b->r.ncols)
         return EVDB_ERANGE;
-    size_t names = 0;
-    for (size_t c = 0; c < n; c++)
-        names += cols[c].name_len + 1;
-    if (!data_reserve(&b->r, names)) {
-        b->r.failed = true;
-        return EVDB_ENOMEM;
-    }
     for (size_t c = 0; c < n; c++) {
-        size_t off = b->r.data_len;
-        memcpy(b->r.data + off, cols[c].name, cols[c].name_len);
-        b->r.data[off + cols[c].name_len] = '\0';
-        b->r.data_len += cols[c].name_len + 1;
+        size_t off = data_put(&b->r, cols[c].name, cols[c].name_len);
+        if (off == NULL_CELL)
+            return EVDB_ENOMEM;
         b->r.cols[c].name_off = off;
         b->r.cols[c].type = cols[c].type;
         b->r.cols[c].native = cols[c].native_type;
@@ -510,14 +502,23 @@ static int number_text(const evdb_result *r, size_t row, size_t col, const char 
     return 0;
 }
 
-int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
+/* The binary value a driver kept after the cell's text (flag: which
+ * kind), copied to out (n bytes, may be NULL); false when it has none. */
+static bool kept_value(const evdb_result *r, size_t row, size_t col, size_t flag, void *out,
+                       size_t n)
 {
     const cell *c = get_cell(r, row, col);
-    if (c && c->len != NULL_CELL && (c->len & CELL_HAS_INT)) {
-        if (out)
-            memcpy(out, r->data + c->off + CELL_LEN(c) + 1, sizeof *out);
+    if (!c || c->len == NULL_CELL || !(c->len & flag))
+        return false;
+    if (out)
+        memcpy(out, r->data + c->off + CELL_LEN(c) + 1, n);
+    return true;
+}
+
+int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
+{
+    if (kept_value(r, row, col, CELL_HAS_INT, out, sizeof *out))
         return 0;
-    }
     const char *s;
     int rc = number_text(r, row, col, &s);
     if (rc)
@@ -543,12 +544,8 @@ int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
 
 int evdb_result_double(const evdb_result *r, size_t row, size_t col, double *out)
 {
-    const cell *c = get_cell(r, row, col);
-    if (c && c->len != NULL_CELL && (c->len & CELL_HAS_DOUBLE)) {
-        if (out)
-            memcpy(out, r->data + c->off + CELL_LEN(c) + 1, sizeof *out);
+    if (kept_value(r, row, col, CELL_HAS_DOUBLE, out, sizeof *out))
         return 0;
-    }
     const char *s;
     int rc = number_text(r, row, col, &s);
     if (rc)

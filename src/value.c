@@ -1,10 +1,29 @@
 /*
  * Typed parameter values: constructors, validation, and the deep copy made
- * at submission so callers may free their buffers at once.
+ * at submission so callers may free their buffers at once; integers as
+ * text for the drivers.
  */
 #include <string.h>
 
 #include "internal.h"
+
+size_t evdb__int_text(int64_t v, char *out)
+{
+    char tmp[EVDB__INT_TEXT_MAX];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
+}
 
 evdb_value evdb_null(void)
 {

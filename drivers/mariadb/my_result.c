@@ -277,24 +277,6 @@ static enum enum_field_types bind_type(const MYSQL_FIELD *f)
     return fast_double(f) ? MYSQL_TYPE_DOUBLE : fast_int(f) ? MYSQL_TYPE_LONGLONG : MYSQL_TYPE_STRING;
 }
 
-/* v in decimal; returns the length (at most 20). */
-static size_t format_int(int64_t v, char *out)
-{
-    char tmp[20];
-    size_t n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    size_t len = 0;
-    if (v < 0)
-        out[len++] = '-';
-    while (n)
-        out[len++] = tmp[--n];
-    return len;
-}
-
 void evdb__my_rows_free(evdb__my_rows *rows)
 {
     evdb__free(rows->bind);
@@ -349,7 +331,7 @@ static int rows_reserve(evdb__my_rows *rows, size_t n, size_t size)
 }
 
 /* Longest text format_double writes: sign, "0.", 14 zeros, 15 digits
- * (format_int: 20). */
+ * (evdb__int_text: 20). */
 #define FAST_TEXT_MAX 40
 
 static size_t slot_round(size_t s)
@@ -519,7 +501,7 @@ int evdb__my_stmt_row(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, un
             int64_t v;
             char text[FAST_TEXT_MAX];
             memcpy(&v, rows->bind[i].buffer, sizeof v);
-            crc = evdb__rbuild_cell_int(b, text, format_int(v, text), v);
+            crc = evdb__rbuild_cell_int(b, text, evdb__int_text(v, text), v);
         } else if (rows->len[i] <= rows->bind[i].buffer_length)
             crc = evdb__rbuild_cell(b, rows->bind[i].buffer, rows->len[i]);
         else

@@ -81,23 +81,6 @@ static bool reserve(pg_params *p, size_t n)
     return true;
 }
 
-/* Decimal int64 without printf (this is on every query's path). */
-static void put_int(char *out, int64_t v)
-{
-    char tmp[NUM_MAX];
-    size_t n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *out++ = '-';
-    while (n)
-        *out++ = tmp[--n];
-    *out = '\0';
-}
-
 /* The shortest %.Ng rendering that reads back as the same double, so 0.1
  * goes out as "0.1" (numeric columns keep it exact), never as
  * 0.10000000000000001. */
@@ -138,7 +121,7 @@ int evdb__pg_params_encode(pg_params *p, const evdb__query *q)
             p->types[i] = PG_OID_BOOL;
             break;
         case EVDB_TYPE_INT:
-            put_int(num, v->u.i);
+            evdb__int_text(v->u.i, num);
             p->values[i] = num;
             num += NUM_MAX;
             break;
