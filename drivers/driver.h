@@ -50,6 +50,16 @@ typedef struct evdb__wait {
 #define EVDB__CAP_SERVER_CANCEL 0x2u /* cancel_start stops a running query */
 #define EVDB__CAP_MULTI_STMT 0x4u    /* several statements in one parameterless query */
 #define EVDB__CAP_PREPARE 0x8u       /* knows EVDB__QUERY_PREPARE / _UNPREPARE */
+#define EVDB__CAP_BATCH 0x10u        /* runs evdb__query.batch (evdb_conn_batch) */
+
+/* One statement of an explicit batch (evdb_conn_batch): copies owned by
+ * the core, like a query's own sql and params. */
+typedef struct evdb__stmt {
+    const char *sql;
+    size_t sql_len;
+    const evdb_value *params;
+    size_t nparams;
+} evdb__stmt;
 
 /* A query as the driver sees it. The core allocates and frees it; the
  * driver reads the first block and may use the scratch block. */
@@ -66,6 +76,16 @@ typedef struct evdb__query {
                                   server as a backstop. */
     bool cancel_requested;     /* the core gave up on it (timeout/cancel):
                                   its outcome will be discarded */
+    /* An explicit batch (only sent to drivers with EVDB__CAP_BATCH):
+     * nbatch >= 1 statements that run in order as ONE unit, all or
+     * nothing (PostgreSQL: one implicit transaction, one Sync; MariaDB:
+     * inside a transaction or a savepoint). The query succeeds with the
+     * statements' results chained in order (evdb__result_append) or fails
+     * with the first error, nothing of the batch having taken effect
+     * (outside a user's transaction block). sql/params above then hold the
+     * first statement (for messages). */
+    const evdb__stmt *batch;
+    size_t nbatch;
     /* driver scratch, zero when sent */
     void *drv;
     uintptr_t drv_word;
@@ -85,8 +105,19 @@ typedef struct evdb__query {
  * there). */
 #define EVDB__QUERY_PREPARE 0x40000000u
 #define EVDB__QUERY_UNPREPARE 0x20000000u
-_Static_assert(((EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE) &
+/* Internal query flag: a pooled autocommit query (evdb_pool_query). It may
+ * not leave its shared connection inside a transaction block: a statement
+ * that opens one (BEGIN, START TRANSACTION, COMMIT/ROLLBACK AND CHAIN) is
+ * refused before it is sent (EVDB_EINVAL, message pointing to
+ * evdb_pool_acquire / evdb_pool_transaction); a query that still ends
+ * inside a block (several statements in one string, MariaDB's SET
+ * autocommit = 0) is rolled back before anything else runs on the
+ * connection, and fails with EVDB_EINVAL. */
+#define EVDB__QUERY_AUTOCOMMIT 0x10000000u
+_Static_assert(((EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE | EVDB__QUERY_AUTOCOMMIT) &
                 (EVDB__QUERY_RESET_SESSION | EVDB__QUERY_PREPARE | EVDB__QUERY_UNPREPARE)) == 0 &&
+                   ((EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE) & EVDB__QUERY_AUTOCOMMIT) ==
+                       0 &&
                    (EVDB__QUERY_RESET_SESSION & (EVDB__QUERY_PREPARE | EVDB__QUERY_UNPREPARE)) ==
                        0 &&
                    (EVDB__QUERY_PREPARE & EVDB__QUERY_UNPREPARE) == 0,
@@ -316,6 +347,12 @@ typedef struct evdb__driver {
     /* MUST: free everything at once; may drop the socket abruptly; never
      * blocks. Called after close finished, or instead of it. */
     void (*destroy)(evdb__dconn *dc);
+
+    /* MAY: whether q (handed over by send, not yet reported) has reached
+     * the wire, so the server may run or have run it. NULL: every query
+     * handed over counts as sent. The core uses it for the outcome of a
+     * timed-out, cancelled or lost query (evdb_error_outcome_unknown). */
+    bool (*query_sent)(const evdb__dconn *dc, const evdb__query *q);
 
     /* MAY: server session id (backend pid / thread id). */
     int64_t (*server_id)(const evdb__dconn *dc);

@@ -61,8 +61,9 @@ typedef struct evdb_query_opts {
     void *reserved[2];
 } evdb_query_opts;
 
-/* Run this query in a pipeline group of its own (never batched with others
- * under one Sync). Implied for transaction control statements. */
+/* Send this query only when nothing else is in flight on its connection
+ * (no pipelining around it). Every query has its own Sync, and so its own
+ * implicit transaction, whether or not this is set. */
 #define EVDB_QUERY_NO_PIPELINE 0x1u
 /* Do not use (or fill) the prepared-statement cache for this query. */
 #define EVDB_QUERY_NO_CACHE 0x2u
@@ -131,6 +132,42 @@ EVDB_EXTERN evdb_future *evdb_conn_unprepare(evdb_conn *c, const char *sql,
                                              const evdb_value *params, size_t nparams,
                                              const evdb_query_opts *opts);
 #define EVDB_HAS_PREPARE 1
+
+/* One statement of a batch: sql with nparams typed parameters, as for
+ * evdb_conn_query (one statement per entry; no several-statement strings,
+ * no transaction control). */
+typedef struct evdb_stmt {
+    const char *sql;
+    const evdb_value *params;
+    size_t nparams;
+} evdb_stmt;
+
+/* The most statements one batch may hold. */
+#define EVDB_BATCH_MAX 65535u
+
+/* Submit n statements (1..EVDB_BATCH_MAX) to run in order as one unit,
+ * all or nothing: the fast path for bulk work. PostgreSQL sends them in
+ * one pipeline round with ONE Sync, so they share one implicit
+ * transaction (outside a transaction block: they commit together, or an
+ * error anywhere, deferred constraints at commit included, rolls every
+ * one of them back); MariaDB runs them inside a transaction (or, inside
+ * the caller's own transaction, a savepoint). Unlike n separate queries,
+ * the statements see each other's row locks and settings (SET LOCAL) and
+ * commit at once: only batch statements that belong together.
+ *
+ * Everything is copied before this returns. The future's result is the
+ * first statement's result; evdb_result_next walks the others in order.
+ * On failure the future fails with the failing statement's error, its
+ * message prefixed "batch statement K of N: "; nothing of the batch took
+ * effect (inside the caller's own PostgreSQL transaction block, the block
+ * is aborted as with any error). opts->timeout covers the whole batch.
+ * Returns NULL at once: EVDB_EINVAL (NULL or empty stmts, n over
+ * EVDB_BATCH_MAX, a NULL or empty sql, bad parameters), EVDB_ENOTSUP
+ * (a driver without batches), EVDB_ECLOSED, EVDB_ENOMEM. Callable from
+ * callbacks. */
+EVDB_EXTERN evdb_future *evdb_conn_batch(evdb_conn *c, const evdb_stmt *stmts, size_t n,
+                                         const evdb_query_opts *opts);
+#define EVDB_HAS_BATCH 1
 
 /* Close asynchronously: queued and running queries fail at once with
  * EVDB_ECLOSED (a running statement may still complete on the server; to

@@ -112,6 +112,18 @@ EVDB_EXTERN bool evdb_error_is_connection(const evdb_error *e);
  * 70100 (MariaDB's KILL QUERY or max_statement_time). */
 EVDB_EXTERN bool evdb_error_is_cancel(const evdb_error *e);
 
+/* Whether the statement may have taken effect although its future failed:
+ * true when it had reached the server and its outcome is unknown (it timed
+ * out or was cancelled while running, or the connection was lost while it
+ * ran: an INSERT may have committed). False when it provably did not take
+ * effect: it was never sent (timed out or cancelled while queued, its
+ * connection lost before it went out, refused by evdb), or the server
+ * reported its failure (its own implicit transaction rolled back; the
+ * earlier statements of a several-statement string may have committed).
+ * Re-running a query whose error says false cannot apply it twice. */
+EVDB_EXTERN bool evdb_error_outcome_unknown(const evdb_error *e);
+#define EVDB_HAS_OUTCOME_UNKNOWN 1
+
 /* Feature test: the accessors and predicates above exist. */
 #define EVDB_HAS_ERROR_FIELDS 1
 

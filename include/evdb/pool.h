@@ -128,6 +128,13 @@ typedef struct evdb_pool_stats {
 EVDB_EXTERN evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url,
                                      const evdb_pool_opts *opts);
 
+/* As evdb_conn_batch, on a pooled connection (one connection runs the
+ * whole batch; it never leaves a transaction open). Returns a future of the
+ * chained results, or NULL at once as evdb_conn_batch. Callable from
+ * callbacks. */
+EVDB_EXTERN evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
+                                         const evdb_query_opts *opts);
+
 /* As evdb_conn_query, on a pooled connection. The query's own timeout
  * (opts->timeout) covers the whole operation: pool wait, connect, execute.
  * While waiting for a connection the acquire timeout applies too
