@@ -779,7 +779,10 @@ static const char *refusal(evdb__query *q, char *buf, size_t size)
         }
         return NULL;
     }
-    if (!(q->flags & EVDB__QUERY_AUTOCOMMIT) || !(q->drv_state & PGQ_TXCTL))
+    /* A string of several statements may open and close its own block:
+     * it is judged by where it leaves the session (rollback_pooled). */
+    if (!(q->flags & EVDB__QUERY_AUTOCOMMIT) || !(q->drv_state & PGQ_TXCTL) ||
+        (q->drv_state & PGQ_SIMPLE))
         return NULL;
     enum pg_txe t = txe_of(q);
     return t == PG_TXE_BEGIN || t == PG_TXE_CHAIN ? pooled_tx_msg : NULL;
@@ -1382,7 +1385,7 @@ static int on_complete(evdb__dconn *dc, evdb_error *err)
         if (q)
             report_code(dc, q, err, EVDB_EINVAL, "25000",
                         "the query left its pooled connection inside a transaction block, "
-                        "which was rolled back (its statements did not take effect). "
+                        "which was rolled back (what ran inside that block did not take effect). "
                         "evdb_pool_query runs each query in autocommit mode on a shared "
                         "connection; use evdb_pool_acquire or evdb_pool_transaction");
         return 0;
