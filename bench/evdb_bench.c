@@ -605,8 +605,8 @@ int main(int argc, char **argv)
         x.slots[i].x = &x;
         x.slots[i].conn = (unsigned)(i % o.conns);
     }
-    int rc = 1;
 
+    int rc = 1;
     /* Batch modes: inflight / batch batches in flight (at least one), each
      * of o.batch statements; the batches go to the connections
      * round-robin with conn-batch. */
