@@ -12,6 +12,7 @@
  * User code never runs inside a driver step: futures only queue their
  * callbacks, which run from the loop afterwards.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,17 +80,82 @@ static void set_state(evdb_conn *c, conn_state s)
     c->state = s;
 }
 
+/* Whether q, handed to the driver, may have reached the server: the
+ * driver's query_sent answers; one without it, or gone already, counts
+ * every query handed over as sent. Pending and pool-queued queries never
+ * were. */
+static bool query_sent(const evdb_conn *c, const evdb__cq *q)
+{
+    if (q->where != EVDB__Q_INFLIGHT)
+        return false;
+    return !c->drv->query_sent || !c->dc || c->drv->query_sent(c->dc, &q->q);
+}
+
+/* Fail q's future with code and a message, and say whether the statement
+ * may have taken effect (evdb_error_outcome_unknown). */
+static void fail_outcome(evdb__cq *q, int code, bool unknown, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail_outcome(evdb__cq *q, int code, bool unknown, const char *fmt, ...)
+{
+    char msg[EVDB__ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    evdb_error e;
+    evdb__error_set(&e, code, 0, NULL, "%s", msg);
+    e.outcome_unknown = unknown;
+    evdb__future_fail_err(q->f, &e);
+}
+
 /* Fail every query of a list with code and drop it. Used when the driver
- * has forgotten them (broken or closing connection). */
-static void fail_all(evdb_conn *c, evdb__qlist *l, int code, const char *msg)
+ * has forgotten them (broken or closing connection); unknown says whether
+ * they had reached the server (the in-flight list, once take_back_unsent
+ * has taken out the ones that had not). */
+static void fail_all(evdb_conn *c, evdb__qlist *l, int code, bool unknown, const char *msg)
 {
     evdb__cq *q;
     while ((q = l->head)) {
         evdb__qlist_remove(l, q);
-        evdb__future_fail(q->f, code, "%s", msg);
+        fail_outcome(q, code, unknown, "%s", msg);
         evdb__cq_free(q);
     }
     (void)c;
+}
+
+/* The connection is going (lost or closed): the queries the driver holds
+ * without having put them on the wire never ran, so they go back to the
+ * front of the pending list, in order (they are older than the pending
+ * ones), where they count as never sent: a pool re-routes them instead of
+ * failing them with "outcome unknown". Their driver scratch is cleared
+ * for the next driver. Ones given up on already (timed out, cancelled:
+ * their futures are done) just go. Call before the driver's destroy. */
+static void take_back_unsent(evdb_conn *c)
+{
+    if (!c->drv->query_sent || !c->dc)
+        return;
+    evdb__qlist back = {NULL, NULL, 0};
+    for (evdb__cq *q = c->inflight.head, *next; q; q = next) {
+        next = q->next;
+        if (c->drv->query_sent(c->dc, &q->q))
+            continue;
+        evdb__qlist_remove(&c->inflight, q);
+        if (q->q.cancel_requested) {
+            evdb__cq_free(q);
+            continue;
+        }
+        q->q.drv = NULL;
+        q->q.drv_word = 0;
+        q->q.drv_state = 0;
+        q->cancel_started = false;
+        q->where = EVDB__Q_PENDING;
+        evdb__qlist_push(&back, q);
+    }
+    evdb__cq *q;
+    while ((q = back.tail)) {
+        evdb__qlist_remove(&back, q);
+        evdb__qlist_push_front(&c->pending, q);
+    }
 }
 
 /* ---- watchers ---- */
@@ -144,16 +210,21 @@ static void broken(evdb_conn *c, const evdb_error *err)
     c->lost.code = EVDB_ECONNLOST;
     stop_watchers(c);
     cancel_op_free(c);
+    take_back_unsent(c);
     char msg[EVDB__ERRMSG_MAX];
-    snprintf(msg, sizeof msg, "connection lost: %.400s", err->message);
-    fail_all(c, &c->inflight, EVDB_ECONNLOST, msg);
+    snprintf(msg, sizeof msg,
+             "connection lost while the query ran (it had been sent: whether it took effect "
+             "is unknown): %.300s",
+             err->message);
+    fail_all(c, &c->inflight, EVDB_ECONNLOST, true, msg);
     if (c->owner_ops && c->pending.head) {
         /* Never sent, so never lost: the pool re-routes them. */
         c->owner_ops->broken(c->owner, c, &c->pending, err);
     } else {
-        snprintf(msg, sizeof msg, "connection lost before the query was sent: %.400s",
+        snprintf(msg, sizeof msg,
+                 "connection lost before the query was sent (it did not run): %.400s",
                  err->message);
-        fail_all(c, &c->pending, EVDB_ECONNLOST, msg);
+        fail_all(c, &c->pending, EVDB_ECONNLOST, false, msg);
         if (c->owner_ops)
             c->owner_ops->broken(c->owner, c, &c->pending, err);
     }
@@ -359,6 +430,12 @@ static void maybe_start_cancel(evdb_conn *c)
     evdb__cq *h = c->inflight.head;
     if (!h || !h->q.cancel_requested || h->cancel_started || c->cop)
         return;
+    /* One the driver has not put on the wire is not cancelled on the
+     * server (that would stop whatever runs instead): the driver drops it
+     * unsent and reports it (drivers/driver.h, query_sent). Asked again
+     * after every step. */
+    if (!query_sent(c, h))
+        return;
     h->cancel_started = true;
     if (!(c->drv->caps & EVDB__CAP_SERVER_CANCEL) || !c->drv->cancel_start)
         return;
@@ -459,7 +536,16 @@ void evdb__query_done(evdb__query *dq, evdb_result *r)
 void evdb__query_failed(evdb__query *dq, const evdb_error *e)
 {
     evdb__cq *q = (evdb__cq *)dq;
-    evdb__future_fail_err(q->f, e);
+    if (e->code == EVDB_ECONNLOST && !e->outcome_unknown && query_sent(q->conn, q)) {
+        /* The driver lost the session while this statement was on the
+         * wire: the server may have run it. */
+        evdb_error u;
+        evdb__error_copy(&u, e);
+        u.outcome_unknown = true;
+        evdb__future_fail_err(q->f, &u);
+    } else {
+        evdb__future_fail_err(q->f, e);
+    }
     query_finished(q);
 }
 
@@ -488,20 +574,38 @@ static void query_give_up(evdb__cq *q)
 void evdb__cq_timed_out(void *arg)
 {
     evdb__cq *q = arg;
-    /* Say which stage ran out of time: it is what a user debugs next. */
-    static const char *const stage[] = {
-        [EVDB__Q_POOL] = "waiting for a pooled connection",
-        [EVDB__Q_PENDING] = "queued on its connection, not yet sent",
-        [EVDB__Q_INFLIGHT] = "running; cancelling it on the server",
-    };
-    evdb__future_fail(q->f, EVDB_ETIMEDOUT, "query timed out after %g s (%s)", q->timeout,
-                      stage[q->where]);
+    /* Say which stage ran out of time and whether the statement may have
+     * taken effect (evdb_error_outcome_unknown): it is what a user
+     * decides next. */
+    bool sent = query_sent(q->conn, q);
+    const char *stage;
+    if (q->where == EVDB__Q_POOL)
+        stage = "waiting for a pooled connection, not sent: it did not run";
+    else if (!sent)
+        stage = "queued on its connection, not sent: it did not run";
+    else if ((q->conn->drv->caps & EVDB__CAP_SERVER_CANCEL) && q->conn->drv->cancel_start)
+        stage = "sent to the server; cancelling it there: whether it took effect is unknown";
+    else
+        stage = "sent to the server, which cannot be told to stop it: whether it took effect "
+                "is unknown";
+    fail_outcome(q, EVDB_ETIMEDOUT, sent, "query timed out after %g s (%s)", q->timeout, stage);
     query_give_up(q);
 }
 
+/* evdb_future_cancel has failed the future already (EVDB_ECANCELED); its
+ * error now says how far the query got. */
 static void query_cancel(void *arg)
 {
-    query_give_up(arg);
+    evdb__cq *q = arg;
+    bool sent = query_sent(q->conn, q);
+    evdb_error e;
+    evdb__error_set(&e, EVDB_ECANCELED, 0, NULL, "%s",
+                    sent ? "query cancelled after it was sent to the server: whether it took "
+                           "effect is unknown"
+                         : "query cancelled before it was sent: it did not run");
+    e.outcome_unknown = sent;
+    evdb__future_amend_err(q->f, &e);
+    query_give_up(q);
 }
 
 const evdb__future_ops evdb__cq_ops = {query_cancel};
@@ -794,8 +898,12 @@ evdb_future *evdb__conn_close(evdb_conn *c)
     c->close_spare = NULL;
     c->close_f = evdb_future_ref(f);
     cancel_op_free(c);
-    fail_all(c, &c->pending, EVDB_ECLOSED, "connection closed before the query was sent");
-    fail_all(c, &c->inflight, EVDB_ECLOSED, "connection closed while the query ran");
+    take_back_unsent(c);
+    fail_all(c, &c->pending, EVDB_ECLOSED, false,
+             "connection closed before the query was sent (it did not run)");
+    fail_all(c, &c->inflight, EVDB_ECLOSED, true,
+             "connection closed while the query ran (it had been sent: whether it took effect "
+             "is unknown)");
     conn_state was = c->state;
     set_state(c, CS_CLOSING);
     stop_watchers(c);
