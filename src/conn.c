@@ -566,6 +566,10 @@ static void query_give_up(evdb__cq *q)
         evdb__cq_free(q);
         return;
     }
+    /* Counted in its pool's stats now, as done (evdb__cq_free skips the
+     * queries marked here): the driver may report it much later. */
+    if (q->pool)
+        evdb__pool_count(q->pool, evdb__future_peek(q->f));
     q->q.cancel_requested = true;
     if (c->inflight.head == q)
         evdb__loop_defer(c->loop, &c->pump_d);

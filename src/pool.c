@@ -256,15 +256,18 @@ static bool takes_more(const member *m)
     return load < evdb__conn_depth(m->c) && (load == 0 || m->pool->nopening == 0);
 }
 
-/* Count a pooled query's outcome (cancels are the caller's choice, not
- * errors). */
-static void count_outcome(evdb_pool *p, int status)
+/* Count a pooled query's outcome: every query submitted ends ok or in
+ * query_errors, timeouts and cancels included (each also counted on its
+ * own), at whatever stage it ended, so that queries = ok + errors. */
+void evdb__pool_count(evdb_pool *p, int status)
 {
-    if (status >= 0 || status == EVDB_ECANCELED)
+    if (status >= 0)
         return;
     p->st.query_errors++;
     if (status == EVDB_ETIMEDOUT)
         p->st.query_timeouts++;
+    else if (status == EVDB_ECANCELED)
+        p->st.query_cancels++;
 }
 
 /* Record how long a query or acquire waited for its connection. */
@@ -299,8 +302,9 @@ static void on_room(void *owner, evdb_conn *c, int status)
 {
     member *m = owner;
     (void)c;
-    if (m->st != M_VALIDATING)
-        count_outcome(m->pool, status);
+    /* Pooled queries are counted by evdb__pool_count, not here: this also
+     * sees a borrower's, the reset's and the validation's queries. */
+    (void)status;
     if (m->st == M_READY && m->pool->waitq.head)
         feed(m);
     m->last_used = evdb__loop_now(m->pool->loop);
@@ -611,8 +615,7 @@ static void on_deadline(void *arg)
         fail_waiter_msg(p, msg, sizeof msg, p->o.acquire_timeout);
         evdb__future_fail(q->f, EVDB_EPOOLTIMEOUT, "%s", msg);
         p->st.pool_timeouts++;
-        p->st.query_errors++;
-        evdb__cq_free(q);
+        evdb__cq_free(q); /* counts it in query_errors */
     }
     for (acq *a = p->acq_head, *next; a; a = next) {
         next = a->next;
@@ -1030,7 +1033,6 @@ evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
 void evdb__pool_forget(evdb_pool *p, evdb__cq *q)
 {
     evdb__qlist_remove(&p->waitq, q);
-    count_outcome(p, evdb__future_peek(q->f));
 }
 
 /* ---- the per-query hook ---- */

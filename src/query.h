@@ -85,5 +85,9 @@ evdb_future *evdb__conn_close(evdb_conn *c);
 
 /* pool.c: a query waiting in a pool was given up (timeout/cancel). */
 void evdb__pool_forget(evdb_pool *p, evdb__cq *q);
+/* pool.c: count a pooled query's outcome (status: 0 or its error) in the
+ * pool's stats. Called once per query: from evdb__cq_free, or when it is
+ * given up on while in flight (then marked cancel_requested). */
+void evdb__pool_count(evdb_pool *p, int status);
 
 #endif

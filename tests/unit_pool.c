@@ -635,6 +635,166 @@ START_TEST(closed_pool_handle_refuses_while_the_close_future_lives)
 }
 END_TEST
 
+typedef struct done_count {
+    int calls[32];
+} done_count;
+
+typedef struct done_slot {
+    done_count *c;
+    int id;
+} done_slot;
+
+static void on_done_count(evdb_future *f, void *arg)
+{
+    (void)f;
+    done_slot *s = arg;
+    s->c->calls[s->id]++;
+}
+
+static bool msg_has(evdb_future *f, const char *part)
+{
+    return strstr(evdb_error_message(evdb_future_error(f)), part) != NULL;
+}
+
+/* Every pooled query is counted once, ok or in query_errors, whatever
+ * stage it ended at: queries = ok + query_errors (the issue: a query that
+ * timed out queued on its connection was counted nowhere). A borrower's
+ * queries are not pooled queries and count nowhere. */
+START_TEST(stats_count_every_outcome)
+{
+    struct ev_loop *loop = t_loop_new(8);
+    /* One connection that pools two queries while the driver runs one:
+     * the second waits on the connection, a third in the pool. */
+    evdb_pool_opts o = {.max_conns = 1, .pipeline_depth = 2, .acquire_timeout = 0.3,
+                        .backoff_initial = 0.01};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?depth=1", &o);
+    evdb_query_opts t = {.timeout = 0.05};
+    done_count cnt = {{0}};
+    done_slot slots[32];
+    evdb_future *fs[32];
+    int n = 0;
+#define SUBMIT(sql, opts)                                                                         \
+    (fs[n] = evdb_pool_query(p, (sql), NULL, 0, (opts)), slots[n] = (done_slot){&cnt, n},        \
+     evdb_future_on_done(fs[n], on_done_count, &slots[n]), fs[n++])
+    /* ok and a server error */
+    ck_assert_int_eq(t_wait(SUBMIT("ok", NULL)), 0);
+    ck_assert_int_eq(t_wait(SUBMIT("error 22012", NULL)), EVDB_ESERVER);
+    /* Timeouts: running, queued on the connection, in the pool's queue. */
+    evdb_future *run = SUBMIT("sleep 10000", &t);
+    evdb_future *onconn = SUBMIT("ok", &t);
+    evdb_future *inpool = SUBMIT("ok", &t);
+    ck_assert_int_eq(t_wait(run), EVDB_ETIMEDOUT);
+    ck_assert_int_eq(t_wait(onconn), EVDB_ETIMEDOUT);
+    ck_assert_int_eq(t_wait(inpool), EVDB_ETIMEDOUT);
+    ck_assert(msg_has(run, "sent to the server"));
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(run)));
+    ck_assert(msg_has(onconn, "queued on its connection, not sent"));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(onconn)));
+    ck_assert(msg_has(inpool, "waiting for a pooled connection, not sent"));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(inpool)));
+    ck_assert_int_eq(t_wait(SUBMIT("ok", NULL)), 0); /* the cancel settled */
+    /* Cancels at the same three stages. */
+    run = SUBMIT("sleep 10000", NULL);
+    onconn = SUBMIT("ok", NULL);
+    inpool = SUBMIT("ok", NULL);
+    t_run_for(loop, 0.01);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.waiting, 1);
+    ck_assert_int_eq(evdb_future_cancel(inpool), 0);
+    ck_assert_int_eq(evdb_future_cancel(onconn), 0);
+    ck_assert_int_eq(evdb_future_cancel(run), 0);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(run)));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(onconn)));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(inpool)));
+    ck_assert_int_eq(t_wait(SUBMIT("ok", NULL)), 0);
+    /* The connection lost under a running query; the one behind it moves
+     * to the replacement. */
+    evdb_future *lost = SUBMIT("drop", NULL);
+    evdb_future *moved = SUBMIT("ok moved", NULL);
+    ck_assert_int_eq(t_wait(lost), EVDB_ECONNLOST);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(lost)));
+    ck_assert_int_eq(t_wait(moved), 0);
+    /* The pool's acquire timeout, and a query the driver refuses. */
+    evdb_future *slow = SUBMIT("sleep 400", NULL);
+    evdb_future *behind = SUBMIT("ok", NULL);
+    evdb_future *starved = SUBMIT("ok", NULL);
+    ck_assert_int_eq(t_wait(starved), EVDB_EPOOLTIMEOUT);
+    ck_assert_int_eq(t_wait(slow), 0);
+    ck_assert_int_eq(t_wait(behind), 0);
+    ck_assert_int_eq(t_wait(SUBMIT("refuse", NULL)), EVDB_EINVAL);
+    /* A borrower's queries are its own, not the pool's. */
+    evdb_future *a = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(a), 0);
+    evdb_conn *c = evdb_future_take_conn(a);
+    evdb_future *mine = evdb_conn_query(c, "error 40001", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(mine), EVDB_ESERVER);
+    evdb_future_unref(mine);
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    evdb_future_unref(a);
+    t_run_for(loop, 0.05);
+#undef SUBMIT
+    uint64_t ok = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(cnt.calls[i], 1);
+        ck_assert_int_ne(evdb_future_status(fs[i]), EVDB_PENDING);
+        if (evdb_future_status(fs[i]) == 0)
+            ok++;
+    }
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.queries, (uint64_t)n);
+    ck_assert_uint_eq(st.queries, ok + st.query_errors);
+    /* server error, 3 timeouts, 3 cancels, lost, pool timeout, refused */
+    ck_assert_uint_eq(st.query_errors, 10);
+    ck_assert_uint_eq(st.query_timeouts, 3);
+    ck_assert_uint_eq(st.query_cancels, 3);
+    ck_assert_uint_eq(st.pool_timeouts, 1);
+    ck_assert_uint_eq(st.broken, 1);
+    for (int i = 0; i < n; i++)
+        evdb_future_unref(fs[i]);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* A query the driver took but had not put on the wire when the connection
+ * broke never ran: it moves to the replacement like a pending one,
+ * instead of failing with "outcome unknown". */
+START_TEST(queries_the_driver_held_unsent_move_when_the_connection_breaks)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1, .pipeline_depth = 3, .backoff_initial = 0.01};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?lazy_send=1", &o);
+    evdb_future *w = evdb_pool_query(p, "ok", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(w), 0);
+    evdb_future_unref(w);
+    evdb_future *fs[3];
+    const char *sql[3] = {"drop", "ok 1", "ok 2"};
+    for (int i = 0; i < 3; i++)
+        fs[i] = evdb_pool_query(p, sql[i], NULL, 0, NULL);
+    evdb_future *g = evdb_gather(fs, 3, 0);
+    t_wait(g);
+    ck_assert_uint_eq(fake.sends, 1 + 3 + 2); /* warm-up, the three, then two again */
+    ck_assert_int_eq(evdb_future_status(fs[0]), EVDB_ECONNLOST);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(fs[0])));
+    for (int i = 1; i < 3; i++) {
+        ck_assert_int_eq(evdb_future_status(fs[i]), 0);
+        char want[8];
+        snprintf(want, sizeof want, "%d", i);
+        ck_assert_str_eq(evdb_result_text(evdb_future_result(fs[i]), 0, 0, NULL), want);
+    }
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.broken, 1);
+    ck_assert_uint_eq(st.query_errors, 1);
+    for (int i = 0; i < 3; i++)
+        evdb_future_unref(fs[i]);
+    evdb_future_unref(g);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -659,6 +819,8 @@ int main(void)
     tcase_add_test(tc, max_lifetime_rotates_connections);
     tcase_add_test(tc, rerouted_query_waits_for_the_replacement);
     tcase_add_test(tc, closed_pool_handle_refuses_while_the_close_future_lives);
+    tcase_add_test(tc, stats_count_every_outcome);
+    tcase_add_test(tc, queries_the_driver_held_unsent_move_when_the_connection_breaks);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }

@@ -105,11 +105,21 @@ typedef struct evdb_pool_stats {
     uint64_t resets;       /* released connections reset and reused */
     uint64_t discarded;    /* released connections closed instead */
     uint64_t retired;      /* closed for lifetime / idle timeout */
-    uint64_t pool_timeouts;
+    uint64_t pool_timeouts; /* queries and acquires that waited longer than
+                               acquire_timeout (EVDB_EPOOLTIMEOUT) */
     uint64_t leaks;        /* leak_hook reports */
+    /* Pooled queries (evdb_pool_query) submitted, and how they ended.
+     * Every query is counted once when it ends, whatever the stage (in
+     * the pool's queue, queued on a connection, running, lost with its
+     * connection, refused by the driver, failed by evdb_pool_close): ok,
+     * or in query_errors. Once none is outstanding,
+     * queries = ok + query_errors. Queries run on a borrowed connection
+     * (evdb_pool_acquire) and the pool's own statements (reset,
+     * validation, on_connect_sql) are not counted. */
     uint64_t queries;      /* submitted through evdb_pool_query */
-    uint64_t query_errors; /* completed with an error (timeouts included) */
-    uint64_t query_timeouts;
+    uint64_t query_errors; /* ended with an error: timeouts, cancels and
+                              pool timeouts included */
+    uint64_t query_timeouts; /* of them: EVDB_ETIMEDOUT (opts.timeout) */
     uint64_t validations;  /* idle connections pinged before use */
     uint64_t validation_failures;
     /* How long queries and acquires waited for a connection: < 1 ms,
@@ -119,6 +129,13 @@ typedef struct evdb_pool_stats {
      * ("connection broken", "reset failed: <message>"), or "" (static or
      * pool-owned: valid until the next pool call). */
     const char *last_discard_reason;
+    uint64_t query_cancels; /* of query_errors: EVDB_ECANCELED (the caller
+                               cancelled it: evdb_future_cancel, a race or
+                               fail-fast gather, evdb_timeout) */
+    /* Room for counters added later: they take from this tail, so the
+     * struct keeps its size and every field its offset (a program built
+     * against these headers keeps working with a later library). Zero. */
+    uint64_t reserved[7];
 } evdb_pool_stats;
 
 /* Create a pool for url (as evdb_conn_open takes). Opens min_conns at
