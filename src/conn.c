@@ -70,7 +70,48 @@ static void conn_free(evdb_conn *c);
 
 bool evdb__conn_valid(const evdb_conn *c)
 {
-    return c && c->magic == EVDB__MAGIC_CONN;
+    /* A pool's borrow handle is a number, not an address: never read
+     * through one (conn_lookup resolves them). */
+    return c && !evdb__is_borrow_handle(c) && c->magic == EVDB__MAGIC_CONN;
+}
+
+/* The connection a user's call names. One of evdb_conn_open is its own
+ * handle; a pooled one is lent out under a handle of each borrow
+ * (evdb_pool_acquire), which names it only until evdb_conn_release: a
+ * stale handle finds nothing, so it can never act on the connection's
+ * next borrower. NULL with the last error set (EVDB_EINVAL). */
+static evdb_conn *conn_lookup(const evdb_conn *h, const char *who)
+{
+    if (evdb__is_borrow_handle(h)) {
+        evdb_conn *c = evdb__pool_borrowed(h);
+        if (!c)
+            evdb__fail_now(EVDB_EINVAL,
+                           "%s: stale connection handle: it was released to its pool (a handle "
+                           "from evdb_pool_acquire is valid until evdb_conn_release)",
+                           who);
+        return c;
+    }
+    if (!evdb__conn_valid(h)) {
+        evdb__fail_now(EVDB_EINVAL, "%s: invalid connection", who);
+        return NULL;
+    }
+    return (evdb_conn *)h;
+}
+
+/* The same for the calls that use the connection: a pooled connection's
+ * own address (a pool's notice hook sees it) does not do, only the
+ * handle of its current borrow. */
+static evdb_conn *conn_for_call(evdb_conn *h, const char *who)
+{
+    evdb_conn *c = conn_lookup(h, who);
+    if (c && c->owner && !evdb__is_borrow_handle(h)) {
+        evdb__fail_now(EVDB_EINVAL,
+                       "%s: a pooled connection is used through the handle evdb_pool_acquire "
+                       "gave for it",
+                       who);
+        return NULL;
+    }
+    return c;
 }
 
 /* The one place connection state changes (easy to trace). */
@@ -712,18 +753,12 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
     return f;
 }
 
-evdb_future *evdb_conn_query(evdb_conn *c, const char *sql, const evdb_value *params,
+evdb_future *evdb_conn_query(evdb_conn *h, const char *sql, const evdb_value *params,
                              size_t nparams, const evdb_query_opts *opts)
 {
-    if (!evdb__conn_valid(c)) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_conn_query: invalid connection");
+    evdb_conn *c = conn_for_call(h, "evdb_conn_query");
+    if (!c)
         return NULL;
-    }
-    if (c->owner_ops && !c->owner_ops->borrowed(c->owner)) {
-        evdb__fail_now(EVDB_ESTATE, "evdb_conn_query: the connection was released to its pool "
-                                    "(use after release)");
-        return NULL;
-    }
     return evdb__conn_query(c, sql, params, nparams, opts);
 }
 
@@ -747,21 +782,15 @@ evdb_future *evdb__conn_query(evdb_conn *c, const char *sql, const evdb_value *p
     return f;
 }
 
-evdb_future *evdb_conn_batch(evdb_conn *c, const evdb_stmt *stmts, size_t n,
+evdb_future *evdb_conn_batch(evdb_conn *h, const evdb_stmt *stmts, size_t n,
                              const evdb_query_opts *opts)
 {
-    if (!evdb__conn_valid(c)) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_conn_batch: invalid connection");
+    evdb_conn *c = conn_for_call(h, "evdb_conn_batch");
+    if (!c)
         return NULL;
-    }
     if (!(c->drv->caps & EVDB__CAP_BATCH)) {
         evdb__fail_now(EVDB_ENOTSUP, "evdb_conn_batch: not supported by the %s driver",
                        c->drv->name);
-        return NULL;
-    }
-    if (c->owner_ops && !c->owner_ops->borrowed(c->owner)) {
-        evdb__fail_now(EVDB_ESTATE, "evdb_conn_batch: the connection was released to its pool "
-                                    "(use after release)");
         return NULL;
     }
     if (c->state != CS_READY) {
@@ -779,21 +808,16 @@ evdb_future *evdb_conn_batch(evdb_conn *c, const evdb_stmt *stmts, size_t n,
 
 /* evdb_conn_prepare / evdb_conn_unprepare: a query carrying an internal
  * flag (drivers/driver.h), queued in order with the others. */
-static evdb_future *submit_special(evdb_conn *c, const char *who, const char *sql,
+static evdb_future *submit_special(evdb_conn *h, const char *who, const char *sql,
                                    const evdb_value *params, size_t nparams,
                                    const evdb_query_opts *opts, unsigned flag)
 {
-    if (!evdb__conn_valid(c)) {
-        evdb__fail_now(EVDB_EINVAL, "%s: invalid connection", who);
+    evdb_conn *c = conn_for_call(h, who);
+    if (!c)
         return NULL;
-    }
     if (!(c->drv->caps & EVDB__CAP_PREPARE)) {
         evdb__fail_now(EVDB_ENOTSUP, "%s: not supported by the %s driver yet", who,
                        c->drv->name);
-        return NULL;
-    }
-    if (c->owner_ops && !c->owner_ops->borrowed(c->owner)) {
-        evdb__fail_now(EVDB_ESTATE, "%s: the connection was released to its pool", who);
         return NULL;
     }
     if (c->state != CS_READY) {
@@ -864,11 +888,6 @@ void evdb__conn_set_owner(evdb_conn *c, const evdb__conn_owner *ops, void *owner
     c->owner = owner;
 }
 
-void *evdb__conn_owner_of(const evdb_conn *c)
-{
-    return c->owner;
-}
-
 const char *evdb__conn_current_sql(const evdb_conn *c)
 {
     if (c->inflight.head)
@@ -878,12 +897,11 @@ const char *evdb__conn_current_sql(const evdb_conn *c)
     return NULL;
 }
 
-evdb_future *evdb_conn_close(evdb_conn *c)
+evdb_future *evdb_conn_close(evdb_conn *h)
 {
-    if (!evdb__conn_valid(c)) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_conn_close: invalid connection");
+    evdb_conn *c = conn_lookup(h, "evdb_conn_close");
+    if (!c)
         return NULL;
-    }
     if (c->owner) {
         evdb__fail_now(EVDB_EINVAL, "evdb_conn_close: the connection belongs to a pool: "
                                     "release it with evdb_conn_release");
@@ -933,26 +951,32 @@ void evdb__conn_abandon(void *conn)
         evdb__future_disown(f);
 }
 
-const char *evdb_conn_driver(const evdb_conn *c)
+/* The read-only calls take a pooled connection's own address too (they
+ * change nothing), but a stale handle fails like any call. */
+const char *evdb_conn_driver(const evdb_conn *h)
 {
-    return evdb__conn_valid(c) ? c->drv->name : NULL;
+    const evdb_conn *c = conn_lookup(h, "evdb_conn_driver");
+    return c ? c->drv->name : NULL;
 }
 
-size_t evdb_conn_pending(const evdb_conn *c)
+size_t evdb_conn_pending(const evdb_conn *h)
 {
-    return evdb__conn_valid(c) ? c->pending.n + c->inflight.n : 0;
+    const evdb_conn *c = conn_lookup(h, "evdb_conn_pending");
+    return c ? c->pending.n + c->inflight.n : 0;
 }
 
-int64_t evdb_conn_server_id(const evdb_conn *c)
+int64_t evdb_conn_server_id(const evdb_conn *h)
 {
-    if (!evdb__conn_valid(c) || !c->dc || !c->drv->server_id)
+    const evdb_conn *c = conn_lookup(h, "evdb_conn_server_id");
+    if (!c || !c->dc || !c->drv->server_id)
         return 0;
     return c->drv->server_id(c->dc);
 }
 
-int evdb_conn_status(const evdb_conn *c)
+int evdb_conn_status(const evdb_conn *h)
 {
-    if (!evdb__conn_valid(c))
+    const evdb_conn *c = conn_lookup(h, "evdb_conn_status");
+    if (!c)
         return EVDB_EINVAL;
     switch (c->state) {
     case CS_READY:
@@ -966,9 +990,10 @@ int evdb_conn_status(const evdb_conn *c)
     }
 }
 
-const evdb_error *evdb_conn_error(const evdb_conn *c)
+const evdb_error *evdb_conn_error(const evdb_conn *h)
 {
-    if (!evdb__conn_valid(c) || c->state != CS_BROKEN)
+    const evdb_conn *c = conn_lookup(h, "evdb_conn_error");
+    if (!c || c->state != CS_BROKEN)
         return NULL;
     return &c->lost;
 }
@@ -979,10 +1004,11 @@ evdb_error *evdb__notice_new(void *core)
     return c->notices ? evdb__noticeq_push(c->notices) : NULL;
 }
 
-int evdb_conn_set_notice_hook(evdb_conn *c, evdb_notice_fn fn, void *arg)
+int evdb_conn_set_notice_hook(evdb_conn *h, evdb_notice_fn fn, void *arg)
 {
-    if (!evdb__conn_valid(c))
-        return evdb__fail_now(EVDB_EINVAL, "evdb_conn_set_notice_hook: invalid connection");
+    evdb_conn *c = conn_lookup(h, "evdb_conn_set_notice_hook");
+    if (!c)
+        return evdb_error_code(evdb_last_error());
     if (c->owner)
         return evdb__fail_now(EVDB_ENOTSUP, "evdb_conn_set_notice_hook: not for pooled "
                                             "connections (the hook would outlive the borrow)");

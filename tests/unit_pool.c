@@ -278,7 +278,8 @@ START_TEST(leaks_are_reported_with_call_site_and_use_after_release_refused)
     ck_assert_int_eq(evdb_conn_release(c), 0);
     /* Use after release is refused clearly. */
     ck_assert_ptr_null(evdb_conn_query(c, "ok", NULL, 0, NULL));
-    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ESTATE);
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_last_error()), "stale"));
     ck_assert_int_eq(t_wait(q), 0); /* what it left running still finished */
     evdb_pool_stats st;
     evdb_pool_stats_get(p, &st);
@@ -795,6 +796,143 @@ START_TEST(queries_the_driver_held_unsent_move_when_the_connection_breaks)
 }
 END_TEST
 
+typedef struct leak_query {
+    evdb_conn *expect;
+    evdb_future *f;
+} leak_query;
+
+static void on_leak_query(const evdb_pool_leak *leak, void *arg)
+{
+    leak_query *lq = arg;
+    /* The leak report's handle is the borrower's: usable like it. */
+    if (leak->conn == lq->expect && !lq->f)
+        lq->f = evdb_conn_query(leak->conn, "ok from the hook", NULL, 0, NULL);
+}
+
+/* The issue: evdb_pool_acquire handed out the connection itself, so a
+ * handle kept after evdb_conn_release named the connection's next
+ * borrower too, and releasing it again released theirs. Each borrow now
+ * has a handle of its own: after release every call on it fails with
+ * EVDB_EINVAL and touches no connection, also once the same connection is
+ * lent out again. */
+START_TEST(stale_handle_never_acts_on_the_next_borrower)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    leak_query hooked = {NULL, NULL};
+    evdb_pool_opts o = {.max_conns = 1, .leak_threshold = 0.05, .leak_hook = on_leak_query,
+                        .leak_hook_arg = &hooked};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_future *fa = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(fa), 0);
+    evdb_conn *a = evdb_future_take_conn(fa);
+    ck_assert_ptr_nonnull(a);
+    evdb_future *q = evdb_conn_query(a, "ok a", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), 0);
+    evdb_future_unref(q);
+    ck_assert_int_eq(evdb_conn_release(a), 0);
+    /* The same (only) connection, lent out again. */
+    evdb_future *fb = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(fb), 0);
+    evdb_conn *b = evdb_future_take_conn(fb);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_ne(a, b);
+    hooked.expect = b;
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.total, 1);
+    ck_assert_uint_eq(st.connects, 1);
+    ck_assert_uint_eq(st.acquired, 1);
+    size_t sends = fake.sends;
+    /* Every call on the stale handle fails, and sends nothing. */
+    ck_assert_int_eq(evdb_conn_release(a), EVDB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_last_error()), "stale"));
+    ck_assert_ptr_null(evdb_conn_query(a, "ok", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_conn_prepare(a, "ok", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_conn_unprepare(a, "ok", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    evdb_stmt stmt = {"ok", NULL, 0};
+    ck_assert_ptr_null(evdb_conn_batch(a, &stmt, 1, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_conn_close(a));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_int_eq(evdb_conn_set_notice_hook(a, NULL, NULL), EVDB_EINVAL);
+    ck_assert_int_eq(evdb_conn_status(a), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_conn_driver(a));
+    ck_assert_uint_eq(evdb_conn_pending(a), 0);
+    ck_assert_int_eq(evdb_conn_server_id(a), 0);
+    ck_assert_ptr_null(evdb_conn_error(a));
+    ck_assert_uint_eq(fake.sends, sends);
+    /* The new borrower still has it, undisturbed. */
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.acquired, 1);
+    ck_assert_uint_eq(st.resets, 1);
+    ck_assert_int_eq(evdb_conn_status(b), 0);
+    ck_assert_str_eq(evdb_conn_driver(b), "fake");
+    q = evdb_conn_query(b, "ok b", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), 0);
+    ck_assert_str_eq(evdb_result_text(evdb_future_result(q), 0, 0, NULL), "b");
+    evdb_future_unref(q);
+    /* The leak hook's handle is b's own. */
+    t_run_for(loop, 0.4);
+    ck_assert_ptr_nonnull(hooked.f);
+    ck_assert_int_eq(t_wait(hooked.f), 0);
+    ck_assert_str_eq(evdb_result_text(evdb_future_result(hooked.f), 0, 0, NULL),
+                     "from the hook");
+    evdb_future_unref(hooked.f);
+    ck_assert_int_eq(evdb_conn_release(b), 0);
+    ck_assert_int_eq(evdb_conn_release(b), EVDB_EINVAL);
+    t_run_for(loop, 0.02);
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.acquired, 0);
+    ck_assert_uint_eq(st.resets, 2);
+    /* A pooled query is not disturbed by them either. */
+    q = evdb_pool_query(p, "ok pooled", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), 0);
+    evdb_future_unref(q);
+    evdb_future_unref(fa);
+    evdb_future_unref(fb);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+static evdb_future *txn_release_own(evdb_conn *c, void *arg)
+{
+    evdb_conn **seen = arg;
+    *seen = c;
+    evdb_future *f = evdb_conn_query(c, "ok body", NULL, 0, NULL);
+    /* Misuse: the body gives the connection back itself. */
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    return f;
+}
+
+/* The transaction helper holds the borrow handle too: a body that
+ * releases it makes the COMMIT fail instead of running on the
+ * connection's next borrower. */
+START_TEST(transaction_commit_needs_its_own_borrow)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_conn *seen = NULL;
+    evdb_future *t = evdb_pool_transaction(p, txn_release_own, &seen, 0);
+    ck_assert_int_eq(t_wait(t), EVDB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_future_error(t)), "stale"));
+    evdb_future_unref(t);
+    ck_assert_int_eq(evdb_conn_status(seen), EVDB_EINVAL);
+    t_run_for(loop, 0.05);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.acquired, 0);
+    /* BEGIN, the body, the release's ROLLBACK: no COMMIT was sent. */
+    ck_assert_uint_eq(fake.sends, 3);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -821,6 +959,8 @@ int main(void)
     tcase_add_test(tc, closed_pool_handle_refuses_while_the_close_future_lives);
     tcase_add_test(tc, stats_count_every_outcome);
     tcase_add_test(tc, queries_the_driver_held_unsent_move_when_the_connection_breaks);
+    tcase_add_test(tc, stale_handle_never_acts_on_the_next_borrower);
+    tcase_add_test(tc, transaction_commit_needs_its_own_borrow);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }
