@@ -574,12 +574,22 @@ void evdb__query_done(evdb__query *dq, evdb_result *r)
     query_finished(q);
 }
 
+/* Failures a driver reports for a statement whose result it lost, not
+ * for one the server refused or rolled back: the statement ran (the result
+ * was too big to keep, or no memory for it), or may have (the protocol
+ * broke, the session was lost). */
+static bool result_lost(int code)
+{
+    return code == EVDB_ECONNLOST || code == EVDB_ETOOBIG || code == EVDB_ENOMEM ||
+           code == EVDB_EPROTO;
+}
+
 void evdb__query_failed(evdb__query *dq, const evdb_error *e)
 {
     evdb__cq *q = (evdb__cq *)dq;
-    if (e->code == EVDB_ECONNLOST && !e->outcome_unknown && query_sent(q->conn, q)) {
-        /* The driver lost the session while this statement was on the
-         * wire: the server may have run it. */
+    if (result_lost(e->code) && !e->outcome_unknown && query_sent(q->conn, q)) {
+        /* Sent, and the server's answer is not a failure of the
+         * statement: it may have taken effect. */
         evdb_error u;
         evdb__error_copy(&u, e);
         u.outcome_unknown = true;

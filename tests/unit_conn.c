@@ -640,6 +640,12 @@ START_TEST(outcome_predicate_elsewhere_and_through_evdb_timeout)
     evdb_future_unref(q);
     ck_assert_ptr_null(evdb_conn_query(c, NULL, NULL, 0, NULL));
     ck_assert(!evdb_error_outcome_unknown(evdb_last_error()));
+    /* It ran, and only its result was lost: it took effect, for all the
+     * caller can tell. */
+    q = evdb_conn_query(c, "toobig", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), EVDB_ETOOBIG);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(q)));
+    evdb_future_unref(q);
     /* A running query under evdb_timeout: unknown, on both futures. */
     evdb_future *running = evdb_conn_query(c, "sleep 10000", NULL, 0, NULL);
     evdb_future *queued = evdb_conn_query(c, "ok", NULL, 0, NULL);

@@ -164,6 +164,13 @@ static int fake_flush(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 static void answer(evdb__query *q)
 {
     fake.answered++;
+    if (!strcmp(q->sql, "toobig")) {
+        /* It ran; its result is what could not be kept. */
+        evdb_error e;
+        evdb__error_set(&e, EVDB_ETOOBIG, 0, NULL, "fake: result too big");
+        evdb__query_failed(q, &e);
+        return;
+    }
     if (!strncmp(q->sql, "error ", 6)) {
         evdb_error e;
         evdb__error_set(&e, EVDB_ESERVER, 0, q->sql + 6, "fake: server error %s", q->sql + 6);

@@ -15,6 +15,7 @@
  *   "ok <text>"     the same with v = <text>
  *   "sleep <ms>"    answers "ok" after ms milliseconds
  *   "error <state>" fails with EVDB_ESERVER and that SQLSTATE
+ *   "toobig"        runs, then fails with EVDB_ETOOBIG (its result lost)
  *   "drop"          the connection breaks when this query runs
  *   "echo"          one row with the parameters as text columns
  * A server-side cancel (cancel_start) stops a sleeping query after 5 ms
