@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fake_driver.h"
+#include "internal.h"
 #include "testutil.h"
 #include "tquery.h"
 
@@ -667,6 +668,23 @@ START_TEST(outcome_predicate_elsewhere_and_through_evdb_timeout)
 }
 END_TEST
 
+/* The flag belongs to one error: evdb__error_set (every error the core,
+ * a driver or a user's future makes) starts from "did not run", and a copy
+ * keeps what it was told. */
+START_TEST(outcome_flag_is_cleared_by_set_and_kept_by_copy)
+{
+    evdb_error e, copy;
+    memset(&e, 0xff, sizeof e);
+    evdb__error_set(&e, EVDB_ECONNLOST, 0, NULL, "lost");
+    ck_assert(!evdb_error_outcome_unknown(&e));
+    e.outcome_unknown = true;
+    evdb__error_copy(&copy, &e);
+    ck_assert(evdb_error_outcome_unknown(&copy));
+    evdb__error_set(&copy, EVDB_ETIMEDOUT, 0, NULL, "reused");
+    ck_assert(!evdb_error_outcome_unknown(&copy));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conn");
@@ -692,6 +710,7 @@ int main(void)
     tcase_add_test(tc, connection_loss_says_whether_the_query_was_sent);
     tcase_add_test(tc, close_says_whether_the_query_was_sent);
     tcase_add_test(tc, outcome_predicate_elsewhere_and_through_evdb_timeout);
+    tcase_add_test(tc, outcome_flag_is_cleared_by_set_and_kept_by_copy);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }

@@ -60,7 +60,11 @@ typedef struct evdb_pool_opts {
     void (*query_hook)(const struct evdb_pool_query_event *ev, void *arg);
     void *query_hook_arg;
     /* Server notices of every pooled connection (see
-     * evdb_conn_set_notice_hook; called from the loop) [dropped]. */
+     * evdb_conn_set_notice_hook; called from the loop) [dropped]. The
+     * hook's connection is the pooled connection itself, not a borrow's
+     * handle: it identifies it, and the read-only calls
+     * (evdb_conn_server_id, evdb_conn_driver, ...) take it; calls that use
+     * the connection refuse it (EVDB_EINVAL). */
     evdb_notice_fn notice_hook;
     void *notice_hook_arg;
     void *reserved[3];

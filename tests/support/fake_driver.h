@@ -30,7 +30,6 @@ typedef struct fake_stats {
     size_t connects, sends, flushes, cancels, closes, destroys, answered;
     size_t max_inflight;
     size_t dropped_unsent; /* lazy_send: given up on before they went out */
-    size_t sent_asks;      /* calls of the query_sent slot */
 } fake_stats;
 
 /* Register the fake driver for fake:// URLs (idempotent) and zero stats. */
