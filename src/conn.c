@@ -931,11 +931,12 @@ evdb_future *evdb__conn_close(evdb_conn *c)
     c->close_f = evdb_future_ref(f);
     cancel_op_free(c);
     take_back_unsent(c);
-    fail_all(c, &c->pending, EVDB_ECLOSED, false,
-             "connection closed before the query was sent (it did not run)");
+    /* The older ones first: futures complete in submission order. */
     fail_all(c, &c->inflight, EVDB_ECLOSED, true,
              "connection closed while the query ran (it had been sent: whether it took effect "
              "is unknown)");
+    fail_all(c, &c->pending, EVDB_ECLOSED, false,
+             "connection closed before the query was sent (it did not run)");
     conn_state was = c->state;
     set_state(c, CS_CLOSING);
     stop_watchers(c);
