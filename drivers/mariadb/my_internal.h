@@ -98,6 +98,7 @@ enum evdb__my_op {
     EVDB__MY_S_FETCH,   /* mysql_stmt_fetch, unbuffered (result-size cap) */
     EVDB__MY_S_FLUSH,   /* mysql_stmt_free_result: drop unbuffered rows unread */
     EVDB__MY_S_NEXT,    /* mysql_stmt_next_result */
+    EVDB__MY_S_RESET,   /* mysql_stmt_reset of a cached statement whose result failed */
     EVDB__MY_S_DISCARD, /* mysql_stmt_close of an uncached or failed statement */
     EVDB__MY_R_RESET    /* mysql_reset_connection (EVDB__QUERY_RESET_SESSION) */
 };
@@ -147,6 +148,7 @@ struct evdb__dconn {
     my_bool bret;
     MYSQL_RES *mres;     /* text result being stored */
     evdb__my_stmt *st;   /* statement of the query in flight */
+    bool st_executed;    /* ... was executed: Connector/C reads its results */
     MYSQL_STMT *closing; /* statement being closed (evict / discard) */
     evdb__my_outcome out;
     bool rerun;          /* run the query again once its statement is closed */
