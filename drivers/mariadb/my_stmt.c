@@ -79,7 +79,7 @@ static enum enum_field_types param_type(const evdb_value *v)
 }
 
 /* Copy q's number and bool parameters into s's storage. */
-static void copy_numbers(evdb__my_stmt *s, const evdb__query *q)
+static void copy_numbers(evdb__my_stmt *s, const evdb__stmt *q)
 {
     for (unsigned i = 0; i < s->nparams; i++) {
         const evdb_value *v = &q->params[i];
@@ -94,7 +94,7 @@ static void copy_numbers(evdb__my_stmt *s, const evdb__query *q)
 
 /* Whether the binds Connector/C holds for s serve q as they are: they
  * point only into s's storage and q's parameters have the same types. */
-static bool binds_serve(const evdb__my_stmt *s, const evdb__query *q)
+static bool binds_serve(const evdb__my_stmt *s, const evdb__stmt *q)
 {
     if (!s->pstable)
         return false;
@@ -112,7 +112,7 @@ static bool binds_serve(const evdb__my_stmt *s, const evdb__query *q)
  * the failure. */
 static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
 {
-    const evdb__query *q = dc->q;
+    const evdb__stmt *q = dc->cur;
     if (q->nparams != s->nparams) {
         char msg[128];
         snprintf(msg, sizeof msg, "query has %u placeholders but %zu parameters were given",
@@ -205,7 +205,7 @@ static void metadata_changed(evdb__dconn *dc, evdb__my_stmt *s)
 {
     if (s->cached)
         evdb__my_cache_remove(&dc->cache, s);
-    if (!dc->rerun_done && !dc->out.failed && evdb__my_read_only_sql(dc->q->sql, dc->q->sql_len)) {
+    if (!dc->rerun_done && !dc->out.failed && evdb__my_read_only_sql(dc->cur->sql, dc->cur->sql_len)) {
         dc->rerun = true;
         return;
     }
@@ -419,6 +419,7 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
                     return r;
                 break;
             }
+            dc->q_sent = true;
             mask = dc->op_started ? mysql_stmt_execute_cont(&dc->iret, s->stmt, ready)
                                   : mysql_stmt_execute_start(&dc->iret, s->stmt);
             dc->op_started = true;
