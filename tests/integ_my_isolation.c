@@ -23,6 +23,7 @@
 #include <ev.h>
 #include <evdb.h>
 
+#include "driver.h" /* EVDB__QUERY_AUTOCOMMIT, as evdb_pool_query sets it */
 #include "testenv.h"
 #include "testutil.h"
 #include "tquery.h"
@@ -339,11 +340,697 @@ START_TEST(wedge_pool_of_4)
 }
 END_TEST
 
+/* ---- SQL larger than max_allowed_packet ---- */
+
+/* An integer from a query on c. */
+static int64_t query_int(evdb_conn *c, const char *sql)
+{
+    evdb_future *f = t_run_ok(c, sql, NULL, 0);
+    int64_t v = t_cell_int(evdb_future_result(f), 0, 0);
+    evdb_future_unref(f);
+    return v;
+}
+
+/* "SELECT 'xxx...' AS n" of exactly len bytes (len >= 20). The caller
+ * frees it. */
+static char *sql_of_len(size_t len)
+{
+    char *q = malloc(len + 1);
+    ck_assert_ptr_nonnull(q);
+    memcpy(q, "SELECT '", 8);
+    memset(q + 8, 'x', len - 8);
+    memcpy(q + len - 6, "' AS n", 6);
+    q[len] = '\0';
+    return q;
+}
+
+/* The error names the size and the limit. */
+static void expect_too_big(evdb_future *f, size_t limit)
+{
+    expect_fail(f, EVDB_ETOOBIG, 0);
+    const char *msg = evdb_error_message(evdb_future_error(f));
+    char lim[32];
+    snprintf(lim, sizeof lim, "(%zu bytes)", limit);
+    ck_assert_msg(strstr(msg, "max_allowed_packet") && strstr(msg, lim), "message: %s", msg);
+}
+
+/* A query whose SQL is one byte too large for the server fails with
+ * EVDB_ETOOBIG before it is sent (the server would close the session),
+ * and the connection serves on; one byte less is sent and runs. On both
+ * paths. (Before: "connection lost", and the queries behind it failed.) */
+START_TEST(packet_sql_too_big)
+{
+    evdb_conn *c = open_app();
+    int64_t id = evdb_conn_server_id(c);
+    size_t limit = (size_t)query_int(c, "SELECT @@max_allowed_packet");
+    /* The command byte counts: SQL of limit - 1 bytes is a packet of
+     * exactly limit bytes, which the server refuses. */
+    char *big = sql_of_len(limit - 1);
+    evdb_future *f = submit(c, big, NULL, 0, 0);
+    evdb_future *behind = submit(c, "SELECT 5", NULL, 0, 0);
+    expect_too_big(f, limit);
+    evdb_future_unref(f);
+    ck_assert_int_eq(t_wait(behind), 0);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(behind), 0, 0), 5);
+    evdb_future_unref(behind);
+    /* A parameter does not make it fit: the prepare carries the SQL. */
+    evdb_value one = evdb_int(1);
+    f = submit(c, big, &one, 1, 0);
+    expect_too_big(f, limit);
+    evdb_future_unref(f);
+    free(big);
+    big = sql_of_len(limit - 2);
+    f = submit(c, big, NULL, 0, 0);
+    ck_assert_msg(t_wait(f) == 0, "limit - 2: %s", evdb_error_message(evdb_future_error(f)));
+    ck_assert_uint_eq(evdb_result_nrows(evdb_future_result(f)), 1);
+    evdb_future_unref(f);
+    free(big);
+    ck_assert_int_eq(query_int(c, "SELECT 6"), 6);
+    ck_assert_int_eq(evdb_conn_server_id(c), id);
+    t_conn_close(c);
+}
+END_TEST
+
+/* A text parameter larger than the limit: refused before it is sent. A
+ * parameter just under it is sent and arrives whole. */
+START_TEST(packet_param_too_big)
+{
+    evdb_conn *c = open_app();
+    int64_t id = evdb_conn_server_id(c);
+    size_t limit = (size_t)query_int(c, "SELECT @@max_allowed_packet");
+    char *buf = malloc(limit);
+    ck_assert_ptr_nonnull(buf);
+    memset(buf, 'y', limit);
+    evdb_value v = evdb_textn(buf, limit);
+    evdb_future *f = submit(c, "SELECT LENGTH(?)", &v, 1, 0);
+    expect_too_big(f, limit);
+    evdb_future_unref(f);
+    /* Two parameters that fit one by one but not together. */
+    evdb_value two[2] = {evdb_bytes(buf, limit / 2 + 1), evdb_bytes(buf, limit / 2 + 1)};
+    f = submit(c, "SELECT LENGTH(?) + LENGTH(?)", two, 2, 0);
+    expect_too_big(f, limit);
+    evdb_future_unref(f);
+    size_t fits = limit - 1024;
+    v = evdb_textn(buf, fits);
+    f = submit(c, "SELECT LENGTH(?)", &v, 1, 0);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), (int64_t)fits);
+    evdb_future_unref(f);
+    free(buf);
+    ck_assert_int_eq(evdb_conn_server_id(c), id);
+    t_conn_close(c);
+}
+END_TEST
+
+/* On a pool: the too-big query fails alone, the others succeed, no
+ * connection is lost. */
+START_TEST(packet_pool_unaffected)
+{
+    evdb_pool_opts po;
+    memset(&po, 0, sizeof po);
+    po.max_conns = 2;
+    evdb_pool *p = evdb_pool_new(L, t_my_url(), &po);
+    ck_assert_ptr_nonnull(p);
+    evdb_future *f = evdb_pool_query(p, "SELECT @@max_allowed_packet", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(f), 0);
+    size_t limit = (size_t)t_cell_int(evdb_future_result(f), 0, 0);
+    evdb_future_unref(f);
+    char *big = sql_of_len(limit + 10);
+    enum { N = 20 };
+    evdb_future *fs[N];
+    for (int i = 0; i < N; i++) {
+        evdb_value v = evdb_int(i);
+        fs[i] = i % 5 == 2 ? evdb_pool_query(p, big, NULL, 0, NULL)
+                           : evdb_pool_query(p, "SELECT ?", &v, 1, NULL);
+        ck_assert_ptr_nonnull(fs[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        if (i % 5 == 2) {
+            expect_too_big(fs[i], limit);
+        } else {
+            ck_assert_int_eq(t_wait(fs[i]), 0);
+            ck_assert_int_eq(t_cell_int(evdb_future_result(fs[i]), 0, 0), i);
+        }
+        evdb_future_unref(fs[i]);
+    }
+    free(big);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.broken, 0);
+    ck_assert_uint_le(st.connects, 2);
+    f = evdb_pool_close(p);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+}
+END_TEST
+
+/* A pool of one whose connection is opened now. */
+static evdb_pool *pool_of_one(void)
+{
+    evdb_pool_opts po;
+    memset(&po, 0, sizeof po);
+    po.min_conns = 1;
+    po.max_conns = 1;
+    evdb_pool *p = evdb_pool_new(L, t_my_url(), &po);
+    ck_assert_ptr_nonnull(p);
+    evdb_future *f = evdb_pool_query(p, "SELECT 1", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+    return p;
+}
+
+/* Borrow p's connection, release it (the pool resets the session), and
+ * borrow it again. */
+static evdb_conn *borrow_after_reset(evdb_pool *p)
+{
+    evdb_future *f = evdb_pool_acquire(p, 5);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_conn *c = evdb_future_take_conn(f);
+    evdb_future_unref(f);
+    int64_t id = evdb_conn_server_id(c);
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    f = evdb_pool_acquire(p, 5);
+    ck_assert_int_eq(t_wait(f), 0);
+    c = evdb_future_take_conn(f);
+    evdb_future_unref(f);
+    ck_assert_int_eq(evdb_conn_server_id(c), id); /* the same session, reset */
+    return c;
+}
+
+static void close_pool(evdb_pool *p)
+{
+    evdb_future *f = evdb_pool_close(p);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+}
+
+/* The server enforces the packet limit of the connect for the whole
+ * session, but after a session reset (a pooled connection released)
+ * @@max_allowed_packet shows the server's global value of that moment.
+ * The driver keeps to the limit of the connect, read before the first
+ * reset: raised meanwhile, a query over the old limit is still refused
+ * (the server would close the session); lowered, a query over the new
+ * value but under the old one runs. */
+START_TEST(packet_limit_after_reset)
+{
+    evdb_conn *admin = open_admin();
+    int64_t old = query_int(admin, "SELECT @@global.max_allowed_packet");
+    const int64_t low = 1 << 20;
+    ck_assert_int_gt(old, 3 * low);
+    char restore[SQL_MAX];
+    snprintf(restore, sizeof restore, "SET GLOBAL max_allowed_packet = %lld", (long long)old);
+    char *q = sql_of_len(2 * (size_t)low);
+
+    /* Connected under 1 MiB, the global raised before the reset. */
+    t_exec_ok(admin, "SET GLOBAL max_allowed_packet = 1048576");
+    evdb_pool *p = pool_of_one();
+    t_exec_ok(admin, restore);
+    evdb_conn *c = borrow_after_reset(p);
+    ck_assert_int_eq(query_int(c, "SELECT @@max_allowed_packet"), old); /* what it shows */
+    evdb_future *f = submit(c, q, NULL, 0, 0);
+    expect_too_big(f, (size_t)low); /* what is enforced */
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT 7"), 7);
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    close_pool(p);
+
+    /* Connected under the old value, the global lowered before the reset. */
+    p = pool_of_one();
+    t_exec_ok(admin, "SET GLOBAL max_allowed_packet = 1048576");
+    c = borrow_after_reset(p);
+    t_exec_ok(admin, restore);
+    ck_assert_int_eq(query_int(c, "SELECT @@max_allowed_packet"), low);
+    f = submit(c, q, NULL, 0, 0);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    close_pool(p);
+    free(q);
+    t_conn_close(admin);
+}
+END_TEST
+
+/* ---- pooled autocommit queries ---- */
+
+static evdb_future *submit_pooled(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
+{
+    evdb_query_opts o;
+    memset(&o, 0, sizeof o);
+    o.timeout = PROMPT_S;
+    o.flags = EVDB__QUERY_AUTOCOMMIT; /* as evdb_pool_query sets it */
+    evdb_future *f = evdb_conn_query(c, sql, p, n, &o);
+    ck_assert_msg(f != NULL, "evdb_conn_query: %s", evdb_error_message(evdb_last_error()));
+    return f;
+}
+
+/* The session is in autocommit mode and outside any transaction. */
+static void expect_clean(evdb_conn *c)
+{
+    evdb_future *f = t_run_ok(c, "SELECT @@autocommit, @@in_transaction", NULL, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "1");
+    t_expect_cell(evdb_future_result(f), 0, 1, "0");
+    evdb_future_unref(f);
+}
+
+static void ac_table(void)
+{
+    evdb_conn *admin = open_admin();
+    t_exec_ok(admin, "DROP TABLE IF EXISTS evdb_test.my_iso_ac");
+    t_exec_ok(admin, "CREATE TABLE evdb_test.my_iso_ac (a INT PRIMARY KEY) ENGINE=InnoDB");
+    t_conn_close(admin);
+}
+
+static const char *const opening[] = {
+    "BEGIN",
+    "begin work;",
+    "  /* a comment */ START TRANSACTION READ WRITE",
+    "-- why\nstart transaction with consistent snapshot ;",
+    "XA START 'evdb'",
+    "SET autocommit=0",
+    "SET @@autocommit = OFF",
+    "set session autocommit := false",
+    "SET @@session.autocommit=0;",
+    "SET @x = 1, autocommit = 0",
+    "COMMIT AND CHAIN",
+    "ROLLBACK WORK AND CHAIN",
+};
+
+/* A lone statement that opens a transaction is refused before it is
+ * sent, with the way out in the message. */
+START_TEST(autocommit_refuses_opening)
+{
+    evdb_conn *c = open_app();
+    const char *sql = opening[_i];
+    evdb_future *f = submit_pooled(c, sql, NULL, 0);
+    expect_fail(f, EVDB_EINVAL, 0);
+    const char *msg = evdb_error_message(evdb_future_error(f));
+    ck_assert_msg(strstr(msg, "refused") && strstr(msg, "evdb_pool_acquire") &&
+                      strstr(msg, "evdb_pool_transaction"),
+                  "%s: %s", sql, msg);
+    evdb_future_unref(f);
+    expect_clean(c);
+    t_conn_close(c);
+}
+END_TEST
+
+/* What is not refused: strings that open and close their own
+ * transaction, COMMIT AND NO CHAIN, and the same statements on a
+ * connection of one's own. */
+START_TEST(autocommit_allows)
+{
+    ac_table();
+    evdb_conn *c = open_app();
+    evdb_future *f = submit_pooled(c, "START TRANSACTION; INSERT INTO my_iso_ac VALUES (1); "
+                                      "COMMIT", NULL, 0);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    f = submit_pooled(c, "BEGIN; INSERT INTO my_iso_ac VALUES (2); ROLLBACK;", NULL, 0);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    f = submit_pooled(c, "COMMIT AND NO CHAIN", NULL, 0);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    f = submit_pooled(c, "SET autocommit = 1", NULL, 0);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    f = submit_pooled(c, "SELECT 'BEGIN' AS begin_word", NULL, 0);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    expect_clean(c);
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 1);
+    /* Without the flag, a transaction is the caller's business. */
+    t_exec_ok(c, "BEGIN");
+    t_exec_ok(c, "INSERT INTO my_iso_ac VALUES (3)");
+    t_exec_ok(c, "ROLLBACK");
+    expect_clean(c);
+    t_conn_close(c);
+}
+END_TEST
+
+/* A pooled query that ends inside a transaction anyway (several
+ * statements, a prepared SET, a failing statement after BEGIN) is rolled
+ * back before it is reported, and fails saying so; the session is clean
+ * afterwards and nothing it wrote stays. */
+START_TEST(autocommit_rolls_back)
+{
+    ac_table();
+    evdb_conn *c = open_app();
+    evdb_future *f = submit_pooled(c, "START TRANSACTION; INSERT INTO my_iso_ac VALUES (1)",
+                                   NULL, 0);
+    expect_fail(f, EVDB_EINVAL, 0);
+    const char *msg = evdb_error_message(evdb_future_error(f));
+    ck_assert_msg(strstr(msg, "rolled back") && strstr(msg, "evdb_pool_acquire"), "%s", msg);
+    evdb_future_unref(f);
+    expect_clean(c);
+    f = submit_pooled(c, "SET autocommit = 0; INSERT INTO my_iso_ac VALUES (2)", NULL, 0);
+    expect_fail(f, EVDB_EINVAL, 0);
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_future_error(f)), "autocommit off"));
+    evdb_future_unref(f);
+    expect_clean(c);
+    evdb_value zero = evdb_int(0);
+    f = submit_pooled(c, "SET autocommit = ?", &zero, 1);
+    expect_fail(f, EVDB_EINVAL, 0);
+    evdb_future_unref(f);
+    expect_clean(c);
+    f = submit_pooled(c, "BEGIN; INSERT INTO my_iso_ac VALUES (3); SELECT * FROM my_iso_none",
+                      NULL, 0);
+    expect_fail(f, EVDB_EINVAL, 0);
+    msg = evdb_error_message(evdb_future_error(f));
+    ck_assert_msg(strstr(msg, "the query itself failed") && strstr(msg, "my_iso_none"), "%s",
+                  msg);
+    evdb_future_unref(f);
+    expect_clean(c);
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
+    t_conn_close(c);
+}
+END_TEST
+
+/* Through the pool (which sets the flag): a BEGIN is refused, a string
+ * that leaves a transaction open is rolled back, and the other requests'
+ * inserts all commit (before: 20 acknowledged inserts were rolled back
+ * with the transaction they landed in). */
+START_TEST(autocommit_pool)
+{
+    ac_table();
+    evdb_pool_opts po;
+    memset(&po, 0, sizeof po);
+    po.max_conns = 2;
+    evdb_pool *p = evdb_pool_new(L, t_my_url(), &po);
+    ck_assert_ptr_nonnull(p);
+    evdb_future *f = evdb_pool_query(p, "BEGIN", NULL, 0, NULL);
+    ck_assert_ptr_nonnull(f);
+    expect_fail(f, EVDB_EINVAL, 0);
+    evdb_future_unref(f);
+    enum { N = 20 };
+    evdb_future *fs[N + 1];
+    fs[0] = evdb_pool_query(p, "START TRANSACTION; INSERT INTO my_iso_ac VALUES (1000)", NULL,
+                            0, NULL);
+    for (int i = 1; i <= N; i++) {
+        evdb_value v = evdb_int(i);
+        fs[i] = evdb_pool_query(p, "INSERT INTO my_iso_ac VALUES (?)", &v, 1, NULL);
+        ck_assert_ptr_nonnull(fs[i]);
+    }
+    expect_fail(fs[0], EVDB_EINVAL, 0);
+    for (int i = 0; i <= N; i++) {
+        if (i)
+            ck_assert_int_eq(t_wait(fs[i]), 0);
+        evdb_future_unref(fs[i]);
+    }
+    f = evdb_pool_close(p);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+    evdb_conn *c = open_app();
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), N);
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac WHERE a = 1000"), 0);
+    t_conn_close(c);
+}
+END_TEST
+
+/* ---- explicit batches ---- */
+
+static evdb_future *batch(evdb_conn *c, const evdb_stmt *s, size_t n, double timeout)
+{
+    evdb_query_opts o;
+    memset(&o, 0, sizeof o);
+    o.timeout = timeout;
+    evdb_future *f = evdb_conn_batch(c, s, n, &o);
+    ck_assert_msg(f != NULL, "evdb_conn_batch: %s", evdb_error_message(evdb_last_error()));
+    return f;
+}
+
+/* The statements run in order, each result chained, and commit together:
+ * another session sees the rows. */
+START_TEST(batch_commits)
+{
+    ac_table();
+    evdb_conn *c = open_app();
+    evdb_value v[2] = {evdb_int(1), evdb_int(2)};
+    evdb_stmt s[] = {
+        {"INSERT INTO my_iso_ac VALUES (?), (?)", v, 2},
+        {"INSERT INTO my_iso_ac VALUES (3)", NULL, 0},
+        {"SELECT COUNT(*) FROM my_iso_ac WHERE a <= ?", &v[1], 1},
+        {"SELECT a FROM my_iso_ac ORDER BY a", NULL, 0},
+    };
+    evdb_future *f = batch(c, s, 4, PROMPT_S);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_int_eq(evdb_result_affected(r), 2);
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(evdb_result_affected(r), 1);
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(t_cell_int(r, 0, 0), 2);
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(evdb_result_nrows(r), 3);
+    ck_assert_ptr_null(evdb_result_next(r));
+    evdb_future_unref(f);
+    expect_clean(c);
+    evdb_conn *other = open_app();
+    ck_assert_int_eq(query_int(other, "SELECT COUNT(*) FROM my_iso_ac"), 3);
+    t_conn_close(other);
+    t_conn_close(c);
+}
+END_TEST
+
+/* A failing statement undoes the whole batch; the error is its own, with
+ * the statement named; the connection serves on, outside a transaction. */
+START_TEST(batch_all_or_nothing)
+{
+    ac_table();
+    evdb_conn *c = open_app();
+    t_exec_ok(c, "INSERT INTO my_iso_ac VALUES (5)");
+    evdb_value v = evdb_int(5);
+    evdb_stmt s[] = {
+        {"INSERT INTO my_iso_ac VALUES (1)", NULL, 0},
+        {"UPDATE my_iso_ac SET a = 6 WHERE a = 5", NULL, 0},
+        {"INSERT INTO my_iso_ac VALUES (?)", &v, 1}, /* 5 is free now: fine */
+        {"INSERT INTO my_iso_ac VALUES (1)", NULL, 0}, /* duplicate */
+        {"INSERT INTO my_iso_ac VALUES (7)", NULL, 0},
+    };
+    for (int round = 0; round < 3; round++) {
+        evdb_future *f = batch(c, s, 5, PROMPT_S);
+        expect_fail(f, EVDB_ESERVER, 1062);
+        const evdb_error *e = evdb_future_error(f);
+        ck_assert_str_eq(evdb_error_sqlstate(e), "23000");
+        const char *msg = evdb_error_message(e);
+        ck_assert_msg(strncmp(msg, "batch statement 4 of 5: ", 24) == 0, "%s", msg);
+        ck_assert_ptr_null(evdb_future_result(f));
+        evdb_future_unref(f);
+        expect_clean(c);
+        evdb_future *q = t_run_ok(c, "SELECT GROUP_CONCAT(a ORDER BY a) FROM my_iso_ac", NULL, 0);
+        t_expect_cell(evdb_future_result(q), 0, 0, "5");
+        evdb_future_unref(q);
+    }
+    t_conn_close(c);
+}
+END_TEST
+
+/* Inside the caller's transaction a batch is a savepoint: a failed batch
+ * leaves the transaction as it was before it, a good one stays part of
+ * it (and goes with its ROLLBACK). */
+START_TEST(batch_in_transaction)
+{
+    ac_table();
+    evdb_conn *c = open_app();
+    t_exec_ok(c, "START TRANSACTION");
+    t_exec_ok(c, "INSERT INTO my_iso_ac VALUES (1)");
+    evdb_stmt bad[] = {
+        {"INSERT INTO my_iso_ac VALUES (2)", NULL, 0},
+        {"INSERT INTO my_iso_ac VALUES (1)", NULL, 0},
+    };
+    evdb_future *f = batch(c, bad, 2, PROMPT_S);
+    expect_fail(f, EVDB_ESERVER, 1062);
+    ck_assert_msg(strncmp(evdb_error_message(evdb_future_error(f)), "batch statement 2 of 2: ",
+                          24) == 0,
+                  "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT @@in_transaction"), 1);
+    ck_assert_int_eq(query_int(c, "SELECT GROUP_CONCAT(a) FROM my_iso_ac"), 1);
+    evdb_stmt good[] = {
+        {"INSERT INTO my_iso_ac VALUES (3)", NULL, 0},
+        {"INSERT INTO my_iso_ac VALUES (4)", NULL, 0},
+    };
+    f = batch(c, good, 2, PROMPT_S);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT @@in_transaction"), 1);
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 3);
+    t_exec_ok(c, "ROLLBACK");
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
+    t_exec_ok(c, "START TRANSACTION");
+    f = batch(c, good, 2, PROMPT_S);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+    t_exec_ok(c, "COMMIT");
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 2);
+    expect_clean(c);
+    t_conn_close(c);
+}
+END_TEST
+
+static const char *const unfit_stmts[] = {
+    "CREATE TABLE my_iso_never (a INT)",
+    "alter table my_iso_ac add column b int",
+    "DROP TABLE my_iso_ac",
+    "TRUNCATE my_iso_ac",
+    "RENAME TABLE my_iso_ac TO my_iso_never",
+    "LOCK TABLES my_iso_ac WRITE",
+    "COMMIT",
+    "ROLLBACK",
+    "START TRANSACTION",
+    "BEGIN",
+    "SAVEPOINT s",
+    "SET autocommit = 1",
+    "INSERT INTO my_iso_ac VALUES (9); COMMIT",
+};
+
+/* A statement that commits implicitly (DDL and the like), transaction
+ * control or several statements in one entry are refused before
+ * anything of the batch is sent. */
+START_TEST(batch_refuses_unfit)
+{
+    ac_table();
+    evdb_conn *c = open_app();
+    evdb_stmt s[] = {
+        {"INSERT INTO my_iso_ac VALUES (1)", NULL, 0},
+        {unfit_stmts[_i], NULL, 0},
+    };
+    evdb_future *f = batch(c, s, 2, PROMPT_S);
+    expect_fail(f, EVDB_EINVAL, 0);
+    const char *msg = evdb_error_message(evdb_future_error(f));
+    ck_assert_msg(strncmp(msg, "batch statement 2 of 2: ", 24) == 0, "%s", msg);
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
+    expect_clean(c);
+    t_conn_close(c);
+}
+END_TEST
+
+/* A statement the refusal cannot see through (a procedure that runs
+ * DDL) still commits implicitly: the batch stops there and says which
+ * statements took effect, and the session is clean. */
+START_TEST(batch_implicit_commit_reported)
+{
+    ac_table();
+    evdb_conn *admin = open_admin();
+    t_exec_ok(admin, "DROP PROCEDURE IF EXISTS evdb_test.my_iso_ddl");
+    t_exec_ok(admin, "DROP TABLE IF EXISTS evdb_test.my_iso_ddl_t");
+    t_exec_ok(admin, "CREATE PROCEDURE evdb_test.my_iso_ddl() SQL SECURITY DEFINER "
+                     "CREATE TABLE evdb_test.my_iso_ddl_t (a INT)");
+    evdb_conn *c = open_app();
+    evdb_stmt s[] = {
+        {"INSERT INTO my_iso_ac VALUES (1)", NULL, 0},
+        {"CALL my_iso_ddl()", NULL, 0},
+        {"INSERT INTO my_iso_ac VALUES (2)", NULL, 0},
+    };
+    evdb_future *f = batch(c, s, 3, PROMPT_S);
+    expect_fail(f, EVDB_EINVAL, 0);
+    const char *msg = evdb_error_message(evdb_future_error(f));
+    ck_assert_msg(strstr(msg, "batch statement 2 of 3 committed") &&
+                      strstr(msg, "statements 1 to 2 took effect"),
+                  "%s", msg);
+    evdb_future_unref(f);
+    expect_clean(c);
+    ck_assert_int_eq(query_int(c, "SELECT GROUP_CONCAT(a) FROM my_iso_ac"), 1);
+    t_conn_close(c);
+    t_exec_ok(admin, "DROP PROCEDURE evdb_test.my_iso_ddl");
+    t_exec_ok(admin, "DROP TABLE evdb_test.my_iso_ddl_t");
+    t_conn_close(admin);
+}
+END_TEST
+
+/* Temporary tables commit nothing: allowed, and undone with the batch
+ * where the engine can (the table itself stays: MariaDB does not roll
+ * back CREATE TEMPORARY TABLE). */
+START_TEST(batch_temporary_table)
+{
+    ac_table();
+    evdb_conn *c = open_app();
+    evdb_stmt s[] = {
+        {"CREATE TEMPORARY TABLE my_iso_tmp (a INT) ENGINE=InnoDB", NULL, 0},
+        {"INSERT INTO my_iso_tmp VALUES (1)", NULL, 0},
+        {"INSERT INTO my_iso_ac SELECT a FROM my_iso_tmp", NULL, 0},
+        {"DROP TEMPORARY TABLE my_iso_tmp", NULL, 0},
+    };
+    evdb_future *f = batch(c, s, 4, PROMPT_S);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 1);
+    expect_clean(c);
+    t_conn_close(c);
+}
+END_TEST
+
+/* A batch that times out in its second statement: no further statement
+ * runs, the first is undone, and the connection serves on. */
+START_TEST(batch_timeout)
+{
+    ac_table();
+    evdb_conn *c = open_app();
+    evdb_value v = evdb_int(5);
+    evdb_stmt s[] = {
+        {"INSERT INTO my_iso_ac VALUES (1)", NULL, 0},
+        {"SELECT SLEEP(?)", &v, 1},
+        {"INSERT INTO my_iso_ac VALUES (2)", NULL, 0},
+    };
+    double t0 = t_now();
+    evdb_future *f = batch(c, s, 3, 0.3);
+    expect_fail(f, EVDB_ETIMEDOUT, 0);
+    ck_assert_double_lt(t_now() - t0, 1.0);
+    evdb_future_unref(f);
+    expect_clean(c);
+    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
+    ck_assert_double_lt(t_now() - t0, 2.0);
+    t_conn_close(c);
+}
+END_TEST
+
+/* evdb_pool_batch: the same, on a pooled connection. */
+START_TEST(batch_pool)
+{
+    ac_table();
+    evdb_pool_opts po;
+    memset(&po, 0, sizeof po);
+    po.max_conns = 2;
+    evdb_pool *p = evdb_pool_new(L, t_my_url(), &po);
+    ck_assert_ptr_nonnull(p);
+    evdb_stmt good[] = {
+        {"INSERT INTO my_iso_ac VALUES (1)", NULL, 0},
+        {"INSERT INTO my_iso_ac VALUES (2)", NULL, 0},
+    };
+    evdb_stmt bad[] = {
+        {"INSERT INTO my_iso_ac VALUES (3)", NULL, 0},
+        {"INSERT INTO my_iso_ac VALUES (1)", NULL, 0},
+    };
+    evdb_future *f = evdb_pool_batch(p, good, 2, NULL);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    f = evdb_pool_batch(p, bad, 2, NULL);
+    ck_assert_ptr_nonnull(f);
+    expect_fail(f, EVDB_ESERVER, 1062);
+    evdb_future_unref(f);
+    f = evdb_pool_query(p, "SELECT GROUP_CONCAT(a ORDER BY a) FROM my_iso_ac", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(f), 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "1,2");
+    evdb_future_unref(f);
+    f = evdb_pool_close(p);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+}
+END_TEST
+
 static Suite *isolation_suite(void)
 {
     Suite *s = suite_create("mariadb_isolation");
     TCase *wedge = tcase_create("wedge");
-    TCase *all[] = {wedge};
+    TCase *packet = tcase_create("packet");
+    TCase *ac = tcase_create("autocommit");
+    TCase *bt = tcase_create("batch");
+    TCase *all[] = {wedge, packet, ac, bt};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         tcase_add_checked_fixture(all[i], setup, teardown);
         tcase_set_timeout(all[i], TEST_TIMEOUT_S);
@@ -354,6 +1041,27 @@ static Suite *isolation_suite(void)
     tcase_add_test(wedge, wedge_unbuffered);
     tcase_add_test(wedge, wedge_after_kill);
     tcase_add_test(wedge, wedge_pool_of_4);
+
+    tcase_add_test(packet, packet_sql_too_big);
+    tcase_add_test(packet, packet_param_too_big);
+    tcase_add_test(packet, packet_pool_unaffected);
+    tcase_add_test(packet, packet_limit_after_reset);
+
+    tcase_add_loop_test(ac, autocommit_refuses_opening, 0,
+                        (int)(sizeof opening / sizeof opening[0]));
+    tcase_add_test(ac, autocommit_allows);
+    tcase_add_test(ac, autocommit_rolls_back);
+    tcase_add_test(ac, autocommit_pool);
+
+    tcase_add_test(bt, batch_commits);
+    tcase_add_test(bt, batch_all_or_nothing);
+    tcase_add_test(bt, batch_in_transaction);
+    tcase_add_loop_test(bt, batch_refuses_unfit, 0,
+                        (int)(sizeof unfit_stmts / sizeof unfit_stmts[0]));
+    tcase_add_test(bt, batch_implicit_commit_reported);
+    tcase_add_test(bt, batch_temporary_table);
+    tcase_add_test(bt, batch_timeout);
+    tcase_add_test(bt, batch_pool);
     return s;
 }
 

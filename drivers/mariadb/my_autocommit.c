@@ -152,27 +152,37 @@ enum evdb__my_run evdb__my_autocommit_run(evdb__dconn *dc, int ready, evdb_error
     for (;;) {
         switch (dc->ctl_step) {
         case 0: /* ROLLBACK first: SET autocommit = 1 would commit */
+        case 2:
             r = evdb__my_ctl_run(dc, "ROLLBACK", ready, err);
             if (r != EVDB__MY_RUN_DONE)
                 return r;
-            dc->ctl_step = 1;
+            dc->ctl_step++;
             ready = 0;
             break;
         case 1:
+        case 3:
+        default:
             if (!(evdb__my_server_status(dc) & SERVER_STATUS_AUTOCOMMIT)) {
                 r = evdb__my_ctl_run(dc, "SET autocommit = 1", ready, err);
                 if (r != EVDB__MY_RUN_DONE)
                     return r;
+                ready = 0;
             }
-            dc->ctl_step = 0;
-            if (in_transaction(dc))
+            if (in_transaction(dc)) {
+                /* The KILL QUERY of a timeout may have hit the ROLLBACK:
+                 * once more, then give the session up rather than hand
+                 * it on inside a transaction. */
+                if (dc->ctl_step == 1) {
+                    dc->ctl_step = 2;
+                    break;
+                }
+                dc->ctl_step = 0;
                 return evdb__my_lost(dc, err, dc->ctl_errno,
                                      "could not take a pooled connection out of a transaction");
+            }
+            dc->ctl_step = 0;
             evdb__my_deliver(dc, err);
             return EVDB__MY_RUN_DONE;
-        default:
-            dc->ctl_step = 0;
-            break;
         }
     }
 }

@@ -176,11 +176,11 @@ struct evdb__dconn {
     bool rerun;          /* run the query again once its statement is closed */
     bool rerun_done;     /* ... which happens at most once per query */
 
-    /* The server's max_allowed_packet (my_packet.c): read before the first
-     * query that could reach it, and again after a session reset (which
-     * adopts the server's global value). */
+    /* The session's packet limit (my_packet.c): read before the first
+     * query that could reach it or the first session reset, whichever
+     * comes first; after a reset without it, it cannot be known. */
     unsigned long max_packet;
-    bool packet_known;
+    enum { EVDB__MY_PACKET_UNREAD, EVDB__MY_PACKET_KNOWN, EVDB__MY_PACKET_UNKNOWABLE } packet;
 
     /* A batch in flight (my_batch.c). */
     enum evdb__my_bstep bstep;

@@ -11,14 +11,23 @@
  * limit and refuses such a query itself with EVDB_ETOOBIG, naming both
  * sizes, before anything of it goes out; the connection serves on.
  *
- * The limit is the session's @@max_allowed_packet (read-only for a
- * session: fixed at connect, but a session reset adopts the server's
- * global value of the moment). Connector/C does not know it (its own
- * MARIADB_MAX_ALLOWED_PACKET is the client's limit), so it takes one
- * query. That query is not made at connect but before the first query
- * whose largest packet reaches 1 KiB, the smallest limit a server accepts
- * (and again after a session reset): smaller queries always fit, so
- * connections that never send large queries never pay the round trip.
+ * The limit is the one the server took at connect (its global
+ * max_allowed_packet then): the server enforces that value for the whole
+ * session. The session's @@max_allowed_packet shows it too, until a
+ * session reset (COM_RESET_CONNECTION, when a pool takes a connection
+ * back), after which the variable shows the server's global value of that
+ * moment while the server still enforces the old one (measured on 10.11
+ * both ways: raised, a packet under the new value kills the session;
+ * lowered, one over it is accepted). Connector/C does not know the value
+ * (its MARIADB_MAX_ALLOWED_PACKET is the client's own limit), so it takes
+ * one query, SELECT @@max_allowed_packet, which must come before the
+ * first reset. It is made before the first query whose largest packet
+ * reaches 1 KiB (the smallest limit a server accepts: smaller packets
+ * always fit) or before the first reset, whichever comes first, and
+ * never again: a connection that never sends a large query and is never
+ * reset never pays the round trip, and the others pay it once. If it
+ * fails, it is tried again on the next occasion before a reset; after a
+ * reset without it, queries go unchecked (as before).
  *
  * The packet sizes counted: the SQL (COM_QUERY and COM_STMT_PREPARE: one
  * command byte plus the text, with the backstop's prefix), and for a
@@ -119,7 +128,7 @@ static void probe_read(evdb__dconn *dc)
         unsigned long v = strtoul(row[0], &end, 10);
         if (end != row[0] && v >= PACKET_FLOOR) {
             dc->max_packet = v;
-            dc->packet_known = true;
+            dc->packet = EVDB__MY_PACKET_KNOWN;
         }
     }
     if (dc->mres) {
@@ -144,9 +153,9 @@ enum evdb__my_run evdb__my_gate_run(evdb__dconn *dc, int ready, evdb_error *err)
     switch (dc->op) {
     case EVDB__MY_OP_NONE:
         need = query_packet(dc, dc->q);
-        if (need < PACKET_FLOOR)
+        if (need < PACKET_FLOOR && !(dc->q->flags & EVDB__QUERY_RESET_SESSION))
             return EVDB__MY_RUN_DONE;
-        if (dc->packet_known)
+        if (dc->packet != EVDB__MY_PACKET_UNREAD)
             break;
         dc->op = EVDB__MY_P_QUERY;
         dc->op_started = false;
@@ -190,7 +199,7 @@ enum evdb__my_run evdb__my_gate_run(evdb__dconn *dc, int ready, evdb_error *err)
     if (dc->q->cancel_requested)
         return refuse(dc, EVDB_ECANCELED, "query cancelled before it was sent", err);
     need = query_packet(dc, dc->q);
-    if (dc->packet_known && need >= dc->max_packet) {
+    if (dc->packet == EVDB__MY_PACKET_KNOWN && need >= dc->max_packet) {
         char msg[EVDB__MY_MSG_MAX];
         snprintf(msg, sizeof msg,
                  "query not sent: its %s packet of %zu bytes exceeds the server's "
