@@ -175,6 +175,38 @@ START_TEST(wedge_after_runtime_error)
 }
 END_TEST
 
+/* A procedure whose second result set fails part way: the statement
+ * (CALL, prepared and cached) runs again, and so do others. */
+START_TEST(wedge_call_second_result)
+{
+    wedge_tables();
+    evdb_conn *admin = open_admin();
+    t_exec_ok(admin, "DROP PROCEDURE IF EXISTS evdb_test.my_iso_two");
+    t_exec_ok(admin, "CREATE PROCEDURE evdb_test.my_iso_two(IN f INT) BEGIN "
+                     "SELECT COUNT(*) FROM evdb_test.my_iso_outer; "
+                     "SELECT o.k, (SELECT s.v FROM evdb_test.my_iso_sub s WHERE s.k = o.k) "
+                     "FROM evdb_test.my_iso_outer o WHERE o.k >= f ORDER BY o.k; END");
+    evdb_conn *c = open_app();
+    for (int i = 0; i < 4; i++) {
+        evdb_value v = evdb_int(i % 2 ? OUTER_ROWS : 1);
+        evdb_future *f = submit(c, "CALL my_iso_two(?)", &v, 1, PROMPT_S);
+        if (i % 2) {
+            ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+            const evdb_result *r = evdb_future_result(f);
+            ck_assert_int_eq(t_cell_int(r, 0, 0), OUTER_ROWS);
+            ck_assert_uint_eq(evdb_result_nrows(evdb_result_next(r)), 1);
+        } else {
+            expect_fail(f, EVDB_ESERVER, ER_SUBQUERY_NO_1_ROW);
+        }
+        evdb_future_unref(f);
+        expect_serves(c, i);
+    }
+    t_conn_close(c);
+    t_exec_ok(admin, "DROP PROCEDURE evdb_test.my_iso_two");
+    t_conn_close(admin);
+}
+END_TEST
+
 /* The same with the statement cache off for the query: it is closed after
  * its failure and prepared afresh. */
 START_TEST(wedge_uncached)
@@ -1037,6 +1069,7 @@ static Suite *isolation_suite(void)
         suite_add_tcase(s, all[i]);
     }
     tcase_add_test(wedge, wedge_after_runtime_error);
+    tcase_add_test(wedge, wedge_call_second_result);
     tcase_add_test(wedge, wedge_uncached);
     tcase_add_test(wedge, wedge_unbuffered);
     tcase_add_test(wedge, wedge_after_kill);
