@@ -112,6 +112,13 @@ enum evdb__my_op {
  * out of a transaction it left open (my_autocommit.c). */
 enum evdb__my_phase { EVDB__MY_PH_GATE, EVDB__MY_PH_MAIN, EVDB__MY_PH_TAIL };
 
+/* What the driver knows of the session's packet limit (my_packet.c). */
+enum evdb__my_packet {
+    EVDB__MY_PACKET_UNREAD,    /* not read yet: read it before it is needed */
+    EVDB__MY_PACKET_KNOWN,     /* in max_packet */
+    EVDB__MY_PACKET_UNKNOWABLE /* the session was reset before it was read */
+};
+
 /* Steps of a batch (my_batch.c). */
 enum evdb__my_bstep {
     EVDB__MY_B_OPEN,  /* START TRANSACTION, or SAVEPOINT inside the caller's */
@@ -180,7 +187,7 @@ struct evdb__dconn {
      * query that could reach it or the first session reset, whichever
      * comes first; after a reset without it, it cannot be known. */
     unsigned long max_packet;
-    enum { EVDB__MY_PACKET_UNREAD, EVDB__MY_PACKET_KNOWN, EVDB__MY_PACKET_UNKNOWABLE } packet;
+    enum evdb__my_packet packet;
 
     /* A batch in flight (my_batch.c). */
     enum evdb__my_bstep bstep;
