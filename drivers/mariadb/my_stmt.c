@@ -4,7 +4,8 @@
  *   -> bind parameters -> execute -> store_result -> rows (no I/O)
  *      (under a result-size cap: a fetch per row, unbuffered, instead)
  *   -> next_result while more result sets follow (CALL)
- *   -> close the statement unless it stays cached.
+ *   -> close the statement unless it stays cached (a cached one whose
+ *      result failed part way is reset first: see finish).
  * Values travel in the binary protocol, never interpolated into SQL:
  * NULL as MYSQL_TYPE_NULL, bool as TINY, int64 as LONGLONG, double as
  * DOUBLE, text as STRING and bytes as BLOB (the server treats BLOB
