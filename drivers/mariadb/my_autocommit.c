@@ -18,10 +18,8 @@
  * fails with EVDB_EINVAL saying so. If the session still is in a
  * transaction after that, it is given up (never handed on dirty).
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "my_internal.h"
 
@@ -31,19 +29,12 @@
 
 /* After SET: whether one of the assignments turns autocommit off
  * ([@@][SESSION|LOCAL .]autocommit = 0 | OFF | FALSE). */
-static bool sets_autocommit_off(const char *start, const char *end)
+static bool sets_autocommit_off(const char *p, const char *end)
 {
     static const char word[] = "autocommit";
-    const size_t n = sizeof word - 1;
-    for (const char *p = start; (size_t)(end - p) >= n; p++) {
-        if (strncasecmp(p, word, n) != 0)
-            continue;
-        /* A word of its own ("@@session.autocommit" included). */
-        if (p > start && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
-            continue;
-        if ((size_t)(end - p) > n && (isalnum((unsigned char)p[n]) || p[n] == '_'))
-            continue;
-        const char *v = evdb__my_skip_blank(p + n, end);
+    for (const char *at = evdb__my_find_word(p, end, word); at;
+         at = evdb__my_find_word(at + 1, end, word)) {
+        const char *v = evdb__my_skip_blank(at + sizeof word - 1, end);
         if (end - v >= 2 && v[0] == ':' && v[1] == '=')
             v += 2;
         else if (v < end && *v == '=')

@@ -81,11 +81,8 @@ static const char *unfit(const evdb__stmt *s)
     if (evdb__my_keyword(s->sql, end, "SET", &after)) {
         /* SET autocommit commits (= 1) or changes the session after the
          * batch (= 0); SET TRANSACTION cannot run inside one. */
-        for (const char *p = after; p < end; p++)
-            if (evdb__my_keyword(p, end, "autocommit", NULL) && (p == after || p[-1] == '@' ||
-                                                                  p[-1] == '.' || p[-1] == ' ' ||
-                                                                  p[-1] == ','))
-                return "SET autocommit";
+        if (evdb__my_find_word(after, end, "autocommit"))
+            return "SET autocommit";
         if (evdb__my_keyword(after, end, "TRANSACTION", NULL))
             return "SET TRANSACTION";
     }

@@ -309,6 +309,9 @@ bool evdb__my_keyword(const char *p, const char *end, const char *keyword, const
 /* Whether sql holds one statement only (trailing ';', blanks, comments
  * aside). */
 bool evdb__my_single_statement(const char *sql, size_t len);
+/* The first place in p..end where word stands as a word of its own
+ * (case-insensitive; quoted text is not skipped), or NULL. */
+const char *evdb__my_find_word(const char *p, const char *end, const char *word);
 
 /* ---- my_packet.c: the server's packet limit ---- */
 /* The gate of a query (EVDB__MY_PH_GATE): read max_allowed_packet when a

@@ -100,3 +100,18 @@ bool evdb__my_single_statement(const char *sql, size_t len)
     }
     return true;
 }
+
+const char *evdb__my_find_word(const char *p, const char *end, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *at = p; (size_t)(end - at) >= n; at++) {
+        if (strncasecmp(at, word, n) != 0)
+            continue;
+        if (at > p && (isalnum((unsigned char)at[-1]) || at[-1] == '_'))
+            continue;
+        if ((size_t)(end - at) > n && (isalnum((unsigned char)at[n]) || at[n] == '_'))
+            continue;
+        return at;
+    }
+    return NULL;
+}
