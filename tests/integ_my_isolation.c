@@ -402,7 +402,7 @@ static void expect_too_big(evdb_future *f, size_t limit)
     expect_fail(f, EVDB_ETOOBIG, 0);
     const char *msg = evdb_error_message(evdb_future_error(f));
     char lim[32];
-    snprintf(lim, sizeof lim, "(%zu bytes)", limit);
+    snprintf(lim, sizeof lim, "(%zu bytes;", limit);
     ck_assert_msg(strstr(msg, "max_allowed_packet") && strstr(msg, lim), "message: %s", msg);
 }
 

@@ -202,8 +202,9 @@ enum evdb__my_run evdb__my_gate_run(evdb__dconn *dc, int ready, evdb_error *err)
     if (dc->packet == EVDB__MY_PACKET_KNOWN && need >= dc->max_packet) {
         char msg[EVDB__MY_MSG_MAX];
         snprintf(msg, sizeof msg,
-                 "query not sent: its %s packet of %zu bytes exceeds the server's "
-                 "max_allowed_packet (%lu bytes); the server would close the connection",
+                 "query not sent: its %s packet of %zu bytes is too large for the server's "
+                 "max_allowed_packet (%lu bytes; a packet must be smaller), and the server "
+                 "would close the connection",
                  dc->q->nparams || dc->q->nbatch ? "largest" : "SQL", need, dc->max_packet);
         return refuse(dc, EVDB_ETOOBIG, msg, err);
     }
