@@ -738,6 +738,28 @@ START_TEST(autocommit_rolls_back)
 }
 END_TEST
 
+/* An XA transaction cannot be rolled back by a plain ROLLBACK (it needs
+ * its xid): the connection is given up rather than handed on, and the
+ * server rolls the transaction back with the session. */
+START_TEST(autocommit_xa_gives_up)
+{
+    ac_table();
+    evdb_conn *c = open_app();
+    evdb_future *f =
+        submit_pooled(c, "XA START 'evdb_xa'; INSERT INTO my_iso_ac VALUES (1)", NULL, 0);
+    expect_fail(f, EVDB_ECONNLOST, 0);
+    ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "out of a transaction"),
+                  "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    /* The connection is gone: it takes no more queries. */
+    ck_assert_ptr_null(evdb_conn_query(c, "SELECT 1", NULL, 0, NULL));
+    t_conn_close(c);
+    evdb_conn *other = open_app();
+    ck_assert_int_eq(query_int(other, "SELECT COUNT(*) FROM my_iso_ac"), 0);
+    t_conn_close(other);
+}
+END_TEST
+
 /* Through the pool (which sets the flag): a BEGIN is refused, a string
  * that leaves a transaction open is rolled back, and the other requests'
  * inserts all commit (before: 20 acknowledged inserts were rolled back
@@ -1084,6 +1106,7 @@ static Suite *isolation_suite(void)
                         (int)(sizeof opening / sizeof opening[0]));
     tcase_add_test(ac, autocommit_allows);
     tcase_add_test(ac, autocommit_rolls_back);
+    tcase_add_test(ac, autocommit_xa_gives_up);
     tcase_add_test(ac, autocommit_pool);
 
     tcase_add_test(bt, batch_commits);
