@@ -430,6 +430,12 @@ START_TEST(packet_sql_too_big)
     f = submit(c, big, &one, 1, 0);
     expect_too_big(f, limit);
     evdb_future_unref(f);
+    /* In a batch, every statement is checked before any runs. */
+    evdb_stmt s[] = {{"SELECT 1", NULL, 0}, {big, NULL, 0}};
+    f = evdb_conn_batch(c, s, 2, NULL);
+    ck_assert_ptr_nonnull(f);
+    expect_too_big(f, limit);
+    evdb_future_unref(f);
     free(big);
     big = sql_of_len(limit - 2);
     f = submit(c, big, NULL, 0, 0);
