@@ -1048,6 +1048,62 @@ START_TEST(batch_timeout)
 }
 END_TEST
 
+/* A user allowed one session: the KILL QUERY of a timeout cannot open
+ * its second session, so the statement runs to its end. */
+#define ONE_USER "evdb_iso_one"
+#define ONE_PASSWORD "evdb_iso_pw"
+
+static evdb_conn *one_user_open(void)
+{
+    evdb_conn *admin = open_admin();
+    t_exec_ok(admin, "CREATE USER IF NOT EXISTS '" ONE_USER "'@'127.0.0.1' IDENTIFIED BY '"
+                     ONE_PASSWORD "' WITH MAX_USER_CONNECTIONS 1");
+    t_exec_ok(admin, "GRANT SELECT, INSERT ON evdb_test.* TO '" ONE_USER "'@'127.0.0.1'");
+    t_conn_close(admin);
+    char url[SQL_MAX];
+    snprintf(url, sizeof url, "mariadb://" ONE_USER ":" ONE_PASSWORD "@127.0.0.1:%s/evdb_test",
+             evdb_test_env("EVDB_TEST_MY_PORT"));
+    /* The server counts a closed session until its thread has finished
+     * with it: a new session of this user may be refused (1226) a moment. */
+    for (int tries = 0;; tries++) {
+        evdb_future *f = evdb_conn_open(L, url, NULL);
+        ck_assert_ptr_nonnull(f);
+        if (t_wait(f) == 0) {
+            evdb_conn *c = evdb_future_take_conn(f);
+            evdb_future_unref(f);
+            return c;
+        }
+        ck_assert_msg(evdb_error_driver_code(evdb_future_error(f)) == 1226 && tries < 50,
+                      "connect failed: %s", evdb_error_message(evdb_future_error(f)));
+        evdb_future_unref(f);
+        t_run_for(L, 0.05);
+    }
+}
+
+/* A batch given up on while its last statement runs (the KILL cannot be
+ * sent here, so the statement ends by itself after the deadline) does
+ * not commit: the caller was told it failed. */
+START_TEST(batch_timeout_no_commit)
+{
+    ac_table();
+    evdb_conn *c = one_user_open();
+    evdb_stmt s[] = {
+        {"INSERT INTO my_iso_ac VALUES (1)", NULL, 0},
+        {"SELECT SLEEP(0.6)", NULL, 0},
+    };
+    evdb_future *f = batch(c, s, 2, 0.3);
+    /* Queued behind the batch: answered once it settled. */
+    evdb_future *count = submit(c, "SELECT COUNT(*) FROM my_iso_ac", NULL, 0, 0);
+    expect_fail(f, EVDB_ETIMEDOUT, 0);
+    evdb_future_unref(f);
+    ck_assert_int_eq(t_wait(count), 0);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(count), 0, 0), 0);
+    evdb_future_unref(count);
+    expect_clean(c);
+    t_conn_close(c);
+}
+END_TEST
+
 /* evdb_pool_batch: the same, on a pooled connection. */
 START_TEST(batch_pool)
 {
@@ -1123,6 +1179,7 @@ static Suite *isolation_suite(void)
     tcase_add_test(bt, batch_implicit_commit_reported);
     tcase_add_test(bt, batch_temporary_table);
     tcase_add_test(bt, batch_timeout);
+    tcase_add_test(bt, batch_timeout_no_commit);
     tcase_add_test(bt, batch_pool);
     return s;
 }

@@ -29,7 +29,7 @@
  *
  * A batch gets no max_statement_time backstop (server_timeout=true); its
  * timeout is enforced by the core and its KILL QUERY, after which no
- * further statement is started and the batch is undone.
+ * further statement is started, nor the COMMIT, and the batch is undone.
  */
 #include <stdio.h>
 #include <string.h>
@@ -183,15 +183,18 @@ enum evdb__my_run evdb__my_batch_run(evdb__dconn *dc, int ready, evdb_error *err
 
         case EVDB__MY_B_STMT:
             if (!dc->bstmt) {
-                if (dc->bk == dc->q->nbatch) {
-                    dc->bstep = EVDB__MY_B_CLOSE;
-                    break;
-                }
+                /* Given up on (its timeout passed, or it was cancelled):
+                 * nothing more of it runs, not even the COMMIT, so what
+                 * the caller was told (it failed) stays true. */
                 if (dc->q->cancel_requested) {
                     evdb__my_fail_code(dc, EVDB_ECANCELED,
                                        "batch given up on: its remaining statements were not "
                                        "run, and the rest was undone");
                     dc->bstep = EVDB__MY_B_UNDO;
+                    break;
+                }
+                if (dc->bk == dc->q->nbatch) {
+                    dc->bstep = EVDB__MY_B_CLOSE;
                     break;
                 }
                 stmt_begin(dc);
