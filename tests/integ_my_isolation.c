@@ -1139,6 +1139,48 @@ START_TEST(batch_pool)
 }
 END_TEST
 
+/* ---- when a query counts as sent ---- */
+
+/* A prepare can wait on the server: behind an ALTER TABLE that waits for
+ * another session's transaction, even a prepare queues for the table's
+ * metadata lock. The query then counts as sent, so its timeout KILLs the
+ * waiting prepare and the connection serves on at once (a prepare not
+ * counted as sent would never be cancelled, and the connection would wait
+ * for the other transaction). */
+START_TEST(timeout_while_prepare_waits)
+{
+    evdb_conn *admin = open_admin();
+    t_exec_ok(admin, "DROP TABLE IF EXISTS evdb_test.my_iso_mdl");
+    t_exec_ok(admin, "CREATE TABLE evdb_test.my_iso_mdl (a INT) ENGINE=InnoDB");
+    evdb_conn *holder = open_app();
+    t_exec_ok(holder, "START TRANSACTION");
+    t_exec_ok(holder, "SELECT * FROM my_iso_mdl");
+    /* Waits for the holder's transaction, and makes others wait behind it. */
+    evdb_future *alter = submit(admin, "ALTER TABLE evdb_test.my_iso_mdl ADD COLUMN b INT",
+                                NULL, 0, 0);
+    t_run_for(L, 0.2);
+    ck_assert_int_eq(evdb_future_status(alter), EVDB_PENDING);
+    evdb_conn *c = open_app();
+    evdb_value v = evdb_int(1);
+    double t0 = t_now();
+    evdb_future *f = submit(c, "SELECT a FROM my_iso_mdl WHERE a = ?", &v, 1, 0.3);
+    evdb_future *next = submit(c, "SELECT 77", NULL, 0, 0);
+    expect_fail(f, EVDB_ETIMEDOUT, 0);
+    evdb_future_unref(f);
+    ck_assert_int_eq(t_wait(next), 0);
+    ck_assert_int_eq(t_cell_int(evdb_future_result(next), 0, 0), 77);
+    ck_assert_double_lt(t_now() - t0, 1.5);
+    evdb_future_unref(next);
+    t_exec_ok(holder, "ROLLBACK");
+    ck_assert_int_eq(t_wait(alter), 0);
+    evdb_future_unref(alter);
+    t_conn_close(c);
+    t_conn_close(holder);
+    t_exec_ok(admin, "DROP TABLE evdb_test.my_iso_mdl");
+    t_conn_close(admin);
+}
+END_TEST
+
 static Suite *isolation_suite(void)
 {
     Suite *s = suite_create("mariadb_isolation");
@@ -1146,7 +1188,8 @@ static Suite *isolation_suite(void)
     TCase *packet = tcase_create("packet");
     TCase *ac = tcase_create("autocommit");
     TCase *bt = tcase_create("batch");
-    TCase *all[] = {wedge, packet, ac, bt};
+    TCase *sent = tcase_create("sent");
+    TCase *all[] = {wedge, packet, ac, bt, sent};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         tcase_add_checked_fixture(all[i], setup, teardown);
         tcase_set_timeout(all[i], TEST_TIMEOUT_S);
@@ -1181,6 +1224,8 @@ static Suite *isolation_suite(void)
     tcase_add_test(bt, batch_timeout);
     tcase_add_test(bt, batch_timeout_no_commit);
     tcase_add_test(bt, batch_pool);
+
+    tcase_add_test(sent, timeout_while_prepare_waits);
     return s;
 }
 

@@ -294,7 +294,6 @@ static int my_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
     dc->one = (evdb__stmt){q->sql, q->sql_len, q->params, q->nparams};
     dc->cur = &dc->one;
     dc->phase = EVDB__MY_PH_GATE;
-    dc->q_sent = false;
     dc->bstmt = false;
     dc->ctl_step = 0;
     if (q->nbatch) {
@@ -349,12 +348,21 @@ static int my_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *e
     }
 }
 
-/* Only the gate holds a query back (while it reads max_allowed_packet);
- * after it, a query's first command that can run it marks it sent (the
- * prepare of a statement cannot: it is not executed once given up on). */
+/* A query counts as sent once the first command that runs it, or that
+ * may wait on the server for it, has started: the text query, a
+ * statement's prepare (it can wait for a metadata lock, and only a KILL
+ * QUERY, which the core sends for sent queries only, ends that wait) or
+ * execute, the reset, a batch's first statement. Before that the driver
+ * may be reading max_allowed_packet, evicting a cached statement or
+ * opening a batch's transaction, none of which waits on locks: a query
+ * given up on meanwhile is never sent (the gate, abandoned in my_stmt.c
+ * and the batch check it), and one whose connection is lost meanwhile may
+ * run elsewhere. The mark lives in q, so the answer holds after the
+ * connection failed too (driver.h). */
 static bool my_query_sent(const evdb__dconn *dc, const evdb__query *q)
 {
-    return dc->q != q || dc->q_sent;
+    (void)dc;
+    return q->drv_state == EVDB__MY_Q_SENT;
 }
 
 static int64_t my_server_id(const evdb__dconn *dc)

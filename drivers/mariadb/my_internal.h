@@ -165,7 +165,6 @@ struct evdb__dconn {
     evdb__stmt one;      /* q's SQL and parameters as a statement */
     const evdb__stmt *cur; /* the statement running: &one, or one of q's batch */
     enum evdb__my_phase phase;
-    bool q_sent;         /* a command that runs q went out (query_sent) */
     const char *sql;     /* the SQL sent for it: q->sql, or the backstop's */
     size_t sql_len;      /*   prefixed copy in sqlbuf (my_backstop.c) */
     char *sqlbuf;
@@ -216,6 +215,10 @@ struct evdb__dconn {
     char **addrs;
     size_t naddrs, addr_i;
 };
+
+/* evdb__query.drv_state: a command that runs the query has started
+ * (my_driver.c my_query_sent); 0 before. */
+#define EVDB__MY_Q_SENT 1
 
 /* What the query steps answer. */
 enum evdb__my_run {

@@ -38,7 +38,7 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
             break;
 
         case EVDB__MY_T_QUERY:
-            dc->q_sent = true;
+            dc->q->drv_state = EVDB__MY_Q_SENT;
             mask = dc->op_started ? mysql_real_query_cont(&dc->iret, m, ready)
                                   : mysql_real_query_start(&dc->iret, m, dc->sql, dc->sql_len);
             dc->op_started = true;

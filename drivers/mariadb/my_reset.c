@@ -14,7 +14,7 @@ enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err
         dc->op = EVDB__MY_R_RESET;
         dc->op_started = false;
     }
-    dc->q_sent = true;
+    dc->q->drv_state = EVDB__MY_Q_SENT;
     int mask = dc->op_started ? mysql_reset_connection_cont(&dc->iret, dc->m, ready)
                               : mysql_reset_connection_start(&dc->iret, dc->m);
     dc->op_started = true;

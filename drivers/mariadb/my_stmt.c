@@ -377,6 +377,10 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
                     return r;
                 break;
             }
+            /* A prepare can wait on the server (for a table's metadata
+             * lock): from here on the query counts as sent, so a timeout
+             * sends its KILL QUERY (my_driver.c my_query_sent). */
+            dc->q->drv_state = EVDB__MY_Q_SENT;
             mask = dc->op_started
                        ? mysql_stmt_prepare_cont(&dc->iret, s->stmt, ready)
                        : mysql_stmt_prepare_start(&dc->iret, s->stmt, s->sql,
@@ -420,7 +424,7 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
                     return r;
                 break;
             }
-            dc->q_sent = true;
+            dc->q->drv_state = EVDB__MY_Q_SENT;
             mask = dc->op_started ? mysql_stmt_execute_cont(&dc->iret, s->stmt, ready)
                                   : mysql_stmt_execute_start(&dc->iret, s->stmt);
             dc->op_started = true;
