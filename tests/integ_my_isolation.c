@@ -421,6 +421,7 @@ START_TEST(packet_sql_too_big)
     evdb_future *f = submit(c, big, NULL, 0, 0);
     evdb_future *behind = submit(c, "SELECT 5", NULL, 0, 0);
     expect_too_big(f, limit);
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(f))); /* never sent */
     evdb_future_unref(f);
     ck_assert_int_eq(t_wait(behind), 0);
     ck_assert_int_eq(t_cell_int(evdb_future_result(behind), 0, 0), 5);
@@ -666,6 +667,7 @@ START_TEST(autocommit_refuses_opening)
     ck_assert_msg(strstr(msg, "refused") && strstr(msg, "evdb_pool_acquire") &&
                       strstr(msg, "evdb_pool_transaction"),
                   "%s: %s", sql, msg);
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(f)));
     evdb_future_unref(f);
     expect_clean(c);
     t_conn_close(c);
@@ -962,6 +964,7 @@ START_TEST(batch_refuses_unfit)
     expect_fail(f, EVDB_EINVAL, 0);
     const char *msg = evdb_error_message(evdb_future_error(f));
     ck_assert_msg(strncmp(msg, "batch statement 2 of 2: ", 24) == 0, "%s", msg);
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(f)));
     evdb_future_unref(f);
     ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
     expect_clean(c);
