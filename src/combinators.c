@@ -252,17 +252,23 @@ static void timeout_inner_done(evdb_future *inner, void *arg)
 static void timeout_fired(void *arg)
 {
     timeout_op *op = arg;
-    /* Cancel first: the inner future's error then says whether its
-     * statement may have taken effect, and so must ours (a caller that
-     * only holds this future would otherwise re-run a statement that ran). */
+    /* Fail first, so that whoever waits on this future hears of the
+     * timeout at the deadline, before the cancelled operation's own
+     * cleanup callbacks run; then cancel. Only the cancelled
+     * query knows whether its statement had been sent: a caller that only
+     * holds this future must learn it too, or it would re-run a statement
+     * that ran, so the error is amended before any callback of ours runs. */
+    evdb__future_fail(op->f, EVDB_ETIMEDOUT, "timed out after %g s", op->seconds);
     evdb_future_cancel(op->inner);
-    bool unknown = evdb_error_outcome_unknown(evdb_future_error(op->inner));
-    evdb_error e;
-    evdb__error_set(&e, EVDB_ETIMEDOUT, 0, NULL, "timed out after %g s%s", op->seconds,
-                    unknown ? " (the query had been sent: whether it took effect is unknown)"
-                            : "");
-    e.outcome_unknown = unknown;
-    evdb__future_fail_err(op->f, &e);
+    if (evdb_error_outcome_unknown(evdb_future_error(op->inner))) {
+        evdb_error e;
+        evdb__error_set(&e, EVDB_ETIMEDOUT, 0, NULL,
+                        "timed out after %g s (the query had been sent: whether it took "
+                        "effect is unknown)",
+                        op->seconds);
+        e.outcome_unknown = true;
+        evdb__future_amend_err(op->f, &e);
+    }
     timeout_maybe_free(op);
 }
 
