@@ -513,7 +513,7 @@ static void pump(evdb_conn *c)
          * cancelled query has been reported and the cancel op is finished. */
         if (c->cop || (c->inflight.head && c->inflight.head->q.cancel_requested))
             return;
-        size_t sent = 0;
+        size_t sent = 0, refused = 0;
         while (c->pending.head && c->drv->capacity(c->dc) > 0) {
             evdb__cq *q = c->pending.head;
             evdb__qlist_remove(&c->pending, q);
@@ -524,12 +524,19 @@ static void pump(evdb_conn *c)
             if (rc < 0) {
                 evdb__future_fail_err(q->f, &err);
                 evdb__cq_free(q);
+                refused++;
                 continue;
             }
             q->where = EVDB__Q_INFLIGHT;
             evdb__qlist_push(&c->inflight, q);
             sent++;
         }
+        /* A refused query made room as a finished one does: the owner
+         * (a pool) feeds the connection again, or its queue would wait
+         * for a completion that never comes. Its submissions only queue
+         * and schedule this pump again. */
+        if (refused && c->owner_ops)
+            c->owner_ops->room(c->owner, c, EVDB_EINVAL);
         if (!sent)
             return;
         evdb__wait w = {-1, 0, -1};
