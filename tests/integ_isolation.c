@@ -1,0 +1,954 @@
+/*
+ * Query isolation against the real servers (scripts/testdb), written as a
+ * hostile user would: every finding of issue 14 as a test, mostly through
+ * the pool with default options (pipelining on).
+ *
+ * PostgreSQL: one Sync per query, so each pooled query is its own implicit
+ * transaction: a set_config(..., true) / SET LOCAL never reaches another
+ * request's query; independent single-row UPDATEs never deadlock; a failing
+ * query between two writes leaves the writes in order and the callbacks in
+ * submission order; deferred constraints fail their own query (23505 /
+ * 23503) and the connection serves on; a timed-out query behind another is
+ * cancelled on the server (pg_stat_activity), also inside a transaction
+ * block, which it aborts. evdb_error_outcome_unknown tells queued from
+ * running timeouts; BEGIN through evdb_pool_query is refused and a pooled
+ * string that ends inside a transaction is rolled back; explicit batches
+ * are all or nothing. MariaDB: ordered writes, pooled START TRANSACTION,
+ * batches.
+ *
+ * Every test counts its callbacks and checks each ran exactly once; the
+ * loop's watchdog (testutil) fails a test that hangs. Tables are named per
+ * test (iso_*) and dropped at the end.
+ */
+#include <check.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <evdb.h>
+
+#include "testenv.h"
+#include "testutil.h"
+#include "tquery.h"
+
+#define WATCHDOG_S 60.0
+#define TEST_TIMEOUT_S 90
+
+static struct ev_loop *L;
+
+static void setup(void)
+{
+    L = t_loop_new(WATCHDOG_S);
+}
+
+static void teardown(void)
+{
+    t_loop_free(L);
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static evdb_pool *pool_with(const char *url, unsigned max_conns, unsigned depth,
+                            double acquire_timeout)
+{
+    evdb_pool_opts o;
+    memset(&o, 0, sizeof o);
+    o.max_conns = max_conns;
+    o.pipeline_depth = depth;
+    o.acquire_timeout = acquire_timeout;
+    return t_pool_new(L, url, &o);
+}
+
+static evdb_query_opts with_timeout(double timeout)
+{
+    evdb_query_opts o;
+    memset(&o, 0, sizeof o);
+    o.timeout = timeout;
+    return o;
+}
+
+static evdb_future *pq(evdb_pool *p, const char *sql, const evdb_value *params, size_t n,
+                       double timeout)
+{
+    evdb_query_opts o = with_timeout(timeout);
+    evdb_future *f = evdb_pool_query(p, sql, params, n, &o);
+    ck_assert_msg(f != NULL, "evdb_pool_query(%s): %s", sql,
+                  evdb_error_message(evdb_last_error()));
+    return f;
+}
+
+static evdb_future *cq(evdb_conn *c, const char *sql, const evdb_value *params, size_t n,
+                       double timeout)
+{
+    evdb_query_opts o = with_timeout(timeout);
+    evdb_future *f = evdb_conn_query(c, sql, params, n, &o);
+    ck_assert_msg(f != NULL, "evdb_conn_query(%s): %s", sql,
+                  evdb_error_message(evdb_last_error()));
+    return f;
+}
+
+/* Run the loop until *done reaches *want (the watchdog ends a hang). */
+static void run_until(const size_t *done, const size_t *want)
+{
+    while (*done < *want)
+        t_run_for(L, 0.01);
+}
+
+/* The completion audit: callbacks counted per future, every one exactly
+ * once, checked after the loop has run on a little. */
+typedef struct audit {
+    size_t submitted, done;
+} audit;
+
+static void audit_close(audit *a)
+{
+    run_until(&a->done, &a->submitted);
+    t_run_for(L, 0.02);
+    ck_assert_uint_eq(a->done, a->submitted);
+}
+
+static void on_count(evdb_future *f, void *arg)
+{
+    (void)f;
+    ((audit *)arg)->done++;
+}
+
+static void watch(audit *a, evdb_future *f)
+{
+    a->submitted++;
+    ck_assert_int_eq(evdb_future_on_done(f, on_count, a), 0);
+}
+
+/* The text of a cell, "NULL" for SQL NULL. */
+static const char *cell(const evdb_result *r, size_t row, size_t col)
+{
+    if (!r || evdb_result_isnull(r, row, col))
+        return "NULL";
+    const char *s = evdb_result_text(r, row, col, NULL);
+    return s ? s : "NULL";
+}
+
+static evdb_conn *pg_admin(void)
+{
+    const char *u = evdb_test_pg_admin_url();
+    ck_assert_msg(u != NULL, "no PostgreSQL test server: run scripts/testdb start");
+    return t_conn_open(L, u, NULL);
+}
+
+/* The two servers, for the tests that run on both (_i: 0 PostgreSQL, 1
+ * MariaDB). */
+typedef struct backend {
+    const char *name;
+    const char *(*url)(void);
+    const char *fail_sql;     /* fails at run time: fail_state */
+    const char *fail_state;
+    const char *engine;       /* appended to CREATE TABLE */
+    const char *update_text;  /* UPDATE <table> SET v = <param 1> WHERE id = 1 */
+    const char *insert_int;   /* INSERT INTO <table> VALUES (<param 1>) */
+} backend;
+
+static const backend backends[2] = {
+    {"postgres", t_pg_url, "SELECT 1/0", "22012", "", "UPDATE %s SET v = $1 WHERE id = 1",
+     "INSERT INTO %s VALUES ($1)"},
+    {"mariadb", t_my_url, "SELECT * FROM iso_no_such_table", "42S02", " ENGINE=InnoDB",
+     "UPDATE %s SET v = ? WHERE id = 1", "INSERT INTO %s VALUES (?)"},
+};
+
+/* ------------------------------------------ 1. tenant settings never leak */
+
+enum { TENANT_REQUESTS = 600, TENANT_INFLIGHT = 48 };
+
+typedef struct tenant_run {
+    evdb_pool *p;
+    size_t started, submitted, done, reads;
+    size_t leaks, set_errors, read_errors;
+    char example[200];
+} tenant_run;
+
+typedef struct tenant_req {
+    tenant_run *run;
+    unsigned id;
+    bool chained; /* the read is submitted from the set's callback */
+    int refs;
+    char tenant[32];
+} tenant_req;
+
+static void tenant_start(tenant_run *run);
+
+static void tenant_drop(tenant_req *q)
+{
+    tenant_run *run = q->run;
+    if (--q->refs == 0) {
+        free(q);
+        tenant_start(run);
+    }
+}
+
+static void on_tenant_read(evdb_future *f, void *arg)
+{
+    tenant_req *q = arg;
+    tenant_run *run = q->run;
+    run->done++;
+    run->reads++;
+    if (evdb_future_status(f) != 0) {
+        run->read_errors++;
+        if (!run->example[0])
+            snprintf(run->example, sizeof run->example, "read of request %u failed: %s", q->id,
+                     evdb_error_message(evdb_future_error(f)));
+    } else {
+        const char *v = cell(evdb_future_result(f), 0, 0);
+        if (strcmp(v, "NULL") != 0 && v[0]) {
+            run->leaks++;
+            if (!run->example[0])
+                snprintf(run->example, sizeof run->example,
+                         "request %u (tenant %s) read app.tenant = '%s'", q->id, q->tenant, v);
+        }
+    }
+    evdb_future_unref(f);
+    tenant_drop(q);
+}
+
+static void tenant_read(tenant_req *q)
+{
+    evdb_future *f = pq(q->run->p, "SELECT current_setting('app.tenant', true)", NULL, 0, 0);
+    q->run->submitted++;
+    q->refs++;
+    ck_assert_int_eq(evdb_future_on_done(f, on_tenant_read, q), 0);
+}
+
+static void on_tenant_set(evdb_future *f, void *arg)
+{
+    tenant_req *q = arg;
+    tenant_run *run = q->run;
+    run->done++;
+    if (evdb_future_status(f) != 0 || strcmp(cell(evdb_future_result(f), 0, 0), q->tenant) != 0) {
+        run->set_errors++;
+        if (!run->example[0])
+            snprintf(run->example, sizeof run->example, "set_config of request %u: %s / %s",
+                     q->id, evdb_error_message(evdb_future_error(f)),
+                     cell(evdb_future_result(f), 0, 0));
+    }
+    evdb_future_unref(f);
+    if (q->chained)
+        tenant_read(q);
+    tenant_drop(q);
+}
+
+static void tenant_start(tenant_run *run)
+{
+    if (run->started == TENANT_REQUESTS)
+        return;
+    tenant_req *q = calloc(1, sizeof *q);
+    ck_assert_ptr_nonnull(q);
+    q->run = run;
+    q->id = (unsigned)run->started++;
+    q->chained = q->id % 2 == 0;
+    q->refs = 1;
+    snprintf(q->tenant, sizeof q->tenant, "tenant-%u", q->id);
+    evdb_value v = evdb_text(q->tenant);
+    evdb_future *f = pq(run->p, "SELECT set_config('app.tenant', $1, true)", &v, 1, 0);
+    run->submitted++;
+    q->refs++;
+    ck_assert_int_eq(evdb_future_on_done(f, on_tenant_set, q), 0);
+    if (!q->chained)
+        tenant_read(q);
+    tenant_drop(q);
+}
+
+/* Requests that each set a transaction-local tenant and then read it back
+ * in a separate query: a separate query is a separate implicit
+ * transaction, so the read sees no tenant at all ('' or NULL), never its
+ * own and never another request's. Half the reads go out right behind
+ * their set_config, half from its callback, among other requests' sets. */
+START_TEST(pg_tenant_setting_never_leaks_between_pooled_queries)
+{
+    evdb_pool *p = pool_with(t_pg_url(), 4, 0, 0);
+    tenant_run run;
+    memset(&run, 0, sizeof run);
+    run.p = p;
+    for (int i = 0; i < TENANT_INFLIGHT; i++)
+        tenant_start(&run);
+    while (run.started < TENANT_REQUESTS || run.done < run.submitted)
+        t_run_for(L, 0.01);
+    t_run_for(L, 0.02);
+    ck_assert_uint_eq(run.submitted, 2 * TENANT_REQUESTS);
+    ck_assert_uint_eq(run.done, run.submitted);
+    ck_assert_uint_eq(run.reads, TENANT_REQUESTS);
+    ck_assert_msg(run.leaks == 0 && run.set_errors == 0 && run.read_errors == 0,
+                  "%zu of %d reads saw a tenant, %zu set errors, %zu read errors; first: %s",
+                  run.leaks, TENANT_REQUESTS, run.set_errors, run.read_errors, run.example);
+    t_pool_close(p);
+}
+END_TEST
+
+/* One query's SET LOCAL statement_timeout = 1 never reaches the queries
+ * pipelined next to it: _i 0 on a pool of one connection (everything
+ * pipelined on it), 1 on a pool of three (where the pool spreads them). */
+START_TEST(pg_set_local_timeout_never_cancels_a_neighbour)
+{
+    evdb_pool *p = pool_with(t_pg_url(), _i == 0 ? 1 : 3, 0, 0);
+    enum { ROUNDS = 16 };
+    evdb_future *sets[ROUNDS], *sleeps[2 * ROUNDS];
+    audit a = {0};
+    for (int i = 0; i < ROUNDS; i++) {
+        sets[i] = pq(p, "SET LOCAL statement_timeout = 1", NULL, 0, 0);
+        sleeps[2 * i] = pq(p, "SELECT pg_sleep(0.05)", NULL, 0, 0);
+        sleeps[2 * i + 1] = pq(p, "SELECT pg_sleep(0.05)", NULL, 0, 0);
+        watch(&a, sets[i]);
+        watch(&a, sleeps[2 * i]);
+        watch(&a, sleeps[2 * i + 1]);
+    }
+    audit_close(&a);
+    int cancelled = 0;
+    char first[200] = "";
+    for (int i = 0; i < 2 * ROUNDS; i++) {
+        if (evdb_future_status(sleeps[i]) != 0) {
+            cancelled++;
+            if (!first[0])
+                snprintf(first, sizeof first, "%s (%s)",
+                         evdb_error_message(evdb_future_error(sleeps[i])),
+                         evdb_error_sqlstate(evdb_future_error(sleeps[i])));
+        }
+        evdb_future_unref(sleeps[i]);
+    }
+    ck_assert_msg(cancelled == 0, "%d of %d pg_sleep(0.05) failed; first: %s", cancelled,
+                  2 * ROUNDS, first);
+    for (int i = 0; i < ROUNDS; i++) {
+        ck_assert_msg(evdb_future_status(sets[i]) == 0, "SET LOCAL: %s",
+                      evdb_error_message(evdb_future_error(sets[i])));
+        evdb_future_unref(sets[i]);
+    }
+    t_pool_close(p);
+}
+END_TEST
+
+/* --------------------------------------------- 2. hot-row UPDATE storm */
+
+enum { HOT_ROWS = 4, HOT_UPDATES = 3000 };
+
+typedef struct hot_run {
+    audit a;
+    size_t ok, deadlocks, pool_timeouts, other;
+    char example[200];
+} hot_run;
+
+static void on_hot(evdb_future *f, void *arg)
+{
+    hot_run *h = arg;
+    h->a.done++;
+    int st = evdb_future_status(f);
+    const evdb_error *e = evdb_future_error(f);
+    if (st == 0 && evdb_result_affected(evdb_future_result(f)) == 1) {
+        h->ok++;
+    } else {
+        if (st == EVDB_ESERVER && strcmp(evdb_error_sqlstate(e), "40P01") == 0)
+            h->deadlocks++;
+        else if (st == EVDB_EPOOLTIMEOUT)
+            h->pool_timeouts++;
+        else
+            h->other++;
+        if (!h->example[0])
+            snprintf(h->example, sizeof h->example, "%s: %s (%s)", evdb_err_name(st),
+                     evdb_error_message(e), evdb_error_sqlstate(e));
+    }
+    evdb_future_unref(f);
+}
+
+/* Thousands of independent single-row UPDATEs over a few hot rows, all
+ * submitted at once to a pool of 8: each holds its one row lock for its
+ * own statement only, so nothing deadlocks, nothing waits out the acquire
+ * timeout, and every increment lands exactly once. */
+START_TEST(pg_hot_row_update_storm_never_deadlocks)
+{
+    evdb_pool *p = pool_with(t_pg_url(), 8, 0, 10);
+    t_pool_exec_ok(p, "DROP TABLE IF EXISTS iso_hot");
+    t_pool_exec_ok(p, "CREATE TABLE iso_hot (id int PRIMARY KEY, v bigint NOT NULL)");
+    t_pool_exec_ok(p, "INSERT INTO iso_hot SELECT g, 0 FROM generate_series(1, 4) g");
+    hot_run h;
+    memset(&h, 0, sizeof h);
+    unsigned seed = 14;
+    double t0 = t_now();
+    for (int i = 0; i < HOT_UPDATES; i++) {
+        evdb_value id = evdb_int(1 + rand_r(&seed) % HOT_ROWS);
+        evdb_future *f = pq(p, "UPDATE iso_hot SET v = v + 1 WHERE id = $1", &id, 1, 0);
+        h.a.submitted++;
+        ck_assert_int_eq(evdb_future_on_done(f, on_hot, &h), 0);
+    }
+    audit_close(&h.a);
+    double took = t_now() - t0;
+    fprintf(stderr, "hot-row storm: %d updates, %zu ok, %zu deadlocks, %zu pool timeouts in %.2f s\n",
+            HOT_UPDATES, h.ok, h.deadlocks, h.pool_timeouts, took);
+    ck_assert_msg(h.deadlocks == 0 && h.pool_timeouts == 0 && h.other == 0,
+                  "%zu deadlocks (40P01), %zu acquire timeouts, %zu other failures of %d; "
+                  "first: %s",
+                  h.deadlocks, h.pool_timeouts, h.other, HOT_UPDATES, h.example);
+    ck_assert_uint_eq(h.ok, HOT_UPDATES);
+    ck_assert_int_eq(t_pool_int(p, "SELECT sum(v) FROM iso_hot"), (int64_t)h.ok);
+    t_pool_exec_ok(p, "DROP TABLE iso_hot");
+    t_pool_close(p);
+}
+END_TEST
+
+/* ------------------------- 3. ordered writes after a failing neighbour */
+
+enum { ORD_MAX = 96 };
+
+typedef struct ord_run {
+    const backend *b;
+    evdb_conn *c;
+    char update_sql[128];
+    size_t n, done;
+    int order[ORD_MAX];  /* submission index of each callback, in call order */
+    bool fails[ORD_MAX]; /* the query is the failing one */
+    int status[ORD_MAX];
+    char state[ORD_MAX][6];
+    int calls[ORD_MAX];
+    char last_value[32];
+} ord_run;
+
+typedef struct ord_ticket {
+    ord_run *run;
+    int idx;
+} ord_ticket;
+
+static ord_ticket ord_tickets[ORD_MAX];
+
+static void on_ord(evdb_future *f, void *arg)
+{
+    ord_ticket *t = arg;
+    ord_run *run = t->run;
+    run->order[run->done++] = t->idx;
+    run->calls[t->idx]++;
+    run->status[t->idx] = evdb_future_status(f);
+    snprintf(run->state[t->idx], sizeof run->state[t->idx], "%s",
+             evdb_error_sqlstate(evdb_future_error(f)));
+    evdb_future_unref(f);
+}
+
+static void ord_submit(ord_run *run, bool fail)
+{
+    ck_assert_uint_lt(run->n, ORD_MAX);
+    int idx = (int)run->n++;
+    evdb_future *f;
+    run->fails[idx] = fail;
+    if (fail) {
+        f = cq(run->c, run->b->fail_sql, NULL, 0, 0);
+    } else {
+        snprintf(run->last_value, sizeof run->last_value, "v%d", idx);
+        evdb_value v = evdb_text(run->last_value);
+        f = cq(run->c, run->update_sql, &v, 1, 0);
+    }
+    ord_tickets[idx].run = run;
+    ord_tickets[idx].idx = idx;
+    ck_assert_int_eq(evdb_future_on_done(f, on_ord, &ord_tickets[idx]), 0);
+}
+
+static void on_ord_delay(evdb_future *f, void *arg)
+{
+    evdb_future_unref(f);
+    ord_submit(arg, false);
+}
+
+/* Submit `triples` times write, fail, write back to back (delay >= 0:
+ * the last write of each triple is submitted that many seconds later, from
+ * a timer, when the first two are already on the wire), then check: callbacks in submission order,
+ * each exactly once, every write ok, every failure its own, and the last
+ * write is the value that stays. */
+static void ord_check(ord_run *run, const char *table, int triples, double delay)
+{
+    run->n = run->done = 0;
+    memset(run->calls, 0, sizeof run->calls);
+    for (int t = 0; t < triples; t++) {
+        ord_submit(run, false);
+        ord_submit(run, true);
+        if (delay >= 0) {
+            evdb_future *s = evdb_sleep(L, delay);
+            ck_assert_ptr_nonnull(s);
+            ck_assert_int_eq(evdb_future_on_done(s, on_ord_delay, run), 0);
+        } else {
+            ord_submit(run, false);
+        }
+    }
+    size_t want = (size_t)triples * 3;
+    run_until(&run->done, &want);
+    t_run_for(L, 0.01);
+    ck_assert_uint_eq(run->n, want);
+    ck_assert_uint_eq(run->done, want);
+    /* Everything wrong at once in one message: order, outcomes, value. */
+    char got[ORD_MAX * 4] = "";
+    bool in_order = true, outcomes = true;
+    char bad[200] = "";
+    for (size_t k = 0; k < run->done; k++) {
+        snprintf(got + strlen(got), sizeof got - strlen(got), " q%d", run->order[k]);
+        in_order = in_order && run->order[k] == (int)k;
+    }
+    for (size_t k = 0; k < want; k++) {
+        ck_assert_int_eq(run->calls[k], 1);
+        bool ok = run->fails[k] ? run->status[k] == EVDB_ESERVER &&
+                                      strcmp(run->state[k], run->b->fail_state) == 0
+                                : run->status[k] == 0;
+        if (!ok && outcomes)
+            snprintf(bad, sizeof bad, "q%zu (%s): %s '%s'", k, run->fails[k] ? "fail" : "write",
+                     evdb_err_name(run->status[k]), run->state[k]);
+        outcomes = outcomes && ok;
+    }
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT v FROM %s WHERE id = 1", table);
+    evdb_future *f = t_run_ok(run->c, sql, NULL, 0);
+    const char *v = cell(evdb_future_result(f), 0, 0);
+    ck_assert_msg(in_order && outcomes && strcmp(v, run->last_value) == 0,
+                  "%s: %d triple(s)%s: callbacks in the order%s; %s%s; final value '%s', the "
+                  "last write was '%s'",
+                  run->b->name, triples, delay >= 0 ? " (last write delayed)" : "", got,
+                  outcomes ? "outcomes right" : "wrong outcome: ", bad, v, run->last_value);
+    evdb_future_unref(f);
+}
+
+START_TEST(ordered_writes_after_a_failing_neighbour)
+{
+    const backend *b = &backends[_i];
+    const char *table = _i == 0 ? "iso_order_pg" : "iso_order_my";
+    evdb_conn *c = t_conn_open(L, b->url(), NULL);
+    char sql[160];
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", table);
+    t_exec_ok(c, sql);
+    snprintf(sql, sizeof sql, "CREATE TABLE %s (id int PRIMARY KEY, v varchar(32))%s", table,
+             b->engine);
+    t_exec_ok(c, sql);
+    snprintf(sql, sizeof sql, "INSERT INTO %s VALUES (1, 'initial')", table);
+    t_exec_ok(c, sql);
+    ord_run *run = calloc(1, sizeof *run);
+    ck_assert_ptr_nonnull(run);
+    run->b = b;
+    run->c = c;
+    snprintf(run->update_sql, sizeof run->update_sql, b->update_text, table);
+    for (int rep = 0; rep < 3; rep++) {
+        ord_check(run, table, 1, -1);
+        ord_check(run, table, 1, 0);
+        ord_check(run, table, 1, 0.002);
+    }
+    ord_check(run, table, 5, -1);
+    ord_check(run, table, 5, 0);
+    ord_check(run, table, 30, -1);
+    free(run);
+    snprintf(sql, sizeof sql, "DROP TABLE %s", table);
+    t_exec_ok(c, sql);
+    t_conn_close(c);
+}
+END_TEST
+
+/* ------------------------------------------------ 4. deferred constraints */
+
+enum { DEF_INSERTS = 200 };
+
+static bool def_bad_unique(int i)
+{
+    return i % 2 == 0 && i >= 10 && i <= 90 && i % 20 == 10; /* 10 30 50 70 90 */
+}
+
+static bool def_bad_fk(int i)
+{
+    return i % 2 == 1 && i >= 111 && i <= 191 && i % 20 == 11; /* 111 131 ... 191 */
+}
+
+/* 200 pooled inserts into tables with a deferred unique constraint and a
+ * deferred foreign key, 10 of them violating: exactly those 10 fail, each
+ * with its own violation (raised at its own commit), and the connections
+ * all live on. */
+START_TEST(pg_deferred_constraint_violations_fail_their_own_query)
+{
+    evdb_pool *p = t_pool_new(L, t_pg_url(), NULL);
+    t_pool_exec_ok(p, "DROP TABLE IF EXISTS iso_def_u, iso_def_child, iso_def_parent");
+    t_pool_exec_ok(p, "CREATE TABLE iso_def_u (id int PRIMARY KEY, k int, CONSTRAINT iso_def_u_k_key "
+                      "UNIQUE (k) DEFERRABLE INITIALLY DEFERRED)");
+    t_pool_exec_ok(p, "CREATE TABLE iso_def_parent (id int PRIMARY KEY)");
+    t_pool_exec_ok(p, "CREATE TABLE iso_def_child (id int PRIMARY KEY, pid int, CONSTRAINT "
+                      "iso_def_child_pid_fkey FOREIGN KEY (pid) REFERENCES iso_def_parent (id) "
+                      "DEFERRABLE INITIALLY DEFERRED)");
+    t_pool_exec_ok(p, "INSERT INTO iso_def_parent SELECT generate_series(1, 100)");
+    t_pool_exec_ok(p, "INSERT INTO iso_def_u SELECT -g, 1000 + g FROM generate_series(0, 4) g");
+
+    evdb_future *fs[DEF_INSERTS];
+    audit a = {0};
+    int nbad = 0;
+    for (int i = 0; i < DEF_INSERTS; i++) {
+        evdb_value v[2] = {evdb_int(i), evdb_int(0)};
+        if (i % 2 == 0) {
+            v[1] = evdb_int(def_bad_unique(i) ? 1000 + nbad++ % 5 : 5000 + i);
+            fs[i] = pq(p, "INSERT INTO iso_def_u VALUES ($1, $2)", v, 2, 0);
+        } else {
+            nbad += def_bad_fk(i);
+            v[1] = evdb_int(def_bad_fk(i) ? 9999 : 1 + i % 100);
+            fs[i] = pq(p, "INSERT INTO iso_def_child VALUES ($1, $2)", v, 2, 0);
+        }
+        watch(&a, fs[i]);
+    }
+    ck_assert_int_eq(nbad, 10);
+    audit_close(&a);
+    int ok = 0, lost = 0;
+    char first_lost[200] = "";
+    for (int i = 0; i < DEF_INSERTS; i++) {
+        int st = evdb_future_status(fs[i]);
+        const evdb_error *e = evdb_future_error(fs[i]);
+        if (st == 0)
+            ok++;
+        if (st == EVDB_ECONNLOST && !lost++)
+            snprintf(first_lost, sizeof first_lost, "insert %d: %s", i, evdb_error_message(e));
+    }
+    ck_assert_msg(lost == 0, "%d of %d inserts failed with EVDB_ECONNLOST; %d ok; first: %s", lost,
+                  DEF_INSERTS, ok, first_lost);
+    for (int i = 0; i < DEF_INSERTS; i++) {
+        int st = evdb_future_status(fs[i]);
+        const evdb_error *e = evdb_future_error(fs[i]);
+        if (def_bad_unique(i) || def_bad_fk(i)) {
+            bool uq = def_bad_unique(i);
+            ck_assert_msg(st == EVDB_ESERVER, "bad insert %d: %s: %s", i, evdb_err_name(st),
+                          evdb_error_message(e));
+            ck_assert_str_eq(evdb_error_sqlstate(e), uq ? "23505" : "23503");
+            ck_assert_str_eq(evdb_error_constraint(e),
+                             uq ? "iso_def_u_k_key" : "iso_def_child_pid_fkey");
+        } else {
+            ck_assert_msg(st == 0, "good insert %d: %s: %s (%s)", i, evdb_err_name(st),
+                          evdb_error_message(e), evdb_error_sqlstate(e));
+        }
+        evdb_future_unref(fs[i]);
+    }
+    ck_assert_int_eq(ok, DEF_INSERTS - 10);
+    ck_assert_int_eq(t_pool_int(p, "SELECT count(*) FROM iso_def_u WHERE id >= 0"), 95);
+    ck_assert_int_eq(t_pool_int(p, "SELECT count(*) FROM iso_def_child"), 95);
+
+    /* Every connection of the pool is alive: borrow them all at once and
+     * query each; none broke, none was replaced. */
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.broken, 0);
+    unsigned n = st.total;
+    uint64_t connects = st.connects;
+    ck_assert_uint_ge(n, 1);
+    evdb_future *acq[EVDB_POOL_DEFAULT_MAX];
+    ck_assert_uint_le(n, EVDB_POOL_DEFAULT_MAX);
+    for (unsigned i = 0; i < n; i++) {
+        acq[i] = evdb_pool_acquire(p, 5);
+        ck_assert_ptr_nonnull(acq[i]);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        ck_assert_msg(t_wait(acq[i]) == 0, "acquire: %s",
+                      evdb_error_message(evdb_future_error(acq[i])));
+        evdb_conn *c = evdb_future_take_conn(acq[i]);
+        ck_assert_int_eq(evdb_conn_status(c), 0);
+        ck_assert_int_eq(t_query_int(c, "SELECT 7"), 7);
+        ck_assert_int_eq(evdb_conn_release(c), 0);
+        evdb_future_unref(acq[i]);
+    }
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.broken, 0);
+    ck_assert_uint_eq(st.connects, connects);
+    t_pool_exec_ok(p, "DROP TABLE iso_def_u, iso_def_child, iso_def_parent");
+    t_pool_close(p);
+}
+END_TEST
+
+/* --------------------------- 5. cancel of a timed-out non-head query */
+
+/* Poll pg_stat_activity until `until` (t_now() time): the last time
+ * backend pid was seen running a statement containing what, or -1 when
+ * never. */
+static double pg_last_seen_running(evdb_conn *admin, int64_t pid, const char *what, double until)
+{
+    double last = -1;
+    for (;;) {
+        evdb_value v[2] = {evdb_int(pid), evdb_text(what)};
+        double at = t_now();
+        evdb_future *f = t_run_ok(admin,
+                                  "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 "
+                                  "AND state = 'active' AND strpos(query, $2) > 0",
+                                  v, 2);
+        if (t_cell_int(evdb_future_result(f), 0, 0))
+            last = at;
+        evdb_future_unref(f);
+        if (t_now() >= until)
+            return last;
+        t_sleep(L, 0.02);
+    }
+}
+
+static void on_stamp(evdb_future *f, void *arg)
+{
+    (void)f;
+    *(double *)arg = t_now();
+}
+
+/* On one pipelined connection, pg_sleep(3) with a 0.5 s timeout behind a
+ * pg_sleep of head_s: it times out while running (head 0.3 s) or while
+ * still waiting behind the head (0.7 s). Either way the future fails at
+ * 0.5 s, the server stops it within about a second (it never runs its
+ * 3 s; pg_stat_activity, watched from another session until 2 s after the
+ * start), the head completes when it finishes, not when the sleep would
+ * have, and the next query on the connection answers long before 3 s. */
+START_TEST(pg_timed_out_query_behind_another_is_cancelled)
+{
+    static const double heads[2] = {0.3, 0.7};
+    evdb_conn *c = t_conn_open(L, t_pg_url(), NULL);
+    evdb_conn *admin = pg_admin();
+    int64_t pid = evdb_conn_server_id(c);
+    ck_assert_int_gt(pid, 0);
+    audit a = {0};
+    char head_sql[64];
+    snprintf(head_sql, sizeof head_sql, "SELECT pg_sleep(%.1f)", heads[_i]);
+    double head_done = 0;
+    double t0 = t_now();
+    evdb_future *head = cq(c, head_sql, NULL, 0, 0);
+    evdb_future *slow = cq(c, "SELECT pg_sleep(3)", NULL, 0, 0.5);
+    watch(&a, head);
+    watch(&a, slow);
+    ck_assert_int_eq(evdb_future_on_done(head, on_stamp, &head_done), 0);
+    t_expect_fail(slow, EVDB_ETIMEDOUT, NULL);
+    double at = t_now() - t0;
+    ck_assert_msg(at > 0.45 && at < 0.8, "timed out after %.3f s", at);
+    double last = pg_last_seen_running(admin, pid, "pg_sleep(3)", t0 + 2.0);
+    ck_assert_msg(last < 0 || last - t0 < at + 1.0,
+                  "pg_sleep(3) still active on the server %.2f s after the start (timed out at "
+                  "%.2f s)",
+                  last - t0, at);
+    ck_assert_msg(t_wait(head) == 0, "head: %s", evdb_error_message(evdb_future_error(head)));
+    t_run_for(L, 0.01);
+    ck_assert_msg(head_done > 0 && head_done - t0 < heads[_i] + 0.5,
+                  "the head (pg_sleep(%.1f)) completed %.2f s after the start", heads[_i],
+                  head_done - t0);
+    double t1 = t_now();
+    evdb_future *next = cq(c, "SELECT 42", NULL, 0, 0);
+    watch(&a, next);
+    ck_assert_msg(t_wait(next) == 0, "next: %s", evdb_error_message(evdb_future_error(next)));
+    ck_assert_int_eq(t_cell_int(evdb_future_result(next), 0, 0), 42);
+    ck_assert_msg(t_now() - t1 < 0.3, "the next query took %.2f s (answered %.2f s after the start)",
+                  t_now() - t1, t_now() - t0);
+    evdb_future_unref(head);
+    evdb_future_unref(slow);
+    evdb_future_unref(next);
+    audit_close(&a);
+    ck_assert_int_eq(t_query_int(c, "SELECT 5"), 5);
+    t_conn_close(admin);
+    t_conn_close(c);
+}
+END_TEST
+
+/* The same inside a transaction block on an acquired connection: BEGIN,
+ * INSERT, pg_sleep(3) with a 0.3 s timeout, COMMIT. The timed-out statement
+ * is stopped, the block is aborted, COMMIT does not commit the INSERT (it
+ * answers ROLLBACK, or fails). _i 0: all four pipelined back to back; 1:
+ * COMMIT sent after the timeout. */
+START_TEST(pg_timed_out_query_in_a_transaction_aborts_it)
+{
+    evdb_pool *p = pool_with(t_pg_url(), 1, 0, 0);
+    evdb_conn *admin = pg_admin();
+    t_pool_exec_ok(p, "DROP TABLE IF EXISTS iso_txn_cancel");
+    t_pool_exec_ok(p, "CREATE TABLE iso_txn_cancel (id int)");
+    evdb_future *af = evdb_pool_acquire(p, 5);
+    ck_assert_int_eq(t_wait(af), 0);
+    evdb_conn *c = evdb_future_take_conn(af);
+    evdb_future_unref(af);
+    int64_t pid = evdb_conn_server_id(c);
+    audit a = {0};
+    double slow_done = 0, commit_done = 0;
+    double t0 = t_now();
+    evdb_future *begin = cq(c, "BEGIN", NULL, 0, 0);
+    evdb_future *ins = cq(c, "INSERT INTO iso_txn_cancel VALUES (1)", NULL, 0, 0);
+    evdb_future *slow = cq(c, "SELECT pg_sleep(3)", NULL, 0, 0.3);
+    watch(&a, begin);
+    watch(&a, ins);
+    watch(&a, slow);
+    ck_assert_int_eq(evdb_future_on_done(slow, on_stamp, &slow_done), 0);
+    evdb_future *commit = NULL;
+    if (_i == 0) {
+        commit = cq(c, "COMMIT", NULL, 0, 0);
+    } else {
+        t_wait(slow);
+        commit = cq(c, "COMMIT", NULL, 0, 0);
+    }
+    watch(&a, commit);
+    ck_assert_int_eq(evdb_future_on_done(commit, on_stamp, &commit_done), 0);
+    audit_close(&a);
+    /* The outcome first: the INSERT was not committed. */
+    int64_t committed = t_query_int(admin, "SELECT count(*) FROM iso_txn_cancel");
+    ck_assert_msg(committed == 0,
+                  "the INSERT before the timed-out statement was committed (COMMIT: %s '%s')",
+                  evdb_err_name(evdb_future_status(commit)),
+                  evdb_future_status(commit) == 0
+                      ? evdb_result_command(evdb_future_result(commit))
+                      : evdb_error_message(evdb_future_error(commit)));
+    int rc = evdb_future_status(commit);
+    if (rc == 0)
+        ck_assert_msg(strcmp(evdb_result_command(evdb_future_result(commit)), "ROLLBACK") == 0,
+                      "COMMIT after the timed-out statement answered '%s'",
+                      evdb_result_command(evdb_future_result(commit)));
+    ck_assert_int_eq(evdb_future_status(begin), 0);
+    ck_assert_msg(evdb_future_status(ins) == 0, "insert: %s",
+                  evdb_error_message(evdb_future_error(ins)));
+    /* Then the timing: the statement timed out at 0.3 s, was stopped on
+     * the server, and COMMIT answered long before the 3 s were up. */
+    ck_assert_msg(evdb_future_status(slow) == EVDB_ETIMEDOUT, "pg_sleep(3): %s: %s",
+                  evdb_err_name(evdb_future_status(slow)),
+                  evdb_error_message(evdb_future_error(slow)));
+    double at = slow_done - t0;
+    ck_assert_msg(at > 0.25 && at < 0.6, "timed out after %.3f s", at);
+    ck_assert_msg(commit_done - t0 < 1.5, "COMMIT answered %.2f s after the start",
+                  commit_done - t0);
+    double last = pg_last_seen_running(admin, pid, "pg_sleep(3)", t0 + 1.5);
+    ck_assert_msg(last < 0 || last - t0 < at + 1.0,
+                  "pg_sleep(3) still active on the server %.2f s after the start (timed out at "
+                  "%.2f s)",
+                  last - t0, at);
+    evdb_future_unref(begin);
+    evdb_future_unref(ins);
+    evdb_future_unref(slow);
+    evdb_future_unref(commit);
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    ck_assert_int_eq(t_pool_int(p, "SELECT count(*) FROM iso_txn_cancel"), 0);
+    t_pool_exec_ok(p, "DROP TABLE iso_txn_cancel");
+    t_conn_close(admin);
+    t_pool_close(p);
+}
+END_TEST
+
+/* ------------------------------------------------- 7. pooled BEGIN */
+
+/* evdb_pool_query refuses sql at once (NULL, EVDB_EINVAL) or fails its
+ * future with EVDB_EINVAL; the message points to acquire / transaction. */
+static void expect_refused(evdb_pool *p, const char *sql)
+{
+    evdb_future *f = evdb_pool_query(p, sql, NULL, 0, NULL);
+    const evdb_error *e;
+    int rc;
+    if (!f) {
+        e = evdb_last_error();
+        rc = evdb_error_code(e);
+    } else {
+        rc = t_wait(f);
+        e = evdb_future_error(f);
+    }
+    ck_assert_msg(rc == EVDB_EINVAL, "pooled '%s': wanted EVDB_EINVAL, got %s: %s", sql,
+                  evdb_err_name(rc), evdb_error_message(e));
+    const char *m = evdb_error_message(e);
+    ck_assert_msg(strstr(m, "evdb_pool_acquire") || strstr(m, "evdb_pool_transaction"),
+                  "pooled '%s': the message names neither evdb_pool_acquire nor "
+                  "evdb_pool_transaction: %s",
+                  sql, m);
+    evdb_future_unref(f);
+}
+
+/* Not necessarily refused by name, but never leaves the shared connection
+ * in a transaction: NULL at once or a failed future. */
+static void expect_not_run(evdb_pool *p, const char *sql)
+{
+    evdb_future *f = evdb_pool_query(p, sql, NULL, 0, NULL);
+    if (!f)
+        return;
+    int rc = t_wait(f);
+    ck_assert_msg(rc != 0, "pooled '%s' succeeded (left a transaction open?)", sql);
+    evdb_future_unref(f);
+}
+
+/* Pooled autocommit queries never leave their shared connection inside a
+ * transaction block. On a pool of one connection: BEGIN / START
+ * TRANSACTION are refused, in any spelling; a string that ends inside a
+ * transaction fails and is rolled back; the queries after it run in
+ * autocommit (visible from another session at once); a string that opens
+ * and closes its own transaction is fine. */
+START_TEST(pooled_begin_is_refused)
+{
+    const backend *b = &backends[_i];
+    const char *table = _i == 0 ? "iso_begin_pg" : "iso_begin_my";
+    evdb_pool *p = pool_with(b->url(), 1, 0, 0);
+    char sql[200];
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", table);
+    t_pool_exec_ok(p, sql);
+    snprintf(sql, sizeof sql, "CREATE TABLE %s (id int)%s", table, b->engine);
+    t_pool_exec_ok(p, sql);
+
+    expect_refused(p, "BEGIN");
+    expect_refused(p, "START TRANSACTION");
+    expect_refused(p, "begin");
+    expect_refused(p, "  Start Transaction ;");
+    expect_refused(p, _i == 0 ? "BEGIN ISOLATION LEVEL SERIALIZABLE"
+                              : "START TRANSACTION READ WRITE");
+    if (_i == 0) {
+        expect_refused(p, "BEGIN WORK");
+        expect_refused(p, "START TRANSACTION READ ONLY");
+    } else {
+        expect_refused(p, "BEGIN WORK");
+        expect_refused(p, "START TRANSACTION WITH CONSISTENT SNAPSHOT");
+    }
+    /* Hidden behind a comment: refused, or run and rolled back. */
+    expect_not_run(p, "/* hidden */ BEGIN");
+    /* Ends inside a transaction: fails, and its INSERT is rolled back. */
+    snprintf(sql, sizeof sql, "INSERT INTO %s VALUES (-1); BEGIN", table);
+    expect_not_run(p, sql);
+    snprintf(sql, sizeof sql, "INSERT INTO %s VALUES (-2); START TRANSACTION", table);
+    expect_not_run(p, sql);
+
+    /* 20 pooled inserts afterwards, each visible at once from a fresh
+     * session: they ran in autocommit, not inside a left-over block. */
+    evdb_future *fs[20];
+    audit a = {0};
+    for (int i = 0; i < 20; i++) {
+        evdb_value v = evdb_int(i);
+        char ins[96];
+        snprintf(ins, sizeof ins, b->insert_int, table);
+        fs[i] = pq(p, ins, &v, 1, 0);
+        watch(&a, fs[i]);
+    }
+    audit_close(&a);
+    for (int i = 0; i < 20; i++) {
+        ck_assert_msg(evdb_future_status(fs[i]) == 0, "insert %d: %s", i,
+                      evdb_error_message(evdb_future_error(fs[i])));
+        evdb_future_unref(fs[i]);
+    }
+    evdb_conn *fresh = t_conn_open(L, b->url(), NULL);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE id >= 0", table);
+    ck_assert_int_eq(t_query_int(fresh, sql), 20);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE id < 0", table);
+    ck_assert_int_eq(t_query_int(fresh, sql), 0);
+
+    /* A string that opens and closes its own transaction is fine. */
+    snprintf(sql, sizeof sql, "%s; INSERT INTO %s VALUES (100); COMMIT",
+             _i == 0 ? "BEGIN" : "START TRANSACTION", table);
+    t_pool_exec_ok(p, sql);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE id = 100", table);
+    ck_assert_int_eq(t_query_int(fresh, sql), 1);
+    t_conn_close(fresh);
+    /* The pool still serves, outside any transaction. */
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.broken, 0);
+    snprintf(sql, sizeof sql, "DROP TABLE %s", table);
+    t_pool_exec_ok(p, sql);
+    t_pool_close(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------- suite */
+
+int main(void)
+{
+    Suite *s = suite_create("isolation_integration");
+    TCase *pg = tcase_create("postgres");
+    TCase *both = tcase_create("both_backends");
+    TCase *all[] = {pg, both};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        tcase_add_checked_fixture(all[i], setup, teardown);
+        tcase_set_timeout(all[i], TEST_TIMEOUT_S);
+        suite_add_tcase(s, all[i]);
+    }
+    tcase_add_test(pg, pg_tenant_setting_never_leaks_between_pooled_queries);
+    tcase_add_loop_test(pg, pg_set_local_timeout_never_cancels_a_neighbour, 0, 2);
+    tcase_add_test(pg, pg_hot_row_update_storm_never_deadlocks);
+    tcase_add_test(pg, pg_deferred_constraint_violations_fail_their_own_query);
+    tcase_add_loop_test(pg, pg_timed_out_query_behind_another_is_cancelled, 0, 2);
+    tcase_add_loop_test(pg, pg_timed_out_query_in_a_transaction_aborts_it, 0, 2);
+    tcase_add_loop_test(both, ordered_writes_after_a_failing_neighbour, 0, 2);
+    tcase_add_loop_test(both, pooled_begin_is_refused, 0, 2);
+    return t_run_suite(s);
+}
