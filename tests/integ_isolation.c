@@ -929,6 +929,534 @@ START_TEST(pooled_begin_is_refused)
 }
 END_TEST
 
+/* ------------------------ 6. what a timeout says about the outcome */
+
+/* Wait for f: it must fail with EVDB_ETIMEDOUT, and
+ * evdb_error_outcome_unknown must say unknown. */
+static void expect_timeout(evdb_future *f, bool unknown, const char *what)
+{
+    int rc = t_wait(f);
+    const evdb_error *e = evdb_future_error(f);
+    ck_assert_msg(rc == EVDB_ETIMEDOUT, "%s: wanted EVDB_ETIMEDOUT, got %s: %s", what,
+                  evdb_err_name(rc), evdb_error_message(e));
+    ck_assert_msg(evdb_error_outcome_unknown(e) == unknown,
+                  "%s: evdb_error_outcome_unknown says %s, wanted %s (%s)", what,
+                  unknown ? "false" : "true", unknown ? "true" : "false", evdb_error_message(e));
+}
+
+static int64_t count_where(evdb_conn *c, const char *table, const char *where)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s", table, where);
+    return t_query_int(c, sql);
+}
+
+/* A query that times out before it was sent (queued behind pg_sleep on a
+ * connection without pipelining, waiting for a pooled connection, queued
+ * on a pool's only connection) says its outcome is known (false), and
+ * indeed its INSERT never happens; one that times out while running says
+ * unknown (true). On a pipelined pool of one, whatever the answer is for
+ * an INSERT behind a sleep, it must be true to it: false means the row
+ * never appears. */
+START_TEST(pg_timeout_says_whether_the_query_may_have_run)
+{
+    evdb_conn *app = t_conn_open(L, t_pg_url(), NULL);
+    t_exec_ok(app, "DROP TABLE IF EXISTS iso_outcome");
+    t_exec_ok(app, "CREATE TABLE iso_outcome (id int)");
+    ck_assert(!evdb_error_outcome_unknown(NULL));
+    audit a = {0};
+
+    /* Queued on a connection without pipelining. */
+    evdb_conn_opts co;
+    memset(&co, 0, sizeof co);
+    co.pipeline_depth = 1;
+    evdb_conn *d1 = t_conn_open(L, t_pg_url(), &co);
+    evdb_future *head = cq(d1, "SELECT pg_sleep(0.4)", NULL, 0, 0);
+    evdb_future *ins = cq(d1, "INSERT INTO iso_outcome VALUES (1)", NULL, 0, 0.1);
+    watch(&a, head);
+    watch(&a, ins);
+    expect_timeout(ins, false, "INSERT queued on a depth-1 connection");
+    ck_assert_int_eq(t_wait(head), 0);
+    evdb_future_unref(head);
+    evdb_future_unref(ins);
+
+    /* Waiting for a pooled connection (the only one is borrowed). */
+    evdb_pool *p1 = pool_with(t_pg_url(), 1, 0, 0);
+    evdb_future *af = evdb_pool_acquire(p1, 5);
+    ck_assert_int_eq(t_wait(af), 0);
+    evdb_conn *held = evdb_future_take_conn(af);
+    evdb_future_unref(af);
+    ins = pq(p1, "INSERT INTO iso_outcome VALUES (2)", NULL, 0, 0.1);
+    watch(&a, ins);
+    expect_timeout(ins, false, "INSERT waiting for a pooled connection");
+    evdb_future_unref(ins);
+    ck_assert_int_eq(evdb_conn_release(held), 0);
+
+    /* Queued on the only connection of a pool without pipelining. */
+    evdb_pool_opts po;
+    memset(&po, 0, sizeof po);
+    po.max_conns = 1;
+    po.pipeline_depth = 1;
+    evdb_pool *pd1 = t_pool_new(L, t_pg_url(), &po);
+    t_pool_exec_ok(pd1, "SELECT 1"); /* connected */
+    head = pq(pd1, "SELECT pg_sleep(0.4)", NULL, 0, 0);
+    ins = pq(pd1, "INSERT INTO iso_outcome VALUES (3)", NULL, 0, 0.1);
+    watch(&a, head);
+    watch(&a, ins);
+    expect_timeout(ins, false, "INSERT queued on a depth-1 pool of one");
+    ck_assert_int_eq(t_wait(head), 0);
+    evdb_future_unref(head);
+    evdb_future_unref(ins);
+
+    /* Running. */
+    evdb_conn *c = t_conn_open(L, t_pg_url(), NULL);
+    evdb_future *run = cq(c, "SELECT pg_sleep(3)", NULL, 0, 0.2);
+    watch(&a, run);
+    expect_timeout(run, true, "pg_sleep(3) running");
+    evdb_future_unref(run);
+    run = cq(c, "INSERT INTO iso_outcome SELECT 4 FROM pg_sleep(3)", NULL, 0, 0.2);
+    watch(&a, run);
+    expect_timeout(run, true, "INSERT ... FROM pg_sleep(3) running");
+    evdb_future_unref(run);
+    /* Cancelled while running: unknown too; cancelled while queued (never
+     * sent): known. */
+    run = cq(d1, "SELECT pg_sleep(3)", NULL, 0, 0);
+    evdb_future *queued = cq(d1, "INSERT INTO iso_outcome VALUES (6)", NULL, 0, 0);
+    watch(&a, run);
+    watch(&a, queued);
+    t_sleep(L, 0.1);
+    ck_assert_int_eq(evdb_future_cancel(queued), 0);
+    ck_assert_int_eq(evdb_future_cancel(run), 0);
+    ck_assert_int_eq(t_wait(run), EVDB_ECANCELED);
+    ck_assert_int_eq(t_wait(queued), EVDB_ECANCELED);
+    ck_assert_msg(evdb_error_outcome_unknown(evdb_future_error(run)),
+                  "a query cancelled while running says its outcome is known: %s",
+                  evdb_error_message(evdb_future_error(run)));
+    ck_assert_msg(!evdb_error_outcome_unknown(evdb_future_error(queued)),
+                  "a query cancelled before it was sent says its outcome is unknown: %s",
+                  evdb_error_message(evdb_future_error(queued)));
+    evdb_future_unref(run);
+    evdb_future_unref(queued);
+    /* A server error is known: its own implicit transaction rolled back. */
+    evdb_future *err = cq(c, "SELECT 1/0", NULL, 0, 0);
+    watch(&a, err);
+    t_expect_fail(err, EVDB_ESERVER, "22012");
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(err)));
+    evdb_future_unref(err);
+
+    /* Pipelined on a pool of one: behind a sleep, sent or not; the answer
+     * must hold. */
+    bool said_unknown[3];
+    for (int k = 0; k < 3; k++) {
+        head = pq(p1, "SELECT pg_sleep(0.3)", NULL, 0, 0);
+        evdb_value v = evdb_int(10 + k);
+        ins = pq(p1, "INSERT INTO iso_outcome VALUES ($1)", &v, 1, 0.1);
+        watch(&a, head);
+        watch(&a, ins);
+        ck_assert_int_eq(t_wait(ins), EVDB_ETIMEDOUT);
+        said_unknown[k] = evdb_error_outcome_unknown(evdb_future_error(ins));
+        ck_assert_int_eq(t_wait(head), 0);
+        evdb_future_unref(head);
+        evdb_future_unref(ins);
+    }
+    audit_close(&a);
+    t_sleep(L, 0.2);
+    ck_assert_int_eq(count_where(app, "iso_outcome", "id IN (1, 2, 3, 6)"), 0);
+    for (int k = 0; k < 3; k++) {
+        char where[32];
+        snprintf(where, sizeof where, "id = %d", 10 + k);
+        int64_t n = count_where(app, "iso_outcome", where);
+        ck_assert_msg(said_unknown[k] || n == 0,
+                      "pipelined INSERT %d timed out saying it did not run, but it did", 10 + k);
+        ck_assert_int_le(n, 1);
+    }
+    t_exec_ok(app, "DROP TABLE iso_outcome");
+    t_pool_close(p1);
+    t_pool_close(pd1);
+    t_conn_close(c);
+    t_conn_close(d1);
+    t_conn_close(app);
+}
+END_TEST
+
+/* Issue 14 (8): a query that times out while queued on its connection is
+ * counted in the pool's stats like every other timeout. */
+START_TEST(pg_pool_stats_count_queued_timeouts)
+{
+    evdb_pool *p = pool_with(t_pg_url(), 1, 1, 0);
+    t_pool_exec_ok(p, "SELECT 1");
+    evdb_pool_stats before, after;
+    evdb_pool_stats_get(p, &before);
+    enum { N = 8 };
+    audit a = {0};
+    evdb_future *head = pq(p, "SELECT pg_sleep(0.3)", NULL, 0, 0);
+    evdb_future *fs[N];
+    watch(&a, head);
+    for (int i = 0; i < N; i++) {
+        fs[i] = pq(p, "SELECT 1", NULL, 0, 0.05 + 0.01 * i);
+        watch(&a, fs[i]);
+    }
+    audit_close(&a);
+    ck_assert_int_eq(evdb_future_status(head), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(evdb_future_status(fs[i]), EVDB_ETIMEDOUT);
+        evdb_future_unref(fs[i]);
+    }
+    evdb_future_unref(head);
+    evdb_pool_stats_get(p, &after);
+    ck_assert_uint_eq(after.queries - before.queries, N + 1);
+    ck_assert_msg(after.query_timeouts - before.query_timeouts == N &&
+                      after.query_errors - before.query_errors == N,
+                  "%d timed out; stats count %llu timeouts, %llu errors", N,
+                  (unsigned long long)(after.query_timeouts - before.query_timeouts),
+                  (unsigned long long)(after.query_errors - before.query_errors));
+    t_pool_close(p);
+}
+END_TEST
+
+/* Issue 14 (8): a connection handle released once is stale; releasing it
+ * again after the connection was lent to someone else is an error and
+ * never touches the new borrower's session. */
+START_TEST(stale_release_never_touches_the_next_borrower)
+{
+    const backend *b = &backends[_i];
+    const char *table = _i == 0 ? "iso_stale_pg" : "iso_stale_my";
+    evdb_pool *p = pool_with(b->url(), 1, 0, 0);
+    char sql[160];
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", table);
+    t_pool_exec_ok(p, sql);
+    snprintf(sql, sizeof sql, "CREATE TABLE %s (id int)%s", table, b->engine);
+    t_pool_exec_ok(p, sql);
+    evdb_future *a1 = evdb_pool_acquire(p, 5);
+    ck_assert_int_eq(t_wait(a1), 0);
+    evdb_conn *first = evdb_future_take_conn(a1);
+    evdb_future_unref(a1);
+    ck_assert_int_eq(evdb_conn_release(first), 0);
+    evdb_future *a2 = evdb_pool_acquire(p, 5);
+    ck_assert_int_eq(t_wait(a2), 0);
+    evdb_conn *second = evdb_future_take_conn(a2);
+    evdb_future_unref(a2);
+    t_exec_ok(second, _i == 0 ? "BEGIN" : "START TRANSACTION");
+    snprintf(sql, sizeof sql, "INSERT INTO %s VALUES (1)", table);
+    t_exec_ok(second, sql);
+    /* The stale handle: an error, whatever it points at now. */
+    ck_assert_int_eq(evdb_conn_release(first), EVDB_EINVAL);
+    evdb_future *f = evdb_conn_query(first, "SELECT 1", NULL, 0, NULL);
+    ck_assert_msg(f == NULL, "a query on a released handle was accepted");
+    /* The borrower's transaction is intact. */
+    ck_assert_int_eq(evdb_conn_status(second), 0);
+    snprintf(sql, sizeof sql, "INSERT INTO %s VALUES (2)", table);
+    t_exec_ok(second, sql);
+    t_exec_ok(second, "COMMIT");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+    ck_assert_int_eq(t_query_int(second, sql), 2);
+    ck_assert_int_eq(evdb_conn_release(second), 0);
+    snprintf(sql, sizeof sql, "DROP TABLE %s", table);
+    t_pool_exec_ok(p, sql);
+    t_pool_close(p);
+}
+END_TEST
+
+/* ------------------------------------------------ 8. explicit batches */
+
+static evdb_future *pbatch(evdb_pool *p, const evdb_stmt *st, size_t n, double timeout)
+{
+    evdb_query_opts o = with_timeout(timeout);
+    evdb_future *f = evdb_pool_batch(p, st, n, &o);
+    ck_assert_msg(f != NULL, "evdb_pool_batch: %s", evdb_error_message(evdb_last_error()));
+    return f;
+}
+
+static evdb_future *cbatch(evdb_conn *c, const evdb_stmt *st, size_t n, double timeout)
+{
+    evdb_query_opts o = with_timeout(timeout);
+    evdb_future *f = evdb_conn_batch(c, st, n, &o);
+    ck_assert_msg(f != NULL, "evdb_conn_batch: %s", evdb_error_message(evdb_last_error()));
+    return f;
+}
+
+/* The batch failed with code/sqlstate and its message starts with prefix
+ * (when not NULL). */
+static void expect_batch_fail(evdb_future *f, int code, const char *sqlstate, const char *prefix)
+{
+    t_expect_fail(f, code, sqlstate);
+    const char *m = evdb_error_message(evdb_future_error(f));
+    if (prefix)
+        ck_assert_msg(strncmp(m, prefix, strlen(prefix)) == 0, "message '%s' does not start with '%s'",
+                      m, prefix);
+}
+
+/* A batch evdb_pool_batch must not run: refused at once (NULL) or failed. */
+static void expect_batch_not_run(evdb_pool *p, const evdb_stmt *st, size_t n, const char *what)
+{
+    evdb_future *f = evdb_pool_batch(p, st, n, NULL);
+    if (!f)
+        return;
+    int rc = t_wait(f);
+    ck_assert_msg(rc != 0, "batch with %s succeeded", what);
+    evdb_future_unref(f);
+}
+
+/* Batches on both servers: all or nothing (a failing last statement
+ * leaves no row, its message says which statement), a good batch's results
+ * chained in order, refusals of empty / transaction-control batches that
+ * would break all-or-nothing, and inside the caller's own transaction. */
+START_TEST(batch_is_all_or_nothing)
+{
+    const backend *b = &backends[_i];
+    bool pg = _i == 0;
+    const char *table = pg ? "iso_batch_pg" : "iso_batch_my";
+    const char *ph = pg ? "$1" : "?";
+    evdb_pool *p = t_pool_new(L, b->url(), NULL);
+    evdb_conn *fresh = t_conn_open(L, b->url(), NULL);
+    char sql[8][160];
+    snprintf(sql[0], sizeof sql[0], "DROP TABLE IF EXISTS %s", table);
+    t_pool_exec_ok(p, sql[0]);
+    snprintf(sql[0], sizeof sql[0], "CREATE TABLE %s (id int PRIMARY KEY, note varchar(32))%s",
+             table, b->engine);
+    t_pool_exec_ok(p, sql[0]);
+    audit a = {0};
+
+    /* [INSERT 1, INSERT 2, failing] */
+    snprintf(sql[0], sizeof sql[0], "INSERT INTO %s VALUES (1, 'a')", table);
+    snprintf(sql[1], sizeof sql[1], "INSERT INTO %s VALUES (2, 'b')", table);
+    snprintf(sql[2], sizeof sql[2], "INSERT INTO %s VALUES (1, 'dup')", table);
+    evdb_stmt bad[3] = {{sql[0], NULL, 0}, {sql[1], NULL, 0},
+                        {pg ? "SELECT 1/0" : sql[2], NULL, 0}};
+    evdb_future *f = pbatch(p, bad, 3, 0);
+    watch(&a, f);
+    expect_batch_fail(f, EVDB_ESERVER, pg ? "22012" : "23000", "batch statement 3 of 3");
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(f)));
+    evdb_future_unref(f);
+    if (pg) {
+        /* A unique violation in the middle, likewise. */
+        evdb_stmt dup[3] = {{sql[0], NULL, 0}, {sql[2], NULL, 0}, {sql[1], NULL, 0}};
+        f = pbatch(p, dup, 3, 0);
+        watch(&a, f);
+        expect_batch_fail(f, EVDB_ESERVER, "23505", "batch statement 2 of 3");
+        evdb_future_unref(f);
+    }
+    snprintf(sql[7], sizeof sql[7], "SELECT count(*) FROM %s", table);
+    ck_assert_int_eq(t_query_int(fresh, sql[7]), 0);
+
+    /* A good batch: results chained in order. */
+    snprintf(sql[0], sizeof sql[0], "INSERT INTO %s VALUES (10, 'x')", table);
+    snprintf(sql[1], sizeof sql[1], "INSERT INTO %s VALUES (%s, 'y')", table, ph);
+    snprintf(sql[2], sizeof sql[2], "SELECT count(*) FROM %s", table);
+    snprintf(sql[3], sizeof sql[3], "SELECT note FROM %s WHERE id = %s", table, ph);
+    evdb_value v11 = evdb_int(11), v10 = evdb_int(10);
+    evdb_stmt good[4] = {{sql[0], NULL, 0}, {sql[1], &v11, 1}, {sql[2], NULL, 0}, {sql[3], &v10, 1}};
+    f = pbatch(p, good, 4, 0);
+    watch(&a, f);
+    ck_assert_msg(t_wait(f) == 0, "good batch: %s", evdb_error_message(evdb_future_error(f)));
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(evdb_result_affected(r), 1);
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(evdb_result_affected(r), 1);
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(t_cell_int(r, 0, 0), 2);
+    r = evdb_result_next(r);
+    ck_assert_ptr_nonnull(r);
+    t_expect_cell(r, 0, 0, "x");
+    ck_assert_ptr_null(evdb_result_next(r));
+    evdb_future_unref(f);
+    ck_assert_int_eq(t_query_int(fresh, sql[7]), 2);
+
+    /* Refused at once: nothing, NULL or empty SQL, too many. */
+    ck_assert_ptr_null(evdb_pool_batch(p, good, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_pool_batch(p, NULL, 2, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    evdb_stmt empty[2] = {{sql[0], NULL, 0}, {"", NULL, 0}};
+    ck_assert_ptr_null(evdb_pool_batch(p, empty, 2, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    evdb_stmt nul[2] = {{sql[0], NULL, 0}, {NULL, NULL, 0}};
+    ck_assert_ptr_null(evdb_pool_batch(p, nul, 2, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_pool_batch(p, good, (size_t)EVDB_BATCH_MAX + 1, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+
+    /* Transaction control inside a batch would break all or nothing: not
+     * run, and nothing of it stays. */
+    snprintf(sql[0], sizeof sql[0], "INSERT INTO %s VALUES (20, 'c')", table);
+    snprintf(sql[1], sizeof sql[1], "INSERT INTO %s VALUES (21, 'c'); COMMIT", table);
+    evdb_stmt commit_mid[3] = {{sql[0], NULL, 0}, {"COMMIT", NULL, 0}, {bad[2].sql, NULL, 0}};
+    expect_batch_not_run(p, commit_mid, 3, "COMMIT in the middle");
+    evdb_stmt begin_first[2] = {{pg ? "BEGIN" : "START TRANSACTION", NULL, 0}, {sql[0], NULL, 0}};
+    expect_batch_not_run(p, begin_first, 2, "BEGIN first");
+    evdb_stmt multi[3] = {{sql[0], NULL, 0}, {sql[1], NULL, 0}, {bad[2].sql, NULL, 0}};
+    expect_batch_not_run(p, multi, 3, "a several-statement entry");
+    evdb_stmt rollback_end[2] = {{sql[0], NULL, 0}, {"ROLLBACK", NULL, 0}};
+    expect_batch_not_run(p, rollback_end, 2, "ROLLBACK last");
+    ck_assert_int_eq(t_query_int(fresh, sql[7]), 2);
+
+    /* Inside the caller's own transaction: PostgreSQL aborts the block
+     * (COMMIT answers ROLLBACK or fails), MariaDB rolls back to a savepoint
+     * (the earlier INSERT commits, the batch's does not). */
+    evdb_future *af = evdb_pool_acquire(p, 5);
+    ck_assert_int_eq(t_wait(af), 0);
+    evdb_conn *c = evdb_future_take_conn(af);
+    evdb_future_unref(af);
+    t_exec_ok(c, pg ? "BEGIN" : "START TRANSACTION");
+    snprintf(sql[0], sizeof sql[0], "INSERT INTO %s VALUES (30, 'own')", table);
+    t_exec_ok(c, sql[0]);
+    snprintf(sql[1], sizeof sql[1], "INSERT INTO %s VALUES (31, 'batch')", table);
+    snprintf(sql[2], sizeof sql[2], "INSERT INTO %s VALUES (31, 'dup')", table);
+    evdb_stmt inner[2] = {{sql[1], NULL, 0}, {sql[2], NULL, 0}};
+    f = cbatch(c, inner, 2, 0);
+    watch(&a, f);
+    expect_batch_fail(f, EVDB_ESERVER, pg ? "23505" : "23000", "batch statement 2 of 2");
+    evdb_future_unref(f);
+    f = cq(c, "COMMIT", NULL, 0, 0);
+    watch(&a, f);
+    int rc = t_wait(f);
+    if (pg && rc == 0)
+        ck_assert_str_eq(evdb_result_command(evdb_future_result(f)), "ROLLBACK");
+    if (!pg)
+        ck_assert_msg(rc == 0, "COMMIT: %s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    ck_assert_int_eq(count_where(fresh, table, "id = 30"), pg ? 0 : 1);
+    ck_assert_int_eq(count_where(fresh, table, "id = 31"), 0);
+
+    audit_close(&a);
+    snprintf(sql[0], sizeof sql[0], "DROP TABLE %s", table);
+    t_pool_exec_ok(p, sql[0]);
+    t_conn_close(fresh);
+    t_pool_close(p);
+}
+END_TEST
+
+typedef struct seq_log {
+    int n;
+    int order[16];
+} seq_log;
+
+typedef struct seq_ticket {
+    seq_log *log;
+    int idx;
+} seq_ticket;
+
+static void on_seq(evdb_future *f, void *arg)
+{
+    (void)f;
+    seq_ticket *t = arg;
+    ck_assert_int_lt(t->log->n, 16);
+    t->log->order[t->log->n++] = t->idx;
+}
+
+/* PostgreSQL batches: a deferred constraint failing at the batch's commit
+ * fails the batch and leaves nothing; SET LOCAL in a batch is seen by its
+ * later statements only; batches pipelined among independent queries on
+ * one connection fail alone, in submission order; a batch timeout cancels
+ * it and nothing of it stays. */
+START_TEST(pg_batch_semantics)
+{
+    evdb_pool *p = pool_with(t_pg_url(), 1, 0, 0);
+    evdb_conn *fresh = t_conn_open(L, t_pg_url(), NULL);
+    t_pool_exec_ok(p, "DROP TABLE IF EXISTS iso_batch_def, iso_batch_seq");
+    t_pool_exec_ok(p, "CREATE TABLE iso_batch_def (id int, k int, CONSTRAINT iso_batch_def_k_key "
+                      "UNIQUE (k) DEFERRABLE INITIALLY DEFERRED)");
+    t_pool_exec_ok(p, "CREATE TABLE iso_batch_seq (id int PRIMARY KEY)");
+    audit a = {0};
+
+    /* Deferred unique constraint: fails at the batch's commit. */
+    evdb_stmt def[3] = {{"INSERT INTO iso_batch_def VALUES (1, 7)", NULL, 0},
+                        {"INSERT INTO iso_batch_def VALUES (2, 7)", NULL, 0},
+                        {"INSERT INTO iso_batch_def VALUES (3, 8)", NULL, 0}};
+    evdb_future *f = pbatch(p, def, 3, 0);
+    watch(&a, f);
+    t_expect_fail(f, EVDB_ESERVER, "23505");
+    ck_assert_str_eq(evdb_error_constraint(evdb_future_error(f)), "iso_batch_def_k_key");
+    evdb_future_unref(f);
+    ck_assert_int_eq(t_query_int(fresh, "SELECT count(*) FROM iso_batch_def"), 0);
+
+    /* SET LOCAL / set_config(..., true) in a batch: seen by the batch's
+     * later statements, not by the next pooled query on that connection. */
+    evdb_value tenant = evdb_text("batch-tenant");
+    evdb_stmt set[4] = {{"SET LOCAL app.tenant = 'batch-local'", NULL, 0},
+                        {"SELECT current_setting('app.tenant', true)", NULL, 0},
+                        {"SELECT set_config('app.tenant', $1, true)", &tenant, 1},
+                        {"SELECT current_setting('app.tenant', true)", NULL, 0}};
+    f = pbatch(p, set, 4, 0);
+    watch(&a, f);
+    ck_assert_msg(t_wait(f) == 0, "SET LOCAL batch: %s", evdb_error_message(evdb_future_error(f)));
+    const evdb_result *r = evdb_result_next(evdb_future_result(f));
+    ck_assert_ptr_nonnull(r);
+    t_expect_cell(r, 0, 0, "batch-local");
+    r = evdb_result_next(evdb_result_next(r));
+    ck_assert_ptr_nonnull(r);
+    t_expect_cell(r, 0, 0, "batch-tenant");
+    evdb_future_unref(f);
+    f = t_pool_run_ok(p, "SELECT current_setting('app.tenant', true)", NULL, 0);
+    const char *after = cell(evdb_future_result(f), 0, 0);
+    ck_assert_msg(strcmp(after, "NULL") == 0 || !after[0],
+                  "the next pooled query sees app.tenant = '%s'", after);
+    evdb_future_unref(f);
+
+    /* Batches pipelined among independent queries on one connection. */
+    evdb_conn *c = t_conn_open(L, t_pg_url(), NULL);
+    seq_log log = {0};
+    seq_ticket tk[7];
+    evdb_stmt b1[2] = {{"INSERT INTO iso_batch_seq VALUES (21)", NULL, 0},
+                       {"SELECT 1/0", NULL, 0}};
+    evdb_stmt b2[2] = {{"INSERT INTO iso_batch_seq VALUES (23)", NULL, 0},
+                       {"INSERT INTO iso_batch_seq VALUES (24)", NULL, 0}};
+    evdb_future *fs[7];
+    fs[0] = cq(c, "INSERT INTO iso_batch_seq VALUES (20)", NULL, 0, 0);
+    fs[1] = cbatch(c, b1, 2, 0);
+    fs[2] = cq(c, "INSERT INTO iso_batch_seq VALUES (22)", NULL, 0, 0);
+    fs[3] = cbatch(c, b2, 2, 0);
+    fs[4] = cq(c, "SELECT 1/0", NULL, 0, 0);
+    fs[5] = cq(c, "INSERT INTO iso_batch_seq VALUES (25)", NULL, 0, 0);
+    fs[6] = cbatch(c, b2, 2, 0); /* duplicates 23, 24: fails alone */
+    for (int k = 0; k < 7; k++) {
+        tk[k].log = &log;
+        tk[k].idx = k;
+        watch(&a, fs[k]);
+        ck_assert_int_eq(evdb_future_on_done(fs[k], on_seq, &tk[k]), 0);
+    }
+    audit_close(&a);
+    static const int want_status[7] = {0, EVDB_ESERVER, 0, 0, EVDB_ESERVER, 0, EVDB_ESERVER};
+    for (int k = 0; k < 7; k++) {
+        ck_assert_int_eq(log.order[k], k);
+        ck_assert_msg(evdb_future_status(fs[k]) == want_status[k], "query %d: %s: %s", k,
+                      evdb_err_name(evdb_future_status(fs[k])),
+                      evdb_error_message(evdb_future_error(fs[k])));
+        evdb_future_unref(fs[k]);
+    }
+    ck_assert_int_eq(log.n, 7);
+    f = t_run_ok(fresh, "SELECT string_agg(id::text, ',' ORDER BY id) FROM iso_batch_seq", NULL, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "20,22,23,24,25");
+    evdb_future_unref(f);
+
+    /* A batch's timeout covers it all: cancelled, nothing of it stays. */
+    evdb_stmt slow[2] = {{"INSERT INTO iso_batch_seq VALUES (50)", NULL, 0},
+                         {"SELECT pg_sleep(3)", NULL, 0}};
+    double t0 = t_now();
+    f = cbatch(c, slow, 2, 0.3);
+    watch(&a, f);
+    t_expect_fail(f, EVDB_ETIMEDOUT, NULL);
+    double took = t_now() - t0;
+    ck_assert_msg(took > 0.25 && took < 0.7, "the batch timed out after %.3f s", took);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(f)));
+    evdb_future_unref(f);
+    ck_assert_int_eq(t_query_int(c, "SELECT 9"), 9);
+    ck_assert_msg(t_now() - t0 < 1.5, "the connection served again only after %.2f s",
+                  t_now() - t0);
+    ck_assert_int_eq(t_query_int(fresh, "SELECT count(*) FROM iso_batch_seq WHERE id = 50"), 0);
+    audit_close(&a);
+
+    t_pool_exec_ok(p, "DROP TABLE iso_batch_def, iso_batch_seq");
+    t_conn_close(c);
+    t_conn_close(fresh);
+    t_pool_close(p);
+}
+END_TEST
+
 /* ------------------------------------------------------------------- suite */
 
 int main(void)
@@ -950,5 +1478,10 @@ int main(void)
     tcase_add_loop_test(pg, pg_timed_out_query_in_a_transaction_aborts_it, 0, 2);
     tcase_add_loop_test(both, ordered_writes_after_a_failing_neighbour, 0, 2);
     tcase_add_loop_test(both, pooled_begin_is_refused, 0, 2);
+    tcase_add_test(pg, pg_timeout_says_whether_the_query_may_have_run);
+    tcase_add_test(pg, pg_pool_stats_count_queued_timeouts);
+    tcase_add_loop_test(both, stale_release_never_touches_the_next_borrower, 0, 2);
+    tcase_add_loop_test(both, batch_is_all_or_nothing, 0, 2);
+    tcase_add_test(pg, pg_batch_semantics);
     return t_run_suite(s);
 }
