@@ -639,6 +639,36 @@ evdb_future *evdb__conn_query(evdb_conn *c, const char *sql, const evdb_value *p
     return f;
 }
 
+evdb_future *evdb_conn_batch(evdb_conn *c, const evdb_stmt *stmts, size_t n,
+                             const evdb_query_opts *opts)
+{
+    if (!evdb__conn_valid(c)) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_batch: invalid connection");
+        return NULL;
+    }
+    if (!(c->drv->caps & EVDB__CAP_BATCH)) {
+        evdb__fail_now(EVDB_ENOTSUP, "evdb_conn_batch: not supported by the %s driver",
+                       c->drv->name);
+        return NULL;
+    }
+    if (c->owner_ops && !c->owner_ops->borrowed(c->owner)) {
+        evdb__fail_now(EVDB_ESTATE, "evdb_conn_batch: the connection was released to its pool "
+                                    "(use after release)");
+        return NULL;
+    }
+    if (c->state != CS_READY) {
+        evdb__fail_now(c->state == CS_BROKEN ? EVDB_ECONNLOST : EVDB_ECLOSED,
+                       "evdb_conn_batch: the connection is %s", state_names[c->state]);
+        return NULL;
+    }
+    evdb__cq *q = evdb__cq_new_batch(c->loop, "evdb_conn_batch", stmts, n, opts);
+    if (!q)
+        return NULL;
+    evdb_future *f = q->f;
+    evdb__conn_submit(c, q);
+    return f;
+}
+
 /* evdb_conn_prepare / evdb_conn_unprepare: a query carrying an internal
  * flag (drivers/driver.h), queued in order with the others. */
 static evdb_future *submit_special(evdb_conn *c, const char *who, const char *sql,

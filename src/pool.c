@@ -975,15 +975,15 @@ static bool pool_usable(const evdb_pool *p, const char *who)
     return true;
 }
 
-evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *params,
-                             size_t nparams, const evdb_query_opts *opts)
+/* Route a new pooled query (or batch): straight to a connection, or into
+ * the wait queue. Returns its future (the caller's reference). Every
+ * pooled query runs in autocommit mode on a shared connection: the flag
+ * makes the driver refuse or roll back what would leave a transaction
+ * block open behind it (drivers/driver.h). */
+static evdb_future *pool_submit(evdb_pool *p, evdb__cq *q)
 {
-    if (!pool_usable(p, "evdb_pool_query"))
-        return NULL;
-    evdb__cq *q = evdb__cq_new(p->loop, "evdb_pool_query", sql, params, nparams, opts);
-    if (!q)
-        return NULL;
     evdb_future *f = q->f;
+    q->q.flags |= EVDB__QUERY_AUTOCOMMIT;
     q->pool = p;
     p->st.queries++;
     if (p->o.query_hook)
@@ -1001,6 +1001,30 @@ evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *pa
     evdb__qlist_push(&p->waitq, q);
     schedule_dispatch(p);
     return f;
+}
+
+evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *params,
+                             size_t nparams, const evdb_query_opts *opts)
+{
+    if (!pool_usable(p, "evdb_pool_query"))
+        return NULL;
+    evdb__cq *q = evdb__cq_new(p->loop, "evdb_pool_query", sql, params, nparams, opts);
+    return q ? pool_submit(p, q) : NULL;
+}
+
+evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
+                             const evdb_query_opts *opts)
+{
+    if (!pool_usable(p, "evdb_pool_batch"))
+        return NULL;
+    const evdb__driver *d = evdb__driver_for(p->url);
+    if (!d || !(d->caps & EVDB__CAP_BATCH)) {
+        evdb__fail_now(EVDB_ENOTSUP, "evdb_pool_batch: not supported by the %s driver",
+                       d ? d->name : "URL's");
+        return NULL;
+    }
+    evdb__cq *q = evdb__cq_new_batch(p->loop, "evdb_pool_batch", stmts, n, opts);
+    return q ? pool_submit(p, q) : NULL;
 }
 
 void evdb__pool_forget(evdb_pool *p, evdb__cq *q)

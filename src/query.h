@@ -48,6 +48,10 @@ void evdb__qlist_remove(evdb__qlist *l, evdb__cq *q);
  * time too. */
 evdb__cq *evdb__cq_new(evdb__loop *l, const char *who, const char *sql, const evdb_value *params,
                        size_t nparams, const evdb_query_opts *opts);
+/* The same for an explicit batch of n statements (evdb_conn_batch): one
+ * query object whose evdb__query.batch holds copies of every statement. */
+evdb__cq *evdb__cq_new_batch(evdb__loop *l, const char *who, const evdb_stmt *stmts, size_t n,
+                             const evdb_query_opts *opts);
 void evdb__cq_free(evdb__cq *q);
 
 /* conn.c: put q on c's pending list and schedule a send. */
