@@ -1298,18 +1298,23 @@ START_TEST(batch_is_all_or_nothing)
     evdb_stmt nul[2] = {{sql[0], NULL, 0}, {NULL, NULL, 0}};
     ck_assert_ptr_null(evdb_pool_batch(p, nul, 2, NULL));
     ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
-    ck_assert_ptr_null(evdb_pool_batch(p, good, (size_t)EVDB_BATCH_MAX + 1, NULL));
+    evdb_stmt *many = calloc((size_t)EVDB_BATCH_MAX + 1, sizeof *many);
+    ck_assert_ptr_nonnull(many);
+    for (size_t k = 0; k <= EVDB_BATCH_MAX; k++)
+        many[k].sql = "SELECT 1";
+    ck_assert_ptr_null(evdb_pool_batch(p, many, (size_t)EVDB_BATCH_MAX + 1, NULL));
     ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    free(many);
 
     /* Transaction control inside a batch would break all or nothing: not
      * run, and nothing of it stays. */
     snprintf(sql[0], sizeof sql[0], "INSERT INTO %s VALUES (20, 'c')", table);
     snprintf(sql[1], sizeof sql[1], "INSERT INTO %s VALUES (21, 'c'); COMMIT", table);
-    evdb_stmt commit_mid[3] = {{sql[0], NULL, 0}, {"COMMIT", NULL, 0}, {bad[2].sql, NULL, 0}};
+    evdb_stmt commit_mid[3] = {{sql[0], NULL, 0}, {"COMMIT", NULL, 0}, {b->fail_sql, NULL, 0}};
     expect_batch_not_run(p, commit_mid, 3, "COMMIT in the middle");
     evdb_stmt begin_first[2] = {{pg ? "BEGIN" : "START TRANSACTION", NULL, 0}, {sql[0], NULL, 0}};
     expect_batch_not_run(p, begin_first, 2, "BEGIN first");
-    evdb_stmt multi[3] = {{sql[0], NULL, 0}, {sql[1], NULL, 0}, {bad[2].sql, NULL, 0}};
+    evdb_stmt multi[3] = {{sql[0], NULL, 0}, {sql[1], NULL, 0}, {b->fail_sql, NULL, 0}};
     expect_batch_not_run(p, multi, 3, "a several-statement entry");
     evdb_stmt rollback_end[2] = {{sql[0], NULL, 0}, {"ROLLBACK", NULL, 0}};
     expect_batch_not_run(p, rollback_end, 2, "ROLLBACK last");
