@@ -726,7 +726,7 @@ void evdb__conn_submit(evdb_conn *c, evdb__cq *q)
     q->where = EVDB__Q_PENDING;
     evdb__qlist_push(&c->pending, q);
     /* Send from the loop, so that queries submitted together go out
-     * together (one pipeline batch, one Sync). */
+     * together (one write for the batch, each query with its own Sync). */
     evdb__loop_defer(c->loop, &c->pump_d);
 }
 

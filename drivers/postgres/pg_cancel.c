@@ -95,7 +95,7 @@ int evdb__pg_cancel_start(evdb__dconn *dc, evdb__query *q, evdb__cancel **out, e
                           evdb_error *err)
 {
     *out = NULL;
-    /* Not sent yet, or already answered (held for its group's Sync): the
+    /* Not sent yet, or already answered (held for its own Sync): the
      * server is not running it, and a request now would stop another
      * query. It will be reported soon without help. */
     if (!dc->conn || !evdb__pg_query_on_wire(q))

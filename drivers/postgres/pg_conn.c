@@ -98,8 +98,6 @@ static void dconn_free(evdb__dconn *dc)
     evdb__free(dc->url);
     evdb__free(dc->pend);
     evdb__free(dc->ring);
-    evdb__free(dc->held);
-    evdb__free(dc->resend);
     evdb__free(dc->dealloc_sql);
     evdb__free(dc);
 }

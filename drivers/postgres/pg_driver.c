@@ -34,7 +34,7 @@ const evdb__driver evdb__driver_postgres = {
     .name = "postgres",
     .schemes = schemes,
     .caps = EVDB__CAP_PIPELINE | EVDB__CAP_SERVER_CANCEL | EVDB__CAP_MULTI_STMT |
-            EVDB__CAP_PREPARE,
+            EVDB__CAP_PREPARE | EVDB__CAP_BATCH,
     .default_depth = PG_DEFAULT_DEPTH,
     .claims = claims,
     .connect_start = evdb__pg_connect_start,
@@ -49,5 +49,6 @@ const evdb__driver evdb__driver_postgres = {
     .close_start = evdb__pg_close_start,
     .close_step = evdb__pg_close_step,
     .destroy = evdb__pg_destroy,
+    .query_sent = evdb__pg_query_sent,
     .server_id = server_id,
 };

@@ -2,7 +2,7 @@
  * The PostgreSQL driver's private declarations, shared by its files:
  *   pg_driver.c     the vtable, URL claims, capacity, server id
  *   pg_conn.c       connect, close, destroy
- *   pg_pipeline.c   send / flush / io: groups, syncs, resends
+ *   pg_pipeline.c   send / flush / io: one Sync per query, batches, answers
  *   pg_result.c     PGresult -> evdb_result, server errors -> evdb_error
  *   pg_params.c     typed values -> libpq parameter arrays
  *   pg_sql.c        the small SQL lexer (multi-statement, transaction control)
@@ -39,19 +39,19 @@
 
 /* ---- per-query driver state, kept in evdb__query.drv_state ----
  * The classification of the SQL text is computed once per query object;
- * the rest describes the current attempt. */
+ * the rest describes where the query stands. */
 #define PGQ_CLASSIFIED 0x0001 /* the bits below were computed */
 #define PGQ_SIMPLE 0x0002     /* several statements, or COPY: simple protocol,
                                  alone, with pipeline mode off */
-#define PGQ_TXCTL 0x0004      /* transaction control: a barrier, alone */
+#define PGQ_TXCTL 0x0004      /* transaction control */
 #define PGQ_TXE_SHIFT 3       /* 3 bits: the PG_TXE_* effect on the block */
 #define PGQ_TXE_MASK (0x7 << PGQ_TXE_SHIFT)
-#define PGQ_ALONE 0x0040      /* must be sent in a group of its own (retry) */
-#define PGQ_SENT_ALONE 0x0080 /* this attempt was alone in its group */
-#define PGQ_WIRE 0x0100       /* on the wire, no answer seen yet */
-#define PGQ_PARSED 0x0200     /* this attempt carried its own Parse */
-#define PGQ_OWNTX 0x0400      /* CALL / DO: may COMMIT by itself, so it goes
-                                 alone and is never re-run after its own error */
+#define PGQ_SENT 0x0040       /* it went on the wire at least once */
+#define PGQ_DDL 0x0080        /* ALTER / CREATE / DROP: alone, then the
+                                 statement cache is renewed */
+#define PGQ_WIRE 0x0100       /* on the wire, its statement(s) not answered yet */
+#define PGQ_OWNTX 0x0400      /* CALL / DO: may COMMIT by itself, so it is
+                                 never re-run after a collateral cancel */
 #define PGQ_REPARSE 0x0800    /* its cached statement went stale (0A000, 26000):
                                  the retry waits for everything before it and
                                  parses afresh */
@@ -59,7 +59,7 @@
 #define PGQ_RETRY_MASK (0xf << PGQ_RETRY_SHIFT)
 
 _Static_assert(((PGQ_CLASSIFIED | PGQ_SIMPLE | PGQ_TXCTL) & PGQ_TXE_MASK) == 0, "flags overlap");
-_Static_assert(((PGQ_ALONE | PGQ_SENT_ALONE | PGQ_WIRE | PGQ_PARSED | PGQ_OWNTX | PGQ_REPARSE) &
+_Static_assert(((PGQ_SENT | PGQ_DDL | PGQ_WIRE | PGQ_OWNTX | PGQ_REPARSE) &
                 (PGQ_TXE_MASK | PGQ_RETRY_MASK | PGQ_CLASSIFIED | PGQ_SIMPLE | PGQ_TXCTL)) == 0,
                "flags overlap");
 
@@ -75,7 +75,7 @@ enum pg_txe {
 
 /* ---- pg_sql.c ---- */
 /* Classify sql: PGQ_SIMPLE (several statements or COPY), PGQ_TXCTL and the PG_TXE_* effect (shifted),
- * PGQ_OWNTX, always with PGQ_CLASSIFIED set. */
+ * PGQ_OWNTX, PGQ_DDL, always with PGQ_CLASSIFIED set. */
 unsigned evdb__pg_sql_classify(const char *sql, size_t len);
 /* The number of parameters the server will give sql: its highest $n
  * (outside quotes and comments), at most PG_MAX_PARAMS. */
@@ -198,6 +198,11 @@ void evdb__pg_cache_invalidate(pg_cache *c, pg_stmt *st, bool on_server);
  * becomes the least recently used, and the cache shrinks back to cap). */
 void evdb__pg_cache_pin(pg_cache *c, pg_stmt *st);
 void evdb__pg_cache_unpin(pg_cache *c, pg_stmt *st);
+/* A schema change went through: every statement the server has is
+ * replaced by a NEW one (pinned ones keep their pin) and DEALLOCATEd, so
+ * the next use parses against the new schema instead of failing with
+ * 0A000 "cached plan must not change result type". */
+void evdb__pg_cache_invalidate_all(pg_cache *c);
 /* Forget every statement (the server dropped them all: DISCARD ALL). */
 void evdb__pg_cache_forget_all(pg_cache *c);
 /* The zombie queue: pop the oldest / put one back. */
@@ -227,27 +232,27 @@ void evdb__pg_resolve_free_lists(evdb__dconn *dc);
 
 /* ---- pg_pipeline.c: the connection's command stream ---- */
 enum pg_kind {
-    PGK_QUERY,   /* a user query: results, then NULL */
-    PGK_PREPARE, /* PQsendPrepare for the next PGK_QUERY: one result, NULL */
-    PGK_DEALLOC, /* DEALLOCATE of st (chain via st->next when several) */
-    PGK_SYNC,    /* PQpipelineSync: PGRES_PIPELINE_SYNC, no NULL */
-    PGK_MULTI    /* PQsendQuery of a multi-statement string (pipeline off) */
+    PGK_QUERY,    /* a user query (or batch statement): results, then NULL */
+    PGK_PREPARE,  /* PQsendPrepare for the next PGK_QUERY: one result, NULL */
+    PGK_DEALLOC,  /* DEALLOCATE of st (chain via st->next when several) */
+    PGK_SYNC,     /* PQpipelineSync ending q's commands: PGRES_PIPELINE_SYNC
+                     (after an error at commit: that error, NULL, then
+                     PGRES_PIPELINE_SYNC), never a NULL of its own */
+    PGK_MULTI,    /* PQsendQuery of a multi-statement string (pipeline off) */
+    PGK_ROLLBACK  /* ROLLBACK after a pooled query left a block open */
 };
 
+/* pg_ent.flags */
+#define ENT_PARSED 0x1     /* PGK_QUERY: its statement's Parse went in this attempt */
+#define ENT_AUTOCOMMIT 0x2 /* PGK_MULTI: a pooled query (EVDB__QUERY_AUTOCOMMIT) */
+
 typedef struct pg_ent {
-    evdb__query *q; /* NULL once q was reported or moved elsewhere */
+    evdb__query *q; /* NULL once q was reported or re-queued */
     pg_stmt *st;
     unsigned char kind;
+    unsigned char flags;
+    uint32_t idx;   /* batch statements: 1-based number in the batch */
 } pg_ent;
-
-/* A query whose outcome waits for its group's Sync. */
-typedef struct pg_held {
-    evdb__query *q;
-    evdb_result *r; /* NULL: re-send (rolled back, skipped or retried) */
-    bool oom;       /* ran, but its result could not be stored */
-    bool toobig;    /* ran, but its result passed max_result */
-    bool retried;   /* its own error asked for a retry (already marked) */
-} pg_held;
 
 /* Transaction block state as the driver tracks it. */
 enum pg_tx { PG_TX_IDLE, PG_TX_IN, PG_TX_ERROR };
@@ -273,7 +278,8 @@ struct evdb__dconn {
     /* What the server will answer, in order. */
     pg_ent *ring;
     size_t rhead, rlen, rcap; /* ring buffer, rcap a power of two */
-    bool group_open;          /* commands sent since the last Sync */
+    bool solo;                /* an EVDB_QUERY_NO_PIPELINE query is in flight */
+    bool cork_off;            /* TCP_CORK is not available on this socket */
 
     /* The answer being read for the entry at the ring's head. */
     evdb_result *cur;  /* its result so far (a chain for PGK_MULTI) */
@@ -285,13 +291,13 @@ struct evdb__dconn {
     bool cur_copy_out; /* draining COPY TO STDOUT data */
     bool cur_copy_err; /* it was a COPY: fail it with ENOTSUP */
 
-    /* The group being read (pipeline mode). */
-    bool rg_txn;    /* it runs inside the user's transaction block */
-    bool rg_failed; /* a command of it failed: it rolled back */
-    pg_held *held;
-    size_t nheld, heldcap;
-    pg_held *resend; /* scratch for the Sync that re-sends a group */
-    size_t resendcap;
+    /* Pipeline mode: the results of the query whose Sync comes next, held
+     * until that Sync says its implicit transaction committed (a chain
+     * for a batch). */
+    evdb_result *held;
+    bool held_oom;    /* a result could not be stored */
+    bool held_toobig; /* ... because it passed max_result */
+    bool sync_err;    /* an error arrived for the head Sync: its NULL follows */
 
     enum pg_tx tx;  /* as of the answers read so far */
     bool send_tx;   /* a transaction block may be open after what was sent */
@@ -313,8 +319,8 @@ struct evdb__dconn {
     size_t dealloc_cap;
 };
 
-/* Queries re-sent more than this many times for their own error are
- * failed instead; a 57014 inside a cancel window is re-sent at most
+/* Queries re-sent more than this many times (stale cached statements)
+ * are failed instead; a 57014 inside a cancel window is re-sent at most
  * PG_MAX_CANCEL_RETRIES times (a statement_timeout would otherwise be
  * retried for as long as the window stays open). */
 #define PG_MAX_RETRIES 8
@@ -329,6 +335,8 @@ void evdb__pg_pipeline_forget(evdb__dconn *dc);
 /* Where q stands, for cancel: true while the server may still be running
  * it (sent, no answer seen). */
 bool evdb__pg_query_on_wire(const evdb__query *q);
+/* The driver's query_sent slot: q went on the wire at least once. */
+bool evdb__pg_query_sent(const evdb__dconn *dc, const evdb__query *q);
 
 /* ---- pg_conn.c ---- */
 int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,

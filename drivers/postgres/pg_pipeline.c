@@ -1,54 +1,76 @@
 /*
- * send / flush / io: queries onto the wire and answers back, with the
- * autocommit semantics of DESIGN.md section 3.
+ * send / flush / io: queries onto the wire and answers back, each query
+ * with the semantics it would have alone (DESIGN.md section 3).
  *
  * Pipeline mode (depth > 1). Queries handed over by send() wait in `pend`
- * until flush()/io() puts them on the wire in groups: all the queries of a
- * batch, then one PQpipelineSync. The server runs a group as one implicit
- * transaction, so:
- *   - a query's result is held until its group's PGRES_PIPELINE_SYNC says
- *     the transaction committed, and only then reported;
- *   - when a command of a group fails, the failing query is reported and
- *     every other query of the group (the ones before it were rolled back,
- *     the ones after it were PIPELINE_ABORTED: none took effect) goes back
- *     to the front of `pend` and is sent again in a new group;
- *   - SQLSTATE 25001 (VACUUM, CREATE DATABASE, ... "cannot run inside a
- *     transaction block") and 2D000 (CALL of a procedure that commits)
- *     for a query that was not alone in its group: re-sent alone;
- *   - transaction control statements go alone in a group; BEGIN (and any
- *     of them sent outside a block) only after every earlier group has
- *     been answered (a barrier): a query re-sent after a failure must
- *     never land inside a transaction block that a later BEGIN opened;
- *   - EVDB_QUERY_NO_PIPELINE queries go alone in a group, and so do CALL
- *     and DO: a procedure that COMMITs inside a group commits the
- *     statements before it as well, which would break the all-or-nothing
- *     rule above;
- *   - inside the user's own transaction block (after BEGIN until
- *     COMMIT/ROLLBACK) every query's outcome is reported as it arrives:
- *     the user owns that transaction, nothing is re-sent.
- * Multi-statement strings and COPY cannot run in pipeline mode: they wait
- * until the pipeline is empty, run alone with PQsendQuery (pipeline mode
- * off), and pipeline mode comes back on afterwards. (COPY data is not
- * supported: COPY FROM STDIN is refused with PQputCopyEnd, COPY TO STDOUT
- * is read and dropped; the query fails with EVDB_ENOTSUP.)
+ * until flush()/io() puts them on the wire: each query's commands (a
+ * Parse when its statement is new, Bind/Execute) and then ITS OWN
+ * PQpipelineSync. The server ends an implicit transaction at every Sync,
+ * so each query commits or rolls back by itself, exactly as if it had run
+ * alone: its row locks, its SET LOCAL settings and its deferred
+ * constraints are its own, and so is its failure:
+ *   - a query's results are held only until its own Sync, whose answer
+ *     says whether its implicit transaction committed (an error raised at
+ *     commit, such as a deferred constraint or a serialization failure,
+ *     arrives there and is the query's own error), and reported then;
+ *   - an error is reported as it arrives and touches no other query;
+ *   - nothing is re-sent except what provably took no effect through no
+ *     doing of its own: a cached statement the server lost or whose result
+ *     type changed (26000, 0A000 on a statement not parsed in the same
+ *     attempt: parsed afresh and run again, once everything sent before
+ *     it has been answered) and a statement stopped by a cancel meant for
+ *     another query (see Cancels). Such a query runs again after the
+ *     queries that were already on the wire behind it.
+ * Writes are coalesced: the queries of one push go out with their Syncs
+ * in as few packets as the kernel makes of them (libpq 15 flushes at
+ * every PQpipelineSync, so the socket is corked with TCP_CORK around the
+ * push; a libpq with PQsendPipelineSync needs no cork).
  *
- * Without pipelining (depth 1) pipeline mode is never entered: one query
- * at a time with PQsendQueryParams / PQsendQueryPrepared (its own implicit
- * Sync), reported as soon as its results are drained.
+ * Explicit batches (evdb__query.batch, evdb_conn_batch) are the one place
+ * where queries share a Sync, because the caller asked for it: the
+ * statements of a batch go out with ONE Sync after the last one, so they
+ * form one implicit transaction, all or nothing. Its results are held
+ * until that Sync; the first error fails the batch (the statements after
+ * it come back PIPELINE_ABORTED and are ignored). Without pipelining a
+ * batch still runs in pipeline mode, entered for it alone.
+ *
+ * Barriers (sent only once everything before has been answered):
+ * multi-statement strings and COPY (they run with PQsendQuery, pipeline
+ * mode off, and pipeline mode comes back afterwards; COPY data is not
+ * supported: COPY FROM STDIN is refused with PQputCopyEnd, COPY TO STDOUT
+ * is read and dropped, the query fails with EVDB_ENOTSUP); BEGIN, and any
+ * transaction control sent outside a block (a stale-statement retry of an
+ * earlier query must never land inside a block a later BEGIN opened); a
+ * stale-statement retry itself; and EVDB_QUERY_NO_PIPELINE queries and
+ * schema changes (ALTER, CREATE, DROP), which also let nothing follow them
+ * until they are answered. A schema change renews the statement cache
+ * when it is done, so the queries after it parse against the new schema
+ * (a stale-statement retry, which reorders, is then only needed for
+ * another session's schema change).
+ *
+ * Pooled queries (EVDB__QUERY_AUTOCOMMIT) may not leave their shared
+ * connection inside a transaction block: BEGIN, START TRANSACTION and
+ * COMMIT/ROLLBACK AND CHAIN are refused before they are sent; a multi-
+ * statement string that ends inside a block is rolled back (ROLLBACK goes
+ * before anything else) and fails.
+ *
+ * Without pipelining (depth 1) pipeline mode is never entered except for
+ * a batch: one query at a time with PQsendQueryParams /
+ * PQsendQueryPrepared (its own implicit Sync), reported as soon as its
+ * results are drained (an error at commit comes before the NULL).
  *
  * `ring` lists, in order, what the server will answer: query results,
- * Parse and DEALLOCATE answers, and syncs. PQgetResult is always drained
- * to NULL for each entry; PGRES_PIPELINE_SYNC has no NULL after it, and
- * reading stops when the ring is empty (libpq would hand out NULL forever).
+ * Parse and DEALLOCATE answers, syncs and rollbacks. PQgetResult is always
+ * drained to NULL for each entry; PGRES_PIPELINE_SYNC has no NULL after
+ * it, and reading stops when the ring is empty (libpq would hand out NULL
+ * forever).
  *
  * Transaction state. PQtransactionStatus() says PQTRANS_ACTIVE while
  * libpq has more commands queued, which in a busy pipeline is always. So
  * the driver tracks the block itself from the answers (BEGIN succeeded,
  * COMMIT/ROLLBACK succeeded or failed, an error inside the block) and
  * takes libpq's word whenever it gives one (at a sync with nothing queued
- * behind it, after a simple-protocol query). Since transaction control
- * statements are barriers and alone, a group never changes the block
- * midway, and the state at a group's first answer decides its mode.
+ * behind it, after a simple-protocol query).
  *
  * Cancels (see pg_cancel.c). A cancel request stops whatever statement
  * the backend runs when it arrives, which may be a later query than the
@@ -57,28 +79,29 @@
  * pipeline drained (the backend then waits idle for input, and an idle
  * backend drops a pending cancel). A 57014 inside the window on a query
  * nobody cancelled is collateral damage: outside a transaction block the
- * query (and with it its group) took no effect, so it is re-sent alone;
- * inside the user's transaction block it cannot be re-run (the block is
- * aborted), and it fails with a message that says so; CALL / DO are not
- * re-run either (they may have committed). A 57014 outside any window
+ * query took no effect (its own implicit transaction rolled back), so it
+ * is re-sent; inside the user's transaction block it cannot be re-run (the
+ * block is aborted), and it fails with a message that says so; CALL, DO
+ * and multi-statement strings are not re-run either (they may have
+ * committed part of their work). A 57014 outside any window
  * (statement_timeout, another session's pg_cancel_backend) is reported as
  * the server said. Queries given up on (cancel_requested) are never
- * re-sent: they fail (the core discards the outcome). One race remains:
- * a query sent in the instant between the backend's last answer and its
- * handling of a late SIGINT; the core narrows it by sending nothing new
- * until the cancel op has finished.
+ * re-sent. Since each query's answer is reported as it arrives, the core
+ * always knows which query the server runs, and a query that timed out
+ * behind others is cancelled once it is the one running.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "pg_internal.h"
 
-/* DEALLOCATEs sent at the head of one pipeline group at most. */
+/* DEALLOCATEs sent ahead of one query at most (with a Sync of their own). */
 #define DEALLOC_PER_GROUP 16
 /* Without pipelining a DEALLOCATE costs a round trip: batch them. */
 #define DEALLOC_BATCH_SINGLE 8
-
-enum outcome { OUT_OK, OUT_ERR, OUT_ABORTED };
 
 /* ---------------------------------------------------------------- queues */
 
@@ -107,14 +130,17 @@ static pg_ent *ring_at(evdb__dconn *dc, size_t i)
 }
 
 /* Room was reserved with grow_ring before the command went out. */
-static void ring_push(evdb__dconn *dc, enum pg_kind kind, evdb__query *q, pg_stmt *st)
+static pg_ent *ring_push(evdb__dconn *dc, enum pg_kind kind, evdb__query *q, pg_stmt *st)
 {
     pg_ent *e = ring_at(dc, dc->rlen++);
     e->kind = (unsigned char)kind;
+    e->flags = 0;
+    e->idx = 0;
     e->q = q;
     e->st = st;
     for (pg_stmt *s = st; s; s = kind == PGK_DEALLOC ? s->next : NULL)
         evdb__pg_stmt_ref(s);
+    return e;
 }
 
 /* Drop an entry's statement references. A DEALLOCATE that did not get
@@ -149,8 +175,16 @@ static void ring_pop(evdb__dconn *dc)
     dc->rlen--;
 }
 
-/* pend must hold every query in flight at once: a failed group puts all
- * of its queries back. */
+/* q's answer is settled: its entries still in the ring (they follow the
+ * head, up to its Sync) must not report it again. */
+static void detach(evdb__dconn *dc, const evdb__query *q)
+{
+    for (size_t i = 0; i < dc->rlen && ring_at(dc, i)->q == q; i++)
+        ring_at(dc, i)->q = NULL;
+}
+
+/* pend must hold every query in flight at once: a query re-queued for a
+ * retry goes back in front. */
 static bool grow_pend(evdb__dconn *dc, size_t n)
 {
     if (n <= dc->pcap)
@@ -190,26 +224,6 @@ static void pend_push_front(evdb__dconn *dc, evdb__query *q)
     dc->plen++;
 }
 
-static bool grow_held(evdb__dconn *dc, size_t n)
-{
-    if (n <= dc->heldcap)
-        return true;
-    size_t cap = dc->heldcap ? dc->heldcap * 2 : 64;
-    while (cap < n)
-        cap *= 2;
-    pg_held *h = evdb__realloc(dc->held, cap * sizeof *h);
-    if (!h)
-        return false;
-    dc->held = h;
-    dc->heldcap = cap;
-    pg_held *r = evdb__realloc(dc->resend, cap * sizeof *r);
-    if (!r)
-        return false;
-    dc->resend = r;
-    dc->resendcap = cap;
-    return true;
-}
-
 /* -------------------------------------------------------------- reporting */
 
 static void report_done(evdb__dconn *dc, evdb__query *q, evdb_result *r)
@@ -233,14 +247,6 @@ static void report_code(evdb__dconn *dc, evdb__query *q, evdb_error *err, int co
     report_failed(dc, q, err);
 }
 
-static void report_res(evdb__dconn *dc, evdb__query *q, const PGresult *res, evdb_error *err)
-{
-    evdb__pg_error_from_result(err, res);
-    report_failed(dc, q, err);
-}
-
-/* ----------------------------------------------------- transaction state */
-
 /* q ran, but its result was not kept: too big, or no memory for it. */
 static void report_unstored(evdb__dconn *dc, evdb__query *q, bool toobig, evdb_error *err)
 {
@@ -253,6 +259,8 @@ static void report_unstored(evdb__dconn *dc, evdb__query *q, bool toobig, evdb_e
         report_code(dc, q, err, EVDB_ENOMEM, NULL, "out of memory storing the result");
     }
 }
+
+/* ----------------------------------------------------- transaction state */
 
 static enum pg_txe txe_of(const evdb__query *q)
 {
@@ -304,10 +312,9 @@ static void tx_from_libpq(evdb__dconn *dc)
 /* ---------------------------------------------------------- error policy */
 
 enum disposition {
-    D_REPORT,      /* fail the query with the server's error */
-    D_RETRY,       /* took no effect: send it again */
-    D_RETRY_ALONE, /* took no effect: send it again, alone in a group */
-    D_RETRY_CANCEL, /* hit by a cancel meant for another query: re-send alone */
+    D_REPORT,           /* fail the query with the server's error */
+    D_RETRY_STALE,      /* its cached statement went stale: parse afresh, run again */
+    D_RETRY_CANCEL,     /* hit by a cancel meant for another query: run again */
     D_REPORT_COLLATERAL /* hit by such a cancel, and it cannot be re-run */
 };
 
@@ -322,55 +329,50 @@ static unsigned retries(const evdb__query *q)
     return ((unsigned)q->drv_state & PGQ_RETRY_MASK) >> PGQ_RETRY_SHIFT;
 }
 
-/* What to do with q after its command failed with res. Consumes an
- * outstanding cancel request when res is a 57014. */
-static enum disposition error_policy(evdb__dconn *dc, evdb__query *q, pg_stmt *st,
+/* What to do with q after its command failed with res (st: the cached
+ * statement of the failed command, parsed: whether its Parse went in the
+ * same attempt). Called before the transaction state takes the error in:
+ * dc->tx says whether q ran inside the user's block. */
+static enum disposition error_policy(evdb__dconn *dc, evdb__query *q, pg_stmt *st, bool parsed,
                                      const PGresult *res)
 {
+    bool in_block = dc->tx != PG_TX_IDLE;
     /* Outside a window: statement_timeout or someone else's cancel. */
-    bool cancelled = dc->cancel_window && state_is(res, "57014");
-    if (q->cancel_requested || retries(q) >= PG_MAX_RETRIES)
+    bool collateral = dc->cancel_window && state_is(res, "57014");
+    if (q->cancel_requested)
         return D_REPORT;
-    if (cancelled) {
-        if (q->drv_state & PGQ_OWNTX)
+    if (collateral) {
+        if (in_block || (q->drv_state & (PGQ_OWNTX | PGQ_SIMPLE)) ||
+            retries(q) >= PG_MAX_CANCEL_RETRIES)
             return D_REPORT_COLLATERAL;
-        return retries(q) < PG_MAX_CANCEL_RETRIES ? D_RETRY_CANCEL : D_REPORT_COLLATERAL;
+        return D_RETRY_CANCEL;
     }
-    if (dc->in_pipeline && !(q->drv_state & PGQ_SENT_ALONE) &&
-        (state_is(res, "25001") || state_is(res, "2D000")))
-        return D_RETRY_ALONE;
     /* A cached statement the server no longer has (DEALLOCATE ALL by the
      * user, a Parse that was aborted) or whose plan changed its result
-     * type (ALTER TABLE): forget it and parse afresh. Only once per
-     * attempt that did not carry its own Parse, so a genuine 0A000 is
-     * reported after one more try. The retry waits until everything sent
-     * before it has been answered and then parses its own statement: a
-     * query of its group re-sent ahead of it may parse the same text again
-     * before the schema change that is re-sent too (use, ALTER, use in one
-     * batch), and that statement would be stale as well. */
-    if (st && !(q->drv_state & PGQ_PARSED)) {
+     * type (ALTER TABLE): forget it and parse afresh. Only when its Parse
+     * did not go in the same attempt, so a genuine 0A000 is reported
+     * after one more try. Inside the user's block the statement cannot be
+     * re-run (the block is aborted): it fails, and the next use parses. */
+    if (st && !parsed) {
         bool gone = state_is(res, "26000");
         if (gone || state_is(res, "0A000")) {
             evdb__pg_cache_invalidate(&dc->cache, st, !gone);
-            q->drv_state |= PGQ_REPARSE;
-            return D_RETRY_ALONE;
+            if (!in_block && retries(q) < PG_MAX_RETRIES)
+                return D_RETRY_STALE;
         }
     }
     return D_REPORT;
 }
 
-/* Prepare q for another attempt. Only retries caused by q's own error
- * count towards PG_MAX_RETRIES: a query rolled back because another one
- * failed needs no limit, since every such round reports that other query
- * (the group shrinks) or counts one of its own retries. */
-static void mark_retry(evdb__query *q, bool alone, bool own_error)
+/* Prepare q for another attempt. */
+static void mark_retry(evdb__query *q, bool reparse)
 {
-    unsigned n = retries(q) + (own_error ? 1 : 0);
     unsigned s = (unsigned)q->drv_state;
-    s &= ~(unsigned)(PGQ_WIRE | PGQ_SENT_ALONE | PGQ_PARSED | PGQ_RETRY_MASK);
+    unsigned n = retries(q) + 1;
+    s &= ~(unsigned)(PGQ_WIRE | PGQ_RETRY_MASK);
     s |= n << PGQ_RETRY_SHIFT;
-    if (alone)
-        s |= PGQ_ALONE;
+    if (reparse)
+        s |= PGQ_REPARSE;
     q->drv_state = (int)s;
 }
 
@@ -381,136 +383,55 @@ static const char collateral_msg[] =
 
 static const char collateral_own_msg[] =
     "canceling statement due to user request: the cancel was meant for an earlier query "
-    "that timed out or was cancelled; this CALL/DO statement was not re-run because it may "
-    "have committed part of its work";
+    "that timed out or was cancelled; this statement was not re-run because it may have "
+    "committed part of its work (CALL, DO or several statements)";
 
-/* q's command failed (res) outside any group logic: pipeline off, or
- * inside the user's transaction block. */
-static void fail_now(evdb__dconn *dc, evdb__query *q, pg_stmt *st, const PGresult *res,
-                     bool may_resend, evdb_error *err)
+/* The server's error for a batch statement: "batch statement K of N: "
+ * (idx 0: raised at the batch's commit) in front of its message. */
+static void batch_error(evdb_error *err, const evdb__query *q, uint32_t idx, const PGresult *res)
 {
-    enum disposition d = error_policy(dc, q, st, res);
-    if (d != D_REPORT && d != D_REPORT_COLLATERAL && may_resend) {
-        mark_retry(q, d != D_RETRY, true);
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", evdb_error_message(err));
+    int code = evdb_error_code(err);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (idx)
+        evdb__error_set(err, code, 0, state, "batch statement %u of %zu: %s", (unsigned)idx,
+                        q->nbatch, msg);
+    else
+        evdb__error_set(err, code, 0, state, "batch of %zu statements, at commit: %s",
+                        q->nbatch, msg);
+    evdb__pg_error_diag(err, res);
+}
+
+/* q's command failed with res: report it, or re-queue it when it provably
+ * took no effect and the failure was not its own doing. Its other entries
+ * and held results are dropped either way. */
+static void fail_query(evdb__dconn *dc, evdb__query *q, pg_stmt *st, bool parsed, uint32_t idx,
+                       const PGresult *res, evdb_error *err)
+{
+    detach(dc, q);
+    evdb__result_free(dc->held);
+    dc->held = NULL;
+    dc->held_oom = dc->held_toobig = false;
+    q->drv_state &= ~PGQ_WIRE;
+    enum disposition d = error_policy(dc, q, st, parsed, res);
+    tx_after_error(dc, q);
+    if (d == D_RETRY_STALE || d == D_RETRY_CANCEL) {
+        mark_retry(q, d == D_RETRY_STALE);
         pend_push_front(dc, q);
         return;
     }
-    if (d == D_RETRY_CANCEL || d == D_REPORT_COLLATERAL) {
-        evdb__error_set(err, EVDB_ESERVER, 0, "57014", "%s",
-                        d == D_REPORT_COLLATERAL ? collateral_own_msg : collateral_msg);
-        report_failed(dc, q, err);
-        return;
-    }
-    report_res(dc, q, res, err);
-}
-
-/* The outcome of q (the query of an entry) is known. */
-static void settle(evdb__dconn *dc, evdb__query *q, pg_stmt *st, enum outcome out,
-                   evdb_result *r, const PGresult *res, evdb_error *err)
-{
-    q->drv_state &= ~PGQ_WIRE;
-    if (dc->cur_copy_err) {
-        /* COPY: the data went nowhere. The server may have committed it
-         * (COPY FROM was refused by us, COPY TO only read). */
-        evdb__result_free(r);
-        if (out == OUT_ERR && dc->in_pipeline && !dc->rg_txn)
-            dc->rg_failed = true;
-        report_code(dc, q, err, EVDB_ENOTSUP, NULL,
-                    "COPY FROM STDIN / TO STDOUT is not supported by evdb");
-        return;
-    }
-    if (!dc->in_pipeline || dc->rg_txn) {
-        /* Pipeline off, or inside the user's transaction block: report as
-         * it arrives. */
-        if (out == OUT_OK) {
-            tx_after_ok(dc, q);
-            if (r)
-                report_done(dc, q, r);
-            else
-                report_unstored(dc, q, dc->cur_toobig, err);
-        } else if (out == OUT_ABORTED) {
-            tx_after_error(dc, q);
-            report_code(dc, q, err, EVDB_ESERVER, "25P02",
-                        "not executed: an earlier statement of the pipeline failed inside the "
-                        "transaction block, which is now aborted (roll it back)");
-        } else {
-            bool may_resend = !dc->in_pipeline && dc->tx == PG_TX_IDLE &&
-                              !(q->drv_state & PGQ_SIMPLE);
-            tx_after_error(dc, q);
-            fail_now(dc, q, st, res, may_resend, err);
-        }
-        return;
-    }
-    /* An autocommit group: hold everything until its Sync. The vector has
-     * room for every query in flight (grown in send). */
-    pg_held *h = &dc->held[dc->nheld];
-    h->q = q;
-    h->r = NULL;
-    h->oom = false;
-    h->toobig = false;
-    h->retried = false;
-    if (out == OUT_OK) {
-        h->r = r;
-        h->oom = r == NULL;
-        h->toobig = dc->cur_toobig;
-        dc->nheld++;
-        return;
-    }
-    if (out == OUT_ABORTED) {
-        dc->nheld++;
-        return;
-    }
-    dc->rg_failed = true;
-    enum disposition d = error_policy(dc, q, st, res);
-    if (d == D_REPORT) {
-        report_res(dc, q, res, err);
-        return;
-    }
     if (d == D_REPORT_COLLATERAL) {
-        evdb__error_set(err, EVDB_ESERVER, 0, "57014", "%s", collateral_own_msg);
+        bool own = (q->drv_state & (PGQ_OWNTX | PGQ_SIMPLE)) != 0;
+        evdb__error_set(err, EVDB_ESERVER, 0, "57014", "%s",
+                        own ? collateral_own_msg : collateral_msg);
         report_failed(dc, q, err);
         return;
     }
-    /* Re-sent at the Sync; the retry is counted now, as it is q's own. */
-    mark_retry(q, d != D_RETRY, true);
-    h->retried = true;
-    dc->nheld++;
-}
-
-/* A group's Sync arrived: report or re-send what it held. */
-static void on_sync(evdb__dconn *dc, evdb_error *err)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < dc->nheld; i++) {
-        pg_held *h = &dc->held[i];
-        if (!dc->rg_failed && h->r) {
-            tx_after_ok(dc, h->q);
-            report_done(dc, h->q, h->r);
-        } else if (!dc->rg_failed && h->oom) {
-            report_unstored(dc, h->q, h->toobig, err);
-        } else if (h->q->cancel_requested) {
-            evdb__result_free(h->r);
-            report_code(dc, h->q, err, EVDB_ECANCELED, NULL,
-                        "cancelled (its pipeline group was rolled back)");
-        } else {
-            /* Rolled back or skipped: it took no effect. (A skipped query
-             * in a group that did not fail cannot happen; re-sending it is
-             * still the safe answer.) */
-            evdb__result_free(h->r);
-            if (!h->retried)
-                mark_retry(h->q, (h->q->drv_state & PGQ_ALONE) != 0, false);
-            dc->resend[n++].q = h->q;
-        }
-    }
-    /* Back to the front, in their original order. */
-    while (n)
-        pend_push_front(dc, dc->resend[--n].q);
-    dc->nheld = 0;
-    dc->rg_failed = false;
-    tx_from_libpq(dc);
-    dc->rg_txn = dc->tx != PG_TX_IDLE;
-    if (dc->rlen == 0)
-        dc->send_tx = dc->rg_txn;
+    evdb__pg_error_from_result(err, res);
+    if (q->nbatch)
+        batch_error(err, q, idx, res);
+    report_failed(dc, q, err);
 }
 
 /* ----------------------------------------------------------------- sending */
@@ -530,6 +451,10 @@ static int no_memory(evdb_error *err)
 }
 
 #define PG_SPECIAL (EVDB__QUERY_PREPARE | EVDB__QUERY_UNPREPARE)
+
+/* Statements never kept in the cache: only plain ones are, which is what
+ * lets a cache hit skip the lexer. */
+#define PGQ_UNCACHED (PGQ_SIMPLE | PGQ_TXCTL | PGQ_OWNTX | PGQ_DDL)
 
 /* How many parameters q's statement has: q's own, or for a prepare
  * request without any, its placeholders (counted in prepare_query). */
@@ -559,7 +484,7 @@ static int prepare_query(evdb__dconn *dc, evdb__query *q, bool *cacheable, pg_st
     *cacheable = dc->cache_on && (!(q->flags & EVDB_QUERY_NO_CACHE) || (q->flags & PG_SPECIAL));
     const Oid *types = n ? dc->params.types : NULL;
     if (*cacheable && (!(q->drv_state & PGQ_CLASSIFIED) ||
-                       !(q->drv_state & (PGQ_SIMPLE | PGQ_TXCTL | PGQ_OWNTX)))) {
+                       !(q->drv_state & PGQ_UNCACHED))) {
         *hit = evdb__pg_cache_mru(&dc->cache, q->sql, q->sql_len, n, types);
         *hash = *hit ? (*hit)->hash : evdb__pg_cache_hash(q->sql, q->sql_len, n, types);
         if (!*hit)
@@ -584,12 +509,12 @@ static int prepare_query(evdb__dconn *dc, evdb__query *q, bool *cacheable, pg_st
     }
     /* Only plain statements are cached, which is what lets a cache hit
      * skip the lexer above. */
-    if (q->drv_state & (PGQ_SIMPLE | PGQ_TXCTL | PGQ_OWNTX))
+    if (q->drv_state & PGQ_UNCACHED)
         *cacheable = false;
     return 0;
 }
 
-static int send_params(evdb__dconn *dc, evdb__query *q)
+static int send_params(evdb__dconn *dc, const evdb__query *q)
 {
     pg_params *p = &dc->params;
     return PQsendQueryParams(dc->conn, q->sql, (int)q->nparams, q->nparams ? p->types : NULL,
@@ -597,7 +522,7 @@ static int send_params(evdb__dconn *dc, evdb__query *q)
                              q->nparams ? p->formats : NULL, 0);
 }
 
-static int send_prepared(evdb__dconn *dc, evdb__query *q, pg_stmt *st)
+static int send_prepared(evdb__dconn *dc, const evdb__query *q, pg_stmt *st)
 {
     pg_params *p = &dc->params;
     return PQsendQueryPrepared(dc->conn, st->name, (int)q->nparams,
@@ -605,7 +530,7 @@ static int send_prepared(evdb__dconn *dc, evdb__query *q, pg_stmt *st)
                                q->nparams ? p->formats : NULL, 0);
 }
 
-static int send_parse(evdb__dconn *dc, evdb__query *q, pg_stmt *st)
+static int send_parse(evdb__dconn *dc, const evdb__query *q, pg_stmt *st)
 {
     size_t n = stmt_nparams(q);
     if (st->state == PGS_NEW)
@@ -616,7 +541,7 @@ static int send_parse(evdb__dconn *dc, evdb__query *q, pg_stmt *st)
 /* What runs q once its statement is known: Bind/Execute of st or of the
  * unnamed statement; for a prepare request, a Describe of st (its answer,
  * the statement's columns, is the request's result). */
-static int send_exec(evdb__dconn *dc, evdb__query *q, pg_stmt *st)
+static int send_exec(evdb__dconn *dc, const evdb__query *q, pg_stmt *st)
 {
     if (q->flags & EVDB__QUERY_PREPARE)
         return PQsendDescribePrepared(dc->conn, st->name);
@@ -650,12 +575,33 @@ static const char *dealloc_sql(evdb__dconn *dc, pg_stmt *st)
     return dc->dealloc_sql;
 }
 
-/* Pipeline mode: DEALLOCATEs of evicted statements at the head of a new
- * group, never while a transaction block may be open (a failing
- * DEALLOCATE would abort the user's transaction). */
+/* End the commands sent since the last Sync: one implicit transaction. q
+ * is the query (or batch) they belong to, NULL for DEALLOCATEs. libpq
+ * 17's PQsendPipelineSync leaves the flush to us (next_wait), so Syncs of
+ * several queries share a write; libpq 15's PQpipelineSync flushes every
+ * time (hence the cork around a push). */
+static int sync(evdb__dconn *dc, evdb__query *q, evdb_error *err)
+{
+    if (!grow_ring(dc, 1))
+        return no_memory(err);
+#ifdef LIBPQ_HAS_SEND_PIPELINE_SYNC
+    if (!PQsendPipelineSync(dc->conn))
+#else
+    if (!PQpipelineSync(dc->conn))
+#endif
+        return send_failed(dc, err);
+    ring_push(dc, PGK_SYNC, q, NULL);
+    return 0;
+}
+
+/* Pipeline mode: DEALLOCATEs of evicted statements, as a group with a
+ * Sync of its own, never while a transaction block may be open (a
+ * failing DEALLOCATE would abort the user's transaction). */
 static int send_deallocs(evdb__dconn *dc, evdb_error *err)
 {
-    for (int i = 0; i < DEALLOC_PER_GROUP && dc->cache.zhead && !dc->send_tx; i++) {
+    if (!dc->cache.zhead || dc->send_tx)
+        return 0;
+    for (int i = 0; i < DEALLOC_PER_GROUP && dc->cache.zhead; i++) {
         if (!grow_ring(dc, 1))
             return no_memory(err);
         pg_stmt *st = evdb__pg_cache_zombie_pop(&dc->cache);
@@ -669,20 +615,8 @@ static int send_deallocs(evdb__dconn *dc, evdb_error *err)
             return send_failed(dc, err);
         }
         ring_push(dc, PGK_DEALLOC, NULL, st);
-        dc->group_open = true;
     }
-    return 0;
-}
-
-static int sync(evdb__dconn *dc, evdb_error *err)
-{
-    if (!grow_ring(dc, 1))
-        return no_memory(err);
-    if (!PQpipelineSync(dc->conn))
-        return send_failed(dc, err);
-    ring_push(dc, PGK_SYNC, NULL, NULL);
-    dc->group_open = false;
-    return 0;
+    return sync(dc, NULL, err);
 }
 
 static void send_tx_after(evdb__dconn *dc, const evdb__query *q)
@@ -701,34 +635,64 @@ static void send_tx_after(evdb__dconn *dc, const evdb__query *q)
     }
 }
 
-/* Put q on the wire through the extended protocol: Parse + Bind/Execute
- * of a cached statement, Bind/Execute of one, or the unnamed statement. */
-static int send_extended(evdb__dconn *dc, evdb__query *q, bool cacheable, pg_stmt *st,
-                         uint64_t hash, evdb_error *err)
+/* Put statement s on the wire through the extended protocol: Parse +
+ * Bind/Execute of a cached statement, Bind/Execute of one, or the unnamed
+ * statement. s is q itself, or one statement of q's batch (idx its
+ * number); the entries report to q. dc->params holds s's parameters. */
+static int send_extended(evdb__dconn *dc, evdb__query *q, const evdb__query *s, bool cacheable,
+                         pg_stmt *st, uint64_t hash, uint32_t idx, evdb_error *err)
 {
     if (!grow_ring(dc, 2))
         return no_memory(err);
+    bool parsed = false;
     if (needs_parse(cacheable, st)) {
-        size_t n = stmt_nparams(q);
+        size_t n = stmt_nparams(s);
         if (!st)
-            st = evdb__pg_cache_add(&dc->cache, hash, q->sql, q->sql_len, n,
+            st = evdb__pg_cache_add(&dc->cache, hash, s->sql, s->sql_len, n,
                                     n ? dc->params.types : NULL);
         if (st) {
-            if (!send_parse(dc, q, st))
+            if (!send_parse(dc, s, st))
                 return send_failed(dc, err);
-            ring_push(dc, PGK_PREPARE, q, st);
-            q->drv_state |= PGQ_PARSED;
+            ring_push(dc, PGK_PREPARE, q, st)->idx = idx;
+            parsed = true;
         }
     }
-    if (q->flags & EVDB__QUERY_PREPARE) {
+    if (s->flags & EVDB__QUERY_PREPARE) {
         if (!st)
             return no_memory(err);
         evdb__pg_cache_pin(&dc->cache, st);
     }
-    if (!send_exec(dc, q, st))
+    if (!send_exec(dc, s, st))
         return send_failed(dc, err);
-    ring_push(dc, PGK_QUERY, q, st);
-    q->drv_state |= PGQ_WIRE;
+    pg_ent *e = ring_push(dc, PGK_QUERY, q, st);
+    e->idx = idx;
+    e->flags = parsed ? ENT_PARSED : 0;
+    q->drv_state |= PGQ_WIRE | PGQ_SENT;
+    return 0;
+}
+
+/* The statements of batch q, each through send_extended (the Sync is the
+ * caller's). Each is looked up in the statement cache like a query. */
+static int send_batch(evdb__dconn *dc, evdb__query *q, evdb_error *err)
+{
+    for (size_t i = 0; i < q->nbatch; i++) {
+        const evdb__stmt *b = &q->batch[i];
+        evdb__query s;
+        memset(&s, 0, sizeof s);
+        s.sql = b->sql;
+        s.sql_len = b->sql_len;
+        s.params = b->params;
+        s.nparams = b->nparams;
+        s.flags = q->flags & EVDB_QUERY_NO_CACHE;
+        s.drv_state = q->drv_state & PGQ_REPARSE;
+        bool cacheable;
+        pg_stmt *hit;
+        uint64_t hash = 0;
+        if (prepare_query(dc, &s, &cacheable, &hit, &hash))
+            return no_memory(err);
+        if (send_extended(dc, q, &s, cacheable, hit, hash, (uint32_t)i + 1, err))
+            return EVDB__STEP_FAIL;
+    }
     return 0;
 }
 
@@ -751,14 +715,14 @@ static bool answer_special(evdb__dconn *dc, evdb__query *q, bool cacheable, pg_s
     if (!cacheable) {
         pend_pop(dc);
         report_code(dc, q, err, EVDB_EINVAL, NULL,
-                    "transaction control, CALL, DO, COPY and strings of several statements "
-                    "are never prepared");
+                    "transaction control, schema changes (ALTER, CREATE, DROP), CALL, DO, "
+                    "COPY and strings of several statements are never prepared");
         return true;
     }
     if (q->flags & EVDB__QUERY_PREPARE)
         return false;
     /* Unprepare: out of the cache; a statement the server has is
-     * DEALLOCATEd ahead of a later group (or with the next batch of
+     * DEALLOCATEd ahead of a later query (or with the next batch of
      * evicted ones without pipelining). One whose Parse is still on the
      * wire is only unpinned: it is evicted like any other. */
     bool found = st != NULL;
@@ -786,6 +750,44 @@ static bool answer_special(evdb__dconn *dc, evdb__query *q, bool cacheable, pg_s
     return true;
 }
 
+static const char pooled_tx_msg[] =
+    "evdb_pool_query runs each query in autocommit mode on a shared connection, so it "
+    "cannot open a transaction block; use evdb_pool_acquire (then evdb_conn_query and "
+    "COMMIT/ROLLBACK, then evdb_conn_release) or evdb_pool_transaction";
+
+/* Why q cannot run, or NULL: a pooled query that would open a block, a
+ * batch statement that is not one plain statement. */
+static const char *refusal(evdb__query *q, char *buf, size_t size)
+{
+    if (q->nbatch) {
+        if (!(q->drv_state & PGQ_CLASSIFIED)) {
+            for (size_t i = 0; i < q->nbatch; i++) {
+                const evdb__stmt *b = &q->batch[i];
+                unsigned cls = evdb__pg_sql_classify(b->sql, b->sql_len);
+                if (b->nparams)
+                    cls &= ~(unsigned)PGQ_SIMPLE;
+                if (cls & (PGQ_TXCTL | PGQ_SIMPLE)) {
+                    snprintf(buf, size,
+                             "batch statement %zu of %zu: transaction control, COPY and strings "
+                             "of several statements cannot be part of a batch (a batch is one "
+                             "transaction already)",
+                             i + 1, q->nbatch);
+                    return buf;
+                }
+            }
+            q->drv_state |= PGQ_CLASSIFIED;
+        }
+        return NULL;
+    }
+    /* A string of several statements may open and close its own block:
+     * it is judged by where it leaves the session (rollback_pooled). */
+    if (!(q->flags & EVDB__QUERY_AUTOCOMMIT) || !(q->drv_state & PGQ_TXCTL) ||
+        (q->drv_state & PGQ_SIMPLE))
+        return NULL;
+    enum pg_txe t = txe_of(q);
+    return t == PG_TXE_BEGIN || t == PG_TXE_CHAIN ? pooled_tx_msg : NULL;
+}
+
 /* What prepare_query found out about the query about to be sent. */
 typedef struct pg_prep {
     bool cacheable;
@@ -794,9 +796,10 @@ typedef struct pg_prep {
 } pg_prep;
 
 /* The front pending query, prepared for sending (*out, still pending), or
- * *out NULL when none is left. On the way, cancelled queries are reported
- * and prepare requests the cache can answer are answered. 0 or
- * EVDB__STEP_FAIL (no memory). */
+ * *out NULL when none is left. On the way, cancelled and refused queries
+ * are reported and prepare requests the cache can answer are answered.
+ * A batch is only checked here (send_batch prepares its statements). 0
+ * or EVDB__STEP_FAIL (no memory). */
 static int next_sendable(evdb__dconn *dc, evdb__query **out, pg_prep *pp, evdb_error *err)
 {
     *out = NULL;
@@ -808,8 +811,17 @@ static int next_sendable(evdb__dconn *dc, evdb__query **out, pg_prep *pp, evdb_e
             continue;
         }
         pp->hash = 0;
-        if (prepare_query(dc, q, &pp->cacheable, &pp->hit, &pp->hash))
+        pp->hit = NULL;
+        pp->cacheable = false;
+        if (!q->nbatch && prepare_query(dc, q, &pp->cacheable, &pp->hit, &pp->hash))
             return no_memory(err);
+        char buf[256];
+        const char *why = refusal(q, buf, sizeof buf);
+        if (why) {
+            pend_pop(dc);
+            report_code(dc, q, err, EVDB_EINVAL, NULL, why);
+            continue;
+        }
         if ((q->flags & PG_SPECIAL) && answer_special(dc, q, pp->cacheable, pp->hit, err))
             continue;
         *out = q;
@@ -818,61 +830,84 @@ static int next_sendable(evdb__dconn *dc, evdb__query **out, pg_prep *pp, evdb_e
     return 0;
 }
 
+/* Cork the socket while a push writes several queries (libpq 15 flushes
+ * at every Sync): the kernel then sends full packets. Not for a unix
+ * socket (no TCP_CORK there: the first failure turns it off). */
+static void cork(evdb__dconn *dc, int on)
+{
+#if defined(TCP_CORK) && !defined(LIBPQ_HAS_SEND_PIPELINE_SYNC)
+    if (dc->cork_off)
+        return;
+    if (setsockopt(PQsocket(dc->conn), IPPROTO_TCP, TCP_CORK, &on, sizeof on) != 0)
+        dc->cork_off = true;
+#else
+    (void)dc;
+    (void)on;
+#endif
+}
+
 static int push_pipeline(evdb__dconn *dc, evdb_error *err)
 {
+    bool corked = false;
+    int rc = 0;
     for (;;) {
+        if (dc->solo && dc->rlen)
+            break; /* an EVDB_QUERY_NO_PIPELINE query runs alone */
+        dc->solo = false;
         evdb__query *q;
         pg_prep pp;
-        if (next_sendable(dc, &q, &pp, err))
-            return EVDB__STEP_FAIL;
-        if (!q)
+        rc = next_sendable(dc, &q, &pp, err);
+        if (rc || !q)
             break;
         unsigned cls = (unsigned)q->drv_state;
         /* A barrier: everything sent before must be answered first. For
          * multi-statement strings and COPY because pipeline mode must be
          * left; for BEGIN (and any transaction control sent outside a
-         * block) because a failed autocommit group before it re-sends its
-         * queries, which must not land inside the new block. Inside a
-         * block nothing is re-sent, so COMMIT / ROLLBACK / SAVEPOINT just
-         * follow the block's queries. */
-        bool barrier = (cls & (PGQ_SIMPLE | PGQ_REPARSE)) ||
+         * block) because a stale-statement retry of an earlier query must
+         * not land inside the new block; for a retry that parses afresh,
+         * because the statements parsed before it may be stale too. */
+        bool solo = (q->flags & EVDB_QUERY_NO_PIPELINE) || (cls & PGQ_DDL);
+        bool barrier = solo || (cls & (PGQ_SIMPLE | PGQ_REPARSE)) ||
                        ((cls & PGQ_TXCTL) && (txe_of(q) == PG_TXE_BEGIN || !dc->send_tx));
         if (barrier && dc->rlen)
             break;
         if (cls & PGQ_SIMPLE) {
-            if (!grow_ring(dc, 1))
-                return no_memory(err);
-            if (!PQexitPipelineMode(dc->conn))
-                return send_failed(dc, err);
+            if (!grow_ring(dc, 1)) {
+                rc = no_memory(err);
+                break;
+            }
+            if (!PQexitPipelineMode(dc->conn) || !PQsendQuery(dc->conn, q->sql)) {
+                rc = send_failed(dc, err);
+                break;
+            }
             dc->in_pipeline = false;
-            if (!PQsendQuery(dc->conn, q->sql))
-                return send_failed(dc, err);
             pend_pop(dc);
-            ring_push(dc, PGK_MULTI, q, NULL);
-            q->drv_state |= PGQ_WIRE | PGQ_SENT_ALONE;
-            return 0; /* the rest waits until it is done */
+            pg_ent *e = ring_push(dc, PGK_MULTI, q, NULL);
+            if (q->flags & EVDB__QUERY_AUTOCOMMIT)
+                e->flags |= ENT_AUTOCOMMIT;
+            q->drv_state |= PGQ_WIRE | PGQ_SENT;
+            break; /* the rest waits until it is done */
         }
-        bool alone = (cls & (PGQ_TXCTL | PGQ_ALONE | PGQ_OWNTX)) ||
-                     (q->flags & EVDB_QUERY_NO_PIPELINE);
-        if (alone && dc->group_open && sync(dc, err))
-            return EVDB__STEP_FAIL;
-        if (!alone && !dc->group_open && send_deallocs(dc, err))
-            return EVDB__STEP_FAIL;
-        if (send_extended(dc, q, pp.cacheable, pp.hit, pp.hash, err))
-            return EVDB__STEP_FAIL;
-        pend_pop(dc);
-        send_tx_after(dc, q);
-        if (alone) {
-            q->drv_state |= PGQ_SENT_ALONE;
-            if (sync(dc, err))
-                return EVDB__STEP_FAIL;
-        } else {
-            dc->group_open = true;
+        if (!corked && dc->plen > 1) {
+            cork(dc, 1);
+            corked = true;
         }
+        rc = send_deallocs(dc, err);
+        if (!rc)
+            rc = q->nbatch ? send_batch(dc, q, err)
+                           : send_extended(dc, q, q, pp.cacheable, pp.hit, pp.hash, 0, err);
+        if (!rc) {
+            pend_pop(dc);
+            send_tx_after(dc, q);
+            rc = sync(dc, q, err);
+        }
+        if (rc)
+            break;
+        dc->solo = solo;
     }
-    if (dc->group_open && sync(dc, err))
-        return EVDB__STEP_FAIL;
-    return 0;
+    if (corked)
+        cork(dc, 0);
+    return rc;
 }
 
 /* Pipeline off: the statements waiting for DEALLOCATE go in one round
@@ -902,6 +937,20 @@ static int send_dealloc_batch(evdb__dconn *dc, evdb_error *err)
     return 0;
 }
 
+/* Pipeline off: a batch still needs one Sync for all its statements, so
+ * pipeline mode is entered for it alone (left again in push once it has
+ * been answered). */
+static int push_single_batch(evdb__dconn *dc, evdb__query *q, evdb_error *err)
+{
+    if (!PQenterPipelineMode(dc->conn))
+        return send_failed(dc, err);
+    dc->in_pipeline = true;
+    if (send_batch(dc, q, err))
+        return EVDB__STEP_FAIL;
+    pend_pop(dc);
+    return sync(dc, q, err);
+}
+
 /* Pipeline off: one command at a time. */
 static int push_single(evdb__dconn *dc, evdb_error *err)
 {
@@ -914,18 +963,21 @@ static int push_single(evdb__dconn *dc, evdb_error *err)
             return EVDB__STEP_FAIL;
         if (!q)
             break;
+        if (q->nbatch)
+            return push_single_batch(dc, q, err);
         bool cacheable = pp.cacheable;
         pg_stmt *st = pp.hit;
         uint64_t hash = pp.hash;
         if (!grow_ring(dc, 1))
             return no_memory(err);
-        q->drv_state |= PGQ_SENT_ALONE;
         bool prep = (q->flags & EVDB__QUERY_PREPARE) != 0;
         if (q->drv_state & PGQ_SIMPLE) {
             if (!PQsendQuery(dc->conn, q->sql))
                 return send_failed(dc, err);
             pend_pop(dc);
-            ring_push(dc, PGK_MULTI, q, NULL);
+            pg_ent *e = ring_push(dc, PGK_MULTI, q, NULL);
+            if (q->flags & EVDB__QUERY_AUTOCOMMIT)
+                e->flags |= ENT_AUTOCOMMIT;
         } else if (needs_parse(cacheable, st)) {
             /* First use: Parse now, Bind/Execute (or Describe) once it is
              * confirmed. */
@@ -939,7 +991,6 @@ static int push_single(evdb__dconn *dc, evdb_error *err)
                 if (!send_parse(dc, q, st))
                     return send_failed(dc, err);
                 ring_push(dc, PGK_PREPARE, q, st);
-                q->drv_state |= PGQ_PARSED;
             } else if (prep) {
                 return no_memory(err);
             } else if (!send_params(dc, q)) {
@@ -961,7 +1012,7 @@ static int push_single(evdb__dconn *dc, evdb_error *err)
             pend_pop(dc);
             ring_push(dc, PGK_QUERY, q, st);
         }
-        q->drv_state |= PGQ_WIRE;
+        q->drv_state |= PGQ_WIRE | PGQ_SENT;
         send_tx_after(dc, q);
     }
     return 0;
@@ -969,8 +1020,17 @@ static int push_single(evdb__dconn *dc, evdb_error *err)
 
 static int push(evdb__dconn *dc, evdb_error *err)
 {
-    if (!dc->pipeline)
+    if (!dc->pipeline) {
+        if (dc->in_pipeline) {
+            /* A batch ran in pipeline mode: leave it once answered. */
+            if (dc->rlen)
+                return 0;
+            if (!PQexitPipelineMode(dc->conn))
+                return send_failed(dc, err);
+            dc->in_pipeline = false;
+        }
         return push_single(dc, err);
+    }
     if (!dc->in_pipeline) {
         if (dc->rlen)
             return 0; /* a multi-statement string runs */
@@ -1012,6 +1072,11 @@ static int conn_fatal(evdb__dconn *dc, const PGresult *res, evdb_error *err)
     return EVDB__STEP_FAIL;
 }
 
+static bool session_ends(const evdb__dconn *dc, const PGresult *res)
+{
+    return evdb__pg_error_is_fatal(res) || PQstatus(dc->conn) == CONNECTION_BAD;
+}
+
 static void reset_cur(evdb__dconn *dc)
 {
     evdb__result_free(dc->cur);
@@ -1031,19 +1096,27 @@ static bool is_ok_status(ExecStatusType st)
     return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY;
 }
 
-/* A statement that drops every prepared statement of the session. */
+/* Statements that change what cached statements mean: DISCARD ALL and
+ * DEALLOCATE ALL drop them all on the server; a schema change may change
+ * their result types, so they are parsed again. */
 static void watch_tag(evdb__dconn *dc, const PGresult *res)
 {
     const char *tag = PQcmdStatus((PGresult *)res);
     /* The first letter first: this runs for every result. */
-    if (tag && tag[0] == 'D' && (!strcmp(tag, "DISCARD ALL") || !strcmp(tag, "DEALLOCATE ALL")))
+    if (!tag || (tag[0] != 'D' && tag[0] != 'A' && tag[0] != 'C'))
+        return;
+    if (!strcmp(tag, "DISCARD ALL") || !strcmp(tag, "DEALLOCATE ALL"))
         evdb__pg_cache_forget_all(&dc->cache);
+    else if (!strncmp(tag, "ALTER ", 6) || !strncmp(tag, "CREATE ", 7) ||
+             !strncmp(tag, "DROP ", 5))
+        evdb__pg_cache_invalidate_all(&dc->cache);
 }
 
-/* What the entry's answer holds so far, against max_result. */
+/* What the query's answer holds so far (with the results of its batch's
+ * earlier statements), against max_result. */
 static bool over_limit(const evdb__dconn *dc, const evdb_result *r)
 {
-    size_t n = evdb__result_size(dc->cur) + evdb__result_size(r);
+    size_t n = evdb__result_size(dc->cur) + evdb__result_size(r) + evdb__result_size(dc->held);
     if (dc->cur_rows)
         n += evdb__rbuild_size(dc->cur_rows);
     return n > dc->max_result;
@@ -1086,7 +1159,6 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, evdb
         watch_tag(dc, res);
         if (!e->q || dc->cur_toobig)
             return 0;
-        e->q->drv_state &= ~PGQ_WIRE;
         evdb_result *r;
         if (dc->cur_rows) {
             /* The end of a statement's rows in single-row mode. */
@@ -1112,9 +1184,21 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, evdb
     }
     switch (st) {
     case PGRES_PIPELINE_ABORTED:
+        /* An earlier command of the same Sync failed: for a query that was
+         * already reported (a batch statement after the failing one, the
+         * Bind/Execute after a failed Parse) e->q is NULL. Anything else
+         * provably did not run: send it again. */
         if (e->q) {
-            settle(dc, e->q, e->st, OUT_ABORTED, NULL, res, err);
-            e->q = NULL;
+            evdb__query *q = e->q;
+            detach(dc, q);
+            q->drv_state &= ~PGQ_WIRE;
+            if (q->cancel_requested || retries(q) >= PG_MAX_RETRIES) {
+                report_code(dc, q, err, EVDB_ESERVER, "25P02",
+                            "not executed: an earlier command of its pipeline group failed");
+            } else {
+                mark_retry(q, false);
+                pend_push_front(dc, q);
+            }
         }
         return 0;
     case PGRES_COPY_IN:
@@ -1134,19 +1218,23 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, evdb
         break;
     }
     /* PGRES_FATAL_ERROR and anything unexpected. */
-    if (evdb__pg_error_is_fatal(res) || PQstatus(dc->conn) == CONNECTION_BAD)
+    if (session_ends(dc, res))
         return conn_fatal(dc, res, err);
+    evdb__result_free(dc->cur);
+    dc->cur = NULL;
+    evdb__rbuild_free(dc->cur_rows);
+    dc->cur_rows = NULL;
     if (e->q) {
-        evdb__result_free(dc->cur);
-        dc->cur = NULL;
-        evdb__rbuild_free(dc->cur_rows);
-        dc->cur_rows = NULL;
-        settle(dc, e->q, e->st, OUT_ERR, NULL, res, err);
-        e->q = NULL;
-    } else {
-        /* Its query was reported at its Parse. */
-        if (dc->in_pipeline && !dc->rg_txn)
-            dc->rg_failed = true;
+        if (dc->cur_copy_err) {
+            evdb__query *q = e->q;
+            detach(dc, q);
+            q->drv_state &= ~PGQ_WIRE;
+            tx_after_error(dc, q);
+            report_code(dc, q, err, EVDB_ENOTSUP, NULL,
+                        "COPY FROM STDIN / TO STDOUT is not supported by evdb");
+        } else {
+            fail_query(dc, e->q, e->st, (e->flags & ENT_PARSED) != 0, e->idx, res, err);
+        }
     }
     return 0;
 }
@@ -1161,29 +1249,24 @@ static int on_prepare_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, ev
             s->state = PGS_READY;
         return 0;
     }
-    /* Not created: aborted by an earlier error (a pinned statement keeps
-     * its pin for the next try), or the Parse failed (nothing to keep:
-     * a failed evdb_conn_prepare pins nothing). */
+    /* Not created: aborted by an earlier error of its batch (a pinned
+     * statement keeps its pin for the next try), or the Parse failed
+     * (nothing to keep: a failed evdb_conn_prepare pins nothing). */
     if (st == PGRES_PIPELINE_ABORTED) {
         evdb__pg_cache_invalidate(&dc->cache, s, false);
         return 0; /* the query's own entry is aborted as well */
     }
     evdb__pg_cache_drop(&dc->cache, s, false);
-    if (evdb__pg_error_is_fatal(res) || PQstatus(dc->conn) == CONNECTION_BAD)
+    if (session_ends(dc, res))
         return conn_fatal(dc, res, err);
-    if (e->q) {
-        /* The Parse error is the query's error. Its Bind/Execute entry
-         * (next in the ring, pipeline mode) will be aborted: orphan it. */
-        evdb__query *q = e->q;
-        e->q = NULL;
-        if (dc->rlen > 1 && ring_at(dc, 1)->q == q)
-            ring_at(dc, 1)->q = NULL;
-        settle(dc, q, NULL, OUT_ERR, NULL, res, err);
-    }
+    /* The Parse error is the query's error (its Bind/Execute, next in the
+     * ring in pipeline mode, will be aborted and is detached). */
+    if (e->q)
+        fail_query(dc, e->q, NULL, true, e->idx, res, err);
     return 0;
 }
 
-static int on_dealloc_result(evdb__dconn *dc, pg_ent *e, const PGresult *res)
+static int on_dealloc_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, evdb_error *err)
 {
     ExecStatusType st = PQresultStatus(res);
     dc->cur_got = true;
@@ -1197,16 +1280,73 @@ static int on_dealloc_result(evdb__dconn *dc, pg_ent *e, const PGresult *res)
     }
     if (st == PGRES_PIPELINE_ABORTED)
         return 0; /* still on the server: queued again when popped */
-    if (evdb__pg_error_is_fatal(res) || PQstatus(dc->conn) == CONNECTION_BAD)
-        return EVDB__STEP_FAIL;
+    if (session_ends(dc, res))
+        return conn_fatal(dc, res, err);
     /* 26000: the server does not have it. Anything else: forget it rather
      * than retry forever (at worst the server keeps one statement). The
      * ones after it in a batch did not run: release_stmts queues them
      * again. */
     if (s)
         s->state = PGS_DEAD;
-    if (dc->in_pipeline && !dc->rg_txn)
-        dc->rg_failed = true;
+    return 0;
+}
+
+/* A rollback the driver sent itself: its answer is only checked. */
+static int on_rollback_result(evdb__dconn *dc, const PGresult *res, evdb_error *err)
+{
+    dc->cur_got = true;
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR && session_ends(dc, res))
+        return conn_fatal(dc, res, err);
+    return 0;
+}
+
+/* Pipeline off, nothing in flight: a pooled multi-statement string left
+ * the session inside a block. ROLLBACK goes before anything else; q (NULL
+ * when its error was reported already) fails once it is done. 0 or
+ * EVDB__STEP_FAIL. */
+static int rollback_pooled(evdb__dconn *dc, evdb__query *q, evdb_error *err)
+{
+    if (!grow_ring(dc, 1))
+        return no_memory(err);
+    if (!PQsendQuery(dc->conn, "ROLLBACK"))
+        return send_failed(dc, err);
+    ring_push(dc, PGK_ROLLBACK, q, NULL);
+    dc->send_tx = false;
+    return 0;
+}
+
+/* The results of the head entry are all in, for a query reported once
+ * they are (pipeline off, or a multi-statement string). */
+static int settle_now(evdb__dconn *dc, evdb__query *q, evdb_result *r, bool autocommit,
+                      evdb_error *err)
+{
+    detach(dc, q); /* a COPY in pipeline mode: its Sync is still to come */
+    q->drv_state &= ~PGQ_WIRE;
+    if (dc->rlen == 0) {
+        /* Nothing in flight: libpq's transaction status is exact. */
+        tx_from_libpq(dc);
+        dc->send_tx = dc->tx != PG_TX_IDLE;
+    }
+    if (autocommit && dc->tx != PG_TX_IDLE && dc->rlen == 0) {
+        evdb__result_free(r);
+        return rollback_pooled(dc, q, err);
+    }
+    if (dc->cur_copy_err) {
+        /* COPY: the data went nowhere. The server may have committed it
+         * (COPY FROM was refused by us, COPY TO only read). */
+        evdb__result_free(r);
+        report_code(dc, q, err, EVDB_ENOTSUP, NULL,
+                    "COPY FROM STDIN / TO STDOUT is not supported by evdb");
+        return 0;
+    }
+    if (!(q->drv_state & PGQ_SIMPLE))
+        tx_after_ok(dc, q);
+    if (r && !dc->cur_oom)
+        report_done(dc, q, r);
+    else {
+        evdb__result_free(r);
+        report_unstored(dc, q, dc->cur_toobig, err);
+    }
     return 0;
 }
 
@@ -1217,6 +1357,7 @@ static int on_complete(evdb__dconn *dc, evdb_error *err)
     evdb__query *q = e->q;
     pg_stmt *st = e->st;
     enum pg_kind kind = e->kind;
+    bool autocommit = (e->flags & ENT_AUTOCOMMIT) != 0;
     e->q = NULL;
     if (kind == PGK_PREPARE) {
         ring_pop(dc);
@@ -1225,35 +1366,122 @@ static int on_complete(evdb__dconn *dc, evdb_error *err)
          * the pipeline off it goes now that the Parse is confirmed. */
         if (!q || dc->in_pipeline) {
         } else if (q->cancel_requested) {
+            q->drv_state &= ~PGQ_WIRE;
             report_code(dc, q, err, EVDB_ECANCELED, NULL, "cancelled before it was executed");
         } else {
             if (evdb__pg_params_encode(&dc->params, q) || !grow_ring(dc, 1))
                 return no_memory(err);
             if (!send_exec(dc, q, st))
                 return send_failed(dc, err);
-            ring_push(dc, PGK_QUERY, q, st);
+            ring_push(dc, PGK_QUERY, q, st)->flags = ENT_PARSED;
         }
         return 0;
     }
-    if ((kind == PGK_QUERY || kind == PGK_MULTI) && q) {
-        evdb_result *r = dc->cur;
-        dc->cur = NULL;
-        if (dc->cur_oom) {
-            evdb__result_free(r);
-            r = NULL;
-        }
-        settle(dc, q, st, OUT_OK, r, NULL, err);
-    }
-    ring_pop(dc);
-    reset_cur(dc);
-    if (!dc->in_pipeline && dc->rlen == 0) {
-        /* Pipeline off and nothing in flight: libpq's transaction status
-         * is exact. */
+    if (kind == PGK_ROLLBACK) {
+        ring_pop(dc);
+        reset_cur(dc);
         tx_from_libpq(dc);
         dc->send_tx = dc->tx != PG_TX_IDLE;
-        dc->rg_txn = dc->send_tx;
+        if (q)
+            report_code(dc, q, err, EVDB_EINVAL, "25000",
+                        "the query left its pooled connection inside a transaction block, "
+                        "which was rolled back (what ran inside that block did not take effect). "
+                        "evdb_pool_query runs each query in autocommit mode on a shared "
+                        "connection; use evdb_pool_acquire or evdb_pool_transaction");
+        return 0;
+    }
+    evdb_result *r = NULL;
+    bool got = (kind == PGK_QUERY || kind == PGK_MULTI) && q;
+    if (got) {
+        r = dc->cur;
+        dc->cur = NULL;
+    }
+    bool held = got && dc->in_pipeline && !dc->cur_copy_err;
+    if (held) {
+        /* Held for its Sync (a batch's results chain up). */
+        if (!r || dc->cur_oom) {
+            evdb__result_free(r);
+            dc->held_oom = true;
+            dc->held_toobig |= dc->cur_toobig;
+        } else if (dc->held) {
+            evdb__result_append(dc->held, r);
+        } else {
+            dc->held = r;
+        }
+        if (dc->rlen > 1 && ring_at(dc, 1)->kind == PGK_SYNC)
+            q->drv_state &= ~PGQ_WIRE; /* its last statement is done */
+    }
+    ring_pop(dc);
+    if (got && !held) {
+        int rc = settle_now(dc, q, r, autocommit, err);
+        reset_cur(dc);
+        return rc;
+    }
+    reset_cur(dc);
+    if (kind == PGK_MULTI && autocommit && dc->rlen == 0) {
+        /* Its error was reported already; its block still goes. */
+        tx_from_libpq(dc);
+        if (dc->tx != PG_TX_IDLE)
+            return rollback_pooled(dc, NULL, err);
+    }
+    if (!dc->in_pipeline && dc->rlen == 0) {
+        tx_from_libpq(dc);
+        dc->send_tx = dc->tx != PG_TX_IDLE;
     }
     return 0;
+}
+
+/* A Sync's PGRES_PIPELINE_SYNC: q's implicit transaction is over (q NULL:
+ * DEALLOCATEs, or a query already reported). */
+static void on_sync(evdb__dconn *dc, evdb__query *q, evdb_error *err)
+{
+    evdb_result *r = dc->held;
+    bool oom = dc->held_oom, toobig = dc->held_toobig;
+    dc->held = NULL;
+    dc->held_oom = dc->held_toobig = false;
+    dc->sync_err = false;
+    if (q) {
+        q->drv_state &= ~PGQ_WIRE;
+        if (r && !oom) {
+            tx_after_ok(dc, q);
+            report_done(dc, q, r);
+            r = NULL;
+        } else {
+            report_unstored(dc, q, toobig, err);
+        }
+    }
+    evdb__result_free(r);
+    tx_from_libpq(dc);
+    if (dc->rlen == 0)
+        dc->send_tx = dc->tx != PG_TX_IDLE;
+}
+
+/* The head entry is a Sync and res its answer (not NULL). */
+static int on_sync_result(evdb__dconn *dc, PGresult *res, evdb_error *err)
+{
+    pg_ent *e = ring_at(dc, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_PIPELINE_SYNC) {
+        evdb__query *q = e->q;
+        e->q = NULL;
+        ring_pop(dc);
+        on_sync(dc, q, err);
+        return 0;
+    }
+    if (st == PGRES_FATAL_ERROR && !session_ends(dc, res)) {
+        /* Raised at commit (a deferred constraint, a serialization
+         * failure): the error of the query that owns the Sync. libpq then
+         * gives a NULL and the PGRES_PIPELINE_SYNC. */
+        dc->sync_err = true;
+        if (e->q)
+            fail_query(dc, e->q, NULL, false, 0, res, err);
+        return 0;
+    }
+    if (session_ends(dc, res))
+        return conn_fatal(dc, res, err);
+    evdb__error_set(err, EVDB_EPROTO, 0, NULL, "expected a pipeline sync from libpq, got %s",
+                    PQresStatus(st));
+    return EVDB__STEP_FAIL;
 }
 
 static int receive(evdb__dconn *dc, evdb_error *err)
@@ -1286,23 +1514,17 @@ static int receive(evdb__dconn *dc, evdb_error *err)
             break;
         PGresult *res = PQgetResult(dc->conn);
         if (e->kind == PGK_SYNC) {
-            if (!res)
+            if (!res) {
+                if (dc->sync_err) {
+                    dc->sync_err = false; /* the NULL after an error at commit */
+                    continue;
+                }
                 break; /* nothing there yet; never spin on NULL */
-            ExecStatusType st = PQresultStatus(res);
-            if (st != PGRES_PIPELINE_SYNC) {
-                bool fatal = evdb__pg_error_is_fatal(res) ||
-                             PQstatus(dc->conn) == CONNECTION_BAD;
-                int rc = fatal ? conn_fatal(dc, res, err) : EVDB__STEP_FAIL;
-                if (!fatal)
-                    evdb__error_set(err, EVDB_EPROTO, 0, NULL,
-                                    "expected a pipeline sync from libpq, got %s",
-                                    PQresStatus(st));
-                PQclear(res);
-                return rc;
             }
+            int rc = on_sync_result(dc, res, err);
             PQclear(res);
-            ring_pop(dc);
-            on_sync(dc, err);
+            if (rc)
+                return rc;
             continue;
         }
         if (res) {
@@ -1312,9 +1534,10 @@ static int receive(evdb__dconn *dc, evdb_error *err)
                 rc = on_prepare_result(dc, e, res, err);
                 break;
             case PGK_DEALLOC:
-                rc = on_dealloc_result(dc, e, res);
-                if (rc)
-                    rc = conn_fatal(dc, res, err);
+                rc = on_dealloc_result(dc, e, res, err);
+                break;
+            case PGK_ROLLBACK:
+                rc = on_rollback_result(dc, res, err);
                 break;
             default:
                 rc = on_query_result(dc, e, res, err);
@@ -1374,9 +1597,16 @@ int evdb__pg_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
         return EVDB_ECLOSED;
     }
     int rc = evdb__pg_params_check(q, err);
+    for (size_t i = 0; !rc && i < q->nbatch; i++) {
+        evdb__query s;
+        memset(&s, 0, sizeof s);
+        s.params = q->batch[i].params;
+        s.nparams = q->batch[i].nparams;
+        rc = evdb__pg_params_check(&s, err);
+    }
     if (rc)
         return rc;
-    if (!grow_pend(dc, dc->inflight + 1) || !grow_held(dc, dc->inflight + 1)) {
+    if (!grow_pend(dc, dc->inflight + 1)) {
         evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory queueing the query");
         return EVDB_ENOMEM;
     }
@@ -1427,11 +1657,18 @@ bool evdb__pg_query_on_wire(const evdb__query *q)
     return (q->drv_state & PGQ_WIRE) != 0;
 }
 
+bool evdb__pg_query_sent(const evdb__dconn *dc, const evdb__query *q)
+{
+    (void)dc;
+    return (q->drv_state & PGQ_SENT) != 0;
+}
+
 void evdb__pg_pipeline_forget(evdb__dconn *dc)
 {
-    for (size_t i = 0; i < dc->nheld; i++)
-        evdb__result_free(dc->held[i].r);
-    dc->nheld = 0;
+    evdb__result_free(dc->held);
+    dc->held = NULL;
+    dc->held_oom = dc->held_toobig = false;
+    dc->sync_err = false;
     while (dc->rlen) {
         release_stmts(dc, ring_at(dc, 0), true);
         dc->rhead = (dc->rhead + 1) & (dc->rcap - 1);
@@ -1441,6 +1678,5 @@ void evdb__pg_pipeline_forget(evdb__dconn *dc)
     dc->plen = 0;
     dc->phead = 0;
     dc->inflight = 0;
-    dc->group_open = false;
-    dc->rg_failed = false;
+    dc->solo = false;
 }

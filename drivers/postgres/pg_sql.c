@@ -227,6 +227,11 @@ unsigned evdb__pg_sql_classify(const char *sql, size_t len)
      * the group would no longer be all-or-nothing. */
     if (!strcmp(first, "call") || !strcmp(first, "do"))
         cls |= PGQ_OWNTX;
+    /* A schema change may change the result type of cached statements
+     * (0A000 on their next use): it runs alone, and the cache is renewed
+     * once it is done (pg_pipeline.c). */
+    if (!strcmp(first, "alter") || !strcmp(first, "create") || !strcmp(first, "drop"))
+        cls |= PGQ_DDL;
     /* COPY FROM STDIN in pipeline mode loses the session: the server reads
      * the next pipelined messages as copy data ("protocol synchronization
      * was lost"). With pipeline mode off it can be refused cleanly. */

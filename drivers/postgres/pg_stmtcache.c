@@ -322,6 +322,17 @@ void evdb__pg_cache_invalidate(pg_cache *c, pg_stmt *st, bool on_server)
     evdb__pg_cache_drop(c, st, on_server);
 }
 
+void evdb__pg_cache_invalidate_all(pg_cache *c)
+{
+    /* invalidate puts a pinned statement's successor in its place in the
+     * list and unlinks the others, so the next one is read first. */
+    for (pg_stmt *st = c->lru.next, *next; st != &c->lru; st = next) {
+        next = st->next;
+        if (st->state == PGS_READY)
+            evdb__pg_cache_invalidate(c, st, true);
+    }
+}
+
 void evdb__pg_cache_forget_all(pg_cache *c)
 {
     while (c->lru.next != &c->lru)

@@ -111,7 +111,8 @@ EVDB_EXTERN evdb_future *evdb_conn_query(evdb_conn *c, const char *sql,
  * EVDB_ENOTSUP when the driver cannot (MariaDB: not yet), EVDB_EINVAL,
  * EVDB_ECLOSED / EVDB_ECONNLOST. The future fails with EVDB_ENOTSUP when
  * c's statement cache is off (EVDB_STMT_CACHE_OFF), EVDB_EINVAL for
- * statements that are never cached (transaction control, CALL, DO, COPY,
+ * statements that are never cached (transaction control, schema changes
+ * (ALTER, CREATE, DROP), CALL, DO, COPY,
  * several statements). Preparing a statement already cached just pins it.
  *
  * The pin holds while the server keeps the statement: a schema change that
@@ -198,9 +199,11 @@ typedef void (*evdb_notice_fn)(evdb_conn *c, const evdb_error *notice, void *arg
  * never printed). fn runs from the loop, after the step that received the
  * notice, normally before the callbacks of the query that raised it; it
  * may do anything a callback may (submit queries, close c). At most 256
- * notices wait for delivery; more are dropped. A query that a pipeline
- * group re-sends after another query's failure (see docs/postgres.md) may
- * raise its notices twice. Notices still queued when c is closed are
+ * notices wait for delivery; more are dropped. A query that is run again
+ * because it provably did not take effect (a cached statement gone stale
+ * after another session's schema change, a cancel meant for another
+ * query; see docs/postgres.md) may raise its notices twice. Notices still
+ * queued when c is closed are
  * dropped. MariaDB connections have no notices (the hook is never called).
  * Returns 0; EVDB_EINVAL for NULL or a stale c; EVDB_ENOTSUP for a pooled
  * connection (not yet: the hook would outlive the borrow); EVDB_ENOMEM. */
