@@ -569,7 +569,7 @@ START_TEST(pg_deferred_constraint_violations_fail_their_own_query)
                       "iso_def_child_pid_fkey FOREIGN KEY (pid) REFERENCES iso_def_parent (id) "
                       "DEFERRABLE INITIALLY DEFERRED)");
     t_pool_exec_ok(p, "INSERT INTO iso_def_parent SELECT generate_series(1, 100)");
-    t_pool_exec_ok(p, "INSERT INTO iso_def_u SELECT -g, 1000 + g FROM generate_series(0, 4) g");
+    t_pool_exec_ok(p, "INSERT INTO iso_def_u SELECT -1 - g, 1000 + g FROM generate_series(0, 4) g");
 
     evdb_future *fs[DEF_INSERTS];
     audit a = {0};
