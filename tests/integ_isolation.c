@@ -540,6 +540,26 @@ START_TEST(ordered_writes_after_a_failing_neighbour)
 }
 END_TEST
 
+/* The order callbacks ran in: seq_ticket k records k when its future
+ * completes. */
+typedef struct seq_log {
+    int n;
+    int order[16];
+} seq_log;
+
+typedef struct seq_ticket {
+    seq_log *log;
+    int idx;
+} seq_ticket;
+
+static void on_seq(evdb_future *f, void *arg)
+{
+    (void)f;
+    seq_ticket *t = arg;
+    ck_assert_int_lt(t->log->n, 16);
+    t->log->order[t->log->n++] = t->idx;
+}
+
 /* ------------------------------------------------ 4. deferred constraints */
 
 enum { DEF_INSERTS = 200 };
@@ -619,6 +639,42 @@ START_TEST(pg_deferred_constraint_violations_fail_their_own_query)
     ck_assert_int_eq(ok, DEF_INSERTS - 10);
     ck_assert_int_eq(t_pool_int(p, "SELECT count(*) FROM iso_def_u WHERE id >= 0"), 95);
     ck_assert_int_eq(t_pool_int(p, "SELECT count(*) FROM iso_def_child"), 95);
+
+    /* On one pipelined connection, a write, an insert whose deferred
+     * constraint fails at its commit, a write: the error belongs to the
+     * middle query, the callbacks run in order, the last write stays. */
+    evdb_conn *one = t_conn_open(L, t_pg_url(), NULL);
+    t_exec_ok(one, "CREATE TEMP TABLE iso_def_v (id int PRIMARY KEY, v text)");
+    t_exec_ok(one, "INSERT INTO iso_def_v VALUES (1, 'initial')");
+    for (int round = 0; round < 5; round++) {
+        seq_log log = {0};
+        seq_ticket tk[3];
+        evdb_value k = evdb_int(1000 + round % 5); /* already taken */
+        evdb_future *w[3];
+        w[0] = cq(one, "UPDATE iso_def_v SET v = 'first' WHERE id = 1", NULL, 0, 0);
+        w[1] = cq(one, "INSERT INTO iso_def_u VALUES (10000, $1)", &k, 1, 0);
+        w[2] = cq(one, "UPDATE iso_def_v SET v = 'second' WHERE id = 1", NULL, 0, 0);
+        for (int j = 0; j < 3; j++) {
+            tk[j].log = &log;
+            tk[j].idx = j;
+            watch(&a, w[j]);
+            ck_assert_int_eq(evdb_future_on_done(w[j], on_seq, &tk[j]), 0);
+        }
+        audit_close(&a);
+        ck_assert_msg(log.n == 3 && log.order[0] == 0 && log.order[1] == 1 && log.order[2] == 2,
+                      "callbacks in the order %d %d %d", log.order[0], log.order[1],
+                      log.order[2]);
+        ck_assert_int_eq(evdb_future_status(w[0]), 0);
+        t_expect_fail(w[1], EVDB_ESERVER, "23505");
+        ck_assert_int_eq(evdb_future_status(w[2]), 0);
+        for (int j = 0; j < 3; j++)
+            evdb_future_unref(w[j]);
+        evdb_future *v = t_run_ok(one, "SELECT v FROM iso_def_v WHERE id = 1", NULL, 0);
+        t_expect_cell(evdb_future_result(v), 0, 0, "second");
+        evdb_future_unref(v);
+        t_exec_ok(one, "UPDATE iso_def_v SET v = 'initial'");
+    }
+    t_conn_close(one);
 
     /* Every connection of the pool is alive: borrow them all at once and
      * query each; none broke, none was replaced. */
@@ -810,6 +866,54 @@ START_TEST(pg_timed_out_query_in_a_transaction_aborts_it)
     t_pool_exec_ok(p, "DROP TABLE iso_txn_cancel");
     t_conn_close(admin);
     t_pool_close(p);
+}
+END_TEST
+
+/* A query that times out while it waits behind another (pipelined, not
+ * yet running) must be stopped without touching its neighbours: a cancel
+ * request hits whatever runs when it arrives. Rounds on one connection:
+ * a head pg_sleep, a quick query whose deadline falls around the head's
+ * end, then an INSERT and a short pg_sleep. The head and the two behind
+ * always succeed (a neighbour is never cancelled for it), each insert
+ * lands exactly once, the middle one either answers or times out. */
+START_TEST(pg_timeout_of_a_waiting_query_spares_its_neighbours)
+{
+    evdb_conn *c = t_conn_open(L, t_pg_url(), NULL);
+    t_exec_ok(c, "CREATE TEMP TABLE iso_spare (i int)");
+    enum { ROUNDS = 24 };
+    audit a = {0};
+    int timed_out = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        double deadline = 0.04 + 0.002 * (r % 12);
+        evdb_value v = evdb_int(r);
+        evdb_future *fs[4];
+        fs[0] = cq(c, "SELECT pg_sleep(0.05)", NULL, 0, 0);
+        fs[1] = cq(c, "SELECT 1", NULL, 0, deadline);
+        fs[2] = cq(c, "INSERT INTO iso_spare VALUES ($1)", &v, 1, 0);
+        fs[3] = cq(c, "SELECT pg_sleep(0.03), $1::int", &v, 1, 0);
+        for (int k = 0; k < 4; k++)
+            watch(&a, fs[k]);
+        audit_close(&a);
+        int mid = evdb_future_status(fs[1]);
+        ck_assert_msg(mid == 0 || mid == EVDB_ETIMEDOUT, "round %d: middle: %s: %s", r,
+                      evdb_err_name(mid), evdb_error_message(evdb_future_error(fs[1])));
+        timed_out += mid == EVDB_ETIMEDOUT;
+        for (int k = 0; k < 4; k++) {
+            if (k == 1)
+                continue;
+            ck_assert_msg(evdb_future_status(fs[k]) == 0, "round %d: query %d next to a timeout: %s: %s (%s)",
+                          r, k, evdb_err_name(evdb_future_status(fs[k])),
+                          evdb_error_message(evdb_future_error(fs[k])),
+                          evdb_error_sqlstate(evdb_future_error(fs[k])));
+        }
+        ck_assert_int_eq(t_cell_int(evdb_future_result(fs[3]), 0, 1), r);
+        for (int k = 0; k < 4; k++)
+            evdb_future_unref(fs[k]);
+    }
+    ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM iso_spare"), ROUNDS);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(DISTINCT i) FROM iso_spare"), ROUNDS);
+    ck_assert_int_gt(timed_out, 0);
+    t_conn_close(c);
 }
 END_TEST
 
@@ -1374,24 +1478,6 @@ START_TEST(batch_is_all_or_nothing)
 }
 END_TEST
 
-typedef struct seq_log {
-    int n;
-    int order[16];
-} seq_log;
-
-typedef struct seq_ticket {
-    seq_log *log;
-    int idx;
-} seq_ticket;
-
-static void on_seq(evdb_future *f, void *arg)
-{
-    (void)f;
-    seq_ticket *t = arg;
-    ck_assert_int_lt(t->log->n, 16);
-    t->log->order[t->log->n++] = t->idx;
-}
-
 /* PostgreSQL batches: a deferred constraint failing at the batch's commit
  * fails the batch and leaves nothing; SET LOCAL in a batch is seen by its
  * later statements only; batches pipelined among independent queries on
@@ -1520,6 +1606,7 @@ int main(void)
     tcase_add_test(pg, pg_deferred_constraint_violations_fail_their_own_query);
     tcase_add_loop_test(pg, pg_timed_out_query_behind_another_is_cancelled, 0, 2);
     tcase_add_loop_test(pg, pg_timed_out_query_in_a_transaction_aborts_it, 0, 2);
+    tcase_add_test(pg, pg_timeout_of_a_waiting_query_spares_its_neighbours);
     tcase_add_loop_test(both, ordered_writes_after_a_failing_neighbour, 0, 2);
     tcase_add_loop_test(both, pooled_begin_is_refused, 0, 2);
     tcase_add_test(pg, pg_timeout_says_whether_the_query_may_have_run);
