@@ -171,7 +171,10 @@ typedef struct tenant_run {
 typedef struct tenant_req {
     tenant_run *run;
     unsigned id;
-    bool chained; /* the read is submitted from the set's callback */
+    int mode;     /* 0: read submitted from the set's callback; 1: right behind
+                     the set; 2: set and read in one string of two statements
+                     (same transaction: sees its own tenant), then a separate
+                     read from its callback */
     int refs;
     char tenant[32];
 } tenant_req;
@@ -224,7 +227,11 @@ static void on_tenant_set(evdb_future *f, void *arg)
     tenant_req *q = arg;
     tenant_run *run = q->run;
     run->done++;
-    if (evdb_future_status(f) != 0 || strcmp(cell(evdb_future_result(f), 0, 0), q->tenant) != 0) {
+    const evdb_result *r = evdb_future_result(f);
+    bool right = evdb_future_status(f) == 0 && strcmp(cell(r, 0, 0), q->tenant) == 0;
+    if (right && q->mode == 2) /* the string's own read sees its own tenant */
+        right = strcmp(cell(evdb_result_next(r), 0, 0), q->tenant) == 0;
+    if (!right) {
         run->set_errors++;
         if (!run->example[0])
             snprintf(run->example, sizeof run->example, "set_config of request %u: %s / %s",
@@ -232,7 +239,7 @@ static void on_tenant_set(evdb_future *f, void *arg)
                      cell(evdb_future_result(f), 0, 0));
     }
     evdb_future_unref(f);
-    if (q->chained)
+    if (q->mode != 1)
         tenant_read(q);
     tenant_drop(q);
 }
@@ -245,15 +252,25 @@ static void tenant_start(tenant_run *run)
     ck_assert_ptr_nonnull(q);
     q->run = run;
     q->id = (unsigned)run->started++;
-    q->chained = q->id % 2 == 0;
+    q->mode = (int)(q->id % 3);
     q->refs = 1;
     snprintf(q->tenant, sizeof q->tenant, "tenant-%u", q->id);
     evdb_value v = evdb_text(q->tenant);
-    evdb_future *f = pq(run->p, "SELECT set_config('app.tenant', $1, true)", &v, 1, 0);
+    evdb_future *f;
+    if (q->mode == 2) {
+        char sql[160];
+        snprintf(sql, sizeof sql,
+                 "SELECT set_config('app.tenant', '%s', true); "
+                 "SELECT current_setting('app.tenant', true)",
+                 q->tenant);
+        f = pq(run->p, sql, NULL, 0, 0);
+    } else {
+        f = pq(run->p, "SELECT set_config('app.tenant', $1, true)", &v, 1, 0);
+    }
     run->submitted++;
     q->refs++;
     ck_assert_int_eq(evdb_future_on_done(f, on_tenant_set, q), 0);
-    if (!q->chained)
+    if (q->mode == 1)
         tenant_read(q);
     tenant_drop(q);
 }
@@ -261,8 +278,10 @@ static void tenant_start(tenant_run *run)
 /* Requests that each set a transaction-local tenant and then read it back
  * in a separate query: a separate query is a separate implicit
  * transaction, so the read sees no tenant at all ('' or NULL), never its
- * own and never another request's. Half the reads go out right behind
- * their set_config, half from its callback, among other requests' sets. */
+ * own and never another request's. A third of the reads go out right
+ * behind their set_config, the others from its callback, among other
+ * requests' sets; a third of the sets are strings of two statements that
+ * read their own tenant back inside their own transaction. */
 START_TEST(pg_tenant_setting_never_leaks_between_pooled_queries)
 {
     evdb_pool *p = pool_with(t_pg_url(), 4, 0, 0);
