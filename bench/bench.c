@@ -266,6 +266,7 @@ static void usage(FILE *out, const char *prog, const char *extra)
             "  --burst             submit every query at once (scaling; evdb-bench)\n"
             "  --count-allocs      count evdb's allocations (evdb-bench)\n"
             "  --no-stmt-cache     evdb: no prepared-statement cache\n"
+            "  --batch N           evdb --api batch|conn-batch: statements per batch [depth]\n"
             "%s",
             prog, DEFAULT_CONNS, DEFAULT_QUERIES, WARMUP_SHARE, WARMUP_MAX, DEFAULT_WRITE_RATIO,
             extra ? extra : "");
@@ -290,7 +291,7 @@ void bench_parse_args(bench_opts *o, int argc, char **argv, const char *prog,
         O_URL = 256, O_CONNS, O_INFLIGHT, O_DEPTH, O_QUERIES, O_DURATION, O_WARMUP,
         O_WORKLOAD, O_WRITE_RATIO, O_FORMAT, O_OUTPUT, O_CDF, O_LABEL, O_SEED, O_PROGRESS,
         O_NO_PROGRESS, O_BURST, O_COUNT_ALLOCS, O_NO_CACHE, O_CLIENT, O_API, O_HELP, O_CSV,
-        O_JSON
+        O_JSON, O_BATCH
     };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, O_URL},
@@ -317,6 +318,7 @@ void bench_parse_args(bench_opts *o, int argc, char **argv, const char *prog,
         {"help", no_argument, NULL, O_HELP},
         {"csv", required_argument, NULL, O_CSV},
         {"json", required_argument, NULL, O_JSON},
+        {"batch", required_argument, NULL, O_BATCH},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
@@ -423,6 +425,9 @@ void bench_parse_args(bench_opts *o, int argc, char **argv, const char *prog,
         case O_API:
             o->api = optarg;
             break;
+        case O_BATCH:
+            o->batch = (unsigned)parse_count(prog, "batch", optarg);
+            break;
         case O_HELP:
         case 'h':
             usage(stdout, prog, usage_extra);
@@ -449,6 +454,10 @@ void bench_parse_args(bench_opts *o, int argc, char **argv, const char *prog,
         o->inflight = o->conns;
     if (o->depth == 0)
         o->depth = (o->inflight + o->conns - 1) / o->conns;
+    /* A batch as large as the raw pg-pipeline client's groups: it tops a
+     * connection up to its depth under one Sync. */
+    if (o->batch == 0)
+        o->batch = o->depth;
     if (o->duration < 0 || (o->duration == 0 && o->queries == 0)) {
         fprintf(stderr, "%s: give --queries N (N > 0) or --duration S\n", prog);
         exit(2);
@@ -704,6 +713,8 @@ static void write_text(FILE *out, const bench *b, const summary *m)
     fputc('\n', out);
     if (b->allocs_per_query >= 0)
         fprintf(out, "  allocations %.2f per query (evdb's)\n", b->allocs_per_query);
+    if (b->batched)
+        fprintf(out, "  batches     %u statements each, one future per batch\n", o->batch);
 }
 
 /* Open path for appending; NULL (with a message) on failure. */

@@ -113,6 +113,8 @@ typedef struct bench_opts {
     bool burst;          /* submit every query at once (scaling) */
     bool count_allocs;   /* count evdb's allocations (evdb-bench only) */
     bool no_stmt_cache;  /* evdb: turn the prepared-statement cache off */
+    unsigned batch;      /* evdb --api batch / conn-batch: statements per batch
+                            (0: derived, the per-connection depth) */
 } bench_opts;
 
 /* Parse argv into o (defaults first). prog names the program in messages;
@@ -144,6 +146,7 @@ typedef struct bench {
     double bytes_per_queued;  /* < 0: not measured */
     double rss_per_queued;    /* < 0: not measured */
     double allocs_per_query;  /* < 0: not measured */
+    bool batched;             /* queries went in batches of o->batch (text report) */
 } bench;
 
 void bench_init(bench *b, const bench_opts *o, bench_backend be, const char *client_name);

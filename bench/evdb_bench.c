@@ -9,8 +9,18 @@
  *         the in-flight queries spread round-robin over them
  *   task  one task per query in flight (include/evdb/task.h), each looping
  *         over evdb_pool_query + evdb_await
+ *   batch evdb_pool_batch: the queries go in explicit batches of --batch
+ *         statements (default: the per-connection depth, as large as the
+ *         groups the raw pg-pipeline client puts under one Sync), with
+ *         --inflight / --batch batches in flight; on PostgreSQL a batch is
+ *         one implicit transaction, so this is the yardstick pair of the
+ *         raw grouped-Sync client
+ *   conn-batch  the same with evdb_conn_batch on `conns` connections
  * Each query's callback (or task) checks every row, records the latency and
  * submits the next query (a closed loop with --inflight queries in flight).
+ * A batch's callback checks every statement's rows, records each
+ * statement's latency (the batch's: submit to completion) and submits the
+ * next batch.
  *
  * --burst (scaling): after the warm-up, submit every measured query at
  * once through the pool, then run the loop until all have completed. The
@@ -89,6 +99,15 @@ typedef struct slot {
     unsigned conn; /* --api conn: which connection */
 } slot;
 
+/* --api batch / conn-batch: one batch in flight. */
+typedef struct bslot {
+    ctx *x;
+    uint64_t t0;
+    unsigned n;      /* statements in the batch in flight */
+    unsigned conn;   /* conn-batch: which connection */
+    bench_query *q;  /* o->batch of them */
+} bslot;
+
 struct ctx {
     bench b;
     const bench_opts *o;
@@ -100,7 +119,11 @@ struct ctx {
     unsigned nconns;
     slot *slots;
     size_t nslots;
-    size_t active; /* slots with a query in flight */
+    size_t active; /* slots with a query (or a batch) in flight */
+    bslot *bslots; /* batch modes: the slots, instead of slots */
+    size_t nbslots;
+    evdb_stmt *stmts;  /* batch modes: a batch's statements being submitted ... */
+    evdb_value *vals;  /* ... and their parameters (evdb copies both) */
     const char *sql[BENCH_K_COUNT];
     evdb_query_opts qopts;
     ev_timer tick;
@@ -157,29 +180,31 @@ static bool check_result(ctx *x, const bench_query *q, const evdb_result *r, uin
 
 static void on_done(evdb_future *f, void *arg);
 
+/* The parameters of q into p (room for 2); returns how many. */
+static size_t fill_values(const bench_query *q, evdb_value *p)
+{
+    switch (q->kind) {
+    case BENCH_K_POINT:
+        p[0] = evdb_int(q->id);
+        return 1;
+    case BENCH_K_FETCH:
+        p[0] = evdb_int(q->id);
+        p[1] = evdb_int(q->id + BENCH_FETCH_ROWS);
+        return 2;
+    default:
+        p[0] = evdb_textn(q->name, q->name_len);
+        p[1] = evdb_double(q->price);
+        return 2;
+    }
+}
+
 /* Put the slot's query to the pool or its connection; NULL when that
  * failed at once (counted as a failed query). */
 static evdb_future *send_query(slot *s, uint64_t now)
 {
     ctx *x = s->x;
     evdb_value p[2];
-    size_t n;
-    switch (s->q.kind) {
-    case BENCH_K_POINT:
-        p[0] = evdb_int(s->q.id);
-        n = 1;
-        break;
-    case BENCH_K_FETCH:
-        p[0] = evdb_int(s->q.id);
-        p[1] = evdb_int(s->q.id + BENCH_FETCH_ROWS);
-        n = 2;
-        break;
-    default:
-        p[0] = evdb_textn(s->q.name, s->q.name_len);
-        p[1] = evdb_double(s->q.price);
-        n = 2;
-        break;
-    }
+    size_t n = fill_values(&s->q, p);
     s->t0 = now;
     const char *sql = x->sql[s->q.kind];
     evdb_future *f = x->use_pool ? evdb_pool_query(x->pool, sql, p, n, &x->qopts)
@@ -234,6 +259,81 @@ static void on_done(evdb_future *f, void *arg)
     uint64_t now = bench_now_ns();
     completed(s, f, evdb_future_status(f), now);
     if (!submit(s, now) && --x->active == 0)
+        ev_break(x->loop, EVBREAK_ALL);
+}
+
+/* ---- batch modes ---- */
+
+static void on_batch_done(evdb_future *f, void *arg);
+
+/* Complete all n statements of the slot's batch as failed. */
+static void fail_batch(bslot *s, uint64_t now)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        bench_complete(&s->x->b, s->t0, now, false, 0);
+}
+
+/* Submit the slot's next batch: as many queries as the phase still gives,
+ * up to o->batch. false when it gives none, or the submission failed at
+ * once (its queries then count as failed). */
+static bool submit_batch(bslot *s, uint64_t now)
+{
+    ctx *x = s->x;
+    evdb_value *v = x->vals;
+    s->n = 0;
+    while (s->n < x->o->batch && bench_take(&x->b, &s->q[s->n], now)) {
+        const bench_query *q = &s->q[s->n];
+        evdb_stmt *st = &x->stmts[s->n];
+        st->sql = x->sql[q->kind];
+        st->params = v;
+        st->nparams = fill_values(q, v);
+        v += st->nparams;
+        s->n++;
+    }
+    if (!s->n)
+        return false;
+    s->t0 = now;
+    evdb_future *f = x->use_pool
+                         ? evdb_pool_batch(x->pool, x->stmts, s->n, &x->qopts)
+                         : evdb_conn_batch(x->conns[s->conn], x->stmts, s->n, &x->qopts);
+    if (!f || evdb_future_on_done(f, on_batch_done, s)) {
+        bench_error(&x->b, "submit batch: %s", evdb_error_message(evdb_last_error()));
+        fail_batch(s, now);
+        evdb_future_unref(f);
+        return false;
+    }
+    evdb_future_unref(f);
+    return true;
+}
+
+/* A batch completed: one result per statement, chained in order; every
+ * statement's rows are checked. A failed batch fails all its statements
+ * (all or nothing). */
+static void on_batch_done(evdb_future *f, void *arg)
+{
+    bslot *s = arg;
+    ctx *x = s->x;
+    uint64_t now = bench_now_ns();
+    int st = evdb_future_status(f);
+    if (st) {
+        bench_error(&x->b, "batch: %s: %s", evdb_err_name(st),
+                    evdb_error_message(evdb_future_error(f)));
+        fail_batch(s, now);
+    } else {
+        const evdb_result *r = evdb_future_result(f);
+        for (unsigned i = 0; i < s->n; i++) {
+            uint64_t rows = 0;
+            bool ok = false;
+            if (r)
+                ok = check_result(x, &s->q[i], r, &rows);
+            else
+                bench_error(&x->b, "batch of %u: no result for statement %u", s->n, i + 1);
+            bench_complete(&x->b, s->t0, now, ok, rows);
+            if (r)
+                r = evdb_result_next(r);
+        }
+    }
+    if (!submit_batch(s, now) && --x->active == 0)
         ev_break(x->loop, EVBREAK_ALL);
 }
 
@@ -297,7 +397,8 @@ static void run_loop(ctx *x)
     ev_timer_stop(x->loop, &x->tick);
 }
 
-/* A closed loop: every slot keeps one query in flight. */
+/* A closed loop: every slot keeps one query (batch modes: one batch) in
+ * flight. */
 static void run_phase(ctx *x, bool measure, size_t nslots)
 {
     bench_phase_start(&x->b, measure);
@@ -305,7 +406,7 @@ static void run_phase(ctx *x, bool measure, size_t nslots)
     x->active = 0;
     uint64_t now = bench_now_ns();
     for (size_t i = 0; i < nslots; i++) {
-        if (!start_slot(&x->slots[i], now))
+        if (x->bslots ? !submit_batch(&x->bslots[i], now) : !start_slot(&x->slots[i], now))
             break;
         x->active++;
     }
@@ -423,7 +524,9 @@ int main(int argc, char **argv)
     static const char extra[] =
         "  --api A             pool (evdb_pool_query) | conn (evdb_conn_query per connection)"
         " |\n"
-        "                      task (a task per query in flight, evdb_await) [pool]\n";
+        "                      task (a task per query in flight, evdb_await) |\n"
+        "                      batch (evdb_pool_batch, --batch statements each) |\n"
+        "                      conn-batch (evdb_conn_batch per connection) [pool]\n";
     bench_opts o;
     bench_parse_args(&o, argc, argv, "evdb-bench", extra);
     bench_backend be;
@@ -432,13 +535,21 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *client;
-    bool use_pool;
+    bool use_pool, batched = false;
     if (!strcmp(o.api, "pool")) {
         client = "evdb-pool";
         use_pool = true;
     } else if (!strcmp(o.api, "conn")) {
         client = "evdb-conn";
         use_pool = false;
+    } else if (!strcmp(o.api, "batch")) {
+        client = "evdb-batch";
+        use_pool = true;
+        batched = true;
+    } else if (!strcmp(o.api, "conn-batch")) {
+        client = "evdb-conn-batch";
+        use_pool = false;
+        batched = true;
     } else if (!strcmp(o.api, "task")) {
 #ifdef BENCH_HAVE_TASK
         client = "evdb-task";
@@ -457,6 +568,10 @@ int main(int argc, char **argv)
     }
     if (o.burst && o.duration > 0) {
         fprintf(stderr, "evdb-bench: --burst submits --queries N at once (no --duration)\n");
+        return 2;
+    }
+    if (batched && o.batch > EVDB_BATCH_MAX) {
+        fprintf(stderr, "evdb-bench: --batch is at most %u\n", EVDB_BATCH_MAX);
         return 2;
     }
     if (o.burst)
@@ -492,6 +607,30 @@ int main(int argc, char **argv)
     }
 
     int rc = 1;
+    /* Batch modes: inflight / batch batches in flight (at least one), each
+     * of o.batch statements; the batches go to the connections
+     * round-robin with conn-batch. */
+    if (batched) {
+        x.b.batched = true;
+        x.nbslots = o.inflight / o.batch ? o.inflight / o.batch : 1;
+        closed = x.nbslots;
+        x.bslots = calloc(x.nbslots, sizeof *x.bslots);
+        x.stmts = calloc(o.batch, sizeof *x.stmts);
+        x.vals = calloc((size_t)o.batch * 2, sizeof *x.vals);
+        if (!x.bslots || !x.stmts || !x.vals) {
+            fprintf(stderr, "evdb-bench: out of memory\n");
+            goto out;
+        }
+        for (size_t i = 0; i < x.nbslots; i++) {
+            x.bslots[i].x = &x;
+            x.bslots[i].conn = (unsigned)(i % o.conns);
+            x.bslots[i].q = calloc(o.batch, sizeof *x.bslots[i].q);
+            if (!x.bslots[i].q) {
+                fprintf(stderr, "evdb-bench: out of memory\n");
+                goto out;
+            }
+        }
+    }
     if (use_pool ? open_pool(&x) : open_conns(&x))
         goto out;
     run_phase(&x, false, closed);
@@ -507,6 +646,11 @@ int main(int argc, char **argv)
     rc = bench_report(&x.b);
 out:
     close_all(&x);
+    for (size_t i = 0; i < x.nbslots && x.bslots; i++)
+        free(x.bslots[i].q);
+    free(x.bslots);
+    free(x.stmts);
+    free(x.vals);
     free(x.slots);
     bench_free(&x.b);
     ev_loop_destroy(x.loop);

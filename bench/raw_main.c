@@ -21,6 +21,10 @@ static const client clients[] = {
     {"pg-sync", BENCH_PG, raw_pg_sync, "libpq PQexecPrepared loop (1 conn)"},
     {"pg-pipeline", BENCH_PG, raw_pg_pipeline,
      "libpq pipeline mode on libev, prepared, one Sync per top-up batch"},
+    {"pg-pipeline-each", BENCH_PG, raw_pg_pipeline_each,
+     "the same, one Sync per query (each query its own implicit transaction)"},
+    {"pg-pipeline-each-cork", BENCH_PG, raw_pg_pipeline_each_cork,
+     "one Sync per query, TCP_CORK set while each top-up batch is written"},
     {"pg-async", BENCH_PG, raw_pg_async,
      "libpq nonblocking on libev, prepared, one query per connection at a time"},
 #endif
@@ -35,10 +39,10 @@ static const client clients[] = {
 
 int main(int argc, char **argv)
 {
-    char extra[1024];
+    char extra[2048];
     size_t off = (size_t)snprintf(extra, sizeof extra, "  --client NAME       the baseline:\n");
     for (size_t i = 0; i < NCLIENTS && off < sizeof extra; i++)
-        off += (size_t)snprintf(extra + off, sizeof extra - off, "      %-12s %s\n",
+        off += (size_t)snprintf(extra + off, sizeof extra - off, "      %-22s %s\n",
                                 clients[i].name, clients[i].what);
     bench_opts o;
     bench_parse_args(&o, argc, argv, "evdb-bench-raw", extra);

@@ -4,17 +4,31 @@
  *   - text parameters, text results, every row checked;
  *   - pg-pipeline: pipeline mode, nonblocking, on libev; each connection
  *     keeps `depth` queries in flight and tops up after reading whatever
- *     arrived: all the new queries, then one PQpipelineSync for the batch;
+ *     arrived: all the new queries, then one PQpipelineSync for the batch
+ *     (the queries of a batch share one implicit transaction: the yardstick
+ *     for evdb's explicit batches);
+ *   - pg-pipeline-each: the same with one PQpipelineSync per query, so that
+ *     every query is its own implicit transaction (evdb's default). libpq
+ *     15's PQpipelineSync flushes every time, so this sends one packet per
+ *     query;
+ *   - pg-pipeline-each-cork: pg-pipeline-each with TCP_CORK set on the
+ *     socket while a top-up batch is written, so that the kernel coalesces
+ *     the batch's packets (the flushes of PQpipelineSync fill the socket
+ *     buffer; clearing the cork sends it);
  *   - pg-async: nonblocking, one query per connection at a time;
  *   - pg-sync: PQexecPrepared in a loop on one connection.
  * The io watcher stays started; its events change only when PQflush leaves
  * data behind (EV_WRITE) and when it is done.
  */
 #include <ev.h>
+#include <errno.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "raw.h"
 
@@ -172,13 +186,22 @@ typedef struct inflight_q {
     uint64_t rows;
 } inflight_q;
 
+/* Where the nonblocking clients put their pipeline Syncs. */
+typedef enum pg_mode {
+    PG_ONE_AT_A_TIME, /* pg-async: no pipeline mode, one query per connection */
+    PG_SYNC_BATCH,    /* pg-pipeline: one Sync per top-up batch */
+    PG_SYNC_EACH,     /* pg-pipeline-each: one Sync per query */
+    PG_SYNC_EACH_CORK /* pg-pipeline-each-cork: the same, TCP_CORK around each batch */
+} pg_mode;
+
 typedef struct pgc {
     bench *b;
     struct ev_loop *loop;
     PGconn *c;
     ev_io io;
     int events;         /* what io watches now */
-    bool pipeline;
+    pg_mode mode;
+    bool pipeline;      /* any mode but PG_ONE_AT_A_TIME */
     unsigned depth;     /* queries in flight at most */
     unsigned syncs;     /* pipeline syncs not yet read */
     inflight_q *fifo;   /* in flight, oldest first; capacity a power of two */
@@ -212,16 +235,35 @@ static void conn_failed(pgc *p, const char *what)
     watch(p, 0);
 }
 
-/* Send queries until depth is reached (a batch: one Sync in pipeline mode),
- * then flush. */
+/* Set or clear TCP_CORK on the connection's socket. While it is set, the
+ * kernel sends only full segments; clearing it sends what is left at once.
+ * Returns 0, or -1 with errno set. */
+static int set_cork(pgc *p, int on)
+{
+    return setsockopt(PQsocket(p->c), IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+}
+
+/* Send queries until depth is reached, then flush. pg-pipeline puts one
+ * Sync after the batch, the -each modes one after every query; -each-cork
+ * corks the socket while the batch is written (only when there is room for
+ * more than one query: a lone query gains nothing from it and would pay
+ * two system calls). */
 static void top_up(pgc *p, uint64_t now)
 {
     bench *b = p->b;
     unsigned sent = 0;
+    bool each = p->mode == PG_SYNC_EACH || p->mode == PG_SYNC_EACH_CORK;
+    bool cork = p->mode == PG_SYNC_EACH_CORK && p->depth - p->flen > 1;
     while (p->flen < p->depth) {
         inflight_q *e = &p->fifo[(p->fhead + p->flen) & (p->fcap - 1)];
         if (!bench_take(b, &e->q, now))
             break;
+        if (cork && !sent && set_cork(p, 1)) {
+            bench_complete(b, now, now, false, 0);
+            bench_error(b, "setsockopt TCP_CORK: %s", strerror(errno));
+            conn_failed(p, "cork");
+            return;
+        }
         pq_params pp;
         int n = fill_params(&e->q, &pp);
         e->t0 = now;
@@ -233,10 +275,19 @@ static void top_up(pgc *p, uint64_t now)
         }
         p->flen++;
         sent++;
+        /* The query is in flight once it is sent: should its Sync fail,
+         * conn_failed counts it with the others. */
+        if (each) {
+            if (!PQpipelineSync(p->c)) {
+                conn_failed(p, "sync");
+                return;
+            }
+            p->syncs++;
+        }
     }
     if (!sent)
         return;
-    if (p->pipeline) {
+    if (p->mode == PG_SYNC_BATCH) {
         if (!PQpipelineSync(p->c)) {
             conn_failed(p, "sync");
             return;
@@ -246,6 +297,14 @@ static void top_up(pgc *p, uint64_t now)
     int r = PQflush(p->c);
     if (r < 0) {
         conn_failed(p, "flush");
+        return;
+    }
+    /* Uncork after the last flush: whatever the kernel held goes out now.
+     * Anything PQflush left in libpq's buffer is written uncorked from
+     * on_io. */
+    if (cork && set_cork(p, 0)) {
+        bench_error(b, "setsockopt TCP_CORK: %s", strerror(errno));
+        conn_failed(p, "uncork");
         return;
     }
     watch(p, EV_READ | (r ? EV_WRITE : 0));
@@ -279,8 +338,8 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     uint64_t now = bench_now_ns();
     if (p->pipeline) {
         /* Results of each query, a NULL after each, PIPELINE_SYNC after
-         * each batch (no NULL after it). Stop when no sync is owed, or
-         * libpq would hand out NULL forever. */
+         * each batch or (-each modes) each query (no NULL after it). Stop
+         * when no sync is owed, or libpq would hand out NULL forever. */
         while (p->syncs && !PQisBusy(p->c)) {
             PGresult *r = PQgetResult(p->c);
             if (!r)
@@ -325,9 +384,10 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     bench_tick(w->data, bench_now_ns());
 }
 
-static int run_async(bench *b, bool pipeline)
+static int run_async(bench *b, pg_mode mode)
 {
     const bench_opts *o = b->o;
+    bool pipeline = mode != PG_ONE_AT_A_TIME;
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     pgc *conns = calloc(o->conns, sizeof *conns);
     int rc = 1;
@@ -339,6 +399,7 @@ static int run_async(bench *b, bool pipeline)
         pgc *p = &conns[i];
         p->b = b;
         p->loop = loop;
+        p->mode = mode;
         p->pipeline = pipeline;
         /* Share the in-flight total like evdb's pool does: depth per
          * connection, the remainder on the first ones. */
@@ -356,6 +417,13 @@ static int run_async(bench *b, bool pipeline)
             goto out;
         if (PQsetnonblocking(p->c, 1) || (pipeline && !PQenterPipelineMode(p->c))) {
             fprintf(stderr, "%s: %s", b->client_name, PQerrorMessage(p->c));
+            goto out;
+        }
+        /* TCP_CORK needs a TCP socket: say so now rather than fail the run
+         * at its first batch (a Unix-socket URL cannot cork). */
+        if (mode == PG_SYNC_EACH_CORK && set_cork(p, 0)) {
+            fprintf(stderr, "%s: TCP_CORK on the connection's socket: %s (a TCP URL is needed)\n",
+                    b->client_name, strerror(errno));
             goto out;
         }
         ev_io_init(&p->io, on_io, PQsocket(p->c), EV_READ);
@@ -394,10 +462,20 @@ out:
 
 int raw_pg_pipeline(bench *b)
 {
-    return run_async(b, true);
+    return run_async(b, PG_SYNC_BATCH);
+}
+
+int raw_pg_pipeline_each(bench *b)
+{
+    return run_async(b, PG_SYNC_EACH);
+}
+
+int raw_pg_pipeline_each_cork(bench *b)
+{
+    return run_async(b, PG_SYNC_EACH_CORK);
 }
 
 int raw_pg_async(bench *b)
 {
-    return run_async(b, false);
+    return run_async(b, PG_ONE_AT_A_TIME);
 }

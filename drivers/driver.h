@@ -351,7 +351,15 @@ typedef struct evdb__driver {
     /* MAY: whether q (handed over by send, not yet reported) has reached
      * the wire, so the server may run or have run it. NULL: every query
      * handed over counts as sent. The core uses it for the outcome of a
-     * timed-out, cancelled or lost query (evdb_error_outcome_unknown). */
+     * timed-out, cancelled or lost query (evdb_error_outcome_unknown), so
+     * the answer is a promise: a query given up on (cancel_requested)
+     * while it said false is never sent afterwards; the driver drops it
+     * and reports it (evdb__query_failed), and the core never cancels it
+     * on the server (cancel_start only ever sees a query said sent; the
+     * connection waits for that report before it serves on). Asked also
+     * after io or flush returned FAIL, before destroy: the queries said
+     * not sent then move to another connection of the pool, so the answer
+     * must still hold (scratch kept in q, such as drv_state, does). */
     bool (*query_sent)(const evdb__dconn *dc, const evdb__query *q);
 
     /* MAY: server session id (backend pid / thread id). */

@@ -252,8 +252,17 @@ static void timeout_inner_done(evdb_future *inner, void *arg)
 static void timeout_fired(void *arg)
 {
     timeout_op *op = arg;
-    evdb__future_fail(op->f, EVDB_ETIMEDOUT, "timed out after %g s", op->seconds);
+    /* Cancel first: the inner future's error then says whether its
+     * statement may have taken effect, and so must ours (a caller that
+     * only holds this future would otherwise re-run a statement that ran). */
     evdb_future_cancel(op->inner);
+    bool unknown = evdb_error_outcome_unknown(evdb_future_error(op->inner));
+    evdb_error e;
+    evdb__error_set(&e, EVDB_ETIMEDOUT, 0, NULL, "timed out after %g s%s", op->seconds,
+                    unknown ? " (the query had been sent: whether it took effect is unknown)"
+                            : "");
+    e.outcome_unknown = unknown;
+    evdb__future_fail_err(op->f, &e);
     timeout_maybe_free(op);
 }
 

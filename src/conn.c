@@ -12,6 +12,7 @@
  * User code never runs inside a driver step: futures only queue their
  * callbacks, which run from the loop afterwards.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,7 +70,48 @@ static void conn_free(evdb_conn *c);
 
 bool evdb__conn_valid(const evdb_conn *c)
 {
-    return c && c->magic == EVDB__MAGIC_CONN;
+    /* A pool's borrow handle is a number, not an address: never read
+     * through one (conn_lookup resolves them). */
+    return c && !evdb__is_borrow_handle(c) && c->magic == EVDB__MAGIC_CONN;
+}
+
+/* The connection a user's call names. One of evdb_conn_open is its own
+ * handle; a pooled one is lent out under a handle of each borrow
+ * (evdb_pool_acquire), which names it only until evdb_conn_release: a
+ * stale handle finds nothing, so it can never act on the connection's
+ * next borrower. NULL with the last error set (EVDB_EINVAL). */
+static evdb_conn *conn_lookup(const evdb_conn *h, const char *who)
+{
+    if (evdb__is_borrow_handle(h)) {
+        evdb_conn *c = evdb__pool_borrowed(h);
+        if (!c)
+            evdb__fail_now(EVDB_EINVAL,
+                           "%s: stale connection handle: it was released to its pool (a handle "
+                           "from evdb_pool_acquire is valid until evdb_conn_release)",
+                           who);
+        return c;
+    }
+    if (!evdb__conn_valid(h)) {
+        evdb__fail_now(EVDB_EINVAL, "%s: invalid connection", who);
+        return NULL;
+    }
+    return (evdb_conn *)h;
+}
+
+/* The same for the calls that use the connection: a pooled connection's
+ * own address (a pool's notice hook sees it) does not do, only the
+ * handle of its current borrow. */
+static evdb_conn *conn_for_call(evdb_conn *h, const char *who)
+{
+    evdb_conn *c = conn_lookup(h, who);
+    if (c && c->owner && !evdb__is_borrow_handle(h)) {
+        evdb__fail_now(EVDB_EINVAL,
+                       "%s: a pooled connection is used through the handle evdb_pool_acquire "
+                       "gave for it",
+                       who);
+        return NULL;
+    }
+    return c;
 }
 
 /* The one place connection state changes (easy to trace). */
@@ -79,17 +121,82 @@ static void set_state(evdb_conn *c, conn_state s)
     c->state = s;
 }
 
+/* Whether q, handed to the driver, may have reached the server: the
+ * driver's query_sent answers; one without it, or gone already, counts
+ * every query handed over as sent. Pending and pool-queued queries never
+ * were. */
+static bool query_sent(const evdb_conn *c, const evdb__cq *q)
+{
+    if (q->where != EVDB__Q_INFLIGHT)
+        return false;
+    return !c->drv->query_sent || !c->dc || c->drv->query_sent(c->dc, &q->q);
+}
+
+/* Fail q's future with code and a message, and say whether the statement
+ * may have taken effect (evdb_error_outcome_unknown). */
+static void fail_outcome(evdb__cq *q, int code, bool unknown, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail_outcome(evdb__cq *q, int code, bool unknown, const char *fmt, ...)
+{
+    char msg[EVDB__ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    evdb_error e;
+    evdb__error_set(&e, code, 0, NULL, "%s", msg);
+    e.outcome_unknown = unknown;
+    evdb__future_fail_err(q->f, &e);
+}
+
 /* Fail every query of a list with code and drop it. Used when the driver
- * has forgotten them (broken or closing connection). */
-static void fail_all(evdb_conn *c, evdb__qlist *l, int code, const char *msg)
+ * has forgotten them (broken or closing connection); unknown says whether
+ * they had reached the server (the in-flight list, once take_back_unsent
+ * has taken out the ones that had not). */
+static void fail_all(evdb_conn *c, evdb__qlist *l, int code, bool unknown, const char *msg)
 {
     evdb__cq *q;
     while ((q = l->head)) {
         evdb__qlist_remove(l, q);
-        evdb__future_fail(q->f, code, "%s", msg);
+        fail_outcome(q, code, unknown, "%s", msg);
         evdb__cq_free(q);
     }
     (void)c;
+}
+
+/* The connection is going (lost or closed): the queries the driver holds
+ * without having put them on the wire never ran, so they go back to the
+ * front of the pending list, in order (they are older than the pending
+ * ones), where they count as never sent: a pool re-routes them instead of
+ * failing them with "outcome unknown". Their driver scratch is cleared
+ * for the next driver. Ones given up on already (timed out, cancelled:
+ * their futures are done) just go. Call before the driver's destroy. */
+static void take_back_unsent(evdb_conn *c)
+{
+    if (!c->drv->query_sent || !c->dc)
+        return;
+    evdb__qlist back = {NULL, NULL, 0};
+    for (evdb__cq *q = c->inflight.head, *next; q; q = next) {
+        next = q->next;
+        if (c->drv->query_sent(c->dc, &q->q))
+            continue;
+        evdb__qlist_remove(&c->inflight, q);
+        if (q->q.cancel_requested) {
+            evdb__cq_free(q);
+            continue;
+        }
+        q->q.drv = NULL;
+        q->q.drv_word = 0;
+        q->q.drv_state = 0;
+        q->cancel_started = false;
+        q->where = EVDB__Q_PENDING;
+        evdb__qlist_push(&back, q);
+    }
+    evdb__cq *q;
+    while ((q = back.tail)) {
+        evdb__qlist_remove(&back, q);
+        evdb__qlist_push_front(&c->pending, q);
+    }
 }
 
 /* ---- watchers ---- */
@@ -144,16 +251,21 @@ static void broken(evdb_conn *c, const evdb_error *err)
     c->lost.code = EVDB_ECONNLOST;
     stop_watchers(c);
     cancel_op_free(c);
+    take_back_unsent(c);
     char msg[EVDB__ERRMSG_MAX];
-    snprintf(msg, sizeof msg, "connection lost: %.400s", err->message);
-    fail_all(c, &c->inflight, EVDB_ECONNLOST, msg);
+    snprintf(msg, sizeof msg,
+             "connection lost while the query ran (it had been sent: whether it took effect "
+             "is unknown): %.300s",
+             err->message);
+    fail_all(c, &c->inflight, EVDB_ECONNLOST, true, msg);
     if (c->owner_ops && c->pending.head) {
         /* Never sent, so never lost: the pool re-routes them. */
         c->owner_ops->broken(c->owner, c, &c->pending, err);
     } else {
-        snprintf(msg, sizeof msg, "connection lost before the query was sent: %.400s",
+        snprintf(msg, sizeof msg,
+                 "connection lost before the query was sent (it did not run): %.400s",
                  err->message);
-        fail_all(c, &c->pending, EVDB_ECONNLOST, msg);
+        fail_all(c, &c->pending, EVDB_ECONNLOST, false, msg);
         if (c->owner_ops)
             c->owner_ops->broken(c->owner, c, &c->pending, err);
     }
@@ -359,6 +471,12 @@ static void maybe_start_cancel(evdb_conn *c)
     evdb__cq *h = c->inflight.head;
     if (!h || !h->q.cancel_requested || h->cancel_started || c->cop)
         return;
+    /* One the driver has not put on the wire is not cancelled on the
+     * server (that would stop whatever runs instead): the driver drops it
+     * unsent and reports it (drivers/driver.h, query_sent). Asked again
+     * after every step. */
+    if (!query_sent(c, h))
+        return;
     h->cancel_started = true;
     if (!(c->drv->caps & EVDB__CAP_SERVER_CANCEL) || !c->drv->cancel_start)
         return;
@@ -456,10 +574,29 @@ void evdb__query_done(evdb__query *dq, evdb_result *r)
     query_finished(q);
 }
 
+/* Failures a driver reports for a statement whose result it lost, not
+ * for one the server refused or rolled back: the statement ran (the result
+ * was too big to keep, or no memory for it), or may have (the protocol
+ * broke, the session was lost). */
+static bool result_lost(int code)
+{
+    return code == EVDB_ECONNLOST || code == EVDB_ETOOBIG || code == EVDB_ENOMEM ||
+           code == EVDB_EPROTO;
+}
+
 void evdb__query_failed(evdb__query *dq, const evdb_error *e)
 {
     evdb__cq *q = (evdb__cq *)dq;
-    evdb__future_fail_err(q->f, e);
+    if (result_lost(e->code) && !e->outcome_unknown && query_sent(q->conn, q)) {
+        /* Sent, and the server's answer is not a failure of the
+         * statement: it may have taken effect. */
+        evdb_error u;
+        evdb__error_copy(&u, e);
+        u.outcome_unknown = true;
+        evdb__future_fail_err(q->f, &u);
+    } else {
+        evdb__future_fail_err(q->f, e);
+    }
     query_finished(q);
 }
 
@@ -480,6 +617,10 @@ static void query_give_up(evdb__cq *q)
         evdb__cq_free(q);
         return;
     }
+    /* Counted in its pool's stats now, as done (evdb__cq_free skips the
+     * queries marked here): the driver may report it much later. */
+    if (q->pool)
+        evdb__pool_count(q->pool, evdb__future_peek(q->f));
     q->q.cancel_requested = true;
     if (c->inflight.head == q)
         evdb__loop_defer(c->loop, &c->pump_d);
@@ -488,20 +629,38 @@ static void query_give_up(evdb__cq *q)
 void evdb__cq_timed_out(void *arg)
 {
     evdb__cq *q = arg;
-    /* Say which stage ran out of time: it is what a user debugs next. */
-    static const char *const stage[] = {
-        [EVDB__Q_POOL] = "waiting for a pooled connection",
-        [EVDB__Q_PENDING] = "queued on its connection, not yet sent",
-        [EVDB__Q_INFLIGHT] = "running; cancelling it on the server",
-    };
-    evdb__future_fail(q->f, EVDB_ETIMEDOUT, "query timed out after %g s (%s)", q->timeout,
-                      stage[q->where]);
+    /* Say which stage ran out of time and whether the statement may have
+     * taken effect (evdb_error_outcome_unknown): it is what a user
+     * decides next. */
+    bool sent = query_sent(q->conn, q);
+    const char *stage;
+    if (q->where == EVDB__Q_POOL)
+        stage = "waiting for a pooled connection, not sent: it did not run";
+    else if (!sent)
+        stage = "queued on its connection, not sent: it did not run";
+    else if ((q->conn->drv->caps & EVDB__CAP_SERVER_CANCEL) && q->conn->drv->cancel_start)
+        stage = "sent to the server; cancelling it there: whether it took effect is unknown";
+    else
+        stage = "sent to the server, which cannot be told to stop it: whether it took effect "
+                "is unknown";
+    fail_outcome(q, EVDB_ETIMEDOUT, sent, "query timed out after %g s (%s)", q->timeout, stage);
     query_give_up(q);
 }
 
+/* evdb_future_cancel has failed the future already (EVDB_ECANCELED); its
+ * error now says how far the query got. */
 static void query_cancel(void *arg)
 {
-    query_give_up(arg);
+    evdb__cq *q = arg;
+    bool sent = query_sent(q->conn, q);
+    evdb_error e;
+    evdb__error_set(&e, EVDB_ECANCELED, 0, NULL, "%s",
+                    sent ? "query cancelled after it was sent to the server: whether it took "
+                           "effect is unknown"
+                         : "query cancelled before it was sent: it did not run");
+    e.outcome_unknown = sent;
+    evdb__future_amend_err(q->f, &e);
+    query_give_up(q);
 }
 
 const evdb__future_ops evdb__cq_ops = {query_cancel};
@@ -604,18 +763,12 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
     return f;
 }
 
-evdb_future *evdb_conn_query(evdb_conn *c, const char *sql, const evdb_value *params,
+evdb_future *evdb_conn_query(evdb_conn *h, const char *sql, const evdb_value *params,
                              size_t nparams, const evdb_query_opts *opts)
 {
-    if (!evdb__conn_valid(c)) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_conn_query: invalid connection");
+    evdb_conn *c = conn_for_call(h, "evdb_conn_query");
+    if (!c)
         return NULL;
-    }
-    if (c->owner_ops && !c->owner_ops->borrowed(c->owner)) {
-        evdb__fail_now(EVDB_ESTATE, "evdb_conn_query: the connection was released to its pool "
-                                    "(use after release)");
-        return NULL;
-    }
     return evdb__conn_query(c, sql, params, nparams, opts);
 }
 
@@ -639,21 +792,15 @@ evdb_future *evdb__conn_query(evdb_conn *c, const char *sql, const evdb_value *p
     return f;
 }
 
-evdb_future *evdb_conn_batch(evdb_conn *c, const evdb_stmt *stmts, size_t n,
+evdb_future *evdb_conn_batch(evdb_conn *h, const evdb_stmt *stmts, size_t n,
                              const evdb_query_opts *opts)
 {
-    if (!evdb__conn_valid(c)) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_conn_batch: invalid connection");
+    evdb_conn *c = conn_for_call(h, "evdb_conn_batch");
+    if (!c)
         return NULL;
-    }
     if (!(c->drv->caps & EVDB__CAP_BATCH)) {
         evdb__fail_now(EVDB_ENOTSUP, "evdb_conn_batch: not supported by the %s driver",
                        c->drv->name);
-        return NULL;
-    }
-    if (c->owner_ops && !c->owner_ops->borrowed(c->owner)) {
-        evdb__fail_now(EVDB_ESTATE, "evdb_conn_batch: the connection was released to its pool "
-                                    "(use after release)");
         return NULL;
     }
     if (c->state != CS_READY) {
@@ -671,21 +818,16 @@ evdb_future *evdb_conn_batch(evdb_conn *c, const evdb_stmt *stmts, size_t n,
 
 /* evdb_conn_prepare / evdb_conn_unprepare: a query carrying an internal
  * flag (drivers/driver.h), queued in order with the others. */
-static evdb_future *submit_special(evdb_conn *c, const char *who, const char *sql,
+static evdb_future *submit_special(evdb_conn *h, const char *who, const char *sql,
                                    const evdb_value *params, size_t nparams,
                                    const evdb_query_opts *opts, unsigned flag)
 {
-    if (!evdb__conn_valid(c)) {
-        evdb__fail_now(EVDB_EINVAL, "%s: invalid connection", who);
+    evdb_conn *c = conn_for_call(h, who);
+    if (!c)
         return NULL;
-    }
     if (!(c->drv->caps & EVDB__CAP_PREPARE)) {
         evdb__fail_now(EVDB_ENOTSUP, "%s: not supported by the %s driver yet", who,
                        c->drv->name);
-        return NULL;
-    }
-    if (c->owner_ops && !c->owner_ops->borrowed(c->owner)) {
-        evdb__fail_now(EVDB_ESTATE, "%s: the connection was released to its pool", who);
         return NULL;
     }
     if (c->state != CS_READY) {
@@ -756,11 +898,6 @@ void evdb__conn_set_owner(evdb_conn *c, const evdb__conn_owner *ops, void *owner
     c->owner = owner;
 }
 
-void *evdb__conn_owner_of(const evdb_conn *c)
-{
-    return c->owner;
-}
-
 const char *evdb__conn_current_sql(const evdb_conn *c)
 {
     if (c->inflight.head)
@@ -770,12 +907,11 @@ const char *evdb__conn_current_sql(const evdb_conn *c)
     return NULL;
 }
 
-evdb_future *evdb_conn_close(evdb_conn *c)
+evdb_future *evdb_conn_close(evdb_conn *h)
 {
-    if (!evdb__conn_valid(c)) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_conn_close: invalid connection");
+    evdb_conn *c = conn_lookup(h, "evdb_conn_close");
+    if (!c)
         return NULL;
-    }
     if (c->owner) {
         evdb__fail_now(EVDB_EINVAL, "evdb_conn_close: the connection belongs to a pool: "
                                     "release it with evdb_conn_release");
@@ -794,8 +930,13 @@ evdb_future *evdb__conn_close(evdb_conn *c)
     c->close_spare = NULL;
     c->close_f = evdb_future_ref(f);
     cancel_op_free(c);
-    fail_all(c, &c->pending, EVDB_ECLOSED, "connection closed before the query was sent");
-    fail_all(c, &c->inflight, EVDB_ECLOSED, "connection closed while the query ran");
+    take_back_unsent(c);
+    /* The older ones first: futures complete in submission order. */
+    fail_all(c, &c->inflight, EVDB_ECLOSED, true,
+             "connection closed while the query ran (it had been sent: whether it took effect "
+             "is unknown)");
+    fail_all(c, &c->pending, EVDB_ECLOSED, false,
+             "connection closed before the query was sent (it did not run)");
     conn_state was = c->state;
     set_state(c, CS_CLOSING);
     stop_watchers(c);
@@ -821,26 +962,32 @@ void evdb__conn_abandon(void *conn)
         evdb__future_disown(f);
 }
 
-const char *evdb_conn_driver(const evdb_conn *c)
+/* The read-only calls take a pooled connection's own address too (they
+ * change nothing), but a stale handle fails like any call. */
+const char *evdb_conn_driver(const evdb_conn *h)
 {
-    return evdb__conn_valid(c) ? c->drv->name : NULL;
+    const evdb_conn *c = conn_lookup(h, "evdb_conn_driver");
+    return c ? c->drv->name : NULL;
 }
 
-size_t evdb_conn_pending(const evdb_conn *c)
+size_t evdb_conn_pending(const evdb_conn *h)
 {
-    return evdb__conn_valid(c) ? c->pending.n + c->inflight.n : 0;
+    const evdb_conn *c = conn_lookup(h, "evdb_conn_pending");
+    return c ? c->pending.n + c->inflight.n : 0;
 }
 
-int64_t evdb_conn_server_id(const evdb_conn *c)
+int64_t evdb_conn_server_id(const evdb_conn *h)
 {
-    if (!evdb__conn_valid(c) || !c->dc || !c->drv->server_id)
+    const evdb_conn *c = conn_lookup(h, "evdb_conn_server_id");
+    if (!c || !c->dc || !c->drv->server_id)
         return 0;
     return c->drv->server_id(c->dc);
 }
 
-int evdb_conn_status(const evdb_conn *c)
+int evdb_conn_status(const evdb_conn *h)
 {
-    if (!evdb__conn_valid(c))
+    const evdb_conn *c = conn_lookup(h, "evdb_conn_status");
+    if (!c)
         return EVDB_EINVAL;
     switch (c->state) {
     case CS_READY:
@@ -854,9 +1001,10 @@ int evdb_conn_status(const evdb_conn *c)
     }
 }
 
-const evdb_error *evdb_conn_error(const evdb_conn *c)
+const evdb_error *evdb_conn_error(const evdb_conn *h)
 {
-    if (!evdb__conn_valid(c) || c->state != CS_BROKEN)
+    const evdb_conn *c = conn_lookup(h, "evdb_conn_error");
+    if (!c || c->state != CS_BROKEN)
         return NULL;
     return &c->lost;
 }
@@ -867,10 +1015,11 @@ evdb_error *evdb__notice_new(void *core)
     return c->notices ? evdb__noticeq_push(c->notices) : NULL;
 }
 
-int evdb_conn_set_notice_hook(evdb_conn *c, evdb_notice_fn fn, void *arg)
+int evdb_conn_set_notice_hook(evdb_conn *h, evdb_notice_fn fn, void *arg)
 {
-    if (!evdb__conn_valid(c))
-        return evdb__fail_now(EVDB_EINVAL, "evdb_conn_set_notice_hook: invalid connection");
+    evdb_conn *c = conn_lookup(h, "evdb_conn_set_notice_hook");
+    if (!c)
+        return evdb_error_code(evdb_last_error());
     if (c->owner)
         return evdb__fail_now(EVDB_ENOTSUP, "evdb_conn_set_notice_hook: not for pooled "
                                             "connections (the hook would outlive the borrow)");

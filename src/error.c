@@ -139,6 +139,11 @@ bool evdb_error_is_cancel(const evdb_error *e)
     return sqlstate_is(e, "57014") || sqlstate_is(e, "70100");
 }
 
+bool evdb_error_outcome_unknown(const evdb_error *e)
+{
+    return e && e->outcome_unknown;
+}
+
 static void diag_clear(evdb_error *e)
 {
     memset(e->diag_off, 0, sizeof e->diag_off);
@@ -178,6 +183,7 @@ static void error_vset(evdb_error *e, int code, int driver_code, const char *sql
                        const char *fmt, va_list ap)
 {
     diag_clear(e);
+    e->outcome_unknown = false;
     e->code = code;
     e->driver_code = driver_code;
     e->sqlstate[0] = '\0';

@@ -192,6 +192,21 @@ bool evdb__future_fail_err(evdb_future *f, const evdb_error *e)
     return complete(f, code, copy, true);
 }
 
+bool evdb__future_amend_err(evdb_future *f, const evdb_error *e)
+{
+    if (f->status != e->code || f->fwd || f->nfired)
+        return false;
+    evdb_error *copy = evdb__malloc(sizeof *copy);
+    if (!copy)
+        return false; /* the first error stays: less precise, still true */
+    evdb__error_copy(copy, e);
+    if (f->err_owned)
+        evdb__free(f->err);
+    f->err = copy;
+    f->err_owned = true;
+    return true;
+}
+
 bool evdb__future_fail(evdb_future *f, int code, const char *fmt, ...)
 {
     if (f->status != EVDB_PENDING)

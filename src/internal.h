@@ -32,6 +32,12 @@ struct evdb_error {
      * always NUL, so an absent field reads as ""). */
     uint16_t diag_off[EVDB__DIAG_COUNT];
     uint16_t diag_len; /* bytes of diag in use (at least 1 once set) */
+    /* evdb_error_outcome_unknown: the statement had reached the server
+     * when its future failed (timeout, cancel, lost or closed connection).
+     * Only the core sets it, where it knows how far the query got;
+     * evdb__error_set clears it, so every other error says "did not take
+     * effect" unless the core said otherwise. */
+    bool outcome_unknown;
     char message[EVDB__ERRMSG_MAX];
     char diag[EVDB__ERRDIAG_MAX];
 };
@@ -144,6 +150,13 @@ bool evdb__future_resolve(evdb_future *f, void *value, void (*free_value)(void *
 bool evdb__future_fail_err(evdb_future *f, const evdb_error *e);
 bool evdb__future_fail(evdb_future *f, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Replace the error of a future that has just failed with e->code, before
+ * any of its callbacks ran (they always run later, from the loop).
+ * evdb_future_cancel completes a future before it tells the operation, and
+ * only the operation knows what the cancel meant (a query: whether it had
+ * reached the server). False when f is not in that state, or no memory
+ * (the first error then stays). */
+bool evdb__future_amend_err(evdb_future *f, const evdb_error *e);
 /* Complete with the outcome of child (race/timeout): status, error, result
  * and value are read through child. Takes a reference to child. */
 bool evdb__future_forward(evdb_future *f, evdb_future *child);

@@ -38,6 +38,10 @@ struct member {
     double acquired_at;
     const char *acquired_file;
     int acquired_line;
+    /* While borrowed: the handle the borrower got (see borrow_begin), and
+     * the links of this thread's list of live borrows. 0 otherwise. */
+    uintptr_t handle;
+    member *bprev, *bnext;
     bool leak_reported;
     /* A reset or validation callback (reset_done, validated) is still to
      * run for this member; when the member closes first it stays
@@ -84,6 +88,7 @@ struct evdb_pool {
 
 static void dispatch(evdb_pool *p);
 static void member_close(member *m);
+static void borrow_end(member *m);
 static void on_grace(void *arg);
 static void trace(evdb_pool *p, evdb__cq *q);
 
@@ -160,6 +165,7 @@ static void member_closed(evdb_future *f, void *arg)
     member *m = arg;
     evdb_pool *p = m->pool;
     (void)f;
+    borrow_end(m); /* never borrowed when it closes; kept safe regardless */
     member_unlink(m);
     /* Its connection broke during a reset or validation: that callback
      * may still be queued behind this one, and frees the member. */
@@ -256,15 +262,18 @@ static bool takes_more(const member *m)
     return load < evdb__conn_depth(m->c) && (load == 0 || m->pool->nopening == 0);
 }
 
-/* Count a pooled query's outcome (cancels are the caller's choice, not
- * errors). */
-static void count_outcome(evdb_pool *p, int status)
+/* Count a pooled query's outcome: every query submitted ends ok or in
+ * query_errors, timeouts and cancels included (each also counted on its
+ * own), at whatever stage it ended, so that queries = ok + errors. */
+void evdb__pool_count(evdb_pool *p, int status)
 {
-    if (status >= 0 || status == EVDB_ECANCELED)
+    if (status >= 0)
         return;
     p->st.query_errors++;
     if (status == EVDB_ETIMEDOUT)
         p->st.query_timeouts++;
+    else if (status == EVDB_ECANCELED)
+        p->st.query_cancels++;
 }
 
 /* Record how long a query or acquire waited for its connection. */
@@ -299,8 +308,9 @@ static void on_room(void *owner, evdb_conn *c, int status)
 {
     member *m = owner;
     (void)c;
-    if (m->st != M_VALIDATING)
-        count_outcome(m->pool, status);
+    /* Pooled queries are counted by evdb__pool_count, not here: this also
+     * sees a borrower's, the reset's and the validation's queries. */
+    (void)status;
     if (m->st == M_READY && m->pool->waitq.head)
         feed(m);
     m->last_used = evdb__loop_now(m->pool->loop);
@@ -339,12 +349,7 @@ static void on_broken(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb
     schedule_dispatch(p);
 }
 
-static bool on_borrowed(void *owner)
-{
-    return ((member *)owner)->st == M_ACQUIRED;
-}
-
-static const evdb__conn_owner owner_ops = {on_room, on_broken, on_borrowed};
+static const evdb__conn_owner owner_ops = {on_room, on_broken};
 
 static void validated(evdb_future *f, void *arg)
 {
@@ -611,8 +616,7 @@ static void on_deadline(void *arg)
         fail_waiter_msg(p, msg, sizeof msg, p->o.acquire_timeout);
         evdb__future_fail(q->f, EVDB_EPOOLTIMEOUT, "%s", msg);
         p->st.pool_timeouts++;
-        p->st.query_errors++;
-        evdb__cq_free(q);
+        evdb__cq_free(q); /* counts it in query_errors */
     }
     for (acq *a = p->acq_head, *next; a; a = next) {
         next = a->next;
@@ -652,7 +656,7 @@ static void check_leaks(evdb_pool *p, double now)
         if (!p->o.leak_hook)
             continue;
         evdb_pool_leak leak = {
-            .conn = m->c,
+            .conn = (evdb_conn *)m->handle,
             .held_seconds = now - m->acquired_at,
             .acquired_file = m->acquired_file ? m->acquired_file : "?",
             .acquired_line = m->acquired_line,
@@ -689,6 +693,80 @@ static void on_maint(void *arg)
     schedule_dispatch(p);
 }
 
+/* ---- borrow handles ----
+ *
+ * evdb_pool_acquire does not hand out the connection itself but a handle
+ * of this one borrow, so that a handle kept after evdb_conn_release can
+ * never act on the connection's next borrower: the same address would
+ * name both. The handle is a number, not an address: odd (so it is never
+ * the address of a connection, and evdb__conn_valid never reads through
+ * it), from a process-wide counter that is never reused (2^63 borrows on
+ * 64-bit systems, 2^31 on 32-bit ones). Nothing is allocated for it, so
+ * nothing is freed that a stale handle could still point to. Every call
+ * that takes an evdb_conn looks a handle up among the live borrows of its
+ * thread (a list, most recently used first: a borrower's statements find
+ * it at the head); a released handle is not there, and the call fails
+ * with EVDB_EINVAL without touching any connection. */
+
+static uintptr_t borrow_seq;
+static __thread member *live_borrows;
+
+static void borrow_begin(member *m)
+{
+    uintptr_t n = __atomic_add_fetch(&borrow_seq, 1, __ATOMIC_RELAXED);
+    m->handle = (n << 1) | 1;
+    m->bprev = NULL;
+    m->bnext = live_borrows;
+    if (live_borrows)
+        live_borrows->bprev = m;
+    live_borrows = m;
+}
+
+static void borrow_unlink(member *m)
+{
+    if (m->bprev)
+        m->bprev->bnext = m->bnext;
+    else
+        live_borrows = m->bnext;
+    if (m->bnext)
+        m->bnext->bprev = m->bprev;
+    m->bprev = m->bnext = NULL;
+}
+
+static void borrow_end(member *m)
+{
+    if (!m->handle)
+        return;
+    borrow_unlink(m);
+    m->handle = 0;
+}
+
+/* The member lent out under handle h right now, or NULL. */
+static member *borrow_find(const evdb_conn *h)
+{
+    uintptr_t v = (uintptr_t)h;
+    if (!evdb__is_borrow_handle(h))
+        return NULL;
+    for (member *m = live_borrows; m; m = m->bnext) {
+        if (m->handle != v)
+            continue;
+        if (m != live_borrows) {
+            borrow_unlink(m);
+            m->bnext = live_borrows;
+            live_borrows->bprev = m;
+            live_borrows = m;
+        }
+        return m;
+    }
+    return NULL;
+}
+
+evdb_conn *evdb__pool_borrowed(const evdb_conn *h)
+{
+    member *m = borrow_find(h);
+    return m ? m->c : NULL;
+}
+
 /* ---- acquire / release ---- */
 
 static void acquired_value_free(void *conn)
@@ -706,7 +784,8 @@ static void hand_out(evdb_pool *p, acq *a, member *m)
     m->acquired_file = a->file;
     m->acquired_line = a->line;
     m->leak_reported = false;
-    evdb__future_resolve(a->f, m->c, acquired_value_free);
+    borrow_begin(m);
+    evdb__future_resolve(a->f, (void *)m->handle, acquired_value_free);
     acq_free(a);
 }
 
@@ -771,14 +850,20 @@ static const char *reset_sql(const evdb_conn *c, unsigned *flags)
     return NULL;
 }
 
-int evdb_conn_release(evdb_conn *c)
+int evdb_conn_release(evdb_conn *h)
 {
-    if (!evdb__conn_valid(c) || !evdb__conn_owner_of(c))
-        return evdb__fail_now(EVDB_EINVAL, "evdb_conn_release: not a pooled connection");
-    member *m = evdb__conn_owner_of(c);
-    if (m->st != M_ACQUIRED)
-        return evdb__fail_now(EVDB_EINVAL,
-                              "evdb_conn_release: the connection is not borrowed (released twice?)");
+    member *m = borrow_find(h);
+    if (!m)
+        return evdb__fail_now(EVDB_EINVAL, "evdb_conn_release: %s",
+                              evdb__is_borrow_handle(h)
+                                  ? "stale connection handle: released already (a handle from "
+                                    "evdb_pool_acquire is valid until evdb_conn_release)"
+                                  : "not a borrowed pool connection (release the handle "
+                                    "evdb_pool_acquire gave)");
+    /* From here on h names nothing: a second release, or any call on it,
+     * fails, also once the connection is lent out again. */
+    borrow_end(m);
+    evdb_conn *c = m->c;
     evdb_pool *p = m->pool;
     m->st = M_RESETTING;
     if (p->close_f) {
@@ -1030,7 +1115,6 @@ evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
 void evdb__pool_forget(evdb_pool *p, evdb__cq *q)
 {
     evdb__qlist_remove(&p->waitq, q);
-    count_outcome(p, evdb__future_peek(q->f));
 }
 
 /* ---- the per-query hook ---- */
@@ -1178,6 +1262,8 @@ void evdb_pool_dump(const evdb_pool *p, FILE *out)
             p->nmembers, p->waitq.n, p->nacq);
     for (const member *m = p->members; m; m = m->next) {
         fprintf(out, "  conn %p %-9s", (const void *)m->c, mstate_names[m->st]);
+        if (m->handle)
+            fprintf(out, " handle %#lx", (unsigned long)m->handle);
         if (m->c && m->st != M_OPENING) {
             const char *sql = evdb__conn_current_sql(m->c);
             fprintf(out, " age %.1fs queries %zu", now - m->born, evdb__conn_load(m->c));
@@ -1228,7 +1314,10 @@ static void txn_user_done(evdb_future *f, void *arg)
     (void)f;
     bool ok = evdb_future_status(t->user) == 0 && evdb__future_pending(t->f);
     evdb_query_opts o = {.flags = EVDB_QUERY_NO_PIPELINE};
-    evdb_future *end = evdb__conn_query(t->c, ok ? "COMMIT" : "ROLLBACK", NULL, 0, &o);
+    /* Through the borrow handle: if fn released the connection, its
+     * handle is stale and this fails instead of running on whoever has
+     * the connection now. */
+    evdb_future *end = evdb_conn_query(t->c, ok ? "COMMIT" : "ROLLBACK", NULL, 0, &o);
     if (!ok) {
         /* The user's failure (or a cancel) is the outcome; the ROLLBACK
          * runs before the release either way (release rolls back too). */
@@ -1240,7 +1329,8 @@ static void txn_user_done(evdb_future *f, void *arg)
     }
     if (!end) {
         /* Refused at once: the connection was lost (or closed) after the
-         * user's statements ran; the server rolled them back. */
+         * user's statements ran, and the server rolled them back; or fn
+         * released the connection itself, and the release rolled back. */
         evdb__future_fail_err(t->f, evdb_last_error());
         txn_end(t);
     } else if (evdb_future_on_done(end, txn_finished, t)) {
@@ -1287,7 +1377,7 @@ static void txn_acquired(evdb_future *f, void *arg)
     t->c = evdb_future_take_conn(f);
     evdb_future_unref(f);
     evdb_query_opts o = {.flags = EVDB_QUERY_NO_PIPELINE};
-    evdb_future *b = evdb__conn_query(t->c, "BEGIN", NULL, 0, &o);
+    evdb_future *b = evdb_conn_query(t->c, "BEGIN", NULL, 0, &o);
     if (!b) {
         /* Refused at once (a connection lost right after the acquire). */
         evdb__future_fail_err(t->f, evdb_last_error());

@@ -47,6 +47,10 @@ void evdb__qlist_remove(evdb__qlist *l, evdb__cq *q)
 
 void evdb__cq_free(evdb__cq *q)
 {
+    /* Every pooled query passes here once, whatever ended it; one given up
+     * on in flight was counted then (it stays until the driver reports). */
+    if (q->pool && !q->q.cancel_requested)
+        evdb__pool_count(q->pool, evdb__future_peek(q->f));
     evdb__timer_free(q->timer);
     evdb_future_unref(q->f);
     evdb__obj_free(q, q->block_size);

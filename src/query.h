@@ -69,13 +69,21 @@ typedef struct evdb__conn_owner {
     /* c broke; its unsent queries are handed over in order (the owner
      * takes the list and re-routes them). */
     void (*broken)(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb_error *err);
-    /* Whether the user may use c directly now (borrowed, not released). */
-    bool (*borrowed)(void *owner);
 } evdb__conn_owner;
 void evdb__conn_set_owner(evdb_conn *c, const evdb__conn_owner *ops, void *owner);
-void *evdb__conn_owner_of(const evdb_conn *c);
-/* evdb_conn_query without the pool's use-after-release check (the pool's
- * own reset and on-connect statements). */
+/* A pool's borrow handle: what evdb_pool_acquire hands out instead of the
+ * pooled connection (pool.c, "borrow handles"). An odd number, never an
+ * address: a connection's own pointer is never mistaken for one, and
+ * nothing may read through one. */
+static inline bool evdb__is_borrow_handle(const evdb_conn *h)
+{
+    return ((uintptr_t)h & 1u) != 0;
+}
+/* pool.c: the connection lent out under handle h now, or NULL (released:
+ * a stale handle). */
+evdb_conn *evdb__pool_borrowed(const evdb_conn *h);
+/* evdb_conn_query on the connection itself, without a handle (the pool's
+ * own reset, validation and on-connect statements). */
 evdb_future *evdb__conn_query(evdb_conn *c, const char *sql, const evdb_value *params,
                               size_t nparams, const evdb_query_opts *opts);
 /* SQL of the statement running (or next to run) on c, or NULL. */
@@ -85,5 +93,9 @@ evdb_future *evdb__conn_close(evdb_conn *c);
 
 /* pool.c: a query waiting in a pool was given up (timeout/cancel). */
 void evdb__pool_forget(evdb_pool *p, evdb__cq *q);
+/* pool.c: count a pooled query's outcome (status: 0 or its error) in the
+ * pool's stats. Called once per query: from evdb__cq_free, or when it is
+ * given up on while in flight (then marked cancel_requested). */
+void evdb__pool_count(evdb_pool *p, int status);
 
 #endif

@@ -38,16 +38,18 @@ typedef struct backend {
     const char *check_sql;   /* 1 when the session is still dirty */
     const char *temp_sql;    /* creates a temporary table "evdb_tmp" */
     const char *kill_fmt;    /* kills a session by server id */
+    const char *sleep_sql;   /* runs for 5 s */
 } backend;
 
 static const backend backends[2] = {
     {"postgres", evdb_test_pg_url, evdb_test_pg_admin_url, "SELECT $1::bigint + 1 AS v", "SELECT $1::bigint * 3",
      "SET application_name = 'evdb_dirty'",
      "SELECT CASE WHEN current_setting('application_name') = 'evdb_dirty' THEN 1 ELSE 0 END",
-     "CREATE TEMPORARY TABLE evdb_tmp (x int)", "SELECT pg_terminate_backend(%lld)"},
+     "CREATE TEMPORARY TABLE evdb_tmp (x int)", "SELECT pg_terminate_backend(%lld)",
+     "SELECT pg_sleep(5)"},
     {"mariadb", evdb_test_my_url, evdb_test_my_admin_url, "SELECT ? + 1 AS v", "SELECT ? * 3",
      "SET @evdb_dirty = 1", "SELECT IF(@evdb_dirty IS NULL, 0, 1)",
-     "CREATE TEMPORARY TABLE evdb_tmp (x int)", "KILL CONNECTION %lld"},
+     "CREATE TEMPORARY TABLE evdb_tmp (x int)", "KILL CONNECTION %lld", "SELECT SLEEP(5)"},
 };
 
 static const char *need(const char *(*get)(void))
@@ -187,6 +189,91 @@ START_TEST(transaction_helper_commits_and_rolls_back)
     ck_assert_int_eq(int_of(n), 1);
     evdb_future_unref(n);
     evdb_future_unref(q_ok(p, "DROP TABLE evdb_pool_txn"));
+    close_pool(p);
+}
+END_TEST
+
+/* A borrow handle kept after its release never reaches the connection's
+ * next borrower (the same session here): every call on it fails with
+ * EVDB_EINVAL, and the new borrower's session keeps its state (a release
+ * through the old handle would have rolled it back and reset it). */
+START_TEST(stale_handle_never_reaches_the_next_borrower)
+{
+    const backend *b = &backends[_i];
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = evdb_pool_new(L, need(b->url), &o);
+    evdb_future *fa = evdb_pool_acquire(p, 5);
+    ck_assert_int_eq(t_wait(fa), 0);
+    evdb_conn *a = evdb_future_take_conn(fa);
+    int64_t id = evdb_conn_server_id(a);
+    ck_assert(id > 0);
+    ck_assert_int_eq(evdb_conn_release(a), 0);
+    evdb_future *fb = evdb_pool_acquire(p, 5);
+    ck_assert_int_eq(t_wait(fb), 0);
+    evdb_conn *b2 = evdb_future_take_conn(fb);
+    ck_assert_ptr_ne(a, b2);
+    ck_assert_int_eq(evdb_conn_server_id(b2), id); /* the same session, reset */
+    evdb_future *f = c_query(b2, b->set_sql);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+
+    ck_assert_int_eq(evdb_conn_release(a), EVDB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_last_error()), "stale"));
+    ck_assert_ptr_null(evdb_conn_query(a, "SELECT 1", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    evdb_stmt st1 = {"SELECT 1", NULL, 0};
+    ck_assert_ptr_null(evdb_conn_batch(a, &st1, 1, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_conn_prepare(a, "SELECT 1", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_int_eq(evdb_conn_status(a), EVDB_EINVAL);
+    ck_assert_int_eq(evdb_conn_server_id(a), 0);
+
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.acquired, 1);
+    ck_assert_uint_eq(st.resets, 1);
+    f = c_query(b2, b->check_sql);
+    ck_assert_int_eq(t_wait(f), 0);
+    ck_assert_int_eq(int_of(f), 1); /* still b2's dirty session */
+    evdb_future_unref(f);
+    ck_assert_int_eq(evdb_conn_release(b2), 0);
+    evdb_future_unref(fa);
+    evdb_future_unref(fb);
+    f = q_ok(p, b->check_sql);
+    ck_assert_int_eq(int_of(f), 0);
+    evdb_future_unref(f);
+    close_pool(p);
+}
+END_TEST
+
+/* On the real drivers: a statement the deadline found running may have
+ * taken effect (outcome unknown); one still waiting in the pool did not. */
+START_TEST(timeouts_say_whether_the_statement_ran)
+{
+    const backend *b = &backends[_i];
+    /* Depth 1: the second query waits in the pool, not pipelined behind. */
+    evdb_pool_opts o = {.max_conns = 1, .pipeline_depth = 1};
+    evdb_pool *p = evdb_pool_new(L, need(b->url), &o);
+    evdb_future_unref(q_ok(p, "SELECT 1"));
+    evdb_query_opts slow = {.timeout = 0.3}, quick = {.timeout = 0.1};
+    evdb_future *run = evdb_pool_query(p, b->sleep_sql, NULL, 0, &slow);
+    evdb_future *wait = evdb_pool_query(p, "SELECT 2", NULL, 0, &quick);
+    ck_assert_int_eq(t_wait(wait), EVDB_ETIMEDOUT);
+    ck_assert_int_eq(t_wait(run), EVDB_ETIMEDOUT);
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(wait)));
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_future_error(wait)), "not sent"));
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(run)));
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_future_error(run)), "unknown"));
+    /* The connection serves again once the cancel settled. */
+    evdb_future_unref(q_ok(p, "SELECT 3"));
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.query_timeouts, 2);
+    ck_assert_uint_eq(st.queries, 4);
+    ck_assert_uint_eq(st.query_errors, 2);
+    evdb_future_unref(run);
+    evdb_future_unref(wait);
     close_pool(p);
 }
 END_TEST
@@ -400,6 +487,8 @@ int main(void)
     tcase_add_loop_test(tc, gathered_pooled_queries_each_get_their_own_result, 0, 2);
     tcase_add_loop_test(tc, released_connection_is_never_handed_out_dirty, 0, 2);
     tcase_add_loop_test(tc, transaction_helper_commits_and_rolls_back, 0, 2);
+    tcase_add_loop_test(tc, stale_handle_never_reaches_the_next_borrower, 0, 2);
+    tcase_add_loop_test(tc, timeouts_say_whether_the_statement_ran, 0, 2);
     tcase_add_loop_test(tc, pool_recovers_when_the_server_kills_its_session, 0, 2);
     tcase_add_loop_test(tc, wrong_password_fails_waiters_with_the_reason, 0, 2);
     tcase_add_loop_test(tc, pool_survives_server_stop_and_restart_under_load, 0, 2);

@@ -1872,6 +1872,174 @@ START_TEST(schema_change_reprepare)
 }
 END_TEST
 
+/* ------------------------------------------------------------- batches */
+
+static evdb_future *batch(evdb_conn *c, const evdb_stmt *st, size_t n)
+{
+    evdb_future *f = evdb_conn_batch(c, st, n, NULL);
+    ck_assert_msg(f != NULL, "evdb_conn_batch: %s", evdb_error_message(evdb_last_error()));
+    return f;
+}
+
+/* A batch is one implicit transaction: its results chain in order, its
+ * statements see each other (SET LOCAL, rows), an error anywhere (a
+ * statement, a Parse, a deferred constraint at commit) fails it and
+ * nothing of it stays; queries around it keep their own semantics. With
+ * and without pipelining, with and without the statement cache. */
+START_TEST(batch_all_or_nothing)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    t_exec_ok(c, "CREATE TEMP TABLE bt(id int, CONSTRAINT btu UNIQUE (id) "
+                 "DEFERRABLE INITIALLY DEFERRED)");
+    evdb_value one = evdb_int(1), two = evdb_int(2), three = evdb_int(3);
+    evdb_stmt good[] = {
+        {"INSERT INTO bt VALUES ($1)", &one, 1},
+        {"SELECT set_config('evdb.b', 'x', true)", NULL, 0},
+        {"SELECT current_setting('evdb.b', true), count(*) FROM bt", NULL, 0},
+        {"INSERT INTO bt VALUES ($1)", &two, 1},
+    };
+    evdb_future *before = submit(c, "SELECT 1", NULL, 0);
+    evdb_future *f = batch(c, good, 4);
+    evdb_future *after = submit(c, "SELECT current_setting('evdb.b', true)", NULL, 0);
+    wait_ok(before, "query before the batch");
+    wait_ok(f, "good batch");
+    wait_ok(after, "query after the batch");
+    const evdb_result *r = evdb_future_result(f);
+    const char *tags[] = {"INSERT 0 1", "SELECT 1", "SELECT 1", "INSERT 0 1"};
+    size_t n = 0;
+    for (; r; r = evdb_result_next(r), n++) {
+        ck_assert_uint_lt(n, 4);
+        ck_assert_str_eq(evdb_result_command(r), tags[n]);
+        if (n == 2) {
+            t_expect_cell(r, 0, 0, "x");
+            t_expect_cell(r, 0, 1, "1");
+        }
+    }
+    ck_assert_uint_eq(n, 4);
+    /* The batch's SET LOCAL ended with it. */
+    const evdb_result *ra = evdb_future_result(after);
+    ck_assert(evdb_result_isnull(ra, 0, 0) || !*evdb_result_text(ra, 0, 0, NULL));
+    evdb_future_unref(before);
+    evdb_future_unref(f);
+    evdb_future_unref(after);
+
+    /* A failing statement: "batch statement 3 of 3", nothing inserted,
+     * the queries around it unaffected. */
+    evdb_stmt bad[] = {
+        {"INSERT INTO bt VALUES ($1)", &three, 1},
+        {"INSERT INTO bt VALUES (4)", NULL, 0},
+        {"SELECT 1/0", NULL, 0},
+    };
+    evdb_future *a = submit(c, "INSERT INTO bt VALUES (10)", NULL, 0);
+    f = batch(c, bad, 3);
+    evdb_future *b = submit(c, "INSERT INTO bt VALUES (11)", NULL, 0);
+    wait_ok(a, "insert before");
+    expect_fail(f, EVDB_ESERVER, "22012");
+    ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "batch statement 3 of 3"),
+                  "%s", evdb_error_message(evdb_future_error(f)));
+    wait_ok(b, "insert after");
+    evdb_future_unref(a);
+    evdb_future_unref(f);
+    evdb_future_unref(b);
+
+    /* A Parse error in the middle. */
+    evdb_stmt parse[] = {{"INSERT INTO bt VALUES (5)", NULL, 0}, {"SELEKT 1", NULL, 0}};
+    f = batch(c, parse, 2);
+    expect_fail(f, EVDB_ESERVER, "42601");
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_future_error(f)), "2 of 2"));
+    evdb_future_unref(f);
+
+    /* A deferred unique constraint fails at the batch's commit. */
+    evdb_stmt dup[] = {{"INSERT INTO bt VALUES (6)", NULL, 0}, {"INSERT INTO bt VALUES ($1)", &one, 1}};
+    f = batch(c, dup, 2);
+    expect_fail(f, EVDB_ESERVER, "23505");
+    ck_assert_str_eq(evdb_error_constraint(evdb_future_error(f)), "btu");
+    evdb_future_unref(f);
+
+    /* Transaction control cannot be part of a batch. */
+    evdb_stmt txc[] = {{"INSERT INTO bt VALUES (7)", NULL, 0}, {"COMMIT", NULL, 0}};
+    f = batch(c, txc, 2);
+    expect_fail(f, EVDB_EINVAL, NULL);
+    evdb_future_unref(f);
+
+    f = t_run_ok(c, "SELECT string_agg(id::text, ',' ORDER BY id) FROM bt", NULL, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "1,2,10,11");
+    evdb_future_unref(f);
+
+    /* Inside a transaction block of ours, the batch is part of it. */
+    t_exec_ok(c, "BEGIN");
+    evdb_stmt in_block[] = {{"INSERT INTO bt VALUES (20)", NULL, 0},
+                            {"INSERT INTO bt VALUES (21)", NULL, 0}};
+    f = batch(c, in_block, 2);
+    wait_ok(f, "batch in a block");
+    evdb_future_unref(f);
+    t_exec_ok(c, "ROLLBACK");
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM bt WHERE id >= 20"), 0);
+    ck_assert_int_eq(query_int(c, "SELECT 42"), 42);
+    t_conn_close(c);
+    t_loop_free(L);
+}
+END_TEST
+
+/* Bad batches are refused at once, nothing sent. */
+START_TEST(batch_bad_arguments)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_app();
+    evdb_stmt ok = {"SELECT 1", NULL, 0};
+    evdb_stmt nul = {NULL, NULL, 0};
+    evdb_stmt empty = {"", NULL, 0};
+    evdb_value bad = evdb_int(1);
+    bad.type = (evdb_type)99;
+    evdb_stmt badp = {"SELECT $1", &bad, 1};
+    ck_assert_ptr_null(evdb_conn_batch(c, NULL, 1, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_conn_batch(c, &ok, 0, NULL));
+    ck_assert_ptr_null(evdb_conn_batch(c, &ok, (size_t)EVDB_BATCH_MAX + 1, NULL));
+    ck_assert_ptr_null(evdb_conn_batch(c, &nul, 1, NULL));
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_last_error()), "statement 1"));
+    ck_assert_ptr_null(evdb_conn_batch(c, &empty, 1, NULL));
+    ck_assert_ptr_null(evdb_conn_batch(c, &badp, 1, NULL));
+    ck_assert_ptr_null(evdb_conn_batch(NULL, &ok, 1, NULL));
+    evdb_query_opts o = {.timeout = -1};
+    ck_assert_ptr_null(evdb_conn_batch(c, &ok, 1, &o));
+    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+    t_conn_close(c);
+    t_loop_free(L);
+}
+END_TEST
+
+/* A thousand batches pipelined with single queries on one connection:
+ * every future completes once, in order, with its own results. */
+START_TEST(batches_pipelined)
+{
+    L = t_loop_new(WATCHDOG_S);
+    evdb_conn *c = open_variant(_i);
+    enum { N = 500 };
+    evdb_future *fb[N], *fq[N];
+    for (int i = 0; i < N; i++) {
+        evdb_value v[2] = {evdb_int(i), evdb_int(i + 1)};
+        evdb_stmt st[2] = {{"SELECT $1::int", &v[0], 1}, {"SELECT $1::int", &v[1], 1}};
+        fb[i] = batch(c, st, 2);
+        fq[i] = submit(c, "SELECT $1::int * 10", &v[0], 1);
+    }
+    for (int i = 0; i < N; i++) {
+        wait_ok(fb[i], "batch");
+        const evdb_result *r = evdb_future_result(fb[i]);
+        ck_assert_int_eq(t_cell_int(r, 0, 0), i);
+        ck_assert_int_eq(t_cell_int(evdb_result_next(r), 0, 0), i + 1);
+        ck_assert_ptr_null(evdb_result_next(evdb_result_next(r)));
+        wait_ok(fq[i], "query");
+        ck_assert_int_eq(t_cell_int(evdb_future_result(fq[i]), 0, 0), i * 10);
+        evdb_future_unref(fb[i]);
+        evdb_future_unref(fq[i]);
+    }
+    t_conn_close(c);
+    t_loop_free(L);
+}
+END_TEST
+
 /* ------------------------------------------------------- timeouts, cancels */
 
 /* Wait until the admin connection sees pid idle (not running anything). */
@@ -2204,6 +2372,9 @@ int main(void)
     tcase_add_loop_test(pipe, parse_error_in_batch, 0, 4);
     tcase_add_loop_test(pipe, procedure_commit_in_batch, 0, 4);
     tcase_add_loop_test(pipe, discard_all_in_batch, 0, 4);
+    tcase_add_loop_test(pipe, batch_all_or_nothing, 0, 4);
+    tcase_add_test(pipe, batch_bad_arguments);
+    tcase_add_loop_test(pipe, batches_pipelined, 0, 4);
     tcase_add_loop_test(query, copy_not_supported, 0, 4);
     tcase_add_test(query, notices_swallowed);
     tcase_add_loop_test(query, notice_hook, 0, 2);

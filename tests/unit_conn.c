@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fake_driver.h"
+#include "internal.h"
 #include "testutil.h"
 #include "tquery.h"
 
@@ -452,6 +453,238 @@ START_TEST(closed_handle_refuses_while_the_close_future_lives)
 }
 END_TEST
 
+static evdb_conn *open_fake_depth(struct ev_loop *loop, const char *url, unsigned depth)
+{
+    evdb_conn_opts o = {.pipeline_depth = depth};
+    evdb_future *f = evdb_conn_open(loop, url, &o);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_conn *c = evdb_future_take_conn(f);
+    evdb_future_unref(f);
+    return c;
+}
+
+static bool msg_has(evdb_future *f, const char *part)
+{
+    return strstr(evdb_error_message(evdb_future_error(f)), part) != NULL;
+}
+
+/* Where the deadline found a query decides what its error says: sent to
+ * the server (outcome unknown, cancelled there), handed to the driver but
+ * not on the wire yet (not sent: dropped, never cancelled on the server),
+ * or still pending on the connection (not sent). */
+START_TEST(timeout_says_whether_the_query_was_sent)
+{
+    struct ev_loop *loop = t_loop_new(3);
+    evdb_conn *c = open_fake_depth(loop, "fake://db/?lazy_send=1", 2);
+    evdb_query_opts t = {.timeout = 0.05};
+    counter cnt = {0};
+    slot slots[4];
+    evdb_future *fs[4];
+    const char *sql[4] = {"sleep 10000", "ok inner", "ok pending", "ok after"};
+    for (int i = 0; i < 4; i++) {
+        fs[i] = evdb_conn_query(c, sql[i], NULL, 0, i < 3 ? &t : NULL);
+        slots[i] = (slot){&cnt, i};
+        evdb_future_on_done(fs[i], count_cb, &slots[i]);
+    }
+    evdb_future *g = evdb_gather(fs, 4, 0);
+    t_wait(g);
+    t_run_for(loop, 0.01);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(evdb_future_status(fs[i]), EVDB_ETIMEDOUT);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(fs[0])));
+    ck_assert_msg(msg_has(fs[0], "sent to the server; cancelling it there: whether it took "
+                                 "effect is unknown"),
+                  "%s", evdb_error_message(evdb_future_error(fs[0])));
+    for (int i = 1; i < 3; i++) {
+        ck_assert(!evdb_error_outcome_unknown(evdb_future_error(fs[i])));
+        ck_assert_msg(msg_has(fs[i], "queued on its connection, not sent: it did not run"), "%s",
+                      evdb_error_message(evdb_future_error(fs[i])));
+    }
+    ck_assert_int_eq(evdb_future_status(fs[3]), 0);
+    ck_assert_str_eq(evdb_result_text(evdb_future_result(fs[3]), 0, 0, NULL), "after");
+    /* Only the sent one was cancelled on the server; the one the driver
+     * held never went out, and only "after" ran to its end. */
+    ck_assert_uint_eq(fake.cancels, 1);
+    ck_assert_uint_eq(fake.dropped_unsent, 1);
+    ck_assert_uint_eq(fake.answered, 1);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(cnt.calls[i], 1);
+        evdb_future_unref(fs[i]);
+    }
+    evdb_future_unref(g);
+    t_conn_close(c);
+    t_loop_free(loop);
+}
+END_TEST
+
+START_TEST(cancel_says_whether_the_query_was_sent)
+{
+    struct ev_loop *loop = t_loop_new(3);
+    evdb_conn *c = open_fake_depth(loop, "fake://db/?lazy_send=1", 2);
+    counter cnt = {0};
+    slot slots[4];
+    evdb_future *fs[4];
+    const char *sql[4] = {"sleep 10000", "ok inner", "ok pending", "ok after"};
+    for (int i = 0; i < 4; i++) {
+        fs[i] = evdb_conn_query(c, sql[i], NULL, 0, NULL);
+        slots[i] = (slot){&cnt, i};
+        evdb_future_on_done(fs[i], count_cb, &slots[i]);
+    }
+    t_run_for(loop, 0.01); /* the first two are with the driver */
+    ck_assert_uint_eq(fake.sends, 2);
+    for (int i = 2; i >= 0; i--)
+        ck_assert_int_eq(evdb_future_cancel(fs[i]), 0);
+    ck_assert_int_eq(t_wait(fs[3]), 0);
+    t_run_for(loop, 0.01);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(evdb_future_status(fs[i]), EVDB_ECANCELED);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(fs[0])));
+    ck_assert(msg_has(fs[0], "after it was sent to the server: whether it took effect is "
+                             "unknown"));
+    for (int i = 1; i < 3; i++) {
+        ck_assert(!evdb_error_outcome_unknown(evdb_future_error(fs[i])));
+        ck_assert(msg_has(fs[i], "before it was sent: it did not run"));
+    }
+    ck_assert_uint_eq(fake.cancels, 1);
+    ck_assert_uint_eq(fake.dropped_unsent, 1);
+    ck_assert_uint_eq(fake.answered, 1);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(cnt.calls[i], 1);
+        evdb_future_unref(fs[i]);
+    }
+    t_conn_close(c);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* A lost connection: the query on the wire may have run (outcome
+ * unknown); the one the driver still held and the pending one did not. */
+START_TEST(connection_loss_says_whether_the_query_was_sent)
+{
+    struct ev_loop *loop = t_loop_new(3);
+    evdb_conn *c = open_fake_depth(loop, "fake://db/?lazy_send=1", 2);
+    counter cnt = {0};
+    slot slots[3];
+    evdb_future *fs[3];
+    const char *sql[3] = {"drop", "ok inner", "ok pending"};
+    for (int i = 0; i < 3; i++) {
+        fs[i] = evdb_conn_query(c, sql[i], NULL, 0, NULL);
+        slots[i] = (slot){&cnt, i};
+        evdb_future_on_done(fs[i], count_cb, &slots[i]);
+    }
+    evdb_future *g = evdb_gather(fs, 3, 0);
+    t_wait(g);
+    t_run_for(loop, 0.01);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(evdb_future_status(fs[i]), EVDB_ECONNLOST);
+        ck_assert_int_eq(cnt.calls[i], 1);
+    }
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(fs[0])));
+    ck_assert(msg_has(fs[0], "whether it took effect is unknown"));
+    for (int i = 1; i < 3; i++) {
+        ck_assert(!evdb_error_outcome_unknown(evdb_future_error(fs[i])));
+        ck_assert(msg_has(fs[i], "before the query was sent"));
+    }
+    /* Without a query_sent answer every query handed over counts as sent
+     * (the plain fake says so): in flight on a lost connection is unknown. */
+    evdb_conn *plain = open_fake_depth(loop, "fake://db/", 2);
+    evdb_future *lost = evdb_conn_query(plain, "drop", NULL, 0, NULL);
+    evdb_future *behind = evdb_conn_query(plain, "ok", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(lost), EVDB_ECONNLOST);
+    ck_assert_int_eq(t_wait(behind), EVDB_ECONNLOST);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(lost)));
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(behind)));
+    for (int i = 0; i < 3; i++)
+        evdb_future_unref(fs[i]);
+    evdb_future_unref(g);
+    evdb_future_unref(lost);
+    evdb_future_unref(behind);
+    t_conn_close(c);
+    t_conn_close(plain);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* Closing the connection: the same split between sent and not sent. */
+START_TEST(close_says_whether_the_query_was_sent)
+{
+    struct ev_loop *loop = t_loop_new(3);
+    evdb_conn *c = open_fake_depth(loop, "fake://db/?lazy_send=1", 2);
+    evdb_future *fs[3];
+    const char *sql[3] = {"sleep 10000", "ok inner", "ok pending"};
+    for (int i = 0; i < 3; i++)
+        fs[i] = evdb_conn_query(c, sql[i], NULL, 0, NULL);
+    t_run_for(loop, 0.01);
+    t_conn_close(c);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(evdb_future_status(fs[i]), EVDB_ECLOSED);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(fs[0])));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(fs[1])));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(fs[2])));
+    for (int i = 0; i < 3; i++)
+        evdb_future_unref(fs[i]);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* The predicate everywhere else: false for NULL, for errors the server
+ * reported, for calls refused at once; evdb_timeout passes on what its
+ * cancelled query's error says. */
+START_TEST(outcome_predicate_elsewhere_and_through_evdb_timeout)
+{
+    struct ev_loop *loop = t_loop_new(3);
+    ck_assert(!evdb_error_outcome_unknown(NULL));
+    evdb_conn *c = open_fake(loop, "fake://db/");
+    evdb_future *q = evdb_conn_query(c, "error 23505", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), EVDB_ESERVER);
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(q)));
+    evdb_future_unref(q);
+    ck_assert_ptr_null(evdb_conn_query(c, NULL, NULL, 0, NULL));
+    ck_assert(!evdb_error_outcome_unknown(evdb_last_error()));
+    /* It ran, and only its result was lost: it took effect, for all the
+     * caller can tell. */
+    q = evdb_conn_query(c, "toobig", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), EVDB_ETOOBIG);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(q)));
+    evdb_future_unref(q);
+    /* A running query under evdb_timeout: unknown, on both futures. */
+    evdb_future *running = evdb_conn_query(c, "sleep 10000", NULL, 0, NULL);
+    evdb_future *queued = evdb_conn_query(c, "ok", NULL, 0, NULL);
+    evdb_future *tr = evdb_timeout(running, 0.03);
+    evdb_future *tq = evdb_timeout(queued, 0.03);
+    ck_assert_int_eq(t_wait(tr), EVDB_ETIMEDOUT);
+    ck_assert_int_eq(t_wait(tq), EVDB_ETIMEDOUT);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(tr)));
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(running)));
+    ck_assert(strstr(evdb_error_message(evdb_future_error(tr)), "unknown"));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(tq)));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(queued)));
+    evdb_future_unref(tr);
+    evdb_future_unref(tq);
+    evdb_future_unref(running);
+    evdb_future_unref(queued);
+    t_conn_close(c);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* The flag belongs to one error: evdb__error_set (every error the core,
+ * a driver or a user's future makes) starts from "did not run", and a copy
+ * keeps what it was told. */
+START_TEST(outcome_flag_is_cleared_by_set_and_kept_by_copy)
+{
+    evdb_error e, copy;
+    memset(&e, 0xff, sizeof e);
+    evdb__error_set(&e, EVDB_ECONNLOST, 0, NULL, "lost");
+    ck_assert(!evdb_error_outcome_unknown(&e));
+    e.outcome_unknown = true;
+    evdb__error_copy(&copy, &e);
+    ck_assert(evdb_error_outcome_unknown(&copy));
+    evdb__error_set(&copy, EVDB_ETIMEDOUT, 0, NULL, "reused");
+    ck_assert(!evdb_error_outcome_unknown(&copy));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conn");
@@ -472,6 +705,12 @@ int main(void)
     tcase_add_test(tc, close_from_a_callback);
     tcase_add_test(tc, allocation_failure_on_query_path);
     tcase_add_test(tc, closed_handle_refuses_while_the_close_future_lives);
+    tcase_add_test(tc, timeout_says_whether_the_query_was_sent);
+    tcase_add_test(tc, cancel_says_whether_the_query_was_sent);
+    tcase_add_test(tc, connection_loss_says_whether_the_query_was_sent);
+    tcase_add_test(tc, close_says_whether_the_query_was_sent);
+    tcase_add_test(tc, outcome_predicate_elsewhere_and_through_evdb_timeout);
+    tcase_add_test(tc, outcome_flag_is_cleared_by_set_and_kept_by_copy);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }

@@ -278,7 +278,8 @@ START_TEST(leaks_are_reported_with_call_site_and_use_after_release_refused)
     ck_assert_int_eq(evdb_conn_release(c), 0);
     /* Use after release is refused clearly. */
     ck_assert_ptr_null(evdb_conn_query(c, "ok", NULL, 0, NULL));
-    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ESTATE);
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_last_error()), "stale"));
     ck_assert_int_eq(t_wait(q), 0); /* what it left running still finished */
     evdb_pool_stats st;
     evdb_pool_stats_get(p, &st);
@@ -635,6 +636,303 @@ START_TEST(closed_pool_handle_refuses_while_the_close_future_lives)
 }
 END_TEST
 
+typedef struct done_count {
+    int calls[32];
+} done_count;
+
+typedef struct done_slot {
+    done_count *c;
+    int id;
+} done_slot;
+
+static void on_done_count(evdb_future *f, void *arg)
+{
+    (void)f;
+    done_slot *s = arg;
+    s->c->calls[s->id]++;
+}
+
+static bool msg_has(evdb_future *f, const char *part)
+{
+    return strstr(evdb_error_message(evdb_future_error(f)), part) != NULL;
+}
+
+/* Every pooled query is counted once, ok or in query_errors, whatever
+ * stage it ended at: queries = ok + query_errors (the issue: a query that
+ * timed out queued on its connection was counted nowhere). A borrower's
+ * queries are not pooled queries and count nowhere. */
+START_TEST(stats_count_every_outcome)
+{
+    struct ev_loop *loop = t_loop_new(8);
+    /* One connection that pools two queries while the driver runs one:
+     * the second waits on the connection, a third in the pool. */
+    evdb_pool_opts o = {.max_conns = 1, .pipeline_depth = 2, .acquire_timeout = 0.3,
+                        .backoff_initial = 0.01};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?depth=1", &o);
+    evdb_query_opts t = {.timeout = 0.05};
+    done_count cnt = {{0}};
+    done_slot slots[32];
+    evdb_future *fs[32];
+    int n = 0;
+#define SUBMIT(sql, opts)                                                                         \
+    (fs[n] = evdb_pool_query(p, (sql), NULL, 0, (opts)), slots[n] = (done_slot){&cnt, n},        \
+     evdb_future_on_done(fs[n], on_done_count, &slots[n]), fs[n++])
+    /* ok and a server error */
+    ck_assert_int_eq(t_wait(SUBMIT("ok", NULL)), 0);
+    ck_assert_int_eq(t_wait(SUBMIT("error 22012", NULL)), EVDB_ESERVER);
+    /* Timeouts: running, queued on the connection, in the pool's queue. */
+    evdb_future *run = SUBMIT("sleep 10000", &t);
+    evdb_future *onconn = SUBMIT("ok", &t);
+    evdb_future *inpool = SUBMIT("ok", &t);
+    ck_assert_int_eq(t_wait(run), EVDB_ETIMEDOUT);
+    ck_assert_int_eq(t_wait(onconn), EVDB_ETIMEDOUT);
+    ck_assert_int_eq(t_wait(inpool), EVDB_ETIMEDOUT);
+    ck_assert(msg_has(run, "sent to the server"));
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(run)));
+    ck_assert(msg_has(onconn, "queued on its connection, not sent"));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(onconn)));
+    ck_assert(msg_has(inpool, "waiting for a pooled connection, not sent"));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(inpool)));
+    ck_assert_int_eq(t_wait(SUBMIT("ok", NULL)), 0); /* the cancel settled */
+    /* Cancels at the same three stages. */
+    run = SUBMIT("sleep 10000", NULL);
+    onconn = SUBMIT("ok", NULL);
+    inpool = SUBMIT("ok", NULL);
+    t_run_for(loop, 0.01);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.waiting, 1);
+    ck_assert_int_eq(evdb_future_cancel(inpool), 0);
+    ck_assert_int_eq(evdb_future_cancel(onconn), 0);
+    ck_assert_int_eq(evdb_future_cancel(run), 0);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(run)));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(onconn)));
+    ck_assert(!evdb_error_outcome_unknown(evdb_future_error(inpool)));
+    ck_assert_int_eq(t_wait(SUBMIT("ok", NULL)), 0);
+    /* The connection lost under a running query; the one behind it moves
+     * to the replacement. */
+    evdb_future *lost = SUBMIT("drop", NULL);
+    evdb_future *moved = SUBMIT("ok moved", NULL);
+    ck_assert_int_eq(t_wait(lost), EVDB_ECONNLOST);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(lost)));
+    ck_assert_int_eq(t_wait(moved), 0);
+    /* The pool's acquire timeout, and a query the driver refuses. */
+    evdb_future *slow = SUBMIT("sleep 400", NULL);
+    evdb_future *behind = SUBMIT("ok", NULL);
+    evdb_future *starved = SUBMIT("ok", NULL);
+    ck_assert_int_eq(t_wait(starved), EVDB_EPOOLTIMEOUT);
+    ck_assert_int_eq(t_wait(slow), 0);
+    ck_assert_int_eq(t_wait(behind), 0);
+    ck_assert_int_eq(t_wait(SUBMIT("refuse", NULL)), EVDB_EINVAL);
+    /* A borrower's queries are its own, not the pool's. */
+    evdb_future *a = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(a), 0);
+    evdb_conn *c = evdb_future_take_conn(a);
+    evdb_future *mine = evdb_conn_query(c, "error 40001", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(mine), EVDB_ESERVER);
+    evdb_future_unref(mine);
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    evdb_future_unref(a);
+    t_run_for(loop, 0.05);
+#undef SUBMIT
+    uint64_t ok = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(cnt.calls[i], 1);
+        ck_assert_int_ne(evdb_future_status(fs[i]), EVDB_PENDING);
+        if (evdb_future_status(fs[i]) == 0)
+            ok++;
+    }
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.queries, (uint64_t)n);
+    ck_assert_uint_eq(st.queries, ok + st.query_errors);
+    /* server error, 3 timeouts, 3 cancels, lost, pool timeout, refused */
+    ck_assert_uint_eq(st.query_errors, 10);
+    ck_assert_uint_eq(st.query_timeouts, 3);
+    ck_assert_uint_eq(st.query_cancels, 3);
+    ck_assert_uint_eq(st.pool_timeouts, 1);
+    ck_assert_uint_eq(st.broken, 1);
+    for (int i = 0; i < n; i++)
+        evdb_future_unref(fs[i]);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* A query the driver took but had not put on the wire when the connection
+ * broke never ran: it moves to the replacement like a pending one,
+ * instead of failing with "outcome unknown". */
+START_TEST(queries_the_driver_held_unsent_move_when_the_connection_breaks)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1, .pipeline_depth = 3, .backoff_initial = 0.01};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?lazy_send=1", &o);
+    evdb_future *w = evdb_pool_query(p, "ok", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(w), 0);
+    evdb_future_unref(w);
+    evdb_future *fs[3];
+    const char *sql[3] = {"drop", "ok 1", "ok 2"};
+    for (int i = 0; i < 3; i++)
+        fs[i] = evdb_pool_query(p, sql[i], NULL, 0, NULL);
+    evdb_future *g = evdb_gather(fs, 3, 0);
+    t_wait(g);
+    ck_assert_uint_eq(fake.sends, 1 + 3 + 2); /* warm-up, the three, then two again */
+    ck_assert_int_eq(evdb_future_status(fs[0]), EVDB_ECONNLOST);
+    ck_assert(evdb_error_outcome_unknown(evdb_future_error(fs[0])));
+    for (int i = 1; i < 3; i++) {
+        ck_assert_int_eq(evdb_future_status(fs[i]), 0);
+        char want[8];
+        snprintf(want, sizeof want, "%d", i);
+        ck_assert_str_eq(evdb_result_text(evdb_future_result(fs[i]), 0, 0, NULL), want);
+    }
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.broken, 1);
+    ck_assert_uint_eq(st.query_errors, 1);
+    for (int i = 0; i < 3; i++)
+        evdb_future_unref(fs[i]);
+    evdb_future_unref(g);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+typedef struct leak_query {
+    evdb_conn *expect;
+    evdb_future *f;
+} leak_query;
+
+static void on_leak_query(const evdb_pool_leak *leak, void *arg)
+{
+    leak_query *lq = arg;
+    /* The leak report's handle is the borrower's: usable like it. */
+    if (leak->conn == lq->expect && !lq->f)
+        lq->f = evdb_conn_query(leak->conn, "ok from the hook", NULL, 0, NULL);
+}
+
+/* The issue: evdb_pool_acquire handed out the connection itself, so a
+ * handle kept after evdb_conn_release named the connection's next
+ * borrower too, and releasing it again released theirs. Each borrow now
+ * has a handle of its own: after release every call on it fails with
+ * EVDB_EINVAL and touches no connection, also once the same connection is
+ * lent out again. */
+START_TEST(stale_handle_never_acts_on_the_next_borrower)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    leak_query hooked = {NULL, NULL};
+    evdb_pool_opts o = {.max_conns = 1, .leak_threshold = 0.05, .leak_hook = on_leak_query,
+                        .leak_hook_arg = &hooked};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_future *fa = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(fa), 0);
+    evdb_conn *a = evdb_future_take_conn(fa);
+    ck_assert_ptr_nonnull(a);
+    evdb_future *q = evdb_conn_query(a, "ok a", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), 0);
+    evdb_future_unref(q);
+    ck_assert_int_eq(evdb_conn_release(a), 0);
+    /* The same (only) connection, lent out again. */
+    evdb_future *fb = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(fb), 0);
+    evdb_conn *b = evdb_future_take_conn(fb);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_ne(a, b);
+    hooked.expect = b;
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.total, 1);
+    ck_assert_uint_eq(st.connects, 1);
+    ck_assert_uint_eq(st.acquired, 1);
+    size_t sends = fake.sends;
+    /* Every call on the stale handle fails, and sends nothing. */
+    ck_assert_int_eq(evdb_conn_release(a), EVDB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_last_error()), "stale"));
+    ck_assert_ptr_null(evdb_conn_query(a, "ok", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_conn_prepare(a, "ok", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_conn_unprepare(a, "ok", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    evdb_stmt stmt = {"ok", NULL, 0};
+    ck_assert_ptr_null(evdb_conn_batch(a, &stmt, 1, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_conn_close(a));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_int_eq(evdb_conn_set_notice_hook(a, NULL, NULL), EVDB_EINVAL);
+    ck_assert_int_eq(evdb_conn_status(a), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_conn_driver(a));
+    ck_assert_uint_eq(evdb_conn_pending(a), 0);
+    ck_assert_int_eq(evdb_conn_server_id(a), 0);
+    ck_assert_ptr_null(evdb_conn_error(a));
+    ck_assert_uint_eq(fake.sends, sends);
+    /* The new borrower still has it, undisturbed. */
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.acquired, 1);
+    ck_assert_uint_eq(st.resets, 1);
+    ck_assert_int_eq(evdb_conn_status(b), 0);
+    ck_assert_str_eq(evdb_conn_driver(b), "fake");
+    q = evdb_conn_query(b, "ok b", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), 0);
+    ck_assert_str_eq(evdb_result_text(evdb_future_result(q), 0, 0, NULL), "b");
+    evdb_future_unref(q);
+    /* The leak hook's handle is b's own. */
+    t_run_for(loop, 0.4);
+    ck_assert_ptr_nonnull(hooked.f);
+    ck_assert_int_eq(t_wait(hooked.f), 0);
+    ck_assert_str_eq(evdb_result_text(evdb_future_result(hooked.f), 0, 0, NULL),
+                     "from the hook");
+    evdb_future_unref(hooked.f);
+    ck_assert_int_eq(evdb_conn_release(b), 0);
+    ck_assert_int_eq(evdb_conn_release(b), EVDB_EINVAL);
+    t_run_for(loop, 0.02);
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.acquired, 0);
+    ck_assert_uint_eq(st.resets, 2);
+    /* A pooled query is not disturbed by them either. */
+    q = evdb_pool_query(p, "ok pooled", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(q), 0);
+    evdb_future_unref(q);
+    evdb_future_unref(fa);
+    evdb_future_unref(fb);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+static evdb_future *txn_release_own(evdb_conn *c, void *arg)
+{
+    evdb_conn **seen = arg;
+    *seen = c;
+    evdb_future *f = evdb_conn_query(c, "ok body", NULL, 0, NULL);
+    /* Misuse: the body gives the connection back itself. */
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    return f;
+}
+
+/* The transaction helper holds the borrow handle too: a body that
+ * releases it makes the COMMIT fail instead of running on the
+ * connection's next borrower. */
+START_TEST(transaction_commit_needs_its_own_borrow)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_conn *seen = NULL;
+    evdb_future *t = evdb_pool_transaction(p, txn_release_own, &seen, 0);
+    ck_assert_int_eq(t_wait(t), EVDB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_future_error(t)), "stale"));
+    evdb_future_unref(t);
+    ck_assert_int_eq(evdb_conn_status(seen), EVDB_EINVAL);
+    t_run_for(loop, 0.05);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.acquired, 0);
+    /* BEGIN, the body, the release's ROLLBACK: no COMMIT was sent. */
+    ck_assert_uint_eq(fake.sends, 3);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -659,6 +957,10 @@ int main(void)
     tcase_add_test(tc, max_lifetime_rotates_connections);
     tcase_add_test(tc, rerouted_query_waits_for_the_replacement);
     tcase_add_test(tc, closed_pool_handle_refuses_while_the_close_future_lives);
+    tcase_add_test(tc, stats_count_every_outcome);
+    tcase_add_test(tc, queries_the_driver_held_unsent_move_when_the_connection_breaks);
+    tcase_add_test(tc, stale_handle_never_acts_on_the_next_borrower);
+    tcase_add_test(tc, transaction_commit_needs_its_own_borrow);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }

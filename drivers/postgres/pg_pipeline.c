@@ -1399,8 +1399,11 @@ static int on_complete(evdb__dconn *dc, evdb_error *err)
     bool held = got && dc->in_pipeline && !dc->cur_copy_err;
     if (held) {
         /* Held for its Sync (a batch's results chain up). */
-        if (!r || dc->cur_oom) {
+        if (!r || dc->cur_oom || dc->held_oom) {
+            /* Once one result is lost the query fails: keep nothing. */
             evdb__result_free(r);
+            evdb__result_free(dc->held);
+            dc->held = NULL;
             dc->held_oom = true;
             dc->held_toobig |= dc->cur_toobig;
         } else if (dc->held) {

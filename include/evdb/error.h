@@ -114,13 +114,20 @@ EVDB_EXTERN bool evdb_error_is_cancel(const evdb_error *e);
 
 /* Whether the statement may have taken effect although its future failed:
  * true when it had reached the server and its outcome is unknown (it timed
- * out or was cancelled while running, or the connection was lost while it
- * ran: an INSERT may have committed). False when it provably did not take
- * effect: it was never sent (timed out or cancelled while queued, its
+ * out or was cancelled while running, the connection was lost or closed
+ * while it ran: an INSERT may have committed; or it ran and only its
+ * result was lost: EVDB_ETOOBIG, EVDB_ENOMEM). False when it provably did
+ * not take effect: it was never sent (timed out or cancelled while queued, its
  * connection lost before it went out, refused by evdb), or the server
  * reported its failure (its own implicit transaction rolled back; the
  * earlier statements of a several-statement string may have committed).
- * Re-running a query whose error says false cannot apply it twice. */
+ * Re-running a query whose error says false cannot apply it twice.
+ * The message says which: "... not sent: it did not run" or "... whether
+ * it took effect is unknown". A driver that cannot tell what reached the
+ * wire counts every query it was handed as sent (true: never a false
+ * "did not run"). evdb_timeout's error carries the answer of the query it
+ * cancelled; a gather or race does not: ask each query's own future.
+ * docs/pool.md lists where each answer comes from. */
 EVDB_EXTERN bool evdb_error_outcome_unknown(const evdb_error *e);
 #define EVDB_HAS_OUTCOME_UNKNOWN 1
 

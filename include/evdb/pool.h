@@ -60,7 +60,11 @@ typedef struct evdb_pool_opts {
     void (*query_hook)(const struct evdb_pool_query_event *ev, void *arg);
     void *query_hook_arg;
     /* Server notices of every pooled connection (see
-     * evdb_conn_set_notice_hook; called from the loop) [dropped]. */
+     * evdb_conn_set_notice_hook; called from the loop) [dropped]. The
+     * hook's connection is the pooled connection itself, not a borrow's
+     * handle: it identifies it, and the read-only calls
+     * (evdb_conn_server_id, evdb_conn_driver, ...) take it; calls that use
+     * the connection refuse it (EVDB_EINVAL). */
     evdb_notice_fn notice_hook;
     void *notice_hook_arg;
     void *reserved[3];
@@ -82,7 +86,8 @@ typedef struct evdb_pool_query_event {
 
 /* What leak_hook is told about a connection held too long. */
 struct evdb_pool_leak {
-    evdb_conn *conn;
+    evdb_conn *conn;           /* the borrower's handle (as evdb_pool_acquire
+                                  gave it; usable like it) */
     double held_seconds;
     const char *acquired_file; /* call site of evdb_pool_acquire, or "?" */
     int acquired_line;
@@ -105,11 +110,21 @@ typedef struct evdb_pool_stats {
     uint64_t resets;       /* released connections reset and reused */
     uint64_t discarded;    /* released connections closed instead */
     uint64_t retired;      /* closed for lifetime / idle timeout */
-    uint64_t pool_timeouts;
+    uint64_t pool_timeouts; /* queries and acquires that waited longer than
+                               acquire_timeout (EVDB_EPOOLTIMEOUT) */
     uint64_t leaks;        /* leak_hook reports */
+    /* Pooled queries (evdb_pool_query) submitted, and how they ended.
+     * Every query is counted once when it ends, whatever the stage (in
+     * the pool's queue, queued on a connection, running, lost with its
+     * connection, refused by the driver, failed by evdb_pool_close): ok,
+     * or in query_errors. Once none is outstanding,
+     * queries = ok + query_errors. Queries run on a borrowed connection
+     * (evdb_pool_acquire) and the pool's own statements (reset,
+     * validation, on_connect_sql) are not counted. */
     uint64_t queries;      /* submitted through evdb_pool_query */
-    uint64_t query_errors; /* completed with an error (timeouts included) */
-    uint64_t query_timeouts;
+    uint64_t query_errors; /* ended with an error: timeouts, cancels and
+                              pool timeouts included */
+    uint64_t query_timeouts; /* of them: EVDB_ETIMEDOUT (opts.timeout) */
     uint64_t validations;  /* idle connections pinged before use */
     uint64_t validation_failures;
     /* How long queries and acquires waited for a connection: < 1 ms,
@@ -119,6 +134,13 @@ typedef struct evdb_pool_stats {
      * ("connection broken", "reset failed: <message>"), or "" (static or
      * pool-owned: valid until the next pool call). */
     const char *last_discard_reason;
+    uint64_t query_cancels; /* of query_errors: EVDB_ECANCELED (the caller
+                               cancelled it: evdb_future_cancel, a race or
+                               fail-fast gather, evdb_timeout) */
+    /* Room for counters added later: they take from this tail, so the
+     * struct keeps its size and every field its offset (a program built
+     * against these headers keeps working with a later library). Zero. */
+    uint64_t reserved[7];
 } evdb_pool_stats;
 
 /* Create a pool for url (as evdb_conn_open takes). Opens min_conns at
@@ -145,10 +167,16 @@ EVDB_EXTERN evdb_future *evdb_pool_query(evdb_pool *p, const char *sql,
                                          const evdb_query_opts *opts);
 
 /* Borrow a connection exclusively (for a transaction). timeout <= 0 means
- * the pool's acquire timeout. The future hands over the connection with
- * evdb_future_take_conn; give it back with evdb_conn_release. If the
- * future is destroyed without the connection being taken, it goes back to
- * the pool. Returns NULL at once for bad arguments or a closed pool. */
+ * the pool's acquire timeout. The future hands over a handle of this
+ * borrow with evdb_future_take_conn: an evdb_conn for every evdb_conn_*
+ * call, valid until evdb_conn_release. Each borrow has a handle of its
+ * own (not the pooled connection's address, and never one used before),
+ * so a handle kept after its release never reaches the connection, which
+ * may be lent out again meanwhile: every call on it fails with EVDB_EINVAL
+ * ("stale connection handle") and touches no connection. Give the
+ * connection back with evdb_conn_release. If the future is destroyed
+ * without the handle being taken, the connection goes back to the pool.
+ * Returns NULL at once for bad arguments or a closed pool. */
 EVDB_EXTERN evdb_future *evdb_pool_acquire(evdb_pool *p, double timeout);
 
 /* evdb_pool_acquire recording its call site for leak reports and dumps;
@@ -157,10 +185,12 @@ EVDB_EXTERN evdb_future *evdb_pool_acquire_at(evdb_pool *p, double timeout, cons
                                               int line);
 #define evdb_pool_acquire(p, timeout) evdb_pool_acquire_at((p), (timeout), __FILE__, __LINE__)
 
-/* The user's part of a transaction: given the borrowed connection, submit
- * statements and return a future that completes when they are done (the
- * last query's future, a gather, ...); the helper takes that reference.
- * Return NULL to fail the transaction at once. Runs from the loop. */
+/* The user's part of a transaction: given the borrowed connection's handle
+ * (valid until the transaction ends; the helper releases it, fn must
+ * not), submit statements and return a future that completes when they
+ * are done (the last query's future, a gather, ...); the helper takes that
+ * reference. Return NULL to fail the transaction at once. Runs from the
+ * loop. */
 typedef evdb_future *(*evdb_txn_fn)(evdb_conn *c, void *arg);
 
 /* Run a transaction: acquire, BEGIN, fn, then COMMIT when fn's future
@@ -172,12 +202,15 @@ typedef evdb_future *(*evdb_txn_fn)(evdb_conn *c, void *arg);
 EVDB_EXTERN evdb_future *evdb_pool_transaction(evdb_pool *p, evdb_txn_fn fn, void *arg,
                                                double timeout);
 
-/* Give back a connection from evdb_pool_acquire. Queries still running on
- * it are left to finish. Before reuse the session is rolled back and
- * reset (PostgreSQL: ROLLBACK + DISCARD ALL; MariaDB: ROLLBACK); if that
- * fails the connection is discarded. Returns 0, EVDB_EINVAL for a
- * connection that is not a borrowed pool connection (a second release
- * included). c must not be used afterwards. Callable from callbacks. */
+/* Give back a connection from evdb_pool_acquire, by the handle it gave.
+ * Queries still running on it are left to finish. Before reuse the
+ * session is rolled back and reset (PostgreSQL: ROLLBACK + DISCARD ALL;
+ * MariaDB: ROLLBACK + COM_RESET_CONNECTION); if that fails the connection
+ * is discarded. Returns 0, or EVDB_EINVAL for anything but the handle of a
+ * live borrow: a handle released already (a second release, also after
+ * the connection was lent out again: it never releases the new
+ * borrower's), a connection of evdb_conn_open. From then on c is stale:
+ * every call on it fails with EVDB_EINVAL. Callable from callbacks. */
 EVDB_EXTERN int evdb_conn_release(evdb_conn *c);
 
 /* Write one line per connection to out: state, age, queries, and for

@@ -18,7 +18,7 @@ typedef struct fq {
 struct evdb__dconn {
     unsigned depth;
     double connect_due;
-    bool connect_fail, connect_hang, no_cancel;
+    bool connect_fail, connect_hang, no_cancel, lazy_send;
     double close_ms;
     double close_due;
     fq *head, *tail;
@@ -70,6 +70,8 @@ static int fake_connect_start(evdb__dconn **out, const evdb__conn_params *p, evd
             dc->connect_hang = true;
         else if (!strcmp(k, "no_cancel"))
             dc->no_cancel = true;
+        else if (!strcmp(k, "lazy_send"))
+            dc->lazy_send = true;
         else if (!strcmp(k, "close_ms"))
             dc->close_ms = atof(v);
         else if (!strcmp(k, "depth"))
@@ -162,6 +164,13 @@ static int fake_flush(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 static void answer(evdb__query *q)
 {
     fake.answered++;
+    if (!strcmp(q->sql, "toobig")) {
+        /* It ran; its result is what could not be kept. */
+        evdb_error e;
+        evdb__error_set(&e, EVDB_ETOOBIG, 0, NULL, "fake: result too big");
+        evdb__query_failed(q, &e);
+        return;
+    }
     if (!strncmp(q->sql, "error ", 6)) {
         evdb_error e;
         evdb__error_set(&e, EVDB_ESERVER, 0, q->sql + 6, "fake: server error %s", q->sql + 6);
@@ -227,6 +236,26 @@ static void pop(evdb__dconn *dc)
     evdb__free(e);
 }
 
+/* lazy_send: a query goes on the wire when it reaches the head of the
+ * queue. One the core gave up on before that is dropped unsent, as the
+ * query_sent contract asks (drivers/driver.h): it never runs. */
+static void drop_unsent(evdb__dconn *dc)
+{
+    while (dc->lazy_send && dc->head && dc->head->q->cancel_requested) {
+        evdb__query *q = dc->head->q;
+        pop(dc);
+        fake.dropped_unsent++;
+        evdb_error e;
+        evdb__error_set(&e, EVDB_ECANCELED, 0, NULL, "fake: dropped unsent");
+        evdb__query_failed(q, &e);
+    }
+}
+
+static bool fake_query_sent(const evdb__dconn *dc, const evdb__query *q)
+{
+    return !dc->lazy_send || (dc->head && dc->head->q == q);
+}
+
 static int fake_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err)
 {
     double t = now_ms();
@@ -238,6 +267,7 @@ static int fake_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error 
         }
         pop(dc);
         answer(q);
+        drop_unsent(dc);
     }
     next_wait(dc, w);
     return EVDB__STEP_WAIT;
@@ -273,6 +303,7 @@ static int fake_cancel_step(evdb__cancel *op, unsigned revents, evdb__wait *w, e
         evdb_error e;
         evdb__error_set(&e, EVDB_ESERVER, 0, "57014", "fake: canceling statement");
         evdb__query_failed(q, &e);
+        drop_unsent(dc);
         if (dc->head && dc->head->due > now_ms())
             dc->head->due = now_ms() + delay_of(dc->head->q);
     }
@@ -330,6 +361,7 @@ static const evdb__driver fake_driver = {
     .close_start = fake_close_start,
     .close_step = fake_close_step,
     .destroy = fake_destroy,
+    .query_sent = fake_query_sent,
 };
 
 void fake_driver_install(void)

@@ -3,12 +3,19 @@
  * unit tests of the core. It has no socket; it answers through timed waits.
  *
  * URL: fake://host/?connect_ms=N&connect_fail=1&connect_hang=1&depth=N
- *      &close_ms=N&no_cancel=1
+ *      &close_ms=N&no_cancel=1&lazy_send=1
+ * depth=N is the driver's own capacity (queries beyond it stay pending on
+ * the connection, whatever the connection's pipeline depth). lazy_send=1:
+ * a query handed over goes on the wire (query_sent) only when every
+ * earlier one has been answered; one given up on before that is dropped
+ * unsent (fails with "fake: dropped unsent"). Without it every query
+ * handed over counts as sent.
  * SQL is a script, one command per query:
  *   "ok"            one row, one column "v" = "ok", answered at once
  *   "ok <text>"     the same with v = <text>
  *   "sleep <ms>"    answers "ok" after ms milliseconds
  *   "error <state>" fails with EVDB_ESERVER and that SQLSTATE
+ *   "toobig"        runs, then fails with EVDB_ETOOBIG (its result lost)
  *   "drop"          the connection breaks when this query runs
  *   "echo"          one row with the parameters as text columns
  * A server-side cancel (cancel_start) stops a sleeping query after 5 ms
@@ -22,6 +29,7 @@
 typedef struct fake_stats {
     size_t connects, sends, flushes, cancels, closes, destroys, answered;
     size_t max_inflight;
+    size_t dropped_unsent; /* lazy_send: given up on before they went out */
 } fake_stats;
 
 /* Register the fake driver for fake:// URLs (idempotent) and zero stats. */
