@@ -1219,6 +1219,118 @@ START_TEST(pg_timeout_says_whether_the_query_may_have_run)
 }
 END_TEST
 
+/* The promise behind evdb_error_outcome_unknown, as a property: a pooled
+ * INSERT whose future failed saying its outcome is known (false) never
+ * took effect; one that succeeded took effect exactly once; one whose
+ * outcome is unknown took effect at most once. Hundreds of inserts with
+ * short random timeouts, some cancelled at once, among sleeps that keep
+ * the connections busy, on a pool of two. */
+enum { PROP_INSERTS = 400 };
+
+typedef struct prop_run {
+    audit a;
+    int status[PROP_INSERTS];
+    bool unknown[PROP_INSERTS];
+} prop_run;
+
+typedef struct prop_ticket {
+    prop_run *run;
+    int id;
+} prop_ticket;
+
+static void on_prop(evdb_future *f, void *arg)
+{
+    prop_ticket *t = arg;
+    t->run->a.done++;
+    t->run->status[t->id] = evdb_future_status(f);
+    t->run->unknown[t->id] = evdb_error_outcome_unknown(evdb_future_error(f));
+    evdb_future_unref(f);
+}
+
+START_TEST(outcome_known_means_not_applied)
+{
+    const backend *b = &backends[_i];
+    const char *table = _i == 0 ? "iso_prop_pg" : "iso_prop_my";
+    evdb_pool *p = pool_with(b->url(), 2, 0, 0);
+    char sql[160], ins[96];
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", table);
+    t_pool_exec_ok(p, sql);
+    snprintf(sql, sizeof sql, "CREATE TABLE %s (id int)%s", table, b->engine);
+    t_pool_exec_ok(p, sql);
+    snprintf(ins, sizeof ins, b->insert_int, table);
+    prop_run *run = calloc(1, sizeof *run);
+    prop_ticket *tk = calloc(PROP_INSERTS, sizeof *tk);
+    ck_assert(run && tk);
+    audit sleeps = {0};
+    unsigned seed = 4242;
+    for (int i = 0; i < PROP_INSERTS; i++) {
+        if (i % 10 == 0) {
+            evdb_future *s = pq(p, _i == 0 ? "SELECT pg_sleep(0.03)" : "SELECT SLEEP(0.03)",
+                                NULL, 0, 0);
+            watch(&sleeps, s);
+            evdb_future_unref(s);
+        }
+        evdb_value v = evdb_int(i);
+        evdb_future *f = pq(p, ins, &v, 1, 0.002 + 0.004 * (rand_r(&seed) % 100));
+        tk[i].run = run;
+        tk[i].id = i;
+        run->a.submitted++;
+        ck_assert_int_eq(evdb_future_on_done(f, on_prop, &tk[i]), 0);
+        if (i % 17 == 3)
+            evdb_future_cancel(f);
+        if (i % 50 == 49)
+            t_sleep(L, 0.01);
+    }
+    audit_close(&run->a);
+    audit_close(&sleeps);
+    t_sleep(L, 0.3); /* cancels settled */
+    evdb_conn *fresh = t_conn_open(L, b->url(), NULL);
+    snprintf(sql, sizeof sql, "SELECT id, count(*) FROM %s GROUP BY id", table);
+    evdb_future *f = t_run_ok(fresh, sql, NULL, 0);
+    const evdb_result *r = evdb_future_result(f);
+    int *seen = calloc(PROP_INSERTS, sizeof *seen);
+    ck_assert_ptr_nonnull(seen);
+    for (size_t row = 0; row < evdb_result_nrows(r); row++) {
+        int64_t id = t_cell_int(r, row, 0);
+        ck_assert(id >= 0 && id < PROP_INSERTS);
+        seen[id] = (int)t_cell_int(r, row, 1);
+    }
+    evdb_future_unref(f);
+    int ok = 0, known = 0, unknown = 0, unknown_applied = 0;
+    for (int i = 0; i < PROP_INSERTS; i++) {
+        int st = run->status[i];
+        if (st == 0) {
+            ok++;
+            ck_assert_msg(seen[i] == 1, "insert %d succeeded, found %d times", i, seen[i]);
+        } else if (!run->unknown[i]) {
+            known++;
+            ck_assert_msg(seen[i] == 0,
+                          "insert %d failed with %s saying it did not take effect, found %d "
+                          "times",
+                          i, evdb_err_name(st), seen[i]);
+        } else {
+            unknown++;
+            unknown_applied += seen[i];
+            ck_assert_msg(seen[i] <= 1, "insert %d found %d times", i, seen[i]);
+        }
+        ck_assert_msg(st == 0 || st == EVDB_ETIMEDOUT || st == EVDB_ECANCELED, "insert %d: %s",
+                      i, evdb_err_name(st));
+    }
+    fprintf(stderr,
+            "%s outcome property: %d ok, %d failed and known not applied, %d unknown (%d of "
+            "them applied)\n",
+            b->name, ok, known, unknown, unknown_applied);
+    ck_assert_int_gt(known, 0);
+    free(seen);
+    free(run);
+    free(tk);
+    t_conn_close(fresh);
+    snprintf(sql, sizeof sql, "DROP TABLE %s", table);
+    t_pool_exec_ok(p, sql);
+    t_pool_close(p);
+}
+END_TEST
+
 /* Issue 14 (8): the pool's stats count every outcome, a query that times
  * out while queued on its connection (not yet sent) included. On a
  * pipelined pool of one: rounds of a head that times out while running,
@@ -1630,6 +1742,7 @@ int main(void)
     tcase_add_loop_test(both, pooled_begin_is_refused, 0, 2);
     tcase_add_test(pg, pg_timeout_says_whether_the_query_may_have_run);
     tcase_add_test(pg, pg_pool_stats_count_every_timeout);
+    tcase_add_loop_test(both, outcome_known_means_not_applied, 0, 2);
     tcase_add_loop_test(both, stale_release_never_touches_the_next_borrower, 0, 2);
     tcase_add_loop_test(both, batch_is_all_or_nothing, 0, 2);
     tcase_add_test(pg, pg_batch_semantics);
