@@ -972,7 +972,7 @@ START_TEST(pooled_begin_is_refused)
 {
     const backend *b = &backends[_i];
     const char *table = _i == 0 ? "iso_begin_pg" : "iso_begin_my";
-    evdb_pool *p = pool_with(b->url(), 1, 0, 0);
+    evdb_pool *p = pool_with(b->url(), 1, 0, 5);
     char sql[200];
     snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", table);
     t_pool_exec_ok(p, sql);
@@ -1431,6 +1431,45 @@ START_TEST(stale_release_never_touches_the_next_borrower)
 }
 END_TEST
 
+/* Found while writing these tests: a pooled query refused as it is handed
+ * to its connection (PostgreSQL: a text parameter with a NUL byte;
+ * MariaDB: a pooled BEGIN) must not stall the pool's queue behind it. On
+ * a pool of one connection without pipelining, a slow query, then refused
+ * and good queries alternately, all submitted at once: the refused ones
+ * fail with EVDB_EINVAL, the good ones answer at once after the slow one,
+ * never after the acquire timeout. */
+START_TEST(refused_query_never_stalls_the_pool_queue)
+{
+    const backend *b = &backends[_i];
+    evdb_pool *p = pool_with(b->url(), 1, 1, 3);
+    t_pool_exec_ok(p, "SELECT 1");
+    evdb_value nul = evdb_textn("a\0b", 3);
+    enum { N = 7 };
+    evdb_future *fs[N];
+    audit a = {0};
+    double t0 = t_now();
+    fs[0] = pq(p, _i == 0 ? "SELECT pg_sleep(0.1)" : "SELECT SLEEP(0.1)", NULL, 0, 0);
+    for (int k = 1; k < N; k++) {
+        if (k % 2)
+            fs[k] = _i == 0 ? pq(p, "SELECT $1::text", &nul, 1, 0) : pq(p, "BEGIN", NULL, 0, 0);
+        else
+            fs[k] = pq(p, "SELECT 2", NULL, 0, 0);
+    }
+    for (int k = 0; k < N; k++)
+        watch(&a, fs[k]);
+    audit_close(&a);
+    double took = t_now() - t0;
+    for (int k = 0; k < N; k++) {
+        int st = evdb_future_status(fs[k]);
+        ck_assert_msg(st == (k % 2 ? EVDB_EINVAL : 0), "query %d: %s: %s", k, evdb_err_name(st),
+                      evdb_error_message(evdb_future_error(fs[k])));
+        evdb_future_unref(fs[k]);
+    }
+    ck_assert_msg(took < 1.0, "the queue took %.2f s", took);
+    t_pool_close(p);
+}
+END_TEST
+
 /* ------------------------------------------------ 8. explicit batches */
 
 static evdb_future *pbatch(evdb_pool *p, const evdb_stmt *st, size_t n, double timeout)
@@ -1743,6 +1782,7 @@ int main(void)
     tcase_add_test(pg, pg_timeout_says_whether_the_query_may_have_run);
     tcase_add_test(pg, pg_pool_stats_count_every_timeout);
     tcase_add_loop_test(both, outcome_known_means_not_applied, 0, 2);
+    tcase_add_loop_test(both, refused_query_never_stalls_the_pool_queue, 0, 2);
     tcase_add_loop_test(both, stale_release_never_touches_the_next_borrower, 0, 2);
     tcase_add_loop_test(both, batch_is_all_or_nothing, 0, 2);
     tcase_add_test(pg, pg_batch_semantics);
