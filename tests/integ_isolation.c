@@ -1697,6 +1697,26 @@ START_TEST(pg_batch_semantics)
                   "the next pooled query sees app.tenant = '%s'", after);
     evdb_future_unref(f);
 
+    /* The same with the reads pipelined right behind the batch on the
+     * pool's one connection: the batch's transaction ended at its Sync. */
+    evdb_future *reads[5];
+    f = pbatch(p, set, 4, 0);
+    watch(&a, f);
+    for (int k = 0; k < 5; k++) {
+        reads[k] = pq(p, "SELECT current_setting('app.tenant', true)", NULL, 0, 0);
+        watch(&a, reads[k]);
+    }
+    audit_close(&a);
+    ck_assert_int_eq(evdb_future_status(f), 0);
+    evdb_future_unref(f);
+    for (int k = 0; k < 5; k++) {
+        ck_assert_int_eq(evdb_future_status(reads[k]), 0);
+        after = cell(evdb_future_result(reads[k]), 0, 0);
+        ck_assert_msg(strcmp(after, "NULL") == 0 || !after[0],
+                      "a pooled query pipelined behind the batch sees app.tenant = '%s'", after);
+        evdb_future_unref(reads[k]);
+    }
+
     /* Batches pipelined among independent queries on one connection. */
     evdb_conn *c = t_conn_open(L, t_pg_url(), NULL);
     seq_log log = {0};
@@ -1748,6 +1768,36 @@ START_TEST(pg_batch_semantics)
     ck_assert_msg(t_now() - t0 < 1.5, "the connection served again only after %.2f s",
                   t_now() - t0);
     ck_assert_int_eq(t_query_int(fresh, "SELECT count(*) FROM iso_batch_seq WHERE id = 50"), 0);
+
+    /* A batch that times out while it waits behind a slow query: all or
+     * nothing still, and nothing when it says it did not run. */
+    for (int round = 0; round < 4; round++) {
+        evdb_value ids[2] = {evdb_int(60 + 2 * round), evdb_int(61 + 2 * round)};
+        evdb_stmt two[2] = {{"INSERT INTO iso_batch_seq VALUES ($1)", &ids[0], 1},
+                            {"INSERT INTO iso_batch_seq VALUES ($1)", &ids[1], 1}};
+        evdb_future *head = cq(c, "SELECT pg_sleep(0.2)", NULL, 0, 0);
+        f = cbatch(c, two, 2, 0.05 + 0.05 * round);
+        watch(&a, head);
+        watch(&a, f);
+        audit_close(&a);
+        ck_assert_int_eq(evdb_future_status(head), 0);
+        int st = evdb_future_status(f);
+        bool unknown = evdb_error_outcome_unknown(evdb_future_error(f));
+        t_sleep(L, 0.05);
+        char where[64];
+        snprintf(where, sizeof where, "id IN (%d, %d)", 60 + 2 * round, 61 + 2 * round);
+        int64_t n = count_where(fresh, "iso_batch_seq", where);
+        ck_assert_msg(n == 0 || n == 2, "round %d: half a batch took effect (%lld rows)", round,
+                      (long long)n);
+        if (st == 0)
+            ck_assert_int_eq(n, 2);
+        else
+            ck_assert_msg(st == EVDB_ETIMEDOUT && (unknown || n == 0),
+                          "round %d: %s, outcome %s, %lld rows", round, evdb_err_name(st),
+                          unknown ? "unknown" : "known", (long long)n);
+        evdb_future_unref(head);
+        evdb_future_unref(f);
+    }
     audit_close(&a);
 
     t_pool_exec_ok(p, "DROP TABLE iso_batch_def, iso_batch_seq");
