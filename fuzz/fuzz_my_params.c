@@ -23,6 +23,9 @@ static void check_mariadb(evdb__query *q)
     memset(&dc, 0, sizeof dc);
     dc.m = m;
     dc.q = q;
+    /* The statement running, as the driver's send sets it. */
+    dc.one = (evdb__stmt){q->sql, q->sql_len, q->params, q->nparams};
+    dc.cur = &dc.one;
     evdb__my_stmt s;
     memset(&s, 0, sizeof s);
     /* Not prepared: mysql_stmt_bind_param refuses, after the binds were

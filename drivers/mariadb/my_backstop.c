@@ -25,10 +25,8 @@
  * On the prepared path the prefix is part of the prepared text, so each
  * distinct timeout is a statement of its own in the cache.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "my_internal.h"
 
@@ -41,40 +39,12 @@
 #define SQLBUF_KEEP_MAX 65536
 #define MS_PER_S 1000
 
-/* Skip blanks and comments; true when sql then starts with keyword.
- * MariaDB's executable comments (slash-star-bang, slash-star-M-bang) are
- * statement text, not comments: they stop the scan. */
-static bool starts_with_keyword(const char *p, const char *end, const char *keyword)
-{
-    for (;;) {
-        while (p < end && (isspace((unsigned char)*p) || *p == '('))
-            p++;
-        if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
-            if ((end - p >= 3 && p[2] == '!') || (end - p >= 4 && p[2] == 'M' && p[3] == '!'))
-                return false;
-            const char *close = p + 2;
-            while (end - close >= 2 && !(close[0] == '*' && close[1] == '/'))
-                close++;
-            p = end - close >= 2 ? close + 2 : end;
-        } else if ((end - p >= 3 && p[0] == '-' && p[1] == '-' && isspace((unsigned char)p[2])) ||
-                   (p < end && *p == '#')) {
-            while (p < end && *p != '\n')
-                p++;
-        } else {
-            break;
-        }
-    }
-    size_t n = strlen(keyword);
-    return (size_t)(end - p) > n && strncasecmp(p, keyword, n) == 0 &&
-           !isalnum((unsigned char)p[n]) && p[n] != '_';
-}
-
 bool evdb__my_read_only_sql(const char *sql, size_t len)
 {
     static const char *const kw[] = {"SELECT", "WITH", "SHOW", "VALUES"};
     const char *end = sql + len;
     for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
-        if (starts_with_keyword(sql, end, kw[i]))
+        if (evdb__my_keyword(sql, end, kw[i], NULL))
             return true;
     return false;
 }

@@ -67,6 +67,14 @@ void evdb__my_fail_code(evdb__dconn *dc, int code, const char *msg)
     snprintf(dc->out.msg, sizeof dc->out.msg, "%s", msg);
 }
 
+void evdb__my_fail_over(evdb__dconn *dc, int code, const char *msg)
+{
+    evdb__result_free(dc->out.res);
+    dc->out.res = NULL;
+    dc->out.failed = false;
+    evdb__my_fail_code(dc, code, msg);
+}
+
 void evdb__my_add_result(evdb__dconn *dc, evdb_result *r)
 {
     if (!r) {
@@ -93,8 +101,7 @@ void evdb__my_add_result(evdb__dconn *dc, evdb_result *r)
         dc->out.res = r;
 }
 
-/* Hand the finished query to the core and go idle. */
-static void deliver(evdb__dconn *dc, evdb_error *err)
+void evdb__my_deliver(evdb__dconn *dc, evdb_error *err)
 {
     evdb__query *q = dc->q;
     dc->q = NULL;
@@ -124,10 +131,20 @@ static void deliver(evdb__dconn *dc, evdb_error *err)
 
 void evdb__my_report(evdb__dconn *dc, evdb_error *err)
 {
+    dc->op = EVDB__MY_OP_NONE;
+    dc->op_started = false;
+    if (dc->bstmt) {
+        dc->bstmt = false; /* the batch goes on (my_batch.c) */
+        return;
+    }
+    if (dc->phase == EVDB__MY_PH_MAIN && evdb__my_autocommit_dirty(dc)) {
+        dc->phase = EVDB__MY_PH_TAIL; /* run picks it up */
+        return;
+    }
     /* A query can finish inside flush (the server answered before
      * Connector/C's first read would have blocked); the core's pump then
      * sends the next queued query itself. */
-    deliver(dc, err);
+    evdb__my_deliver(dc, err);
 }
 
 enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no, const char *msg)
@@ -139,6 +156,7 @@ enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no, c
     outcome_clear(dc);
     evdb__my_stream_release(dc);
     dc->q = NULL;
+    dc->bstmt = false;
     evdb__my_sql_done(dc);
     dc->op = EVDB__MY_OP_NONE;
     dc->op_started = false;
@@ -203,20 +221,44 @@ static int idle_readable(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 
 /* ---- running a query ---- */
 
-static int run(evdb__dconn *dc, int ready, evdb__wait *w, evdb_error *err)
+static enum evdb__my_run main_run(evdb__dconn *dc, int ready, evdb_error *err)
 {
     /* Queries without parameters take the text protocol: one round trip,
      * several statements allowed, and every statement works (not all can
      * be prepared). On the prepared path each distinct text with literal
      * values would cost a prepare and, later, an eviction; queries that
      * repeat should pass their values as parameters instead. */
-    enum evdb__my_run r;
     if (dc->q->flags & EVDB__QUERY_RESET_SESSION)
-        r = evdb__my_reset_run(dc, ready, err);
-    else if (dc->q->nparams)
-        r = evdb__my_stmt_run(dc, ready, err);
-    else
-        r = evdb__my_text_run(dc, ready, err);
+        return evdb__my_reset_run(dc, ready, err);
+    if (dc->q->nbatch)
+        return evdb__my_batch_run(dc, ready, err);
+    if (dc->cur->nparams)
+        return evdb__my_stmt_run(dc, ready, err);
+    return evdb__my_text_run(dc, ready, err);
+}
+
+/* Run the query through its phases (my_internal.h): a phase that ends
+ * with the query still in flight hands over to the next one at once. */
+static int run(evdb__dconn *dc, int ready, evdb__wait *w, evdb_error *err)
+{
+    enum evdb__my_run r;
+    for (;;) {
+        if (dc->phase == EVDB__MY_PH_GATE)
+            r = evdb__my_gate_run(dc, ready, err);
+        else if (dc->phase == EVDB__MY_PH_MAIN)
+            r = main_run(dc, ready, err);
+        else
+            r = evdb__my_autocommit_run(dc, ready, err);
+        if (r != EVDB__MY_RUN_DONE || !dc->q)
+            break;
+        /* The query goes on: the gate let it pass, or its main phase left
+         * it to the tail (evdb__my_report). */
+        if (dc->phase == EVDB__MY_PH_GATE)
+            dc->phase = EVDB__MY_PH_MAIN;
+        dc->op = EVDB__MY_OP_NONE;
+        dc->op_started = false;
+        ready = 0;
+    }
     switch (r) {
     case EVDB__MY_RUN_WAIT:
         evdb__my_wait_from_mask(dc->m, dc->mask, w);
@@ -242,9 +284,25 @@ static int my_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
                         "MariaDB connection runs one query at a time");
         return EVDB_EBUSY;
     }
-    int rc = evdb__my_sql_for(dc, q, err);
+    int rc = q->nbatch ? evdb__my_batch_refuse(q, err) : 0;
+    if (!rc && (q->flags & EVDB__QUERY_AUTOCOMMIT))
+        rc = evdb__my_autocommit_refuse(q, err);
+    if (!rc)
+        rc = evdb__my_sql_for(dc, q, err);
     if (rc)
         return rc;
+    dc->one = (evdb__stmt){q->sql, q->sql_len, q->params, q->nparams};
+    dc->cur = &dc->one;
+    dc->phase = EVDB__MY_PH_GATE;
+    dc->bstmt = false;
+    dc->ctl_step = 0;
+    if (q->nbatch) {
+        dc->bstep = EVDB__MY_B_OPEN;
+        dc->bk = 0;
+        /* Inside the caller's transaction the batch is a savepoint; the
+         * status is current, the session being idle. */
+        dc->bsavepoint = (evdb__my_server_status(dc) & SERVER_STATUS_IN_TRANS) != 0;
+    }
     /* Nothing goes out before flush: the core sends in batches, and a batch
      * here is one query. */
     dc->q = q;
@@ -290,6 +348,23 @@ static int my_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *e
     }
 }
 
+/* A query counts as sent once the first command that runs it, or that
+ * may wait on the server for it, has started: the text query, a
+ * statement's prepare (it can wait for a metadata lock, and only a KILL
+ * QUERY, which the core sends for sent queries only, ends that wait) or
+ * execute, the reset, a batch's first statement. Before that the driver
+ * may be reading max_allowed_packet, evicting a cached statement or
+ * opening a batch's transaction, none of which waits on locks: a query
+ * given up on meanwhile is never sent (the gate, abandoned in my_stmt.c
+ * and the batch check it), and one whose connection is lost meanwhile may
+ * run elsewhere. The mark lives in q, so the answer holds after the
+ * connection failed too (driver.h). */
+static bool my_query_sent(const evdb__dconn *dc, const evdb__query *q)
+{
+    (void)dc;
+    return q->drv_state == EVDB__MY_Q_SENT;
+}
+
 static int64_t my_server_id(const evdb__dconn *dc)
 {
     return (int64_t)dc->thread_id;
@@ -300,7 +375,7 @@ static const char *const schemes[] = {"mariadb", "mysql", NULL};
 const evdb__driver evdb__driver_mariadb = {
     .name = "mariadb",
     .schemes = schemes,
-    .caps = EVDB__CAP_SERVER_CANCEL | EVDB__CAP_MULTI_STMT,
+    .caps = EVDB__CAP_SERVER_CANCEL | EVDB__CAP_MULTI_STMT | EVDB__CAP_BATCH,
     .default_depth = 1,
     .claims = NULL,
     .connect_start = evdb__my_connect_start,
@@ -315,5 +390,6 @@ const evdb__driver evdb__driver_mariadb = {
     .close_start = evdb__my_close_start,
     .close_step = evdb__my_close_step,
     .destroy = evdb__my_destroy,
+    .query_sent = my_query_sent,
     .server_id = my_server_id,
 };

@@ -98,8 +98,34 @@ enum evdb__my_op {
     EVDB__MY_S_FETCH,   /* mysql_stmt_fetch, unbuffered (result-size cap) */
     EVDB__MY_S_FLUSH,   /* mysql_stmt_free_result: drop unbuffered rows unread */
     EVDB__MY_S_NEXT,    /* mysql_stmt_next_result */
+    EVDB__MY_S_RESET,   /* mysql_stmt_reset of a cached statement whose result failed */
     EVDB__MY_S_DISCARD, /* mysql_stmt_close of an uncached or failed statement */
-    EVDB__MY_R_RESET    /* mysql_reset_connection (EVDB__QUERY_RESET_SESSION) */
+    EVDB__MY_R_RESET,   /* mysql_reset_connection (EVDB__QUERY_RESET_SESSION) */
+    EVDB__MY_P_QUERY,   /* SELECT @@max_allowed_packet (my_packet.c) */
+    EVDB__MY_P_STORE,   /* ... its row */
+    EVDB__MY_C_QUERY    /* a control statement: ROLLBACK, SAVEPOINT, ... (no rows) */
+};
+
+/* The phases of a query (my_driver.c run): the gate checks it before
+ * anything of it is sent (my_packet.c), the main phase runs it (text,
+ * prepared, reset or batch), the tail takes a pooled query's connection
+ * out of a transaction it left open (my_autocommit.c). */
+enum evdb__my_phase { EVDB__MY_PH_GATE, EVDB__MY_PH_MAIN, EVDB__MY_PH_TAIL };
+
+/* What the driver knows of the session's packet limit (my_packet.c). */
+enum evdb__my_packet {
+    EVDB__MY_PACKET_UNREAD,    /* not read yet: read it before it is needed */
+    EVDB__MY_PACKET_KNOWN,     /* in max_packet */
+    EVDB__MY_PACKET_UNKNOWABLE /* the session was reset before it was read */
+};
+
+/* Steps of a batch (my_batch.c). */
+enum evdb__my_bstep {
+    EVDB__MY_B_OPEN,  /* START TRANSACTION, or SAVEPOINT inside the caller's */
+    EVDB__MY_B_STMT,  /* the statements in turn */
+    EVDB__MY_B_CLOSE, /* COMMIT, or RELEASE SAVEPOINT */
+    EVDB__MY_B_UNDO,  /* ROLLBACK, or ROLLBACK TO SAVEPOINT */
+    EVDB__MY_B_FORGET /* RELEASE SAVEPOINT after rolling back to it */
 };
 
 /* The outcome of the query in flight, held until every step of it is done
@@ -136,6 +162,9 @@ struct evdb__dconn {
 
     /* The query in flight and where it is. */
     evdb__query *q;
+    evdb__stmt one;      /* q's SQL and parameters as a statement */
+    const evdb__stmt *cur; /* the statement running: &one, or one of q's batch */
+    enum evdb__my_phase phase;
     const char *sql;     /* the SQL sent for it: q->sql, or the backstop's */
     size_t sql_len;      /*   prefixed copy in sqlbuf (my_backstop.c) */
     char *sqlbuf;
@@ -147,10 +176,25 @@ struct evdb__dconn {
     my_bool bret;
     MYSQL_RES *mres;     /* text result being stored */
     evdb__my_stmt *st;   /* statement of the query in flight */
+    bool st_executed;    /* ... was executed: Connector/C reads its results */
     MYSQL_STMT *closing; /* statement being closed (evict / discard) */
     evdb__my_outcome out;
     bool rerun;          /* run the query again once its statement is closed */
     bool rerun_done;     /* ... which happens at most once per query */
+
+    /* The session's packet limit (my_packet.c): read before the first
+     * query that could reach it or the first session reset, whichever
+     * comes first; after a reset without it, it cannot be known. */
+    unsigned long max_packet;
+    enum evdb__my_packet packet;
+
+    /* A batch in flight (my_batch.c). */
+    enum evdb__my_bstep bstep;
+    size_t bk;           /* the statement running (0-based) */
+    bool bsavepoint;     /* inside the caller's transaction: a savepoint */
+    bool bstmt;          /* a statement runs: its end is the batch's, not q's */
+    unsigned ctl_errno;  /* the last control statement's error, 0 if none */
+    unsigned ctl_step;   /* which of a phase's control statements runs */
 
     evdb__my_cache cache;
     evdb__my_rows rows;
@@ -172,10 +216,15 @@ struct evdb__dconn {
     size_t naddrs, addr_i;
 };
 
+/* evdb__query.drv_state: a command that runs the query has started
+ * (my_driver.c my_query_sent); 0 before. */
+#define EVDB__MY_Q_SENT 1
+
 /* What the query steps answer. */
 enum evdb__my_run {
     EVDB__MY_RUN_WAIT = 0, /* dc->mask says what to wait for */
-    EVDB__MY_RUN_DONE = 1, /* the query was reported; the connection is idle */
+    EVDB__MY_RUN_DONE = 1, /* the phase is over (its outcome recorded, or the
+                              query reported: the connection is then idle) */
     EVDB__MY_RUN_LOST = -1 /* the session is gone; *err says why */
 };
 
@@ -245,6 +294,52 @@ bool evdb__my_read_only_sql(const char *sql, size_t len);
 
 /* ---- my_query.c: queries without parameters ---- */
 enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err);
+/* Run one control statement that returns no rows (ROLLBACK, SAVEPOINT,
+ * ...) outside the query's outcome, as op EVDB__MY_C_QUERY. DONE with
+ * dc->ctl_errno 0, or its error number (the handle's error says more
+ * until the next command), WAIT, or LOST. */
+enum evdb__my_run evdb__my_ctl_run(evdb__dconn *dc, const char *sql, int ready, evdb_error *err);
+/* The server's status flags after the last command (SERVER_STATUS_*). */
+unsigned evdb__my_server_status(const evdb__dconn *dc);
+
+/* ---- my_scan.c: what a statement is, from its first words ---- */
+/* Skip blanks, comments and opening parentheses; p..end. MariaDB's
+ * executable comments are statement text: they stop the skip. */
+const char *evdb__my_skip_blank(const char *p, const char *end);
+/* Whether the statement at p (after blanks) starts with keyword; *after
+ * (may be NULL) is then set past it. */
+bool evdb__my_keyword(const char *p, const char *end, const char *keyword, const char **after);
+/* Whether sql holds one statement only (trailing ';', blanks, comments
+ * aside). */
+bool evdb__my_single_statement(const char *sql, size_t len);
+/* The first place in p..end where word stands as a word of its own
+ * (case-insensitive; quoted text is not skipped), or NULL. */
+const char *evdb__my_find_word(const char *p, const char *end, const char *word);
+
+/* ---- my_packet.c: the server's packet limit ---- */
+/* The gate of a query (EVDB__MY_PH_GATE): read max_allowed_packet when a
+ * query could reach it, then refuse a query too large for it
+ * (EVDB_ETOOBIG), or one given up on meanwhile. DONE: the query may run
+ * (nothing reported) unless dc->q is NULL (it was reported); WAIT; LOST. */
+enum evdb__my_run evdb__my_gate_run(evdb__dconn *dc, int ready, evdb_error *err);
+
+/* ---- my_autocommit.c: pooled autocommit queries ---- */
+/* A statement q may not run as a pooled autocommit query (it opens a
+ * transaction): 0, or EVDB_EINVAL with err set. */
+int evdb__my_autocommit_refuse(const evdb__query *q, evdb_error *err);
+/* Whether q's main phase left its connection inside a transaction that
+ * the tail must roll back. */
+bool evdb__my_autocommit_dirty(const evdb__dconn *dc);
+/* The tail (EVDB__MY_PH_TAIL): roll back, re-enable autocommit, fail the
+ * query. DONE (reported), WAIT or LOST. */
+enum evdb__my_run evdb__my_autocommit_run(evdb__dconn *dc, int ready, evdb_error *err);
+
+/* ---- my_batch.c: explicit batches (EVDB__CAP_BATCH) ---- */
+/* A batch q may not hold (a statement that commits implicitly or
+ * controls transactions): 0, or EVDB_EINVAL with err set. */
+int evdb__my_batch_refuse(const evdb__query *q, evdb_error *err);
+/* The main phase of a batch: DONE (its outcome recorded), WAIT or LOST. */
+enum evdb__my_run evdb__my_batch_run(evdb__dconn *dc, int ready, evdb_error *err);
 
 /* ---- my_reset.c: session reset for pools ---- */
 enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err);
@@ -338,8 +433,16 @@ void evdb__my_fail_mysql(evdb__dconn *dc, unsigned no, const char *sqlstate, con
 void evdb__my_fail_code(evdb__dconn *dc, int code, const char *msg);
 /* Append r to the query's results (r NULL: out of memory). */
 void evdb__my_add_result(evdb__dconn *dc, evdb_result *r);
-/* Report the outcome to the core and go idle. */
+/* The main phase's runners end with this: the statement is over (its
+ * outcome recorded). Inside a batch the batch goes on; otherwise the
+ * query goes to its tail or is reported to the core (the connection is
+ * then idle). */
 void evdb__my_report(evdb__dconn *dc, evdb_error *err);
+/* Report the outcome to the core and go idle. */
+void evdb__my_deliver(evdb__dconn *dc, evdb_error *err);
+/* Replace whatever outcome was recorded by this failure (free the
+ * results). */
+void evdb__my_fail_over(evdb__dconn *dc, int code, const char *msg);
 /* Record a lost session: set *err, mark the connection broken. */
 enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no,
                                 const char *msg);

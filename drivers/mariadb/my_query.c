@@ -9,6 +9,8 @@
  * one is checked. Every result set is consumed even after a failure, so
  * the session is back in sync before the query is reported.
  */
+#include <string.h>
+
 #include "my_internal.h"
 
 /* Called after a Connector/C call on the handle failed. */
@@ -36,6 +38,7 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
             break;
 
         case EVDB__MY_T_QUERY:
+            dc->q->drv_state = EVDB__MY_Q_SENT;
             mask = dc->op_started ? mysql_real_query_cont(&dc->iret, m, ready)
                                   : mysql_real_query_start(&dc->iret, m, dc->sql, dc->sql_len);
             dc->op_started = true;
@@ -118,4 +121,36 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
 wait:
     dc->mask = mask;
     return EVDB__MY_RUN_WAIT;
+}
+
+enum evdb__my_run evdb__my_ctl_run(evdb__dconn *dc, const char *sql, int ready, evdb_error *err)
+{
+    MYSQL *m = dc->m;
+    if (!dc->op_started)
+        dc->op = EVDB__MY_C_QUERY;
+    int mask = dc->op_started ? mysql_real_query_cont(&dc->iret, m, ready)
+                              : mysql_real_query_start(&dc->iret, m, sql, strlen(sql));
+    dc->op_started = true;
+    if (mask) {
+        dc->mask = mask;
+        return EVDB__MY_RUN_WAIT;
+    }
+    dc->op_started = false;
+    dc->op = EVDB__MY_OP_NONE;
+    dc->ctl_errno = 0;
+    if (dc->iret) {
+        unsigned no = mysql_errno(m);
+        if (evdb__my_errno_is_lost(no, mysql_sqlstate(m)))
+            return evdb__my_lost(dc, err, no, mysql_error(m));
+        dc->ctl_errno = no ? no : 1;
+    }
+    return EVDB__MY_RUN_DONE;
+}
+
+unsigned evdb__my_server_status(const evdb__dconn *dc)
+{
+    unsigned st = 0;
+    if (mariadb_get_infov(dc->m, MARIADB_CONNECTION_SERVER_STATUS, &st))
+        return 0;
+    return st;
 }

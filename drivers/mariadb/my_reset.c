@@ -14,6 +14,7 @@ enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err
         dc->op = EVDB__MY_R_RESET;
         dc->op_started = false;
     }
+    dc->q->drv_state = EVDB__MY_Q_SENT;
     int mask = dc->op_started ? mysql_reset_connection_cont(&dc->iret, dc->m, ready)
                               : mysql_reset_connection_start(&dc->iret, dc->m);
     dc->op_started = true;
@@ -31,6 +32,11 @@ enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err
     } else {
         /* The server forgot the statements; the handles only hold memory. */
         evdb__my_cache_clear(&dc->cache);
+        /* The session's @@max_allowed_packet now shows the server's
+         * global value, but the server keeps enforcing the one of the
+         * connect: read before the reset, or never (my_packet.c). */
+        if (dc->packet == EVDB__MY_PACKET_UNREAD)
+            dc->packet = EVDB__MY_PACKET_UNKNOWABLE;
         evdb__my_add_result(dc, evdb__my_result_text(dc->m, NULL));
     }
     evdb__my_report(dc, err);

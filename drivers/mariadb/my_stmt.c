@@ -4,7 +4,8 @@
  *   -> bind parameters -> execute -> store_result -> rows (no I/O)
  *      (under a result-size cap: a fetch per row, unbuffered, instead)
  *   -> next_result while more result sets follow (CALL)
- *   -> close the statement unless it stays cached.
+ *   -> close the statement unless it stays cached (a cached one whose
+ *      result failed part way is reset first: see finish).
  * Values travel in the binary protocol, never interpolated into SQL:
  * NULL as MYSQL_TYPE_NULL, bool as TINY, int64 as LONGLONG, double as
  * DOUBLE, text as STRING and bytes as BLOB (the server treats BLOB
@@ -79,7 +80,7 @@ static enum enum_field_types param_type(const evdb_value *v)
 }
 
 /* Copy q's number and bool parameters into s's storage. */
-static void copy_numbers(evdb__my_stmt *s, const evdb__query *q)
+static void copy_numbers(evdb__my_stmt *s, const evdb__stmt *q)
 {
     for (unsigned i = 0; i < s->nparams; i++) {
         const evdb_value *v = &q->params[i];
@@ -94,7 +95,7 @@ static void copy_numbers(evdb__my_stmt *s, const evdb__query *q)
 
 /* Whether the binds Connector/C holds for s serve q as they are: they
  * point only into s's storage and q's parameters have the same types. */
-static bool binds_serve(const evdb__my_stmt *s, const evdb__query *q)
+static bool binds_serve(const evdb__my_stmt *s, const evdb__stmt *q)
 {
     if (!s->pstable)
         return false;
@@ -112,7 +113,7 @@ static bool binds_serve(const evdb__my_stmt *s, const evdb__query *q)
  * the failure. */
 static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
 {
-    const evdb__query *q = dc->q;
+    const evdb__stmt *q = dc->cur;
     if (q->nparams != s->nparams) {
         char msg[128];
         snprintf(msg, sizeof msg, "query has %u placeholders but %zu parameters were given",
@@ -205,7 +206,7 @@ static void metadata_changed(evdb__dconn *dc, evdb__my_stmt *s)
 {
     if (s->cached)
         evdb__my_cache_remove(&dc->cache, s);
-    if (!dc->rerun_done && !dc->out.failed && evdb__my_read_only_sql(dc->q->sql, dc->q->sql_len)) {
+    if (!dc->rerun_done && !dc->out.failed && evdb__my_read_only_sql(dc->cur->sql, dc->cur->sql_len)) {
         dc->rerun = true;
         return;
     }
@@ -215,7 +216,21 @@ static void metadata_changed(evdb__dconn *dc, evdb__my_stmt *s)
     dc->out.driver_code = CR_NEW_STMT_METADATA;
 }
 
-/* The statement's results are in (or it failed): keep it or close it. */
+/* The statement's results are in (or it failed): keep it or close it.
+ *
+ * A cached statement whose execution succeeded but whose result then
+ * failed (a runtime error such as "Subquery returns more than 1 row"
+ * after some rows, or the KILL QUERY of a timeout) is reset before the
+ * query is reported. Connector/C 3.3 leaves such a statement in its
+ * fetching state: mysql_stmt_store_result gives up at the error packet,
+ * and mysql_stmt_free_result then marks the statement as being fetched
+ * unbuffered, so its next mysql_stmt_execute first reads the "rest" of
+ * the rows, which the server never sends: the connection would wait
+ * forever. mysql_stmt_reset (COM_STMT_RESET, one round trip, only after
+ * such failures) puts the statement back to prepared without reading
+ * rows, since the handle's status is ready again after the error. A
+ * failure at execute itself leaves the statement prepared: nothing to do.
+ * Uncached statements are closed anyway. */
 static enum evdb__my_run finish(evdb__dconn *dc, evdb_error *err)
 {
     evdb__my_stmt *s = dc->st;
@@ -223,8 +238,13 @@ static enum evdb__my_run finish(evdb__dconn *dc, evdb_error *err)
         dc->op = EVDB__MY_S_DISCARD;
         return EVDB__MY_RUN_WAIT; /* the caller loops into the discard */
     }
-    if (s)
+    if (s) {
         mysql_stmt_free_result(s->stmt); /* stored rows: no I/O */
+        if (dc->out.failed && dc->st_executed) {
+            dc->op = EVDB__MY_S_RESET;
+            return EVDB__MY_RUN_WAIT; /* the caller loops into the reset */
+        }
+    }
     dc->st = NULL;
     evdb__my_report(dc, err);
     return EVDB__MY_RUN_DONE;
@@ -331,6 +351,7 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
         switch (dc->op) {
         case EVDB__MY_OP_NONE:
             dc->op_started = false;
+            dc->st_executed = false;
             r = lookup(dc, err);
             if (r == EVDB__MY_RUN_DONE)
                 return r;
@@ -356,6 +377,10 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
                     return r;
                 break;
             }
+            /* A prepare can wait on the server (for a table's metadata
+             * lock): from here on the query counts as sent, so a timeout
+             * sends its KILL QUERY (my_driver.c my_query_sent). */
+            dc->q->drv_state = EVDB__MY_Q_SENT;
             mask = dc->op_started
                        ? mysql_stmt_prepare_cont(&dc->iret, s->stmt, ready)
                        : mysql_stmt_prepare_start(&dc->iret, s->stmt, s->sql,
@@ -399,6 +424,7 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
                     return r;
                 break;
             }
+            dc->q->drv_state = EVDB__MY_Q_SENT;
             mask = dc->op_started ? mysql_stmt_execute_cont(&dc->iret, s->stmt, ready)
                                   : mysql_stmt_execute_start(&dc->iret, s->stmt);
             dc->op_started = true;
@@ -415,6 +441,7 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
                 forget_if_stale(dc, s);
                 r = finish(dc, err);
             } else {
+                dc->st_executed = true;
                 r = result_set(dc, err);
             }
             if (r == EVDB__MY_RUN_DONE)
@@ -485,6 +512,36 @@ enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
             if (r == EVDB__MY_RUN_DONE)
                 return r;
             break;
+
+        case EVDB__MY_S_RESET:
+            /* See finish. The query's error is recorded already; the
+             * reset's own outcome only decides the statement's fate. */
+            mask = dc->op_started ? mysql_stmt_reset_cont(&dc->bret, s->stmt, ready)
+                                  : mysql_stmt_reset_start(&dc->bret, s->stmt);
+            dc->op_started = true;
+            if (mask)
+                goto wait;
+            dc->op_started = false;
+            if (dc->bret) {
+                unsigned no = mysql_stmt_errno(s->stmt);
+                const char *state = mysql_stmt_sqlstate(s->stmt);
+                const char *msg = mysql_stmt_error(s->stmt);
+                if (!no) {
+                    no = mysql_errno(dc->m);
+                    state = mysql_sqlstate(dc->m);
+                    msg = mysql_error(dc->m);
+                }
+                if (evdb__my_errno_is_lost(no, state))
+                    return evdb__my_lost(dc, err, no, msg);
+                /* The session is fine but the statement is not: close it,
+                 * and the next query prepares afresh. */
+                evdb__my_cache_remove(&dc->cache, s);
+                dc->op = EVDB__MY_S_DISCARD;
+                break;
+            }
+            dc->st = NULL;
+            evdb__my_report(dc, err);
+            return EVDB__MY_RUN_DONE;
 
         case EVDB__MY_S_DISCARD:
             if (!dc->op_started) {
