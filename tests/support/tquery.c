@@ -72,3 +72,70 @@ int64_t t_cell_int(const evdb_result *r, size_t row, size_t col)
     ck_assert_msg(rc == 0, "cell %zu,%zu: %s", row, col, evdb_err_name(rc));
     return v;
 }
+
+int64_t t_query_int(evdb_conn *c, const char *sql)
+{
+    evdb_future *f = t_run_ok(c, sql, NULL, 0);
+    int64_t v = t_cell_int(evdb_future_result(f), 0, 0);
+    evdb_future_unref(f);
+    return v;
+}
+
+void t_expect_fail(evdb_future *f, int code, const char *sqlstate)
+{
+    int rc = t_wait(f);
+    const evdb_error *e = evdb_future_error(f);
+    ck_assert_msg(rc == code, "wanted %s, got %s: %s", evdb_err_name(code), evdb_err_name(rc),
+                  evdb_error_message(e));
+    if (sqlstate)
+        ck_assert_msg(strcmp(evdb_error_sqlstate(e), sqlstate) == 0,
+                      "wanted SQLSTATE %s, got '%s': %s", sqlstate, evdb_error_sqlstate(e),
+                      evdb_error_message(e));
+}
+
+void t_sleep(struct ev_loop *loop, double seconds)
+{
+    evdb_future *s = evdb_sleep(loop, seconds);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(t_wait(s), 0);
+    evdb_future_unref(s);
+}
+
+evdb_pool *t_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_opts *opts)
+{
+    evdb_pool *p = evdb_pool_new(loop, url, opts);
+    ck_assert_msg(p != NULL, "evdb_pool_new: %s", evdb_error_message(evdb_last_error()));
+    return p;
+}
+
+void t_pool_close(evdb_pool *p)
+{
+    evdb_future *f = evdb_pool_close(p);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+}
+
+evdb_future *t_pool_run_ok(evdb_pool *p, const char *sql, const evdb_value *params, size_t n)
+{
+    evdb_future *f = evdb_pool_query(p, sql, params, n, NULL);
+    ck_assert_msg(f != NULL, "evdb_pool_query(%s): %s", sql,
+                  evdb_error_message(evdb_last_error()));
+    int rc = t_wait(f);
+    ck_assert_msg(rc == 0, "%s: %s (%s)", sql, evdb_error_message(evdb_future_error(f)),
+                  evdb_err_name(rc));
+    return f;
+}
+
+void t_pool_exec_ok(evdb_pool *p, const char *sql)
+{
+    evdb_future_unref(t_pool_run_ok(p, sql, NULL, 0));
+}
+
+int64_t t_pool_int(evdb_pool *p, const char *sql)
+{
+    evdb_future *f = t_pool_run_ok(p, sql, NULL, 0);
+    int64_t v = t_cell_int(evdb_future_result(f), 0, 0);
+    evdb_future_unref(f);
+    return v;
+}

@@ -38,4 +38,25 @@ void t_expect_cell(const evdb_result *r, size_t row, size_t col, const char *wan
 /* The cell as an integer, asserting it converts. */
 int64_t t_cell_int(const evdb_result *r, size_t row, size_t col);
 
+/* The single integer cell (0, 0) of sql run on c, asserting it worked. */
+int64_t t_query_int(evdb_conn *c, const char *sql);
+
+/* Wait for f and assert it failed with code (and, when sqlstate is not
+ * NULL, that SQLSTATE); the failure message carries the error. */
+void t_expect_fail(evdb_future *f, int code, const char *sqlstate);
+
+/* Run the loop for seconds through an evdb_sleep future (evdb's own
+ * timers and callbacks run meanwhile). */
+void t_sleep(struct ev_loop *loop, double seconds);
+
+/* Pools: evdb_pool_new asserting it worked (opts may be NULL), and
+ * evdb_pool_close waiting until the pool is gone. */
+evdb_pool *t_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_opts *opts);
+void t_pool_close(evdb_pool *p);
+
+/* t_run_ok / t_exec_ok / t_query_int through evdb_pool_query. */
+evdb_future *t_pool_run_ok(evdb_pool *p, const char *sql, const evdb_value *params, size_t n);
+void t_pool_exec_ok(evdb_pool *p, const char *sql);
+int64_t t_pool_int(evdb_pool *p, const char *sql);
+
 #endif
