@@ -58,46 +58,13 @@ static evdb_conn *open_app(void)
 
 static evdb_conn *open_admin(void)
 {
-    const char *u = evdb_test_my_admin_url();
-    ck_assert_ptr_nonnull(u);
-    return t_conn_open(L, u, NULL);
+    return t_conn_open(L, t_my_admin_url(), NULL);
 }
 
 static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
                            double timeout)
 {
-    evdb_query_opts o;
-    memset(&o, 0, sizeof o);
-    o.timeout = timeout;
-    evdb_future *f = evdb_conn_query(c, sql, p, n, &o);
-    ck_assert_msg(f != NULL, "evdb_conn_query: %s", evdb_error_message(evdb_last_error()));
-    return f;
-}
-
-/* Run sql and expect success; the caller unrefs the returned future. */
-/* A single integer from a query. */
-static int64_t query_int(evdb_conn *c, const char *sql)
-{
-    evdb_future *f = t_run_ok(c, sql, NULL, 0);
-    int64_t v = t_cell_int(evdb_future_result(f), 0, 0);
-    evdb_future_unref(f);
-    return v;
-}
-
-/* A TCP port on loopback where nothing listens. */
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(s, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    close(s);
-    return ntohs(a.sin_port);
+    return t_submit(c, sql, p, n, timeout, 0);
 }
 
 /* ---- connect ---- */
@@ -108,7 +75,7 @@ START_TEST(connect_ok)
     ck_assert_str_eq(evdb_conn_driver(c), "mariadb");
     int64_t id = evdb_conn_server_id(c);
     ck_assert_int_gt(id, 0);
-    ck_assert_int_eq(query_int(c, "SELECT CONNECTION_ID()"), id);
+    ck_assert_int_eq(t_query_int(c, "SELECT CONNECTION_ID()"), id);
     evdb_future *f = t_run_ok(c, "SELECT 1 AS one, DATABASE(), @@character_set_client", NULL, 0);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_nrows(r), 1);
@@ -129,7 +96,7 @@ START_TEST(connect_mysql_scheme_and_socket)
     snprintf(url, sizeof url, "mysql://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test",
              my_port());
     evdb_conn *c = t_conn_open(L, url, NULL);
-    ck_assert_int_eq(query_int(c, "SELECT 7"), 7);
+    ck_assert_int_eq(t_query_int(c, "SELECT 7"), 7);
     t_conn_close(c);
     /* Over the unix socket, given as an option. */
     const char *sock = evdb_test_env("EVDB_TEST_MY_SOCKET");
@@ -137,7 +104,7 @@ START_TEST(connect_mysql_scheme_and_socket)
     snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@/evdb_test?unix_socket=%s",
              sock);
     c = t_conn_open(L, url, NULL);
-    ck_assert_int_eq(query_int(c, "SELECT 8"), 8);
+    ck_assert_int_eq(t_query_int(c, "SELECT 8"), 8);
     t_conn_close(c);
 }
 END_TEST
@@ -220,7 +187,7 @@ START_TEST(connect_refused)
 {
     char url[URL_MAX];
     snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test",
-             free_port());
+             t_free_port());
     double t0 = t_now();
     evdb_future *f = evdb_conn_open(L, url, NULL);
     ck_assert_ptr_nonnull(f);
@@ -236,20 +203,11 @@ END_TEST
  * options, both end the attempt. */
 START_TEST(connect_timeouts)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(s, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(listen(s, 16), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    int port;
+    int s = t_silent_listener(&port);
     char url[URL_MAX];
     snprintf(url, sizeof url,
-             "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test?connect_timeout=1",
-             ntohs(a.sin_port));
+             "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test?connect_timeout=1", port);
     double t0 = t_now();
     evdb_future *f = evdb_conn_open(L, url, NULL);
     ck_assert_ptr_nonnull(f);
@@ -261,8 +219,7 @@ START_TEST(connect_timeouts)
     evdb_conn_opts o;
     memset(&o, 0, sizeof o);
     o.connect_timeout = 0.3;
-    snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test",
-             ntohs(a.sin_port));
+    snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test", port);
     t0 = t_now();
     f = evdb_conn_open(L, url, &o);
     ck_assert_ptr_nonnull(f);
@@ -578,7 +535,7 @@ START_TEST(blob_all_bytes)
     evdb_future_unref(t_run_ok(c, "INSERT INTO t_blob VALUES (?, ?)", p, 2));
     evdb_value p2[] = {evdb_int(2), evdb_bytes(big, big_len)};
     evdb_future_unref(t_run_ok(c, "INSERT INTO t_blob VALUES (?, ?)", p2, 2));
-    ck_assert_int_eq(query_int(c, "SELECT LENGTH(b) FROM t_blob WHERE id = 1"), 256);
+    ck_assert_int_eq(t_query_int(c, "SELECT LENGTH(b) FROM t_blob WHERE id = 1"), 256);
     evdb_value zero = evdb_int(0);
     evdb_future *fs[2] = {t_run_ok(c, "SELECT b FROM t_blob ORDER BY id", NULL, 0),
                           t_run_ok(c, "SELECT b FROM t_blob WHERE id > ? ORDER BY id", &zero, 1)};
@@ -792,7 +749,7 @@ START_TEST(type_round_trips)
         free(sql);
     }
     /* The server holds the same values whichever way they came. */
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_rt a JOIN t_rt b ON b.id = a.id + 2 "
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM t_rt a JOIN t_rt b ON b.id = a.id + 2 "
                                   "WHERE (a.ti, a.tu, a.si, a.su, a.mi, a.mu, a.i, a.iu, a.bi, "
                                   "a.bu, a.dc, a.d, a.dt, a.tx, a.bl) <=> (b.ti, b.tu, b.si, "
                                   "b.su, b.mi, b.mu, b.i, b.iu, b.bi, b.bu, b.dc, b.d, b.dt, "
@@ -883,10 +840,10 @@ START_TEST(server_errors)
     ck_assert_int_eq(t_wait(f), EVDB_EINVAL);
     evdb_future_unref(f);
     /* The connection still works, also for the statement that failed. */
-    ck_assert_int_eq(query_int(c, "SELECT 5"), 5);
+    ck_assert_int_eq(t_query_int(c, "SELECT 5"), 5);
     evdb_value three = evdb_int(3);
     evdb_future_unref(t_run_ok(c, "INSERT INTO t_err VALUES (?)", &three, 1));
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_err"), 2);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM t_err"), 2);
     t_conn_close(c);
 }
 END_TEST
@@ -1106,7 +1063,7 @@ START_TEST(multi_statement)
     f = submit(c, "SELECT 1; SELECT * FROM no_such_table; SELECT 2", NULL, 0, 0);
     expect_server_error(f, 1146, "42S02");
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT 6"), 6);
+    ck_assert_int_eq(t_query_int(c, "SELECT 6"), 6);
     /* A procedure answers with several result sets, also when prepared. */
     t_exec_ok(c, "DROP PROCEDURE IF EXISTS evdb_p2");
     t_exec_ok(c, "CREATE PROCEDURE evdb_p2(IN n INT) BEGIN SELECT n; SELECT n * 2; END");
@@ -1121,7 +1078,7 @@ START_TEST(multi_statement)
     f = t_run_ok(c, "CALL evdb_p2(4)", NULL, 0);
     t_expect_cell(evdb_result_next(evdb_future_result(f)), 0, 0, "8");
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT 9"), 9);
+    ck_assert_int_eq(t_query_int(c, "SELECT 9"), 9);
     t_exec_ok(c, "DROP PROCEDURE evdb_p2");
     t_conn_close(c);
 }
@@ -1172,7 +1129,7 @@ START_TEST(stmt_after_schema_change)
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 2);
     t_expect_cell(evdb_future_result(f), 0, 1, "5");
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_ret"), 3);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM t_ret"), 3);
     t_conn_close(c);
 }
 END_TEST
@@ -1255,7 +1212,7 @@ END_TEST
  * Prepared_stmt_count would also count sessions still being torn down). */
 static int64_t prepared_count(evdb_conn *c)
 {
-    return query_int(c, "SELECT SUM(IF(VARIABLE_NAME = 'COM_STMT_PREPARE', 1, -1) * "
+    return t_query_int(c, "SELECT SUM(IF(VARIABLE_NAME = 'COM_STMT_PREPARE', 1, -1) * "
                         "VARIABLE_VALUE) FROM information_schema.SESSION_STATUS WHERE "
                         "VARIABLE_NAME IN ('COM_STMT_PREPARE', 'COM_STMT_CLOSE')");
 }
@@ -1281,12 +1238,12 @@ START_TEST(stmt_cache_lru)
     /* Repeats hit the cache: no new prepare on the server. */
     const char *prepares_sql = "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
                                "WHERE VARIABLE_NAME = 'COM_STMT_PREPARE'";
-    int64_t prepares = query_int(c, prepares_sql);
+    int64_t prepares = t_query_int(c, prepares_sql);
     for (int i = 0; i < 5; i++) {
         evdb_value v = evdb_int(i);
         evdb_future_unref(t_run_ok(c, "SELECT ? + 4", &v, 1));
     }
-    ck_assert_int_eq(query_int(c, prepares_sql), prepares);
+    ck_assert_int_eq(t_query_int(c, prepares_sql), prepares);
     /* EVDB_QUERY_NO_CACHE: prepared and closed again. */
     evdb_query_opts qo;
     memset(&qo, 0, sizeof qo);
@@ -1297,7 +1254,7 @@ START_TEST(stmt_cache_lru)
     ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 100);
     evdb_future_unref(f);
     ck_assert_int_eq(prepared_count(c), 2);
-    ck_assert_int_eq(query_int(c, prepares_sql), prepares + 1);
+    ck_assert_int_eq(t_query_int(c, prepares_sql), prepares + 1);
     t_conn_close(c);
     /* With the cache off nothing stays prepared. */
     o.stmt_cache_size = EVDB_STMT_CACHE_OFF;
@@ -1357,7 +1314,7 @@ START_TEST(pool_release_resets_session)
     f = submit(c, "SELECT * FROM t_tmp", NULL, 0, 0);
     expect_server_error(f, 1146, "42S02");
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_pool"), 0);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM t_pool"), 0);
     f = t_run_ok(c, "SELECT ? + 1", &v, 1);
     ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 2);
     evdb_future_unref(f);
@@ -1446,7 +1403,7 @@ START_TEST(cancel_running_query)
     ck_assert_int_eq(evdb_future_cancel(f), 0);
     ck_assert_int_eq(evdb_future_status(f), EVDB_ECANCELED);
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT 11"), 11);
+    ck_assert_int_eq(t_query_int(c, "SELECT 11"), 11);
     ck_assert_double_lt(t_now() - t0, 1.0);
     t_conn_close(c);
 }
@@ -1476,7 +1433,7 @@ START_TEST(cancel_queued)
     ck_assert_int_eq(t_cell_int(evdb_future_result(running), 0, 1), 1);
     ck_assert_int_eq(t_wait(after), 0);
     ck_assert_int_eq(t_cell_int(evdb_future_result(after), 0, 0), 33);
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM t_cq"), 0);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM t_cq"), 0);
     evdb_future_unref(running);
     evdb_future_unref(q1);
     evdb_future_unref(q2);
@@ -1505,24 +1462,7 @@ static evdb_conn *one_user_open(bool backstop)
     snprintf(url, sizeof url,
              "mariadb://" ONE_USER ":" ONE_PASSWORD "@127.0.0.1:%s/evdb_test?server_timeout=%s",
              my_port(), backstop ? "true" : "false");
-    /* The server counts a closed session until its thread has finished
-     * with it, a little after the client is done: a new session of this
-     * one-session user is refused (ER_USER_LIMIT_REACHED, 1226) until
-     * then. */
-    for (int tries = 0;; tries++) {
-        evdb_future *f = evdb_conn_open(L, url, NULL);
-        ck_assert_ptr_nonnull(f);
-        int rc = t_wait(f);
-        if (rc == 0) {
-            evdb_conn *c = evdb_future_take_conn(f);
-            evdb_future_unref(f);
-            return c;
-        }
-        ck_assert_msg(evdb_error_driver_code(evdb_future_error(f)) == 1226 && tries < 50,
-                      "connect failed: %s", evdb_error_message(evdb_future_error(f)));
-        evdb_future_unref(f);
-        t_run_for(L, 0.05);
-    }
+    return t_my_open_one_session(L, url);
 }
 
 /* The query times out at 0.3 s; the query queued behind it is answered
@@ -1651,7 +1591,7 @@ START_TEST(statement_timeout_is_etimedout)
         ck_assert_str_eq(evdb_error_sqlstate(e), "70100");
         ck_assert(evdb_error_is_cancel(e));
         evdb_future_unref(f);
-        ck_assert_int_eq(query_int(c, "SELECT 12"), 12);
+        ck_assert_int_eq(t_query_int(c, "SELECT 12"), 12);
     }
     t_conn_close(c);
 }
@@ -1778,7 +1718,7 @@ START_TEST(kill_idle_connection_noticed)
 {
     evdb_conn *c = open_app();
     evdb_conn *admin = open_admin();
-    ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT 1"), 1);
     kill_connection(admin, evdb_conn_server_id(c));
     /* Noticed while idle, without sending anything. */
     t_run_for(L, 0.3);
@@ -1832,7 +1772,7 @@ START_TEST(server_stop_and_restart)
     evdb_future_unref(f);
     testdb("start-my");
     evdb_conn *c = open_app();
-    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+    ck_assert_int_eq(t_query_int(c, "SELECT 3"), 3);
     t_conn_close(c);
     t_conn_close(busy);
     t_conn_close(idle);

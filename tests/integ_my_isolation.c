@@ -62,32 +62,16 @@ static evdb_conn *open_app(void)
 
 static evdb_conn *open_admin(void)
 {
-    const char *u = evdb_test_my_admin_url();
-    ck_assert_ptr_nonnull(u);
-    return t_conn_open(L, u, NULL);
-}
-
-static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
-                           double timeout)
-{
-    evdb_query_opts o;
-    memset(&o, 0, sizeof o);
-    o.timeout = timeout;
-    evdb_future *f = evdb_conn_query(c, sql, p, n, &o);
-    ck_assert_msg(f != NULL, "evdb_conn_query: %s", evdb_error_message(evdb_last_error()));
-    return f;
+    return t_conn_open(L, t_my_admin_url(), NULL);
 }
 
 /* Wait for f and assert it failed with code (and, when errnum is not 0,
  * that MariaDB error). The caller unrefs f. */
 static void expect_fail(evdb_future *f, int code, int errnum)
 {
-    int rc = t_wait(f);
-    const evdb_error *e = evdb_future_error(f);
-    ck_assert_msg(rc == code, "expected %s, got %s: %s", evdb_err_name(code), evdb_err_name(rc),
-                  e ? evdb_error_message(e) : "(ok)");
+    t_expect_fail(f, code, NULL);
     if (errnum)
-        ck_assert_int_eq(evdb_error_driver_code(e), errnum);
+        ck_assert_int_eq(evdb_error_driver_code(evdb_future_error(f)), errnum);
 }
 
 /* ---- the wedge after a failed result ---- */
@@ -115,7 +99,7 @@ static void wedge_tables(void)
 static void expect_wedge_query(evdb_conn *c, int64_t from)
 {
     evdb_value v = evdb_int(from);
-    evdb_future *f = submit(c, WEDGE_SQL, &v, 1, PROMPT_S);
+    evdb_future *f = t_submit(c, WEDGE_SQL, &v, 1, PROMPT_S, 0);
     if (from <= FAIL_AT) {
         expect_fail(f, EVDB_ESERVER, ER_SUBQUERY_NO_1_ROW);
         ck_assert_str_eq(evdb_error_sqlstate(evdb_future_error(f)), "21000");
@@ -135,11 +119,11 @@ static void expect_wedge_query(evdb_conn *c, int64_t from)
 static void expect_serves(evdb_conn *c, int64_t n)
 {
     evdb_value v = evdb_int(n);
-    evdb_future *f = submit(c, "SELECT ? + 1", &v, 1, PROMPT_S);
+    evdb_future *f = t_submit(c, "SELECT ? + 1", &v, 1, PROMPT_S, 0);
     ck_assert_msg(t_wait(f) == 0, "SELECT ? + 1: %s", evdb_error_message(evdb_future_error(f)));
     ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), n + 1);
     evdb_future_unref(f);
-    f = submit(c, "SELECT COUNT(*) FROM my_iso_outer", NULL, 0, PROMPT_S);
+    f = t_submit(c, "SELECT COUNT(*) FROM my_iso_outer", NULL, 0, PROMPT_S, 0);
     ck_assert_msg(t_wait(f) == 0, "COUNT: %s", evdb_error_message(evdb_future_error(f)));
     ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), OUTER_ROWS);
     evdb_future_unref(f);
@@ -158,10 +142,10 @@ START_TEST(wedge_after_runtime_error)
     expect_serves(c, 1);
     /* The text protocol (no parameters) fails the same way, and serves on. */
     for (int i = 0; i < 3; i++) {
-        evdb_future *f = submit(c,
-                                "SELECT o.k, (SELECT s.v FROM my_iso_sub s WHERE s.k = o.k) "
-                                "FROM my_iso_outer o ORDER BY o.k",
-                                NULL, 0, PROMPT_S);
+        evdb_future *f = t_submit(c,
+                                  "SELECT o.k, (SELECT s.v FROM my_iso_sub s WHERE s.k = o.k) "
+                                  "FROM my_iso_outer o ORDER BY o.k",
+                                  NULL, 0, PROMPT_S, 0);
         expect_fail(f, EVDB_ESERVER, ER_SUBQUERY_NO_1_ROW);
         evdb_future_unref(f);
         expect_serves(c, i);
@@ -189,7 +173,7 @@ START_TEST(wedge_call_second_result)
     evdb_conn *c = open_app();
     for (int i = 0; i < 4; i++) {
         evdb_value v = evdb_int(i % 2 ? OUTER_ROWS : 1);
-        evdb_future *f = submit(c, "CALL my_iso_two(?)", &v, 1, PROMPT_S);
+        evdb_future *f = t_submit(c, "CALL my_iso_two(?)", &v, 1, PROMPT_S, 0);
         if (i % 2) {
             ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
             const evdb_result *r = evdb_future_result(f);
@@ -261,12 +245,12 @@ START_TEST(wedge_after_kill)
     for (int i = 0; i < 3; i++) {
         evdb_value v = evdb_int(1);
         double t0 = t_now();
-        evdb_future *f = submit(c, sql, &v, 1, 0.3);
+        evdb_future *f = t_submit(c, sql, &v, 1, 0.3, 0);
         expect_fail(f, EVDB_ETIMEDOUT, 0);
         ck_assert_double_lt(t_now() - t0, 0.6);
         evdb_future_unref(f);
         v = evdb_int(OUTER_ROWS - 2);
-        f = submit(c, sql, &v, 1, PROMPT_S);
+        f = t_submit(c, sql, &v, 1, PROMPT_S, 0);
         ck_assert_msg(t_wait(f) == 0, "after the KILL: %s",
                       evdb_error_message(evdb_future_error(f)));
         ck_assert_uint_eq(evdb_result_nrows(evdb_future_result(f)), 3);
@@ -374,15 +358,6 @@ END_TEST
 
 /* ---- SQL larger than max_allowed_packet ---- */
 
-/* An integer from a query on c. */
-static int64_t query_int(evdb_conn *c, const char *sql)
-{
-    evdb_future *f = t_run_ok(c, sql, NULL, 0);
-    int64_t v = t_cell_int(evdb_future_result(f), 0, 0);
-    evdb_future_unref(f);
-    return v;
-}
-
 /* "SELECT 'xxx...' AS n" of exactly len bytes (len >= 20). The caller
  * frees it. */
 static char *sql_of_len(size_t len)
@@ -414,12 +389,12 @@ START_TEST(packet_sql_too_big)
 {
     evdb_conn *c = open_app();
     int64_t id = evdb_conn_server_id(c);
-    size_t limit = (size_t)query_int(c, "SELECT @@max_allowed_packet");
+    size_t limit = (size_t)t_query_int(c, "SELECT @@max_allowed_packet");
     /* The command byte counts: SQL of limit - 1 bytes is a packet of
      * exactly limit bytes, which the server refuses. */
     char *big = sql_of_len(limit - 1);
-    evdb_future *f = submit(c, big, NULL, 0, 0);
-    evdb_future *behind = submit(c, "SELECT 5", NULL, 0, 0);
+    evdb_future *f = t_submit(c, big, NULL, 0, 0, 0);
+    evdb_future *behind = t_submit(c, "SELECT 5", NULL, 0, 0, 0);
     expect_too_big(f, limit);
     ck_assert(!evdb_error_outcome_unknown(evdb_future_error(f))); /* never sent */
     evdb_future_unref(f);
@@ -428,7 +403,7 @@ START_TEST(packet_sql_too_big)
     evdb_future_unref(behind);
     /* A parameter does not make it fit: the prepare carries the SQL. */
     evdb_value one = evdb_int(1);
-    f = submit(c, big, &one, 1, 0);
+    f = t_submit(c, big, &one, 1, 0, 0);
     expect_too_big(f, limit);
     evdb_future_unref(f);
     /* In a batch, every statement is checked before any runs. */
@@ -439,12 +414,12 @@ START_TEST(packet_sql_too_big)
     evdb_future_unref(f);
     free(big);
     big = sql_of_len(limit - 2);
-    f = submit(c, big, NULL, 0, 0);
+    f = t_submit(c, big, NULL, 0, 0, 0);
     ck_assert_msg(t_wait(f) == 0, "limit - 2: %s", evdb_error_message(evdb_future_error(f)));
     ck_assert_uint_eq(evdb_result_nrows(evdb_future_result(f)), 1);
     evdb_future_unref(f);
     free(big);
-    ck_assert_int_eq(query_int(c, "SELECT 6"), 6);
+    ck_assert_int_eq(t_query_int(c, "SELECT 6"), 6);
     ck_assert_int_eq(evdb_conn_server_id(c), id);
     t_conn_close(c);
 }
@@ -456,22 +431,22 @@ START_TEST(packet_param_too_big)
 {
     evdb_conn *c = open_app();
     int64_t id = evdb_conn_server_id(c);
-    size_t limit = (size_t)query_int(c, "SELECT @@max_allowed_packet");
+    size_t limit = (size_t)t_query_int(c, "SELECT @@max_allowed_packet");
     char *buf = malloc(limit);
     ck_assert_ptr_nonnull(buf);
     memset(buf, 'y', limit);
     evdb_value v = evdb_textn(buf, limit);
-    evdb_future *f = submit(c, "SELECT LENGTH(?)", &v, 1, 0);
+    evdb_future *f = t_submit(c, "SELECT LENGTH(?)", &v, 1, 0, 0);
     expect_too_big(f, limit);
     evdb_future_unref(f);
     /* Two parameters that fit one by one but not together. */
     evdb_value two[2] = {evdb_bytes(buf, limit / 2 + 1), evdb_bytes(buf, limit / 2 + 1)};
-    f = submit(c, "SELECT LENGTH(?) + LENGTH(?)", two, 2, 0);
+    f = t_submit(c, "SELECT LENGTH(?) + LENGTH(?)", two, 2, 0, 0);
     expect_too_big(f, limit);
     evdb_future_unref(f);
     size_t fits = limit - 1024;
     v = evdb_textn(buf, fits);
-    f = submit(c, "SELECT LENGTH(?)", &v, 1, 0);
+    f = t_submit(c, "SELECT LENGTH(?)", &v, 1, 0, 0);
     ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
     ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), (int64_t)fits);
     evdb_future_unref(f);
@@ -556,14 +531,6 @@ static evdb_conn *borrow_after_reset(evdb_pool *p)
     return c;
 }
 
-static void close_pool(evdb_pool *p)
-{
-    evdb_future *f = evdb_pool_close(p);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(t_wait(f), 0);
-    evdb_future_unref(f);
-}
-
 /* The server enforces the packet limit of the connect for the whole
  * session, but after a session reset (a pooled connection released)
  * @@max_allowed_packet shows the server's global value of that moment.
@@ -574,7 +541,7 @@ static void close_pool(evdb_pool *p)
 START_TEST(packet_limit_after_reset)
 {
     evdb_conn *admin = open_admin();
-    int64_t old = query_int(admin, "SELECT @@global.max_allowed_packet");
+    int64_t old = t_query_int(admin, "SELECT @@global.max_allowed_packet");
     const int64_t low = 1 << 20;
     ck_assert_int_gt(old, 3 * low);
     char restore[SQL_MAX];
@@ -586,25 +553,25 @@ START_TEST(packet_limit_after_reset)
     evdb_pool *p = pool_of_one();
     t_exec_ok(admin, restore);
     evdb_conn *c = borrow_after_reset(p);
-    ck_assert_int_eq(query_int(c, "SELECT @@max_allowed_packet"), old); /* what it shows */
-    evdb_future *f = submit(c, q, NULL, 0, 0);
+    ck_assert_int_eq(t_query_int(c, "SELECT @@max_allowed_packet"), old); /* what it shows */
+    evdb_future *f = t_submit(c, q, NULL, 0, 0, 0);
     expect_too_big(f, (size_t)low); /* what is enforced */
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT 7"), 7);
+    ck_assert_int_eq(t_query_int(c, "SELECT 7"), 7);
     ck_assert_int_eq(evdb_conn_release(c), 0);
-    close_pool(p);
+    t_pool_close(p);
 
     /* Connected under the old value, the global lowered before the reset. */
     p = pool_of_one();
     t_exec_ok(admin, "SET GLOBAL max_allowed_packet = 1048576");
     c = borrow_after_reset(p);
     t_exec_ok(admin, restore);
-    ck_assert_int_eq(query_int(c, "SELECT @@max_allowed_packet"), low);
-    f = submit(c, q, NULL, 0, 0);
+    ck_assert_int_eq(t_query_int(c, "SELECT @@max_allowed_packet"), low);
+    f = t_submit(c, q, NULL, 0, 0, 0);
     ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
     ck_assert_int_eq(evdb_conn_release(c), 0);
-    close_pool(p);
+    t_pool_close(p);
     free(q);
     t_conn_close(admin);
 }
@@ -614,13 +581,8 @@ END_TEST
 
 static evdb_future *submit_pooled(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
 {
-    evdb_query_opts o;
-    memset(&o, 0, sizeof o);
-    o.timeout = PROMPT_S;
-    o.flags = EVDB__QUERY_AUTOCOMMIT; /* as evdb_pool_query sets it */
-    evdb_future *f = evdb_conn_query(c, sql, p, n, &o);
-    ck_assert_msg(f != NULL, "evdb_conn_query: %s", evdb_error_message(evdb_last_error()));
-    return f;
+    /* EVDB__QUERY_AUTOCOMMIT as evdb_pool_query sets it. */
+    return t_submit(c, sql, p, n, PROMPT_S, EVDB__QUERY_AUTOCOMMIT);
 }
 
 /* The session is in autocommit mode and outside any transaction. */
@@ -698,7 +660,7 @@ START_TEST(autocommit_allows)
     ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
     expect_clean(c);
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 1);
     /* Without the flag, a transaction is the caller's business. */
     t_exec_ok(c, "BEGIN");
     t_exec_ok(c, "INSERT INTO my_iso_ac VALUES (3)");
@@ -741,7 +703,7 @@ START_TEST(autocommit_rolls_back)
                   msg);
     evdb_future_unref(f);
     expect_clean(c);
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
     t_conn_close(c);
 }
 END_TEST
@@ -763,7 +725,7 @@ START_TEST(autocommit_xa_gives_up)
     ck_assert_ptr_null(evdb_conn_query(c, "SELECT 1", NULL, 0, NULL));
     t_conn_close(c);
     evdb_conn *other = open_app();
-    ck_assert_int_eq(query_int(other, "SELECT COUNT(*) FROM my_iso_ac"), 0);
+    ck_assert_int_eq(t_query_int(other, "SELECT COUNT(*) FROM my_iso_ac"), 0);
     t_conn_close(other);
 }
 END_TEST
@@ -803,8 +765,8 @@ START_TEST(autocommit_pool)
     ck_assert_int_eq(t_wait(f), 0);
     evdb_future_unref(f);
     evdb_conn *c = open_app();
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), N);
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac WHERE a = 1000"), 0);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), N);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM my_iso_ac WHERE a = 1000"), 0);
     t_conn_close(c);
 }
 END_TEST
@@ -851,7 +813,7 @@ START_TEST(batch_commits)
     evdb_future_unref(f);
     expect_clean(c);
     evdb_conn *other = open_app();
-    ck_assert_int_eq(query_int(other, "SELECT COUNT(*) FROM my_iso_ac"), 3);
+    ck_assert_int_eq(t_query_int(other, "SELECT COUNT(*) FROM my_iso_ac"), 3);
     t_conn_close(other);
     t_conn_close(c);
 }
@@ -909,8 +871,8 @@ START_TEST(batch_in_transaction)
                           24) == 0,
                   "%s", evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT @@in_transaction"), 1);
-    ck_assert_int_eq(query_int(c, "SELECT GROUP_CONCAT(a) FROM my_iso_ac"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT @@in_transaction"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT GROUP_CONCAT(a) FROM my_iso_ac"), 1);
     evdb_stmt good[] = {
         {"INSERT INTO my_iso_ac VALUES (3)", NULL, 0},
         {"INSERT INTO my_iso_ac VALUES (4)", NULL, 0},
@@ -918,16 +880,16 @@ START_TEST(batch_in_transaction)
     f = batch(c, good, 2, PROMPT_S);
     ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT @@in_transaction"), 1);
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 3);
+    ck_assert_int_eq(t_query_int(c, "SELECT @@in_transaction"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 3);
     t_exec_ok(c, "ROLLBACK");
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
     t_exec_ok(c, "START TRANSACTION");
     f = batch(c, good, 2, PROMPT_S);
     ck_assert_int_eq(t_wait(f), 0);
     evdb_future_unref(f);
     t_exec_ok(c, "COMMIT");
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 2);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 2);
     expect_clean(c);
     t_conn_close(c);
 }
@@ -966,7 +928,7 @@ START_TEST(batch_refuses_unfit)
     ck_assert_msg(strncmp(msg, "batch statement 2 of 2: ", 24) == 0, "%s", msg);
     ck_assert(!evdb_error_outcome_unknown(evdb_future_error(f)));
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
     expect_clean(c);
     t_conn_close(c);
 }
@@ -997,7 +959,7 @@ START_TEST(batch_implicit_commit_reported)
                   "%s", msg);
     evdb_future_unref(f);
     expect_clean(c);
-    ck_assert_int_eq(query_int(c, "SELECT GROUP_CONCAT(a) FROM my_iso_ac"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT GROUP_CONCAT(a) FROM my_iso_ac"), 1);
     t_conn_close(c);
     t_exec_ok(admin, "DROP PROCEDURE evdb_test.my_iso_ddl");
     t_exec_ok(admin, "DROP TABLE evdb_test.my_iso_ddl_t");
@@ -1021,7 +983,7 @@ START_TEST(batch_temporary_table)
     evdb_future *f = batch(c, s, 4, PROMPT_S);
     ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 1);
     expect_clean(c);
     t_conn_close(c);
 }
@@ -1045,7 +1007,7 @@ START_TEST(batch_timeout)
     ck_assert_double_lt(t_now() - t0, 1.0);
     evdb_future_unref(f);
     expect_clean(c);
-    ck_assert_int_eq(query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
     ck_assert_double_lt(t_now() - t0, 2.0);
     t_conn_close(c);
 }
@@ -1066,21 +1028,7 @@ static evdb_conn *one_user_open(void)
     char url[SQL_MAX];
     snprintf(url, sizeof url, "mariadb://" ONE_USER ":" ONE_PASSWORD "@127.0.0.1:%s/evdb_test",
              evdb_test_env("EVDB_TEST_MY_PORT"));
-    /* The server counts a closed session until its thread has finished
-     * with it: a new session of this user may be refused (1226) a moment. */
-    for (int tries = 0;; tries++) {
-        evdb_future *f = evdb_conn_open(L, url, NULL);
-        ck_assert_ptr_nonnull(f);
-        if (t_wait(f) == 0) {
-            evdb_conn *c = evdb_future_take_conn(f);
-            evdb_future_unref(f);
-            return c;
-        }
-        ck_assert_msg(evdb_error_driver_code(evdb_future_error(f)) == 1226 && tries < 50,
-                      "connect failed: %s", evdb_error_message(evdb_future_error(f)));
-        evdb_future_unref(f);
-        t_run_for(L, 0.05);
-    }
+    return t_my_open_one_session(L, url);
 }
 
 /* A batch given up on while its last statement runs (the KILL cannot be
@@ -1096,7 +1044,7 @@ START_TEST(batch_timeout_no_commit)
     };
     evdb_future *f = batch(c, s, 2, 0.3);
     /* Queued behind the batch: answered once it settled. */
-    evdb_future *count = submit(c, "SELECT COUNT(*) FROM my_iso_ac", NULL, 0, 0);
+    evdb_future *count = t_submit(c, "SELECT COUNT(*) FROM my_iso_ac", NULL, 0, 0, 0);
     expect_fail(f, EVDB_ETIMEDOUT, 0);
     evdb_future_unref(f);
     ck_assert_int_eq(t_wait(count), 0);
@@ -1159,15 +1107,15 @@ START_TEST(timeout_while_prepare_waits)
     t_exec_ok(holder, "START TRANSACTION");
     t_exec_ok(holder, "SELECT * FROM my_iso_mdl");
     /* Waits for the holder's transaction, and makes others wait behind it. */
-    evdb_future *alter = submit(admin, "ALTER TABLE evdb_test.my_iso_mdl ADD COLUMN b INT",
-                                NULL, 0, 0);
+    evdb_future *alter = t_submit(admin, "ALTER TABLE evdb_test.my_iso_mdl ADD COLUMN b INT",
+                                  NULL, 0, 0, 0);
     t_run_for(L, 0.2);
     ck_assert_int_eq(evdb_future_status(alter), EVDB_PENDING);
     evdb_conn *c = open_app();
     evdb_value v = evdb_int(1);
     double t0 = t_now();
-    evdb_future *f = submit(c, "SELECT a FROM my_iso_mdl WHERE a = ?", &v, 1, 0.3);
-    evdb_future *next = submit(c, "SELECT 77", NULL, 0, 0);
+    evdb_future *f = t_submit(c, "SELECT a FROM my_iso_mdl WHERE a = ?", &v, 1, 0.3, 0);
+    evdb_future *next = t_submit(c, "SELECT 77", NULL, 0, 0, 0);
     expect_fail(f, EVDB_ETIMEDOUT, 0);
     evdb_future_unref(f);
     ck_assert_int_eq(t_wait(next), 0);

@@ -60,26 +60,12 @@ static evdb_conn *open_app(void)
 
 static evdb_conn *open_admin(void)
 {
-    const char *u = evdb_test_pg_admin_url();
-    ck_assert_ptr_nonnull(u);
-    return t_conn_open(L, u, NULL);
-}
-
-static evdb_future *submit_flags(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
-                                 double timeout, unsigned flags)
-{
-    evdb_query_opts o;
-    memset(&o, 0, sizeof o);
-    o.timeout = timeout;
-    o.flags = flags;
-    evdb_future *f = evdb_conn_query(c, sql, p, n, &o);
-    ck_assert_msg(f != NULL, "evdb_conn_query: %s", evdb_error_message(evdb_last_error()));
-    return f;
+    return t_conn_open(L, t_pg_admin_url(), NULL);
 }
 
 static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
 {
-    return submit_flags(c, sql, p, n, 0, 0);
+    return t_submit(c, sql, p, n, 0, 0);
 }
 
 static void wait_ok(evdb_future *f, const char *what)
@@ -87,59 +73,6 @@ static void wait_ok(evdb_future *f, const char *what)
     int rc = t_wait(f);
     ck_assert_msg(rc == 0, "%s: %s (%s)", what, evdb_error_message(evdb_future_error(f)),
                   evdb_err_name(rc));
-}
-
-/* Run sql and expect success; the caller unrefs the returned future. */
-static int64_t query_int(evdb_conn *c, const char *sql)
-{
-    evdb_future *f = t_run_ok(c, sql, NULL, 0);
-    int64_t v = t_cell_int(evdb_future_result(f), 0, 0);
-    evdb_future_unref(f);
-    return v;
-}
-
-static void expect_fail(evdb_future *f, int code, const char *sqlstate)
-{
-    int rc = t_wait(f);
-    const evdb_error *e = evdb_future_error(f);
-    ck_assert_msg(rc == code, "wanted %s, got %s: %s", evdb_err_name(code), evdb_err_name(rc),
-                  evdb_error_message(e));
-    if (sqlstate)
-        ck_assert_str_eq(evdb_error_sqlstate(e), sqlstate);
-}
-
-/* A TCP port on loopback where nothing listens. */
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(s, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-/* A listening socket that never answers (the kernel completes the TCP
- * handshake, nobody ever reads or writes). */
-static int silent_listener(int *port)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(s, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(listen(s, 8), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    *port = ntohs(a.sin_port);
-    return s;
 }
 
 static void count_done(evdb_future *f, void *arg)
@@ -156,9 +89,9 @@ START_TEST(connect_ok)
     evdb_conn *c = open_app();
     ck_assert_str_eq(evdb_conn_driver(c), "postgres");
     ck_assert_int_gt(evdb_conn_server_id(c), 0);
-    ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT 1"), 1);
     /* The server's pid is the session's. */
-    ck_assert_int_eq(query_int(c, "SELECT pg_backend_pid()"), evdb_conn_server_id(c));
+    ck_assert_int_eq(t_query_int(c, "SELECT pg_backend_pid()"), evdb_conn_server_id(c));
     evdb_future *f = t_run_ok(c, "SHOW client_encoding", NULL, 0);
     t_expect_cell(evdb_future_result(f), 0, 0, "UTF8");
     evdb_future_unref(f);
@@ -173,12 +106,12 @@ START_TEST(connect_ok)
              "host=127.0.0.1 port=%s user=evdb password=" APP_PASSWORD " dbname=evdb_test",
              pg_port());
     c = t_conn_open(L, url, NULL);
-    ck_assert_int_eq(query_int(c, "SELECT 2"), 2);
+    ck_assert_int_eq(t_query_int(c, "SELECT 2"), 2);
     t_conn_close(c);
     snprintf(url, sizeof url, "postgres://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test",
              pg_port());
     c = t_conn_open(L, url, NULL);
-    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+    ck_assert_int_eq(t_query_int(c, "SELECT 3"), 3);
     t_conn_close(c);
 
     /* Unix socket, through the URI's host parameter. */
@@ -187,7 +120,7 @@ START_TEST(connect_ok)
         snprintf(url, sizeof url, "postgresql://postgres@/evdb_test?host=%s&port=%s", sockdir,
                  pg_port());
         c = t_conn_open(L, url, NULL);
-        ck_assert_int_eq(query_int(c, "SELECT 4"), 4);
+        ck_assert_int_eq(t_query_int(c, "SELECT 4"), 4);
         t_conn_close(c);
     }
     /* Multi-host: the first host refuses, the second answers (the socket
@@ -195,9 +128,9 @@ START_TEST(connect_ok)
     snprintf(url, sizeof url,
              "host=127.0.0.1,127.0.0.1 port=%d,%s user=evdb password=" APP_PASSWORD
              " dbname=evdb_test",
-             free_port(), pg_port());
+             t_free_port(), pg_port());
     c = t_conn_open(L, url, NULL);
-    ck_assert_int_eq(query_int(c, "SELECT 5"), 5);
+    ck_assert_int_eq(t_query_int(c, "SELECT 5"), 5);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -212,7 +145,7 @@ START_TEST(connect_host_names)
     snprintf(url, sizeof url, "postgresql://evdb:" APP_PASSWORD "@localhost:%s/evdb_test",
              pg_port());
     evdb_conn *c = t_conn_open(L, url, NULL);
-    ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT 1"), 1);
     /* libpq still knows the name (TLS verification, .pgpass, messages). */
     evdb_future *f = t_run_ok(c, "SELECT inet_server_addr()::text", NULL, 0);
     ck_assert_msg(strncmp(evdb_result_text(evdb_future_result(f), 0, 0, NULL), "127.0.0.1", 9) == 0 ||
@@ -225,9 +158,9 @@ START_TEST(connect_host_names)
     snprintf(url, sizeof url,
              "host=localhost,localhost port=%d,%s user=evdb password=" APP_PASSWORD
              " dbname=evdb_test",
-             free_port(), pg_port());
+             t_free_port(), pg_port());
     c = t_conn_open(L, url, NULL);
-    ck_assert_int_eq(query_int(c, "SELECT 2"), 2);
+    ck_assert_int_eq(t_query_int(c, "SELECT 2"), 2);
     t_conn_close(c);
 
     /* A name that does not resolve is skipped when another host remains. */
@@ -238,7 +171,7 @@ START_TEST(connect_host_names)
     memset(&o, 0, sizeof o);
     o.connect_timeout = 8;
     c = t_conn_open(L, url, &o);
-    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+    ck_assert_int_eq(t_query_int(c, "SELECT 3"), 3);
     t_conn_close(c);
 
     /* Only unresolvable names: a connect error (or the deadline, when the
@@ -269,7 +202,7 @@ START_TEST(connect_wrong_password)
     snprintf(url, sizeof url, "postgresql://evdb:%s@127.0.0.1:%s/evdb_test", secret, pg_port());
     evdb_future *f = evdb_conn_open(L, url, NULL);
     ck_assert_ptr_nonnull(f);
-    expect_fail(f, EVDB_EAUTH, NULL);
+    t_expect_fail(f, EVDB_EAUTH, NULL);
     const char *msg = evdb_error_message(evdb_future_error(f));
     ck_assert_msg(strstr(msg, secret) == NULL, "password in message: %s", msg);
     ck_assert_msg(strstr(msg, "password") != NULL, "unhelpful message: %s", msg);
@@ -284,10 +217,10 @@ START_TEST(connect_refused)
     L = t_loop_new(WATCHDOG_S);
     char url[URL_MAX];
     snprintf(url, sizeof url, "postgresql://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test",
-             free_port());
+             t_free_port());
     evdb_future *f = evdb_conn_open(L, url, NULL);
     ck_assert_ptr_nonnull(f);
-    expect_fail(f, EVDB_ECONNECT, NULL);
+    t_expect_fail(f, EVDB_ECONNECT, NULL);
     const char *msg = evdb_error_message(evdb_future_error(f));
     ck_assert_msg(strstr(msg, APP_PASSWORD) == NULL, "password in message: %s", msg);
     evdb_future_unref(f);
@@ -299,7 +232,7 @@ START_TEST(connect_timeout)
 {
     L = t_loop_new(WATCHDOG_S);
     int port;
-    int s = silent_listener(&port);
+    int s = t_silent_listener(&port);
     char url[URL_MAX];
     snprintf(url, sizeof url, "postgresql://evdb:" APP_PASSWORD "@127.0.0.1:%d/evdb_test", port);
     evdb_conn_opts o;
@@ -308,7 +241,7 @@ START_TEST(connect_timeout)
     double t0 = t_now();
     evdb_future *f = evdb_conn_open(L, url, &o);
     ck_assert_ptr_nonnull(f);
-    expect_fail(f, EVDB_ECONNTIMEOUT, NULL);
+    t_expect_fail(f, EVDB_ECONNTIMEOUT, NULL);
     double took = t_now() - t0;
     ck_assert_msg(took >= 0.25 && took < 0.8, "connect timeout took %.3f s", took);
     evdb_future_unref(f);
@@ -327,7 +260,7 @@ START_TEST(connect_unknown_database)
     double t0 = t_now();
     evdb_future *f = evdb_conn_open(L, url, NULL);
     ck_assert_ptr_nonnull(f);
-    expect_fail(f, EVDB_ECONNECT, NULL);
+    t_expect_fail(f, EVDB_ECONNECT, NULL);
     ck_assert_msg(t_now() - t0 < 1.0, "took %.3f s", t_now() - t0);
     const evdb_error *e = evdb_future_error(f);
     ck_assert_msg(strstr(evdb_error_message(e), "database \"evdb_no_such_db\" does not exist"),
@@ -513,7 +446,7 @@ START_TEST(params_round_trip)
     evdb_value nul = evdb_textn("a\0b", 3);
     evdb_future *bad = submit(c, "SELECT $1::text", &nul, 1);
     evdb_future *next = submit(c, "SELECT 99", NULL, 0);
-    expect_fail(bad, EVDB_EINVAL, NULL);
+    t_expect_fail(bad, EVDB_EINVAL, NULL);
     ck_assert_msg(strstr(evdb_error_message(evdb_future_error(bad)), "NUL") != NULL, "%s",
                   evdb_error_message(evdb_future_error(bad)));
     wait_ok(next, "after NUL");
@@ -800,7 +733,7 @@ START_TEST(server_errors)
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
     evdb_future *f = submit(c, "SELECT 1/0", NULL, 0);
-    expect_fail(f, EVDB_ESERVER, "22012");
+    t_expect_fail(f, EVDB_ESERVER, "22012");
     ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "division by zero"), "%s",
                   evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
@@ -808,25 +741,25 @@ START_TEST(server_errors)
     t_exec_ok(c, "CREATE TEMP TABLE ue(id int PRIMARY KEY)");
     t_exec_ok(c, "INSERT INTO ue VALUES (1)");
     f = submit(c, "INSERT INTO ue VALUES (1)", NULL, 0);
-    expect_fail(f, EVDB_ESERVER, "23505");
+    t_expect_fail(f, EVDB_ESERVER, "23505");
     ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "DETAIL: Key (id)=(1)"),
                   "%s", evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
     /* Hint too. */
     f = submit(c, "SELECT * FROM ue WHERE id = 'x'::int + nosuchcol", NULL, 0);
-    expect_fail(f, EVDB_ESERVER, NULL);
+    t_expect_fail(f, EVDB_ESERVER, NULL);
     evdb_future_unref(f);
     f = submit(c, "SELEC 1", NULL, 0);
-    expect_fail(f, EVDB_ESERVER, "42601");
+    t_expect_fail(f, EVDB_ESERVER, "42601");
     evdb_future_unref(f);
     /* The same bad statement twice: the cache must not keep it. */
     f = submit(c, "SELECT nosuch FROM ue", NULL, 0);
-    expect_fail(f, EVDB_ESERVER, "42703");
+    t_expect_fail(f, EVDB_ESERVER, "42703");
     evdb_future_unref(f);
     f = submit(c, "SELECT nosuch FROM ue", NULL, 0);
-    expect_fail(f, EVDB_ESERVER, "42703");
+    t_expect_fail(f, EVDB_ESERVER, "42703");
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM ue"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM ue"), 1);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -840,7 +773,7 @@ START_TEST(error_fields)
     t_exec_ok(c, "CREATE TEMP TABLE ef(id int CONSTRAINT ef_pk PRIMARY KEY, n text NOT NULL)");
     t_exec_ok(c, "INSERT INTO ef VALUES (1, 'a')");
     evdb_future *f = submit(c, "INSERT INTO ef VALUES (1, 'b')", NULL, 0);
-    expect_fail(f, EVDB_ESERVER, "23505");
+    t_expect_fail(f, EVDB_ESERVER, "23505");
     const evdb_error *e = evdb_future_error(f);
     ck_assert_str_eq(evdb_error_constraint(e), "ef_pk");
     ck_assert_str_eq(evdb_error_table(e), "ef");
@@ -853,13 +786,13 @@ START_TEST(error_fields)
     /* NOT NULL names the column. */
     evdb_value p = evdb_null();
     f = submit(c, "INSERT INTO ef VALUES (2, $1)", &p, 1);
-    expect_fail(f, EVDB_ESERVER, "23502");
+    t_expect_fail(f, EVDB_ESERVER, "23502");
     ck_assert_str_eq(evdb_error_column(evdb_future_error(f)), "n");
     ck_assert_str_eq(evdb_error_table(evdb_future_error(f)), "ef");
     evdb_future_unref(f);
     /* A hint. */
     f = submit(c, "SELECT no_such_function(1)", NULL, 0);
-    expect_fail(f, EVDB_ESERVER, "42883");
+    t_expect_fail(f, EVDB_ESERVER, "42883");
     ck_assert_msg(strstr(evdb_error_hint(evdb_future_error(f)), "explicit type casts"), "%s",
                   evdb_error_hint(evdb_future_error(f)));
     ck_assert_str_eq(evdb_error_detail(evdb_future_error(f)), "");
@@ -871,23 +804,23 @@ START_TEST(error_fields)
         snprintf(sql, sizeof sql, "DO $$BEGIN RAISE EXCEPTION 'try again' USING ERRCODE = '%s'; "
                  "END$$", retry[i]);
         f = submit(c, sql, NULL, 0);
-        expect_fail(f, EVDB_ESERVER, i ? "40P01" : "40001");
+        t_expect_fail(f, EVDB_ESERVER, i ? "40P01" : "40001");
         ck_assert(evdb_error_is_retryable(evdb_future_error(f)));
         evdb_future_unref(f);
     }
     /* Cancelled: statement_timeout (57014) and the library's timeout. */
     t_exec_ok(c, "SET statement_timeout = '20ms'");
     f = submit(c, "SELECT pg_sleep(1)", NULL, 0);
-    expect_fail(f, EVDB_ESERVER, "57014");
+    t_expect_fail(f, EVDB_ESERVER, "57014");
     ck_assert(evdb_error_is_cancel(evdb_future_error(f)));
     ck_assert(!evdb_error_is_retryable(evdb_future_error(f)));
     evdb_future_unref(f);
     t_exec_ok(c, "RESET statement_timeout");
-    f = submit_flags(c, "SELECT pg_sleep(1)", NULL, 0, 0.05, 0);
-    expect_fail(f, EVDB_ETIMEDOUT, NULL);
+    f = t_submit(c, "SELECT pg_sleep(1)", NULL, 0, 0.05, 0);
+    t_expect_fail(f, EVDB_ETIMEDOUT, NULL);
     ck_assert(evdb_error_is_cancel(evdb_future_error(f)));
     evdb_future_unref(f);
-    ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT 1"), 1);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -991,13 +924,13 @@ START_TEST(inserts_among_failures)
             wait_ok(fs[i], "insert among failures");
             ck_assert_int_eq(evdb_result_affected(evdb_future_result(fs[i])), 1);
         } else {
-            expect_fail(fs[i], EVDB_ESERVER, bad_state[kind[i]]);
+            t_expect_fail(fs[i], EVDB_ESERVER, bad_state[kind[i]]);
         }
         evdb_future_unref(fs[i]);
     }
-    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM ins"), NINS);
-    ck_assert_int_eq(query_int(c, "SELECT count(DISTINCT id) FROM ins"), NINS);
-    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM dup"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM ins"), NINS);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(DISTINCT id) FROM ins"), NINS);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM dup"), 1);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -1012,7 +945,7 @@ START_TEST(autocommit_semantics)
     evdb_future *bad = submit(c, "SELECT 1/0", NULL, 0);
     evdb_future *b = submit(c, "INSERT INTO ac VALUES ('b')", NULL, 0);
     wait_ok(a, "insert a");
-    expect_fail(bad, EVDB_ESERVER, "22012");
+    t_expect_fail(bad, EVDB_ESERVER, "22012");
     wait_ok(b, "insert b");
     ck_assert_str_eq(evdb_result_command(evdb_future_result(a)), "INSERT 0 1");
     evdb_future_unref(a);
@@ -1037,13 +970,13 @@ START_TEST(autocommit_semantics)
     }
     for (int i = 0; i < N; i++) {
         if (i % 4 == 1)
-            expect_fail(fs[i], EVDB_ESERVER, "22012");
+            t_expect_fail(fs[i], EVDB_ESERVER, "22012");
         else
             wait_ok(fs[i], "insert");
         evdb_future_unref(fs[i]);
     }
-    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM ac"), N - N / 4);
-    ck_assert_int_eq(query_int(c, "SELECT count(DISTINCT v) FROM ac"), N - N / 4);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM ac"), N - N / 4);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(DISTINCT v) FROM ac"), N - N / 4);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -1064,7 +997,7 @@ START_TEST(vacuum_in_batch)
         wait_ok(fs[i], "vacuum batch");
         evdb_future_unref(fs[i]);
     }
-    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM vt"), 2);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM vt"), 2);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -1127,8 +1060,8 @@ START_TEST(explicit_transaction)
     gs[5] = submit(c, "SELECT count(*) FROM tx", NULL, 0);
     wait_ok(gs[0], "begin");
     wait_ok(gs[1], "insert 1");
-    expect_fail(gs[2], EVDB_ESERVER, "22012");
-    expect_fail(gs[3], EVDB_ESERVER, "25P02");
+    t_expect_fail(gs[2], EVDB_ESERVER, "22012");
+    t_expect_fail(gs[3], EVDB_ESERVER, "25P02");
     wait_ok(gs[4], "commit");
     ck_assert_str_eq(evdb_result_command(evdb_future_result(gs[4])), "ROLLBACK");
     wait_ok(gs[5], "count");
@@ -1169,7 +1102,7 @@ START_TEST(explicit_transaction)
     ks[3] = submit(c, "INSERT INTO tx VALUES (2)", NULL, 0);
     ks[4] = submit(c, "ROLLBACK", NULL, 0);
     wait_ok(ks[0], "insert 1");
-    expect_fail(ks[1], EVDB_ESERVER, "22012");
+    t_expect_fail(ks[1], EVDB_ESERVER, "22012");
     for (int i = 2; i < 5; i++)
         wait_ok(ks[i], "block");
     for (int i = 0; i < 5; i++)
@@ -1232,7 +1165,7 @@ START_TEST(multi_statement)
 
     /* A failing statement fails the whole string; the connection goes on. */
     evdb_future *f = submit(c, "SELECT 1; SELECT 1/0; SELECT 3", NULL, 0);
-    expect_fail(f, EVDB_ESERVER, "22012");
+    t_expect_fail(f, EVDB_ESERVER, "22012");
     evdb_future_unref(f);
     /* A transaction opened by a multi-statement string is tracked. */
     t_exec_ok(c, "BEGIN; INSERT INTO ms VALUES (3)");
@@ -1242,7 +1175,7 @@ START_TEST(multi_statement)
     wait_ok(in2, "rollback");
     evdb_future_unref(in1);
     evdb_future_unref(in2);
-    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM ms"), 2);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM ms"), 2);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -1255,12 +1188,12 @@ START_TEST(no_pipeline_flag)
     t_exec_ok(c, "CREATE TEMP TABLE np(a int)");
     evdb_future *fs[4];
     fs[0] = submit(c, "INSERT INTO np VALUES (1)", NULL, 0);
-    fs[1] = submit_flags(c, "SELECT 1/0", NULL, 0, 0, EVDB_QUERY_NO_PIPELINE);
-    fs[2] = submit_flags(c, "INSERT INTO np VALUES (2)", NULL, 0, 0, EVDB_QUERY_NO_CACHE);
-    fs[3] = submit_flags(c, "SELECT count(*) FROM np", NULL, 0, 0,
-                         EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE);
+    fs[1] = t_submit(c, "SELECT 1/0", NULL, 0, 0, EVDB_QUERY_NO_PIPELINE);
+    fs[2] = t_submit(c, "INSERT INTO np VALUES (2)", NULL, 0, 0, EVDB_QUERY_NO_CACHE);
+    fs[3] = t_submit(c, "SELECT count(*) FROM np", NULL, 0, 0,
+                     EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE);
     wait_ok(fs[0], "1");
-    expect_fail(fs[1], EVDB_ESERVER, "22012");
+    t_expect_fail(fs[1], EVDB_ESERVER, "22012");
     wait_ok(fs[2], "2");
     wait_ok(fs[3], "count");
     ck_assert_int_eq(t_cell_int(evdb_future_result(fs[3]), 0, 0), 2);
@@ -1282,7 +1215,7 @@ START_TEST(parse_error_in_batch)
         fs[1] = submit(c, "SELEC 2", NULL, 0);
         fs[2] = submit(c, "SELECT 3", NULL, 0);
         wait_ok(fs[0], "1");
-        expect_fail(fs[1], EVDB_ESERVER, "42601");
+        t_expect_fail(fs[1], EVDB_ESERVER, "42601");
         wait_ok(fs[2], "3");
         ck_assert_int_eq(t_cell_int(evdb_future_result(fs[0]), 0, 0), 1);
         ck_assert_int_eq(t_cell_int(evdb_future_result(fs[2]), 0, 0), 3);
@@ -1314,7 +1247,7 @@ START_TEST(procedure_commit_in_batch)
         fs[4] = submit(c, "INSERT INTO pc VALUES ('c')", NULL, 0);
         wait_ok(fs[0], "a");
         wait_ok(fs[1], "call");
-        expect_fail(fs[2], EVDB_ESERVER, "22012");
+        t_expect_fail(fs[2], EVDB_ESERVER, "22012");
         wait_ok(fs[3], "do");
         wait_ok(fs[4], "c");
         for (int i = 0; i < 5; i++)
@@ -1344,7 +1277,7 @@ START_TEST(discard_all_in_batch)
         wait_ok(fs[i], "discard batch");
         evdb_future_unref(fs[i]);
     }
-    ck_assert_int_eq(query_int(c, "SELECT 11"), 11);
+    ck_assert_int_eq(t_query_int(c, "SELECT 11"), 11);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -1361,15 +1294,15 @@ START_TEST(copy_not_supported)
     evdb_future *in = submit(c, "COPY cp FROM STDIN", NULL, 0);
     evdb_future *b = submit(c, "SELECT 2", NULL, 0);
     wait_ok(a, "before");
-    expect_fail(out, EVDB_ENOTSUP, NULL);
-    expect_fail(in, EVDB_ENOTSUP, NULL);
+    t_expect_fail(out, EVDB_ENOTSUP, NULL);
+    t_expect_fail(in, EVDB_ENOTSUP, NULL);
     wait_ok(b, "after");
     ck_assert_int_eq(t_cell_int(evdb_future_result(b), 0, 0), 2);
     evdb_future_unref(a);
     evdb_future_unref(out);
     evdb_future_unref(in);
     evdb_future_unref(b);
-    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM cp"), 0);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM cp"), 0);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -1509,7 +1442,7 @@ START_TEST(notice_hook)
     t_run_for(L, 0.1);
     ck_assert_int_ge(log.n, 256);
     ck_assert_int_le(log.n, 1000);
-    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+    ck_assert_int_eq(t_query_int(c, "SELECT 3"), 3);
 
     /* Unset: dropped again. */
     log.n = 0;
@@ -1549,8 +1482,8 @@ END_TEST
 /* How many prepared statements the session holds. */
 static int64_t prepared_count(evdb_conn *c)
 {
-    evdb_future *f = submit_flags(c, "SELECT count(*) FROM pg_prepared_statements", NULL, 0, 0,
-                                  EVDB_QUERY_NO_CACHE);
+    evdb_future *f = t_submit(c, "SELECT count(*) FROM pg_prepared_statements", NULL, 0, 0,
+                              EVDB_QUERY_NO_CACHE);
     wait_ok(f, "pg_prepared_statements");
     int64_t n = t_cell_int(evdb_future_result(f), 0, 0);
     evdb_future_unref(f);
@@ -1590,12 +1523,12 @@ START_TEST(stmt_cache)
     /* The user drops every statement: queries still work. */
     t_exec_ok(c, "CREATE TEMP TABLE sc(a int)");
     t_exec_ok(c, "INSERT INTO sc VALUES (1)");
-    ck_assert_int_eq(query_int(c, "SELECT a FROM sc"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT a FROM sc"), 1);
     t_exec_ok(c, "DEALLOCATE ALL");
-    ck_assert_int_eq(query_int(c, "SELECT a FROM sc"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT a FROM sc"), 1);
     /* A cached plan whose result type changed (0A000): parsed again. */
     t_exec_ok(c, "ALTER TABLE sc ALTER COLUMN a TYPE int8");
-    ck_assert_int_eq(query_int(c, "SELECT a FROM sc"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT a FROM sc"), 1);
     /* Statements vanish behind the driver's back (DISCARD-like, with a
      * pipelined batch using them). */
     t_exec_ok(c, "SELECT 202");
@@ -1618,8 +1551,8 @@ END_TEST
 static const char *stmt_name_of(evdb_conn *c, const char *sql, char *buf, size_t size)
 {
     evdb_value p = evdb_text(sql);
-    evdb_future *f = submit_flags(c, "SELECT name FROM pg_prepared_statements WHERE statement = $1",
-                                  &p, 1, 0, EVDB_QUERY_NO_CACHE);
+    evdb_future *f = t_submit(c, "SELECT name FROM pg_prepared_statements WHERE statement = $1",
+                              &p, 1, 0, EVDB_QUERY_NO_CACHE);
     wait_ok(f, "pg_prepared_statements");
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_le(evdb_result_nrows(r), 1);
@@ -1759,23 +1692,23 @@ START_TEST(prepare_api)
 
     /* What cannot be prepared. */
     f = evdb_conn_prepare(c, "SELEC 1", NULL, 0, NULL);
-    expect_fail(f, EVDB_ESERVER, "42601");
+    t_expect_fail(f, EVDB_ESERVER, "42601");
     evdb_future_unref(f);
     f = evdb_conn_prepare(c, "BEGIN", NULL, 0, NULL);
-    expect_fail(f, EVDB_EINVAL, NULL);
+    t_expect_fail(f, EVDB_EINVAL, NULL);
     evdb_future_unref(f);
     f = evdb_conn_prepare(c, "SELECT 1; SELECT 2", NULL, 0, NULL);
-    expect_fail(f, EVDB_EINVAL, NULL);
+    t_expect_fail(f, EVDB_EINVAL, NULL);
     evdb_future_unref(f);
     ck_assert_ptr_null(evdb_conn_prepare(NULL, "SELECT 1", NULL, 0, NULL));
     ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
-    ck_assert_int_eq(query_int(c, "SELECT 7"), 7);
+    ck_assert_int_eq(t_query_int(c, "SELECT 7"), 7);
     t_conn_close(c);
 
     /* No cache, nothing to pin. */
     c = open_app_with(0, EVDB_STMT_CACHE_OFF);
     f = evdb_conn_prepare(c, "SELECT 1", NULL, 0, NULL);
-    expect_fail(f, EVDB_ENOTSUP, NULL);
+    t_expect_fail(f, EVDB_ENOTSUP, NULL);
     evdb_future_unref(f);
     t_conn_close(c);
 
@@ -1858,7 +1791,7 @@ START_TEST(schema_change_reprepare)
         t_exec_ok(c, "BEGIN");
         t_exec_ok(other, "ALTER TABLE sc2 DROP COLUMN w");
         f = submit(c, "SELECT * FROM sc2", NULL, 0);
-        expect_fail(f, EVDB_ESERVER, "0A000");
+        t_expect_fail(f, EVDB_ESERVER, "0A000");
         evdb_future_unref(f);
         t_exec_ok(c, "ROLLBACK");
         f = t_run_ok(c, "SELECT * FROM sc2", NULL, 0);
@@ -1935,7 +1868,7 @@ START_TEST(batch_all_or_nothing)
     f = batch(c, bad, 3);
     evdb_future *b = submit(c, "INSERT INTO bt VALUES (11)", NULL, 0);
     wait_ok(a, "insert before");
-    expect_fail(f, EVDB_ESERVER, "22012");
+    t_expect_fail(f, EVDB_ESERVER, "22012");
     ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "batch statement 3 of 3"),
                   "%s", evdb_error_message(evdb_future_error(f)));
     wait_ok(b, "insert after");
@@ -1946,21 +1879,21 @@ START_TEST(batch_all_or_nothing)
     /* A Parse error in the middle. */
     evdb_stmt parse[] = {{"INSERT INTO bt VALUES (5)", NULL, 0}, {"SELEKT 1", NULL, 0}};
     f = batch(c, parse, 2);
-    expect_fail(f, EVDB_ESERVER, "42601");
+    t_expect_fail(f, EVDB_ESERVER, "42601");
     ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_future_error(f)), "2 of 2"));
     evdb_future_unref(f);
 
     /* A deferred unique constraint fails at the batch's commit. */
     evdb_stmt dup[] = {{"INSERT INTO bt VALUES (6)", NULL, 0}, {"INSERT INTO bt VALUES ($1)", &one, 1}};
     f = batch(c, dup, 2);
-    expect_fail(f, EVDB_ESERVER, "23505");
+    t_expect_fail(f, EVDB_ESERVER, "23505");
     ck_assert_str_eq(evdb_error_constraint(evdb_future_error(f)), "btu");
     evdb_future_unref(f);
 
     /* Transaction control cannot be part of a batch. */
     evdb_stmt txc[] = {{"INSERT INTO bt VALUES (7)", NULL, 0}, {"COMMIT", NULL, 0}};
     f = batch(c, txc, 2);
-    expect_fail(f, EVDB_EINVAL, NULL);
+    t_expect_fail(f, EVDB_EINVAL, NULL);
     evdb_future_unref(f);
 
     f = t_run_ok(c, "SELECT string_agg(id::text, ',' ORDER BY id) FROM bt", NULL, 0);
@@ -1975,8 +1908,8 @@ START_TEST(batch_all_or_nothing)
     wait_ok(f, "batch in a block");
     evdb_future_unref(f);
     t_exec_ok(c, "ROLLBACK");
-    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM bt WHERE id >= 20"), 0);
-    ck_assert_int_eq(query_int(c, "SELECT 42"), 42);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM bt WHERE id >= 20"), 0);
+    ck_assert_int_eq(t_query_int(c, "SELECT 42"), 42);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -2004,7 +1937,7 @@ START_TEST(batch_bad_arguments)
     ck_assert_ptr_null(evdb_conn_batch(NULL, &ok, 1, NULL));
     evdb_query_opts o = {.timeout = -1};
     ck_assert_ptr_null(evdb_conn_batch(c, &ok, 1, &o));
-    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+    ck_assert_int_eq(t_query_int(c, "SELECT 3"), 3);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -2070,14 +2003,14 @@ START_TEST(query_timeout)
     evdb_conn *admin = open_admin();
     int64_t pid = evdb_conn_server_id(c);
     double t0 = t_now();
-    evdb_future *f = submit_flags(c, "SELECT pg_sleep(30)", NULL, 0, 0.2, 0);
-    expect_fail(f, EVDB_ETIMEDOUT, NULL);
+    evdb_future *f = t_submit(c, "SELECT pg_sleep(30)", NULL, 0, 0.2, 0);
+    t_expect_fail(f, EVDB_ETIMEDOUT, NULL);
     double took = t_now() - t0;
     ck_assert_msg(took >= 0.18 && took < 0.5, "timeout after %.3f s", took);
     evdb_future_unref(f);
     ck_assert_msg(backend_idle_within(admin, pid, 2.0), "backend still busy after the timeout");
     /* The connection serves the next query correctly. */
-    ck_assert_int_eq(query_int(c, "SELECT 42"), 42);
+    ck_assert_int_eq(t_query_int(c, "SELECT 42"), 42);
     evdb_value p = evdb_int(7);
     f = t_run_ok(c, "SELECT $1::int * 6", &p, 1);
     ck_assert_int_eq(t_cell_int(evdb_future_result(f), 0, 0), 42);
@@ -2086,17 +2019,17 @@ START_TEST(query_timeout)
     /* A timed-out query pipelined with others: the others are unharmed
      * (the cancel may roll back their group, then they run again). */
     t_exec_ok(c, "CREATE TEMP TABLE qt(a int)");
-    evdb_future *slow = submit_flags(c, "SELECT pg_sleep(0.5)", NULL, 0, 0.1, 0);
+    evdb_future *slow = t_submit(c, "SELECT pg_sleep(0.5)", NULL, 0, 0.1, 0);
     evdb_future *ins = submit(c, "INSERT INTO qt VALUES (1)", NULL, 0);
     evdb_future *sel = submit(c, "SELECT 7", NULL, 0);
-    expect_fail(slow, EVDB_ETIMEDOUT, NULL);
+    t_expect_fail(slow, EVDB_ETIMEDOUT, NULL);
     wait_ok(ins, "insert after timeout");
     wait_ok(sel, "select after timeout");
     ck_assert_int_eq(t_cell_int(evdb_future_result(sel), 0, 0), 7);
     evdb_future_unref(slow);
     evdb_future_unref(ins);
     evdb_future_unref(sel);
-    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM qt"), 1);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM qt"), 1);
     t_conn_close(admin);
     t_conn_close(c);
     t_loop_free(L);
@@ -2129,7 +2062,7 @@ START_TEST(cancel_queued_and_running)
     wait_ok(after, "after the cancelled one");
     ck_assert_int_eq(t_cell_int(evdb_future_result(after), 0, 0), 3);
     ck_assert_msg(t_now() - t0 < 2.0, "cancel took %.3f s", t_now() - t0);
-    ck_assert_int_eq(query_int(c, "SELECT 4"), 4);
+    ck_assert_int_eq(t_query_int(c, "SELECT 4"), 4);
     evdb_future_unref(run);
     evdb_future_unref(after);
     t_conn_close(c);
@@ -2146,11 +2079,11 @@ START_TEST(statement_timeout_reported)
     t_exec_ok(c, "SET statement_timeout = '50ms'");
     double t0 = t_now();
     evdb_future *f = submit(c, "SELECT pg_sleep(2)", NULL, 0);
-    expect_fail(f, EVDB_ESERVER, "57014");
+    t_expect_fail(f, EVDB_ESERVER, "57014");
     ck_assert_msg(t_now() - t0 < 0.5, "took %.3f s", t_now() - t0);
     evdb_future_unref(f);
     t_exec_ok(c, "RESET statement_timeout");
-    ck_assert_int_eq(query_int(c, "SELECT 5"), 5);
+    ck_assert_int_eq(t_query_int(c, "SELECT 5"), 5);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -2167,7 +2100,7 @@ START_TEST(cancel_race_spares_others)
     int timed_out = 0;
     for (int i = 0; i < N; i++) {
         double t = 0.030 + 0.002 * (i % 8);
-        evdb_future *a = submit_flags(c, "SELECT pg_sleep(0.04)", NULL, 0, t, 0);
+        evdb_future *a = t_submit(c, "SELECT pg_sleep(0.04)", NULL, 0, t, 0);
         evdb_value p = evdb_int(i);
         evdb_future *b = submit(c, "INSERT INTO cr VALUES ($1)", &p, 1);
         evdb_future *d = submit(c, "SELECT pg_sleep(0.03), $1::int", &p, 1);
@@ -2181,8 +2114,8 @@ START_TEST(cancel_race_spares_others)
         evdb_future_unref(b);
         evdb_future_unref(d);
     }
-    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM cr"), N);
-    ck_assert_int_eq(query_int(c, "SELECT count(DISTINCT i) FROM cr"), N);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM cr"), N);
+    ck_assert_int_eq(t_query_int(c, "SELECT count(DISTINCT i) FROM cr"), N);
     ck_assert_int_gt(timed_out, 0);
     t_conn_close(c);
     t_loop_free(L);
@@ -2213,7 +2146,7 @@ START_TEST(cancel_answered_query)
     ck_assert_int_eq(t_cell_int(evdb_future_result(a), 0, 0), 1);
     evdb_future_unref(a);
     evdb_future_unref(b);
-    ck_assert_int_eq(query_int(c, "SELECT 6"), 6);
+    ck_assert_int_eq(t_query_int(c, "SELECT 6"), 6);
     t_conn_close(c);
     t_loop_free(L);
 }
@@ -2244,7 +2177,7 @@ START_TEST(terminate_backend)
     t_expect_cell(evdb_future_result(k), 0, 0, "t");
     evdb_future_unref(k);
     for (int i = 0; i < N; i++) {
-        expect_fail(fs[i], EVDB_ECONNLOST, NULL);
+        t_expect_fail(fs[i], EVDB_ECONNLOST, NULL);
         ck_assert(evdb_error_is_connection(evdb_future_error(fs[i])));
     }
     t_run_for(L, 0.1);
@@ -2283,7 +2216,7 @@ START_TEST(terminate_backend)
     evdb_future *f = evdb_conn_query(c, "SELECT 1", NULL, 0, NULL);
     if (f) {
         /* Raced with the notice: it fails with the loss. */
-        expect_fail(f, EVDB_ECONNLOST, NULL);
+        t_expect_fail(f, EVDB_ECONNLOST, NULL);
         evdb_future_unref(f);
     } else {
         ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_ECONNLOST);

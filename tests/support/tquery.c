@@ -139,3 +139,85 @@ int64_t t_pool_int(evdb_pool *p, const char *sql)
     evdb_future_unref(f);
     return v;
 }
+
+static const char *server_url(const char *u, const char *server)
+{
+    ck_assert_msg(u != NULL, "no %s test server: run scripts/testdb start", server);
+    return u;
+}
+
+const char *t_pg_admin_url(void)
+{
+    return server_url(evdb_test_pg_admin_url(), "PostgreSQL");
+}
+
+const char *t_my_admin_url(void)
+{
+    return server_url(evdb_test_my_admin_url(), "MariaDB");
+}
+
+evdb_future *t_submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
+                      double timeout, unsigned flags)
+{
+    evdb_query_opts o;
+    memset(&o, 0, sizeof o);
+    o.timeout = timeout;
+    o.flags = flags;
+    evdb_future *f = evdb_conn_query(c, sql, p, n, &o);
+    ck_assert_msg(f != NULL, "evdb_conn_query: %s", evdb_error_message(evdb_last_error()));
+    return f;
+}
+
+evdb_conn *t_my_open_one_session(struct ev_loop *loop, const char *url)
+{
+    for (int tries = 0;; tries++) {
+        evdb_future *f = evdb_conn_open(loop, url, NULL);
+        ck_assert_ptr_nonnull(f);
+        if (t_wait(f) == 0) {
+            evdb_conn *c = evdb_future_take_conn(f);
+            evdb_future_unref(f);
+            return c;
+        }
+        ck_assert_msg(evdb_error_driver_code(evdb_future_error(f)) == 1226 && tries < 50,
+                      "connect failed: %s", evdb_error_message(evdb_future_error(f)));
+        evdb_future_unref(f);
+        t_run_for(loop, 0.05);
+    }
+}
+
+/* Here rather than at the top: helpers are only appended to this file. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A TCP socket bound to a free port on loopback, listening when backlog
+ * is positive; *port is that port. */
+static int loopback_socket(int backlog, int *port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    if (backlog > 0)
+        ck_assert_int_eq(listen(s, backlog), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+int t_free_port(void)
+{
+    int port;
+    close(loopback_socket(0, &port));
+    return port;
+}
+
+int t_silent_listener(int *port)
+{
+    return loopback_socket(8, port);
+}

@@ -59,4 +59,31 @@ evdb_future *t_pool_run_ok(evdb_pool *p, const char *sql, const evdb_value *para
 void t_pool_exec_ok(evdb_pool *p, const char *sql);
 int64_t t_pool_int(evdb_pool *p, const char *sql);
 
+/* The throwaway servers' administrator URLs (scripts/testdb), asserting
+ * that the server is there. */
+const char *t_pg_admin_url(void);
+const char *t_my_admin_url(void);
+
+/* Send sql with n parameters on c with a timeout (0: none) and query flags
+ * (0: none), asserting the connection took it (the failure message
+ * carries the error). The caller waits for the future and unrefs it. */
+evdb_future *t_submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
+                      double timeout, unsigned flags);
+
+/* Open url on loop as a MariaDB user allowed a single session (WITH
+ * MAX_USER_CONNECTIONS 1). The server counts a closed session until its
+ * thread has finished with it, a little after the client is done, and
+ * meanwhile refuses the user's next one (ER_USER_LIMIT_REACHED, 1226):
+ * retry every 0.05 s, asserting each failure is that one and that it
+ * connects within 50 tries. */
+evdb_conn *t_my_open_one_session(struct ev_loop *loop, const char *url);
+
+/* A TCP port on loopback where nothing listens (bound, read, closed). */
+int t_free_port(void);
+
+/* A listening socket on loopback that never answers (the kernel completes
+ * the TCP handshake, nobody ever reads or writes); *port is its port. The
+ * caller closes it. Asserts each socket call worked. */
+int t_silent_listener(int *port);
+
 #endif
