@@ -2,7 +2,10 @@
  * The PostgreSQL driver's private declarations, shared by its files:
  *   pg_driver.c     the vtable, URL claims, capacity, server id
  *   pg_conn.c       connect, close, destroy
- *   pg_pipeline.c   send / flush / io: one Sync per query, batches, answers
+ *   pg_pipeline.c   the query semantics; send / flush / io; queues, reporting,
+ *                   transaction state, error policy
+ *   pg_send.c       onto the wire: one Sync per query, batches, barriers
+ *   pg_recv.c       the answers: results held until their Sync, errors
  *   pg_result.c     PGresult -> evdb_result, server errors -> evdb_error
  *   pg_params.c     typed values -> libpq parameter arrays
  *   pg_sql.c        the small SQL lexer (multi-statement, transaction control)
@@ -325,6 +328,52 @@ struct evdb__dconn {
  * retried for as long as the window stays open). */
 #define PG_MAX_RETRIES 8
 #define PG_MAX_CANCEL_RETRIES 3
+
+/* Shared by pg_pipeline.c (queues, reporting, transaction state, error
+ * policy, entry points), pg_send.c (onto the wire) and pg_recv.c (the
+ * answers); each is described where it is defined. */
+/* The ring of expected answers: room for more entries, the i-th entry
+ * from the head, a new entry at the tail (its statements referenced),
+ * dropping an entry's statement references, popping the head. */
+bool evdb__pg_grow_ring(evdb__dconn *dc, size_t more);
+pg_ent *evdb__pg_ring_at(evdb__dconn *dc, size_t i);
+pg_ent *evdb__pg_ring_push(evdb__dconn *dc, enum pg_kind kind, evdb__query *q, pg_stmt *st);
+void evdb__pg_release_stmts(evdb__dconn *dc, pg_ent *e, bool forget);
+void evdb__pg_ring_pop(evdb__dconn *dc);
+/* q's answer is settled: its entries left in the ring forget it. */
+void evdb__pg_detach(evdb__dconn *dc, const evdb__query *q);
+/* Queries taken by send and not on the wire yet. */
+evdb__query *evdb__pg_pend_front(evdb__dconn *dc);
+void evdb__pg_pend_pop(evdb__dconn *dc);
+void evdb__pg_pend_push_front(evdb__dconn *dc, evdb__query *q);
+/* Reporting a query to the core (err: the step's scratch error). */
+void evdb__pg_report_done(evdb__dconn *dc, evdb__query *q, evdb_result *r);
+void evdb__pg_report_code(evdb__dconn *dc, evdb__query *q, evdb_error *err, int code,
+                          const char *sqlstate, const char *msg);
+void evdb__pg_report_unstored(evdb__dconn *dc, evdb__query *q, bool toobig, evdb_error *err);
+/* The transaction block as the answers show it. */
+enum pg_txe evdb__pg_txe_of(const evdb__query *q);
+void evdb__pg_tx_after_ok(evdb__dconn *dc, const evdb__query *q);
+void evdb__pg_tx_after_error(evdb__dconn *dc, const evdb__query *q);
+void evdb__pg_tx_from_libpq(evdb__dconn *dc);
+/* Retries: how many so far, and marking the next one. */
+unsigned evdb__pg_retries(const evdb__query *q);
+void evdb__pg_mark_retry(evdb__query *q, bool reparse);
+/* q's command failed with res: report it or re-queue it (error policy). */
+void evdb__pg_fail_query(evdb__dconn *dc, evdb__query *q, pg_stmt *st, bool parsed,
+                         uint32_t idx, const PGresult *res, evdb_error *err);
+/* Sending (pg_send.c): the failure of a libpq send call, no memory (both
+ * return EVDB__STEP_FAIL with err set), the Bind/Execute (or Describe)
+ * of q on st, and pushing pending queries onto the wire. */
+int evdb__pg_send_failed(evdb__dconn *dc, evdb_error *err);
+int evdb__pg_no_memory(evdb_error *err);
+int evdb__pg_send_exec(evdb__dconn *dc, const evdb__query *q, pg_stmt *st);
+int evdb__pg_push(evdb__dconn *dc, evdb_error *err);
+/* Receiving (pg_recv.c): the session is gone (EVDB__STEP_FAIL with why),
+ * the answer being read dropped, and reading every answer that is in. */
+int evdb__pg_conn_lost(evdb__dconn *dc, evdb_error *err, const char *what);
+void evdb__pg_reset_cur(evdb__dconn *dc);
+int evdb__pg_receive(evdb__dconn *dc, evdb_error *err);
 
 int evdb__pg_send(evdb__dconn *dc, evdb__query *q, evdb_error *err);
 int evdb__pg_flush(evdb__dconn *dc, evdb__wait *w, evdb_error *err);
