@@ -1,6 +1,8 @@
 /*
- * send / flush / io: queries onto the wire and answers back, each query
- * with the semantics it would have alone (DESIGN.md section 3).
+ * send / flush / io: queries onto the wire (pg_send.c) and answers back
+ * (pg_recv.c), each query with the semantics it would have alone
+ * (DESIGN.md section 3). This file holds what both sides share: the
+ * queues, reporting, the transaction state and the error policy.
  *
  * Pipeline mode (depth > 1). Queries handed over by send() wait in `pend`
  * until flush()/io() puts them on the wire: each query's commands (a
