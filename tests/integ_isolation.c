@@ -14,7 +14,11 @@
  * running timeouts; BEGIN through evdb_pool_query is refused and a pooled
  * string that ends inside a transaction is rolled back; explicit batches
  * are all or nothing. MariaDB: ordered writes, pooled START TRANSACTION,
- * batches.
+ * batches. Both: a known outcome (evdb_error_outcome_unknown false) means
+ * the statement never took effect. And the smaller findings: pool stats
+ * count every timeout, a stale borrow handle never acts on the next
+ * borrower, a query refused as it is handed to its connection never
+ * stalls the pool's queue.
  *
  * Every test counts its callbacks and checks each ran exactly once; the
  * loop's watchdog (testutil) fails a test that hangs. Tables are named per
@@ -936,144 +940,6 @@ START_TEST(pg_timeout_of_a_waiting_query_spares_its_neighbours)
 }
 END_TEST
 
-/* ------------------------------------------------- 7. pooled BEGIN */
-
-/* evdb_pool_query refuses sql at once (NULL, EVDB_EINVAL) or fails its
- * future with EVDB_EINVAL; the message points to acquire / transaction. */
-static void expect_refused(evdb_pool *p, const char *sql)
-{
-    evdb_future *f = evdb_pool_query(p, sql, NULL, 0, NULL);
-    const evdb_error *e;
-    int rc;
-    if (!f) {
-        e = evdb_last_error();
-        rc = evdb_error_code(e);
-    } else {
-        rc = t_wait(f);
-        e = evdb_future_error(f);
-    }
-    ck_assert_msg(rc == EVDB_EINVAL, "pooled '%s': wanted EVDB_EINVAL, got %s: %s", sql,
-                  evdb_err_name(rc), evdb_error_message(e));
-    const char *m = evdb_error_message(e);
-    ck_assert_msg(strstr(m, "evdb_pool_acquire") || strstr(m, "evdb_pool_transaction"),
-                  "pooled '%s': the message names neither evdb_pool_acquire nor "
-                  "evdb_pool_transaction: %s",
-                  sql, m);
-    evdb_future_unref(f);
-}
-
-/* Pooled autocommit queries never leave their shared connection inside a
- * transaction block. On a pool of one connection: BEGIN / START
- * TRANSACTION are refused, in any spelling; a string that ends inside a
- * transaction fails and is rolled back; the queries after it run in
- * autocommit (visible from another session at once); a string that opens
- * and closes its own transaction is fine. */
-START_TEST(pooled_begin_is_refused)
-{
-    const backend *b = &backends[_i];
-    const char *table = _i == 0 ? "iso_begin_pg" : "iso_begin_my";
-    evdb_pool *p = pool_with(b->url(), 1, 0, 5);
-    char sql[200];
-    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", table);
-    t_pool_exec_ok(p, sql);
-    snprintf(sql, sizeof sql, "CREATE TABLE %s (id int)%s", table, b->engine);
-    t_pool_exec_ok(p, sql);
-
-    expect_refused(p, "BEGIN");
-    expect_refused(p, "START TRANSACTION");
-    expect_refused(p, "begin");
-    expect_refused(p, "  Start Transaction ;");
-    expect_refused(p, _i == 0 ? "BEGIN ISOLATION LEVEL SERIALIZABLE"
-                              : "START TRANSACTION READ WRITE");
-    if (_i == 0) {
-        expect_refused(p, "BEGIN WORK");
-        expect_refused(p, "START TRANSACTION READ ONLY");
-    } else {
-        expect_refused(p, "BEGIN WORK");
-        expect_refused(p, "START TRANSACTION WITH CONSISTENT SNAPSHOT");
-    }
-    /* Hidden, or ending inside a transaction: refused, or run, rolled
-     * back and failed. Each submitted without waiting and followed at once
-     * by two pooled inserts, which must run in autocommit all the same
-     * (visible at once from a fresh session), never inside a block left
-     * open by their neighbour. */
-    char hidden[16][128] = {
-        "/* hidden */ BEGIN", "-- a comment\nBEGIN", "/**/BEGIN", "\t\n BEGIN\n",
-        "bEgIn", "START/**/TRANSACTION", "/* a /* nested */ comment */ BEGIN", ";BEGIN",
-        "BEGIN;;", "\xef\xbb\xbf" "BEGIN",
-    };
-    size_t nhidden = 10;
-    snprintf(hidden[nhidden++], sizeof hidden[0], "INSERT INTO %s VALUES (-1); BEGIN", table);
-    snprintf(hidden[nhidden++], sizeof hidden[0], "INSERT INTO %s VALUES (-2); START TRANSACTION",
-             table);
-    snprintf(hidden[nhidden++], sizeof hidden[0], "SELECT 1; %s; INSERT INTO %s VALUES (-3)",
-             _i == 0 ? "BEGIN" : "START TRANSACTION", table);
-    /* Commits its insert (1000) itself, then chains a new block. */
-    snprintf(hidden[nhidden++], sizeof hidden[0],
-             "%s; INSERT INTO %s VALUES (1000); COMMIT AND CHAIN",
-             _i == 0 ? "BEGIN" : "START TRANSACTION", table);
-    evdb_future *bad[16], *fs[2 * 16 + 20];
-    audit a = {0};
-    char ins[96];
-    snprintf(ins, sizeof ins, b->insert_int, table);
-    int nins = 0;
-    for (size_t k = 0; k < nhidden; k++) {
-        bad[k] = evdb_pool_query(p, hidden[k], NULL, 0, NULL);
-        if (bad[k])
-            watch(&a, bad[k]);
-        for (int j = 0; j < 2; j++) {
-            evdb_value v = evdb_int(nins);
-            fs[nins] = pq(p, ins, &v, 1, 0);
-            watch(&a, fs[nins++]);
-        }
-    }
-    /* 20 pooled inserts afterwards, likewise. */
-    for (int i = 0; i < 20; i++) {
-        evdb_value v = evdb_int(nins);
-        fs[nins] = pq(p, ins, &v, 1, 0);
-        watch(&a, fs[nins++]);
-    }
-    audit_close(&a);
-    for (size_t k = 0; k < nhidden; k++) {
-        if (!bad[k])
-            continue;
-        ck_assert_msg(evdb_future_status(bad[k]) != 0,
-                      "pooled '%s' succeeded (left a transaction open?)", hidden[k]);
-        evdb_future_unref(bad[k]);
-    }
-    for (int i = 0; i < nins; i++) {
-        ck_assert_msg(evdb_future_status(fs[i]) == 0, "insert %d: %s", i,
-                      evdb_error_message(evdb_future_error(fs[i])));
-        evdb_future_unref(fs[i]);
-    }
-    evdb_conn *fresh = t_conn_open(L, b->url(), NULL);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE id BETWEEN 0 AND 999", table);
-    ck_assert_int_eq(t_query_int(fresh, sql), nins);
-    /* Rolled back: PostgreSQL runs a string of several statements in one
-     * implicit transaction, so nothing of -1, -2, -3 stays; MariaDB commits
-     * each statement before the BEGIN on its own (autocommit), so only -3,
-     * inserted inside the block, must be gone. */
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE id %s", table,
-             _i == 0 ? "< 0" : "= -3");
-    ck_assert_int_eq(t_query_int(fresh, sql), 0);
-
-    /* A string that opens and closes its own transaction is fine. */
-    snprintf(sql, sizeof sql, "%s; INSERT INTO %s VALUES (100); COMMIT",
-             _i == 0 ? "BEGIN" : "START TRANSACTION", table);
-    t_pool_exec_ok(p, sql);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE id = 100", table);
-    ck_assert_int_eq(t_query_int(fresh, sql), 1);
-    t_conn_close(fresh);
-    /* The pool still serves, outside any transaction. */
-    evdb_pool_stats st;
-    evdb_pool_stats_get(p, &st);
-    ck_assert_uint_eq(st.broken, 0);
-    snprintf(sql, sizeof sql, "DROP TABLE %s", table);
-    t_pool_exec_ok(p, sql);
-    t_pool_close(p);
-}
-END_TEST
-
 /* ------------------------ 6. what a timeout says about the outcome */
 
 /* Wait for f: it must fail with EVDB_ETIMEDOUT, and
@@ -1335,6 +1201,146 @@ START_TEST(outcome_known_means_not_applied)
     t_pool_close(p);
 }
 END_TEST
+
+/* ------------------------------------------------- 7. pooled BEGIN */
+
+/* evdb_pool_query refuses sql at once (NULL, EVDB_EINVAL) or fails its
+ * future with EVDB_EINVAL; the message points to acquire / transaction. */
+static void expect_refused(evdb_pool *p, const char *sql)
+{
+    evdb_future *f = evdb_pool_query(p, sql, NULL, 0, NULL);
+    const evdb_error *e;
+    int rc;
+    if (!f) {
+        e = evdb_last_error();
+        rc = evdb_error_code(e);
+    } else {
+        rc = t_wait(f);
+        e = evdb_future_error(f);
+    }
+    ck_assert_msg(rc == EVDB_EINVAL, "pooled '%s': wanted EVDB_EINVAL, got %s: %s", sql,
+                  evdb_err_name(rc), evdb_error_message(e));
+    const char *m = evdb_error_message(e);
+    ck_assert_msg(strstr(m, "evdb_pool_acquire") || strstr(m, "evdb_pool_transaction"),
+                  "pooled '%s': the message names neither evdb_pool_acquire nor "
+                  "evdb_pool_transaction: %s",
+                  sql, m);
+    evdb_future_unref(f);
+}
+
+/* Pooled autocommit queries never leave their shared connection inside a
+ * transaction block. On a pool of one connection: BEGIN / START
+ * TRANSACTION are refused, in any spelling; a string that ends inside a
+ * transaction fails and is rolled back; the queries after it run in
+ * autocommit (visible from another session at once); a string that opens
+ * and closes its own transaction is fine. */
+START_TEST(pooled_begin_is_refused)
+{
+    const backend *b = &backends[_i];
+    const char *table = _i == 0 ? "iso_begin_pg" : "iso_begin_my";
+    evdb_pool *p = pool_with(b->url(), 1, 0, 5);
+    char sql[200];
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", table);
+    t_pool_exec_ok(p, sql);
+    snprintf(sql, sizeof sql, "CREATE TABLE %s (id int)%s", table, b->engine);
+    t_pool_exec_ok(p, sql);
+
+    expect_refused(p, "BEGIN");
+    expect_refused(p, "START TRANSACTION");
+    expect_refused(p, "begin");
+    expect_refused(p, "  Start Transaction ;");
+    expect_refused(p, _i == 0 ? "BEGIN ISOLATION LEVEL SERIALIZABLE"
+                              : "START TRANSACTION READ WRITE");
+    if (_i == 0) {
+        expect_refused(p, "BEGIN WORK");
+        expect_refused(p, "START TRANSACTION READ ONLY");
+    } else {
+        expect_refused(p, "BEGIN WORK");
+        expect_refused(p, "START TRANSACTION WITH CONSISTENT SNAPSHOT");
+    }
+    /* Hidden, or ending inside a transaction: refused, or run, rolled
+     * back and failed. Each submitted without waiting and followed at once
+     * by two pooled inserts, which must run in autocommit all the same
+     * (visible at once from a fresh session), never inside a block left
+     * open by their neighbour. */
+    char hidden[16][128] = {
+        "/* hidden */ BEGIN", "-- a comment\nBEGIN", "/**/BEGIN", "\t\n BEGIN\n",
+        "bEgIn", "START/**/TRANSACTION", "/* a /* nested */ comment */ BEGIN", ";BEGIN",
+        "BEGIN;;", "\xef\xbb\xbf" "BEGIN",
+    };
+    size_t nhidden = 10;
+    snprintf(hidden[nhidden++], sizeof hidden[0], "INSERT INTO %s VALUES (-1); BEGIN", table);
+    snprintf(hidden[nhidden++], sizeof hidden[0], "INSERT INTO %s VALUES (-2); START TRANSACTION",
+             table);
+    snprintf(hidden[nhidden++], sizeof hidden[0], "SELECT 1; %s; INSERT INTO %s VALUES (-3)",
+             _i == 0 ? "BEGIN" : "START TRANSACTION", table);
+    /* Commits its insert (1000) itself, then chains a new block. */
+    snprintf(hidden[nhidden++], sizeof hidden[0],
+             "%s; INSERT INTO %s VALUES (1000); COMMIT AND CHAIN",
+             _i == 0 ? "BEGIN" : "START TRANSACTION", table);
+    evdb_future *bad[16], *fs[2 * 16 + 20];
+    audit a = {0};
+    char ins[96];
+    snprintf(ins, sizeof ins, b->insert_int, table);
+    int nins = 0;
+    for (size_t k = 0; k < nhidden; k++) {
+        bad[k] = evdb_pool_query(p, hidden[k], NULL, 0, NULL);
+        if (bad[k])
+            watch(&a, bad[k]);
+        for (int j = 0; j < 2; j++) {
+            evdb_value v = evdb_int(nins);
+            fs[nins] = pq(p, ins, &v, 1, 0);
+            watch(&a, fs[nins++]);
+        }
+    }
+    /* 20 pooled inserts afterwards, likewise. */
+    for (int i = 0; i < 20; i++) {
+        evdb_value v = evdb_int(nins);
+        fs[nins] = pq(p, ins, &v, 1, 0);
+        watch(&a, fs[nins++]);
+    }
+    audit_close(&a);
+    for (size_t k = 0; k < nhidden; k++) {
+        if (!bad[k])
+            continue;
+        ck_assert_msg(evdb_future_status(bad[k]) != 0,
+                      "pooled '%s' succeeded (left a transaction open?)", hidden[k]);
+        evdb_future_unref(bad[k]);
+    }
+    for (int i = 0; i < nins; i++) {
+        ck_assert_msg(evdb_future_status(fs[i]) == 0, "insert %d: %s", i,
+                      evdb_error_message(evdb_future_error(fs[i])));
+        evdb_future_unref(fs[i]);
+    }
+    evdb_conn *fresh = t_conn_open(L, b->url(), NULL);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE id BETWEEN 0 AND 999", table);
+    ck_assert_int_eq(t_query_int(fresh, sql), nins);
+    /* Rolled back: PostgreSQL runs a string of several statements in one
+     * implicit transaction, so nothing of -1, -2, -3 stays; MariaDB commits
+     * each statement before the BEGIN on its own (autocommit), so only -3,
+     * inserted inside the block, must be gone. */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE id %s", table,
+             _i == 0 ? "< 0" : "= -3");
+    ck_assert_int_eq(t_query_int(fresh, sql), 0);
+
+    /* A string that opens and closes its own transaction is fine. */
+    snprintf(sql, sizeof sql, "%s; INSERT INTO %s VALUES (100); COMMIT",
+             _i == 0 ? "BEGIN" : "START TRANSACTION", table);
+    t_pool_exec_ok(p, sql);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE id = 100", table);
+    ck_assert_int_eq(t_query_int(fresh, sql), 1);
+    t_conn_close(fresh);
+    /* The pool still serves, outside any transaction. */
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.broken, 0);
+    snprintf(sql, sizeof sql, "DROP TABLE %s", table);
+    t_pool_exec_ok(p, sql);
+    t_pool_close(p);
+}
+END_TEST
+
+/* --------------- issue 14 (8): stats, stale handles, refused queries */
 
 /* Issue 14 (8): the pool's stats count every outcome, a query that times
  * out while queued on its connection (not yet sent) included. On a
@@ -1825,20 +1831,21 @@ int main(void)
         tcase_set_timeout(all[i], TEST_TIMEOUT_S);
         suite_add_tcase(s, all[i]);
     }
+    /* In the order of issue 14's findings (and the brief's list). */
     tcase_add_test(pg, pg_tenant_setting_never_leaks_between_pooled_queries);
     tcase_add_loop_test(pg, pg_set_local_timeout_never_cancels_a_neighbour, 0, 2);
     tcase_add_test(pg, pg_hot_row_update_storm_never_deadlocks);
+    tcase_add_loop_test(both, ordered_writes_after_a_failing_neighbour, 0, 2);
     tcase_add_test(pg, pg_deferred_constraint_violations_fail_their_own_query);
     tcase_add_loop_test(pg, pg_timed_out_query_behind_another_is_cancelled, 0, 2);
     tcase_add_loop_test(pg, pg_timed_out_query_in_a_transaction_aborts_it, 0, 2);
     tcase_add_test(pg, pg_timeout_of_a_waiting_query_spares_its_neighbours);
-    tcase_add_loop_test(both, ordered_writes_after_a_failing_neighbour, 0, 2);
-    tcase_add_loop_test(both, pooled_begin_is_refused, 0, 2);
     tcase_add_test(pg, pg_timeout_says_whether_the_query_may_have_run);
-    tcase_add_test(pg, pg_pool_stats_count_every_timeout);
     tcase_add_loop_test(both, outcome_known_means_not_applied, 0, 2);
-    tcase_add_loop_test(both, refused_query_never_stalls_the_pool_queue, 0, 2);
+    tcase_add_loop_test(both, pooled_begin_is_refused, 0, 2);
+    tcase_add_test(pg, pg_pool_stats_count_every_timeout);
     tcase_add_loop_test(both, stale_release_never_touches_the_next_borrower, 0, 2);
+    tcase_add_loop_test(both, refused_query_never_stalls_the_pool_queue, 0, 2);
     tcase_add_loop_test(both, batch_is_all_or_nothing, 0, 2);
     tcase_add_test(pg, pg_batch_semantics);
     return t_run_suite(s);
