@@ -1450,6 +1450,17 @@ START_TEST(stale_release_never_touches_the_next_borrower)
     ck_assert_int_eq(evdb_conn_release(first), EVDB_EINVAL);
     evdb_future *f = evdb_conn_query(first, "SELECT 1", NULL, 0, NULL);
     ck_assert_msg(f == NULL, "a query on a released handle was accepted");
+    /* Every other call on it refuses too, and never reaches the session. */
+    evdb_stmt one = {"SELECT 1", NULL, 0};
+    ck_assert_ptr_null(evdb_conn_batch(first, &one, 1, NULL));
+    ck_assert_ptr_null(evdb_conn_close(first));
+    ck_assert_int_ne(evdb_conn_status(first), 0);
+    ck_assert_int_eq(evdb_conn_server_id(first), 0);
+    ck_assert_uint_eq(evdb_conn_pending(first), 0);
+    ck_assert_int_ne(evdb_conn_set_notice_hook(first, NULL, NULL), 0);
+    if (_i == 0)
+        ck_assert_ptr_null(evdb_conn_prepare(first, "SELECT 1", NULL, 0, NULL));
+    ck_assert_int_eq(evdb_conn_release(first), EVDB_EINVAL);
     /* The borrower's transaction is intact. */
     ck_assert_int_eq(evdb_conn_status(second), 0);
     snprintf(sql, sizeof sql, "INSERT INTO %s VALUES (2)", table);
