@@ -84,16 +84,6 @@ static evdb_future *pq(evdb_pool *p, const char *sql, const evdb_value *params, 
     return f;
 }
 
-static evdb_future *cq(evdb_conn *c, const char *sql, const evdb_value *params, size_t n,
-                       double timeout)
-{
-    evdb_query_opts o = with_timeout(timeout);
-    evdb_future *f = evdb_conn_query(c, sql, params, n, &o);
-    ck_assert_msg(f != NULL, "evdb_conn_query(%s): %s", sql,
-                  evdb_error_message(evdb_last_error()));
-    return f;
-}
-
 /* Run the loop until *done reaches *want (the watchdog ends a hang). */
 static void run_until(const size_t *done, const size_t *want)
 {
@@ -135,13 +125,6 @@ static const char *cell(const evdb_result *r, size_t row, size_t col)
     return s ? s : "NULL";
 }
 
-static evdb_conn *pg_admin(void)
-{
-    const char *u = evdb_test_pg_admin_url();
-    ck_assert_msg(u != NULL, "no PostgreSQL test server: run scripts/testdb start");
-    return t_conn_open(L, u, NULL);
-}
-
 /* The two servers, for the tests that run on both (_i: 0 PostgreSQL, 1
  * MariaDB). */
 typedef struct backend {
@@ -159,12 +142,11 @@ typedef struct backend {
 
 static const backend backends[2] = {
     {"postgres", t_pg_url, "SELECT 1/0", "22012",
-     "SELECT g, 1 / (g - $1::int - 1) FROM generate_series(1, 5) g", "22012", "", "UPDATE %s SET v = $1 WHERE id = 1",
-     "INSERT INTO %s VALUES ($1)"},
+     "SELECT g, 1 / (g - $1::int - 1) FROM generate_series(1, 5) g", "22012", "",
+     "UPDATE %s SET v = $1 WHERE id = 1", "INSERT INTO %s VALUES ($1)"},
     {"mariadb", t_my_url, "SELECT * FROM iso_no_such_table", "42S02",
      "SELECT seq, (SELECT 1 UNION SELECT seq) FROM seq_1_to_5 WHERE seq >= ? - 1", "21000",
-     " ENGINE=InnoDB",
-     "UPDATE %s SET v = ? WHERE id = 1", "INSERT INTO %s VALUES (?)"},
+     " ENGINE=InnoDB", "UPDATE %s SET v = ? WHERE id = 1", "INSERT INTO %s VALUES (?)"},
 };
 
 /* ------------------------------------------ 1. tenant settings never leak */
@@ -408,7 +390,8 @@ START_TEST(pg_hot_row_update_storm_never_deadlocks)
     }
     audit_close(&h.a);
     double took = t_now() - t0;
-    fprintf(stderr, "hot-row storm: %d updates, %zu ok, %zu deadlocks, %zu pool timeouts in %.2f s\n",
+    fprintf(stderr,
+            "hot-row storm: %d updates, %zu ok, %zu deadlocks, %zu pool timeouts in %.2f s\n",
             HOT_UPDATES, h.ok, h.deadlocks, h.pool_timeouts, took);
     ck_assert_msg(h.deadlocks == 0 && h.pool_timeouts == 0 && h.other == 0,
                   "%zu deadlocks (40P01), %zu acquire timeouts, %zu other failures of %d; "
@@ -470,11 +453,11 @@ static void ord_submit(ord_run *run, bool fail)
     run->fails[idx] = fail;
     if (fail) {
         evdb_value two = evdb_int(2);
-        f = cq(run->c, run->fail_sql, &two, run->fail_param ? 1 : 0, ORD_PROMPT_S);
+        f = t_submit(run->c, run->fail_sql, &two, run->fail_param ? 1 : 0, ORD_PROMPT_S, 0);
     } else {
         snprintf(run->last_value, sizeof run->last_value, "v%d", idx);
         evdb_value v = evdb_text(run->last_value);
-        f = cq(run->c, run->update_sql, &v, 1, ORD_PROMPT_S);
+        f = t_submit(run->c, run->update_sql, &v, 1, ORD_PROMPT_S, 0);
     }
     ord_tickets[idx].run = run;
     ord_tickets[idx].idx = idx;
@@ -532,7 +515,7 @@ static void ord_check(ord_run *run, const char *table, int triples, double delay
     }
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT v FROM %s WHERE id = 1", table);
-    evdb_future *f = cq(run->c, sql, NULL, 0, ORD_PROMPT_S);
+    evdb_future *f = t_submit(run->c, sql, NULL, 0, ORD_PROMPT_S, 0);
     int rc = t_wait(f);
     ck_assert_msg(rc == 0, "%s: reading the value back: %s: %s", run->b->name, evdb_err_name(rc),
                   evdb_error_message(evdb_future_error(f)));
@@ -627,8 +610,9 @@ START_TEST(pg_deferred_constraint_violations_fail_their_own_query)
 {
     evdb_pool *p = t_pool_new(L, t_pg_url(), NULL);
     t_pool_exec_ok(p, "DROP TABLE IF EXISTS iso_def_u, iso_def_child, iso_def_parent");
-    t_pool_exec_ok(p, "CREATE TABLE iso_def_u (id int PRIMARY KEY, k int, CONSTRAINT iso_def_u_k_key "
-                      "UNIQUE (k) DEFERRABLE INITIALLY DEFERRED)");
+    t_pool_exec_ok(p,
+                   "CREATE TABLE iso_def_u (id int PRIMARY KEY, k int, CONSTRAINT iso_def_u_k_key "
+                   "UNIQUE (k) DEFERRABLE INITIALLY DEFERRED)");
     t_pool_exec_ok(p, "CREATE TABLE iso_def_parent (id int PRIMARY KEY)");
     t_pool_exec_ok(p, "CREATE TABLE iso_def_child (id int PRIMARY KEY, pid int, CONSTRAINT "
                       "iso_def_child_pid_fkey FOREIGN KEY (pid) REFERENCES iso_def_parent (id) "
@@ -696,9 +680,9 @@ START_TEST(pg_deferred_constraint_violations_fail_their_own_query)
         seq_ticket tk[3];
         evdb_value k = evdb_int(1000 + round % 5); /* already taken */
         evdb_future *w[3];
-        w[0] = cq(one, "UPDATE iso_def_v SET v = 'first' WHERE id = 1", NULL, 0, 0);
-        w[1] = cq(one, "INSERT INTO iso_def_u VALUES (10000, $1)", &k, 1, 0);
-        w[2] = cq(one, "UPDATE iso_def_v SET v = 'second' WHERE id = 1", NULL, 0, 0);
+        w[0] = t_submit(one, "UPDATE iso_def_v SET v = 'first' WHERE id = 1", NULL, 0, 0, 0);
+        w[1] = t_submit(one, "INSERT INTO iso_def_u VALUES (10000, $1)", &k, 1, 0, 0);
+        w[2] = t_submit(one, "UPDATE iso_def_v SET v = 'second' WHERE id = 1", NULL, 0, 0, 0);
         for (int j = 0; j < 3; j++) {
             tk[j].log = &log;
             tk[j].idx = j;
@@ -793,7 +777,7 @@ START_TEST(pg_timed_out_query_behind_another_is_cancelled)
 {
     static const double heads[2] = {0.3, 0.7};
     evdb_conn *c = t_conn_open(L, t_pg_url(), NULL);
-    evdb_conn *admin = pg_admin();
+    evdb_conn *admin = t_conn_open(L, t_pg_admin_url(), NULL);
     int64_t pid = evdb_conn_server_id(c);
     ck_assert_int_gt(pid, 0);
     audit a = {0};
@@ -801,8 +785,8 @@ START_TEST(pg_timed_out_query_behind_another_is_cancelled)
     snprintf(head_sql, sizeof head_sql, "SELECT pg_sleep(%.1f)", heads[_i]);
     double head_done = 0;
     double t0 = t_now();
-    evdb_future *head = cq(c, head_sql, NULL, 0, 0);
-    evdb_future *slow = cq(c, "SELECT pg_sleep(3)", NULL, 0, 0.5);
+    evdb_future *head = t_submit(c, head_sql, NULL, 0, 0, 0);
+    evdb_future *slow = t_submit(c, "SELECT pg_sleep(3)", NULL, 0, 0.5, 0);
     watch(&a, head);
     watch(&a, slow);
     ck_assert_int_eq(evdb_future_on_done(head, on_stamp, &head_done), 0);
@@ -820,12 +804,13 @@ START_TEST(pg_timed_out_query_behind_another_is_cancelled)
                   "the head (pg_sleep(%.1f)) completed %.2f s after the start", heads[_i],
                   head_done - t0);
     double t1 = t_now();
-    evdb_future *next = cq(c, "SELECT 42", NULL, 0, 0);
+    evdb_future *next = t_submit(c, "SELECT 42", NULL, 0, 0, 0);
     watch(&a, next);
     ck_assert_msg(t_wait(next) == 0, "next: %s", evdb_error_message(evdb_future_error(next)));
     ck_assert_int_eq(t_cell_int(evdb_future_result(next), 0, 0), 42);
-    ck_assert_msg(t_now() - t1 < 0.3, "the next query took %.2f s (answered %.2f s after the start)",
-                  t_now() - t1, t_now() - t0);
+    ck_assert_msg(t_now() - t1 < 0.3,
+                  "the next query took %.2f s (answered %.2f s after the start)", t_now() - t1,
+                  t_now() - t0);
     evdb_future_unref(head);
     evdb_future_unref(slow);
     evdb_future_unref(next);
@@ -844,7 +829,7 @@ END_TEST
 START_TEST(pg_timed_out_query_in_a_transaction_aborts_it)
 {
     evdb_pool *p = pool_with(t_pg_url(), 1, 0, 0);
-    evdb_conn *admin = pg_admin();
+    evdb_conn *admin = t_conn_open(L, t_pg_admin_url(), NULL);
     t_pool_exec_ok(p, "DROP TABLE IF EXISTS iso_txn_cancel");
     t_pool_exec_ok(p, "CREATE TABLE iso_txn_cancel (id int)");
     evdb_future *af = evdb_pool_acquire(p, 5);
@@ -855,19 +840,19 @@ START_TEST(pg_timed_out_query_in_a_transaction_aborts_it)
     audit a = {0};
     double slow_done = 0, commit_done = 0;
     double t0 = t_now();
-    evdb_future *begin = cq(c, "BEGIN", NULL, 0, 0);
-    evdb_future *ins = cq(c, "INSERT INTO iso_txn_cancel VALUES (1)", NULL, 0, 0);
-    evdb_future *slow = cq(c, "SELECT pg_sleep(3)", NULL, 0, 0.3);
+    evdb_future *begin = t_submit(c, "BEGIN", NULL, 0, 0, 0);
+    evdb_future *ins = t_submit(c, "INSERT INTO iso_txn_cancel VALUES (1)", NULL, 0, 0, 0);
+    evdb_future *slow = t_submit(c, "SELECT pg_sleep(3)", NULL, 0, 0.3, 0);
     watch(&a, begin);
     watch(&a, ins);
     watch(&a, slow);
     ck_assert_int_eq(evdb_future_on_done(slow, on_stamp, &slow_done), 0);
     evdb_future *commit = NULL;
     if (_i == 0) {
-        commit = cq(c, "COMMIT", NULL, 0, 0);
+        commit = t_submit(c, "COMMIT", NULL, 0, 0, 0);
     } else {
         t_wait(slow);
-        commit = cq(c, "COMMIT", NULL, 0, 0);
+        commit = t_submit(c, "COMMIT", NULL, 0, 0, 0);
     }
     watch(&a, commit);
     ck_assert_int_eq(evdb_future_on_done(commit, on_stamp, &commit_done), 0);
@@ -932,10 +917,10 @@ START_TEST(pg_timeout_of_a_waiting_query_spares_its_neighbours)
         double deadline = 0.04 + 0.002 * (r % 12);
         evdb_value v = evdb_int(r);
         evdb_future *fs[4];
-        fs[0] = cq(c, "SELECT pg_sleep(0.05)", NULL, 0, 0);
-        fs[1] = cq(c, "SELECT 1", NULL, 0, deadline);
-        fs[2] = cq(c, "INSERT INTO iso_spare VALUES ($1)", &v, 1, 0);
-        fs[3] = cq(c, "SELECT pg_sleep(0.03), $1::int", &v, 1, 0);
+        fs[0] = t_submit(c, "SELECT pg_sleep(0.05)", NULL, 0, 0, 0);
+        fs[1] = t_submit(c, "SELECT 1", NULL, 0, deadline, 0);
+        fs[2] = t_submit(c, "INSERT INTO iso_spare VALUES ($1)", &v, 1, 0, 0);
+        fs[3] = t_submit(c, "SELECT pg_sleep(0.03), $1::int", &v, 1, 0, 0);
         for (int k = 0; k < 4; k++)
             watch(&a, fs[k]);
         audit_close(&a);
@@ -946,8 +931,9 @@ START_TEST(pg_timeout_of_a_waiting_query_spares_its_neighbours)
         for (int k = 0; k < 4; k++) {
             if (k == 1)
                 continue;
-            ck_assert_msg(evdb_future_status(fs[k]) == 0, "round %d: query %d next to a timeout: %s: %s (%s)",
-                          r, k, evdb_err_name(evdb_future_status(fs[k])),
+            ck_assert_msg(evdb_future_status(fs[k]) == 0,
+                          "round %d: query %d next to a timeout: %s: %s (%s)", r, k,
+                          evdb_err_name(evdb_future_status(fs[k])),
                           evdb_error_message(evdb_future_error(fs[k])),
                           evdb_error_sqlstate(evdb_future_error(fs[k])));
         }
@@ -1004,8 +990,8 @@ START_TEST(pg_timeout_says_whether_the_query_may_have_run)
     memset(&co, 0, sizeof co);
     co.pipeline_depth = 1;
     evdb_conn *d1 = t_conn_open(L, t_pg_url(), &co);
-    evdb_future *head = cq(d1, "SELECT pg_sleep(0.4)", NULL, 0, 0);
-    evdb_future *ins = cq(d1, "INSERT INTO iso_outcome VALUES (1)", NULL, 0, 0.1);
+    evdb_future *head = t_submit(d1, "SELECT pg_sleep(0.4)", NULL, 0, 0, 0);
+    evdb_future *ins = t_submit(d1, "INSERT INTO iso_outcome VALUES (1)", NULL, 0, 0.1, 0);
     watch(&a, head);
     watch(&a, ins);
     expect_timeout(ins, false, "INSERT queued on a depth-1 connection");
@@ -1043,18 +1029,18 @@ START_TEST(pg_timeout_says_whether_the_query_may_have_run)
 
     /* Running. */
     evdb_conn *c = t_conn_open(L, t_pg_url(), NULL);
-    evdb_future *run = cq(c, "SELECT pg_sleep(3)", NULL, 0, 0.2);
+    evdb_future *run = t_submit(c, "SELECT pg_sleep(3)", NULL, 0, 0.2, 0);
     watch(&a, run);
     expect_timeout(run, true, "pg_sleep(3) running");
     evdb_future_unref(run);
-    run = cq(c, "INSERT INTO iso_outcome SELECT 4 FROM pg_sleep(3)", NULL, 0, 0.2);
+    run = t_submit(c, "INSERT INTO iso_outcome SELECT 4 FROM pg_sleep(3)", NULL, 0, 0.2, 0);
     watch(&a, run);
     expect_timeout(run, true, "INSERT ... FROM pg_sleep(3) running");
     evdb_future_unref(run);
     /* Cancelled while running: unknown too; cancelled while queued (never
      * sent): known. */
-    run = cq(d1, "SELECT pg_sleep(3)", NULL, 0, 0);
-    evdb_future *queued = cq(d1, "INSERT INTO iso_outcome VALUES (6)", NULL, 0, 0);
+    run = t_submit(d1, "SELECT pg_sleep(3)", NULL, 0, 0, 0);
+    evdb_future *queued = t_submit(d1, "INSERT INTO iso_outcome VALUES (6)", NULL, 0, 0, 0);
     watch(&a, run);
     watch(&a, queued);
     t_sleep(L, 0.1);
@@ -1071,7 +1057,7 @@ START_TEST(pg_timeout_says_whether_the_query_may_have_run)
     evdb_future_unref(run);
     evdb_future_unref(queued);
     /* A server error is known: its own implicit transaction rolled back. */
-    evdb_future *err = cq(c, "SELECT 1/0", NULL, 0, 0);
+    evdb_future *err = t_submit(c, "SELECT 1/0", NULL, 0, 0, 0);
     watch(&a, err);
     t_expect_fail(err, EVDB_ESERVER, "22012");
     ck_assert(!evdb_error_outcome_unknown(evdb_future_error(err)));
@@ -1539,8 +1525,8 @@ static void expect_batch_fail(evdb_future *f, int code, const char *sqlstate, co
     t_expect_fail(f, code, sqlstate);
     const char *m = evdb_error_message(evdb_future_error(f));
     if (prefix)
-        ck_assert_msg(strncmp(m, prefix, strlen(prefix)) == 0, "message '%s' does not start with '%s'",
-                      m, prefix);
+        ck_assert_msg(strncmp(m, prefix, strlen(prefix)) == 0,
+                      "message '%s' does not start with '%s'", m, prefix);
 }
 
 /* A batch evdb_pool_batch must not run: refused at once (NULL) or failed. */
@@ -1603,7 +1589,8 @@ START_TEST(batch_is_all_or_nothing)
     snprintf(sql[2], sizeof sql[2], "SELECT count(*) FROM %s", table);
     snprintf(sql[3], sizeof sql[3], "SELECT note FROM %s WHERE id = %s", table, ph);
     evdb_value v11 = evdb_int(11), v10 = evdb_int(10);
-    evdb_stmt good[4] = {{sql[0], NULL, 0}, {sql[1], &v11, 1}, {sql[2], NULL, 0}, {sql[3], &v10, 1}};
+    evdb_stmt good[4] = {
+        {sql[0], NULL, 0}, {sql[1], &v11, 1}, {sql[2], NULL, 0}, {sql[3], &v10, 1}};
     f = pbatch(p, good, 4, 0);
     watch(&a, f);
     ck_assert_msg(t_wait(f) == 0, "good batch: %s", evdb_error_message(evdb_future_error(f)));
@@ -1673,7 +1660,7 @@ START_TEST(batch_is_all_or_nothing)
     watch(&a, f);
     expect_batch_fail(f, EVDB_ESERVER, pg ? "23505" : "23000", "batch statement 2 of 2");
     evdb_future_unref(f);
-    f = cq(c, "COMMIT", NULL, 0, 0);
+    f = t_submit(c, "COMMIT", NULL, 0, 0, 0);
     watch(&a, f);
     int rc = t_wait(f);
     if (pg && rc == 0)
@@ -1697,7 +1684,8 @@ START_TEST(batch_is_all_or_nothing)
         int id0 = 60 + 2 * round;
         evdb_value ids[2] = {evdb_int(id0), evdb_int(id0 + 1)};
         evdb_stmt two[2] = {{sql[0], &ids[0], 1}, {sql[0], &ids[1], 1}};
-        evdb_future *head = cq(bc, pg ? "SELECT pg_sleep(0.2)" : "SELECT SLEEP(0.2)", NULL, 0, 0);
+        evdb_future *head =
+            t_submit(bc, pg ? "SELECT pg_sleep(0.2)" : "SELECT SLEEP(0.2)", NULL, 0, 0, 0);
         f = cbatch(bc, two, 2, 0.05 + 0.05 * round);
         watch(&a, head);
         watch(&a, f);
@@ -1822,12 +1810,12 @@ START_TEST(pg_batch_semantics)
     evdb_stmt b2[2] = {{"INSERT INTO iso_batch_seq VALUES (23)", NULL, 0},
                        {"INSERT INTO iso_batch_seq VALUES (24)", NULL, 0}};
     evdb_future *fs[7];
-    fs[0] = cq(c, "INSERT INTO iso_batch_seq VALUES (20)", NULL, 0, 0);
+    fs[0] = t_submit(c, "INSERT INTO iso_batch_seq VALUES (20)", NULL, 0, 0, 0);
     fs[1] = cbatch(c, b1, 2, 0);
-    fs[2] = cq(c, "INSERT INTO iso_batch_seq VALUES (22)", NULL, 0, 0);
+    fs[2] = t_submit(c, "INSERT INTO iso_batch_seq VALUES (22)", NULL, 0, 0, 0);
     fs[3] = cbatch(c, b2, 2, 0);
-    fs[4] = cq(c, "SELECT 1/0", NULL, 0, 0);
-    fs[5] = cq(c, "INSERT INTO iso_batch_seq VALUES (25)", NULL, 0, 0);
+    fs[4] = t_submit(c, "SELECT 1/0", NULL, 0, 0, 0);
+    fs[5] = t_submit(c, "INSERT INTO iso_batch_seq VALUES (25)", NULL, 0, 0, 0);
     fs[6] = cbatch(c, b2, 2, 0); /* duplicates 23, 24: fails alone */
     for (int k = 0; k < 7; k++) {
         tk[k].log = &log;
