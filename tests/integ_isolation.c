@@ -74,16 +74,6 @@ static evdb_query_opts with_timeout(double timeout)
     return o;
 }
 
-static evdb_future *pq(evdb_pool *p, const char *sql, const evdb_value *params, size_t n,
-                       double timeout)
-{
-    evdb_query_opts o = with_timeout(timeout);
-    evdb_future *f = evdb_pool_query(p, sql, params, n, &o);
-    ck_assert_msg(f != NULL, "evdb_pool_query(%s): %s", sql,
-                  evdb_error_message(evdb_last_error()));
-    return f;
-}
-
 /* Run the loop until *done reaches *want (the watchdog ends a hang). */
 static void run_until(const size_t *done, const size_t *want)
 {
@@ -208,7 +198,8 @@ static void on_tenant_read(evdb_future *f, void *arg)
 
 static void tenant_read(tenant_req *q)
 {
-    evdb_future *f = pq(q->run->p, "SELECT current_setting('app.tenant', true)", NULL, 0, 0);
+    evdb_future *f =
+        t_pool_submit(q->run->p, "SELECT current_setting('app.tenant', true)", NULL, 0, 0, 0);
     q->run->submitted++;
     q->refs++;
     ck_assert_int_eq(evdb_future_on_done(f, on_tenant_read, q), 0);
@@ -255,9 +246,9 @@ static void tenant_start(tenant_run *run)
                  "SELECT set_config('app.tenant', '%s', true); "
                  "SELECT current_setting('app.tenant', true)",
                  q->tenant);
-        f = pq(run->p, sql, NULL, 0, 0);
+        f = t_pool_submit(run->p, sql, NULL, 0, 0, 0);
     } else {
-        f = pq(run->p, "SELECT set_config('app.tenant', $1, true)", &v, 1, 0);
+        f = t_pool_submit(run->p, "SELECT set_config('app.tenant', $1, true)", &v, 1, 0, 0);
     }
     run->submitted++;
     q->refs++;
@@ -305,9 +296,9 @@ START_TEST(pg_set_local_timeout_never_cancels_a_neighbour)
     evdb_future *sets[ROUNDS], *sleeps[2 * ROUNDS];
     audit a = {0};
     for (int i = 0; i < ROUNDS; i++) {
-        sets[i] = pq(p, "SET LOCAL statement_timeout = 1", NULL, 0, 0);
-        sleeps[2 * i] = pq(p, "SELECT pg_sleep(0.05)", NULL, 0, 0);
-        sleeps[2 * i + 1] = pq(p, "SELECT pg_sleep(0.05)", NULL, 0, 0);
+        sets[i] = t_pool_submit(p, "SET LOCAL statement_timeout = 1", NULL, 0, 0, 0);
+        sleeps[2 * i] = t_pool_submit(p, "SELECT pg_sleep(0.05)", NULL, 0, 0, 0);
+        sleeps[2 * i + 1] = t_pool_submit(p, "SELECT pg_sleep(0.05)", NULL, 0, 0, 0);
         watch(&a, sets[i]);
         watch(&a, sleeps[2 * i]);
         watch(&a, sleeps[2 * i + 1]);
@@ -384,7 +375,8 @@ START_TEST(pg_hot_row_update_storm_never_deadlocks)
     double t0 = t_now();
     for (int i = 0; i < HOT_UPDATES; i++) {
         evdb_value id = evdb_int(1 + rand_r(&seed) % HOT_ROWS);
-        evdb_future *f = pq(p, "UPDATE iso_hot SET v = v + 1 WHERE id = $1", &id, 1, 0);
+        evdb_future *f =
+            t_pool_submit(p, "UPDATE iso_hot SET v = v + 1 WHERE id = $1", &id, 1, 0, 0);
         h.a.submitted++;
         ck_assert_int_eq(evdb_future_on_done(f, on_hot, &h), 0);
     }
@@ -627,11 +619,11 @@ START_TEST(pg_deferred_constraint_violations_fail_their_own_query)
         evdb_value v[2] = {evdb_int(i), evdb_int(0)};
         if (i % 2 == 0) {
             v[1] = evdb_int(def_bad_unique(i) ? 1000 + nbad++ % 5 : 5000 + i);
-            fs[i] = pq(p, "INSERT INTO iso_def_u VALUES ($1, $2)", v, 2, 0);
+            fs[i] = t_pool_submit(p, "INSERT INTO iso_def_u VALUES ($1, $2)", v, 2, 0, 0);
         } else {
             nbad += def_bad_fk(i);
             v[1] = evdb_int(def_bad_fk(i) ? 9999 : 1 + i % 100);
-            fs[i] = pq(p, "INSERT INTO iso_def_child VALUES ($1, $2)", v, 2, 0);
+            fs[i] = t_pool_submit(p, "INSERT INTO iso_def_child VALUES ($1, $2)", v, 2, 0, 0);
         }
         watch(&a, fs[i]);
     }
@@ -1005,7 +997,7 @@ START_TEST(pg_timeout_says_whether_the_query_may_have_run)
     ck_assert_int_eq(t_wait(af), 0);
     evdb_conn *held = evdb_future_take_conn(af);
     evdb_future_unref(af);
-    ins = pq(p1, "INSERT INTO iso_outcome VALUES (2)", NULL, 0, 0.1);
+    ins = t_pool_submit(p1, "INSERT INTO iso_outcome VALUES (2)", NULL, 0, 0.1, 0);
     watch(&a, ins);
     expect_timeout(ins, false, "INSERT waiting for a pooled connection");
     evdb_future_unref(ins);
@@ -1018,8 +1010,8 @@ START_TEST(pg_timeout_says_whether_the_query_may_have_run)
     po.pipeline_depth = 1;
     evdb_pool *pd1 = t_pool_new(L, t_pg_url(), &po);
     t_pool_exec_ok(pd1, "SELECT 1"); /* connected */
-    head = pq(pd1, "SELECT pg_sleep(0.4)", NULL, 0, 0);
-    ins = pq(pd1, "INSERT INTO iso_outcome VALUES (3)", NULL, 0, 0.1);
+    head = t_pool_submit(pd1, "SELECT pg_sleep(0.4)", NULL, 0, 0, 0);
+    ins = t_pool_submit(pd1, "INSERT INTO iso_outcome VALUES (3)", NULL, 0, 0.1, 0);
     watch(&a, head);
     watch(&a, ins);
     expect_timeout(ins, false, "INSERT queued on a depth-1 pool of one");
@@ -1067,9 +1059,9 @@ START_TEST(pg_timeout_says_whether_the_query_may_have_run)
      * must hold. */
     bool said_unknown[3];
     for (int k = 0; k < 3; k++) {
-        head = pq(p1, "SELECT pg_sleep(0.3)", NULL, 0, 0);
+        head = t_pool_submit(p1, "SELECT pg_sleep(0.3)", NULL, 0, 0, 0);
         evdb_value v = evdb_int(10 + k);
-        ins = pq(p1, "INSERT INTO iso_outcome VALUES ($1)", &v, 1, 0.1);
+        ins = t_pool_submit(p1, "INSERT INTO iso_outcome VALUES ($1)", &v, 1, 0.1, 0);
         watch(&a, head);
         watch(&a, ins);
         ck_assert_int_eq(t_wait(ins), EVDB_ETIMEDOUT);
@@ -1144,13 +1136,13 @@ START_TEST(outcome_known_means_not_applied)
     unsigned seed = 4242;
     for (int i = 0; i < PROP_INSERTS; i++) {
         if (i % 10 == 0) {
-            evdb_future *s = pq(p, _i == 0 ? "SELECT pg_sleep(0.03)" : "SELECT SLEEP(0.03)",
-                                NULL, 0, 0);
+            evdb_future *s = t_pool_submit(
+                p, _i == 0 ? "SELECT pg_sleep(0.03)" : "SELECT SLEEP(0.03)", NULL, 0, 0, 0);
             watch(&sleeps, s);
             evdb_future_unref(s);
         }
         evdb_value v = evdb_int(i);
-        evdb_future *f = pq(p, ins, &v, 1, 0.002 + 0.004 * (rand_r(&seed) % 100));
+        evdb_future *f = t_pool_submit(p, ins, &v, 1, 0.002 + 0.004 * (rand_r(&seed) % 100), 0);
         tk[i].run = run;
         tk[i].id = i;
         run->a.submitted++;
@@ -1297,14 +1289,14 @@ START_TEST(pooled_begin_is_refused)
             watch(&a, bad[k]);
         for (int j = 0; j < 2; j++) {
             evdb_value v = evdb_int(nins);
-            fs[nins] = pq(p, ins, &v, 1, 0);
+            fs[nins] = t_pool_submit(p, ins, &v, 1, 0, 0);
             watch(&a, fs[nins++]);
         }
     }
     /* 20 pooled inserts afterwards, likewise. */
     for (int i = 0; i < 20; i++) {
         evdb_value v = evdb_int(nins);
-        fs[nins] = pq(p, ins, &v, 1, 0);
+        fs[nins] = t_pool_submit(p, ins, &v, 1, 0, 0);
         watch(&a, fs[nins++]);
     }
     audit_close(&a);
@@ -1371,16 +1363,14 @@ START_TEST(pg_pool_stats_count_every_timeout)
     unsigned seed = 8;
     int n = 0;
     for (int r = 0; r < ROUNDS; r++) {
-        fs[n] = pq(p, "SELECT pg_sleep(0.2)", NULL, 0, 0.02);
+        fs[n] = t_pool_submit(p, "SELECT pg_sleep(0.2)", NULL, 0, 0.02, 0);
         watch(&a, fs[n++]);
         if (r % 2)
             t_sleep(L, 0.02);
         for (int i = 0; i < PER; i++) {
-            evdb_query_opts o = with_timeout(0.001 + 0.0005 * (rand_r(&seed) % 60));
-            if (i % 5 == 1)
-                o.flags = EVDB_QUERY_NO_PIPELINE;
-            fs[n] = evdb_pool_query(p, i % 5 == 2 ? "SELECT 1; SELECT 2" : "SELECT 1", NULL, 0, &o);
-            ck_assert_ptr_nonnull(fs[n]);
+            double timeout = 0.001 + 0.0005 * (rand_r(&seed) % 60);
+            fs[n] = t_pool_submit(p, i % 5 == 2 ? "SELECT 1; SELECT 2" : "SELECT 1", NULL, 0,
+                                  timeout, i % 5 == 1 ? EVDB_QUERY_NO_PIPELINE : 0);
             watch(&a, fs[n++]);
         }
         t_sleep(L, 0.03);
@@ -1478,12 +1468,13 @@ START_TEST(refused_query_never_stalls_the_pool_queue)
     evdb_future *fs[N];
     audit a = {0};
     double t0 = t_now();
-    fs[0] = pq(p, _i == 0 ? "SELECT pg_sleep(0.1)" : "SELECT SLEEP(0.1)", NULL, 0, 0);
+    fs[0] = t_pool_submit(p, _i == 0 ? "SELECT pg_sleep(0.1)" : "SELECT SLEEP(0.1)", NULL, 0, 0, 0);
     for (int k = 1; k < N; k++) {
         if (k % 2)
-            fs[k] = _i == 0 ? pq(p, "SELECT $1::text", &nul, 1, 0) : pq(p, "BEGIN", NULL, 0, 0);
+            fs[k] = _i == 0 ? t_pool_submit(p, "SELECT $1::text", &nul, 1, 0, 0)
+                            : t_pool_submit(p, "BEGIN", NULL, 0, 0, 0);
         else
-            fs[k] = pq(p, "SELECT 2", NULL, 0, 0);
+            fs[k] = t_pool_submit(p, "SELECT 2", NULL, 0, 0, 0);
     }
     for (int k = 0; k < N; k++)
         watch(&a, fs[k]);
@@ -1787,7 +1778,7 @@ START_TEST(pg_batch_semantics)
     f = pbatch(p, set, 4, 0);
     watch(&a, f);
     for (int k = 0; k < 5; k++) {
-        reads[k] = pq(p, "SELECT current_setting('app.tenant', true)", NULL, 0, 0);
+        reads[k] = t_pool_submit(p, "SELECT current_setting('app.tenant', true)", NULL, 0, 0, 0);
         watch(&a, reads[k]);
     }
     audit_close(&a);
