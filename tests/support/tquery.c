@@ -168,6 +168,19 @@ evdb_future *t_submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t
     return f;
 }
 
+evdb_future *t_pool_submit(evdb_pool *pool, const char *sql, const evdb_value *p, size_t n,
+                           double timeout, unsigned flags)
+{
+    evdb_query_opts o;
+    memset(&o, 0, sizeof o);
+    o.timeout = timeout;
+    o.flags = flags;
+    evdb_future *f = evdb_pool_query(pool, sql, p, n, &o);
+    ck_assert_msg(f != NULL, "evdb_pool_query(%s): %s", sql,
+                  evdb_error_message(evdb_last_error()));
+    return f;
+}
+
 evdb_conn *t_my_open_one_session(struct ev_loop *loop, const char *url)
 {
     for (int tries = 0;; tries++) {

@@ -70,6 +70,10 @@ const char *t_my_admin_url(void);
 evdb_future *t_submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
                       double timeout, unsigned flags);
 
+/* t_submit through evdb_pool_query. */
+evdb_future *t_pool_submit(evdb_pool *pool, const char *sql, const evdb_value *p, size_t n,
+                           double timeout, unsigned flags);
+
 /* Open url on loop as a MariaDB user allowed a single session (WITH
  * MAX_USER_CONNECTIONS 1). The server counts a closed session until its
  * thread has finished with it, a little after the client is done, and
