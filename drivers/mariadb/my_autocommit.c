@@ -114,7 +114,9 @@ static void fail_rolled_back(evdb__dconn *dc)
     char msg[EVDB__MY_MSG_MAX];
     bool off = !(evdb__my_server_status(dc) & SERVER_STATUS_AUTOCOMMIT);
     int n = snprintf(msg, sizeof msg,
-                     "the query left its pooled connection %s; it was rolled back. " POOL_HINT,
+                     "the query left its pooled connection %s, which was rolled back (what "
+                     "ran before the transaction began, e.g. the INSERT of 'INSERT ...; "
+                     "BEGIN', was committed already). " POOL_HINT,
                      off ? "with autocommit off" : "inside a transaction");
     if (dc->out.failed && n > 0 && (size_t)n < sizeof msg) {
         /* The query's own message, cut to what room remains. */
