@@ -161,7 +161,14 @@ typedef struct evdb_stmt {
  * On failure the future fails with the failing statement's error, its
  * message prefixed "batch statement K of N: "; nothing of the batch took
  * effect (inside the caller's own PostgreSQL transaction block, the block
- * is aborted as with any error). opts->timeout covers the whole batch.
+ * is aborted as with any error). Statements that cannot be part of one
+ * transaction fail the batch with EVDB_EINVAL before anything is sent:
+ * transaction control, strings of several statements, COPY, and on
+ * MariaDB statements that commit implicitly (DDL; temporary tables are
+ * fine). A MariaDB batch pays one statement's round trip per statement
+ * (no pipelining there): it buys atomicity, not speed. opts->timeout
+ * covers the whole batch; a batch given up on before its commit leaves
+ * nothing behind.
  * Returns NULL at once: EVDB_EINVAL (NULL or empty stmts, n over
  * EVDB_BATCH_MAX, a NULL or empty sql, bad parameters), EVDB_ENOTSUP
  * (a driver without batches), EVDB_ECLOSED, EVDB_ENOMEM. Callable from
