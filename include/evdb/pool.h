@@ -157,7 +157,14 @@ EVDB_EXTERN evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url,
 EVDB_EXTERN evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
                                          const evdb_query_opts *opts);
 
-/* As evdb_conn_query, on a pooled connection. The query's own timeout
+/* As evdb_conn_query, on a pooled connection, in autocommit mode: the
+ * connection is shared with other requests' queries, so a query may not
+ * leave it inside a transaction block. BEGIN / START TRANSACTION (and
+ * their likes) fail with EVDB_EINVAL before they are sent, pointing to
+ * evdb_pool_acquire / evdb_pool_transaction; a query that ends inside a
+ * block anyway (several statements in one string) is rolled back before
+ * anything else runs on that connection and fails with EVDB_EINVAL.
+ * The query's own timeout
  * (opts->timeout) covers the whole operation: pool wait, connect, execute.
  * While waiting for a connection the acquire timeout applies too
  * (EVDB_EPOOLTIMEOUT). Returns a future of an evdb_result, or NULL at
