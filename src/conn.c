@@ -774,7 +774,7 @@ evdb_future *evdb_conn_query(evdb_conn *h, const char *sql, const evdb_value *pa
                              size_t nparams, const evdb_query_opts *opts)
 {
     evdb_conn *c = conn_for_call(h, "evdb_conn_query");
-    if (!c)
+    if (!c || evdb__check_query_flags("evdb_conn_query", opts))
         return NULL;
     return evdb__conn_query(c, sql, params, nparams, opts);
 }
@@ -803,7 +803,7 @@ evdb_future *evdb_conn_batch(evdb_conn *h, const evdb_stmt *stmts, size_t n,
                              const evdb_query_opts *opts)
 {
     evdb_conn *c = conn_for_call(h, "evdb_conn_batch");
-    if (!c)
+    if (!c || evdb__check_query_flags("evdb_conn_batch", opts))
         return NULL;
     if (!(c->drv->caps & EVDB__CAP_BATCH)) {
         evdb__fail_now(EVDB_ENOTSUP, "evdb_conn_batch: not supported by the %s driver",
@@ -830,7 +830,7 @@ static evdb_future *submit_special(evdb_conn *h, const char *who, const char *sq
                                    const evdb_query_opts *opts, unsigned flag)
 {
     evdb_conn *c = conn_for_call(h, who);
-    if (!c)
+    if (!c || evdb__check_query_flags(who, opts))
         return NULL;
     if (!(c->drv->caps & EVDB__CAP_PREPARE)) {
         evdb__fail_now(EVDB_ENOTSUP, "%s: not supported by the %s driver yet", who,

@@ -1091,7 +1091,7 @@ static evdb_future *pool_submit(evdb_pool *p, evdb__cq *q)
 evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *params,
                              size_t nparams, const evdb_query_opts *opts)
 {
-    if (!pool_usable(p, "evdb_pool_query"))
+    if (!pool_usable(p, "evdb_pool_query") || evdb__check_query_flags("evdb_pool_query", opts))
         return NULL;
     evdb__cq *q = evdb__cq_new(p->loop, "evdb_pool_query", sql, params, nparams, opts);
     return q ? pool_submit(p, q) : NULL;
@@ -1100,7 +1100,7 @@ evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *pa
 evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
                              const evdb_query_opts *opts)
 {
-    if (!pool_usable(p, "evdb_pool_batch"))
+    if (!pool_usable(p, "evdb_pool_batch") || evdb__check_query_flags("evdb_pool_batch", opts))
         return NULL;
     const evdb__driver *d = evdb__driver_for(p->url);
     if (!d || !(d->caps & EVDB__CAP_BATCH)) {

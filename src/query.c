@@ -86,6 +86,16 @@ static int check_opts(const char *who, const evdb_query_opts *opts)
     return 0;
 }
 
+int evdb__check_query_flags(const char *who, const evdb_query_opts *opts)
+{
+    if (opts && (opts->flags & ~EVDB__QUERY_PUBLIC_FLAGS)) {
+        evdb__fail_now(EVDB_EINVAL, "%s: unknown query flags 0x%x (known: EVDB_QUERY_*)", who,
+                       opts->flags & ~EVDB__QUERY_PUBLIC_FLAGS);
+        return EVDB_EINVAL;
+    }
+    return 0;
+}
+
 /* Sizes inside the one block are rounded so that every part that holds
  * values (evdb_value, evdb__stmt) stays aligned. */
 static size_t align16(size_t n)

@@ -48,6 +48,14 @@ void evdb__qlist_remove(evdb__qlist *l, evdb__cq *q);
  * time too. */
 evdb__cq *evdb__cq_new(evdb__loop *l, const char *who, const char *sql, const evdb_value *params,
                        size_t nparams, const evdb_query_opts *opts);
+/* The query flags callers may pass (evdb_query_opts.flags); the others
+ * are evdb's own (drivers/driver.h). */
+#define EVDB__QUERY_PUBLIC_FLAGS (EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE)
+/* For the public entry points: 0, or EVDB_EINVAL with the last error set
+ * when opts->flags holds a bit that is not a public flag (an internal one
+ * would change what the query is: a session reset, a prepare). */
+int evdb__check_query_flags(const char *who, const evdb_query_opts *opts);
+
 /* The same for an explicit batch of n statements (evdb_conn_batch): one
  * query object whose evdb__query.batch holds copies of every statement. */
 evdb__cq *evdb__cq_new_batch(evdb__loop *l, const char *who, const evdb_stmt *stmts, size_t n,

@@ -24,6 +24,7 @@
 #include <evdb.h>
 
 #include "driver.h" /* EVDB__QUERY_AUTOCOMMIT, as evdb_pool_query sets it */
+#include "query.h"  /* evdb__conn_query: the core's entry that takes it */
 #include "testenv.h"
 #include "testutil.h"
 #include "tquery.h"
@@ -581,8 +582,15 @@ END_TEST
 
 static evdb_future *submit_pooled(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
 {
-    /* EVDB__QUERY_AUTOCOMMIT as evdb_pool_query sets it. */
-    return t_submit(c, sql, p, n, PROMPT_S, EVDB__QUERY_AUTOCOMMIT);
+    /* EVDB__QUERY_AUTOCOMMIT as evdb_pool_query sets it: through the
+     * core's own entry, since evdb_conn_query refuses internal flags. */
+    evdb_query_opts o;
+    memset(&o, 0, sizeof o);
+    o.timeout = PROMPT_S;
+    o.flags = EVDB__QUERY_AUTOCOMMIT;
+    evdb_future *f = evdb__conn_query(c, sql, p, n, &o);
+    ck_assert_msg(f != NULL, "evdb__conn_query: %s", evdb_error_message(evdb_last_error()));
+    return f;
 }
 
 /* The session is in autocommit mode and outside any transaction. */

@@ -1937,6 +1937,19 @@ START_TEST(batch_bad_arguments)
     ck_assert_ptr_null(evdb_conn_batch(NULL, &ok, 1, NULL));
     evdb_query_opts o = {.timeout = -1};
     ck_assert_ptr_null(evdb_conn_batch(c, &ok, 1, &o));
+    /* Flags evdb keeps for itself (a session reset, a prepare) are not
+     * the caller's: every public entry refuses unknown bits at once. */
+    evdb_query_opts bad_flags = {.flags = 0x40000000u};
+    ck_assert_ptr_null(evdb_conn_batch(c, &ok, 1, &bad_flags));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_conn_query(c, "SELECT 1", NULL, 0, &bad_flags));
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(evdb_last_error()), "unknown query flags"));
+    ck_assert_ptr_null(evdb_conn_prepare(c, "SELECT 1", NULL, 0, &bad_flags));
+    evdb_pool *pool = t_pool_new(L, t_pg_url(), NULL);
+    ck_assert_ptr_null(evdb_pool_query(pool, "SELECT 1", NULL, 0, &bad_flags));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
+    ck_assert_ptr_null(evdb_pool_batch(pool, &ok, 1, &bad_flags));
+    t_pool_close(pool);
     ck_assert_int_eq(t_query_int(c, "SELECT 3"), 3);
     t_conn_close(c);
     t_loop_free(L);

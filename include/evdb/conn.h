@@ -56,7 +56,7 @@ typedef struct evdb_query_opts {
      * deadline the future fails with EVDB_ETIMEDOUT and the query is
      * cancelled on the server. 0 = no timeout. */
     double timeout;
-    /* EVDB_QUERY_* flags. */
+    /* EVDB_QUERY_* flags; any other bit fails the call with EVDB_EINVAL. */
     unsigned flags;
     void *reserved[2];
 } evdb_query_opts;
