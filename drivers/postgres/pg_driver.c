@@ -6,8 +6,8 @@
 #include "pg_internal.h"
 
 /* Queries in flight per connection when the user gives 0: enough to keep
- * the server busy across a round trip on a LAN, small enough that one
- * failing query re-sends a bounded group. */
+ * the server busy across a round trip on a LAN, few enough that a slow
+ * statement holds up a bounded number of queries pipelined behind it. */
 #define PG_DEFAULT_DEPTH 64
 
 static const char *const schemes[] = {"postgresql", "postgres", NULL};

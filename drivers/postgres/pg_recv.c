@@ -163,7 +163,7 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, evdb
             if (q->cancel_requested || evdb__pg_retries(q) >= PG_MAX_RETRIES) {
                 evdb__pg_report_code(
                     dc, q, err, EVDB_ESERVER, "25P02",
-                    "not executed: an earlier command of its pipeline group failed");
+                    "not executed: an earlier command before its Sync failed");
             } else {
                 evdb__pg_mark_retry(q, false);
                 evdb__pg_pend_push_front(dc, q);

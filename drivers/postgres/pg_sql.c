@@ -2,9 +2,10 @@
  * A small SQL lexer: just enough to tell whether a query string holds
  * several statements (they cannot run in pipeline mode or through the
  * extended protocol) and whether it is a transaction control statement
- * (it changes the transaction block, so it gets a pipeline group of its
- * own), CALL / DO (they may commit by themselves) or COPY (it cannot run
- * in pipeline mode). It understands
+ * (it changes the transaction block, which the driver tracks; BEGIN is a
+ * barrier), CALL / DO (they may commit by themselves: never re-run),
+ * a schema change (it runs alone and renews the statement cache) or COPY
+ * (it cannot run in pipeline mode). It understands
  * PostgreSQL's quoting: '...' (with '' inside),
  * E'...' (backslash escapes), "..." identifiers, $tag$...$tag$ bodies,
  * -- line comments and nested block comments. It assumes
@@ -222,9 +223,8 @@ unsigned evdb__pg_sql_classify(const char *sql, size_t len)
     enum pg_txe txe = first[0] ? txn_effect(first, lx) : PG_TXE_NONE;
     if (txe != PG_TXE_NONE)
         cls |= PGQ_TXCTL | ((unsigned)txe << PGQ_TXE_SHIFT);
-    /* A procedure or DO block may COMMIT, and in a pipeline group that
-     * commits the statements before it too (verified on PostgreSQL 15):
-     * the group would no longer be all-or-nothing. */
+    /* A procedure or DO block may COMMIT part of its work by itself: after
+     * a cancel meant for another query it is never run again. */
     if (!strcmp(first, "call") || !strcmp(first, "do"))
         cls |= PGQ_OWNTX;
     /* A schema change may change the result type of cached statements

@@ -14,7 +14,8 @@
  *   DEALLOC    DEALLOCATE on the wire
  *   DEAD       not on the server; freed once no pipeline entry names it
  * Only READY statements are evicted: a PREPARING one may yet fail, and a
- * DEALLOCATE of a statement that does not exist would fail a whole group.
+ * DEALLOCATE of a statement that does not exist would fail the DEALLOCATEs
+ * sent with it.
  * Pinned statements (evdb_conn_prepare) are never evicted and do not count
  * against the capacity; they leave the cache only when unpinned, when the
  * server lost them (DEALLOCATE ALL, DISCARD ALL) or when a schema change
