@@ -185,7 +185,7 @@ START_TEST(over_limit_bounded)
 }
 END_TEST
 
-/* Neighbours in one pipeline group are unaffected, and the too-big query
+/* Neighbours pipelined with it are unaffected, and the too-big query
  * did run (its effects stay): the limit is the client's, not an error on
  * the server. */
 START_TEST(pipeline_neighbours)

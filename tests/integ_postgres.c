@@ -1227,8 +1227,8 @@ START_TEST(parse_error_in_batch)
 }
 END_TEST
 
-/* A procedure that commits, in a batch with a failure: it commits the
- * statements before it in a pipeline group, so it must run alone and
+/* A procedure that commits, pipelined among failures: each query has its
+ * own Sync, so the COMMIT inside it commits nothing of its neighbours, and
  * nothing may be applied twice. */
 START_TEST(procedure_commit_in_batch)
 {
