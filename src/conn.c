@@ -536,7 +536,7 @@ static void pump(evdb_conn *c)
          * for a completion that never comes. Its submissions only queue
          * and schedule this pump again. */
         if (refused && c->owner_ops)
-            c->owner_ops->room(c->owner, c, EVDB_EINVAL);
+            c->owner_ops->room(c->owner, c);
         if (!sent)
             return;
         evdb__wait w = {-1, 0, -1};
@@ -566,11 +566,10 @@ static void pump_deferred(evdb__deferred *d)
 static void query_finished(evdb__cq *q)
 {
     evdb_conn *c = q->conn;
-    int status = evdb__future_peek(q->f);
     evdb__qlist_remove(&c->inflight, q);
     evdb__cq_free(q);
     if (c->owner_ops)
-        c->owner_ops->room(c->owner, c, status);
+        c->owner_ops->room(c->owner, c);
 }
 
 void evdb__query_done(evdb__query *dq, evdb_result *r)
@@ -779,18 +778,24 @@ evdb_future *evdb_conn_query(evdb_conn *h, const char *sql, const evdb_value *pa
     return evdb__conn_query(c, sql, params, nparams, opts);
 }
 
+/* Whether c takes queries now; if not, the last error says why
+ * (EVDB_ECONNLOST once lost, EVDB_ECLOSED while opening or closing). */
+static bool takes_queries(const evdb_conn *c, const char *who)
+{
+    if (c->state == CS_READY)
+        return true;
+    if (c->state == CS_BROKEN)
+        evdb__fail_now(EVDB_ECONNLOST, "%s: the connection was lost", who);
+    else
+        evdb__fail_now(EVDB_ECLOSED, "%s: the connection is %s", who, state_names[c->state]);
+    return false;
+}
+
 evdb_future *evdb__conn_query(evdb_conn *c, const char *sql, const evdb_value *params,
                               size_t nparams, const evdb_query_opts *opts)
 {
-    if (c->state == CS_BROKEN) {
-        evdb__fail_now(EVDB_ECONNLOST, "evdb_conn_query: the connection was lost");
+    if (!takes_queries(c, "evdb_conn_query"))
         return NULL;
-    }
-    if (c->state != CS_READY) {
-        evdb__fail_now(EVDB_ECLOSED, "evdb_conn_query: the connection is %s",
-                       state_names[c->state]);
-        return NULL;
-    }
     evdb__cq *q = evdb__cq_new(c->loop, "evdb_conn_query", sql, params, nparams, opts);
     if (!q)
         return NULL;
@@ -810,11 +815,8 @@ evdb_future *evdb_conn_batch(evdb_conn *h, const evdb_stmt *stmts, size_t n,
                        c->drv->name);
         return NULL;
     }
-    if (c->state != CS_READY) {
-        evdb__fail_now(c->state == CS_BROKEN ? EVDB_ECONNLOST : EVDB_ECLOSED,
-                       "evdb_conn_batch: the connection is %s", state_names[c->state]);
+    if (!takes_queries(c, "evdb_conn_batch"))
         return NULL;
-    }
     evdb__cq *q = evdb__cq_new_batch(c->loop, "evdb_conn_batch", stmts, n, opts);
     if (!q)
         return NULL;
@@ -837,11 +839,8 @@ static evdb_future *submit_special(evdb_conn *h, const char *who, const char *sq
                        c->drv->name);
         return NULL;
     }
-    if (c->state != CS_READY) {
-        evdb__fail_now(c->state == CS_BROKEN ? EVDB_ECONNLOST : EVDB_ECLOSED,
-                       "%s: the connection is %s", who, state_names[c->state]);
+    if (!takes_queries(c, who))
         return NULL;
-    }
     evdb_query_opts o;
     memset(&o, 0, sizeof o);
     if (opts)

@@ -304,13 +304,12 @@ static void feed(member *m)
 }
 
 /* The owner hooks connections call. */
-static void on_room(void *owner, evdb_conn *c, int status)
+static void on_room(void *owner, evdb_conn *c)
 {
     member *m = owner;
     (void)c;
     /* Pooled queries are counted by evdb__pool_count, not here: this also
      * sees a borrower's, the reset's and the validation's queries. */
-    (void)status;
     if (m->st == M_READY && m->pool->waitq.head)
         feed(m);
     m->last_used = evdb__loop_now(m->pool->loop);

@@ -72,8 +72,9 @@ evdb__loop *evdb__conn_loop(const evdb_conn *c);
 
 /* The pool a connection belongs to, told about its connections' events. */
 typedef struct evdb__conn_owner {
-    /* c has room for more queries: a query completed with status. */
-    void (*room)(void *owner, evdb_conn *c, int status);
+    /* c has room for more queries: a query completed, or the driver
+     * refused one. */
+    void (*room)(void *owner, evdb_conn *c);
     /* c broke; its unsent queries are handed over in order (the owner
      * takes the list and re-routes them). */
     void (*broken)(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb_error *err);
