@@ -428,6 +428,23 @@ static void cork(evdb__dconn *dc, int on)
 #endif
 }
 
+/* A string of several statements (or COPY) at the head of pend, with
+ * pipeline mode off and nothing in flight: PQsendQuery, the simple
+ * protocol. 0 or EVDB__STEP_FAIL. */
+static int send_multi(evdb__dconn *dc, evdb__query *q, evdb_error *err)
+{
+    if (!evdb__pg_grow_ring(dc, 1))
+        return evdb__pg_no_memory(err);
+    if (!PQsendQuery(dc->conn, q->sql))
+        return evdb__pg_send_failed(dc, err);
+    evdb__pg_pend_pop(dc);
+    pg_ent *e = evdb__pg_ring_push(dc, PGK_MULTI, q, NULL);
+    if (q->flags & EVDB__QUERY_AUTOCOMMIT)
+        e->flags |= ENT_AUTOCOMMIT;
+    q->drv_state |= PGQ_WIRE | PGQ_SENT;
+    return 0;
+}
+
 static int push_pipeline(evdb__dconn *dc, evdb_error *err)
 {
     bool corked = false;
@@ -454,20 +471,12 @@ static int push_pipeline(evdb__dconn *dc, evdb_error *err)
         if (barrier && dc->rlen)
             break;
         if (cls & PGQ_SIMPLE) {
-            if (!evdb__pg_grow_ring(dc, 1)) {
-                rc = evdb__pg_no_memory(err);
-                break;
-            }
-            if (!PQexitPipelineMode(dc->conn) || !PQsendQuery(dc->conn, q->sql)) {
+            if (!PQexitPipelineMode(dc->conn)) {
                 rc = evdb__pg_send_failed(dc, err);
                 break;
             }
             dc->in_pipeline = false;
-            evdb__pg_pend_pop(dc);
-            pg_ent *e = evdb__pg_ring_push(dc, PGK_MULTI, q, NULL);
-            if (q->flags & EVDB__QUERY_AUTOCOMMIT)
-                e->flags |= ENT_AUTOCOMMIT;
-            q->drv_state |= PGQ_WIRE | PGQ_SENT;
+            rc = send_multi(dc, q, err);
             break; /* the rest waits until it is done */
         }
         if (!corked && dc->plen > 1) {
@@ -554,12 +563,8 @@ static int push_single(evdb__dconn *dc, evdb_error *err)
             return evdb__pg_no_memory(err);
         bool prep = (q->flags & EVDB__QUERY_PREPARE) != 0;
         if (q->drv_state & PGQ_SIMPLE) {
-            if (!PQsendQuery(dc->conn, q->sql))
-                return evdb__pg_send_failed(dc, err);
-            evdb__pg_pend_pop(dc);
-            pg_ent *e = evdb__pg_ring_push(dc, PGK_MULTI, q, NULL);
-            if (q->flags & EVDB__QUERY_AUTOCOMMIT)
-                e->flags |= ENT_AUTOCOMMIT;
+            if (send_multi(dc, q, err))
+                return EVDB__STEP_FAIL;
         } else if (needs_parse(cacheable, st)) {
             /* First use: Parse now, Bind/Execute (or Describe) once it is
              * confirmed. */
