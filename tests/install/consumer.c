@@ -23,6 +23,11 @@ int main(void)
            text != NULL ? text : "(null)");
     if (!EVDB_VERSION_AT_LEAST(0, 1, 0))
         return 1;
+    if (evdb_version() != EVDB_VERSION_HEX || strcmp(evdb_version_string(), EVDB_VERSION_STRING)) {
+        fprintf(stderr, "consumer: library %s (0x%06x) is not the headers' %s\n",
+                evdb_version_string(), evdb_version(), EVDB_VERSION_STRING);
+        return 1;
+    }
     if (text == NULL || strcmp(text, EXPECTED_TIMEDOUT_TEXT) != 0) {
         fprintf(stderr, "consumer: expected \"%s\"\n", EXPECTED_TIMEDOUT_TEXT);
         return 1;

@@ -8,6 +8,9 @@
 #   b) CMake find_package(evdb) + evdb::evdb               (shared library)
 #   c) cc + libevdb.a + `pkg-config --static --libs evdb`  (static library)
 #   d) CMake find_package(evdb) + evdb::evdb_static        (static library)
+# then installs the same build again under a prefix chosen at install time
+# (cmake --install --prefix, as packagers do) and repeats a) and b) there:
+#   e) both must find that copy, not the configured prefix.
 # Also checks that nothing installed points back into the build tree.
 set -euo pipefail
 
@@ -102,7 +105,7 @@ step "b) find_package, evdb::evdb"
 cmake_consumer() { # label builddir extra-cmake-args...
     local label=$1 dir=$2
     shift 2
-    if ! { cmake -S "$HERE" -B "$dir" -DCMAKE_PREFIX_PATH="$PREFIX" "$@" &&
+    if ! { cmake -S "$HERE" -B "$dir" -DCMAKE_PREFIX_PATH="${CONSUMER_PREFIX:-$PREFIX}" "$@" &&
         cmake --build "$dir"; } >"$dir.log" 2>&1; then
         cat "$dir.log" >&2
         die "$label: consumer failed to build"
@@ -134,5 +137,27 @@ run_consumer "pkg-config static" "$WORK/consumer-pc-static"
 
 step "d) find_package, evdb::evdb_static"
 cmake_consumer "find_package static" "$WORK/consumer-cmake-static" -DCONSUMER_STATIC=ON
+
+step "e) prefix chosen at install time"
+MOVED=$WORK/moved
+cmake --install "$BUILD" --prefix "$MOVED" >"$WORK/install-moved.log" 2>&1 ||
+    {
+        cat "$WORK/install-moved.log" >&2
+        die "install --prefix failed"
+    }
+MOVED_PC=$(find "$MOVED" -path '*/pkgconfig/evdb.pc' | head -n 1)
+[ -n "$MOVED_PC" ] || die "no pkgconfig/evdb.pc under $MOVED"
+LIB_DIR=$(dirname "$(dirname "$MOVED_PC")")
+# Only the moved copy is visible from here on: the first one is renamed.
+mv "$PREFIX" "$PREFIX.hidden"
+export PKG_CONFIG_PATH=$(dirname "$MOVED_PC")
+inc=$(pkg-config --variable=includedir evdb)
+[ "$(cd "$inc" && pwd -P)" = "$MOVED/include" ] ||
+    die "evdb.pc installed with --prefix $MOVED says includedir=$inc"
+read -r -a pc_flags <<<"$(pkg-config --cflags --libs evdb)"
+"$CC" -Wall -Wextra -Werror -o "$WORK/consumer-moved" "$HERE/consumer.c" "${pc_flags[@]}"
+run_consumer "pkg-config, prefix at install time" "$WORK/consumer-moved"
+CONSUMER_PREFIX=$MOVED cmake_consumer "find_package, prefix at install time" "$WORK/consumer-cmake-moved"
+mv "$PREFIX.hidden" "$PREFIX"
 
 echo "install test: OK"
