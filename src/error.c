@@ -8,6 +8,24 @@
 
 #include "internal.h"
 
+/* EVDB_ERRNO_LAST_ is written by hand in the public header; it must stay
+ * one below the list. The codes are -1 .. -N with no gap: each lies in
+ * that range, there are N of them, and the switches below refuse two
+ * equal ones (duplicate case labels do not compile). */
+enum {
+    ERRNO_COUNT = 0
+#define EVDB_COUNT_(name, value, text) +1
+                  EVDB_ERRNO_MAP(EVDB_COUNT_)
+#undef EVDB_COUNT_
+};
+_Static_assert(EVDB_ERRNO_LAST_ == -(ERRNO_COUNT + 1),
+               "EVDB_ERRNO_LAST_ must be one below the last code of EVDB_ERRNO_MAP");
+#define EVDB_IN_RANGE_(name, value, text)                                                         \
+    _Static_assert((value) < 0 && (value) > EVDB_ERRNO_LAST_,                                     \
+                   "EVDB_" #name " lies outside -1 .. EVDB_ERRNO_LAST_ + 1");
+EVDB_ERRNO_MAP(EVDB_IN_RANGE_)
+#undef EVDB_IN_RANGE_
+
 const char *evdb_strerror(int code)
 {
     switch (code) {
