@@ -9,7 +9,7 @@
 EVDB_DEPS=(
     gcc libc6-dev make cmake pkg-config
     libev-dev libpq-dev libmariadb-dev check libsubunit-dev
-    postgresql-15 mariadb-server mariadb-client openssl
+    postgresql-15 mariadb-server mariadb-client openssl scdoc
 )
 
 # Prints the packages of EVDB_DEPS that are not installed, one per line.

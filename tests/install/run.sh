@@ -69,6 +69,16 @@ for t in evdb-faultproxy evdb-testdb; do
     [ -x "$PREFIX/bin/$t" ] || die "not installed: bin/$t"
     "$PREFIX/bin/$t" --help >/dev/null || die "bin/$t --help failed"
 done
+# The man pages, when the build had scdoc to make them.
+if command -v scdoc >/dev/null 2>&1; then
+    for m in man3/evdb.3 man1/evdb-testdb.1 man1/evdb-faultproxy.1; do
+        [ -s "$PREFIX/share/man/$m" ] || die "not installed: share/man/$m"
+    done
+    if command -v man >/dev/null 2>&1; then
+        page=$(man -l "$PREFIX/share/man/man3/evdb.3" 2>/dev/null || true)
+        grep -qF "THE ASYNCIO MAP" <<<"$page" || die "share/man/man3/evdb.3 does not render"
+    fi
+fi
 # (WORKDIR may lie inside SRCDIR, so mentions of the prefix itself are fine.)
 while IFS= read -r f; do
     if sed "s|$PREFIX||g" "$f" | grep -qF -e "$BUILD" -e "$SRC/"; then
