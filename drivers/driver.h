@@ -246,27 +246,31 @@ size_t evdb__result_size(const evdb_result *r);
 void evdb__result_append(evdb_result *first, evdb_result *next);
 void evdb__result_free(evdb_result *r);
 
-/* Host name lookups off the loop thread (src/resolve.c), for client
- * libraries that would call a blocking getaddrinfo. Poll a running lookup
- * from a timed wait (evdb__lookup_next_delay); then read its addresses. */
+/* Host name lookups on the loop (src/resolve.c, c-ares), for client
+ * libraries that would call a blocking getaddrinfo. Wait as
+ * evdb__lookup_wait says while evdb__lookup_running; then read the
+ * addresses. */
 #define EVDB__ADDR_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
 typedef struct evdb__lookup evdb__lookup;
 /* True for an IPv4 or IPv6 literal (nothing to look up). */
 bool evdb__host_is_ip(const char *host);
-/* Start looking name up; NULL with *gai_rc (a getaddrinfo code) when it
- * could not start. */
-evdb__lookup *evdb__lookup_start(const char *name, int *gai_rc);
-bool evdb__lookup_running(const evdb__lookup *r);
-/* Once finished: 0, or the getaddrinfo error (EAI_NONAME for no address). */
+/* Start looking name up (/etc/hosts answers at once); NULL with *rc (a
+ * code for evdb__lookup_strerror) when it could not start. */
+evdb__lookup *evdb__lookup_start(const char *name, int *rc);
+/* Reads what arrived and says whether the lookup still runs. */
+bool evdb__lookup_running(evdb__lookup *r);
+/* What to wait for before asking evdb__lookup_running again: a socket and
+ * its events, or none (fd -1), and always a timeout (c-ares' next retry,
+ * at most 50 ms). */
+void evdb__lookup_wait(const evdb__lookup *r, evdb__wait *w);
+/* Once finished: 0, or the resolver's error (also when no address came). */
 int evdb__lookup_error(const evdb__lookup *r);
-const char *evdb__lookup_strerror(int gai_rc);
+const char *evdb__lookup_strerror(int rc);
 /* The distinct numeric addresses found, in the resolver's order, at most
  * max of them, as text; returns how many. */
 size_t evdb__lookup_addrs(const evdb__lookup *r, char (*out)[EVDB__ADDR_TEXT_MAX], size_t max);
-/* Give the lookup up, finished or not (never blocks). NULL is ignored. */
+/* Give the lookup up, finished or not: frees it at once. NULL is ignored. */
 void evdb__lookup_drop(evdb__lookup *r);
-/* The next poll delay in ms: 1 first, doubling up to 50. */
-int evdb__lookup_next_delay(int delay_ms);
 
 /* The value of one hexadecimal digit, or -1 (src/url.c). */
 int evdb__hexval(int c);

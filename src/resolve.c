@@ -1,64 +1,65 @@
 /*
- * Host name lookups off the loop thread, for drivers whose client library
- * would call a blocking getaddrinfo (libpq, Connector/C).
+ * Host name lookups on the loop, for drivers whose client library would
+ * call a blocking getaddrinfo (libpq, Connector/C), with c-ares.
  *
- * Each lookup is one getaddrinfo_a request with its own notification
- * (glibc's gai_cancel does not complete a list's notification, so a list
- * with some requests cancelled would never be freed), polled from the loop
- * with a short, growing timer. The request is allocated with plain malloc,
- * not the evdb allocator: when a connect is abandoned while the lookup
- * runs, glibc cannot always cancel it, and the request is then freed by
- * glibc's notification thread, where a user allocator hook need not be
- * safe to call.
+ * Each lookup has its own c-ares channel (the name's A and AAAA queries
+ * share it). The driver waits on the channel's socket like on any other:
+ * evdb__lookup_wait names the socket, the events c-ares wants and how long
+ * until c-ares must retry, and evdb__lookup_running lets c-ares read what
+ * came. No thread and no polling timer: an answer is read as soon as it
+ * arrives, and giving a lookup up (evdb__lookup_drop) frees it at once.
+ *
+ * c-ares answers from /etc/hosts and the DNS servers of /etc/resolv.conf
+ * (with its search domains and options); other NSS sources (mDNS, LDAP,
+ * systemd-resolved's NSS module) are not consulted. A name those serve can
+ * be given to the client library as is, or as an address.
  */
-/* getaddrinfo_a and friends are GNU extensions. */
-#define _GNU_SOURCE
-
 #include <arpa/inet.h>
+#include <ares.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <stdatomic.h>
-#include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "internal.h"
 
-/* Poll after 1 ms, doubling up to 50 ms between polls. */
-#define POLL_FIRST_MS 1
-#define POLL_MAX_MS 50
-
-/* Shared by the loop thread and glibc's notification thread: each holds a
- * reference and the last one frees it. */
-#define LOOKUP_REFS 2
+/* The longest single wait before c-ares is asked again, as a safety net
+ * for a second socket (c-ares opens another when it moves on to the next
+ * DNS server): the wait itself names only one. */
+#define MAX_WAIT_MS 50
 
 _Static_assert(EVDB__ADDR_TEXT_MAX >= INET6_ADDRSTRLEN, "address text too short");
 
 struct evdb__lookup {
-    struct gaicb cb;
-    struct addrinfo hints;
-    struct sigevent sev;
-    atomic_int refs;
-    char name[];
+    ares_channel ch;
+    bool done;
+    int status; /* ARES_SUCCESS or an ARES_E* code, once done */
+    struct ares_addrinfo *result;
 };
 
-static void lookup_free(evdb__lookup *r)
+static pthread_once_t library_once = PTHREAD_ONCE_INIT;
+static int library_rc = ARES_ENOTINITIALIZED;
+
+static void library_init(void)
 {
-    if (r->cb.ar_result)
-        freeaddrinfo(r->cb.ar_result);
-    free(r);
+    library_rc = ares_library_init(ARES_LIB_INIT_ALL);
 }
 
-static void lookup_unref(evdb__lookup *r)
+/* Called by c-ares, from ares_getaddrinfo itself (a name in /etc/hosts),
+ * from the processing in evdb__lookup_running, or from ares_destroy
+ * (ARES_EDESTRUCTION; the lookup is being freed then). */
+static void answered(void *arg, int status, int timeouts, struct ares_addrinfo *result)
 {
-    if (atomic_fetch_sub(&r->refs, 1) == 1)
-        lookup_free(r);
-}
-
-/* Runs on glibc's helper thread once the lookup finished. */
-static void notified(union sigval sv)
-{
-    lookup_unref(sv.sival_ptr);
+    evdb__lookup *r = arg;
+    (void)timeouts;
+    if (status == ARES_EDESTRUCTION) {
+        if (result)
+            ares_freeaddrinfo(result);
+        return;
+    }
+    r->done = true;
+    r->status = status;
+    r->result = result;
 }
 
 bool evdb__host_is_ip(const char *host)
@@ -67,54 +68,94 @@ bool evdb__host_is_ip(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-evdb__lookup *evdb__lookup_start(const char *name, int *gai_rc)
+evdb__lookup *evdb__lookup_start(const char *name, int *rc)
 {
-    size_t n = strlen(name);
-    evdb__lookup *r = calloc(1, sizeof *r + n + 1);
+    pthread_once(&library_once, library_init);
+    if (library_rc != ARES_SUCCESS) {
+        *rc = library_rc;
+        return NULL;
+    }
+    evdb__lookup *r = evdb__calloc(1, sizeof *r);
     if (!r) {
-        *gai_rc = EAI_MEMORY;
+        *rc = ARES_ENOMEM;
         return NULL;
     }
-    memcpy(r->name, name, n + 1);
-    r->hints.ai_family = AF_UNSPEC;
-    r->hints.ai_socktype = SOCK_STREAM;
-    r->cb.ar_name = r->name;
-    r->cb.ar_request = &r->hints;
-    r->sev.sigev_notify = SIGEV_THREAD;
-    r->sev.sigev_notify_function = notified;
-    r->sev.sigev_value.sival_ptr = r;
-    atomic_init(&r->refs, LOOKUP_REFS);
-    struct gaicb *list[1] = {&r->cb};
-    *gai_rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &r->sev);
-    if (*gai_rc) {
-        free(r);
+    struct ares_options o;
+    memset(&o, 0, sizeof o);
+    /* resolv.conf's servers, timeouts and tries; the connect deadline
+     * bounds the lookup as a whole. */
+    *rc = ares_init_options(&r->ch, &o, 0);
+    if (*rc != ARES_SUCCESS) {
+        evdb__free(r);
         return NULL;
     }
+    struct ares_addrinfo_hints hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    ares_getaddrinfo(r->ch, name, NULL, &hints, answered, r);
+    *rc = ARES_SUCCESS;
     return r;
 }
 
-bool evdb__lookup_running(const evdb__lookup *r)
+bool evdb__lookup_running(evdb__lookup *r)
 {
-    return gai_error((struct gaicb *)&r->cb) == EAI_INPROGRESS;
+    if (r->done)
+        return false;
+    /* Read whatever the sockets hold (c-ares reads until it would block)
+     * and handle expired retries. */
+    ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+    int bits = ares_getsock(r->ch, socks, ARES_GETSOCK_MAXNUM);
+    for (int i = 0; i < ARES_GETSOCK_MAXNUM && !r->done; i++) {
+        bool rd = ARES_GETSOCK_READABLE(bits, i), wr = ARES_GETSOCK_WRITABLE(bits, i);
+        if (rd || wr)
+            ares_process_fd(r->ch, rd ? socks[i] : ARES_SOCKET_BAD, wr ? socks[i] : ARES_SOCKET_BAD);
+    }
+    if (!r->done)
+        ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    return !r->done;
+}
+
+void evdb__lookup_wait(const evdb__lookup *r, evdb__wait *w)
+{
+    ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+    int bits = ares_getsock(r->ch, socks, ARES_GETSOCK_MAXNUM);
+    w->fd = -1;
+    w->events = 0;
+    for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+        unsigned ev = (ARES_GETSOCK_READABLE(bits, i) ? EVDB__EV_READ : 0) |
+                      (ARES_GETSOCK_WRITABLE(bits, i) ? EVDB__EV_WRITE : 0);
+        if (ev) {
+            w->fd = socks[i];
+            w->events = ev;
+            break;
+        }
+    }
+    struct timeval max = {0, MAX_WAIT_MS * 1000}, tv;
+    const struct timeval *t = ares_timeout(r->ch, &max, &tv);
+    int ms = (int)(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000);
+    w->timeout_ms = ms > 0 ? ms : 1;
 }
 
 int evdb__lookup_error(const evdb__lookup *r)
 {
-    int rc = gai_error((struct gaicb *)&r->cb);
-    if (rc == 0 && !r->cb.ar_result)
-        return EAI_NONAME;
-    return rc;
+    if (r->status == ARES_SUCCESS && (!r->result || !r->result->nodes))
+        return ARES_ENODATA;
+    return r->status;
 }
 
 const char *evdb__lookup_strerror(int rc)
 {
-    return gai_strerror(rc);
+    return ares_strerror(rc);
 }
 
 size_t evdb__lookup_addrs(const evdb__lookup *r, char (*out)[EVDB__ADDR_TEXT_MAX], size_t max)
 {
     size_t n = 0;
-    for (const struct addrinfo *ai = r->cb.ar_result; ai && n < max; ai = ai->ai_next) {
+    if (!r->result)
+        return 0;
+    for (const struct ares_addrinfo_node *ai = r->result->nodes; ai && n < max;
+         ai = ai->ai_next) {
         const void *src;
         if (ai->ai_family == AF_INET6)
             src = &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr;
@@ -138,17 +179,10 @@ void evdb__lookup_drop(evdb__lookup *r)
 {
     if (!r)
         return;
-    /* Cancelled before it ran: no notification will come. Running or
-     * finished: the notification frees it if it comes last. */
-    if (gai_cancel(&r->cb) == EAI_CANCELED)
-        lookup_free(r);
-    else
-        lookup_unref(r);
-}
-
-int evdb__lookup_next_delay(int delay_ms)
-{
-    if (delay_ms <= 0)
-        return POLL_FIRST_MS;
-    return delay_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : delay_ms * 2;
+    /* Ends a running query at once (its callback sees ARES_EDESTRUCTION)
+     * and closes the channel's sockets. */
+    ares_destroy(r->ch);
+    if (r->result)
+        ares_freeaddrinfo(r->result);
+    evdb__free(r);
 }

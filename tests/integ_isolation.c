@@ -1266,7 +1266,7 @@ START_TEST(pooled_begin_is_refused)
     char hidden[16][128] = {
         "/* hidden */ BEGIN", "-- a comment\nBEGIN", "/**/BEGIN", "\t\n BEGIN\n",
         "bEgIn", "START/**/TRANSACTION", "/* a /* nested */ comment */ BEGIN", ";BEGIN",
-        "BEGIN;;", "\xef\xbb\xbf" "BEGIN",
+        "BEGIN;;", "\357\273\277BEGIN" /* a byte order mark, then BEGIN */,
     };
     size_t nhidden = 10;
     snprintf(hidden[nhidden++], sizeof hidden[0], "INSERT INTO %s VALUES (-1); BEGIN", table);

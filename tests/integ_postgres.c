@@ -136,7 +136,7 @@ START_TEST(connect_ok)
 }
 END_TEST
 
-/* Host names are resolved off the loop (getaddrinfo_a) and handed to libpq
+/* Host names are resolved on the loop (c-ares) and handed to libpq
  * as hostaddr; "localhost" comes from /etc/hosts, so no network is needed. */
 START_TEST(connect_host_names)
 {

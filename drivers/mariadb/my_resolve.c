@@ -1,15 +1,15 @@
 /*
- * Host name resolution before a MariaDB connect, off the loop thread.
+ * Host name resolution before a MariaDB connect, without blocking the loop.
  *
  * mysql_real_connect_start calls getaddrinfo synchronously, which stalls
  * the loop for as long as a DNS server takes to answer. So names that are
- * not IP literals are resolved first with glibc's getaddrinfo_a (a helper
- * thread), polled from the loop with a short, growing timer, and the
+ * not IP literals are resolved first with the core's resolver (c-ares on
+ * the loop, waiting on its socket like on any other), and the
  * connect then goes to the numeric address. IP literals and "localhost"
  * (answered from /etc/hosts) go straight to Connector/C.
  *
  * Limitations, by design:
- *  - The addresses are tried in the order getaddrinfo gives them, moving
+ *  - The addresses are tried in the order the resolver gives them, moving
  *    on when one refuses or cannot be reached (up to eight).
  *  - With ssl_verify the certificate must be checked against the name the
  *    user wrote, so the name itself goes to Connector/C and its
@@ -27,7 +27,6 @@
 
 struct evdb__my_resolve {
     evdb__lookup *lookup;
-    int delay_ms;
 };
 
 static bool needs_lookup(const char *host)
@@ -59,12 +58,8 @@ int evdb__my_resolve_start(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
                         host, evdb__lookup_strerror(rc));
         return EVDB__STEP_FAIL;
     }
-    r->delay_ms = evdb__lookup_next_delay(0);
     dc->resolve = r;
-    w->fd = -1;
-    w->events = 0;
-    w->timeout_ms = r->delay_ms;
-    return EVDB__STEP_WAIT;
+    return evdb__my_resolve_step(dc, w, err);
 }
 
 const char *evdb__my_connect_host(const evdb__dconn *dc)
@@ -104,10 +99,7 @@ int evdb__my_resolve_step(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 {
     struct evdb__my_resolve *r = dc->resolve;
     if (evdb__lookup_running(r->lookup)) {
-        r->delay_ms = evdb__lookup_next_delay(r->delay_ms);
-        w->fd = -1;
-        w->events = 0;
-        w->timeout_ms = r->delay_ms;
+        evdb__lookup_wait(r->lookup, w);
         return EVDB__STEP_WAIT;
     }
     /* Finished: take the addresses, then let the lookup go. */

@@ -8,7 +8,7 @@
  * deadline and calls destroy. Every poll reports the socket afresh: it can
  * change between polls (multi-host, SSL fallback), even to the same number.
  *
- * Host names in the URL are resolved first, off the loop thread
+ * Host names in the URL are resolved first, on the loop with c-ares
  * (pg_resolve.c), and libpq gets the numeric addresses as hostaddr=.
  */
 #include <stdio.h>

@@ -11,7 +11,7 @@
  *   pg_sql.c        the small SQL lexer (multi-statement, transaction control)
  *   pg_stmtcache.c  the per-connection prepared-statement LRU
  *   pg_cancel.c     PQcancel on a helper thread
- *   pg_resolve.c    host names resolved before the connect, off the loop
+ *   pg_resolve.c    host names resolved before the connect, on the loop
  */
 #ifndef EVDB_PG_INTERNAL_H
 #define EVDB_PG_INTERNAL_H
@@ -218,7 +218,7 @@ static inline void evdb__pg_stmt_ref(pg_stmt *st)
 }
 void evdb__pg_stmt_unref(pg_stmt *st);
 
-/* ---- pg_resolve.c: host names resolved off the loop thread ---- */
+/* ---- pg_resolve.c: host names resolved on the loop (c-ares) ---- */
 typedef struct pg_resolve pg_resolve;
 /* Start resolving the host names of the parsed URL opts: WAIT (a timer
  * wait, then call evdb__pg_resolve_step), DONE when there is nothing to

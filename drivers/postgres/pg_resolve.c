@@ -1,12 +1,13 @@
 /*
- * Host name resolution before a PostgreSQL connect, off the loop thread.
+ * Host name resolution before a PostgreSQL connect, without blocking the
+ * loop.
  *
  * libpq resolves host names with a blocking getaddrinfo inside
  * PQconnectStart / PQconnectPoll, which stalls the loop for as long as a
  * DNS server takes to answer. So when the URL names hosts (not IP literals,
  * not unix socket directories) and gives no hostaddr, the names are first
- * resolved with glibc's getaddrinfo_a (a helper thread), polled from the
- * loop with a short, growing timer. libpq then gets the numeric addresses
+ * resolved with the core's resolver (c-ares on the loop, waiting on its
+ * socket like on any other). libpq then gets the numeric addresses
  * as hostaddr=, one entry per address, next to host= with the name: libpq
  * connects to hostaddr and keeps using host for TLS verification
  * (sslmode=verify-full), .pgpass and its messages. Keywords given after
@@ -35,7 +36,6 @@
 
 /* The loop side of a resolution (evdb allocator, loop thread only). */
 struct pg_resolve {
-    int delay_ms;
     size_t nhosts;
     char *hosts[MAX_HOSTS]; /* into text */
     char *ports[MAX_HOSTS]; /* into text; ports[0] NULL: one port (or none) for all */
@@ -122,12 +122,8 @@ int evdb__pg_resolve_start(evdb__dconn *dc, const PQconninfoOption *opts, evdb__
         evdb__free(rs);
         return EVDB__STEP_DONE;
     }
-    rs->delay_ms = evdb__lookup_next_delay(0);
     dc->resolve = rs;
-    w->fd = -1;
-    w->events = 0;
-    w->timeout_ms = rs->delay_ms;
-    return EVDB__STEP_WAIT;
+    return evdb__pg_resolve_step(dc, w, err);
 }
 
 /* A growing string in the evdb allocator. */
@@ -178,10 +174,9 @@ int evdb__pg_resolve_step(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
     pg_resolve *r = dc->resolve;
     for (size_t i = 0; i < r->nhosts; i++) {
         if (r->req[i] && evdb__lookup_running(r->req[i])) {
-            r->delay_ms = evdb__lookup_next_delay(r->delay_ms);
-            w->fd = -1;
-            w->events = 0;
-            w->timeout_ms = r->delay_ms;
+            /* Wait for the first name still running; the others are
+             * read when it wakes us (or by its wait's timeout). */
+            evdb__lookup_wait(r->req[i], w);
             return EVDB__STEP_WAIT;
         }
     }

@@ -8,7 +8,7 @@
 
 EVDB_DEPS=(
     gcc libc6-dev make cmake pkg-config
-    libev-dev libpq-dev libmariadb-dev check libsubunit-dev
+    libev-dev libc-ares-dev libpq-dev libmariadb-dev check libsubunit-dev
     postgresql-15 mariadb-server mariadb-client openssl scdoc
 )
 
