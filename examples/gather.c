@@ -1,16 +1,20 @@
 /*
- * mariadb_gather: many parameterized queries on a MariaDB pool, gathered
- * under one timeout, every answer checked. The MariaDB twin of pg_gather.
+ * gather: many parameterized queries on a pool, gathered under one
+ * timeout, every answer checked; the same program for both backends.
  *
- *   mariadb_gather 'mariadb://user:pw@127.0.0.1:3306/db' [N] [CONNS]
- *                                                 (N = 1000, CONNS = 8)
+ *   gather 'postgresql://user:pw@127.0.0.1:5432/db' [N] [CONNS]
+ *   gather 'mariadb://user:pw@127.0.0.1:3306/db' [N] [CONNS]
+ *                                (N = 1000; CONNS = 1 for PostgreSQL, 8 for MariaDB)
  *
- * MariaDB has no pipelining: a connection runs one query at a time. So the
- * N queries go to a pool of CONNS connections, which hands each query to
- * the next free connection; each connection prepares the statement once
- * (its statement cache) and then only executes it. Every query has its
- * own timeout (queue time included; at the deadline it fails and the
- * server is told to stop it), and evdb_timeout bounds the whole gather.
+ * The N queries are submitted at once and the pool routes them. On
+ * PostgreSQL one connection pipelines them (each query still its own
+ * implicit transaction, with its own Sync); MariaDB has no pipelining, so
+ * each of CONNS connections runs one query at a time. Every connection
+ * prepares the statement once (its statement cache) and then only executes
+ * it. Every query has its own timeout (queue time included; at the
+ * deadline it fails and the server is told to stop it), and evdb_timeout
+ * bounds the whole gather.
+ *
  * Prints one summary line: how many came back ok with their own answer,
  * the elapsed time and the rate.
  */
@@ -24,12 +28,13 @@
 
 #define DEFAULT_N 1000
 #define MAX_N 1000000
-#define DEFAULT_CONNS 8
 #define MAX_CONNS 256
 #define QUERY_TIMEOUT_S 5.0
 #define GATHER_TIMEOUT_S 10.0
 
-static const char sql[] = "SELECT ? * 2 AS doubled, CONCAT('row ', ?) AS label";
+/* The same statement in each server's placeholder syntax. */
+static const char pg_sql[] = "SELECT $1::int * 2 AS doubled, 'row ' || $1 AS label";
+static const char my_sql[] = "SELECT ? * 2 AS doubled, CONCAT('row ', ?) AS label";
 
 static double now(void)
 {
@@ -40,9 +45,8 @@ static double now(void)
 
 static void fail(const char *what, const evdb_error *e)
 {
-    fprintf(stderr, "mariadb_gather: %s: %s: %s%s\n", what, evdb_err_name(evdb_error_code(e)),
-            evdb_error_message(e),
-            evdb_error_is_connection(e) ? " (a connection problem)" : "");
+    fprintf(stderr, "gather: %s: %s: %s%s\n", what, evdb_err_name(evdb_error_code(e)),
+            evdb_error_message(e), evdb_error_is_connection(e) ? " (a connection problem)" : "");
 }
 
 /* Whether query i answered with its own row. */
@@ -77,14 +81,15 @@ static int gather_all(evdb_future **fs, size_t n)
     return rc;
 }
 
-/* Open the pool's connections before the clock starts: one query per
- * connection, gathered (a pool grows while queries wait). */
-static int warm_up(evdb_pool *pool, unsigned conns)
+/* Open the pool's connections before the clock starts: one slow query per
+ * connection, gathered (a pool opens a connection per waiting query). */
+static int warm_up(evdb_pool *pool, unsigned conns, bool postgres)
 {
     evdb_future *fs[MAX_CONNS];
     unsigned n = 0;
+    const char *sleep_sql = postgres ? "SELECT pg_sleep(0.01)" : "SELECT SLEEP(0.01)";
     for (; n < conns; n++) {
-        fs[n] = evdb_pool_query(pool, "SELECT SLEEP(0.01)", NULL, 0, NULL);
+        fs[n] = evdb_pool_query(pool, sleep_sql, NULL, 0, NULL);
         if (!fs[n]) {
             fail("warm-up", evdb_last_error());
             break;
@@ -99,13 +104,14 @@ static int warm_up(evdb_pool *pool, unsigned conns)
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 4) {
-        fprintf(stderr, "usage: mariadb_gather URL [N] [CONNS]\n");
+        fprintf(stderr, "usage: gather URL [N] [CONNS]\n");
         return 2;
     }
+    bool postgres = strncmp(argv[1], "postgres", 8) == 0 || strchr(argv[1], '=') != NULL;
     int n = argc >= 3 ? atoi(argv[2]) : DEFAULT_N;
-    int conns = argc >= 4 ? atoi(argv[3]) : DEFAULT_CONNS;
+    int conns = argc >= 4 ? atoi(argv[3]) : postgres ? 1 : 8;
     if (n < 1 || n > MAX_N || conns < 1 || conns > MAX_CONNS) {
-        fprintf(stderr, "mariadb_gather: N must be 1..%d and CONNS 1..%d\n", MAX_N, MAX_CONNS);
+        fprintf(stderr, "gather: N must be 1..%d and CONNS 1..%d\n", MAX_N, MAX_CONNS);
         return 2;
     }
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -119,14 +125,16 @@ int main(int argc, char **argv)
     int status = 1;
     evdb_future **fs = calloc((size_t)n, sizeof *fs);
     int submitted = 0;
-    if (!fs || warm_up(pool, (unsigned)conns) != 0)
+    if (!fs || warm_up(pool, (unsigned)conns, postgres) != 0)
         goto out;
 
+    const char *sql = postgres ? pg_sql : my_sql;
+    size_t nparams = postgres ? 1 : 2; /* MariaDB has one ? per use */
     evdb_query_opts qo = {.timeout = QUERY_TIMEOUT_S};
     double t0 = now();
     for (int i = 0; i < n; i++) {
         evdb_value v[2] = {evdb_int(i), evdb_int(i)}; /* copied at submission */
-        fs[i] = evdb_pool_query(pool, sql, v, 2, &qo);
+        fs[i] = evdb_pool_query(pool, sql, v, nparams, &qo);
         if (!fs[i]) {
             fail("submit", evdb_last_error());
             break;
@@ -141,9 +149,9 @@ int main(int argc, char **argv)
             ok += right_answer(fs[i], i);
         evdb_pool_stats st;
         evdb_pool_stats_get(pool, &st);
-        printf("mariadb_gather: %d/%d ok in %.1f ms (%.0f queries/s) on %u pooled "
-               "connections\n",
-               ok, n, elapsed * 1e3, n / elapsed, st.total);
+        printf("gather: %d/%d ok in %.1f ms (%.0f queries/s) on %s, %u connection%s\n", ok, n,
+               elapsed * 1e3, n / elapsed, postgres ? "PostgreSQL" : "MariaDB", st.total,
+               st.total == 1 ? "" : "s");
         status = ok == n ? 0 : 1;
     }
 out:
