@@ -128,7 +128,6 @@ typedef struct evdb__conn_params {
     const char *url;          /* as the user gave it; never quote it in errors */
     unsigned pipeline_depth;  /* >= 1 */
     unsigned stmt_cache_size; /* 0 = no cache */
-    unsigned flags;
     size_t max_result_bytes;  /* 0 = no limit; see evdb_conn_opts */
     void *core;               /* the core's connection, for evdb__notice_new */
 } evdb__conn_params;

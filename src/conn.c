@@ -114,10 +114,9 @@ static evdb_conn *conn_for_call(evdb_conn *h, const char *who)
     return c;
 }
 
-/* The one place connection state changes (easy to trace). */
+/* The one place connection state changes. */
 static void set_state(evdb_conn *c, conn_state s)
 {
-    (void)state_names;
     c->state = s;
 }
 
@@ -700,6 +699,11 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
     memset(&defaults, 0, sizeof defaults);
     if (!opts)
         opts = &defaults;
+    if (opts->flags) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_open: opts.flags must be 0 (no connection flag "
+                                    "is defined)");
+        return NULL;
+    }
     evdb__loop *l = evdb__loop_get(loop);
     if (!l) {
         evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
@@ -733,7 +737,6 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
         .stmt_cache_size = opts->stmt_cache_size == EVDB_STMT_CACHE_OFF ? 0
                            : opts->stmt_cache_size ? opts->stmt_cache_size
                                                    : EVDB_DEFAULT_STMT_CACHE,
-        .flags = opts->flags,
         .max_result_bytes = opts->max_result_bytes,
         .core = c,
     };
@@ -891,11 +894,6 @@ unsigned evdb__conn_depth(const evdb_conn *c)
 bool evdb__conn_ready(const evdb_conn *c)
 {
     return c->state == CS_READY;
-}
-
-evdb__loop *evdb__conn_loop(const evdb_conn *c)
-{
-    return c->loop;
 }
 
 void evdb__conn_set_owner(evdb_conn *c, const evdb__conn_owner *ops, void *owner)

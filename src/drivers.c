@@ -30,13 +30,6 @@ void evdb__driver_register(const evdb__driver *d)
         }
 }
 
-void evdb__driver_unregister(const evdb__driver *d)
-{
-    for (size_t i = 0; i < MAX_EXTRA_DRIVERS; i++)
-        if (extra[i] == d)
-            extra[i] = NULL;
-}
-
 static bool scheme_matches(const evdb__driver *d, const char *url, size_t len)
 {
     for (const char *const *s = d->schemes; s && *s; s++)

@@ -188,6 +188,5 @@ void evdb__conn_abandon(void *conn);
 const evdb__driver *evdb__driver_for(const char *url);
 /* Tests register the scripted fake driver here. */
 void evdb__driver_register(const evdb__driver *d);
-void evdb__driver_unregister(const evdb__driver *d);
 
 #endif

@@ -225,6 +225,11 @@ START_TEST(absurd_sizes_and_values)
     NULL_WITH(evdb_pool_query(p, "SELECT $1", &bad_tag, 1, NULL), EVDB_EINVAL);
     evdb_value neg_tag = {.type = (evdb_type)-1};
     NULL_WITH(evdb_pool_query(p, "SELECT $1", &neg_tag, 1, NULL), EVDB_EINVAL);
+    /* Connection flags: none is defined, so any bit is refused. */
+    evdb_conn_opts flagged = {.flags = 1u};
+    NULL_WITH(evdb_conn_open(L, url, &flagged), EVDB_EINVAL);
+    flagged.flags = 0x80000000u;
+    NULL_WITH(evdb_conn_open(L, url, &flagged), EVDB_EINVAL);
     /* SQL. */
     NULL_WITH(evdb_pool_query(p, NULL, NULL, 0, NULL), EVDB_EINVAL);
     NULL_WITH(evdb_pool_query(p, "", NULL, 0, NULL), EVDB_EINVAL);

@@ -28,7 +28,8 @@ typedef struct evdb_conn_opts {
     /* Prepared statements kept per connection for repeated SQL.
      * 0 = EVDB_DEFAULT_STMT_CACHE; EVDB_STMT_CACHE_OFF disables it. */
     unsigned stmt_cache_size;
-    /* EVDB_CONN_* flags. */
+    /* Reserved for connection flags; none is defined yet. Keep zero: any
+     * bit set fails evdb_conn_open with EVDB_EINVAL. */
     unsigned flags;
     /* Most bytes one query's result may occupy in memory, as evdb stores
      * it (values, their lengths, column names; its buffers grow by
