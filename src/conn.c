@@ -556,7 +556,7 @@ static void pump(evdb_conn *c)
 
 static void pump_deferred(evdb__deferred *d)
 {
-    evdb_conn *c = (evdb_conn *)(void *)((char *)d - offsetof(evdb_conn, pump_d));
+    evdb_conn *c = EVDB__CONTAINER_OF(d, evdb_conn, pump_d);
     pump(c);
 }
 

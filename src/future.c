@@ -100,7 +100,7 @@ static cbent *cb_at(evdb_future *f, size_t i)
 
 static void dispatch(evdb__deferred *d)
 {
-    evdb_future *f = (evdb_future *)(void *)((char *)d - offsetof(evdb_future, dispatch));
+    evdb_future *f = EVDB__CONTAINER_OF(d, evdb_future, dispatch);
     /* Callbacks added while these run (by them) run in this same pass:
      * still from the loop, never inside the registering call. */
     while (f->nfired < f->ncb) {

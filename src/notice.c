@@ -48,7 +48,7 @@ static void destroy(evdb__noticeq *q)
 
 static void deliver(evdb__deferred *d)
 {
-    evdb__noticeq *q = (evdb__noticeq *)(void *)((char *)d - offsetof(evdb__noticeq, d));
+    evdb__noticeq *q = EVDB__CONTAINER_OF(d, evdb__noticeq, d);
     q->delivering = true;
     /* Only what is queued now: notices raised by queries the hook submits
      * arrive in later steps and get their own pass. */

@@ -104,7 +104,7 @@ static void schedule_dispatch(evdb_pool *p)
 
 static void dispatch_deferred(evdb__deferred *d)
 {
-    dispatch((evdb_pool *)(void *)((char *)d - offsetof(evdb_pool, dispatch_d)));
+    dispatch(EVDB__CONTAINER_OF(d, evdb_pool, dispatch_d));
 }
 
 /* ---- members ---- */

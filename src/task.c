@@ -297,7 +297,7 @@ static void task_entry(void *arg)
 
 static void on_wake(evdb__deferred *d)
 {
-    task *t = (task *)(void *)((char *)d - offsetof(task, wake));
+    task *t = EVDB__CONTAINER_OF(d, task, wake);
     resume(t);
 }
 
