@@ -1284,3 +1284,10 @@ evdb__loop *evdb__pool_loop(const evdb_pool *p)
 {
     return p->loop;
 }
+
+/* Whether the pool's connections are PostgreSQL's (pool_txn.c chooses how
+ * to send transaction options before it has a connection). */
+bool evdb__pool_is_postgres(const evdb_pool *p)
+{
+    return !strncmp(p->url, "postgres", 8);
+}
