@@ -255,6 +255,9 @@ typedef struct txn {
     /* An attempt runs (busy); the retry layer let go of it (orphan): the
      * last one of the two to end frees it. */
     bool busy, orphan;
+    /* evdb_pool_transaction_task: fn is task_fn_start, run as a task. */
+    evdb_txn_task_fn task_fn;
+    void *task_arg;
 } txn;
 
 static void txn_end(txn *t)
@@ -480,6 +483,64 @@ evdb_future *evdb_pool_transaction_opts(evdb_pool *p, evdb_txn_fn fn, void *arg,
     t->pool = p;
     t->fn = fn;
     t->arg = arg;
+    t->o = *o;
+    return with_retries(evdb__pool_loop(p), o, txn_start, t, txn_free);
+}
+
+/* A task's start: what it needs, copied before the transaction's next
+ * attempt can change anything. */
+typedef struct task_start {
+    evdb_txn_task_fn fn;
+    void *arg;
+    evdb_conn *c;
+} task_start;
+
+static void *task_body(void *p)
+{
+    task_start ts = *(task_start *)p;
+    evdb__free(p);
+    return ts.fn(ts.c, ts.arg);
+}
+
+static evdb_future *task_fn_start(evdb_conn *c, void *arg)
+{
+    txn *t = arg;
+    task_start *ts = evdb__malloc(sizeof *ts);
+    if (!ts) {
+        evdb__fail_now(EVDB_ENOMEM, "evdb_pool_transaction_task: out of memory");
+        return NULL;
+    }
+    ts->fn = t->task_fn;
+    ts->arg = t->task_arg;
+    ts->c = c;
+    evdb_future *f = evdb_task_spawn(evdb__loop_ev(evdb__pool_loop(t->pool)), task_body, ts, NULL);
+    if (!f)
+        evdb__free(ts);
+    return f;
+}
+
+evdb_future *evdb_pool_transaction_task(evdb_pool *p, evdb_txn_task_fn fn, void *arg,
+                                        const evdb_txn_opts *opts)
+{
+    static const evdb_txn_opts none;
+    const evdb_txn_opts *o = opts ? opts : &none;
+    if (!fn || !p) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_pool_transaction_task: %s is NULL", fn ? "pool" : "fn");
+        return NULL;
+    }
+    if (check_opts(o, "evdb_pool_transaction_task") ||
+        check_driver(o, evdb__pool_is_postgres(p), "evdb_pool_transaction_task"))
+        return NULL;
+    txn *t = evdb__calloc(1, sizeof *t);
+    if (!t) {
+        evdb__fail_now(EVDB_ENOMEM, "evdb_pool_transaction_task: out of memory");
+        return NULL;
+    }
+    t->pool = p;
+    t->fn = task_fn_start;
+    t->arg = t;
+    t->task_fn = fn;
+    t->task_arg = arg;
     t->o = *o;
     return with_retries(evdb__pool_loop(p), o, txn_start, t, txn_free);
 }

@@ -111,6 +111,34 @@ EVDB_EXTERN evdb_future *evdb_conn_transaction_batch(evdb_conn *c, const evdb_st
  * callbacks (it is meant to be called from fn). */
 EVDB_EXTERN evdb_future *evdb_conn_savepoint(evdb_conn *c, evdb_txn_fn fn, void *arg);
 
+/* The body of a transaction run as a task (include/evdb/task.h): it
+ * awaits each statement on c (evdb_await) and returns the task's value, or
+ * fails it (evdb_task_fail / evdb_task_fail_error) to roll back. */
+typedef void *(*evdb_txn_task_fn)(evdb_conn *c, void *arg);
+
+/* evdb_pool_transaction_opts with fn run as a task: the natural form of an
+ * interactive transaction, one statement awaited after the other:
+ *
+ *     static void *transfer(evdb_conn *c, void *arg)
+ *     {
+ *         evdb_future *q = evdb_conn_query(c, "UPDATE ...", p, 2, NULL);
+ *         if (evdb_await(q) != 0)
+ *             return evdb_task_fail_error(evdb_future_error(q)); // ROLLBACK
+ *         ...
+ *         return NULL;                                            // COMMIT
+ *     }
+ *     evdb_future *t = evdb_pool_transaction_task(pool, transfer, &args, NULL);
+ *     evdb_await(t);
+ *
+ * The task starts right after BEGIN is submitted (PostgreSQL: its first
+ * statement goes out with BEGIN). The returned future completes after
+ * COMMIT / ROLLBACK with the task's outcome (its value through
+ * evdb_future_value). With retries the task runs again from the start.
+ * Same arguments, returns and rules as evdb_pool_transaction_opts;
+ * callable from callbacks and tasks. */
+EVDB_EXTERN evdb_future *evdb_pool_transaction_task(evdb_pool *p, evdb_txn_task_fn fn, void *arg,
+                                                    const evdb_txn_opts *opts);
+
 #define EVDB_HAS_TXN 1
 
 #ifdef __cplusplus
