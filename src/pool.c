@@ -1291,3 +1291,9 @@ bool evdb__pool_is_postgres(const evdb_pool *p)
 {
     return !strncmp(p->url, "postgres", 8);
 }
+
+/* pool_usable for pool_txn.c: a pool, open. False with the error set. */
+bool evdb__pool_usable(const evdb_pool *p, const char *who)
+{
+    return pool_usable(p, who);
+}

@@ -86,7 +86,7 @@ typedef struct retry {
     uint32_t rng;
 } retry;
 
-static uint32_t seed_counter;
+static __thread uint32_t seed_counter;
 
 static void retry_free(retry *r)
 {
@@ -468,10 +468,8 @@ evdb_future *evdb_pool_transaction_opts(evdb_pool *p, evdb_txn_fn fn, void *arg,
         evdb__fail_now(EVDB_EINVAL, "evdb_pool_transaction: fn is NULL");
         return NULL;
     }
-    if (!p) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_pool_transaction: pool is NULL");
+    if (!evdb__pool_usable(p, "evdb_pool_transaction"))
         return NULL;
-    }
     if (check_opts(o, "evdb_pool_transaction") ||
         check_driver(o, evdb__pool_is_postgres(p), "evdb_pool_transaction"))
         return NULL;
@@ -524,10 +522,12 @@ evdb_future *evdb_pool_transaction_task(evdb_pool *p, evdb_txn_task_fn fn, void 
 {
     static const evdb_txn_opts none;
     const evdb_txn_opts *o = opts ? opts : &none;
-    if (!fn || !p) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_pool_transaction_task: %s is NULL", fn ? "pool" : "fn");
+    if (!fn) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_pool_transaction_task: fn is NULL");
         return NULL;
     }
+    if (!evdb__pool_usable(p, "evdb_pool_transaction_task"))
+        return NULL;
     if (check_opts(o, "evdb_pool_transaction_task") ||
         check_driver(o, evdb__pool_is_postgres(p), "evdb_pool_transaction_task"))
         return NULL;
@@ -754,6 +754,8 @@ static evdb_future *transaction_batch(evdb_pool *p, evdb_conn *c, const evdb_stm
     }
     bool postgres;
     if (p) {
+        if (!evdb__pool_usable(p, who))
+            return NULL;
         postgres = evdb__pool_is_postgres(p);
     } else {
         const char *d = evdb_conn_driver(c);
@@ -850,7 +852,9 @@ typedef struct savepoint {
     char name[32];
 } savepoint;
 
-static unsigned long savepoint_seq;
+/* Per thread: a connection is used from one thread, and names only need
+ * to differ within one transaction. */
+static __thread unsigned long savepoint_seq;
 
 static void sp_free(savepoint *s)
 {

@@ -538,11 +538,35 @@ END_TEST
 
 /* -------------------------------------------------------------- retries */
 
+/* Two transactions meet here: each waits (in its task) until both have
+ * arrived, so their first steps have both run before either goes on, on
+ * any machine speed. Once met, later arrivals (retries) pass at once. */
+typedef struct barrier {
+    int arrived;
+    evdb_future *met;
+} barrier;
+
+static void barrier_wait(barrier *b)
+{
+    if (!b->met)
+        b->met = evdb_future_new(evdb_task_loop());
+    if (++b->arrived == 2)
+        evdb_future_resolve(b->met, NULL, NULL);
+    evdb_await(b->met);
+}
+
+static void barrier_reset(barrier *b)
+{
+    evdb_future_unref(b->met);
+    b->met = NULL;
+    b->arrived = 0;
+}
+
 typedef struct lock_order {
     const backend *b;
     int first, second;
     int *runs;
-    double pause;
+    barrier *meet;
 } lock_order;
 
 static void *update_two(evdb_conn *c, void *arg)
@@ -550,9 +574,7 @@ static void *update_two(evdb_conn *c, void *arg)
     lock_order *o = arg;
     (*o->runs)++;
     AWAIT_OK(param_query(c, o->b->incr_sql, o->first));
-    evdb_future *z = evdb_sleep(evdb_task_loop(), o->pause);
-    evdb_await(z);
-    evdb_future_unref(z);
+    barrier_wait(o->meet);
     AWAIT_OK(param_query(c, o->b->incr_sql, o->second));
     return NULL;
 }
@@ -566,7 +588,8 @@ START_TEST(deadlock_is_retried_and_both_commit)
     evdb_pool *p = pool_with_table(b, 2);
     for (int retry = 0; retry < 2; retry++) {
         int runs = 0;
-        lock_order a = {b, 1, 2, &runs, 0.3}, c = {b, 2, 1, &runs, 0.3};
+        barrier meet = {0};
+        lock_order a = {b, 1, 2, &runs, &meet}, c = {b, 2, 1, &runs, &meet};
         evdb_txn_opts o = {.max_attempts = retry ? 3 : 1};
         evdb_future *f[2] = {evdb_pool_transaction_task(p, update_two, &a, &o),
                              evdb_pool_transaction_task(p, update_two, &c, &o)};
@@ -587,6 +610,7 @@ START_TEST(deadlock_is_retried_and_both_commit)
         }
         evdb_future_unref(f[0]);
         evdb_future_unref(f[1]);
+        barrier_reset(&meet);
     }
     /* Committed: without retry one transaction (2 increments), with retry
      * both (4): each row got 1 + 2. */
@@ -599,7 +623,7 @@ END_TEST
 typedef struct skew {
     int *runs;
     int group;
-    double pause;
+    barrier *meet;
 } skew;
 
 /* Write skew: each reads the sum of the other's rows and inserts; under
@@ -610,9 +634,7 @@ static void *write_skew(evdb_conn *c, void *arg)
     (*s->runs)++;
     AWAIT_OK(evdb_conn_query(c, "SELECT COALESCE(SUM(v), 0) FROM evdb_txn WHERE id < 100", NULL, 0,
                              NULL));
-    evdb_future *z = evdb_sleep(evdb_task_loop(), s->pause);
-    evdb_await(z);
-    evdb_future_unref(z);
+    barrier_wait(s->meet);
     evdb_value v[2] = {evdb_int(100 + s->group + 10 * *s->runs), evdb_int(s->group)};
     AWAIT_OK(evdb_conn_query(c, "INSERT INTO evdb_txn VALUES ($1::int, $2::int)", v, 2, NULL));
     AWAIT_OK(evdb_conn_query(c, "UPDATE evdb_txn SET v = v + 1 WHERE id = 1 + $1::int", &v[1], 1,
@@ -624,7 +646,8 @@ START_TEST(serialization_failure_is_retried)
 {
     evdb_pool *p = pool_with_table(&backends[0], 2);
     int runs = 0;
-    skew a = {&runs, 0, 0.2}, c = {&runs, 1, 0.2};
+    barrier meet = {0};
+    skew a = {&runs, 0, &meet}, c = {&runs, 1, &meet};
     evdb_txn_opts o = {.isolation = EVDB_ISOLATION_SERIALIZABLE, .max_attempts = 4};
     evdb_future *f[2] = {evdb_pool_transaction_task(p, write_skew, &a, &o),
                          evdb_pool_transaction_task(p, write_skew, &c, &o)};
@@ -636,6 +659,7 @@ START_TEST(serialization_failure_is_retried)
     ck_assert_int_eq(t_pool_int(p, "SELECT COUNT(*) FROM evdb_txn WHERE id >= 100"), 2);
     /* Without retries the same pair fails one with 40001. */
     t_pool_exec_ok(p, "DELETE FROM evdb_txn WHERE id >= 100");
+    barrier_reset(&meet);
     runs = 0;
     o.max_attempts = 1;
     f[0] = evdb_pool_transaction_task(p, write_skew, &a, &o);
@@ -646,6 +670,7 @@ START_TEST(serialization_failure_is_retried)
     evdb_future_unref(f[0]);
     evdb_future_unref(f[1]);
     ck_assert_int_eq(runs, 2);
+    barrier_reset(&meet);
     drop_and_close(p);
 }
 END_TEST
