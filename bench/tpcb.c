@@ -15,6 +15,10 @@
  *                static transaction (PostgreSQL: one round trip)
  *   interactive  evdb_pool_transaction_task: a task awaits each statement
  *                (BEGIN leaves with the first one, then COMMIT)
+ *   held         for comparison: each client borrows a connection once and
+ *                runs BEGIN (not awaited), the five statements awaited and
+ *                COMMIT on it, with no release in between: what the
+ *                interactive helper costs beyond the release's reset
  *   raw-my       MariaDB only: one thread per client, blocking Connector/C
  *                with prepared statements, START TRANSACTION ... COMMIT
  *
@@ -113,6 +117,7 @@ typedef struct client {
     draw d;
     evdb_value v[11];
     evdb_stmt st[5];
+    bool failed; /* held: a statement of this transaction failed */
 } client;
 
 static void start_txn(client *c);
@@ -139,7 +144,8 @@ static void txn_done(evdb_future *f, void *arg)
             n++;
         ok = n == 5 && abalance_ok(evdb_result_next(r));
     } else if (failures < 5) {
-        fprintf(stderr, "tpcb: %d %s\n", evdb_future_status(f), evdb_error_message(evdb_future_error(f)));
+        fprintf(stderr, "tpcb: %d %s\n", evdb_future_status(f),
+                evdb_error_message(evdb_future_error(f)));
     }
     count_one(ok);
     evdb_future_unref(f);
@@ -172,9 +178,12 @@ static void *interactive_body(evdb_conn *conn, void *arg)
     for (int i = 0; i < 5; i++) {
         evdb_future *q =
             evdb_conn_query(conn, c->st[i].sql, c->st[i].params, c->st[i].nparams, NULL);
-        if (!q)
+        if (!q) {
+            c->failed = true;
             return evdb_task_fail_error(evdb_last_error());
+        }
         if (evdb_await(q) != 0 || (i == 1 && !abalance_ok(evdb_future_result(q)))) {
+            c->failed = true;
             void *r = evdb_task_fail_error(evdb_future_error(q));
             evdb_future_unref(q);
             return r;
@@ -184,8 +193,42 @@ static void *interactive_body(evdb_conn *conn, void *arg)
     return NULL;
 }
 
+/* held: one task per client, one borrow for the whole run. */
+static void *held_task(void *arg)
+{
+    client *c = arg;
+    evdb_future *a = evdb_pool_acquire(c->pool, 0);
+    if (evdb_await(a) != 0) {
+        fprintf(stderr, "tpcb: acquire: %s\n", evdb_error_message(evdb_future_error(a)));
+        exit(1);
+    }
+    evdb_conn *conn = evdb_future_take_conn(a);
+    evdb_future_unref(a);
+    while (!stopping) {
+        fill(c);
+        c->failed = false;
+        evdb_future *b = evdb_conn_query(conn, "BEGIN", NULL, 0, NULL);
+        interactive_body(conn, c);
+        evdb_future *end = evdb_conn_query(conn, c->failed ? "ROLLBACK" : "COMMIT", NULL, 0, NULL);
+        bool ok = evdb_await(end) == 0 && evdb_future_status(b) == 0 && !c->failed;
+        evdb_future_unref(end);
+        evdb_future_unref(b);
+        count_one(ok);
+    }
+    evdb_conn_release(conn);
+    if (--inflight == 0)
+        ev_break(evdb_loop, EVBREAK_ALL);
+    return NULL;
+}
+
 static void start_txn(client *c)
 {
+    if (!strcmp(opt.mode, "held")) {
+        inflight++;
+        evdb_future *t = evdb_task_spawn(evdb_loop, held_task, c, NULL);
+        evdb_future_unref(t);
+        return;
+    }
     fill(c);
     inflight++;
     evdb_future *f;
@@ -306,7 +349,10 @@ static void *raw_my_client(void *arg)
     while (!stopping) {
         draw d;
         draw_next(&d, &seed);
-        long long p[5][4] = {{d.delta, d.aid}, {d.aid}, {d.delta, d.tid}, {d.delta, d.bid},
+        long long p[5][4] = {{d.delta, d.aid},
+                             {d.aid},
+                             {d.delta, d.tid},
+                             {d.delta, d.bid},
                              {d.tid, d.bid, d.aid, d.delta}};
         static const int np[5] = {2, 1, 2, 2, 4};
         bool ok = mysql_query(m, "START TRANSACTION") == 0;
@@ -392,9 +438,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--warmup") && v)
             opt.warmup = atof(v), i++;
         else {
-            fprintf(stderr,
-                    "usage: evdb-bench-tpcb --url URL [--mode static|interactive|raw-my] "
-                    "[--clients 8] [--scale 10] [--duration 10] [--warmup 2]\n");
+            fprintf(stderr, "usage: evdb-bench-tpcb --url URL [--mode static|interactive|raw-my] "
+                            "[--clients 8] [--scale 10] [--duration 10] [--warmup 2]\n");
             return 2;
         }
     }

@@ -33,7 +33,8 @@ static bool has_characteristics(const evdb_txn_opts *o)
 static int check_opts(const evdb_txn_opts *o, const char *who)
 {
     if ((unsigned)o->isolation > EVDB_ISOLATION_SERIALIZABLE)
-        return evdb__fail_now(EVDB_EINVAL, "%s: unknown isolation level %d", who, (int)o->isolation);
+        return evdb__fail_now(EVDB_EINVAL, "%s: unknown isolation level %d", who,
+                              (int)o->isolation);
     if (o->backoff_initial < 0 || o->backoff_max < 0)
         return evdb__fail_now(EVDB_EINVAL, "%s: negative backoff", who);
     return 0;
@@ -43,8 +44,8 @@ static int check_opts(const evdb_txn_opts *o, const char *who)
  * READ ONLY DEFERRABLE" (PostgreSQL's BEGIN and SET TRANSACTION share the
  * grammar). MariaDB's SET TRANSACTION takes the access mode too and
  * applies to the next transaction only. */
-static void characteristics_sql(char *buf, size_t size, const char *prefix,
-                                const evdb_txn_opts *o, bool postgres)
+static void characteristics_sql(char *buf, size_t size, const char *prefix, const evdb_txn_opts *o,
+                                bool postgres)
 {
     size_t n = (size_t)snprintf(buf, size, "%s", prefix);
     const char *sep = " ";
@@ -241,7 +242,7 @@ static evdb_future *with_retries(evdb__loop *loop, const evdb_txn_opts *o, attem
 
 typedef struct txn {
     evdb_pool *pool;
-    evdb_future *f;  /* this attempt's future */
+    evdb_future *f; /* this attempt's future */
     evdb_txn_fn fn;
     void *arg;
     evdb_txn_opts o;
@@ -314,8 +315,7 @@ static const evdb_error *begin_error(const txn *t)
 static void txn_settle(txn *t)
 {
     const evdb_error *be = begin_error(t);
-    bool ok = !be && !t->fn_err && evdb_future_status(t->user) == 0 &&
-              evdb__future_pending(t->f);
+    bool ok = !be && !t->fn_err && evdb_future_status(t->user) == 0 && evdb__future_pending(t->f);
     /* Through the borrow handle: if fn released the connection, its
      * handle is stale and this fails instead of running on whoever has
      * the connection now. */

@@ -29,13 +29,13 @@ typedef struct backend {
     const char *(*url)(void);
     const char *(*admin_url)(void);
     const char *port_var;
-    const char *create_sql;  /* table evdb_txn (id int primary key, v int) */
-    const char *insert_sql;  /* one parameter: the id, v = 0 */
-    const char *incr_sql;    /* one parameter: the id; v = v + 1 */
-    const char *count_sql;   /* rows of evdb_txn */
-    const char *sleep_fmt;   /* sleeps %g seconds */
-    const char *deadlock;    /* SQLSTATE of a deadlock */
-    int deadlock_code;       /* driver code of a deadlock (MariaDB) */
+    const char *create_sql; /* table evdb_txn (id int primary key, v int) */
+    const char *insert_sql; /* one parameter: the id, v = 0 */
+    const char *incr_sql;   /* one parameter: the id; v = v + 1 */
+    const char *count_sql;  /* rows of evdb_txn */
+    const char *sleep_fmt;  /* sleeps %g seconds */
+    const char *deadlock;   /* SQLSTATE of a deadlock */
+    int deadlock_code;      /* driver code of a deadlock (MariaDB) */
 } backend;
 
 static const backend backends[2] = {
@@ -101,9 +101,9 @@ static int64_t v_of(evdb_pool *p, int id)
     do {                                                                                           \
         evdb_future *q_ = (q);                                                                     \
         if (!q_)                                                                                   \
-            return evdb_task_fail_error(evdb_last_error());                                       \
+            return evdb_task_fail_error(evdb_last_error());                                        \
         if (evdb_await(q_) != 0) {                                                                 \
-            void *r_ = evdb_task_fail_error(evdb_future_error(q_));                               \
+            void *r_ = evdb_task_fail_error(evdb_future_error(q_));                                \
             evdb_future_unref(q_);                                                                 \
             return r_;                                                                             \
         }                                                                                          \
@@ -172,11 +172,11 @@ static void *probe_options(evdb_conn *c, void *arg)
     if (evdb_await(o) == 0) {
         evdb_conn *a = evdb_future_take_conn(o);
         evdb_value v = evdb_int(id);
-        evdb_future *t = evdb_conn_query(
-            a,
-            "SELECT CONCAT(trx_isolation_level, '/', trx_is_read_only) FROM "
-            "information_schema.innodb_trx WHERE trx_mysql_thread_id = ?",
-            &v, 1, NULL);
+        evdb_future *t =
+            evdb_conn_query(a,
+                            "SELECT CONCAT(trx_isolation_level, '/', trx_is_read_only) FROM "
+                            "information_schema.innodb_trx WHERE trx_mysql_thread_id = ?",
+                            &v, 1, NULL);
         if (evdb_await(t) == 0 && evdb_result_nrows(evdb_future_result(t)) == 1)
             snprintf(pr->isolation, sizeof pr->isolation, "%s",
                      evdb_result_text(evdb_future_result(t), 0, 0, NULL));
@@ -366,8 +366,8 @@ START_TEST(static_transaction_is_all_or_nothing)
     const backend *b = &backends[_i];
     evdb_pool *p = pool_with_table(b, 1);
     evdb_value ids[4] = {evdb_int(10), evdb_int(11), evdb_int(1), evdb_int(1)};
-    evdb_stmt ok[3] = {{b->insert_sql, &ids[0], 1}, {b->insert_sql, &ids[1], 1},
-                       {b->incr_sql, &ids[2], 1}};
+    evdb_stmt ok[3] = {
+        {b->insert_sql, &ids[0], 1}, {b->insert_sql, &ids[1], 1}, {b->incr_sql, &ids[2], 1}};
     for (int with_opts = 0; with_opts < 2; with_opts++) {
         evdb_txn_opts o = {.isolation = EVDB_ISOLATION_SERIALIZABLE};
         evdb_future *t = evdb_pool_transaction_batch(p, ok, 3, with_opts ? &o : NULL);
@@ -385,8 +385,8 @@ START_TEST(static_transaction_is_all_or_nothing)
     }
     ck_assert_int_eq(v_of(p, 1), 2);
     /* The third statement fails (duplicate key): the first two are undone. */
-    evdb_stmt bad[3] = {{b->insert_sql, &ids[0], 1}, {b->incr_sql, &ids[2], 1},
-                        {b->insert_sql, &ids[3], 1}};
+    evdb_stmt bad[3] = {
+        {b->insert_sql, &ids[0], 1}, {b->incr_sql, &ids[2], 1}, {b->insert_sql, &ids[3], 1}};
     for (int on_conn = 0; on_conn < 2; on_conn++) {
         evdb_future *t;
         evdb_conn *c = NULL;
@@ -637,8 +637,8 @@ static void *write_skew(evdb_conn *c, void *arg)
     barrier_wait(s->meet);
     evdb_value v[2] = {evdb_int(100 + s->group + 10 * *s->runs), evdb_int(s->group)};
     AWAIT_OK(evdb_conn_query(c, "INSERT INTO evdb_txn VALUES ($1::int, $2::int)", v, 2, NULL));
-    AWAIT_OK(evdb_conn_query(c, "UPDATE evdb_txn SET v = v + 1 WHERE id = 1 + $1::int", &v[1], 1,
-                             NULL));
+    AWAIT_OK(
+        evdb_conn_query(c, "UPDATE evdb_txn SET v = v + 1 WHERE id = 1 + $1::int", &v[1], 1, NULL));
     return NULL;
 }
 
@@ -678,8 +678,7 @@ END_TEST
 static evdb_future *always_40001(evdb_conn *c, void *arg)
 {
     (*(int *)arg)++;
-    return evdb_conn_query(c,
-                           "DO $$BEGIN RAISE EXCEPTION 'made up' USING ERRCODE = '40001'; END$$",
+    return evdb_conn_query(c, "DO $$BEGIN RAISE EXCEPTION 'made up' USING ERRCODE = '40001'; END$$",
                            NULL, 0, NULL);
 }
 

@@ -59,12 +59,10 @@ static evdb_future *run2(evdb_conn *c, const char *sql, int64_t x, int64_t y)
  * the task's failure recorded (the transaction then rolls back). */
 static int transfer_steps(evdb_conn *c, transfer *t)
 {
-    const char *debit = t->a->mariadb
-                            ? "UPDATE accounts SET balance = balance - ? WHERE id = ?"
-                            : "UPDATE accounts SET balance = balance - $1 WHERE id = $2";
-    const char *credit = t->a->mariadb
-                             ? "UPDATE accounts SET balance = balance + ? WHERE id = ?"
-                             : "UPDATE accounts SET balance = balance + $1 WHERE id = $2";
+    const char *debit = t->a->mariadb ? "UPDATE accounts SET balance = balance - ? WHERE id = ?"
+                                      : "UPDATE accounts SET balance = balance - $1 WHERE id = $2";
+    const char *credit = t->a->mariadb ? "UPDATE accounts SET balance = balance + ? WHERE id = ?"
+                                       : "UPDATE accounts SET balance = balance + $1 WHERE id = $2";
     const char *balance = t->a->mariadb ? "SELECT balance FROM accounts WHERE id = ?"
                                         : "SELECT balance FROM accounts WHERE id = $1";
     evdb_future *q = run2(c, debit, t->amount, t->src);
@@ -175,7 +173,7 @@ static void *main_task(void *arg)
     for (int i = 0; i < 2; i++)
         printf("transfer %d: %s\n", i + 1,
                evdb_future_status(f[i]) == 0 ? "committed"
-                                               : evdb_error_message(evdb_future_error(f[i])));
+                                             : evdb_error_message(evdb_future_error(f[i])));
     evdb_future_unref(both);
     evdb_future_unref(f[0]);
     evdb_future_unref(f[1]);
@@ -185,16 +183,16 @@ static void *main_task(void *arg)
     transfer t3 = {a, 1, 2, 1000, 0};
     q = evdb_pool_transaction_task(a->pool, transfer_body, &t3, NULL);
     evdb_await(q);
-    printf("transfer 3: %s\n", evdb_future_status(q) == 0 ? "committed"
-                                                           : evdb_error_message(evdb_future_error(q)));
+    printf("transfer 3: %s\n",
+           evdb_future_status(q) == 0 ? "committed" : evdb_error_message(evdb_future_error(q)));
     evdb_future_unref(q);
 
     /* A savepoint inside a transaction. */
     transfer t4 = {a, 1, 2, 5, 0};
     q = evdb_pool_transaction_task(a->pool, transfer_with_bonus, &t4, NULL);
     evdb_await(q);
-    printf("transfer 4: %s\n", evdb_future_status(q) == 0 ? "committed"
-                                                           : evdb_error_message(evdb_future_error(q)));
+    printf("transfer 4: %s\n",
+           evdb_future_status(q) == 0 ? "committed" : evdb_error_message(evdb_future_error(q)));
     evdb_future_unref(q);
 
     printf("balances: %lld and %lld (total %lld)\n", (long long)balance_of(a, 1),

@@ -89,14 +89,16 @@ EVDB_EXTERN evdb_future *evdb_pool_transaction_opts(evdb_pool *p, evdb_txn_fn fn
  * MariaDB options need SET TRANSACTION on the same connection. Retries as
  * evdb_txn_opts says. stmts (1..EVDB_BATCH_MAX) and their parameters are
  * copied. NULL at once for bad arguments. Callable from callbacks. */
-EVDB_EXTERN evdb_future *evdb_pool_transaction_batch(evdb_pool *p, const evdb_stmt *stmts,
-                                                     size_t n, const evdb_txn_opts *opts);
+EVDB_EXTERN evdb_future *evdb_pool_transaction_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
+                                                     const evdb_txn_opts *opts);
 
 /* As evdb_pool_transaction_batch on a connection of evdb_conn_open or a
- * borrowed one. Outside a transaction block only on PostgreSQL (inside
- * one, the batch is part of it; options then fail on the server). */
-EVDB_EXTERN evdb_future *evdb_conn_transaction_batch(evdb_conn *c, const evdb_stmt *stmts,
-                                                     size_t n, const evdb_txn_opts *opts);
+ * borrowed one (its handle). Meant for a connection outside a transaction
+ * block: inside the caller's own block the statements become part of it
+ * (PostgreSQL) or run in a savepoint (MariaDB), and options fail on the
+ * server there. Callable from callbacks. */
+EVDB_EXTERN evdb_future *evdb_conn_transaction_batch(evdb_conn *c, const evdb_stmt *stmts, size_t n,
+                                                     const evdb_txn_opts *opts);
 
 /* A savepoint inside a transaction already open on c (within fn of
  * evdb_pool_transaction, or after BEGIN on a borrowed connection): sends
