@@ -16,6 +16,7 @@
 #include "evdb/future.h"
 #include "evdb/conn.h"
 #include "evdb/pool.h"
+#include "evdb/txn.h"
 #include "evdb/task.h"
 
 #endif

@@ -426,3 +426,16 @@ int evdb_future_wait(evdb_future *f)
     evdb_future_unref(f);
     return status;
 }
+
+/* Take a query future's result out of it (the future then reads as a
+ * result-less success), for a caller that hands it on in a future of its
+ * own (pool_txn.c drops the SET TRANSACTION's result from a batch's). */
+evdb_result *evdb__future_take_result(evdb_future *f)
+{
+    if (!evdb__future_valid(f) || f->status != 0 || f->fwd || f->kind != EVDB__FK_QUERY)
+        return NULL;
+    evdb_result *r = f->value;
+    f->value = NULL;
+    f->free_value = NULL;
+    return r;
+}

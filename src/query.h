@@ -101,6 +101,13 @@ evdb_future *evdb__conn_close(evdb_conn *c);
 
 /* pool.c: a query waiting in a pool was given up (timeout/cancel). */
 void evdb__pool_forget(evdb_pool *p, evdb__cq *q);
+/* pool.c: the loop the pool runs on (for pool_txn.c). */
+evdb__loop *evdb__pool_loop(const evdb_pool *p);
+bool evdb__pool_is_postgres(const evdb_pool *p);
+bool evdb__pool_usable(const evdb_pool *p, const char *who);
+/* future.c / result.c, for pool_txn.c. */
+evdb_result *evdb__future_take_result(evdb_future *f);
+evdb_result *evdb__result_drop_first(evdb_result *r);
 /* pool.c: count a pooled query's outcome (status: 0 or its error) in the
  * pool's stats. Called once per query: from evdb__cq_free, or when it is
  * given up on while in flight (then marked cancel_requested). */

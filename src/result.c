@@ -601,3 +601,15 @@ const evdb_result *evdb_result_next(const evdb_result *r)
 {
     return r ? r->next : NULL;
 }
+
+/* Free the first result of a chain and return the rest (pool_txn.c: the
+ * SET TRANSACTION in front of a static transaction's statements). */
+evdb_result *evdb__result_drop_first(evdb_result *r)
+{
+    if (!r)
+        return NULL;
+    evdb_result *rest = r->next;
+    r->next = NULL;
+    evdb__result_free(r);
+    return rest;
+}

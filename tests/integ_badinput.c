@@ -106,6 +106,13 @@ START_TEST(null_and_foreign_handles)
     NULL_WITH(evdb_pool_query(p, "SELECT 1", NULL, 0, NULL), EVDB_EINVAL);
     NULL_WITH(evdb_pool_acquire(p, 1), EVDB_EINVAL);
     NULL_WITH(evdb_pool_transaction(p, txn_fn_never, NULL, 1), EVDB_EINVAL);
+    NULL_WITH(evdb_pool_transaction_opts(p, txn_fn_never, NULL, NULL), EVDB_EINVAL);
+    {
+        evdb_stmt one = {"SELECT 1", NULL, 0};
+        NULL_WITH(evdb_pool_transaction_batch(p, &one, 1, NULL), EVDB_EINVAL);
+        NULL_WITH(evdb_conn_transaction_batch(c, &one, 1, NULL), EVDB_EINVAL);
+        NULL_WITH(evdb_conn_savepoint(c, txn_fn_never, NULL), EVDB_EINVAL);
+    }
     NULL_WITH(evdb_pool_close(p), EVDB_EINVAL);
     evdb_pool_stats st;
     memset(&st, 0xff, sizeof st);

@@ -201,11 +201,15 @@ EVDB_EXTERN evdb_future *evdb_pool_acquire_at(evdb_pool *p, double timeout, cons
 typedef evdb_future *(*evdb_txn_fn)(evdb_conn *c, void *arg);
 
 /* Run a transaction: acquire, BEGIN, fn, then COMMIT when fn's future
- * succeeded or ROLLBACK when it failed, then release. The returned future
- * completes after COMMIT/ROLLBACK with fn's outcome (its result is read
- * through evdb_future_result), or fails with the acquire, BEGIN or COMMIT
- * error. timeout <= 0: the pool's acquire timeout for the acquire. NULL at
- * once for bad arguments. */
+ * succeeded or ROLLBACK when it failed, then release. On PostgreSQL fn is
+ * called right after BEGIN is submitted, so BEGIN leaves in the same write
+ * as fn's first statements. The returned future completes after
+ * COMMIT/ROLLBACK with fn's outcome (its result is read through
+ * evdb_future_result), or fails with the acquire, BEGIN or COMMIT error.
+ * timeout <= 0: the pool's acquire timeout for the acquire. NULL at once
+ * for bad arguments. Callable from callbacks. Options (isolation, read
+ * only, retries), static transactions and savepoints: evdb/txn.h
+ * (evdb_pool_transaction_opts is this call with options). */
 EVDB_EXTERN evdb_future *evdb_pool_transaction(evdb_pool *p, evdb_txn_fn fn, void *arg,
                                                double timeout);
 
