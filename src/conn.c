@@ -896,6 +896,11 @@ bool evdb__conn_ready(const evdb_conn *c)
     return c->state == CS_READY;
 }
 
+evdb__loop *evdb__conn_loop(const evdb_conn *c)
+{
+    return c->loop;
+}
+
 void evdb__conn_set_owner(evdb_conn *c, const evdb__conn_owner *ops, void *owner)
 {
     c->owner_ops = ops;

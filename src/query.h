@@ -68,6 +68,7 @@ void evdb__conn_submit(evdb_conn *c, evdb__cq *q);
 size_t evdb__conn_load(const evdb_conn *c);
 unsigned evdb__conn_depth(const evdb_conn *c);
 bool evdb__conn_ready(const evdb_conn *c);
+evdb__loop *evdb__conn_loop(const evdb_conn *c);
 
 /* The pool a connection belongs to, told about its connections' events. */
 typedef struct evdb__conn_owner {
