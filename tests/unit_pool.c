@@ -579,8 +579,10 @@ END_TEST
 START_TEST(rerouted_query_waits_for_the_replacement)
 {
     struct ev_loop *loop = t_loop_new(5);
+    /* Stall routing off: the query must go onto the connection behind the
+     * slow head (with it on, it would wait in the pool instead). */
     evdb_pool_opts o = {.max_conns = 1, .backoff_initial = 0.01, .acquire_timeout = 2,
-                        .pipeline_depth = 3};
+                        .pipeline_depth = 3, .stall_threshold = -1};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/?no_cancel=1", &o);
     evdb_future *w = evdb_pool_query(p, "ok", NULL, 0, NULL);
     ck_assert_int_eq(t_wait(w), 0);
@@ -665,9 +667,10 @@ START_TEST(stats_count_every_outcome)
 {
     struct ev_loop *loop = t_loop_new(8);
     /* One connection that pools two queries while the driver runs one:
-     * the second waits on the connection, a third in the pool. */
+     * the second waits on the connection, a third in the pool (stall
+     * routing off: it would move the second back to the pool). */
     evdb_pool_opts o = {.max_conns = 1, .pipeline_depth = 2, .acquire_timeout = 0.3,
-                        .backoff_initial = 0.01};
+                        .backoff_initial = 0.01, .stall_threshold = -1};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/?depth=1", &o);
     evdb_query_opts t = {.timeout = 0.05};
     done_count cnt = {{0}};
@@ -808,6 +811,155 @@ static void on_leak_query(const evdb_pool_leak *leak, void *arg)
     if (leak->conn == lq->expect && !lq->f)
         lq->f = evdb_conn_query(leak->conn, "ok from the hook", NULL, 0, NULL);
 }
+
+/* Completion order of pooled queries: each callback takes the next
+ * number, and counts its calls (every callback exactly once). */
+typedef struct seq_log {
+    int next;
+    int seq[16];
+    int calls[16];
+} seq_log;
+
+typedef struct seq_slot {
+    seq_log *log;
+    int id;
+} seq_slot;
+
+static void on_done_order(evdb_future *f, void *arg)
+{
+    (void)f;
+    seq_slot *s = arg;
+    s->log->calls[s->id]++;
+    s->log->seq[s->id] = s->log->next++;
+}
+
+static evdb_future *submit_ordered(evdb_pool *p, const char *sql, seq_log *log,
+                                   seq_slot *slot, int id)
+{
+    evdb_future *f = evdb_pool_query(p, sql, NULL, 0, NULL);
+    ck_assert_ptr_nonnull(f);
+    *slot = (seq_slot){log, id};
+    ck_assert_int_eq(evdb_future_on_done(f, on_done_order, slot), 0);
+    return f;
+}
+
+/* A pool below max_conns whose one connection runs a long statement opens
+ * another for the next query instead of pipelining it behind: the quick
+ * query finishes first (adaptive threshold, the default). */
+START_TEST(slow_head_makes_the_pool_grow_instead_of_pipelining)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 4, .pipeline_depth = 8};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?connect_ms=5", &o);
+    evdb_future *w = evdb_pool_query(p, "ok", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(w), 0);
+    evdb_future_unref(w);
+    seq_log log = {0};
+    seq_slot slots[2];
+    evdb_future *slow = submit_ordered(p, "sleep 400", &log, &slots[0], 0);
+    t_run_for(loop, 0.05);
+    evdb_future *quick = submit_ordered(p, "ok", &log, &slots[1], 1);
+    ck_assert_int_eq(t_wait(slow), 0);
+    ck_assert_int_eq(t_wait(quick), 0);
+    ck_assert_int_eq(log.seq[1], 0); /* the quick one first */
+    ck_assert_int_eq(log.seq[0], 1);
+    ck_assert_int_eq(log.calls[0], 1);
+    ck_assert_int_eq(log.calls[1], 1);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.connects, 2);
+    evdb_future_unref(slow);
+    evdb_future_unref(quick);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* At max_conns queries pipeline onto busy connections; the ones queued
+ * unsent behind a head that has run past the stall threshold go back to
+ * the pool and run elsewhere, before the long statement ends, in their
+ * order. The driver takes one query at a time (depth=1), so the rest
+ * wait on the connection's pending list. */
+START_TEST(queries_behind_a_stalled_head_move_to_another_connection)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 2, .min_conns = 2, .pipeline_depth = 4,
+                        .stall_threshold = 0.05};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?depth=1", &o);
+    evdb_pool_stats st;
+    for (int i = 0; i < 100; i++) {
+        evdb_pool_stats_get(p, &st);
+        if (st.idle == 2)
+            break;
+        t_run_for(loop, 0.01);
+    }
+    ck_assert_uint_eq(st.idle, 2);
+    seq_log log = {0};
+    seq_slot slots[7];
+    evdb_future *fs[7];
+    fs[0] = submit_ordered(p, "sleep 600", &log, &slots[0], 0);
+    for (int i = 1; i < 7; i++) {
+        char sql[16];
+        snprintf(sql, sizeof sql, "ok %d", i);
+        fs[i] = submit_ordered(p, sql, &log, &slots[i], i);
+    }
+    /* All on the two connections (pipelined), none waiting in the pool. */
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.waiting, 0);
+    evdb_future *g = evdb_gather(fs, 7, 0);
+    ck_assert_int_eq(t_wait(g), 0);
+    evdb_future_unref(g);
+    ck_assert_int_eq(log.seq[0], 6); /* the long one last */
+    for (int i = 0; i < 7; i++)
+        ck_assert_int_eq(log.calls[i], 1);
+    for (int i = 1; i < 7; i++) {
+        char want[8];
+        snprintf(want, sizeof want, "%d", i);
+        ck_assert_str_eq(evdb_result_text(evdb_future_result(fs[i]), 0, 0, NULL), want);
+    }
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.connects, 2);
+    ck_assert_uint_eq(st.query_errors, 0);
+    for (int i = 0; i < 7; i++)
+        evdb_future_unref(fs[i]);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* With stall routing off (stall_threshold < 0) the same queries wait
+ * behind the long statement: the test above is not passing by luck. */
+START_TEST(stall_routing_off_keeps_queries_behind_the_head)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 2, .min_conns = 2, .pipeline_depth = 4,
+                        .stall_threshold = -1};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?depth=1", &o);
+    evdb_pool_stats st;
+    for (int i = 0; i < 100; i++) {
+        evdb_pool_stats_get(p, &st);
+        if (st.idle == 2)
+            break;
+        t_run_for(loop, 0.01);
+    }
+    seq_log log = {0};
+    seq_slot slots[7];
+    evdb_future *fs[7];
+    fs[0] = submit_ordered(p, "sleep 300", &log, &slots[0], 0);
+    for (int i = 1; i < 7; i++)
+        fs[i] = submit_ordered(p, "ok", &log, &slots[i], i);
+    evdb_future *g = evdb_gather(fs, 7, 0);
+    ck_assert_int_eq(t_wait(g), 0);
+    evdb_future_unref(g);
+    ck_assert_int_lt(log.seq[0], 6); /* something waited behind it */
+    for (int i = 0; i < 7; i++) {
+        ck_assert_int_eq(log.calls[i], 1);
+        evdb_future_unref(fs[i]);
+    }
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
 
 /* The issue: evdb_pool_acquire handed out the connection itself, so a
  * handle kept after evdb_conn_release named the connection's next
@@ -960,6 +1112,9 @@ int main(void)
     tcase_add_test(tc, stats_count_every_outcome);
     tcase_add_test(tc, queries_the_driver_held_unsent_move_when_the_connection_breaks);
     tcase_add_test(tc, stale_handle_never_acts_on_the_next_borrower);
+    tcase_add_test(tc, slow_head_makes_the_pool_grow_instead_of_pipelining);
+    tcase_add_test(tc, queries_behind_a_stalled_head_move_to_another_connection);
+    tcase_add_test(tc, stall_routing_off_keeps_queries_behind_the_head);
     tcase_add_test(tc, transaction_commit_needs_its_own_borrow);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
