@@ -1,10 +1,10 @@
 /*
  * Connection pool for services: bounded, FIFO-fair, self-healing.
  *
- * evdb_pool_query picks the least-loaded ready connection with room (an
- * idle one first; a busy PostgreSQL connection takes more up to its
- * pipeline depth), else waits in the pool's FIFO queue, which grows the
- * pool lazily up to max_conns. A query that was never sent is never lost
+ * evdb_pool_query takes an idle connection, else a new one (below
+ * max_conns; it waits in the pool's FIFO queue meanwhile), else pipelines
+ * onto a busy PostgreSQL connection whose running statement is not stalled
+ * (stall_threshold; docs/pool.md, "Routing"), else waits. A query that was never sent is never lost
  * to a broken connection: it moves to another one. Broken connections are
  * replaced, with exponential backoff while the server is down.
  *
