@@ -940,6 +940,12 @@ size_t evdb__conn_take_unsent(evdb_conn *c, evdb__qlist *out)
         while (c->inflight.n > 1 && (dq = c->drv->take_unsent(c->dc))) {
             evdb__cq *q = (evdb__cq *)dq;
             evdb__qlist_remove(&c->inflight, q);
+            /* Given up on already (its future is done, counted where it
+             * ended): the driver would have dropped it unsent; so do we. */
+            if (q->q.cancel_requested) {
+                evdb__cq_free(q);
+                continue;
+            }
             q->q.drv = NULL;
             q->q.drv_word = 0;
             q->q.drv_state = 0;

@@ -393,6 +393,9 @@ static void on_stall(void *arg)
     double next = INFINITY;
     bool moved = false;
     p->stall_at = INFINITY;
+    /* A closing pool routes nothing more: what runs finishes where it is. */
+    if (p->close_f)
+        return;
     /* Each connection's unsent queries go in front of the queue in their
      * own order; between connections the order does not matter: they had
      * been routed as if running at the same time. */
