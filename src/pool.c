@@ -277,14 +277,15 @@ static bool may_pipeline(const evdb_pool *p)
     return !can_grow(p) && p->nopening == 0;
 }
 
-/* Where a query goes now: an idle usable connection, else the
- * least-loaded one with room whose head is young; NULL when none. The
- * caller still asks takes_more (a busy one takes work only when the pool
- * cannot grow). */
+/* Where the next query goes now: an idle usable connection, else (when
+ * the pool may pipeline at all) the least-loaded one with room whose head
+ * is young; NULL when none: it waits. */
 static member *pick(evdb_pool *p)
 {
     member *best = NULL;
-    size_t best_load = SIZE_MAX;
+    /* Below max_conns only an idle connection will do: none means a new
+     * one (dispatch opens it). */
+    size_t best_load = may_pipeline(p) ? SIZE_MAX : 1;
     double now = -1;
     for (member *m = p->members; m; m = m->next) {
         if (m->st != M_READY)
@@ -1082,7 +1083,7 @@ static void dispatch(evdb_pool *p)
      * whose head is young (docs/pool.md, "Routing"). */
     while (p->waitq.head) {
         member *m = pick(p);
-        if (!m || !takes_more(m))
+        if (!m)
             break;
         hand_query(p, m);
         if (evdb__conn_load(m->c) > 1)
@@ -1236,7 +1237,7 @@ static evdb_future *pool_submit(evdb_pool *p, evdb__cq *q)
     /* Straight to a connection with room when the queue is empty (FIFO:
      * never overtake a waiter). */
     member *m = p->waitq.head ? NULL : pick(p);
-    if (m && takes_more(m)) {
+    if (m) {
         p->st.wait_hist[0]++;
         evdb__conn_submit(m->c, q);
         if (evdb__conn_load(m->c) > 1)
