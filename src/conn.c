@@ -172,6 +172,36 @@ static void fail_all(evdb_conn *c, evdb__qlist *l, int code, bool unknown, const
     (void)c;
 }
 
+/* q, in flight but not on the wire, leaves the driver: off the in-flight
+ * list, its driver scratch cleared for the next driver. One given up on
+ * already (timed out, cancelled: its future is done and counted where it
+ * ended) just goes, as the driver would have dropped it unsent; false
+ * then. */
+static bool unsend(evdb_conn *c, evdb__cq *q)
+{
+    evdb__qlist_remove(&c->inflight, q);
+    if (q->q.cancel_requested) {
+        evdb__cq_free(q);
+        return false;
+    }
+    q->q.drv = NULL;
+    q->q.drv_word = 0;
+    q->q.drv_state = 0;
+    q->cancel_started = false;
+    q->where = EVDB__Q_PENDING;
+    return true;
+}
+
+/* Put the queries of l (oldest first) in front of c's pending list. */
+static void pending_prepend(evdb_conn *c, evdb__qlist *l)
+{
+    evdb__cq *q;
+    while ((q = l->tail)) {
+        evdb__qlist_remove(l, q);
+        evdb__qlist_push_front(&c->pending, q);
+    }
+}
+
 /* The connection is going (lost or closed): the queries the driver holds
  * without having put them on the wire never ran, so they go back to the
  * front of the pending list, in order (they are older than the pending
@@ -186,25 +216,10 @@ static void take_back_unsent(evdb_conn *c)
     evdb__qlist back = {NULL, NULL, 0};
     for (evdb__cq *q = c->inflight.head, *next; q; q = next) {
         next = q->next;
-        if (c->drv->query_sent(c->dc, &q->q))
-            continue;
-        evdb__qlist_remove(&c->inflight, q);
-        if (q->q.cancel_requested) {
-            evdb__cq_free(q);
-            continue;
-        }
-        q->q.drv = NULL;
-        q->q.drv_word = 0;
-        q->q.drv_state = 0;
-        q->cancel_started = false;
-        q->where = EVDB__Q_PENDING;
-        evdb__qlist_push(&back, q);
+        if (!c->drv->query_sent(c->dc, &q->q) && unsend(c, q))
+            evdb__qlist_push(&back, q);
     }
-    evdb__cq *q;
-    while ((q = back.tail)) {
-        evdb__qlist_remove(&back, q);
-        evdb__qlist_push_front(&c->pending, q);
-    }
+    pending_prepend(c, &back);
 }
 
 /* ---- watchers ---- */
@@ -939,26 +954,13 @@ size_t evdb__conn_take_unsent(evdb_conn *c, evdb__qlist *out)
         evdb__query *dq;
         while (c->inflight.n > 1 && (dq = c->drv->take_unsent(c->dc))) {
             evdb__cq *q = (evdb__cq *)dq;
-            evdb__qlist_remove(&c->inflight, q);
-            /* Given up on already (its future is done, counted where it
-             * ended): the driver would have dropped it unsent; so do we. */
-            if (q->q.cancel_requested) {
-                evdb__cq_free(q);
-                continue;
-            }
-            q->q.drv = NULL;
-            q->q.drv_word = 0;
-            q->q.drv_state = 0;
-            q->cancel_started = false;
-            evdb__qlist_push_front(&back, q);
+            if (unsend(c, q))
+                evdb__qlist_push_front(&back, q);
         }
     }
-    evdb__cq *q;
-    while ((q = back.tail)) {
-        evdb__qlist_remove(&back, q);
-        evdb__qlist_push_front(&c->pending, q);
-    }
+    pending_prepend(c, &back);
     /* Now the pending list holds every unsent query, oldest first. */
+    evdb__cq *q;
     while ((q = c->pending.head)) {
         evdb__qlist_remove(&c->pending, q);
         q->conn = NULL;
