@@ -649,8 +649,8 @@ static void smix_slow_done(evdb_future *f, void *arg)
 /* One phase: nslow slow statements kept running (submitted first) and
  * nfast quick queries in flight for seconds, their latencies into h; then
  * waits for the slow ones to end. */
-static void smix_phase(smix *m, smix_slot *slots, unsigned nfast, unsigned nslow,
-                       double seconds, bench_hist *h)
+static void smix_phase(smix *m, smix_slot *slots, unsigned nfast, unsigned nslow, double seconds,
+                       bench_hist *h)
 {
     m->h = h;
     m->stop_slow = false;
@@ -688,8 +688,8 @@ static evdb_pool *smix_pool(smix *m, const char *url, unsigned conns, unsigned m
         if (st.idle + st.busy >= min)
             break;
         if (waited > OPEN_WAIT_S) {
-            fprintf(stderr, "evdb-bench: the pool has %u of %u connections\n",
-                    st.idle + st.busy, min);
+            fprintf(stderr, "evdb-bench: the pool has %u of %u connections\n", st.idle + st.busy,
+                    min);
             return NULL;
         }
         evdb_future *z = evdb_sleep(m->loop, OPEN_POLL_S);
@@ -738,11 +738,10 @@ static uint64_t smix_connect_ns(struct ev_loop *loop, const char *url)
 }
 
 /* The report: one text line, and a JSON line when asked. */
-static void smix_report(const char *shape, const char *backend, const char *label,
-                        const char *json, unsigned conns, unsigned inflight, unsigned nslow,
-                        double slow_s, const bench_hist *clean, double clean_s,
-                        const bench_hist *mix, double mix_s, uint64_t connects,
-                        uint64_t connect_ns, smix *m)
+static void smix_report(const char *shape, const char *backend, const char *label, const char *json,
+                        unsigned conns, unsigned inflight, unsigned nslow, double slow_s,
+                        const bench_hist *clean, double clean_s, const bench_hist *mix,
+                        double mix_s, uint64_t connects, uint64_t connect_ns, smix *m)
 {
     /* The targets (docs/pool.md, bench/README.md): at low traffic the
      * worst quick query beside a slow one within one connection set-up of
@@ -761,9 +760,8 @@ static void smix_report(const char *shape, const char *backend, const char *labe
            shape, backend, conns, inflight, nslow, slow_s, ms(bench_hist_quantile(clean, 0.5)),
            ms(bench_hist_quantile(clean, 0.99)), ms(clean->max), (double)clean->n / clean_s,
            ms(bench_hist_quantile(mix, 0.5)), ms(bench_hist_quantile(mix, 0.99)), ms(mix->max),
-           (double)mix->n / mix_s,
-           c99 ? (double)m99 / (double)c99 : 0, (unsigned long long)connects,
-           (unsigned long long)m->errors, verdict);
+           (double)mix->n / mix_s, c99 ? (double)m99 / (double)c99 : 0,
+           (unsigned long long)connects, (unsigned long long)m->errors, verdict);
     if (m->first_error[0])
         printf("  first error: %s\n", m->first_error);
     if (!json)
@@ -874,8 +872,8 @@ static int slowmix_main(int argc, char **argv)
         }
         bench_hist_free(&warm);
         if (!rc)
-            smix_report("low", backend, label, json, conns, 1, 1, slow_s, &clean,
-                        phase * rounds, &mix, phase * rounds, connects, connect_ns, &m);
+            smix_report("low", backend, label, json, conns, 1, 1, slow_s, &clean, phase * rounds,
+                        &mix, phase * rounds, connects, connect_ns, &m);
         rc = rc || m.errors;
     }
     if (load && !rc) {
@@ -890,8 +888,8 @@ static int slowmix_main(int argc, char **argv)
             smix_phase(&m, slots, inflight, 0, duration, &clean);
             smix_phase(&m, slots, inflight, 2, duration, &mix);
             uint64_t connects = smix_close_pool(&m);
-            smix_report("load", backend, label, json, conns, inflight, 2, slow_s, &clean,
-                        duration, &mix, duration, connects, 0, &m);
+            smix_report("load", backend, label, json, conns, inflight, 2, slow_s, &clean, duration,
+                        &mix, duration, connects, 0, &m);
             rc = m.errors != 0;
         }
         bench_hist_free(&warm);

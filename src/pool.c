@@ -327,8 +327,7 @@ static bool takes_more(const member *m)
     if (load == 0)
         return true;
     const evdb_pool *p = m->pool;
-    return load < evdb__conn_depth(m->c) && may_pipeline(p) &&
-           young(p, m, evdb__loop_now(p->loop));
+    return load < evdb__conn_depth(m->c) && may_pipeline(p) && young(p, m, evdb__loop_now(p->loop));
 }
 
 /* Learn c's last head service time, if a head completed: the adaptive
@@ -1164,7 +1163,7 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
     p->stall_timer = evdb__timer_new(l, on_stall, p);
     p->stall_at = INFINITY;
     /* Adaptive: starts at the floor and follows the service times seen. */
-    p->stall = o.stall_threshold > 0 ? o.stall_threshold
+    p->stall = o.stall_threshold > 0   ? o.stall_threshold
                : o.stall_threshold < 0 ? INFINITY
                                        : STALL_FLOOR;
     p->svc = STALL_FLOOR / STALL_FACTOR;

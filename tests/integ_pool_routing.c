@@ -45,8 +45,8 @@ static const backend backends[2] = {
     {"postgres", t_pg_url, t_pg_admin_url, "SELECT pg_sleep(2)",
      "SELECT pg_sleep(5) AS evdb_route_gather", "SELECT 1/0",
      "SELECT count(*) FROM pg_stat_activity WHERE query = '%s' AND state = 'active'"},
-    {"mariadb", t_my_url, t_my_admin_url, "SELECT SLEEP(2)",
-     "SELECT SLEEP(5) AS evdb_route_gather", "SELECT * FROM evdb_route_no_such_table",
+    {"mariadb", t_my_url, t_my_admin_url, "SELECT SLEEP(2)", "SELECT SLEEP(5) AS evdb_route_gather",
+     "SELECT * FROM evdb_route_no_such_table",
      "SELECT count(*) FROM information_schema.processlist WHERE info = '%s'"},
 };
 
@@ -289,8 +289,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, quick_query_beside_a_running_slow_one_gets_its_own_connection, 0, 2);
     tcase_add_loop_test(tc, quick_query_submitted_with_a_slow_one_in_the_same_tick, 0, 2);
-    tcase_add_loop_test(tc, fail_fast_gather_fails_at_once_and_stops_the_sleep_on_the_server, 0,
-                        2);
+    tcase_add_loop_test(tc, fail_fast_gather_fails_at_once_and_stops_the_sleep_on_the_server, 0, 2);
     tcase_add_test(tc, queries_held_behind_a_stalled_head_move_to_another_connection);
     tcase_add_loop_test(tc, quick_queries_flow_around_two_running_slow_ones_at_max_conns, 0, 2);
     suite_add_tcase(s, tc);
