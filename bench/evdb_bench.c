@@ -519,6 +519,390 @@ static void close_all(ctx *x)
     free(x->conns);
 }
 
+/* ---- slowmix: quick point selects beside long statements ----
+ *
+ * --workload slowmix: how much a long-running statement holds up the quick
+ * queries of the same pool (pool routing, docs/pool.md). Two shapes:
+ *   low   one request at a time on a quiet pool (max --conns, grown to one
+ *         connection): a fresh pool per round, then point selects one at a
+ *         time, first alone (clean), then beside one slow statement that is
+ *         restarted whenever it ends;
+ *   load  --conns connections (all open), --inflight point selects in
+ *         flight, first alone (clean), then beside two slow statements
+ *         running all the time.
+ * The slow statement is pg_sleep(S) / SLEEP(S), S = --slow-seconds. Only the
+ * quick queries' latencies are reported (p50/p99/max), the clean phase's
+ * beside them. Own options, parsed here: --url, --conns [8], --inflight
+ * [30], --slowmix low|load|both [both], --slow-seconds [1], --duration
+ * seconds per phase [5], --rounds (low) [3], --json FILE, --label TEXT. */
+
+typedef struct smix smix;
+
+typedef struct smix_slot {
+    smix *m;
+    uint64_t t0;
+    int64_t id;
+} smix_slot;
+
+struct smix {
+    struct ev_loop *loop;
+    evdb_pool *pool;
+    bench_backend be;
+    const char *fast_sql;
+    char slow_sql[64];
+    bench_hist *h; /* the phase's histogram */
+    uint64_t rng;
+    uint64_t stop_ns;
+    bool stop_slow;
+    unsigned fast_active, slow_active;
+    uint64_t done, errors, slow_done;
+    char first_error[256];
+};
+
+static void smix_error(smix *m, const char *what, evdb_future *f)
+{
+    m->errors++;
+    if (!m->first_error[0])
+        snprintf(m->first_error, sizeof m->first_error, "%s: %s", what,
+                 f ? evdb_error_message(evdb_future_error(f))
+                   : evdb_error_message(evdb_last_error()));
+}
+
+static void smix_maybe_break(smix *m)
+{
+    if (!m->fast_active && !m->slow_active)
+        ev_break(m->loop, EVBREAK_ALL);
+}
+
+static void smix_fast_done(evdb_future *f, void *arg);
+
+static bool smix_fast_submit(smix_slot *s, uint64_t now)
+{
+    smix *m = s->m;
+    if (now >= m->stop_ns)
+        return false;
+    m->rng ^= m->rng << 13;
+    m->rng ^= m->rng >> 7;
+    m->rng ^= m->rng << 17;
+    s->id = (int64_t)(m->rng % BENCH_ITEMS) + 1;
+    s->t0 = now;
+    evdb_value v = evdb_int(s->id);
+    evdb_future *f = evdb_pool_query(m->pool, m->fast_sql, &v, 1, NULL);
+    if (!f || evdb_future_on_done(f, smix_fast_done, s)) {
+        smix_error(m, "point select", NULL);
+        evdb_future_unref(f);
+        return false;
+    }
+    evdb_future_unref(f);
+    return true;
+}
+
+static void smix_fast_done(evdb_future *f, void *arg)
+{
+    smix_slot *s = arg;
+    smix *m = s->m;
+    uint64_t now = bench_now_ns();
+    const evdb_result *r = evdb_future_status(f) ? NULL : evdb_future_result(f);
+    size_t len = 0;
+    const char *name = r && evdb_result_nrows(r) == 1 ? evdb_result_text(r, 0, 0, &len) : NULL;
+    if (!name || !bench_check_name(name, len, s->id)) {
+        smix_error(m, "point select", evdb_future_status(f) ? f : NULL);
+    } else {
+        m->done++;
+        bench_hist_record(m->h, now - s->t0);
+    }
+    if (!smix_fast_submit(s, now)) {
+        m->fast_active--;
+        /* The quick queries are over: the slow ones end with theirs. */
+        m->stop_slow = true;
+        smix_maybe_break(m);
+    }
+}
+
+static void smix_slow_done(evdb_future *f, void *arg);
+
+static bool smix_slow_submit(smix *m)
+{
+    evdb_future *f = evdb_pool_query(m->pool, m->slow_sql, NULL, 0, NULL);
+    if (!f || evdb_future_on_done(f, smix_slow_done, m)) {
+        smix_error(m, "slow statement", NULL);
+        evdb_future_unref(f);
+        return false;
+    }
+    evdb_future_unref(f);
+    return true;
+}
+
+static void smix_slow_done(evdb_future *f, void *arg)
+{
+    smix *m = arg;
+    if (evdb_future_status(f))
+        smix_error(m, "slow statement", f);
+    else
+        m->slow_done++;
+    if (m->stop_slow || !smix_slow_submit(m)) {
+        m->slow_active--;
+        smix_maybe_break(m);
+    }
+}
+
+/* One phase: nslow slow statements kept running (submitted first) and
+ * nfast quick queries in flight for seconds, their latencies into h; then
+ * waits for the slow ones to end. */
+static void smix_phase(smix *m, smix_slot *slots, unsigned nfast, unsigned nslow, double seconds,
+                       bench_hist *h)
+{
+    m->h = h;
+    m->stop_slow = false;
+    uint64_t now = bench_now_ns();
+    m->stop_ns = now + (uint64_t)(seconds * 1e9);
+    for (unsigned i = 0; i < nslow; i++)
+        if (smix_slow_submit(m))
+            m->slow_active++;
+    for (unsigned i = 0; i < nfast; i++) {
+        slots[i].m = m;
+        if (smix_fast_submit(&slots[i], now))
+            m->fast_active++;
+    }
+    if (!m->fast_active)
+        m->stop_slow = true;
+    if (m->fast_active || m->slow_active)
+        ev_run(m->loop, 0);
+}
+
+static evdb_pool *smix_pool(smix *m, const char *url, unsigned conns, unsigned min)
+{
+    evdb_pool_opts po;
+    memset(&po, 0, sizeof po);
+    po.max_conns = conns;
+    po.min_conns = min;
+    po.acquire_timeout = ACQUIRE_TIMEOUT_S;
+    m->pool = evdb_pool_new(m->loop, url, &po);
+    if (!m->pool) {
+        fprintf(stderr, "evdb-bench: %s\n", evdb_error_message(evdb_last_error()));
+        return NULL;
+    }
+    for (double waited = 0; min; waited += OPEN_POLL_S) {
+        evdb_pool_stats st;
+        evdb_pool_stats_get(m->pool, &st);
+        if (st.idle + st.busy >= min)
+            break;
+        if (waited > OPEN_WAIT_S) {
+            fprintf(stderr, "evdb-bench: the pool has %u of %u connections\n", st.idle + st.busy,
+                    min);
+            return NULL;
+        }
+        evdb_future *z = evdb_sleep(m->loop, OPEN_POLL_S);
+        evdb_future_wait(z);
+        evdb_future_unref(z);
+    }
+    return m->pool;
+}
+
+static uint64_t smix_close_pool(smix *m)
+{
+    evdb_pool_stats st;
+    evdb_pool_stats_get(m->pool, &st);
+    evdb_future *f = evdb_pool_close(m->pool);
+    evdb_future_wait(f);
+    evdb_future_unref(f);
+    m->pool = NULL;
+    return st.connects;
+}
+
+static double ms(uint64_t ns)
+{
+    return (double)ns / 1e6;
+}
+
+/* The slowest of three connection set-ups (evdb_conn_open to ready): the
+ * low-traffic target allows a quick query one of them. 0 on failure. */
+static uint64_t smix_connect_ns(struct ev_loop *loop, const char *url)
+{
+    uint64_t worst = 0;
+    for (int i = 0; i < 3; i++) {
+        uint64_t t0 = bench_now_ns();
+        evdb_future *f = evdb_conn_open(loop, url, NULL);
+        if (!f || evdb_future_wait(f)) {
+            evdb_future_unref(f);
+            return 0;
+        }
+        uint64_t t = bench_now_ns() - t0;
+        worst = t > worst ? t : worst;
+        evdb_future *c = evdb_conn_close(evdb_future_take_conn(f));
+        evdb_future_wait(c);
+        evdb_future_unref(c);
+        evdb_future_unref(f);
+    }
+    return worst;
+}
+
+/* The report: one text line, and a JSON line when asked. */
+static void smix_report(const char *shape, const char *backend, const char *label, const char *json,
+                        unsigned conns, unsigned inflight, unsigned nslow, double slow_s,
+                        const bench_hist *clean, double clean_s, const bench_hist *mix,
+                        double mix_s, uint64_t connects, uint64_t connect_ns, smix *m)
+{
+    /* The targets (docs/pool.md, bench/README.md): at low traffic the
+     * worst quick query beside a slow one within one connection set-up of
+     * the clean worst; under load its p99 at most 3x the clean p99. */
+    char verdict[128];
+    uint64_t c99 = bench_hist_quantile(clean, 0.99), m99 = bench_hist_quantile(mix, 0.99);
+    if (connect_ns)
+        snprintf(verdict, sizeof verdict, "target max <= clean max + one connect (%.3f ms): %s",
+                 ms(connect_ns), mix->max <= clean->max + connect_ns ? "met" : "MISSED");
+    else
+        snprintf(verdict, sizeof verdict, "target p99 <= 3x clean: %s",
+                 m99 <= 3 * c99 ? "met" : "MISSED");
+    printf("slowmix %-4s %-8s conns %u, %u quick in flight, %u x %gs slow:"
+           " clean p50 %.3f p99 %.3f max %.3f ms (%.0f q/s) | beside slow p50 %.3f p99 %.3f"
+           " max %.3f ms (%.0f q/s), p99 %.2fx clean, %llu connects, %llu errors; %s\n",
+           shape, backend, conns, inflight, nslow, slow_s, ms(bench_hist_quantile(clean, 0.5)),
+           ms(bench_hist_quantile(clean, 0.99)), ms(clean->max), (double)clean->n / clean_s,
+           ms(bench_hist_quantile(mix, 0.5)), ms(bench_hist_quantile(mix, 0.99)), ms(mix->max),
+           (double)mix->n / mix_s, c99 ? (double)m99 / (double)c99 : 0,
+           (unsigned long long)connects, (unsigned long long)m->errors, verdict);
+    if (m->first_error[0])
+        printf("  first error: %s\n", m->first_error);
+    if (!json)
+        return;
+    FILE *out = fopen(json, "a");
+    if (!out)
+        return;
+    fprintf(out,
+            "{\"label\":\"%s\",\"client\":\"evdb-pool\",\"backend\":\"%s\",\"workload\":"
+            "\"slowmix-%s\",\"conns\":%u,\"inflight\":%u,\"slow\":%u,\"slow_seconds\":%g,"
+            "\"clean_p50_us\":%.1f,\"clean_p99_us\":%.1f,\"clean_max_us\":%.1f,"
+            "\"clean_qps\":%.0f,\"mix_p50_us\":%.1f,\"mix_p99_us\":%.1f,\"mix_max_us\":%.1f,"
+            "\"mix_qps\":%.0f,\"connects\":%llu,\"connect_us\":%.1f,\"errors\":%llu}\n",
+            label, backend, shape, conns, inflight, nslow, slow_s,
+            bench_hist_quantile(clean, 0.5) / 1e3, bench_hist_quantile(clean, 0.99) / 1e3,
+            clean->max / 1e3, (double)clean->n / clean_s, bench_hist_quantile(mix, 0.5) / 1e3,
+            bench_hist_quantile(mix, 0.99) / 1e3, mix->max / 1e3, (double)mix->n / mix_s,
+            (unsigned long long)connects, connect_ns / 1e3, (unsigned long long)m->errors);
+    fclose(out);
+}
+
+static int slowmix_main(int argc, char **argv)
+{
+    const char *url = NULL, *shape = "both", *json = NULL, *label = "";
+    unsigned conns = 8, inflight = 30, rounds = 3;
+    double slow_s = 1, duration = 5;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--workload") && v) {
+            i++;
+        } else if (!strcmp(a, "--url") && v) {
+            url = argv[++i];
+        } else if (!strcmp(a, "--conns") && v) {
+            conns = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(a, "--inflight") && v) {
+            inflight = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(a, "--rounds") && v) {
+            rounds = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(a, "--slowmix") && v) {
+            shape = argv[++i];
+        } else if (!strcmp(a, "--slow-seconds") && v) {
+            slow_s = atof(argv[++i]);
+        } else if (!strcmp(a, "--duration") && v) {
+            duration = atof(argv[++i]);
+        } else if (!strcmp(a, "--json") && v) {
+            json = argv[++i];
+        } else if (!strcmp(a, "--label") && v) {
+            label = argv[++i];
+        } else if (!strcmp(a, "--no-progress") || !strcmp(a, "--progress")) {
+            continue;
+        } else {
+            fprintf(stderr, "evdb-bench --workload slowmix: unknown or incomplete option '%s'\n",
+                    a);
+            return 2;
+        }
+    }
+    bench_backend be;
+    if (!url || !bench_backend_of(url, &be) || !conns || !inflight || !rounds || slow_s <= 0 ||
+        duration <= 0) {
+        fprintf(stderr, "evdb-bench --workload slowmix: --url (postgresql:// or mariadb://),"
+                        " and positive --conns, --inflight, --rounds, --slow-seconds,"
+                        " --duration\n");
+        return 2;
+    }
+    bool low = !strcmp(shape, "low") || !strcmp(shape, "both");
+    bool load = !strcmp(shape, "load") || !strcmp(shape, "both");
+    if (!low && !load) {
+        fprintf(stderr, "evdb-bench: --slowmix low|load|both\n");
+        return 2;
+    }
+    const char *backend = be == BENCH_PG ? "postgres" : "mariadb";
+    smix m;
+    memset(&m, 0, sizeof m);
+    m.loop = ev_loop_new(EVFLAG_AUTO);
+    m.be = be;
+    m.fast_sql = bench_sql(be, BENCH_K_POINT);
+    m.rng = 0x9e3779b97f4a7c15ull;
+    snprintf(m.slow_sql, sizeof m.slow_sql,
+             be == BENCH_PG ? "SELECT pg_sleep(%g)" : "SELECT SLEEP(%g)", slow_s);
+    bench_hist clean, mix;
+    smix_slot *slots = calloc(inflight, sizeof *slots);
+    if (!m.loop || !slots || bench_hist_init(&clean) || bench_hist_init(&mix)) {
+        fprintf(stderr, "evdb-bench: out of memory\n");
+        return 1;
+    }
+    int rc = 0;
+    if (low) {
+        /* A fresh quiet pool per round, grown to one connection by a
+         * short warm-up; each round's phases last about one slow
+         * statement. */
+        bench_hist warm;
+        bench_hist_init(&warm);
+        uint64_t connects = 0, connect_ns = smix_connect_ns(m.loop, url);
+        double phase = duration / rounds > slow_s ? duration / rounds : slow_s;
+        for (unsigned r = 0; r < rounds && !rc; r++) {
+            if (!smix_pool(&m, url, conns, 0)) {
+                rc = 1;
+                break;
+            }
+            smix_phase(&m, slots, 1, 0, 0.2, &warm);
+            smix_phase(&m, slots, 1, 0, phase, &clean);
+            uint64_t before = 0;
+            evdb_pool_stats st;
+            evdb_pool_stats_get(m.pool, &st);
+            before = st.connects;
+            smix_phase(&m, slots, 1, 1, phase, &mix);
+            connects += smix_close_pool(&m) - before;
+        }
+        bench_hist_free(&warm);
+        if (!rc)
+            smix_report("low", backend, label, json, conns, 1, 1, slow_s, &clean, phase * rounds,
+                        &mix, phase * rounds, connects, connect_ns, &m);
+        rc = rc || m.errors;
+    }
+    if (load && !rc) {
+        bench_hist_reset(&clean);
+        bench_hist_reset(&mix);
+        bench_hist warm;
+        bench_hist_init(&warm);
+        if (!smix_pool(&m, url, conns, conns)) {
+            rc = 1;
+        } else {
+            smix_phase(&m, slots, inflight, 0, duration / 5 < 1 ? duration / 5 : 1, &warm);
+            smix_phase(&m, slots, inflight, 0, duration, &clean);
+            smix_phase(&m, slots, inflight, 2, duration, &mix);
+            uint64_t connects = smix_close_pool(&m);
+            smix_report("load", backend, label, json, conns, inflight, 2, slow_s, &clean, duration,
+                        &mix, duration, connects, 0, &m);
+            rc = m.errors != 0;
+        }
+        bench_hist_free(&warm);
+    }
+    if (m.pool)
+        smix_close_pool(&m);
+    bench_hist_free(&clean);
+    bench_hist_free(&mix);
+    free(slots);
+    ev_loop_destroy(m.loop);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const char extra[] =
@@ -526,7 +910,14 @@ int main(int argc, char **argv)
         " |\n"
         "                      task (a task per query in flight, evdb_await) |\n"
         "                      batch (evdb_pool_batch, --batch statements each) |\n"
-        "                      conn-batch (evdb_conn_batch per connection) [pool]\n";
+        "                      conn-batch (evdb_conn_batch per connection) [pool]\n"
+        "  --workload slowmix  quick point selects beside long statements (own options:\n"
+        "                      --slowmix low|load|both, --slow-seconds S, --rounds N;\n"
+        "                      see the top of its section in evdb_bench.c)\n";
+    /* slowmix runs apart from the closed-loop workloads (own options). */
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--workload") && !strcmp(argv[i + 1], "slowmix"))
+            return slowmix_main(argc, argv);
     bench_opts o;
     bench_parse_args(&o, argc, argv, "evdb-bench", extra);
     bench_backend be;

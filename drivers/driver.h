@@ -364,6 +364,13 @@ typedef struct evdb__driver {
      * not sent then move to another connection of the pool, so the answer
      * must still hold (scratch kept in q, such as drv_state, does). */
     bool (*query_sent)(const evdb__dconn *dc, const evdb__query *q);
+    /* MAY: give back the newest query the driver holds (handed over by
+     * send) if nothing of it has reached the wire, forgetting it as if it
+     * had never been handed over (capacity grows by one); NULL when the
+     * newest one was sent or nothing is held. The core calls it again
+     * until NULL, outside any driver step, to move queries stuck behind a
+     * long-running statement to another connection of the pool. */
+    evdb__query *(*take_unsent)(evdb__dconn *dc);
 
     /* MAY: server session id (backend pid / thread id). */
     int64_t (*server_id)(const evdb__dconn *dc);

@@ -60,6 +60,14 @@ struct evdb_conn {
     evdb_error lost;
     /* Server notices for the user's hook; NULL until a hook is set. */
     evdb__noticeq *notices;
+    /* When the oldest in-flight query (the head) became the head: sent
+     * onto an empty in-flight list, or its predecessor completed. The
+     * server works on the head, so its age tells a pool whether the
+     * connection is stuck behind a long statement (evdb__conn_head_age). */
+    double head_since;
+    /* How long the last completed head ran (its service time), for the
+     * pool's stall threshold; negative once taken (evdb__conn_take_service). */
+    double head_took;
 };
 
 /* Seconds a graceful close may take before the session is dropped. */
@@ -163,6 +171,36 @@ static void fail_all(evdb_conn *c, evdb__qlist *l, int code, bool unknown, const
     (void)c;
 }
 
+/* q, in flight but not on the wire, leaves the driver: off the in-flight
+ * list, its driver scratch cleared for the next driver. One given up on
+ * already (timed out, cancelled: its future is done and counted where it
+ * ended) just goes, as the driver would have dropped it unsent; false
+ * then. */
+static bool unsend(evdb_conn *c, evdb__cq *q)
+{
+    evdb__qlist_remove(&c->inflight, q);
+    if (q->q.cancel_requested) {
+        evdb__cq_free(q);
+        return false;
+    }
+    q->q.drv = NULL;
+    q->q.drv_word = 0;
+    q->q.drv_state = 0;
+    q->cancel_started = false;
+    q->where = EVDB__Q_PENDING;
+    return true;
+}
+
+/* Put the queries of l (oldest first) in front of c's pending list. */
+static void pending_prepend(evdb_conn *c, evdb__qlist *l)
+{
+    evdb__cq *q;
+    while ((q = l->tail)) {
+        evdb__qlist_remove(l, q);
+        evdb__qlist_push_front(&c->pending, q);
+    }
+}
+
 /* The connection is going (lost or closed): the queries the driver holds
  * without having put them on the wire never ran, so they go back to the
  * front of the pending list, in order (they are older than the pending
@@ -177,25 +215,10 @@ static void take_back_unsent(evdb_conn *c)
     evdb__qlist back = {NULL, NULL, 0};
     for (evdb__cq *q = c->inflight.head, *next; q; q = next) {
         next = q->next;
-        if (c->drv->query_sent(c->dc, &q->q))
-            continue;
-        evdb__qlist_remove(&c->inflight, q);
-        if (q->q.cancel_requested) {
-            evdb__cq_free(q);
-            continue;
-        }
-        q->q.drv = NULL;
-        q->q.drv_word = 0;
-        q->q.drv_state = 0;
-        q->cancel_started = false;
-        q->where = EVDB__Q_PENDING;
-        evdb__qlist_push(&back, q);
+        if (!c->drv->query_sent(c->dc, &q->q) && unsend(c, q))
+            evdb__qlist_push(&back, q);
     }
-    evdb__cq *q;
-    while ((q = back.tail)) {
-        evdb__qlist_remove(&back, q);
-        evdb__qlist_push_front(&c->pending, q);
-    }
+    pending_prepend(c, &back);
 }
 
 /* ---- watchers ---- */
@@ -527,6 +550,8 @@ static void pump(evdb_conn *c)
                 continue;
             }
             q->where = EVDB__Q_INFLIGHT;
+            if (!c->inflight.head)
+                c->head_since = evdb__loop_now(c->loop);
             evdb__qlist_push(&c->inflight, q);
             sent++;
         }
@@ -565,6 +590,12 @@ static void pump_deferred(evdb__deferred *d)
 static void query_finished(evdb__cq *q)
 {
     evdb_conn *c = q->conn;
+    if (c->inflight.head == q) {
+        /* The next query becomes the head now: the server turns to it. */
+        double now = evdb__loop_now(c->loop);
+        c->head_took = now - c->head_since;
+        c->head_since = now;
+    }
     evdb__qlist_remove(&c->inflight, q);
     evdb__cq_free(q);
     if (c->owner_ops)
@@ -745,6 +776,7 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
     if (!(drv->caps & EVDB__CAP_PIPELINE))
         p.pipeline_depth = 1;
     c->depth = p.pipeline_depth;
+    c->head_took = -1;
     evdb__wait w = {-1, 0, -1};
     evdb_error err;
     int r = drv->connect_start(&c->dc, &p, &w, &err);
@@ -899,6 +931,46 @@ bool evdb__conn_ready(const evdb_conn *c)
 evdb__loop *evdb__conn_loop(const evdb_conn *c)
 {
     return c->loop;
+}
+
+double evdb__conn_head_age(const evdb_conn *c, double now)
+{
+    return c->inflight.head ? now - c->head_since : 0;
+}
+
+double evdb__conn_take_service(evdb_conn *c)
+{
+    double t = c->head_took;
+    c->head_took = -1;
+    return t;
+}
+
+size_t evdb__conn_take_unsent(evdb_conn *c, evdb__qlist *out)
+{
+    if (c->in_step || c->state != CS_READY)
+        return 0;
+    size_t n = 0;
+    evdb__qlist back = {NULL, NULL, 0};
+    /* From the newest back: the driver gives back only the tail of what
+     * it holds, so the ones it keeps stay in order behind the sent ones. */
+    if (c->drv->take_unsent && c->dc) {
+        evdb__query *dq;
+        while (c->inflight.n > 1 && (dq = c->drv->take_unsent(c->dc))) {
+            evdb__cq *q = (evdb__cq *)dq;
+            if (unsend(c, q))
+                evdb__qlist_push_front(&back, q);
+        }
+    }
+    pending_prepend(c, &back);
+    /* Now the pending list holds every unsent query, oldest first. */
+    evdb__cq *q;
+    while ((q = c->pending.head)) {
+        evdb__qlist_remove(&c->pending, q);
+        q->conn = NULL;
+        evdb__qlist_push(out, q);
+        n++;
+    }
+    return n;
 }
 
 void evdb__conn_set_owner(evdb_conn *c, const evdb__conn_owner *ops, void *owner)

@@ -19,6 +19,15 @@
 
 typedef enum mstate { M_OPENING, M_READY, M_VALIDATING, M_ACQUIRED, M_RESETTING, M_CLOSING } mstate;
 
+/* stall_threshold took the first of the three reserved pointers that
+ * ended evdb_pool_opts: the struct keeps its size where a double is as
+ * wide as a pointer. */
+#if UINTPTR_MAX > 0xffffffffu
+_Static_assert(sizeof(evdb_pool_opts) ==
+                   offsetof(evdb_pool_opts, stall_threshold) + 3 * sizeof(void *),
+               "evdb_pool_opts changed size");
+#endif
+
 /* Defaults for zero options. */
 #define DEFAULT_BACKOFF_INITIAL 0.1
 #define DEFAULT_BACKOFF_MAX 5.0
@@ -27,6 +36,17 @@ typedef enum mstate { M_OPENING, M_READY, M_VALIDATING, M_ACQUIRED, M_RESETTING,
 #define DEFAULT_CLOSE_GRACE 5.0
 /* A validation ping gets this long before the connection counts as dead. */
 #define VALIDATE_TIMEOUT 5.0
+/* The adaptive stall threshold (docs/pool.md, "Routing"): STALL_FACTOR
+ * times a decaying mean of the service times the pool observes, each
+ * sample clipped at the threshold of the moment (one long statement moves
+ * it by at most a sixteenth of the way to STALL_FACTOR times; a workload
+ * that is slow throughout still raises it within a dozen statements),
+ * kept between STALL_FLOOR (about what a new connection costs: stalling a
+ * connection earlier would buy nothing) and STALL_CAP. */
+#define STALL_FACTOR 8.0
+#define STALL_FLOOR 0.02
+#define STALL_CAP 1.0
+#define STALL_WEIGHT (1.0 / 16)
 
 typedef struct member member;
 struct member {
@@ -84,6 +104,13 @@ struct evdb_pool {
     bool closed;              /* only the handle is left (see pool_shell_free) */
     evdb__deferred dispatch_d;
     char discard_reason[160];
+    /* Routing (docs/pool.md, "Routing"): the stall threshold in force
+     * (INFINITY when off), the decaying mean service time it is derived
+     * from, and the stall timer with the time it is armed for (INFINITY:
+     * not armed). */
+    double stall, svc;
+    evdb__timer *stall_timer;
+    double stall_at;
 };
 
 static void dispatch(evdb_pool *p);
@@ -141,6 +168,7 @@ static void pool_free_if_closed(evdb_pool *p)
     evdb__timer_free(p->backoff_timer);
     evdb__timer_free(p->maint_timer);
     evdb__timer_free(p->grace_timer);
+    evdb__timer_free(p->stall_timer);
     evdb__free(p->url);
     evdb__free(p->on_connect_sql);
     evdb__loop *l = p->loop;
@@ -151,6 +179,7 @@ static void pool_free_if_closed(evdb_pool *p)
         p->loop = NULL;
         p->url = p->on_connect_sql = NULL;
         p->deadline_timer = p->backoff_timer = p->maint_timer = p->grace_timer = NULL;
+        p->stall_timer = NULL;
         evdb_future_unref(cf); /* may free p (pool_shell_free) */
     } else {
         evdb_future_unref(cf);
@@ -225,16 +254,53 @@ static bool usable(member *m)
     return true;
 }
 
+/* Whether m's head (the statement its server runs) is young: under the
+ * stall threshold. A connection with an old head takes no more pipelined
+ * work: whatever it got would wait for that statement. */
+static bool young(const evdb_pool *p, const member *m, double now)
+{
+    return evdb__conn_head_age(m->c, now) < p->stall;
+}
+
+/* The pool may open another connection for a waiting query now. */
+static bool can_grow(const evdb_pool *p)
+{
+    return !p->backing_off && p->nmembers < p->o.max_conns;
+}
+
+/* Whether a query may be pipelined behind others on a busy connection at
+ * all: only when no connection can be had otherwise, i.e. the pool is at
+ * max_conns (or backing off) and none is on its way. At a cold start the
+ * first connection up must not take the whole queue. */
+static bool may_pipeline(const evdb_pool *p)
+{
+    return !can_grow(p) && p->nopening == 0;
+}
+
+/* Where the next query goes now: an idle usable connection, else (when
+ * the pool may pipeline at all) the least-loaded one with room whose head
+ * is young; NULL when none: it waits. */
 static member *pick(evdb_pool *p)
 {
     member *best = NULL;
-    size_t best_load = SIZE_MAX;
+    /* Below max_conns only an idle connection will do: none means a new
+     * one (dispatch opens it). */
+    size_t best_load = may_pipeline(p) ? SIZE_MAX : 1;
+    double now = -1;
     for (member *m = p->members; m; m = m->next) {
         if (m->st != M_READY)
             continue;
         /* The cheap tests first: this runs for every pooled query. */
         size_t load = evdb__conn_load(m->c);
-        if (load >= best_load || load >= evdb__conn_depth(m->c) || !usable(m))
+        if (load >= best_load || load >= evdb__conn_depth(m->c))
+            continue;
+        if (load > 0) {
+            if (now < 0)
+                now = evdb__loop_now(p->loop);
+            if (!young(p, m, now))
+                continue;
+        }
+        if (!usable(m))
             continue;
         best = m;
         best_load = load;
@@ -252,14 +318,107 @@ static member *pick_idle(evdb_pool *p)
     return NULL;
 }
 
-/* Whether m should take another waiting query now. A busy connection
- * pipelines more only when no other connection is on its way: at a cold
- * start the first connection up must not take the whole queue (one slow
- * statement would hold up everything pipelined behind it). */
+/* Whether m should take another waiting query now: an idle one always; a
+ * busy one only when the pool can get no other connection (may_pipeline)
+ * and its head is young. */
 static bool takes_more(const member *m)
 {
     size_t load = evdb__conn_load(m->c);
-    return load < evdb__conn_depth(m->c) && (load == 0 || m->pool->nopening == 0);
+    if (load == 0)
+        return true;
+    const evdb_pool *p = m->pool;
+    return load < evdb__conn_depth(m->c) && may_pipeline(p) && young(p, m, evdb__loop_now(p->loop));
+}
+
+/* Learn c's last head service time, if a head completed: the adaptive
+ * stall threshold follows the service times the pool sees (see
+ * STALL_FACTOR). */
+static void observe(evdb_pool *p, evdb_conn *c)
+{
+    double t = evdb__conn_take_service(c);
+    if (t < 0 || p->o.stall_threshold != 0)
+        return;
+    if (t > p->stall)
+        t = p->stall;
+    p->svc += (t - p->svc) * STALL_WEIGHT;
+    double th = STALL_FACTOR * p->svc;
+    p->stall = th < STALL_FLOOR ? STALL_FLOOR : th > STALL_CAP ? STALL_CAP : th;
+}
+
+/* Watch m's head after a query was queued behind it: the stall timer
+ * fires when the head crosses the threshold (on_stall), unless it is
+ * armed for an earlier moment already. */
+static void watch_stall(evdb_pool *p, member *m)
+{
+    if (isinf(p->stall))
+        return;
+    double now = evdb__loop_now(p->loop);
+    double at = now - evdb__conn_head_age(m->c, now) + p->stall;
+    if (at >= p->stall_at)
+        return;
+    p->stall_at = at;
+    evdb__timer_start(p->stall_timer, at > now ? at - now : 0);
+}
+
+/* Put queries back at the front of the wait queue, in order (the list's
+ * order, oldest first). Each gets a fresh acquire deadline (one that went
+ * straight to a connection never had one, and would otherwise fail at once
+ * with EVDB_EPOOLTIMEOUT instead of waiting for another connection), but
+ * none later than the deadline of the waiter behind it: the deadline timer
+ * relies on the queue being in deadline order. */
+static void requeue_front(evdb_pool *p, evdb__qlist *l)
+{
+    double deadline = evdb__loop_now(p->loop) + p->o.acquire_timeout;
+    while (l->tail) {
+        evdb__cq *q = l->tail;
+        evdb__qlist_remove(l, q);
+        q->conn = NULL;
+        q->where = EVDB__Q_POOL;
+        if (p->waitq.head && p->waitq.head->pool_deadline < deadline)
+            deadline = p->waitq.head->pool_deadline;
+        q->pool_deadline = deadline;
+        evdb__qlist_push_front(&p->waitq, q);
+    }
+}
+
+/* The stall timer: the queries not yet sent on a connection whose head
+ * has run past the threshold go back to the front of the queue and are
+ * routed elsewhere (what was sent must wait for its results, as the
+ * protocol requires). Then armed for the next head to cross, among
+ * connections with work queued behind their head. */
+static void on_stall(void *arg)
+{
+    evdb_pool *p = arg;
+    double now = evdb__loop_now(p->loop);
+    double next = INFINITY;
+    bool moved = false;
+    p->stall_at = INFINITY;
+    /* A closing pool routes nothing more: what runs finishes where it is. */
+    if (p->close_f)
+        return;
+    /* Each connection's unsent queries go in front of the queue in their
+     * own order; between connections the order does not matter: they had
+     * been routed as if running at the same time. */
+    for (member *m = p->members; m; m = m->next) {
+        if (m->st != M_READY || evdb__conn_load(m->c) < 2)
+            continue;
+        double age = evdb__conn_head_age(m->c, now);
+        if (age + 1e-4 >= p->stall) {
+            evdb__qlist l = {NULL, NULL, 0};
+            if (evdb__conn_take_unsent(m->c, &l)) {
+                requeue_front(p, &l);
+                moved = true;
+            }
+        } else if (now - age + p->stall < next) {
+            next = now - age + p->stall;
+        }
+    }
+    if (!isinf(next)) {
+        p->stall_at = next;
+        evdb__timer_start(p->stall_timer, next - now);
+    }
+    if (moved)
+        schedule_dispatch(p);
 }
 
 /* Count a pooled query's outcome: every query submitted ends ok or in
@@ -300,6 +459,8 @@ static void feed(member *m)
     evdb_pool *p = m->pool;
     while (p->waitq.head && takes_more(m))
         hand_query(p, m);
+    if (evdb__conn_load(m->c) > 1)
+        watch_stall(p, m);
     m->last_used = evdb__loop_now(p->loop);
 }
 
@@ -307,9 +468,10 @@ static void feed(member *m)
 static void on_room(void *owner, evdb_conn *c)
 {
     member *m = owner;
-    (void)c;
     /* Pooled queries are counted by evdb__pool_count, not here: this also
-     * sees a borrower's, the reset's and the validation's queries. */
+     * sees a borrower's, the reset's and the validation's queries (their
+     * service times count all the same: the server took that long). */
+    observe(m->pool, c);
     if (m->st == M_READY && m->pool->waitq.head)
         feed(m);
     m->last_used = evdb__loop_now(m->pool->loop);
@@ -322,23 +484,8 @@ static void on_broken(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb
     member *m = owner;
     evdb_pool *p = m->pool;
     (void)c;
-    /* Unsent queries go back to the front of the wait queue, in order.
-     * Each gets a fresh acquire deadline (one that went straight to a
-     * connection never had one, and would otherwise fail at once with
-     * EVDB_EPOOLTIMEOUT instead of waiting for the replacement), but none
-     * later than the deadline of the waiter behind it: the deadline timer
-     * relies on the queue being in deadline order. */
-    double deadline = evdb__loop_now(p->loop) + p->o.acquire_timeout;
-    while (unsent->tail) {
-        evdb__cq *q = unsent->tail;
-        evdb__qlist_remove(unsent, q);
-        q->conn = NULL;
-        q->where = EVDB__Q_POOL;
-        if (p->waitq.head && p->waitq.head->pool_deadline < deadline)
-            deadline = p->waitq.head->pool_deadline;
-        q->pool_deadline = deadline;
-        evdb__qlist_push_front(&p->waitq, q);
-    }
+    /* Unsent queries go back to the front of the wait queue, in order. */
+    requeue_front(p, unsent);
     evdb__error_copy(&p->last_err, err);
     p->have_err = true;
     p->st.broken++;
@@ -929,12 +1076,17 @@ static void dispatch(evdb_pool *p)
             break;
         hand_out(p, p->acq_head, m);
     }
-    /* One query at a time to the least-loaded connection: spreads work. */
+    /* One query at a time, in FIFO order: to an idle connection; when the
+     * pool can grow, the rest wait for the connections opened below (or
+     * one that turns idle first); at max_conns, to the least-loaded one
+     * whose head is young (docs/pool.md, "Routing"). */
     while (p->waitq.head) {
         member *m = pick(p);
-        if (!m || !takes_more(m))
+        if (!m)
             break;
         hand_query(p, m);
+        if (evdb__conn_load(m->c) > 1)
+            watch_stall(p, m);
         m->last_used = evdb__loop_now(p->loop);
     }
     /* Grow lazily: one new connection per waiter not yet covered. */
@@ -1008,13 +1160,22 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
     p->backoff_timer = evdb__timer_new(l, on_backoff, p);
     p->maint_timer = evdb__timer_new(l, on_maint, p);
     p->grace_timer = evdb__timer_new(l, on_grace, p);
+    p->stall_timer = evdb__timer_new(l, on_stall, p);
+    p->stall_at = INFINITY;
+    /* Adaptive: starts at the floor and follows the service times seen. */
+    p->stall = o.stall_threshold > 0   ? o.stall_threshold
+               : o.stall_threshold < 0 ? INFINITY
+                                       : STALL_FLOOR;
+    p->svc = STALL_FLOOR / STALL_FACTOR;
     p->close_spare = evdb__future_new(l, EVDB__FK_CLOSE);
     p->rng = (uint32_t)(uintptr_t)p ^ (uint32_t)(evdb__loop_now(l) * 1e6) ^ 0x9e3779b9u;
     if (p->rng == 0)
         p->rng = 1;
     if (!p->url || (o.on_connect_sql && !p->on_connect_sql) || !p->deadline_timer ||
-        !p->backoff_timer || !p->maint_timer || !p->grace_timer || !p->close_spare) {
+        !p->backoff_timer || !p->maint_timer || !p->grace_timer || !p->stall_timer ||
+        !p->close_spare) {
         evdb_future_unref(p->close_spare);
+        evdb__timer_free(p->stall_timer);
         evdb__timer_free(p->deadline_timer);
         evdb__timer_free(p->backoff_timer);
         evdb__timer_free(p->maint_timer);
@@ -1075,9 +1236,11 @@ static evdb_future *pool_submit(evdb_pool *p, evdb__cq *q)
     /* Straight to a connection with room when the queue is empty (FIFO:
      * never overtake a waiter). */
     member *m = p->waitq.head ? NULL : pick(p);
-    if (m && takes_more(m)) {
+    if (m) {
         p->st.wait_hist[0]++;
         evdb__conn_submit(m->c, q);
+        if (evdb__conn_load(m->c) > 1)
+            watch_stall(p, m);
         return f;
     }
     q->where = EVDB__Q_POOL;

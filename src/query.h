@@ -70,6 +70,20 @@ unsigned evdb__conn_depth(const evdb_conn *c);
 bool evdb__conn_ready(const evdb_conn *c);
 evdb__loop *evdb__conn_loop(const evdb_conn *c);
 
+/* How long the query at the head of c's in-flight list (the one the
+ * server is running) has been the head, at time now; 0 when nothing is in
+ * flight. */
+double evdb__conn_head_age(const evdb_conn *c, double now);
+/* The service time of the head that completed last (seconds from becoming
+ * the head to completing), once: negative when there is no new one. */
+double evdb__conn_take_service(evdb_conn *c);
+/* Move every query on c that has not reached the wire to the tail of out,
+ * oldest first: the pending list, and the tail of what the driver holds
+ * unsent (driver slot take_unsent). Never the head. The queries keep their
+ * futures and timers; the caller re-routes them. Returns how many moved
+ * (0 while c is inside a driver step or not ready). */
+size_t evdb__conn_take_unsent(evdb_conn *c, evdb__qlist *out);
+
 /* The pool a connection belongs to, told about its connections' events. */
 typedef struct evdb__conn_owner {
     /* c has room for more queries: a query completed, or the driver

@@ -395,7 +395,13 @@ START_TEST(query_hook_and_stats_count_every_query)
 {
     struct ev_loop *loop = t_loop_new(5);
     hook_log h = {0};
-    evdb_pool_opts o = {.max_conns = 2, .query_hook = on_query_event, .query_hook_arg = &h};
+    /* A fixed stall threshold well above these statements: with the
+     * adaptive one (20 ms at first) a client stalled that long by a busy
+     * machine sees the 2 ms heads as stalled, and the query that times out
+     * after 50 ms may then do so still queued, where wait_hist does not
+     * count it. */
+    evdb_pool_opts o = {.max_conns = 2, .query_hook = on_query_event, .query_hook_arg = &h,
+                        .stall_threshold = 10};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
     evdb_query_opts quick = {.timeout = 0.05};
     evdb_future *fs[12];
@@ -579,8 +585,10 @@ END_TEST
 START_TEST(rerouted_query_waits_for_the_replacement)
 {
     struct ev_loop *loop = t_loop_new(5);
+    /* Stall routing off: the query must go onto the connection behind the
+     * slow head (with it on, it would wait in the pool instead). */
     evdb_pool_opts o = {.max_conns = 1, .backoff_initial = 0.01, .acquire_timeout = 2,
-                        .pipeline_depth = 3};
+                        .pipeline_depth = 3, .stall_threshold = -1};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/?no_cancel=1", &o);
     evdb_future *w = evdb_pool_query(p, "ok", NULL, 0, NULL);
     ck_assert_int_eq(t_wait(w), 0);
@@ -665,9 +673,10 @@ START_TEST(stats_count_every_outcome)
 {
     struct ev_loop *loop = t_loop_new(8);
     /* One connection that pools two queries while the driver runs one:
-     * the second waits on the connection, a third in the pool. */
+     * the second waits on the connection, a third in the pool (stall
+     * routing off: it would move the second back to the pool). */
     evdb_pool_opts o = {.max_conns = 1, .pipeline_depth = 2, .acquire_timeout = 0.3,
-                        .backoff_initial = 0.01};
+                        .backoff_initial = 0.01, .stall_threshold = -1};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/?depth=1", &o);
     evdb_query_opts t = {.timeout = 0.05};
     done_count cnt = {{0}};
@@ -808,6 +817,212 @@ static void on_leak_query(const evdb_pool_leak *leak, void *arg)
     if (leak->conn == lq->expect && !lq->f)
         lq->f = evdb_conn_query(leak->conn, "ok from the hook", NULL, 0, NULL);
 }
+
+/* Completion order of pooled queries: each callback takes the next
+ * number, and counts its calls (every callback exactly once). */
+typedef struct seq_log {
+    int next;
+    int seq[16];
+    int calls[16];
+} seq_log;
+
+typedef struct seq_slot {
+    seq_log *log;
+    int id;
+} seq_slot;
+
+static void on_done_order(evdb_future *f, void *arg)
+{
+    (void)f;
+    seq_slot *s = arg;
+    s->log->calls[s->id]++;
+    s->log->seq[s->id] = s->log->next++;
+}
+
+static evdb_future *submit_ordered(evdb_pool *p, const char *sql, seq_log *log,
+                                   seq_slot *slot, int id)
+{
+    evdb_future *f = evdb_pool_query(p, sql, NULL, 0, NULL);
+    ck_assert_ptr_nonnull(f);
+    *slot = (seq_slot){log, id};
+    ck_assert_int_eq(evdb_future_on_done(f, on_done_order, slot), 0);
+    return f;
+}
+
+/* Run the loop until p (min_conns 2) has both connections open and idle. */
+static void wait_two_idle(struct ev_loop *loop, evdb_pool *p)
+{
+    evdb_pool_stats st;
+    for (int i = 0; i < 200; i++) {
+        evdb_pool_stats_get(p, &st);
+        if (st.idle == 2)
+            return;
+        t_run_for(loop, 0.01);
+    }
+    ck_abort_msg("the pool did not open its two connections");
+}
+
+/* fs[1..n-1] = "ok <i>", submitted in this loop tick. */
+static void submit_oks(evdb_pool *p, evdb_future **fs, seq_log *log, seq_slot *slots, int n)
+{
+    for (int i = 1; i < n; i++) {
+        char sql[16];
+        snprintf(sql, sizeof sql, "ok %d", i);
+        fs[i] = submit_ordered(p, sql, log, &slots[i], i);
+    }
+}
+
+/* A pool below max_conns whose one connection runs a long statement opens
+ * another for the next query instead of pipelining it behind: the quick
+ * query finishes first (adaptive threshold, the default). */
+START_TEST(slow_head_makes_the_pool_grow_instead_of_pipelining)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 4, .pipeline_depth = 8};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?connect_ms=5", &o);
+    evdb_future *w = evdb_pool_query(p, "ok", NULL, 0, NULL);
+    ck_assert_int_eq(t_wait(w), 0);
+    evdb_future_unref(w);
+    seq_log log = {0};
+    seq_slot slots[2];
+    evdb_future *slow = submit_ordered(p, "sleep 400", &log, &slots[0], 0);
+    t_run_for(loop, 0.05);
+    evdb_future *quick = submit_ordered(p, "ok", &log, &slots[1], 1);
+    ck_assert_int_eq(t_wait(slow), 0);
+    ck_assert_int_eq(t_wait(quick), 0);
+    ck_assert_int_eq(log.seq[1], 0); /* the quick one first */
+    ck_assert_int_eq(log.seq[0], 1);
+    ck_assert_int_eq(log.calls[0], 1);
+    ck_assert_int_eq(log.calls[1], 1);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.connects, 2);
+    evdb_future_unref(slow);
+    evdb_future_unref(quick);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* At max_conns queries pipeline onto busy connections; the ones queued
+ * unsent behind a head that has run past the stall threshold go back to
+ * the pool and run elsewhere, before the long statement ends, in their
+ * order. _i == 0: the driver takes one query at a time (depth=1), so the
+ * rest wait on the connection's pending list; _i == 1: the driver takes
+ * them all but puts only its head on the wire (lazy_send), and gives the
+ * others back (take_unsent). */
+START_TEST(queries_behind_a_stalled_head_move_to_another_connection)
+{
+    static const char *const urls[2] = {"fake://db/?depth=1", "fake://db/?lazy_send=1"};
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 2, .min_conns = 2, .pipeline_depth = 4,
+                        .stall_threshold = 0.05};
+    evdb_pool *p = evdb_pool_new(loop, urls[_i], &o);
+    evdb_pool_stats st;
+    wait_two_idle(loop, p);
+    seq_log log = {0};
+    seq_slot slots[7];
+    evdb_future *fs[7];
+    fs[0] = submit_ordered(p, "sleep 600", &log, &slots[0], 0);
+    submit_oks(p, fs, &log, slots, 7);
+    /* All on the two connections (pipelined), none waiting in the pool. */
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.waiting, 0);
+    evdb_future *g = evdb_gather(fs, 7, 0);
+    ck_assert_int_eq(t_wait(g), 0);
+    evdb_future_unref(g);
+    ck_assert_int_eq(log.seq[0], 6); /* the long one last */
+    if (_i == 1)
+        ck_assert_uint_ge(fake.taken_back, 1); /* the driver gave some back */
+    for (int i = 0; i < 7; i++)
+        ck_assert_int_eq(log.calls[i], 1);
+    for (int i = 1; i < 7; i++) {
+        char want[8];
+        snprintf(want, sizeof want, "%d", i);
+        ck_assert_str_eq(evdb_result_text(evdb_future_result(fs[i]), 0, 0, NULL), want);
+    }
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.connects, 2);
+    ck_assert_uint_eq(st.query_errors, 0);
+    for (int i = 0; i < 7; i++)
+        evdb_future_unref(fs[i]);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* A query given up on (timed out) while the driver held it unsent behind
+ * the stalled head is dropped when taken back, never run elsewhere; its
+ * callback runs once, with the timeout, and the stats add up. */
+START_TEST(given_up_queries_taken_back_unsent_are_dropped)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 2, .min_conns = 2, .pipeline_depth = 8,
+                        .stall_threshold = 0.05};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?lazy_send=1", &o);
+    evdb_pool_stats st;
+    wait_two_idle(loop, p);
+    seq_log log = {0};
+    seq_slot slots[7];
+    evdb_future *fs[7];
+    fs[0] = submit_ordered(p, "sleep 300", &log, &slots[0], 0);
+    evdb_query_opts t = {.timeout = 0.02};
+    for (int i = 1; i < 7; i++) {
+        fs[i] = evdb_pool_query(p, "sleep 1", NULL, 0, &t);
+        slots[i] = (seq_slot){&log, i};
+        ck_assert_int_eq(evdb_future_on_done(fs[i], on_done_order, &slots[i]), 0);
+    }
+    evdb_future *g = evdb_gather(fs, 7, 0);
+    t_wait(g);
+    evdb_future_unref(g);
+    t_run_for(loop, 0.4); /* the long one and anything left end */
+    int ok = 0, timed_out = 0;
+    for (int i = 0; i < 7; i++) {
+        ck_assert_int_eq(log.calls[i], 1);
+        int stv = evdb_future_status(fs[i]);
+        ck_assert(stv == 0 || stv == EVDB_ETIMEDOUT);
+        ok += stv == 0;
+        timed_out += stv == EVDB_ETIMEDOUT;
+        evdb_future_unref(fs[i]);
+    }
+    ck_assert_int_ge(timed_out, 1); /* something waited behind the long one */
+    ck_assert_uint_ge(fake.taken_back, 1);
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.queries, 7);
+    ck_assert_uint_eq(st.query_errors, (unsigned)timed_out);
+    ck_assert_uint_eq(st.query_timeouts, (unsigned)timed_out);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* With stall routing off (stall_threshold < 0) the same queries wait
+ * behind the long statement: the test above is not passing by luck. */
+START_TEST(stall_routing_off_keeps_queries_behind_the_head)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 2, .min_conns = 2, .pipeline_depth = 4,
+                        .stall_threshold = -1};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?depth=1", &o);
+    wait_two_idle(loop, p);
+    seq_log log = {0};
+    seq_slot slots[7];
+    evdb_future *fs[7];
+    fs[0] = submit_ordered(p, "sleep 300", &log, &slots[0], 0);
+    for (int i = 1; i < 7; i++)
+        fs[i] = submit_ordered(p, "ok", &log, &slots[i], i);
+    evdb_future *g = evdb_gather(fs, 7, 0);
+    ck_assert_int_eq(t_wait(g), 0);
+    evdb_future_unref(g);
+    ck_assert_int_lt(log.seq[0], 6); /* something waited behind it */
+    for (int i = 0; i < 7; i++) {
+        ck_assert_int_eq(log.calls[i], 1);
+        evdb_future_unref(fs[i]);
+    }
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
 
 /* The issue: evdb_pool_acquire handed out the connection itself, so a
  * handle kept after evdb_conn_release named the connection's next
@@ -960,6 +1175,10 @@ int main(void)
     tcase_add_test(tc, stats_count_every_outcome);
     tcase_add_test(tc, queries_the_driver_held_unsent_move_when_the_connection_breaks);
     tcase_add_test(tc, stale_handle_never_acts_on_the_next_borrower);
+    tcase_add_test(tc, slow_head_makes_the_pool_grow_instead_of_pipelining);
+    tcase_add_loop_test(tc, queries_behind_a_stalled_head_move_to_another_connection, 0, 2);
+    tcase_add_test(tc, stall_routing_off_keeps_queries_behind_the_head);
+    tcase_add_test(tc, given_up_queries_taken_back_unsent_are_dropped);
     tcase_add_test(tc, transaction_commit_needs_its_own_borrow);
     suite_add_tcase(s, tc);
     return t_run_suite(s);

@@ -50,5 +50,6 @@ const evdb__driver evdb__driver_postgres = {
     .close_step = evdb__pg_close_step,
     .destroy = evdb__pg_destroy,
     .query_sent = evdb__pg_query_sent,
+    .take_unsent = evdb__pg_take_unsent,
     .server_id = server_id,
 };

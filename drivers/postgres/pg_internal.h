@@ -386,6 +386,7 @@ void evdb__pg_pipeline_forget(evdb__dconn *dc);
 bool evdb__pg_query_on_wire(const evdb__query *q);
 /* The driver's query_sent slot: q went on the wire at least once. */
 bool evdb__pg_query_sent(const evdb__dconn *dc, const evdb__query *q);
+evdb__query *evdb__pg_take_unsent(evdb__dconn *dc);
 
 /* ---- pg_conn.c ---- */
 int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,

@@ -522,6 +522,21 @@ bool evdb__pg_query_sent(const evdb__dconn *dc, const evdb__query *q)
     return (q->drv_state & PGQ_SENT) != 0;
 }
 
+/* The tail of pend is the newest query taken; one that never reached the
+ * wire (not a re-send, which was sent once) holds nothing of the
+ * connection's: no ring entry, no pinned statement. */
+evdb__query *evdb__pg_take_unsent(evdb__dconn *dc)
+{
+    if (!dc->plen)
+        return NULL;
+    evdb__query *q = dc->pend[(dc->phead + dc->plen - 1) & (dc->pcap - 1)];
+    if (q->drv_state & (PGQ_WIRE | PGQ_SENT))
+        return NULL;
+    dc->plen--;
+    dc->inflight--;
+    return q;
+}
+
 void evdb__pg_pipeline_forget(evdb__dconn *dc)
 {
     evdb__result_free(dc->held);

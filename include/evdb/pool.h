@@ -1,10 +1,10 @@
 /*
  * Connection pool for services: bounded, FIFO-fair, self-healing.
  *
- * evdb_pool_query picks the least-loaded ready connection with room (an
- * idle one first; a busy PostgreSQL connection takes more up to its
- * pipeline depth), else waits in the pool's FIFO queue, which grows the
- * pool lazily up to max_conns. A query that was never sent is never lost
+ * evdb_pool_query takes an idle connection, else a new one (below
+ * max_conns; it waits in the pool's FIFO queue meanwhile), else pipelines
+ * onto a busy PostgreSQL connection whose running statement is not stalled
+ * (stall_threshold; docs/pool.md, "Routing"), else waits. A query that was never sent is never lost
  * to a broken connection: it moves to another one. Broken connections are
  * replaced, with exponential backoff while the server is down.
  *
@@ -67,7 +67,16 @@ typedef struct evdb_pool_opts {
      * the connection refuse it (EVDB_EINVAL). */
     evdb_notice_fn notice_hook;
     void *notice_hook_arg;
-    void *reserved[3];
+    /* Seconds after which a connection's running statement (the oldest
+     * it has in flight) counts as stalled: the connection then takes no
+     * more pipelined queries, and those it holds unsent move to other
+     * connections (docs/pool.md, "Routing"). [0 = adaptive: 8 times a
+     * decaying mean of the service times the pool observes, between
+     * 0.02 and 1 s]; negative = never stalled (queries pipeline onto busy
+     * connections whatever runs there). Taken from the reserved tail: the
+     * struct keeps its size on 64-bit platforms. */
+    double stall_threshold;
+    void *reserved[2];
 } evdb_pool_opts;
 
 typedef enum evdb_pool_query_phase {

@@ -256,6 +256,25 @@ static bool fake_query_sent(const evdb__dconn *dc, const evdb__query *q)
     return !dc->lazy_send || (dc->head && dc->head->q == q);
 }
 
+/* lazy_send: the newest query, when it is not the head, has not gone on
+ * the wire: give it back (drivers/driver.h, take_unsent). */
+static evdb__query *fake_take_unsent(evdb__dconn *dc)
+{
+    if (!dc->lazy_send || !dc->head || dc->head == dc->tail)
+        return NULL;
+    fq *prev = dc->head;
+    while (prev->next != dc->tail)
+        prev = prev->next;
+    fq *e = dc->tail;
+    prev->next = NULL;
+    dc->tail = prev;
+    dc->inflight--;
+    evdb__query *q = e->q;
+    evdb__free(e);
+    fake.taken_back++;
+    return q;
+}
+
 static int fake_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err)
 {
     double t = now_ms();
@@ -362,6 +381,7 @@ static const evdb__driver fake_driver = {
     .close_step = fake_close_step,
     .destroy = fake_destroy,
     .query_sent = fake_query_sent,
+    .take_unsent = fake_take_unsent,
 };
 
 void fake_driver_install(void)

@@ -8,8 +8,9 @@
  * the connection, whatever the connection's pipeline depth). lazy_send=1:
  * a query handed over goes on the wire (query_sent) only when every
  * earlier one has been answered; one given up on before that is dropped
- * unsent (fails with "fake: dropped unsent"). Without it every query
- * handed over counts as sent.
+ * unsent (fails with "fake: dropped unsent"), and the ones not on the wire
+ * can be taken back (take_unsent). Without it every query handed over
+ * counts as sent.
  * SQL is a script, one command per query:
  *   "ok"            one row, one column "v" = "ok", answered at once
  *   "ok <text>"     the same with v = <text>
@@ -30,6 +31,7 @@ typedef struct fake_stats {
     size_t connects, sends, flushes, cancels, closes, destroys, answered;
     size_t max_inflight;
     size_t dropped_unsent; /* lazy_send: given up on before they went out */
+    size_t taken_back;     /* lazy_send: given back unsent (take_unsent) */
 } fake_stats;
 
 /* Register the fake driver for fake:// URLs (idempotent) and zero stats. */
