@@ -136,7 +136,11 @@ typedef enum evdb__fkind {
     EVDB__FK_RACE,
     EVDB__FK_TIMEOUT,
     EVDB__FK_CLOSE,
-    EVDB__FK_TASK
+    EVDB__FK_TASK,
+    /* A transaction helper's future (src/pool_txn.c): forwards to what
+     * fn returned, as a timeout does, but is named for what it is in
+     * evdb_task_dump and the unobserved-error hook. */
+    EVDB__FK_TXN
 } evdb__fkind;
 
 /* The operation behind a future: told when the future is cancelled. */

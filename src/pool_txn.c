@@ -195,7 +195,7 @@ static evdb_future *with_retries(evdb__loop *loop, const evdb_txn_opts *o, attem
                                  void *self, void (*self_free)(void *))
 {
     retry *r = evdb__calloc(1, sizeof *r);
-    evdb_future *f = r ? evdb__future_new(loop, EVDB__FK_TIMEOUT) : NULL;
+    evdb_future *f = r ? evdb__future_new(loop, EVDB__FK_TXN) : NULL;
     if (!f) {
         evdb__free(r);
         r = NULL;
@@ -445,7 +445,7 @@ static evdb_future *txn_start(void *self)
     evdb_future *a = evdb_pool_acquire_at(t->pool, t->o.acquire_timeout, NULL, 0);
     if (!a)
         return NULL;
-    evdb_future *f = evdb__future_new(evdb__pool_loop(t->pool), EVDB__FK_TIMEOUT);
+    evdb_future *f = evdb__future_new(evdb__pool_loop(t->pool), EVDB__FK_TXN);
     if (!f || evdb_future_on_done(a, txn_acquired, t)) {
         evdb_future_unref(f);
         evdb_future_cancel(a);
@@ -933,7 +933,7 @@ evdb_future *evdb_conn_savepoint(evdb_conn *c, evdb_txn_fn fn, void *arg)
         evdb__free(s);
         return NULL;
     }
-    evdb_future *f = evdb__future_new(evdb__future_loop(s->sp), EVDB__FK_TIMEOUT);
+    evdb_future *f = evdb__future_new(evdb__future_loop(s->sp), EVDB__FK_TXN);
     if (!f || evdb_future_on_done(s->sp, sp_part_done, s)) {
         evdb_future_unref(f);
         evdb_future_unref(s->sp);

@@ -681,6 +681,8 @@ static const char *kind_name(evdb__fkind k)
         return "close";
     case EVDB__FK_TASK:
         return "task";
+    case EVDB__FK_TXN:
+        return "transaction";
     }
     return "future";
 }

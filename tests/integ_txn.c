@@ -359,6 +359,38 @@ START_TEST(fn_error_rolls_back_and_commit_keeps)
 }
 END_TEST
 
+/* A failed transaction dropped unread is reported as a transaction (the
+ * unobserved-error hook and evdb_task_dump name the future's kind). */
+static char unobserved_what[32];
+static int unobserved_code;
+
+static void on_unobserved(const evdb_error *err, const char *what, void *arg)
+{
+    (void)arg;
+    snprintf(unobserved_what, sizeof unobserved_what, "%s", what);
+    unobserved_code = evdb_error_code(err);
+}
+
+START_TEST(an_unread_failed_transaction_is_reported_as_one)
+{
+    const backend *b = &backends[_i];
+    evdb_pool *p = pool_with_table(b, 1);
+    evdb_future *t = evdb_pool_transaction_opts(p, insert_two, (void *)b, NULL);
+    ck_assert_int_eq(t_wait(t), 0);
+    evdb_future_unref(t);
+    unobserved_what[0] = '\0';
+    evdb_set_unobserved_error_hook(on_unobserved, NULL);
+    /* The same INSERT again fails (duplicate key); nobody reads it. */
+    t = evdb_pool_transaction_opts(p, insert_two, (void *)b, NULL);
+    t_run_for(L, 0.5);
+    evdb_future_unref(t);
+    evdb_set_unobserved_error_hook(NULL, NULL);
+    ck_assert_str_eq(unobserved_what, "transaction");
+    ck_assert_int_eq(unobserved_code, EVDB_ESERVER);
+    drop_and_close(p);
+}
+END_TEST
+
 /* --------------------------------------------------- static transactions */
 
 START_TEST(static_transaction_is_all_or_nothing)
@@ -851,6 +883,7 @@ int main(void)
     tcase_add_test(tc, deferrable_serializable_read_only_on_postgres);
     tcase_add_test(tc, begin_leaves_in_the_same_write_as_the_first_statement);
     tcase_add_loop_test(tc, fn_error_rolls_back_and_commit_keeps, 0, 2);
+    tcase_add_loop_test(tc, an_unread_failed_transaction_is_reported_as_one, 0, 2);
     tcase_add_loop_test(tc, static_transaction_is_all_or_nothing, 0, 2);
     tcase_add_loop_test(tc, static_transaction_options_take_effect, 0, 2);
     tcase_add_loop_test(tc, savepoint_rollback_keeps_the_outer_work_and_nests, 0, 2);
