@@ -102,6 +102,10 @@ evdb_future *evdb__conn_close(evdb_conn *c);
 
 /* pool.c: a query waiting in a pool was given up (timeout/cancel). */
 void evdb__pool_forget(evdb_pool *p, evdb__cq *q);
+/* pool_reset.c: queue the session reset of a released pooled connection
+ * on c (which must be ready) and return its future, or NULL with the last
+ * error set. What it cleans and keeps: pool_reset.c. */
+evdb_future *evdb__pool_reset(evdb_conn *c);
 /* pool.c: count a pooled query's outcome (status: 0 or its error) in the
  * pool's stats. Called once per query: from evdb__cq_free, or when it is
  * given up on while in flight (then marked cancel_requested). */

@@ -6,6 +6,8 @@
  * database stay. Connector/C detaches every statement handle, so the
  * statement cache is emptied without any further I/O.
  */
+#include <stdio.h>
+
 #include "my_internal.h"
 
 enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err)
@@ -24,11 +26,15 @@ enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err
     }
     dc->op_started = false;
     if (dc->iret) {
+        /* A session the server did not reset may hold the last borrower's
+         * leftovers, and the next borrower's statements already wait
+         * behind the reset (the pool does not await it): the connection
+         * is given up, which re-routes what was queued behind. */
         unsigned no = mysql_errno(dc->m);
-        const char *state = mysql_sqlstate(dc->m);
-        if (evdb__my_errno_is_lost(no, state))
-            return evdb__my_lost(dc, err, no, mysql_error(dc->m));
-        evdb__my_fail_mysql(dc, no, state, mysql_error(dc->m));
+        char msg[300];
+        snprintf(msg, sizeof msg, "the pool's session reset failed, so the connection is dropped: %s",
+                 mysql_error(dc->m));
+        return evdb__my_lost(dc, err, no, msg);
     } else {
         /* The server forgot the statements; the handles only hold memory. */
         evdb__my_cache_clear(&dc->cache);
