@@ -339,6 +339,19 @@ static void on_broken(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb
      * later than the deadline of the waiter behind it: the deadline timer
      * relies on the queue being in deadline order. */
     double deadline = evdb__loop_now(p->loop) + p->o.acquire_timeout;
+    /* A borrower's statements belong to its session (its transaction, its
+     * settings): on another connection they would run outside it, so
+     * they fail instead, as never run. This matters since a release no
+     * longer awaits its reset: the next borrower's statements may wait
+     * behind a reset that fails (pool_reset.c). */
+    while (m->st == M_ACQUIRED && unsent->head) {
+        evdb__cq *q = unsent->head;
+        evdb__qlist_remove(unsent, q);
+        evdb__future_fail(q->f, EVDB_ECONNLOST,
+                          "connection lost before the statement was sent (it did not run): %.400s",
+                          err->message);
+        evdb__cq_free(q);
+    }
     while (unsent->tail) {
         evdb__cq *q = unsent->tail;
         evdb__qlist_remove(unsent, q);
