@@ -4,7 +4,9 @@
  * transaction would) + release, on a pool of one connection, so every
  * borrow pays the reset of the one before. Reports borrows/s, wall and
  * client CPU time per borrow, and (MariaDB) the statements the server
- * prepared meanwhile (Com_stmt_prepare).
+ * prepared meanwhile (Com_stmt_prepare). With a local server, also the
+ * server's CPU time per borrow: PostgreSQL's backend process of the
+ * connection, or the process whose pid is in BORROW_SERVER_PID (mysqld).
  *
  *   evdb-bench-borrow URL [N] [--held [CLEANUP_SQL]]
  *
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <ev.h>
 #include <evdb.h>
@@ -34,6 +37,25 @@ static double cpu(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* utime + stime of process pid in seconds, or -1 when unreadable. */
+static double proc_cpu(long long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static void die(const char *what, evdb_future *f)
@@ -119,13 +141,25 @@ int main(int argc, char **argv)
         if (!p)
             die("pool", NULL);
     }
-    long long prep0 = 0;
-    double t0 = 0, c0 = 0;
+    long long prep0 = 0, spid = getenv("BORROW_SERVER_PID") ? atoll(getenv("BORROW_SERVER_PID")) : 0;
+    double t0 = 0, c0 = 0, s0 = -1;
     for (int i = -warm; i < n; i++) {
         if (i == 0) {
             prep0 = prepares(loop, url);
             t0 = now();
             c0 = cpu();
+            if (!spid && !strncmp(url, "postgres", 8)) {
+                if (held) {
+                    spid = evdb_conn_server_id(c);
+                } else {
+                    evdb_future *a = ok("acquire", evdb_pool_acquire(p, 5));
+                    evdb_conn *b = evdb_future_take_conn(a);
+                    spid = evdb_conn_server_id(b);
+                    evdb_conn_release(b);
+                    evdb_future_unref(a);
+                }
+            }
+            s0 = spid ? proc_cpu(spid) : -1;
         }
         if (held) {
             five(c, sql, i);
@@ -140,10 +174,13 @@ int main(int argc, char **argv)
         }
     }
     double wall = now() - t0, used = cpu() - c0;
+    double s1 = s0 >= 0 ? proc_cpu(spid) : -1;
     long long prep1 = prepares(loop, url);
     printf("%s: %d borrows, %.0f borrows/s, %.1f us wall and %.1f us client CPU per borrow",
            held ? (cleanup ? "held+cleanup" : "held") : "pool", n, n / wall, wall / n * 1e6,
            used / n * 1e6);
+    if (s0 >= 0 && s1 >= 0)
+        printf(", %.1f us server CPU", (s1 - s0) / n * 1e6);
     if (prep0 >= 0)
         printf(", %.2f server prepares per borrow", (double)(prep1 - prep0) / n);
     printf("\n");
