@@ -879,7 +879,12 @@ int evdb_conn_release(evdb_conn *h)
         member_close(m);
         return 0;
     }
-    if (!evdb__conn_ready(c) || m->reset_failed) {
+    if (m->reset_failed) {
+        /* Counted, with its reason, when the reset failed. */
+        member_close(m);
+        return 0;
+    }
+    if (!evdb__conn_ready(c)) {
         discard(p, m, "connection broken", NULL);
         return 0;
     }
