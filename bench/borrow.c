@@ -141,7 +141,8 @@ int main(int argc, char **argv)
         if (!p)
             die("pool", NULL);
     }
-    long long prep0 = 0, spid = getenv("BORROW_SERVER_PID") ? atoll(getenv("BORROW_SERVER_PID")) : 0;
+    long long prep0 = 0,
+              spid = getenv("BORROW_SERVER_PID") ? atoll(getenv("BORROW_SERVER_PID")) : 0;
     double t0 = 0, c0 = 0, s0 = -1;
     for (int i = -warm; i < n; i++) {
         if (i == 0) {

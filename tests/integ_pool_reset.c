@@ -189,29 +189,27 @@ LEFTOVER(pg_settings, t_pg_url,
          "current_setting('application_name') = 'evdb_dirty' THEN 1 ELSE 0 END",
          1, 0, "SET work_mem = '7MB'", "SET search_path = pg_catalog",
          "SELECT set_config('application_name', 'evdb_dirty', false)")
-LEFTOVER(pg_role, t_pg_url,
-         "SELECT CASE WHEN current_user = 'evdb_reset_role' THEN 1 ELSE 0 END", 1, 0,
-         "SET ROLE evdb_reset_role")
+LEFTOVER(pg_role, t_pg_url, "SELECT CASE WHEN current_user = 'evdb_reset_role' THEN 1 ELSE 0 END",
+         1, 0, "SET ROLE evdb_reset_role")
 /* Only a superuser may change the session authorization. */
 LEFTOVER(pg_session_authorization, t_pg_admin_url,
          "SELECT CASE WHEN session_user = 'evdb' THEN 1 ELSE 0 END", 1, 0,
          "SET SESSION AUTHORIZATION evdb")
 LEFTOVER(pg_temp_table, t_pg_url,
-         "SELECT CASE WHEN to_regclass('pg_temp.evdb_reset_tmp') IS NULL THEN 0 ELSE 1 END", 1,
-         0, "CREATE TEMP TABLE evdb_reset_tmp (x int)")
+         "SELECT CASE WHEN to_regclass('pg_temp.evdb_reset_tmp') IS NULL THEN 0 ELSE 1 END", 1, 0,
+         "CREATE TEMP TABLE evdb_reset_tmp (x int)")
 LEFTOVER(pg_listen, t_pg_url, "SELECT count(*) FROM pg_listening_channels()", 1, 0,
          "LISTEN evdb_reset_chan")
 LEFTOVER(pg_advisory_lock, t_pg_url,
-         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
-         2, 0, "SELECT pg_advisory_lock(4242)", "SELECT pg_advisory_lock_shared(4243)")
-LEFTOVER(pg_cursor, t_pg_url, "SELECT count(*) FROM pg_cursors WHERE name = 'evdb_reset_cur'", 1,
-         0, "BEGIN",
-         "DECLARE evdb_reset_cur CURSOR WITH HOLD FOR SELECT 1", "COMMIT")
+         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()", 2,
+         0, "SELECT pg_advisory_lock(4242)", "SELECT pg_advisory_lock_shared(4243)")
+LEFTOVER(pg_cursor, t_pg_url, "SELECT count(*) FROM pg_cursors WHERE name = 'evdb_reset_cur'", 1, 0,
+         "BEGIN", "DECLARE evdb_reset_cur CURSOR WITH HOLD FOR SELECT 1", "COMMIT")
 /* currval fails until nextval ran in the session. */
 LEFTOVER(pg_sequence_state, t_pg_url, "SELECT currval('evdb_reset_seq')::int * 0 + 1", 1, FAILS,
          "SELECT nextval('evdb_reset_seq')")
-LEFTOVER(pg_sql_prepare, t_pg_url, "SELECT count(*) FROM pg_prepared_statements WHERE from_sql",
-         2, 0, "PREPARE evdb_user_stmt AS SELECT 1", "PREPARE \"evdb Odd\" (int) AS SELECT $1")
+LEFTOVER(pg_sql_prepare, t_pg_url, "SELECT count(*) FROM pg_prepared_statements WHERE from_sql", 2,
+         0, "PREPARE evdb_user_stmt AS SELECT 1", "PREPARE \"evdb Odd\" (int) AS SELECT $1")
 
 /* The search path a session starts with comes back (RESET ALL), not an
  * empty one or the borrower's. */
@@ -242,16 +240,16 @@ END_TEST
 LEFTOVER(my_open_transaction, t_my_url, "SELECT COUNT(*) FROM evdb_reset_t", 1, 0, "BEGIN",
          "INSERT INTO evdb_reset_t VALUES (1)")
 LEFTOVER(my_settings, t_my_url,
-         "SELECT IF(@@session.wait_timeout = 1234 OR @@session.sql_mode = 'ANSI_QUOTES', 1, 0)",
-         1, 0, "SET SESSION wait_timeout = 1234", "SET SESSION sql_mode = 'ANSI_QUOTES'")
+         "SELECT IF(@@session.wait_timeout = 1234 OR @@session.sql_mode = 'ANSI_QUOTES', 1, 0)", 1,
+         0, "SET SESSION wait_timeout = 1234", "SET SESSION sql_mode = 'ANSI_QUOTES'")
 LEFTOVER(my_role, t_my_url, "SELECT IF(CURRENT_ROLE() IS NULL, 0, 1)", 1, 0,
          "SET ROLE evdb_reset_role")
 LEFTOVER(my_temp_table, t_my_url, "SELECT COUNT(*) + 1 FROM evdb_reset_tmp", 1, FAILS,
          "CREATE TEMPORARY TABLE evdb_reset_tmp (x int)")
 LEFTOVER(my_user_variable, t_my_url, "SELECT IF(@evdb_reset_v IS NULL, 0, 1)", 1, 0,
          "SET @evdb_reset_v = 5")
-LEFTOVER(my_named_lock, t_my_url, "SELECT IF(IS_USED_LOCK('evdb_reset_lock') IS NULL, 0, 1)", 1,
-         0, "SELECT GET_LOCK('evdb_reset_lock', 0)")
+LEFTOVER(my_named_lock, t_my_url, "SELECT IF(IS_USED_LOCK('evdb_reset_lock') IS NULL, 0, 1)", 1, 0,
+         "SELECT GET_LOCK('evdb_reset_lock', 0)")
 /* Under LOCK TABLES, a table not locked cannot be read (1100). */
 LEFTOVER(my_table_lock, t_my_url, "SELECT COUNT(*) + 1 FROM evdb_reset_u", FAILS, 1,
          "LOCK TABLES evdb_reset_t WRITE")
@@ -267,10 +265,11 @@ static const char pg_cached[] = "SELECT $1::int + 100";
 static void pg_stmt_info(evdb_conn *c, char *when, size_t len, int64_t *count)
 {
     evdb_value v = evdb_text(pg_cached);
-    evdb_future *f = evdb_conn_query(
-        c, "SELECT prepare_time::text, (SELECT count(*) FROM pg_prepared_statements "
-           "WHERE NOT from_sql) FROM pg_prepared_statements WHERE statement = $1",
-        &v, 1, &nocache);
+    evdb_future *f =
+        evdb_conn_query(c,
+                        "SELECT prepare_time::text, (SELECT count(*) FROM pg_prepared_statements "
+                        "WHERE NOT from_sql) FROM pg_prepared_statements WHERE statement = $1",
+                        &v, 1, &nocache);
     ck_assert_int_eq(t_wait(f), 0);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_nrows(r), 1);
@@ -394,7 +393,8 @@ START_TEST(pg_user_discard_and_deallocate_all)
         }
         evdb_future_unref(fs[i]);
     }
-    expect(a, "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int + 100'",
+    expect(a,
+           "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int + 100'",
            1, "after DEALLOCATE ALL");
     ck_assert_int_eq(evdb_conn_release(a), 0);
     evdb_conn *b = borrow(p);
@@ -442,7 +442,8 @@ static void release_in_flight(const char *url, const char *sleep_sql, bool pg)
     int64_t id = evdb_conn_server_id(a);
     const char *const sqls[] = {"INSERT INTO evdb_reset_t VALUES (7)", sleep_sql, "BEGIN",
                                 "INSERT INTO evdb_reset_t VALUES (8)",
-                                pg ? "SET application_name = 'evdb_dirty'" : "SET @evdb_reset_v = 1"};
+                                pg ? "SET application_name = 'evdb_dirty'"
+                                   : "SET @evdb_reset_v = 1"};
     counted cs[5];
     evdb_future *fs[5];
     for (int i = 0; i < 5; i++)
@@ -539,8 +540,8 @@ START_TEST(pg_failed_reset_discards_the_connection)
     evdb_conn *b = borrow(p);
     ck_assert_int_eq(evdb_conn_server_id(b), id);
     counted cq;
-    evdb_future *q = counting(
-        evdb_conn_query(b, "SELECT count(*) FROM evdb_reset_lk", NULL, 0, &nocache), &cq);
+    evdb_future *q =
+        counting(evdb_conn_query(b, "SELECT count(*) FROM evdb_reset_lk", NULL, 0, &nocache), &cq);
     char wait_sql[200];
     snprintf(wait_sql, sizeof wait_sql,
              "SELECT count(*) FROM pg_stat_activity WHERE pid = %lld AND wait_event_type = "
@@ -570,8 +571,8 @@ START_TEST(pg_failed_reset_discards_the_connection)
 
     evdb_conn *c = borrow(p);
     ck_assert_int_ne(evdb_conn_server_id(c), id);
-    expect(c, "SELECT CASE WHEN to_regclass('pg_temp.evdb_reset_lk') IS NULL THEN 0 ELSE 1 END",
-           0, "the borrower after");
+    expect(c, "SELECT CASE WHEN to_regclass('pg_temp.evdb_reset_lk') IS NULL THEN 0 ELSE 1 END", 0,
+           "the borrower after");
     ck_assert_int_eq(evdb_conn_release(c), 0);
     t_conn_close(admin);
     close_pool(p);
