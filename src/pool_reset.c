@@ -77,8 +77,9 @@ evdb_future *evdb__pool_reset(evdb_conn *c)
     const char *drv = evdb_conn_driver(c);
     /* No timeout: a reset given up on while still queued would leave the
      * session as the borrower left it, with the next borrower behind it.
-     * A reset that hangs is cancelled with the statement behind it that
-     * times out, and a cancelled reset drops the connection. */
+     * One that waits holds its connection until it ends (the statements
+     * behind it time out by their own deadlines); one cancelled on the
+     * server fails, and a failed reset drops the connection. */
     evdb_query_opts o = {.timeout = 0, .flags = EVDB_QUERY_NO_CACHE};
     evdb__cq *q;
     if (drv && strcmp(drv, "postgres") == 0) {
