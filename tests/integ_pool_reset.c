@@ -28,9 +28,12 @@
 
 static struct ev_loop *L;
 static evdb_fp *FP;
+/* The pools' pipeline_depth (0: the driver's default). */
+static unsigned DEPTH;
 
 static void setup(void)
 {
+    DEPTH = 0;
     L = t_loop_new(60);
     FP = NULL;
 }
@@ -102,7 +105,7 @@ static void close_pool(evdb_pool *p)
 static void leftover_gone(const char *url, const char *const *leave, size_t n, const char *check,
                           int dirty, int clean)
 {
-    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool_opts o = {.max_conns = 1, .pipeline_depth = DEPTH};
     evdb_pool *p = t_pool_new(L, url, &o);
     evdb_conn *a = borrow(p);
     int64_t id = evdb_conn_server_id(a);
@@ -210,6 +213,64 @@ LEFTOVER(pg_sequence_state, t_pg_url, "SELECT currval('evdb_reset_seq')::int * 0
          "SELECT nextval('evdb_reset_seq')")
 LEFTOVER(pg_sql_prepare, t_pg_url, "SELECT count(*) FROM pg_prepared_statements WHERE from_sql", 2,
          0, "PREPARE evdb_user_stmt AS SELECT 1", "PREPARE \"evdb Odd\" (int) AS SELECT $1")
+
+/* Without pipelining (one statement at a time on the connection) the
+ * reset is the same batch, and cleans the same. */
+START_TEST(pg_reset_without_pipelining)
+{
+    static const char *const leave[] = {"SET work_mem = '7MB'", "LISTEN evdb_reset_chan",
+                                        "CREATE TEMP TABLE evdb_reset_tmp (x int)", "BEGIN",
+                                        "INSERT INTO evdb_reset_t VALUES (1)"};
+    DEPTH = 1;
+    leftover_gone(t_pg_url(), leave, sizeof leave / sizeof *leave,
+                  "SELECT CASE WHEN current_setting('work_mem') = '7MB' THEN 1 ELSE 0 END + "
+                  "(SELECT count(*) FROM pg_listening_channels())::int + "
+                  "(SELECT count(*) FROM evdb_reset_t)::int + "
+                  "CASE WHEN to_regclass('pg_temp.evdb_reset_tmp') IS NULL THEN 0 ELSE 1 END",
+                  4, 0);
+}
+END_TEST
+
+static void count_notice(evdb_conn *c, const evdb_error *notice, void *arg)
+{
+    (void)c;
+    (void)notice;
+    (*(int *)arg)++;
+}
+
+/* The reset's ROLLBACK goes only where a block may be open: a release
+ * outside a transaction earns no WARNING ("there is no transaction in
+ * progress") for the pool's notice hook, with or without pipelining. */
+START_TEST(pg_reset_sends_no_needless_rollback)
+{
+    for (unsigned depth = 0; depth <= 1; depth++) {
+        int notices = 0;
+        evdb_pool_opts o = {.max_conns = 1,
+                            .pipeline_depth = depth,
+                            .notice_hook = count_notice,
+                            .notice_hook_arg = &notices};
+        evdb_pool *p = t_pool_new(L, t_pg_url(), &o);
+        for (int i = 0; i < 3; i++) {
+            evdb_conn *a = borrow(p);
+            run_ok(a, "SELECT 1");
+            if (i == 1) {
+                run_ok(a, "BEGIN");
+                run_ok(a, "SELECT 2");
+            }
+            ck_assert_int_eq(evdb_conn_release(a), 0);
+        }
+        evdb_conn *b = borrow(p);
+        run_ok(b, "SELECT 3");
+        ck_assert_int_eq(evdb_conn_release(b), 0);
+        t_run_for(L, 0.05);
+        ck_assert_int_eq(notices, 0);
+        evdb_pool_stats st;
+        evdb_pool_stats_get(p, &st);
+        ck_assert_uint_eq(st.resets, 4);
+        close_pool(p);
+    }
+}
+END_TEST
 
 /* The search path a session starts with comes back (RESET ALL), not an
  * empty one or the borrower's. */
@@ -738,6 +799,8 @@ int main(void)
     tcase_add_test(pg, pg_failed_transaction);
     tcase_add_test(pg, pg_settings);
     tcase_add_test(pg, pg_search_path_comes_back);
+    tcase_add_test(pg, pg_reset_without_pipelining);
+    tcase_add_test(pg, pg_reset_sends_no_needless_rollback);
     tcase_add_test(pg, pg_role);
     tcase_add_test(pg, pg_session_authorization);
     tcase_add_test(pg, pg_temp_table);
