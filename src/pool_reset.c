@@ -36,12 +36,16 @@
  * not make the reset fail.
  *
  * MariaDB: COM_RESET_CONNECTION (the driver runs it for
- * EVDB__QUERY_RESET_SESSION). It drops the connection's prepared
- * statements too; the driver empties its statement cache with it and
- * prepares again on first use. A clean-up that keeps them cannot be
- * complete on MariaDB (nothing lists a session's SQL-level PREPAREs or
- * its changed session variables without performance_schema), and the
- * measured cost of preparing again is small (docs/pool.md).
+ * EVDB__QUERY_RESET_SESSION), then SET ROLE NONE (my_reset.c). It drops
+ * the connection's prepared statements too; the driver empties its
+ * statement cache with it and prepares each statement again on its first
+ * use: one more round trip per statement per borrow. A clean-up that
+ * keeps them (ROLLBACK, RELEASE_ALL_LOCKS(), UNLOCK TABLES, SET ROLE
+ * NONE, ...) would save those round trips, about half of them in a loop
+ * of borrows of 5 statements (evdb-bench-borrow), but it cannot be
+ * complete: nothing lists a session's SQL-level PREPAREs (nor the session
+ * variables it changed) without performance_schema, so a borrower's
+ * PREPARE would reach the next one.
  *
  * Any other driver: a ROLLBACK, as before.
  */
