@@ -640,12 +640,9 @@ START_TEST(pg_failed_reset_discards_the_connection)
 }
 END_TEST
 
-/* The connection breaks (reset by the network) while the reset is
- * queued, with pooled queries, the next borrower's acquire and its
- * statement queued behind: every callback runs exactly once, pooled
- * queries that never ran are re-routed, and the pool serves on from a
- * new connection. */
-static void break_during_reset(const char *url, const char *port_var, const char *param_sql)
+/* Start the fault proxy in front of the server of url (its port in the
+ * test environment's port_var) and write url through the proxy to purl. */
+static void proxy_up(const char *url, const char *port_var, char *purl, size_t len)
 {
     const char *pv = evdb_test_env(port_var);
     ck_assert_ptr_nonnull(pv);
@@ -653,12 +650,22 @@ static void break_during_reset(const char *url, const char *port_var, const char
     char err[160];
     FP = evdb_fp_new(L, 0, "127.0.0.1", port, err, sizeof err);
     ck_assert_msg(FP != NULL, "fault proxy: %s", err);
-    char pat[16], purl[512];
+    char pat[16];
     snprintf(pat, sizeof pat, ":%d/", port);
     const char *at = strstr(url, pat);
     ck_assert_ptr_nonnull(at);
-    snprintf(purl, sizeof purl, "%.*s:%d/%s", (int)(at - url), url, evdb_fp_port(FP),
-             at + strlen(pat));
+    snprintf(purl, len, "%.*s:%d/%s", (int)(at - url), url, evdb_fp_port(FP), at + strlen(pat));
+}
+
+/* The connection breaks (reset by the network) while the reset is
+ * queued, with pooled queries, the next borrower's acquire and its
+ * statement queued behind: every callback runs exactly once, pooled
+ * queries that never ran are re-routed, and the pool serves on from a
+ * new connection. */
+static void break_during_reset(const char *url, const char *port_var, const char *param_sql)
+{
+    char purl[512];
+    proxy_up(url, port_var, purl, sizeof purl);
 
     evdb_pool_opts o = {.max_conns = 1, .backoff_initial = 0.02, .backoff_max = 0.1};
     evdb_pool *p = t_pool_new(L, purl, &o);
@@ -738,19 +745,8 @@ END_TEST
  * callback once, and its release discards the connection. */
 START_TEST(my_borrower_statements_fail_when_the_reset_breaks)
 {
-    const char *url = t_my_url();
-    const char *pv = evdb_test_env("EVDB_TEST_MY_PORT");
-    ck_assert_ptr_nonnull(pv);
-    int port = atoi(pv);
-    char err[160];
-    FP = evdb_fp_new(L, 0, "127.0.0.1", port, err, sizeof err);
-    ck_assert_msg(FP != NULL, "fault proxy: %s", err);
-    char pat[16], purl[512];
-    snprintf(pat, sizeof pat, ":%d/", port);
-    const char *at = strstr(url, pat);
-    ck_assert_ptr_nonnull(at);
-    snprintf(purl, sizeof purl, "%.*s:%d/%s", (int)(at - url), url, evdb_fp_port(FP),
-             at + strlen(pat));
+    char purl[512];
+    proxy_up(t_my_url(), "EVDB_TEST_MY_PORT", purl, sizeof purl);
     evdb_pool_opts o = {.max_conns = 1};
     evdb_pool *p = t_pool_new(L, purl, &o);
     evdb_conn *a = borrow(p);
