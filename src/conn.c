@@ -962,14 +962,21 @@ size_t evdb__conn_take_unsent(evdb_conn *c, evdb__qlist *out)
         }
     }
     pending_prepend(c, &back);
-    /* Now the pending list holds every unsent query, oldest first. */
-    evdb__cq *q;
-    while ((q = c->pending.head)) {
+    /* Now the pending list holds every unsent query, oldest first. Only
+     * the pool's own queries leave: a borrower's statements and the
+     * pool's reset belong to this connection's session and stay, in
+     * order, to be sent here. */
+    for (evdb__cq *q = c->pending.head, *next; q; q = next) {
+        next = q->next;
+        if (!q->pool)
+            continue;
         evdb__qlist_remove(&c->pending, q);
         q->conn = NULL;
         evdb__qlist_push(out, q);
         n++;
     }
+    if (c->pending.head)
+        evdb__loop_defer(c->loop, &c->pump_d);
     return n;
 }
 

@@ -63,10 +63,19 @@ struct member {
     uintptr_t handle;
     member *bprev, *bnext;
     bool leak_reported;
-    /* A reset or validation callback (reset_done, validated) is still to
-     * run for this member; when the member closes first it stays
-     * allocated (gone) until that callback has run and freed it. */
-    bool cb_pending, gone;
+    /* How many reset or validation callbacks (reset_done, validated) are
+     * still to run for this member; when the member closes first it stays
+     * allocated (gone) until the last of them has run and freed it. */
+    unsigned cb_pending;
+    bool gone;
+    /* Session resets queued on the connection whose reset_done has not
+     * run yet: the connection counts as idle with only these on it (an
+     * exclusive acquire may have it, its statements queued behind). */
+    unsigned nresets;
+    /* A reset failed while the member was lent out again: its release
+     * closes it (the drivers that know resets drop the connection
+     * themselves; this covers any other). */
+    bool reset_failed;
     member *prev, *next;
 };
 
@@ -211,10 +220,11 @@ static void member_closed(evdb_future *f, void *arg)
  * gone too, may be touched). */
 static bool member_gone(member *m)
 {
-    m->cb_pending = false;
+    m->cb_pending--;
     if (!m->gone)
         return false;
-    evdb__free(m);
+    if (!m->cb_pending)
+        evdb__free(m);
     return true;
 }
 
@@ -313,7 +323,7 @@ static member *pick(evdb_pool *p)
 static member *pick_idle(evdb_pool *p)
 {
     for (member *m = p->members; m; m = m->next)
-        if (m->st == M_READY && evdb__conn_load(m->c) == 0 && usable(m))
+        if (m->st == M_READY && evdb__conn_load(m->c) <= m->nresets && usable(m))
             return m;
     return NULL;
 }
@@ -484,7 +494,21 @@ static void on_broken(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb
     member *m = owner;
     evdb_pool *p = m->pool;
     (void)c;
-    /* Unsent queries go back to the front of the wait queue, in order. */
+    /* A borrower's statements belong to its session (its transaction, its
+     * settings): on another connection they would run outside it, so
+     * they fail instead, as never run. This matters since a release no
+     * longer awaits its reset: the next borrower's statements may wait
+     * behind a reset that fails (pool_reset.c). */
+    while (m->st == M_ACQUIRED && unsent->head) {
+        evdb__cq *q = unsent->head;
+        evdb__qlist_remove(unsent, q);
+        evdb__future_fail(q->f, EVDB_ECONNLOST,
+                          "connection lost before the statement was sent (it did not run): %.400s",
+                          err->message);
+        evdb__cq_free(q);
+    }
+    /* Pooled queries never sent go back to the front of the wait queue,
+     * in order. */
     requeue_front(p, unsent);
     evdb__error_copy(&p->last_err, err);
     p->have_err = true;
@@ -531,7 +555,7 @@ static void validate(member *m)
         return;
     }
     m->st = M_VALIDATING;
-    m->cb_pending = true;
+    m->cb_pending++;
     p->st.validations++;
 }
 
@@ -953,6 +977,8 @@ static void discard(evdb_pool *p, member *m, const char *why, const char *detail
     member_close(m);
 }
 
+/* A released connection's reset (evdb__pool_reset) finished. The member
+ * may be lent out again, or closed, by now. */
 static void reset_done(evdb_future *f, void *arg)
 {
     member *m = arg;
@@ -961,39 +987,24 @@ static void reset_done(evdb_future *f, void *arg)
         return;
     }
     evdb_pool *p = m->pool;
-    if (m->st == M_RESETTING) {
-        if (evdb_future_status(f) == 0 && evdb__conn_ready(m->c) && !p->close_f) {
-            p->st.resets++;
-            m->st = M_READY;
-            m->last_used = evdb__loop_now(p->loop);
-        } else {
-            if (evdb__conn_ready(m->c) && !p->close_f)
-                discard(p, m, "reset failed: ", evdb_error_message(evdb_future_error(f)));
-            else
-                member_close(m);
-        }
+    m->nresets--;
+    if (evdb_future_status(f) == 0) {
+        p->st.resets++;
+    } else if (!p->close_f && m->st != M_CLOSING) {
+        /* Never reused unclean: the PostgreSQL and MariaDB drivers have
+         * dropped the connection already (what was queued behind the reset
+         * went to other connections, what was on the wire failed without
+         * running); close it here in case a driver did not. */
+        p->st.discarded++;
+        snprintf(p->discard_reason, sizeof p->discard_reason, "reset failed: %.120s",
+                 evdb_error_message(evdb_future_error(f)));
+        if (m->st == M_ACQUIRED)
+            m->reset_failed = true;
+        else
+            member_close(m);
     }
     evdb_future_unref(f);
     schedule_dispatch(p);
-}
-
-/* The statement that returns a session to a clean state after ROLLBACK:
- * PostgreSQL's DISCARD ALL (temp tables, settings, LISTEN, prepared
- * statements); for MariaDB the driver runs COM_RESET_CONNECTION when it
- * sees EVDB__QUERY_RESET_SESSION (a driver that does not know the flag
- * fails the statement, and the connection is discarded: never reused
- * dirty). */
-static const char *reset_sql(const evdb_conn *c, unsigned *flags)
-{
-    const char *drv = evdb_conn_driver(c);
-    if (drv && strcmp(drv, "postgres") == 0)
-        return "DISCARD ALL";
-    if (drv && strcmp(drv, "mariadb") == 0) {
-        *flags |= EVDB__QUERY_RESET_SESSION;
-        /* Not SQL on purpose: it must fail where the flag is unknown. */
-        return "evdb: reset session";
-    }
-    return NULL;
 }
 
 int evdb_conn_release(evdb_conn *h)
@@ -1016,38 +1027,30 @@ int evdb_conn_release(evdb_conn *h)
         member_close(m);
         return 0;
     }
+    if (m->reset_failed) {
+        /* Counted, with its reason, when the reset failed. */
+        member_close(m);
+        return 0;
+    }
     if (!evdb__conn_ready(c)) {
         discard(p, m, "connection broken", NULL);
         return 0;
     }
     /* Queries the borrower left behind run first (order is kept), then
-     * the rollback and the reset; only the last one's outcome matters,
-     * and a failure of either discards the connection. */
-    evdb_query_opts o = {.timeout = 10, .flags = EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE};
-    evdb_future *rb = evdb__conn_query(c, "ROLLBACK", NULL, 0, &o);
-    evdb_query_opts ro = o;
-    const char *rs = reset_sql(c, &ro.flags);
-    evdb_future *last = rs ? evdb__conn_query(c, rs, NULL, 0, &ro) : NULL;
-    if (!rb || (rs && !last)) {
-        evdb_future_unref(rb);
-        evdb_future_unref(last);
-        discard(p, m, "reset failed: ", evdb_error_message(evdb_last_error()));
+     * the reset, then whatever the next borrower sends: the connection is
+     * ready again at once, and nobody waits for the reset by itself. */
+    evdb_future *f = evdb__pool_reset(c);
+    if (!f || evdb_future_on_done(f, reset_done, m)) {
+        const char *why = f ? "out of memory" : evdb_error_message(evdb_last_error());
+        evdb_future_unref(f);
+        discard(p, m, "reset failed: ", why);
         return 0;
     }
-    if (!last) {
-        last = rb;
-        rb = NULL;
-    }
-    evdb_future *both[2] = {rb ? rb : last, last};
-    evdb_future *g = evdb_gather(both, rb ? 2 : 1, 0);
-    evdb_future_unref(rb);
-    evdb_future_unref(last);
-    if (!g || evdb_future_on_done(g, reset_done, m)) {
-        evdb_future_unref(g);
-        discard(p, m, "reset failed: out of memory", NULL);
-    } else {
-        m->cb_pending = true;
-    }
+    m->cb_pending++;
+    m->nresets++;
+    m->st = M_READY;
+    m->last_used = evdb__loop_now(p->loop);
+    schedule_dispatch(p);
     return 0;
 }
 

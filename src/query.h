@@ -77,9 +77,11 @@ double evdb__conn_head_age(const evdb_conn *c, double now);
 /* The service time of the head that completed last (seconds from becoming
  * the head to completing), once: negative when there is no new one. */
 double evdb__conn_take_service(evdb_conn *c);
-/* Move every query on c that has not reached the wire to the tail of out,
- * oldest first: the pending list, and the tail of what the driver holds
- * unsent (driver slot take_unsent). Never the head. The queries keep their
+/* Move every pooled query (evdb_pool_query / _batch) on c that has not
+ * reached the wire to the tail of out, oldest first: from the pending
+ * list, and the tail of what the driver holds unsent (driver slot
+ * take_unsent). Never the head, never a borrower's statement or the pool's
+ * reset: those belong to c's session and stay, in order. The queries keep their
  * futures and timers; the caller re-routes them. Returns how many moved
  * (0 while c is inside a driver step or not ready). */
 size_t evdb__conn_take_unsent(evdb_conn *c, evdb__qlist *out);
@@ -123,6 +125,10 @@ bool evdb__pool_usable(const evdb_pool *p, const char *who);
 /* future.c / result.c, for pool_txn.c. */
 evdb_result *evdb__future_take_result(evdb_future *f);
 evdb_result *evdb__result_drop_first(evdb_result *r);
+/* pool_reset.c: queue the session reset of a released pooled connection
+ * on c (which must be ready) and return its future, or NULL with the last
+ * error set. What it cleans and keeps: pool_reset.c. */
+evdb_future *evdb__pool_reset(evdb_conn *c);
 /* pool.c: count a pooled query's outcome (status: 0 or its error) in the
  * pool's stats. Called once per query: from evdb__cq_free, or when it is
  * given up on while in flight (then marked cancel_requested). */

@@ -1082,13 +1082,15 @@ START_TEST(stale_handle_never_acts_on_the_next_borrower)
     /* The new borrower still has it, undisturbed. */
     evdb_pool_stats_get(p, &st);
     ck_assert_uint_eq(st.acquired, 1);
-    ck_assert_uint_eq(st.resets, 1);
     ck_assert_int_eq(evdb_conn_status(b), 0);
     ck_assert_str_eq(evdb_conn_driver(b), "fake");
     q = evdb_conn_query(b, "ok b", NULL, 0, NULL);
     ck_assert_int_eq(t_wait(q), 0);
     ck_assert_str_eq(evdb_result_text(evdb_future_result(q), 0, 0, NULL), "b");
     evdb_future_unref(q);
+    /* a's reset is not awaited by the release: it ran ahead of b's query. */
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.resets, 1);
     /* The leak hook's handle is b's own. */
     t_run_for(loop, 0.4);
     ck_assert_ptr_nonnull(hooked.f);

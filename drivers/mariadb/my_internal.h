@@ -101,6 +101,7 @@ enum evdb__my_op {
     EVDB__MY_S_RESET,   /* mysql_stmt_reset of a cached statement whose result failed */
     EVDB__MY_S_DISCARD, /* mysql_stmt_close of an uncached or failed statement */
     EVDB__MY_R_RESET,   /* mysql_reset_connection (EVDB__QUERY_RESET_SESSION) */
+    EVDB__MY_R_ROLE,    /* ... then SET ROLE NONE (the reset keeps the role) */
     EVDB__MY_P_QUERY,   /* SELECT @@max_allowed_packet (my_packet.c) */
     EVDB__MY_P_STORE,   /* ... its row */
     EVDB__MY_C_QUERY    /* a control statement: ROLLBACK, SAVEPOINT, ... (no rows) */

@@ -1,12 +1,44 @@
 /*
  * Session reset for pools (EVDB__QUERY_RESET_SESSION): COM_RESET_CONNECTION
- * instead of the query's SQL. The server rolls back, drops temporary
- * tables, user variables and prepared statements, and restores session
+ * instead of the query's SQL, then SET ROLE NONE. The server rolls back,
+ * drops temporary tables, user variables and prepared statements,
+ * releases table locks and named locks (GET_LOCK), and restores session
  * variables to their global values; the connect-time character set and
- * database stay. Connector/C detaches every statement handle, so the
- * statement cache is emptied without any further I/O.
+ * database stay. It keeps the role a borrower took with SET ROLE (seen on
+ * MariaDB 10.11), hence the second statement. Connector/C detaches every
+ * statement handle, so the statement cache is emptied without any further
+ * I/O, and each statement is prepared again on its next use.
+ *
+ * A reset that fails in either step drops the connection: the session may
+ * hold a borrower's leftovers, and the next borrower's statements already
+ * wait behind the reset (the pool does not await it); what was queued
+ * behind goes back to the pool (pool.c fails a borrower's own statements
+ * instead of moving them to another session).
  */
+#include <stdio.h>
+
 #include "my_internal.h"
+
+static const char role_sql[] = "SET ROLE NONE";
+
+static enum evdb__my_run reset_lost(evdb__dconn *dc, evdb_error *err, const char *step)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "the pool's session reset failed (%s), so the connection is dropped: %s", step,
+             mysql_error(dc->m));
+    return evdb__my_lost(dc, err, mysql_errno(dc->m), msg);
+}
+
+/* After a _start or _cont call that returned mask: true when it waits
+ * for the socket (mask kept for the driver's wait), false when the step
+ * is over. */
+static bool waits(evdb__dconn *dc, int mask)
+{
+    dc->op_started = mask != 0;
+    dc->mask = mask ? mask : dc->mask;
+    return mask != 0;
+}
 
 enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err)
 {
@@ -15,21 +47,14 @@ enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err
         dc->op_started = false;
     }
     dc->q->drv_state = EVDB__MY_Q_SENT;
-    int mask = dc->op_started ? mysql_reset_connection_cont(&dc->iret, dc->m, ready)
+    int mask;
+    if (dc->op == EVDB__MY_R_RESET) {
+        mask = dc->op_started ? mysql_reset_connection_cont(&dc->iret, dc->m, ready)
                               : mysql_reset_connection_start(&dc->iret, dc->m);
-    dc->op_started = true;
-    if (mask) {
-        dc->mask = mask;
-        return EVDB__MY_RUN_WAIT;
-    }
-    dc->op_started = false;
-    if (dc->iret) {
-        unsigned no = mysql_errno(dc->m);
-        const char *state = mysql_sqlstate(dc->m);
-        if (evdb__my_errno_is_lost(no, state))
-            return evdb__my_lost(dc, err, no, mysql_error(dc->m));
-        evdb__my_fail_mysql(dc, no, state, mysql_error(dc->m));
-    } else {
+        if (waits(dc, mask))
+            return EVDB__MY_RUN_WAIT;
+        if (dc->iret)
+            return reset_lost(dc, err, "COM_RESET_CONNECTION");
         /* The server forgot the statements; the handles only hold memory. */
         evdb__my_cache_clear(&dc->cache);
         /* The session's @@max_allowed_packet now shows the server's
@@ -37,8 +62,16 @@ enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err
          * connect: read before the reset, or never (my_packet.c). */
         if (dc->packet == EVDB__MY_PACKET_UNREAD)
             dc->packet = EVDB__MY_PACKET_UNKNOWABLE;
-        evdb__my_add_result(dc, evdb__my_result_text(dc->m, NULL));
+        dc->op = EVDB__MY_R_ROLE;
+        ready = 0;
     }
+    mask = dc->op_started ? mysql_real_query_cont(&dc->iret, dc->m, ready)
+                          : mysql_real_query_start(&dc->iret, dc->m, role_sql, sizeof role_sql - 1);
+    if (waits(dc, mask))
+        return EVDB__MY_RUN_WAIT;
+    if (dc->iret)
+        return reset_lost(dc, err, role_sql);
+    evdb__my_add_result(dc, evdb__my_result_text(dc->m, NULL));
     evdb__my_report(dc, err);
     return EVDB__MY_RUN_DONE;
 }

@@ -76,6 +76,10 @@ enum pg_txe {
     PG_TXE_OTHER = 5        /* SAVEPOINT, RELEASE, COMMIT/ROLLBACK PREPARED */
 };
 
+/* Once a session reset failed: EVDB__STEP_FAIL with err saying so, else 0
+ * (pg_pipeline.c). */
+int evdb__pg_reset_check(const evdb__dconn *dc, evdb_error *err);
+
 /* ---- pg_sql.c ---- */
 /* Classify sql: PGQ_SIMPLE (several statements or COPY), PGQ_TXCTL and the PG_TXE_* effect (shifted),
  * PGQ_OWNTX, PGQ_DDL, always with PGQ_CLASSIFIED set. */
@@ -304,6 +308,9 @@ struct evdb__dconn {
 
     enum pg_tx tx;  /* as of the answers read so far */
     bool send_tx;   /* a transaction block may be open after what was sent */
+    /* A pool's session reset (EVDB__QUERY_RESET_SESSION) failed: nothing
+     * more is sent or read, and the connection fails (pg_reset_failed). */
+    bool reset_failed;
     /* Cancel window: open from a cancel request until the request has
      * been delivered (cancel_op gone) and the pipeline drained. A 57014 in
      * the window may be collateral (pg_pipeline.c). */

@@ -226,6 +226,10 @@ void evdb__pg_report_done(evdb__dconn *dc, evdb__query *q, evdb_result *r)
 static void report_failed(evdb__dconn *dc, evdb__query *q, const evdb_error *e)
 {
     dc->inflight--;
+    /* A pool's reset that did not complete leaves a session that may hold
+     * a borrower's leftovers: the connection must serve no one again. */
+    if (q->flags & EVDB__QUERY_RESET_SESSION)
+        dc->reset_failed = true;
     evdb__query_failed(q, e);
 }
 
@@ -249,6 +253,21 @@ void evdb__pg_report_unstored(evdb__dconn *dc, evdb__query *q, bool toobig, evdb
     } else {
         evdb__pg_report_code(dc, q, err, EVDB_ENOMEM, NULL, "out of memory storing the result");
     }
+}
+
+/* The reset runs inside its own BEGIN ... COMMIT (pool_reset.c), so the
+ * statements pipelined behind a failed one find the block aborted and do
+ * not run; the driver then stops at once (no ROLLBACK of a pooled query,
+ * no further send may end that block) and the connection fails, which
+ * re-routes what was never sent. */
+int evdb__pg_reset_check(const evdb__dconn *dc, evdb_error *err)
+{
+    if (!dc->reset_failed)
+        return 0;
+    evdb__error_set(err, EVDB_ECONNLOST, 0, NULL,
+                    "the pool's session reset failed: the connection is dropped so that "
+                    "nothing runs on a session that was not cleaned");
+    return EVDB__STEP_FAIL;
 }
 
 /* ----------------------------------------------------- transaction state */

@@ -461,6 +461,8 @@ static int on_sync_result(evdb__dconn *dc, PGresult *res, evdb_error *err)
 int evdb__pg_receive(evdb__dconn *dc, evdb_error *err)
 {
     while (dc->rlen) {
+        if (evdb__pg_reset_check(dc, err))
+            return EVDB__STEP_FAIL;
         if (dc->cur_copy_out) {
             char *buf;
             int n = PQgetCopyData(dc->conn, &buf, 1);

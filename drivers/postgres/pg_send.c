@@ -257,7 +257,13 @@ static int send_extended(evdb__dconn *dc, evdb__query *q, const evdb__query *s, 
  * caller's). Each is looked up in the statement cache like a query. */
 static int send_batch(evdb__dconn *dc, evdb__query *q, evdb_error *err)
 {
-    for (size_t i = 0; i < q->nbatch; i++) {
+    size_t i = 0;
+    /* A session reset starts with a ROLLBACK, sent only when a block may
+     * be open after what went before: otherwise it would only earn a
+     * WARNING (no transaction in progress) for the user's notice hook. */
+    if ((q->flags & EVDB__QUERY_RESET_SESSION) && !dc->send_tx)
+        i = 1;
+    for (; i < q->nbatch; i++) {
         const evdb__stmt *b = &q->batch[i];
         evdb__query s;
         memset(&s, 0, sizeof s);
@@ -348,6 +354,10 @@ static const char *refusal(evdb__query *q, char *buf, size_t size)
                 unsigned cls = evdb__pg_sql_classify(b->sql, b->sql_len);
                 if (b->nparams)
                     cls &= ~(unsigned)PGQ_SIMPLE;
+                /* A pool's session reset brings its own transaction
+                 * control (pool_reset.c). */
+                if ((q->flags & EVDB__QUERY_RESET_SESSION) && !(cls & PGQ_SIMPLE))
+                    continue;
                 if (cls & (PGQ_TXCTL | PGQ_SIMPLE)) {
                     snprintf(buf, size,
                              "batch statement %zu of %zu: transaction control, COPY and strings "
@@ -358,6 +368,11 @@ static const char *refusal(evdb__query *q, char *buf, size_t size)
                 }
             }
             q->drv_state |= PGQ_CLASSIFIED;
+            /* A reset ends whatever block was open (its first statement
+             * is ROLLBACK) and leaves none: transaction control that is
+             * a barrier outside a block. */
+            if (q->flags & EVDB__QUERY_RESET_SESSION)
+                q->drv_state |= PGQ_TXCTL | ((unsigned)PG_TXE_END << PGQ_TXE_SHIFT);
         }
         return NULL;
     }
@@ -386,6 +401,8 @@ static int next_sendable(evdb__dconn *dc, evdb__query **out, pg_prep *pp, evdb_e
 {
     *out = NULL;
     while (dc->plen) {
+        if (evdb__pg_reset_check(dc, err))
+            return EVDB__STEP_FAIL;
         evdb__query *q = evdb__pg_pend_front(dc);
         if (q->cancel_requested) {
             evdb__pg_pend_pop(dc);

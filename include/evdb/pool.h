@@ -9,7 +9,8 @@
  * replaced, with exponential backoff while the server is down.
  *
  * evdb_pool_acquire hands out a connection exclusively (transactions);
- * evdb_conn_release gives it back, rolled back and reset, or discards it.
+ * evdb_conn_release gives it back, with a session reset queued ahead of
+ * the next borrower's statements.
  */
 #ifndef EVDB_POOL_H
 #define EVDB_POOL_H
@@ -223,10 +224,19 @@ EVDB_EXTERN evdb_future *evdb_pool_transaction(evdb_pool *p, evdb_txn_fn fn, voi
                                                double timeout);
 
 /* Give back a connection from evdb_pool_acquire, by the handle it gave.
- * Queries still running on it are left to finish. Before reuse the
- * session is rolled back and reset (PostgreSQL: ROLLBACK + DISCARD ALL;
- * MariaDB: ROLLBACK + COM_RESET_CONNECTION); if that fails the connection
- * is discarded. Returns 0, or EVDB_EINVAL for anything but the handle of a
+ * Queries still running on it are left to finish. A session reset is then
+ * queued on the connection and the connection is ready again at once: the
+ * next borrower's (or pooled) statements queue behind the reset
+ * (PostgreSQL: pipelined with it), nobody waits for it by itself. The
+ * reset rolls back an open or failed transaction and clears settings,
+ * role, temporary tables, cursors, LISTEN, advisory or named locks,
+ * sequence state and SQL-level PREPAREs (docs/pool.md lists it per
+ * backend). PostgreSQL keeps the statements evdb prepared (and so its
+ * statement cache); MariaDB's COM_RESET_CONNECTION drops them and the
+ * driver prepares them again on first use. A reset that fails drops the
+ * connection: statements already sent behind it do not run (they fail),
+ * a borrower's statements not yet sent fail, pooled ones move to another
+ * connection. Returns 0, or EVDB_EINVAL for anything but the handle of a
  * live borrow: a handle released already (a second release, also after
  * the connection was lent out again: it never releases the new
  * borrower's), a connection of evdb_conn_open. From then on c is stale:
