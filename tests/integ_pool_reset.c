@@ -546,6 +546,57 @@ START_TEST(my_release_with_statements_in_flight)
 }
 END_TEST
 
+/* A released connection whose leftover statement runs long is a stalled
+ * connection to the router, which moves the pooled queries not yet sent
+ * on it elsewhere; the borrower's leftovers and the reset belong to that
+ * session and stay: the session ends up clean, the leftovers complete in
+ * order, and the pooled queries all complete (on the second connection). */
+START_TEST(pg_stall_moves_pooled_queries_but_not_the_reset)
+{
+    evdb_pool_opts o = {.max_conns = 2, .stall_threshold = 0.05};
+    evdb_pool *p = t_pool_new(L, t_pg_url(), &o);
+    evdb_conn *a = borrow(p);
+    run_ok(a, "SET application_name = 'evdb_dirty_stall'");
+    counted cs[3];
+    evdb_future *left[3] = {
+        counting(evdb_conn_query(a, "SELECT pg_sleep(0.4)", NULL, 0, NULL), &cs[0]),
+        counting(evdb_conn_query(a, "SELECT current_setting('application_name')", NULL, 0, NULL),
+                 &cs[1]),
+        counting(evdb_conn_query(a, "SET search_path = pg_catalog", NULL, 0, NULL), &cs[2]),
+    };
+    ck_assert_int_eq(evdb_conn_release(a), 0);
+    evdb_future *pooled[5];
+    for (int i = 0; i < 5; i++)
+        pooled[i] = t_pool_submit(p, "SELECT 1", NULL, 0, 10, 0);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(t_wait(pooled[i]), 0);
+        evdb_future_unref(pooled[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(t_wait(left[i]), 0);
+        evdb_future_unref(left[i]);
+    }
+    t_run_for(L, 0.2);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(cs[i].calls, 1);
+    /* Nothing on the server kept the borrower's setting. */
+    evdb_conn *admin = t_conn_open(L, t_pg_admin_url(), NULL);
+    ck_assert_int_eq(t_query_int(admin, "SELECT count(*) FROM pg_stat_activity "
+                                        "WHERE application_name = 'evdb_dirty_stall'"),
+                     0);
+    t_conn_close(admin);
+    /* And every session the pool lends out now is clean. */
+    evdb_conn *b = borrow(p), *c = borrow(p);
+    expect(b, "SELECT CASE WHEN current_setting('search_path') = 'pg_catalog' THEN 1 ELSE 0 END",
+           0, "next");
+    expect(c, "SELECT CASE WHEN current_setting('search_path') = 'pg_catalog' THEN 1 ELSE 0 END",
+           0, "next");
+    ck_assert_int_eq(evdb_conn_release(b), 0);
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    close_pool(p);
+}
+END_TEST
+
 /* The next borrower's statements go out right behind the reset, before
  * its answer: the reset is not a round trip of its own. Shown by the
  * order of completion: the borrower's statement completes after the
@@ -809,6 +860,7 @@ int main(void)
     tcase_add_test(pg, pg_user_discard_and_deallocate_all);
     tcase_add_test(pg, pg_release_with_statements_in_flight);
     tcase_add_test(pg, pg_acquire_does_not_wait_for_the_reset);
+    tcase_add_test(pg, pg_stall_moves_pooled_queries_but_not_the_reset);
     tcase_add_test(pg, pg_failed_reset_discards_the_connection);
     tcase_add_test(pg, pg_connection_breaks_during_reset);
     suite_add_tcase(s, pg);
