@@ -233,6 +233,22 @@ int evdb__rbuild_set_command(evdb__rbuild *b, const char *tag);
 evdb_result *evdb__result_from_text(size_t ncols, const evdb__rcol *cols, size_t nrows,
                                     const char *const *vals, const size_t *lens,
                                     const char *command, int64_t affected);
+/* A driver's own object whose cells a result reads in place instead of
+ * copying them (evdb__result_from_source): cell returns the text of a cell
+ * (NUL-terminated, *len bytes before the NUL) or NULL for SQL NULL, for
+ * indexes already checked; size is the object's memory, counted against
+ * max_result_bytes; free releases it when the result is freed. */
+typedef struct evdb__rsource {
+    const char *(*cell)(const void *obj, size_t row, size_t col, size_t *len);
+    size_t (*size)(const void *obj);
+    void (*free)(void *obj);
+} evdb__rsource;
+/* A result of nrows rows whose cells stay in obj, read through src; the
+ * columns and the command are copied. Takes obj on success only (NULL: no
+ * memory, obj still the caller's). */
+evdb_result *evdb__result_from_source(size_t ncols, const evdb__rcol *cols, size_t nrows,
+                                      const evdb__rsource *src, void *obj, const char *command,
+                                      int64_t affected);
 /* Finish: returns the result (the builder is consumed), or NULL on
  * allocation failure (the builder is freed either way). */
 evdb_result *evdb__rbuild_finish(evdb__rbuild *b);

@@ -16,6 +16,7 @@
  * store_result or are read one at a time by my_unbuffered.c, which hands
  * over each row once it has arrived: nothing here does I/O.
  */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -527,11 +528,265 @@ void evdb__my_rows_done(evdb__my_rows *rows)
     shrink(rows);
 }
 
+/* ---- stored binary rows read directly ----
+ *
+ * After mysql_stmt_store_result, Connector/C holds every row as the
+ * server sent it (stmt->result, public in mysql.h): a status byte, a NULL
+ * bitmap offset by two bits, then the non-NULL values, fixed-size numbers
+ * little-endian and everything else length-prefixed. mysql_stmt_fetch
+ * converts each row into the bound buffers, and the cells were then
+ * copied once more from there; for the column types below the rows are
+ * read here instead, straight into the result, whose size is known
+ * beforehand from the row count and the columns' longest values. Other
+ * types (dates, BIT, BIGINT UNSIGNED, ZEROFILL, DOUBLE with fixed
+ * decimals, FLOAT) keep Connector/C's conversion through
+ * mysql_stmt_fetch, as does a double the fast formatter declines. */
+
+enum direct_kind {
+    DK_NONE, /* not read directly: the whole result takes mysql_stmt_fetch */
+    DK_NULL, /* MYSQL_TYPE_NULL: always NULL */
+    DK_I8,
+    DK_U8,
+    DK_I16,
+    DK_U16,
+    DK_I32,
+    DK_U32,
+    DK_I64,
+    DK_DOUBLE,
+    DK_STR, /* length-prefixed bytes, kept as they are */
+};
+
+/* Columns read directly at most (the kinds live on the stack). */
+#define DIRECT_COLS_MAX 64
+/* Result bytes per row a number may take: its text, NUL, the value. */
+#define DIRECT_INT_BYTES (EVDB__INT_TEXT_MAX + 1 + sizeof(int64_t))
+#define DIRECT_DOUBLE_BYTES (FAST_TEXT_MAX + 1 + sizeof(double))
+
+static enum direct_kind direct_kind(const MYSQL_FIELD *f)
+{
+    bool u = f->flags & UNSIGNED_FLAG;
+    switch (f->type) {
+    case MYSQL_TYPE_NULL:
+        return DK_NULL;
+    case MYSQL_TYPE_TINY:
+        return !fast_int(f) ? DK_NONE : u ? DK_U8 : DK_I8;
+    case MYSQL_TYPE_SHORT:
+        return !fast_int(f) ? DK_NONE : u ? DK_U16 : DK_I16;
+    case MYSQL_TYPE_INT24: /* sent as 4 bytes */
+    case MYSQL_TYPE_LONG:
+        return !fast_int(f) ? DK_NONE : u ? DK_U32 : DK_I32;
+    case MYSQL_TYPE_LONGLONG:
+        return fast_int(f) ? DK_I64 : DK_NONE;
+    case MYSQL_TYPE_DOUBLE:
+        /* The value is copied from the row as the host's double. */
+        if (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__)
+            return DK_NONE;
+        return fast_double(f) ? DK_DOUBLE : DK_NONE;
+    case MYSQL_TYPE_VAR_STRING:
+    case MYSQL_TYPE_STRING:
+    case MYSQL_TYPE_VARCHAR:
+    case MYSQL_TYPE_TINY_BLOB:
+    case MYSQL_TYPE_MEDIUM_BLOB:
+    case MYSQL_TYPE_LONG_BLOB:
+    case MYSQL_TYPE_BLOB:
+    case MYSQL_TYPE_JSON:
+    case MYSQL_TYPE_DECIMAL:
+    case MYSQL_TYPE_NEWDECIMAL:
+        /* The server sends these as text (DECIMAL as its literal), which
+         * is what a string binding receives too. */
+        return DK_STR;
+    default:
+        return DK_NONE;
+    }
+}
+
+/* Unsigned little-endian integer of n bytes. */
+static uint64_t le_get(const unsigned char *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = n; i-- > 0;)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* A length-encoded integer at *p (before end): the value, *p moved past
+ * it; false when it runs past end or is not a length. */
+static bool lenenc_get(const unsigned char **p, const unsigned char *end, uint64_t *len)
+{
+    const unsigned char *q = *p;
+    if (q >= end)
+        return false;
+    unsigned n;
+    switch (*q) {
+    case 251:
+    case 255:
+        return false; /* NULL marker / error: no length in a binary row */
+    case 252:
+        n = 2;
+        break;
+    case 253:
+        n = 3;
+        break;
+    case 254:
+        n = 8;
+        break;
+    default:
+        *len = *q;
+        *p = q + 1;
+        return true;
+    }
+    if ((size_t)(end - q) < 1 + (size_t)n)
+        return false;
+    *len = le_get(q + 1, n);
+    *p = q + 1 + n;
+    return true;
+}
+
+/* One cell of kind k at *p into b. 0, EVDB_ENOMEM, EVDB_EPROTO (a row
+ * that does not parse), or 1: a double the fast formatter declines. */
+static int direct_cell(evdb__rbuild *b, enum direct_kind k, const unsigned char **p,
+                       const unsigned char *end)
+{
+    static const unsigned char width[] = {
+        [DK_I8] = 1, [DK_U8] = 1, [DK_I16] = 2, [DK_U16] = 2, [DK_I32] = 4,
+        [DK_U32] = 4, [DK_I64] = 8, [DK_DOUBLE] = 8,
+    };
+    char text[FAST_TEXT_MAX];
+    const unsigned char *q = *p;
+    if (k == DK_STR) {
+        uint64_t len;
+        if (!lenenc_get(&q, end, &len) || len > (uint64_t)(end - q))
+            return EVDB_EPROTO;
+        *p = q + len;
+        return evdb__rbuild_cell(b, q, (size_t)len);
+    }
+    unsigned w = width[k];
+    if ((size_t)(end - q) < w)
+        return EVDB_EPROTO;
+    *p = q + w;
+    uint64_t u = le_get(q, w);
+    int64_t v;
+    switch (k) {
+    case DK_I8:
+        v = (int8_t)u;
+        break;
+    case DK_I16:
+        v = (int16_t)u;
+        break;
+    case DK_I32:
+        v = (int32_t)u;
+        break;
+    case DK_DOUBLE: {
+        double d;
+        memcpy(&d, q, sizeof d);
+        size_t len;
+        if (d == 0 && !signbit(d)) {
+            text[0] = '0';
+            len = 1;
+        } else if (!(len = format_double(d, text))) {
+            return 1;
+        }
+        return evdb__rbuild_cell_double(b, text, len, d);
+    }
+    default: /* DK_U8, DK_U16, DK_U32, DK_I64 */
+        v = (int64_t)u;
+        break;
+    }
+    return evdb__rbuild_cell_int(b, text, evdb__int_text(v, text), v);
+}
+
+/* The stored rows of stmt into a new result with columns as
+ * stmt_columns makes them. NULL with *tried false when a column is not
+ * read directly or a double needs Connector/C's conversion (nothing was
+ * consumed: mysql_stmt_fetch reads the same rows); NULL with *tried true
+ * when out of memory or on a row that does not parse (*fetch_err). */
+static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsigned n,
+                                  bool *tried, bool *fetch_err)
+{
+    *tried = false;
+    if (n > DIRECT_COLS_MAX)
+        return NULL;
+    const MYSQL_FIELD *f = mariadb_stmt_fetch_fields(stmt);
+    if (!f)
+        return NULL;
+    unsigned char kind[DIRECT_COLS_MAX];
+    /* Result bytes per row at most: names aside, each cell's text and
+     * NUL, and a number's value; strings up to their longest value
+     * (max_length, kept by STMT_ATTR_UPDATE_MAX_LENGTH). */
+    size_t per_row = 0, names = 0;
+    for (unsigned i = 0; i < n; i++) {
+        kind[i] = (unsigned char)direct_kind(&f[i]);
+        if (kind[i] == DK_NONE)
+            return NULL;
+        per_row += kind[i] == DK_STR      ? (size_t)f[i].max_length + 1
+                   : kind[i] == DK_DOUBLE ? DIRECT_DOUBLE_BYTES
+                   : kind[i] == DK_NULL   ? 0
+                                          : DIRECT_INT_BYTES;
+        names += f[i].name_length + 1;
+    }
+    uint64_t nrows = mysql_stmt_num_rows(stmt);
+    if (nrows > SIZE_MAX / 2 / (per_row + n))
+        return NULL;
+    evdb__rbuild *b = evdb__rbuild_new_sized(n, (size_t)nrows, names + (size_t)nrows * per_row);
+    if (!b)
+        return NULL;
+    *tried = true;
+    if (stmt_columns(b, stmt, entry, f, n))
+        goto fail;
+    size_t nullbytes = (n + 9) / 8;
+    for (const MYSQL_ROWS *row = stmt->result.data; row; row = row->next) {
+        const unsigned char *p = (const unsigned char *)row->data;
+        const unsigned char *end = p + row->length;
+        const unsigned char *nulls = p + 1;
+        if (row->length < 1 + nullbytes) {
+            *fetch_err = true;
+            goto fail;
+        }
+        p = nulls + nullbytes;
+        for (unsigned i = 0; i < n; i++) {
+            unsigned bit = i + 2;
+            int rc;
+            if (nulls[bit / 8] & (1u << (bit % 8)))
+                rc = evdb__rbuild_cell(b, NULL, 0);
+            else
+                rc = direct_cell(b, (enum direct_kind)kind[i], &p, end);
+            if (rc == 1) {
+                /* A double for Connector/C: start over the usual way. */
+                evdb__rbuild_free(b);
+                *tried = false;
+                return NULL;
+            }
+            if (rc == EVDB_EPROTO)
+                *fetch_err = true;
+            if (rc)
+                goto fail;
+        }
+    }
+    /* Leave the statement as fetching every row would: past the last
+     * row, its fetch done. */
+    stmt->result_cursor = NULL;
+    (void)mysql_stmt_fetch(stmt);
+    evdb__rbuild_set_affected(b, (int64_t)mysql_stmt_affected_rows(stmt));
+    evdb__rbuild_set_insert_id(b, (int64_t)mysql_stmt_insert_id(stmt));
+    return evdb__rbuild_finish(b);
+fail:
+    evdb__rbuild_free(b);
+    return NULL;
+}
+
 evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__my_stmt *entry,
                                   bool *fetch_err)
 {
     *fetch_err = false;
     unsigned n = mysql_stmt_field_count(stmt);
+    if (n) {
+        bool tried;
+        evdb_result *r = direct_result(stmt, entry, n, &tried, fetch_err);
+        if (tried) {
+            shrink(rows);
+            return r;
+        }
+    }
     evdb__rbuild *b = evdb__rbuild_new(n);
     if (!b)
         return NULL;
