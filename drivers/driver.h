@@ -217,6 +217,22 @@ int evdb__rbuild_cell(evdb__rbuild *b, const void *ptr, size_t len);
 int evdb__rbuild_cell_double(evdb__rbuild *b, const char *text, size_t len, double v);
 /* The same for an integer: evdb_result_int returns v without parsing. */
 int evdb__rbuild_cell_int(evdb__rbuild *b, const char *text, size_t len, int64_t v);
+/* A whole row at once (a driver that reads rows straight from its client
+ * library's buffers): one cell per column, each as evdb__rbuild_cell
+ * takes it (ptr NULL for SQL NULL), kept EVDB__RCELL_INT / _DOUBLE with v
+ * for a number the driver printed (as evdb__rbuild_cell_int / _double).
+ * Only between rows. 0, EVDB_ENOMEM or EVDB_ERANGE. */
+enum { EVDB__RCELL_TEXT, EVDB__RCELL_INT, EVDB__RCELL_DOUBLE };
+typedef struct evdb__rcell {
+    const void *ptr;
+    size_t len;
+    int kept;
+    union {
+        int64_t i;
+        double d;
+    } v;
+} evdb__rcell;
+int evdb__rbuild_row(evdb__rbuild *b, const evdb__rcell *cells);
 /* Reserve len bytes for a cell and return where to write them (for
  * decoding in place, e.g. bytea hex); NULL on allocation failure. */
 void *evdb__rbuild_cell_space(evdb__rbuild *b, size_t len);

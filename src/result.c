@@ -295,6 +295,54 @@ static int cell_with_value(evdb__rbuild *b, const char *text, size_t len, const 
     return 0;
 }
 
+int evdb__rbuild_row(evdb__rbuild *b, const evdb__rcell *cells)
+{
+    evdb_result *r = &b->r;
+    size_t n = r->ncols;
+    if (n == 0 || r->next_col != 0)
+        return EVDB_ERANGE;
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++)
+        if (cells[i].ptr)
+            need += cells[i].len + 1 + (cells[i].kept ? sizeof(int64_t) : 0);
+    while (r->cells_cap - r->ncells < n)
+        if (!cells_grow(r))
+            return EVDB_ENOMEM;
+    if (!data_reserve(r, need)) {
+        r->failed = true;
+        return EVDB_ENOMEM;
+    }
+    cell *c = &r->cells[r->ncells];
+    char *d = r->data + r->data_len;
+    for (size_t i = 0; i < n; i++) {
+        const evdb__rcell *x = &cells[i];
+        if (!x->ptr) {
+            c[i].off = 0;
+            c[i].len = NULL_CELL;
+            continue;
+        }
+        c[i].off = (size_t)(d - r->data);
+        memcpy(d, x->ptr, x->len);
+        d += x->len;
+        *d++ = '\0';
+        if (x->kept == EVDB__RCELL_INT) {
+            memcpy(d, &x->v.i, sizeof x->v.i);
+            d += sizeof x->v.i;
+            c[i].len = x->len | CELL_HAS_INT;
+        } else if (x->kept == EVDB__RCELL_DOUBLE) {
+            memcpy(d, &x->v.d, sizeof x->v.d);
+            d += sizeof x->v.d;
+            c[i].len = x->len | CELL_HAS_DOUBLE;
+        } else {
+            c[i].len = x->len;
+        }
+    }
+    r->ncells += n;
+    r->nrows++;
+    r->data_len = (size_t)(d - r->data);
+    return 0;
+}
+
 int evdb__rbuild_cell_double(evdb__rbuild *b, const char *text, size_t len, double v)
 {
     return cell_with_value(b, text, len, &v, sizeof v, CELL_HAS_DOUBLE);

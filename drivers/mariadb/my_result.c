@@ -186,6 +186,88 @@ oom:
     return NULL;
 }
 
+/* "00" to "99", for printing numbers two digits at a time. */
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* 10^0 .. 10^19: every power of ten a uint64_t holds. */
+static const uint64_t pow10_int[20] = {
+    1ull,
+    10ull,
+    100ull,
+    1000ull,
+    10000ull,
+    100000ull,
+    1000000ull,
+    10000000ull,
+    100000000ull,
+    1000000000ull,
+    10000000000ull,
+    100000000000ull,
+    1000000000000ull,
+    10000000000000ull,
+    100000000000000ull,
+    1000000000000000ull,
+    10000000000000000ull,
+    100000000000000000ull,
+    1000000000000000000ull,
+    10000000000000000000ull,
+};
+
+/* The number of decimal digits of u. */
+static inline size_t u64_len(uint64_t u)
+{
+    size_t n = 1;
+    while (n < 20 && u >= pow10_int[n])
+        n++;
+    return n;
+}
+
+/* u's n digits (n = u64_len(u)) at out, no NUL, two per division
+ * straight into place: cells of thousands of rows are printed here. */
+static inline void u64_put(uint64_t u, char *out, size_t n)
+{
+    char *p = out + n;
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--p = digit_pairs[d + 1];
+        *--p = digit_pairs[d];
+    }
+    if (u >= 10) {
+        *--p = digit_pairs[u * 2 + 1];
+        *--p = digit_pairs[u * 2];
+    } else {
+        *--p = (char)('0' + u);
+    }
+}
+
+/* u in decimal at out (room for 20 digits), no NUL; returns the length. */
+static inline size_t u64_text(uint64_t u, char *out)
+{
+    size_t n = u64_len(u);
+    u64_put(u, out, n);
+    return n;
+}
+
+/* v in decimal at out (room for EVDB__INT_TEXT_MAX), no NUL. */
+static size_t i64_text(int64_t v, char *out)
+{
+    if (v >= 0)
+        return u64_text((uint64_t)v, out);
+    *out = '-';
+    return 1 + u64_text((uint64_t)0 - (uint64_t)v, out + 1);
+}
+
+
 /* Format v the way the server's text protocol prints a DOUBLE (shortest
  * round-trip digits, 'f' notation for decimal exponents -14..15), for the
  * common case of at most 15 significant digits: a fraction of the cost of
@@ -220,29 +302,33 @@ static size_t format_double(double v, char *out)
          * tie at a smaller k): leave it to the exact path. */
         if (k > 0 && xi % 10 == 0)
             return 0;
-        char digits[FAST_DIGITS_MAX + 1];
-        int nd = 0;
-        for (uint64_t t = xi; t; t /= 10)
-            digits[nd++] = (char)('0' + t % 10);
-        int decpt = nd - k;
-        if (decpt < FAST_DECPT_MIN)
-            return 0;
+        /* Below 10^-14 the server switches to exponent notation; only
+         * possible with more than 14 decimals. */
+        if (k > -FAST_DECPT_MIN) {
+            int nd = 0;
+            for (uint64_t t = xi; t; t /= 10)
+                nd++;
+            if (nd - k < FAST_DECPT_MIN)
+                return 0;
+        }
+        /* The integer part, then the k decimals (zero-padded; the last
+         * is not 0). */
         char *p = out;
         if (neg)
             *p++ = '-';
-        if (decpt <= 0) {
+        if (k == 0)
+            return (size_t)(p - out) + u64_text(xi, p);
+        /* A value below 10^15 printed with more than 15 decimals has no
+         * integer part. */
+        bool whole = k <= FAST_DIGITS_MAX;
+        p += u64_text(whole ? xi / pow10_int[k] : 0, p);
+        *p++ = '.';
+        uint64_t fp = whole ? xi % pow10_int[k] : xi;
+        size_t nf = u64_len(fp);
+        for (size_t i = nf; i < (size_t)k; i++)
             *p++ = '0';
-            *p++ = '.';
-            for (int i = 0; i < -decpt; i++)
-                *p++ = '0';
-            decpt = -1; /* no second point below */
-        }
-        for (int i = nd - 1, pos = 0; i >= 0; i--, pos++) {
-            if (pos == decpt)
-                *p++ = '.';
-            *p++ = digits[i];
-        }
-        return (size_t)(p - out);
+        u64_put(fp, p, nf);
+        return (size_t)(p + nf - out);
     }
     return 0;
 }
@@ -502,7 +588,7 @@ int evdb__my_stmt_row(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, un
             int64_t v;
             char text[FAST_TEXT_MAX];
             memcpy(&v, rows->bind[i].buffer, sizeof v);
-            crc = evdb__rbuild_cell_int(b, text, evdb__int_text(v, text), v);
+            crc = evdb__rbuild_cell_int(b, text, i64_text(v, text), v);
         } else if (rows->len[i] <= rows->bind[i].buffer_length)
             crc = evdb__rbuild_cell(b, rows->bind[i].buffer, rows->len[i]);
         else
@@ -600,9 +686,27 @@ static enum direct_kind direct_kind(const MYSQL_FIELD *f)
     }
 }
 
-/* Unsigned little-endian integer of n bytes. */
-static uint64_t le_get(const unsigned char *p, unsigned n)
+/* Unsigned little-endian integer of n bytes (n a constant where it
+ * counts, so that a little-endian host makes it one load). */
+static inline uint64_t le_get(const unsigned char *p, unsigned n)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n == 2) {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
+    if (n == 4) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    if (n == 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return v;
+    }
+#endif
     uint64_t v = 0;
     for (unsigned i = n; i-- > 0;)
         v = v << 8 | p[i];
@@ -642,39 +746,54 @@ static bool lenenc_get(const unsigned char **p, const unsigned char *end, uint64
     return true;
 }
 
-/* One cell of kind k at *p into b. 0, EVDB_ENOMEM, EVDB_EPROTO (a row
- * that does not parse), or 1: a double the fast formatter declines. */
-static int direct_cell(evdb__rbuild *b, enum direct_kind k, const unsigned char **p,
+/* One cell of kind k at *p into x (a number's text into text, room for
+ * FAST_TEXT_MAX). 0, EVDB_EPROTO (a row that does not parse), or 1: a
+ * double the fast formatter declines. */
+static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const unsigned char **p,
                        const unsigned char *end)
 {
     static const unsigned char width[] = {
         [DK_I8] = 1, [DK_U8] = 1, [DK_I16] = 2, [DK_U16] = 2, [DK_I32] = 4,
         [DK_U32] = 4, [DK_I64] = 8, [DK_DOUBLE] = 8,
     };
-    char text[FAST_TEXT_MAX];
     const unsigned char *q = *p;
+    if (k == DK_NULL) {
+        x->ptr = NULL; /* always flagged NULL; nothing in the row */
+        return 0;
+    }
     if (k == DK_STR) {
         uint64_t len;
         if (!lenenc_get(&q, end, &len) || len > (uint64_t)(end - q))
             return EVDB_EPROTO;
         *p = q + len;
-        return evdb__rbuild_cell(b, q, (size_t)len);
+        x->ptr = q;
+        x->len = (size_t)len;
+        x->kept = EVDB__RCELL_TEXT;
+        return 0;
     }
     unsigned w = width[k];
     if ((size_t)(end - q) < w)
         return EVDB_EPROTO;
     *p = q + w;
-    uint64_t u = le_get(q, w);
     int64_t v;
     switch (k) {
     case DK_I8:
-        v = (int8_t)u;
+        v = (int8_t)q[0];
+        break;
+    case DK_U8:
+        v = q[0];
         break;
     case DK_I16:
-        v = (int16_t)u;
+        v = (int16_t)(uint16_t)le_get(q, 2);
+        break;
+    case DK_U16:
+        v = (uint16_t)le_get(q, 2);
         break;
     case DK_I32:
-        v = (int32_t)u;
+        v = (int32_t)(uint32_t)le_get(q, 4);
+        break;
+    case DK_U32:
+        v = (uint32_t)le_get(q, 4);
         break;
     case DK_DOUBLE: {
         double d;
@@ -686,13 +805,21 @@ static int direct_cell(evdb__rbuild *b, enum direct_kind k, const unsigned char 
         } else if (!(len = format_double(d, text))) {
             return 1;
         }
-        return evdb__rbuild_cell_double(b, text, len, d);
+        x->ptr = text;
+        x->len = len;
+        x->kept = EVDB__RCELL_DOUBLE;
+        x->v.d = d;
+        return 0;
     }
-    default: /* DK_U8, DK_U16, DK_U32, DK_I64 */
-        v = (int64_t)u;
+    default: /* DK_I64 */
+        v = (int64_t)le_get(q, 8);
         break;
     }
-    return evdb__rbuild_cell_int(b, text, evdb__int_text(v, text), v);
+    x->ptr = text;
+    x->len = i64_text(v, text);
+    x->kept = EVDB__RCELL_INT;
+    x->v.i = v;
+    return 0;
 }
 
 /* The stored rows of stmt into a new result with columns as
@@ -734,6 +861,8 @@ static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsign
     if (stmt_columns(b, stmt, entry, f, n))
         goto fail;
     size_t nullbytes = (n + 9) / 8;
+    evdb__rcell cells[DIRECT_COLS_MAX];
+    char text[DIRECT_COLS_MAX][FAST_TEXT_MAX];
     for (const MYSQL_ROWS *row = stmt->result.data; row; row = row->next) {
         const unsigned char *p = (const unsigned char *)row->data;
         const unsigned char *end = p + row->length;
@@ -745,22 +874,24 @@ static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsign
         p = nulls + nullbytes;
         for (unsigned i = 0; i < n; i++) {
             unsigned bit = i + 2;
-            int rc;
-            if (nulls[bit / 8] & (1u << (bit % 8)))
-                rc = evdb__rbuild_cell(b, NULL, 0);
-            else
-                rc = direct_cell(b, (enum direct_kind)kind[i], &p, end);
+            if (nulls[bit / 8] & (1u << (bit % 8))) {
+                cells[i].ptr = NULL;
+                continue;
+            }
+            int rc = direct_cell(&cells[i], text[i], (enum direct_kind)kind[i], &p, end);
             if (rc == 1) {
                 /* A double for Connector/C: start over the usual way. */
                 evdb__rbuild_free(b);
                 *tried = false;
                 return NULL;
             }
-            if (rc == EVDB_EPROTO)
+            if (rc) {
                 *fetch_err = true;
-            if (rc)
                 goto fail;
+            }
         }
+        if (evdb__rbuild_row(b, cells))
+            goto fail;
     }
     /* Leave the statement as fetching every row would: past the last
      * row, its fetch done. */
