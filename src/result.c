@@ -633,20 +633,14 @@ static int bool_of_text(const char *s, bool *out)
     return 0;
 }
 
-int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
+/* The text conversions of evdb_result_int and evdb_result_double, out of
+ * line: the getters' common case (a number the driver kept, or a cell of
+ * a large result read in a loop) then stays a few instructions. */
+__attribute__((noinline)) static int int_of_text(const evdb_result *r, size_t col, const char *s,
+                                                 size_t len, int64_t *out)
 {
-    const char *s;
-    size_t len, flags;
-    int rc = cell_get(r, row, col, &s, &len, &flags);
+    int rc = number_check(s, len);
     if (rc)
-        return rc;
-    if (flags & CELL_HAS_INT) {
-        /* The binary value a driver kept after the cell's text. */
-        if (out)
-            memcpy(out, s + len + 1, sizeof *out);
-        return 0;
-    }
-    if ((rc = number_check(s, len)))
         return rc;
     if (r->cols[col].type == EVDB_TYPE_BOOL) {
         bool b;
@@ -667,6 +661,39 @@ int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
     return 0;
 }
 
+__attribute__((noinline)) static int double_of_text(const char *s, size_t len, double *out)
+{
+    int rc = number_check(s, len);
+    if (rc)
+        return rc;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0')
+        return EVDB_ETYPE;
+    if (errno == ERANGE && isinf(v))
+        return EVDB_ERANGE;
+    if (out)
+        *out = v;
+    return 0;
+}
+
+int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
+{
+    const char *s;
+    size_t len, flags;
+    int rc = cell_get(r, row, col, &s, &len, &flags);
+    if (rc)
+        return rc;
+    if (flags & CELL_HAS_INT) {
+        /* The binary value a driver kept after the cell's text. */
+        if (out)
+            memcpy(out, s + len + 1, sizeof *out);
+        return 0;
+    }
+    return int_of_text(r, col, s, len, out);
+}
+
 int evdb_result_double(const evdb_result *r, size_t row, size_t col, double *out)
 {
     const char *s;
@@ -679,18 +706,7 @@ int evdb_result_double(const evdb_result *r, size_t row, size_t col, double *out
             memcpy(out, s + len + 1, sizeof *out);
         return 0;
     }
-    if ((rc = number_check(s, len)))
-        return rc;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0')
-        return EVDB_ETYPE;
-    if (errno == ERANGE && isinf(v))
-        return EVDB_ERANGE;
-    if (out)
-        *out = v;
-    return 0;
+    return double_of_text(s, len, out);
 }
 
 int evdb_result_bool(const evdb_result *r, size_t row, size_t col, bool *out)

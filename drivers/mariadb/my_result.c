@@ -295,9 +295,12 @@ static size_t format_double(double v, char *out)
         double x = a * pow10[k];
         if (x >= limit)
             return 0;
-        uint64_t xi = (uint64_t)x;
-        if ((double)xi != x || x / pow10[k] != a)
+        /* Through int64_t: x < 10^15 fits, and the signed conversions
+         * are single instructions where the unsigned ones are not. */
+        int64_t xs = (int64_t)x;
+        if ((double)xs != x || x / pow10[k] != a)
             continue;
+        uint64_t xi = (uint64_t)xs;
         /* A trailing zero means a shorter form was missed (a rounding
          * tie at a smaller k): leave it to the exact path. */
         if (k > 0 && xi % 10 == 0)
