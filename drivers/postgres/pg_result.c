@@ -301,19 +301,19 @@ static evdb_result *build_small(const PGresult *res, int ncols, int nrows, pg_co
                                   affected_of_tag(tag));
 }
 
-/* The cells of a kept PGresult (see build_in_place). Text-format values are
- * NUL-terminated in the PGresult; a NULL reads as "" there, so only an
- * empty value needs the NULL check. */
+/* The cells of a kept PGresult (see build_in_place). Values are
+ * NUL-terminated in the PGresult; a NULL reads as "" of length 0 there,
+ * so only an empty value needs the NULL check. */
 static const char *pg_cell(const void *obj, size_t row, size_t col, size_t *len)
 {
     PGresult *res = (PGresult *)obj;
-    const char *v = PQgetvalue(res, (int)row, (int)col);
-    if (!*v) {
+    int n = PQgetlength(res, (int)row, (int)col);
+    if (n == 0 && PQgetisnull(res, (int)row, (int)col)) {
         *len = 0;
-        return PQgetisnull(res, (int)row, (int)col) ? NULL : v;
+        return NULL;
     }
-    *len = (size_t)PQgetlength(res, (int)row, (int)col);
-    return v;
+    *len = (size_t)n;
+    return PQgetvalue(res, (int)row, (int)col);
 }
 
 static size_t pg_size(const void *obj)
