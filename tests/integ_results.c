@@ -430,6 +430,73 @@ START_TEST(my_cap_enforced)
 }
 END_TEST
 
+/* MariaDB prepared results read straight from the stored rows: every
+ * integer width, signed and unsigned, at its limits, doubles, DECIMAL and
+ * NULLs read the same as over the text protocol (Connector/C's own
+ * conversion), as text and as numbers. */
+START_TEST(my_direct_rows_match_text)
+{
+    evdb_conn *c = t_conn_open(L, t_my_url(), NULL);
+    t_exec_ok(c, "CREATE TEMPORARY TABLE t_direct (id INT PRIMARY KEY, ti TINYINT, tu TINYINT "
+                 "UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED, mi MEDIUMINT, mu MEDIUMINT "
+                 "UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, d DOUBLE, n DECIMAL(12,3), "
+                 "s VARCHAR(300), b VARBINARY(20))");
+    t_exec_ok(c, "INSERT INTO t_direct VALUES "
+                 "(1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, "
+                 "-9223372036854775808, -1.5, -123456789.125, REPEAT('s', 300), 0x00FF00), "
+                 "(2, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 0, 0, "
+                 "'', ''), "
+                 "(3, -1, 1, -1, 1, -1, 1, -1, 1, -1, 0.1, 0.001, 'x', 0x61), "
+                 "(4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+                 "NULL)");
+    t_exec_ok(c, "INSERT INTO t_direct (id, i, bi, d, s) SELECT seq + 10, CAST(seq AS SIGNED) * "
+                 "7919 - 400000, CAST(seq AS SIGNED) * 1000000007 * IF(seq % 2, -1, 1), seq / "
+                 "8e0 - 100, CONCAT('r', seq) FROM seq_1_to_3000");
+    evdb_value lo = evdb_int(0);
+    evdb_future *t = t_run_ok(c, "SELECT * FROM t_direct ORDER BY id", NULL, 0);
+    evdb_future *ps = t_run_ok(c, "SELECT * FROM t_direct WHERE id > ? ORDER BY id", &lo, 1);
+    const evdb_result *rt = evdb_future_result(t), *rp = evdb_future_result(ps);
+    size_t rows = evdb_result_nrows(rt), cols = evdb_result_ncols(rt);
+    ck_assert_uint_eq(rows, 3004);
+    ck_assert_uint_eq(evdb_result_nrows(rp), rows);
+    ck_assert_uint_eq(evdb_result_ncols(rp), cols);
+    for (size_t row = 0; row < rows; row++) {
+        for (size_t col = 0; col < cols; col++) {
+            size_t la = 0, lb = 0;
+            const char *a = evdb_result_bytes(rt, row, col, &la);
+            const char *b = evdb_result_bytes(rp, row, col, &lb);
+            ck_assert_msg((!a && !b) || (a && b && la == lb && memcmp(a, b, la) == 0),
+                          "row %zu col %zu: text '%s' prepared '%s'", row, col, a ? a : "NULL",
+                          b ? b : "NULL");
+            int64_t va = 0, vb = 0;
+            int ra = evdb_result_int(rt, row, col, &va), rb = evdb_result_int(rp, row, col, &vb);
+            ck_assert_msg(ra == rb && va == vb, "row %zu col %zu: int %d %lld vs %d %lld", row,
+                          col, ra, (long long)va, rb, (long long)vb);
+            double da = 0, db = 0;
+            ra = evdb_result_double(rt, row, col, &da);
+            rb = evdb_result_double(rp, row, col, &db);
+            ck_assert_msg(ra == rb && da == db, "row %zu col %zu: double %d %g vs %d %g", row,
+                          col, ra, da, rb, db);
+        }
+    }
+    int64_t v = 0;
+    ck_assert_int_eq(evdb_result_int(rp, 0, 9, &v), 0);
+    ck_assert_int_eq(v, INT64_MIN);
+    ck_assert_int_eq(evdb_result_int(rp, 0, 1, &v), 0);
+    ck_assert_int_eq(v, -128);
+    ck_assert_int_eq(evdb_result_int(rp, 0, 8, &v), 0);
+    ck_assert_int_eq(v, 4294967295LL);
+    t_expect_cell(rp, 0, 11, "-123456789.125");
+    size_t len = 0;
+    const unsigned char *bin = evdb_result_bytes(rp, 0, 13, &len);
+    ck_assert_uint_eq(len, 3);
+    ck_assert(bin[0] == 0 && bin[1] == 0xff && bin[2] == 0);
+    evdb_future_unref(t);
+    evdb_future_unref(ps);
+    t_conn_close(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("results");
@@ -448,6 +515,7 @@ int main(void)
     tcase_add_test(pg, pg_outlives_pool);
     tcase_add_test(pg, pg_cap_enforced);
     tcase_add_test(my, my_every_getter);
+    tcase_add_test(my, my_direct_rows_match_text);
     tcase_add_test(my, my_outlives_conn);
     tcase_add_test(my, my_outlives_pool);
     tcase_add_test(my, my_cap_enforced);
