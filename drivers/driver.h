@@ -271,7 +271,8 @@ evdb_result *evdb__rbuild_finish(evdb__rbuild *b);
 void evdb__rbuild_free(evdb__rbuild *b);
 /* The bytes a result (being built or finished) holds, as counted against
  * evdb__conn_params.max_result_bytes: its header, columns, cells and data
- * in use (buffers grow by doubling, so up to twice that is allocated). */
+ * in use (buffers grow by doubling, so up to twice that is allocated); for
+ * a result read from a source, the source's size instead of the cells. */
 size_t evdb__rbuild_size(const evdb__rbuild *b);
 size_t evdb__result_size(const evdb_result *r);
 /* Chain next after first (multi-statement results); takes next. */

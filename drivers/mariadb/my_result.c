@@ -14,7 +14,10 @@
  * integration tests compare both paths over hundreds of thousands of
  * values. Rows were either all read by
  * store_result or are read one at a time by my_unbuffered.c, which hands
- * over each row once it has arrived: nothing here does I/O.
+ * over each row once it has arrived: nothing here does I/O. Stored rows
+ * of the common column types are read straight from Connector/C's row
+ * buffers without mysql_stmt_fetch (see "stored binary rows read
+ * directly" below), into the same cells.
  */
 #include <math.h>
 #include <stdint.h>
