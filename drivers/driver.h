@@ -216,6 +216,22 @@ int evdb__rbuild_cell(evdb__rbuild *b, const void *ptr, size_t len);
 int evdb__rbuild_cell_double(evdb__rbuild *b, const char *text, size_t len, double v);
 /* The same for an integer: evdb_result_int returns v without parsing. */
 int evdb__rbuild_cell_int(evdb__rbuild *b, const char *text, size_t len, int64_t v);
+/* A whole row at once (a driver that reads rows straight from its client
+ * library's buffers): one cell per column, each as evdb__rbuild_cell
+ * takes it (ptr NULL for SQL NULL), kept EVDB__RCELL_INT / _DOUBLE with v
+ * for a number the driver printed (as evdb__rbuild_cell_int / _double).
+ * Only between rows. 0, EVDB_ENOMEM or EVDB_ERANGE. */
+enum { EVDB__RCELL_TEXT, EVDB__RCELL_INT, EVDB__RCELL_DOUBLE };
+typedef struct evdb__rcell {
+    const void *ptr;
+    size_t len;
+    int kept;
+    union {
+        int64_t i;
+        double d;
+    } v;
+} evdb__rcell;
+int evdb__rbuild_row(evdb__rbuild *b, const evdb__rcell *cells);
 /* Reserve len bytes for a cell and return where to write them (for
  * decoding in place, e.g. bytea hex); NULL on allocation failure. */
 void *evdb__rbuild_cell_space(evdb__rbuild *b, size_t len);
@@ -232,13 +248,30 @@ int evdb__rbuild_set_command(evdb__rbuild *b, const char *tag);
 evdb_result *evdb__result_from_text(size_t ncols, const evdb__rcol *cols, size_t nrows,
                                     const char *const *vals, const size_t *lens,
                                     const char *command, int64_t affected);
+/* A driver's own object whose cells a result reads in place instead of
+ * copying them (evdb__result_from_source): cell returns the text of a cell
+ * (NUL-terminated, *len bytes before the NUL) or NULL for SQL NULL, for
+ * indexes already checked; size is the object's memory, counted against
+ * max_result_bytes; free releases it when the result is freed. */
+typedef struct evdb__rsource {
+    const char *(*cell)(const void *obj, size_t row, size_t col, size_t *len);
+    size_t (*size)(const void *obj);
+    void (*free)(void *obj);
+} evdb__rsource;
+/* A result of nrows rows whose cells stay in obj, read through src; the
+ * columns and the command are copied. Takes obj on success only (NULL: no
+ * memory, obj still the caller's). */
+evdb_result *evdb__result_from_source(size_t ncols, const evdb__rcol *cols, size_t nrows,
+                                      const evdb__rsource *src, void *obj, const char *command,
+                                      int64_t affected);
 /* Finish: returns the result (the builder is consumed), or NULL on
  * allocation failure (the builder is freed either way). */
 evdb_result *evdb__rbuild_finish(evdb__rbuild *b);
 void evdb__rbuild_free(evdb__rbuild *b);
 /* The bytes a result (being built or finished) holds, as counted against
  * evdb__conn_params.max_result_bytes: its header, columns, cells and data
- * in use (buffers grow by doubling, so up to twice that is allocated). */
+ * in use (buffers grow by doubling, so up to twice that is allocated); for
+ * a result read from a source, the source's size instead of the cells. */
 size_t evdb__rbuild_size(const evdb__rbuild *b);
 size_t evdb__result_size(const evdb_result *r);
 /* Chain next after first (multi-statement results); takes next. */

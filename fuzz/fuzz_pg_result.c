@@ -7,6 +7,9 @@
  * NULLs), and the converted result is compared with a reference decoder:
  * bytea "\x" hex and the old escape format decoded byte for byte, text
  * that is neither kept as it was, every other type's text unchanged.
+ * Each input is converted both ways a driver does it: copied, and (for
+ * results past the small-result size without bytea columns) read in place
+ * from a PGresult the result takes over and clears itself.
  * The small SQL lexer (evdb__pg_sql_classify, pg_sql.c) reads the same
  * bytes as SQL text on the way.
  */
@@ -124,10 +127,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     /* Twice through a statement's column memo: the first build keeps the
-     * columns, the second reads them from there. */
+     * columns, the second reads them from there; then twice more on a copy
+     * of res the result may keep (the memo again, then without). */
     pg_cols *cols = NULL;
-    for (int pass = 0; pass < 2; pass++) {
-        evdb_result *er = evdb__pg_result_build(res, &cols);
+    for (int pass = 0; pass < 4; pass++) {
+        PGresult *own = NULL;
+        bool kept = false;
+        evdb_result *er;
+        if (pass < 2) {
+            er = evdb__pg_result_build(res, &cols, NULL);
+        } else {
+            own = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+            assert(own);
+            er = evdb__pg_result_build(own, pass == 2 ? &cols : NULL, &kept);
+            if (!kept)
+                PQclear(own);
+        }
         assert(er);
         int rows = ncols ? PQntuples(res) : 0;
         assert(evdb_result_ncols(er) == (size_t)ncols);

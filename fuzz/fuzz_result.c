@@ -5,6 +5,10 @@
  * results); the fuzzer keeps its own copy of every cell and then reads
  * the result back through every public getter, in range and out of it.
  *
+ * Every complete result is also made the way large PostgreSQL results are
+ * (evdb__result_from_source: cells read in place from an object the
+ * result owns) and checked the same way.
+ *
  * Checked: shape (rows, columns, names, types), every cell byte for byte
  * with its NUL terminator, NULLs, and that each typed getter either
  * refuses (EVDB_ENULL / EVDB_ETYPE / EVDB_ERANGE, *out untouched) or
@@ -253,6 +257,68 @@ static evdb_result *build(reader *rd, model *m)
     return r;
 }
 
+/* A source object: NUL-terminated copies of a model's cells, freed by the
+ * result that reads them. */
+typedef struct src_obj {
+    size_t ncols;
+    char *cell[MAX_CELLS]; /* NULL: SQL NULL */
+    size_t len[MAX_CELLS];
+} src_obj;
+
+static const char *src_cell(const void *obj, size_t row, size_t col, size_t *len)
+{
+    const src_obj *o = obj;
+    size_t i = row * o->ncols + col;
+    *len = o->len[i];
+    return o->cell[i];
+}
+
+static size_t src_size(const void *obj)
+{
+    (void)obj;
+    return sizeof(src_obj);
+}
+
+static void src_free(void *obj)
+{
+    src_obj *o = obj;
+    for (size_t i = 0; i < MAX_CELLS; i++)
+        free(o->cell[i]);
+    free(o);
+}
+
+static const evdb__rsource fuzz_source = {src_cell, src_size, src_free};
+
+/* The model's result made through evdb__result_from_source, checked. */
+static void check_source(const model *built)
+{
+    static model m;
+    m = *built;
+    m.insert_id = 0; /* not part of a source's result */
+    src_obj *o = calloc(1, sizeof *o);
+    assert(o);
+    o->ncols = m.ncols;
+    for (size_t i = 0; i < m.ncells; i++) {
+        o->len[i] = m.len[i];
+        if (!m.cell[i])
+            continue;
+        o->cell[i] = malloc(m.len[i] + 1);
+        assert(o->cell[i]);
+        memcpy(o->cell[i], m.cell[i], m.len[i]);
+        o->cell[i][m.len[i]] = '\0';
+    }
+    evdb__rcol cols[MAX_COLS];
+    for (size_t c = 0; c < m.ncols; c++)
+        cols[c] = (evdb__rcol){m.names[c], strlen(m.names[c]), m.types[c], m.natives[c]};
+    size_t nrows = m.ncols ? m.ncells / m.ncols : 0;
+    evdb_result *r = evdb__result_from_source(m.ncols, cols, nrows, &fuzz_source, o,
+                                              m.has_command ? m.command : NULL, m.affected);
+    assert(r);
+    check(r, &m);
+    assert(evdb__result_size(r) >= sizeof(src_obj));
+    evdb__result_free(r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     reader rd = {data, size};
@@ -264,6 +330,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!r)
             break;
         check(r, &models[n]);
+        check_source(&models[n]);
         if (first)
             evdb__result_append(first, r);
         else

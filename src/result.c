@@ -8,6 +8,15 @@
  * room for one row of cells and some data bytes share one block (most
  * queries return one row or none). Cells and data move to buffers of
  * their own only when they outgrow it.
+ *
+ * Large results need not copy their cells at all: a driver whose client
+ * library already holds every value as NUL-terminated text (libpq's
+ * PGresult) hands that object over with evdb__result_from_source, and the
+ * getters read the cells in place through the source's functions. The
+ * result then owns the source and frees it with itself, so it outlives
+ * its connection like any other result. Small results are still copied:
+ * keeping the client library's object alive until the callback has run
+ * costs more there than the copy (see bench/README.md).
  */
 #include <errno.h>
 #include <math.h>
@@ -52,6 +61,10 @@ struct evdb_result {
     bool cells_inline;  /* cells point into the result's own block */
     bool data_inline;   /* data points into the result's own block */
     size_t block_size;  /* of the result's own block (evdb__obj_free) */
+    /* Cells read in place (evdb__result_from_source): cells is unused,
+     * data holds only the column names and the command tag. */
+    const evdb__rsource *src;
+    void *src_obj;
     evdb_result *next;
 };
 
@@ -282,6 +295,54 @@ static int cell_with_value(evdb__rbuild *b, const char *text, size_t len, const 
     return 0;
 }
 
+int evdb__rbuild_row(evdb__rbuild *b, const evdb__rcell *cells)
+{
+    evdb_result *r = &b->r;
+    size_t n = r->ncols;
+    if (n == 0 || r->next_col != 0)
+        return EVDB_ERANGE;
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++)
+        if (cells[i].ptr)
+            need += cells[i].len + 1 + (cells[i].kept ? sizeof(int64_t) : 0);
+    while (r->cells_cap - r->ncells < n)
+        if (!cells_grow(r))
+            return EVDB_ENOMEM;
+    if (!data_reserve(r, need)) {
+        r->failed = true;
+        return EVDB_ENOMEM;
+    }
+    cell *c = &r->cells[r->ncells];
+    char *d = r->data + r->data_len;
+    for (size_t i = 0; i < n; i++) {
+        const evdb__rcell *x = &cells[i];
+        if (!x->ptr) {
+            c[i].off = 0;
+            c[i].len = NULL_CELL;
+            continue;
+        }
+        c[i].off = (size_t)(d - r->data);
+        memcpy(d, x->ptr, x->len);
+        d += x->len;
+        *d++ = '\0';
+        if (x->kept == EVDB__RCELL_INT) {
+            memcpy(d, &x->v.i, sizeof x->v.i);
+            d += sizeof x->v.i;
+            c[i].len = x->len | CELL_HAS_INT;
+        } else if (x->kept == EVDB__RCELL_DOUBLE) {
+            memcpy(d, &x->v.d, sizeof x->v.d);
+            d += sizeof x->v.d;
+            c[i].len = x->len | CELL_HAS_DOUBLE;
+        } else {
+            c[i].len = x->len;
+        }
+    }
+    r->ncells += n;
+    r->nrows++;
+    r->data_len = (size_t)(d - r->data);
+    return 0;
+}
+
 int evdb__rbuild_cell_double(evdb__rbuild *b, const char *text, size_t len, double v)
 {
     return cell_with_value(b, text, len, &v, sizeof v, CELL_HAS_DOUBLE);
@@ -370,6 +431,47 @@ evdb_result *evdb__result_from_text(size_t ncols, const evdb__rcol *cols, size_t
     return r;
 }
 
+evdb_result *evdb__result_from_source(size_t ncols, const evdb__rcol *cols, size_t nrows,
+                                      const evdb__rsource *src, void *obj, const char *command,
+                                      int64_t affected)
+{
+    if (ncols > MAX_COLS || (ncols && nrows > SIZE_MAX / 2 / ncols))
+        return NULL;
+    size_t tag_len = command ? strlen(command) : 0;
+    size_t data = tag_len + 1;
+    for (size_t c = 0; c < ncols; c++)
+        data += cols[c].name_len + 1;
+    /* No cells of its own: only the header, the columns and their names. */
+    evdb__rbuild *b = rbuild_alloc(ncols, 0, data);
+    if (!b)
+        return NULL;
+    evdb_result *r = &b->r;
+    char *d = r->data;
+    size_t off = 0;
+    for (size_t c = 0; c < ncols; c++) {
+        r->cols[c].name_off = off;
+        r->cols[c].type = cols[c].type;
+        r->cols[c].native = cols[c].native_type;
+        memcpy(d + off, cols[c].name, cols[c].name_len);
+        off += cols[c].name_len;
+        d[off++] = '\0';
+    }
+    if (command && *command) {
+        r->command_off = off;
+        memcpy(d + off, command, tag_len + 1);
+        off += tag_len + 1;
+    }
+    r->cells = NULL;
+    r->cells_cap = 0;
+    r->ncells = ncols * nrows;
+    r->nrows = nrows;
+    r->data_len = off;
+    r->affected = affected;
+    r->src = src;
+    r->src_obj = obj;
+    return r;
+}
+
 void evdb__rbuild_free(evdb__rbuild *b)
 {
     if (b)
@@ -379,8 +481,11 @@ void evdb__rbuild_free(evdb__rbuild *b)
 size_t evdb__result_size(const evdb_result *r)
 {
     size_t n = 0;
-    for (; r; r = r->next)
-        n += sizeof *r + r->ncols * sizeof(column) + r->ncells * sizeof(cell) + r->data_len;
+    for (; r; r = r->next) {
+        n += sizeof *r + r->ncols * sizeof(column) + r->data_len;
+        /* A source's own memory counts instead of the cells it stands for. */
+        n += r->src ? r->src->size(r->src_obj) : r->ncells * sizeof(cell);
+    }
     return n;
 }
 
@@ -406,6 +511,8 @@ void evdb__result_free(evdb_result *r)
             evdb__free(r->cells);
         if (!r->data_inline)
             evdb__free(r->data);
+        if (r->src)
+            r->src->free(r->src_obj);
         /* The result is the first member of its builder allocation. */
         evdb__obj_free(r, r->block_size);
         r = next;
@@ -455,30 +562,47 @@ unsigned evdb_result_coltype_native(const evdb_result *r, size_t col)
     return r->cols[col].native;
 }
 
-static const cell *get_cell(const evdb_result *r, size_t row, size_t col)
+/* The cell at row, col: 0 with its text in *p (NUL-terminated), its length
+ * in *len and its CELL_HAS_* flags in *flags; EVDB_ERANGE for a bad
+ * index, EVDB_ENULL for SQL NULL. */
+static inline int cell_get(const evdb_result *r, size_t row, size_t col, const char **p,
+                           size_t *len, size_t *flags)
 {
     if (!r || row >= r->nrows || col >= r->ncols)
-        return NULL;
-    return &r->cells[row * r->ncols + col];
+        return EVDB_ERANGE;
+    if (r->src) {
+        *p = r->src->cell(r->src_obj, row, col, len);
+        *flags = 0;
+        return *p ? 0 : EVDB_ENULL;
+    }
+    const cell *c = &r->cells[row * r->ncols + col];
+    if (c->len == NULL_CELL)
+        return EVDB_ENULL;
+    *p = r->data + c->off;
+    *len = CELL_LEN(c);
+    *flags = c->len & (CELL_HAS_DOUBLE | CELL_HAS_INT);
+    return 0;
 }
 
 bool evdb_result_isnull(const evdb_result *r, size_t row, size_t col)
 {
-    const cell *c = get_cell(r, row, col);
-    return !c || c->len == NULL_CELL;
+    const char *p;
+    size_t n, flags;
+    return cell_get(r, row, col, &p, &n, &flags) != 0;
 }
 
 const char *evdb_result_text(const evdb_result *r, size_t row, size_t col, size_t *len)
 {
-    const cell *c = get_cell(r, row, col);
-    if (!c || c->len == NULL_CELL) {
+    const char *p;
+    size_t n, flags;
+    if (cell_get(r, row, col, &p, &n, &flags)) {
         if (len)
             *len = 0;
         return NULL;
     }
     if (len)
-        *len = CELL_LEN(c);
-    return r->data + c->off;
+        *len = n;
+    return p;
 }
 
 const void *evdb_result_bytes(const evdb_result *r, size_t row, size_t col, size_t *len)
@@ -486,46 +610,41 @@ const void *evdb_result_bytes(const evdb_result *r, size_t row, size_t col, size
     return evdb_result_text(r, row, col, len);
 }
 
-/* The cell's text for a numeric conversion, or an error code. */
-static int number_text(const evdb_result *r, size_t row, size_t col, const char **out)
+/* A cell's text fit for a numeric conversion: 0, or the error code. */
+static int number_check(const char *s, size_t len)
 {
-    const cell *c = get_cell(r, row, col);
-    if (!c)
-        return EVDB_ERANGE;
-    if (c->len == NULL_CELL)
-        return EVDB_ENULL;
-    const char *s = r->data + c->off;
     /* Embedded NUL or empty: not a number. */
-    if (CELL_LEN(c) == 0 || strlen(s) != CELL_LEN(c))
+    if (len == 0 || strlen(s) != len)
         return EVDB_ETYPE;
-    *out = s;
     return 0;
 }
 
-/* The binary value a driver kept after the cell's text (flag: which
- * kind), copied to out (n bytes, may be NULL); false when it has none. */
-static bool kept_value(const evdb_result *r, size_t row, size_t col, size_t flag, void *out,
-                       size_t n)
+static int bool_of_text(const char *s, bool *out)
 {
-    const cell *c = get_cell(r, row, col);
-    if (!c || c->len == NULL_CELL || !(c->len & flag))
-        return false;
+    bool v;
+    if (!strcasecmp(s, "t") || !strcasecmp(s, "true") || !strcmp(s, "1"))
+        v = true;
+    else if (!strcasecmp(s, "f") || !strcasecmp(s, "false") || !strcmp(s, "0"))
+        v = false;
+    else
+        return EVDB_ETYPE;
     if (out)
-        memcpy(out, r->data + c->off + CELL_LEN(c) + 1, n);
-    return true;
+        *out = v;
+    return 0;
 }
 
-int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
+/* The text conversions of evdb_result_int and evdb_result_double, out of
+ * line: the getters' common case (a number the driver kept, or a cell of
+ * a large result read in a loop) then stays a few instructions. */
+__attribute__((noinline)) static int int_of_text(const evdb_result *r, size_t col, const char *s,
+                                                 size_t len, int64_t *out)
 {
-    if (kept_value(r, row, col, CELL_HAS_INT, out, sizeof *out))
-        return 0;
-    const char *s;
-    int rc = number_text(r, row, col, &s);
+    int rc = number_check(s, len);
     if (rc)
         return rc;
     if (r->cols[col].type == EVDB_TYPE_BOOL) {
         bool b;
-        rc = evdb_result_bool(r, row, col, &b);
+        rc = bool_of_text(s, &b);
         if (rc == 0 && out)
             *out = b;
         return rc;
@@ -542,12 +661,9 @@ int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
     return 0;
 }
 
-int evdb_result_double(const evdb_result *r, size_t row, size_t col, double *out)
+__attribute__((noinline)) static int double_of_text(const char *s, size_t len, double *out)
 {
-    if (kept_value(r, row, col, CELL_HAS_DOUBLE, out, sizeof *out))
-        return 0;
-    const char *s;
-    int rc = number_text(r, row, col, &s);
+    int rc = number_check(s, len);
     if (rc)
         return rc;
     char *end;
@@ -562,22 +678,47 @@ int evdb_result_double(const evdb_result *r, size_t row, size_t col, double *out
     return 0;
 }
 
+int evdb_result_int(const evdb_result *r, size_t row, size_t col, int64_t *out)
+{
+    const char *s;
+    size_t len, flags;
+    int rc = cell_get(r, row, col, &s, &len, &flags);
+    if (rc)
+        return rc;
+    if (flags & CELL_HAS_INT) {
+        /* The binary value a driver kept after the cell's text. */
+        if (out)
+            memcpy(out, s + len + 1, sizeof *out);
+        return 0;
+    }
+    return int_of_text(r, col, s, len, out);
+}
+
+int evdb_result_double(const evdb_result *r, size_t row, size_t col, double *out)
+{
+    const char *s;
+    size_t len, flags;
+    int rc = cell_get(r, row, col, &s, &len, &flags);
+    if (rc)
+        return rc;
+    if (flags & CELL_HAS_DOUBLE) {
+        if (out)
+            memcpy(out, s + len + 1, sizeof *out);
+        return 0;
+    }
+    return double_of_text(s, len, out);
+}
+
 int evdb_result_bool(const evdb_result *r, size_t row, size_t col, bool *out)
 {
     const char *s;
-    int rc = number_text(r, row, col, &s);
+    size_t len, flags;
+    int rc = cell_get(r, row, col, &s, &len, &flags);
     if (rc)
         return rc;
-    bool v;
-    if (!strcasecmp(s, "t") || !strcasecmp(s, "true") || !strcmp(s, "1"))
-        v = true;
-    else if (!strcasecmp(s, "f") || !strcasecmp(s, "false") || !strcmp(s, "0"))
-        v = false;
-    else
-        return EVDB_ETYPE;
-    if (out)
-        *out = v;
-    return 0;
+    if ((rc = number_check(s, len)))
+        return rc;
+    return bool_of_text(s, out);
 }
 
 int64_t evdb_result_affected(const evdb_result *r)

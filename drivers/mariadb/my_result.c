@@ -14,8 +14,12 @@
  * integration tests compare both paths over hundreds of thousands of
  * values. Rows were either all read by
  * store_result or are read one at a time by my_unbuffered.c, which hands
- * over each row once it has arrived: nothing here does I/O.
+ * over each row once it has arrived: nothing here does I/O. Stored rows
+ * of the common column types are read straight from Connector/C's row
+ * buffers without mysql_stmt_fetch (see "stored binary rows read
+ * directly" below), into the same cells.
  */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -185,6 +189,88 @@ oom:
     return NULL;
 }
 
+/* "00" to "99", for printing numbers two digits at a time. */
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* 10^0 .. 10^19: every power of ten a uint64_t holds. */
+static const uint64_t pow10_int[20] = {
+    1ull,
+    10ull,
+    100ull,
+    1000ull,
+    10000ull,
+    100000ull,
+    1000000ull,
+    10000000ull,
+    100000000ull,
+    1000000000ull,
+    10000000000ull,
+    100000000000ull,
+    1000000000000ull,
+    10000000000000ull,
+    100000000000000ull,
+    1000000000000000ull,
+    10000000000000000ull,
+    100000000000000000ull,
+    1000000000000000000ull,
+    10000000000000000000ull,
+};
+
+/* The number of decimal digits of u. */
+static inline size_t u64_len(uint64_t u)
+{
+    size_t n = 1;
+    while (n < 20 && u >= pow10_int[n])
+        n++;
+    return n;
+}
+
+/* u's n digits (n = u64_len(u)) at out, no NUL, two per division
+ * straight into place: cells of thousands of rows are printed here. */
+static inline void u64_put(uint64_t u, char *out, size_t n)
+{
+    char *p = out + n;
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--p = digit_pairs[d + 1];
+        *--p = digit_pairs[d];
+    }
+    if (u >= 10) {
+        *--p = digit_pairs[u * 2 + 1];
+        *--p = digit_pairs[u * 2];
+    } else {
+        *--p = (char)('0' + u);
+    }
+}
+
+/* u in decimal at out (room for 20 digits), no NUL; returns the length. */
+static inline size_t u64_text(uint64_t u, char *out)
+{
+    size_t n = u64_len(u);
+    u64_put(u, out, n);
+    return n;
+}
+
+/* v in decimal at out (room for EVDB__INT_TEXT_MAX), no NUL. */
+static size_t i64_text(int64_t v, char *out)
+{
+    if (v >= 0)
+        return u64_text((uint64_t)v, out);
+    *out = '-';
+    return 1 + u64_text((uint64_t)0 - (uint64_t)v, out + 1);
+}
+
+
 /* Format v the way the server's text protocol prints a DOUBLE (shortest
  * round-trip digits, 'f' notation for decimal exponents -14..15), for the
  * common case of at most 15 significant digits: a fraction of the cost of
@@ -212,36 +298,43 @@ static size_t format_double(double v, char *out)
         double x = a * pow10[k];
         if (x >= limit)
             return 0;
-        uint64_t xi = (uint64_t)x;
-        if ((double)xi != x || x / pow10[k] != a)
+        /* Through int64_t: x < 10^15 fits, and the signed conversions
+         * are single instructions where the unsigned ones are not. */
+        int64_t xs = (int64_t)x;
+        if ((double)xs != x || x / pow10[k] != a)
             continue;
+        uint64_t xi = (uint64_t)xs;
         /* A trailing zero means a shorter form was missed (a rounding
          * tie at a smaller k): leave it to the exact path. */
         if (k > 0 && xi % 10 == 0)
             return 0;
-        char digits[FAST_DIGITS_MAX + 1];
-        int nd = 0;
-        for (uint64_t t = xi; t; t /= 10)
-            digits[nd++] = (char)('0' + t % 10);
-        int decpt = nd - k;
-        if (decpt < FAST_DECPT_MIN)
-            return 0;
+        /* Below 10^-14 the server switches to exponent notation; only
+         * possible with more than 14 decimals. */
+        if (k > -FAST_DECPT_MIN) {
+            int nd = 0;
+            for (uint64_t t = xi; t; t /= 10)
+                nd++;
+            if (nd - k < FAST_DECPT_MIN)
+                return 0;
+        }
+        /* The integer part, then the k decimals (zero-padded; the last
+         * is not 0). */
         char *p = out;
         if (neg)
             *p++ = '-';
-        if (decpt <= 0) {
+        if (k == 0)
+            return (size_t)(p - out) + u64_text(xi, p);
+        /* A value below 10^15 printed with more than 15 decimals has no
+         * integer part. */
+        bool whole = k <= FAST_DIGITS_MAX;
+        p += u64_text(whole ? xi / pow10_int[k] : 0, p);
+        *p++ = '.';
+        uint64_t fp = whole ? xi % pow10_int[k] : xi;
+        size_t nf = u64_len(fp);
+        for (size_t i = nf; i < (size_t)k; i++)
             *p++ = '0';
-            *p++ = '.';
-            for (int i = 0; i < -decpt; i++)
-                *p++ = '0';
-            decpt = -1; /* no second point below */
-        }
-        for (int i = nd - 1, pos = 0; i >= 0; i--, pos++) {
-            if (pos == decpt)
-                *p++ = '.';
-            *p++ = digits[i];
-        }
-        return (size_t)(p - out);
+        u64_put(fp, p, nf);
+        return (size_t)(p + nf - out);
     }
     return 0;
 }
@@ -501,7 +594,7 @@ int evdb__my_stmt_row(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, un
             int64_t v;
             char text[FAST_TEXT_MAX];
             memcpy(&v, rows->bind[i].buffer, sizeof v);
-            crc = evdb__rbuild_cell_int(b, text, evdb__int_text(v, text), v);
+            crc = evdb__rbuild_cell_int(b, text, i64_text(v, text), v);
         } else if (rows->len[i] <= rows->bind[i].buffer_length)
             crc = evdb__rbuild_cell(b, rows->bind[i].buffer, rows->len[i]);
         else
@@ -527,11 +620,310 @@ void evdb__my_rows_done(evdb__my_rows *rows)
     shrink(rows);
 }
 
+/* ---- stored binary rows read directly ----
+ *
+ * After mysql_stmt_store_result, Connector/C holds every row as the
+ * server sent it (stmt->result, public in mysql.h): a status byte, a NULL
+ * bitmap offset by two bits, then the non-NULL values, fixed-size numbers
+ * little-endian and everything else length-prefixed. mysql_stmt_fetch
+ * converts each row into the bound buffers, and the cells were then
+ * copied once more from there; for the column types below the rows are
+ * read here instead, straight into the result, whose size is known
+ * beforehand from the row count and the columns' longest values. Other
+ * types (dates, BIT, BIGINT UNSIGNED, ZEROFILL, DOUBLE with fixed
+ * decimals, FLOAT) keep Connector/C's conversion through
+ * mysql_stmt_fetch, as does a double the fast formatter declines. */
+
+enum direct_kind {
+    DK_NONE, /* not read directly: the whole result takes mysql_stmt_fetch */
+    DK_NULL, /* MYSQL_TYPE_NULL: always NULL */
+    DK_I8,
+    DK_U8,
+    DK_I16,
+    DK_U16,
+    DK_I32,
+    DK_U32,
+    DK_I64,
+    DK_DOUBLE,
+    DK_STR, /* length-prefixed bytes, kept as they are */
+};
+
+/* Columns read directly at most (the kinds live on the stack). */
+#define DIRECT_COLS_MAX 64
+/* Result bytes per row a number may take: its text, NUL, the value. */
+#define DIRECT_INT_BYTES (EVDB__INT_TEXT_MAX + 1 + sizeof(int64_t))
+#define DIRECT_DOUBLE_BYTES (FAST_TEXT_MAX + 1 + sizeof(double))
+
+static enum direct_kind direct_kind(const MYSQL_FIELD *f)
+{
+    bool u = f->flags & UNSIGNED_FLAG;
+    switch (f->type) {
+    case MYSQL_TYPE_NULL:
+        return DK_NULL;
+    case MYSQL_TYPE_TINY:
+        return !fast_int(f) ? DK_NONE : u ? DK_U8 : DK_I8;
+    case MYSQL_TYPE_SHORT:
+        return !fast_int(f) ? DK_NONE : u ? DK_U16 : DK_I16;
+    case MYSQL_TYPE_INT24: /* sent as 4 bytes */
+    case MYSQL_TYPE_LONG:
+        return !fast_int(f) ? DK_NONE : u ? DK_U32 : DK_I32;
+    case MYSQL_TYPE_LONGLONG:
+        return fast_int(f) ? DK_I64 : DK_NONE;
+    case MYSQL_TYPE_DOUBLE:
+        /* The value is copied from the row as the host's double. */
+        if (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__)
+            return DK_NONE;
+        return fast_double(f) ? DK_DOUBLE : DK_NONE;
+    case MYSQL_TYPE_VAR_STRING:
+    case MYSQL_TYPE_STRING:
+    case MYSQL_TYPE_VARCHAR:
+    case MYSQL_TYPE_TINY_BLOB:
+    case MYSQL_TYPE_MEDIUM_BLOB:
+    case MYSQL_TYPE_LONG_BLOB:
+    case MYSQL_TYPE_BLOB:
+    case MYSQL_TYPE_JSON:
+    case MYSQL_TYPE_DECIMAL:
+    case MYSQL_TYPE_NEWDECIMAL:
+        /* The server sends these as text (DECIMAL as its literal), which
+         * is what a string binding receives too. */
+        return DK_STR;
+    default:
+        return DK_NONE;
+    }
+}
+
+/* Unsigned little-endian integer of n bytes (n a constant where it
+ * counts, so that a little-endian host makes it one load). */
+static inline uint64_t le_get(const unsigned char *p, unsigned n)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n == 2) {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
+    if (n == 4) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    if (n == 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return v;
+    }
+#endif
+    uint64_t v = 0;
+    for (unsigned i = n; i-- > 0;)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* A length-encoded integer at *p (before end): the value, *p moved past
+ * it; false when it runs past end or is not a length. */
+static bool lenenc_get(const unsigned char **p, const unsigned char *end, uint64_t *len)
+{
+    const unsigned char *q = *p;
+    if (q >= end)
+        return false;
+    unsigned n;
+    switch (*q) {
+    case 251:
+    case 255:
+        return false; /* NULL marker / error: no length in a binary row */
+    case 252:
+        n = 2;
+        break;
+    case 253:
+        n = 3;
+        break;
+    case 254:
+        n = 8;
+        break;
+    default:
+        *len = *q;
+        *p = q + 1;
+        return true;
+    }
+    if ((size_t)(end - q) < 1 + (size_t)n)
+        return false;
+    *len = le_get(q + 1, n);
+    *p = q + 1 + n;
+    return true;
+}
+
+/* One cell of kind k at *p into x (a number's text into text, room for
+ * FAST_TEXT_MAX). 0, EVDB_EPROTO (a row that does not parse), or 1: a
+ * double the fast formatter declines. */
+static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const unsigned char **p,
+                       const unsigned char *end)
+{
+    static const unsigned char width[] = {
+        [DK_I8] = 1, [DK_U8] = 1, [DK_I16] = 2, [DK_U16] = 2, [DK_I32] = 4,
+        [DK_U32] = 4, [DK_I64] = 8, [DK_DOUBLE] = 8,
+    };
+    const unsigned char *q = *p;
+    if (k == DK_NULL) {
+        x->ptr = NULL; /* always flagged NULL; nothing in the row */
+        return 0;
+    }
+    if (k == DK_STR) {
+        uint64_t len;
+        if (!lenenc_get(&q, end, &len) || len > (uint64_t)(end - q))
+            return EVDB_EPROTO;
+        *p = q + len;
+        x->ptr = q;
+        x->len = (size_t)len;
+        x->kept = EVDB__RCELL_TEXT;
+        return 0;
+    }
+    unsigned w = width[k];
+    if ((size_t)(end - q) < w)
+        return EVDB_EPROTO;
+    *p = q + w;
+    int64_t v;
+    switch (k) {
+    case DK_I8:
+        v = (int8_t)q[0];
+        break;
+    case DK_U8:
+        v = q[0];
+        break;
+    case DK_I16:
+        v = (int16_t)(uint16_t)le_get(q, 2);
+        break;
+    case DK_U16:
+        v = (uint16_t)le_get(q, 2);
+        break;
+    case DK_I32:
+        v = (int32_t)(uint32_t)le_get(q, 4);
+        break;
+    case DK_U32:
+        v = (uint32_t)le_get(q, 4);
+        break;
+    case DK_DOUBLE: {
+        double d;
+        memcpy(&d, q, sizeof d);
+        size_t len;
+        if (d == 0 && !signbit(d)) {
+            text[0] = '0';
+            len = 1;
+        } else if (!(len = format_double(d, text))) {
+            return 1;
+        }
+        x->ptr = text;
+        x->len = len;
+        x->kept = EVDB__RCELL_DOUBLE;
+        x->v.d = d;
+        return 0;
+    }
+    default: /* DK_I64 */
+        v = (int64_t)le_get(q, 8);
+        break;
+    }
+    x->ptr = text;
+    x->len = i64_text(v, text);
+    x->kept = EVDB__RCELL_INT;
+    x->v.i = v;
+    return 0;
+}
+
+/* The stored rows of stmt into a new result with columns as
+ * stmt_columns makes them. NULL with *tried false when a column is not
+ * read directly or a double needs Connector/C's conversion (nothing was
+ * consumed: mysql_stmt_fetch reads the same rows); NULL with *tried true
+ * when out of memory or on a row that does not parse (*fetch_err). */
+static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsigned n,
+                                  bool *tried, bool *fetch_err)
+{
+    *tried = false;
+    if (n > DIRECT_COLS_MAX)
+        return NULL;
+    const MYSQL_FIELD *f = mariadb_stmt_fetch_fields(stmt);
+    if (!f)
+        return NULL;
+    unsigned char kind[DIRECT_COLS_MAX];
+    /* Result bytes per row at most: names aside, each cell's text and
+     * NUL, and a number's value; strings up to their longest value
+     * (max_length, kept by STMT_ATTR_UPDATE_MAX_LENGTH). */
+    size_t per_row = 0, names = 0;
+    for (unsigned i = 0; i < n; i++) {
+        kind[i] = (unsigned char)direct_kind(&f[i]);
+        if (kind[i] == DK_NONE)
+            return NULL;
+        per_row += kind[i] == DK_STR      ? (size_t)f[i].max_length + 1
+                   : kind[i] == DK_DOUBLE ? DIRECT_DOUBLE_BYTES
+                   : kind[i] == DK_NULL   ? 0
+                                          : DIRECT_INT_BYTES;
+        names += f[i].name_length + 1;
+    }
+    uint64_t nrows = mysql_stmt_num_rows(stmt);
+    if (nrows > SIZE_MAX / 2 / (per_row + n))
+        return NULL;
+    evdb__rbuild *b = evdb__rbuild_new_sized(n, (size_t)nrows, names + (size_t)nrows * per_row);
+    if (!b)
+        return NULL;
+    *tried = true;
+    if (stmt_columns(b, stmt, entry, f, n))
+        goto fail;
+    size_t nullbytes = (n + 9) / 8;
+    evdb__rcell cells[DIRECT_COLS_MAX];
+    char text[DIRECT_COLS_MAX][FAST_TEXT_MAX];
+    for (const MYSQL_ROWS *row = stmt->result.data; row; row = row->next) {
+        const unsigned char *p = (const unsigned char *)row->data;
+        const unsigned char *end = p + row->length;
+        const unsigned char *nulls = p + 1;
+        if (row->length < 1 + nullbytes) {
+            *fetch_err = true;
+            goto fail;
+        }
+        p = nulls + nullbytes;
+        for (unsigned i = 0; i < n; i++) {
+            unsigned bit = i + 2;
+            if (nulls[bit / 8] & (1u << (bit % 8))) {
+                cells[i].ptr = NULL;
+                continue;
+            }
+            int rc = direct_cell(&cells[i], text[i], (enum direct_kind)kind[i], &p, end);
+            if (rc == 1) {
+                /* A double for Connector/C: start over the usual way. */
+                evdb__rbuild_free(b);
+                *tried = false;
+                return NULL;
+            }
+            if (rc) {
+                *fetch_err = true;
+                goto fail;
+            }
+        }
+        if (evdb__rbuild_row(b, cells))
+            goto fail;
+    }
+    /* Leave the statement as fetching every row would: past the last
+     * row, its fetch done. */
+    stmt->result_cursor = NULL;
+    (void)mysql_stmt_fetch(stmt);
+    evdb__rbuild_set_affected(b, (int64_t)mysql_stmt_affected_rows(stmt));
+    evdb__rbuild_set_insert_id(b, (int64_t)mysql_stmt_insert_id(stmt));
+    return evdb__rbuild_finish(b);
+fail:
+    evdb__rbuild_free(b);
+    return NULL;
+}
+
 evdb_result *evdb__my_result_stmt(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__my_stmt *entry,
                                   bool *fetch_err)
 {
     *fetch_err = false;
     unsigned n = mysql_stmt_field_count(stmt);
+    if (n) {
+        bool tried;
+        evdb_result *r = direct_result(stmt, entry, n, &tried, fetch_err);
+        if (tried) {
+            shrink(rows);
+            return r;
+        }
+    }
     evdb__rbuild *b = evdb__rbuild_new(n);
     if (!b)
         return NULL;

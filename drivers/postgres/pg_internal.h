@@ -116,8 +116,10 @@ typedef struct pg_cols pg_cols; /* a statement's result columns */
  * cols: where the columns of a cached statement's results are kept (its
  * pg_stmt's), or NULL: a statement's result columns are fixed while it
  * lives (a change is an error that renews it), so its later results skip
- * libpq's per-column calls. */
-evdb_result *evdb__pg_result_build(const PGresult *res, pg_cols **cols);
+ * libpq's per-column calls. kept: NULL to always copy; else set to
+ * whether the result took res (a large result reads its cells in place
+ * and clears res when freed): the caller must then not PQclear it. */
+evdb_result *evdb__pg_result_build(PGresult *res, pg_cols **cols, bool *kept);
 /* Free what evdb__pg_result_build kept in *cols. */
 void evdb__pg_cols_free(pg_cols *cols);
 /* Single-row mode: append the rows of res (a PGRES_SINGLE_TUPLE) to *b,

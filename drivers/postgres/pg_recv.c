@@ -115,7 +115,9 @@ static void on_row(evdb__dconn *dc, pg_ent *e, const PGresult *res)
     }
 }
 
-static int on_query_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, evdb_error *err)
+/* *kept: set when the result built took res (the caller must not clear it). */
+static int on_query_result(evdb__dconn *dc, pg_ent *e, PGresult *res, bool *kept,
+                           evdb_error *err)
 {
     ExecStatusType st = PQresultStatus(res);
     dc->cur_got = true;
@@ -133,7 +135,7 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, const PGresult *res, evdb
             r = evdb__pg_rows_finish(dc->cur_rows, res);
             dc->cur_rows = NULL;
         } else {
-            r = evdb__pg_result_build(res, e->st ? &e->st->cols : NULL);
+            r = evdb__pg_result_build(res, e->st ? &e->st->cols : NULL, kept);
         }
         if (r && dc->max_result && over_limit(dc, r)) {
             /* Single-row mode could not be set: caught only now. */
@@ -505,6 +507,7 @@ int evdb__pg_receive(evdb__dconn *dc, evdb_error *err)
         }
         if (res) {
             int rc;
+            bool kept = false;
             switch (e->kind) {
             case PGK_PREPARE:
                 rc = on_prepare_result(dc, e, res, err);
@@ -516,10 +519,11 @@ int evdb__pg_receive(evdb__dconn *dc, evdb_error *err)
                 rc = on_rollback_result(dc, res, err);
                 break;
             default:
-                rc = on_query_result(dc, e, res, err);
+                rc = on_query_result(dc, e, res, &kept, err);
                 break;
             }
-            PQclear(res);
+            if (!kept)
+                PQclear(res);
             if (rc)
                 return rc;
             continue;

@@ -5,6 +5,16 @@
  * cells are decoded from the server's "\x..." hex text (or the old escape
  * format when bytea_output = escape) into raw bytes, so evdb_result_bytes
  * gives the data byte for byte.
+ *
+ * Three ways, by size. Small results (up to SMALL_CELLS cells, most
+ * queries) are copied in one call and the PGresult is cleared at once:
+ * keeping it alive until the callback has run costs libpq's allocator more
+ * than the copy. Larger ones keep the PGresult itself and read its cells
+ * in place (evdb__result_from_source), since copying a thousand rows costs
+ * more than everything else about the query; the result owns the PGresult
+ * and clears it when freed. Results with bytea columns, whose cells must
+ * be decoded, and rows collected one at a time (single-row mode, under
+ * max_result_bytes) are copied cell by cell.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -291,14 +301,98 @@ static evdb_result *build_small(const PGresult *res, int ncols, int nrows, pg_co
                                   affected_of_tag(tag));
 }
 
-evdb_result *evdb__pg_result_build(const PGresult *res, pg_cols **cols)
+/* The cells of a kept PGresult (see build_in_place). Values are
+ * NUL-terminated in the PGresult; a NULL reads as "" of length 0 there,
+ * so only an empty value needs the NULL check. */
+static const char *pg_cell(const void *obj, size_t row, size_t col, size_t *len)
+{
+    PGresult *res = (PGresult *)obj;
+    int n = PQgetlength(res, (int)row, (int)col);
+    if (n == 0 && PQgetisnull(res, (int)row, (int)col)) {
+        *len = 0;
+        return NULL;
+    }
+    *len = (size_t)n;
+    return PQgetvalue(res, (int)row, (int)col);
+}
+
+static size_t pg_size(const void *obj)
+{
+    return PQresultMemorySize((const PGresult *)obj);
+}
+
+static void pg_free(void *obj)
+{
+    PQclear(obj);
+}
+
+static const evdb__rsource pg_source = {pg_cell, pg_size, pg_free};
+
+/* A result that keeps res and reads its cells in place. NULL with *tried
+ * false when res has bytea columns (decoded copies, by the general path);
+ * NULL with *tried true when out of memory (res is then still the
+ * caller's). */
+static evdb_result *build_in_place(PGresult *res, int ncols, int nrows, pg_cols **memo,
+                                   bool *tried)
+{
+    *tried = false;
+    const evdb__rcol *cols;
+    evdb__rcol one[SMALL_CELLS];
+    evdb__rcol *read = NULL;
+    if (memo && *memo && (*memo)->ncols == ncols) {
+        cols = (*memo)->cols;
+        for (int c = 0; c < ncols; c++)
+            if (cols[c].native_type == PG_OID_BYTEA)
+                return NULL;
+    } else {
+        read = ncols <= SMALL_CELLS ? one : evdb__malloc((size_t)ncols * sizeof *read);
+        if (!read) {
+            *tried = true;
+            return NULL;
+        }
+        for (int c = 0; c < ncols; c++) {
+            Oid oid = PQftype(res, c);
+            if (oid == PG_OID_BYTEA) {
+                if (read != one)
+                    evdb__free(read);
+                return NULL;
+            }
+            const char *name = PQfname(res, c);
+            read[c].name = name ? name : "";
+            read[c].name_len = strlen(read[c].name);
+            read[c].type = map_type(oid);
+            read[c].native_type = oid;
+        }
+        if (memo && !*memo && ncols)
+            keep_cols(memo, read, ncols);
+        cols = read;
+    }
+    *tried = true;
+    const char *tag = PQcmdStatus(res);
+    evdb_result *r = evdb__result_from_source((size_t)ncols, cols, (size_t)nrows, &pg_source, res,
+                                              tag, affected_of_tag(tag));
+    if (read != one)
+        evdb__free(read);
+    return r;
+}
+
+evdb_result *evdb__pg_result_build(PGresult *res, pg_cols **cols, bool *kept)
 {
     int ncols = count(PQnfields(res));
     int nrows = count(PQntuples(res));
+    if (kept)
+        *kept = false;
     bool tried;
     evdb_result *small = build_small(res, ncols, nrows, cols, &tried);
     if (tried)
         return small;
+    if (kept) {
+        evdb_result *r = build_in_place(res, ncols, nrows, cols, &tried);
+        if (tried) {
+            *kept = r != NULL;
+            return r;
+        }
+    }
     /* Exact room for names, cells and the tag, each with its NUL (a bytea
      * cell decodes shorter than its text), so the result is one block. */
     const char *tag = PQcmdStatus((PGresult *)res);

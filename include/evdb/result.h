@@ -1,7 +1,18 @@
 /*
  * Query results. A result belongs to its query future and lives exactly as
  * long as it; every pointer a getter returns lives as long as the result.
- * Getters never allocate and may be called from callbacks.
+ * Getters never allocate, never change the result and may be called from
+ * callbacks; like its future, a result is used from its loop's thread.
+ *
+ * A result owns all the memory it reads from, so it outlives the
+ * connection or pool it came from. Most results hold copies of their
+ * cells in evdb's own memory (through evdb_set_allocators). Large
+ * PostgreSQL results (more than 64 cells, no bytea columns) instead keep
+ * libpq's PGresult, which libpq allocated with its own malloc, and read
+ * the cells from it in place until the result is freed; its size is what
+ * counts against max_result_bytes. Numbers are kept as the text the
+ * server sent (MariaDB integers and doubles also as their binary value)
+ * and converted by the typed getters on each call.
  *
  * Row and column indexes start at 0. Out-of-range indexes are EVDB_ERANGE
  * (or NULL / 0 for the getters that return those).
