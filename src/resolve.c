@@ -64,8 +64,11 @@ static void answered(void *arg, int status, int timeouts, struct ares_addrinfo *
 
 bool evdb__host_is_ip(const char *host)
 {
+    /* inet_aton also takes the shorthand IPv4 forms getaddrinfo accepts
+     * ("127.1", "0x7f.1", "2130706433"), which c-ares would send to DNS. */
     unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+    struct in_addr v4;
+    return inet_aton(host, &v4) != 0 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
 evdb__lookup *evdb__lookup_start(const char *name, int *rc)

@@ -154,6 +154,13 @@ START_TEST(connect_host_names)
     evdb_future_unref(f);
     t_conn_close(c);
 
+    /* The shorthand IPv4 forms getaddrinfo takes are addresses, not names
+     * for DNS. */
+    snprintf(url, sizeof url, "postgresql://evdb:" APP_PASSWORD "@127.1:%s/evdb_test", pg_port());
+    c = t_conn_open(L, url, NULL);
+    ck_assert_int_eq(t_query_int(c, "SELECT 1"), 1);
+    t_conn_close(c);
+
     /* Multi-host with names and per-host ports: the first refuses. */
     snprintf(url, sizeof url,
              "host=localhost,localhost port=%d,%s user=evdb password=" APP_PASSWORD
