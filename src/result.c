@@ -378,6 +378,23 @@ evdb_result *evdb__rbuild_finish(evdb__rbuild *b)
     return &b->r;
 }
 
+/* The columns (types and NUL-terminated names) at the start of r's data,
+ * which must have room for them; returns the bytes used. */
+static size_t put_columns(evdb_result *r, size_t ncols, const evdb__rcol *cols)
+{
+    char *d = r->data;
+    size_t off = 0;
+    for (size_t c = 0; c < ncols; c++) {
+        r->cols[c].name_off = off;
+        r->cols[c].type = cols[c].type;
+        r->cols[c].native = cols[c].native_type;
+        memcpy(d + off, cols[c].name, cols[c].name_len);
+        off += cols[c].name_len;
+        d[off++] = '\0';
+    }
+    return off;
+}
+
 evdb_result *evdb__result_from_text(size_t ncols, const evdb__rcol *cols, size_t nrows,
                                     const char *const *vals, const size_t *lens,
                                     const char *command, int64_t affected)
@@ -397,15 +414,7 @@ evdb_result *evdb__result_from_text(size_t ncols, const evdb__rcol *cols, size_t
         return NULL;
     evdb_result *r = &b->r;
     char *d = r->data;
-    size_t off = 0;
-    for (size_t c = 0; c < ncols; c++) {
-        r->cols[c].name_off = off;
-        r->cols[c].type = cols[c].type;
-        r->cols[c].native = cols[c].native_type;
-        memcpy(d + off, cols[c].name, cols[c].name_len);
-        off += cols[c].name_len;
-        d[off++] = '\0';
-    }
+    size_t off = put_columns(r, ncols, cols);
     for (size_t i = 0; i < ncells; i++) {
         cell *cl = &r->cells[i];
         if (!vals[i]) {
@@ -447,15 +456,7 @@ evdb_result *evdb__result_from_source(size_t ncols, const evdb__rcol *cols, size
         return NULL;
     evdb_result *r = &b->r;
     char *d = r->data;
-    size_t off = 0;
-    for (size_t c = 0; c < ncols; c++) {
-        r->cols[c].name_off = off;
-        r->cols[c].type = cols[c].type;
-        r->cols[c].native = cols[c].native_type;
-        memcpy(d + off, cols[c].name, cols[c].name_len);
-        off += cols[c].name_len;
-        d[off++] = '\0';
-    }
+    size_t off = put_columns(r, ncols, cols);
     if (command && *command) {
         r->command_off = off;
         memcpy(d + off, command, tag_len + 1);

@@ -256,6 +256,23 @@ static void keep_cols(pg_cols **memo, const evdb__rcol *cols, int ncols)
     *memo = k;
 }
 
+/* The columns of res (names, types) into read[0..ncols); false when one
+ * is bytea, which these paths leave to the copying builder. */
+static bool read_columns(const PGresult *res, int ncols, evdb__rcol *read)
+{
+    for (int c = 0; c < ncols; c++) {
+        Oid oid = PQftype(res, c);
+        if (oid == PG_OID_BYTEA)
+            return false;
+        const char *name = PQfname(res, c);
+        read[c].name = name ? name : "";
+        read[c].name_len = strlen(read[c].name);
+        read[c].type = map_type(oid);
+        read[c].native_type = oid;
+    }
+    return true;
+}
+
 /* Small results (most queries return a row or none) in one call: no
  * sizing pass, no per-cell builder calls. NULL with *tried false when res
  * does not qualify (too big, or bytea cells to decode). */
@@ -271,16 +288,8 @@ static evdb_result *build_small(const PGresult *res, int ncols, int nrows, pg_co
     if (memo && *memo && (*memo)->ncols == ncols) {
         cols = (*memo)->cols;
     } else {
-        for (int c = 0; c < ncols; c++) {
-            Oid oid = PQftype(res, c);
-            if (oid == PG_OID_BYTEA)
-                return NULL;
-            const char *name = PQfname(res, c);
-            read[c].name = name ? name : "";
-            read[c].name_len = strlen(read[c].name);
-            read[c].type = map_type(oid);
-            read[c].native_type = oid;
-        }
+        if (!read_columns(res, ncols, read))
+            return NULL;
         /* Only with columns: an empty list saves nothing. */
         if (memo && !*memo && ncols)
             keep_cols(memo, read, ncols);
@@ -350,18 +359,10 @@ static evdb_result *build_in_place(PGresult *res, int ncols, int nrows, pg_cols 
             *tried = true;
             return NULL;
         }
-        for (int c = 0; c < ncols; c++) {
-            Oid oid = PQftype(res, c);
-            if (oid == PG_OID_BYTEA) {
-                if (read != one)
-                    evdb__free(read);
-                return NULL;
-            }
-            const char *name = PQfname(res, c);
-            read[c].name = name ? name : "";
-            read[c].name_len = strlen(read[c].name);
-            read[c].type = map_type(oid);
-            read[c].native_type = oid;
+        if (!read_columns(res, ncols, read)) {
+            if (read != one)
+                evdb__free(read);
+            return NULL;
         }
         if (memo && !*memo && ncols)
             keep_cols(memo, read, ncols);
