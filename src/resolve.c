@@ -37,6 +37,18 @@ struct evdb__lookup {
     struct ares_addrinfo *result;
 };
 
+/* ares_getsock's bit set, read without its ARES_GETSOCK_* macros: those
+ * shift a signed 1 into the sign bit for the last socket (undefined). */
+static bool sock_reads(int bits, int i)
+{
+    return ((unsigned)bits >> i) & 1u;
+}
+
+static bool sock_writes(int bits, int i)
+{
+    return ((unsigned)bits >> (i + ARES_GETSOCK_MAXNUM)) & 1u;
+}
+
 static pthread_once_t library_once = PTHREAD_ONCE_INIT;
 static int library_rc = ARES_ENOTINITIALIZED;
 
@@ -110,7 +122,7 @@ bool evdb__lookup_running(evdb__lookup *r)
     ares_socket_t socks[ARES_GETSOCK_MAXNUM];
     int bits = ares_getsock(r->ch, socks, ARES_GETSOCK_MAXNUM);
     for (int i = 0; i < ARES_GETSOCK_MAXNUM && !r->done; i++) {
-        bool rd = ARES_GETSOCK_READABLE(bits, i), wr = ARES_GETSOCK_WRITABLE(bits, i);
+        bool rd = sock_reads(bits, i), wr = sock_writes(bits, i);
         if (rd || wr)
             ares_process_fd(r->ch, rd ? socks[i] : ARES_SOCKET_BAD, wr ? socks[i] : ARES_SOCKET_BAD);
     }
@@ -126,8 +138,8 @@ void evdb__lookup_wait(const evdb__lookup *r, evdb__wait *w)
     w->fd = -1;
     w->events = 0;
     for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-        unsigned ev = (ARES_GETSOCK_READABLE(bits, i) ? EVDB__EV_READ : 0) |
-                      (ARES_GETSOCK_WRITABLE(bits, i) ? EVDB__EV_WRITE : 0);
+        unsigned ev = (sock_reads(bits, i) ? EVDB__EV_READ : 0) |
+                      (sock_writes(bits, i) ? EVDB__EV_WRITE : 0);
         if (ev) {
             w->fd = socks[i];
             w->events = ev;
