@@ -76,6 +76,11 @@ struct member {
      * closes it (the drivers that know resets drop the connection
      * themselves; this covers any other). */
     bool reset_failed;
+    /* A reset failed on a connection still up and not lent out: it takes
+     * no more work (M_RESETTING) and is closed once what runs on it has
+     * ended (dispatch), so pooled queries already sent are not failed by
+     * the close. */
+    bool retiring;
     member *prev, *next;
 };
 
@@ -485,7 +490,7 @@ static void on_room(void *owner, evdb_conn *c)
     if (m->st == M_READY && m->pool->waitq.head)
         feed(m);
     m->last_used = evdb__loop_now(m->pool->loop);
-    if (m->pool->close_f || m->pool->nacq)
+    if (m->pool->close_f || m->pool->nacq || (m->retiring && evdb__conn_load(c) == 0))
         schedule_dispatch(m->pool);
 }
 
@@ -998,10 +1003,17 @@ static void reset_done(evdb_future *f, void *arg)
         p->st.discarded++;
         snprintf(p->discard_reason, sizeof p->discard_reason, "reset failed: %.120s",
                  evdb_error_message(evdb_future_error(f)));
-        if (m->st == M_ACQUIRED)
+        if (m->st == M_ACQUIRED) {
             m->reset_failed = true;
-        else
-            member_close(m);
+        } else {
+            /* The pooled queries routed behind it and not sent go to other
+             * connections; the ones sent finish here before it closes. */
+            evdb__qlist unsent = {NULL, NULL, 0};
+            if (evdb__conn_take_unsent(m->c, &unsent))
+                requeue_front(p, &unsent);
+            m->st = M_RESETTING;
+            m->retiring = true;
+        }
     }
     evdb_future_unref(f);
     schedule_dispatch(p);
@@ -1063,7 +1075,7 @@ static void dispatch(evdb_pool *p)
         next = m->next;
         bool dead = m->c && !evdb__conn_ready(m->c) &&
                     (m->st == M_READY || (m->st == M_RESETTING && evdb__conn_load(m->c) == 0));
-        if (dead)
+        if (dead || (m->retiring && m->st == M_RESETTING && evdb__conn_load(m->c) == 0))
             member_close(m);
         else if (p->close_f && m->st == M_READY && evdb__conn_load(m->c) == 0)
             member_close(m);
