@@ -528,7 +528,11 @@ static evdb_conn *borrow_after_reset(evdb_pool *p)
     ck_assert_int_eq(t_wait(f), 0);
     c = evdb_future_take_conn(f);
     evdb_future_unref(f);
-    ck_assert_int_eq(evdb_conn_server_id(c), id); /* the same session, reset */
+    ck_assert_int_eq(evdb_conn_server_id(c), id); /* the same session */
+    /* A release does not wait for its reset: it runs ahead of the next
+     * borrower's first statement. Wait for it here, so that what the
+     * caller changes next happens after the reset. */
+    ck_assert_int_eq(t_query_int(c, "SELECT 1"), 1);
     return c;
 }
 
