@@ -985,6 +985,7 @@ START_TEST(given_up_queries_taken_back_unsent_are_dropped)
         timed_out += stv == EVDB_ETIMEDOUT;
         evdb_future_unref(fs[i]);
     }
+    ck_assert_int_eq(ok + timed_out, 7);
     ck_assert_int_ge(timed_out, 1); /* something waited behind the long one */
     ck_assert_uint_ge(fake.taken_back, 1);
     evdb_pool_stats_get(p, &st);
