@@ -92,6 +92,9 @@ static void run_worker(worker *w)
     }
     server_start(w);
     ev_run(w->loop, 0);
+    if (w->closing)
+        fprintf(stderr, "service: thread %u: the loop ended with the pool's close pending\n",
+                w->index);
 }
 
 static void *thread_main(void *arg)
@@ -106,7 +109,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *s, int revents)
     unsigned n = *(unsigned *)s->data;
     for (unsigned i = 0; i < n; i++)
         ev_async_send(workers[i].loop, &workers[i].stop_w);
-    ev_signal_stop(loop, s);
+    (void)loop; /* a second signal sends again: stopping is idempotent */
 }
 
 static int parse_args(int argc, char **argv, service_opts *o, int *setup)
@@ -208,13 +211,17 @@ int main(int argc, char **argv)
     term.data = intr.data = &o.threads;
     ev_signal_start(workers[0].loop, &term);
     ev_signal_start(workers[0].loop, &intr);
-    ev_unref(workers[0].loop); /* the signal watchers do not keep the loop alive */
-    ev_unref(workers[0].loop);
 
+    /* The signal watchers stay active (referenced) until the end: they
+     * keep the main loop running until the pool's close completes. */
     run_worker(&workers[0]);
+    ev_signal_stop(workers[0].loop, &term);
+    ev_signal_stop(workers[0].loop, &intr);
     int ok = workers[0].closed_ok;
     for (unsigned i = 1; i < o.threads; i++) {
         pthread_join(tids[i], NULL);
+        if (!workers[i].closed_ok)
+            fprintf(stderr, "service: thread %u did not close its pool\n", i);
         ok = ok && workers[i].closed_ok;
         ev_loop_destroy(workers[i].loop);
     }

@@ -296,17 +296,21 @@ static void on_pool_closed(evdb_future *f, void *arg)
 {
     worker *w = arg;
     w->closed_ok = evdb_future_status(f) == 0;
+    if (!w->closed_ok)
+        fprintf(stderr, "service: thread %u: closing the pool: %s\n", w->index,
+                evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
     w->closing = NULL;
+    ev_async_stop(w->loop, &w->stop_w);
     ev_break(w->loop, EVBREAK_ONE);
 }
 
 /* Every connection is gone: close the pool, and leave the loop when it
- * is closed. */
+ * is closed. The stop watcher stays active until then: it keeps the loop
+ * running while the close completes. */
 static void finish_stop(worker *w)
 {
     ev_timer_stop(w->loop, &w->grace_w);
-    ev_async_stop(w->loop, &w->stop_w);
     if (w->closing || !w->pool)
         return;
     w->closing = evdb_pool_close(w->pool);
@@ -314,6 +318,7 @@ static void finish_stop(worker *w)
     if (!w->closing || evdb_future_on_done(w->closing, on_pool_closed, w) != 0) {
         evdb_future_unref(w->closing);
         w->closing = NULL;
+        ev_async_stop(w->loop, &w->stop_w);
         ev_break(w->loop, EVBREAK_ONE);
     }
 }
