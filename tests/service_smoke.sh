@@ -87,6 +87,19 @@ head -c 5000 /dev/zero | tr '\0' 'a' >"$TMP/big"
 check "body too large" 413 'too large' --data-binary "@$TMP/big" "$B/transfer"
 check "headers too large" 431 'too large' -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' 'a')" "$B/health"
 
+# expect_none SQL TRIES OK_TEXT FAIL_TEXT: the admin query's count must
+# reach 0 within TRIES tenths of a second (the server notices a cancel or
+# a closed session a moment after the client).
+expect_none() {
+    local left=1
+    for _ in $(seq "$2"); do
+        left=$(admin "$1")
+        [ "$left" = 0 ] && break
+        sleep 0.1
+    done
+    if [ "$left" = 0 ]; then echo "ok: $3"; else fail "$4 ($left)"; fi
+}
+
 # Malformed HTTP on a raw socket: 400, and the connection is closed.
 exec 3<>"/dev/tcp/127.0.0.1/$PORT"
 printf 'NOT HTTP AT ALL\r\n\r\n' >&3
@@ -105,14 +118,8 @@ conns=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' "$B/items/1" "$
 # A timeout: 504 after the 1 s deadline, and the query no longer runs on
 # the server (it would sleep 3 s more if it had not been cancelled).
 check "timeout" 504 'timed out after 1\.000 s' "$B/report?sleep=4"
-left=1
-for _ in $(seq 20); do
-    left=$(admin "$SLEEPING")
-    [ "$left" = 0 ] && break
-    sleep 0.1
-done
-[ "$left" = 0 ] && echo "ok: the timed-out query was cancelled on the server" ||
-    fail "the timed-out query still runs on the server ($left)"
+expect_none "$SLEEPING" 20 "the timed-out query was cancelled on the server" \
+    "the timed-out query still runs on the server"
 
 # Concurrent transfers among five accounts (conflicts and retries), then
 # the balances must add up: every answer is 200 or 409.
@@ -153,14 +160,8 @@ wait "$SP" || rc=$?
 SP=""
 [ "$rc" = 0 ] && echo "ok: exit status 0" || { fail "exit status $rc"; cat "$TMP/err" >&2; }
 grep -q 'stopped cleanly' "$TMP/err" || fail "no clean stop reported: $(cat "$TMP/err")"
-left=1
-for _ in $(seq 50); do
-    left=$(admin "$SESSIONS")
-    [ "$left" = 0 ] && break
-    sleep 0.1
-done
-[ "$left" = 0 ] && echo "ok: no connection of the service left on the server" ||
-    fail "$left connection(s) of the service left on the server"
+expect_none "$SESSIONS" 50 "no connection of the service left on the server" \
+    "connections of the service left on the server"
 
 if [ "$FAILS" -ne 0 ]; then
     echo "service_smoke: $FAILS check(s) failed" >&2

@@ -23,7 +23,9 @@ pool is closed, exit 0.
 import argparse
 import asyncio
 import json
+import logging
 import random
+import signal
 import sys
 from urllib.parse import unquote, urlsplit
 
@@ -227,6 +229,24 @@ def make_app(db, opts):
     return app
 
 
+async def serve(opts):
+    db = My() if opts.url.startswith(("mariadb:", "mysql:")) else Pg()
+    await db.open(opts.url, opts.pool)
+    runner = web.AppRunner(make_app(db, opts), handle_signals=False, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, opts.host, opts.port, shutdown_timeout=opts.grace).start()
+    # Printed once the socket listens: the benchmark starts wrk then.
+    print("listening on %s:%d" % (opts.host, opts.port), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # Stop accepting, let requests finish within the grace period, then
+    # on_cleanup closes the pool.
+    await runner.cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser(description="examples/service in Python (comparison only)")
     ap.add_argument("url")
@@ -236,19 +256,13 @@ def main():
     ap.add_argument("--timeout", type=float, default=2.0)
     ap.add_argument("--grace", type=float, default=5.0)
     opts = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
     try:
         import uvloop
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    db = My() if opts.url.startswith(("mariadb:", "mysql:")) else Pg()
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    loop.run_until_complete(db.open(opts.url, opts.pool))
-    app = make_app(db, opts)
-    print("listening on %s:%d" % (opts.host, opts.port), flush=True)
-    web.run_app(app, host=opts.host, port=opts.port, shutdown_timeout=opts.grace,
-                print=None, loop=loop)
+    asyncio.run(serve(opts))
     return 0
 
 
