@@ -44,6 +44,15 @@ static void answer_failure(client *c, const evdb_error *e)
     }
 }
 
+/* The result of a completed query, or NULL after answering its failure. */
+static const evdb_result *result_or_answer(client *c, evdb_future *f)
+{
+    if (evdb_future_status(f) == 0)
+        return evdb_future_result(f);
+    answer_failure(c, evdb_future_error(f));
+    return NULL;
+}
+
 /* Submit a pooled query for c with the request's deadline; cb answers.
  * The client holds the future so that a hang-up cancels it. */
 static void pooled(client *c, const char *sql, const evdb_value *params, size_t n,
@@ -84,11 +93,9 @@ static long long parse_id(const char *s, size_t n)
 static void item_done(evdb_future *f, void *arg)
 {
     client *c = arg;
-    if (evdb_future_status(f) != 0) {
-        answer_failure(c, evdb_future_error(f));
+    const evdb_result *r = result_or_answer(c, f);
+    if (!r)
         return;
-    }
-    const evdb_result *r = evdb_future_result(f);
     int64_t id = 0;
     if (evdb_result_nrows(r) == 0) {
         client_error(c, 404, "no such item");
@@ -128,11 +135,9 @@ static void get_item(client *c, const http_request *r)
 static void report_done(evdb_future *f, void *arg)
 {
     client *c = arg;
-    if (evdb_future_status(f) != 0) {
-        answer_failure(c, evdb_future_error(f));
+    const evdb_result *r = result_or_answer(c, f);
+    if (!r)
         return;
-    }
-    const evdb_result *r = evdb_future_result(f);
     int64_t n = 0, total = 0;
     evdb_result_int(r, 0, 0, &n);
     evdb_result_int(r, 0, 1, &total);
