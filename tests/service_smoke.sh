@@ -113,7 +113,7 @@ fi
 
 # Keep-alive: two requests, one connection.
 conns=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' "$B/items/1" "$B/items/2" | tr '\n' ' ')
-[ "$conns" = "1 0 " ] && echo "ok: keep-alive" || fail "keep-alive: connects per request: $conns"
+if [ "$conns" = "1 0 " ]; then echo "ok: keep-alive"; else fail "keep-alive: connects per request: $conns"; fi
 
 # A timeout: 504 after the 1 s deadline, and the query no longer runs on
 # the server (it would sleep 3 s more if it had not been cancelled).
@@ -138,7 +138,7 @@ else
 fi
 check "balances add up (service)" 200 '"total":1000000\}' "$B/report?sleep=0"
 total=$(admin "$BALANCES")
-[ "$total" = 1000000 ] && echo "ok: balances add up (server)" || fail "balances: $total"
+if [ "$total" = 1000000 ]; then echo "ok: balances add up (server)"; else fail "balances: $total"; fi
 
 # SIGTERM with a request in flight: it is answered, new connections are
 # refused, the service exits 0 and leaves no session on the server.
@@ -153,12 +153,13 @@ else
     echo "ok: no new connections after SIGTERM"
 fi
 wait "$CP" || true
-[ "$(cat "$TMP/inflight_code")" = 200 ] && echo "ok: the in-flight request was answered" ||
+if [ "$(cat "$TMP/inflight_code")" = 200 ]; then echo "ok: the in-flight request was answered"; else
     fail "in-flight request during shutdown: $(cat "$TMP/inflight_code") $(cat "$TMP/inflight")"
+fi
 rc=0
 wait "$SP" || rc=$?
 SP=""
-[ "$rc" = 0 ] && echo "ok: exit status 0" || { fail "exit status $rc"; cat "$TMP/err" >&2; }
+if [ "$rc" = 0 ]; then echo "ok: exit status 0"; else fail "exit status $rc"; cat "$TMP/err" >&2; fi
 grep -q 'stopped cleanly' "$TMP/err" || fail "no clean stop reported: $(cat "$TMP/err")"
 expect_none "$SESSIONS" 50 "no connection of the service left on the server" \
     "connections of the service left on the server"
