@@ -269,6 +269,9 @@ static void resume(task *t)
 {
     evdb__ctx here;
     task *prev = current;
+    /* here outlives the task's run: resume returns only after the task
+     * switches back to it. */
+    // cppcheck-suppress autoVariables
     t->back = &here;
     t->state = T_RUNNING;
     current = t;
