@@ -1720,7 +1720,7 @@ START_TEST(prepare_api)
     t_conn_close(c);
 
     /* MariaDB: not yet, said at once. */
-    const char *my = evdb_test_my_url();
+    const char *my = EVDB_HAS_MARIADB ? evdb_test_my_url() : NULL;
     if (my) {
         c = t_conn_open(L, my, NULL);
         ck_assert_ptr_null(evdb_conn_prepare(c, "SELECT 1", NULL, 0, NULL));
