@@ -14,7 +14,8 @@
  * equal ones (duplicate case labels do not compile). */
 enum {
     ERRNO_COUNT = 0
-#define EVDB_COUNT_(name, value, text) +1
+/* A bare "+1" per code: parentheses would not sum. */
+#define EVDB_COUNT_(name, value, text) +1 // NOLINT(bugprone-macro-parentheses)
                   EVDB_ERRNO_MAP(EVDB_COUNT_)
 #undef EVDB_COUNT_
 };

@@ -30,6 +30,7 @@
 
 #include "internal.h"
 #include "task_switch.h"
+#include "trace.h"
 
 /* Under valgrind, task stacks are registered as stacks: without that,
  * memcheck takes a switch onto one for a huge stack-pointer change and
@@ -75,6 +76,23 @@ typedef enum tstate {
     T_DONE       /* function returned; ends on the loop's side */
 } tstate;
 
+static const char *tstate_name(tstate s)
+{
+    switch (s) {
+    case T_NEW:
+        return "starting";
+    case T_RUNNING:
+        return "running";
+    case T_READY:
+        return "ready";
+    case T_AWAITING:
+        return "awaiting";
+    case T_DONE:
+        return "done";
+    }
+    return "?";
+}
+
 typedef struct stack {
     void *map;      /* the mapping: guard page(s) + stack */
     size_t map_len;
@@ -112,6 +130,14 @@ typedef struct task {
     size_t back_size;
 #endif
 } task;
+
+/* Every change of a task's state goes through here (src/trace.h). */
+#define set_state(t, s) set_state_at((t), (s), __FILE__, __LINE__)
+static void set_state_at(task *t, tstate s, const char *file, int line)
+{
+    EVDB__TRACE_STATE("task", t, tstate_name(t->state), tstate_name(s), file, line);
+    t->state = s;
+}
 
 /* Read on every await and resume: initial-exec TLS avoids a
  * __tls_get_addr call per access in the shared library (8 bytes of static
@@ -269,8 +295,11 @@ static void resume(task *t)
 {
     evdb__ctx here;
     task *prev = current;
+    /* here outlives the task's run: resume returns only after the task
+     * switches back to it. */
+    // cppcheck-suppress autoVariables
     t->back = &here;
-    t->state = T_RUNNING;
+    set_state(t, T_RUNNING);
     current = t;
     switch_into(t, &here);
     current = prev;
@@ -286,7 +315,7 @@ static void task_entry(void *arg)
     __sanitizer_finish_switch_fiber(NULL, &t->back_bottom, &t->back_size);
 #endif
     t->result = t->fn(t->arg);
-    t->state = T_DONE;
+    set_state(t, T_DONE);
 #if EVDB__ASAN
     /* NULL: this stack is done for good, drop its fake stack. */
     __sanitizer_start_switch_fiber(NULL, t->back_bottom, t->back_size);
@@ -414,7 +443,7 @@ static task *spawn(evdb__loop *l, evdb_task_fn fn, void *arg, const evdb_task_op
     t->f = evdb_future_ref(f);
     t->fn = fn;
     t->arg = arg;
-    t->state = T_NEW;
+    t->state = T_NEW; /* its first state: nothing to trace yet */
     t->id = ++next_id;
     t->wake.fn = on_wake;
     t->next = live_head;
@@ -493,7 +522,7 @@ int evdb_await(evdb_future *f)
     if (evdb_future_on_done(f, on_awaited_done, t) != 0)
         return EVDB_ENOMEM; /* evdb_last_error says why */
     t->awaiting = evdb_future_ref(f);
-    t->state = T_AWAITING;
+    set_state(t, T_AWAITING);
     switch_out(t);
     t->awaiting = NULL;
     evdb_future_unref(f);
@@ -509,7 +538,7 @@ int evdb_task_yield(void)
         return evdb__fail_now(EVDB_ENOTASK, "evdb_task_yield: not inside a task");
     if (t->cancel_pending)
         return deliver_cancel(t);
-    t->state = T_READY;
+    set_state(t, T_READY);
     evdb__loop_defer(t->loop, &t->wake);
     switch_out(t);
     if (t->cancel_pending)
@@ -689,19 +718,7 @@ static const char *kind_name(evdb__fkind k)
 
 static const char *state_name(const task *t)
 {
-    switch (t->state) {
-    case T_NEW:
-        return "starting";
-    case T_RUNNING:
-        return "running";
-    case T_READY:
-        return "ready";
-    case T_AWAITING:
-        return "awaiting";
-    case T_DONE:
-        return "done";
-    }
-    return "?";
+    return tstate_name(t->state);
 }
 
 void evdb_task_dump(struct ev_loop *loop, FILE *out)

@@ -1720,7 +1720,7 @@ START_TEST(prepare_api)
     t_conn_close(c);
 
     /* MariaDB: not yet, said at once. */
-    const char *my = evdb_test_my_url();
+    const char *my = EVDB_HAS_MARIADB ? evdb_test_my_url() : NULL;
     if (my) {
         c = t_conn_open(L, my, NULL);
         ck_assert_ptr_null(evdb_conn_prepare(c, "SELECT 1", NULL, 0, NULL));
@@ -2081,7 +2081,8 @@ START_TEST(cancel_queued_and_running)
     ck_assert_int_eq(t_wait(run), EVDB_ECANCELED);
     wait_ok(after, "after the cancelled one");
     ck_assert_int_eq(t_cell_int(evdb_future_result(after), 0, 0), 3);
-    ck_assert_msg(t_now() - t0 < 2.0, "cancel took %.3f s", t_now() - t0);
+    /* Far below the 30 s sleep, with room for a loaded machine. */
+    ck_assert_msg(t_now() - t0 < 10.0, "cancel took %.3f s", t_now() - t0);
     ck_assert_int_eq(t_query_int(c, "SELECT 4"), 4);
     evdb_future_unref(run);
     evdb_future_unref(after);

@@ -76,6 +76,48 @@ START_TEST(spawn_starts_from_the_loop)
 }
 END_TEST
 
+/* Every state change of a task is traced when EVDB_TRACE_STATES is set
+ * (src/trace.h): the whole life of one task, in order, each line
+ * naming the task and where the change happened. */
+START_TEST(state_changes_are_traced_when_asked)
+{
+    ck_assert_int_eq(setenv("EVDB_TRACE_STATES", "1", 1), 0);
+    char path[] = "/tmp/evdb-trace-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_ge(dup2(fd, STDERR_FILENO), 0);
+
+    struct ev_loop *loop = t_loop_new(WATCHDOG_S);
+    sleeper s = {.loop = loop, .seconds = 0.01};
+    evdb_future *t = evdb_task_spawn(loop, sleep_task, &s, NULL);
+    int status = t_wait(t);
+    evdb_future_unref(t);
+    t_loop_free(loop);
+
+    fflush(stderr);
+    ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+    close(saved);
+    char out[4096] = {0};
+    ck_assert_int_ge(pread(fd, out, sizeof out - 1, 0), 0);
+    close(fd);
+    ck_assert_int_eq(status, 0);
+
+    const char *want[] = {"starting -> running (task.c:", "running -> awaiting (task.c:",
+                          "awaiting -> running (task.c:", "running -> done (task.c:"};
+    const char *at = out;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *hit = strstr(at, want[i]);
+        ck_assert_msg(hit, "no \"%s\" in order in the trace:\n%s", want[i], out);
+        at = hit + 1;
+    }
+    ck_assert_msg(strncmp(out, "evdb: task 0x", 13) == 0, "trace line: %s", out);
+}
+END_TEST
+
 typedef struct resolver {
     evdb_future *f;
     char *value;
@@ -1118,6 +1160,7 @@ int main(void)
     tcase_set_timeout(tc4, 20);
     tcase_add_test(tc4, unobserved_error_hook);
     tcase_add_test(tc4, dump_lists_tasks_and_what_they_await);
+    tcase_add_test(tc4, state_changes_are_traced_when_asked);
     suite_add_tcase(s, tc4);
     return t_run_suite(s);
 }

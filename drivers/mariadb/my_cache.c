@@ -53,7 +53,7 @@ int evdb__my_cache_init(evdb__my_cache *c, size_t limit)
     size_t n = MIN_BUCKETS;
     while (n < limit && n < ((size_t)1 << 30))
         n <<= 1;
-    c->buckets = evdb__calloc(n, sizeof *c->buckets);
+    c->buckets = evdb__calloc(n, sizeof *c->buckets); // NOLINT(bugprone-sizeof-expression): an array of pointers
     if (!c->buckets)
         return EVDB_ENOMEM;
     c->nbuckets = n;
@@ -149,7 +149,7 @@ void evdb__my_cache_clear(evdb__my_cache *c)
     c->lru_head = c->lru_tail = NULL;
     c->count = 0;
     if (c->buckets)
-        memset(c->buckets, 0, c->nbuckets * sizeof *c->buckets);
+        memset(c->buckets, 0, c->nbuckets * sizeof *c->buckets); // NOLINT(bugprone-sizeof-expression)
 }
 
 /* Statement serials: process-wide, as a connection's arrays never meet

@@ -52,7 +52,7 @@ static void connect_error(evdb__dconn *dc, evdb_error *err)
                    ? EVDB_EAUTH
                    : EVDB_ECONNECT;
     const char *state = mysql_sqlstate(dc->m);
-    evdb__error_set(err, code, (int)no, state && strcmp(state, "00000") ? state : NULL,
+    evdb__error_set(err, code, (int)no, state && strcmp(state, "00000") != 0 ? state : NULL,
                     "MariaDB connect failed: %s", mysql_error(dc->m));
 }
 

@@ -229,6 +229,18 @@ enum evdb__my_run {
     EVDB__MY_RUN_LOST = -1 /* the session is gone; *err says why */
 };
 
+/* After a nonblocking Connector/C call (_start or _cont) that returned
+ * mask: true when it waits for the socket (mask kept in dc->mask for the
+ * driver's wait, and the next call is its _cont), false when the call is
+ * over (the next call is a _start). */
+static inline bool evdb__my_waits(evdb__dconn *dc, int mask)
+{
+    dc->op_started = mask != 0;
+    if (mask)
+        dc->mask = mask;
+    return mask != 0;
+}
+
 /* ---- my_url.c ---- */
 /* Decode a mariadb:// or mysql:// URL into o. Returns 0, or EVDB_EURL /
  * EVDB_ENOMEM with err set (the message names a bad option, never the

@@ -30,16 +30,6 @@ static enum evdb__my_run reset_lost(evdb__dconn *dc, evdb_error *err, const char
     return evdb__my_lost(dc, err, mysql_errno(dc->m), msg);
 }
 
-/* After a _start or _cont call that returned mask: true when it waits
- * for the socket (mask kept for the driver's wait), false when the step
- * is over. */
-static bool waits(evdb__dconn *dc, int mask)
-{
-    dc->op_started = mask != 0;
-    dc->mask = mask ? mask : dc->mask;
-    return mask != 0;
-}
-
 enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err)
 {
     if (dc->op == EVDB__MY_OP_NONE) {
@@ -51,7 +41,7 @@ enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err
     if (dc->op == EVDB__MY_R_RESET) {
         mask = dc->op_started ? mysql_reset_connection_cont(&dc->iret, dc->m, ready)
                               : mysql_reset_connection_start(&dc->iret, dc->m);
-        if (waits(dc, mask))
+        if (evdb__my_waits(dc, mask))
             return EVDB__MY_RUN_WAIT;
         if (dc->iret)
             return reset_lost(dc, err, "COM_RESET_CONNECTION");
@@ -67,7 +57,7 @@ enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err
     }
     mask = dc->op_started ? mysql_real_query_cont(&dc->iret, dc->m, ready)
                           : mysql_real_query_start(&dc->iret, dc->m, role_sql, sizeof role_sql - 1);
-    if (waits(dc, mask))
+    if (evdb__my_waits(dc, mask))
         return EVDB__MY_RUN_WAIT;
     if (dc->iret)
         return reset_lost(dc, err, role_sql);

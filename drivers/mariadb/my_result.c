@@ -784,7 +784,7 @@ static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const uns
     int64_t v;
     switch (k) {
     case DK_I8:
-        v = (int8_t)q[0];
+        v = (int8_t)q[0]; // NOLINT(bugprone-signed-char-misuse): TINYINT is signed
         break;
     case DK_U8:
         v = q[0];

@@ -342,241 +342,219 @@ static bool close_failed(evdb__dconn *dc)
     return dc->bret && evdb__my_errno_is_lost(mysql_errno(dc->m), mysql_sqlstate(dc->m));
 }
 
+/*
+ * The states of a prepared-statement query, one step function each. A step
+ * returns EVDB__MY_RUN_DONE or _LOST, which end evdb__my_stmt_run;
+ * EVDB__MY_RUN_WAIT to go on at once with the state it put in dc->op (as
+ * finish, rows_done, result_set and lookup do); or BLOCKED when
+ * Connector/C waits for the socket (dc->mask says for what), the one case
+ * in which evdb__my_stmt_run returns EVDB__MY_RUN_WAIT.
+ */
+#define BLOCKED 2
+/* One call of a nonblocking Connector/C function: its _start the first
+ * time, its _cont after a wait; returns BLOCKED from the step while it
+ * waits. */
+#define STEP(dc, cont_call, start_call)                                                      \
+    do {                                                                                     \
+        if (evdb__my_waits((dc), (dc)->op_started ? (cont_call) : (start_call)))            \
+            return BLOCKED;                                                                  \
+    } while (0)
+
+static int s_evict(evdb__dconn *dc, int ready, evdb_error *err)
+{
+    STEP(dc, mysql_stmt_close_cont(&dc->bret, dc->closing, ready),
+         mysql_stmt_close_start(&dc->bret, dc->closing));
+    dc->closing = NULL;
+    if (close_failed(dc))
+        return evdb__my_lost(dc, err, mysql_errno(dc->m), mysql_error(dc->m));
+    dc->op = EVDB__MY_S_PREPARE;
+    return EVDB__MY_RUN_WAIT;
+}
+
+static int s_prepare(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *err)
+{
+    if (!dc->op_started && abandoned(dc))
+        return finish(dc, err);
+    /* A prepare can wait on the server (for a table's metadata lock): from
+     * here on the query counts as sent, so a timeout sends its KILL QUERY
+     * (my_driver.c my_query_sent). */
+    dc->q->drv_state = EVDB__MY_Q_SENT;
+    STEP(dc, mysql_stmt_prepare_cont(&dc->iret, s->stmt, ready),
+         mysql_stmt_prepare_start(&dc->iret, s->stmt, s->sql, (unsigned long)s->sql_len));
+    if (dc->iret) {
+        if (stmt_error(dc, s->stmt, err) == EVDB__MY_RUN_LOST)
+            return EVDB__MY_RUN_LOST;
+        return finish(dc, err);
+    }
+    s->nparams = (unsigned)mysql_stmt_param_count(s->stmt);
+    if (alloc_binds(s)) {
+        evdb__my_fail_code(dc, EVDB_ENOMEM, "out of memory binding parameters");
+        return finish(dc, err);
+    }
+    if (wants_cache(dc))
+        evdb__my_cache_put(&dc->cache, s);
+    if (bind_params(dc, s))
+        return finish(dc, err);
+    dc->op = EVDB__MY_S_EXECUTE;
+    return EVDB__MY_RUN_WAIT;
+}
+
+static int s_execute(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *err)
+{
+    if (!dc->op_started && abandoned(dc))
+        return finish(dc, err);
+    dc->q->drv_state = EVDB__MY_Q_SENT;
+    STEP(dc, mysql_stmt_execute_cont(&dc->iret, s->stmt, ready),
+         mysql_stmt_execute_start(&dc->iret, s->stmt));
+    if (dc->iret && mysql_stmt_errno(s->stmt) == CR_NEW_STMT_METADATA) {
+        metadata_changed(dc, s);
+        return finish(dc, err);
+    }
+    if (dc->iret) {
+        if (stmt_error(dc, s->stmt, err) == EVDB__MY_RUN_LOST)
+            return EVDB__MY_RUN_LOST;
+        forget_if_stale(dc, s);
+        return finish(dc, err);
+    }
+    dc->st_executed = true;
+    return result_set(dc, err);
+}
+
+static int s_store(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *err)
+{
+    STEP(dc, mysql_stmt_store_result_cont(&dc->iret, s->stmt, ready),
+         mysql_stmt_store_result_start(&dc->iret, s->stmt));
+    if (!dc->iret && !dc->out.failed) {
+        bool fetch_err;
+        evdb_result *res = evdb__my_result_stmt(s->stmt, &dc->rows, s, &fetch_err);
+        if (fetch_err)
+            stmt_error(dc, s->stmt, err); /* rows were stored: no I/O error */
+        else
+            evdb__my_add_result(dc, res);
+    }
+    return rows_done(dc, s, dc->iret != 0, err);
+}
+
+static int s_fetch(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *err)
+{
+    enum evdb__my_stream st = evdb__my_stmt_stream(dc, s->stmt, ready);
+    if (st == EVDB__MY_STREAM_WAIT)
+        return BLOCKED;
+    if (st == EVDB__MY_STREAM_FLUSH) {
+        dc->op = EVDB__MY_S_FLUSH;
+        return EVDB__MY_RUN_WAIT;
+    }
+    return rows_done(dc, s, st == EVDB__MY_STREAM_ERROR, err);
+}
+
+/* The rows could not be bound (the failure is recorded): Connector/C reads
+ * and drops them, one packet at a time. */
+static int s_flush(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *err)
+{
+    STEP(dc, mysql_stmt_free_result_cont(&dc->bret, s->stmt, ready),
+         mysql_stmt_free_result_start(&dc->bret, s->stmt));
+    return rows_done(dc, s, mysql_errno(dc->m) != 0, err);
+}
+
+static int s_next(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *err)
+{
+    STEP(dc, mysql_stmt_next_result_cont(&dc->iret, s->stmt, ready),
+         mysql_stmt_next_result_start(&dc->iret, s->stmt));
+    if (dc->iret > 0 && stmt_error(dc, s->stmt, err) == EVDB__MY_RUN_LOST)
+        return EVDB__MY_RUN_LOST;
+    return dc->iret ? finish(dc, err) : result_set(dc, err);
+}
+
+/* See finish. The query's error is recorded already; the reset's own
+ * outcome only decides the statement's fate. */
+static int s_reset(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *err)
+{
+    STEP(dc, mysql_stmt_reset_cont(&dc->bret, s->stmt, ready),
+         mysql_stmt_reset_start(&dc->bret, s->stmt));
+    if (dc->bret) {
+        unsigned no = mysql_stmt_errno(s->stmt);
+        const char *state = mysql_stmt_sqlstate(s->stmt);
+        const char *msg = mysql_stmt_error(s->stmt);
+        if (!no) {
+            no = mysql_errno(dc->m);
+            state = mysql_sqlstate(dc->m);
+            msg = mysql_error(dc->m);
+        }
+        if (evdb__my_errno_is_lost(no, state))
+            return evdb__my_lost(dc, err, no, msg);
+        /* The session is fine but the statement is not: close it, and the
+         * next query prepares afresh. */
+        evdb__my_cache_remove(&dc->cache, s);
+        dc->op = EVDB__MY_S_DISCARD;
+        return EVDB__MY_RUN_WAIT;
+    }
+    dc->st = NULL;
+    evdb__my_report(dc, err);
+    return EVDB__MY_RUN_DONE;
+}
+
+static int s_discard(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *err)
+{
+    if (!dc->op_started) {
+        dc->closing = s->stmt;
+        s->stmt = NULL;
+        evdb__my_stmt_entry_free(s);
+        dc->st = NULL;
+    }
+    STEP(dc, mysql_stmt_close_cont(&dc->bret, dc->closing, ready),
+         mysql_stmt_close_start(&dc->bret, dc->closing));
+    dc->closing = NULL;
+    if (close_failed(dc))
+        return evdb__my_lost(dc, err, mysql_errno(dc->m), mysql_error(dc->m));
+    if (dc->rerun) {
+        dc->rerun = false;
+        dc->rerun_done = true;
+        dc->op = EVDB__MY_OP_NONE;
+        return EVDB__MY_RUN_WAIT;
+    }
+    evdb__my_report(dc, err);
+    return EVDB__MY_RUN_DONE;
+}
+
+static int stmt_step(evdb__dconn *dc, int ready, evdb_error *err)
+{
+    evdb__my_stmt *s = dc->st;
+    switch (dc->op) {
+    case EVDB__MY_OP_NONE:
+        dc->op_started = false;
+        dc->st_executed = false;
+        return lookup(dc, err);
+    case EVDB__MY_S_EVICT:
+        return s_evict(dc, ready, err);
+    case EVDB__MY_S_PREPARE:
+        return s_prepare(dc, s, ready, err);
+    case EVDB__MY_S_EXECUTE:
+        return s_execute(dc, s, ready, err);
+    case EVDB__MY_S_STORE:
+        return s_store(dc, s, ready, err);
+    case EVDB__MY_S_FETCH:
+        return s_fetch(dc, s, ready, err);
+    case EVDB__MY_S_FLUSH:
+        return s_flush(dc, s, ready, err);
+    case EVDB__MY_S_NEXT:
+        return s_next(dc, s, ready, err);
+    case EVDB__MY_S_RESET:
+        return s_reset(dc, s, ready, err);
+    case EVDB__MY_S_DISCARD:
+        return s_discard(dc, s, ready, err);
+    default:
+        evdb__my_fail_code(dc, EVDB_EPROTO, "MariaDB driver: bad statement state");
+        return finish(dc, err);
+    }
+}
+
 enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err)
 {
-    enum evdb__my_run r;
-    int mask;
     for (;;) {
-        evdb__my_stmt *s = dc->st;
-        switch (dc->op) {
-        case EVDB__MY_OP_NONE:
-            dc->op_started = false;
-            dc->st_executed = false;
-            r = lookup(dc, err);
-            if (r == EVDB__MY_RUN_DONE)
-                return r;
-            break;
-
-        case EVDB__MY_S_EVICT:
-            mask = dc->op_started ? mysql_stmt_close_cont(&dc->bret, dc->closing, ready)
-                                  : mysql_stmt_close_start(&dc->bret, dc->closing);
-            dc->op_started = true;
-            if (mask)
-                goto wait;
-            dc->op_started = false;
-            dc->closing = NULL;
-            if (close_failed(dc))
-                return evdb__my_lost(dc, err, mysql_errno(dc->m), mysql_error(dc->m));
-            dc->op = EVDB__MY_S_PREPARE;
-            break;
-
-        case EVDB__MY_S_PREPARE:
-            if (!dc->op_started && abandoned(dc)) {
-                r = finish(dc, err);
-                if (r == EVDB__MY_RUN_DONE)
-                    return r;
-                break;
-            }
-            /* A prepare can wait on the server (for a table's metadata
-             * lock): from here on the query counts as sent, so a timeout
-             * sends its KILL QUERY (my_driver.c my_query_sent). */
-            dc->q->drv_state = EVDB__MY_Q_SENT;
-            mask = dc->op_started
-                       ? mysql_stmt_prepare_cont(&dc->iret, s->stmt, ready)
-                       : mysql_stmt_prepare_start(&dc->iret, s->stmt, s->sql,
-                                                  (unsigned long)s->sql_len);
-            dc->op_started = true;
-            if (mask)
-                goto wait;
-            dc->op_started = false;
-            if (dc->iret) {
-                r = stmt_error(dc, s->stmt, err);
-                if (r == EVDB__MY_RUN_LOST)
-                    return r;
-                r = finish(dc, err);
-                if (r == EVDB__MY_RUN_DONE)
-                    return r;
-                break;
-            }
-            s->nparams = (unsigned)mysql_stmt_param_count(s->stmt);
-            if (alloc_binds(s)) {
-                evdb__my_fail_code(dc, EVDB_ENOMEM, "out of memory binding parameters");
-                r = finish(dc, err);
-                if (r == EVDB__MY_RUN_DONE)
-                    return r;
-                break;
-            }
-            if (wants_cache(dc))
-                evdb__my_cache_put(&dc->cache, s);
-            if (bind_params(dc, s)) {
-                r = finish(dc, err);
-                if (r == EVDB__MY_RUN_DONE)
-                    return r;
-                break;
-            }
-            dc->op = EVDB__MY_S_EXECUTE;
-            break;
-
-        case EVDB__MY_S_EXECUTE:
-            if (!dc->op_started && abandoned(dc)) {
-                r = finish(dc, err);
-                if (r == EVDB__MY_RUN_DONE)
-                    return r;
-                break;
-            }
-            dc->q->drv_state = EVDB__MY_Q_SENT;
-            mask = dc->op_started ? mysql_stmt_execute_cont(&dc->iret, s->stmt, ready)
-                                  : mysql_stmt_execute_start(&dc->iret, s->stmt);
-            dc->op_started = true;
-            if (mask)
-                goto wait;
-            dc->op_started = false;
-            if (dc->iret && mysql_stmt_errno(s->stmt) == CR_NEW_STMT_METADATA) {
-                metadata_changed(dc, s);
-                r = finish(dc, err);
-            } else if (dc->iret) {
-                r = stmt_error(dc, s->stmt, err);
-                if (r == EVDB__MY_RUN_LOST)
-                    return r;
-                forget_if_stale(dc, s);
-                r = finish(dc, err);
-            } else {
-                dc->st_executed = true;
-                r = result_set(dc, err);
-            }
-            if (r == EVDB__MY_RUN_DONE)
-                return r;
-            break;
-
-        case EVDB__MY_S_STORE:
-            mask = dc->op_started ? mysql_stmt_store_result_cont(&dc->iret, s->stmt, ready)
-                                  : mysql_stmt_store_result_start(&dc->iret, s->stmt);
-            dc->op_started = true;
-            if (mask)
-                goto wait;
-            dc->op_started = false;
-            if (!dc->iret && !dc->out.failed) {
-                bool fetch_err;
-                evdb_result *res = evdb__my_result_stmt(s->stmt, &dc->rows, s, &fetch_err);
-                if (fetch_err)
-                    stmt_error(dc, s->stmt, err); /* rows were stored: no I/O error */
-                else
-                    evdb__my_add_result(dc, res);
-            }
-            r = rows_done(dc, s, dc->iret != 0, err);
-            if (r != EVDB__MY_RUN_WAIT)
-                return r;
-            break;
-
-        case EVDB__MY_S_FETCH: {
-            enum evdb__my_stream st = evdb__my_stmt_stream(dc, s->stmt, ready);
-            if (st == EVDB__MY_STREAM_WAIT)
-                return EVDB__MY_RUN_WAIT;
-            if (st == EVDB__MY_STREAM_FLUSH) {
-                dc->op = EVDB__MY_S_FLUSH;
-                break;
-            }
-            r = rows_done(dc, s, st == EVDB__MY_STREAM_ERROR, err);
-            if (r != EVDB__MY_RUN_WAIT)
-                return r;
-            break;
-        }
-
-        case EVDB__MY_S_FLUSH:
-            /* The rows could not be bound (the failure is recorded):
-             * Connector/C reads and drops them, one packet at a time. */
-            mask = dc->op_started ? mysql_stmt_free_result_cont(&dc->bret, s->stmt, ready)
-                                  : mysql_stmt_free_result_start(&dc->bret, s->stmt);
-            dc->op_started = true;
-            if (mask)
-                goto wait;
-            dc->op_started = false;
-            r = rows_done(dc, s, mysql_errno(dc->m) != 0, err);
-            if (r != EVDB__MY_RUN_WAIT)
-                return r;
-            break;
-
-        case EVDB__MY_S_NEXT:
-            mask = dc->op_started ? mysql_stmt_next_result_cont(&dc->iret, s->stmt, ready)
-                                  : mysql_stmt_next_result_start(&dc->iret, s->stmt);
-            dc->op_started = true;
-            if (mask)
-                goto wait;
-            dc->op_started = false;
-            if (dc->iret > 0) {
-                r = stmt_error(dc, s->stmt, err);
-                if (r == EVDB__MY_RUN_LOST)
-                    return r;
-            }
-            r = dc->iret ? finish(dc, err) : result_set(dc, err);
-            if (r == EVDB__MY_RUN_DONE)
-                return r;
-            break;
-
-        case EVDB__MY_S_RESET:
-            /* See finish. The query's error is recorded already; the
-             * reset's own outcome only decides the statement's fate. */
-            mask = dc->op_started ? mysql_stmt_reset_cont(&dc->bret, s->stmt, ready)
-                                  : mysql_stmt_reset_start(&dc->bret, s->stmt);
-            dc->op_started = true;
-            if (mask)
-                goto wait;
-            dc->op_started = false;
-            if (dc->bret) {
-                unsigned no = mysql_stmt_errno(s->stmt);
-                const char *state = mysql_stmt_sqlstate(s->stmt);
-                const char *msg = mysql_stmt_error(s->stmt);
-                if (!no) {
-                    no = mysql_errno(dc->m);
-                    state = mysql_sqlstate(dc->m);
-                    msg = mysql_error(dc->m);
-                }
-                if (evdb__my_errno_is_lost(no, state))
-                    return evdb__my_lost(dc, err, no, msg);
-                /* The session is fine but the statement is not: close it,
-                 * and the next query prepares afresh. */
-                evdb__my_cache_remove(&dc->cache, s);
-                dc->op = EVDB__MY_S_DISCARD;
-                break;
-            }
-            dc->st = NULL;
-            evdb__my_report(dc, err);
-            return EVDB__MY_RUN_DONE;
-
-        case EVDB__MY_S_DISCARD:
-            if (!dc->op_started) {
-                dc->closing = s->stmt;
-                s->stmt = NULL;
-                evdb__my_stmt_entry_free(s);
-                dc->st = NULL;
-            }
-            mask = dc->op_started ? mysql_stmt_close_cont(&dc->bret, dc->closing, ready)
-                                  : mysql_stmt_close_start(&dc->bret, dc->closing);
-            dc->op_started = true;
-            if (mask)
-                goto wait;
-            dc->op_started = false;
-            dc->closing = NULL;
-            if (close_failed(dc))
-                return evdb__my_lost(dc, err, mysql_errno(dc->m), mysql_error(dc->m));
-            if (dc->rerun) {
-                dc->rerun = false;
-                dc->rerun_done = true;
-                dc->op = EVDB__MY_OP_NONE;
-                break;
-            }
-            evdb__my_report(dc, err);
-            return EVDB__MY_RUN_DONE;
-
-        default:
-            evdb__my_fail_code(dc, EVDB_EPROTO, "MariaDB driver: bad statement state");
-            r = finish(dc, err);
-            if (r == EVDB__MY_RUN_DONE)
-                return r;
-            break;
-        }
+        int r = stmt_step(dc, ready, err);
+        if (r == BLOCKED)
+            return EVDB__MY_RUN_WAIT;
+        if (r != EVDB__MY_RUN_WAIT)
+            return (enum evdb__my_run)r;
     }
-wait:
-    dc->mask = mask;
-    return EVDB__MY_RUN_WAIT;
 }

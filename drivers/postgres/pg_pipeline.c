@@ -186,7 +186,7 @@ static bool grow_pend(evdb__dconn *dc, size_t n)
     size_t cap = dc->pcap ? dc->pcap * 2 : 64;
     while (cap < n)
         cap *= 2;
-    evdb__query **p = evdb__malloc(cap * sizeof *p);
+    evdb__query **p = evdb__malloc(cap * sizeof *p); // NOLINT(bugprone-sizeof-expression): an array of pointers
     if (!p)
         return false;
     for (size_t i = 0; i < dc->plen; i++)

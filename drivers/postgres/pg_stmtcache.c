@@ -71,7 +71,7 @@ int evdb__pg_cache_init(pg_cache *c, size_t cap)
     size_t n = 8;
     while (n < cap * 2)
         n *= 2;
-    c->buckets = evdb__calloc(n, sizeof *c->buckets);
+    c->buckets = evdb__calloc(n, sizeof *c->buckets); // NOLINT(bugprone-sizeof-expression): an array of pointers
     if (!c->buckets)
         return EVDB_ENOMEM;
     c->nbuckets = n;

@@ -160,7 +160,8 @@ MOVED_PC=$(find "$MOVED" -path '*/pkgconfig/evdb.pc' | head -n 1)
 LIB_DIR=$(dirname "$(dirname "$MOVED_PC")")
 # Only the moved copy is visible from here on: the first one is renamed.
 mv "$PREFIX" "$PREFIX.hidden"
-export PKG_CONFIG_PATH=$(dirname "$MOVED_PC")
+PKG_CONFIG_PATH=$(dirname "$MOVED_PC")
+export PKG_CONFIG_PATH
 inc=$(pkg-config --variable=includedir evdb)
 [ "$(cd "$inc" && pwd -P)" = "$MOVED/include" ] ||
     die "evdb.pc installed with --prefix $MOVED says includedir=$inc"
