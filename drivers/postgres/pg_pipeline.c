@@ -508,6 +508,29 @@ int evdb__pg_flush(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
     return failed(dc, next_wait(dc, w, err));
 }
 
+/* ---------------------------------------------------------- notifications */
+
+/* Notifications go to the core on a listener's connection (evdb_listener,
+ * slot listen) and are dropped on every other one, rather than left to
+ * pile up inside libpq. Read after receive(): PQnotifies parses input, and
+ * rows parsed before receive() could set single-row mode would make libpq
+ * refuse it. Everything PQconsumeInput read is parsed here, so an idle
+ * connection's readiness is consumed in full and the READ wait does not
+ * fire again until more arrives. */
+static void deliver_notifies(evdb__dconn *dc)
+{
+    for (PGnotify *n = PQnotifies(dc->conn); n; n = PQnotifies(dc->conn)) {
+        if (dc->listening)
+            evdb__notification(dc->core, n->relname, n->extra, strlen(n->extra), n->be_pid);
+        PQfreemem(n);
+    }
+}
+
+void evdb__pg_listen(evdb__dconn *dc, bool on)
+{
+    dc->listening = on;
+}
+
 int evdb__pg_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err)
 {
     if (!dc->conn) {
@@ -524,12 +547,7 @@ int evdb__pg_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *er
     }
     if (evdb__pg_receive(dc, err) || evdb__pg_push(dc, err))
         return failed(dc, EVDB__STEP_FAIL);
-    /* evdb has no LISTEN API yet: drop notifications rather than let them
-     * pile up inside libpq. Only now: PQnotifies parses input, and rows
-     * parsed before receive() could set single-row mode would make libpq
-     * refuse it. */
-    for (PGnotify *n = PQnotifies(dc->conn); n; n = PQnotifies(dc->conn))
-        PQfreemem(n);
+    deliver_notifies(dc);
     return failed(dc, next_wait(dc, w, err));
 }
 
