@@ -600,6 +600,44 @@ START_TEST(listener_from_a_pool_uses_its_own_connection)
 }
 END_TEST
 
+/* An idle listener waits for its socket: a notification wakes it once,
+ * and between notifications the loop sleeps (a spinning READ wait would
+ * run thousands of iterations while the timer below runs out). */
+START_TEST(idle_listener_does_not_spin)
+{
+    evdb_listener *l = open_listener(NULL);
+    seen s = {0};
+    listen_ok(l, "evdb_idle", &s);
+    evdb_conn *c = t_conn_open(L, t_pg_url(), NULL);
+    notify(c, "evdb_idle", "wake");
+    RUN_UNTIL(s.calls == 1);
+    unsigned before = ev_iteration(L);
+    t_sleep(L, 0.3);
+    unsigned spent = ev_iteration(L) - before;
+    ck_assert_msg(spent < 100, "%u loop iterations while idle", spent);
+    notify(c, "evdb_idle", "again");
+    RUN_UNTIL(s.calls == 2);
+    t_conn_close(c);
+    close_listener(l);
+    ck_assert_int_eq(s.calls, 2);
+}
+END_TEST
+
+/* A plain connection that runs LISTEN itself gets no listener: its
+ * notifications are dropped as before, and it keeps serving queries. */
+START_TEST(ordinary_connections_drop_notifications)
+{
+    evdb_conn *c = t_conn_open(L, t_pg_url(), NULL);
+    evdb_conn *n = t_conn_open(L, t_pg_url(), NULL);
+    t_exec_ok(c, "LISTEN evdb_plain");
+    for (int i = 0; i < 100; i++)
+        notify(n, "evdb_plain", "dropped");
+    ck_assert_int_eq(t_query_int(c, "SELECT 42"), 42);
+    t_conn_close(n);
+    t_conn_close(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("listen_integration");
@@ -616,6 +654,8 @@ int main(void)
     tcase_add_test(tc, bad_input_and_mariadb_are_refused_clearly);
     tcase_add_test(tc, wrong_password_fails_the_listen_without_the_password);
     tcase_add_test(tc, listener_from_a_pool_uses_its_own_connection);
+    tcase_add_test(tc, idle_listener_does_not_spin);
+    tcase_add_test(tc, ordinary_connections_drop_notifications);
     tcase_add_test(tc, server_restart_while_notifications_flow);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
