@@ -537,8 +537,13 @@ int evdb__pg_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *er
         evdb__error_set(err, EVDB_ECLOSED, 0, NULL, "the connection is closed");
         return EVDB__STEP_FAIL;
     }
-    if ((revents & EVDB__EV_READ) && !PQconsumeInput(dc->conn))
+    if ((revents & EVDB__EV_READ) && !PQconsumeInput(dc->conn)) {
+        /* Notifications read before the server closed the session (one
+         * sent just before pg_terminate_backend) were received: they are
+         * delivered, not counted in the gap that follows. */
+        deliver_notifies(dc);
         return failed(dc, evdb__pg_conn_lost(dc, err, "reading from the server"));
+    }
     if ((revents & EVDB__EV_WRITE) || dc->want_write) {
         int r = PQflush(dc->conn);
         if (r < 0)
