@@ -21,6 +21,7 @@
 
 #include <evdb.h>
 
+#include "faultproxy.h"
 #include "testenv.h"
 #include "testutil.h"
 #include "tquery.h"
@@ -367,10 +368,9 @@ static void on_gap(evdb_listener *l, double lost_at, double restored_at, const e
     fl->sent_at_gap = fl->next_seq;
 }
 
-static void flow_start(flow *fl, const char *url_suffix)
+/* The listener on url, the sender on the server directly. */
+static void flow_start_at(flow *fl, const char *url)
 {
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", t_pg_url(), url_suffix);
     evdb_listener_opts o = {.backoff_initial = 0.05, .backoff_max = 0.3, .on_gap = on_gap,
                             .on_gap_arg = fl};
     fl->l = evdb_listener_open(L, url, &o);
@@ -386,6 +386,13 @@ static void flow_start(flow *fl, const char *url_suffix)
     fl->pool = t_pool_new(L, t_pg_url(), &po);
     send_next(fl);
     RUN_UNTIL(fl->received >= 50);
+}
+
+static void flow_start(flow *fl, const char *url_suffix)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", t_pg_url(), url_suffix);
+    flow_start_at(fl, url);
 }
 
 /* After the outage: what is sent now arrives, then everything stops. */
@@ -446,6 +453,49 @@ START_TEST(server_restart_while_notifications_flow)
     ck_assert_int_le(fl.gaps, 1);
     close_listener(fl.l);
     ck_assert_int_le(fl.gaps, 1);
+    free(fl.count);
+}
+END_TEST
+
+/* The network, not the server: the fault proxy between the listener and
+ * the server resets the session and then refuses connections for a
+ * while, so the listener fails several attempts (backoff) within one
+ * outage. */
+START_TEST(connection_cut_by_the_network_is_one_gap)
+{
+    const char *u = t_pg_url();
+    const char *pv = evdb_test_env("EVDB_TEST_PG_PORT");
+    ck_assert_ptr_nonnull(pv);
+    int port = atoi(pv);
+    char err[160];
+    evdb_fp *fp = evdb_fp_new(L, 0, "127.0.0.1", port, err, sizeof err);
+    ck_assert_msg(fp != NULL, "fault proxy: %s", err);
+    char pat[16], url[512];
+    snprintf(pat, sizeof pat, ":%d/", port);
+    const char *at = strstr(u, pat);
+    ck_assert_ptr_nonnull(at);
+    snprintf(url, sizeof url, "%.*s:%d/%s", (int)(at - u), u, evdb_fp_port(fp),
+             at + strlen(pat));
+    flow fl = {0};
+    flow_start_at(&fl, url);
+    ck_assert_int_eq(evdb_fp_set(fp, EVDB_FP_REFUSE, 0), 0);
+    ck_assert_uint_eq(evdb_fp_reset_all(fp), 1);
+    RUN_UNTIL(evdb_listener_status(fl.l) == EVDB_ECONNLOST);
+    /* Sent while the listener cannot reach the server: missed. */
+    long mark = fl.next_seq;
+    RUN_UNTIL(fl.next_seq > mark + 200);
+    ck_assert_int_eq(fl.gaps, 0);
+    ck_assert_int_eq(evdb_listener_status(fl.l), EVDB_ECONNLOST);
+    ck_assert_int_eq(evdb_fp_set(fp, EVDB_FP_PASS, 0), 0);
+    RUN_UNTIL(fl.gaps == 1);
+    ck_assert_int_eq(fl.gap_code, EVDB_ECONNLOST);
+    ck_assert(fl.restored_at >= fl.lost_at);
+    flow_finish(&fl);
+    /* Some were missed (the gap was real), none twice (on_flow). */
+    ck_assert_int_lt(fl.received, fl.next_seq);
+    close_listener(fl.l);
+    ck_assert_int_eq(fl.gaps, 1);
+    evdb_fp_free(fp);
     free(fl.count);
 }
 END_TEST
@@ -649,6 +699,7 @@ int main(void)
     tcase_add_test(tc, listen_and_unlisten_while_notifications_flow);
     tcase_add_test(tc, notify_in_a_transaction_arrives_at_commit_only);
     tcase_add_test(tc, terminated_backend_reconnects_relistens_and_reports_the_gap_once);
+    tcase_add_test(tc, connection_cut_by_the_network_is_one_gap);
     tcase_add_test(tc, close_during_reconnect_ends_everything);
     tcase_add_test(tc, close_from_a_callback_drops_what_is_queued);
     tcase_add_test(tc, bad_input_and_mariadb_are_refused_clearly);
