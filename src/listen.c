@@ -277,9 +277,11 @@ static void on_conn_lost(void *arg, const evdb_error *err)
     evdb_listener *l = arg;
     if (l->st == LS_CLOSING)
         return;
-    double now = evdb__loop_now(l->loop);
-    if (!l->gap_open) {
-        l->lost_at = now;
+    /* A marker still queued (this outage's, or the last one's, restored
+     * but not delivered yet, which this loss continues: open_gap) keeps
+     * the time its outage began. */
+    if (!l->gap_queued) {
+        l->lost_at = evdb__loop_now(l->loop);
         evdb__error_copy(&l->gap_cause, err);
     }
     l->gen++;
