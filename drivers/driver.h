@@ -150,6 +150,15 @@ void evdb__query_failed(evdb__query *q, const evdb_error *e);
  * during any step, also from the client library's callbacks. */
 evdb_error *evdb__notice_new(void *core);
 
+/* A notification (PostgreSQL NOTIFY) received on a connection whose driver
+ * was told to keep them (slot listen): channel and payload (payload_len
+ * bytes, NUL-terminated) as the server sent them, and the sending
+ * session's id. The core copies what it keeps; the strings only need to
+ * live during the call. core is evdb__conn_params.core. Callable during
+ * io (and any step that reads the socket), never from send. */
+void evdb__notification(void *core, const char *channel, const char *payload,
+                        size_t payload_len, int64_t sender_id);
+
 /* Fill an error object: code (EVDB_*), driver_code, sqlstate (may be NULL)
  * and a printf-style message. Never fails; truncates long messages. */
 void evdb__error_set(evdb_error *e, int code, int driver_code, const char *sqlstate,
@@ -404,6 +413,15 @@ typedef struct evdb__driver {
      * until NULL, outside any driver step, to move queries stuck behind a
      * long-running statement to another connection of the pool. */
     evdb__query *(*take_unsent)(evdb__dconn *dc);
+
+    /* MAY (servers with LISTEN/NOTIFY): on true, hand every notification
+     * the session receives to evdb__notification, also while no query is
+     * in flight (the idle wait is READ, so io runs when one arrives);
+     * on false, drop them again, as a driver does by default (a pooled
+     * connection must not pile them up). Called outside steps, on a ready
+     * connection. NULL: the backend has no LISTEN, and evdb_listener_open
+     * refuses its URLs with EVDB_ENOTSUP. */
+    void (*listen)(evdb__dconn *dc, bool on);
 
     /* MAY: server session id (backend pid / thread id). */
     int64_t (*server_id)(const evdb__dconn *dc);

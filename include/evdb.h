@@ -18,5 +18,6 @@
 #include "evdb/pool.h"
 #include "evdb/txn.h"
 #include "evdb/task.h"
+#include "evdb/listen.h"
 
 #endif

@@ -68,6 +68,9 @@ struct evdb_conn {
     /* How long the last completed head ran (its service time), for the
      * pool's stall threshold; negative once taken (evdb__conn_take_service). */
     double head_took;
+    /* A listener's hooks (evdb__conn_set_listener), or NULL. */
+    const evdb__conn_listener *lsn;
+    void *lsn_arg;
 };
 
 /* Seconds a graceful close may take before the session is dropped. */
@@ -271,6 +274,8 @@ static void broken(evdb_conn *c, const evdb_error *err)
      * driver's message, SQLSTATE and fields. */
     evdb__error_copy(&c->lost, err);
     c->lost.code = EVDB_ECONNLOST;
+    if (c->lsn)
+        c->lsn->lost(c->lsn_arg, &c->lost);
     stop_watchers(c);
     cancel_op_free(c);
     take_back_unsent(c);
@@ -1122,5 +1127,26 @@ int evdb_conn_set_notice_hook(evdb_conn *h, evdb_notice_fn fn, void *arg)
             return evdb__fail_now(EVDB_ENOMEM, "evdb_conn_set_notice_hook: out of memory");
     }
     evdb__noticeq_set(c->notices, fn, arg);
+    return 0;
+}
+
+/* ---- listener hooks (src/listen.c) ---- */
+
+void evdb__notification(void *core, const char *channel, const char *payload,
+                        size_t payload_len, int64_t sender_id)
+{
+    evdb_conn *c = core;
+    if (c->lsn)
+        c->lsn->notify(c->lsn_arg, channel, payload, payload_len, sender_id);
+}
+
+int evdb__conn_set_listener(evdb_conn *c, const evdb__conn_listener *ops, void *arg)
+{
+    if (!c->drv->listen)
+        return EVDB_ENOTSUP;
+    c->lsn = ops;
+    c->lsn_arg = arg;
+    if (c->dc)
+        c->drv->listen(c->dc, ops != NULL);
     return 0;
 }

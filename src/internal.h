@@ -193,6 +193,20 @@ size_t evdb__task_stacks_mapped(void);
 bool evdb__conn_valid(const evdb_conn *c);
 /* Close a connection nobody took (open future destroyed). */
 void evdb__conn_abandon(void *conn);
+/* A listener's hooks on its connection (src/listen.c). Both run while the
+ * connection handles a driver step's outcome: they may only copy and
+ * defer, never call user code or act on the connection. */
+typedef struct evdb__conn_listener {
+    /* A notification (drivers/driver.h, evdb__notification). */
+    void (*notify)(void *arg, const char *channel, const char *payload, size_t payload_len,
+                   int64_t sender_id);
+    /* The session was lost (err: why): called as c turns broken, before
+     * its queries fail (their callbacks then find the listener told). */
+    void (*lost)(void *arg, const evdb_error *err);
+} evdb__conn_listener;
+/* Keep c's notifications for ops (NULL: drop them again, the default).
+ * c must be ready; 0, or EVDB_ENOTSUP when its driver has no LISTEN. */
+int evdb__conn_set_listener(evdb_conn *c, const evdb__conn_listener *ops, void *arg);
 
 /* ---- drivers.c ---- */
 const evdb__driver *evdb__driver_for(const char *url);

@@ -1475,3 +1475,11 @@ bool evdb__pool_usable(const evdb_pool *p, const char *who)
 {
     return pool_usable(p, who);
 }
+
+/* ---- for src/listen.c: a listener opened from a pool ---- */
+
+const char *evdb__pool_url(const evdb_pool *p, const evdb_pool_opts **opts)
+{
+    *opts = &p->o;
+    return p->url;
+}

@@ -122,6 +122,9 @@ void evdb__pool_forget(evdb_pool *p, evdb__cq *q);
 evdb__loop *evdb__pool_loop(const evdb_pool *p);
 bool evdb__pool_is_postgres(const evdb_pool *p);
 bool evdb__pool_usable(const evdb_pool *p, const char *who);
+/* pool.c: the pool's URL and its options, defaults filled in (for a
+ * listener opened from the pool, src/listen.c). */
+const char *evdb__pool_url(const evdb_pool *p, const evdb_pool_opts **opts);
 /* future.c / result.c, for pool_txn.c. */
 evdb_result *evdb__future_take_result(evdb_future *f);
 evdb_result *evdb__result_drop_first(evdb_result *r);

@@ -51,5 +51,6 @@ const evdb__driver evdb__driver_postgres = {
     .destroy = evdb__pg_destroy,
     .query_sent = evdb__pg_query_sent,
     .take_unsent = evdb__pg_take_unsent,
+    .listen = evdb__pg_listen,
     .server_id = server_id,
 };

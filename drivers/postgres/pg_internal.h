@@ -278,6 +278,7 @@ struct evdb__dconn {
     bool pipeline;       /* depth > 1: pipeline mode is used */
     bool in_pipeline;    /* pipeline mode is on right now */
     bool want_write;     /* PQflush left data behind */
+    bool listening;      /* notifications go to the core (slot listen) */
     unsigned inflight;   /* queries taken by send and not yet reported */
 
     /* Queries taken but not on the wire yet (re-sends go in front). */
@@ -396,6 +397,8 @@ bool evdb__pg_query_on_wire(const evdb__query *q);
 /* The driver's query_sent slot: q went on the wire at least once. */
 bool evdb__pg_query_sent(const evdb__dconn *dc, const evdb__query *q);
 evdb__query *evdb__pg_take_unsent(evdb__dconn *dc);
+/* Slot listen: keep (on) or drop (off) the session's notifications. */
+void evdb__pg_listen(evdb__dconn *dc, bool on);
 
 /* ---- pg_conn.c ---- */
 int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,

@@ -508,14 +508,42 @@ int evdb__pg_flush(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
     return failed(dc, next_wait(dc, w, err));
 }
 
+/* ---------------------------------------------------------- notifications */
+
+/* Notifications go to the core on a listener's connection (evdb_listener,
+ * slot listen) and are dropped on every other one, rather than left to
+ * pile up inside libpq. Read after receive(): PQnotifies parses input, and
+ * rows parsed before receive() could set single-row mode would make libpq
+ * refuse it. Everything PQconsumeInput read is parsed here, so an idle
+ * connection's readiness is consumed in full and the READ wait does not
+ * fire again until more arrives. */
+static void deliver_notifies(evdb__dconn *dc)
+{
+    for (PGnotify *n = PQnotifies(dc->conn); n; n = PQnotifies(dc->conn)) {
+        if (dc->listening)
+            evdb__notification(dc->core, n->relname, n->extra, strlen(n->extra), n->be_pid);
+        PQfreemem(n);
+    }
+}
+
+void evdb__pg_listen(evdb__dconn *dc, bool on)
+{
+    dc->listening = on;
+}
+
 int evdb__pg_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *err)
 {
     if (!dc->conn) {
         evdb__error_set(err, EVDB_ECLOSED, 0, NULL, "the connection is closed");
         return EVDB__STEP_FAIL;
     }
-    if ((revents & EVDB__EV_READ) && !PQconsumeInput(dc->conn))
+    if ((revents & EVDB__EV_READ) && !PQconsumeInput(dc->conn)) {
+        /* Notifications read before the server closed the session (one
+         * sent just before pg_terminate_backend) were received: they are
+         * delivered, not counted in the gap that follows. */
+        deliver_notifies(dc);
         return failed(dc, evdb__pg_conn_lost(dc, err, "reading from the server"));
+    }
     if ((revents & EVDB__EV_WRITE) || dc->want_write) {
         int r = PQflush(dc->conn);
         if (r < 0)
@@ -524,12 +552,7 @@ int evdb__pg_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *er
     }
     if (evdb__pg_receive(dc, err) || evdb__pg_push(dc, err))
         return failed(dc, EVDB__STEP_FAIL);
-    /* evdb has no LISTEN API yet: drop notifications rather than let them
-     * pile up inside libpq. Only now: PQnotifies parses input, and rows
-     * parsed before receive() could set single-row mode would make libpq
-     * refuse it. */
-    for (PGnotify *n = PQnotifies(dc->conn); n; n = PQnotifies(dc->conn))
-        PQfreemem(n);
+    deliver_notifies(dc);
     return failed(dc, next_wait(dc, w, err));
 }
 

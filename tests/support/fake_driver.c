@@ -24,6 +24,8 @@ struct evdb__dconn {
     fq *head, *tail;
     size_t inflight;
     bool broken;
+    void *core;     /* for evdb__notification */
+    bool listening; /* slot listen */
 };
 
 struct evdb__cancel {
@@ -60,6 +62,7 @@ static int fake_connect_start(evdb__dconn **out, const evdb__conn_params *p, evd
     }
     double connect_ms = 0;
     dc->depth = p->pipeline_depth;
+    dc->core = p->core;
     for (size_t i = 0; i < u.nparams; i++) {
         const char *k = u.params[i].key, *v = u.params[i].value;
         if (!strcmp(k, "connect_ms"))
@@ -280,13 +283,21 @@ static int fake_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error 
     double t = now_ms();
     while (dc->head && dc->head->due <= t) {
         evdb__query *q = dc->head->q;
-        if (!strcmp(q->sql, "drop")) {
+        bool listen = !strncmp(q->sql, "LISTEN \"", 8);
+        if (!strcmp(q->sql, "drop") || (listen && fake.listen_drops > 0)) {
+            if (listen)
+                fake.listen_drops--;
             evdb__error_set(err, EVDB_ECONNLOST, 0, NULL, "fake: server closed the connection");
             return EVDB__STEP_FAIL;
         }
+        char chan[128] = "";
+        if (listen && dc->listening && fake.notify_on_listen)
+            snprintf(chan, sizeof chan, "%.*s", (int)(strlen(q->sql) - 9), q->sql + 8);
         pop(dc);
         answer(q);
         drop_unsent(dc);
+        if (chan[0])
+            evdb__notification(dc->core, chan, "hello", 5, 42);
     }
     next_wait(dc, w);
     return EVDB__STEP_WAIT;
@@ -361,6 +372,11 @@ static void fake_destroy(evdb__dconn *dc)
     evdb__free(dc);
 }
 
+static void fake_listen(evdb__dconn *dc, bool on)
+{
+    dc->listening = on;
+}
+
 static const char *const fake_schemes[] = {"fake", NULL};
 
 static const evdb__driver fake_driver = {
@@ -382,6 +398,7 @@ static const evdb__driver fake_driver = {
     .destroy = fake_destroy,
     .query_sent = fake_query_sent,
     .take_unsent = fake_take_unsent,
+    .listen = fake_listen,
 };
 
 void fake_driver_install(void)

@@ -21,10 +21,16 @@
  *   "echo"          one row with the parameters as text columns
  * A server-side cancel (cancel_start) stops a sleeping query after 5 ms
  * with SQLSTATE 57014, unless no_cancel=1.
+ * Listeners (slot listen): LISTEN/UNLISTEN statements answer like "ok";
+ * while fake.listen_drops > 0, a LISTEN breaks the connection instead (and
+ * counts it down); with fake.notify_on_listen, each LISTEN answered on a
+ * listening connection is followed by a notification on its channel,
+ * payload "hello", sender 42.
  */
 #ifndef EVDB_TEST_FAKE_DRIVER_H
 #define EVDB_TEST_FAKE_DRIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct fake_stats {
@@ -32,6 +38,8 @@ typedef struct fake_stats {
     size_t max_inflight;
     size_t dropped_unsent; /* lazy_send: given up on before they went out */
     size_t taken_back;     /* lazy_send: given back unsent (take_unsent) */
+    size_t listen_drops;   /* set by tests: LISTENs that break the connection */
+    bool notify_on_listen; /* set by tests: see above */
 } fake_stats;
 
 /* Register the fake driver for fake:// URLs (idempotent) and zero stats. */
