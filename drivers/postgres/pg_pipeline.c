@@ -321,11 +321,17 @@ void evdb__pg_tx_from_libpq(evdb__dconn *dc)
 
 /* ---------------------------------------------------------- error policy */
 
+/* What becomes of a failed query, and, when a cancel meant for another
+ * query hit it and it is not run again, why not: each reason has its own
+ * message, so a plain SELECT is never told it was a CALL. */
 enum disposition {
-    D_REPORT,           /* fail the query with the server's error */
-    D_RETRY_STALE,      /* its cached statement went stale: parse afresh, run again */
-    D_RETRY_CANCEL,     /* hit by a cancel meant for another query: run again */
-    D_REPORT_COLLATERAL /* hit by such a cancel, and it cannot be re-run */
+    D_REPORT,              /* fail the query with the server's error */
+    D_RETRY_STALE,         /* its cached statement went stale: parse afresh, run again */
+    D_RETRY_CANCEL,        /* hit by a cancel meant for another query: run again */
+    D_COLLATERAL_IN_BLOCK, /* hit by such a cancel inside the user's block, now aborted */
+    D_COLLATERAL_OWN_TX,   /* hit by such a cancel; a CALL, DO or several statements,
+                              which may have committed part of their work */
+    D_COLLATERAL_RETRIED   /* hit by such a cancel on each of its runs */
 };
 
 static bool state_is(const PGresult *res, const char *code)
@@ -352,9 +358,12 @@ static enum disposition error_policy(evdb__dconn *dc, evdb__query *q, pg_stmt *s
     if (q->cancel_requested)
         return D_REPORT;
     if (collateral) {
-        if (in_block || (q->drv_state & (PGQ_OWNTX | PGQ_SIMPLE)) ||
-            evdb__pg_retries(q) >= PG_MAX_CANCEL_RETRIES)
-            return D_REPORT_COLLATERAL;
+        if (in_block)
+            return D_COLLATERAL_IN_BLOCK;
+        if (q->drv_state & (PGQ_OWNTX | PGQ_SIMPLE))
+            return D_COLLATERAL_OWN_TX;
+        if (evdb__pg_retries(q) >= PG_MAX_CANCEL_RETRIES)
+            return D_COLLATERAL_RETRIED;
         return D_RETRY_CANCEL;
     }
     /* A cached statement the server no longer has (DEALLOCATE ALL by the
@@ -386,15 +395,30 @@ void evdb__pg_mark_retry(evdb__query *q, bool reparse)
     q->drv_state = (int)s;
 }
 
-static const char collateral_msg[] =
-    "canceling statement due to user request: the cancel was meant for an earlier query "
-    "that timed out or was cancelled; this statement did not take effect, and it was not "
-    "re-run because the transaction block it ran in is now aborted";
-
-static const char collateral_own_msg[] =
-    "canceling statement due to user request: the cancel was meant for an earlier query "
-    "that timed out or was cancelled; this statement was not re-run because it may have "
-    "committed part of its work (CALL, DO or several statements)";
+/* The error of a query that a cancel meant for another query hit and that
+ * is not run again, saying why not (see enum disposition). */
+static void collateral_error(evdb_error *err, enum disposition d)
+{
+    if (d == D_COLLATERAL_IN_BLOCK)
+        evdb__error_set(err, EVDB_ESERVER, 0, "57014",
+                        "canceling statement due to user request: the cancel was meant for an "
+                        "earlier query that timed out or was cancelled; this statement did not "
+                        "take effect, and it was not re-run because the transaction block it ran "
+                        "in is now aborted");
+    else if (d == D_COLLATERAL_OWN_TX)
+        evdb__error_set(err, EVDB_ESERVER, 0, "57014",
+                        "canceling statement due to user request: the cancel was meant for an "
+                        "earlier query that timed out or was cancelled; this statement was not "
+                        "re-run because it may have committed part of its work (CALL, DO or "
+                        "several statements)");
+    else
+        evdb__error_set(err, EVDB_ESERVER, 0, "57014",
+                        "canceling statement: it was cancelled on each of its %d runs while "
+                        "cancels meant for earlier queries that timed out or were cancelled were "
+                        "on their way (or by statement_timeout, which looks the same); it did not "
+                        "take effect, and it is not run again",
+                        PG_MAX_CANCEL_RETRIES + 1);
+}
 
 /* The server's error for a batch statement: "batch statement K of N: "
  * (idx 0: raised at the batch's commit) in front of its message. */
@@ -431,10 +455,8 @@ void evdb__pg_fail_query(evdb__dconn *dc, evdb__query *q, pg_stmt *st, bool pars
         evdb__pg_pend_push_front(dc, q);
         return;
     }
-    if (d == D_REPORT_COLLATERAL) {
-        bool own = (q->drv_state & (PGQ_OWNTX | PGQ_SIMPLE)) != 0;
-        evdb__error_set(err, EVDB_ESERVER, 0, "57014", "%s",
-                        own ? collateral_own_msg : collateral_msg);
+    if (d != D_REPORT) {
+        collateral_error(err, d);
         report_failed(dc, q, err);
         return;
     }
