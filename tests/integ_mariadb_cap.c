@@ -80,12 +80,7 @@ static evdb_conn *open_admin(void)
 static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
                            double timeout)
 {
-    evdb_query_opts o;
-    memset(&o, 0, sizeof o);
-    o.timeout = timeout;
-    evdb_future *f = evdb_conn_query(c, sql, p, n, &o);
-    ck_assert_msg(f != NULL, "evdb_conn_query: %s", evdb_error_message(evdb_last_error()));
-    return f;
+    return t_submit(c, sql, p, n, timeout, 0);
 }
 
 static void expect_too_big(evdb_future *f)

@@ -44,9 +44,7 @@ static evdb_conn *open_capped(int i, size_t cap)
 
 static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
 {
-    evdb_future *f = evdb_conn_query(c, sql, p, n, NULL);
-    ck_assert_msg(f != NULL, "%s: %s", sql, evdb_error_message(evdb_last_error()));
-    return f;
+    return t_submit(c, sql, p, n, 0, 0);
 }
 
 static void expect_ok(evdb_future *f, const char *what)

@@ -80,11 +80,6 @@ static evdb_future *submit_seq(evdb_pool *p, const char *sql, unsigned flags, se
     return f;
 }
 
-static void wait_ok(evdb_future *f, const char *what)
-{
-    ck_assert_msg(t_wait(f) == 0, "%s: %s", what, evdb_error_message(evdb_future_error(f)));
-}
-
 /* Run the loop until the pool has n idle connections. */
 static void wait_idle(evdb_pool *p, unsigned n)
 {
@@ -120,8 +115,8 @@ START_TEST(quick_query_beside_a_running_slow_one_gets_its_own_connection)
     evdb_future *slow = submit_seq(p, b->sleep2, 0, &log, &slots[0], 0);
     t_sleep(L, 0.2); /* it is running now */
     evdb_future *quick = submit_seq(p, "SELECT 1", 0, &log, &slots[1], 1);
-    wait_ok(quick, "SELECT 1");
-    wait_ok(slow, b->sleep2);
+    t_wait_ok(quick, "SELECT 1");
+    t_wait_ok(slow, b->sleep2);
     ck_assert_int_eq(log.place[1], 0); /* the quick one first */
     ck_assert_int_eq(log.place[0], 1);
     ck_assert_int_eq(log.calls[0], 1);
@@ -145,8 +140,8 @@ START_TEST(quick_query_submitted_with_a_slow_one_in_the_same_tick)
     seq_slot slots[2];
     evdb_future *slow = submit_seq(p, b->sleep2, 0, &log, &slots[0], 0);
     evdb_future *quick = submit_seq(p, "SELECT 1", 0, &log, &slots[1], 1);
-    wait_ok(quick, "SELECT 1");
-    wait_ok(slow, b->sleep2);
+    t_wait_ok(quick, "SELECT 1");
+    t_wait_ok(slow, b->sleep2);
     ck_assert_int_eq(log.place[1], 0);
     ck_assert_int_eq(log.place[0], 1);
     ck_assert_int_eq(log.calls[0] + log.calls[1], 2);
@@ -231,7 +226,7 @@ START_TEST(queries_held_behind_a_stalled_head_move_to_another_connection)
     evdb_pool_stats_get(p, &st);
     ck_assert_uint_eq(st.waiting, 0);
     evdb_future *g = evdb_gather(fs, 9, 0);
-    wait_ok(g, "gather");
+    t_wait_ok(g, "gather");
     ck_assert_int_eq(log.place[0], 8); /* the sleep last */
     for (int i = 1; i < 9; i++) {
         int64_t v = -1;
@@ -268,7 +263,7 @@ START_TEST(quick_queries_flow_around_two_running_slow_ones_at_max_conns)
     for (int i = 2; i < 22; i++)
         fs[i] = submit_seq(p, "SELECT 1", 0, &log, &slots[i], i);
     evdb_future *g = evdb_gather(fs, 22, 0);
-    wait_ok(g, "gather");
+    t_wait_ok(g, "gather");
     ck_assert_int_ge(log.place[0], 20);
     ck_assert_int_ge(log.place[1], 20);
     for (int i = 0; i < 22; i++) {

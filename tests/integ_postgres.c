@@ -68,13 +68,6 @@ static evdb_future *submit(evdb_conn *c, const char *sql, const evdb_value *p, s
     return t_submit(c, sql, p, n, 0, 0);
 }
 
-static void wait_ok(evdb_future *f, const char *what)
-{
-    int rc = t_wait(f);
-    ck_assert_msg(rc == 0, "%s: %s (%s)", what, evdb_error_message(evdb_future_error(f)),
-                  evdb_err_name(rc));
-}
-
 static void count_done(evdb_future *f, void *arg)
 {
     (void)f;
@@ -456,7 +449,7 @@ START_TEST(params_round_trip)
     t_expect_fail(bad, EVDB_EINVAL, NULL);
     ck_assert_msg(strstr(evdb_error_message(evdb_future_error(bad)), "NUL") != NULL, "%s",
                   evdb_error_message(evdb_future_error(bad)));
-    wait_ok(next, "after NUL");
+    t_wait_ok(next, "after NUL");
     ck_assert_int_eq(t_cell_int(evdb_future_result(next), 0, 0), 99);
     evdb_future_unref(bad);
     evdb_future_unref(next);
@@ -668,8 +661,8 @@ START_TEST(bytea_one_mib)
     evdb_value p = evdb_bytes(data, N);
     evdb_future *ins = submit(c, "INSERT INTO mb VALUES ($1)", &p, 1);
     evdb_future *sum = submit(c, "SELECT md5($1), octet_length($1)", &p, 1);
-    wait_ok(ins, "insert 1 MiB");
-    wait_ok(sum, "md5 of 1 MiB");
+    t_wait_ok(ins, "insert 1 MiB");
+    t_wait_ok(sum, "md5 of 1 MiB");
     ck_assert_int_eq(t_cell_int(evdb_future_result(sum), 0, 1), N);
     evdb_future *f = t_run_ok(c, "SELECT b, md5(b) FROM mb", NULL, 0);
     const evdb_result *r = evdb_future_result(f);
@@ -727,7 +720,7 @@ START_TEST(large_result)
     evdb_value p = evdb_text(text);
     evdb_future *q = submit(c, "SELECT length($1::text)", &p, 1);
     free(text); /* copied at submission */
-    wait_ok(q, "big parameter");
+    t_wait_ok(q, "big parameter");
     ck_assert_int_eq(t_cell_int(evdb_future_result(q), 0, 0), 4000000);
     evdb_future_unref(q);
     t_conn_close(c);
@@ -847,7 +840,7 @@ START_TEST(pipelined_1000)
                        p, 2);
     }
     for (int i = 0; i < N; i++) {
-        wait_ok(fs[i], "pipelined");
+        t_wait_ok(fs[i], "pipelined");
         const evdb_result *r = evdb_future_result(fs[i]);
         ck_assert_int_eq(t_cell_int(r, 0, 0), i % 3 ? i * 2 : i + 1);
         t_expect_cell(r, 0, 1, i % 2 ? "odd" : "even");
@@ -874,7 +867,7 @@ START_TEST(gather_10000)
     }
     evdb_future *all = evdb_gather(fs, N, EVDB_GATHER_ALL);
     ck_assert_ptr_nonnull(all);
-    wait_ok(all, "gather of 10,000");
+    t_wait_ok(all, "gather of 10,000");
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(evdb_future_status(fs[i]), 0);
         const evdb_result *r = evdb_future_result(fs[i]);
@@ -928,7 +921,7 @@ START_TEST(inserts_among_failures)
     ck_assert_int_eq(nbad, NBAD);
     for (int i = 0; i < N; i++) {
         if (kind[i] < 0) {
-            wait_ok(fs[i], "insert among failures");
+            t_wait_ok(fs[i], "insert among failures");
             ck_assert_int_eq(evdb_result_affected(evdb_future_result(fs[i])), 1);
         } else {
             t_expect_fail(fs[i], EVDB_ESERVER, bad_state[kind[i]]);
@@ -951,9 +944,9 @@ START_TEST(autocommit_semantics)
     evdb_future *a = submit(c, "INSERT INTO ac VALUES ('a')", NULL, 0);
     evdb_future *bad = submit(c, "SELECT 1/0", NULL, 0);
     evdb_future *b = submit(c, "INSERT INTO ac VALUES ('b')", NULL, 0);
-    wait_ok(a, "insert a");
+    t_wait_ok(a, "insert a");
     t_expect_fail(bad, EVDB_ESERVER, "22012");
-    wait_ok(b, "insert b");
+    t_wait_ok(b, "insert b");
     ck_assert_str_eq(evdb_result_command(evdb_future_result(a)), "INSERT 0 1");
     evdb_future_unref(a);
     evdb_future_unref(bad);
@@ -979,7 +972,7 @@ START_TEST(autocommit_semantics)
         if (i % 4 == 1)
             t_expect_fail(fs[i], EVDB_ESERVER, "22012");
         else
-            wait_ok(fs[i], "insert");
+            t_wait_ok(fs[i], "insert");
         evdb_future_unref(fs[i]);
     }
     ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM ac"), N - N / 4);
@@ -1001,7 +994,7 @@ START_TEST(vacuum_in_batch)
     fs[3] = submit(c, "VACUUM ANALYZE vt", NULL, 0);
     fs[4] = submit(c, "SELECT 5", NULL, 0);
     for (int i = 0; i < 5; i++) {
-        wait_ok(fs[i], "vacuum batch");
+        t_wait_ok(fs[i], "vacuum batch");
         evdb_future_unref(fs[i]);
     }
     ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM vt"), 2);
@@ -1022,10 +1015,10 @@ START_TEST(vacuum_behind_select)
     evdb_future *vac = submit(c, "VACUUM vs", NULL, 0);
     evdb_future *sel2 = submit(c, "SELECT 2", NULL, 0);
     evdb_future *vac2 = submit(c, "VACUUM (ANALYZE) vs", NULL, 0);
-    wait_ok(sel, "select before vacuum");
-    wait_ok(vac, "vacuum behind a select");
-    wait_ok(sel2, "select between");
-    wait_ok(vac2, "second vacuum");
+    t_wait_ok(sel, "select before vacuum");
+    t_wait_ok(vac, "vacuum behind a select");
+    t_wait_ok(sel2, "select between");
+    t_wait_ok(vac2, "second vacuum");
     ck_assert_int_eq(t_cell_int(evdb_future_result(sel), 0, 0), 100);
     ck_assert_str_eq(evdb_result_command(evdb_future_result(vac)), "VACUUM");
     evdb_future_unref(sel);
@@ -1050,7 +1043,7 @@ START_TEST(explicit_transaction)
     fs[3] = submit(c, "ROLLBACK", NULL, 0);
     fs[4] = submit(c, "SELECT count(*) FROM tx", NULL, 0);
     for (int i = 0; i < 5; i++)
-        wait_ok(fs[i], "txn");
+        t_wait_ok(fs[i], "txn");
     ck_assert_int_eq(t_cell_int(evdb_future_result(fs[2]), 0, 0), 1);
     ck_assert_int_eq(t_cell_int(evdb_future_result(fs[4]), 0, 0), 0);
     for (int i = 0; i < 5; i++)
@@ -1065,13 +1058,13 @@ START_TEST(explicit_transaction)
     gs[3] = submit(c, "INSERT INTO tx VALUES (2)", NULL, 0);
     gs[4] = submit(c, "COMMIT", NULL, 0);
     gs[5] = submit(c, "SELECT count(*) FROM tx", NULL, 0);
-    wait_ok(gs[0], "begin");
-    wait_ok(gs[1], "insert 1");
+    t_wait_ok(gs[0], "begin");
+    t_wait_ok(gs[1], "insert 1");
     t_expect_fail(gs[2], EVDB_ESERVER, "22012");
     t_expect_fail(gs[3], EVDB_ESERVER, "25P02");
-    wait_ok(gs[4], "commit");
+    t_wait_ok(gs[4], "commit");
     ck_assert_str_eq(evdb_result_command(evdb_future_result(gs[4])), "ROLLBACK");
-    wait_ok(gs[5], "count");
+    t_wait_ok(gs[5], "count");
     ck_assert_int_eq(t_cell_int(evdb_future_result(gs[5]), 0, 0), 0);
     for (int i = 0; i < 6; i++)
         evdb_future_unref(gs[i]);
@@ -1092,7 +1085,7 @@ START_TEST(explicit_transaction)
     for (int i = 0; i < NOK; i++)
         hs[i] = submit(c, ok_sql[i], NULL, 0);
     for (int i = 0; i < NOK; i++) {
-        wait_ok(hs[i], ok_sql[i]);
+        t_wait_ok(hs[i], ok_sql[i]);
         evdb_future_unref(hs[i]);
     }
     evdb_future *f = t_run_ok(c, "SELECT string_agg(a::text, ',' ORDER BY a) FROM tx", NULL, 0);
@@ -1108,10 +1101,10 @@ START_TEST(explicit_transaction)
     ks[2] = submit(c, "BEGIN", NULL, 0);
     ks[3] = submit(c, "INSERT INTO tx VALUES (2)", NULL, 0);
     ks[4] = submit(c, "ROLLBACK", NULL, 0);
-    wait_ok(ks[0], "insert 1");
+    t_wait_ok(ks[0], "insert 1");
     t_expect_fail(ks[1], EVDB_ESERVER, "22012");
     for (int i = 2; i < 5; i++)
-        wait_ok(ks[i], "block");
+        t_wait_ok(ks[i], "block");
     for (int i = 0; i < 5; i++)
         evdb_future_unref(ks[i]);
     f = t_run_ok(c, "SELECT string_agg(a::text, ',') FROM tx", NULL, 0);
@@ -1133,9 +1126,9 @@ START_TEST(multi_statement)
                             "SELECT a, 'x;y' AS s FROM ms ORDER BY a;",
                             NULL, 0);
     evdb_future *after = submit(c, "SELECT count(*) FROM ms", NULL, 0);
-    wait_ok(before, "before");
-    wait_ok(m, "multi");
-    wait_ok(after, "after");
+    t_wait_ok(before, "before");
+    t_wait_ok(m, "multi");
+    t_wait_ok(after, "after");
     const evdb_result *r = evdb_future_result(m);
     ck_assert_str_eq(evdb_result_command(r), "CREATE TABLE");
     r = evdb_result_next(r);
@@ -1178,8 +1171,8 @@ START_TEST(multi_statement)
     t_exec_ok(c, "BEGIN; INSERT INTO ms VALUES (3)");
     evdb_future *in1 = submit(c, "INSERT INTO ms VALUES (4)", NULL, 0);
     evdb_future *in2 = submit(c, "ROLLBACK", NULL, 0);
-    wait_ok(in1, "in block");
-    wait_ok(in2, "rollback");
+    t_wait_ok(in1, "in block");
+    t_wait_ok(in2, "rollback");
     evdb_future_unref(in1);
     evdb_future_unref(in2);
     ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM ms"), 2);
@@ -1199,10 +1192,10 @@ START_TEST(no_pipeline_flag)
     fs[2] = t_submit(c, "INSERT INTO np VALUES (2)", NULL, 0, 0, EVDB_QUERY_NO_CACHE);
     fs[3] = t_submit(c, "SELECT count(*) FROM np", NULL, 0, 0,
                      EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE);
-    wait_ok(fs[0], "1");
+    t_wait_ok(fs[0], "1");
     t_expect_fail(fs[1], EVDB_ESERVER, "22012");
-    wait_ok(fs[2], "2");
-    wait_ok(fs[3], "count");
+    t_wait_ok(fs[2], "2");
+    t_wait_ok(fs[3], "count");
     ck_assert_int_eq(t_cell_int(evdb_future_result(fs[3]), 0, 0), 2);
     for (int i = 0; i < 4; i++)
         evdb_future_unref(fs[i]);
@@ -1221,9 +1214,9 @@ START_TEST(parse_error_in_batch)
         fs[0] = submit(c, "SELECT 1", NULL, 0);
         fs[1] = submit(c, "SELEC 2", NULL, 0);
         fs[2] = submit(c, "SELECT 3", NULL, 0);
-        wait_ok(fs[0], "1");
+        t_wait_ok(fs[0], "1");
         t_expect_fail(fs[1], EVDB_ESERVER, "42601");
-        wait_ok(fs[2], "3");
+        t_wait_ok(fs[2], "3");
         ck_assert_int_eq(t_cell_int(evdb_future_result(fs[0]), 0, 0), 1);
         ck_assert_int_eq(t_cell_int(evdb_future_result(fs[2]), 0, 0), 3);
         for (int i = 0; i < 3; i++)
@@ -1252,11 +1245,11 @@ START_TEST(procedure_commit_in_batch)
         fs[2] = submit(c, "SELECT 1/0", NULL, 0);
         fs[3] = submit(c, "DO $$BEGIN INSERT INTO pc VALUES ('d'); COMMIT; END$$", NULL, 0);
         fs[4] = submit(c, "INSERT INTO pc VALUES ('c')", NULL, 0);
-        wait_ok(fs[0], "a");
-        wait_ok(fs[1], "call");
+        t_wait_ok(fs[0], "a");
+        t_wait_ok(fs[1], "call");
         t_expect_fail(fs[2], EVDB_ESERVER, "22012");
-        wait_ok(fs[3], "do");
-        wait_ok(fs[4], "c");
+        t_wait_ok(fs[3], "do");
+        t_wait_ok(fs[4], "c");
         for (int i = 0; i < 5; i++)
             evdb_future_unref(fs[i]);
         evdb_future *f = t_run_ok(c, "SELECT string_agg(v, ',' ORDER BY v) FROM pc", NULL, 0);
@@ -1281,7 +1274,7 @@ START_TEST(discard_all_in_batch)
     fs[2] = submit(c, "SELECT 11", NULL, 0);
     fs[3] = submit(c, "SELECT 12", NULL, 0);
     for (int i = 0; i < 4; i++) {
-        wait_ok(fs[i], "discard batch");
+        t_wait_ok(fs[i], "discard batch");
         evdb_future_unref(fs[i]);
     }
     ck_assert_int_eq(t_query_int(c, "SELECT 11"), 11);
@@ -1300,10 +1293,10 @@ START_TEST(copy_not_supported)
                               NULL, 0);
     evdb_future *in = submit(c, "COPY cp FROM STDIN", NULL, 0);
     evdb_future *b = submit(c, "SELECT 2", NULL, 0);
-    wait_ok(a, "before");
+    t_wait_ok(a, "before");
     t_expect_fail(out, EVDB_ENOTSUP, NULL);
     t_expect_fail(in, EVDB_ENOTSUP, NULL);
-    wait_ok(b, "after");
+    t_wait_ok(b, "after");
     ck_assert_int_eq(t_cell_int(evdb_future_result(b), 0, 0), 2);
     evdb_future_unref(a);
     evdb_future_unref(out);
@@ -1407,7 +1400,7 @@ START_TEST(notice_hook)
     /* The notice is delivered before the query's own callbacks run. */
     notice_probe probe = {&log, -1};
     ck_assert_int_eq(evdb_future_on_done(f, probe_notices, &probe), 0);
-    wait_ok(f, "DO with a notice");
+    t_wait_ok(f, "DO with a notice");
     evdb_future_unref(f);
     wait_notices(&log, 1);
     t_run_for(L, 0.01);
@@ -1424,9 +1417,9 @@ START_TEST(notice_hook)
     f = submit(c, "DO $$BEGIN RAISE WARNING 'careful' USING DETAIL = 'the detail', "
                   "HINT = 'the hint'; END$$", NULL, 0);
     evdb_future *b = submit(c, "SELECT 2", NULL, 0);
-    wait_ok(a, "before");
-    wait_ok(f, "warning");
-    wait_ok(b, "after");
+    t_wait_ok(a, "before");
+    t_wait_ok(f, "warning");
+    t_wait_ok(b, "after");
     evdb_future_unref(a);
     evdb_future_unref(f);
     evdb_future_unref(b);
@@ -1491,7 +1484,7 @@ static int64_t prepared_count(evdb_conn *c)
 {
     evdb_future *f = t_submit(c, "SELECT count(*) FROM pg_prepared_statements", NULL, 0, 0,
                               EVDB_QUERY_NO_CACHE);
-    wait_ok(f, "pg_prepared_statements");
+    t_wait_ok(f, "pg_prepared_statements");
     int64_t n = t_cell_int(evdb_future_result(f), 0, 0);
     evdb_future_unref(f);
     return n;
@@ -1545,7 +1538,7 @@ START_TEST(stmt_cache)
     fs[2] = submit(c, "SELECT a FROM sc", NULL, 0);
     fs[3] = submit(c, "SELECT 202", NULL, 0);
     for (int i = 0; i < 4; i++) {
-        wait_ok(fs[i], "after DEALLOCATE ALL");
+        t_wait_ok(fs[i], "after DEALLOCATE ALL");
         evdb_future_unref(fs[i]);
     }
     t_conn_close(c);
@@ -1560,7 +1553,7 @@ static const char *stmt_name_of(evdb_conn *c, const char *sql, char *buf, size_t
     evdb_value p = evdb_text(sql);
     evdb_future *f = t_submit(c, "SELECT name FROM pg_prepared_statements WHERE statement = $1",
                               &p, 1, 0, EVDB_QUERY_NO_CACHE);
-    wait_ok(f, "pg_prepared_statements");
+    t_wait_ok(f, "pg_prepared_statements");
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_le(evdb_result_nrows(r), 1);
     snprintf(buf, size, "%s", evdb_result_nrows(r) ? evdb_result_text(r, 0, 0, NULL) : "");
@@ -1582,7 +1575,7 @@ static evdb_future *prepare_ok(evdb_conn *c, const char *sql, const evdb_value *
 {
     evdb_future *f = evdb_conn_prepare(c, sql, p, n, NULL);
     ck_assert_msg(f != NULL, "evdb_conn_prepare: %s", evdb_error_message(evdb_last_error()));
-    wait_ok(f, sql);
+    t_wait_ok(f, sql);
     return f;
 }
 
@@ -1670,11 +1663,11 @@ START_TEST(prepare_api)
     /* Unprepare: gone from the cache (and, soon, from the server). */
     f = evdb_conn_unprepare(c, sql, NULL, 0, NULL);
     ck_assert_ptr_nonnull(f);
-    wait_ok(f, "unprepare");
+    t_wait_ok(f, "unprepare");
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 1);
     evdb_future_unref(f);
     f = evdb_conn_unprepare(c, sql, NULL, 0, NULL);
-    wait_ok(f, "unprepare again");
+    t_wait_ok(f, "unprepare again");
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 0);
     evdb_future_unref(f);
     churn(c, 20);
@@ -1691,7 +1684,7 @@ START_TEST(prepare_api)
         fs[i] = submit(c, "SELECT $1::int + 100", &v, 1);
     }
     for (int i = 0; i < 6; i++) {
-        wait_ok(fs[i], "prepare + use in one batch");
+        t_wait_ok(fs[i], "prepare + use in one batch");
         if (i)
             ck_assert_int_eq(t_cell_int(evdb_future_result(fs[i]), 0, 0), 100 + i);
         evdb_future_unref(fs[i]);
@@ -1768,7 +1761,7 @@ START_TEST(schema_change_reprepare)
     fs[2] = submit(c, "SELECT * FROM sc2", NULL, 0);
     fs[3] = submit(c, "SELECT count(*) FROM sc2", NULL, 0);
     for (int i = 0; i < 4; i++)
-        wait_ok(fs[i], "alter in a batch");
+        t_wait_ok(fs[i], "alter in a batch");
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(fs[0])), 2);
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(fs[2])), 3);
     t_expect_cell(evdb_future_result(fs[2]), 0, 2, "5");
@@ -1782,7 +1775,7 @@ START_TEST(schema_change_reprepare)
     /* The schema change renewed the cache: the next use parses against
      * the new table, even inside the block (no 0A000). */
     f = submit(c, "SELECT * FROM sc2", NULL, 0);
-    wait_ok(f, cached ? "cached select in the block" : "uncached select in the block");
+    t_wait_ok(f, cached ? "cached select in the block" : "uncached select in the block");
     ck_assert_uint_eq(evdb_result_ncols(evdb_future_result(f)), 2);
     evdb_future_unref(f);
     t_exec_ok(c, "ROLLBACK");
@@ -1842,9 +1835,9 @@ START_TEST(batch_all_or_nothing)
     evdb_future *before = submit(c, "SELECT 1", NULL, 0);
     evdb_future *f = batch(c, good, 4);
     evdb_future *after = submit(c, "SELECT current_setting('evdb.b', true)", NULL, 0);
-    wait_ok(before, "query before the batch");
-    wait_ok(f, "good batch");
-    wait_ok(after, "query after the batch");
+    t_wait_ok(before, "query before the batch");
+    t_wait_ok(f, "good batch");
+    t_wait_ok(after, "query after the batch");
     const evdb_result *r = evdb_future_result(f);
     const char *tags[] = {"INSERT 0 1", "SELECT 1", "SELECT 1", "INSERT 0 1"};
     size_t n = 0;
@@ -1874,11 +1867,11 @@ START_TEST(batch_all_or_nothing)
     evdb_future *a = submit(c, "INSERT INTO bt VALUES (10)", NULL, 0);
     f = batch(c, bad, 3);
     evdb_future *b = submit(c, "INSERT INTO bt VALUES (11)", NULL, 0);
-    wait_ok(a, "insert before");
+    t_wait_ok(a, "insert before");
     t_expect_fail(f, EVDB_ESERVER, "22012");
     ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "batch statement 3 of 3"),
                   "%s", evdb_error_message(evdb_future_error(f)));
-    wait_ok(b, "insert after");
+    t_wait_ok(b, "insert after");
     evdb_future_unref(a);
     evdb_future_unref(f);
     evdb_future_unref(b);
@@ -1912,7 +1905,7 @@ START_TEST(batch_all_or_nothing)
     evdb_stmt in_block[] = {{"INSERT INTO bt VALUES (20)", NULL, 0},
                             {"INSERT INTO bt VALUES (21)", NULL, 0}};
     f = batch(c, in_block, 2);
-    wait_ok(f, "batch in a block");
+    t_wait_ok(f, "batch in a block");
     evdb_future_unref(f);
     t_exec_ok(c, "ROLLBACK");
     ck_assert_int_eq(t_query_int(c, "SELECT count(*) FROM bt WHERE id >= 20"), 0);
@@ -1978,12 +1971,12 @@ START_TEST(batches_pipelined)
         fq[i] = submit(c, "SELECT $1::int * 10", &v[0], 1);
     }
     for (int i = 0; i < N; i++) {
-        wait_ok(fb[i], "batch");
+        t_wait_ok(fb[i], "batch");
         const evdb_result *r = evdb_future_result(fb[i]);
         ck_assert_int_eq(t_cell_int(r, 0, 0), i);
         ck_assert_int_eq(t_cell_int(evdb_result_next(r), 0, 0), i + 1);
         ck_assert_ptr_null(evdb_result_next(evdb_result_next(r)));
-        wait_ok(fq[i], "query");
+        t_wait_ok(fq[i], "query");
         ck_assert_int_eq(t_cell_int(evdb_future_result(fq[i]), 0, 0), i * 10);
         evdb_future_unref(fb[i]);
         evdb_future_unref(fq[i]);
@@ -2043,8 +2036,8 @@ START_TEST(query_timeout)
     evdb_future *ins = submit(c, "INSERT INTO qt VALUES (1)", NULL, 0);
     evdb_future *sel = submit(c, "SELECT 7", NULL, 0);
     t_expect_fail(slow, EVDB_ETIMEDOUT, NULL);
-    wait_ok(ins, "insert after timeout");
-    wait_ok(sel, "select after timeout");
+    t_wait_ok(ins, "insert after timeout");
+    t_wait_ok(sel, "select after timeout");
     ck_assert_int_eq(t_cell_int(evdb_future_result(sel), 0, 0), 7);
     evdb_future_unref(slow);
     evdb_future_unref(ins);
@@ -2065,7 +2058,7 @@ START_TEST(cancel_queued_and_running)
     evdb_future *queued = submit(c, "SELECT 2", NULL, 0);
     ck_assert_int_eq(evdb_future_cancel(queued), 0);
     ck_assert_int_eq(evdb_future_status(queued), EVDB_ECANCELED);
-    wait_ok(run, "running one");
+    t_wait_ok(run, "running one");
     ck_assert_int_eq(t_cell_int(evdb_future_result(run), 0, 1), 1);
     evdb_future_unref(run);
     evdb_future_unref(queued);
@@ -2079,7 +2072,7 @@ START_TEST(cancel_queued_and_running)
     evdb_future_unref(s);
     ck_assert_int_eq(evdb_future_cancel(run), 0);
     ck_assert_int_eq(t_wait(run), EVDB_ECANCELED);
-    wait_ok(after, "after the cancelled one");
+    t_wait_ok(after, "after the cancelled one");
     ck_assert_int_eq(t_cell_int(evdb_future_result(after), 0, 0), 3);
     /* Far below the 30 s sleep, with room for a loaded machine. */
     ck_assert_msg(t_now() - t0 < 10.0, "cancel took %.3f s", t_now() - t0);
@@ -2141,7 +2134,7 @@ START_TEST(collateral_cancel_says_why_not_rerun)
                                 NULL, 0);
         ck_assert_int_eq(t_wait(a), EVDB_ETIMEDOUT);
         if (begin) {
-            wait_ok(begin, "BEGIN");
+            t_wait_ok(begin, "BEGIN");
             evdb_future_unref(begin);
         }
         if (kind == 0) {
@@ -2181,8 +2174,8 @@ START_TEST(cancel_race_spares_others)
         int rc = t_wait(a);
         ck_assert_msg(rc == 0 || rc == EVDB_ETIMEDOUT, "%s", evdb_err_name(rc));
         timed_out += rc == EVDB_ETIMEDOUT;
-        wait_ok(b, "insert next to a timeout");
-        wait_ok(d, "select next to a timeout");
+        t_wait_ok(b, "insert next to a timeout");
+        t_wait_ok(d, "select next to a timeout");
         ck_assert_int_eq(t_cell_int(evdb_future_result(d), 0, 1), i);
         evdb_future_unref(a);
         evdb_future_unref(b);
@@ -2213,7 +2206,7 @@ START_TEST(cancel_answered_query)
     ck_assert_int_eq(evdb_future_status(a), 0);
     ck_assert_int_eq(evdb_future_status(b), EVDB_PENDING);
     ck_assert_int_lt(evdb_future_cancel(a), 0); /* already done */
-    wait_ok(b, "slow one");
+    t_wait_ok(b, "slow one");
     double took = t_now() - t0;
     ck_assert_msg(took < 0.55, "the slow query was re-run: %.3f s", took);
     ck_assert_int_eq(t_cell_int(evdb_future_result(b), 0, 1), 2);

@@ -168,6 +168,13 @@ evdb_future *t_submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t
     return f;
 }
 
+void t_wait_ok(evdb_future *f, const char *what)
+{
+    int rc = t_wait(f);
+    ck_assert_msg(rc == 0, "%s: %s (%s)", what, evdb_error_message(evdb_future_error(f)),
+                  evdb_err_name(rc));
+}
+
 evdb_future *t_pool_submit(evdb_pool *pool, const char *sql, const evdb_value *p, size_t n,
                            double timeout, unsigned flags)
 {

@@ -70,6 +70,10 @@ const char *t_my_admin_url(void);
 evdb_future *t_submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
                       double timeout, unsigned flags);
 
+/* Wait for f and assert it succeeded; the failure message names what and
+ * the error. */
+void t_wait_ok(evdb_future *f, const char *what);
+
 /* t_submit through evdb_pool_query. */
 evdb_future *t_pool_submit(evdb_pool *pool, const char *sql, const evdb_value *p, size_t n,
                            double timeout, unsigned flags);
