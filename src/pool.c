@@ -99,6 +99,7 @@ struct evdb_pool {
     uint32_t magic;
     evdb__loop *loop;
     char *url;
+    const evdb__driver *drv; /* the URL's */
     char *on_connect_sql;
     evdb_pool_opts o;
     member *members;
@@ -1125,7 +1126,8 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
         evdb__fail_now(EVDB_EINVAL, "evdb_pool_new: loop and url are required");
         return NULL;
     }
-    if (!evdb__driver_for(url)) {
+    const evdb__driver *drv = evdb__driver_for(url);
+    if (!drv) {
         evdb__fail_now(EVDB_EURL, "evdb_pool_new: no driver for this URL");
         return NULL;
     }
@@ -1169,6 +1171,7 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
     p->o = o;
     p->dispatch_d.fn = dispatch_deferred;
     p->url = evdb__strdup(url);
+    p->drv = drv;
     p->on_connect_sql = o.on_connect_sql ? evdb__strdup(o.on_connect_sql) : NULL;
     p->o.on_connect_sql = NULL;
     p->deadline_timer = evdb__timer_new(l, on_deadline, p);
@@ -1279,10 +1282,9 @@ evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
 {
     if (!pool_usable(p, "evdb_pool_batch") || evdb__check_query_flags("evdb_pool_batch", opts))
         return NULL;
-    const evdb__driver *d = evdb__driver_for(p->url);
-    if (!d || !(d->caps & EVDB__CAP_BATCH)) {
-        evdb__fail_now(EVDB_ENOTSUP, "evdb_pool_batch: not supported by the %s driver",
-                       d ? d->name : "URL's");
+    const evdb__driver *d = p->drv;
+    if (!(d->caps & EVDB__CAP_BATCH)) {
+        evdb__fail_now(EVDB_ENOTSUP, "evdb_pool_batch: not supported by the %s driver", d->name);
         return NULL;
     }
     evdb__cq *q = evdb__cq_new_batch(p->loop, "evdb_pool_batch", stmts, n, opts);
@@ -1465,9 +1467,9 @@ evdb__loop *evdb__pool_loop(const evdb_pool *p)
 
 /* Whether the pool's connections are PostgreSQL's (pool_txn.c chooses how
  * to send transaction options before it has a connection). */
-bool evdb__pool_is_postgres(const evdb_pool *p)
+const evdb__driver *evdb__pool_drv(const evdb_pool *p)
 {
-    return !strncmp(p->url, "postgres", 8);
+    return p->drv;
 }
 
 /* pool_usable for pool_txn.c: a pool, open. False with the error set. */

@@ -213,6 +213,12 @@ LEFTOVER(pg_sequence_state, t_pg_url, "SELECT currval('evdb_reset_seq')::int * 0
          "SELECT nextval('evdb_reset_seq')")
 LEFTOVER(pg_sql_prepare, t_pg_url, "SELECT count(*) FROM pg_prepared_statements WHERE from_sql", 2,
          0, "PREPARE evdb_user_stmt AS SELECT 1", "PREPARE \"evdb Odd\" (int) AS SELECT $1")
+/* Made by dynamic SQL whose text the driver saw (it names PREPARE): the
+ * reset deallocates it and keeps the session. */
+LEFTOVER(pg_sql_prepare_in_do_block, t_pg_url,
+         "SELECT count(*) FROM pg_prepared_statements WHERE from_sql", 2, 0,
+         "DO $$BEGIN EXECUTE 'PREPARE evdb_do_stmt AS SELECT 1'; END$$",
+         "DO $$BEGIN EXECUTE format('prepare %I AS SELECT 2', 'evdb_fmt_stmt'); END$$")
 
 /* Without pipelining (one statement at a time on the connection) the
  * reset is the same batch, and cleans the same. */
@@ -691,6 +697,79 @@ START_TEST(pg_failed_reset_discards_the_connection)
 }
 END_TEST
 
+/* An SQL-level prepared statement made out of the driver's sight (no
+ * statement text it saw says "prepare": the word is built at run time,
+ * or sits in a function's body): the release's reset finds it and fails,
+ * so the connection is dropped and the statement never reaches another
+ * borrower. The next borrower takes the connection at once, its
+ * statement pipelined behind the failing reset: on that session it must
+ * fail (never served unclean); on any other it sees nothing left. */
+static void hidden_prepare_dropped(const char *leave)
+{
+    /* The check itself must not say "prepare" either (it would make the
+     * reset deallocate): it counts through a function. */
+    evdb_conn *admin = t_conn_open(L, t_pg_admin_url(), NULL);
+    t_exec_ok(admin, "CREATE OR REPLACE FUNCTION evdb_reset_sql_ps() RETURNS int LANGUAGE sql AS "
+                     "'SELECT count(*)::int FROM pg_prepared_statements WHERE from_sql'");
+    t_exec_ok(admin, "GRANT EXECUTE ON FUNCTION evdb_reset_sql_ps() TO evdb");
+    t_conn_close(admin);
+    static const char check[] = "SELECT evdb_reset_sql_ps()";
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = t_pool_new(L, t_pg_url(), &o);
+    evdb_conn *a = borrow(p);
+    int64_t id = evdb_conn_server_id(a);
+    run_ok(a, leave);
+    expect(a, check, 1, "the borrower that leaves it");
+    ck_assert_int_eq(evdb_conn_release(a), 0);
+
+    evdb_conn *b = borrow(p);
+    bool same = evdb_conn_server_id(b) == id;
+    counted cq;
+    evdb_future *q = counting(evdb_conn_query(b, check, NULL, 0, &nocache), &cq);
+    t_wait(q);
+    if (same) {
+        ck_assert_int_eq(evdb_future_status(q), EVDB_ECONNLOST);
+    } else {
+        ck_assert_int_eq(evdb_future_status(q), 0);
+        int64_t v = -1;
+        ck_assert_int_eq(evdb_result_int(evdb_future_result(q), 0, 0, &v), 0);
+        ck_assert_int_eq(v, 0);
+    }
+    evdb_future_unref(q);
+    ck_assert_int_eq(evdb_conn_release(b), 0);
+    t_run_for(L, 0.05);
+    ck_assert_int_eq(cq.calls, 1);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_ge(st.discarded, 1);
+    ck_assert_msg(strstr(st.last_discard_reason, "reset failed") != NULL, "%s",
+                  st.last_discard_reason);
+
+    evdb_conn *c = borrow(p);
+    ck_assert_int_ne(evdb_conn_server_id(c), id);
+    expect(c, check, 0, "the borrower after");
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    close_pool(p);
+}
+
+START_TEST(pg_sql_prepare_out_of_sight_built_text)
+{
+    hidden_prepare_dropped("DO $$BEGIN EXECUTE 'PRE' || 'PARE evdb_hidden AS SELECT 1'; END$$");
+}
+END_TEST
+
+START_TEST(pg_sql_prepare_out_of_sight_function_body)
+{
+    evdb_conn *admin = t_conn_open(L, t_pg_admin_url(), NULL);
+    t_exec_ok(admin, "CREATE OR REPLACE FUNCTION evdb_reset_hidden_p() RETURNS int "
+                     "LANGUAGE plpgsql AS $$BEGIN EXECUTE 'PREPARE evdb_fn_stmt AS SELECT 1'; "
+                     "RETURN 1; END$$");
+    t_exec_ok(admin, "GRANT EXECUTE ON FUNCTION evdb_reset_hidden_p() TO evdb");
+    t_conn_close(admin);
+    hidden_prepare_dropped("SELECT evdb_reset_hidden_p()");
+}
+END_TEST
+
 /* Start the fault proxy in front of the server of url (its port in the
  * test environment's port_var) and write url through the proxy to purl. */
 static void proxy_up(const char *url, const char *port_var, char *purl, size_t len)
@@ -856,6 +935,9 @@ int main(void)
     tcase_add_test(pg, pg_cursor);
     tcase_add_test(pg, pg_sequence_state);
     tcase_add_test(pg, pg_sql_prepare);
+    tcase_add_test(pg, pg_sql_prepare_in_do_block);
+    tcase_add_test(pg, pg_sql_prepare_out_of_sight_built_text);
+    tcase_add_test(pg, pg_sql_prepare_out_of_sight_function_body);
     tcase_add_test(pg, pg_statement_cache_survives_release);
     tcase_add_test(pg, pg_user_discard_and_deallocate_all);
     tcase_add_test(pg, pg_release_with_statements_in_flight);

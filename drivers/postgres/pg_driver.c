@@ -52,4 +52,6 @@ const evdb__driver evdb__driver_postgres = {
     .query_sent = evdb__pg_query_sent,
     .take_unsent = evdb__pg_take_unsent,
     .server_id = server_id,
+    .reset = &evdb__pg_reset,
+    .txn_dialect = EVDB__TXN_BEGIN,
 };

@@ -24,6 +24,9 @@ struct evdb__dconn {
     fq *head, *tail;
     size_t inflight;
     bool broken;
+    double reset_ms;          /* how long a session reset runs */
+    unsigned reset_fail;      /* which reset fails (1 = the first), 0 none */
+    unsigned resets;          /* resets answered so far */
 };
 
 struct evdb__cancel {
@@ -76,6 +79,10 @@ static int fake_connect_start(evdb__dconn **out, const evdb__conn_params *p, evd
             dc->close_ms = atof(v);
         else if (!strcmp(k, "depth"))
             dc->depth = (unsigned)atoi(v);
+        else if (!strcmp(k, "reset_ms"))
+            dc->reset_ms = atof(v);
+        else if (!strcmp(k, "reset_fail"))
+            dc->reset_fail = (unsigned)atoi(v);
     }
     evdb__url_free(&u);
     fake.connects++;
@@ -109,8 +116,10 @@ static unsigned fake_capacity(const evdb__dconn *dc)
     return dc->inflight < dc->depth ? (unsigned)(dc->depth - dc->inflight) : 0;
 }
 
-static double delay_of(const evdb__query *q)
+static double delay_of(const evdb__dconn *dc, const evdb__query *q)
 {
+    if (q->flags & EVDB__QUERY_RESET_SESSION)
+        return dc->reset_ms;
     if (!strncmp(q->sql, "sleep ", 6))
         return atof(q->sql + 6);
     return 0;
@@ -130,7 +139,7 @@ static int fake_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
     e->q = q;
     /* Queries run one after another, as on a server. */
     double start = dc->tail ? dc->tail->due : now_ms();
-    e->due = start + delay_of(q);
+    e->due = start + delay_of(dc, q);
     if (dc->tail)
         dc->tail->next = e;
     else
@@ -285,7 +294,14 @@ static int fake_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error 
             return EVDB__STEP_FAIL;
         }
         pop(dc);
-        answer(q);
+        if ((q->flags & EVDB__QUERY_RESET_SESSION) && ++dc->resets == dc->reset_fail) {
+            fake.resets_failed++;
+            evdb_error e;
+            evdb__error_set(&e, EVDB_ESERVER, 0, "XX000", "fake: session reset failed");
+            evdb__query_failed(q, &e);
+        } else {
+            answer(q);
+        }
         drop_unsent(dc);
     }
     next_wait(dc, w);
@@ -324,7 +340,7 @@ static int fake_cancel_step(evdb__cancel *op, unsigned revents, evdb__wait *w, e
         evdb__query_failed(q, &e);
         drop_unsent(dc);
         if (dc->head && dc->head->due > now_ms())
-            dc->head->due = now_ms() + delay_of(dc->head->q);
+            dc->head->due = now_ms() + delay_of(dc, dc->head->q);
     }
     return EVDB__STEP_DONE;
 }
@@ -363,6 +379,11 @@ static void fake_destroy(evdb__dconn *dc)
 
 static const char *const fake_schemes[] = {"fake", NULL};
 
+/* The pool's session reset: one query, answered like "ok" (reset_ms,
+ * reset_fail script it). */
+static const evdb_stmt fake_reset_stmt = {"reset", NULL, 0};
+static const evdb__reset fake_reset = {&fake_reset_stmt, 1};
+
 static const evdb__driver fake_driver = {
     .name = "fake",
     .schemes = fake_schemes,
@@ -382,6 +403,7 @@ static const evdb__driver fake_driver = {
     .destroy = fake_destroy,
     .query_sent = fake_query_sent,
     .take_unsent = fake_take_unsent,
+    .reset = &fake_reset,
 };
 
 void fake_driver_install(void)
