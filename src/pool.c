@@ -293,6 +293,17 @@ static bool may_pipeline(const evdb_pool *p)
     return !can_grow(p) && p->nopening == 0;
 }
 
+/* m's work beyond the resets its releases queued. A connection whose
+ * only work is its reset is idle, for acquires (pick_idle) and pooled
+ * queries (pick, takes_more) alike: the reset goes out ahead of whatever
+ * comes next, in the same write. nresets may briefly exceed the load (the
+ * reset answered, reset_done not run yet). */
+static size_t busy_load(const member *m)
+{
+    size_t load = evdb__conn_load(m->c);
+    return load > m->nresets ? load - m->nresets : 0;
+}
+
 /* Where the next query goes now: an idle usable connection, else (when
  * the pool may pipeline at all) the least-loaded one with room whose head
  * is young; NULL when none: it waits. */
@@ -307,8 +318,8 @@ static member *pick(evdb_pool *p)
         if (m->st != M_READY)
             continue;
         /* The cheap tests first: this runs for every pooled query. */
-        size_t load = evdb__conn_load(m->c);
-        if (load >= best_load || load >= evdb__conn_depth(m->c))
+        size_t load = busy_load(m);
+        if (load >= best_load || (load > 0 && evdb__conn_load(m->c) >= evdb__conn_depth(m->c)))
             continue;
         if (load > 0) {
             if (now < 0)
@@ -329,7 +340,7 @@ static member *pick(evdb_pool *p)
 static member *pick_idle(evdb_pool *p)
 {
     for (member *m = p->members; m; m = m->next)
-        if (m->st == M_READY && evdb__conn_load(m->c) <= m->nresets && usable(m))
+        if (m->st == M_READY && busy_load(m) == 0 && usable(m))
             return m;
     return NULL;
 }
@@ -339,9 +350,9 @@ static member *pick_idle(evdb_pool *p)
  * and its head is young. */
 static bool takes_more(const member *m)
 {
-    size_t load = evdb__conn_load(m->c);
-    if (load == 0)
+    if (busy_load(m) == 0)
         return true;
+    size_t load = evdb__conn_load(m->c);
     const evdb_pool *p = m->pool;
     return load < evdb__conn_depth(m->c) && may_pipeline(p) && young(p, m, evdb__loop_now(p->loop));
 }
