@@ -748,6 +748,10 @@ static void hidden_prepare_dropped(const char *leave)
     }
     evdb_future_unref(q);
     dropped_then_clean(p, b, &cq, id, check);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_msg(strstr(st.last_discard_reason, "unseen SQL PREPARE evdb_") != NULL, "%s",
+                  st.last_discard_reason);
     close_pool(p);
 }
 

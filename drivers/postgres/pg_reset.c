@@ -57,12 +57,12 @@ static const char dealloc_sql_prepares[] =
     "EXECUTE 'DEALLOCATE ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(s.name); "
     "END LOOP; END$evdb_reset$";
 
-/* Fails (invalid input syntax for type integer, the message naming the
- * statement) when the session has an SQL-level prepared statement; the
- * text is not a constant, so no plan folds the cast away. */
+/* Fails (invalid input syntax for type integer: "evdb reset: unseen SQL
+ * PREPARE <name>", short enough to survive in the pool's discard reason)
+ * when the session has an SQL-level prepared statement; the text is not
+ * a constant, so no plan folds the cast away. */
 static const char check_sql_prepares[] =
-    "SELECT ('evdb reset: an SQL-level prepared statement was made out of the driver''s sight, "
-    "so the connection is dropped: ' OPERATOR(pg_catalog.||) name)::pg_catalog.int4 "
+    "SELECT ('evdb reset: unseen SQL PREPARE ' OPERATOR(pg_catalog.||) name)::pg_catalog.int4 "
     "FROM pg_catalog.pg_prepared_statements WHERE from_sql";
 
 /* In order; the PG_RESET_* indexes name the entries the driver treats
