@@ -133,7 +133,8 @@ evdb_result *evdb__future_take_result(evdb_future *f);
 evdb_result *evdb__result_drop_first(evdb_result *r);
 /* pool_reset.c: queue the session reset of a released pooled connection
  * on c (which must be ready) and return its future, or NULL with the last
- * error set. What it cleans and keeps: pool_reset.c. */
+ * error set. What it cleans and keeps is the driver's (evdb__driver.reset;
+ * PostgreSQL: drivers/postgres/pg_reset.c). */
 evdb_future *evdb__pool_reset(evdb_conn *c);
 /* pool.c: count a pooled query's outcome (status: 0 or its error) in the
  * pool's stats. Called once per query: from evdb__cq_free, or when it is
