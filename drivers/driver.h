@@ -92,9 +92,9 @@ typedef struct evdb__query {
     int drv_state;
 } evdb__query;
 
-/* Internal query flag (never set by users): instead of running sql, reset
- * the session to a fresh state (MariaDB: COM_RESET_CONNECTION). A driver
- * that does not know it runs sql, which the pool makes fail harmlessly. */
+/* Internal query flag (never set by users): the session reset the driver
+ * declared (evdb__driver.reset), only ever sent to a driver that declared
+ * one (MariaDB: COM_RESET_CONNECTION instead of the query's sql). */
 #define EVDB__QUERY_RESET_SESSION 0x80000000u
 /* Internal query flags of evdb_conn_prepare / evdb_conn_unprepare, only
  * ever sent to drivers with EVDB__CAP_PREPARE. Instead of running sql:
@@ -337,6 +337,33 @@ void evdb__url_free(evdb__url *u);
 
 /* ---- What a driver implements ---- */
 
+/* How transactions are spelled on a driver's server (src/pool_txn.c). */
+enum evdb__txn_dialect {
+    /* START TRANSACTION [READ ONLY], an isolation level set beforehand by
+     * SET TRANSACTION ISOLATION LEVEL (for the next transaction only), no
+     * DEFERRABLE; the first statements wait for START TRANSACTION's
+     * answer. MariaDB, and any driver that declares nothing. */
+    EVDB__TXN_START = 0,
+    /* BEGIN [ISOLATION LEVEL ...] [READ ONLY] [DEFERRABLE] (PostgreSQL):
+     * the first statements are pipelined right behind BEGIN. */
+    EVDB__TXN_BEGIN,
+};
+
+/* The session reset a pool queues when a borrower releases a connection
+ * (evdb_conn_release, src/pool_reset.c). The core sends it with
+ * EVDB__QUERY_RESET_SESSION and EVDB_QUERY_NO_CACHE, never awaited: the
+ * next borrower's statements queue right behind it. n == 1: stmts[0] as
+ * one query (the driver may run something else for it, as MariaDB's
+ * COM_RESET_CONNECTION); n > 1: the n statements as one explicit batch
+ * (EVDB__CAP_BATCH), which the driver may thin out by statements it can
+ * prove have nothing to clean. Either way the driver MUST make the
+ * connection fail when the reset did not complete: the session may hold
+ * a borrower's leftovers. */
+typedef struct evdb__reset {
+    const evdb_stmt *stmts;
+    size_t n;
+} evdb__reset;
+
 typedef struct evdb__driver {
     const char *name;           /* "postgres" */
     const char *const *schemes; /* URL schemes it claims, NULL-terminated */
@@ -425,6 +452,13 @@ typedef struct evdb__driver {
 
     /* MAY: server session id (backend pid / thread id). */
     int64_t (*server_id)(const evdb__dconn *dc);
+
+    /* MAY: the session reset of a released pooled connection (see
+     * evdb__reset). NULL: a plain "ROLLBACK" without
+     * EVDB__QUERY_RESET_SESSION (a driver that knows nothing more). */
+    const evdb__reset *reset;
+    /* How transactions are spelled (zero: EVDB__TXN_START). */
+    enum evdb__txn_dialect txn_dialect;
 } evdb__driver;
 
 /* The drivers this build has (NULL when compiled out). */

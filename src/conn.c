@@ -1057,10 +1057,16 @@ void evdb__conn_abandon(void *conn)
 
 /* The read-only calls take a pooled connection's own address too (they
  * change nothing), but a stale handle fails like any call. */
+const evdb__driver *evdb__conn_drv(const evdb_conn *h, const char *who)
+{
+    const evdb_conn *c = conn_lookup(h, who);
+    return c ? c->drv : NULL;
+}
+
 const char *evdb_conn_driver(const evdb_conn *h)
 {
-    const evdb_conn *c = conn_lookup(h, "evdb_conn_driver");
-    return c ? c->drv->name : NULL;
+    const evdb__driver *d = evdb__conn_drv(h, "evdb_conn_driver");
+    return d ? d->name : NULL;
 }
 
 size_t evdb_conn_pending(const evdb_conn *h)

@@ -99,6 +99,7 @@ struct evdb_pool {
     uint32_t magic;
     evdb__loop *loop;
     char *url;
+    const evdb__driver *drv; /* the URL's */
     char *on_connect_sql;
     evdb_pool_opts o;
     member *members;
@@ -292,6 +293,17 @@ static bool may_pipeline(const evdb_pool *p)
     return !can_grow(p) && p->nopening == 0;
 }
 
+/* m's work beyond the resets its releases queued. A connection whose
+ * only work is its reset is idle, for acquires (pick_idle) and pooled
+ * queries (pick, takes_more) alike: the reset goes out ahead of whatever
+ * comes next, in the same write. nresets may briefly exceed the load (the
+ * reset answered, reset_done not run yet). */
+static size_t busy_load(const member *m)
+{
+    size_t load = evdb__conn_load(m->c);
+    return load > m->nresets ? load - m->nresets : 0;
+}
+
 /* Where the next query goes now: an idle usable connection, else (when
  * the pool may pipeline at all) the least-loaded one with room whose head
  * is young; NULL when none: it waits. */
@@ -306,8 +318,8 @@ static member *pick(evdb_pool *p)
         if (m->st != M_READY)
             continue;
         /* The cheap tests first: this runs for every pooled query. */
-        size_t load = evdb__conn_load(m->c);
-        if (load >= best_load || load >= evdb__conn_depth(m->c))
+        size_t load = busy_load(m);
+        if (load >= best_load || (load > 0 && evdb__conn_load(m->c) >= evdb__conn_depth(m->c)))
             continue;
         if (load > 0) {
             if (now < 0)
@@ -328,7 +340,7 @@ static member *pick(evdb_pool *p)
 static member *pick_idle(evdb_pool *p)
 {
     for (member *m = p->members; m; m = m->next)
-        if (m->st == M_READY && evdb__conn_load(m->c) <= m->nresets && usable(m))
+        if (m->st == M_READY && busy_load(m) == 0 && usable(m))
             return m;
     return NULL;
 }
@@ -338,9 +350,9 @@ static member *pick_idle(evdb_pool *p)
  * and its head is young. */
 static bool takes_more(const member *m)
 {
-    size_t load = evdb__conn_load(m->c);
-    if (load == 0)
+    if (busy_load(m) == 0)
         return true;
+    size_t load = evdb__conn_load(m->c);
     const evdb_pool *p = m->pool;
     return load < evdb__conn_depth(m->c) && may_pipeline(p) && young(p, m, evdb__loop_now(p->loop));
 }
@@ -1125,7 +1137,8 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
         evdb__fail_now(EVDB_EINVAL, "evdb_pool_new: loop and url are required");
         return NULL;
     }
-    if (!evdb__driver_for(url)) {
+    const evdb__driver *drv = evdb__driver_for(url);
+    if (!drv) {
         evdb__fail_now(EVDB_EURL, "evdb_pool_new: no driver for this URL");
         return NULL;
     }
@@ -1169,6 +1182,7 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
     p->o = o;
     p->dispatch_d.fn = dispatch_deferred;
     p->url = evdb__strdup(url);
+    p->drv = drv;
     p->on_connect_sql = o.on_connect_sql ? evdb__strdup(o.on_connect_sql) : NULL;
     p->o.on_connect_sql = NULL;
     p->deadline_timer = evdb__timer_new(l, on_deadline, p);
@@ -1279,10 +1293,9 @@ evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
 {
     if (!pool_usable(p, "evdb_pool_batch") || evdb__check_query_flags("evdb_pool_batch", opts))
         return NULL;
-    const evdb__driver *d = evdb__driver_for(p->url);
-    if (!d || !(d->caps & EVDB__CAP_BATCH)) {
-        evdb__fail_now(EVDB_ENOTSUP, "evdb_pool_batch: not supported by the %s driver",
-                       d ? d->name : "URL's");
+    const evdb__driver *d = p->drv;
+    if (!(d->caps & EVDB__CAP_BATCH)) {
+        evdb__fail_now(EVDB_ENOTSUP, "evdb_pool_batch: not supported by the %s driver", d->name);
         return NULL;
     }
     evdb__cq *q = evdb__cq_new_batch(p->loop, "evdb_pool_batch", stmts, n, opts);
@@ -1465,9 +1478,9 @@ evdb__loop *evdb__pool_loop(const evdb_pool *p)
 
 /* Whether the pool's connections are PostgreSQL's (pool_txn.c chooses how
  * to send transaction options before it has a connection). */
-bool evdb__pool_is_postgres(const evdb_pool *p)
+const evdb__driver *evdb__pool_drv(const evdb_pool *p)
 {
-    return !strncmp(p->url, "postgres", 8);
+    return p->drv;
 }
 
 /* pool_usable for pool_txn.c: a pool, open. False with the error set. */

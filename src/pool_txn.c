@@ -45,24 +45,24 @@ static int check_opts(const evdb_txn_opts *o, const char *who)
  * grammar). MariaDB's SET TRANSACTION takes the access mode too and
  * applies to the next transaction only. */
 static void characteristics_sql(char *buf, size_t size, const char *prefix, const evdb_txn_opts *o,
-                                bool postgres)
+                                bool begin_dialect)
 {
     size_t n = (size_t)snprintf(buf, size, "%s", prefix);
     const char *sep = " ";
     if (o->isolation != EVDB_ISOLATION_DEFAULT) {
         n += (size_t)snprintf(buf + n, size - n, "%sISOLATION LEVEL %s", sep,
                               iso_words[o->isolation]);
-        sep = postgres ? " " : ", ";
+        sep = begin_dialect ? " " : ", ";
     }
     if (o->read_only && n < size)
         n += (size_t)snprintf(buf + n, size - n, "%sREAD ONLY", sep);
-    if (o->deferrable && postgres && n < size)
+    if (o->deferrable && begin_dialect && n < size)
         snprintf(buf + n, size - n, " DEFERRABLE");
 }
 
-static int check_driver(const evdb_txn_opts *o, bool postgres, const char *who)
+static int check_driver(const evdb_txn_opts *o, bool begin_dialect, const char *who)
 {
-    if (o->deferrable && !postgres)
+    if (o->deferrable && !begin_dialect)
         return evdb__fail_now(EVDB_ENOTSUP, "%s: DEFERRABLE transactions exist only on PostgreSQL",
                               who);
     return 0;
@@ -252,7 +252,7 @@ typedef struct txn {
     evdb_future *user;  /* what fn returned */
     evdb_error *fn_err; /* fn returned NULL: its error */
     int waiting;        /* of begin and user, how many are still running */
-    bool postgres;
+    bool begin_dialect; /* EVDB__TXN_BEGIN: BEGIN, pipelined with fn's statements */
     /* An attempt runs (busy); the retry layer let go of it (orphan): the
      * last one of the two to end frees it. */
     bool busy, orphan;
@@ -396,14 +396,15 @@ static void txn_acquired(evdb_future *f, void *arg)
     }
     t->c = evdb_future_take_conn(f);
     evdb_future_unref(f);
-    t->postgres = !strcmp(evdb_conn_driver(t->c), "postgres");
-    if (check_driver(&t->o, t->postgres, "evdb_pool_transaction")) {
+    const evdb__driver *d = evdb__conn_drv(t->c, "evdb_pool_transaction");
+    t->begin_dialect = d && d->txn_dialect == EVDB__TXN_BEGIN;
+    if (check_driver(&t->o, t->begin_dialect, "evdb_pool_transaction")) {
         evdb__future_fail_err(t->f, evdb_last_error());
         txn_end(t);
         return;
     }
     char sql[128];
-    if (t->postgres) {
+    if (t->begin_dialect) {
         characteristics_sql(sql, sizeof sql, "BEGIN", &t->o, true);
     } else {
         if (t->o.isolation != EVDB_ISOLATION_DEFAULT) {
@@ -428,14 +429,14 @@ static void txn_acquired(evdb_future *f, void *arg)
         return;
     }
     t->waiting = 1;
-    if (evdb_future_on_done(t->begin, t->postgres ? txn_part_done : txn_started, t)) {
+    if (evdb_future_on_done(t->begin, t->begin_dialect ? txn_part_done : txn_started, t)) {
         evdb__future_fail(t->f, EVDB_ENOMEM, "transaction: out of memory submitting BEGIN");
         txn_end(t);
         return;
     }
     /* PostgreSQL: fn's first statements go out behind BEGIN in the same
      * write. Should BEGIN fail, the transaction fails with its error. */
-    if (t->postgres)
+    if (t->begin_dialect)
         txn_call_fn(t);
 }
 
@@ -471,7 +472,7 @@ evdb_future *evdb_pool_transaction_opts(evdb_pool *p, evdb_txn_fn fn, void *arg,
     if (!evdb__pool_usable(p, "evdb_pool_transaction"))
         return NULL;
     if (check_opts(o, "evdb_pool_transaction") ||
-        check_driver(o, evdb__pool_is_postgres(p), "evdb_pool_transaction"))
+        check_driver(o, (evdb__pool_drv(p)->txn_dialect == EVDB__TXN_BEGIN), "evdb_pool_transaction"))
         return NULL;
     txn *t = evdb__calloc(1, sizeof *t);
     if (!t) {
@@ -529,7 +530,7 @@ evdb_future *evdb_pool_transaction_task(evdb_pool *p, evdb_txn_task_fn fn, void 
     if (!evdb__pool_usable(p, "evdb_pool_transaction_task"))
         return NULL;
     if (check_opts(o, "evdb_pool_transaction_task") ||
-        check_driver(o, evdb__pool_is_postgres(p), "evdb_pool_transaction_task"))
+        check_driver(o, (evdb__pool_drv(p)->txn_dialect == EVDB__TXN_BEGIN), "evdb_pool_transaction_task"))
         return NULL;
     txn *t = evdb__calloc(1, sizeof *t);
     if (!t) {
@@ -557,7 +558,7 @@ typedef struct stxn {
     evdb_pool *pool; /* or */
     evdb_conn *c;
     evdb_txn_opts o;
-    bool postgres;
+    bool begin_dialect; /* the driver's EVDB__TXN_BEGIN */
     size_t n;         /* statements, the SET TRANSACTION included */
     bool drop_first;  /* the first statement is the SET TRANSACTION */
     evdb_stmt *stmts; /* own copy: a retry sends them again */
@@ -625,14 +626,14 @@ static bool stxn_submit(stxn *s, evdb_conn *c)
 {
     const evdb_stmt *st = s->stmts;
     size_t n = s->n;
-    if (!s->postgres && s->drop_first) {
+    if (!s->begin_dialect && s->drop_first) {
         st++; /* MariaDB: the SET TRANSACTION went on its own before */
         n--;
     }
     evdb_future *b = c ? evdb_conn_batch(c, st, n, NULL) : evdb_pool_batch(s->pool, st, n, NULL);
     if (!b)
         return false;
-    if (!s->postgres)
+    if (!s->begin_dialect)
         s->drop_first = false;
     if (evdb_future_on_done(b, stxn_batch_done, s)) {
         evdb_future_cancel(b);
@@ -714,7 +715,7 @@ static evdb_future *stxn_start(void *self)
     s->f = evdb_future_ref(f);
     s->busy = true;
     bool ok;
-    if (s->postgres || !s->drop_first) {
+    if (s->begin_dialect || !s->drop_first) {
         ok = stxn_submit(s, s->c); /* the pool's when c is NULL */
     } else if (s->c) {
         ok = stxn_set_then_batch(s, s->c);
@@ -752,20 +753,20 @@ static evdb_future *transaction_batch(evdb_pool *p, evdb_conn *c, const evdb_stm
         evdb__fail_now(EVDB_EINVAL, "%s: NULL", who);
         return NULL;
     }
-    bool postgres;
+    bool begin_dialect;
     if (p) {
         if (!evdb__pool_usable(p, who))
             return NULL;
-        postgres = evdb__pool_is_postgres(p);
+        begin_dialect = (evdb__pool_drv(p)->txn_dialect == EVDB__TXN_BEGIN);
     } else {
-        const char *d = evdb_conn_driver(c);
+        const evdb__driver *d = evdb__conn_drv(c, who);
         if (!d) {
             evdb__fail_now(EVDB_EINVAL, "%s: not a connection", who);
             return NULL;
         }
-        postgres = !strcmp(d, "postgres");
+        begin_dialect = d->txn_dialect == EVDB__TXN_BEGIN;
     }
-    if (check_opts(o, who) || check_driver(o, postgres, who))
+    if (check_opts(o, who) || check_driver(o, begin_dialect, who))
         return NULL;
     stxn *s = evdb__calloc(1, sizeof *s);
     size_t extra = has_characteristics(o) ? 1 : 0;
@@ -779,9 +780,9 @@ static evdb_future *transaction_batch(evdb_pool *p, evdb_conn *c, const evdb_stm
     s->pool = p;
     s->c = c;
     s->o = *o;
-    s->postgres = postgres;
+    s->begin_dialect = begin_dialect;
     if (extra) {
-        characteristics_sql(s->set_sql, sizeof s->set_sql, "SET TRANSACTION", o, postgres);
+        characteristics_sql(s->set_sql, sizeof s->set_sql, "SET TRANSACTION", o, begin_dialect);
         s->stmts[0].sql = s->set_sql;
     }
     s->n = n + extra;

@@ -177,11 +177,18 @@ evdb__cq *evdb__cq_new_batch(evdb__loop *l, const char *who, const evdb_stmt *st
     size_t head = align16(sizeof(evdb__cq));
     size_t size = head + align16(n * sizeof(evdb__stmt));
     for (size_t i = 0; i < n; i++) {
-        size_t len;
-        char what[48];
-        snprintf(what, sizeof what, "%s: statement %zu", who, i + 1);
-        if (check_sql(what, stmts[i].sql, &len) ||
-            evdb__values_check(stmts[i].params, stmts[i].nparams))
+        const char *sql = stmts[i].sql;
+        size_t len = sql ? strlen(sql) : 0;
+        if (len == 0 || len > EVDB_VALUE_MAX_LEN) {
+            /* The statement's number only when it is wanted: formatting
+             * it cost more than the rest of the check on every release
+             * (the pool's reset is a batch). */
+            char what[48];
+            snprintf(what, sizeof what, "%s: statement %zu", who, i + 1);
+            check_sql(what, sql, &len);
+            return NULL;
+        }
+        if (evdb__values_check(stmts[i].params, stmts[i].nparams))
             return NULL;
         size += align16(evdb__values_size(stmts[i].params, stmts[i].nparams)) + align16(len + 1);
     }

@@ -69,6 +69,10 @@ size_t evdb__conn_load(const evdb_conn *c);
 unsigned evdb__conn_depth(const evdb_conn *c);
 bool evdb__conn_ready(const evdb_conn *c);
 evdb__loop *evdb__conn_loop(const evdb_conn *c);
+/* The driver of h (a connection or a live borrow handle), for what the
+ * core asks of drivers beyond I/O (reset, transaction dialect); NULL with
+ * the error set (who: the caller's name) when h names none. */
+const evdb__driver *evdb__conn_drv(const evdb_conn *h, const char *who);
 
 /* How long the query at the head of c's in-flight list (the one the
  * server is running) has been the head, at time now; 0 when nothing is in
@@ -120,7 +124,9 @@ evdb_future *evdb__conn_close(evdb_conn *c);
 void evdb__pool_forget(evdb_pool *p, evdb__cq *q);
 /* pool.c: the loop the pool runs on (for pool_txn.c). */
 evdb__loop *evdb__pool_loop(const evdb_pool *p);
-bool evdb__pool_is_postgres(const evdb_pool *p);
+/* pool.c: the driver of the pool's URL (never NULL: evdb_pool_new
+ * refuses a URL without one). */
+const evdb__driver *evdb__pool_drv(const evdb_pool *p);
 bool evdb__pool_usable(const evdb_pool *p, const char *who);
 /* pool.c: the pool's URL and its options, defaults filled in (for a
  * listener opened from the pool, src/listen.c). */
@@ -130,7 +136,8 @@ evdb_result *evdb__future_take_result(evdb_future *f);
 evdb_result *evdb__result_drop_first(evdb_result *r);
 /* pool_reset.c: queue the session reset of a released pooled connection
  * on c (which must be ready) and return its future, or NULL with the last
- * error set. What it cleans and keeps: pool_reset.c. */
+ * error set. What it cleans and keeps is the driver's (evdb__driver.reset;
+ * PostgreSQL: drivers/postgres/pg_reset.c). */
 evdb_future *evdb__pool_reset(evdb_conn *c);
 /* pool.c: count a pooled query's outcome (status: 0 or its error) in the
  * pool's stats. Called once per query: from evdb__cq_free, or when it is

@@ -213,6 +213,12 @@ LEFTOVER(pg_sequence_state, t_pg_url, "SELECT currval('evdb_reset_seq')::int * 0
          "SELECT nextval('evdb_reset_seq')")
 LEFTOVER(pg_sql_prepare, t_pg_url, "SELECT count(*) FROM pg_prepared_statements WHERE from_sql", 2,
          0, "PREPARE evdb_user_stmt AS SELECT 1", "PREPARE \"evdb Odd\" (int) AS SELECT $1")
+/* Made by dynamic SQL whose text the driver saw (it names PREPARE): the
+ * reset deallocates it and keeps the session. */
+LEFTOVER(pg_sql_prepare_in_do_block, t_pg_url,
+         "SELECT count(*) FROM pg_prepared_statements WHERE from_sql", 2, 0,
+         "DO $$BEGIN EXECUTE 'PREPARE evdb_do_stmt AS SELECT 1'; END$$",
+         "DO $$BEGIN EXECUTE format('prepare %I AS SELECT 2', 'evdb_fmt_stmt'); END$$")
 
 /* Without pipelining (one statement at a time on the connection) the
  * reset is the same batch, and cleans the same. */
@@ -625,6 +631,27 @@ START_TEST(pg_acquire_does_not_wait_for_the_reset)
 }
 END_TEST
 
+/* After a reset of session id that failed, with borrower b on it: b is
+ * released, its one statement's callback (cq) ran once, the pool counted
+ * the drop, and the next borrower gets another session, where check
+ * gives 0. */
+static void dropped_then_clean(evdb_pool *p, evdb_conn *b, const counted *cq, int64_t id,
+                               const char *check)
+{
+    ck_assert_int_eq(evdb_conn_release(b), 0);
+    t_run_for(L, 0.05);
+    ck_assert_int_eq(cq->calls, 1);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_ge(st.discarded, 1);
+    ck_assert_msg(strstr(st.last_discard_reason, "reset failed") != NULL, "%s",
+                  st.last_discard_reason);
+    evdb_conn *c = borrow(p);
+    ck_assert_int_ne(evdb_conn_server_id(c), id);
+    expect(c, check, 0, "the borrower after");
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+}
+
 /* A reset that fails (here: cancelled by an administrator while it waits
  * for a lock on the borrower's temporary table) drops the connection;
  * the statement the next borrower had already sent behind it does not
@@ -673,21 +700,76 @@ START_TEST(pg_failed_reset_discards_the_connection)
     ck_assert_int_eq(evdb_future_status(q), EVDB_ECONNLOST);
     evdb_future_unref(q);
     t_exec_ok(admin, "ROLLBACK");
-    ck_assert_int_eq(evdb_conn_release(b), 0);
-    t_run_for(L, 0.05);
-    ck_assert_int_eq(cq.calls, 1);
-    evdb_pool_stats st;
-    evdb_pool_stats_get(p, &st);
-    ck_assert_uint_ge(st.discarded, 1);
-    ck_assert_ptr_nonnull(strstr(st.last_discard_reason, "reset failed"));
-
-    evdb_conn *c = borrow(p);
-    ck_assert_int_ne(evdb_conn_server_id(c), id);
-    expect(c, "SELECT CASE WHEN to_regclass('pg_temp.evdb_reset_lk') IS NULL THEN 0 ELSE 1 END", 0,
-           "the borrower after");
-    ck_assert_int_eq(evdb_conn_release(c), 0);
+    dropped_then_clean(p, b, &cq, id,
+                       "SELECT CASE WHEN to_regclass('pg_temp.evdb_reset_lk') IS NULL THEN 0 ELSE "
+                       "1 END");
     t_conn_close(admin);
     close_pool(p);
+}
+END_TEST
+
+/* An SQL-level prepared statement made out of the driver's sight (no
+ * statement text it saw says "prepare": the word is built at run time,
+ * or sits in a function's body): the release's reset finds it and fails,
+ * so the connection is dropped and the statement never reaches another
+ * borrower. The next borrower takes the connection at once, its
+ * statement pipelined behind the failing reset: on that session it must
+ * fail (never served unclean); on any other it sees nothing left. */
+static void hidden_prepare_dropped(const char *leave)
+{
+    /* The check itself must not say "prepare" either (it would make the
+     * reset deallocate): it counts through a function. */
+    evdb_conn *admin = t_conn_open(L, t_pg_admin_url(), NULL);
+    t_exec_ok(admin, "CREATE OR REPLACE FUNCTION evdb_reset_sql_ps() RETURNS int LANGUAGE sql AS "
+                     "'SELECT count(*)::int FROM pg_prepared_statements WHERE from_sql'");
+    t_exec_ok(admin, "GRANT EXECUTE ON FUNCTION evdb_reset_sql_ps() TO evdb");
+    t_conn_close(admin);
+    static const char check[] = "SELECT evdb_reset_sql_ps()";
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = t_pool_new(L, t_pg_url(), &o);
+    evdb_conn *a = borrow(p);
+    int64_t id = evdb_conn_server_id(a);
+    run_ok(a, leave);
+    expect(a, check, 1, "the borrower that leaves it");
+    ck_assert_int_eq(evdb_conn_release(a), 0);
+
+    evdb_conn *b = borrow(p);
+    bool same = evdb_conn_server_id(b) == id;
+    counted cq;
+    evdb_future *q = counting(evdb_conn_query(b, check, NULL, 0, &nocache), &cq);
+    t_wait(q);
+    if (same) {
+        ck_assert_int_eq(evdb_future_status(q), EVDB_ECONNLOST);
+    } else {
+        ck_assert_int_eq(evdb_future_status(q), 0);
+        int64_t v = -1;
+        ck_assert_int_eq(evdb_result_int(evdb_future_result(q), 0, 0, &v), 0);
+        ck_assert_int_eq(v, 0);
+    }
+    evdb_future_unref(q);
+    dropped_then_clean(p, b, &cq, id, check);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_msg(strstr(st.last_discard_reason, "unseen SQL PREPARE evdb_") != NULL, "%s",
+                  st.last_discard_reason);
+    close_pool(p);
+}
+
+START_TEST(pg_sql_prepare_out_of_sight_built_text)
+{
+    hidden_prepare_dropped("DO $$BEGIN EXECUTE 'PRE' || 'PARE evdb_hidden AS SELECT 1'; END$$");
+}
+END_TEST
+
+START_TEST(pg_sql_prepare_out_of_sight_function_body)
+{
+    evdb_conn *admin = t_conn_open(L, t_pg_admin_url(), NULL);
+    t_exec_ok(admin, "CREATE OR REPLACE FUNCTION evdb_reset_hidden_p() RETURNS int "
+                     "LANGUAGE plpgsql AS $$BEGIN EXECUTE 'PREPARE evdb_fn_stmt AS SELECT 1'; "
+                     "RETURN 1; END$$");
+    t_exec_ok(admin, "GRANT EXECUTE ON FUNCTION evdb_reset_hidden_p() TO evdb");
+    t_conn_close(admin);
+    hidden_prepare_dropped("SELECT evdb_reset_hidden_p()");
 }
 END_TEST
 
@@ -856,6 +938,9 @@ int main(void)
     tcase_add_test(pg, pg_cursor);
     tcase_add_test(pg, pg_sequence_state);
     tcase_add_test(pg, pg_sql_prepare);
+    tcase_add_test(pg, pg_sql_prepare_in_do_block);
+    tcase_add_test(pg, pg_sql_prepare_out_of_sight_built_text);
+    tcase_add_test(pg, pg_sql_prepare_out_of_sight_function_body);
     tcase_add_test(pg, pg_statement_cache_survives_release);
     tcase_add_test(pg, pg_user_discard_and_deallocate_all);
     tcase_add_test(pg, pg_release_with_statements_in_flight);

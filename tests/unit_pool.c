@@ -1129,6 +1129,91 @@ static evdb_future *txn_release_own(evdb_conn *c, void *arg)
 /* The transaction helper holds the borrow handle too: a body that
  * releases it makes the COMMIT fail instead of running on the
  * connection's next borrower. */
+/* A connection whose only work is the reset its release queued is idle
+ * for pooled queries as it is for acquires: the query goes out behind
+ * the reset instead of making the pool open a second connection. */
+START_TEST(pooled_query_takes_a_connection_that_only_resets)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 2, .pipeline_depth = 4, .stall_threshold = -1};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/?reset_ms=100&depth=4", &o);
+    evdb_future *a = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(a), 0);
+    ck_assert_int_eq(evdb_conn_release(evdb_future_take_conn(a)), 0);
+    evdb_future_unref(a);
+    done_count dc = {{0}};
+    done_slot ds = {&dc, 0};
+    evdb_future *q = evdb_pool_query(p, "ok pooled", NULL, 0, NULL);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_int_eq(evdb_future_on_done(q, on_done_count, &ds), 0);
+    ck_assert_int_eq(t_wait(q), 0);
+    ck_assert_str_eq(evdb_result_text(evdb_future_result(q), 0, 0, NULL), "pooled");
+    evdb_future_unref(q);
+    t_run_for(loop, 0.01);
+    ck_assert_int_eq(dc.calls[0], 1);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.connects, 1);
+    ck_assert_uint_eq(fake.connects, 1);
+    ck_assert_uint_eq(st.resets, 1); /* the query ran behind the reset */
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
+/* A reset that fails on a connection still up and not lent out (the fake
+ * leaves it up, as a driver that does not drop the connection itself
+ * would): the connection takes no more work, the pooled queries routed
+ * behind the reset and not sent move to a new connection, the one sent
+ * finishes where it is, then the connection is closed. Every callback
+ * runs once and every query succeeds. */
+START_TEST(failed_reset_retires_a_live_connection)
+{
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1, .pipeline_depth = 4, .stall_threshold = -1};
+    evdb_pool *p =
+        evdb_pool_new(loop, "fake://db/?reset_ms=50&reset_fail=1&lazy_send=1&depth=4", &o);
+    evdb_future *a = evdb_pool_acquire(p, 0);
+    ck_assert_int_eq(t_wait(a), 0);
+    ck_assert_int_eq(evdb_conn_release(evdb_future_take_conn(a)), 0);
+    evdb_future_unref(a);
+    /* Behind the reset: the head runs past the reset's failure, the two
+     * after it are still unsent then (lazy_send). */
+    static const char *const sql[3] = {"sleep 100", "ok 2", "ok 3"};
+    done_count dc = {{0}};
+    done_slot ds[3];
+    evdb_future *fs[3];
+    for (int i = 0; i < 3; i++) {
+        ds[i] = (done_slot){&dc, i};
+        fs[i] = evdb_pool_query(p, sql[i], NULL, 0, NULL);
+        ck_assert_ptr_nonnull(fs[i]);
+        ck_assert_int_eq(evdb_future_on_done(fs[i], on_done_count, &ds[i]), 0);
+    }
+    evdb_future *g = evdb_gather(fs, 3, 0);
+    ck_assert_int_eq(t_wait(g), 0);
+    evdb_future_unref(g);
+    t_run_for(loop, 0.02);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(dc.calls[i], 1);
+        ck_assert_int_eq(evdb_future_status(fs[i]), 0);
+        evdb_future_unref(fs[i]);
+    }
+    ck_assert_uint_eq(fake.resets_failed, 1);
+    ck_assert_uint_eq(fake.taken_back, 2);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.discarded, 1);
+    ck_assert_msg(strstr(st.last_discard_reason, "reset failed") != NULL, "%s",
+                  st.last_discard_reason);
+    ck_assert_uint_eq(st.resets, 0);
+    ck_assert_uint_eq(st.connects, 2);
+    ck_assert_uint_eq(st.total, 1);
+    ck_assert_uint_eq(fake.destroys, 1);
+    close_pool(p);
+    t_loop_free(loop);
+}
+END_TEST
+
 START_TEST(transaction_commit_needs_its_own_borrow)
 {
     struct ev_loop *loop = t_loop_new(5);
@@ -1183,6 +1268,8 @@ int main(void)
     tcase_add_test(tc, stall_routing_off_keeps_queries_behind_the_head);
     tcase_add_test(tc, given_up_queries_taken_back_unsent_are_dropped);
     tcase_add_test(tc, transaction_commit_needs_its_own_borrow);
+    tcase_add_test(tc, pooled_query_takes_a_connection_that_only_resets);
+    tcase_add_test(tc, failed_reset_retires_a_live_connection);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }

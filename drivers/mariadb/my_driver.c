@@ -392,4 +392,6 @@ const evdb__driver evdb__driver_mariadb = {
     .destroy = evdb__my_destroy,
     .query_sent = my_query_sent,
     .server_id = my_server_id,
+    .reset = &evdb__my_reset,
+    .txn_dialect = EVDB__TXN_START,
 };

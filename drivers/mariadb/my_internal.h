@@ -356,6 +356,8 @@ enum evdb__my_run evdb__my_batch_run(evdb__dconn *dc, int ready, evdb_error *err
 
 /* ---- my_reset.c: session reset for pools ---- */
 enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err);
+/* The driver's reset slot: one query, run as evdb__my_reset_run. */
+extern const evdb__reset evdb__my_reset;
 
 /* ---- my_stmt.c: queries with parameters ---- */
 enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err);

@@ -53,4 +53,6 @@ const evdb__driver evdb__driver_postgres = {
     .take_unsent = evdb__pg_take_unsent,
     .listen = evdb__pg_listen,
     .server_id = server_id,
+    .reset = &evdb__pg_reset,
+    .txn_dialect = EVDB__TXN_BEGIN,
 };

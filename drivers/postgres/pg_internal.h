@@ -88,6 +88,10 @@ unsigned evdb__pg_sql_classify(const char *sql, size_t len);
  * (outside quotes and comments), at most PG_MAX_PARAMS. */
 #define PG_MAX_PARAMS 65535 /* the protocol's 16-bit count */
 size_t evdb__pg_sql_count_params(const char *sql, size_t len);
+/* Whether sql contains the word "prepare" in any case, anywhere (inside
+ * quotes, comments and longer names too): what may make an SQL-level
+ * prepared statement (pg_reset.c). */
+bool evdb__pg_sql_mentions_prepare(const char *sql, size_t len);
 
 /* ---- pg_params.c ---- */
 typedef struct pg_params {
@@ -163,6 +167,7 @@ struct pg_stmt {
     unsigned refs;          /* pipeline entries that name it */
     enum pg_stmt_state state;
     bool pinned;            /* evdb_conn_prepare: never evicted */
+    bool mentions_prepare;  /* evdb__pg_sql_mentions_prepare(sql) */
     pg_cols *cols;          /* its results' columns, once one was built */
     char name[24];          /* "evdb_N" */
 };
@@ -311,6 +316,10 @@ struct evdb__dconn {
 
     enum pg_tx tx;  /* as of the answers read so far */
     bool send_tx;   /* a transaction block may be open after what was sent */
+    /* A statement sent since the last session reset mentions "prepare"
+     * (evdb__pg_note_sql): the next reset DEALLOCATEs SQL-level prepared
+     * statements instead of only checking that there are none. */
+    bool sql_prepare_seen;
     /* A pool's session reset (EVDB__QUERY_RESET_SESSION) failed: nothing
      * more is sent or read, and the connection fails (pg_reset_failed). */
     bool reset_failed;
@@ -399,6 +408,22 @@ bool evdb__pg_query_sent(const evdb__dconn *dc, const evdb__query *q);
 evdb__query *evdb__pg_take_unsent(evdb__dconn *dc);
 /* Slot listen: keep (on) or drop (off) the session's notifications. */
 void evdb__pg_listen(evdb__dconn *dc, bool on);
+
+/* ---- pg_reset.c ---- */
+/* The reset batch's entries the driver treats apart: the ROLLBACK (sent
+ * only when a block may be open), the DO block that DEALLOCATEs SQL-level
+ * prepared statements and the check that there are none (one or the
+ * other is sent). */
+enum { PG_RESET_ROLLBACK = 0, PG_RESET_DEALLOC = 6, PG_RESET_CHECK = 7 };
+/* The driver's reset slot (see pg_reset.c for what it cleans and why). */
+extern const evdb__reset evdb__pg_reset;
+/* Whether statement i of the reset batch is left out, as things stand
+ * after everything sent before it. */
+bool evdb__pg_reset_skips(const evdb__dconn *dc, size_t i);
+/* Remember whether q (about to be sent; hit: its cached statement, if
+ * any) may make an SQL-level prepared statement. Reset batches are not
+ * looked at. */
+void evdb__pg_note_sql(evdb__dconn *dc, const evdb__query *q, const pg_stmt *hit);
 
 /* ---- pg_conn.c ---- */
 int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,

@@ -255,7 +255,7 @@ void evdb__pg_report_unstored(evdb__dconn *dc, evdb__query *q, bool toobig, evdb
     }
 }
 
-/* The reset runs inside its own BEGIN ... COMMIT (pool_reset.c), so the
+/* The reset runs inside its own BEGIN ... COMMIT (pg_reset.c), so the
  * statements pipelined behind a failed one find the block aborted and do
  * not run; the driver then stops at once (no ROLLBACK of a pooled query,
  * no further send may end that block) and the connection fails, which

@@ -79,9 +79,11 @@ static int prepare_query(evdb__dconn *dc, evdb__query *q, bool *cacheable, pg_st
         }
         if (*hit) {
             q->drv_state |= PGQ_CLASSIFIED;
+            evdb__pg_note_sql(dc, q, *hit);
             return 0;
         }
     }
+    evdb__pg_note_sql(dc, q, NULL);
     if (!(q->drv_state & PGQ_CLASSIFIED)) {
         unsigned cls = evdb__pg_sql_classify(q->sql, q->sql_len);
         /* With parameters the text goes through the extended protocol,
@@ -257,13 +259,13 @@ static int send_extended(evdb__dconn *dc, evdb__query *q, const evdb__query *s, 
  * caller's). Each is looked up in the statement cache like a query. */
 static int send_batch(evdb__dconn *dc, evdb__query *q, evdb_error *err)
 {
-    size_t i = 0;
-    /* A session reset starts with a ROLLBACK, sent only when a block may
-     * be open after what went before: otherwise it would only earn a
-     * WARNING (no transaction in progress) for the user's notice hook. */
-    if ((q->flags & EVDB__QUERY_RESET_SESSION) && !dc->send_tx)
-        i = 1;
-    for (; i < q->nbatch; i++) {
+    bool reset = (q->flags & EVDB__QUERY_RESET_SESSION) != 0;
+    for (size_t i = 0; i < q->nbatch; i++) {
+        /* A session reset (the driver's own statements, pg_reset.c)
+         * leaves out what has nothing to clean (its ROLLBACK outside a
+         * block would only earn a WARNING for the user's notice hook). */
+        if (reset && evdb__pg_reset_skips(dc, i))
+            continue;
         const evdb__stmt *b = &q->batch[i];
         evdb__query s;
         memset(&s, 0, sizeof s);
@@ -271,8 +273,16 @@ static int send_batch(evdb__dconn *dc, evdb__query *q, evdb_error *err)
         s.sql_len = b->sql_len;
         s.params = b->params;
         s.nparams = b->nparams;
-        s.flags = q->flags & EVDB_QUERY_NO_CACHE;
+        s.flags = q->flags & (EVDB_QUERY_NO_CACHE | EVDB__QUERY_RESET_SESSION);
         s.drv_state = q->drv_state & PGQ_REPARSE;
+        if (reset) {
+            /* Known statements: no lexer. Only the check is worth a
+             * place in the cache: planning it costs more than running
+             * it. */
+            s.drv_state |= PGQ_CLASSIFIED;
+            if (i == PG_RESET_CHECK)
+                s.flags &= ~(unsigned)EVDB_QUERY_NO_CACHE;
+        }
         bool cacheable;
         pg_stmt *hit;
         uint64_t hash = 0;
@@ -281,6 +291,9 @@ static int send_batch(evdb__dconn *dc, evdb__query *q, evdb_error *err)
         if (send_extended(dc, q, &s, cacheable, hit, hash, (uint32_t)i + 1, err))
             return EVDB__STEP_FAIL;
     }
+    /* What follows belongs to the next borrower. */
+    if (reset)
+        dc->sql_prepare_seen = false;
     return 0;
 }
 
@@ -348,16 +361,20 @@ static const char pooled_tx_msg[] =
 static const char *refusal(evdb__query *q, char *buf, size_t size)
 {
     if (q->nbatch) {
+        /* A pool's session reset is the driver's own statements, with
+         * their own transaction control (pg_reset.c): it ends whatever
+         * block was open (its first statement is ROLLBACK) and leaves
+         * none, a barrier outside a block. */
+        if (q->flags & EVDB__QUERY_RESET_SESSION) {
+            q->drv_state |= PGQ_CLASSIFIED | PGQ_TXCTL | ((unsigned)PG_TXE_END << PGQ_TXE_SHIFT);
+            return NULL;
+        }
         if (!(q->drv_state & PGQ_CLASSIFIED)) {
             for (size_t i = 0; i < q->nbatch; i++) {
                 const evdb__stmt *b = &q->batch[i];
                 unsigned cls = evdb__pg_sql_classify(b->sql, b->sql_len);
                 if (b->nparams)
                     cls &= ~(unsigned)PGQ_SIMPLE;
-                /* A pool's session reset brings its own transaction
-                 * control (pool_reset.c). */
-                if ((q->flags & EVDB__QUERY_RESET_SESSION) && !(cls & PGQ_SIMPLE))
-                    continue;
                 if (cls & (PGQ_TXCTL | PGQ_SIMPLE)) {
                     snprintf(buf, size,
                              "batch statement %zu of %zu: transaction control, COPY and strings "
@@ -368,11 +385,6 @@ static const char *refusal(evdb__query *q, char *buf, size_t size)
                 }
             }
             q->drv_state |= PGQ_CLASSIFIED;
-            /* A reset ends whatever block was open (its first statement
-             * is ROLLBACK) and leaves none: transaction control that is
-             * a barrier outside a block. */
-            if (q->flags & EVDB__QUERY_RESET_SESSION)
-                q->drv_state |= PGQ_TXCTL | ((unsigned)PG_TXE_END << PGQ_TXE_SHIFT);
         }
         return NULL;
     }

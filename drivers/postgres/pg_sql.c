@@ -281,3 +281,16 @@ size_t evdb__pg_sql_count_params(const char *sql, size_t len)
         next_token(&lx);
     }
 }
+
+bool evdb__pg_sql_mentions_prepare(const char *sql, size_t len)
+{
+    static const char word[] = "prepare";
+    const size_t n = sizeof word - 1;
+    /* Plain bytes, no lexer: the word counts wherever it is, since a
+     * string or a dollar-quoted body may be run as SQL (DO, EXECUTE). */
+    for (size_t i = 0; i + n <= len; i++) {
+        if ((sql[i] | 0x20) == 'p' && strncasecmp(sql + i, word, n) == 0)
+            return true;
+    }
+    return false;
+}

@@ -262,6 +262,7 @@ static pg_stmt *stmt_new(pg_cache *c, uint64_t h, const char *sql, size_t len, s
     st->sql_len = len;
     st->nparams = nparams;
     st->hash = h;
+    st->mentions_prepare = evdb__pg_sql_mentions_prepare(sql, len);
     st->state = PGS_PREPARING;
     snprintf(st->name, sizeof st->name, "evdb_%llu", (unsigned long long)++c->next_id);
     return st;

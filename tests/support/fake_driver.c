@@ -26,6 +26,9 @@ struct evdb__dconn {
     bool broken;
     void *core;     /* for evdb__notification */
     bool listening; /* slot listen */
+    double reset_ms;          /* how long a session reset runs */
+    unsigned reset_fail;      /* which reset fails (1 = the first), 0 none */
+    unsigned resets;          /* resets answered so far */
 };
 
 struct evdb__cancel {
@@ -79,6 +82,10 @@ static int fake_connect_start(evdb__dconn **out, const evdb__conn_params *p, evd
             dc->close_ms = atof(v);
         else if (!strcmp(k, "depth"))
             dc->depth = (unsigned)atoi(v);
+        else if (!strcmp(k, "reset_ms"))
+            dc->reset_ms = atof(v);
+        else if (!strcmp(k, "reset_fail"))
+            dc->reset_fail = (unsigned)atoi(v);
     }
     evdb__url_free(&u);
     fake.connects++;
@@ -112,8 +119,10 @@ static unsigned fake_capacity(const evdb__dconn *dc)
     return dc->inflight < dc->depth ? (unsigned)(dc->depth - dc->inflight) : 0;
 }
 
-static double delay_of(const evdb__query *q)
+static double delay_of(const evdb__dconn *dc, const evdb__query *q)
 {
+    if (q->flags & EVDB__QUERY_RESET_SESSION)
+        return dc->reset_ms;
     if (!strncmp(q->sql, "sleep ", 6))
         return atof(q->sql + 6);
     return 0;
@@ -133,7 +142,7 @@ static int fake_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
     e->q = q;
     /* Queries run one after another, as on a server. */
     double start = dc->tail ? dc->tail->due : now_ms();
-    e->due = start + delay_of(q);
+    e->due = start + delay_of(dc, q);
     if (dc->tail)
         dc->tail->next = e;
     else
@@ -294,7 +303,14 @@ static int fake_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error 
         if (listen && dc->listening && fake.notify_on_listen)
             snprintf(chan, sizeof chan, "%.*s", (int)(strlen(q->sql) - 9), q->sql + 8);
         pop(dc);
-        answer(q);
+        if ((q->flags & EVDB__QUERY_RESET_SESSION) && ++dc->resets == dc->reset_fail) {
+            fake.resets_failed++;
+            evdb_error e;
+            evdb__error_set(&e, EVDB_ESERVER, 0, "XX000", "fake: session reset failed");
+            evdb__query_failed(q, &e);
+        } else {
+            answer(q);
+        }
         drop_unsent(dc);
         if (chan[0])
             evdb__notification(dc->core, chan, "hello", 5, 42);
@@ -335,7 +351,7 @@ static int fake_cancel_step(evdb__cancel *op, unsigned revents, evdb__wait *w, e
         evdb__query_failed(q, &e);
         drop_unsent(dc);
         if (dc->head && dc->head->due > now_ms())
-            dc->head->due = now_ms() + delay_of(dc->head->q);
+            dc->head->due = now_ms() + delay_of(dc, dc->head->q);
     }
     return EVDB__STEP_DONE;
 }
@@ -379,6 +395,11 @@ static void fake_listen(evdb__dconn *dc, bool on)
 
 static const char *const fake_schemes[] = {"fake", NULL};
 
+/* The pool's session reset: one query, answered like "ok" (reset_ms,
+ * reset_fail script it). */
+static const evdb_stmt fake_reset_stmt = {"reset", NULL, 0};
+static const evdb__reset fake_reset = {&fake_reset_stmt, 1};
+
 static const evdb__driver fake_driver = {
     .name = "fake",
     .schemes = fake_schemes,
@@ -399,6 +420,7 @@ static const evdb__driver fake_driver = {
     .query_sent = fake_query_sent,
     .take_unsent = fake_take_unsent,
     .listen = fake_listen,
+    .reset = &fake_reset,
 };
 
 void fake_driver_install(void)

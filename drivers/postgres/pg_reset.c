@@ -1,0 +1,110 @@
+/*
+ * The session reset the pool queues on a connection when its borrower
+ * releases it (evdb_conn_release, src/pool_reset.c; evdb__reset in
+ * drivers/driver.h). The reset is not awaited: the connection is lent out
+ * again at once, and the next borrower's first statements are pipelined
+ * right behind it. So it must be one unit that either cleans the whole
+ * session or leaves the connection unusable, and it must keep the
+ * statements evdb prepared, or every borrow would parse all its
+ * statements again.
+ *
+ * One explicit batch under one Sync (one round trip, and none of its own
+ * when it travels with the next borrower's statements):
+ *
+ *   ROLLBACK              only when a transaction block may be open after
+ *                         what was sent before (a ROLLBACK outside a block
+ *                         earns a WARNING)
+ *   BEGIN                 the rest runs in a block of its own: if any of
+ *                         it fails, the block stays aborted past the Sync,
+ *                         so whatever was pipelined behind fails (25P02)
+ *                         instead of running on an unclean session, and
+ *                         the driver drops the connection
+ *   CLOSE ALL             cursors (WITH HOLD ones outlive their block)
+ *   SET SESSION AUTHORIZATION DEFAULT; RESET ROLE
+ *   RESET ALL             settings, back to the defaults of the session
+ *                         (server, database, role and connection options)
+ *   DO ... or SELECT ...  the user's SQL-level PREPAREs (below)
+ *   UNLISTEN *; SELECT pg_advisory_unlock_all()
+ *   DISCARD TEMP; DISCARD SEQUENCES
+ *   COMMIT
+ *
+ * That is DISCARD ALL without DEALLOCATE ALL and DISCARD PLANS (which
+ * cannot run inside a block anyway). Every one of these may run in a
+ * read-only transaction, so a user's default_transaction_read_only does
+ * not make the reset fail.
+ *
+ * SQL-level PREPAREs (pg_prepared_statements.from_sql; evdb's own
+ * statements come from protocol Parse messages, from_sql false, and stay
+ * with their plans). A plpgsql DO block can DEALLOCATE them, but it is
+ * compiled and planned afresh every time: measured, it was about two
+ * thirds of the whole reset's server time. So the DO block goes only
+ * after a session that sent a statement whose text says "prepare" (any
+ * case, anywhere: a PREPARE, a DO block or format() building one, or
+ * merely a name with the word in it); the driver remembers this per
+ * session (evdb__pg_note_sql). Any other session gets a check instead,
+ * a plain SELECT kept in the statement cache (parsed once per
+ * connection), that fails the reset when an SQL-level prepared statement
+ * exists all the same: one made out of the driver's sight (in a
+ * function's body, or from text built piecewise). Then the connection is
+ * dropped, as for any failed reset, and the statement never reaches the
+ * next borrower.
+ */
+#include "pg_internal.h"
+
+static const char dealloc_sql_prepares[] =
+    "DO $evdb_reset$DECLARE s record; BEGIN "
+    "FOR s IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql LOOP "
+    "EXECUTE 'DEALLOCATE ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(s.name); "
+    "END LOOP; END$evdb_reset$";
+
+/* Fails (invalid input syntax for type integer: "evdb reset: unseen SQL
+ * PREPARE <name>", short enough to survive in the pool's discard reason)
+ * when the session has an SQL-level prepared statement; the text is not
+ * a constant, so no plan folds the cast away. */
+static const char check_sql_prepares[] =
+    "SELECT ('evdb reset: unseen SQL PREPARE ' OPERATOR(pg_catalog.||) name)::pg_catalog.int4 "
+    "FROM pg_catalog.pg_prepared_statements WHERE from_sql";
+
+/* In order; the PG_RESET_* indexes name the entries the driver treats
+ * apart (pg_internal.h). */
+static const evdb_stmt reset_stmts[] = {
+    [PG_RESET_ROLLBACK] = {"ROLLBACK", NULL, 0},
+    {"BEGIN", NULL, 0},
+    {"CLOSE ALL", NULL, 0},
+    {"SET SESSION AUTHORIZATION DEFAULT", NULL, 0},
+    {"RESET ROLE", NULL, 0},
+    {"RESET ALL", NULL, 0},
+    [PG_RESET_DEALLOC] = {dealloc_sql_prepares, NULL, 0},
+    [PG_RESET_CHECK] = {check_sql_prepares, NULL, 0},
+    {"UNLISTEN *", NULL, 0},
+    {"SELECT pg_catalog.pg_advisory_unlock_all()", NULL, 0},
+    {"DISCARD TEMP", NULL, 0},
+    {"DISCARD SEQUENCES", NULL, 0},
+    {"COMMIT", NULL, 0},
+};
+_Static_assert(PG_RESET_ROLLBACK == 0 && PG_RESET_CHECK == PG_RESET_DEALLOC + 1,
+               "reset indexes out of order");
+
+const evdb__reset evdb__pg_reset = {reset_stmts, sizeof reset_stmts / sizeof *reset_stmts};
+
+bool evdb__pg_reset_skips(const evdb__dconn *dc, size_t i)
+{
+    switch (i) {
+    case PG_RESET_ROLLBACK:
+        return !dc->send_tx;
+    case PG_RESET_DEALLOC:
+        return !dc->sql_prepare_seen;
+    case PG_RESET_CHECK:
+        return dc->sql_prepare_seen;
+    default:
+        return false;
+    }
+}
+
+void evdb__pg_note_sql(evdb__dconn *dc, const evdb__query *q, const pg_stmt *hit)
+{
+    if (dc->sql_prepare_seen || (q->flags & EVDB__QUERY_RESET_SESSION))
+        return;
+    dc->sql_prepare_seen =
+        hit ? hit->mentions_prepare : evdb__pg_sql_mentions_prepare(q->sql, q->sql_len);
+}
