@@ -1087,9 +1087,9 @@ static void dispatch(evdb_pool *p)
         next = m->next;
         bool dead = m->c && !evdb__conn_ready(m->c) &&
                     (m->st == M_READY || (m->st == M_RESETTING && evdb__conn_load(m->c) == 0));
-        if (dead || (m->retiring && m->st == M_RESETTING && evdb__conn_load(m->c) == 0))
-            member_close(m);
-        else if (p->close_f && m->st == M_READY && evdb__conn_load(m->c) == 0)
+        bool retired = m->retiring && m->st == M_RESETTING && evdb__conn_load(m->c) == 0;
+        bool closing_idle = p->close_f && m->st == M_READY && evdb__conn_load(m->c) == 0;
+        if (dead || retired || closing_idle)
             member_close(m);
     }
     if (p->close_f) {
@@ -1397,11 +1397,9 @@ void evdb_pool_stats_get(const evdb_pool *p, evdb_pool_stats *out)
     for (const member *m = p->members; m; m = m->next) {
         if (m->st == M_ACQUIRED)
             out->acquired++;
-        else if (m->st == M_READY && evdb__conn_load(m->c))
-            out->busy++;
-        else if (m->st == M_READY)
+        else if (m->st == M_READY && !evdb__conn_load(m->c))
             out->idle++;
-        else if (m->st == M_RESETTING || m->st == M_VALIDATING)
+        else if (m->st == M_READY || m->st == M_RESETTING || m->st == M_VALIDATING)
             out->busy++;
     }
 }
