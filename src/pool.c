@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "query.h"
+#include "trace.h"
 
 #define EVDB__MAGIC_POOL 0x506f6f6cu /* "Pool" */
 #define MAINT_INTERVAL 1.0
@@ -83,6 +84,18 @@ struct member {
     bool retiring;
     member *prev, *next;
 };
+
+static const char *const mstate_names[] = {"opening",   "ready",     "validating",
+                                           "borrowed",  "resetting", "closing"};
+
+/* Every change of a member's state goes through here (src/trace.h). The
+ * first state, M_OPENING, is set where the member is made. */
+#define member_set(m, s) member_set_at((m), (s), __FILE__, __LINE__)
+static void member_set_at(member *m, mstate s, const char *file, int line)
+{
+    EVDB__TRACE_STATE("pool member", m, mstate_names[m->st], mstate_names[s], file, line);
+    m->st = s;
+}
 
 typedef struct acq acq;
 struct acq {
@@ -236,7 +249,7 @@ static bool member_gone(member *m)
 
 static void member_close(member *m)
 {
-    m->st = M_CLOSING;
+    member_set(m, M_CLOSING);
     evdb_future *f = m->c ? evdb__conn_close(m->c) : NULL;
     /* The close owns the connection now, and may have freed it already
      * (a close that needs no I/O finishes at once): never look at it
@@ -532,7 +545,7 @@ static void on_broken(void *owner, evdb_conn *c, evdb__qlist *unsent, const evdb
     p->st.broken++;
     /* Closed from dispatch, never from inside the connection's own step. */
     if (m->st == M_READY)
-        m->st = M_RESETTING;
+        member_set(m, M_RESETTING);
     schedule_dispatch(p);
 }
 
@@ -548,7 +561,7 @@ static void validated(evdb_future *f, void *arg)
     evdb_pool *p = m->pool;
     if (m->st == M_VALIDATING) {
         if (evdb__future_peek(f) == 0 && evdb__conn_ready(m->c) && !p->close_f) {
-            m->st = M_READY;
+            member_set(m, M_READY);
             m->last_used = evdb__loop_now(p->loop);
         } else {
             if (!p->close_f)
@@ -571,7 +584,7 @@ static void validate(member *m)
         m->last_used = evdb__loop_now(p->loop);
         return;
     }
-    m->st = M_VALIDATING;
+    member_set(m, M_VALIDATING);
     m->cb_pending++;
     p->st.validations++;
 }
@@ -579,7 +592,7 @@ static void validate(member *m)
 static void member_ready(member *m)
 {
     evdb_pool *p = m->pool;
-    m->st = M_READY;
+    member_set(m, M_READY);
     m->last_used = evdb__loop_now(p->loop);
     p->backoff = 0;
     schedule_dispatch(p);
@@ -732,7 +745,7 @@ static void open_member(evdb_pool *p)
     }
     m->pool = p;
     m->open_f = f;
-    m->st = M_OPENING;
+    m->st = M_OPENING; /* its first state: nothing to trace yet */
     m->next = p->members;
     if (p->members)
         p->members->prev = m;
@@ -966,7 +979,7 @@ static void hand_out(evdb_pool *p, acq *a, member *m)
 {
     acq_unlink(p, a);
     record_wait(p, evdb__loop_now(p->loop) - a->submitted);
-    m->st = M_ACQUIRED;
+    member_set(m, M_ACQUIRED);
     m->acquired_at = evdb__loop_now(p->loop);
     m->acquired_file = a->file;
     m->acquired_line = a->line;
@@ -1023,7 +1036,7 @@ static void reset_done(evdb_future *f, void *arg)
             evdb__qlist unsent = {NULL, NULL, 0};
             if (evdb__conn_take_unsent(m->c, &unsent))
                 requeue_front(p, &unsent);
-            m->st = M_RESETTING;
+            member_set(m, M_RESETTING);
             m->retiring = true;
         }
     }
@@ -1046,7 +1059,7 @@ int evdb_conn_release(evdb_conn *h)
     borrow_end(m);
     evdb_conn *c = m->c;
     evdb_pool *p = m->pool;
-    m->st = M_RESETTING;
+    member_set(m, M_RESETTING);
     if (p->close_f) {
         member_close(m);
         return 0;
@@ -1072,7 +1085,7 @@ int evdb_conn_release(evdb_conn *h)
     }
     m->cb_pending++;
     m->nresets++;
-    m->st = M_READY;
+    member_set(m, M_READY);
     m->last_used = evdb__loop_now(p->loop);
     schedule_dispatch(p);
     return 0;
@@ -1433,9 +1446,6 @@ evdb_future *evdb_pool_close(evdb_pool *p)
     schedule_dispatch(p);
     return f;
 }
-
-static const char *const mstate_names[] = {"opening",   "ready",     "validating",
-                                           "borrowed",  "resetting", "closing"};
 
 void evdb_pool_dump(const evdb_pool *p, FILE *out)
 {

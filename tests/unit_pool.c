@@ -109,6 +109,43 @@ START_TEST(acquire_timeout_fails_waiters_in_time)
 }
 END_TEST
 
+/* With EVDB_TRACE_STATES set, a pool member's life is traced state by
+ * state (src/trace.h): opened, lent out, reset at release, ready again. */
+START_TEST(member_states_are_traced_when_asked)
+{
+    ck_assert_int_eq(setenv("EVDB_TRACE_STATES", "1", 1), 0);
+    t_stderr_begin();
+    struct ev_loop *loop = t_loop_new(5);
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
+    evdb_future *a = evdb_pool_acquire(p, 0);
+    int rc = t_wait(a);
+    evdb_conn *c = evdb_future_take_conn(a);
+    int rel = evdb_conn_release(c);
+    evdb_future *q = evdb_pool_query(p, "ok after", NULL, 0, NULL);
+    int qrc = t_wait(q);
+    evdb_future_unref(q);
+    evdb_future_unref(a);
+    close_pool(p);
+    t_loop_free(loop);
+    char out[8192];
+    t_stderr_end(out, sizeof out);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(rel, 0);
+    ck_assert_int_eq(qrc, 0);
+    const char *want[] = {"opening -> ready (pool.c:", "ready -> borrowed (pool.c:",
+                          "borrowed -> resetting (pool.c:", "resetting -> ready (pool.c:",
+                          "-> closing (pool.c:"};
+    const char *at = out;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *hit = strstr(at, want[i]);
+        ck_assert_msg(hit, "no \"%s\" in order in the trace:\n%s", want[i], out);
+        at = hit + 1;
+    }
+    ck_assert_ptr_nonnull(strstr(out, "evdb: pool member 0x"));
+}
+END_TEST
+
 START_TEST(acquire_release_and_reset)
 {
     struct ev_loop *loop = t_loop_new(5);
@@ -1246,6 +1283,7 @@ int main(void)
     tcase_add_test(tc, pipelines_up_to_depth);
     tcase_add_test(tc, acquire_timeout_fails_waiters_in_time);
     tcase_add_test(tc, acquire_release_and_reset);
+    tcase_add_test(tc, member_states_are_traced_when_asked);
     tcase_add_test(tc, unsent_queries_move_to_another_connection);
     tcase_add_test(tc, connect_failures_fail_waiters_and_back_off);
     tcase_add_test(tc, close_fails_waiters_and_bad_arguments);

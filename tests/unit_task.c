@@ -82,14 +82,7 @@ END_TEST
 START_TEST(state_changes_are_traced_when_asked)
 {
     ck_assert_int_eq(setenv("EVDB_TRACE_STATES", "1", 1), 0);
-    char path[] = "/tmp/evdb-trace-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    unlink(path);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    ck_assert_int_ge(saved, 0);
-    ck_assert_int_ge(dup2(fd, STDERR_FILENO), 0);
+    t_stderr_begin();
 
     struct ev_loop *loop = t_loop_new(WATCHDOG_S);
     sleeper s = {.loop = loop, .seconds = 0.01};
@@ -98,12 +91,8 @@ START_TEST(state_changes_are_traced_when_asked)
     evdb_future_unref(t);
     t_loop_free(loop);
 
-    fflush(stderr);
-    ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
-    close(saved);
-    char out[4096] = {0};
-    ck_assert_int_ge(pread(fd, out, sizeof out - 1, 0), 0);
-    close(fd);
+    char out[4096];
+    t_stderr_end(out, sizeof out);
     ck_assert_int_eq(status, 0);
 
     const char *want[] = {"starting -> running (task.c:", "running -> awaiting (task.c:",

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -174,4 +175,30 @@ int t_testdb(const char *dir, const char *command, const char *log)
     snprintf(cmd, sizeof cmd, "setsid -w %s/scripts/testdb %s --dir '%s' >'%s' 2>&1",
              EVDB_TEST_SOURCE_DIR, command, dir, log ? log : "/dev/null");
     return system(cmd);
+}
+
+static int stderr_file = -1, stderr_saved = -1;
+
+void t_stderr_begin(void)
+{
+    char path[] = "/tmp/evdb-stderr-XXXXXX";
+    stderr_file = mkstemp(path);
+    ck_assert_int_ge(stderr_file, 0);
+    unlink(path);
+    fflush(stderr);
+    stderr_saved = dup(STDERR_FILENO);
+    ck_assert_int_ge(stderr_saved, 0);
+    ck_assert_int_ge(dup2(stderr_file, STDERR_FILENO), 0);
+}
+
+const char *t_stderr_end(char *buf, size_t cap)
+{
+    fflush(stderr);
+    ck_assert_int_ge(dup2(stderr_saved, STDERR_FILENO), 0);
+    close(stderr_saved);
+    ssize_t n = pread(stderr_file, buf, cap - 1, 0);
+    close(stderr_file);
+    stderr_file = stderr_saved = -1;
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
 }

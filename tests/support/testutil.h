@@ -71,4 +71,11 @@ int t_testdb(const char *dir, const char *command, const char *log);
 /* Monotonic seconds. */
 double t_now(void);
 
+/* Send what this process writes to stderr into a temporary file until
+ * t_stderr_end, which restores stderr and returns what was written (at
+ * most cap - 1 bytes, NUL-terminated, into buf). For tests of what the
+ * library prints (state tracing). Not nestable. */
+void t_stderr_begin(void);
+const char *t_stderr_end(char *buf, size_t cap);
+
 #endif
