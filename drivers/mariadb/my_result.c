@@ -124,7 +124,7 @@ static struct evdb__my_cols *cols_new(const MYSQL_FIELD *f, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         memcpy(d, f[i].name ? f[i].name : "", f[i].name ? f[i].name_length : 0);
         k->cols[i] = (evdb__rcol){d, f[i].name ? f[i].name_length : 0, evdb__my_coltype(&f[i]),
-                                  f[i].type};
+                                  f[i].type, EVDB_TYPE_NULL, NULL};
         k->charsetnr[i] = f[i].charsetnr;
         d += k->cols[i].name_len + 1;
     }
