@@ -301,6 +301,233 @@ START_TEST(my_expressions)
 }
 END_TEST
 
+/* ---- parameters ---- */
+
+#define US_PER_SEC INT64_C(1000000)
+#define TIME_MAX_US ((INT64_C(838) * 3600 + 59 * 60 + 59) * US_PER_SEC + 999999)
+
+/* Microseconds since 1970-01-01 of a wall-clock date and time. */
+static int64_t wall_us(int32_t y, int mo, int d, int h, int mi, int s, int64_t us)
+{
+    int32_t days = 0;
+    ck_assert_int_eq(evdb_date_from_ymd(y, mo, d, &days), 0);
+    return (int64_t)days * EVDB_USECS_PER_DAY + ((int64_t)h * 3600 + mi * 60 + s) * US_PER_SEC + us;
+}
+
+static int32_t days_of(int32_t y, int mo, int d)
+{
+    int32_t days = 0;
+    ck_assert_int_eq(evdb_date_from_ymd(y, mo, d, &days), 0);
+    return days;
+}
+
+static const uint8_t UUID_A[16] = {0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3,
+                                   0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40, 0x00};
+static const uint8_t UUID_FF[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+#define NPARAMS 12
+static const char *const CREATE_PARAMS =
+    "CREATE TABLE types_my_params (id INT PRIMARY KEY, dt6 DATETIME(6), dt0 DATETIME, d DATE,"
+    " t6 TIME(6), iv TIME(6), dec65 DECIMAL(65,30), ub BIGINT UNSIGNED, j JSON, u UUID,"
+    " uc CHAR(36), tz DATETIME(6))";
+static const char *const INSERT_PARAMS =
+    "INSERT INTO types_my_params VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char *const SELECT_PARAMS =
+    "SELECT id, dt6, dt0, d, t6, iv, dec65, ub, j, u, uc, tz FROM types_my_params ORDER BY id";
+
+/* The rows the parameters make, as the text protocol shows them. */
+static const char *const WANT_PARAMS[3][NPARAMS] = {
+    {"1", "9999-12-31 23:59:59.999999", "1000-01-01 00:00:00", "9999-12-31", "838:59:59.999999",
+     "-838:59:59.999999", "99999999999999999999999999999999999.999999999999999999999999999999",
+     "18446744073709551615", "{\"a\": [1, \"b\"]}", "123e4567-e89b-12d3-a456-426614174000",
+     "123e4567-e89b-12d3-a456-426614174000", "2024-02-29 23:59:59.000001"},
+    {"2", "1969-12-31 23:59:59.999999", "1970-01-01 00:00:00", "1000-01-01", "-00:00:00.000001",
+     "00:00:00.000000", "-0.000000000000000000000000000001", "9223372036854775808", "[]",
+     "ffffffff-ffff-ffff-ffff-ffffffffffff", "ffffffff-ffff-ffff-ffff-ffffffffffff",
+     "1970-01-01 00:00:00.000000"},
+    {"3", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+/* Insert the three rows of WANT_PARAMS through prepared statements (run
+ * by run: a connection's or a pool's). */
+static void insert_params(evdb_conn *c, evdb_pool *p)
+{
+    evdb_value rows[3][NPARAMS] = {
+        {evdb_int(1), evdb_timestamp(wall_us(9999, 12, 31, 23, 59, 59, 999999)),
+         evdb_timestamp(wall_us(1000, 1, 1, 0, 0, 0, 0)), evdb_date(days_of(9999, 12, 31)),
+         evdb_time(TIME_MAX_US), evdb_interval_value(0, 0, -TIME_MAX_US),
+         evdb_numeric("99999999999999999999999999999999999.999999999999999999999999999999"),
+         evdb_uint(UINT64_MAX), evdb_json("{\"a\": [1, \"b\"]}"), evdb_uuid(UUID_A),
+         evdb_uuid(UUID_A), evdb_timestamptz(wall_us(2024, 2, 29, 23, 59, 59, 1))},
+        {evdb_int(2), evdb_timestamp(-1), evdb_timestamp(0), evdb_date(days_of(1000, 1, 1)),
+         evdb_time(-1), evdb_interval_value(0, 0, 0),
+         evdb_numeric("-0.000000000000000000000000000001"),
+         evdb_uint((uint64_t)INT64_MAX + 1), evdb_json("[]"), evdb_uuid(UUID_FF),
+         evdb_uuid(UUID_FF), evdb_timestamptz(0)},
+        {evdb_int(3), evdb_null(), evdb_null(), evdb_null(), evdb_null(), evdb_null(),
+         evdb_null(), evdb_null(), evdb_null(), evdb_null(), evdb_null(), evdb_null()},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        evdb_future *f = c ? t_run_ok(c, INSERT_PARAMS, rows[i], NPARAMS)
+                           : t_pool_run_ok(p, INSERT_PARAMS, rows[i], NPARAMS);
+        ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 1);
+        evdb_future_unref(f);
+    }
+}
+
+static void check_params_table(const evdb_result *r, const char *path)
+{
+    ck_assert_msg(evdb_result_nrows(r) == 3, "%s: %zu rows", path, evdb_result_nrows(r));
+    for (size_t row = 0; row < 3; row++)
+        for (size_t col = 0; col < NPARAMS; col++) {
+            const char *w = WANT_PARAMS[row][col];
+            const char *got = evdb_result_text(r, row, col, NULL);
+            if (!w)
+                ck_assert_msg(!got, "%s: row %zu col %zu is '%s', want NULL", path, row, col, got);
+            else
+                ck_assert_msg(got && strcmp(got, w) == 0, "%s: row %zu col %s is '%s', want '%s'",
+                              path, row, evdb_result_colname(r, col), got ? got : "NULL", w);
+        }
+}
+
+/* The number of rows of types_my_params where sql's condition on one
+ * parameter holds. */
+static int64_t count_where(evdb_conn *c, const char *cond, evdb_value v)
+{
+    char sql[SQL_MAX];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM types_my_params WHERE %s", cond);
+    evdb_future *f = t_run_ok(c, sql, &v, 1);
+    int64_t n = t_cell_int(evdb_future_result(f), 0, 0);
+    evdb_future_unref(f);
+    return n;
+}
+
+START_TEST(my_params_round_trip)
+{
+    evdb_conn *c = t_conn_open(L, t_my_url(), NULL);
+    /* A session zone other than UTC changes nothing for DATETIME: a
+     * timestamptz goes as its UTC wall clock. */
+    t_exec_ok(c, "SET time_zone = '-07:00'");
+    t_exec_ok(c, "DROP TABLE IF EXISTS types_my_params");
+    t_exec_ok(c, CREATE_PARAMS);
+    insert_params(c, NULL);
+    evdb_future *f = t_run_ok(c, SELECT_PARAMS, NULL, 0);
+    check_params_table(evdb_future_result(f), "conn");
+    evdb_future_unref(f);
+
+    /* Comparisons on the server with parameters of each type: a wrong
+     * sign, zone, fraction or digit finds no row. */
+    ck_assert_int_eq(count_where(c, "ub = ?", evdb_uint(UINT64_MAX)), 1);
+    ck_assert_int_eq(count_where(c, "ub = ?", evdb_uint((uint64_t)INT64_MAX + 1)), 1);
+    ck_assert_int_eq(
+        count_where(c, "dt6 = ?", evdb_timestamp(wall_us(9999, 12, 31, 23, 59, 59, 999999))), 1);
+    ck_assert_int_eq(count_where(c, "dt6 = ?", evdb_timestamp(-1)), 1);
+    ck_assert_int_eq(count_where(c, "d = ?", evdb_date(days_of(1000, 1, 1))), 1);
+    ck_assert_int_eq(count_where(c, "t6 = ?", evdb_time(-1)), 1);
+    ck_assert_int_eq(count_where(c, "iv = ?", evdb_interval_value(0, 0, -TIME_MAX_US)), 1);
+    ck_assert_int_eq(count_where(c, "u = ?", evdb_uuid(UUID_A)), 1);
+    ck_assert_int_eq(count_where(c, "uc = ?", evdb_uuid(UUID_FF)), 1);
+    ck_assert_int_eq(count_where(c, "dec65 = ?", evdb_numeric("-1e-30")), 1);
+    ck_assert_int_eq(count_where(c, "tz = ?", evdb_timestamptz(0)), 1);
+    ck_assert_int_eq(count_where(c, "JSON_EXTRACT(j, '$.a[1]') = ?", evdb_text("b")), 1);
+
+    /* Values straight back: the server's view of each parameter. */
+    evdb_value ps[] = {evdb_numeric("1.5e3"), evdb_time(-TIME_MAX_US), evdb_uint(UINT64_MAX),
+                       evdb_date(days_of(2024, 2, 29))};
+    f = t_run_ok(c, "SELECT CAST(? AS DECIMAL(10,2)), ?, ?, ?", ps, 4);
+    const evdb_result *r = evdb_future_result(f);
+    t_expect_cell(r, 0, 0, "1500.00");
+    t_expect_cell(r, 0, 1, "-838:59:59.999999");
+    t_expect_cell(r, 0, 2, "18446744073709551615");
+    t_expect_cell(r, 0, 3, "2024-02-29");
+    evdb_future_unref(f);
+    t_conn_close(c);
+}
+END_TEST
+
+START_TEST(my_params_pooled)
+{
+    evdb_conn *c = t_conn_open(L, t_my_url(), NULL);
+    t_exec_ok(c, "DROP TABLE IF EXISTS types_my_params");
+    t_exec_ok(c, CREATE_PARAMS);
+    t_conn_close(c);
+    evdb_pool *p = t_pool_new(L, t_my_url(), NULL);
+    insert_params(NULL, p);
+    evdb_future *f = t_pool_run_ok(p, SELECT_PARAMS, NULL, 0);
+    check_params_table(evdb_future_result(f), "pool");
+    evdb_future_unref(f);
+    t_pool_close(p);
+}
+END_TEST
+
+/* What MariaDB cannot take fails the query with a clear code and
+ * message naming the parameter, before anything is sent; the connection
+ * (or pool) serves on. */
+typedef struct refusal {
+    evdb_value v;
+    int code;
+    const char *words; /* in the message */
+} refusal;
+
+static void check_refusals(evdb_conn *c, evdb_pool *p)
+{
+    static const int64_t ints[] = {1, 2, 3};
+    const refusal all[] = {
+        {evdb_array_int64(ints, 3), EVDB_ENOTSUP, "no arrays"},
+        {evdb_timetz(0, 3600), EVDB_ENOTSUP, "time zone"},
+        {evdb_interval_value(1, 0, 0), EVDB_ENOTSUP, "months or days"},
+        {evdb_interval_value(0, 1, 0), EVDB_ENOTSUP, "months or days"},
+        {evdb_interval_value(0, 0, TIME_MAX_US + 1), EVDB_EINVAL, "TIME range"},
+        {evdb_date(EVDB_DATE_INFINITY), EVDB_ENOTSUP, "infinite"},
+        {evdb_timestamp(EVDB_TIMESTAMP_NEG_INFINITY), EVDB_ENOTSUP, "infinite"},
+        {evdb_timestamptz(EVDB_TIMESTAMP_INFINITY), EVDB_ENOTSUP, "infinite"},
+        {evdb_timestamp(wall_us(10000, 1, 1, 0, 0, 0, 0)), EVDB_EINVAL, "9999"},
+        {evdb_timestamp(wall_us(-1, 12, 31, 23, 59, 59, 999999)), EVDB_EINVAL, "0000"},
+        {evdb_date(days_of(10000, 1, 1)), EVDB_EINVAL, "9999"},
+        {evdb_time(TIME_MAX_US + 1), EVDB_EINVAL, "TIME range"},
+        {evdb_time(-TIME_MAX_US - 1), EVDB_EINVAL, "TIME range"},
+        {evdb_numeric("NaN"), EVDB_ENOTSUP, "NaN"},
+        {evdb_numeric("-Infinity"), EVDB_ENOTSUP, "NaN or infinities"},
+    };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        evdb_value ps[2] = {evdb_int(1), all[i].v};
+        evdb_future *f = c ? evdb_conn_query(c, "SELECT ?, ?", ps, 2, NULL)
+                           : evdb_pool_query(p, "SELECT ?, ?", ps, 2, NULL);
+        ck_assert_msg(f, "case %zu: refused at once: %s", i,
+                      evdb_error_message(evdb_last_error()));
+        t_expect_fail(f, all[i].code, NULL);
+        const char *msg = evdb_error_message(evdb_future_error(f));
+        ck_assert_msg(strstr(msg, "parameter 2") && strstr(msg, all[i].words),
+                      "case %zu: message '%s'", i, msg);
+        evdb_future_unref(f);
+    }
+    /* The edges themselves go. */
+    evdb_value ok[] = {evdb_time(TIME_MAX_US), evdb_time(-TIME_MAX_US),
+                       evdb_timestamp(wall_us(0, 1, 1, 0, 0, 0, 0)),
+                       evdb_interval_value(0, 0, TIME_MAX_US)};
+    evdb_future *f = c ? t_run_ok(c, "SELECT ?, ?, ?, ?", ok, 4)
+                       : t_pool_run_ok(p, "SELECT ?, ?, ?, ?", ok, 4);
+    t_expect_cell(evdb_future_result(f), 0, 0, "838:59:59.999999");
+    t_expect_cell(evdb_future_result(f), 0, 1, "-838:59:59.999999");
+    /* The server gives a parameter without a fraction no decimals. */
+    t_expect_cell(evdb_future_result(f), 0, 2, "0000-01-01 00:00:00");
+    evdb_future_unref(f);
+}
+
+START_TEST(my_params_refused)
+{
+    evdb_conn *c = t_conn_open(L, t_my_url(), NULL);
+    check_refusals(c, NULL);
+    ck_assert_int_eq(t_query_int(c, "SELECT 42"), 42);
+    t_conn_close(c);
+    evdb_pool *p = t_pool_new(L, t_my_url(), NULL);
+    check_refusals(NULL, p);
+    ck_assert_int_eq(t_pool_int(p, "SELECT 42"), 42);
+    t_pool_close(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("types_my");
@@ -312,5 +539,8 @@ int main(void)
     tcase_add_test(tc, my_every_type_pooled);
     tcase_add_test(tc, my_timestamp_session_zone);
     tcase_add_test(tc, my_expressions);
+    tcase_add_test(tc, my_params_round_trip);
+    tcase_add_test(tc, my_params_pooled);
+    tcase_add_test(tc, my_params_refused);
     return t_run_suite(s);
 }

@@ -402,9 +402,11 @@ static bool duration_fields(int64_t us, MYSQL_TIME *t)
     t->neg = us < 0;
     uint64_t a = us < 0 ? (uint64_t)0 - (uint64_t)us : (uint64_t)us;
     uint64_t secs = a / USECS_PER_SEC;
-    /* Hours up to 838 in hour, day 0: Connector/C sends hour / 24 as the
-     * days and the rest as the hour, as the protocol wants. */
-    t->hour = (unsigned)(secs / SECS_PER_HOUR);
+    /* Connector/C sends day and hour as they are, the hour as one byte:
+     * the protocol wants whole days apart. */
+    uint64_t hours = secs / SECS_PER_HOUR;
+    t->day = (unsigned)(hours / 24);
+    t->hour = (unsigned)(hours % 24);
     t->minute = (unsigned)(secs / SECS_PER_MIN % SECS_PER_MIN);
     t->second = (unsigned)(secs % SECS_PER_MIN);
     t->second_part = (unsigned long)(a % USECS_PER_SEC);
