@@ -627,7 +627,7 @@ void evdb__my_rows_done(evdb__my_rows *rows)
  * copied once more from there; for the column types below the rows are
  * read here instead, straight into the result, whose size is known
  * beforehand from the row count and the columns' longest values. Other
- * types (YEAR, ZEROFILL, DOUBLE with fixed decimals, FLOAT) keep
+ * types (ZEROFILL, DOUBLE with fixed decimals, FLOAT) keep
  * Connector/C's conversion through mysql_stmt_fetch, as does a double the
  * fast formatter declines. */
 
@@ -642,12 +642,15 @@ enum direct_kind {
     DK_U32,
     DK_I64,
     DK_U64,  /* BIGINT UNSIGNED: kept as an int64 only up to INT64_MAX */
+    DK_YEAR, /* two bytes, shown with four digits at least ("0000") */
     DK_DOUBLE,
     DK_STR,  /* length-prefixed bytes, kept as they are */
     DK_DATE, /* DATE, DATETIME, TIMESTAMP: length-prefixed fields */
     DK_TIME, /* TIME: length-prefixed sign, days and clock */
 };
 
+/* YEAR is shown zero-padded to four digits, as the text protocol does. */
+#define YEAR_DIGITS 4
 /* Columns read directly at most (the kinds live on the stack). */
 #define DIRECT_COLS_MAX 64
 /* Result bytes per row a number may take: its text, NUL, the value. */
@@ -667,6 +670,8 @@ static enum direct_kind direct_kind(const MYSQL_FIELD *f)
         return !fast_int(f) ? DK_NONE : u ? DK_U8 : DK_I8;
     case MYSQL_TYPE_SHORT:
         return !fast_int(f) ? DK_NONE : u ? DK_U16 : DK_I16;
+    case MYSQL_TYPE_YEAR:
+        return DK_YEAR;
     case MYSQL_TYPE_INT24: /* sent as 4 bytes */
     case MYSQL_TYPE_LONG:
         return !fast_int(f) ? DK_NONE : u ? DK_U32 : DK_I32;
@@ -791,7 +796,7 @@ static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const MYS
 {
     static const unsigned char width[] = {
         [DK_I8] = 1, [DK_U8] = 1, [DK_I16] = 2, [DK_U16] = 2, [DK_I32] = 4,
-        [DK_U32] = 4, [DK_I64] = 8, [DK_U64] = 8, [DK_DOUBLE] = 8,
+        [DK_U32] = 4, [DK_I64] = 8, [DK_U64] = 8, [DK_YEAR] = 2, [DK_DOUBLE] = 8,
     };
     const unsigned char *q = *p;
     if (k == DK_NULL) {
@@ -848,6 +853,18 @@ static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const MYS
         x->len = len;
         x->kept = EVDB__RCELL_DOUBLE;
         x->v.d = d;
+        return 0;
+    }
+    case DK_YEAR: {
+        uint64_t y = le_get(q, 2);
+        size_t n = u64_len(y);
+        size_t pad = n < YEAR_DIGITS ? YEAR_DIGITS - n : 0;
+        memset(text, '0', pad);
+        u64_put(y, text + pad, n);
+        x->ptr = text;
+        x->len = pad + n;
+        x->kept = EVDB__RCELL_INT;
+        x->v.i = (int64_t)y;
         return 0;
     }
     case DK_U64: {
