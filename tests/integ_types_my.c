@@ -528,6 +528,45 @@ START_TEST(my_params_refused)
 }
 END_TEST
 
+/* A batch's statements are checked the same way, all before the first
+ * is sent: the message names the statement, and the statements before it
+ * did not run. Typed parameters go through batches too. */
+START_TEST(my_batch_params)
+{
+    evdb_conn *c = t_conn_open(L, t_my_url(), NULL);
+    t_exec_ok(c, "DROP TABLE IF EXISTS types_my_batch");
+    t_exec_ok(c, "CREATE TABLE types_my_batch (t TIME(6), u BIGINT UNSIGNED, dt DATETIME(6))");
+    static const int64_t ints[] = {1};
+    evdb_value ok[] = {evdb_time(-TIME_MAX_US), evdb_uint(UINT64_MAX),
+                       evdb_timestamp(wall_us(2024, 2, 29, 1, 2, 3, 4))};
+    evdb_value bad[] = {evdb_array_int64(ints, 1)};
+    evdb_stmt refused[] = {
+        {"INSERT INTO types_my_batch VALUES (?, ?, ?)", ok, 3},
+        {"SELECT COUNT(*) FROM types_my_batch WHERE u IN (?)", bad, 1},
+    };
+    evdb_future *f = evdb_conn_batch(c, refused, 2, NULL);
+    ck_assert_ptr_nonnull(f);
+    t_expect_fail(f, EVDB_ENOTSUP, NULL);
+    const char *msg = evdb_error_message(evdb_future_error(f));
+    ck_assert_msg(strstr(msg, "statement 2, parameter 1") && strstr(msg, "no arrays"),
+                  "message '%s'", msg);
+    evdb_future_unref(f);
+    ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM types_my_batch"), 0);
+
+    evdb_stmt good[] = {{"INSERT INTO types_my_batch VALUES (?, ?, ?)", ok, 3}};
+    f = evdb_conn_batch(c, good, 1, NULL);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(t_wait(f), 0);
+    evdb_future_unref(f);
+    f = t_run_ok(c, "SELECT t, u, dt FROM types_my_batch", NULL, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "-838:59:59.999999");
+    t_expect_cell(evdb_future_result(f), 0, 1, "18446744073709551615");
+    t_expect_cell(evdb_future_result(f), 0, 2, "2024-02-29 01:02:03.000004");
+    evdb_future_unref(f);
+    t_conn_close(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("types_my");
@@ -542,5 +581,6 @@ int main(void)
     tcase_add_test(tc, my_params_round_trip);
     tcase_add_test(tc, my_params_pooled);
     tcase_add_test(tc, my_params_refused);
+    tcase_add_test(tc, my_batch_params);
     return t_run_suite(s);
 }
