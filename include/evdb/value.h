@@ -166,11 +166,14 @@ EVDB_EXTERN evdb_value evdb_array_values(const evdb_value *v, size_t n);
 EVDB_EXTERN int evdb_date_from_ymd(int32_t year, int month, int day, int32_t *days);
 EVDB_EXTERN void evdb_date_to_ymd(int32_t days, int32_t *year, int *month, int *day);
 /* Writes a timestamp (us since 1970-01-01 00:00:00) as ISO 8601 text
- * "YYYY-MM-DD HH:MM:SS[.ffffff]", with "+HH:MM" appended when with_offset
- * (offset in seconds east of UTC; the time shown is us shifted by it),
- * "infinity" / "-infinity" for the infinities and a " BC" suffix before
- * year 1. Returns the length written (always NUL-terminated; cap >= 40 is
- * always enough), or 0 when cap is too small. */
+ * "YYYY-MM-DD HH:MM:SS[.ffffff]", with "+HH:MM[:SS]" appended when
+ * with_offset (offset in seconds east of UTC, under 100 hours; the time
+ * shown is us shifted by it), "infinity" / "-infinity" for the infinities
+ * and a " BC" suffix before year 1 (PostgreSQL's form, which the getters
+ * read back). Returns the length written (always NUL-terminated;
+ * EVDB_TIMESTAMP_TEXT_MAX bytes are always enough), or 0 when cap is too
+ * small or the offset out of range. May be called anywhere. */
+#define EVDB_TIMESTAMP_TEXT_MAX 48
 EVDB_EXTERN size_t evdb_timestamp_format(int64_t us, bool with_offset, int32_t offset, char *buf,
                                          size_t cap);
 
