@@ -118,6 +118,156 @@ static const evdb_type WANT_TYPE[NCOLS] = {
     EVDB_TYPE_JSON,      EVDB_TYPE_UUID,      EVDB_TYPE_ENUM,      EVDB_TYPE_TEXT,
 };
 
+static const char *const WANT_NAME[NCOLS] = {
+    "INT",  "DATETIME", "DATETIME", "TIMESTAMP", "DATE", "TIME", "TIME", "YEAR",
+    "DECIMAL", "BIGINT UNSIGNED", "BIT", "BIT", "JSON", "UUID", "ENUM", "SET",
+};
+
+#define US_PER_SEC INT64_C(1000000)
+#define TIME_MAX_US ((INT64_C(838) * 3600 + 59 * 60 + 59) * US_PER_SEC + 999999)
+
+/* Microseconds since 1970-01-01 of a wall-clock date and time. */
+static int64_t wall_us(int32_t y, int mo, int d, int h, int mi, int s, int64_t us)
+{
+    int32_t days = 0;
+    ck_assert_int_eq(evdb_date_from_ymd(y, mo, d, &days), 0);
+    return (int64_t)days * EVDB_USECS_PER_DAY + ((int64_t)h * 3600 + mi * 60 + s) * US_PER_SEC + us;
+}
+
+static int32_t days_of(int32_t y, int mo, int d)
+{
+    int32_t days = 0;
+    ck_assert_int_eq(evdb_date_from_ymd(y, mo, d, &days), 0);
+    return days;
+}
+
+/* Microseconds of a signed duration h:m:s.us. */
+static int64_t dur_us(int sign, int64_t h, int m, int s, int64_t us)
+{
+    return sign * ((h * 3600 + m * 60 + s) * US_PER_SEC + us);
+}
+
+/* Column indexes of SELECT_COLS. */
+enum { K_ID, K_DT6, K_DT0, K_TS6, K_D, K_T6, K_T0, K_Y, K_DEC, K_UB, K_B1, K_B64, K_J, K_U };
+
+#define EXPECT_RC(call, want, path, what)                                                         \
+    do {                                                                                          \
+        int rc_ = (call);                                                                         \
+        ck_assert_msg(rc_ == (want), "%s: %s: %s, want %s", path, what, evdb_err_name(rc_),       \
+                      evdb_err_name(want));                                                       \
+    } while (0)
+
+/* The typed getters on the cells of a SELECT_COLS result. */
+static void check_getters(const evdb_result *r, const char *path)
+{
+    for (size_t c = 0; c < NCOLS; c++)
+        ck_assert_msg(strcmp(evdb_result_coltype_name(r, c), WANT_NAME[c]) == 0,
+                      "%s: column %s is named '%s'", path, evdb_result_colname(r, c),
+                      evdb_result_coltype_name(r, c));
+    int64_t us = 0, i = 0;
+    int32_t days = 0, off = 0;
+    uint64_t u = 0;
+    uint8_t uuid[16];
+    evdb_interval iv;
+    static const uint8_t UUID_ROW0[16] = {0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3,
+                                          0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40, 0x00};
+    static const uint8_t UUID_ZERO[16] = {0};
+
+    /* Row 0: the upper limits. */
+    EXPECT_RC(evdb_result_timestamp(r, 0, K_DT6, &us), 0, path, "dt6");
+    ck_assert(us == wall_us(9999, 12, 31, 23, 59, 59, 999999));
+    EXPECT_RC(evdb_result_timestamp(r, 0, K_TS6, &us), 0, path, "ts6");
+    ck_assert(us == wall_us(2038, 1, 19, 3, 14, 7, 999999));
+    EXPECT_RC(evdb_result_timestamptz(r, 0, K_TS6, &us, &off), EVDB_ETYPE, path, "ts6 tz");
+    EXPECT_RC(evdb_result_date(r, 0, K_D, &days), 0, path, "d");
+    ck_assert_int_eq(days, days_of(9999, 12, 31));
+    EXPECT_RC(evdb_result_date(r, 0, K_DT0, &days), 0, path, "date of dt0");
+    ck_assert_int_eq(days, days_of(9999, 12, 31));
+    EXPECT_RC(evdb_result_time(r, 0, K_T6, &us), 0, path, "t6");
+    ck_assert(us == TIME_MAX_US);
+    EXPECT_RC(evdb_result_interval(r, 0, K_T6, &iv), 0, path, "t6 interval");
+    ck_assert(iv.months == 0 && iv.days == 0 && iv.us == TIME_MAX_US);
+    EXPECT_RC(evdb_result_time(r, 0, K_T0, &us), 0, path, "t0");
+    ck_assert(us == dur_us(1, 838, 59, 59, 0));
+    EXPECT_RC(evdb_result_int(r, 0, K_Y, &i), 0, path, "y");
+    ck_assert_int_eq(i, 2155);
+    EXPECT_RC(evdb_result_uint64(r, 0, K_UB, &u), 0, path, "ub");
+    ck_assert(u == UINT64_MAX);
+    EXPECT_RC(evdb_result_int(r, 0, K_UB, &i), EVDB_ERANGE, path, "ub as int64");
+    EXPECT_RC(evdb_result_uint64(r, 0, K_B1, &u), 0, path, "b1");
+    ck_assert(u == 1);
+    EXPECT_RC(evdb_result_uint64(r, 0, K_B64, &u), 0, path, "b64");
+    ck_assert(u == UINT64_MAX);
+    EXPECT_RC(evdb_result_uuid(r, 0, K_U, uuid), 0, path, "u");
+    ck_assert(memcmp(uuid, UUID_ROW0, 16) == 0);
+    EXPECT_RC(evdb_result_time(r, 0, K_DT6, &us), EVDB_ETYPE, path, "time of a datetime");
+
+    /* Row 1: the lower limits. */
+    EXPECT_RC(evdb_result_timestamp(r, 1, K_DT6, &us), 0, path, "dt6");
+    ck_assert(us == wall_us(1000, 1, 1, 0, 0, 0, 0));
+    EXPECT_RC(evdb_result_timestamp(r, 1, K_TS6, &us), 0, path, "ts6");
+    ck_assert(us == 1000000);
+    EXPECT_RC(evdb_result_time(r, 1, K_T6, &us), 0, path, "t6");
+    ck_assert(us == -TIME_MAX_US);
+    EXPECT_RC(evdb_result_time(r, 1, K_T0, &us), 0, path, "t0");
+    ck_assert(us == dur_us(-1, 838, 59, 59, 0));
+    EXPECT_RC(evdb_result_uint64(r, 1, K_UB, &u), 0, path, "ub");
+    ck_assert(u == (uint64_t)INT64_MAX + 1);
+    EXPECT_RC(evdb_result_int(r, 1, K_UB, &i), EVDB_ERANGE, path, "ub as int64");
+    EXPECT_RC(evdb_result_uint64(r, 1, K_B1, &u), 0, path, "b1");
+    ck_assert(u == 0);
+    EXPECT_RC(evdb_result_uint64(r, 1, K_B64, &u), 0, path, "b64");
+    ck_assert(u == 1);
+    EXPECT_RC(evdb_result_uuid(r, 1, K_U, uuid), 0, path, "u");
+    ck_assert(memcmp(uuid, UUID_ZERO, 16) == 0);
+
+    /* Row 2: zero dates are no dates; the text stays. */
+    us = 7;
+    days = 7;
+    EXPECT_RC(evdb_result_timestamp(r, 2, K_DT6, &us), EVDB_EZERODATE, path, "zero dt6");
+    EXPECT_RC(evdb_result_timestamp(r, 2, K_DT0, &us), EVDB_EZERODATE, path, "2020-00-15");
+    EXPECT_RC(evdb_result_date(r, 2, K_DT0, &days), EVDB_EZERODATE, path, "date of 2020-00-15");
+    EXPECT_RC(evdb_result_timestamp(r, 2, K_TS6, &us), EVDB_EZERODATE, path, "zero ts6");
+    EXPECT_RC(evdb_result_date(r, 2, K_D, &days), EVDB_EZERODATE, path, "zero d");
+    ck_assert(us == 7 && days == 7); /* untouched */
+    EXPECT_RC(evdb_result_time(r, 2, K_T6, &us), 0, path, "t6");
+    ck_assert(us == -1);
+    EXPECT_RC(evdb_result_time(r, 2, K_T0, &us), 0, path, "t0");
+    ck_assert(us == 0);
+    EXPECT_RC(evdb_result_int(r, 2, K_Y, &i), 0, path, "y");
+    ck_assert_int_eq(i, 0);
+    EXPECT_RC(evdb_result_uint64(r, 2, K_UB, &u), 0, path, "ub");
+    ck_assert(u == 0);
+    EXPECT_RC(evdb_result_uint64(r, 2, K_B64, &u), 0, path, "b64");
+    ck_assert(u == 0);
+    EXPECT_RC(evdb_result_uint64(r, 2, K_B1, &u), EVDB_ENULL, path, "b1");
+    EXPECT_RC(evdb_result_uuid(r, 2, K_U, uuid), EVDB_ENULL, path, "u");
+
+    /* Row 3: NULLs. */
+    EXPECT_RC(evdb_result_timestamp(r, 3, K_DT6, &us), EVDB_ENULL, path, "dt6");
+    EXPECT_RC(evdb_result_date(r, 3, K_D, &days), EVDB_ENULL, path, "d");
+    EXPECT_RC(evdb_result_time(r, 3, K_T6, &us), EVDB_ENULL, path, "t6");
+    EXPECT_RC(evdb_result_uint64(r, 3, K_UB, &u), EVDB_ENULL, path, "ub");
+    EXPECT_RC(evdb_result_uint64(r, 3, K_B64, &u), EVDB_ENULL, path, "b64");
+
+    /* Row 4: ordinary values with fractions, a leap day, 2^63 in BIT. */
+    EXPECT_RC(evdb_result_timestamp(r, 4, K_DT6, &us), 0, path, "dt6");
+    ck_assert(us == wall_us(2024, 2, 29, 12, 34, 56, 1));
+    EXPECT_RC(evdb_result_timestamp(r, 4, K_TS6, &us), 0, path, "ts6");
+    ck_assert(us == wall_us(2024, 2, 29, 12, 34, 56, 500000));
+    EXPECT_RC(evdb_result_timestamp(r, 4, K_D, &us), 0, path, "d as timestamp");
+    ck_assert(us == wall_us(2024, 2, 29, 0, 0, 0, 0));
+    EXPECT_RC(evdb_result_time(r, 4, K_T6, &us), 0, path, "t6");
+    ck_assert(us == dur_us(1, 123, 45, 6, 789000));
+    EXPECT_RC(evdb_result_time(r, 4, K_T0, &us), 0, path, "t0");
+    ck_assert(us == dur_us(-1, 1, 2, 3, 0));
+    EXPECT_RC(evdb_result_uint64(r, 4, K_B64, &u), 0, path, "b64");
+    ck_assert(u == (uint64_t)1 << 63);
+    size_t len = 0;
+    const char *dec = evdb_result_text(r, 4, K_DEC, &len);
+    EXPECT_RC(evdb_numeric_to_int64(dec, len, &i), EVDB_EPRECISION, path, "-12.34 as int64");
+}
+
 /* A session fit for the table: zero dates allowed, times in UTC. */
 static void my_session(evdb_conn *c)
 {
@@ -159,6 +309,7 @@ static void check_cols(const evdb_result *r, const char *path)
                           (int)w->len, w->s);
         }
     }
+    check_getters(r, path);
 }
 
 /* The table read over c by text protocol, by prepared statement read
@@ -259,6 +410,11 @@ START_TEST(my_timestamp_session_zone)
         t_expect_cell(r[i], 0, 1, "2024-03-31 00:30:00.250000");
         ck_assert_int_eq(evdb_result_coltype(r[i], 0), EVDB_TYPE_TIMESTAMP);
         ck_assert_int_eq(evdb_result_coltype(r[i], 1), EVDB_TYPE_TIMESTAMP);
+        int64_t us = 0;
+        ck_assert_int_eq(evdb_result_timestamp(r[i], 0, 0, &us), 0);
+        ck_assert(us == wall_us(2024, 3, 31, 6, 0, 0, 250000));
+        ck_assert_int_eq(evdb_result_timestamp(r[i], 0, 1, &us), 0);
+        ck_assert(us == wall_us(2024, 3, 31, 0, 30, 0, 250000));
     }
     evdb_future_unref(ft);
     evdb_future_unref(fp);
@@ -302,24 +458,6 @@ START_TEST(my_expressions)
 END_TEST
 
 /* ---- parameters ---- */
-
-#define US_PER_SEC INT64_C(1000000)
-#define TIME_MAX_US ((INT64_C(838) * 3600 + 59 * 60 + 59) * US_PER_SEC + 999999)
-
-/* Microseconds since 1970-01-01 of a wall-clock date and time. */
-static int64_t wall_us(int32_t y, int mo, int d, int h, int mi, int s, int64_t us)
-{
-    int32_t days = 0;
-    ck_assert_int_eq(evdb_date_from_ymd(y, mo, d, &days), 0);
-    return (int64_t)days * EVDB_USECS_PER_DAY + ((int64_t)h * 3600 + mi * 60 + s) * US_PER_SEC + us;
-}
-
-static int32_t days_of(int32_t y, int mo, int d)
-{
-    int32_t days = 0;
-    ck_assert_int_eq(evdb_date_from_ymd(y, mo, d, &days), 0);
-    return days;
-}
 
 static const uint8_t UUID_A[16] = {0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3,
                                    0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40, 0x00};
@@ -414,6 +552,24 @@ START_TEST(my_params_round_trip)
     insert_params(c, NULL);
     evdb_future *f = t_run_ok(c, SELECT_PARAMS, NULL, 0);
     check_params_table(evdb_future_result(f), "conn");
+    /* Through the getters, each value is the one sent. */
+    const evdb_result *res = evdb_future_result(f);
+    int64_t us = 0;
+    uint64_t u = 0;
+    uint8_t uuid[16];
+    evdb_interval iv;
+    ck_assert_int_eq(evdb_result_timestamp(res, 0, 11, &us), 0);
+    ck_assert(us == wall_us(2024, 2, 29, 23, 59, 59, 1));
+    ck_assert_int_eq(evdb_result_timestamp(res, 1, 1, &us), 0);
+    ck_assert(us == -1);
+    ck_assert_int_eq(evdb_result_interval(res, 0, 5, &iv), 0);
+    ck_assert(iv.us == -TIME_MAX_US);
+    ck_assert_int_eq(evdb_result_uint64(res, 0, 7, &u), 0);
+    ck_assert(u == UINT64_MAX);
+    ck_assert_int_eq(evdb_result_uuid(res, 0, 9, uuid), 0);
+    ck_assert(memcmp(uuid, UUID_A, 16) == 0);
+    ck_assert_int_eq(evdb_result_uuid(res, 1, 10, uuid), 0); /* CHAR(36): text */
+    ck_assert(memcmp(uuid, UUID_FF, 16) == 0);
     evdb_future_unref(f);
 
     /* Comparisons on the server with parameters of each type: a wrong
@@ -494,8 +650,15 @@ static void check_refusals(evdb_conn *c, evdb_pool *p)
         evdb_value ps[2] = {evdb_int(1), all[i].v};
         evdb_future *f = c ? evdb_conn_query(c, "SELECT ?, ?", ps, 2, NULL)
                            : evdb_pool_query(p, "SELECT ?, ?", ps, 2, NULL);
-        ck_assert_msg(f, "case %zu: refused at once: %s", i,
-                      evdb_error_message(evdb_last_error()));
+        if (!f) {
+            /* The core's own checks at submit (a value no backend
+             * takes) refuse it at once, without a future. */
+            const evdb_error *e = evdb_last_error();
+            ck_assert_msg(evdb_error_code(e) == all[i].code &&
+                              strstr(evdb_error_message(e), "parameter 2"),
+                          "case %zu: refused at once: %s", i, evdb_error_message(e));
+            continue;
+        }
         t_expect_fail(f, all[i].code, NULL);
         const char *msg = evdb_error_message(evdb_future_error(f));
         ck_assert_msg(strstr(msg, "parameter 2") && strstr(msg, all[i].words),
