@@ -400,6 +400,9 @@ void evdb__my_fail_too_big(evdb__dconn *dc);
 void evdb__my_stream_release(evdb__dconn *dc);
 
 /* ---- my_types.c ---- */
+/* Whether t is one of the string and BLOB protocol types (text or bytes,
+ * by character set; ENUM, SET, JSON and UUID columns arrive as these). */
+bool evdb__my_string_type(enum enum_field_types t);
 /* evdb's type for a column. */
 evdb_type evdb__my_coltype(const MYSQL_FIELD *f);
 /* The server's name of a column's type ("DATETIME", "BIGINT UNSIGNED",

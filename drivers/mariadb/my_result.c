@@ -663,6 +663,10 @@ _Static_assert(EVDB__MY_TIME_WIRE_TEXT_MAX <= FAST_TEXT_MAX,
 static enum direct_kind direct_kind(const MYSQL_FIELD *f)
 {
     bool u = f->flags & UNSIGNED_FLAG;
+    /* Strings are sent as text, which is what a string binding receives
+     * too. */
+    if (evdb__my_string_type(f->type))
+        return DK_STR;
     switch (f->type) {
     case MYSQL_TYPE_NULL:
         return DK_NULL;
@@ -690,13 +694,6 @@ static enum direct_kind direct_kind(const MYSQL_FIELD *f)
         if (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__)
             return DK_NONE;
         return fast_double(f) ? DK_DOUBLE : DK_NONE;
-    case MYSQL_TYPE_VAR_STRING:
-    case MYSQL_TYPE_STRING:
-    case MYSQL_TYPE_VARCHAR:
-    case MYSQL_TYPE_TINY_BLOB:
-    case MYSQL_TYPE_MEDIUM_BLOB:
-    case MYSQL_TYPE_LONG_BLOB:
-    case MYSQL_TYPE_BLOB:
     case MYSQL_TYPE_JSON:
     case MYSQL_TYPE_DECIMAL:
     case MYSQL_TYPE_NEWDECIMAL:

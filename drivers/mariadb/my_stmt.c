@@ -97,6 +97,21 @@ static enum enum_field_types param_type(const evdb_value *v)
     }
 }
 
+/* Whether a parameter of type t goes as a MYSQL_TIME. */
+static bool time_type(evdb_type t)
+{
+    switch (t) {
+    case EVDB_TYPE_DATE:
+    case EVDB_TYPE_TIME:
+    case EVDB_TYPE_INTERVAL:
+    case EVDB_TYPE_TIMESTAMP:
+    case EVDB_TYPE_TIMESTAMPTZ:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Whether a parameter of type t is bound to s's own storage (so a later
  * query's value of the same type only needs copying there). */
 static bool stored_type(evdb_type t)
@@ -108,14 +123,9 @@ static bool stored_type(evdb_type t)
     case EVDB_TYPE_UINT:
     case EVDB_TYPE_DOUBLE:
     case EVDB_TYPE_UUID:
-    case EVDB_TYPE_DATE:
-    case EVDB_TYPE_TIME:
-    case EVDB_TYPE_INTERVAL:
-    case EVDB_TYPE_TIMESTAMP:
-    case EVDB_TYPE_TIMESTAMPTZ:
         return true;
     default:
-        return false;
+        return time_type(t);
     }
 }
 
@@ -141,14 +151,9 @@ static void copy_numbers(evdb__my_stmt *s, const evdb__stmt *q)
         case EVDB_TYPE_UUID:
             evdb__my_uuid_text(v->u.uuid, s->pnum[i].uuid);
             break;
-        case EVDB_TYPE_DATE:
-        case EVDB_TYPE_TIME:
-        case EVDB_TYPE_INTERVAL:
-        case EVDB_TYPE_TIMESTAMP:
-        case EVDB_TYPE_TIMESTAMPTZ:
-            (void)evdb__my_param_time(v, &s->pnum[i].t);
-            break;
         default:
+            if (time_type(v->type))
+                (void)evdb__my_param_time(v, &s->pnum[i].t);
             break;
         }
     }
@@ -222,14 +227,6 @@ static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
             b->buffer_length = s->plen[i];
             b->length = &s->plen[i];
             break;
-        case EVDB_TYPE_DATE:
-        case EVDB_TYPE_TIME:
-        case EVDB_TYPE_INTERVAL:
-        case EVDB_TYPE_TIMESTAMP:
-        case EVDB_TYPE_TIMESTAMPTZ:
-            b->buffer = &s->pnum[i].t;
-            b->buffer_length = sizeof s->pnum[i].t;
-            break;
         case EVDB_TYPE_TEXT:
         case EVDB_TYPE_BYTES:
         case EVDB_TYPE_JSON:
@@ -241,6 +238,11 @@ static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
             stable = false;
             break;
         default: {
+            if (time_type(v->type)) {
+                b->buffer = &s->pnum[i].t;
+                b->buffer_length = sizeof s->pnum[i].t;
+                break;
+            }
             char msg[64];
             snprintf(msg, sizeof msg, "parameter %u has an unsupported type", i + 1);
             evdb__my_fail_code(dc, EVDB_EINVAL, msg);

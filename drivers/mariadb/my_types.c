@@ -79,8 +79,26 @@ static evdb_type string_type(const MYSQL_FIELD *f)
     return EVDB_TYPE_TEXT;
 }
 
+bool evdb__my_string_type(enum enum_field_types t)
+{
+    switch (t) {
+    case MYSQL_TYPE_VAR_STRING:
+    case MYSQL_TYPE_STRING:
+    case MYSQL_TYPE_VARCHAR:
+    case MYSQL_TYPE_TINY_BLOB:
+    case MYSQL_TYPE_MEDIUM_BLOB:
+    case MYSQL_TYPE_LONG_BLOB:
+    case MYSQL_TYPE_BLOB:
+        return true;
+    default:
+        return false;
+    }
+}
+
 evdb_type evdb__my_coltype(const MYSQL_FIELD *f)
 {
+    if (evdb__my_string_type(f->type))
+        return string_type(f);
     switch (f->type) {
     case MYSQL_TYPE_TINY: /* TINYINT(1) too: it is a number, bool getters accept it */
     case MYSQL_TYPE_SHORT:
@@ -112,14 +130,6 @@ evdb_type evdb__my_coltype(const MYSQL_FIELD *f)
         return EVDB_TYPE_BITS;
     case MYSQL_TYPE_NULL:
         return EVDB_TYPE_NULL;
-    case MYSQL_TYPE_VAR_STRING:
-    case MYSQL_TYPE_STRING:
-    case MYSQL_TYPE_VARCHAR:
-    case MYSQL_TYPE_TINY_BLOB:
-    case MYSQL_TYPE_MEDIUM_BLOB:
-    case MYSQL_TYPE_LONG_BLOB:
-    case MYSQL_TYPE_BLOB:
-        return string_type(f);
     case MYSQL_TYPE_JSON: /* MySQL's; MariaDB says it in the metadata */
         return EVDB_TYPE_JSON;
     case MYSQL_TYPE_ENUM:
@@ -187,6 +197,8 @@ static const char *string_name(const MYSQL_FIELD *f)
 
 const char *evdb__my_typename(const MYSQL_FIELD *f)
 {
+    if (evdb__my_string_type(f->type))
+        return string_name(f);
     switch (f->type) {
     case MYSQL_TYPE_TINY:
     case MYSQL_TYPE_SHORT:
@@ -219,14 +231,6 @@ const char *evdb__my_typename(const MYSQL_FIELD *f)
         return "BIT"; /* the core reads these cells as big-endian bytes */
     case MYSQL_TYPE_NULL:
         return "NULL";
-    case MYSQL_TYPE_VAR_STRING:
-    case MYSQL_TYPE_STRING:
-    case MYSQL_TYPE_VARCHAR:
-    case MYSQL_TYPE_TINY_BLOB:
-    case MYSQL_TYPE_MEDIUM_BLOB:
-    case MYSQL_TYPE_LONG_BLOB:
-    case MYSQL_TYPE_BLOB:
-        return string_name(f);
     case MYSQL_TYPE_JSON:
         return "JSON";
     case MYSQL_TYPE_ENUM:
@@ -241,21 +245,15 @@ const char *evdb__my_typename(const MYSQL_FIELD *f)
 }
 
 /* v in decimal, at least width digits (zero-padded), at out; returns the
- * length. */
+ * length. v is a MYSQL_TIME field or a sum of them: below INT64_MAX. */
 static size_t put_num(char *out, uint64_t v, size_t width)
 {
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    size_t len = 0;
-    while (len + n < width)
-        out[len++] = '0';
-    while (n)
-        out[len++] = tmp[--n];
-    return len;
+    char digits[EVDB__INT_TEXT_MAX];
+    size_t n = evdb__int_text((int64_t)v, digits);
+    size_t pad = n < width ? width - n : 0;
+    memset(out, '0', pad);
+    memcpy(out + pad, digits, n);
+    return pad + n;
 }
 
 /* ".ffffff" cut to the digits the column shows (see the head comment). */
