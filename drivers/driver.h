@@ -178,6 +178,7 @@ void evdb__error_diag(evdb_error *e, enum evdb__diag f, const char *value);
  * Returns the length (src/value.c). */
 #define EVDB__INT_TEXT_MAX 21
 size_t evdb__int_text(int64_t v, char *out);
+size_t evdb__uint_text(uint64_t v, char *out);
 
 /* Allocation through the user's hooks (src/alloc.c). */
 void *evdb__malloc(size_t n);

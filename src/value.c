@@ -9,22 +9,27 @@
 #include "internal.h"
 #include "types_text.h"
 
-size_t evdb__int_text(int64_t v, char *out)
+size_t evdb__uint_text(uint64_t u, char *out)
 {
     char tmp[EVDB__INT_TEXT_MAX];
-    size_t n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t n = 0, len = 0;
     do {
         tmp[n++] = (char)('0' + u % 10);
         u /= 10;
     } while (u);
-    size_t len = 0;
-    if (v < 0)
-        out[len++] = '-';
     while (n)
         out[len++] = tmp[--n];
     out[len] = '\0';
     return len;
+}
+
+size_t evdb__int_text(int64_t v, char *out)
+{
+    if (v >= 0)
+        return evdb__uint_text((uint64_t)v, out);
+    /* The magnitude of INT64_MIN only fits unsigned. */
+    out[0] = '-';
+    return 1 + evdb__uint_text((uint64_t)0 - (uint64_t)v, out + 1);
 }
 
 evdb_value evdb_null(void)
