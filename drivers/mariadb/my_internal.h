@@ -401,8 +401,23 @@ void evdb__my_stream_release(evdb__dconn *dc);
 
 /* ---- my_types.c ---- */
 /* Whether t is one of the string and BLOB protocol types (text or bytes,
- * by character set; ENUM, SET, JSON and UUID columns arrive as these). */
-bool evdb__my_string_type(enum enum_field_types t);
+ * by character set; ENUM, SET, JSON and UUID columns arrive as these).
+ * Inline: result reading asks it per column. */
+static inline bool evdb__my_string_type(enum enum_field_types t)
+{
+    switch (t) {
+    case MYSQL_TYPE_VAR_STRING:
+    case MYSQL_TYPE_STRING:
+    case MYSQL_TYPE_VARCHAR:
+    case MYSQL_TYPE_TINY_BLOB:
+    case MYSQL_TYPE_MEDIUM_BLOB:
+    case MYSQL_TYPE_LONG_BLOB:
+    case MYSQL_TYPE_BLOB:
+        return true;
+    default:
+        return false;
+    }
+}
 /* evdb's type for a column. */
 evdb_type evdb__my_coltype(const MYSQL_FIELD *f);
 /* The server's name of a column's type ("DATETIME", "BIGINT UNSIGNED",

@@ -135,10 +135,11 @@ static void copy_numbers(evdb__my_stmt *s, const evdb__stmt *q)
 {
     for (unsigned i = 0; i < s->nparams; i++) {
         const evdb_value *v = &q->params[i];
-        switch (v->type) {
-        case EVDB_TYPE_INT:
+        if (v->type == EVDB_TYPE_INT) { /* the common case first */
             s->pnum[i].i = v->u.i;
-            break;
+            continue;
+        }
+        switch (v->type) {
         case EVDB_TYPE_UINT:
             s->pnum[i].u = v->u.ui;
             break;
