@@ -430,11 +430,15 @@ START_TEST(my_expressions)
     static const char *const sql =
         "SELECT JSON_OBJECT('k', 1) AS j, TIMEDIFF('2020-01-01 00:00:00', '2020-02-01 00:00:01')"
         " AS td, CAST(1 AS DECIMAL(10,3)) + 0.5 AS s, DATE('2024-02-29') + INTERVAL 1 DAY AS d,"
-        " CAST('12:00:00.5' AS TIME(1)) AS t1, CAST(NULL AS DATE) AS dn";
+        " CAST('12:00:00.5' AS TIME(1)) AS t1, CAST(NULL AS DATE) AS dn,"
+        " CAST('::1' AS INET6) AS i6";
     static const char *const want[] = {"{\"k\": 1}", "-744:00:01", "1.500", "2024-03-01",
-                                       "12:00:00.5", NULL};
+                                       "12:00:00.5", NULL, "::1"};
     static const evdb_type types[] = {EVDB_TYPE_JSON, EVDB_TYPE_TIME, EVDB_TYPE_NUMERIC,
-                                      EVDB_TYPE_DATE, EVDB_TYPE_TIME, EVDB_TYPE_DATE};
+                                      EVDB_TYPE_DATE, EVDB_TYPE_TIME, EVDB_TYPE_DATE,
+                                      EVDB_TYPE_TEXT};
+    static const char *const names[] = {"JSON", "TIME", "DECIMAL", "DATE", "TIME", "DATE",
+                                        "INET6"};
     evdb_value zero = evdb_int(0);
     char psql[SQL_MAX];
     snprintf(psql, sizeof psql, "%s FROM DUAL WHERE ? = 0", sql);
@@ -445,6 +449,7 @@ START_TEST(my_expressions)
         for (size_t col = 0; col < sizeof want / sizeof want[0]; col++) {
             ck_assert_msg(evdb_result_coltype(r[i], col) == types[col], "%s: column %zu type %d",
                           i ? "prepared" : "text", col, (int)evdb_result_coltype(r[i], col));
+            ck_assert_str_eq(evdb_result_coltype_name(r[i], col), names[col]);
             if (want[col])
                 t_expect_cell(r[i], 0, col, want[col]);
             else
