@@ -187,6 +187,7 @@ void evdb__error_diag(evdb_error *e, enum evdb__diag f, const char *value);
  * Returns the length (src/value.c). */
 #define EVDB__INT_TEXT_MAX 21
 size_t evdb__int_text(int64_t v, char *out);
+size_t evdb__uint_text(uint64_t v, char *out);
 
 /* Allocation through the user's hooks (src/alloc.c). */
 void *evdb__malloc(size_t n);
@@ -205,12 +206,19 @@ evdb__rbuild *evdb__rbuild_new(size_t ncols);
 evdb__rbuild *evdb__rbuild_new_sized(size_t ncols, size_t nrows, size_t data_len);
 int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type type,
                         unsigned native_type);
+/* Optional, after evdb__rbuild_column: an array column's element type and
+ * the server's name of the column's type (static storage, NULL when
+ * unknown), for evdb_result_coltype_elem / evdb_result_coltype_name.
+ * 0 or EVDB_ERANGE. */
+int evdb__rbuild_column_info(evdb__rbuild *b, size_t col, evdb_type elem, const char *type_name);
 /* A column as a driver describes it (name: name_len bytes, no NUL needed). */
 typedef struct evdb__rcol {
     const char *name;
     size_t name_len;
     evdb_type type;
     unsigned native_type;
+    evdb_type elem;        /* EVDB_TYPE_ARRAY columns: the elements' type */
+    const char *type_name; /* static storage, NULL when unknown */
 } evdb__rcol;
 /* Columns 0..n-1 at once, names of known length (a driver that keeps a
  * statement's columns). 0, EVDB_ERANGE or EVDB_ENOMEM. */

@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "types_text.h"
 
 #define NULL_CELL SIZE_MAX
 /* In a cell's len (never with NULL_CELL): the cell's text is followed, after
@@ -39,6 +40,8 @@ typedef struct column {
     size_t name_off;
     evdb_type type;
     unsigned native;
+    evdb_type elem;        /* array columns: the elements' type */
+    const char *type_name; /* static storage; NULL when unknown */
 } column;
 
 typedef struct cell {
@@ -188,7 +191,27 @@ int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type
     b->r.cols[col].name_off = off;
     b->r.cols[col].type = type;
     b->r.cols[col].native = native_type;
+    b->r.cols[col].elem = EVDB_TYPE_NULL;
+    b->r.cols[col].type_name = NULL;
     return 0;
+}
+
+int evdb__rbuild_column_info(evdb__rbuild *b, size_t col, evdb_type elem, const char *type_name)
+{
+    if (col >= b->r.ncols)
+        return EVDB_ERANGE;
+    b->r.cols[col].elem = elem;
+    b->r.cols[col].type_name = type_name;
+    return 0;
+}
+
+/* A driver's column description into a result column (the name apart). */
+static void set_column(column *c, const evdb__rcol *d)
+{
+    c->type = d->type;
+    c->native = d->native_type;
+    c->elem = d->elem;
+    c->type_name = d->type_name;
 }
 
 int evdb__rbuild_columns(evdb__rbuild *b, const evdb__rcol *cols, size_t n)
@@ -200,8 +223,7 @@ int evdb__rbuild_columns(evdb__rbuild *b, const evdb__rcol *cols, size_t n)
         if (off == NULL_CELL)
             return EVDB_ENOMEM;
         b->r.cols[c].name_off = off;
-        b->r.cols[c].type = cols[c].type;
-        b->r.cols[c].native = cols[c].native_type;
+        set_column(&b->r.cols[c], &cols[c]);
     }
     return 0;
 }
@@ -386,8 +408,7 @@ static size_t put_columns(evdb_result *r, size_t ncols, const evdb__rcol *cols)
     size_t off = 0;
     for (size_t c = 0; c < ncols; c++) {
         r->cols[c].name_off = off;
-        r->cols[c].type = cols[c].type;
-        r->cols[c].native = cols[c].native_type;
+        set_column(&r->cols[c], &cols[c]);
         memcpy(d + off, cols[c].name, cols[c].name_len);
         off += cols[c].name_len;
         d[off++] = '\0';
@@ -611,41 +632,18 @@ const void *evdb_result_bytes(const evdb_result *r, size_t row, size_t col, size
     return evdb_result_text(r, row, col, len);
 }
 
-/* A cell's text fit for a numeric conversion: 0, or the error code. */
-static int number_check(const char *s, size_t len)
-{
-    /* Embedded NUL or empty: not a number. */
-    if (len == 0 || strlen(s) != len)
-        return EVDB_ETYPE;
-    return 0;
-}
-
-static int bool_of_text(const char *s, bool *out)
-{
-    bool v;
-    if (!strcasecmp(s, "t") || !strcasecmp(s, "true") || !strcmp(s, "1"))
-        v = true;
-    else if (!strcasecmp(s, "f") || !strcasecmp(s, "false") || !strcmp(s, "0"))
-        v = false;
-    else
-        return EVDB_ETYPE;
-    if (out)
-        *out = v;
-    return 0;
-}
-
-/* The text conversions of evdb_result_int and evdb_result_double, out of
- * line: the getters' common case (a number the driver kept, or a cell of
+/* The text conversion of evdb_result_int (evdb_result_double's is
+ * evdb__text_double), out of line: the getters' common case (a number the driver kept, or a cell of
  * a large result read in a loop) then stays a few instructions. */
 __attribute__((noinline)) static int int_of_text(const evdb_result *r, size_t col, const char *s,
                                                  size_t len, int64_t *out)
 {
-    int rc = number_check(s, len);
+    int rc = evdb__text_number_check(s, len);
     if (rc)
         return rc;
     if (r->cols[col].type == EVDB_TYPE_BOOL) {
         bool b;
-        rc = bool_of_text(s, &b);
+        rc = evdb__text_bool(s, len, &b);
         if (rc == 0 && out)
             *out = b;
         return rc;
@@ -656,23 +654,6 @@ __attribute__((noinline)) static int int_of_text(const evdb_result *r, size_t co
     if (end == s || *end != '\0')
         return EVDB_ETYPE;
     if (errno == ERANGE)
-        return EVDB_ERANGE;
-    if (out)
-        *out = v;
-    return 0;
-}
-
-__attribute__((noinline)) static int double_of_text(const char *s, size_t len, double *out)
-{
-    int rc = number_check(s, len);
-    if (rc)
-        return rc;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0')
-        return EVDB_ETYPE;
-    if (errno == ERANGE && isinf(v))
         return EVDB_ERANGE;
     if (out)
         *out = v;
@@ -707,7 +688,7 @@ int evdb_result_double(const evdb_result *r, size_t row, size_t col, double *out
             memcpy(out, s + len + 1, sizeof *out);
         return 0;
     }
-    return double_of_text(s, len, out);
+    return evdb__text_double(s, len, out);
 }
 
 int evdb_result_bool(const evdb_result *r, size_t row, size_t col, bool *out)
@@ -717,9 +698,255 @@ int evdb_result_bool(const evdb_result *r, size_t row, size_t col, bool *out)
     int rc = cell_get(r, row, col, &s, &len, &flags);
     if (rc)
         return rc;
-    if ((rc = number_check(s, len)))
+    return evdb__text_bool(s, len, out);
+}
+
+/* ---- typed getters of docs/types.md (parsers: types_text.c) ---- */
+
+#define TYPE_BIT(t) (1u << (t))
+
+/* The cell at row, col of a column whose type is in the mask of
+ * TYPE_BITs: 0 with its text, or EVDB_ERANGE, EVDB_ETYPE, EVDB_ENULL. */
+static int typed_cell(const evdb_result *r, size_t row, size_t col, unsigned types,
+                      const char **p, size_t *len, size_t *flags)
+{
+    if (!r || row >= r->nrows || col >= r->ncols)
+        return EVDB_ERANGE;
+    if (!(types & TYPE_BIT(r->cols[col].type)))
+        return EVDB_ETYPE;
+    return cell_get(r, row, col, p, len, flags);
+}
+
+/* A PostgreSQL bit string column shows its digits; a MariaDB BIT column
+ * is raw bytes (the drivers name the types "bit"/"varbit" and "BIT"). */
+static bool bits_are_digits(const column *c)
+{
+    return c->type_name && (!strcmp(c->type_name, "bit") || !strcmp(c->type_name, "varbit"));
+}
+
+int evdb_result_uint64(const evdb_result *r, size_t row, size_t col, uint64_t *out)
+{
+    const char *s;
+    size_t len, flags;
+    int rc = typed_cell(r, row, col, TYPE_BIT(EVDB_TYPE_INT) | TYPE_BIT(EVDB_TYPE_BITS), &s, &len,
+                        &flags);
+    if (rc)
         return rc;
-    return bool_of_text(s, out);
+    uint64_t v;
+    if (r->cols[col].type == EVDB_TYPE_BITS) {
+        rc = bits_are_digits(&r->cols[col]) ? evdb__parse_bit_digits(s, len, &v)
+                                           : evdb__parse_bit_bytes(s, len, &v);
+    } else if (flags & CELL_HAS_INT) {
+        int64_t i;
+        memcpy(&i, s + len + 1, sizeof i);
+        if (i < 0)
+            return EVDB_ERANGE;
+        v = (uint64_t)i;
+    } else {
+        rc = evdb__parse_uint64(s, len, &v);
+    }
+    if (rc == 0 && out)
+        *out = v;
+    return rc;
+}
+
+/* Days of a date, or of a timestamp('s wall clock) at the offset shown. */
+static int date_of_timestamp(int64_t us, int32_t offset, int32_t *days)
+{
+    if (us == EVDB_TIMESTAMP_INFINITY || us == EVDB_TIMESTAMP_NEG_INFINITY) {
+        *days = us > 0 ? EVDB_DATE_INFINITY : EVDB_DATE_NEG_INFINITY;
+        return 0;
+    }
+    int64_t d = us / EVDB_USECS_PER_DAY, rem = us % EVDB_USECS_PER_DAY;
+    if (rem < 0) {
+        rem += EVDB_USECS_PER_DAY;
+        d--;
+    }
+    rem += (int64_t)offset * 1000000;
+    d += rem / EVDB_USECS_PER_DAY - (rem < 0);
+    *days = (int32_t)d;
+    return 0;
+}
+
+int evdb_result_date(const evdb_result *r, size_t row, size_t col, int32_t *days)
+{
+    const char *s;
+    size_t len, flags;
+    int rc = typed_cell(r, row, col,
+                        TYPE_BIT(EVDB_TYPE_DATE) | TYPE_BIT(EVDB_TYPE_TIMESTAMP) |
+                            TYPE_BIT(EVDB_TYPE_TIMESTAMPTZ),
+                        &s, &len, &flags);
+    if (rc)
+        return rc;
+    int32_t v;
+    evdb_type t = r->cols[col].type;
+    if (t == EVDB_TYPE_DATE) {
+        rc = evdb__parse_date(s, len, &v);
+    } else {
+        int64_t us;
+        int32_t off;
+        rc = evdb__parse_timestamp(s, len, t == EVDB_TYPE_TIMESTAMPTZ, &us, &off);
+        if (rc == 0)
+            rc = date_of_timestamp(us, off, &v);
+    }
+    if (rc == 0 && days)
+        *days = v;
+    return rc;
+}
+
+int evdb_result_time(const evdb_result *r, size_t row, size_t col, int64_t *us)
+{
+    const char *s;
+    size_t len, flags;
+    int rc = typed_cell(r, row, col, TYPE_BIT(EVDB_TYPE_TIME) | TYPE_BIT(EVDB_TYPE_TIMETZ), &s,
+                        &len, &flags);
+    if (rc)
+        return rc;
+    int64_t v;
+    int32_t off;
+    rc = r->cols[col].type == EVDB_TYPE_TIME ? evdb__parse_time(s, len, &v)
+                                             : evdb__parse_timetz(s, len, &v, &off);
+    if (rc == 0 && us)
+        *us = v;
+    return rc;
+}
+
+int evdb_result_timetz(const evdb_result *r, size_t row, size_t col, int64_t *us,
+                       int32_t *offset)
+{
+    const char *s;
+    size_t len, flags;
+    int rc = typed_cell(r, row, col, TYPE_BIT(EVDB_TYPE_TIMETZ), &s, &len, &flags);
+    if (rc)
+        return rc;
+    int64_t v;
+    int32_t off;
+    rc = evdb__parse_timetz(s, len, &v, &off);
+    if (rc == 0) {
+        if (us)
+            *us = v;
+        if (offset)
+            *offset = off;
+    }
+    return rc;
+}
+
+/* A timestamp, timestamptz or date cell: microseconds and the offset. */
+static int timestamp_cell(const evdb_result *r, size_t row, size_t col, unsigned types,
+                          int64_t *us, int32_t *offset)
+{
+    const char *s;
+    size_t len, flags;
+    int rc = typed_cell(r, row, col, types, &s, &len, &flags);
+    if (rc)
+        return rc;
+    evdb_type t = r->cols[col].type;
+    if (t != EVDB_TYPE_DATE)
+        return evdb__parse_timestamp(s, len, t == EVDB_TYPE_TIMESTAMPTZ, us, offset);
+    int32_t days;
+    rc = evdb__parse_date(s, len, &days);
+    if (rc)
+        return rc;
+    *offset = 0;
+    if (days == EVDB_DATE_INFINITY || days == EVDB_DATE_NEG_INFINITY) {
+        *us = days > 0 ? EVDB_TIMESTAMP_INFINITY : EVDB_TIMESTAMP_NEG_INFINITY;
+        return 0;
+    }
+    if (__builtin_mul_overflow((int64_t)days, EVDB_USECS_PER_DAY, us) ||
+        *us == EVDB_TIMESTAMP_NEG_INFINITY)
+        return EVDB_ERANGE;
+    return 0;
+}
+
+int evdb_result_timestamp(const evdb_result *r, size_t row, size_t col, int64_t *us)
+{
+    int64_t v;
+    int32_t off;
+    int rc = timestamp_cell(r, row, col,
+                            TYPE_BIT(EVDB_TYPE_TIMESTAMP) | TYPE_BIT(EVDB_TYPE_TIMESTAMPTZ) |
+                                TYPE_BIT(EVDB_TYPE_DATE),
+                            &v, &off);
+    if (rc == 0 && us)
+        *us = v;
+    return rc;
+}
+
+int evdb_result_timestamptz(const evdb_result *r, size_t row, size_t col, int64_t *us,
+                            int32_t *offset)
+{
+    int64_t v;
+    int32_t off;
+    int rc = timestamp_cell(r, row, col, TYPE_BIT(EVDB_TYPE_TIMESTAMPTZ), &v, &off);
+    if (rc == 0) {
+        if (us)
+            *us = v;
+        if (offset)
+            *offset = off;
+    }
+    return rc;
+}
+
+int evdb_result_interval(const evdb_result *r, size_t row, size_t col, evdb_interval *out)
+{
+    const char *s;
+    size_t len, flags;
+    int rc = typed_cell(r, row, col, TYPE_BIT(EVDB_TYPE_INTERVAL) | TYPE_BIT(EVDB_TYPE_TIME), &s,
+                        &len, &flags);
+    if (rc)
+        return rc;
+    evdb_interval v = {0, 0, 0};
+    rc = r->cols[col].type == EVDB_TYPE_TIME ? evdb__parse_time(s, len, &v.us)
+                                             : evdb__parse_interval(s, len, &v);
+    if (rc == 0 && out)
+        *out = v;
+    return rc;
+}
+
+int evdb_result_uuid(const evdb_result *r, size_t row, size_t col, uint8_t out[16])
+{
+    const char *s;
+    size_t len, flags;
+    int rc = typed_cell(r, row, col,
+                        TYPE_BIT(EVDB_TYPE_UUID) | TYPE_BIT(EVDB_TYPE_TEXT) |
+                            TYPE_BIT(EVDB_TYPE_OTHER) | TYPE_BIT(EVDB_TYPE_BYTES),
+                        &s, &len, &flags);
+    if (rc)
+        return rc;
+    uint8_t v[16];
+    if (r->cols[col].type == EVDB_TYPE_BYTES) {
+        if (len != 16)
+            return EVDB_EFORMAT;
+        memcpy(v, s, 16);
+    } else if ((rc = evdb__parse_uuid(s, len, v))) {
+        return rc;
+    }
+    if (out)
+        memcpy(out, v, 16);
+    return 0;
+}
+
+evdb_type evdb_result_coltype_elem(const evdb_result *r, size_t col)
+{
+    if (!r || col >= r->ncols || r->cols[col].type != EVDB_TYPE_ARRAY)
+        return EVDB_TYPE_NULL;
+    return r->cols[col].elem == EVDB_TYPE_NULL ? EVDB_TYPE_OTHER : r->cols[col].elem;
+}
+
+const char *evdb_result_coltype_name(const evdb_result *r, size_t col)
+{
+    if (!r || col >= r->ncols)
+        return NULL;
+    return r->cols[col].type_name ? r->cols[col].type_name : "";
+}
+
+int evdb_result_array(const evdb_result *r, size_t row, size_t col, evdb_array **out)
+{
+    const char *s;
+    size_t len, flags;
+    int rc = typed_cell(r, row, col, TYPE_BIT(EVDB_TYPE_ARRAY), &s, &len, &flags);
+    if (rc)
+        return rc;
+    return evdb__array_parse(s, len, evdb_result_coltype_elem(r, col), out);
 }
 
 int64_t evdb_result_affected(const evdb_result *r)

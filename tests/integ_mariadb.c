@@ -338,7 +338,7 @@ START_TEST(params_round_trip)
                          evdb_result_coltype(evdb_future_result(t), i));
     }
     t_expect_cell(evdb_future_result(t), 0, 2, "1.500");
-    ck_assert_int_eq(evdb_result_coltype(evdb_future_result(t), 2), EVDB_TYPE_OTHER);
+    ck_assert_int_eq(evdb_result_coltype(evdb_future_result(t), 2), EVDB_TYPE_NUMERIC);
     t_expect_cell(evdb_future_result(t), 0, 3, "2024-02-29");
     evdb_future_unref(f);
     evdb_future_unref(t);
@@ -456,9 +456,9 @@ START_TEST(column_types)
                "2.25, 3.14, 'v', 'c', 't', 'b', 'l', '2024-01-02 03:04:05', '{}', 'b', 7)");
     static const evdb_type want[] = {
         EVDB_TYPE_INT,  EVDB_TYPE_INT,   EVDB_TYPE_INT,   EVDB_TYPE_INT,  EVDB_TYPE_INT,
-        EVDB_TYPE_INT,  EVDB_TYPE_DOUBLE, EVDB_TYPE_DOUBLE, EVDB_TYPE_OTHER, EVDB_TYPE_TEXT,
-        EVDB_TYPE_TEXT, EVDB_TYPE_TEXT,  EVDB_TYPE_BYTES, EVDB_TYPE_BYTES, EVDB_TYPE_OTHER,
-        EVDB_TYPE_TEXT, EVDB_TYPE_TEXT,  EVDB_TYPE_OTHER,
+        EVDB_TYPE_INT,  EVDB_TYPE_DOUBLE, EVDB_TYPE_DOUBLE, EVDB_TYPE_NUMERIC, EVDB_TYPE_TEXT,
+        EVDB_TYPE_TEXT, EVDB_TYPE_TEXT,  EVDB_TYPE_BYTES, EVDB_TYPE_BYTES, EVDB_TYPE_TIMESTAMP,
+        EVDB_TYPE_JSON, EVDB_TYPE_ENUM,  EVDB_TYPE_BITS,
     };
     evdb_value zero = evdb_int(0);
     evdb_future *fs[2] = {t_run_ok(c, "SELECT * FROM t_types", NULL, 0),
@@ -670,14 +670,14 @@ static void rt_check_row(const evdb_result *res, size_t row, const struct rt_row
                       (long long)v, (long long)r->ints[c]);
     }
     /* DECIMAL and DATETIME are their exact literals. */
-    ck_assert_int_eq(evdb_result_coltype(res, RT_DEC), EVDB_TYPE_OTHER);
+    ck_assert_int_eq(evdb_result_coltype(res, RT_DEC), EVDB_TYPE_NUMERIC);
     t_expect_cell(res, row, RT_DEC, r->dec);
     double d = 0;
     ck_assert_int_eq(evdb_result_double(res, row, RT_DEC, &d), 0);
     ck_assert_int_eq(evdb_result_coltype(res, RT_D), EVDB_TYPE_DOUBLE);
     ck_assert_int_eq(evdb_result_double(res, row, RT_D, &d), 0);
     ck_assert_msg(d == r->d, "%s row %lld: double %.17g != %.17g", path, (long long)id, d, r->d);
-    ck_assert_int_eq(evdb_result_coltype(res, RT_DT), EVDB_TYPE_OTHER);
+    ck_assert_int_eq(evdb_result_coltype(res, RT_DT), EVDB_TYPE_TIMESTAMP);
     t_expect_cell(res, row, RT_DT, r->dt);
     ck_assert_int_eq(evdb_result_coltype(res, RT_TX), EVDB_TYPE_TEXT);
     t_expect_cell(res, row, RT_TX, r->tx);

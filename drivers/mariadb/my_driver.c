@@ -285,6 +285,8 @@ static int my_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
         return EVDB_EBUSY;
     }
     int rc = q->nbatch ? evdb__my_batch_refuse(q, err) : 0;
+    if (!rc)
+        rc = evdb__my_params_refuse(q, err);
     if (!rc && (q->flags & EVDB__QUERY_AUTOCOMMIT))
         rc = evdb__my_autocommit_refuse(q, err);
     if (!rc)

@@ -21,6 +21,8 @@
 
 /* Longest message we keep from Connector/C (its own buffers are 512). */
 #define EVDB__MY_MSG_MAX 512
+/* Length of a UUID's text form (8-4-4-4-12 hex digits). */
+#define EVDB__MY_UUID_TEXT 36
 
 /* Connection settings decoded from the URL. Owned strings; the password is
  * wiped when freed. Kept for the life of the connection because a cancel
@@ -53,7 +55,10 @@ typedef struct evdb__my_stmt {
     signed char *pbool;     /* storage for bool parameters (sent as TINY) */
     union evdb__my_num {    /* storage for number parameters */
         int64_t i;
+        uint64_t u;
         double d;
+        MYSQL_TIME t;       /* dates and times */
+        char uuid[EVDB__MY_UUID_TEXT + 1];
     } *pnum;
     bool pstable;           /* the binds point only into pbool / pnum: a query
                                with parameters of the same types just copies
@@ -408,9 +413,57 @@ void evdb__my_fail_too_big(evdb__dconn *dc);
  * being dropped, or is gone). */
 void evdb__my_stream_release(evdb__dconn *dc);
 
-/* ---- my_result.c ---- */
+/* ---- my_types.c ---- */
+/* Whether t is one of the string and BLOB protocol types (text or bytes,
+ * by character set; ENUM, SET, JSON and UUID columns arrive as these).
+ * Inline: result reading asks it per column. */
+static inline bool evdb__my_string_type(enum enum_field_types t)
+{
+    switch (t) {
+    case MYSQL_TYPE_VAR_STRING:
+    case MYSQL_TYPE_STRING:
+    case MYSQL_TYPE_VARCHAR:
+    case MYSQL_TYPE_TINY_BLOB:
+    case MYSQL_TYPE_MEDIUM_BLOB:
+    case MYSQL_TYPE_LONG_BLOB:
+    case MYSQL_TYPE_BLOB:
+        return true;
+    default:
+        return false;
+    }
+}
 /* evdb's type for a column. */
 evdb_type evdb__my_coltype(const MYSQL_FIELD *f);
+/* The server's name of a column's type ("DATETIME", "BIGINT UNSIGNED",
+ * "JSON", "BIT"), static storage; "" when unknown. */
+const char *evdb__my_typename(const MYSQL_FIELD *f);
+/* Longest text evdb__my_time_text writes: every MYSQL_TIME field at its
+ * widest (ten digits), six decimals; real values take at most 27. */
+#define EVDB__MY_TIME_TEXT_MAX 80
+/* ... and for a value evdb__my_time_wire read (fields of one byte, a
+ * year of two, days of four): "65535-255-255 255:255:255.999999". */
+#define EVDB__MY_TIME_WIRE_TEXT_MAX 32
+/* t, of a column of the given type and decimals, as the text protocol
+ * shows it (docs/types.md's canonical forms); returns the length, no NUL. */
+size_t evdb__my_time_text(const MYSQL_TIME *t, enum enum_field_types type, unsigned decimals,
+                          char *out);
+/* A binary-protocol date or time value (len bytes at p, after its length
+ * byte) into *t; false when the length is not one the protocol uses. */
+bool evdb__my_time_wire(const unsigned char *p, size_t len, enum enum_field_types type,
+                        MYSQL_TIME *t);
+/* A date, time, timestamp(tz) or interval parameter as a MYSQL_TIME
+ * (timestamptz as its UTC wall clock); false when MariaDB cannot hold it
+ * (evdb__my_params_refuse has said why before). */
+bool evdb__my_param_time(const evdb_value *v, MYSQL_TIME *t);
+/* A UUID's 36-character text, lower case, NUL-terminated. */
+void evdb__my_uuid_text(const uint8_t b[16], char out[EVDB__MY_UUID_TEXT + 1]);
+/* 0 when MariaDB can take every parameter of q (of each statement of a
+ * batch), else EVDB_ENOTSUP (arrays, timetz, intervals of months or days,
+ * infinite dates, decimal NaN) or EVDB_EINVAL (a value outside its
+ * MariaDB type's range) with err saying which parameter and why. */
+int evdb__my_params_refuse(const evdb__query *q, evdb_error *err);
+
+/* ---- my_result.c ---- */
 /* Build a result from a stored text result set (res may be NULL for a
  * statement without one). NULL when out of memory. */
 evdb_result *evdb__my_result_text(MYSQL *m, MYSQL_RES *res);

@@ -34,7 +34,8 @@
  * query with parameters the COM_STMT_EXECUTE packet as Connector/C 3.3
  * builds it (header, NULL bitmap, the parameter types, each value: eight
  * bytes for numbers, one for a bool, a length prefix and the bytes for
- * text and bytes). The types are counted even when Connector/C would not
+ * text, bytes, JSON and decimals, at most 13 for a date or time, 37 for a
+ * UUID). The types are counted even when Connector/C would not
  * resend them, so a query within two bytes a parameter of the limit may be
  * refused although it would fit. Long parameters are not split with
  * mysql_stmt_send_long_data: the server limits each parameter sent that way
@@ -55,6 +56,13 @@
 #define EXEC_HEAD (1 + 4 + 1 + 4)
 #define EXEC_TYPE_BYTES 2
 #define NUM_BYTES 8
+/* MYSQL_TIME values as Connector/C sends them at most: a length byte,
+ * then DATE 4, DATETIME 11, TIME 12 bytes. */
+#define DATE_BYTES (1 + 4)
+#define DATETIME_BYTES (1 + 11)
+#define TIME_BYTES (1 + 12)
+/* A UUID goes as its text: a length byte and 36 characters. */
+#define UUID_BYTES (1 + 36)
 /* Length-encoded integers: one byte below 251, then 3, 4 or 9 bytes. */
 #define LENENC_1_MAX 251u
 #define LENENC_3_MAX 65536u
@@ -88,12 +96,29 @@ static size_t stmt_packet(size_t wire_len, const evdb_value *params, size_t n)
             exec += 1;
             break;
         case EVDB_TYPE_INT:
+        case EVDB_TYPE_UINT:
         case EVDB_TYPE_DOUBLE:
             exec += NUM_BYTES;
             break;
         case EVDB_TYPE_TEXT:
         case EVDB_TYPE_BYTES:
+        case EVDB_TYPE_JSON:
+        case EVDB_TYPE_NUMERIC:
             exec += lenenc_size(v->u.s.len) + v->u.s.len;
+            break;
+        case EVDB_TYPE_DATE:
+            exec += DATE_BYTES;
+            break;
+        case EVDB_TYPE_TIMESTAMP:
+        case EVDB_TYPE_TIMESTAMPTZ:
+            exec += DATETIME_BYTES;
+            break;
+        case EVDB_TYPE_TIME:
+        case EVDB_TYPE_INTERVAL:
+            exec += TIME_BYTES;
+            break;
+        case EVDB_TYPE_UUID:
+            exec += UUID_BYTES;
             break;
         default:
             break;

@@ -4,10 +4,12 @@
  *
  * Both protocols end up as the same cells: the text the server would have
  * sent over the text protocol. Prepared-statement columns are bound as
- * strings, and Connector/C formats numbers and dates the way the server
- * does (DECIMAL and dates as their literals), so a query gives the same
- * cells either way. DOUBLE and integer columns are the exception: they
- * are fetched binary and printed here (doubles in their shortest
+ * strings, and Connector/C formats numbers the way the server does
+ * (DECIMAL as its literal), so a query gives the same cells either way.
+ * Dates and times are fetched as MYSQL_TIME (or read from the row) and
+ * written by my_types.c in the text protocol's exact form, the column's
+ * decimals included. DOUBLE and integer columns are fetched binary and
+ * printed here too (doubles in their shortest
  * round-trip form, see format_double), because Connector/C's conversion
  * costs more than the rest of a point query's client work, and the cells
  * keep the binary value for evdb_result_double / evdb_result_int; the
@@ -25,8 +27,6 @@
 
 #include "my_internal.h"
 
-/* The character set number of binary strings (BINARY, VARBINARY, BLOB). */
-#define BINARY_CHARSET_NR 63
 /* Values longer than this are not staged in the per-row scratch buffer but
  * fetched straight into the result (mysql_stmt_fetch_column), so one huge
  * BLOB does not make every row's scratch huge. */
@@ -51,44 +51,12 @@
 #define FAST_DECPT_MIN (-14)
 #define FAST_POW10_MAX 22
 
-evdb_type evdb__my_coltype(const MYSQL_FIELD *f)
-{
-    switch (f->type) {
-    case MYSQL_TYPE_TINY: /* TINYINT(1) too: it is a number, bool getters accept it */
-    case MYSQL_TYPE_SHORT:
-    case MYSQL_TYPE_LONG:
-    case MYSQL_TYPE_LONGLONG:
-    case MYSQL_TYPE_INT24:
-    case MYSQL_TYPE_YEAR:
-        return EVDB_TYPE_INT;
-    case MYSQL_TYPE_FLOAT:
-    case MYSQL_TYPE_DOUBLE:
-        return EVDB_TYPE_DOUBLE;
-    case MYSQL_TYPE_NULL:
-        return EVDB_TYPE_NULL;
-    case MYSQL_TYPE_VAR_STRING:
-    case MYSQL_TYPE_STRING:
-    case MYSQL_TYPE_VARCHAR:
-    case MYSQL_TYPE_TINY_BLOB:
-    case MYSQL_TYPE_MEDIUM_BLOB:
-    case MYSQL_TYPE_LONG_BLOB:
-    case MYSQL_TYPE_BLOB:
-        return f->charsetnr == BINARY_CHARSET_NR ? EVDB_TYPE_BYTES : EVDB_TYPE_TEXT;
-    case MYSQL_TYPE_JSON:
-    case MYSQL_TYPE_ENUM:
-    case MYSQL_TYPE_SET:
-        return EVDB_TYPE_TEXT;
-    case MYSQL_TYPE_GEOMETRY:
-        return EVDB_TYPE_BYTES;
-    default: /* DECIMAL, NEWDECIMAL, dates and times, BIT */
-        return EVDB_TYPE_OTHER;
-    }
-}
-
 static int set_columns(evdb__rbuild *b, const MYSQL_FIELD *f, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         int rc = evdb__rbuild_column(b, i, f[i].name, evdb__my_coltype(&f[i]), f[i].type);
+        if (!rc)
+            rc = evdb__rbuild_column_info(b, i, EVDB_TYPE_NULL, evdb__my_typename(&f[i]));
         if (rc)
             return rc;
     }
@@ -124,7 +92,7 @@ static struct evdb__my_cols *cols_new(const MYSQL_FIELD *f, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         memcpy(d, f[i].name ? f[i].name : "", f[i].name ? f[i].name_length : 0);
         k->cols[i] = (evdb__rcol){d, f[i].name ? f[i].name_length : 0, evdb__my_coltype(&f[i]),
-                                  f[i].type};
+                                  f[i].type, EVDB_TYPE_NULL, evdb__my_typename(&f[i])};
         k->charsetnr[i] = f[i].charsetnr;
         d += k->cols[i].name_len + 1;
     }
@@ -364,10 +332,31 @@ static bool fast_int(const MYSQL_FIELD *f)
     }
 }
 
-/* How a column is bound: as a double, a 64-bit integer, or text. */
+/* A date or time column, fetched as a MYSQL_TIME and written by
+ * evdb__my_time_text. */
+static bool time_col(const MYSQL_FIELD *f)
+{
+    switch (f->type) {
+    case MYSQL_TYPE_DATE:
+    case MYSQL_TYPE_TIME:
+    case MYSQL_TYPE_DATETIME:
+    case MYSQL_TYPE_TIMESTAMP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* How a column is bound: as a double, a 64-bit integer, a MYSQL_TIME
+ * (its own type: Connector/C reads the row by the field's type and fills
+ * the structure for any of the four), or text. */
 static enum enum_field_types bind_type(const MYSQL_FIELD *f)
 {
-    return fast_double(f) ? MYSQL_TYPE_DOUBLE : fast_int(f) ? MYSQL_TYPE_LONGLONG : MYSQL_TYPE_STRING;
+    if (fast_double(f))
+        return MYSQL_TYPE_DOUBLE;
+    if (fast_int(f))
+        return MYSQL_TYPE_LONGLONG;
+    return time_col(f) ? f->type : MYSQL_TYPE_STRING;
 }
 
 void evdb__my_rows_free(evdb__my_rows *rows)
@@ -439,6 +428,8 @@ static size_t slot_round(size_t s)
  * values take fetch_long_cell anyway). */
 static size_t slot_size(const MYSQL_FIELD *f, bool unbuffered)
 {
+    if (time_col(f))
+        return sizeof(MYSQL_TIME);
     if (bind_type(f) != MYSQL_TYPE_STRING)
         return sizeof(double); /* a double or a 64-bit integer */
     size_t s = (unbuffered ? f->length : f->max_length) + 1;
@@ -595,6 +586,12 @@ int evdb__my_stmt_row(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, un
             char text[FAST_TEXT_MAX];
             memcpy(&v, rows->bind[i].buffer, sizeof v);
             crc = evdb__rbuild_cell_int(b, text, i64_text(v, text), v);
+        } else if (rows->bind[i].buffer_type != MYSQL_TYPE_STRING) { /* a date or time */
+            MYSQL_TIME t;
+            char text[EVDB__MY_TIME_TEXT_MAX];
+            const MYSQL_FIELD *f = &mariadb_stmt_fetch_fields(stmt)[i];
+            memcpy(&t, rows->bind[i].buffer, sizeof t);
+            crc = evdb__rbuild_cell(b, text, evdb__my_time_text(&t, f->type, f->decimals, text));
         } else if (rows->len[i] <= rows->bind[i].buffer_length)
             crc = evdb__rbuild_cell(b, rows->bind[i].buffer, rows->len[i]);
         else
@@ -630,9 +627,9 @@ void evdb__my_rows_done(evdb__my_rows *rows)
  * copied once more from there; for the column types below the rows are
  * read here instead, straight into the result, whose size is known
  * beforehand from the row count and the columns' longest values. Other
- * types (dates, BIT, BIGINT UNSIGNED, ZEROFILL, DOUBLE with fixed
- * decimals, FLOAT) keep Connector/C's conversion through
- * mysql_stmt_fetch, as does a double the fast formatter declines. */
+ * types (ZEROFILL, DOUBLE with fixed decimals, FLOAT) keep
+ * Connector/C's conversion through mysql_stmt_fetch, as does a double the
+ * fast formatter declines. */
 
 enum direct_kind {
     DK_NONE, /* not read directly: the whole result takes mysql_stmt_fetch */
@@ -644,19 +641,32 @@ enum direct_kind {
     DK_I32,
     DK_U32,
     DK_I64,
+    DK_U64,  /* BIGINT UNSIGNED: kept as an int64 only up to INT64_MAX */
+    DK_YEAR, /* two bytes, shown with four digits at least ("0000") */
     DK_DOUBLE,
-    DK_STR, /* length-prefixed bytes, kept as they are */
+    DK_STR,  /* length-prefixed bytes, kept as they are */
+    DK_DATE, /* DATE, DATETIME, TIMESTAMP: length-prefixed fields */
+    DK_TIME, /* TIME: length-prefixed sign, days and clock */
 };
 
+/* YEAR is shown zero-padded to four digits, as the text protocol does. */
+#define YEAR_DIGITS 4
 /* Columns read directly at most (the kinds live on the stack). */
 #define DIRECT_COLS_MAX 64
 /* Result bytes per row a number may take: its text, NUL, the value. */
 #define DIRECT_INT_BYTES (EVDB__INT_TEXT_MAX + 1 + sizeof(int64_t))
 #define DIRECT_DOUBLE_BYTES (FAST_TEXT_MAX + 1 + sizeof(double))
+#define DIRECT_TIME_BYTES (EVDB__MY_TIME_WIRE_TEXT_MAX + 1)
+_Static_assert(EVDB__MY_TIME_WIRE_TEXT_MAX <= FAST_TEXT_MAX,
+               "a date read from the row fits a cell's text buffer");
 
 static enum direct_kind direct_kind(const MYSQL_FIELD *f)
 {
     bool u = f->flags & UNSIGNED_FLAG;
+    /* Strings are sent as text, which is what a string binding receives
+     * too. */
+    if (evdb__my_string_type(f->type))
+        return DK_STR;
     switch (f->type) {
     case MYSQL_TYPE_NULL:
         return DK_NULL;
@@ -664,28 +674,33 @@ static enum direct_kind direct_kind(const MYSQL_FIELD *f)
         return !fast_int(f) ? DK_NONE : u ? DK_U8 : DK_I8;
     case MYSQL_TYPE_SHORT:
         return !fast_int(f) ? DK_NONE : u ? DK_U16 : DK_I16;
+    case MYSQL_TYPE_YEAR:
+        return DK_YEAR;
     case MYSQL_TYPE_INT24: /* sent as 4 bytes */
     case MYSQL_TYPE_LONG:
         return !fast_int(f) ? DK_NONE : u ? DK_U32 : DK_I32;
     case MYSQL_TYPE_LONGLONG:
-        return fast_int(f) ? DK_I64 : DK_NONE;
+        if (f->flags & ZEROFILL_FLAG)
+            return DK_NONE;
+        return u ? DK_U64 : DK_I64;
+    case MYSQL_TYPE_DATE:
+    case MYSQL_TYPE_DATETIME:
+    case MYSQL_TYPE_TIMESTAMP:
+        return DK_DATE;
+    case MYSQL_TYPE_TIME:
+        return DK_TIME;
     case MYSQL_TYPE_DOUBLE:
         /* The value is copied from the row as the host's double. */
         if (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__)
             return DK_NONE;
         return fast_double(f) ? DK_DOUBLE : DK_NONE;
-    case MYSQL_TYPE_VAR_STRING:
-    case MYSQL_TYPE_STRING:
-    case MYSQL_TYPE_VARCHAR:
-    case MYSQL_TYPE_TINY_BLOB:
-    case MYSQL_TYPE_MEDIUM_BLOB:
-    case MYSQL_TYPE_LONG_BLOB:
-    case MYSQL_TYPE_BLOB:
     case MYSQL_TYPE_JSON:
     case MYSQL_TYPE_DECIMAL:
     case MYSQL_TYPE_NEWDECIMAL:
-        /* The server sends these as text (DECIMAL as its literal), which
-         * is what a string binding receives too. */
+    case MYSQL_TYPE_BIT:
+        /* The server sends these as text (DECIMAL as its literal) or, for
+         * BIT, as the value's big-endian bytes, as the text protocol
+         * does: what a string binding receives too. */
         return DK_STR;
     default:
         return DK_NONE;
@@ -752,21 +767,41 @@ static bool lenenc_get(const unsigned char **p, const unsigned char *end, uint64
     return true;
 }
 
-/* One cell of kind k at *p into x (a number's text into text, room for
- * FAST_TEXT_MAX). 0, EVDB_EPROTO (a row that does not parse), or 1: a
- * double the fast formatter declines. */
-static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const unsigned char **p,
+/* A date or time cell of column f at *p (length-prefixed) as its text
+ * into text (room for EVDB__MY_TIME_WIRE_TEXT_MAX). 0 or EVDB_EPROTO. */
+static int direct_time(evdb__rcell *x, char *text, const MYSQL_FIELD *f, const unsigned char **p,
                        const unsigned char *end)
+{
+    const unsigned char *q = *p;
+    uint64_t len;
+    MYSQL_TIME t;
+    if (!lenenc_get(&q, end, &len) || len > (uint64_t)(end - q) ||
+        !evdb__my_time_wire(q, (size_t)len, f->type, &t))
+        return EVDB_EPROTO;
+    *p = q + len;
+    x->ptr = text;
+    x->len = evdb__my_time_text(&t, f->type, f->decimals, text);
+    x->kept = EVDB__RCELL_TEXT;
+    return 0;
+}
+
+/* One cell of kind k (column f) at *p into x (a number's or a date's
+ * text into text, room for FAST_TEXT_MAX). 0, EVDB_EPROTO (a row that
+ * does not parse), or 1: a double the fast formatter declines. */
+static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const MYSQL_FIELD *f,
+                       const unsigned char **p, const unsigned char *end)
 {
     static const unsigned char width[] = {
         [DK_I8] = 1, [DK_U8] = 1, [DK_I16] = 2, [DK_U16] = 2, [DK_I32] = 4,
-        [DK_U32] = 4, [DK_I64] = 8, [DK_DOUBLE] = 8,
+        [DK_U32] = 4, [DK_I64] = 8, [DK_U64] = 8, [DK_YEAR] = 2, [DK_DOUBLE] = 8,
     };
     const unsigned char *q = *p;
     if (k == DK_NULL) {
         x->ptr = NULL; /* always flagged NULL; nothing in the row */
         return 0;
     }
+    if (k == DK_DATE || k == DK_TIME)
+        return direct_time(x, text, f, p, end);
     if (k == DK_STR) {
         uint64_t len;
         if (!lenenc_get(&q, end, &len) || len > (uint64_t)(end - q))
@@ -817,6 +852,31 @@ static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const uns
         x->v.d = d;
         return 0;
     }
+    case DK_YEAR: {
+        uint64_t y = le_get(q, 2);
+        size_t n = u64_len(y);
+        size_t pad = n < YEAR_DIGITS ? YEAR_DIGITS - n : 0;
+        memset(text, '0', pad);
+        u64_put(y, text + pad, n);
+        x->ptr = text;
+        x->len = pad + n;
+        x->kept = EVDB__RCELL_INT;
+        x->v.i = (int64_t)y;
+        return 0;
+    }
+    case DK_U64: {
+        uint64_t u = le_get(q, 8);
+        if (u > (uint64_t)INT64_MAX) {
+            /* Text only: evdb_result_uint64 parses it whole, and
+             * evdb_result_int says it is out of range. */
+            x->ptr = text;
+            x->len = u64_text(u, text);
+            x->kept = EVDB__RCELL_TEXT;
+            return 0;
+        }
+        v = (int64_t)u;
+        break;
+    }
     default: /* DK_I64 */
         v = (int64_t)le_get(q, 8);
         break;
@@ -851,10 +911,11 @@ static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsign
         kind[i] = (unsigned char)direct_kind(&f[i]);
         if (kind[i] == DK_NONE)
             return NULL;
-        per_row += kind[i] == DK_STR      ? (size_t)f[i].max_length + 1
-                   : kind[i] == DK_DOUBLE ? DIRECT_DOUBLE_BYTES
-                   : kind[i] == DK_NULL   ? 0
-                                          : DIRECT_INT_BYTES;
+        per_row += kind[i] == DK_STR                           ? (size_t)f[i].max_length + 1
+                   : kind[i] == DK_DOUBLE                      ? DIRECT_DOUBLE_BYTES
+                   : kind[i] == DK_DATE || kind[i] == DK_TIME ? DIRECT_TIME_BYTES
+                   : kind[i] == DK_NULL                        ? 0
+                                                               : DIRECT_INT_BYTES;
         names += f[i].name_length + 1;
     }
     uint64_t nrows = mysql_stmt_num_rows(stmt);
@@ -884,7 +945,7 @@ static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsign
                 cells[i].ptr = NULL;
                 continue;
             }
-            int rc = direct_cell(&cells[i], text[i], (enum direct_kind)kind[i], &p, end);
+            int rc = direct_cell(&cells[i], text[i], (enum direct_kind)kind[i], &f[i], &p, end);
             if (rc == 1) {
                 /* A double for Connector/C: start over the usual way. */
                 evdb__rbuild_free(b);

@@ -7,9 +7,14 @@
  *   -> close the statement unless it stays cached (a cached one whose
  *      result failed part way is reset first: see finish).
  * Values travel in the binary protocol, never interpolated into SQL:
- * NULL as MYSQL_TYPE_NULL, bool as TINY, int64 as LONGLONG, double as
- * DOUBLE, text as STRING and bytes as BLOB (the server treats BLOB
- * parameters as binary strings, so every byte arrives as sent).
+ * NULL as MYSQL_TYPE_NULL, bool as TINY, int64 as LONGLONG, uint64 as
+ * unsigned LONGLONG, double as DOUBLE, text and JSON as STRING, bytes as
+ * BLOB (the server treats BLOB parameters as binary strings, so every
+ * byte arrives as sent), numeric as NEWDECIMAL text, a UUID as its
+ * 36-character text, dates as DATE, timestamps as DATETIME (timestamptz
+ * as its UTC wall clock) and times and intervals as TIME, all three as
+ * MYSQL_TIME. What MariaDB cannot take was refused at send
+ * (evdb__my_params_refuse).
  *
  * Statements are cached per connection by SQL text (my_cache.c), unless
  * the cache is off or the query says EVDB_QUERY_NO_CACHE.
@@ -67,41 +72,108 @@ static enum enum_field_types param_type(const evdb_value *v)
     case EVDB_TYPE_BOOL:
         return MYSQL_TYPE_TINY;
     case EVDB_TYPE_INT:
+    case EVDB_TYPE_UINT:
         return MYSQL_TYPE_LONGLONG;
     case EVDB_TYPE_DOUBLE:
         return MYSQL_TYPE_DOUBLE;
     case EVDB_TYPE_TEXT:
+    case EVDB_TYPE_JSON:
+    case EVDB_TYPE_UUID:
         return MYSQL_TYPE_STRING;
     case EVDB_TYPE_BYTES:
         return MYSQL_TYPE_BLOB;
+    case EVDB_TYPE_NUMERIC:
+        return MYSQL_TYPE_NEWDECIMAL;
+    case EVDB_TYPE_DATE:
+        return MYSQL_TYPE_DATE;
+    case EVDB_TYPE_TIME:
+    case EVDB_TYPE_INTERVAL:
+        return MYSQL_TYPE_TIME;
+    case EVDB_TYPE_TIMESTAMP:
+    case EVDB_TYPE_TIMESTAMPTZ:
+        return MYSQL_TYPE_DATETIME;
     default:
         return MYSQL_TYPE_GEOMETRY; /* none of ours: refused by bind_params */
     }
 }
 
-/* Copy q's number and bool parameters into s's storage. */
+/* Whether a parameter of type t goes as a MYSQL_TIME. */
+static bool time_type(evdb_type t)
+{
+    switch (t) {
+    case EVDB_TYPE_DATE:
+    case EVDB_TYPE_TIME:
+    case EVDB_TYPE_INTERVAL:
+    case EVDB_TYPE_TIMESTAMP:
+    case EVDB_TYPE_TIMESTAMPTZ:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Whether a parameter of type t is bound to s's own storage (so a later
+ * query's value of the same type only needs copying there). */
+static bool stored_type(evdb_type t)
+{
+    switch (t) {
+    case EVDB_TYPE_NULL:
+    case EVDB_TYPE_BOOL:
+    case EVDB_TYPE_INT:
+    case EVDB_TYPE_UINT:
+    case EVDB_TYPE_DOUBLE:
+    case EVDB_TYPE_UUID:
+        return true;
+    default:
+        return time_type(t);
+    }
+}
+
+/* Copy q's number, bool, date and UUID parameters into s's storage
+ * (they were checked at send: evdb__my_param_time cannot fail here). */
 static void copy_numbers(evdb__my_stmt *s, const evdb__stmt *q)
 {
     for (unsigned i = 0; i < s->nparams; i++) {
         const evdb_value *v = &q->params[i];
-        if (v->type == EVDB_TYPE_INT)
+        if (v->type == EVDB_TYPE_INT) { /* the common case first */
             s->pnum[i].i = v->u.i;
-        else if (v->type == EVDB_TYPE_DOUBLE)
+            continue;
+        }
+        switch (v->type) {
+        case EVDB_TYPE_UINT:
+            s->pnum[i].u = v->u.ui;
+            break;
+        case EVDB_TYPE_DOUBLE:
             s->pnum[i].d = v->u.d;
-        else if (v->type == EVDB_TYPE_BOOL)
+            break;
+        case EVDB_TYPE_BOOL:
             s->pbool[i] = v->u.b ? 1 : 0;
+            break;
+        case EVDB_TYPE_UUID:
+            evdb__my_uuid_text(v->u.uuid, s->pnum[i].uuid);
+            break;
+        default:
+            if (time_type(v->type))
+                (void)evdb__my_param_time(v, &s->pnum[i].t);
+            break;
+        }
     }
 }
 
 /* Whether the binds Connector/C holds for s serve q as they are: they
- * point only into s's storage and q's parameters have the same types. */
+ * point only into s's storage and q's parameters have the same types
+ * (by bound type and signedness, each bound to the storage: a UUID and
+ * a text are both strings, but only the UUID lives there). */
 static bool binds_serve(const evdb__my_stmt *s, const evdb__stmt *q)
 {
     if (!s->pstable)
         return false;
-    for (unsigned i = 0; i < s->nparams; i++)
-        if (param_type(&q->params[i]) != s->pbind[i].buffer_type)
+    for (unsigned i = 0; i < s->nparams; i++) {
+        const evdb_value *v = &q->params[i];
+        if (param_type(v) != s->pbind[i].buffer_type || !stored_type(v->type) ||
+            (v->type == EVDB_TYPE_UINT) != (s->pbind[i].is_unsigned != 0))
             return false;
+    }
     return true;
 }
 
@@ -143,11 +215,23 @@ static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
         case EVDB_TYPE_INT:
             b->buffer = &s->pnum[i].i;
             break;
+        case EVDB_TYPE_UINT:
+            b->buffer = &s->pnum[i].u;
+            b->is_unsigned = 1;
+            break;
         case EVDB_TYPE_DOUBLE:
             b->buffer = &s->pnum[i].d;
             break;
+        case EVDB_TYPE_UUID:
+            b->buffer = s->pnum[i].uuid;
+            s->plen[i] = EVDB__MY_UUID_TEXT;
+            b->buffer_length = s->plen[i];
+            b->length = &s->plen[i];
+            break;
         case EVDB_TYPE_TEXT:
         case EVDB_TYPE_BYTES:
+        case EVDB_TYPE_JSON:
+        case EVDB_TYPE_NUMERIC:
             b->buffer = v->u.s.ptr ? (void *)v->u.s.ptr : (void *)"";
             s->plen[i] = (unsigned long)v->u.s.len;
             b->buffer_length = s->plen[i];
@@ -155,6 +239,11 @@ static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
             stable = false;
             break;
         default: {
+            if (time_type(v->type)) {
+                b->buffer = &s->pnum[i].t;
+                b->buffer_length = sizeof s->pnum[i].t;
+                break;
+            }
             char msg[64];
             snprintf(msg, sizeof msg, "parameter %u has an unsupported type", i + 1);
             evdb__my_fail_code(dc, EVDB_EINVAL, msg);

@@ -12,6 +12,7 @@
  * (pg_resolve.c), and libpq gets the numeric addresses as hostaddr=.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pg_internal.h"
@@ -96,6 +97,7 @@ static void dconn_free(evdb__dconn *dc)
     evdb__pg_resolve_cancel(dc);
     evdb__pg_resolve_free_lists(dc);
     evdb__free(dc->url);
+    evdb__free(dc->options);
     evdb__free(dc->pend);
     evdb__free(dc->ring);
     evdb__free(dc->dealloc_sql);
@@ -104,9 +106,36 @@ static void dconn_free(evdb__dconn *dc)
 
 /* Start libpq's connect, with the resolved addresses when there are some.
  * Keywords after dbname override what the expanded URL says. */
+/* The startup options: the user's (the URL's options, else PGOPTIONS)
+ * followed by the settings the result getters rely on, which therefore
+ * win: dates in ISO form ("2024-02-29", "0044-03-15 BC") and intervals in
+ * the postgres style ("1 year 2 mons -3 days +04:05:06"). They are
+ * session defaults, so the pool's RESET ALL restores them. NULL without
+ * memory. */
+#define PG_TYPE_OPTIONS "-c DateStyle=ISO -c IntervalStyle=postgres"
+static char *startup_options(const PQconninfoOption *opts)
+{
+    const char *user = NULL;
+    for (const PQconninfoOption *o = opts; o->keyword; o++)
+        if (!strcmp(o->keyword, "options"))
+            user = o->val;
+    if (!user)
+        user = getenv("PGOPTIONS");
+    size_t ulen = user ? strlen(user) : 0;
+    char *s = evdb__malloc(ulen + 1 + sizeof PG_TYPE_OPTIONS);
+    if (!s)
+        return NULL;
+    if (ulen) {
+        memcpy(s, user, ulen);
+        s[ulen++] = ' ';
+    }
+    memcpy(s + ulen, PG_TYPE_OPTIONS, sizeof PG_TYPE_OPTIONS);
+    return s;
+}
+
 static int start_libpq(evdb__dconn *dc, const char *url, evdb__wait *w, evdb_error *err)
 {
-    const char *keys[8], *vals[8];
+    const char *keys[9], *vals[9];
     size_t n = 0;
     keys[n] = "dbname";
     vals[n++] = url;
@@ -125,6 +154,8 @@ static int start_libpq(evdb__dconn *dc, const char *url, evdb__wait *w, evdb_err
     vals[n++] = "evdb";
     keys[n] = "client_encoding";
     vals[n++] = "UTF8";
+    keys[n] = "options";
+    vals[n++] = dc->options;
     keys[n] = NULL;
     vals[n] = NULL;
     dc->conn = PQconnectStartParams(keys, vals, 1);
@@ -174,7 +205,8 @@ int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__
     dc->pipeline = dc->depth > 1;
     dc->cache_on = p->stmt_cache_size > 0;
     int rc;
-    if (evdb__pg_cache_init(&dc->cache, p->stmt_cache_size) == 0) {
+    dc->options = startup_options(opts);
+    if (dc->options && evdb__pg_cache_init(&dc->cache, p->stmt_cache_size) == 0) {
         rc = evdb__pg_resolve_start(dc, opts, w, err);
     } else {
         evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");

@@ -8,6 +8,7 @@
  *   pg_recv.c       the answers: results held until their Sync, errors
  *   pg_result.c     PGresult -> evdb_result, server errors -> evdb_error
  *   pg_params.c     typed values -> libpq parameter arrays
+ *   pg_types.c      type OIDs -> evdb types and type names
  *   pg_sql.c        the small SQL lexer (multi-statement, transaction control)
  *   pg_stmtcache.c  the per-connection prepared-statement LRU
  *   pg_cancel.c     PQcancel on a helper thread
@@ -39,6 +40,37 @@
 #define PG_OID_FLOAT8 701u
 #define PG_OID_BPCHAR 1042u
 #define PG_OID_VARCHAR 1043u
+#define PG_OID_JSON 114u
+#define PG_OID_JSON_ARRAY 199u
+#define PG_OID_BOOL_ARRAY 1000u
+#define PG_OID_BYTEA_ARRAY 1001u
+#define PG_OID_TEXT_ARRAY 1009u
+#define PG_OID_INT8_ARRAY 1016u
+#define PG_OID_FLOAT8_ARRAY 1022u
+#define PG_OID_DATE 1082u
+#define PG_OID_TIME 1083u
+#define PG_OID_TIMESTAMP 1114u
+#define PG_OID_TIMESTAMP_ARRAY 1115u
+#define PG_OID_DATE_ARRAY 1182u
+#define PG_OID_TIME_ARRAY 1183u
+#define PG_OID_TIMESTAMPTZ 1184u
+#define PG_OID_TIMESTAMPTZ_ARRAY 1185u
+#define PG_OID_INTERVAL 1186u
+#define PG_OID_INTERVAL_ARRAY 1187u
+#define PG_OID_NUMERIC_ARRAY 1231u
+#define PG_OID_TIMETZ 1266u
+#define PG_OID_TIMETZ_ARRAY 1270u
+#define PG_OID_BIT 1560u
+#define PG_OID_VARBIT 1562u
+#define PG_OID_NUMERIC 1700u
+#define PG_OID_UUID 2950u
+#define PG_OID_UUID_ARRAY 2951u
+#define PG_OID_JSONB 3802u
+
+/* pg_types.c: a type OID's evdb type, its array element type
+ * (EVDB_TYPE_NULL when not an array) and its name (static; NULL for an
+ * OID the table does not know, which is EVDB_TYPE_OTHER). */
+evdb_type evdb__pg_type(Oid oid, evdb_type *elem, const char **name);
 
 /* ---- per-query driver state, kept in evdb__query.drv_state ----
  * The classification of the SQL text is computed once per query object;
@@ -277,6 +309,7 @@ struct evdb__dconn {
     /* Connect: host names being resolved, then the lists for libpq. */
     pg_resolve *resolve;
     char *url;
+    char *options; /* the startup options: evdb's settings after the user's */
     char *rs_host, *rs_hostaddr, *rs_port;
     unsigned depth;      /* most queries in flight */
     size_t max_result;   /* bytes per query's result; 0 = no limit */

@@ -21,32 +21,6 @@
 
 #include "pg_internal.h"
 
-static evdb_type map_type(Oid oid)
-{
-    switch (oid) {
-    case PG_OID_BOOL:
-        return EVDB_TYPE_BOOL;
-    case PG_OID_INT8:
-    case PG_OID_INT2:
-    case PG_OID_INT4:
-    case PG_OID_OID:
-        return EVDB_TYPE_INT;
-    case PG_OID_FLOAT4:
-    case PG_OID_FLOAT8:
-        return EVDB_TYPE_DOUBLE;
-    case PG_OID_TEXT:
-    case PG_OID_VARCHAR:
-    case PG_OID_NAME:
-    case PG_OID_CHAR:
-    case PG_OID_BPCHAR:
-        return EVDB_TYPE_TEXT;
-    case PG_OID_BYTEA:
-        return EVDB_TYPE_BYTES;
-    default:
-        return EVDB_TYPE_OTHER;
-    }
-}
-
 static bool is_octal(unsigned char c)
 {
     return c >= '0' && c <= '7';
@@ -178,9 +152,12 @@ static evdb__rbuild *begin(const PGresult *res, int ncols, int nrows, size_t dat
     *bytea_any = false;
     for (int c = 0; c < ncols; c++) {
         Oid oid = PQftype(res, c);
-        evdb_type t = map_type(oid);
+        evdb_type elem;
+        const char *name;
+        evdb_type t = evdb__pg_type(oid, &elem, &name);
         *bytea_any |= t == EVDB_TYPE_BYTES;
-        if (evdb__rbuild_column(b, (size_t)c, PQfname(res, c), t, oid)) {
+        if (evdb__rbuild_column(b, (size_t)c, PQfname(res, c), t, oid) ||
+            evdb__rbuild_column_info(b, (size_t)c, elem, name)) {
             evdb__rbuild_free(b);
             return NULL;
         }
@@ -267,7 +244,7 @@ static bool read_columns(const PGresult *res, int ncols, evdb__rcol *read)
         const char *name = PQfname(res, c);
         read[c].name = name ? name : "";
         read[c].name_len = strlen(read[c].name);
-        read[c].type = map_type(oid);
+        read[c].type = evdb__pg_type(oid, &read[c].elem, &read[c].type_name);
         read[c].native_type = oid;
     }
     return true;

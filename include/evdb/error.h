@@ -42,13 +42,16 @@ extern "C" {
     X(ENOTASK, -19, "not called from inside a task")                             \
     X(ESTATE, -20, "call not allowed in the object's current state")             \
     X(EAUTH, -21, "authentication failed")                                       \
-    X(ETOOBIG, -22, "result larger than the configured limit")
+    X(ETOOBIG, -22, "result larger than the configured limit")                   \
+    X(EFORMAT, -23, "value text is malformed for its type")                      \
+    X(EPRECISION, -24, "value cannot be represented exactly in the requested type") \
+    X(EZERODATE, -25, "zero date: no calendar date represents it")
 
 typedef enum evdb_errno {
 #define EVDB_ERRNO_ENUM_(name, value, text) EVDB_##name = (value),
     EVDB_ERRNO_MAP(EVDB_ERRNO_ENUM_)
 #undef EVDB_ERRNO_ENUM_
-    EVDB_ERRNO_LAST_ = -23
+    EVDB_ERRNO_LAST_ = -26
 } evdb_errno;
 
 /* Opaque error object. Owned by whatever returned it (a future, the thread). */

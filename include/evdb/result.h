@@ -67,6 +67,94 @@ EVDB_EXTERN int evdb_result_double(const evdb_result *r, size_t row, size_t col,
 /* Accepts t/f, true/false, 1/0 (PostgreSQL and MariaDB spellings). */
 EVDB_EXTERN int evdb_result_bool(const evdb_result *r, size_t row, size_t col, bool *out);
 
+/* An unsigned integer (MariaDB BIGINT UNSIGNED above INT64_MAX, BIT(n) up
+ * to 64 bits, PostgreSQL bit/varbit up to 64 bits, or any integer cell
+ * that is not negative). Errors as above. */
+EVDB_EXTERN int evdb_result_uint64(const evdb_result *r, size_t row, size_t col, uint64_t *out);
+
+/*
+ * Typed getters for the types of docs/types.md. Each returns 0 and sets
+ * its outputs, or: EVDB_ENULL (SQL NULL), EVDB_ERANGE (bad index, or a
+ * value outside what the output can hold), EVDB_ETYPE (a column of another
+ * type), EVDB_EFORMAT (the server's text is not what the type should look
+ * like; never a crash, never a guessed value), EVDB_EZERODATE (a MariaDB
+ * zero or partly zero date such as 0000-00-00, which is no calendar date:
+ * read it as text). Outputs are left untouched on error. None allocates.
+ *
+ * On PostgreSQL evdb sets DateStyle=ISO and IntervalStyle=postgres on its
+ * connections, so what these return never depends on the server's or the
+ * session's settings; a session that changes them gets EVDB_EFORMAT, not a
+ * wrong value. TimeZone only chooses the offset the server shows.
+ */
+/* A date column (or a timestamp's date part): days since 1970-01-01, or
+ * EVDB_DATE_(NEG_)INFINITY. */
+EVDB_EXTERN int evdb_result_date(const evdb_result *r, size_t row, size_t col, int32_t *days);
+/* A time or timetz column's time of day in microseconds since midnight;
+ * MariaDB TIME is a signed duration and may be negative or beyond 24 h
+ * (-838:59:59 to 838:59:59), returned as it is. */
+EVDB_EXTERN int evdb_result_time(const evdb_result *r, size_t row, size_t col, int64_t *us);
+/* A timetz column: the time of day and its offset (seconds east of UTC). */
+EVDB_EXTERN int evdb_result_timetz(const evdb_result *r, size_t row, size_t col, int64_t *us,
+                                   int32_t *offset);
+/* A timestamp, timestamptz or date column as microseconds since
+ * 1970-01-01 00:00:00: wall-clock time for timestamp (and MariaDB
+ * DATETIME/TIMESTAMP, which the server shows in the session's time zone),
+ * the UTC instant for timestamptz, midnight for a date; or
+ * EVDB_TIMESTAMP_(NEG_)INFINITY. */
+EVDB_EXTERN int evdb_result_timestamp(const evdb_result *r, size_t row, size_t col, int64_t *us);
+/* A timestamptz column: the UTC instant and the offset (seconds east of
+ * UTC) the server showed it in; EVDB_ETYPE for a column without zone. */
+EVDB_EXTERN int evdb_result_timestamptz(const evdb_result *r, size_t row, size_t col, int64_t *us,
+                                        int32_t *offset);
+/* An interval column (MariaDB TIME: months and days 0). */
+EVDB_EXTERN int evdb_result_interval(const evdb_result *r, size_t row, size_t col,
+                                     evdb_interval *out);
+/* A uuid column, or any text cell holding a UUID's 36-character form, or
+ * a 16-byte binary cell: the 16 bytes. */
+EVDB_EXTERN int evdb_result_uuid(const evdb_result *r, size_t row, size_t col, uint8_t out[16]);
+
+/* For an EVDB_TYPE_ARRAY column, its elements' type (EVDB_TYPE_OTHER when
+ * evdb does not know it); EVDB_TYPE_NULL for other columns. */
+EVDB_EXTERN evdb_type evdb_result_coltype_elem(const evdb_result *r, size_t col);
+/* The server's name of a column's type ("timestamptz", "_int8",
+ * "DATETIME"), static storage; "" when evdb does not know the type (for
+ * PostgreSQL, types from extensions such as citext or hstore: their cells
+ * are text), NULL for a bad index. */
+EVDB_EXTERN const char *evdb_result_coltype_name(const evdb_result *r, size_t col);
+
+/*
+ * Arrays. A cell of an EVDB_TYPE_ARRAY column is read by parsing it once
+ * into an evdb_array, which the caller owns and frees with
+ * evdb_array_free (it does not point into the result: it may outlive it).
+ * evdb_result_array returns 0 and *out, or EVDB_ENULL, EVDB_ERANGE (bad
+ * index), EVDB_ETYPE (not an array column), EVDB_ENOTSUP (a
+ * multi-dimensional array: read it as text), EVDB_EFORMAT, EVDB_ENOMEM.
+ * May be called from callbacks.
+ */
+typedef struct evdb_array evdb_array;
+EVDB_EXTERN int evdb_result_array(const evdb_result *r, size_t row, size_t col, evdb_array **out);
+/* Frees an array; NULL is allowed. */
+EVDB_EXTERN void evdb_array_free(evdb_array *a);
+/* Number of elements. */
+EVDB_EXTERN size_t evdb_array_len(const evdb_array *a);
+/* The elements' type, as evdb_result_coltype_elem. */
+EVDB_EXTERN evdb_type evdb_array_elemtype(const evdb_array *a);
+/* True for a NULL element (and for i out of range). */
+EVDB_EXTERN bool evdb_array_isnull(const evdb_array *a, size_t i);
+/* Element i (evdb_array_get_*: the evdb_array_* names build parameters)
+ * with the same rules and error codes as the cell getters of the
+ * same names; pointers live as long as the array. */
+EVDB_EXTERN const char *evdb_array_get_text(const evdb_array *a, size_t i, size_t *len);
+EVDB_EXTERN const void *evdb_array_get_bytes(const evdb_array *a, size_t i, size_t *len);
+EVDB_EXTERN int evdb_array_get_int(const evdb_array *a, size_t i, int64_t *out);
+EVDB_EXTERN int evdb_array_get_double(const evdb_array *a, size_t i, double *out);
+EVDB_EXTERN int evdb_array_get_bool(const evdb_array *a, size_t i, bool *out);
+EVDB_EXTERN int evdb_array_get_uuid(const evdb_array *a, size_t i, uint8_t out[16]);
+EVDB_EXTERN int evdb_array_get_date(const evdb_array *a, size_t i, int32_t *days);
+EVDB_EXTERN int evdb_array_get_timestamp(const evdb_array *a, size_t i, int64_t *us);
+EVDB_EXTERN int evdb_array_get_timestamptz(const evdb_array *a, size_t i, int64_t *us,
+                                       int32_t *offset);
+
 /* Rows affected by INSERT/UPDATE/DELETE (or returned by SELECT), -1 when
  * the server did not say. */
 EVDB_EXTERN int64_t evdb_result_affected(const evdb_result *r);
