@@ -81,7 +81,7 @@ static evdb_value next_typed(reader *r, uint8_t tag, size_t k)
     }
     case 10:
         for (uint8_t e = 0; e < n; e++)
-            fz_ints[k][e] = i * e - e;
+            fz_ints[k][e] = (int64_t)((uint64_t)i * e - e);
         return evdb_array_int64(fz_ints[k], n);
     case 11:
         for (uint8_t e = 0; e < n; e++) {
@@ -115,7 +115,8 @@ static evdb_value next_typed(reader *r, uint8_t tag, size_t k)
                 *x = evdb_date(e * 1000 - 4000);
                 break;
             case EVDB_TYPE_TIMESTAMPTZ:
-                *x = evdb_timestamptz(i / (e + 1));
+                *x = evdb_timestamptz(
+                    fz_clamp(i / (e + 1), INT64_C(-210866803200000000), INT64_MAX));
                 break;
             case EVDB_TYPE_UUID:
                 *x = evdb_uuid((const uint8_t *)"0123456789abcdef");
@@ -221,7 +222,7 @@ static void *values_from_typed(const uint8_t *data, size_t size, evdb_value **co
 
 /* The values every driver takes (fuzz_my_params until MariaDB's driver
  * takes the column types). */
-static void *values_from(const uint8_t *data, size_t size, evdb_value **copy, size_t *n)
+static inline void *values_from(const uint8_t *data, size_t size, evdb_value **copy, size_t *n)
 {
     return values_from_typed(data, size, copy, n, false);
 }
