@@ -209,7 +209,9 @@ int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type
 /* Optional, after evdb__rbuild_column: an array column's element type and
  * the server's name of the column's type (static storage, NULL when
  * unknown), for evdb_result_coltype_elem / evdb_result_coltype_name.
- * 0 or EVDB_ERANGE. */
+ * The name also tells the getters how an EVDB_TYPE_BITS cell is written:
+ * "bit" / "varbit" (PostgreSQL) are 0/1 digits, anything else (MariaDB's
+ * "BIT") raw big-endian bytes. 0 or EVDB_ERANGE. */
 int evdb__rbuild_column_info(evdb__rbuild *b, size_t col, evdb_type elem, const char *type_name);
 /* A column as a driver describes it (name: name_len bytes, no NUL needed). */
 typedef struct evdb__rcol {

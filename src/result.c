@@ -728,8 +728,10 @@ int evdb_result_uint64(const evdb_result *r, size_t row, size_t col, uint64_t *o
 {
     const char *s;
     size_t len, flags;
-    int rc = typed_cell(r, row, col, TYPE_BIT(EVDB_TYPE_INT) | TYPE_BIT(EVDB_TYPE_BITS), &s, &len,
-                        &flags);
+    int rc = typed_cell(r, row, col,
+                        TYPE_BIT(EVDB_TYPE_INT) | TYPE_BIT(EVDB_TYPE_BITS) |
+                            TYPE_BIT(EVDB_TYPE_NUMERIC),
+                        &s, &len, &flags);
     if (rc)
         return rc;
     uint64_t v;

@@ -349,7 +349,7 @@ int evdb__parse_interval(const char *text, size_t len, evdb_interval *out)
     scan s = {text, text + len};
     int64_t months = 0, days = 0, us = 0;
     int last_unit = -1;
-    bool any = false, have_time = false;
+    bool any = false;
     while (!at_end(&s)) {
         if (any && !eat(&s, ' '))
             return EVDB_EFORMAT;
@@ -372,7 +372,6 @@ int evdb__parse_interval(const char *text, size_t len, evdb_interval *out)
                 __builtin_add_overflow(n * 3600 * US_PER_SEC, rest, &v))
                 return EVDB_ERANGE;
             us = sign * v;
-            have_time = true;
             break;
         }
         if (!eat(&s, ' '))
@@ -398,7 +397,6 @@ int evdb__parse_interval(const char *text, size_t len, evdb_interval *out)
     }
     if (!any)
         return EVDB_EFORMAT;
-    (void)have_time;
     if (months < INT32_MIN || months > INT32_MAX || days < INT32_MIN || days > INT32_MAX)
         return EVDB_ERANGE;
     out->months = (int32_t)months;
@@ -712,16 +710,15 @@ int evdb_numeric_to_double(const char *text, size_t len, double *out)
 bool evdb__numeric_valid(const char *text, size_t len)
 {
     decimal d;
-    scan s = {text, text + len};
     if (decimal_parse(text, len, &d) == 0)
         return true;
     /* A mantissa with an exponent: 1.5e-3, -2E+10. */
-    const char *e = s.p;
-    while (e < s.end && *e != 'e' && *e != 'E')
+    const char *e = text, *end = text + len;
+    while (e < end && *e != 'e' && *e != 'E')
         e++;
-    if (e == s.end || decimal_parse(text, (size_t)(e - text), &d) || d.special)
+    if (e == end || decimal_parse(text, (size_t)(e - text), &d) || d.special)
         return false;
-    scan x = {e + 1, s.end};
+    scan x = {e + 1, end};
     if (!eat(&x, '-'))
         eat(&x, '+');
     int64_t v;

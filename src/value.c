@@ -9,27 +9,39 @@
 #include "internal.h"
 #include "types_text.h"
 
-size_t evdb__uint_text(uint64_t u, char *out)
+/* Digits of u, least significant first, into tmp; returns the count. */
+static inline size_t digits_reversed(uint64_t u, char *tmp)
 {
-    char tmp[EVDB__INT_TEXT_MAX];
-    size_t n = 0, len = 0;
+    size_t n = 0;
     do {
         tmp[n++] = (char)('0' + u % 10);
         u /= 10;
     } while (u);
+    return n;
+}
+
+size_t evdb__int_text(int64_t v, char *out)
+{
+    char tmp[EVDB__INT_TEXT_MAX];
+    /* The magnitude of INT64_MIN only fits unsigned. */
+    size_t n = digits_reversed(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, tmp);
+    size_t len = 0;
+    if (v < 0)
+        out[len++] = '-';
     while (n)
         out[len++] = tmp[--n];
     out[len] = '\0';
     return len;
 }
 
-size_t evdb__int_text(int64_t v, char *out)
+size_t evdb__uint_text(uint64_t u, char *out)
 {
-    if (v >= 0)
-        return evdb__uint_text((uint64_t)v, out);
-    /* The magnitude of INT64_MIN only fits unsigned. */
-    out[0] = '-';
-    return 1 + evdb__uint_text((uint64_t)0 - (uint64_t)v, out + 1);
+    char tmp[EVDB__INT_TEXT_MAX];
+    size_t n = digits_reversed(u, tmp), len = 0;
+    while (n)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
 }
 
 evdb_value evdb_null(void)
@@ -344,10 +356,12 @@ int evdb__values_check(const evdb_value *params, size_t n)
 
 /* Values whose payload is u.s: copied with a NUL after it (drivers may
  * pass text to C APIs). */
-static bool has_payload(evdb_type t)
+#define PAYLOAD_TYPES                                                                      \
+    (1u << EVDB_TYPE_TEXT | 1u << EVDB_TYPE_BYTES | 1u << EVDB_TYPE_NUMERIC | 1u << EVDB_TYPE_JSON)
+static inline bool has_payload(evdb_type t)
 {
-    return t == EVDB_TYPE_TEXT || t == EVDB_TYPE_BYTES || t == EVDB_TYPE_NUMERIC ||
-           t == EVDB_TYPE_JSON;
+    /* One test on every parameter of every query: a mask, not a chain. */
+    return (unsigned)t < 32 && (PAYLOAD_TYPES >> t & 1u);
 }
 
 static size_t align8(size_t n)

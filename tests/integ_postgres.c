@@ -411,7 +411,7 @@ START_TEST(params_round_trip)
     ck_assert_uint_eq(evdb_result_nrows(r), 1);
     t_expect_cell(r, 0, 0, "seven");
     t_expect_cell(r, 0, 1, "2024-02-29");
-    ck_assert_int_eq(evdb_result_coltype(r, 1), EVDB_TYPE_OTHER);
+    ck_assert_int_eq(evdb_result_coltype(r, 1), EVDB_TYPE_DATE);
     ck_assert_uint_eq(evdb_result_coltype_native(r, 1), 1082);
     t_expect_cell(r, 0, 2, "0.1");
     ck_assert_int_eq(t_cell_int(r, 0, 3), 5000000000LL);
@@ -500,7 +500,8 @@ START_TEST(nulls_and_types)
     ck_assert_int_eq(evdb_result_coltype(r, 3), EVDB_TYPE_TEXT);
     ck_assert_int_eq(evdb_result_coltype(r, 4), EVDB_TYPE_TEXT);
     ck_assert_int_eq(evdb_result_coltype(r, 5), EVDB_TYPE_DOUBLE);
-    ck_assert_int_eq(evdb_result_coltype(r, 6), EVDB_TYPE_OTHER);
+    ck_assert_int_eq(evdb_result_coltype(r, 6), EVDB_TYPE_ARRAY);
+    ck_assert_int_eq(evdb_result_coltype_elem(r, 6), EVDB_TYPE_INT);
     t_expect_cell(r, 0, 6, "{1,2}");
     ck_assert_int_eq(evdb_result_coltype(r, 7), EVDB_TYPE_INT);
     ck_assert_int_eq(evdb_result_coltype(r, 8), EVDB_TYPE_TEXT);

@@ -205,8 +205,10 @@ int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__
     dc->pipeline = dc->depth > 1;
     dc->cache_on = p->stmt_cache_size > 0;
     int rc;
-    dc->options = startup_options(opts);
-    if (dc->options && evdb__pg_cache_init(&dc->cache, p->stmt_cache_size) == 0) {
+    /* The cache first: destroying dc walks it. */
+    if (evdb__pg_cache_init(&dc->cache, p->stmt_cache_size) == 0)
+        dc->options = startup_options(opts);
+    if (dc->options) {
         rc = evdb__pg_resolve_start(dc, opts, w, err);
     } else {
         evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");

@@ -435,7 +435,7 @@ int evdb__pg_params_encode(pg_params *p, const evdb__query *q)
     size_t extra = 0;
     for (size_t i = 0; i < n; i++)
         if (q->params[i].type == EVDB_TYPE_ARRAY)
-            extra += array_size(&q->params[i]);
+            extra += array_size(&q->params[i]) + 1; /* + 1: see below */
     if (!reserve(p, n, extra))
         return EVDB_ENOMEM;
     char *num = p->text, *big = p->text + n * NUM_MAX;
@@ -500,6 +500,7 @@ int evdb__pg_params_encode(pg_params *p, const evdb__query *q)
             p->values[i] = big;
             p->lengths[i] = (int)len;
             p->types[i] = array_oid(evdb__array_elem(v));
+            /* A text literal's NUL (counted in array_size) stays. */
             big += len + 1;
             break;
         }

@@ -68,8 +68,9 @@ EVDB_EXTERN int evdb_result_double(const evdb_result *r, size_t row, size_t col,
 EVDB_EXTERN int evdb_result_bool(const evdb_result *r, size_t row, size_t col, bool *out);
 
 /* An unsigned integer (MariaDB BIGINT UNSIGNED above INT64_MAX, BIT(n) up
- * to 64 bits, PostgreSQL bit/varbit up to 64 bits, or any integer cell
- * that is not negative). Errors as above. */
+ * to 64 bits, PostgreSQL bit/varbit up to 64 bits, or any integer or
+ * integral numeric cell that is not negative). Errors as above, plus
+ * EVDB_EFORMAT for text that is not digits (a numeric with a point). */
 EVDB_EXTERN int evdb_result_uint64(const evdb_result *r, size_t row, size_t col, uint64_t *out);
 
 /*
