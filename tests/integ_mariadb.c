@@ -89,6 +89,34 @@ START_TEST(connect_ok)
 }
 END_TEST
 
+/* With EVDB_TRACE_STATES set, a prepared statement's steps are traced in
+ * order (src/trace.h), each line naming the driver file and line. */
+START_TEST(query_steps_are_traced_when_asked)
+{
+    ck_assert_int_eq(setenv("EVDB_TRACE_STATES", "1", 1), 0);
+    evdb_conn *c = open_app();
+    t_stderr_begin();
+    evdb_value p = evdb_int(41);
+    evdb_future *f = evdb_conn_query(c, "SELECT ? + 1", &p, 1, NULL);
+    int rc = f ? t_wait(f) : -1;
+    char out[8192];
+    t_stderr_end(out, sizeof out);
+    ck_assert_int_eq(rc, 0);
+    t_expect_cell(evdb_future_result(f), 0, 0, "42");
+    evdb_future_unref(f);
+    t_conn_close(c);
+    const char *want[] = {"-> stmt-prepare (my_stmt.c:", "stmt-prepare -> stmt-execute (my_stmt.c:",
+                          "stmt-execute -> stmt-store (my_stmt.c:", "-> idle (my_"};
+    const char *at = out;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *hit = strstr(at, want[i]);
+        ck_assert_msg(hit, "no \"%s\" in order in the trace:\n%s", want[i], out);
+        at = hit + 1;
+    }
+    ck_assert_ptr_nonnull(strstr(out, "evdb: mariadb op 0x"));
+}
+END_TEST
+
 START_TEST(connect_mysql_scheme_and_socket)
 {
     char url[URL_MAX];
@@ -1874,6 +1902,7 @@ static Suite *mariadb_suite(void)
         suite_add_tcase(s, all[i]);
     }
     tcase_add_test(conn, connect_ok);
+    tcase_add_test(conn, query_steps_are_traced_when_asked);
     tcase_add_test(conn, connect_mysql_scheme_and_socket);
     tcase_add_test(conn, connect_host_name);
     tcase_add_test(conn, connect_wrong_password);

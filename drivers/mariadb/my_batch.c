@@ -146,7 +146,7 @@ static void stmt_begin(evdb__dconn *dc)
     dc->cur = &dc->q->batch[dc->bk];
     dc->sql = dc->cur->sql;
     dc->sql_len = dc->cur->sql_len;
-    dc->op = EVDB__MY_OP_NONE;
+    EVDB__MY_SET_OP(dc, EVDB__MY_OP_NONE);
     dc->op_started = false;
     dc->rerun = dc->rerun_done = false;
     dc->bstmt = true;

@@ -106,7 +106,7 @@ void evdb__my_deliver(evdb__dconn *dc, evdb_error *err)
     evdb__query *q = dc->q;
     dc->q = NULL;
     evdb__my_sql_done(dc);
-    dc->op = EVDB__MY_OP_NONE;
+    EVDB__MY_SET_OP(dc, EVDB__MY_OP_NONE);
     dc->op_started = false;
     dc->state = EVDB__MY_IDLE;
     if (!dc->out.failed && !dc->out.res)
@@ -131,7 +131,7 @@ void evdb__my_deliver(evdb__dconn *dc, evdb_error *err)
 
 void evdb__my_report(evdb__dconn *dc, evdb_error *err)
 {
-    dc->op = EVDB__MY_OP_NONE;
+    EVDB__MY_SET_OP(dc, EVDB__MY_OP_NONE);
     dc->op_started = false;
     if (dc->bstmt) {
         dc->bstmt = false; /* the batch goes on (my_batch.c) */
@@ -158,7 +158,7 @@ enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no, c
     dc->q = NULL;
     dc->bstmt = false;
     evdb__my_sql_done(dc);
-    dc->op = EVDB__MY_OP_NONE;
+    EVDB__MY_SET_OP(dc, EVDB__MY_OP_NONE);
     dc->op_started = false;
     dc->state = EVDB__MY_BROKEN;
     return EVDB__MY_RUN_LOST;
@@ -255,7 +255,7 @@ static int run(evdb__dconn *dc, int ready, evdb__wait *w, evdb_error *err)
          * it to the tail (evdb__my_report). */
         if (dc->phase == EVDB__MY_PH_GATE)
             dc->phase = EVDB__MY_PH_MAIN;
-        dc->op = EVDB__MY_OP_NONE;
+        EVDB__MY_SET_OP(dc, EVDB__MY_OP_NONE);
         dc->op_started = false;
         ready = 0;
     }
@@ -309,7 +309,7 @@ static int my_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
      * here is one query. */
     dc->q = q;
     dc->state = EVDB__MY_BUSY;
-    dc->op = EVDB__MY_OP_NONE;
+    EVDB__MY_SET_OP(dc, EVDB__MY_OP_NONE);
     dc->op_started = false;
     dc->rerun = dc->rerun_done = false;
     dc->cap_used = 0;
@@ -397,3 +397,20 @@ const evdb__driver evdb__driver_mariadb = {
     .reset = &evdb__my_reset,
     .txn_dialect = EVDB__TXN_START,
 };
+
+const char *evdb__my_op_name(enum evdb__my_op op)
+{
+    static const char *const names[] = {
+        [EVDB__MY_OP_NONE] = "idle",          [EVDB__MY_T_QUERY] = "query",
+        [EVDB__MY_T_STORE] = "store",         [EVDB__MY_T_FETCH] = "fetch",
+        [EVDB__MY_T_NEXT] = "next-result",    [EVDB__MY_S_EVICT] = "stmt-evict",
+        [EVDB__MY_S_PREPARE] = "stmt-prepare", [EVDB__MY_S_EXECUTE] = "stmt-execute",
+        [EVDB__MY_S_STORE] = "stmt-store",    [EVDB__MY_S_FETCH] = "stmt-fetch",
+        [EVDB__MY_S_FLUSH] = "stmt-flush",    [EVDB__MY_S_NEXT] = "stmt-next-result",
+        [EVDB__MY_S_RESET] = "stmt-reset",    [EVDB__MY_S_DISCARD] = "stmt-discard",
+        [EVDB__MY_R_RESET] = "reset-connection", [EVDB__MY_R_ROLE] = "reset-role",
+        [EVDB__MY_P_QUERY] = "packet-query",  [EVDB__MY_P_STORE] = "packet-store",
+        [EVDB__MY_C_QUERY] = "control-query",
+    };
+    return (unsigned)op < sizeof names / sizeof names[0] && names[op] ? names[op] : "?";
+}

@@ -18,6 +18,7 @@
 #include <mysql.h>
 
 #include "driver.h"
+#include "trace.h"
 
 /* Longest message we keep from Connector/C (its own buffers are 512). */
 #define EVDB__MY_MSG_MAX 512
@@ -233,6 +234,18 @@ enum evdb__my_run {
                               query reported: the connection is then idle) */
     EVDB__MY_RUN_LOST = -1 /* the session is gone; *err says why */
 };
+
+/* The name of a step, for traces. */
+const char *evdb__my_op_name(enum evdb__my_op op);
+/* Every change of dc->op goes through here (src/trace.h). */
+#define EVDB__MY_SET_OP(dc, o) evdb__my_set_op_at((dc), (o), __FILE__, __LINE__)
+static inline void evdb__my_set_op_at(evdb__dconn *dc, enum evdb__my_op op, const char *file,
+                                      int line)
+{
+    EVDB__TRACE_STATE("mariadb op", dc, evdb__my_op_name(dc->op), evdb__my_op_name(op), file,
+                      line);
+    dc->op = op;
+}
 
 /* After a nonblocking Connector/C call (_start or _cont) that returned
  * mask: true when it waits for the socket (mask kept in dc->mask for the

@@ -182,7 +182,7 @@ enum evdb__my_run evdb__my_gate_run(evdb__dconn *dc, int ready, evdb_error *err)
             return EVDB__MY_RUN_DONE;
         if (dc->packet != EVDB__MY_PACKET_UNREAD)
             break;
-        dc->op = EVDB__MY_P_QUERY;
+        EVDB__MY_SET_OP(dc, EVDB__MY_P_QUERY);
         dc->op_started = false;
         /* fall through */
     case EVDB__MY_P_QUERY:
@@ -198,7 +198,7 @@ enum evdb__my_run evdb__my_gate_run(evdb__dconn *dc, int ready, evdb_error *err)
                 return evdb__my_lost(dc, err, mysql_errno(m), mysql_error(m));
             break; /* the limit stays unknown: the query goes unchecked */
         }
-        dc->op = EVDB__MY_P_STORE;
+        EVDB__MY_SET_OP(dc, EVDB__MY_P_STORE);
         ready = 0;
         /* fall through */
     case EVDB__MY_P_STORE:
@@ -216,7 +216,7 @@ enum evdb__my_run evdb__my_gate_run(evdb__dconn *dc, int ready, evdb_error *err)
     default:
         break;
     }
-    dc->op = EVDB__MY_OP_NONE;
+    EVDB__MY_SET_OP(dc, EVDB__MY_OP_NONE);
     dc->op_started = false;
     /* A KILL QUERY of the core's cancel may have hit the probe, or find
      * the session idle now and be forgotten: a query given up on is not

@@ -33,7 +33,7 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
     for (;;) {
         switch (dc->op) {
         case EVDB__MY_OP_NONE:
-            dc->op = EVDB__MY_T_QUERY;
+            EVDB__MY_SET_OP(dc, EVDB__MY_T_QUERY);
             dc->op_started = false;
             break;
 
@@ -47,7 +47,7 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
             dc->op_started = false;
             if (dc->iret)
                 return handle_error(dc, err);
-            dc->op = dc->max_result_bytes ? EVDB__MY_T_FETCH : EVDB__MY_T_STORE;
+            EVDB__MY_SET_OP(dc, dc->max_result_bytes ? EVDB__MY_T_FETCH : EVDB__MY_T_STORE);
             break;
 
         case EVDB__MY_T_FETCH:
@@ -64,7 +64,7 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
                 evdb__my_report(dc, err);
                 return EVDB__MY_RUN_DONE;
             }
-            dc->op = EVDB__MY_T_NEXT;
+            EVDB__MY_SET_OP(dc, EVDB__MY_T_NEXT);
             break;
 
         case EVDB__MY_T_STORE:
@@ -93,7 +93,7 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
                 evdb__my_report(dc, err);
                 return EVDB__MY_RUN_DONE;
             }
-            dc->op = EVDB__MY_T_NEXT;
+            EVDB__MY_SET_OP(dc, EVDB__MY_T_NEXT);
             break;
 
         case EVDB__MY_T_NEXT:
@@ -109,7 +109,7 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
                 evdb__my_report(dc, err);
                 return EVDB__MY_RUN_DONE;
             }
-            dc->op = dc->max_result_bytes ? EVDB__MY_T_FETCH : EVDB__MY_T_STORE;
+            EVDB__MY_SET_OP(dc, dc->max_result_bytes ? EVDB__MY_T_FETCH : EVDB__MY_T_STORE);
             break;
 
         default:
@@ -127,7 +127,7 @@ enum evdb__my_run evdb__my_ctl_run(evdb__dconn *dc, const char *sql, int ready, 
 {
     MYSQL *m = dc->m;
     if (!dc->op_started)
-        dc->op = EVDB__MY_C_QUERY;
+        EVDB__MY_SET_OP(dc, EVDB__MY_C_QUERY);
     int mask = dc->op_started ? mysql_real_query_cont(&dc->iret, m, ready)
                               : mysql_real_query_start(&dc->iret, m, sql, strlen(sql));
     dc->op_started = true;
@@ -136,7 +136,7 @@ enum evdb__my_run evdb__my_ctl_run(evdb__dconn *dc, const char *sql, int ready, 
         return EVDB__MY_RUN_WAIT;
     }
     dc->op_started = false;
-    dc->op = EVDB__MY_OP_NONE;
+    EVDB__MY_SET_OP(dc, EVDB__MY_OP_NONE);
     dc->ctl_errno = 0;
     if (dc->iret) {
         unsigned no = mysql_errno(m);

@@ -46,7 +46,7 @@ static enum evdb__my_run reset_lost(evdb__dconn *dc, evdb_error *err, const char
 enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err)
 {
     if (dc->op == EVDB__MY_OP_NONE) {
-        dc->op = EVDB__MY_R_RESET;
+        EVDB__MY_SET_OP(dc, EVDB__MY_R_RESET);
         dc->op_started = false;
     }
     dc->q->drv_state = EVDB__MY_Q_SENT;
@@ -65,7 +65,7 @@ enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err
          * connect: read before the reset, or never (my_packet.c). */
         if (dc->packet == EVDB__MY_PACKET_UNREAD)
             dc->packet = EVDB__MY_PACKET_UNKNOWABLE;
-        dc->op = EVDB__MY_R_ROLE;
+        EVDB__MY_SET_OP(dc, EVDB__MY_R_ROLE);
         ready = 0;
     }
     mask = dc->op_started ? mysql_real_query_cont(&dc->iret, dc->m, ready)

@@ -324,13 +324,13 @@ static enum evdb__my_run finish(evdb__dconn *dc, evdb_error *err)
 {
     evdb__my_stmt *s = dc->st;
     if (s && !s->cached) {
-        dc->op = EVDB__MY_S_DISCARD;
+        EVDB__MY_SET_OP(dc, EVDB__MY_S_DISCARD);
         return EVDB__MY_RUN_WAIT; /* the caller loops into the discard */
     }
     if (s) {
         mysql_stmt_free_result(s->stmt); /* stored rows: no I/O */
         if (dc->out.failed && dc->st_executed) {
-            dc->op = EVDB__MY_S_RESET;
+            EVDB__MY_SET_OP(dc, EVDB__MY_S_RESET);
             return EVDB__MY_RUN_WAIT; /* the caller loops into the reset */
         }
     }
@@ -351,7 +351,7 @@ static enum evdb__my_run rows_done(evdb__dconn *dc, evdb__my_stmt *s, bool faile
         return r == EVDB__MY_RUN_LOST ? r : finish(dc, err);
     }
     if (mysql_stmt_more_results(s->stmt)) {
-        dc->op = EVDB__MY_S_NEXT;
+        EVDB__MY_SET_OP(dc, EVDB__MY_S_NEXT);
         return EVDB__MY_RUN_WAIT;
     }
     return finish(dc, err);
@@ -365,13 +365,13 @@ static enum evdb__my_run result_set(evdb__dconn *dc, evdb_error *err)
     if (mysql_stmt_field_count(stmt) > 0) {
         /* Under the result-size cap the rows are not stored but fetched
          * one at a time (my_unbuffered.c). */
-        dc->op = dc->max_result_bytes ? EVDB__MY_S_FETCH : EVDB__MY_S_STORE;
+        EVDB__MY_SET_OP(dc, dc->max_result_bytes ? EVDB__MY_S_FETCH : EVDB__MY_S_STORE);
         return EVDB__MY_RUN_WAIT;
     }
     bool fetch_err;
     evdb__my_add_result(dc, evdb__my_result_stmt(stmt, &dc->rows, NULL, &fetch_err));
     if (mysql_stmt_more_results(stmt)) {
-        dc->op = EVDB__MY_S_NEXT;
+        EVDB__MY_SET_OP(dc, EVDB__MY_S_NEXT);
         return EVDB__MY_RUN_WAIT;
     }
     return finish(dc, err);
@@ -395,7 +395,7 @@ static enum evdb__my_run lookup(evdb__dconn *dc, evdb_error *err)
         dc->st = s;
         if (bind_params(dc, s))
             return finish(dc, err);
-        dc->op = EVDB__MY_S_EXECUTE;
+        EVDB__MY_SET_OP(dc, EVDB__MY_S_EXECUTE);
         return EVDB__MY_RUN_WAIT;
     }
     s = evdb__my_stmt_entry_new(dc->sql, dc->sql_len, hash);
@@ -417,9 +417,9 @@ static enum evdb__my_run lookup(evdb__dconn *dc, evdb_error *err)
         dc->closing = victim->stmt;
         victim->stmt = NULL;
         evdb__my_stmt_entry_free(victim);
-        dc->op = EVDB__MY_S_EVICT;
+        EVDB__MY_SET_OP(dc, EVDB__MY_S_EVICT);
     } else {
-        dc->op = EVDB__MY_S_PREPARE;
+        EVDB__MY_SET_OP(dc, EVDB__MY_S_PREPARE);
     }
     return EVDB__MY_RUN_WAIT;
 }
@@ -456,7 +456,7 @@ static int s_evict(evdb__dconn *dc, int ready, evdb_error *err)
     dc->closing = NULL;
     if (close_failed(dc))
         return evdb__my_lost(dc, err, mysql_errno(dc->m), mysql_error(dc->m));
-    dc->op = EVDB__MY_S_PREPARE;
+    EVDB__MY_SET_OP(dc, EVDB__MY_S_PREPARE);
     return EVDB__MY_RUN_WAIT;
 }
 
@@ -484,7 +484,7 @@ static int s_prepare(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *e
         evdb__my_cache_put(&dc->cache, s);
     if (bind_params(dc, s))
         return finish(dc, err);
-    dc->op = EVDB__MY_S_EXECUTE;
+    EVDB__MY_SET_OP(dc, EVDB__MY_S_EXECUTE);
     return EVDB__MY_RUN_WAIT;
 }
 
@@ -530,7 +530,7 @@ static int s_fetch(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *err
     if (st == EVDB__MY_STREAM_WAIT)
         return BLOCKED;
     if (st == EVDB__MY_STREAM_FLUSH) {
-        dc->op = EVDB__MY_S_FLUSH;
+        EVDB__MY_SET_OP(dc, EVDB__MY_S_FLUSH);
         return EVDB__MY_RUN_WAIT;
     }
     return rows_done(dc, s, st == EVDB__MY_STREAM_ERROR, err);
@@ -574,7 +574,7 @@ static int s_reset(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *err
         /* The session is fine but the statement is not: close it, and the
          * next query prepares afresh. */
         evdb__my_cache_remove(&dc->cache, s);
-        dc->op = EVDB__MY_S_DISCARD;
+        EVDB__MY_SET_OP(dc, EVDB__MY_S_DISCARD);
         return EVDB__MY_RUN_WAIT;
     }
     dc->st = NULL;
@@ -598,7 +598,7 @@ static int s_discard(evdb__dconn *dc, evdb__my_stmt *s, int ready, evdb_error *e
     if (dc->rerun) {
         dc->rerun = false;
         dc->rerun_done = true;
-        dc->op = EVDB__MY_OP_NONE;
+        EVDB__MY_SET_OP(dc, EVDB__MY_OP_NONE);
         return EVDB__MY_RUN_WAIT;
     }
     evdb__my_report(dc, err);
