@@ -613,7 +613,9 @@ static void *update_two(evdb_conn *c, void *arg)
 
 /* Two transactions lock rows 1 and 2 in opposite orders: the server
  * breaks the deadlock by failing one; without retries it fails with the
- * deadlock error, with them both commit and the loser ran twice. */
+ * deadlock error, with them both commit and the loser ran again. The
+ * loser's second run can deadlock anew (it may take row 2 again before the
+ * winner, woken, does): the runs are 3 or more, bounded by the attempts. */
 START_TEST(deadlock_is_retried_and_both_commit)
 {
     const backend *b = &backends[_i];
@@ -622,7 +624,7 @@ START_TEST(deadlock_is_retried_and_both_commit)
         int runs = 0;
         barrier meet = {0};
         lock_order a = {b, 1, 2, &runs, &meet}, c = {b, 2, 1, &runs, &meet};
-        evdb_txn_opts o = {.max_attempts = retry ? 3 : 1};
+        evdb_txn_opts o = {.max_attempts = retry ? 5 : 1};
         evdb_future *f[2] = {evdb_pool_transaction_task(p, update_two, &a, &o),
                              evdb_pool_transaction_task(p, update_two, &c, &o)};
         int st0 = t_wait(f[0]), st1 = t_wait(f[1]);
@@ -630,7 +632,7 @@ START_TEST(deadlock_is_retried_and_both_commit)
             ck_assert_msg(st0 == 0 && st1 == 0, "%s / %s",
                           evdb_error_message(evdb_future_error(f[0])),
                           evdb_error_message(evdb_future_error(f[1])));
-            ck_assert_int_eq(runs, 3);
+            ck_assert_msg(runs >= 3 && runs <= 10, "runs: %d", runs);
         } else {
             ck_assert_int_eq((st0 != 0) + (st1 != 0), 1);
             const evdb_error *e = evdb_future_error(f[st0 ? 0 : 1]);
