@@ -807,7 +807,7 @@ size_t evdb_timestamp_format(int64_t us, bool with_offset, int32_t offset_s, cha
             }
         }
         if (bc) {
-            memcpy(tmp + n, " BC", 3);
+            memcpy(tmp + n, " BC", 3); // NOLINT(bugprone-not-null-terminated-result): a part
             n += 3;
         }
     }

@@ -218,11 +218,12 @@ static bool reserve(pg_params *p, size_t n, size_t extra)
 static void put_double(char *out, double d)
 {
     if (isnan(d)) {
-        strcpy(out, "NaN");
+        memcpy(out, "NaN", sizeof "NaN");
         return;
     }
     if (isinf(d)) {
-        strcpy(out, d > 0 ? "Infinity" : "-Infinity");
+        const char *inf = d > 0 ? "Infinity" : "-Infinity";
+        memcpy(out, inf, strlen(inf) + 1);
         return;
     }
     for (int prec = 15; prec < 17; prec++) {
