@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "query.h"
 #include "trace.h"
 
@@ -121,8 +122,7 @@ struct evdb_pool {
     acq *acq_head, *acq_tail;
     size_t nacq;
     evdb__timer *deadline_timer, *backoff_timer, *maint_timer, *grace_timer;
-    uint32_t rng; /* jitter */
-    double backoff;
+    evdb__backoff backoff; /* reconnects after failed connects */
     bool backing_off;
     evdb_error last_err;
     bool have_err;
@@ -594,7 +594,7 @@ static void member_ready(member *m)
     evdb_pool *p = m->pool;
     member_set(m, M_READY);
     m->last_used = evdb__loop_now(p->loop);
-    p->backoff = 0;
+    evdb__backoff_reset(&p->backoff);
     schedule_dispatch(p);
 }
 
@@ -612,26 +612,12 @@ static void on_connect_sql_done(evdb_future *f, void *arg)
     evdb_future_unref(f);
 }
 
-/* xorshift32: jitter needs spread, not quality, and no shared state. */
-static double random_unit(evdb_pool *p)
-{
-    uint32_t x = p->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    p->rng = x;
-    return (double)x / 4294967296.0;
-}
-
 /* One pool-wide backoff (never a retry loop per connection): doubling
  * from backoff_initial up to backoff_max, each delay jittered so that
  * many pools restarting together do not reconnect in step. */
 static void start_backoff(evdb_pool *p)
 {
-    p->backoff = p->backoff > 0 ? dmin(p->backoff * 2, p->o.backoff_max) : p->o.backoff_initial;
-    double delay = p->backoff;
-    if (p->o.backoff_jitter > 0)
-        delay *= 1 + p->o.backoff_jitter * (2 * random_unit(p) - 1);
+    double delay = evdb__backoff_next(&p->backoff);
     p->backing_off = true;
     evdb__timer_start(p->backoff_timer, delay);
 }
@@ -1210,9 +1196,10 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
                                        : STALL_FLOOR;
     p->svc = STALL_FLOOR / STALL_FACTOR;
     p->close_spare = evdb__future_new(l, EVDB__FK_CLOSE);
-    p->rng = (uint32_t)(uintptr_t)p ^ (uint32_t)(evdb__loop_now(l) * 1e6) ^ 0x9e3779b9u;
-    if (p->rng == 0)
-        p->rng = 1;
+    /* Options already normalised above (a negative jitter: none). */
+    evdb__backoff_init(&p->backoff, p->o.backoff_initial, p->o.backoff_max,
+                       p->o.backoff_jitter > 0 ? p->o.backoff_jitter : -1,
+                       (uintptr_t)p ^ (uintptr_t)(evdb__loop_now(l) * 1e6));
     if (!p->url || (o.on_connect_sql && !p->on_connect_sql) || !p->deadline_timer ||
         !p->backoff_timer || !p->maint_timer || !p->grace_timer || !p->stall_timer ||
         !p->close_spare) {
