@@ -107,12 +107,7 @@ START_TEST(query_steps_are_traced_when_asked)
     t_conn_close(c);
     const char *want[] = {"-> stmt-prepare (my_stmt.c:", "stmt-prepare -> stmt-execute (my_stmt.c:",
                           "stmt-execute -> stmt-store (my_stmt.c:", "-> idle (my_"};
-    const char *at = out;
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        const char *hit = strstr(at, want[i]);
-        ck_assert_msg(hit, "no \"%s\" in order in the trace:\n%s", want[i], out);
-        at = hit + 1;
-    }
+    t_expect_in_order(out, want, sizeof want / sizeof want[0]);
     ck_assert_ptr_nonnull(strstr(out, "evdb: mariadb op 0x"));
 }
 END_TEST

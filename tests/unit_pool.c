@@ -136,12 +136,7 @@ START_TEST(member_states_are_traced_when_asked)
     const char *want[] = {"opening -> ready (pool.c:", "ready -> borrowed (pool.c:",
                           "borrowed -> resetting (pool.c:", "resetting -> ready (pool.c:",
                           "-> closing (pool.c:"};
-    const char *at = out;
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        const char *hit = strstr(at, want[i]);
-        ck_assert_msg(hit, "no \"%s\" in order in the trace:\n%s", want[i], out);
-        at = hit + 1;
-    }
+    t_expect_in_order(out, want, sizeof want / sizeof want[0]);
     ck_assert_ptr_nonnull(strstr(out, "evdb: pool member 0x"));
 }
 END_TEST

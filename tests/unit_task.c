@@ -97,12 +97,7 @@ START_TEST(state_changes_are_traced_when_asked)
 
     const char *want[] = {"starting -> running (task.c:", "running -> awaiting (task.c:",
                           "awaiting -> running (task.c:", "running -> done (task.c:"};
-    const char *at = out;
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        const char *hit = strstr(at, want[i]);
-        ck_assert_msg(hit, "no \"%s\" in order in the trace:\n%s", want[i], out);
-        at = hit + 1;
-    }
+    t_expect_in_order(out, want, sizeof want / sizeof want[0]);
     ck_assert_msg(strncmp(out, "evdb: task 0x", 13) == 0, "trace line: %s", out);
 }
 END_TEST

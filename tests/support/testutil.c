@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -201,4 +202,14 @@ const char *t_stderr_end(char *buf, size_t cap)
     stderr_file = stderr_saved = -1;
     buf[n > 0 ? n : 0] = '\0';
     return buf;
+}
+
+void t_expect_in_order(const char *text, const char *const *want, size_t n)
+{
+    const char *at = text;
+    for (size_t i = 0; i < n; i++) {
+        const char *hit = strstr(at, want[i]);
+        ck_assert_msg(hit, "no \"%s\" in order in:\n%s", want[i], text);
+        at = hit + 1;
+    }
 }

@@ -77,5 +77,7 @@ double t_now(void);
  * library prints (state tracing). Not nestable. */
 void t_stderr_begin(void);
 const char *t_stderr_end(char *buf, size_t cap);
+/* Assert that text holds each of the n strings of want, in that order. */
+void t_expect_in_order(const char *text, const char *const *want, size_t n);
 
 #endif
