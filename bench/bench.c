@@ -20,8 +20,8 @@
 #define PROGRESS_EVERY_NS NS_PER_S
 #define DEFAULT_QUERIES 100000u
 #define DEFAULT_CONNS 8u
-#define WARMUP_SHARE 5u        /* default warm-up: a fifth of the run ... */
-#define WARMUP_MAX 20000u      /* ... at most this many queries */
+#define WARMUP_SHARE 5u   /* default warm-up: a fifth of the run ... */
+#define WARMUP_MAX 20000u /* ... at most this many queries */
 #define DEFAULT_WRITE_RATIO 0.2
 
 uint64_t bench_now_ns(void)
@@ -213,8 +213,7 @@ static void make_query(bench *b, bench_query *q)
         k = BENCH_K_FETCH;
         break;
     case BENCH_WL_MIXED:
-        k = (double)(rnd(b) >> 11) * 0x1.0p-53 < b->o->write_ratio ? BENCH_K_INSERT
-                                                                   : BENCH_K_POINT;
+        k = (double)(rnd(b) >> 11) * 0x1.0p-53 < b->o->write_ratio ? BENCH_K_INSERT : BENCH_K_POINT;
         break;
     default:
         k = BENCH_K_POINT;
@@ -288,10 +287,31 @@ void bench_parse_args(bench_opts *o, int argc, char **argv, const char *prog,
                       const char *usage_extra)
 {
     enum {
-        O_URL = 256, O_CONNS, O_INFLIGHT, O_DEPTH, O_QUERIES, O_DURATION, O_WARMUP,
-        O_WORKLOAD, O_WRITE_RATIO, O_FORMAT, O_OUTPUT, O_CDF, O_LABEL, O_SEED, O_PROGRESS,
-        O_NO_PROGRESS, O_BURST, O_COUNT_ALLOCS, O_NO_CACHE, O_CLIENT, O_API, O_HELP, O_CSV,
-        O_JSON, O_BATCH
+        O_URL = 256,
+        O_CONNS,
+        O_INFLIGHT,
+        O_DEPTH,
+        O_QUERIES,
+        O_DURATION,
+        O_WARMUP,
+        O_WORKLOAD,
+        O_WRITE_RATIO,
+        O_FORMAT,
+        O_OUTPUT,
+        O_CDF,
+        O_LABEL,
+        O_SEED,
+        O_PROGRESS,
+        O_NO_PROGRESS,
+        O_BURST,
+        O_COUNT_ALLOCS,
+        O_NO_CACHE,
+        O_CLIENT,
+        O_API,
+        O_HELP,
+        O_CSV,
+        O_JSON,
+        O_BATCH
     };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, O_URL},
@@ -555,8 +575,7 @@ void bench_complete(bench *b, uint64_t t0, uint64_t now, bool ok, uint64_t rows)
 
 bool bench_phase_over(const bench *b)
 {
-    return b->done == b->submitted &&
-           (b->submitted >= b->target || bench_now_ns() >= b->t_stop);
+    return b->done == b->submitted && (b->submitted >= b->target || bench_now_ns() >= b->t_stop);
 }
 
 void bench_error(bench *b, const char *fmt, ...)
@@ -577,11 +596,11 @@ void bench_tick(bench *b, uint64_t now)
         return;
     b->last_progress = now;
     double secs = (double)(now - b->t_start) / (double)NS_PER_S;
-    fprintf(stderr, "\r%s %s %s: %.0f s, %" PRIu64 " queries, %.0f q/s, p50 %.0f us, %" PRIu64
-                    " errors   ",
-            b->client_name, b->o->workload_name, b->measuring ? "run" : "warm-up", secs,
-            b->done, (double)b->done / secs,
-            (double)bench_hist_quantile(&b->hist, 0.5) / NS_PER_US, b->errors);
+    fprintf(stderr,
+            "\r%s %s %s: %.0f s, %" PRIu64 " queries, %.0f q/s, p50 %.0f us, %" PRIu64 " errors   ",
+            b->client_name, b->o->workload_name, b->measuring ? "run" : "warm-up", secs, b->done,
+            (double)b->done / secs, (double)bench_hist_quantile(&b->hist, 0.5) / NS_PER_US,
+            b->errors);
     if (!isatty(STDERR_FILENO))
         fputc('\n', stderr);
     fflush(stderr);
@@ -666,10 +685,10 @@ static void write_csv(FILE *out, bool header, const bench *b, const summary *m)
     fprintf(out,
             "%s,%s,%s,%s,%u,%u,%u,%" PRIu64 ",%" PRIu64 ",%" PRIu64
             ",%.4f,%.1f,%.3f,%.4f,%.4f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%ld,%.1f,%.1f,%.3f\n",
-            m->label, b->client_name, m->backend, o->workload_name, o->conns, o->inflight,
-            o->depth, b->done, b->errors, b->rows, m->secs, m->qps, m->cpu_us, b->ru_user,
-            b->ru_sys, m->mean, m->p50, m->p90, m->p99, m->p999, m->max, m->rss,
-            b->bytes_per_queued, b->rss_per_queued, b->allocs_per_query);
+            m->label, b->client_name, m->backend, o->workload_name, o->conns, o->inflight, o->depth,
+            b->done, b->errors, b->rows, m->secs, m->qps, m->cpu_us, b->ru_user, b->ru_sys, m->mean,
+            m->p50, m->p90, m->p99, m->p999, m->max, m->rss, b->bytes_per_queued, b->rss_per_queued,
+            b->allocs_per_query);
 }
 
 static void write_json(FILE *out, const bench *b, const summary *m)
@@ -677,17 +696,17 @@ static void write_json(FILE *out, const bench *b, const summary *m)
     const bench_opts *o = b->o;
     fprintf(out,
             "{\"label\":\"%s\",\"client\":\"%s\",\"backend\":\"%s\",\"workload\":\"%s\","
-            "\"conns\":%u,\"inflight\":%u,\"depth\":%u,\"queries\":%" PRIu64
-            ",\"errors\":%" PRIu64 ",\"rows\":%" PRIu64
+            "\"conns\":%u,\"inflight\":%u,\"depth\":%u,\"queries\":%" PRIu64 ",\"errors\":%" PRIu64
+            ",\"rows\":%" PRIu64
             ",\"seconds\":%.4f,\"qps\":%.1f,\"cpu_us_per_query\":%.3f,\"user_s\":%.4f,"
             "\"sys_s\":%.4f,\"lat_mean_us\":%.2f,\"lat_p50_us\":%.2f,\"lat_p90_us\":%.2f,"
             "\"lat_p99_us\":%.2f,\"lat_p999_us\":%.2f,\"lat_max_us\":%.2f,"
             "\"peak_rss_kb\":%ld,\"bytes_per_queued\":%.1f,\"rss_bytes_per_queued\":%.1f,"
             "\"allocs_per_query\":%.3f}\n",
-            m->label, b->client_name, m->backend, o->workload_name, o->conns, o->inflight,
-            o->depth, b->done, b->errors, b->rows, m->secs, m->qps, m->cpu_us, b->ru_user,
-            b->ru_sys, m->mean, m->p50, m->p90, m->p99, m->p999, m->max, m->rss,
-            b->bytes_per_queued, b->rss_per_queued, b->allocs_per_query);
+            m->label, b->client_name, m->backend, o->workload_name, o->conns, o->inflight, o->depth,
+            b->done, b->errors, b->rows, m->secs, m->qps, m->cpu_us, b->ru_user, b->ru_sys, m->mean,
+            m->p50, m->p90, m->p99, m->p999, m->max, m->rss, b->bytes_per_queued, b->rss_per_queued,
+            b->allocs_per_query);
 }
 
 static void write_text(FILE *out, const bench *b, const summary *m)
@@ -696,14 +715,13 @@ static void write_text(FILE *out, const bench *b, const summary *m)
     fprintf(out, "%s%s%s %s %s: %u conns, %u in flight (depth %u)\n", m->label,
             *m->label ? ": " : "", b->client_name, m->backend, o->workload_name, o->conns,
             o->inflight, o->depth);
-    fprintf(out, "  queries     %" PRIu64 " in %.3f s (%" PRIu64 " errors, %" PRIu64
-                 " rows checked)\n",
+    fprintf(out,
+            "  queries     %" PRIu64 " in %.3f s (%" PRIu64 " errors, %" PRIu64 " rows checked)\n",
             b->done, m->secs, b->errors, b->rows);
     fprintf(out, "  throughput  %.0f queries/s\n", m->qps);
-    fprintf(out, "  client CPU  %.2f us/query (user %.3f s, sys %.3f s)\n", m->cpu_us,
-            b->ru_user, b->ru_sys);
-    fprintf(out,
-            "  latency     mean %.1f us, p50 %.1f, p90 %.1f, p99 %.1f, p99.9 %.1f, max %.1f\n",
+    fprintf(out, "  client CPU  %.2f us/query (user %.3f s, sys %.3f s)\n", m->cpu_us, b->ru_user,
+            b->ru_sys);
+    fprintf(out, "  latency     mean %.1f us, p50 %.1f, p90 %.1f, p99 %.1f, p99.9 %.1f, max %.1f\n",
             m->mean, m->p50, m->p90, m->p99, m->p999, m->max);
     fprintf(out, "  memory      peak RSS %ld KiB", m->rss);
     if (b->bytes_per_queued >= 0)

@@ -58,9 +58,9 @@ typedef enum bench_kind { BENCH_K_POINT, BENCH_K_INSERT, BENCH_K_FETCH, BENCH_K_
 
 typedef enum bench_backend { BENCH_PG, BENCH_MY } bench_backend;
 
-#define BENCH_ITEMS 10000      /* rows in items, ids 1..BENCH_ITEMS */
-#define BENCH_FETCH_ROWS 1000  /* rows a fetch returns */
-#define BENCH_PRICE_STEP 1.25  /* items.price = id * BENCH_PRICE_STEP (exact in binary) */
+#define BENCH_ITEMS 10000     /* rows in items, ids 1..BENCH_ITEMS */
+#define BENCH_FETCH_ROWS 1000 /* rows a fetch returns */
+#define BENCH_PRICE_STEP 1.25 /* items.price = id * BENCH_PRICE_STEP (exact in binary) */
 
 /* The SQL of a query kind in a backend's placeholder style, and how many
  * parameters it takes. */
@@ -70,9 +70,9 @@ unsigned bench_nparams(bench_kind k);
 /* One query to run: its kind and its parameters. */
 typedef struct bench_query {
     bench_kind kind;
-    int64_t id;       /* point: the id; fetch: the first id; insert: a serial */
-    double price;     /* insert */
-    char name[32];    /* insert: the name; NUL-terminated */
+    int64_t id;    /* point: the id; fetch: the first id; insert: a serial */
+    double price;  /* insert */
+    char name[32]; /* insert: the name; NUL-terminated */
     size_t name_len;
 } bench_query;
 
@@ -90,30 +90,30 @@ typedef enum bench_format { BENCH_FMT_TEXT, BENCH_FMT_CSV, BENCH_FMT_JSON } benc
 
 typedef struct bench_opts {
     const char *url;
-    const char *client;  /* raw: pg-sync, pg-pipeline, pg-async, my-sync, my-async */
-    const char *api;     /* evdb: pool, conn, task */
+    const char *client; /* raw: pg-sync, pg-pipeline, pg-async, my-sync, my-async */
+    const char *api;    /* evdb: pool, conn, task */
     bench_workload workload;
     const char *workload_name;
     unsigned conns;
-    unsigned inflight;   /* queries in flight, all connections together */
-    unsigned depth;      /* per-connection pipeline depth (0: derived) */
-    uint64_t queries;    /* measured queries (when duration is 0) */
-    double duration;     /* seconds of measurement; 0: count queries */
-    uint64_t warmup;     /* queries run before the measurement */
+    unsigned inflight; /* queries in flight, all connections together */
+    unsigned depth;    /* per-connection pipeline depth (0: derived) */
+    uint64_t queries;  /* measured queries (when duration is 0) */
+    double duration;   /* seconds of measurement; 0: count queries */
+    uint64_t warmup;   /* queries run before the measurement */
     bool warmup_set;
-    double write_ratio;  /* mixed: share of inserts */
+    double write_ratio; /* mixed: share of inserts */
     bench_format format;
-    const char *output;  /* append the report here (default stdout) */
-    const char *csv;     /* also append a CSV line here (header when empty) */
-    const char *json;    /* also append a JSON line here */
-    const char *cdf;     /* write the latency CDF here */
-    const char *label;   /* free-form tag copied into the report */
+    const char *output; /* append the report here (default stdout) */
+    const char *csv;    /* also append a CSV line here (header when empty) */
+    const char *json;   /* also append a JSON line here */
+    const char *cdf;    /* write the latency CDF here */
+    const char *label;  /* free-form tag copied into the report */
     uint64_t seed;
-    int progress;        /* -1 auto (stderr is a terminal), 0 off, 1 on */
-    bool burst;          /* submit every query at once (scaling) */
-    bool count_allocs;   /* count evdb's allocations (evdb-bench only) */
-    bool no_stmt_cache;  /* evdb: turn the prepared-statement cache off */
-    unsigned batch;      /* evdb --api batch / conn-batch: statements per batch
+    int progress;       /* -1 auto (stderr is a terminal), 0 off, 1 on */
+    bool burst;         /* submit every query at once (scaling) */
+    bool count_allocs;  /* count evdb's allocations (evdb-bench only) */
+    bool no_stmt_cache; /* evdb: turn the prepared-statement cache off */
+    unsigned batch;     /* evdb --api batch / conn-batch: statements per batch
                             (0: derived, the per-connection depth) */
 } bench_opts;
 
@@ -135,7 +135,7 @@ typedef struct bench {
 
     /* the current phase: warm-up or measurement */
     bool measuring;
-    uint64_t target;     /* queries to submit in this phase (UINT64_MAX: by time) */
+    uint64_t target; /* queries to submit in this phase (UINT64_MAX: by time) */
     uint64_t submitted, done, errors, rows;
     uint64_t t_start, t_end, t_stop; /* ns; t_stop: stop submitting (duration) */
     uint64_t last_progress;
@@ -143,10 +143,10 @@ typedef struct bench {
     char first_error[256];
 
     /* memory (scaling / --count-allocs), filled by the client */
-    double bytes_per_queued;  /* < 0: not measured */
-    double rss_per_queued;    /* < 0: not measured */
-    double allocs_per_query;  /* < 0: not measured */
-    bool batched;             /* queries went in batches of o->batch (text report) */
+    double bytes_per_queued; /* < 0: not measured */
+    double rss_per_queued;   /* < 0: not measured */
+    double allocs_per_query; /* < 0: not measured */
+    bool batched;            /* queries went in batches of o->batch (text report) */
 } bench;
 
 void bench_init(bench *b, const bench_opts *o, bench_backend be, const char *client_name);

@@ -42,7 +42,7 @@
 
 #include "bench.h"
 
-#define OPEN_WAIT_S 30.0     /* the pool's connections must be up by then */
+#define OPEN_WAIT_S 30.0 /* the pool's connections must be up by then */
 #define OPEN_POLL_S 0.005
 #define ACQUIRE_TIMEOUT_S 3600.0
 
@@ -103,9 +103,9 @@ typedef struct slot {
 typedef struct bslot {
     ctx *x;
     uint64_t t0;
-    unsigned n;      /* statements in the batch in flight */
-    unsigned conn;   /* conn-batch: which connection */
-    bench_query *q;  /* o->batch of them */
+    unsigned n;     /* statements in the batch in flight */
+    unsigned conn;  /* conn-batch: which connection */
+    bench_query *q; /* o->batch of them */
 } bslot;
 
 struct ctx {
@@ -122,8 +122,8 @@ struct ctx {
     size_t active; /* slots with a query (or a batch) in flight */
     bslot *bslots; /* batch modes: the slots, instead of slots */
     size_t nbslots;
-    evdb_stmt *stmts;  /* batch modes: a batch's statements being submitted ... */
-    evdb_value *vals;  /* ... and their parameters (evdb copies both) */
+    evdb_stmt *stmts; /* batch modes: a batch's statements being submitted ... */
+    evdb_value *vals; /* ... and their parameters (evdb copies both) */
     const char *sql[BENCH_K_COUNT];
     evdb_query_opts qopts;
     ev_timer tick;
@@ -293,9 +293,8 @@ static bool submit_batch(bslot *s, uint64_t now)
     if (!s->n)
         return false;
     s->t0 = now;
-    evdb_future *f = x->use_pool
-                         ? evdb_pool_batch(x->pool, x->stmts, s->n, &x->qopts)
-                         : evdb_conn_batch(x->conns[s->conn], x->stmts, s->n, &x->qopts);
+    evdb_future *f = x->use_pool ? evdb_pool_batch(x->pool, x->stmts, s->n, &x->qopts)
+                                 : evdb_conn_batch(x->conns[s->conn], x->stmts, s->n, &x->qopts);
     if (!f || evdb_future_on_done(f, on_batch_done, s)) {
         bench_error(&x->b, "submit batch: %s", evdb_error_message(evdb_last_error()));
         fail_batch(s, now);

@@ -10,12 +10,12 @@
 
 #define RAW_TICK_EVERY 256 /* sync loops: look at the clock for progress this often */
 
-int raw_pg_sync(bench *b);      /* PQexecPrepared in a loop, 1 connection */
-int raw_pg_pipeline(bench *b);  /* pipeline mode on libev, one Sync per top-up batch */
+int raw_pg_sync(bench *b);               /* PQexecPrepared in a loop, 1 connection */
+int raw_pg_pipeline(bench *b);           /* pipeline mode on libev, one Sync per top-up batch */
 int raw_pg_pipeline_each(bench *b);      /* the same, one Sync per query */
 int raw_pg_pipeline_each_cork(bench *b); /* one Sync per query, TCP_CORK around each batch */
-int raw_pg_async(bench *b);     /* nonblocking on libev, one query per connection at a time */
-int raw_my_sync(bench *b);      /* mysql_stmt_execute in a loop, 1 connection */
-int raw_my_async(bench *b);     /* MYSQL_OPT_NONBLOCK + *_start/_cont on libev */
+int raw_pg_async(bench *b); /* nonblocking on libev, one query per connection at a time */
+int raw_my_sync(bench *b);  /* mysql_stmt_execute in a loop, 1 connection */
+int raw_my_async(bench *b); /* MYSQL_OPT_NONBLOCK + *_start/_cont on libev */
 
 #endif

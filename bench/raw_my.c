@@ -182,8 +182,8 @@ static bool check_rows(myc *c, uint64_t *rows)
         n++;
     }
     if (rc != MYSQL_NO_DATA) {
-        bench_error(b, "fetch: %s", rc == MYSQL_DATA_TRUNCATED ? "truncated"
-                                                               : mysql_stmt_error(st));
+        bench_error(b, "fetch: %s",
+                    rc == MYSQL_DATA_TRUNCATED ? "truncated" : mysql_stmt_error(st));
         ok = false;
     }
     mysql_stmt_free_result(st);
@@ -325,8 +325,8 @@ static void start_next(myc *c, uint64_t now)
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     myc *c = w->data;
-    int ready = (revents & EV_READ ? MYSQL_WAIT_READ : 0) |
-                (revents & EV_WRITE ? MYSQL_WAIT_WRITE : 0);
+    int ready =
+        (revents & EV_READ ? MYSQL_WAIT_READ : 0) | (revents & EV_WRITE ? MYSQL_WAIT_WRITE : 0);
     int ret = 0, status;
     MYSQL_STMT *st = c->st[c->q.kind];
     if (c->state == ST_EXEC) {
@@ -362,8 +362,7 @@ int raw_my_async(bench *b)
 {
     const bench_opts *o = b->o;
     if (o->inflight != o->conns)
-        fprintf(stderr, "%s: one query per connection: %u in flight\n", b->client_name,
-                o->conns);
+        fprintf(stderr, "%s: one query per connection: %u in flight\n", b->client_name, o->conns);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     myc *conns = calloc(o->conns, sizeof *conns);
     int rc = 1;

@@ -199,12 +199,12 @@ typedef struct pgc {
     struct ev_loop *loop;
     PGconn *c;
     ev_io io;
-    int events;         /* what io watches now */
+    int events; /* what io watches now */
     pg_mode mode;
-    bool pipeline;      /* any mode but PG_ONE_AT_A_TIME */
-    unsigned depth;     /* queries in flight at most */
-    unsigned syncs;     /* pipeline syncs not yet read */
-    inflight_q *fifo;   /* in flight, oldest first; capacity a power of two */
+    bool pipeline;    /* any mode but PG_ONE_AT_A_TIME */
+    unsigned depth;   /* queries in flight at most */
+    unsigned syncs;   /* pipeline syncs not yet read */
+    inflight_q *fifo; /* in flight, oldest first; capacity a power of two */
     unsigned fcap, fhead, flen;
     bool broken;
 } pgc;

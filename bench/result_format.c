@@ -82,8 +82,8 @@ static uint64_t decode_text(const PGresult *r)
  * base-10000 digits. */
 static size_t numeric_text(const char *p, char *out)
 {
-    int nd = (int16_t)(be32(p) >> 16), weight = (int16_t)be32(p), sign = (uint16_t)(be32(p + 4) >> 16),
-        dscale = (uint16_t)be32(p + 4);
+    int nd = (int16_t)(be32(p) >> 16), weight = (int16_t)be32(p),
+        sign = (uint16_t)(be32(p + 4) >> 16), dscale = (uint16_t)be32(p + 4);
     size_t o = 0;
     if (sign == 0x4000)
         out[o++] = '-';
@@ -99,7 +99,8 @@ static size_t numeric_text(const char *p, char *out)
     if (dscale > 0) {
         out[o++] = '.';
         for (int s = 0; s < dscale; d++) {
-            int dig = d < nd && d >= 0 ? (uint16_t)(be32(p + 8 + 2 * (d & ~1)) >> (d & 1 ? 0 : 16)) : 0;
+            int dig =
+                d < nd && d >= 0 ? (uint16_t)(be32(p + 8 + 2 * (d & ~1)) >> (d & 1 ? 0 : 16)) : 0;
             char four[8];
             sprintf(four, "%04d", dig);
             for (int k = 0; k < 4 && s < dscale; k++, s++)

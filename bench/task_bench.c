@@ -96,8 +96,8 @@ static __attribute__((noinline)) uint64_t busy_across_switch(uint64_t seed, evdb
 
 static uint64_t expected(uint64_t seed)
 {
-    return seed * (3 + 2 * 5 + 3 * 7 + 4 * 11 + 5 * 13 + 6 * 17 + 7 * 19 + 8 * 23 + 9 * 29 +
-                   10 * 31) +
+    return seed *
+               (3 + 2 * 5 + 3 * 7 + 4 * 11 + 5 * 13 + 6 * 17 + 7 * 19 + 8 * 23 + 9 * 29 + 10 * 31) +
            seed * 2 + seed * 2;
 }
 
@@ -124,8 +124,8 @@ static void co_check(void *arg)
 
 static void *map_stack(size_t size)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
-                   -1, 0);
+    void *p =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 

@@ -69,12 +69,12 @@ typedef struct evdb__query {
     size_t sql_len;
     const evdb_value *params; /* text/bytes values point into core-owned copies */
     size_t nparams;
-    unsigned flags;            /* EVDB_QUERY_* */
-    double timeout;            /* evdb_query_opts.timeout: seconds from
+    unsigned flags;        /* EVDB_QUERY_* */
+    double timeout;        /* evdb_query_opts.timeout: seconds from
                                   submission, 0 = none. The core enforces it
                                   itself; a driver may also hand it to the
                                   server as a backstop. */
-    bool cancel_requested;     /* the core gave up on it (timeout/cancel):
+    bool cancel_requested; /* the core gave up on it (timeout/cancel):
                                   its outcome will be discarded */
     /* An explicit batch (only sent to drivers with EVDB__CAP_BATCH):
      * nbatch >= 1 statements that run in order as ONE unit, all or
@@ -116,8 +116,7 @@ typedef struct evdb__query {
 #define EVDB__QUERY_AUTOCOMMIT 0x10000000u
 _Static_assert(((EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE | EVDB__QUERY_AUTOCOMMIT) &
                 (EVDB__QUERY_RESET_SESSION | EVDB__QUERY_PREPARE | EVDB__QUERY_UNPREPARE)) == 0 &&
-                   ((EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE) & EVDB__QUERY_AUTOCOMMIT) ==
-                       0 &&
+                   ((EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE) & EVDB__QUERY_AUTOCOMMIT) == 0 &&
                    (EVDB__QUERY_RESET_SESSION & (EVDB__QUERY_PREPARE | EVDB__QUERY_UNPREPARE)) ==
                        0 &&
                    (EVDB__QUERY_PREPARE & EVDB__QUERY_UNPREPARE) == 0,
@@ -156,8 +155,8 @@ evdb_error *evdb__notice_new(void *core);
  * session's id. The core copies what it keeps; the strings only need to
  * live during the call. core is evdb__conn_params.core. Callable during
  * io (and any step that reads the socket), never from send. */
-void evdb__notification(void *core, const char *channel, const char *payload,
-                        size_t payload_len, int64_t sender_id);
+void evdb__notification(void *core, const char *channel, const char *payload, size_t payload_len,
+                        int64_t sender_id);
 
 /* Fill an error object: code (EVDB_*), driver_code, sqlstate (may be NULL)
  * and a printf-style message. Never fails; truncates long messages. */

@@ -98,8 +98,8 @@ int main(int argc, char **argv)
     evdb_value id = evdb_int(7);
     evdb_value name = evdb_text("evdb");
     job jobs[] = {
-        {"postgres: version", evdb_pool_query(pg, "SELECT split_part(version(), ' ', 2) AS version",
-                                              NULL, 0, &quick)},
+        {"postgres: version",
+         evdb_pool_query(pg, "SELECT split_part(version(), ' ', 2) AS version", NULL, 0, &quick)},
         {"postgres: $1 * 6", evdb_pool_query(pg, "SELECT $1::int * 6 AS answer", &id, 1, &quick)},
         {"postgres: count 1..100000",
          evdb_pool_query(pg, "SELECT count(*) AS n FROM generate_series(1, 100000)", NULL, 0,
@@ -107,8 +107,8 @@ int main(int argc, char **argv)
         {"postgres: pg_sleep(5), 0.5 s limit",
          evdb_pool_query(pg, "SELECT pg_sleep(5)", NULL, 0, &quick)},
         {"mariadb: version", evdb_pool_query(my, "SELECT VERSION() AS version", NULL, 0, &quick)},
-        {"mariadb: hello ?", evdb_pool_query(my, "SELECT CONCAT('hello ', ?) AS greeting", &name,
-                                             1, &quick)},
+        {"mariadb: hello ?",
+         evdb_pool_query(my, "SELECT CONCAT('hello ', ?) AS greeting", &name, 1, &quick)},
         {"mariadb: SLEEP(5), 0.5 s limit",
          evdb_pool_query(my, "SELECT SLEEP(5) AS slept", NULL, 0, &quick)},
     };

@@ -14,8 +14,7 @@ static void on_notify(evdb_listener *l, const char *channel, const char *payload
 {
     (void)l;
     (void)arg;
-    printf("%s: \"%.*s\" from backend %lld\n", channel, (int)len, payload,
-           (long long)sender_pid);
+    printf("%s: \"%.*s\" from backend %lld\n", channel, (int)len, payload, (long long)sender_pid);
     received++;
 }
 
@@ -45,7 +44,7 @@ int main(int argc, char **argv)
     }
     /* Any text is a channel name: it is quoted as an identifier. */
     evdb_future *f = evdb_listener_listen(l, "Orders Channel", on_notify, NULL);
-    int status = evdb_future_wait(f);   /* acknowledged by the server */
+    int status = evdb_future_wait(f); /* acknowledged by the server */
     evdb_future_unref(f);
     evdb_pool *pool = status == 0 ? evdb_pool_new(loop, argv[1], NULL) : NULL;
     for (int i = 0; pool && i < COUNT && status == 0; i++) {
@@ -69,7 +68,7 @@ int main(int argc, char **argv)
         evdb_future_wait(pc);
         evdb_future_unref(pc);
     }
-    evdb_future *closed = evdb_listener_close(l);   /* no callback runs after this */
+    evdb_future *closed = evdb_listener_close(l); /* no callback runs after this */
     evdb_future_wait(closed);
     evdb_future_unref(closed);
     ev_loop_destroy(loop);

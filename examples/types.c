@@ -35,7 +35,7 @@ static int print_order(const evdb_result *r, bool pg)
     size_t len;
     const char *total = evdb_result_text(r, 0, 2, &len); /* exact, as the server wrote it */
     double approx;
-    rc = evdb_numeric_to_double(total, len, &approx);   /* EVDB_EPRECISION if inexact */
+    rc = evdb_numeric_to_double(total, len, &approx); /* EVDB_EPRECISION if inexact */
     if (rc && rc != EVDB_EPRECISION)
         return fail("total", rc);
 
@@ -51,7 +51,8 @@ static int print_order(const evdb_result *r, bool pg)
             return fail("tags", rc);
         printf("tags:");
         for (size_t i = 0; i < evdb_array_len(tags); i++)
-            printf(" [%s]", evdb_array_isnull(tags, i) ? "NULL" : evdb_array_get_text(tags, i, NULL));
+            printf(" [%s]",
+                   evdb_array_isnull(tags, i) ? "NULL" : evdb_array_get_text(tags, i, NULL));
         printf("\n");
         evdb_array_free(tags);
     } else {
@@ -79,10 +80,12 @@ int main(int argc, char **argv)
     int32_t day;
     evdb_date_from_ymd(2024, 2, 29, &day);
     /* 2024-02-29 13:45:10.123456 UTC */
-    int64_t placed = (int64_t)day * EVDB_USECS_PER_DAY + (13 * 3600 + 45 * 60 + 10) * INT64_C(1000000) + 123456;
+    int64_t placed =
+        (int64_t)day * EVDB_USECS_PER_DAY + (13 * 3600 + 45 * 60 + 10) * INT64_C(1000000) + 123456;
     const char *tags[] = {"gift", "express, fragile", NULL};
     evdb_value v[] = {evdb_uuid(id), evdb_timestamptz(placed), evdb_numeric("1234.50"),
-                      pg ? evdb_array_text(tags, 3) : evdb_json("[\"gift\", \"express, fragile\", null]"),
+                      pg ? evdb_array_text(tags, 3)
+                         : evdb_json("[\"gift\", \"express, fragile\", null]"),
                       evdb_json("{\"gift_wrap\": true, \"note\": \"Happy birthday\"}")};
     const char *sql =
         pg ? "SELECT $1::uuid AS id, $2::timestamptz AS placed_at, $3::numeric(12,2) AS total,"

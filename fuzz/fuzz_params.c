@@ -50,8 +50,8 @@ static void check_binary(const evdb_value *v, const char *s, size_t len, int for
     case EVDB_TYPE_DATE: {
         int32_t d = (int32_t)rd32(s);
         assert(len == 4 && oid == 1082);
-        assert(d == (v->u.date == INT32_MAX || v->u.date == INT32_MIN ? v->u.date
-                                                                     : v->u.date - 10957));
+        assert(d ==
+               (v->u.date == INT32_MAX || v->u.date == INT32_MIN ? v->u.date : v->u.date - 10957));
         break;
     }
     case EVDB_TYPE_TIME:
@@ -114,8 +114,9 @@ static void check_array(const evdb_value *v, const char *s, size_t len, int form
         for (size_t e = 0; e < n; e++) {
             int32_t el = (int32_t)rd32(s + off);
             off += 4;
-            assert(t[e] ? el >= 0 && (size_t)el == strlen(t[e]) && !memcmp(s + off, t[e], (size_t)el)
-                        : el == -1);
+            assert(t[e]
+                       ? el >= 0 && (size_t)el == strlen(t[e]) && !memcmp(s + off, t[e], (size_t)el)
+                       : el == -1);
             off += el > 0 ? (size_t)el : 0;
         }
     }

@@ -26,10 +26,12 @@
 #define MAX_COLS 6
 #define MAX_ROWS 16
 
-static const Oid oids[] = {PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BOOL, PG_OID_INT8,
-                           PG_OID_INT2, PG_OID_INT4, PG_OID_TEXT, PG_OID_OID, PG_OID_FLOAT4,
-                           PG_OID_FLOAT8, PG_OID_BPCHAR, PG_OID_VARCHAR, PG_OID_NAME,
-                           PG_OID_CHAR, 1700u /* numeric */, 1082u /* date */, 0u};
+static const Oid oids[] = {PG_OID_BYTEA,        PG_OID_BYTEA,     PG_OID_BYTEA,
+                           PG_OID_BOOL,         PG_OID_INT8,      PG_OID_INT2,
+                           PG_OID_INT4,         PG_OID_TEXT,      PG_OID_OID,
+                           PG_OID_FLOAT4,       PG_OID_FLOAT8,    PG_OID_BPCHAR,
+                           PG_OID_VARCHAR,      PG_OID_NAME,      PG_OID_CHAR,
+                           1700u /* numeric */, 1082u /* date */, 0u};
 
 static int hexval(unsigned char c)
 {
@@ -70,8 +72,8 @@ static bool ref_bytea(const char *s, size_t len, unsigned char *out, size_t *n)
             i += 2;
         } else if (i + 3 < len && octal((unsigned char)s[i + 1]) &&
                    octal((unsigned char)s[i + 2]) && octal((unsigned char)s[i + 3])) {
-            out[(*n)++] = (unsigned char)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 |
-                                          (s[i + 3] - '0'));
+            out[(*n)++] =
+                (unsigned char)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 | (s[i + 3] - '0'));
             i += 4;
         } else {
             return false;

@@ -309,8 +309,8 @@ static void check_source(const model *built)
     }
     evdb__rcol cols[MAX_COLS];
     for (size_t c = 0; c < m.ncols; c++)
-        cols[c] = (evdb__rcol){m.names[c], strlen(m.names[c]), m.types[c], m.natives[c],
-                              EVDB_TYPE_NULL, NULL};
+        cols[c] = (evdb__rcol){m.names[c],   strlen(m.names[c]), m.types[c],
+                               m.natives[c], EVDB_TYPE_NULL,     NULL};
     size_t nrows = m.ncols ? m.ncells / m.ncols : 0;
     evdb_result *r = evdb__result_from_source(m.ncols, cols, nrows, &fuzz_source, o,
                                               m.has_command ? m.command : NULL, m.affected);

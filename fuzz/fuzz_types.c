@@ -175,9 +175,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s)
         return 0;
     memcpy(s, data + 1, n);
-    static const evdb_type elems[] = {EVDB_TYPE_INT,       EVDB_TYPE_TEXT,      EVDB_TYPE_BYTES,
-                                      EVDB_TYPE_DATE,      EVDB_TYPE_TIMESTAMPTZ, EVDB_TYPE_UUID,
-                                      EVDB_TYPE_BOOL,      EVDB_TYPE_OTHER};
+    static const evdb_type elems[] = {EVDB_TYPE_INT,  EVDB_TYPE_TEXT,        EVDB_TYPE_BYTES,
+                                      EVDB_TYPE_DATE, EVDB_TYPE_TIMESTAMPTZ, EVDB_TYPE_UUID,
+                                      EVDB_TYPE_BOOL, EVDB_TYPE_OTHER};
     switch (pick % 9) {
     case 0:
         dates(s, n);

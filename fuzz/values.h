@@ -101,8 +101,8 @@ static evdb_value next_typed(reader *r, uint8_t tag, size_t k)
         return evdb_array_text(fz_strs[k], n);
     default: {
         /* evdb_array_values of one type, some NULL. */
-        static const evdb_type kinds[] = {EVDB_TYPE_DATE, EVDB_TYPE_TIMESTAMPTZ, EVDB_TYPE_UUID,
-                                          EVDB_TYPE_NUMERIC, EVDB_TYPE_INTERVAL, EVDB_TYPE_TEXT};
+        static const evdb_type kinds[] = {EVDB_TYPE_DATE,    EVDB_TYPE_TIMESTAMPTZ, EVDB_TYPE_UUID,
+                                          EVDB_TYPE_NUMERIC, EVDB_TYPE_INTERVAL,    EVDB_TYPE_TEXT};
         evdb_type t = kinds[(uint64_t)i % 6];
         for (uint8_t e = 0; e < n; e++) {
             evdb_value *x = &fz_elems[k][e];

@@ -303,9 +303,8 @@ int evdb_array_get_uuid(const evdb_array *a, size_t i, uint8_t out[16])
 {
     const char *p;
     size_t n;
-    int rc = elem_typed(a, i,
-                        1u << EVDB_TYPE_UUID | 1u << EVDB_TYPE_TEXT | 1u << EVDB_TYPE_OTHER, &p,
-                        &n);
+    int rc = elem_typed(a, i, 1u << EVDB_TYPE_UUID | 1u << EVDB_TYPE_TEXT | 1u << EVDB_TYPE_OTHER,
+                        &p, &n);
     uint8_t v[16];
     if (rc == 0 && (rc = evdb__parse_uuid(p, n, v)) == 0 && out)
         memcpy(out, v, 16);

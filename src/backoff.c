@@ -7,8 +7,7 @@
 #define BACKOFF_MAX 5.0
 #define BACKOFF_JITTER 0.2
 
-void evdb__backoff_init(evdb__backoff *b, double initial, double max, double jitter,
-                        uintptr_t seed)
+void evdb__backoff_init(evdb__backoff *b, double initial, double max, double jitter, uintptr_t seed)
 {
     b->initial = initial > 0 ? initial : BACKOFF_INITIAL;
     b->max = max > 0 ? max : BACKOFF_MAX;

@@ -164,8 +164,8 @@ static evdb_future *multi_new(evdb_future *const *fs, size_t n, unsigned flags, 
         return NULL;
     }
     multi_op *op = evdb__calloc(1, sizeof *op + n * sizeof(evdb_future *));
-    evdb_future *f = evdb__future_new(evdb__future_loop(fs[0]), race ? EVDB__FK_RACE
-                                                                     : EVDB__FK_GATHER);
+    evdb_future *f =
+        evdb__future_new(evdb__future_loop(fs[0]), race ? EVDB__FK_RACE : EVDB__FK_GATHER);
     if (!op || !f)
         goto oom;
     /* Register the callbacks first. A registration that fails half-way

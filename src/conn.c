@@ -42,7 +42,7 @@ struct evdb_conn {
     evdb__qlist pending, inflight;
     const evdb__conn_owner *owner_ops;
     void *owner;
-    evdb__cancel *cop;        /* server-side cancel in progress */
+    evdb__cancel *cop; /* server-side cancel in progress */
     evdb__io *cio;
     evdb__timer *ctimer;
     evdb_future *open_f, *close_f;
@@ -755,8 +755,8 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
     c->loop = l;
     c->drv = drv;
     c->pump_d.fn = pump_deferred;
-    c->connect_timeout = opts->connect_timeout == 0 ? EVDB_DEFAULT_CONNECT_TIMEOUT
-                                                    : opts->connect_timeout;
+    c->connect_timeout =
+        opts->connect_timeout == 0 ? EVDB_DEFAULT_CONNECT_TIMEOUT : opts->connect_timeout;
     c->io = evdb__io_new(l, on_io, c);
     c->wait_timer = evdb__timer_new(l, on_wait_timer, c);
     c->limit_timer = evdb__timer_new(l, on_limit_timer, c);
@@ -771,8 +771,8 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
         .url = url,
         .pipeline_depth = opts->pipeline_depth ? opts->pipeline_depth : drv->default_depth,
         .stmt_cache_size = opts->stmt_cache_size == EVDB_STMT_CACHE_OFF ? 0
-                           : opts->stmt_cache_size ? opts->stmt_cache_size
-                                                   : EVDB_DEFAULT_STMT_CACHE,
+                           : opts->stmt_cache_size                      ? opts->stmt_cache_size
+                                                                        : EVDB_DEFAULT_STMT_CACHE,
         .max_result_bytes = opts->max_result_bytes,
         .core = c,
     };
@@ -875,8 +875,7 @@ static evdb_future *submit_special(evdb_conn *h, const char *who, const char *sq
     if (!c || evdb__check_query_flags(who, opts))
         return NULL;
     if (!(c->drv->caps & EVDB__CAP_PREPARE)) {
-        evdb__fail_now(EVDB_ENOTSUP, "%s: not supported by the %s driver yet", who,
-                       c->drv->name);
+        evdb__fail_now(EVDB_ENOTSUP, "%s: not supported by the %s driver yet", who, c->drv->name);
         return NULL;
     }
     if (!takes_queries(c, who))
@@ -897,8 +896,7 @@ static evdb_future *submit_special(evdb_conn *h, const char *who, const char *sq
 evdb_future *evdb_conn_prepare(evdb_conn *c, const char *sql, const evdb_value *params,
                                size_t nparams, const evdb_query_opts *opts)
 {
-    return submit_special(c, "evdb_conn_prepare", sql, params, nparams, opts,
-                          EVDB__QUERY_PREPARE);
+    return submit_special(c, "evdb_conn_prepare", sql, params, nparams, opts, EVDB__QUERY_PREPARE);
 }
 
 evdb_future *evdb_conn_unprepare(evdb_conn *c, const char *sql, const evdb_value *params,
@@ -1138,8 +1136,8 @@ int evdb_conn_set_notice_hook(evdb_conn *h, evdb_notice_fn fn, void *arg)
 
 /* ---- listener hooks (src/listen.c) ---- */
 
-void evdb__notification(void *core, const char *channel, const char *payload,
-                        size_t payload_len, int64_t sender_id)
+void evdb__notification(void *core, const char *channel, const char *payload, size_t payload_len,
+                        int64_t sender_id)
 {
     evdb_conn *c = core;
     if (c->lsn)

@@ -16,13 +16,13 @@ enum {
     ERRNO_COUNT = 0
 /* A bare "+1" per code: parentheses would not sum. */
 #define EVDB_COUNT_(name, value, text) +1 // NOLINT(bugprone-macro-parentheses)
-                  EVDB_ERRNO_MAP(EVDB_COUNT_)
+    EVDB_ERRNO_MAP(EVDB_COUNT_)
 #undef EVDB_COUNT_
 };
 _Static_assert(EVDB_ERRNO_LAST_ == -(ERRNO_COUNT + 1),
                "EVDB_ERRNO_LAST_ must be one below the last code of EVDB_ERRNO_MAP");
-#define EVDB_IN_RANGE_(name, value, text)                                                         \
-    _Static_assert((value) < 0 && (value) > EVDB_ERRNO_LAST_,                                     \
+#define EVDB_IN_RANGE_(name, value, text)                                                          \
+    _Static_assert((value) < 0 && (value) > EVDB_ERRNO_LAST_,                                      \
                    "EVDB_" #name " lies outside -1 .. EVDB_ERRNO_LAST_ + 1");
 EVDB_ERRNO_MAP(EVDB_IN_RANGE_)
 #undef EVDB_IN_RANGE_
@@ -32,8 +32,8 @@ const char *evdb_strerror(int code)
     switch (code) {
     case 0:
         return "success";
-#define EVDB_STRERROR_(name, value, text)                                                         \
-    case value:                                                                                   \
+#define EVDB_STRERROR_(name, value, text)                                                          \
+    case value:                                                                                    \
         return text;
         EVDB_ERRNO_MAP(EVDB_STRERROR_)
 #undef EVDB_STRERROR_
@@ -47,8 +47,8 @@ const char *evdb_err_name(int code)
     switch (code) {
     case 0:
         return "EVDB_OK";
-#define EVDB_ERRNAME_(name, value, text)                                                          \
-    case value:                                                                                   \
+#define EVDB_ERRNAME_(name, value, text)                                                           \
+    case value:                                                                                    \
         return "EVDB_" #name;
         EVDB_ERRNO_MAP(EVDB_ERRNAME_)
 #undef EVDB_ERRNAME_
@@ -133,8 +133,8 @@ bool evdb_error_is_retryable(const evdb_error *e)
         return true;
     /* A lock wait timeout has only the generic HY000: go by the number.
      * Only server errors carry MariaDB's numbers (PostgreSQL gives 0). */
-    return e->code == EVDB_ESERVER && (e->driver_code == MY_ER_LOCK_WAIT_TIMEOUT ||
-                                       e->driver_code == MY_ER_LOCK_DEADLOCK);
+    return e->code == EVDB_ESERVER &&
+           (e->driver_code == MY_ER_LOCK_WAIT_TIMEOUT || e->driver_code == MY_ER_LOCK_DEADLOCK);
 }
 
 bool evdb_error_is_connection(const evdb_error *e)

@@ -21,19 +21,19 @@ struct evdb_future {
     uint32_t refs;
     evdb__loop *loop;
     evdb__fkind kind;
-    int status;           /* EVDB_PENDING, 0, or a negative code */
-    evdb_error *err;      /* failed/cancelled: owned when err_owned */
+    int status;      /* EVDB_PENDING, 0, or a negative code */
+    evdb_error *err; /* failed/cancelled: owned when err_owned */
     bool err_owned;
-    void *value;          /* result, connection or user value */
+    void *value; /* result, connection or user value */
     void (*free_value)(void *);
-    evdb_future *fwd;     /* race/timeout: the child whose outcome this is */
+    evdb_future *fwd; /* race/timeout: the child whose outcome this is */
     const evdb__future_ops *ops;
     void *op;
-    cbent cb0;            /* the common case: one callback, no allocation */
-    cbent *more;          /* callbacks 2.. */
+    cbent cb0;   /* the common case: one callback, no allocation */
+    cbent *more; /* callbacks 2.. */
     size_t ncb, more_cap, nfired;
     evdb__deferred dispatch;
-    bool observed;        /* outcome read: see evdb_set_unobserved_error_hook */
+    bool observed; /* outcome read: see evdb_set_unobserved_error_hook */
 };
 
 static __thread size_t live_futures EVDB__TLS_HOT;

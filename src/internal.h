@@ -15,8 +15,8 @@
 /* The object that embeds member (a deferred call, a list node) at ptr:
  * callbacks get the member, and this finds its owner without a cast per
  * place. */
-#define EVDB__CONTAINER_OF(ptr, type, member)                                                     \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define EVDB__CONTAINER_OF(ptr, type, member)                                                      \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* Handles carry a magic number so a stale or foreign pointer is caught. */
 #define EVDB__MAGIC_FUTURE 0x46757475u /* "Futu" */

@@ -73,7 +73,7 @@ typedef struct ticket {
     evdb_listener *l;
     uint64_t chan_id;
     unsigned gen;
-    bool initial;   /* a LISTEN of the connection's start (restore) */
+    bool initial;    /* a LISTEN of the connection's start (restore) */
     evdb_future *uf; /* UNLISTEN: the user's future */
 } ticket;
 
@@ -512,8 +512,9 @@ evdb_future *evdb_listener_listen(evdb_listener *lh, const char *channel, evdb_n
         return NULL;
     size_t len = channel ? strlen(channel) : 0;
     if (!cb || len == 0 || len > CHANNEL_MAX) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_listener_listen: a callback and a channel name of 1 "
-                                    "to %d bytes are required",
+        evdb__fail_now(EVDB_EINVAL,
+                       "evdb_listener_listen: a callback and a channel name of 1 "
+                       "to %d bytes are required",
                        CHANNEL_MAX);
         return NULL;
     }
@@ -702,8 +703,9 @@ static evdb_listener *listener_new(struct ev_loop *loop, const char *url,
         return NULL;
     }
     if (!drv->listen) {
-        evdb__fail_now(EVDB_ENOTSUP, "%s: the %s driver has no LISTEN/NOTIFY (a PostgreSQL "
-                                     "feature)",
+        evdb__fail_now(EVDB_ENOTSUP,
+                       "%s: the %s driver has no LISTEN/NOTIFY (a PostgreSQL "
+                       "feature)",
                        who, drv->name);
         return NULL;
     }

@@ -244,14 +244,16 @@ void evdb__io_arm(evdb__io *io, int fd, unsigned events)
     ev_io_stop(io->loop->ev, &io->w);
     if (fd < 0 || !(events & (EVDB__EV_READ | EVDB__EV_WRITE)))
         return;
-    int mask = ((events & EVDB__EV_READ) ? EV_READ : 0) | ((events & EVDB__EV_WRITE) ? EV_WRITE : 0);
+    int mask =
+        ((events & EVDB__EV_READ) ? EV_READ : 0) | ((events & EVDB__EV_WRITE) ? EV_WRITE : 0);
     ev_io_set(&io->w, fd, mask);
     ev_io_start(io->loop->ev, &io->w);
 }
 
 void evdb__io_update(evdb__io *io, int fd, unsigned events)
 {
-    int mask = ((events & EVDB__EV_READ) ? EV_READ : 0) | ((events & EVDB__EV_WRITE) ? EV_WRITE : 0);
+    int mask =
+        ((events & EVDB__EV_READ) ? EV_READ : 0) | ((events & EVDB__EV_WRITE) ? EV_WRITE : 0);
     if (fd < 0 || !mask || !ev_is_active(&io->w) || io->w.fd != fd) {
         evdb__io_arm(io, fd, events);
         return;

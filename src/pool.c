@@ -86,8 +86,8 @@ struct member {
     member *prev, *next;
 };
 
-static const char *const mstate_names[] = {"opening",   "ready",     "validating",
-                                           "borrowed",  "resetting", "closing"};
+static const char *const mstate_names[] = {"opening",  "ready",     "validating",
+                                           "borrowed", "resetting", "closing"};
 
 /* Every change of a member's state goes through here (src/trace.h). The
  * first state, M_OPENING, is set where the member is made. */
@@ -683,8 +683,8 @@ static void member_opened(evdb_future *f, void *arg)
     m->c = evdb_future_take_conn(f);
     evdb_future_unref(f);
     /* Before the pool owns it: the hook is the pool's, not a borrower's. */
-    if (p->o.notice_hook && evdb_conn_set_notice_hook(m->c, p->o.notice_hook,
-                                                      p->o.notice_hook_arg)) {
+    if (p->o.notice_hook &&
+        evdb_conn_set_notice_hook(m->c, p->o.notice_hook, p->o.notice_hook_arg)) {
         evdb__error_copy(&p->last_err, evdb_last_error());
         p->have_err = true;
     }
@@ -788,7 +788,8 @@ static void fail_waiter_msg(evdb_pool *p, char *buf, size_t len, double waited)
     snprintf(buf, len,
              "no pooled connection became free within %g s (%u open, %u opening, max %u)%s%.300s",
              waited, open, p->nopening, p->o.max_conns,
-             p->have_err ? "; last connection error: " : "", p->have_err ? p->last_err.message : "");
+             p->have_err ? "; last connection error: " : "",
+             p->have_err ? p->last_err.message : "");
 }
 
 static void on_deadline(void *arg)

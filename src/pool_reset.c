@@ -31,9 +31,8 @@ evdb_future *evdb__pool_reset(evdb_conn *c)
         s = r->stmts;
     }
     evdb__loop *l = evdb__conn_loop(c);
-    evdb__cq *q = r && r->n > 1
-                      ? evdb__cq_new_batch(l, "evdb_conn_release", r->stmts, r->n, &o)
-                      : evdb__cq_new(l, "evdb_conn_release", s->sql, NULL, 0, &o);
+    evdb__cq *q = r && r->n > 1 ? evdb__cq_new_batch(l, "evdb_conn_release", r->stmts, r->n, &o)
+                                : evdb__cq_new(l, "evdb_conn_release", s->sql, NULL, 0, &o);
     if (!q)
         return NULL;
     evdb_future *f = q->f;

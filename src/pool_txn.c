@@ -472,7 +472,8 @@ evdb_future *evdb_pool_transaction_opts(evdb_pool *p, evdb_txn_fn fn, void *arg,
     if (!evdb__pool_usable(p, "evdb_pool_transaction"))
         return NULL;
     if (check_opts(o, "evdb_pool_transaction") ||
-        check_driver(o, (evdb__pool_drv(p)->txn_dialect == EVDB__TXN_BEGIN), "evdb_pool_transaction"))
+        check_driver(o, (evdb__pool_drv(p)->txn_dialect == EVDB__TXN_BEGIN),
+                     "evdb_pool_transaction"))
         return NULL;
     txn *t = evdb__calloc(1, sizeof *t);
     if (!t) {
@@ -530,7 +531,8 @@ evdb_future *evdb_pool_transaction_task(evdb_pool *p, evdb_txn_task_fn fn, void 
     if (!evdb__pool_usable(p, "evdb_pool_transaction_task"))
         return NULL;
     if (check_opts(o, "evdb_pool_transaction_task") ||
-        check_driver(o, (evdb__pool_drv(p)->txn_dialect == EVDB__TXN_BEGIN), "evdb_pool_transaction_task"))
+        check_driver(o, (evdb__pool_drv(p)->txn_dialect == EVDB__TXN_BEGIN),
+                     "evdb_pool_transaction_task"))
         return NULL;
     txn *t = evdb__calloc(1, sizeof *t);
     if (!t) {
@@ -559,9 +561,9 @@ typedef struct stxn {
     evdb_conn *c;
     evdb_txn_opts o;
     bool begin_dialect; /* the driver's EVDB__TXN_BEGIN */
-    size_t n;         /* statements, the SET TRANSACTION included */
-    bool drop_first;  /* the first statement is the SET TRANSACTION */
-    evdb_stmt *stmts; /* own copy: a retry sends them again */
+    size_t n;           /* statements, the SET TRANSACTION included */
+    bool drop_first;    /* the first statement is the SET TRANSACTION */
+    evdb_stmt *stmts;   /* own copy: a retry sends them again */
     char set_sql[128];
     /* One attempt: */
     evdb_future *f;

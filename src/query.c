@@ -105,8 +105,7 @@ static size_t align16(size_t n)
 
 /* The query object of size bytes with its future and timer; the caller
  * fills in the statement. NULL with the last error set. */
-static evdb__cq *cq_alloc(evdb__loop *l, const char *who, size_t size,
-                          const evdb_query_opts *opts)
+static evdb__cq *cq_alloc(evdb__loop *l, const char *who, size_t size, const evdb_query_opts *opts)
 {
     bool timed = opts && opts->timeout > 0;
     evdb__cq *q = evdb__obj_alloc(size);

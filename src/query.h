@@ -13,9 +13,9 @@
 typedef struct evdb_pool evdb_pool;
 
 typedef enum evdb__qwhere {
-    EVDB__Q_POOL,     /* waiting in a pool for a connection */
-    EVDB__Q_PENDING,  /* on a connection, not yet handed to the driver */
-    EVDB__Q_INFLIGHT  /* handed to the driver */
+    EVDB__Q_POOL,    /* waiting in a pool for a connection */
+    EVDB__Q_PENDING, /* on a connection, not yet handed to the driver */
+    EVDB__Q_INFLIGHT /* handed to the driver */
 } evdb__qwhere;
 
 typedef struct evdb__cq evdb__cq;

@@ -124,7 +124,8 @@ bool evdb__lookup_running(evdb__lookup *r)
     for (int i = 0; i < ARES_GETSOCK_MAXNUM && !r->done; i++) {
         bool rd = sock_reads(bits, i), wr = sock_writes(bits, i);
         if (rd || wr)
-            ares_process_fd(r->ch, rd ? socks[i] : ARES_SOCKET_BAD, wr ? socks[i] : ARES_SOCKET_BAD);
+            ares_process_fd(r->ch, rd ? socks[i] : ARES_SOCKET_BAD,
+                            wr ? socks[i] : ARES_SOCKET_BAD);
     }
     if (!r->done)
         ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
@@ -138,8 +139,8 @@ void evdb__lookup_wait(const evdb__lookup *r, evdb__wait *w)
     w->fd = -1;
     w->events = 0;
     for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-        unsigned ev = (sock_reads(bits, i) ? EVDB__EV_READ : 0) |
-                      (sock_writes(bits, i) ? EVDB__EV_WRITE : 0);
+        unsigned ev =
+            (sock_reads(bits, i) ? EVDB__EV_READ : 0) | (sock_writes(bits, i) ? EVDB__EV_WRITE : 0);
         if (ev) {
             w->fd = socks[i];
             w->events = ev;
@@ -169,8 +170,7 @@ size_t evdb__lookup_addrs(const evdb__lookup *r, char (*out)[EVDB__ADDR_TEXT_MAX
     size_t n = 0;
     if (!r->result)
         return 0;
-    for (const struct ares_addrinfo_node *ai = r->result->nodes; ai && n < max;
-         ai = ai->ai_next) {
+    for (const struct ares_addrinfo_node *ai = r->result->nodes; ai && n < max; ai = ai->ai_next) {
         const void *src;
         if (ai->ai_family == AF_INET6)
             src = &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr;

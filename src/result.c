@@ -707,8 +707,8 @@ int evdb_result_bool(const evdb_result *r, size_t row, size_t col, bool *out)
 
 /* The cell at row, col of a column whose type is in the mask of
  * TYPE_BITs: 0 with its text, or EVDB_ERANGE, EVDB_ETYPE, EVDB_ENULL. */
-static int typed_cell(const evdb_result *r, size_t row, size_t col, unsigned types,
-                      const char **p, size_t *len, size_t *flags)
+static int typed_cell(const evdb_result *r, size_t row, size_t col, unsigned types, const char **p,
+                      size_t *len, size_t *flags)
 {
     if (!r || row >= r->nrows || col >= r->ncols)
         return EVDB_ERANGE;
@@ -728,16 +728,16 @@ int evdb_result_uint64(const evdb_result *r, size_t row, size_t col, uint64_t *o
 {
     const char *s;
     size_t len, flags;
-    int rc = typed_cell(r, row, col,
-                        TYPE_BIT(EVDB_TYPE_INT) | TYPE_BIT(EVDB_TYPE_BITS) |
-                            TYPE_BIT(EVDB_TYPE_NUMERIC),
-                        &s, &len, &flags);
+    int rc =
+        typed_cell(r, row, col,
+                   TYPE_BIT(EVDB_TYPE_INT) | TYPE_BIT(EVDB_TYPE_BITS) | TYPE_BIT(EVDB_TYPE_NUMERIC),
+                   &s, &len, &flags);
     if (rc)
         return rc;
     uint64_t v;
     if (r->cols[col].type == EVDB_TYPE_BITS) {
         rc = bits_are_digits(&r->cols[col]) ? evdb__parse_bit_digits(s, len, &v)
-                                           : evdb__parse_bit_bytes(s, len, &v);
+                                            : evdb__parse_bit_bytes(s, len, &v);
     } else if (flags & CELL_HAS_INT) {
         int64_t i;
         memcpy(&i, s + len + 1, sizeof i);
@@ -813,8 +813,7 @@ int evdb_result_time(const evdb_result *r, size_t row, size_t col, int64_t *us)
     return rc;
 }
 
-int evdb_result_timetz(const evdb_result *r, size_t row, size_t col, int64_t *us,
-                       int32_t *offset)
+int evdb_result_timetz(const evdb_result *r, size_t row, size_t col, int64_t *us, int32_t *offset)
 {
     const char *s;
     size_t len, flags;
@@ -834,8 +833,8 @@ int evdb_result_timetz(const evdb_result *r, size_t row, size_t col, int64_t *us
 }
 
 /* A timestamp, timestamptz or date cell: microseconds and the offset. */
-static int timestamp_cell(const evdb_result *r, size_t row, size_t col, unsigned types,
-                          int64_t *us, int32_t *offset)
+static int timestamp_cell(const evdb_result *r, size_t row, size_t col, unsigned types, int64_t *us,
+                          int32_t *offset)
 {
     const char *s;
     size_t len, flags;

@@ -69,11 +69,11 @@
 #define TASK_FLAGS_KNOWN EVDB_TASK_NO_GUARD
 
 typedef enum tstate {
-    T_NEW,       /* spawned, start queued */
-    T_RUNNING,   /* on its stack now */
-    T_READY,     /* yielded, resume queued */
-    T_AWAITING,  /* suspended in evdb_await */
-    T_DONE       /* function returned; ends on the loop's side */
+    T_NEW,      /* spawned, start queued */
+    T_RUNNING,  /* on its stack now */
+    T_READY,    /* yielded, resume queued */
+    T_AWAITING, /* suspended in evdb_await */
+    T_DONE      /* function returned; ends on the loop's side */
 } tstate;
 
 static const char *tstate_name(tstate s)
@@ -94,32 +94,32 @@ static const char *tstate_name(tstate s)
 }
 
 typedef struct stack {
-    void *map;      /* the mapping: guard page(s) + stack */
+    void *map; /* the mapping: guard page(s) + stack */
     size_t map_len;
-    void *lo;       /* usable stack [lo, lo + size) */
+    void *lo; /* usable stack [lo, lo + size) */
     size_t size;
     bool guarded;
     unsigned vg_id; /* valgrind's stack id (0 when not under valgrind) */
 } stack;
 
 typedef struct task {
-    evdb__ctx ctx;          /* the task's own, while it is switched out */
-    evdb__ctx *back;        /* where it returns: its resumer's context */
+    evdb__ctx ctx;   /* the task's own, while it is switched out */
+    evdb__ctx *back; /* where it returns: its resumer's context */
     evdb__loop *loop;
-    evdb_future *f;         /* own reference until the task ends */
+    evdb_future *f; /* own reference until the task ends */
     evdb_task_fn fn;
     void *arg;
     void *result;
-    void *owned;            /* evdb_task_return: value and its free function */
+    void *owned; /* evdb_task_return: value and its free function */
     void (*free_owned)(void *);
-    evdb_error *fail;       /* evdb_task_fail: the future fails with this */
-    evdb_future *awaiting;  /* reference while suspended in evdb_await */
-    evdb__deferred wake;    /* start and yield */
+    evdb_error *fail;      /* evdb_task_fail: the future fails with this */
+    evdb_future *awaiting; /* reference while suspended in evdb_await */
+    evdb__deferred wake;   /* start and yield */
     stack st;
     tstate state;
-    bool cancel_pending;    /* report EVDB_ECANCELED at the next await */
-    bool cancelled;         /* the task's future was cancelled */
-    bool is_main;           /* evdb_run's task: the result goes to its caller */
+    bool cancel_pending;        /* report EVDB_ECANCELED at the next await */
+    bool cancelled;             /* the task's future was cancelled */
+    bool is_main;               /* evdb_run's task: the result goes to its caller */
     void (**main_free)(void *); /* evdb_run: receives the result's free function */
     unsigned long long id;
     char name[TASK_NAME_MAX];
@@ -218,8 +218,8 @@ static int stack_get(stack *s, size_t size, bool guard)
     void *map = mmap(NULL, size + gsize, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED)
-        return evdb__fail_now(EVDB_ENOMEM, "evdb_task_spawn: cannot map a %zu-byte stack: %s",
-                              size, strerror(errno));
+        return evdb__fail_now(EVDB_ENOMEM, "evdb_task_spawn: cannot map a %zu-byte stack: %s", size,
+                              strerror(errno));
     if (guard && mprotect(map, gsize, PROT_NONE) != 0) {
         int e = errno;
         munmap(map, size + gsize);
@@ -412,8 +412,7 @@ static task *spawn(evdb__loop *l, evdb_task_fn fn, void *arg, const evdb_task_op
             return NULL;
         }
         if (opts->stack_size) {
-            size = opts->stack_size < EVDB_TASK_STACK_MIN ? EVDB_TASK_STACK_MIN
-                                                          : opts->stack_size;
+            size = opts->stack_size < EVDB_TASK_STACK_MIN ? EVDB_TASK_STACK_MIN : opts->stack_size;
             size = (size + page_size() - 1) & ~(page_size() - 1);
         }
         guard = !(opts->flags & EVDB_TASK_NO_GUARD);
@@ -576,8 +575,8 @@ int evdb_run(struct ev_loop *loop, evdb_task_fn fn, void *arg, void **result)
     /* What to leave in evdb_last_error: the main task's error, or why the
      * wait gave up (the task is then still suspended). */
     evdb_error why;
-    evdb__error_copy(&why, st < 0 && !evdb__future_pending(f) ? evdb_future_error(f)
-                                                               : evdb_last_error());
+    evdb__error_copy(&why,
+                     st < 0 && !evdb__future_pending(f) ? evdb_future_error(f) : evdb_last_error());
     if (st == 0) {
         void *v = evdb_future_value(f);
         if (result)

@@ -173,14 +173,7 @@ __asm__(".text\n"
         "    brk #0\n"
         ".size evdb__ctx_start, .-evdb__ctx_start\n");
 
-enum {
-    A64_X19,
-    A64_X20,
-    A64_X29 = 10,
-    A64_X30 = 11,
-    A64_FPCR = 20,
-    A64_FRAME_WORDS = 22
-};
+enum { A64_X19, A64_X20, A64_X29 = 10, A64_X30 = 11, A64_FPCR = 20, A64_FRAME_WORDS = 22 };
 
 int evdb__ctx_make(evdb__ctx *ctx, void *stack, size_t size, evdb__ctx_entry entry, void *arg)
 {
@@ -216,7 +209,7 @@ static void uc_start(unsigned e_hi, unsigned e_lo, unsigned a_hi, unsigned a_lo)
     ((evdb__ctx_entry)e)((void *)a);
 }
 
-#define LOW32(x) ((unsigned)((uintptr_t)(x) & 0xffffffffu))
+#define LOW32(x) ((unsigned)((uintptr_t)(x)&0xffffffffu))
 #define HIGH32(x) ((unsigned)((uintptr_t)(x) >> 16 >> 16))
 
 int evdb__ctx_make(evdb__ctx *ctx, void *stack, size_t size, evdb__ctx_entry entry, void *arg)

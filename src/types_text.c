@@ -38,9 +38,9 @@ int64_t evdb__days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     y -= m <= 2;
     const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = (unsigned)(y - era * 400);                    /* [0, 399] */
+    const unsigned yoe = (unsigned)(y - era * 400);                       /* [0, 399] */
     const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* [0, 365] */
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;       /* [0, 146096] */
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* [0, 146096] */
     return era * 146097 + (int64_t)doe - 719468;
 }
 
@@ -48,11 +48,11 @@ void evdb__civil_from_days(int64_t z, int64_t *year, unsigned *month, unsigned *
 {
     z += 719468;
     const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = (unsigned)(z - era * 146097);                       /* [0, 146096] */
+    const unsigned doe = (unsigned)(z - era * 146097);                          /* [0, 146096] */
     const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
     const int64_t y = (int64_t)yoe + era * 400;
     const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100); /* [0, 365] */
-    const unsigned mp = (5 * doy + 2) / 153;                       /* [0, 11] */
+    const unsigned mp = (5 * doy + 2) / 153;                      /* [0, 11] */
     *day = doy - (153 * mp + 2) / 5 + 1;
     *month = mp < 10 ? mp + 3 : mp - 9;
     *year = y + (*month <= 2);
@@ -174,8 +174,8 @@ static bool fraction(scan *s, int64_t *us)
 static bool min_sec(scan *s, int64_t *us)
 {
     int64_t mi, se, f;
-    if (!eat(s, ':') || !digits(s, 2, 2, &mi) || mi > 59 || !eat(s, ':') ||
-        !digits(s, 2, 2, &se) || se > 59 || !fraction(s, &f))
+    if (!eat(s, ':') || !digits(s, 2, 2, &mi) || mi > 59 || !eat(s, ':') || !digits(s, 2, 2, &se) ||
+        se > 59 || !fraction(s, &f))
         return false;
     *us = (mi * 60 + se) * US_PER_SEC + f;
     return true;
@@ -418,7 +418,8 @@ int evdb__parse_uuid(const char *text, size_t len, uint8_t out[16])
             i++;
             continue;
         }
-        int hi = evdb__hexval((unsigned char)text[i]), lo = evdb__hexval((unsigned char)text[i + 1]);
+        int hi = evdb__hexval((unsigned char)text[i]),
+            lo = evdb__hexval((unsigned char)text[i + 1]);
         if (hi < 0 || lo < 0)
             return EVDB_EFORMAT;
         b[o++] = (uint8_t)(hi << 4 | lo);
@@ -807,7 +808,8 @@ size_t evdb_timestamp_format(int64_t us, bool with_offset, int32_t offset_s, cha
             }
         }
         if (bc) {
-            memcpy(tmp + n, " BC", 3); // NOLINT(bugprone-not-null-terminated-result): a part
+            // NOLINTNEXTLINE(bugprone-not-null-terminated-result): a part
+            memcpy(tmp + n, " BC", 3);
             n += 3;
         }
     }

@@ -239,10 +239,9 @@ static int check_scalar(size_t i, const evdb_value *v, bool in_array)
         /* The text is shown only when it is short: it is the caller's
          * data, and a long one would drown the message. */
         if (!evdb__numeric_valid(v->u.s.ptr, v->u.s.len))
-            return evdb__fail_now(EVDB_EINVAL,
-                                  "parameter %zu: numeric text \"%.*s\" is not a decimal number",
-                                  i + 1, v->u.s.len > 40 ? 40 : (int)v->u.s.len,
-                                  (const char *)v->u.s.ptr);
+            return evdb__fail_now(
+                EVDB_EINVAL, "parameter %zu: numeric text \"%.*s\" is not a decimal number", i + 1,
+                v->u.s.len > 40 ? 40 : (int)v->u.s.len, (const char *)v->u.s.ptr);
         return 0;
     }
     case EVDB_TYPE_DATE:
@@ -265,9 +264,8 @@ static int check_scalar(size_t i, const evdb_value *v, bool in_array)
                                   "parameter %zu: time of day %lld us is outside 00:00 to 24:00",
                                   i + 1, (long long)v->u.t.us);
         if (v->u.t.offset <= -EVDB__OFFSET_LIMIT || v->u.t.offset >= EVDB__OFFSET_LIMIT)
-            return evdb__fail_now(EVDB_EINVAL,
-                                  "parameter %zu: UTC offset %d s is 16 hours or more", i + 1,
-                                  (int)v->u.t.offset);
+            return evdb__fail_now(EVDB_EINVAL, "parameter %zu: UTC offset %d s is 16 hours or more",
+                                  i + 1, (int)v->u.t.offset);
         return 0;
     case EVDB_TYPE_TIMESTAMP:
     case EVDB_TYPE_TIMESTAMPTZ:
@@ -296,8 +294,7 @@ static int check_array(size_t i, const evdb_value *v)
         return evdb__fail_now(EVDB_EINVAL, "parameter %zu: %zu array elements, at most %zu", i + 1,
                               n, (size_t)EVDB_ARRAY_MAX_LEN);
     if (n && !v->u.a.ptr)
-        return evdb__fail_now(EVDB_EINVAL, "parameter %zu: NULL array with %zu elements", i + 1,
-                              n);
+        return evdb__fail_now(EVDB_EINVAL, "parameter %zu: NULL array with %zu elements", i + 1, n);
     switch (v->elem) {
     case EVDB_TYPE_BOOL:
     case EVDB_TYPE_INT:
@@ -342,8 +339,7 @@ int evdb__values_check(const evdb_value *params, size_t n)
     if (n && !params)
         return evdb__fail_now(EVDB_EINVAL, "params is NULL but nparams is %zu", n);
     if (n > MAX_PARAMS)
-        return evdb__fail_now(EVDB_EINVAL, "%zu parameters: at most %u are allowed", n,
-                              MAX_PARAMS);
+        return evdb__fail_now(EVDB_EINVAL, "%zu parameters: at most %u are allowed", n, MAX_PARAMS);
     for (size_t i = 0; i < n; i++) {
         int rc = check_scalar(i, &params[i], false);
         if (rc == 0 && params[i].type == EVDB_TYPE_ARRAY)
@@ -356,7 +352,7 @@ int evdb__values_check(const evdb_value *params, size_t n)
 
 /* Values whose payload is u.s: copied with a NUL after it (drivers may
  * pass text to C APIs). */
-#define PAYLOAD_TYPES                                                                      \
+#define PAYLOAD_TYPES                                                                              \
     (1u << EVDB_TYPE_TEXT | 1u << EVDB_TYPE_BYTES | 1u << EVDB_TYPE_NUMERIC | 1u << EVDB_TYPE_JSON)
 static inline bool has_payload(evdb_type t)
 {

@@ -52,22 +52,22 @@ static void *foreign(int i)
 
 /* A call that failed at once: NULL / code and the reason in
  * evdb_last_error. */
-#define FAILS_WITH(expr, code)                                                                    \
-    do {                                                                                          \
-        int rc_ = (expr);                                                                         \
-        ck_assert_msg(rc_ == (code), "%s gave %s, expected %s", #expr, evdb_err_name(rc_),        \
-                      evdb_err_name(code));                                                       \
+#define FAILS_WITH(expr, code)                                                                     \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        ck_assert_msg(rc_ == (code), "%s gave %s, expected %s", #expr, evdb_err_name(rc_),         \
+                      evdb_err_name(code));                                                        \
     } while (0)
 
-#define NULL_WITH(expr, code)                                                                     \
-    do {                                                                                          \
-        const void *p_ = (expr);                                                                  \
-        ck_assert_msg(p_ == NULL, "%s did not fail", #expr);                                      \
-        int c_ = evdb_error_code(evdb_last_error());                                              \
-        ck_assert_msg(c_ == (code), "%s: last error %s, expected %s (%s)", #expr,                 \
-                      evdb_err_name(c_), evdb_err_name(code),                                     \
-                      evdb_error_message(evdb_last_error()));                                     \
-        ck_assert(evdb_error_message(evdb_last_error())[0] != '\0');                              \
+#define NULL_WITH(expr, code)                                                                      \
+    do {                                                                                           \
+        const void *p_ = (expr);                                                                   \
+        ck_assert_msg(p_ == NULL, "%s did not fail", #expr);                                       \
+        int c_ = evdb_error_code(evdb_last_error());                                               \
+        ck_assert_msg(c_ == (code), "%s: last error %s, expected %s (%s)", #expr,                  \
+                      evdb_err_name(c_), evdb_err_name(code),                                      \
+                      evdb_error_message(evdb_last_error()));                                      \
+        ck_assert(evdb_error_message(evdb_last_error())[0] != '\0');                               \
     } while (0)
 
 /* ----------------------------------------------------- NULL and foreign */
@@ -407,7 +407,7 @@ START_TEST(a_thousand_parameters)
     ck_assert_ptr_nonnull(sql);
     size_t o = (size_t)sprintf(sql, "SELECT ");
     evdb_value *v = calloc(N, sizeof *v);
-    char (*texts)[16] = calloc(N, 16);
+    char(*texts)[16] = calloc(N, 16);
     ck_assert(v && texts);
     for (int i = 0; i < N; i++) {
         char ph[16];

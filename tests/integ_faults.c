@@ -87,8 +87,7 @@ static void proxy_up(const backend *b)
     snprintf(pat, sizeof pat, ":%d/", port);
     const char *at = strstr(u, pat);
     ck_assert_msg(at != NULL, "port %d not in the test URL", port);
-    snprintf(PURL, sizeof PURL, "%.*s:%d/%s", (int)(at - u), u, evdb_fp_port(FP),
-             at + strlen(pat));
+    snprintf(PURL, sizeof PURL, "%.*s:%d/%s", (int)(at - u), u, evdb_fp_port(FP), at + strlen(pat));
 }
 
 static void setup(void)
@@ -325,10 +324,8 @@ START_TEST(stall_times_out_queries_on_time)
     wait_track(&t2, 5);
     ck_assert_int_eq(t1.status, EVDB_ETIMEDOUT);
     ck_assert_int_eq(t2.status, EVDB_ETIMEDOUT);
-    ck_assert_msg(t1.at - t0 >= 0.38 && t1.at - t0 < 1.0, "q1 timed out after %.3f s",
-                  t1.at - t0);
-    ck_assert_msg(t2.at - t0 >= 0.58 && t2.at - t0 < 1.2, "q2 timed out after %.3f s",
-                  t2.at - t0);
+    ck_assert_msg(t1.at - t0 >= 0.38 && t1.at - t0 < 1.0, "q1 timed out after %.3f s", t1.at - t0);
+    ck_assert_msg(t2.at - t0 >= 0.58 && t2.at - t0 < 1.2, "q2 timed out after %.3f s", t2.at - t0);
     fprintf(stderr, "[%s] stall: q1 %s after %.3f s: %s\n", b->name, evdb_err_name(t1.status),
             t1.at - t0, evdb_error_message(evdb_future_error(q1)));
     fprintf(stderr, "[%s] stall: q2 %s after %.3f s: %s\n", b->name, evdb_err_name(t2.status),
@@ -352,8 +349,8 @@ START_TEST(stall_times_out_queries_on_time)
                   evdb_error_message(evdb_future_error(q3)));
     ck_assert_int_eq(int_cell(q3, 0, 0), 31);
     expect_param_ok(b, c, 99, 5);
-    fprintf(stderr, "[%s] stall cleared: q3 ok after %.3f s, connection usable again\n",
-            b->name, t3.at - c0);
+    fprintf(stderr, "[%s] stall cleared: q3 ok after %.3f s, connection usable again\n", b->name,
+            t3.at - c0);
     ck_assert_int_eq(t1.calls, 1);
     ck_assert_int_eq(t2.calls, 1);
     evdb_future_unref(q1);
@@ -613,8 +610,11 @@ START_TEST(pool_connect_failures_and_recovery)
 {
     const backend *b = &backends[_i];
     proxy_up(b);
-    evdb_pool_opts po = {.max_conns = 2, .backoff_initial = 0.05, .backoff_max = 0.2,
-                         .connect_timeout = 0.3, .acquire_timeout = 5};
+    evdb_pool_opts po = {.max_conns = 2,
+                         .backoff_initial = 0.05,
+                         .backoff_max = 0.2,
+                         .connect_timeout = 0.3,
+                         .acquire_timeout = 5};
     evdb_pool *p = evdb_pool_new(L, PURL, &po);
     ck_assert_ptr_nonnull(p);
     evdb_value v = evdb_int(1);
@@ -742,8 +742,8 @@ static void phase(load *l, const char *what, double seconds)
     size_t before = l->completed;
     l->ok_since_mark = 0;
     t_run_for(L, seconds);
-    fprintf(stderr, "[%s] %-10s %5zu completed, %5zu ok\n", l->b->name, what,
-            l->completed - before, l->ok_since_mark);
+    fprintf(stderr, "[%s] %-10s %5zu completed, %5zu ok\n", l->b->name, what, l->completed - before,
+            l->ok_since_mark);
 }
 
 /* A phase that must see queries succeed: at least seconds, then longer
@@ -759,18 +759,22 @@ static void recovered(load *l, const char *what, double seconds, size_t min_ok)
     double until = t_now() + RECOVER_MAX_S;
     while (l->ok_since_mark <= min_ok && t_now() < until)
         t_run_for(L, 0.1);
-    fprintf(stderr, "[%s] %-10s %5zu completed, %5zu ok\n", l->b->name, what,
-            l->completed - before, l->ok_since_mark);
-    ck_assert_msg(l->ok_since_mark > min_ok, "%s: %s: only %zu queries succeeded", l->b->name,
-                  what, l->ok_since_mark);
+    fprintf(stderr, "[%s] %-10s %5zu completed, %5zu ok\n", l->b->name, what, l->completed - before,
+            l->ok_since_mark);
+    ck_assert_msg(l->ok_since_mark > min_ok, "%s: %s: only %zu queries succeeded", l->b->name, what,
+                  l->ok_since_mark);
 }
 
 START_TEST(pool_under_every_fault_audit)
 {
     const backend *b = &backends[_i];
     proxy_up(b);
-    evdb_pool_opts po = {.min_conns = 2, .max_conns = 4, .backoff_initial = 0.02,
-                         .backoff_max = 0.2, .connect_timeout = 0.5, .acquire_timeout = 2};
+    evdb_pool_opts po = {.min_conns = 2,
+                         .max_conns = 4,
+                         .backoff_initial = 0.02,
+                         .backoff_max = 0.2,
+                         .connect_timeout = 0.5,
+                         .acquire_timeout = 2};
     load l;
     memset(&l, 0, sizeof l);
     l.b = b;
@@ -918,8 +922,11 @@ START_TEST(backends_killed_at_random_under_load)
     const backend *b = &backends[_i];
     const char *admin_url = _i == 0 ? evdb_test_pg_admin_url() : evdb_test_my_admin_url();
     ck_assert_ptr_nonnull(admin_url);
-    evdb_pool_opts po = {.min_conns = 2, .max_conns = 6, .backoff_initial = 0.02,
-                         .backoff_max = 0.2, .acquire_timeout = 5};
+    evdb_pool_opts po = {.min_conns = 2,
+                         .max_conns = 6,
+                         .backoff_initial = 0.02,
+                         .backoff_max = 0.2,
+                         .acquire_timeout = 5};
     load l;
     memset(&l, 0, sizeof l);
     l.b = b;
@@ -953,9 +960,8 @@ START_TEST(backends_killed_at_random_under_load)
     fprintf(stderr,
             "[%s] %zu sessions killed (%zu misses): submitted %zu ok %zu lost %zu killed %zu "
             "timed out %zu refused %zu wrong %zu other %zu; pool broken %llu connects %llu\n",
-            b->name, k.kills, k.misses, l.submitted, l.ok, l.lost, l.killed, l.timedout,
-            l.refused, l.wrong, l.other, (unsigned long long)st.broken,
-            (unsigned long long)st.connects);
+            b->name, k.kills, k.misses, l.submitted, l.ok, l.lost, l.killed, l.timedout, l.refused,
+            l.wrong, l.other, (unsigned long long)st.broken, (unsigned long long)st.connects);
     ck_assert_uint_eq(l.completed, l.submitted);
     for (size_t i = 0; i < l.submitted; i++)
         ck_assert_int_eq(l.calls[i], 1);

@@ -120,14 +120,14 @@ static const char *cell(const evdb_result *r, size_t row, size_t col)
 typedef struct backend {
     const char *name;
     const char *(*url)(void);
-    const char *fail_sql;     /* fails at run time: fail_state */
+    const char *fail_sql; /* fails at run time: fail_state */
     const char *fail_state;
     const char *fail_mid_sql; /* fails partway through its result rows (one
                                  parameter, 2: the prepared-statement path) */
     const char *fail_mid_state;
-    const char *engine;       /* appended to CREATE TABLE */
-    const char *update_text;  /* UPDATE <table> SET v = <param 1> WHERE id = 1 */
-    const char *insert_int;   /* INSERT INTO <table> VALUES (<param 1>) */
+    const char *engine;      /* appended to CREATE TABLE */
+    const char *update_text; /* UPDATE <table> SET v = <param 1> WHERE id = 1 */
+    const char *insert_int;  /* INSERT INTO <table> VALUES (<param 1>) */
 } backend;
 
 static const backend backends[2] = {
@@ -153,7 +153,7 @@ typedef struct tenant_run {
 typedef struct tenant_req {
     tenant_run *run;
     unsigned id;
-    int mode;     /* 0: read submitted from the set's callback; 1: right behind
+    int mode; /* 0: read submitted from the set's callback; 1: right behind
                      the set; 2: set and read in one string of two statements
                      (same transaction: sees its own tenant), then a separate
                      read from its callback */
@@ -217,9 +217,8 @@ static void on_tenant_set(evdb_future *f, void *arg)
     if (!right) {
         run->set_errors++;
         if (!run->example[0])
-            snprintf(run->example, sizeof run->example, "set_config of request %u: %s / %s",
-                     q->id, evdb_error_message(evdb_future_error(f)),
-                     cell(evdb_future_result(f), 0, 0));
+            snprintf(run->example, sizeof run->example, "set_config of request %u: %s / %s", q->id,
+                     evdb_error_message(evdb_future_error(f)), cell(evdb_future_result(f), 0, 0));
     }
     evdb_future_unref(f);
     if (q->mode != 1)
@@ -683,8 +682,7 @@ START_TEST(pg_deferred_constraint_violations_fail_their_own_query)
         }
         audit_close(&a);
         ck_assert_msg(log.n == 3 && log.order[0] == 0 && log.order[1] == 1 && log.order[2] == 2,
-                      "callbacks in the order %d %d %d", log.order[0], log.order[1],
-                      log.order[2]);
+                      "callbacks in the order %d %d %d", log.order[0], log.order[1], log.order[2]);
         ck_assert_int_eq(evdb_future_status(w[0]), 0);
         t_expect_fail(w[1], EVDB_ESERVER, "23505");
         ck_assert_int_eq(evdb_future_status(w[2]), 0);
@@ -854,9 +852,8 @@ START_TEST(pg_timed_out_query_in_a_transaction_aborts_it)
     ck_assert_msg(committed == 0,
                   "the INSERT before the timed-out statement was committed (COMMIT: %s '%s')",
                   evdb_err_name(evdb_future_status(commit)),
-                  evdb_future_status(commit) == 0
-                      ? evdb_result_command(evdb_future_result(commit))
-                      : evdb_error_message(evdb_future_error(commit)));
+                  evdb_future_status(commit) == 0 ? evdb_result_command(evdb_future_result(commit))
+                                                  : evdb_error_message(evdb_future_error(commit)));
     int rc = evdb_future_status(commit);
     if (rc == 0)
         ck_assert_msg(strcmp(evdb_result_command(evdb_future_result(commit)), "ROLLBACK") == 0,
@@ -1184,8 +1181,8 @@ START_TEST(outcome_known_means_not_applied)
             unknown_applied += seen[i];
             ck_assert_msg(seen[i] <= 1, "insert %d found %d times", i, seen[i]);
         }
-        ck_assert_msg(st == 0 || st == EVDB_ETIMEDOUT || st == EVDB_ECANCELED, "insert %d: %s",
-                      i, evdb_err_name(st));
+        ck_assert_msg(st == 0 || st == EVDB_ETIMEDOUT || st == EVDB_ECANCELED, "insert %d: %s", i,
+                      evdb_err_name(st));
     }
     fprintf(stderr,
             "%s outcome property: %d ok, %d failed and known not applied, %d unknown (%d of "
@@ -1249,8 +1246,8 @@ START_TEST(pooled_begin_is_refused)
     expect_refused(p, "START TRANSACTION");
     expect_refused(p, "begin");
     expect_refused(p, "  Start Transaction ;");
-    expect_refused(p, _i == 0 ? "BEGIN ISOLATION LEVEL SERIALIZABLE"
-                              : "START TRANSACTION READ WRITE");
+    expect_refused(p,
+                   _i == 0 ? "BEGIN ISOLATION LEVEL SERIALIZABLE" : "START TRANSACTION READ WRITE");
     if (_i == 0) {
         expect_refused(p, "BEGIN WORK");
         expect_refused(p, "START TRANSACTION READ ONLY");
@@ -1264,9 +1261,16 @@ START_TEST(pooled_begin_is_refused)
      * (visible at once from a fresh session), never inside a block left
      * open by their neighbour. */
     char hidden[16][128] = {
-        "/* hidden */ BEGIN", "-- a comment\nBEGIN", "/**/BEGIN", "\t\n BEGIN\n",
-        "bEgIn", "START/**/TRANSACTION", "/* a /* nested */ comment */ BEGIN", ";BEGIN",
-        "BEGIN;;", "\357\273\277BEGIN" /* a byte order mark, then BEGIN */,
+        "/* hidden */ BEGIN",
+        "-- a comment\nBEGIN",
+        "/**/BEGIN",
+        "\t\n BEGIN\n",
+        "bEgIn",
+        "START/**/TRANSACTION",
+        "/* a /* nested */ comment */ BEGIN",
+        ";BEGIN",
+        "BEGIN;;",
+        "\357\273\277BEGIN" /* a byte order mark, then BEGIN */,
     };
     size_t nhidden = 10;
     snprintf(hidden[nhidden++], sizeof hidden[0], "INSERT INTO %s VALUES (-1); BEGIN", table);
@@ -1556,8 +1560,8 @@ START_TEST(batch_is_all_or_nothing)
     snprintf(sql[0], sizeof sql[0], "INSERT INTO %s VALUES (1, 'a')", table);
     snprintf(sql[1], sizeof sql[1], "INSERT INTO %s VALUES (2, 'b')", table);
     snprintf(sql[2], sizeof sql[2], "INSERT INTO %s VALUES (1, 'dup')", table);
-    evdb_stmt bad[3] = {{sql[0], NULL, 0}, {sql[1], NULL, 0},
-                        {pg ? "SELECT 1/0" : sql[2], NULL, 0}};
+    evdb_stmt bad[3] = {
+        {sql[0], NULL, 0}, {sql[1], NULL, 0}, {pg ? "SELECT 1/0" : sql[2], NULL, 0}};
     evdb_future *f = pbatch(p, bad, 3, 0);
     watch(&a, f);
     expect_batch_fail(f, EVDB_ESERVER, pg ? "22012" : "23000", "batch statement 3 of 3");
@@ -1796,8 +1800,7 @@ START_TEST(pg_batch_semantics)
     evdb_conn *c = t_conn_open(L, t_pg_url(), NULL);
     seq_log log = {0};
     seq_ticket tk[7];
-    evdb_stmt b1[2] = {{"INSERT INTO iso_batch_seq VALUES (21)", NULL, 0},
-                       {"SELECT 1/0", NULL, 0}};
+    evdb_stmt b1[2] = {{"INSERT INTO iso_batch_seq VALUES (21)", NULL, 0}, {"SELECT 1/0", NULL, 0}};
     evdb_stmt b2[2] = {{"INSERT INTO iso_batch_seq VALUES (23)", NULL, 0},
                        {"INSERT INTO iso_batch_seq VALUES (24)", NULL, 0}};
     evdb_future *fs[7];

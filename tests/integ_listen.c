@@ -156,7 +156,10 @@ END_TEST
 START_TEST(odd_channel_names_and_payload_sizes)
 {
     static const char *const names[] = {
-        "Upper Case", "with \"quotes\" inside", "spa ce; DROP TABLE x; --", "ünïcödé 通知",
+        "Upper Case",
+        "with \"quotes\" inside",
+        "spa ce; DROP TABLE x; --",
+        "ünïcödé 通知",
         "upper case", /* differs from the first only in case */
         "x23456789012345678901234567890123456789012345678901234567890123", /* 63 bytes */
     };
@@ -298,13 +301,13 @@ typedef struct flow {
     evdb_pool *pool;
     evdb_listener *l;
     bool stop;
-    long next_seq;     /* the next number to send */
-    long sent_ok;      /* notifications whose NOTIFY succeeded */
-    long in_flight;    /* NOTIFYs not completed */
-    long received;     /* deliveries */
-    long last_seen;    /* the highest number received */
-    long seen_at_gap;  /* received when the gap was reported */
-    long sent_at_gap;  /* next_seq then */
+    long next_seq;        /* the next number to send */
+    long sent_ok;         /* notifications whose NOTIFY succeeded */
+    long in_flight;       /* NOTIFYs not completed */
+    long received;        /* deliveries */
+    long last_seen;       /* the highest number received */
+    long seen_at_gap;     /* received when the gap was reported */
+    long sent_at_gap;     /* next_seq then */
     unsigned char *count; /* per number: deliveries */
     int gaps;
     double lost_at, restored_at;
@@ -371,8 +374,8 @@ static void on_gap(evdb_listener *l, double lost_at, double restored_at, const e
 /* The listener on url, the sender on the server directly. */
 static void flow_start_at(flow *fl, const char *url)
 {
-    evdb_listener_opts o = {.backoff_initial = 0.05, .backoff_max = 0.3, .on_gap = on_gap,
-                            .on_gap_arg = fl};
+    evdb_listener_opts o = {
+        .backoff_initial = 0.05, .backoff_max = 0.3, .on_gap = on_gap, .on_gap_arg = fl};
     fl->l = evdb_listener_open(L, url, &o);
     ck_assert_ptr_nonnull(fl->l);
     fl->last_seen = -1;
@@ -381,8 +384,8 @@ static void flow_start_at(flow *fl, const char *url)
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(t_wait(f), 0);
     evdb_future_unref(f);
-    evdb_pool_opts po = {.max_conns = 1, .backoff_initial = 0.05, .backoff_max = 0.3,
-                         .acquire_timeout = 2};
+    evdb_pool_opts po = {
+        .max_conns = 1, .backoff_initial = 0.05, .backoff_max = 0.3, .acquire_timeout = 2};
     fl->pool = t_pool_new(L, t_pg_url(), &po);
     send_next(fl);
     RUN_UNTIL(fl->received >= 50);
@@ -474,8 +477,7 @@ START_TEST(connection_cut_by_the_network_is_one_gap)
     snprintf(pat, sizeof pat, ":%d/", port);
     const char *at = strstr(u, pat);
     ck_assert_ptr_nonnull(at);
-    snprintf(url, sizeof url, "%.*s:%d/%s", (int)(at - u), u, evdb_fp_port(fp),
-             at + strlen(pat));
+    snprintf(url, sizeof url, "%.*s:%d/%s", (int)(at - u), u, evdb_fp_port(fp), at + strlen(pat));
     flow fl = {0};
     flow_start_at(&fl, url);
     ck_assert_int_eq(evdb_fp_set(fp, EVDB_FP_REFUSE, 0), 0);

@@ -116,16 +116,14 @@ START_TEST(connect_mysql_scheme_and_socket)
 {
     char url[URL_MAX];
     /* The same server under the mysql:// scheme. */
-    snprintf(url, sizeof url, "mysql://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test",
-             my_port());
+    snprintf(url, sizeof url, "mysql://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test", my_port());
     evdb_conn *c = t_conn_open(L, url, NULL);
     ck_assert_int_eq(t_query_int(c, "SELECT 7"), 7);
     t_conn_close(c);
     /* Over the unix socket, given as an option. */
     const char *sock = evdb_test_env("EVDB_TEST_MY_SOCKET");
     ck_assert_ptr_nonnull(sock);
-    snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@/evdb_test?unix_socket=%s",
-             sock);
+    snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@/evdb_test?unix_socket=%s", sock);
     c = t_conn_open(L, url, NULL);
     ck_assert_int_eq(t_query_int(c, "SELECT 8"), 8);
     t_conn_close(c);
@@ -156,8 +154,7 @@ END_TEST
 START_TEST(connect_wrong_password)
 {
     char url[URL_MAX];
-    snprintf(url, sizeof url, "mariadb://evdb:Wr0ngPassw0rd@127.0.0.1:%s/evdb_test",
-             my_port());
+    snprintf(url, sizeof url, "mariadb://evdb:Wr0ngPassw0rd@127.0.0.1:%s/evdb_test", my_port());
     double t0 = t_now();
     evdb_future *f = evdb_conn_open(L, url, NULL);
     ck_assert_ptr_nonnull(f);
@@ -179,8 +176,7 @@ END_TEST
 START_TEST(connect_unknown_database)
 {
     char url[URL_MAX];
-    snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%s/no_such_db",
-             my_port());
+    snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%s/no_such_db", my_port());
     const char *admin = evdb_test_my_admin_url();
     ck_assert_ptr_nonnull(admin);
     char root_url[URL_MAX];
@@ -304,10 +300,18 @@ START_TEST(params_round_trip)
     static const unsigned char bin[] = {0, 1, 2, 0xff, 0x80, '\'', '"', '\\', 0};
     const char *text = "h\xc3\xa9llo \xf0\x9f\x98\x80 '; DROP TABLE x; --";
     evdb_value p[] = {
-        evdb_null(),          evdb_bool(true),     evdb_bool(false),
-        evdb_int(INT64_MIN),  evdb_int(INT64_MAX), evdb_int(-42),
-        evdb_double(0.1),     evdb_double(1.0 / 3), evdb_double(-1.5e300),
-        evdb_text(text),      evdb_bytes(bin, sizeof bin), evdb_textn("", 0),
+        evdb_null(),
+        evdb_bool(true),
+        evdb_bool(false),
+        evdb_int(INT64_MIN),
+        evdb_int(INT64_MAX),
+        evdb_int(-42),
+        evdb_double(0.1),
+        evdb_double(1.0 / 3),
+        evdb_double(-1.5e300),
+        evdb_text(text),
+        evdb_bytes(bin, sizeof bin),
+        evdb_textn("", 0),
     };
     size_t n = sizeof p / sizeof p[0];
     evdb_future *f = t_run_ok(c, "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?", p, n);
@@ -345,18 +349,20 @@ START_TEST(params_round_trip)
 
     /* The text the prepared path produces equals the text protocol's. */
     evdb_value ones[] = {evdb_int(1), evdb_int(1)};
-    f = t_run_ok(c, "SELECT 0.1e0 + ? - 1, 1/3e0, CAST(1.5 AS DECIMAL(10,3)), "
-                  "DATE('2024-02-29'), TIMESTAMP('2024-02-29 13:14:15.25'), 12.5e0 * ?",
-               ones, 2);
-    evdb_future *t = t_run_ok(c, "SELECT 0.1e0 + 1 - 1, 1/3e0, CAST(1.5 AS DECIMAL(10,3)), "
-                               "DATE('2024-02-29'), TIMESTAMP('2024-02-29 13:14:15.25'), "
-                               "12.5e0 * 1",
-                            NULL, 0);
+    f = t_run_ok(c,
+                 "SELECT 0.1e0 + ? - 1, 1/3e0, CAST(1.5 AS DECIMAL(10,3)), "
+                 "DATE('2024-02-29'), TIMESTAMP('2024-02-29 13:14:15.25'), 12.5e0 * ?",
+                 ones, 2);
+    evdb_future *t = t_run_ok(c,
+                              "SELECT 0.1e0 + 1 - 1, 1/3e0, CAST(1.5 AS DECIMAL(10,3)), "
+                              "DATE('2024-02-29'), TIMESTAMP('2024-02-29 13:14:15.25'), "
+                              "12.5e0 * 1",
+                              NULL, 0);
     for (size_t i = 0; i < 6; i++) {
         const char *a = evdb_result_text(evdb_future_result(f), 0, i, NULL);
         const char *bt = evdb_result_text(evdb_future_result(t), 0, i, NULL);
-        ck_assert_msg(a && bt && strcmp(a, bt) == 0, "column %zu: prepared '%s' text '%s'", i,
-                      a, bt);
+        ck_assert_msg(a && bt && strcmp(a, bt) == 0, "column %zu: prepared '%s' text '%s'", i, a,
+                      bt);
         ck_assert_int_eq(evdb_result_coltype(evdb_future_result(f), i),
                          evdb_result_coltype(evdb_future_result(t), i));
     }
@@ -376,22 +382,22 @@ START_TEST(doubles_match_text_protocol)
 {
     evdb_conn *c = open_app();
     t_exec_ok(c, "CREATE TEMPORARY TABLE t_dbl (id INT PRIMARY KEY, d DOUBLE, f FLOAT, "
-               "d3 DOUBLE(12,3))");
+                 "d3 DOUBLE(12,3))");
     t_exec_ok(c, "INSERT INTO t_dbl SELECT seq, v, v, IF(ABS(v) < 1e8, v, NULL) FROM ("
-               "SELECT seq, CASE seq % 6 "
-               "WHEN 0 THEN RAND(seq) * POW(10, CAST(seq % 44 AS SIGNED) - 22) "
-               "WHEN 1 THEN ROUND(RAND(seq) * 10000, seq % 7) "
-               "WHEN 2 THEN -ROUND(RAND(seq) * POW(10, seq % 17), seq % 5) "
-               "WHEN 3 THEN (seq % 1000) / POW(10, seq % 25) "
-               "WHEN 4 THEN seq * 1.25e0 "
-               "ELSE (RAND(seq) - 0.5) * POW(2, CAST(seq % 120 AS SIGNED) - 60) END AS v "
-               "FROM seq_1_to_6000) AS g");
+                 "SELECT seq, CASE seq % 6 "
+                 "WHEN 0 THEN RAND(seq) * POW(10, CAST(seq % 44 AS SIGNED) - 22) "
+                 "WHEN 1 THEN ROUND(RAND(seq) * 10000, seq % 7) "
+                 "WHEN 2 THEN -ROUND(RAND(seq) * POW(10, seq % 17), seq % 5) "
+                 "WHEN 3 THEN (seq % 1000) / POW(10, seq % 25) "
+                 "WHEN 4 THEN seq * 1.25e0 "
+                 "ELSE (RAND(seq) - 0.5) * POW(2, CAST(seq % 120 AS SIGNED) - 60) END AS v "
+                 "FROM seq_1_to_6000) AS g");
     t_exec_ok(c, "INSERT INTO t_dbl VALUES (-1, 0, 0, 0), (-2, -0e0, -0e0, 0), (-3, 1e15, 1e15, "
-               "NULL), (-4, 1e-15, 1e-15, 0.001), (-5, 999999999999999, 1e14, 99999999.999), "
-               "(-6, 0.1e0 + 0.2e0, 0.3, -0.5), (-7, 1.7976931348623157e308, NULL, NULL), "
-               "(-8, 2.2250738585072014e-308, 1e-38, NULL), (-9, 123456789012345.6, 1, 1), "
-               "(-10, 0.000001, 0.000001, 0.0005), (-11, -1e-14, -1e-14, NULL), "
-               "(-12, 4503599627370496.5, 1, 1), (-13, 9007199254740993, 1, 1)");
+                 "NULL), (-4, 1e-15, 1e-15, 0.001), (-5, 999999999999999, 1e14, 99999999.999), "
+                 "(-6, 0.1e0 + 0.2e0, 0.3, -0.5), (-7, 1.7976931348623157e308, NULL, NULL), "
+                 "(-8, 2.2250738585072014e-308, 1e-38, NULL), (-9, 123456789012345.6, 1, 1), "
+                 "(-10, 0.000001, 0.000001, 0.0005), (-11, -1e-14, -1e-14, NULL), "
+                 "(-12, 4503599627370496.5, 1, 1), (-13, 9007199254740993, 1, 1)");
     evdb_value lo = evdb_int(-100);
     evdb_future *t = t_run_ok(c, "SELECT d, f, d3 FROM t_dbl ORDER BY id", NULL, 0);
     evdb_future *ps = t_run_ok(c, "SELECT d, f, d3 FROM t_dbl WHERE id > ? ORDER BY id", &lo, 1);
@@ -422,19 +428,21 @@ START_TEST(ints_match_text_protocol)
 {
     evdb_conn *c = open_app();
     t_exec_ok(c, "CREATE TEMPORARY TABLE t_int (id INT PRIMARY KEY, ti TINYINT, tu TINYINT "
-               "UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED, mi MEDIUMINT, mu MEDIUMINT "
-               "UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED, y YEAR, "
-               "z INT(6) ZEROFILL, b1 TINYINT(1))");
-    t_exec_ok(c, "INSERT INTO t_int VALUES "
-               "(1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, "
-               "-9223372036854775808, 18446744073709551615, 2155, 42, 1), "
-               "(2, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 0, 1901, "
-               "0, 0), "
-               "(3, 0, 1, -1, 1, -1, 1, -1, 1, -1, 1, 2000, 123456, -1), "
-               "(4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "
-               "(5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1)");
-    t_exec_ok(c, "INSERT INTO t_int (id, i, bi) SELECT seq + 10, CAST(seq AS SIGNED) * 7919 - "
-               "400000, CAST(seq AS SIGNED) * 1000000007 * IF(seq % 2, -1, 1) FROM seq_1_to_3000");
+                 "UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED, mi MEDIUMINT, mu MEDIUMINT "
+                 "UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED, y YEAR, "
+                 "z INT(6) ZEROFILL, b1 TINYINT(1))");
+    t_exec_ok(c,
+              "INSERT INTO t_int VALUES "
+              "(1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, "
+              "-9223372036854775808, 18446744073709551615, 2155, 42, 1), "
+              "(2, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 0, 1901, "
+              "0, 0), "
+              "(3, 0, 1, -1, 1, -1, 1, -1, 1, -1, 1, 2000, 123456, -1), "
+              "(4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "
+              "(5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1)");
+    t_exec_ok(c,
+              "INSERT INTO t_int (id, i, bi) SELECT seq + 10, CAST(seq AS SIGNED) * 7919 - "
+              "400000, CAST(seq AS SIGNED) * 1000000007 * IF(seq % 2, -1, 1) FROM seq_1_to_3000");
     evdb_value lo = evdb_int(0);
     evdb_future *t = t_run_ok(c, "SELECT * FROM t_int ORDER BY id", NULL, 0);
     evdb_future *ps = t_run_ok(c, "SELECT * FROM t_int WHERE id > ? ORDER BY id", &lo, 1);
@@ -451,8 +459,8 @@ START_TEST(ints_match_text_protocol)
                           b ? b : "NULL");
             int64_t va = 0, vb = 0;
             int ra = evdb_result_int(rt, row, col, &va), rb = evdb_result_int(rp, row, col, &vb);
-            ck_assert_msg(ra == rb && va == vb, "row %zu col %zu: int %d %lld vs %d %lld", row,
-                          col, ra, (long long)va, rb, (long long)vb);
+            ck_assert_msg(ra == rb && va == vb, "row %zu col %zu: int %d %lld vs %d %lld", row, col,
+                          ra, (long long)va, rb, (long long)vb);
         }
     }
     int64_t v = 0;
@@ -472,16 +480,16 @@ START_TEST(column_types)
 {
     evdb_conn *c = open_app();
     t_exec_ok(c, "CREATE TEMPORARY TABLE t_types (ti TINYINT(1), si SMALLINT, mi MEDIUMINT, "
-               "i INT, bi BIGINT UNSIGNED, y YEAR, f FLOAT, d DOUBLE, dec1 DECIMAL(5,2), "
-               "vc VARCHAR(10), ch CHAR(3), tx TEXT, vb VARBINARY(10), bl BLOB, "
-               "dt DATETIME, js JSON, en ENUM('a','b'), bt BIT(8))");
+                 "i INT, bi BIGINT UNSIGNED, y YEAR, f FLOAT, d DOUBLE, dec1 DECIMAL(5,2), "
+                 "vc VARCHAR(10), ch CHAR(3), tx TEXT, vb VARBINARY(10), bl BLOB, "
+                 "dt DATETIME, js JSON, en ENUM('a','b'), bt BIT(8))");
     t_exec_ok(c, "INSERT INTO t_types VALUES (1, -2, 3, -4, 18446744073709551615, 2024, 1.5, "
-               "2.25, 3.14, 'v', 'c', 't', 'b', 'l', '2024-01-02 03:04:05', '{}', 'b', 7)");
+                 "2.25, 3.14, 'v', 'c', 't', 'b', 'l', '2024-01-02 03:04:05', '{}', 'b', 7)");
     static const evdb_type want[] = {
-        EVDB_TYPE_INT,  EVDB_TYPE_INT,   EVDB_TYPE_INT,   EVDB_TYPE_INT,  EVDB_TYPE_INT,
+        EVDB_TYPE_INT,  EVDB_TYPE_INT,    EVDB_TYPE_INT,    EVDB_TYPE_INT,     EVDB_TYPE_INT,
         EVDB_TYPE_INT,  EVDB_TYPE_DOUBLE, EVDB_TYPE_DOUBLE, EVDB_TYPE_NUMERIC, EVDB_TYPE_TEXT,
-        EVDB_TYPE_TEXT, EVDB_TYPE_TEXT,  EVDB_TYPE_BYTES, EVDB_TYPE_BYTES, EVDB_TYPE_TIMESTAMP,
-        EVDB_TYPE_JSON, EVDB_TYPE_ENUM,  EVDB_TYPE_BITS,
+        EVDB_TYPE_TEXT, EVDB_TYPE_TEXT,   EVDB_TYPE_BYTES,  EVDB_TYPE_BYTES,   EVDB_TYPE_TIMESTAMP,
+        EVDB_TYPE_JSON, EVDB_TYPE_ENUM,   EVDB_TYPE_BITS,
     };
     evdb_value zero = evdb_int(0);
     evdb_future *fs[2] = {t_run_ok(c, "SELECT * FROM t_types", NULL, 0),
@@ -593,7 +601,7 @@ START_TEST(large_result)
     evdb_future *fs[2] = {
         t_run_ok(c, "SELECT seq, CONCAT('row', seq) FROM seq_1_to_100000", NULL, 0),
         t_run_ok(c, "SELECT seq, CONCAT('row', seq) FROM seq_1_to_100000 WHERE seq <= ?", &limit,
-               1)};
+                 1)};
     for (int k = 0; k < 2; k++) {
         const evdb_result *r = evdb_future_result(fs[k]);
         ck_assert_uint_eq(evdb_result_nrows(r), 100000);
@@ -621,8 +629,23 @@ END_TEST
 #define RT_INSERT "INSERT INTO t_rt VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 enum rt_col {
-    RT_ID, RT_TI, RT_TU, RT_SI, RT_SU, RT_MI, RT_MU, RT_I, RT_IU, RT_BI, RT_BU, RT_DEC, RT_D,
-    RT_DT, RT_TX, RT_BL, RT_N
+    RT_ID,
+    RT_TI,
+    RT_TU,
+    RT_SI,
+    RT_SU,
+    RT_MI,
+    RT_MU,
+    RT_I,
+    RT_IU,
+    RT_BI,
+    RT_BU,
+    RT_DEC,
+    RT_D,
+    RT_DT,
+    RT_TX,
+    RT_BL,
+    RT_N
 };
 
 /* One row's values. bu_text is BIGINT UNSIGNED as text: evdb values have
@@ -664,15 +687,15 @@ static char *rt_literal_insert(const struct rt_row *r)
         n += snprintf(sql + n, cap - (size_t)n, "%s, ", r->bu_text);
     else
         n += snprintf(sql + n, cap - (size_t)n, "%lld, ", (long long)r->ints[RT_BU]);
-    n += snprintf(sql + n, cap - (size_t)n, "%s, %s, '%s', '%s', X'", r->dec, r->d_literal,
-                  r->dt, r->tx);
+    n += snprintf(sql + n, cap - (size_t)n, "%s, %s, '%s', '%s', X'", r->dec, r->d_literal, r->dt,
+                  r->tx);
     n += (int)hex_into(sql + n, r->bl, r->bl_len);
     snprintf(sql + n, cap - (size_t)n, "', NULL)");
     return sql;
 }
 
-static void rt_check_row(const evdb_result *res, size_t row, const struct rt_row *r,
-                         int64_t id, const char *path)
+static void rt_check_row(const evdb_result *res, size_t row, const struct rt_row *r, int64_t id,
+                         const char *path)
 {
     int64_t v = 0;
     ck_assert_int_eq(evdb_result_int(res, row, RT_ID, &v), 0);
@@ -688,9 +711,9 @@ static void rt_check_row(const evdb_result *res, size_t row, const struct rt_row
             continue;
         }
         int rc = evdb_result_int(res, row, (size_t)c, &v);
-        ck_assert_msg(rc == 0 && v == r->ints[c], "%s row %lld col %s: rc %d, %lld != %lld",
-                      path, (long long)id, evdb_result_colname(res, (size_t)c), rc,
-                      (long long)v, (long long)r->ints[c]);
+        ck_assert_msg(rc == 0 && v == r->ints[c], "%s row %lld col %s: rc %d, %lld != %lld", path,
+                      (long long)id, evdb_result_colname(res, (size_t)c), rc, (long long)v,
+                      (long long)r->ints[c]);
     }
     /* DECIMAL and DATETIME are their exact literals. */
     ck_assert_int_eq(evdb_result_coltype(res, RT_DEC), EVDB_TYPE_NUMERIC);
@@ -717,10 +740,10 @@ START_TEST(type_round_trips)
 {
     evdb_conn *c = open_app();
     t_exec_ok(c, "CREATE TEMPORARY TABLE t_rt (id INT PRIMARY KEY, ti TINYINT, "
-               "tu TINYINT UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED, mi MEDIUMINT, "
-               "mu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED, "
-               "dc DECIMAL(30,10), d DOUBLE, dt DATETIME(6), "
-               "tx VARCHAR(64) CHARACTER SET utf8mb4, bl LONGBLOB, n INT)");
+                 "tu TINYINT UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED, mi MEDIUMINT, "
+                 "mu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED, "
+                 "dc DECIMAL(30,10), d DOUBLE, dt DATETIME(6), "
+                 "tx VARCHAR(64) CHARACTER SET utf8mb4, bl LONGBLOB, n INT)");
     unsigned char *big = malloc(RT_BLOB_BIG);
     ck_assert_ptr_nonnull(big);
     for (size_t i = 0; i < RT_BLOB_BIG; i++)
@@ -773,19 +796,18 @@ START_TEST(type_round_trips)
     }
     /* The server holds the same values whichever way they came. */
     ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM t_rt a JOIN t_rt b ON b.id = a.id + 2 "
-                                  "WHERE (a.ti, a.tu, a.si, a.su, a.mi, a.mu, a.i, a.iu, a.bi, "
-                                  "a.bu, a.dc, a.d, a.dt, a.tx, a.bl) <=> (b.ti, b.tu, b.si, "
-                                  "b.su, b.mi, b.mu, b.i, b.iu, b.bi, b.bu, b.dc, b.d, b.dt, "
-                                  "b.tx, b.bl) AND a.n IS NULL AND b.n IS NULL"),
+                                    "WHERE (a.ti, a.tu, a.si, a.su, a.mi, a.mu, a.i, a.iu, a.bi, "
+                                    "a.bu, a.dc, a.d, a.dt, a.tx, a.bl) <=> (b.ti, b.tu, b.si, "
+                                    "b.su, b.mi, b.mu, b.i, b.iu, b.bi, b.bu, b.dc, b.d, b.dt, "
+                                    "b.tx, b.bl) AND a.n IS NULL AND b.n IS NULL"),
                      2);
     /* utf8mb4 arrived as characters, not as bytes of a narrower set. */
-    evdb_future *f = t_run_ok(c, "SELECT CHAR_LENGTH(tx), LENGTH(bl) FROM t_rt ORDER BY id", NULL,
-                            0);
+    evdb_future *f =
+        t_run_ok(c, "SELECT CHAR_LENGTH(tx), LENGTH(bl) FROM t_rt ORDER BY id", NULL, 0);
     for (size_t row = 0; row < 4; row++) {
         ck_assert_int_eq(t_cell_int(evdb_future_result(f), row, 0),
                          (int64_t)rows[row % 2].tx_chars);
-        ck_assert_int_eq(t_cell_int(evdb_future_result(f), row, 1),
-                         (int64_t)rows[row % 2].bl_len);
+        ck_assert_int_eq(t_cell_int(evdb_future_result(f), row, 1), (int64_t)rows[row % 2].bl_len);
     }
     evdb_future_unref(f);
     evdb_value zero = evdb_int(0);
@@ -802,11 +824,12 @@ START_TEST(type_round_trips)
     evdb_future_unref(fs[1]);
     /* The edge of BIGINT UNSIGNED, computed by the server on both paths. */
     evdb_value edge[] = {evdb_text("9223372036854775807"), evdb_text("9223372036854775808")};
-    fs[0] = t_run_ok(c, "SELECT CAST(9223372036854775807 AS UNSIGNED), "
-                      "CAST(9223372036854775808 AS UNSIGNED), CAST(-1 AS UNSIGNED)",
-                   NULL, 0);
+    fs[0] = t_run_ok(c,
+                     "SELECT CAST(9223372036854775807 AS UNSIGNED), "
+                     "CAST(9223372036854775808 AS UNSIGNED), CAST(-1 AS UNSIGNED)",
+                     NULL, 0);
     fs[1] = t_run_ok(c, "SELECT CAST(? AS UNSIGNED), CAST(? AS UNSIGNED), CAST(-1 AS UNSIGNED)",
-                   edge, 2);
+                     edge, 2);
     for (int k = 0; k < 2; k++) {
         const evdb_result *res = evdb_future_result(fs[k]);
         int64_t v = 0;
@@ -932,8 +955,8 @@ END_TEST
 #define NMANY 10000
 
 struct many_log {
-    int next;     /* the index expected next */
-    int bad;      /* callbacks out of order or failed */
+    int next; /* the index expected next */
+    int bad;  /* callbacks out of order or failed */
 };
 
 struct many_item {
@@ -1010,8 +1033,8 @@ START_TEST(gather_8_connections)
         evdb_conn *c = cs[i % NGCONN];
         if (i % 2) {
             evdb_value v = evdb_int(i);
-            fs[i] = submit(c, "SELECT ? * ?, CONNECTION_ID(), SLEEP(0.02)",
-                           (evdb_value[]){v, v}, 2, 5.0);
+            fs[i] = submit(c, "SELECT ? * ?, CONNECTION_ID(), SLEEP(0.02)", (evdb_value[]){v, v}, 2,
+                           5.0);
         } else {
             snprintf(sql, sizeof sql, "SELECT %d * %d, CONNECTION_ID(), SLEEP(0.02)", i, i);
             fs[i] = submit(c, sql, NULL, 0, 5.0);
@@ -1236,8 +1259,8 @@ END_TEST
 static int64_t prepared_count(evdb_conn *c)
 {
     return t_query_int(c, "SELECT SUM(IF(VARIABLE_NAME = 'COM_STMT_PREPARE', 1, -1) * "
-                        "VARIABLE_VALUE) FROM information_schema.SESSION_STATUS WHERE "
-                        "VARIABLE_NAME IN ('COM_STMT_PREPARE', 'COM_STMT_CLOSE')");
+                          "VARIABLE_VALUE) FROM information_schema.SESSION_STATUS WHERE "
+                          "VARIABLE_NAME IN ('COM_STMT_PREPARE', 'COM_STMT_CLOSE')");
 }
 
 START_TEST(stmt_cache_lru)
@@ -1474,8 +1497,8 @@ END_TEST
  * over a second session cannot connect. */
 static void one_user_create(evdb_conn *admin)
 {
-    t_exec_ok(admin, "CREATE USER IF NOT EXISTS '" ONE_USER "'@'127.0.0.1' IDENTIFIED BY '"
-                   ONE_PASSWORD "' WITH MAX_USER_CONNECTIONS 1");
+    t_exec_ok(admin, "CREATE USER IF NOT EXISTS '" ONE_USER
+                     "'@'127.0.0.1' IDENTIFIED BY '" ONE_PASSWORD "' WITH MAX_USER_CONNECTIONS 1");
     t_exec_ok(admin, "GRANT SELECT ON evdb_test.* TO '" ONE_USER "'@'127.0.0.1'");
 }
 
@@ -1849,8 +1872,8 @@ START_TEST(tls_concurrent)
     if (!have) {
         /* TLS required but not offered: a clean connect failure. */
         char url[URL_MAX];
-        snprintf(url, sizeof url,
-                 "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test?ssl=true", my_port());
+        snprintf(url, sizeof url, "mariadb://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test?ssl=true",
+                 my_port());
         f = evdb_conn_open(L, url, NULL);
         ck_assert_ptr_nonnull(f);
         ck_assert_int_eq(t_wait(f), EVDB_ECONNECT);

@@ -151,13 +151,13 @@ static void on_counted(evdb_future *f, void *arg)
 
 /* Mixed types, NULLs, a value longer than the unbuffered staging slot and
  * doubles, the same with and without a cap, on both protocols. */
-#define MIXED_TEXT                                                                              \
-    "SELECT seq, seq * 1.5 AS d, CAST(seq / 7 AS DOUBLE) AS dbl, IF(seq % 3 = 0, NULL, "      \
-    "CONCAT('v', seq)) AS s, REPEAT('y', 2000 + seq) AS longv, CAST(seq AS DECIMAL(10,2)) AS " \
+#define MIXED_TEXT                                                                                 \
+    "SELECT seq, seq * 1.5 AS d, CAST(seq / 7 AS DOUBLE) AS dbl, IF(seq % 3 = 0, NULL, "           \
+    "CONCAT('v', seq)) AS s, REPEAT('y', 2000 + seq) AS longv, CAST(seq AS DECIMAL(10,2)) AS "     \
     "decv, DATE('2024-01-01') + INTERVAL seq DAY AS dt FROM seq_1_to_100"
-#define MIXED_STMT                                                                              \
-    "SELECT seq, seq * 1.5 AS d, CAST(seq / 7 AS DOUBLE) AS dbl, IF(seq % 3 = 0, NULL, "      \
-    "CONCAT(?, seq)) AS s, REPEAT('y', 2000 + seq) AS longv, CAST(seq AS DECIMAL(10,2)) AS "   \
+#define MIXED_STMT                                                                                 \
+    "SELECT seq, seq * 1.5 AS d, CAST(seq / 7 AS DOUBLE) AS dbl, IF(seq % 3 = 0, NULL, "           \
+    "CONCAT(?, seq)) AS s, REPEAT('y', 2000 + seq) AS longv, CAST(seq AS DECIMAL(10,2)) AS "       \
     "decv, DATE('2024-01-01') + INTERVAL seq DAY AS dt FROM seq_1_to_100"
 
 START_TEST(small_text_under_cap)
@@ -186,7 +186,7 @@ START_TEST(small_text_under_cap)
 
     /* Statements without result sets report their counts. */
     f = t_run_ok(c, "CREATE TEMPORARY TABLE t_cap (a INT AUTO_INCREMENT PRIMARY KEY, b INT)", NULL,
-               0);
+                 0);
     evdb_future_unref(f);
     f = t_run_ok(c, "INSERT INTO t_cap (b) VALUES (1), (2), (3)", NULL, 0);
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 3);
@@ -317,10 +317,10 @@ START_TEST(procedure_result_sets)
     evdb_conn *c = open_cap(CAP);
     evdb_future_unref(t_run_ok(c, "DROP PROCEDURE IF EXISTS evdb_cap_p", NULL, 0));
     evdb_future_unref(t_run_ok(c,
-                             "CREATE PROCEDURE evdb_cap_p(IN n INT) BEGIN "
-                             "SELECT n; SELECT seq, REPEAT('x', 100) FROM seq_1_to_100000 "
-                             "WHERE seq <= n; SELECT n * 2; END",
-                             NULL, 0));
+                               "CREATE PROCEDURE evdb_cap_p(IN n INT) BEGIN "
+                               "SELECT n; SELECT seq, REPEAT('x', 100) FROM seq_1_to_100000 "
+                               "WHERE seq <= n; SELECT n * 2; END",
+                               NULL, 0));
     for (int prepared = 0; prepared < 2; prepared++) {
         evdb_value small = evdb_int(21), big = evdb_int(100000);
         evdb_future *f = prepared ? t_run_ok(c, "CALL evdb_cap_p(?)", &small, 1)
@@ -396,8 +396,7 @@ struct peak {
 };
 
 /* Run sql on a connection with the given cap and measure. */
-static struct peak measure(size_t cap, const char *sql, const evdb_value *p, size_t n,
-                           int want)
+static struct peak measure(size_t cap, const char *sql, const evdb_value *p, size_t n, int want)
 {
     t_bytes_track();
     evdb_conn *c = open_cap(cap);
@@ -439,8 +438,8 @@ END_TEST
 START_TEST(memory_uncapped_control)
 {
     struct peak text = measure(0, HUGE_TEXT, NULL, 0, 0);
-    printf("50 MB result, no cap: text: evdb peak %zu KiB, RSS growth %zu KiB\n",
-           text.evdb / 1024, text.rss_growth / 1024);
+    printf("50 MB result, no cap: text: evdb peak %zu KiB, RSS growth %zu KiB\n", text.evdb / 1024,
+           text.rss_growth / 1024);
     ck_assert_uint_gt(text.evdb, HUGE_BYTES);
     ck_assert_uint_gt(text.rss_growth, HUGE_BYTES);
 }
@@ -501,8 +500,8 @@ END_TEST
 /* A server error after some rows were sent (a subquery that returns two
  * rows from row 50,000 on) ends the query with that error; under a small
  * cap the cap was hit first and names the failure. */
-#define LATE_ERROR                                                                        \
-    "SELECT seq, (SELECT a FROM (SELECT 1 AS a UNION SELECT 2) AS t WHERE seq >= 50000) " \
+#define LATE_ERROR                                                                                 \
+    "SELECT seq, (SELECT a FROM (SELECT 1 AS a UNION SELECT 2) AS t WHERE seq >= 50000) "          \
     "AS bad FROM seq_1_to_100000"
 
 START_TEST(server_error_mid_rows)
@@ -582,8 +581,7 @@ START_TEST(connection_lost_mid_rows)
     t_run_for(L, 0.1);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(k[i].calls, 1);
-        ck_assert_msg(k[i].status == EVDB_ECONNLOST, "query %d: %s", i,
-                      evdb_err_name(k[i].status));
+        ck_assert_msg(k[i].status == EVDB_ECONNLOST, "query %d: %s", i, evdb_err_name(k[i].status));
         evdb_future_unref(fs[i]);
     }
     t_conn_close(c);

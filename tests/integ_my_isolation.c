@@ -80,9 +80,8 @@ static void expect_fail(evdb_future *f, int code, int errnum)
 /* my_iso_outer holds k = 1..OUTER_ROWS; my_iso_sub one v per k, and two
  * for FAIL_AT, so the scalar subquery of WEDGE_SQL fails at that outer
  * row: after the result's columns and FAIL_AT - 1 rows went out. */
-static const char WEDGE_SQL[] =
-    "SELECT o.k, (SELECT s.v FROM my_iso_sub s WHERE s.k = o.k) AS v "
-    "FROM my_iso_outer o WHERE o.k >= ? ORDER BY o.k";
+static const char WEDGE_SQL[] = "SELECT o.k, (SELECT s.v FROM my_iso_sub s WHERE s.k = o.k) AS v "
+                                "FROM my_iso_outer o WHERE o.k >= ? ORDER BY o.k";
 
 static void wedge_tables(void)
 {
@@ -241,8 +240,7 @@ START_TEST(wedge_after_kill)
     wedge_tables();
     evdb_conn *c = open_app();
     int64_t id = evdb_conn_server_id(c);
-    static const char sql[] =
-        "SELECT k, SLEEP(0.01) FROM my_iso_outer WHERE k >= ? ORDER BY k";
+    static const char sql[] = "SELECT k, SLEEP(0.01) FROM my_iso_outer WHERE k >= ? ORDER BY k";
     for (int i = 0; i < 3; i++) {
         evdb_value v = evdb_int(1);
         double t0 = t_now();
@@ -655,8 +653,10 @@ START_TEST(autocommit_allows)
 {
     ac_table();
     evdb_conn *c = open_app();
-    evdb_future *f = submit_pooled(c, "START TRANSACTION; INSERT INTO my_iso_ac VALUES (1); "
-                                      "COMMIT", NULL, 0);
+    evdb_future *f = submit_pooled(c,
+                                   "START TRANSACTION; INSERT INTO my_iso_ac VALUES (1); "
+                                   "COMMIT",
+                                   NULL, 0);
     ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
     f = submit_pooled(c, "BEGIN; INSERT INTO my_iso_ac VALUES (2); ROLLBACK;", NULL, 0);
@@ -690,8 +690,8 @@ START_TEST(autocommit_rolls_back)
 {
     ac_table();
     evdb_conn *c = open_app();
-    evdb_future *f = submit_pooled(c, "START TRANSACTION; INSERT INTO my_iso_ac VALUES (1)",
-                                   NULL, 0);
+    evdb_future *f =
+        submit_pooled(c, "START TRANSACTION; INSERT INTO my_iso_ac VALUES (1)", NULL, 0);
     expect_fail(f, EVDB_EINVAL, 0);
     const char *msg = evdb_error_message(evdb_future_error(f));
     ck_assert_msg(strstr(msg, "rolled back") && strstr(msg, "evdb_pool_acquire"), "%s", msg);
@@ -707,12 +707,11 @@ START_TEST(autocommit_rolls_back)
     expect_fail(f, EVDB_EINVAL, 0);
     evdb_future_unref(f);
     expect_clean(c);
-    f = submit_pooled(c, "BEGIN; INSERT INTO my_iso_ac VALUES (3); SELECT * FROM my_iso_none",
-                      NULL, 0);
+    f = submit_pooled(c, "BEGIN; INSERT INTO my_iso_ac VALUES (3); SELECT * FROM my_iso_none", NULL,
+                      0);
     expect_fail(f, EVDB_EINVAL, 0);
     msg = evdb_error_message(evdb_future_error(f));
-    ck_assert_msg(strstr(msg, "the query itself failed") && strstr(msg, "my_iso_none"), "%s",
-                  msg);
+    ck_assert_msg(strstr(msg, "the query itself failed") && strstr(msg, "my_iso_none"), "%s", msg);
     evdb_future_unref(f);
     expect_clean(c);
     ck_assert_int_eq(t_query_int(c, "SELECT COUNT(*) FROM my_iso_ac"), 0);
@@ -730,8 +729,8 @@ START_TEST(autocommit_xa_gives_up)
     evdb_future *f =
         submit_pooled(c, "XA START 'evdb_xa'; INSERT INTO my_iso_ac VALUES (1)", NULL, 0);
     expect_fail(f, EVDB_ECONNLOST, 0);
-    ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "out of a transaction"),
-                  "%s", evdb_error_message(evdb_future_error(f)));
+    ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "out of a transaction"), "%s",
+                  evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
     /* The connection is gone: it takes no more queries. */
     ck_assert_ptr_null(evdb_conn_query(c, "SELECT 1", NULL, 0, NULL));
@@ -760,8 +759,8 @@ START_TEST(autocommit_pool)
     evdb_future_unref(f);
     enum { N = 20 };
     evdb_future *fs[N + 1];
-    fs[0] = evdb_pool_query(p, "START TRANSACTION; INSERT INTO my_iso_ac VALUES (1000)", NULL,
-                            0, NULL);
+    fs[0] =
+        evdb_pool_query(p, "START TRANSACTION; INSERT INTO my_iso_ac VALUES (1000)", NULL, 0, NULL);
     for (int i = 1; i <= N; i++) {
         evdb_value v = evdb_int(i);
         fs[i] = evdb_pool_query(p, "INSERT INTO my_iso_ac VALUES (?)", &v, 1, NULL);
@@ -842,7 +841,7 @@ START_TEST(batch_all_or_nothing)
     evdb_stmt s[] = {
         {"INSERT INTO my_iso_ac VALUES (1)", NULL, 0},
         {"UPDATE my_iso_ac SET a = 6 WHERE a = 5", NULL, 0},
-        {"INSERT INTO my_iso_ac VALUES (?)", &v, 1}, /* 5 is free now: fine */
+        {"INSERT INTO my_iso_ac VALUES (?)", &v, 1},   /* 5 is free now: fine */
         {"INSERT INTO my_iso_ac VALUES (1)", NULL, 0}, /* duplicate */
         {"INSERT INTO my_iso_ac VALUES (7)", NULL, 0},
     };
@@ -879,9 +878,9 @@ START_TEST(batch_in_transaction)
     };
     evdb_future *f = batch(c, bad, 2, PROMPT_S);
     expect_fail(f, EVDB_ESERVER, 1062);
-    ck_assert_msg(strncmp(evdb_error_message(evdb_future_error(f)), "batch statement 2 of 2: ",
-                          24) == 0,
-                  "%s", evdb_error_message(evdb_future_error(f)));
+    ck_assert_msg(
+        strncmp(evdb_error_message(evdb_future_error(f)), "batch statement 2 of 2: ", 24) == 0,
+        "%s", evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
     ck_assert_int_eq(t_query_int(c, "SELECT @@in_transaction"), 1);
     ck_assert_int_eq(t_query_int(c, "SELECT GROUP_CONCAT(a) FROM my_iso_ac"), 1);
@@ -1033,8 +1032,8 @@ END_TEST
 static evdb_conn *one_user_open(void)
 {
     evdb_conn *admin = open_admin();
-    t_exec_ok(admin, "CREATE USER IF NOT EXISTS '" ONE_USER "'@'127.0.0.1' IDENTIFIED BY '"
-                     ONE_PASSWORD "' WITH MAX_USER_CONNECTIONS 1");
+    t_exec_ok(admin, "CREATE USER IF NOT EXISTS '" ONE_USER
+                     "'@'127.0.0.1' IDENTIFIED BY '" ONE_PASSWORD "' WITH MAX_USER_CONNECTIONS 1");
     t_exec_ok(admin, "GRANT SELECT, INSERT ON evdb_test.* TO '" ONE_USER "'@'127.0.0.1'");
     t_conn_close(admin);
     char url[SQL_MAX];
@@ -1119,8 +1118,8 @@ START_TEST(timeout_while_prepare_waits)
     t_exec_ok(holder, "START TRANSACTION");
     t_exec_ok(holder, "SELECT * FROM my_iso_mdl");
     /* Waits for the holder's transaction, and makes others wait behind it. */
-    evdb_future *alter = t_submit(admin, "ALTER TABLE evdb_test.my_iso_mdl ADD COLUMN b INT",
-                                  NULL, 0, 0, 0);
+    evdb_future *alter =
+        t_submit(admin, "ALTER TABLE evdb_test.my_iso_mdl ADD COLUMN b INT", NULL, 0, 0, 0);
     t_run_for(L, 0.2);
     ck_assert_int_eq(evdb_future_status(alter), EVDB_PENDING);
     evdb_conn *c = open_app();

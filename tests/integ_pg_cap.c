@@ -114,8 +114,9 @@ START_TEST(under_limit_exact)
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_capped(_i, CAP);
     evdb_value p[] = {evdb_text("v"), evdb_int(1000)};
-    evdb_future *f = submit(c, "SELECT g, $1 || g, decode(lpad(to_hex(g % 256), 2, '0'), 'hex'), "
-                               "NULLIF(g % 3, 0) FROM generate_series(1, $2::int) g",
+    evdb_future *f = submit(c,
+                            "SELECT g, $1 || g, decode(lpad(to_hex(g % 256), 2, '0'), 'hex'), "
+                            "NULLIF(g % 3, 0) FROM generate_series(1, $2::int) g",
                             p, 2);
     evdb_future *empty = submit(c, "SELECT 1 WHERE false", NULL, 0);
     evdb_future *upd = submit(c, "CREATE TEMP TABLE t AS SELECT 1 AS x", NULL, 0);
@@ -296,8 +297,8 @@ START_TEST(pool_limit)
     evdb_future *fs[N];
     completions = 0;
     for (int i = 0; i < N; i++) {
-        fs[i] = evdb_pool_query(p, i % 2 ? "SELECT repeat('p', 1500000)" : "SELECT 7", NULL, 0,
-                                NULL);
+        fs[i] =
+            evdb_pool_query(p, i % 2 ? "SELECT repeat('p', 1500000)" : "SELECT 7", NULL, 0, NULL);
         ck_assert_ptr_nonnull(fs[i]);
         ck_assert_int_eq(evdb_future_on_done(fs[i], count_done, NULL), 0);
     }

@@ -32,18 +32,18 @@ typedef struct backend {
     const char *name;
     const char *(*url)(void);
     const char *(*admin_url)(void);
-    const char *param_sql;   /* one parameter, returns it + 1 as "v" */
-    const char *param_sql3;  /* one parameter, returns it * 3 */
-    const char *set_sql;     /* dirties the session */
-    const char *check_sql;   /* 1 when the session is still dirty */
-    const char *temp_sql;    /* creates a temporary table "evdb_tmp" */
-    const char *kill_fmt;    /* kills a session by server id */
-    const char *sleep_sql;   /* runs for 5 s */
+    const char *param_sql;  /* one parameter, returns it + 1 as "v" */
+    const char *param_sql3; /* one parameter, returns it * 3 */
+    const char *set_sql;    /* dirties the session */
+    const char *check_sql;  /* 1 when the session is still dirty */
+    const char *temp_sql;   /* creates a temporary table "evdb_tmp" */
+    const char *kill_fmt;   /* kills a session by server id */
+    const char *sleep_sql;  /* runs for 5 s */
 } backend;
 
 static const backend backends[2] = {
-    {"postgres", evdb_test_pg_url, evdb_test_pg_admin_url, "SELECT $1::bigint + 1 AS v", "SELECT $1::bigint * 3",
-     "SET application_name = 'evdb_dirty'",
+    {"postgres", evdb_test_pg_url, evdb_test_pg_admin_url, "SELECT $1::bigint + 1 AS v",
+     "SELECT $1::bigint * 3", "SET application_name = 'evdb_dirty'",
      "SELECT CASE WHEN current_setting('application_name') = 'evdb_dirty' THEN 1 ELSE 0 END",
      "CREATE TEMPORARY TABLE evdb_tmp (x int)", "SELECT pg_terminate_backend(%lld)",
      "SELECT pg_sleep(5)"},
@@ -178,7 +178,8 @@ START_TEST(transaction_helper_commits_and_rolls_back)
     evdb_pool *p = evdb_pool_new(L, need(b->url), NULL);
     evdb_future_unref(q_ok(p, "CREATE TABLE IF NOT EXISTS evdb_pool_txn (x int)"));
     evdb_future_unref(q_ok(p, "DELETE FROM evdb_pool_txn"));
-    evdb_future *t = evdb_pool_transaction(p, txn_insert, "INSERT INTO evdb_pool_txn VALUES (1)", 5);
+    evdb_future *t =
+        evdb_pool_transaction(p, txn_insert, "INSERT INTO evdb_pool_txn VALUES (1)", 5);
     ck_assert_msg(t_wait(t) == 0, "%s", evdb_error_message(evdb_future_error(t)));
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(t)), 1);
     evdb_future_unref(t);
@@ -414,8 +415,11 @@ static void submit_next(load *l)
 START_TEST(pool_survives_server_stop_and_restart_under_load)
 {
     const backend *b = &backends[_i];
-    evdb_pool_opts o = {.max_conns = 4, .min_conns = 2, .backoff_initial = 0.05,
-                        .backoff_max = 0.3, .acquire_timeout = 2};
+    evdb_pool_opts o = {.max_conns = 4,
+                        .min_conns = 2,
+                        .backoff_initial = 0.05,
+                        .backoff_max = 0.3,
+                        .acquire_timeout = 2};
     load l = {0};
     l.pool = evdb_pool_new(L, need(b->url), &o);
     l.calls = calloc(MAX_SUBMITS, 1);

@@ -593,10 +593,10 @@ START_TEST(pg_stall_moves_pooled_queries_but_not_the_reset)
     t_conn_close(admin);
     /* And every session the pool lends out now is clean. */
     evdb_conn *b = borrow(p), *c = borrow(p);
-    expect(b, "SELECT CASE WHEN current_setting('search_path') = 'pg_catalog' THEN 1 ELSE 0 END",
-           0, "next");
-    expect(c, "SELECT CASE WHEN current_setting('search_path') = 'pg_catalog' THEN 1 ELSE 0 END",
-           0, "next");
+    expect(b, "SELECT CASE WHEN current_setting('search_path') = 'pg_catalog' THEN 1 ELSE 0 END", 0,
+           "next");
+    expect(c, "SELECT CASE WHEN current_setting('search_path') = 'pg_catalog' THEN 1 ELSE 0 END", 0,
+           "next");
     ck_assert_int_eq(evdb_conn_release(b), 0);
     ck_assert_int_eq(evdb_conn_release(c), 0);
     close_pool(p);

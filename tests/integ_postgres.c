@@ -101,8 +101,7 @@ START_TEST(connect_ok)
     c = t_conn_open(L, url, NULL);
     ck_assert_int_eq(t_query_int(c, "SELECT 2"), 2);
     t_conn_close(c);
-    snprintf(url, sizeof url, "postgres://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test",
-             pg_port());
+    snprintf(url, sizeof url, "postgres://evdb:" APP_PASSWORD "@127.0.0.1:%s/evdb_test", pg_port());
     c = t_conn_open(L, url, NULL);
     ck_assert_int_eq(t_query_int(c, "SELECT 3"), 3);
     t_conn_close(c);
@@ -141,7 +140,8 @@ START_TEST(connect_host_names)
     ck_assert_int_eq(t_query_int(c, "SELECT 1"), 1);
     /* libpq still knows the name (TLS verification, .pgpass, messages). */
     evdb_future *f = t_run_ok(c, "SELECT inet_server_addr()::text", NULL, 0);
-    ck_assert_msg(strncmp(evdb_result_text(evdb_future_result(f), 0, 0, NULL), "127.0.0.1", 9) == 0 ||
+    ck_assert_msg(strncmp(evdb_result_text(evdb_future_result(f), 0, 0, NULL), "127.0.0.1", 9) ==
+                          0 ||
                       strncmp(evdb_result_text(evdb_future_result(f), 0, 0, NULL), "::1", 3) == 0,
                   "%s", evdb_result_text(evdb_future_result(f), 0, 0, NULL));
     evdb_future_unref(f);
@@ -265,8 +265,7 @@ START_TEST(connect_unknown_database)
     const evdb_error *e = evdb_future_error(f);
     ck_assert_msg(strstr(evdb_error_message(e), "database \"evdb_no_such_db\" does not exist"),
                   "%s", evdb_error_message(e));
-    ck_assert_msg(strstr(evdb_error_message(e), APP_PASSWORD) == NULL, "%s",
-                  evdb_error_message(e));
+    ck_assert_msg(strstr(evdb_error_message(e), APP_PASSWORD) == NULL, "%s", evdb_error_message(e));
     ck_assert(evdb_error_is_connection(e));
     evdb_future_unref(f);
     t_loop_free(L);
@@ -321,8 +320,7 @@ START_TEST(bad_url_rejected_at_once)
     ck_assert_ptr_null(f);
     const evdb_error *e = evdb_last_error();
     ck_assert_int_eq(evdb_error_code(e), EVDB_EURL);
-    ck_assert_msg(strstr(evdb_error_message(e), "Sekr1tPw") == NULL, "%s",
-                  evdb_error_message(e));
+    ck_assert_msg(strstr(evdb_error_message(e), "Sekr1tPw") == NULL, "%s", evdb_error_message(e));
     t_loop_free(L);
 }
 END_TEST
@@ -339,22 +337,32 @@ START_TEST(params_round_trip)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
-    static const char utf8[] = "gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac 'quoted' \"dq\" ;--";
+    static const char utf8[] = "gr\xc3\xbc\xc3\x9f"
+                               "e \xe2\x82\xac 'quoted' \"dq\" ;--";
     static const unsigned char bin[] = {0, 1, 2, 0xff, 0, 0x5c, 0x78};
     evdb_value p[] = {
-        evdb_bool(true),          evdb_bool(false),       evdb_int(INT64_MAX),
-        evdb_int(INT64_MIN),      evdb_int(-42),          evdb_double(0.1),
-        evdb_double(-1.5e300),    evdb_double(INFINITY),  evdb_double(-INFINITY),
-        evdb_double(NAN),         evdb_text(utf8),        evdb_textn("", 0),
-        evdb_bytes(bin, sizeof bin), evdb_null(),
+        evdb_bool(true),
+        evdb_bool(false),
+        evdb_int(INT64_MAX),
+        evdb_int(INT64_MIN),
+        evdb_int(-42),
+        evdb_double(0.1),
+        evdb_double(-1.5e300),
+        evdb_double(INFINITY),
+        evdb_double(-INFINITY),
+        evdb_double(NAN),
+        evdb_text(utf8),
+        evdb_textn("", 0),
+        evdb_bytes(bin, sizeof bin),
+        evdb_null(),
     };
     /* Twice: the second run uses the cached statement. */
     for (int round = 0; round < 2; round++) {
         evdb_future *f = t_run_ok(c,
-                                "SELECT $1::bool, $2::bool, $3::int8, $4::int8, $5::int, "
-                                "$6::float8, $7::float8, $8::float8, $9::float8, $10::float8, "
-                                "$11::text, $12::text, $13::bytea, $14::text",
-                                p, sizeof p / sizeof p[0]);
+                                  "SELECT $1::bool, $2::bool, $3::int8, $4::int8, $5::int, "
+                                  "$6::float8, $7::float8, $8::float8, $9::float8, $10::float8, "
+                                  "$11::text, $12::text, $13::bytea, $14::text",
+                                  p, sizeof p / sizeof p[0]);
         const evdb_result *r = evdb_future_result(f);
         ck_assert_uint_eq(evdb_result_nrows(r), 1);
         ck_assert_uint_eq(evdb_result_ncols(r), 14);
@@ -397,8 +405,8 @@ START_TEST(params_round_trip)
 
     /* Inferred types: int4 comparison, inserts into int/text/date/numeric. */
     t_exec_ok(c, "CREATE TEMP TABLE pt(i int4, t text, d date, n numeric, big int8)");
-    evdb_value ins[] = {evdb_int(7), evdb_text("seven"), evdb_text("2024-02-29"),
-                        evdb_double(0.1), evdb_int(5000000000LL)};
+    evdb_value ins[] = {evdb_int(7), evdb_text("seven"), evdb_text("2024-02-29"), evdb_double(0.1),
+                        evdb_int(5000000000LL)};
     evdb_future *f = t_run_ok(c, "INSERT INTO pt VALUES ($1, $2, $3, $4, $5)", ins, 5);
     ck_assert_int_eq(evdb_result_affected(evdb_future_result(f)), 1);
     ck_assert_str_eq(evdb_result_command(evdb_future_result(f)), "INSERT 0 1");
@@ -480,10 +488,10 @@ START_TEST(nulls_and_types)
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_app();
     evdb_future *f = t_run_ok(c,
-                            "SELECT NULL::int AS a, 1::int2 AS b, NULL::text AS c, "
-                            "'x'::varchar AS d, 'n'::name AS e, 1.5::float4 AS f, "
-                            "'{1,2}'::int[] AS g, 42::oid AS h, 'c'::char(3) AS i",
-                            NULL, 0);
+                              "SELECT NULL::int AS a, 1::int2 AS b, NULL::text AS c, "
+                              "'x'::varchar AS d, 'n'::name AS e, 1.5::float4 AS f, "
+                              "'{1,2}'::int[] AS g, 42::oid AS h, 'c'::char(3) AS i",
+                              NULL, 0);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_ncols(r), 9);
     ck_assert_str_eq(evdb_result_colname(r, 0), "a");
@@ -601,9 +609,9 @@ START_TEST(unicode_and_empty_text)
     evdb_conn *c = open_variant(_i);
     static const char *const texts[] = {
         "",
-        "h\xc3\xa9llo w\xc3\xb6rld",                       /* héllo wörld */
-        "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",       /* 日本語 */
-        "\xf0\x9f\x8e\x89 \xe2\x9c\x93 \xce\xa9",     /* 🎉 ✓ Ω */
+        "h\xc3\xa9llo w\xc3\xb6rld",              /* héllo wörld */
+        "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",   /* 日本語 */
+        "\xf0\x9f\x8e\x89 \xe2\x9c\x93 \xce\xa9", /* 🎉 ✓ Ω */
         "tab\there, quote ' and \" and \\ backslash",
     };
     static const int chars[] = {0, 11, 3, 5, 39};
@@ -630,8 +638,8 @@ START_TEST(unicode_and_empty_text)
     }
     evdb_future_unref(f);
     /* In the SQL text and in a column name. */
-    f = t_run_ok(c, "SELECT '\xe6\x97\xa5\xe6\x9c\xac' AS \"\xc3\xa9t\xc3\xa9\", '' AS empty",
-               NULL, 0);
+    f = t_run_ok(c, "SELECT '\xe6\x97\xa5\xe6\x9c\xac' AS \"\xc3\xa9t\xc3\xa9\", '' AS empty", NULL,
+                 0);
     r = evdb_future_result(f);
     t_expect_cell(r, 0, 0, "\xe6\x97\xa5\xe6\x9c\xac");
     ck_assert_str_eq(evdb_result_colname(r, 0), "\xc3\xa9t\xc3\xa9");
@@ -686,9 +694,8 @@ START_TEST(large_result)
 {
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_app();
-    evdb_future *f =
-        t_run_ok(c, "SELECT g, 'row ' || g || repeat('x', 40) FROM generate_series(1, 100000) g",
-               NULL, 0);
+    evdb_future *f = t_run_ok(
+        c, "SELECT g, 'row ' || g || repeat('x', 40) FROM generate_series(1, 100000) g", NULL, 0);
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_eq(evdb_result_nrows(r), 100000);
     ck_assert_int_eq(evdb_result_affected(r), 100000);
@@ -743,8 +750,8 @@ START_TEST(server_errors)
     t_exec_ok(c, "INSERT INTO ue VALUES (1)");
     f = submit(c, "INSERT INTO ue VALUES (1)", NULL, 0);
     t_expect_fail(f, EVDB_ESERVER, "23505");
-    ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "DETAIL: Key (id)=(1)"),
-                  "%s", evdb_error_message(evdb_future_error(f)));
+    ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "DETAIL: Key (id)=(1)"), "%s",
+                  evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
     /* Hint too. */
     f = submit(c, "SELECT * FROM ue WHERE id = 'x'::int + nosuchcol", NULL, 0);
@@ -802,8 +809,10 @@ START_TEST(error_fields)
     static const char *const retry[] = {"serialization_failure", "deadlock_detected"};
     for (size_t i = 0; i < 2; i++) {
         char sql[SQL_MAX];
-        snprintf(sql, sizeof sql, "DO $$BEGIN RAISE EXCEPTION 'try again' USING ERRCODE = '%s'; "
-                 "END$$", retry[i]);
+        snprintf(sql, sizeof sql,
+                 "DO $$BEGIN RAISE EXCEPTION 'try again' USING ERRCODE = '%s'; "
+                 "END$$",
+                 retry[i]);
         f = submit(c, sql, NULL, 0);
         t_expect_fail(f, EVDB_ESERVER, i ? "40P01" : "40001");
         ck_assert(evdb_error_is_retryable(evdb_future_error(f)));
@@ -837,8 +846,7 @@ START_TEST(pipelined_1000)
     evdb_future *fs[N];
     for (int i = 0; i < N; i++) {
         evdb_value p[] = {evdb_int(i), evdb_text(i % 2 ? "odd" : "even")};
-        fs[i] = submit(c, i % 3 ? "SELECT $1::int * 2, $2::text" : "SELECT $1::int8 + 1, $2",
-                       p, 2);
+        fs[i] = submit(c, i % 3 ? "SELECT $1::int * 2, $2::text" : "SELECT $1::int8 + 1, $2", p, 2);
     }
     for (int i = 0; i < N; i++) {
         t_wait_ok(fs[i], "pipelined");
@@ -896,10 +904,10 @@ START_TEST(inserts_among_failures)
     t_exec_ok(c, "INSERT INTO dup VALUES (1)");
     enum { NINS = 1000, NBAD = 100, N = NINS + NBAD };
     static const char *const bad[] = {
-        "SELECT 1/0",                          /* 22012 */
-        "INSERT INTO dup VALUES (1)",          /* 23505 */
-        "SELECT no_such_column FROM ins",      /* 42703 */
-        "SELECT $1::int",                      /* 22P02 with 'x' */
+        "SELECT 1/0",                     /* 22012 */
+        "INSERT INTO dup VALUES (1)",     /* 23505 */
+        "SELECT no_such_column FROM ins", /* 42703 */
+        "SELECT $1::int",                 /* 22P02 with 'x' */
     };
     static const char *const bad_state[] = {"22012", "23505", "42703", "22P02"};
     evdb_future *fs[N];
@@ -1237,7 +1245,7 @@ START_TEST(procedure_commit_in_batch)
     evdb_conn *c = open_variant(_i);
     t_exec_ok(c, "CREATE TEMP TABLE pc(v text)");
     t_exec_ok(c, "CREATE PROCEDURE pg_temp.add_b() LANGUAGE plpgsql AS "
-               "$$BEGIN INSERT INTO pc VALUES ('b'); COMMIT; END$$");
+                 "$$BEGIN INSERT INTO pc VALUES ('b'); COMMIT; END$$");
     for (int round = 0; round < 2; round++) {
         t_exec_ok(c, "TRUNCATE pc");
         evdb_future *fs[5];
@@ -1290,8 +1298,8 @@ START_TEST(copy_not_supported)
     evdb_conn *c = open_variant(_i);
     t_exec_ok(c, "CREATE TEMP TABLE cp(a int)");
     evdb_future *a = submit(c, "SELECT 1", NULL, 0);
-    evdb_future *out = submit(c, "COPY (SELECT g FROM generate_series(1, 50000) g) TO STDOUT",
-                              NULL, 0);
+    evdb_future *out =
+        submit(c, "COPY (SELECT g FROM generate_series(1, 50000) g) TO STDOUT", NULL, 0);
     evdb_future *in = submit(c, "COPY cp FROM STDIN", NULL, 0);
     evdb_future *b = submit(c, "SELECT 2", NULL, 0);
     t_wait_ok(a, "before");
@@ -1415,8 +1423,10 @@ START_TEST(notice_hook)
 
     /* A warning with detail and hint, pipelined between other queries. */
     evdb_future *a = submit(c, "SELECT 1", NULL, 0);
-    f = submit(c, "DO $$BEGIN RAISE WARNING 'careful' USING DETAIL = 'the detail', "
-                  "HINT = 'the hint'; END$$", NULL, 0);
+    f = submit(c,
+               "DO $$BEGIN RAISE WARNING 'careful' USING DETAIL = 'the detail', "
+               "HINT = 'the hint'; END$$",
+               NULL, 0);
     evdb_future *b = submit(c, "SELECT 2", NULL, 0);
     t_wait_ok(a, "before");
     t_wait_ok(f, "warning");
@@ -1483,8 +1493,8 @@ END_TEST
 /* How many prepared statements the session holds. */
 static int64_t prepared_count(evdb_conn *c)
 {
-    evdb_future *f = t_submit(c, "SELECT count(*) FROM pg_prepared_statements", NULL, 0, 0,
-                              EVDB_QUERY_NO_CACHE);
+    evdb_future *f =
+        t_submit(c, "SELECT count(*) FROM pg_prepared_statements", NULL, 0, 0, EVDB_QUERY_NO_CACHE);
     t_wait_ok(f, "pg_prepared_statements");
     int64_t n = t_cell_int(evdb_future_result(f), 0, 0);
     evdb_future_unref(f);
@@ -1552,8 +1562,8 @@ END_TEST
 static const char *stmt_name_of(evdb_conn *c, const char *sql, char *buf, size_t size)
 {
     evdb_value p = evdb_text(sql);
-    evdb_future *f = t_submit(c, "SELECT name FROM pg_prepared_statements WHERE statement = $1",
-                              &p, 1, 0, EVDB_QUERY_NO_CACHE);
+    evdb_future *f = t_submit(c, "SELECT name FROM pg_prepared_statements WHERE statement = $1", &p,
+                              1, 0, EVDB_QUERY_NO_CACHE);
     t_wait_ok(f, "pg_prepared_statements");
     const evdb_result *r = evdb_future_result(f);
     ck_assert_uint_le(evdb_result_nrows(r), 1);
@@ -1870,8 +1880,8 @@ START_TEST(batch_all_or_nothing)
     evdb_future *b = submit(c, "INSERT INTO bt VALUES (11)", NULL, 0);
     t_wait_ok(a, "insert before");
     t_expect_fail(f, EVDB_ESERVER, "22012");
-    ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "batch statement 3 of 3"),
-                  "%s", evdb_error_message(evdb_future_error(f)));
+    ck_assert_msg(strstr(evdb_error_message(evdb_future_error(f)), "batch statement 3 of 3"), "%s",
+                  evdb_error_message(evdb_future_error(f)));
     t_wait_ok(b, "insert after");
     evdb_future_unref(a);
     evdb_future_unref(f);
@@ -1885,7 +1895,8 @@ START_TEST(batch_all_or_nothing)
     evdb_future_unref(f);
 
     /* A deferred unique constraint fails at the batch's commit. */
-    evdb_stmt dup[] = {{"INSERT INTO bt VALUES (6)", NULL, 0}, {"INSERT INTO bt VALUES ($1)", &one, 1}};
+    evdb_stmt dup[] = {{"INSERT INTO bt VALUES (6)", NULL, 0},
+                       {"INSERT INTO bt VALUES ($1)", &one, 1}};
     f = batch(c, dup, 2);
     t_expect_fail(f, EVDB_ESERVER, "23505");
     ck_assert_str_eq(evdb_error_constraint(evdb_future_error(f)), "btu");
@@ -2129,10 +2140,8 @@ START_TEST(collateral_cancel_says_why_not_rerun)
          * which opens the window of stray cancels. */
         evdb_future *a = t_submit(c, "SELECT pg_sleep(5)", NULL, 0, 0.02, 0);
         evdb_future *begin = kind == 0 ? submit(c, "BEGIN", NULL, 0) : NULL;
-        evdb_future *b = submit(c,
-                                kind == 1 ? "DO $$BEGIN PERFORM pg_sleep(2); END$$"
-                                          : "SELECT pg_sleep(2)",
-                                NULL, 0);
+        evdb_future *b = submit(
+            c, kind == 1 ? "DO $$BEGIN PERFORM pg_sleep(2); END$$" : "SELECT pg_sleep(2)", NULL, 0);
         ck_assert_int_eq(t_wait(a), EVDB_ETIMEDOUT);
         if (begin) {
             t_wait_ok(begin, "BEGIN");

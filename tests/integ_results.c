@@ -470,13 +470,13 @@ START_TEST(my_direct_rows_match_text)
                           b ? b : "NULL");
             int64_t va = 0, vb = 0;
             int ra = evdb_result_int(rt, row, col, &va), rb = evdb_result_int(rp, row, col, &vb);
-            ck_assert_msg(ra == rb && va == vb, "row %zu col %zu: int %d %lld vs %d %lld", row,
-                          col, ra, (long long)va, rb, (long long)vb);
+            ck_assert_msg(ra == rb && va == vb, "row %zu col %zu: int %d %lld vs %d %lld", row, col,
+                          ra, (long long)va, rb, (long long)vb);
             double da = 0, db = 0;
             ra = evdb_result_double(rt, row, col, &da);
             rb = evdb_result_double(rp, row, col, &db);
-            ck_assert_msg(ra == rb && da == db, "row %zu col %zu: double %d %g vs %d %g", row,
-                          col, ra, da, rb, db);
+            ck_assert_msg(ra == rb && da == db, "row %zu col %zu: double %d %g vs %d %g", row, col,
+                          ra, da, rb, db);
         }
     }
     int64_t v = 0;

@@ -76,8 +76,7 @@ START_TEST(pg_wrong_password_refused)
     PGconn *conn;
 
     ck_assert_ptr_nonnull(port);
-    snprintf(url, sizeof url, "postgresql://" APP_USER ":wrong@127.0.0.1:%s/" APP_DB,
-             port);
+    snprintf(url, sizeof url, "postgresql://" APP_USER ":wrong@127.0.0.1:%s/" APP_DB, port);
     conn = PQconnectdb(url);
     ck_assert_int_eq(PQstatus(conn), CONNECTION_BAD);
     ck_assert_ptr_nonnull(strstr(PQerrorMessage(conn), "password authentication failed"));
@@ -173,8 +172,8 @@ static MYSQL *my_connect(const struct my_target *t)
     ck_assert_ptr_nonnull(m);
     if (mysql_real_connect(m, t->host, t->user, t->password[0] ? t->password : NULL,
                            t->db[0] ? t->db : NULL, t->port, NULL, 0) == NULL) {
-        ck_abort_msg("MariaDB connect to %s:%u as %s failed: %s", t->host, t->port,
-                     t->user, mysql_error(m));
+        ck_abort_msg("MariaDB connect to %s:%u as %s failed: %s", t->host, t->port, t->user,
+                     mysql_error(m));
     }
     return m;
 }

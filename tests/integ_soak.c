@@ -126,12 +126,12 @@ static const backend backends[2] = {
 
 /* One run's settings, from the environment. */
 typedef struct config {
-    double seconds;     /* the run's length, or with queries the cap */
-    size_t queries;     /* 0: run for seconds */
-    bool valgrind;      /* stretch timeouts, do not assert RSS */
-    bool verbose;       /* per-pause and per-kind lines on stderr */
-    double scale;       /* 1, or VALGRIND_SCALE */
-    const char *curve;  /* CSV path or NULL */
+    double seconds;    /* the run's length, or with queries the cap */
+    size_t queries;    /* 0: run for seconds */
+    bool valgrind;     /* stretch timeouts, do not assert RSS */
+    bool verbose;      /* per-pause and per-kind lines on stderr */
+    double scale;      /* 1, or VALGRIND_SCALE */
+    const char *curve; /* CSV path or NULL */
 } config;
 
 static config C;
@@ -151,9 +151,9 @@ static const unsigned kind_statements[K_COUNT] = {1, 4, 3, 1, 1, 1, 1};
 
 /* What the faults (stall, reset, drop, kills, timeouts, cancels) can
  * cause. */
-static const int explained_codes[] = {EVDB_ECONNLOST,   EVDB_ETIMEDOUT,     EVDB_ECANCELED,
-                                      EVDB_ECONNECT,    EVDB_ECONNTIMEOUT,  EVDB_EPOOLTIMEOUT,
-                                      EVDB_ESERVER,     EVDB_ECLOSED};
+static const int explained_codes[] = {EVDB_ECONNLOST, EVDB_ETIMEDOUT,    EVDB_ECANCELED,
+                                      EVDB_ECONNECT,  EVDB_ECONNTIMEOUT, EVDB_EPOOLTIMEOUT,
+                                      EVDB_ESERVER,   EVDB_ECLOSED};
 #define N_EXPLAINED (sizeof explained_codes / sizeof explained_codes[0])
 /* Outcome buckets: ok, each explained code, wrong, other. */
 #define B_OK 0
@@ -238,8 +238,8 @@ static void complete(job *j, int st, bool right)
         fprintf(stderr, "[%s] wrong answer (job kind %s)\n", s->b->name, kind_names[j->k]);
     } else if (b == B_OTHER) {
         s->other++;
-        fprintf(stderr, "[%s] unexpected outcome %s (job kind %s)\n", s->b->name,
-                evdb_err_name(st), kind_names[j->k]);
+        fprintf(stderr, "[%s] unexpected outcome %s (job kind %s)\n", s->b->name, evdb_err_name(st),
+                kind_names[j->k]);
     } else {
         s->expected_fail++;
     }
@@ -682,8 +682,7 @@ static void setup_side(side *s, const backend *b, unsigned seed)
  * the primary key); one whose COMMIT answer was lost may be there too. */
 static void audit_table(side *s)
 {
-    evdb_future *f =
-        evdb_conn_query(s->admin, "SELECT k FROM evdb_soak ORDER BY k", NULL, 0, NULL);
+    evdb_future *f = evdb_conn_query(s->admin, "SELECT k FROM evdb_soak ORDER BY k", NULL, 0, NULL);
     ck_assert_msg(t_wait(f) == 0, "[%s] reading the table: %s", s->b->name,
                   evdb_error_message(evdb_future_error(f)));
     const evdb_result *r = evdb_future_result(f);
@@ -709,8 +708,8 @@ static void audit_table(side *s)
                 hi = mid;
         }
         if (lo >= rows || keys[lo] != want)
-            ck_abort_msg("[%s] a committed transaction (key %lld) is not in the table",
-                         s->b->name, (long long)want);
+            ck_abort_msg("[%s] a committed transaction (key %lld) is not in the table", s->b->name,
+                         (long long)want);
     }
     free(keys);
     f = evdb_conn_query(s->admin, "DROP TABLE evdb_soak", NULL, 0, NULL);
@@ -740,16 +739,15 @@ static void print_details(const side *sides, size_t n)
         fprintf(stderr,
                 "[%s] %zu jobs: %zu ok, %zu failed as the faults explain, %zu wrong, %zu other; "
                 "%zu transactions committed; faults:",
-                s->b->name, s->submitted, s->ok, s->expected_fail, s->wrong, s->other,
-                s->commits);
+                s->b->name, s->submitted, s->ok, s->expected_fail, s->wrong, s->other, s->commits);
         for (int k = 0; k < F_COUNT; k++)
             fprintf(stderr, " %zu %s", s->faults[k], fault_names[k]);
         fprintf(stderr, " (%zu kills sent, %zu succeeded)\n", s->kills_sent, s->kills_done);
         for (int k = 0; k < K_COUNT; k++) {
             char buf[512] = "";
             append_failures(buf, sizeof buf, s->outcomes[k]);
-            fprintf(stderr, "[%s]   %-6s %8zu ok, %zu wrong, %zu other; failed: %s\n",
-                    s->b->name, kind_names[k], s->outcomes[k][B_OK], s->outcomes[k][B_WRONG],
+            fprintf(stderr, "[%s]   %-6s %8zu ok, %zu wrong, %zu other; failed: %s\n", s->b->name,
+                    kind_names[k], s->outcomes[k][B_OK], s->outcomes[k][B_WRONG],
                     s->outcomes[k][B_OTHER], buf[0] ? buf : "none");
         }
     }
@@ -950,8 +948,8 @@ START_TEST(soak_both_backends_with_faults)
     /* Flat memory after the warm-up (the first pause). */
     if (pauses >= 2) {
         size_t base = warm[1].live > warm[0].live ? warm[1].live : warm[0].live;
-        ck_assert_msg(end.live <= base + ALLOC_SLACK, "live allocations grew from %zu to %zu",
-                      base, end.live);
+        ck_assert_msg(end.live <= base + ALLOC_SLACK, "live allocations grew from %zu to %zu", base,
+                      end.live);
         if (!T_UNDER_ASAN && !C.valgrind)
             ck_assert_msg(end.rss <= warm[0].rss + RSS_SLACK_KB,
                           "resident memory grew from %ld to %ld kB", warm[0].rss, end.rss);

@@ -387,8 +387,8 @@ static void *own_conn_task(void *arg)
     evdb_future_unref(ok);
 
     /* A server error comes back through await with its SQLSTATE. */
-    evdb_future *bad = evdb_conn_query(c, o->b == PG ? "SELECT 1/0" : "SELECT * FROM no_such_table_evdb",
-                                       NULL, 0, NULL);
+    evdb_future *bad = evdb_conn_query(
+        c, o->b == PG ? "SELECT 1/0" : "SELECT * FROM no_such_table_evdb", NULL, 0, NULL);
     o->query_status = evdb_await(bad);
     snprintf(o->sqlstate, sizeof o->sqlstate, "%s", evdb_error_sqlstate(evdb_future_error(bad)));
     void *r = evdb_task_fail_error(evdb_future_error(bad));
@@ -439,8 +439,8 @@ typedef struct slow {
 static void *slow_task(void *arg)
 {
     slow *s = arg;
-    evdb_future *q = evdb_pool_query(s->pool, s->b == PG ? "SELECT pg_sleep(10)" : "SELECT SLEEP(10)",
-                                     NULL, 0, NULL);
+    evdb_future *q = evdb_pool_query(
+        s->pool, s->b == PG ? "SELECT pg_sleep(10)" : "SELECT SLEEP(10)", NULL, 0, NULL);
     s->status = evdb_await(q);
     evdb_future_unref(q);
     /* Cleanup after the cancellation may still use the pool. */

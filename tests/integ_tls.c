@@ -124,8 +124,7 @@ static void open_fails(const char *url, int code, const char *needle)
     evdb_conn *c = try_open(url, &rc, msg, sizeof msg);
     ck_assert_msg(c == NULL, "connected, but it should not have");
     fprintf(stderr, "  refused as it should: %s: %s\n", evdb_err_name(rc), msg);
-    ck_assert_msg(rc == code, "%s instead of %s: %s", evdb_err_name(rc), evdb_err_name(code),
-                  msg);
+    ck_assert_msg(rc == code, "%s instead of %s: %s", evdb_err_name(rc), evdb_err_name(code), msg);
     if (needle)
         ck_assert_msg(strstr(msg, needle) != NULL, "'%s' not in: %s", needle, msg);
     no_secret("a connect error", msg);
@@ -379,8 +378,8 @@ START_TEST(passwords_never_leak)
         "postgresql://evdb:" SECRET "@127.0.0.1:1/evdb_test",
     };
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
-        int port = strstr(urls[i], "postgresql") || strstr(urls[i], "host=") ? pg_port()
-                                                                               : my_port();
+        int port =
+            strstr(urls[i], "postgresql") || strstr(urls[i], "host=") ? pg_port() : my_port();
         snprintf(url, sizeof url, urls[i], port, wrong_ca);
         int rc;
         char msg[512];

@@ -45,8 +45,8 @@
 
 /* ---- the failing allocator ---- */
 
-static size_t fail_k;     /* 0: never fail */
-static bool fail_from;    /* k and every later one */
+static size_t fail_k;  /* 0: never fail */
+static bool fail_from; /* k and every later one */
 static size_t alloc_count;
 
 static bool fail_now(void)
@@ -154,8 +154,8 @@ static const backend backends[2] = {
 typedef struct run {
     const backend *b;
     struct ev_loop *L;
-    size_t k;        /* the failing allocation, 0 for none */
-    bool from;       /* every allocation from k on fails */
+    size_t k;  /* the failing allocation, 0 for none */
+    bool from; /* every allocation from k on fails */
     unsigned ok, failed, enomem;
     bool all_ok;     /* every step succeeded */
     int first_error; /* the first failure's code */
@@ -169,8 +169,8 @@ static void on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)w;
     (void)revents;
-    ck_abort_msg("%s: run with allocation %zu failing (%s) did not finish within %g s",
-                 R->b->name, R->k, R->from ? "and later ones" : "only", RUN_LIMIT_S);
+    ck_abort_msg("%s: run with allocation %zu failing (%s) did not finish within %g s", R->b->name,
+                 R->k, R->from ? "and later ones" : "only", RUN_LIMIT_S);
 }
 
 /* Record an outcome: 0, or a negative code that must be a known one. */
@@ -185,8 +185,8 @@ static void outcome(run *r, int code, const char *what)
     r->failed++;
     r->all_ok = false;
     if (getenv("TORTURE_VERBOSE"))
-        fprintf(stderr, "%s k=%zu%s: %s: %s: %s\n", r->b->name, r->k, r->from ? " on" : "",
-                what, evdb_err_name(code), evdb_error_message(evdb_last_error()));
+        fprintf(stderr, "%s k=%zu%s: %s: %s: %s\n", r->b->name, r->k, r->from ? " on" : "", what,
+                evdb_err_name(code), evdb_error_message(evdb_last_error()));
     if (!r->first_error)
         r->first_error = code;
     if (code == EVDB_ENOMEM)
@@ -201,8 +201,8 @@ static bool made(run *r, const void *obj, const char *what)
     const evdb_error *e = evdb_last_error();
     ck_assert_msg(evdb_error_code(e) < 0, "%s: k=%zu: %s returned NULL without an error",
                   r->b->name, r->k, what);
-    ck_assert_msg(evdb_error_message(e)[0] != '\0', "%s: k=%zu: %s: empty message",
-                  r->b->name, r->k, what);
+    ck_assert_msg(evdb_error_message(e)[0] != '\0', "%s: k=%zu: %s: empty message", r->b->name,
+                  r->k, what);
     outcome(r, evdb_error_code(e), what);
     return false;
 }
@@ -229,8 +229,7 @@ static int settle_expect(run *r, evdb_future *f, const char *what, int expected)
     ck_assert_msg(st != EVDB_PENDING && st != EVDB_ESTATE && st != EVDB_EINCALLBACK,
                   "%s: k=%zu: %s: wait gave %s", r->b->name, r->k, what, evdb_err_name(st));
     if (watched)
-        ck_assert_msg(o.calls == 1, "%s: k=%zu: %s: %d callbacks", r->b->name, r->k, what,
-                      o.calls);
+        ck_assert_msg(o.calls == 1, "%s: k=%zu: %s: %d callbacks", r->b->name, r->k, what, o.calls);
     if (st != 0)
         ck_assert_msg(evdb_error_message(evdb_future_error(f))[0] != '\0',
                       "%s: k=%zu: %s failed without a message", r->b->name, r->k, what);
@@ -350,8 +349,11 @@ static evdb_future *close_pool(run *r, evdb_pool *p)
 static void pool_part(run *r)
 {
     const backend *b = r->b;
-    evdb_pool_opts po = {.max_conns = 2, .acquire_timeout = 3, .connect_timeout = 3,
-                         .backoff_initial = 0.01, .backoff_max = 0.05};
+    evdb_pool_opts po = {.max_conns = 2,
+                         .acquire_timeout = 3,
+                         .connect_timeout = 3,
+                         .backoff_initial = 0.01,
+                         .backoff_max = 0.05};
     evdb_pool *p = evdb_pool_new(r->L, b->url(), &po);
     if (!made(r, p, "evdb_pool_new"))
         return;
@@ -399,8 +401,8 @@ static void pool_part(run *r)
         evdb_future *t = evdb_timeout(slow, SHORT_TIMEOUT_S);
         if (made(r, t, "evdb_timeout")) {
             int st = settle_expect(r, t, "evdb_timeout", EVDB_ETIMEDOUT);
-            ck_assert_msg(timeout_like(st), "%s: k=%zu: timeout combinator gave %s", b->name,
-                          r->k, evdb_err_name(st));
+            ck_assert_msg(timeout_like(st), "%s: k=%zu: timeout combinator gave %s", b->name, r->k,
+                          evdb_err_name(st));
             evdb_future_unref(t);
         } else {
             evdb_future_cancel(slow);
@@ -427,8 +429,8 @@ static void settle_cap(run *r, evdb_future *f, const char *what, int expected, s
         ck_assert_msg(st != EVDB_ETOOBIG, "%s: k=%zu%s: %s: a result under the cap was too big",
                       r->b->name, r->k, r->from ? " on" : "", what);
     } else {
-        ck_assert_msg(st != 0, "%s: k=%zu%s: %s: a result past the cap was accepted",
-                      r->b->name, r->k, r->from ? " on" : "", what);
+        ck_assert_msg(st != 0, "%s: k=%zu%s: %s: a result past the cap was accepted", r->b->name,
+                      r->k, r->from ? " on" : "", what);
     }
     if (st != 0)
         return;
@@ -443,8 +445,8 @@ static void settle_cap(run *r, evdb_future *f, const char *what, int expected, s
         size_t len = 0;
         const char *t = evdb_result_text(res, i, 1, &len);
         ck_assert_uint_eq(len, pad_len);
-        ck_assert_msg(strspn(t, "x") == pad_len, "%s: %s: row %zu: wrong text", r->b->name,
-                      what, i);
+        ck_assert_msg(strspn(t, "x") == pad_len, "%s: %s: row %zu: wrong text", r->b->name, what,
+                      i);
     }
 }
 
@@ -454,8 +456,8 @@ static void cap_query(run *r, evdb_conn *c, evdb_pool *p, const char *sql, const
 {
     evdb_value v = pad ? evdb_text(pad) : evdb_null();
     size_t nv = pad ? 1 : 0;
-    evdb_future *f = c ? evdb_conn_query(c, sql, &v, nv, NULL)
-                       : evdb_pool_query(p, sql, &v, nv, NULL);
+    evdb_future *f =
+        c ? evdb_conn_query(c, sql, &v, nv, NULL) : evdb_pool_query(p, sql, &v, nv, NULL);
     if (!made(r, f, what))
         return;
     settle_cap(r, f, what, expected, pad_len);
@@ -484,8 +486,7 @@ static void cap_conn_part(run *r)
     cap_query(r, c, NULL, b->big_sql, NULL, EVDB_ETOOBIG, 0, "query past the cap");
     cap_query(r, c, NULL, b->pad_sql, CAP_FIT_PAD, 0, PAD_LEN(CAP_FIT_PAD),
               "parameter query under the cap");
-    cap_query(r, c, NULL, b->pad_sql, CAP_BIG_PAD, EVDB_ETOOBIG, 0,
-              "parameter query past the cap");
+    cap_query(r, c, NULL, b->pad_sql, CAP_BIG_PAD, EVDB_ETOOBIG, 0, "parameter query past the cap");
     cap_query(r, c, NULL, b->multi_fit_sql, NULL, 0, FIT_TEXT_LEN, "statements under the cap");
     cap_query(r, c, NULL, b->multi_big_sql, NULL, EVDB_ETOOBIG, 0, "statements past the cap");
 
@@ -516,8 +517,11 @@ static void cap_conn_part(run *r)
 static void cap_pool_part(run *r)
 {
     const backend *b = r->b;
-    evdb_pool_opts po = {.max_conns = 2, .acquire_timeout = CAP_ACQUIRE_TIMEOUT_S,
-                         .connect_timeout = 3, .backoff_initial = 0.01, .backoff_max = 0.05,
+    evdb_pool_opts po = {.max_conns = 2,
+                         .acquire_timeout = CAP_ACQUIRE_TIMEOUT_S,
+                         .connect_timeout = 3,
+                         .backoff_initial = 0.01,
+                         .backoff_max = 0.05,
                          .max_result_bytes = CAP_BYTES};
     evdb_pool *p = evdb_pool_new(r->L, b->url(), &po);
     if (!made(r, p, "evdb_pool_new with a cap"))
@@ -541,8 +545,7 @@ static void cap_pool_part(run *r)
         }
     }
     /* The connections stay usable after a result past the cap. */
-    cap_query(r, NULL, p, b->fit_sql, NULL, 0, FIT_TEXT_LEN,
-              "pool query after ones past the cap");
+    cap_query(r, NULL, p, b->fit_sql, NULL, 0, FIT_TEXT_LEN, "pool query after ones past the cap");
 
     evdb_future *cf = close_pool(r, p);
     settle(r, cf, "pool close with a cap");
@@ -580,8 +583,8 @@ static size_t one_run(const scenario *sc, run *r)
     double t1 = t_now();
     sc->pool_part(r);
     if (getenv("TORTURE_VERBOSE"))
-        fprintf(stderr, "%s k=%zu: connection part %.3f s, pool part %.3f s\n", r->b->name,
-                r->k, t1 - t0, t_now() - t1);
+        fprintf(stderr, "%s k=%zu: connection part %.3f s, pool part %.3f s\n", r->b->name, r->k,
+                t1 - t0, t_now() - t1);
 
     size_t used = alloc_count;
     alloc_stop();
@@ -593,8 +596,8 @@ static size_t one_run(const scenario *sc, run *r)
                   r->from ? " on" : "");
     ev_ref(r->L);
     ev_timer_stop(r->L, &watchdog);
-    ck_assert_msg(ev_run(r->L, EVRUN_NOWAIT) == 0, "%s: k=%zu%s: watchers left", r->b->name,
-                  r->k, r->from ? " on" : "");
+    ck_assert_msg(ev_run(r->L, EVRUN_NOWAIT) == 0, "%s: k=%zu%s: watchers left", r->b->name, r->k,
+                  r->from ? " on" : "");
     ck_assert_msg(evdb__alloc_live() == allocs_before, "%s: k=%zu%s: %lld allocations leaked",
                   r->b->name, r->k, r->from ? " on" : "",
                   (long long)evdb__alloc_live() - (long long)allocs_before);
@@ -608,8 +611,8 @@ static void torture(const scenario *sc, const backend *b, bool from)
     ck_assert_msg(b->url() != NULL, "no test servers: run scripts/testdb start");
     run r0 = {.b = b};
     size_t n = one_run(sc, &r0);
-    ck_assert_msg(r0.all_ok, "%s: the %s scenario fails without any fault (%s)", b->name,
-                  sc->name, evdb_err_name(r0.first_error));
+    ck_assert_msg(r0.all_ok, "%s: the %s scenario fails without any fault (%s)", b->name, sc->name,
+                  evdb_err_name(r0.first_error));
     ck_assert_uint_gt(n, 50);
     unsigned clean_ok = 0, with_enomem = 0;
     double t0 = t_now();

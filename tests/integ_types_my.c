@@ -83,20 +83,24 @@ typedef struct cell {
     size_t len;
 } cell;
 
-#define C(lit) {lit, sizeof(lit) - 1}
-#define N {NULL, 0}
+#define C(lit)                                                                                     \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+#define N                                                                                          \
+    {                                                                                              \
+        NULL, 0                                                                                    \
+    }
 
 static const cell WANT[NROWS][NCOLS] = {
     {C("1"), C("9999-12-31 23:59:59.999999"), C("9999-12-31 23:59:59"),
      C("2038-01-19 03:14:07.999999"), C("9999-12-31"), C("838:59:59.999999"), C("838:59:59"),
      C("2155"), C("99999999999999999999999999999999999.999999999999999999999999999999"),
      C("18446744073709551615"), C("\x01"), C("\xff\xff\xff\xff\xff\xff\xff\xff"),
-     C("{\"a\": [1, 2.5, \"x\"]}"), C("123e4567-e89b-12d3-a456-426614174000"), C("b"),
-     C("x,y")},
+     C("{\"a\": [1, 2.5, \"x\"]}"), C("123e4567-e89b-12d3-a456-426614174000"), C("b"), C("x,y")},
     {C("2"), C("1000-01-01 00:00:00.000000"), C("1000-01-01 00:00:00"),
-     C("1970-01-01 00:00:01.000000"), C("1000-01-01"), C("-838:59:59.999999"),
-     C("-838:59:59"), C("1901"),
-     C("-99999999999999999999999999999999999.999999999999999999999999999999"),
+     C("1970-01-01 00:00:01.000000"), C("1000-01-01"), C("-838:59:59.999999"), C("-838:59:59"),
+     C("1901"), C("-99999999999999999999999999999999999.999999999999999999999999999999"),
      C("9223372036854775808"), C("\x00"), C("\x00\x00\x00\x00\x00\x00\x00\x01"), C("[]"),
      C("00000000-0000-0000-0000-000000000000"), C("a"), C("")},
     {C("3"), C("0000-00-00 00:00:00.000000"), C("2020-00-15 00:00:00"),
@@ -112,15 +116,15 @@ static const cell WANT[NROWS][NCOLS] = {
 };
 
 static const evdb_type WANT_TYPE[NCOLS] = {
-    EVDB_TYPE_INT,       EVDB_TYPE_TIMESTAMP, EVDB_TYPE_TIMESTAMP, EVDB_TYPE_TIMESTAMP,
-    EVDB_TYPE_DATE,      EVDB_TYPE_TIME,      EVDB_TYPE_TIME,      EVDB_TYPE_INT,
-    EVDB_TYPE_NUMERIC,   EVDB_TYPE_INT,       EVDB_TYPE_BITS,      EVDB_TYPE_BITS,
-    EVDB_TYPE_JSON,      EVDB_TYPE_UUID,      EVDB_TYPE_ENUM,      EVDB_TYPE_TEXT,
+    EVDB_TYPE_INT,     EVDB_TYPE_TIMESTAMP, EVDB_TYPE_TIMESTAMP, EVDB_TYPE_TIMESTAMP,
+    EVDB_TYPE_DATE,    EVDB_TYPE_TIME,      EVDB_TYPE_TIME,      EVDB_TYPE_INT,
+    EVDB_TYPE_NUMERIC, EVDB_TYPE_INT,       EVDB_TYPE_BITS,      EVDB_TYPE_BITS,
+    EVDB_TYPE_JSON,    EVDB_TYPE_UUID,      EVDB_TYPE_ENUM,      EVDB_TYPE_TEXT,
 };
 
 static const char *const WANT_NAME[NCOLS] = {
-    "INT",  "DATETIME", "DATETIME", "TIMESTAMP", "DATE", "TIME", "TIME", "YEAR",
-    "DECIMAL", "BIGINT UNSIGNED", "BIT", "BIT", "JSON", "UUID", "ENUM", "SET",
+    "INT",     "DATETIME",        "DATETIME", "TIMESTAMP", "DATE", "TIME", "TIME", "YEAR",
+    "DECIMAL", "BIGINT UNSIGNED", "BIT",      "BIT",       "JSON", "UUID", "ENUM", "SET",
 };
 
 #define US_PER_SEC INT64_C(1000000)
@@ -150,11 +154,11 @@ static int64_t dur_us(int sign, int64_t h, int m, int s, int64_t us)
 /* Column indexes of SELECT_COLS. */
 enum { K_ID, K_DT6, K_DT0, K_TS6, K_D, K_T6, K_T0, K_Y, K_DEC, K_UB, K_B1, K_B64, K_J, K_U };
 
-#define EXPECT_RC(call, want, path, what)                                                         \
-    do {                                                                                          \
-        int rc_ = (call);                                                                         \
-        ck_assert_msg(rc_ == (want), "%s: %s: %s, want %s", path, what, evdb_err_name(rc_),       \
-                      evdb_err_name(want));                                                       \
+#define EXPECT_RC(call, want, path, what)                                                          \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        ck_assert_msg(rc_ == (want), "%s: %s: %s, want %s", path, what, evdb_err_name(rc_),        \
+                      evdb_err_name(want));                                                        \
     } while (0)
 
 /* The typed getters on the cells of a SELECT_COLS result. */
@@ -291,16 +295,16 @@ static void check_cols(const evdb_result *r, const char *path)
     ck_assert_msg(evdb_result_nrows(r) == NROWS, "%s: %zu rows", path, evdb_result_nrows(r));
     ck_assert_msg(evdb_result_ncols(r) >= NCOLS, "%s: %zu columns", path, evdb_result_ncols(r));
     for (size_t c = 0; c < NCOLS; c++)
-        ck_assert_msg(evdb_result_coltype(r, c) == WANT_TYPE[c], "%s: column %s has type %d",
-                      path, evdb_result_colname(r, c), (int)evdb_result_coltype(r, c));
+        ck_assert_msg(evdb_result_coltype(r, c) == WANT_TYPE[c], "%s: column %s has type %d", path,
+                      evdb_result_colname(r, c), (int)evdb_result_coltype(r, c));
     for (size_t row = 0; row < NROWS; row++) {
         for (size_t c = 0; c < NCOLS; c++) {
             const cell *w = &WANT[row][c];
             size_t len = 0;
             const char *got = evdb_result_text(r, row, c, &len);
             if (!w->s) {
-                ck_assert_msg(evdb_result_isnull(r, row, c), "%s: row %zu column %s not NULL",
-                              path, row, evdb_result_colname(r, c));
+                ck_assert_msg(evdb_result_isnull(r, row, c), "%s: row %zu column %s not NULL", path,
+                              row, evdb_result_colname(r, c));
                 continue;
             }
             ck_assert_msg(got && len == w->len && memcmp(got, w->s, len) == 0,
@@ -372,8 +376,7 @@ START_TEST(my_every_type_pooled)
      * conversion-free session zone set per query. */
     evdb_pool *p = t_pool_new(L, t_my_url(), NULL);
     char sql[SQL_MAX];
-    snprintf(sql, sizeof sql, "SET STATEMENT time_zone = '+00:00' FOR %s ORDER BY id",
-             SELECT_COLS);
+    snprintf(sql, sizeof sql, "SET STATEMENT time_zone = '+00:00' FOR %s ORDER BY id", SELECT_COLS);
     evdb_future *f = t_pool_run_ok(p, sql, NULL, 0);
     check_cols(evdb_future_result(f), "pool text");
     evdb_future_unref(f);
@@ -433,12 +436,11 @@ START_TEST(my_expressions)
         " CAST('12:00:00.5' AS TIME(1)) AS t1, CAST(NULL AS DATE) AS dn,"
         " CAST('::1' AS INET6) AS i6";
     static const char *const want[] = {"{\"k\": 1}", "-744:00:01", "1.500", "2024-03-01",
-                                       "12:00:00.5", NULL, "::1"};
+                                       "12:00:00.5", NULL,         "::1"};
     static const evdb_type types[] = {EVDB_TYPE_JSON, EVDB_TYPE_TIME, EVDB_TYPE_NUMERIC,
                                       EVDB_TYPE_DATE, EVDB_TYPE_TIME, EVDB_TYPE_DATE,
                                       EVDB_TYPE_TEXT};
-    static const char *const names[] = {"JSON", "TIME", "DECIMAL", "DATE", "TIME", "DATE",
-                                        "INET6"};
+    static const char *const names[] = {"JSON", "TIME", "DECIMAL", "DATE", "TIME", "DATE", "INET6"};
     evdb_value zero = evdb_int(0);
     char psql[SQL_MAX];
     snprintf(psql, sizeof psql, "%s FROM DUAL WHERE ? = 0", sql);
@@ -505,11 +507,10 @@ static void insert_params(evdb_conn *c, evdb_pool *p)
          evdb_uuid(UUID_A), evdb_timestamptz(wall_us(2024, 2, 29, 23, 59, 59, 1))},
         {evdb_int(2), evdb_timestamp(-1), evdb_timestamp(0), evdb_date(days_of(1000, 1, 1)),
          evdb_time(-1), evdb_interval_value(0, 0, 0),
-         evdb_numeric("-0.000000000000000000000000000001"),
-         evdb_uint((uint64_t)INT64_MAX + 1), evdb_json("[]"), evdb_uuid(UUID_FF),
-         evdb_uuid(UUID_FF), evdb_timestamptz(0)},
-        {evdb_int(3), evdb_null(), evdb_null(), evdb_null(), evdb_null(), evdb_null(),
-         evdb_null(), evdb_null(), evdb_null(), evdb_null(), evdb_null(), evdb_null()},
+         evdb_numeric("-0.000000000000000000000000000001"), evdb_uint((uint64_t)INT64_MAX + 1),
+         evdb_json("[]"), evdb_uuid(UUID_FF), evdb_uuid(UUID_FF), evdb_timestamptz(0)},
+        {evdb_int(3), evdb_null(), evdb_null(), evdb_null(), evdb_null(), evdb_null(), evdb_null(),
+         evdb_null(), evdb_null(), evdb_null(), evdb_null(), evdb_null()},
     };
     for (size_t i = 0; i < 3; i++) {
         evdb_future *f = c ? t_run_ok(c, INSERT_PARAMS, rows[i], NPARAMS)
@@ -674,8 +675,8 @@ static void check_refusals(evdb_conn *c, evdb_pool *p)
     evdb_value ok[] = {evdb_time(TIME_MAX_US), evdb_time(-TIME_MAX_US),
                        evdb_timestamp(wall_us(0, 1, 1, 0, 0, 0, 0)),
                        evdb_interval_value(0, 0, TIME_MAX_US)};
-    evdb_future *f = c ? t_run_ok(c, "SELECT ?, ?, ?, ?", ok, 4)
-                       : t_pool_run_ok(p, "SELECT ?, ?, ?, ?", ok, 4);
+    evdb_future *f =
+        c ? t_run_ok(c, "SELECT ?, ?, ?, ?", ok, 4) : t_pool_run_ok(p, "SELECT ?, ?, ?, ?", ok, 4);
     t_expect_cell(evdb_future_result(f), 0, 0, "838:59:59.999999");
     t_expect_cell(evdb_future_result(f), 0, 1, "-838:59:59.999999");
     /* The server gives a parameter without a fraction no decimals. */

@@ -183,7 +183,8 @@ START_TEST(timestamptz_dst)
         {change, -4 * 3600, "2021-03-14 03:00:00-04"},
         {fall - 1, -4 * 3600, "2021-11-07 01:59:59.999999-04"},
         {fall, -5 * 3600, "2021-11-07 01:00:00-05"},
-        {ymd(1883, 1, 1) * EVDB_USECS_PER_DAY, -(4 * 3600 + 56 * 60 + 2), "1882-12-31 19:03:58-04:56:02"},
+        {ymd(1883, 1, 1) * EVDB_USECS_PER_DAY, -(4 * 3600 + 56 * 60 + 2),
+         "1882-12-31 19:03:58-04:56:02"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         evdb_value v = evdb_timestamptz(cases[i].us);
@@ -202,8 +203,8 @@ START_TEST(timestamptz_dst)
         char buf[EVDB_TIMESTAMP_TEXT_MAX];
         evdb_timestamp_format(us, true, off, buf, sizeof buf);
         /* The server shortens "+HH:00" to "+HH". */
-        ck_assert_msg(strncmp(buf, cases[i].text, strlen(cases[i].text) - 3) == 0, "%s vs %s",
-                      buf, cases[i].text);
+        ck_assert_msg(strncmp(buf, cases[i].text, strlen(cases[i].text) - 3) == 0, "%s vs %s", buf,
+                      cases[i].text);
         evdb_future_unref(f);
     }
     /* A wall-clock timestamp is not shifted by the zone. */
@@ -292,13 +293,18 @@ START_TEST(numbers_json_bits)
                       evdb_json("{\"a\": [1, 2.5, \"x\"]}"),
                       evdb_double(-0.0)};
     evdb_future *f;
-    const evdb_result *r = run(c,
-                               "SELECT $1, $2, $3, $4, $5, $6, $7, $8::int8, $9::jsonb, $9, $10,"
-                               " B'1010'::varbit, B'1111111111111111111111111111111111111111111111111111111111111111',"
-                               " '-0'::numeric, 1e-30::numeric",
-                               v, sizeof v / sizeof *v, &f);
-    const char *want[] = {"-12.3400", "NaN", "Infinity", "-Infinity",
-                          "123456789012345678901234567890.000000000000000000001", "1500"};
+    const evdb_result *r =
+        run(c,
+            "SELECT $1, $2, $3, $4, $5, $6, $7, $8::int8, $9::jsonb, $9, $10,"
+            " B'1010'::varbit, B'1111111111111111111111111111111111111111111111111111111111111111',"
+            " '-0'::numeric, 1e-30::numeric",
+            v, sizeof v / sizeof *v, &f);
+    const char *want[] = {"-12.3400",
+                          "NaN",
+                          "Infinity",
+                          "-Infinity",
+                          "123456789012345678901234567890.000000000000000000001",
+                          "1500"};
     for (size_t i = 0; i < 6; i++) {
         ck_assert_int_eq(evdb_result_coltype(r, i), EVDB_TYPE_NUMERIC);
         t_expect_cell(r, 0, i, want[i]);
@@ -413,10 +419,21 @@ END_TEST
 
 /* ---- arrays ---- */
 
-static const char *const TEXTS[] = {"plain",      "a,b",         "quote\"d",  "back\\slash",
-                                    "{braces}",   "NULL",        "null",      "",
-                                    " spaces ",   "h\xc3\xa9llo \xe2\x82\xac", "\xf0\x9f\x98\x80",
-                                    "tab\there",  "new\nline",   "'single'",  "}"};
+static const char *const TEXTS[] = {"plain",
+                                    "a,b",
+                                    "quote\"d",
+                                    "back\\slash",
+                                    "{braces}",
+                                    "NULL",
+                                    "null",
+                                    "",
+                                    " spaces ",
+                                    "h\xc3\xa9llo \xe2\x82\xac",
+                                    "\xf0\x9f\x98\x80",
+                                    "tab\there",
+                                    "new\nline",
+                                    "'single'",
+                                    "}"};
 #define NTEXTS (sizeof TEXTS / sizeof *TEXTS)
 
 static void check_text_array(const evdb_result *r, size_t col, const char *const *want, size_t n)
@@ -449,9 +466,12 @@ START_TEST(arrays_round_trip)
     double dbl[] = {0.1, -0.0, INFINITY, -INFINITY, NAN};
     bool bools[] = {true, false};
     evdb_value nulls[] = {evdb_int(1), evdb_null(), evdb_int(3)};
-    evdb_value v[] = {evdb_array_text(texts, NTEXTS + 1), evdb_array_int64(ints, 4),
-                      evdb_array_double(dbl, 5),         evdb_array_bool(bools, 2),
-                      evdb_array_values(nulls, 3),       evdb_array_int64(NULL, 0),
+    evdb_value v[] = {evdb_array_text(texts, NTEXTS + 1),
+                      evdb_array_int64(ints, 4),
+                      evdb_array_double(dbl, 5),
+                      evdb_array_bool(bools, 2),
+                      evdb_array_values(nulls, 3),
+                      evdb_array_int64(NULL, 0),
                       evdb_array_text(NULL, 0)};
     evdb_future *f;
     const evdb_result *r = run(c,
@@ -612,13 +632,15 @@ START_TEST(settings_and_user_changes)
 {
     /* The URL's own options are kept; DateStyle in them is overridden. */
     char url[URL_MAX];
-    snprintf(url, sizeof url, "%s%soptions=-c%%20statement_timeout%%3D12345%%20-c%%20DateStyle%%3DSQL",
-             t_pg_url(), strchr(t_pg_url(), '?') ? "&" : "?");
+    snprintf(url, sizeof url,
+             "%s%soptions=-c%%20statement_timeout%%3D12345%%20-c%%20DateStyle%%3DSQL", t_pg_url(),
+             strchr(t_pg_url(), '?') ? "&" : "?");
     evdb_conn *c = t_conn_open(L, url, NULL);
     evdb_future *f;
     const evdb_result *r =
-        run(c, "SELECT current_setting('statement_timeout'), current_setting('DateStyle'),"
-               " current_setting('IntervalStyle')",
+        run(c,
+            "SELECT current_setting('statement_timeout'), current_setting('DateStyle'),"
+            " current_setting('IntervalStyle')",
             NULL, 0, &f);
     t_expect_cell(r, 0, 0, "12345ms");
     t_expect_cell(r, 0, 1, "ISO, MDY");
@@ -626,8 +648,9 @@ START_TEST(settings_and_user_changes)
     evdb_future_unref(f);
     /* A session that changes them gets EVDB_EFORMAT, not a wrong value. */
     t_exec_ok(c, "SET DateStyle = 'SQL, DMY'; SET IntervalStyle = 'iso_8601'");
-    r = run(c, "SELECT '2020-03-04'::date, '2020-03-04 05:06:07'::timestamp, '1 day'::interval,"
-               " '{2020-03-04}'::date[]",
+    r = run(c,
+            "SELECT '2020-03-04'::date, '2020-03-04 05:06:07'::timestamp, '1 day'::interval,"
+            " '{2020-03-04}'::date[]",
             NULL, 0, &f);
     int32_t d = 7;
     int64_t us = 7;
@@ -674,8 +697,10 @@ START_TEST(pool_and_task)
     t_exec_ok(c, "SET DateStyle = 'German'");
     ck_assert_int_eq(evdb_conn_release(c), 0);
     int64_t ids[] = {3, 5, 7};
-    evdb_value v[] = {evdb_array_int64(ids, 3), evdb_timestamptz(0), evdb_uuid((const uint8_t *)"0123456789abcdef")};
-    evdb_future *f = t_pool_run_ok(p, "SELECT '2020-03-04'::date, $1, $2, $3, current_setting('DateStyle')", v, 3);
+    evdb_value v[] = {evdb_array_int64(ids, 3), evdb_timestamptz(0),
+                      evdb_uuid((const uint8_t *)"0123456789abcdef")};
+    evdb_future *f = t_pool_run_ok(
+        p, "SELECT '2020-03-04'::date, $1, $2, $3, current_setting('DateStyle')", v, 3);
     const evdb_result *r = evdb_future_result(f);
     int32_t d;
     ck_assert_int_eq(evdb_result_date(r, 0, 0, &d), 0);
@@ -723,8 +748,8 @@ static void *types_task(void *arg)
     }
     const evdb_result *r = evdb_future_result(q);
     evdb_interval iv;
-    if (evdb_result_int(r, 0, 0, &t->got) || evdb_result_interval(r, 0, 1, &iv) ||
-        iv.days != 1 || iv.us != -US) {
+    if (evdb_result_int(r, 0, 0, &t->got) || evdb_result_interval(r, 0, 1, &iv) || iv.days != 1 ||
+        iv.us != -US) {
         evdb_future_unref(q);
         return evdb_task_fail(EVDB_EPROTO, "wrong values");
     }

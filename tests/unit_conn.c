@@ -138,7 +138,7 @@ START_TEST(parameters_are_copied_at_submission)
     evdb_conn *c = open_fake(loop, "fake://db/");
     char *text = strdup("copied text");
     unsigned char bytes[4] = {0, 1, 255, 0};
-    evdb_value p[6] = {evdb_null(),        evdb_bool(true), evdb_int(-42),
+    evdb_value p[6] = {evdb_null(),      evdb_bool(true), evdb_int(-42),
                        evdb_double(0.5), evdb_text(text), evdb_bytes(bytes, 4)};
     evdb_future *q = evdb_conn_query(c, "echo", p, 6, NULL);
     memset(text, 'x', strlen(text));

@@ -44,10 +44,18 @@ END_TEST
 START_TEST(url_errors_hide_password)
 {
     const char *bad[] = {
-        "nothing",           "://x",         "my sql://h",          "mysql://u:secret@h:0/",
-        "mysql://u:secret@h:70000/", "mysql://u:secret@h:12a/", "mysql://u:se%zzcret@h/",
-        "mysql://u:secret@h/d#frag", "mysql://u:secret@h/?=v", "mysql://u:secret@h/?novalue",
-        "mysql://u:secret@[::1/", "mysql://u:secret@h/%00",
+        "nothing",
+        "://x",
+        "my sql://h",
+        "mysql://u:secret@h:0/",
+        "mysql://u:secret@h:70000/",
+        "mysql://u:secret@h:12a/",
+        "mysql://u:se%zzcret@h/",
+        "mysql://u:secret@h/d#frag",
+        "mysql://u:secret@h/?=v",
+        "mysql://u:secret@h/?novalue",
+        "mysql://u:secret@[::1/",
+        "mysql://u:secret@h/%00",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         evdb__url u;
@@ -229,21 +237,21 @@ START_TEST(error_fields_and_predicates)
         const char *state;
         bool retry, conn, cancel;
     } cases[] = {
-        {EVDB_ESERVER, 0, "40001", true, false, false},  /* serialization_failure */
-        {EVDB_ESERVER, 0, "40P01", true, false, false},  /* deadlock_detected */
+        {EVDB_ESERVER, 0, "40001", true, false, false},    /* serialization_failure */
+        {EVDB_ESERVER, 0, "40P01", true, false, false},    /* deadlock_detected */
         {EVDB_ESERVER, 1213, "40001", true, false, false}, /* MariaDB deadlock */
         {EVDB_ESERVER, 1205, "HY000", true, false, false}, /* MariaDB lock wait timeout */
-        {EVDB_ESERVER, 0, "40002", false, false, false}, /* integrity violation at commit */
+        {EVDB_ESERVER, 0, "40002", false, false, false},   /* integrity violation at commit */
         {EVDB_ESERVER, 0, "23505", false, false, false},
         {EVDB_EPROTO, 1205, "HY000", false, false, false}, /* not a server error */
-        {EVDB_ESERVER, 0, "08006", false, true, false},  /* connection_failure */
+        {EVDB_ESERVER, 0, "08006", false, true, false},    /* connection_failure */
         {EVDB_ESERVER, 2013, "08S01", false, true, false}, /* MariaDB lost connection */
         {EVDB_ECONNLOST, 0, "57P01", false, true, false},
         {EVDB_ECONNLOST, 0, NULL, false, true, false},
         {EVDB_ECONNECT, 0, NULL, false, true, false},
         {EVDB_ECONNTIMEOUT, 0, NULL, false, true, false},
         {EVDB_EAUTH, 0, NULL, false, false, false},
-        {EVDB_ESERVER, 0, "57014", false, false, true},  /* query_canceled */
+        {EVDB_ESERVER, 0, "57014", false, false, true},    /* query_canceled */
         {EVDB_ESERVER, 1317, "70100", false, false, true}, /* MariaDB interrupted */
         {EVDB_ECANCELED, 0, NULL, false, false, true},
         {EVDB_ETIMEDOUT, 0, NULL, false, false, true},

@@ -133,9 +133,9 @@ START_TEST(member_states_are_traced_when_asked)
     ck_assert_int_eq(rc, 0);
     ck_assert_int_eq(rel, 0);
     ck_assert_int_eq(qrc, 0);
-    const char *want[] = {"opening -> ready (pool.c:", "ready -> borrowed (pool.c:",
-                          "borrowed -> resetting (pool.c:", "resetting -> ready (pool.c:",
-                          "-> closing (pool.c:"};
+    const char *want[] = {
+        "opening -> ready (pool.c:", "ready -> borrowed (pool.c:", "borrowed -> resetting (pool.c:",
+        "resetting -> ready (pool.c:", "-> closing (pool.c:"};
     t_expect_in_order(out, want, sizeof want / sizeof want[0]);
     ck_assert_ptr_nonnull(strstr(out, "evdb: pool member 0x"));
 }
@@ -285,8 +285,8 @@ START_TEST(leaks_are_reported_with_call_site_and_use_after_release_refused)
 {
     struct ev_loop *loop = t_loop_new(5);
     leak_seen seen = {0};
-    evdb_pool_opts o = {.max_conns = 2, .leak_threshold = 0.1, .leak_hook = on_leak,
-                        .leak_hook_arg = &seen};
+    evdb_pool_opts o = {
+        .max_conns = 2, .leak_threshold = 0.1, .leak_hook = on_leak, .leak_hook_arg = &seen};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
     int line = __LINE__ + 1;
     evdb_future *a = evdb_pool_acquire(p, 0);
@@ -432,8 +432,8 @@ START_TEST(query_hook_and_stats_count_every_query)
      * machine sees the 2 ms heads as stalled, and the query that times out
      * after 50 ms may then do so still queued, where wait_hist does not
      * count it. */
-    evdb_pool_opts o = {.max_conns = 2, .query_hook = on_query_event, .query_hook_arg = &h,
-                        .stall_threshold = 10};
+    evdb_pool_opts o = {
+        .max_conns = 2, .query_hook = on_query_event, .query_hook_arg = &h, .stall_threshold = 10};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
     evdb_query_opts quick = {.timeout = 0.05};
     evdb_future *fs[12];
@@ -619,8 +619,11 @@ START_TEST(rerouted_query_waits_for_the_replacement)
     struct ev_loop *loop = t_loop_new(5);
     /* Stall routing off: the query must go onto the connection behind the
      * slow head (with it on, it would wait in the pool instead). */
-    evdb_pool_opts o = {.max_conns = 1, .backoff_initial = 0.01, .acquire_timeout = 2,
-                        .pipeline_depth = 3, .stall_threshold = -1};
+    evdb_pool_opts o = {.max_conns = 1,
+                        .backoff_initial = 0.01,
+                        .acquire_timeout = 2,
+                        .pipeline_depth = 3,
+                        .stall_threshold = -1};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/?no_cancel=1", &o);
     evdb_future *w = evdb_pool_query(p, "ok", NULL, 0, NULL);
     ck_assert_int_eq(t_wait(w), 0);
@@ -707,16 +710,19 @@ START_TEST(stats_count_every_outcome)
     /* One connection that pools two queries while the driver runs one:
      * the second waits on the connection, a third in the pool (stall
      * routing off: it would move the second back to the pool). */
-    evdb_pool_opts o = {.max_conns = 1, .pipeline_depth = 2, .acquire_timeout = 0.3,
-                        .backoff_initial = 0.01, .stall_threshold = -1};
+    evdb_pool_opts o = {.max_conns = 1,
+                        .pipeline_depth = 2,
+                        .acquire_timeout = 0.3,
+                        .backoff_initial = 0.01,
+                        .stall_threshold = -1};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/?depth=1", &o);
     evdb_query_opts t = {.timeout = 0.05};
     done_count cnt = {{0}};
     done_slot slots[32];
     evdb_future *fs[32];
     int n = 0;
-#define SUBMIT(sql, opts)                                                                         \
-    (fs[n] = evdb_pool_query(p, (sql), NULL, 0, (opts)), slots[n] = (done_slot){&cnt, n},        \
+#define SUBMIT(sql, opts)                                                                          \
+    (fs[n] = evdb_pool_query(p, (sql), NULL, 0, (opts)), slots[n] = (done_slot){&cnt, n},          \
      evdb_future_on_done(fs[n], on_done_count, &slots[n]), fs[n++])
     /* ok and a server error */
     ck_assert_int_eq(t_wait(SUBMIT("ok", NULL)), 0);
@@ -871,8 +877,8 @@ static void on_done_order(evdb_future *f, void *arg)
     s->log->seq[s->id] = s->log->next++;
 }
 
-static evdb_future *submit_ordered(evdb_pool *p, const char *sql, seq_log *log,
-                                   seq_slot *slot, int id)
+static evdb_future *submit_ordered(evdb_pool *p, const char *sql, seq_log *log, seq_slot *slot,
+                                   int id)
 {
     evdb_future *f = evdb_pool_query(p, sql, NULL, 0, NULL);
     ck_assert_ptr_nonnull(f);
@@ -947,8 +953,8 @@ START_TEST(queries_behind_a_stalled_head_move_to_another_connection)
 {
     static const char *const urls[2] = {"fake://db/?depth=1", "fake://db/?lazy_send=1"};
     struct ev_loop *loop = t_loop_new(5);
-    evdb_pool_opts o = {.max_conns = 2, .min_conns = 2, .pipeline_depth = 4,
-                        .stall_threshold = 0.05};
+    evdb_pool_opts o = {
+        .max_conns = 2, .min_conns = 2, .pipeline_depth = 4, .stall_threshold = 0.05};
     evdb_pool *p = evdb_pool_new(loop, urls[_i], &o);
     evdb_pool_stats st;
     wait_two_idle(loop, p);
@@ -989,8 +995,8 @@ END_TEST
 START_TEST(given_up_queries_taken_back_unsent_are_dropped)
 {
     struct ev_loop *loop = t_loop_new(5);
-    evdb_pool_opts o = {.max_conns = 2, .min_conns = 2, .pipeline_depth = 8,
-                        .stall_threshold = 0.05};
+    evdb_pool_opts o = {
+        .max_conns = 2, .min_conns = 2, .pipeline_depth = 8, .stall_threshold = 0.05};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/?lazy_send=1", &o);
     evdb_pool_stats st;
     wait_two_idle(loop, p);
@@ -1034,8 +1040,7 @@ END_TEST
 START_TEST(stall_routing_off_keeps_queries_behind_the_head)
 {
     struct ev_loop *loop = t_loop_new(5);
-    evdb_pool_opts o = {.max_conns = 2, .min_conns = 2, .pipeline_depth = 4,
-                        .stall_threshold = -1};
+    evdb_pool_opts o = {.max_conns = 2, .min_conns = 2, .pipeline_depth = 4, .stall_threshold = -1};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/?depth=1", &o);
     wait_two_idle(loop, p);
     seq_log log = {0};
@@ -1067,7 +1072,9 @@ START_TEST(stale_handle_never_acts_on_the_next_borrower)
 {
     struct ev_loop *loop = t_loop_new(5);
     leak_query hooked = {NULL, NULL};
-    evdb_pool_opts o = {.max_conns = 1, .leak_threshold = 0.05, .leak_hook = on_leak_query,
+    evdb_pool_opts o = {.max_conns = 1,
+                        .leak_threshold = 0.05,
+                        .leak_hook = on_leak_query,
                         .leak_hook_arg = &hooked};
     evdb_pool *p = evdb_pool_new(loop, "fake://db/", &o);
     evdb_future *fa = evdb_pool_acquire(p, 0);
@@ -1128,8 +1135,7 @@ START_TEST(stale_handle_never_acts_on_the_next_borrower)
     t_run_for(loop, 0.4);
     ck_assert_ptr_nonnull(hooked.f);
     ck_assert_int_eq(t_wait(hooked.f), 0);
-    ck_assert_str_eq(evdb_result_text(evdb_future_result(hooked.f), 0, 0, NULL),
-                     "from the hook");
+    ck_assert_str_eq(evdb_result_text(evdb_future_result(hooked.f), 0, 0, NULL), "from the hook");
     evdb_future_unref(hooked.f);
     ck_assert_int_eq(evdb_conn_release(b), 0);
     ck_assert_int_eq(evdb_conn_release(b), EVDB_EINVAL);

@@ -469,7 +469,7 @@ START_TEST(cancel_at_an_await)
     ck_assert_int_eq(t_wait(t), EVDB_ECANCELED);
     t_run_for(loop, 0.05);
     ck_assert_int_eq(s.status, EVDB_ECANCELED);
-    ck_assert(s.t1 - s.t0 < 1);        /* the sleep was cancelled, not waited out */
+    ck_assert(s.t1 - s.t0 < 1);          /* the sleep was cancelled, not waited out */
     ck_assert_int_eq(s.after_status, 0); /* reported once, cleanup could await */
     ck_assert_int_eq(s.cleaned_up, 1);
     /* The future stays cancelled although the function returned a value. */
@@ -716,7 +716,8 @@ static void *rounding_task(void *arg)
 START_TEST(switch_keeps_rounding_mode_and_registers)
 {
     struct ev_loop *loop = t_loop_new(WATCHDOG_S);
-    rounding r[3] = {{loop, FE_UPWARD, 0, 0}, {loop, FE_DOWNWARD, 0, 0}, {loop, FE_TOWARDZERO, 0, 0}};
+    rounding r[3] = {
+        {loop, FE_UPWARD, 0, 0}, {loop, FE_DOWNWARD, 0, 0}, {loop, FE_TOWARDZERO, 0, 0}};
     evdb_future *ts[3];
     for (int i = 0; i < 3; i++)
         ts[i] = evdb_task_spawn(loop, rounding_task, &r[i], NULL);
@@ -815,7 +816,8 @@ START_TEST(stack_overflow_faults_on_the_guard_page)
     }
     int status = 0;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert_msg(WIFSIGNALED(status) && (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS),
+    ck_assert_msg(WIFSIGNALED(status) &&
+                      (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS),
                   "child status 0x%x", status);
 }
 END_TEST
@@ -1081,8 +1083,7 @@ START_TEST(dump_lists_tasks_and_what_they_await)
     ck_assert_msg(strstr(buf, "\"the-waiter\" awaiting, stack") != NULL, "%s", buf);
     ck_assert_msg(strstr(buf, "awaits task future") != NULL, "%s", buf);
     ck_assert_msg(strstr(buf, "-very-long-name\") [pending]") != NULL, "%s", buf);
-    ck_assert_msg(strstr(buf, "awaiting (cancelled), stack 128 KiB unguarded") != NULL, "%s",
-                  buf);
+    ck_assert_msg(strstr(buf, "awaiting (cancelled), stack 128 KiB unguarded") != NULL, "%s", buf);
     ck_assert_msg(strstr(buf, "user future") != NULL, "%s", buf);
     ck_assert_msg(strstr(buf, "[done, wake-up queued]") != NULL, "%s", buf);
     /* Set a name on a cancelled task that still runs. */

@@ -144,10 +144,22 @@ START_TEST(dates)
     ck_assert_int_eq(get_date("0000-05-01", &d), EVDB_EZERODATE);
     ck_assert_int_eq(d, 7);
     /* Malformed: never a guess. */
-    const char *bad[] = {"",           "2020-1-01",   "20-01-01",    "2020-01-01 ",
-                         " 2020-01-01", "2020/01/01",  "2020-13-01",  "2020-02-30",
-                         "2021-02-29",  "0000-01-01 BC", "2020-01-01 AD", "Infinity",
-                         "2020-01-01x", "2020-01-0a",  "1234567890-01-01", "-2020-01-01",
+    const char *bad[] = {"",
+                         "2020-1-01",
+                         "20-01-01",
+                         "2020-01-01 ",
+                         " 2020-01-01",
+                         "2020/01/01",
+                         "2020-13-01",
+                         "2020-02-30",
+                         "2021-02-29",
+                         "0000-01-01 BC",
+                         "2020-01-01 AD",
+                         "Infinity",
+                         "2020-01-01x",
+                         "2020-01-0a",
+                         "1234567890-01-01",
+                         "-2020-01-01",
                          "2020-01-01 00:00:00"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         ck_assert_msg(get_date(bad[i], &d) == EVDB_EFORMAT, "%s", bad[i]);
@@ -198,9 +210,9 @@ START_TEST(times)
     ck_assert_int_eq(us, -US);
     ck_assert_int_eq(get_time(EVDB_TYPE_TIMETZ, "10:00:00+05:30", &us), 0);
     ck_assert_int_eq(us, 10 * 3600 * US);
-    const char *bad[] = {"",         "1:00:00",     "839:00:00",   "10:60:00",     "10:00:60",
-                         "10:00",    "10:00:00.",   "10:00:00.1234567", "10:00:00 ", "+10:00:00",
-                         "--1:00:00", "10:00:00+01"};
+    const char *bad[] = {"",          "1:00:00",   "839:00:00", "10:60:00",
+                         "10:00:60",  "10:00",     "10:00:00.", "10:00:00.1234567",
+                         "10:00:00 ", "+10:00:00", "--1:00:00", "10:00:00+01"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         ck_assert_msg(get_time(EVDB_TYPE_TIME, bad[i], &us) == EVDB_EFORMAT, "%s", bad[i]);
 
@@ -210,7 +222,7 @@ START_TEST(times)
     ck_assert_int_eq(us, EVDB_USECS_PER_DAY);
     ck_assert_int_eq(off, -(15 * 3600 + 59 * 60 + 59));
     evdb__result_free(r);
-    const char *badtz[] = {"24:00:01+00", "10:00:00", "10:00:00+16", "10:00:00+1",
+    const char *badtz[] = {"24:00:01+00",  "10:00:00",       "10:00:00+16",  "10:00:00+1",
                            "10:00:00+01:", "10:00:00+01:60", "100:00:00+01", "-10:00:00+01"};
     for (size_t i = 0; i < sizeof badtz / sizeof *badtz; i++) {
         r = cell_of(EVDB_TYPE_TIMETZ, "timetz", badtz[i]);
@@ -247,8 +259,7 @@ START_TEST(timestamps)
                      EVDB_ERANGE);
     ck_assert_int_eq(get_ts(EVDB_TYPE_TIMESTAMP, "294276-12-31 23:59:59.999999", &us, &off),
                      EVDB_ERANGE);
-    ck_assert_int_eq(get_ts(EVDB_TYPE_TIMESTAMP, "0000-00-00 00:00:00", &us, &off),
-                     EVDB_EZERODATE);
+    ck_assert_int_eq(get_ts(EVDB_TYPE_TIMESTAMP, "0000-00-00 00:00:00", &us, &off), EVDB_EZERODATE);
     /* timestamptz: the UTC instant and the offset shown. */
     ck_assert_int_eq(get_ts(EVDB_TYPE_TIMESTAMPTZ, "1970-01-01 01:00:00+01", &us, &off), 0);
     ck_assert_int_eq(us, 0);
@@ -265,9 +276,13 @@ START_TEST(timestamps)
     ck_assert_int_eq(get_ts(EVDB_TYPE_TIMESTAMPTZ, "-infinity", &us, &off), 0);
     ck_assert_int_eq(us, EVDB_TIMESTAMP_NEG_INFINITY);
     us = 7;
-    const char *bad[] = {"1970-01-01",           "1970-01-01 24:00:00", "1970-01-01T00:00:00",
-                         "1970-01-01 00:00:00 BC+01", "1970-01-01 00:00:00+01 AD",
-                         "1970-01-01  00:00:00", "1970-01-01 00:00:00.",
+    const char *bad[] = {"1970-01-01",
+                         "1970-01-01 24:00:00",
+                         "1970-01-01T00:00:00",
+                         "1970-01-01 00:00:00 BC+01",
+                         "1970-01-01 00:00:00+01 AD",
+                         "1970-01-01  00:00:00",
+                         "1970-01-01 00:00:00.",
                          "1970-01-01 00:00:00+01:00:00:00"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         ck_assert_msg(get_ts(EVDB_TYPE_TIMESTAMPTZ, bad[i], &us, &off) == EVDB_EFORMAT, "%s",
@@ -275,8 +290,7 @@ START_TEST(timestamps)
     /* Without zone, an offset is malformed; with zone, its absence. */
     ck_assert_int_eq(get_ts(EVDB_TYPE_TIMESTAMP, "1970-01-01 00:00:00+01", &us, &off),
                      EVDB_EFORMAT);
-    ck_assert_int_eq(get_ts(EVDB_TYPE_TIMESTAMPTZ, "1970-01-01 00:00:00", &us, &off),
-                     EVDB_EFORMAT);
+    ck_assert_int_eq(get_ts(EVDB_TYPE_TIMESTAMPTZ, "1970-01-01 00:00:00", &us, &off), EVDB_EFORMAT);
     ck_assert_int_eq(us, 7);
     /* A date column read as a timestamp: midnight; its infinities too. */
     evdb_result *r = cell_of(EVDB_TYPE_DATE, NULL, "1970-01-02");
@@ -306,8 +320,8 @@ START_TEST(format)
     evdb_timestamp_format(EVDB_TIMESTAMP_NEG_INFINITY, false, 0, buf, sizeof buf);
     ck_assert_str_eq(buf, "-infinity");
     /* The longest text fits; a short buffer gets 0. */
-    size_t n = evdb_timestamp_format(INT64_MIN + 1, true, -(99 * 3600 + 59 * 60 + 59), buf,
-                                     sizeof buf);
+    size_t n =
+        evdb_timestamp_format(INT64_MIN + 1, true, -(99 * 3600 + 59 * 60 + 59), buf, sizeof buf);
     ck_assert_uint_gt(n, 0);
     ck_assert_uint_lt(n, sizeof buf);
     ck_assert_uint_eq(evdb_timestamp_format(0, false, 0, buf, 19), 0);
@@ -357,10 +371,22 @@ START_TEST(intervals)
     ck_assert_int_eq(get_iv("178956970 years 8 mons", &iv), EVDB_ERANGE);
     ck_assert_int_eq(get_iv("2562047789:00:00", &iv), EVDB_ERANGE);
     ck_assert_int_eq(get_iv("2147483648 days", &iv), EVDB_ERANGE);
-    const char *bad[] = {"",          "@ 1 year",      "1 year ago",     "1 years 1 years",
-                         "1 mon 1 year", "P1Y",         "1",              "1 yr",
-                         "1 day  01:00:00", "01:00:00 1 day", "1-2",       "1 day 01:00",
-                         " 1 day",    "1 day ",        "+-1 day",        "1 day 00:00:00.1234567"};
+    const char *bad[] = {"",
+                         "@ 1 year",
+                         "1 year ago",
+                         "1 years 1 years",
+                         "1 mon 1 year",
+                         "P1Y",
+                         "1",
+                         "1 yr",
+                         "1 day  01:00:00",
+                         "01:00:00 1 day",
+                         "1-2",
+                         "1 day 01:00",
+                         " 1 day",
+                         "1 day ",
+                         "+-1 day",
+                         "1 day 00:00:00.1234567"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         ck_assert_msg(get_iv(bad[i], &iv) == EVDB_EFORMAT, "%s", bad[i]);
     /* A TIME column read as an interval (MariaDB durations). */
@@ -382,9 +408,9 @@ START_TEST(uuids_and_bits)
     char text[37];
     evdb__uuid_text(want, text);
     ck_assert_str_eq(text, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
-    const char *bad[] = {"a0eebc999c0b4ef8bb6d6bb9bd380a11", "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
-                         "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g", "a0eebc99-9c0b4-ef8-bb6d-6bb9bd380a11",
-                         ""};
+    const char *bad[] = {
+        "a0eebc999c0b4ef8bb6d6bb9bd380a11", "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g", "a0eebc99-9c0b4-ef8-bb6d-6bb9bd380a11", ""};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         r = cell_of(EVDB_TYPE_TEXT, "text", bad[i]);
         ck_assert_msg(evdb_result_uuid(r, 0, 0, u) == EVDB_EFORMAT, "%s", bad[i]);
@@ -626,9 +652,9 @@ START_TEST(arrays)
         a = arr_of(EVDB_TYPE_INT, notsup[k], &rc);
         ck_assert_msg(rc == EVDB_ENOTSUP, "%s", notsup[k]);
     }
-    const char *bad[] = {"",      "{",       "}",       "{1,}",        "{,1}",     "{1,,2}",
-                         "{\"a}", "{\"a\\}", "{a\"b}",   "{1} ",        "x{1}",     "[1:3]={1}",
-                         "[1:2]{1,2}", "[a:b]={1}", "{\"a\"b}", "{1}}",     "{a\\b}",  "[2:1]={}"};
+    const char *bad[] = {"",           "{",         "}",        "{1,}", "{,1}",   "{1,,2}",
+                         "{\"a}",      "{\"a\\}",   "{a\"b}",   "{1} ", "x{1}",   "[1:3]={1}",
+                         "[1:2]{1,2}", "[a:b]={1}", "{\"a\"b}", "{1}}", "{a\\b}", "[2:1]={}"};
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         a = arr_of(EVDB_TYPE_TEXT, bad[k], &rc);
         ck_assert_msg(rc == EVDB_EFORMAT, "%s: %d", bad[k], rc);

@@ -23,8 +23,8 @@
 
 #include "my_internal.h"
 
-#define POOL_HINT                                                                          \
-    "evdb_pool_query runs each query on a shared connection in autocommit mode; use "     \
+#define POOL_HINT                                                                                  \
+    "evdb_pool_query runs each query on a shared connection in autocommit mode; use "              \
     "evdb_pool_acquire or evdb_pool_transaction for a transaction"
 
 /* After SET: whether one of the assignments turns autocommit off
@@ -65,9 +65,8 @@ static const char *opens_transaction(const char *sql, size_t len)
     if (evdb__my_keyword(sql, end, "START", &after) &&
         evdb__my_keyword(after, end, "TRANSACTION", NULL))
         return "START TRANSACTION";
-    if (evdb__my_keyword(sql, end, "XA", &after) &&
-        (evdb__my_keyword(after, end, "START", NULL) ||
-         evdb__my_keyword(after, end, "BEGIN", NULL)))
+    if (evdb__my_keyword(sql, end, "XA", &after) && (evdb__my_keyword(after, end, "START", NULL) ||
+                                                     evdb__my_keyword(after, end, "BEGIN", NULL)))
         return "XA START";
     if (evdb__my_keyword(sql, end, "COMMIT", &after) ||
         evdb__my_keyword(sql, end, "ROLLBACK", &after)) {
@@ -90,8 +89,7 @@ int evdb__my_autocommit_refuse(const evdb__query *q, evdb_error *err)
     const char *what = opens_transaction(q->sql, q->sql_len);
     if (!what || !evdb__my_single_statement(q->sql, q->sql_len))
         return 0;
-    evdb__error_set(err, EVDB_EINVAL, 0, NULL, "%s opens a transaction, refused: " POOL_HINT,
-                    what);
+    evdb__error_set(err, EVDB_EINVAL, 0, NULL, "%s opens a transaction, refused: " POOL_HINT, what);
     return EVDB_EINVAL;
 }
 

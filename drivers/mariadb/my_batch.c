@@ -39,10 +39,10 @@
 /* First words of statements that commit implicitly or control the
  * transaction (MariaDB's "statements that cause an implicit commit"). */
 static const char *const refused[] = {
-    "ALTER",    "CREATE",  "DROP",     "RENAME",    "TRUNCATE", "ANALYZE", "CACHE",
-    "FLUSH",    "OPTIMIZE", "REPAIR",  "LOCK",      "UNLOCK",   "GRANT",   "REVOKE",
-    "INSTALL",  "UNINSTALL", "RESET",  "CHANGE",    "START",    "STOP",    "BEGIN",
-    "COMMIT",   "ROLLBACK", "SAVEPOINT", "RELEASE", "XA",       "LOAD INDEX",
+    "ALTER",   "CREATE",    "DROP",      "RENAME",  "TRUNCATE", "ANALYZE",    "CACHE",
+    "FLUSH",   "OPTIMIZE",  "REPAIR",    "LOCK",    "UNLOCK",   "GRANT",      "REVOKE",
+    "INSTALL", "UNINSTALL", "RESET",     "CHANGE",  "START",    "STOP",       "BEGIN",
+    "COMMIT",  "ROLLBACK",  "SAVEPOINT", "RELEASE", "XA",       "LOAD INDEX",
 };
 
 /* CREATE / DROP TEMPORARY TABLE commit nothing. */
@@ -237,9 +237,8 @@ enum evdb__my_run evdb__my_batch_run(evdb__dconn *dc, int ready, evdb_error *err
             return end(dc, err);
 
         case EVDB__MY_B_UNDO:
-            r = evdb__my_ctl_run(dc,
-                                 dc->bsavepoint ? "ROLLBACK TO SAVEPOINT evdb_batch" : "ROLLBACK",
-                                 ready, err);
+            r = evdb__my_ctl_run(
+                dc, dc->bsavepoint ? "ROLLBACK TO SAVEPOINT evdb_batch" : "ROLLBACK", ready, err);
             if (r != EVDB__MY_RUN_DONE)
                 return r;
             ready = 0;
@@ -253,8 +252,7 @@ enum evdb__my_run evdb__my_batch_run(evdb__dconn *dc, int ready, evdb_error *err
                  * than hand it on inside the batch's transaction. */
                 if (dc->ctl_step++ == 0)
                     break;
-                return evdb__my_lost(dc, err, dc->ctl_errno,
-                                     "could not roll a failed batch back");
+                return evdb__my_lost(dc, err, dc->ctl_errno, "could not roll a failed batch back");
             }
             dc->ctl_step = 0;
             return end(dc, err);

@@ -53,7 +53,8 @@ int evdb__my_cache_init(evdb__my_cache *c, size_t limit)
     size_t n = MIN_BUCKETS;
     while (n < limit && n < ((size_t)1 << 30))
         n <<= 1;
-    c->buckets = evdb__calloc(n, sizeof *c->buckets); // NOLINT(bugprone-sizeof-expression): an array of pointers
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
+    c->buckets = evdb__calloc(n, sizeof *c->buckets);
     if (!c->buckets)
         return EVDB_ENOMEM;
     c->nbuckets = n;
@@ -89,8 +90,7 @@ static void lru_push_front(evdb__my_cache *c, evdb__my_stmt *s)
         c->lru_tail = s;
 }
 
-evdb__my_stmt *evdb__my_cache_get(evdb__my_cache *c, const char *sql, size_t len,
-                                  uint64_t hash)
+evdb__my_stmt *evdb__my_cache_get(evdb__my_cache *c, const char *sql, size_t len, uint64_t hash)
 {
     if (!c->limit)
         return NULL;
@@ -149,7 +149,8 @@ void evdb__my_cache_clear(evdb__my_cache *c)
     c->lru_head = c->lru_tail = NULL;
     c->count = 0;
     if (c->buckets)
-        memset(c->buckets, 0, c->nbuckets * sizeof *c->buckets); // NOLINT(bugprone-sizeof-expression)
+        // NOLINTNEXTLINE(bugprone-sizeof-expression)
+        memset(c->buckets, 0, c->nbuckets * sizeof *c->buckets);
 }
 
 /* Statement serials: process-wide, as a connection's arrays never meet

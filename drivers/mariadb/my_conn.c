@@ -57,8 +57,7 @@ static void connect_error(evdb__dconn *dc, evdb_error *err)
 }
 
 /* The connect's *_start or *_cont returned mask with ret. */
-static int connect_progress(evdb__dconn *dc, int mask, MYSQL *ret, evdb__wait *w,
-                            evdb_error *err)
+static int connect_progress(evdb__dconn *dc, int mask, MYSQL *ret, evdb__wait *w, evdb_error *err)
 {
     if (mask) {
         dc->mask = mask;
@@ -113,9 +112,9 @@ static int begin_connect(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 {
     const evdb__my_opts *o = &dc->opts;
     MYSQL *ret = NULL;
-    int mask = mysql_real_connect_start(&ret, dc->m, evdb__my_connect_host(dc), o->user,
-                                        o->password, o->db,
-                                        o->port, o->unix_socket, evdb__my_client_flags(true));
+    int mask =
+        mysql_real_connect_start(&ret, dc->m, evdb__my_connect_host(dc), o->user, o->password,
+                                 o->db, o->port, o->unix_socket, evdb__my_client_flags(true));
     return connect_progress(dc, mask, ret, w, err);
 }
 

@@ -280,8 +280,7 @@ static unsigned my_capacity(const evdb__dconn *dc)
 static int my_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
 {
     if (dc->state != EVDB__MY_IDLE) {
-        evdb__error_set(err, EVDB_EBUSY, 0, NULL,
-                        "MariaDB connection runs one query at a time");
+        evdb__error_set(err, EVDB_EBUSY, 0, NULL, "MariaDB connection runs one query at a time");
         return EVDB_EBUSY;
     }
     int rc = q->nbatch ? evdb__my_batch_refuse(q, err) : 0;
@@ -401,15 +400,24 @@ const evdb__driver evdb__driver_mariadb = {
 const char *evdb__my_op_name(enum evdb__my_op op)
 {
     static const char *const names[] = {
-        [EVDB__MY_OP_NONE] = "idle",          [EVDB__MY_T_QUERY] = "query",
-        [EVDB__MY_T_STORE] = "store",         [EVDB__MY_T_FETCH] = "fetch",
-        [EVDB__MY_T_NEXT] = "next-result",    [EVDB__MY_S_EVICT] = "stmt-evict",
-        [EVDB__MY_S_PREPARE] = "stmt-prepare", [EVDB__MY_S_EXECUTE] = "stmt-execute",
-        [EVDB__MY_S_STORE] = "stmt-store",    [EVDB__MY_S_FETCH] = "stmt-fetch",
-        [EVDB__MY_S_FLUSH] = "stmt-flush",    [EVDB__MY_S_NEXT] = "stmt-next-result",
-        [EVDB__MY_S_RESET] = "stmt-reset",    [EVDB__MY_S_DISCARD] = "stmt-discard",
-        [EVDB__MY_R_RESET] = "reset-connection", [EVDB__MY_R_ROLE] = "reset-role",
-        [EVDB__MY_P_QUERY] = "packet-query",  [EVDB__MY_P_STORE] = "packet-store",
+        [EVDB__MY_OP_NONE] = "idle",
+        [EVDB__MY_T_QUERY] = "query",
+        [EVDB__MY_T_STORE] = "store",
+        [EVDB__MY_T_FETCH] = "fetch",
+        [EVDB__MY_T_NEXT] = "next-result",
+        [EVDB__MY_S_EVICT] = "stmt-evict",
+        [EVDB__MY_S_PREPARE] = "stmt-prepare",
+        [EVDB__MY_S_EXECUTE] = "stmt-execute",
+        [EVDB__MY_S_STORE] = "stmt-store",
+        [EVDB__MY_S_FETCH] = "stmt-fetch",
+        [EVDB__MY_S_FLUSH] = "stmt-flush",
+        [EVDB__MY_S_NEXT] = "stmt-next-result",
+        [EVDB__MY_S_RESET] = "stmt-reset",
+        [EVDB__MY_S_DISCARD] = "stmt-discard",
+        [EVDB__MY_R_RESET] = "reset-connection",
+        [EVDB__MY_R_ROLE] = "reset-role",
+        [EVDB__MY_P_QUERY] = "packet-query",
+        [EVDB__MY_P_STORE] = "packet-store",
         [EVDB__MY_C_QUERY] = "control-query",
     };
     return (unsigned)op < sizeof names / sizeof names[0] && names[op] ? names[op] : "?";

@@ -29,18 +29,18 @@
  * wiped when freed. Kept for the life of the connection because a cancel
  * opens a second session with the same credentials. */
 typedef struct evdb__my_opts {
-    char *host;        /* NULL when connecting over a unix socket */
+    char *host; /* NULL when connecting over a unix socket */
     char *user;
     char *password;
     char *db;
     char *unix_socket;
     char *charset;
-    unsigned port;     /* 0: Connector/C's default (3306) */
-    bool tls;          /* ssl=true: TLS required */
-    bool tls_verify;   /* verify the server certificate (and host name) */
+    unsigned port;   /* 0: Connector/C's default (3306) */
+    bool tls;        /* ssl=true: TLS required */
+    bool tls_verify; /* verify the server certificate (and host name) */
     char *ssl_ca, *ssl_cert, *ssl_key;
     unsigned connect_timeout; /* seconds per wait, 0 = none */
-    bool server_timeout; /* reads with a timeout carry it to the server too
+    bool server_timeout;      /* reads with a timeout carry it to the server too
                             (SET STATEMENT max_statement_time=... FOR) */
 } evdb__my_opts;
 
@@ -51,31 +51,31 @@ typedef struct evdb__my_stmt {
     uint64_t hash;
     MYSQL_STMT *stmt;
     unsigned nparams;
-    MYSQL_BIND *pbind;      /* nparams parameter binds, as last bound */
-    unsigned long *plen;    /* lengths of text/bytes parameters */
-    signed char *pbool;     /* storage for bool parameters (sent as TINY) */
-    union evdb__my_num {    /* storage for number parameters */
+    MYSQL_BIND *pbind;   /* nparams parameter binds, as last bound */
+    unsigned long *plen; /* lengths of text/bytes parameters */
+    signed char *pbool;  /* storage for bool parameters (sent as TINY) */
+    union evdb__my_num { /* storage for number parameters */
         int64_t i;
         uint64_t u;
         double d;
-        MYSQL_TIME t;       /* dates and times */
+        MYSQL_TIME t; /* dates and times */
         char uuid[EVDB__MY_UUID_TEXT + 1];
-    } *pnum;
-    bool pstable;           /* the binds point only into pbool / pnum: a query
+    } * pnum;
+    bool pstable;                              /* the binds point only into pbool / pnum: a query
                                with parameters of the same types just copies
                                its values there (my_stmt.c bind_params) */
-    bool cached;            /* in the cache (else closed after its query) */
-    unsigned long serial;   /* unique in the process: names its result binding */
-    struct evdb__my_cols *cols; /* its result columns, kept by my_result.c */
-    struct evdb__my_stmt *hnext;             /* hash bucket chain */
+    bool cached;                               /* in the cache (else closed after its query) */
+    unsigned long serial;                      /* unique in the process: names its result binding */
+    struct evdb__my_cols *cols;                /* its result columns, kept by my_result.c */
+    struct evdb__my_stmt *hnext;               /* hash bucket chain */
     struct evdb__my_stmt *lru_prev, *lru_next; /* most recent first */
 } evdb__my_stmt;
 
 /* The per-connection LRU cache of prepared statements. */
 typedef struct evdb__my_cache {
     evdb__my_stmt **buckets;
-    size_t nbuckets;       /* power of two */
-    size_t count, limit;   /* limit 0: caching is off */
+    size_t nbuckets;     /* power of two */
+    size_t count, limit; /* limit 0: caching is off */
     evdb__my_stmt *lru_head, *lru_tail;
 } evdb__my_cache;
 
@@ -93,10 +93,10 @@ enum evdb__my_state {
  * parameters the S_ steps. */
 enum evdb__my_op {
     EVDB__MY_OP_NONE,
-    EVDB__MY_T_QUERY, /* mysql_real_query */
-    EVDB__MY_T_STORE, /* mysql_store_result */
-    EVDB__MY_T_FETCH, /* mysql_use_result + mysql_fetch_row (result-size cap) */
-    EVDB__MY_T_NEXT,  /* mysql_next_result */
+    EVDB__MY_T_QUERY,   /* mysql_real_query */
+    EVDB__MY_T_STORE,   /* mysql_store_result */
+    EVDB__MY_T_FETCH,   /* mysql_use_result + mysql_fetch_row (result-size cap) */
+    EVDB__MY_T_NEXT,    /* mysql_next_result */
     EVDB__MY_S_EVICT,   /* mysql_stmt_close of the least recently used statement */
     EVDB__MY_S_PREPARE, /* mysql_stmt_prepare */
     EVDB__MY_S_EXECUTE, /* mysql_stmt_execute */
@@ -138,10 +138,10 @@ enum evdb__my_bstep {
 /* The outcome of the query in flight, held until every step of it is done
  * (an uncached statement is closed before the query is reported). */
 typedef struct evdb__my_outcome {
-    evdb_result *res;   /* results so far (chained for multi-statement) */
+    evdb_result *res; /* results so far (chained for multi-statement) */
     bool failed;
-    int code;           /* EVDB_* */
-    int driver_code;    /* mysql_errno */
+    int code;        /* EVDB_* */
+    int driver_code; /* mysql_errno */
     char sqlstate[6];
     char msg[EVDB__MY_MSG_MAX];
 } evdb__my_outcome;
@@ -152,7 +152,7 @@ typedef struct evdb__my_rows {
     unsigned long *len;
     my_bool *isnull;
     my_bool *err;
-    size_t cap;        /* columns the arrays hold */
+    size_t cap; /* columns the arrays hold */
     char *buf;
     size_t buf_cap;
     /* The statement (evdb__my_stmt.serial) whose result binding these
@@ -169,25 +169,25 @@ struct evdb__dconn {
 
     /* The query in flight and where it is. */
     evdb__query *q;
-    evdb__stmt one;      /* q's SQL and parameters as a statement */
+    evdb__stmt one;        /* q's SQL and parameters as a statement */
     const evdb__stmt *cur; /* the statement running: &one, or one of q's batch */
     enum evdb__my_phase phase;
-    const char *sql;     /* the SQL sent for it: q->sql, or the backstop's */
-    size_t sql_len;      /*   prefixed copy in sqlbuf (my_backstop.c) */
+    const char *sql; /* the SQL sent for it: q->sql, or the backstop's */
+    size_t sql_len;  /*   prefixed copy in sqlbuf (my_backstop.c) */
     char *sqlbuf;
     size_t sqlbuf_cap;
     enum evdb__my_op op;
-    bool op_started;     /* the step's *_start was called, *_cont comes next */
-    int mask;            /* the last MYSQL_WAIT_* mask Connector/C returned */
-    int iret;            /* int / my_bool results of *_start / *_cont */
+    bool op_started; /* the step's *_start was called, *_cont comes next */
+    int mask;        /* the last MYSQL_WAIT_* mask Connector/C returned */
+    int iret;        /* int / my_bool results of *_start / *_cont */
     my_bool bret;
     MYSQL_RES *mres;     /* text result being stored */
     evdb__my_stmt *st;   /* statement of the query in flight */
     bool st_executed;    /* ... was executed: Connector/C reads its results */
     MYSQL_STMT *closing; /* statement being closed (evict / discard) */
     evdb__my_outcome out;
-    bool rerun;          /* run the query again once its statement is closed */
-    bool rerun_done;     /* ... which happens at most once per query */
+    bool rerun;      /* run the query again once its statement is closed */
+    bool rerun_done; /* ... which happens at most once per query */
 
     /* The session's packet limit (my_packet.c): read before the first
      * query that could reach it or the first session reset, whichever
@@ -197,11 +197,11 @@ struct evdb__dconn {
 
     /* A batch in flight (my_batch.c). */
     enum evdb__my_bstep bstep;
-    size_t bk;           /* the statement running (0-based) */
-    bool bsavepoint;     /* inside the caller's transaction: a savepoint */
-    bool bstmt;          /* a statement runs: its end is the batch's, not q's */
-    unsigned ctl_errno;  /* the last control statement's error, 0 if none */
-    unsigned ctl_step;   /* which of a phase's control statements runs */
+    size_t bk;          /* the statement running (0-based) */
+    bool bsavepoint;    /* inside the caller's transaction: a savepoint */
+    bool bstmt;         /* a statement runs: its end is the batch's, not q's */
+    unsigned ctl_errno; /* the last control statement's error, 0 if none */
+    unsigned ctl_step;  /* which of a phase's control statements runs */
 
     evdb__my_cache cache;
     evdb__my_rows rows;
@@ -242,8 +242,7 @@ const char *evdb__my_op_name(enum evdb__my_op op);
 static inline void evdb__my_set_op_at(evdb__dconn *dc, enum evdb__my_op op, const char *file,
                                       int line)
 {
-    EVDB__TRACE_STATE("mariadb op", dc, evdb__my_op_name(dc->op), evdb__my_op_name(op), file,
-                      line);
+    EVDB__TRACE_STATE("mariadb op", dc, evdb__my_op_name(dc->op), evdb__my_op_name(op), file, line);
     dc->op = op;
 }
 
@@ -384,8 +383,7 @@ void evdb__my_rows_free(evdb__my_rows *rows);
 
 /* ---- my_cache.c ---- */
 int evdb__my_cache_init(evdb__my_cache *c, size_t limit);
-evdb__my_stmt *evdb__my_cache_get(evdb__my_cache *c, const char *sql, size_t len,
-                                  uint64_t hash);
+evdb__my_stmt *evdb__my_cache_get(evdb__my_cache *c, const char *sql, size_t len, uint64_t hash);
 /* The most recently used statement when its SQL is sql, else NULL (a
  * cheap first look before hashing). */
 evdb__my_stmt *evdb__my_cache_mru(const evdb__my_cache *c, const char *sql, size_t len);
@@ -525,7 +523,6 @@ void evdb__my_deliver(evdb__dconn *dc, evdb_error *err);
  * results). */
 void evdb__my_fail_over(evdb__dconn *dc, int code, const char *msg);
 /* Record a lost session: set *err, mark the connection broken. */
-enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no,
-                                const char *msg);
+enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no, const char *msg);
 
 #endif

@@ -81,9 +81,8 @@ static int run(evdb__cancel *op, int ready, evdb__wait *w, evdb_error *err)
             break;
 
         case K_KILL:
-            mask = op->started
-                       ? mysql_real_query_cont(&op->iret, op->m, ready)
-                       : mysql_real_query_start(&op->iret, op->m, op->sql, op->sql_len);
+            mask = op->started ? mysql_real_query_cont(&op->iret, op->m, ready)
+                               : mysql_real_query_start(&op->iret, op->m, op->sql, op->sql_len);
             op->started = true;
             if (mask)
                 goto wait;
@@ -109,8 +108,8 @@ static int run(evdb__cancel *op, int ready, evdb__wait *w, evdb_error *err)
             w->events = 0;
             w->timeout_ms = -1;
             if (op->failed) {
-                evdb__error_set(err, op->code, (int)op->no, NULL,
-                                "MariaDB KILL QUERY failed: %s", op->msg);
+                evdb__error_set(err, op->code, (int)op->no, NULL, "MariaDB KILL QUERY failed: %s",
+                                op->msg);
                 return EVDB__STEP_FAIL;
             }
             return EVDB__STEP_DONE;

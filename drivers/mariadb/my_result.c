@@ -91,8 +91,12 @@ static struct evdb__my_cols *cols_new(const MYSQL_FIELD *f, unsigned n)
     char *d = (char *)(k->charsetnr + n);
     for (unsigned i = 0; i < n; i++) {
         memcpy(d, f[i].name ? f[i].name : "", f[i].name ? f[i].name_length : 0);
-        k->cols[i] = (evdb__rcol){d, f[i].name ? f[i].name_length : 0, evdb__my_coltype(&f[i]),
-                                  f[i].type, EVDB_TYPE_NULL, evdb__my_typename(&f[i])};
+        k->cols[i] = (evdb__rcol){d,
+                                  f[i].name ? f[i].name_length : 0,
+                                  evdb__my_coltype(&f[i]),
+                                  f[i].type,
+                                  EVDB_TYPE_NULL,
+                                  evdb__my_typename(&f[i])};
         k->charsetnr[i] = f[i].charsetnr;
         d += k->cols[i].name_len + 1;
     }
@@ -237,7 +241,6 @@ static size_t i64_text(int64_t v, char *out)
     *out = '-';
     return 1 + u64_text((uint64_t)0 - (uint64_t)v, out + 1);
 }
-
 
 /* Format v the way the server's text protocol prints a DOUBLE (shortest
  * round-trip digits, 'f' notation for decimal exponents -14..15), for the
@@ -494,8 +497,8 @@ static int fetch_long_cell(MYSQL_STMT *stmt, evdb__rbuild *b, unsigned i, unsign
  * (both in the public MYSQL_STMT); a column whose type changed ("SELECT ?"
  * with another parameter type) or whose longest value outgrew its slot is
  * bound again. */
-static bool binding_serves(const MYSQL_STMT *stmt, const evdb__my_rows *rows,
-                           const MYSQL_FIELD *f, unsigned n, unsigned long serial)
+static bool binding_serves(const MYSQL_STMT *stmt, const evdb__my_rows *rows, const MYSQL_FIELD *f,
+                           unsigned n, unsigned long serial)
 {
     if (!serial || rows->bound_serial != serial || rows->bound_n != n || !stmt->bind_result_done ||
         !stmt->bind || mysql_stmt_more_results((MYSQL_STMT *)stmt))
@@ -792,7 +795,7 @@ static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const MYS
                        const unsigned char **p, const unsigned char *end)
 {
     static const unsigned char width[] = {
-        [DK_I8] = 1, [DK_U8] = 1, [DK_I16] = 2, [DK_U16] = 2, [DK_I32] = 4,
+        [DK_I8] = 1,  [DK_U8] = 1,  [DK_I16] = 2, [DK_U16] = 2,  [DK_I32] = 4,
         [DK_U32] = 4, [DK_I64] = 8, [DK_U64] = 8, [DK_YEAR] = 2, [DK_DOUBLE] = 8,
     };
     const unsigned char *q = *p;
@@ -819,7 +822,8 @@ static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const MYS
     int64_t v;
     switch (k) {
     case DK_I8:
-        v = (int8_t)q[0]; // NOLINT(bugprone-signed-char-misuse): TINYINT is signed
+        // NOLINTNEXTLINE(bugprone-signed-char-misuse): TINYINT is signed
+        v = (int8_t)q[0];
         break;
     case DK_U8:
         v = q[0];
@@ -893,8 +897,8 @@ static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const MYS
  * read directly or a double needs Connector/C's conversion (nothing was
  * consumed: mysql_stmt_fetch reads the same rows); NULL with *tried true
  * when out of memory or on a row that does not parse (*fetch_err). */
-static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsigned n,
-                                  bool *tried, bool *fetch_err)
+static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsigned n, bool *tried,
+                                  bool *fetch_err)
 {
     *tried = false;
     if (n > DIRECT_COLS_MAX)
@@ -911,11 +915,11 @@ static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsign
         kind[i] = (unsigned char)direct_kind(&f[i]);
         if (kind[i] == DK_NONE)
             return NULL;
-        per_row += kind[i] == DK_STR                           ? (size_t)f[i].max_length + 1
-                   : kind[i] == DK_DOUBLE                      ? DIRECT_DOUBLE_BYTES
+        per_row += kind[i] == DK_STR                          ? (size_t)f[i].max_length + 1
+                   : kind[i] == DK_DOUBLE                     ? DIRECT_DOUBLE_BYTES
                    : kind[i] == DK_DATE || kind[i] == DK_TIME ? DIRECT_TIME_BYTES
-                   : kind[i] == DK_NULL                        ? 0
-                                                               : DIRECT_INT_BYTES;
+                   : kind[i] == DK_NULL                       ? 0
+                                                              : DIRECT_INT_BYTES;
         names += f[i].name_length + 1;
     }
     uint64_t nrows = mysql_stmt_num_rows(stmt);

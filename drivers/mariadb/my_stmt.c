@@ -295,7 +295,8 @@ static void metadata_changed(evdb__dconn *dc, evdb__my_stmt *s)
 {
     if (s->cached)
         evdb__my_cache_remove(&dc->cache, s);
-    if (!dc->rerun_done && !dc->out.failed && evdb__my_read_only_sql(dc->cur->sql, dc->cur->sql_len)) {
+    if (!dc->rerun_done && !dc->out.failed &&
+        evdb__my_read_only_sql(dc->cur->sql, dc->cur->sql_len)) {
         dc->rerun = true;
         return;
     }
@@ -343,8 +344,7 @@ static enum evdb__my_run finish(evdb__dconn *dc, evdb_error *err)
  * statement's error ends the query (the server sends nothing more after
  * an error); otherwise the next result set, or the end. WAIT: go on with
  * dc->op. */
-static enum evdb__my_run rows_done(evdb__dconn *dc, evdb__my_stmt *s, bool failed,
-                                   evdb_error *err)
+static enum evdb__my_run rows_done(evdb__dconn *dc, evdb__my_stmt *s, bool failed, evdb_error *err)
 {
     if (failed) {
         enum evdb__my_run r = stmt_error(dc, s->stmt, err);
@@ -443,10 +443,10 @@ static bool close_failed(evdb__dconn *dc)
 /* One call of a nonblocking Connector/C function: its _start the first
  * time, its _cont after a wait; returns BLOCKED from the step while it
  * waits. */
-#define STEP(dc, cont_call, start_call)                                                      \
-    do {                                                                                     \
-        if (evdb__my_waits((dc), (dc)->op_started ? (cont_call) : (start_call)))            \
-            return BLOCKED;                                                                  \
+#define STEP(dc, cont_call, start_call)                                                            \
+    do {                                                                                           \
+        if (evdb__my_waits((dc), (dc)->op_started ? (cont_call) : (start_call)))                   \
+            return BLOCKED;                                                                        \
     } while (0)
 
 static int s_evict(evdb__dconn *dc, int ready, evdb_error *err)

@@ -46,7 +46,8 @@
 #define SECS_PER_HOUR 3600
 /* MariaDB TIME's range: -838:59:59.999999 to 838:59:59.999999. */
 #define TIME_HOURS_MAX 838
-#define TIME_US_MAX ((INT64_C(838) * SECS_PER_HOUR + 59 * SECS_PER_MIN + 59) * USECS_PER_SEC + 999999)
+#define TIME_US_MAX                                                                                \
+    ((INT64_C(838) * SECS_PER_HOUR + 59 * SECS_PER_MIN + 59) * USECS_PER_SEC + 999999)
 /* The years MYSQL_TIME and MariaDB's DATE / DATETIME hold. */
 #define YEAR_MIN 0
 #define YEAR_MAX 9999
@@ -131,7 +132,7 @@ evdb_type evdb__my_coltype(const MYSQL_FIELD *f)
 static const char *int_name(const MYSQL_FIELD *f)
 {
     static const char *const names[][2] = {
-        {"TINYINT", "TINYINT UNSIGNED"}, {"SMALLINT", "SMALLINT UNSIGNED"},
+        {"TINYINT", "TINYINT UNSIGNED"},     {"SMALLINT", "SMALLINT UNSIGNED"},
         {"MEDIUMINT", "MEDIUMINT UNSIGNED"}, {"INT", "INT UNSIGNED"},
         {"BIGINT", "BIGINT UNSIGNED"},
     };

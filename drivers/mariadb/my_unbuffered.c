@@ -38,8 +38,7 @@ void evdb__my_fail_too_big(evdb__dconn *dc)
     evdb__result_free(dc->out.res);
     dc->out.res = NULL;
     char msg[TOO_BIG_MSG_MAX];
-    snprintf(msg, sizeof msg, "result exceeds max_result_bytes (%zu bytes)",
-             dc->max_result_bytes);
+    snprintf(msg, sizeof msg, "result exceeds max_result_bytes (%zu bytes)", dc->max_result_bytes);
     evdb__my_fail_code(dc, EVDB_ETOOBIG, msg);
 }
 

@@ -157,8 +157,7 @@ static int apply_option(evdb__my_opts *o, evdb__url_param *kv, bool *ssl_set, bo
             return bad(err, "MariaDB URL option '%s' must be true or false", k);
     } else if (strcmp(k, "connect_timeout") == 0) {
         if (parse_seconds(kv->value, &o->connect_timeout))
-            return bad(err, "MariaDB URL option '%s' must be a positive number of seconds",
-                       k);
+            return bad(err, "MariaDB URL option '%s' must be a positive number of seconds", k);
     } else {
         return bad(err, "unknown MariaDB URL option '%s'", k);
     }

@@ -73,8 +73,8 @@ bool evdb__my_errno_is_lost(unsigned no, const char *sqlstate)
      * connection, malformed packet, commands out of sync, out of memory
      * half-way through a packet): the protocol state is unknown, and a
      * session in an unknown state must not serve another query. */
-    if ((no >= CR_MIN_ERROR && no <= CR_MAX_ERROR) || (no >= CR_EVENT_CREATE_FAILED &&
-                                                         no <= CR_MARIADB_LAST_ERROR))
+    if ((no >= CR_MIN_ERROR && no <= CR_MAX_ERROR) ||
+        (no >= CR_EVENT_CREATE_FAILED && no <= CR_MARIADB_LAST_ERROR))
         return true;
     /* SQLSTATE class 08: connection exception. */
     return sqlstate && sqlstate[0] == '0' && sqlstate[1] == '8';

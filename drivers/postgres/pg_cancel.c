@@ -46,7 +46,7 @@ struct evdb__cancel {
     pthread_t thread;
     atomic_int refs; /* loop side + thread */
     bool joined;
-    int ok;          /* PQcancel's answer, written before the eventfd */
+    int ok; /* PQcancel's answer, written before the eventfd */
     char errbuf[CANCEL_ERRBUF];
 };
 

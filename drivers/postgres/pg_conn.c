@@ -126,7 +126,8 @@ static char *startup_options(const PQconninfoOption *opts)
     if (!s)
         return NULL;
     if (ulen) {
-        memcpy(s, user, ulen); // NOLINT(bugprone-not-null-terminated-result): more follows
+        // NOLINTNEXTLINE(bugprone-not-null-terminated-result): more follows
+        memcpy(s, user, ulen);
         s[ulen++] = ' ';
     }
     memcpy(s + ulen, PG_TYPE_OPTIONS, sizeof PG_TYPE_OPTIONS);

@@ -76,21 +76,25 @@ evdb_type evdb__pg_type(Oid oid, evdb_type *elem, const char **name);
  * The classification of the SQL text is computed once per query object;
  * the rest describes where the query stands. */
 #define PGQ_CLASSIFIED 0x0001 /* the bits below were computed */
-#define PGQ_SIMPLE 0x0002     /* several statements, or COPY: simple protocol,
+#define PGQ_SIMPLE                                                                                 \
+    0x0002               /* several statements, or COPY: simple protocol,
                                  alone, with pipeline mode off */
-#define PGQ_TXCTL 0x0004      /* transaction control */
-#define PGQ_TXE_SHIFT 3       /* 3 bits: the PG_TXE_* effect on the block */
+#define PGQ_TXCTL 0x0004 /* transaction control */
+#define PGQ_TXE_SHIFT 3  /* 3 bits: the PG_TXE_* effect on the block */
 #define PGQ_TXE_MASK (0x7 << PGQ_TXE_SHIFT)
-#define PGQ_SENT 0x0040       /* it went on the wire at least once */
-#define PGQ_DDL 0x0080        /* ALTER / CREATE / DROP: alone, then the
+#define PGQ_SENT 0x0040 /* it went on the wire at least once */
+#define PGQ_DDL                                                                                    \
+    0x0080              /* ALTER / CREATE / DROP: alone, then the
                                  statement cache is renewed */
-#define PGQ_WIRE 0x0100       /* on the wire, its statement(s) not answered yet */
-#define PGQ_OWNTX 0x0400      /* CALL / DO: may COMMIT by itself, so it is
+#define PGQ_WIRE 0x0100 /* on the wire, its statement(s) not answered yet */
+#define PGQ_OWNTX                                                                                  \
+    0x0400 /* CALL / DO: may COMMIT by itself, so it is
                                  never re-run after a collateral cancel */
-#define PGQ_REPARSE 0x0800    /* its cached statement went stale (0A000, 26000):
+#define PGQ_REPARSE                                                                                \
+    0x0800                 /* its cached statement went stale (0A000, 26000):
                                  the retry waits for everything before it and
                                  parses afresh */
-#define PGQ_RETRY_SHIFT 12    /* 4 bits: how often it was re-sent */
+#define PGQ_RETRY_SHIFT 12 /* 4 bits: how often it was re-sent */
 #define PGQ_RETRY_MASK (0xf << PGQ_RETRY_SHIFT)
 
 _Static_assert(((PGQ_CLASSIFIED | PGQ_SIMPLE | PGQ_TXCTL) & PGQ_TXE_MASK) == 0, "flags overlap");
@@ -131,8 +135,8 @@ typedef struct pg_params {
     int *lengths;
     int *formats;
     Oid *types;
-    size_t cap;     /* entries in each array */
-    char *text;     /* decimal renderings of numbers */
+    size_t cap; /* entries in each array */
+    char *text; /* decimal renderings of numbers */
     size_t text_cap;
 } pg_params;
 
@@ -189,25 +193,25 @@ enum pg_stmt_state {
 
 typedef struct pg_stmt pg_stmt;
 struct pg_stmt {
-    pg_stmt *hnext;         /* hash chain */
-    pg_stmt *prev, *next;   /* LRU list, or the zombie queue */
+    pg_stmt *hnext;       /* hash chain */
+    pg_stmt *prev, *next; /* LRU list, or the zombie queue */
     uint64_t hash;
-    const char *sql;        /* points into this allocation */
+    const char *sql; /* points into this allocation */
     size_t sql_len;
     size_t nparams;
-    const Oid *types;       /* nparams, into this allocation */
-    unsigned refs;          /* pipeline entries that name it */
+    const Oid *types; /* nparams, into this allocation */
+    unsigned refs;    /* pipeline entries that name it */
     enum pg_stmt_state state;
-    bool pinned;            /* evdb_conn_prepare: never evicted */
-    bool mentions_prepare;  /* evdb__pg_sql_mentions_prepare(sql) */
-    pg_cols *cols;          /* its results' columns, once one was built */
-    char name[24];          /* "evdb_N" */
+    bool pinned;           /* evdb_conn_prepare: never evicted */
+    bool mentions_prepare; /* evdb__pg_sql_mentions_prepare(sql) */
+    pg_cols *cols;         /* its results' columns, once one was built */
+    char name[24];         /* "evdb_N" */
 };
 
 typedef struct pg_cache {
     pg_stmt **buckets;
-    size_t nbuckets; /* power of two */
-    pg_stmt lru;     /* sentinel: lru.next is the most recently used */
+    size_t nbuckets;        /* power of two */
+    pg_stmt lru;            /* sentinel: lru.next is the most recently used */
     size_t count, cap;      /* count includes the pinned ones */
     size_t npinned;         /* pinned statements, outside cap */
     pg_stmt *zhead, *ztail; /* statements waiting for DEALLOCATE */
@@ -220,8 +224,8 @@ void evdb__pg_cache_free(pg_cache *c);
 uint64_t evdb__pg_cache_hash(const char *sql, size_t len, size_t nparams, const Oid *types);
 /* A cached statement (NEW, PREPARING or READY) for this text and these
  * parameter types, made most recently used; or NULL. */
-pg_stmt *evdb__pg_cache_find(pg_cache *c, uint64_t h, const char *sql, size_t len,
-                             size_t nparams, const Oid *types);
+pg_stmt *evdb__pg_cache_find(pg_cache *c, uint64_t h, const char *sql, size_t len, size_t nparams,
+                             const Oid *types);
 /* The most recently used statement when it is the one for this text and
  * these types, else NULL: queries mostly repeat the last statement, and
  * comparing it costs less than hashing the text. */
@@ -229,8 +233,8 @@ pg_stmt *evdb__pg_cache_mru(const pg_cache *c, const char *sql, size_t len, size
                             const Oid *types);
 /* A new PREPARING statement, most recently used; may move the least
  * recently used READY statements to the zombie queue. NULL: no memory. */
-pg_stmt *evdb__pg_cache_add(pg_cache *c, uint64_t h, const char *sql, size_t len,
-                            size_t nparams, const Oid *types);
+pg_stmt *evdb__pg_cache_add(pg_cache *c, uint64_t h, const char *sql, size_t len, size_t nparams,
+                            const Oid *types);
 /* Take st out of the cache (no-op when it is not in it). on_server says
  * whether the server holds it (then it is queued for DEALLOCATE). */
 void evdb__pg_cache_drop(pg_cache *c, pg_stmt *st, bool on_server);
@@ -278,14 +282,14 @@ void evdb__pg_resolve_free_lists(evdb__dconn *dc);
 
 /* ---- pg_pipeline.c: the connection's command stream ---- */
 enum pg_kind {
-    PGK_QUERY,    /* a user query (or batch statement): results, then NULL */
-    PGK_PREPARE,  /* PQsendPrepare for the next PGK_QUERY: one result, NULL */
-    PGK_DEALLOC,  /* DEALLOCATE of st (chain via st->next when several) */
-    PGK_SYNC,     /* PQpipelineSync ending q's commands: PGRES_PIPELINE_SYNC
+    PGK_QUERY,   /* a user query (or batch statement): results, then NULL */
+    PGK_PREPARE, /* PQsendPrepare for the next PGK_QUERY: one result, NULL */
+    PGK_DEALLOC, /* DEALLOCATE of st (chain via st->next when several) */
+    PGK_SYNC,    /* PQpipelineSync ending q's commands: PGRES_PIPELINE_SYNC
                      (after an error at commit: that error, NULL, then
                      PGRES_PIPELINE_SYNC), never a NULL of its own */
-    PGK_MULTI,    /* PQsendQuery of a multi-statement string (pipeline off) */
-    PGK_ROLLBACK  /* ROLLBACK after a pooled query left a block open */
+    PGK_MULTI,   /* PQsendQuery of a multi-statement string (pipeline off) */
+    PGK_ROLLBACK /* ROLLBACK after a pooled query left a block open */
 };
 
 /* pg_ent.flags */
@@ -297,7 +301,7 @@ typedef struct pg_ent {
     pg_stmt *st;
     unsigned char kind;
     unsigned char flags;
-    uint32_t idx;   /* batch statements: 1-based number in the batch */
+    uint32_t idx; /* batch statements: 1-based number in the batch */
 } pg_ent;
 
 /* Transaction block state as the driver tracks it. */
@@ -311,13 +315,13 @@ struct evdb__dconn {
     char *url;
     char *options; /* the startup options: evdb's settings after the user's */
     char *rs_host, *rs_hostaddr, *rs_port;
-    unsigned depth;      /* most queries in flight */
-    size_t max_result;   /* bytes per query's result; 0 = no limit */
-    bool pipeline;       /* depth > 1: pipeline mode is used */
-    bool in_pipeline;    /* pipeline mode is on right now */
-    bool want_write;     /* PQflush left data behind */
-    bool listening;      /* notifications go to the core (slot listen) */
-    unsigned inflight;   /* queries taken by send and not yet reported */
+    unsigned depth;    /* most queries in flight */
+    size_t max_result; /* bytes per query's result; 0 = no limit */
+    bool pipeline;     /* depth > 1: pipeline mode is used */
+    bool in_pipeline;  /* pipeline mode is on right now */
+    bool want_write;   /* PQflush left data behind */
+    bool listening;    /* notifications go to the core (slot listen) */
+    unsigned inflight; /* queries taken by send and not yet reported */
 
     /* Queries taken but not on the wire yet (re-sends go in front). */
     evdb__query **pend;
@@ -330,14 +334,14 @@ struct evdb__dconn {
     bool cork_off;            /* TCP_CORK is not available on this socket */
 
     /* The answer being read for the entry at the ring's head. */
-    evdb_result *cur;  /* its result so far (a chain for PGK_MULTI) */
+    evdb_result *cur;       /* its result so far (a chain for PGK_MULTI) */
     evdb__rbuild *cur_rows; /* single-row mode: the statement's rows so far */
-    bool cur_got;      /* a result arrived for it */
-    bool cur_oom;      /* a result could not be stored */
-    bool cur_toobig;   /* its result passed max_result; the rest is dropped */
+    bool cur_got;           /* a result arrived for it */
+    bool cur_oom;           /* a result could not be stored */
+    bool cur_toobig;        /* its result passed max_result; the rest is dropped */
     bool cur_rowmode_tried; /* PQsetSingleRowMode was called for it */
-    bool cur_copy_out; /* draining COPY TO STDOUT data */
-    bool cur_copy_err; /* it was a COPY: fail it with ENOTSUP */
+    bool cur_copy_out;      /* draining COPY TO STDOUT data */
+    bool cur_copy_err;      /* it was a COPY: fail it with ENOTSUP */
 
     /* Pipeline mode: the results of the query whose Sync comes next, held
      * until that Sync says its implicit transaction committed (a chain
@@ -347,8 +351,8 @@ struct evdb__dconn {
     bool held_toobig; /* ... because it passed max_result */
     bool sync_err;    /* an error arrived for the head Sync: its NULL follows */
 
-    enum pg_tx tx;  /* as of the answers read so far */
-    bool send_tx;   /* a transaction block may be open after what was sent */
+    enum pg_tx tx; /* as of the answers read so far */
+    bool send_tx;  /* a transaction block may be open after what was sent */
     /* A statement sent since the last session reset mentions "prepare"
      * (evdb__pg_note_sql): the next reset DEALLOCATEs SQL-level prepared
      * statements instead of only checking that there are none. */
@@ -412,8 +416,8 @@ void evdb__pg_tx_from_libpq(evdb__dconn *dc);
 unsigned evdb__pg_retries(const evdb__query *q);
 void evdb__pg_mark_retry(evdb__query *q, bool reparse);
 /* q's command failed with res: report it or re-queue it (error policy). */
-void evdb__pg_fail_query(evdb__dconn *dc, evdb__query *q, pg_stmt *st, bool parsed,
-                         uint32_t idx, const PGresult *res, evdb_error *err);
+void evdb__pg_fail_query(evdb__dconn *dc, evdb__query *q, pg_stmt *st, bool parsed, uint32_t idx,
+                         const PGresult *res, evdb_error *err);
 /* Sending (pg_send.c): the failure of a libpq send call, no memory (both
  * return EVDB__STEP_FAIL with err set), the Bind/Execute (or Describe)
  * of q on st, and pushing pending queries onto the wire. */

@@ -186,7 +186,8 @@ static bool grow_pend(evdb__dconn *dc, size_t n)
     size_t cap = dc->pcap ? dc->pcap * 2 : 64;
     while (cap < n)
         cap *= 2;
-    evdb__query **p = evdb__malloc(cap * sizeof *p); // NOLINT(bugprone-sizeof-expression): an array of pointers
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
+    evdb__query **p = evdb__malloc(cap * sizeof *p);
     if (!p)
         return false;
     for (size_t i = 0; i < dc->plen; i++)
@@ -198,7 +199,10 @@ static bool grow_pend(evdb__dconn *dc, size_t n)
     return true;
 }
 
-evdb__query *evdb__pg_pend_front(evdb__dconn *dc) { return dc->pend[dc->phead]; }
+evdb__query *evdb__pg_pend_front(evdb__dconn *dc)
+{
+    return dc->pend[dc->phead];
+}
 
 void evdb__pg_pend_pop(evdb__dconn *dc)
 {
@@ -578,7 +582,10 @@ int evdb__pg_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *er
     return failed(dc, next_wait(dc, w, err));
 }
 
-bool evdb__pg_query_on_wire(const evdb__query *q) { return (q->drv_state & PGQ_WIRE) != 0; }
+bool evdb__pg_query_on_wire(const evdb__query *q)
+{
+    return (q->drv_state & PGQ_WIRE) != 0;
+}
 
 bool evdb__pg_query_sent(const evdb__dconn *dc, const evdb__query *q)
 {

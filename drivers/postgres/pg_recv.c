@@ -116,8 +116,7 @@ static void on_row(evdb__dconn *dc, pg_ent *e, const PGresult *res)
 }
 
 /* *kept: set when the result built took res (the caller must not clear it). */
-static int on_query_result(evdb__dconn *dc, pg_ent *e, PGresult *res, bool *kept,
-                           evdb_error *err)
+static int on_query_result(evdb__dconn *dc, pg_ent *e, PGresult *res, bool *kept, evdb_error *err)
 {
     ExecStatusType st = PQresultStatus(res);
     dc->cur_got = true;
@@ -163,9 +162,8 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, PGresult *res, bool *kept
             evdb__pg_detach(dc, q);
             q->drv_state &= ~PGQ_WIRE;
             if (q->cancel_requested || evdb__pg_retries(q) >= PG_MAX_RETRIES) {
-                evdb__pg_report_code(
-                    dc, q, err, EVDB_ESERVER, "25P02",
-                    "not executed: an earlier command before its Sync failed");
+                evdb__pg_report_code(dc, q, err, EVDB_ESERVER, "25P02",
+                                     "not executed: an earlier command before its Sync failed");
             } else {
                 evdb__pg_mark_retry(q, false);
                 evdb__pg_pend_push_front(dc, q);

@@ -37,10 +37,10 @@
 /* The loop side of a resolution (evdb allocator, loop thread only). */
 struct pg_resolve {
     size_t nhosts;
-    char *hosts[MAX_HOSTS]; /* into text */
-    char *ports[MAX_HOSTS]; /* into text; ports[0] NULL: one port (or none) for all */
+    char *hosts[MAX_HOSTS];       /* into text */
+    char *ports[MAX_HOSTS];       /* into text; ports[0] NULL: one port (or none) for all */
     evdb__lookup *req[MAX_HOSTS]; /* NULL: this entry needs no lookup */
-    char text[];            /* the host and port lists, split in place */
+    char text[];                  /* the host and port lists, split in place */
 };
 
 static void resolve_free(pg_resolve *rs)

@@ -70,8 +70,8 @@ static int put_bytea(evdb__rbuild *b, const char *s, size_t len)
             out[o] = '\\';
             i += 2;
         } else {
-            out[o] = (unsigned char)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 |
-                                     (s[i + 3] - '0'));
+            out[o] =
+                (unsigned char)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 | (s[i + 3] - '0'));
             i += 4;
         }
     }
@@ -143,8 +143,7 @@ static int64_t affected_rows(const PGresult *res)
 
 /* The columns of res into a new builder sized for nrows rows and data
  * bytes; sets *bytea_any when a column needs decoding. */
-static evdb__rbuild *begin(const PGresult *res, int ncols, int nrows, size_t data,
-                           bool *bytea_any)
+static evdb__rbuild *begin(const PGresult *res, int ncols, int nrows, size_t data, bool *bytea_any)
 {
     evdb__rbuild *b = evdb__rbuild_new_sized((size_t)ncols, (size_t)nrows, data);
     if (!b)
@@ -318,8 +317,7 @@ static const evdb__rsource pg_source = {pg_cell, pg_size, pg_free};
  * false when res has bytea columns (decoded copies, by the general path);
  * NULL with *tried true when out of memory (res is then still the
  * caller's). */
-static evdb_result *build_in_place(PGresult *res, int ncols, int nrows, pg_cols **memo,
-                                   bool *tried)
+static evdb_result *build_in_place(PGresult *res, int ncols, int nrows, pg_cols **memo, bool *tried)
 {
     *tried = false;
     const evdb__rcol *cols;

@@ -193,8 +193,7 @@ static enum pg_txe txn_effect(const char *first, lexer lx)
     if (!strcmp(first, "begin"))
         return PG_TXE_BEGIN;
     if (!strcmp(first, "start"))
-        return !strcmp(next_word(&lx, w, sizeof w), "transaction") ? PG_TXE_BEGIN
-                                                                   : PG_TXE_NONE;
+        return !strcmp(next_word(&lx, w, sizeof w), "transaction") ? PG_TXE_BEGIN : PG_TXE_NONE;
     if (!strcmp(first, "savepoint") || !strcmp(first, "release"))
         return PG_TXE_OTHER;
     if (!strcmp(first, "prepare"))

@@ -71,7 +71,8 @@ int evdb__pg_cache_init(pg_cache *c, size_t cap)
     size_t n = 8;
     while (n < cap * 2)
         n *= 2;
-    c->buckets = evdb__calloc(n, sizeof *c->buckets); // NOLINT(bugprone-sizeof-expression): an array of pointers
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
+    c->buckets = evdb__calloc(n, sizeof *c->buckets);
     if (!c->buckets)
         return EVDB_ENOMEM;
     c->nbuckets = n;
@@ -114,8 +115,8 @@ static bool same_types(const Oid *a, const Oid *b, size_t n)
     return n == 0 || memcmp(a, b, n * sizeof *a) == 0;
 }
 
-pg_stmt *evdb__pg_cache_find(pg_cache *c, uint64_t h, const char *sql, size_t len,
-                             size_t nparams, const Oid *types)
+pg_stmt *evdb__pg_cache_find(pg_cache *c, uint64_t h, const char *sql, size_t len, size_t nparams,
+                             const Oid *types)
 {
     if (!c->nbuckets)
         return NULL;
@@ -275,8 +276,8 @@ static void hash_link(pg_cache *c, pg_stmt *st)
     c->buckets[b] = st;
 }
 
-pg_stmt *evdb__pg_cache_add(pg_cache *c, uint64_t h, const char *sql, size_t len,
-                            size_t nparams, const Oid *types)
+pg_stmt *evdb__pg_cache_add(pg_cache *c, uint64_t h, const char *sql, size_t len, size_t nparams,
+                            const Oid *types)
 {
     if (!c->cap)
         return NULL;
@@ -294,9 +295,8 @@ void evdb__pg_cache_invalidate(pg_cache *c, pg_stmt *st, bool on_server)
 {
     if (!in_cache(st))
         return;
-    pg_stmt *fresh = st->pinned ? stmt_new(c, st->hash, st->sql, st->sql_len, st->nparams,
-                                           st->types)
-                                : NULL;
+    pg_stmt *fresh =
+        st->pinned ? stmt_new(c, st->hash, st->sql, st->sql_len, st->nparams, st->types) : NULL;
     if (fresh) {
         /* Take st's place in the LRU list (it is pinned: the place does
          * not matter for eviction, only for unpinning later). */

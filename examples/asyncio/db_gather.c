@@ -83,11 +83,10 @@ static void *main_task(void *arg)
     } q[] = {
         {"answer", evdb_pool_query(a->pool, "SELECT 6 * 7 AS answer", NULL, 0, NULL)},
         {"greeting", evdb_pool_query(a->pool, greet, who, 2, NULL)},
-        {"count",
-         evdb_pool_query(a->pool,
-                         "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s "
-                         "WHERE i < 1000) SELECT COUNT(*) AS n FROM s",
-                         NULL, 0, NULL)},
+        {"count", evdb_pool_query(a->pool,
+                                  "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s "
+                                  "WHERE i < 1000) SELECT COUNT(*) AS n FROM s",
+                                  NULL, 0, NULL)},
         {"version", evdb_pool_query(a->pool, version, NULL, 0, NULL)},
         {"sleep 0.2", evdb_pool_query(a->pool, nap, NULL, 0, NULL)},
     };
@@ -107,8 +106,8 @@ static void *main_task(void *arg)
     int status = evdb_await(limited);
     for (int i = 0; i < NQ; i++)
         print_row(q[i].label, q[i].f);
-    printf("gathered %d operations concurrently in %.0f ms: %s\n", NQ + 1,
-           (ev_time() - t0) * 1000, status == 0 ? "all ok" : evdb_err_name(status));
+    printf("gathered %d operations concurrently in %.0f ms: %s\n", NQ + 1, (ev_time() - t0) * 1000,
+           status == 0 ? "all ok" : evdb_err_name(status));
     void *r = status == 0 ? NULL : evdb_task_fail_error(evdb_future_error(limited));
     evdb_future_unref(limited);
     evdb_future_unref(gathered);

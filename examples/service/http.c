@@ -71,8 +71,7 @@ static int request_line(const char *p, const char *eol, http_request *req, int *
     return sp2[8] - '0';
 }
 
-int http_parse(const char *buf, size_t len, http_request *req, int *status,
-               const char **message)
+int http_parse(const char *buf, size_t len, http_request *req, int *status, const char **message)
 {
     const char *end = head_end(buf, len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD);
     if (!end)
@@ -112,7 +111,8 @@ int http_parse(const char *buf, size_t len, http_request *req, int *status,
                 clen = clen * 10 + (v[i] - '0');
             }
         } else if (header_is(p, nl, "Transfer-Encoding")) {
-            return fail(status, message, 501, "Transfer-Encoding is not supported: send Content-Length");
+            return fail(status, message, 501,
+                        "Transfer-Encoding is not supported: send Content-Length");
         } else if (header_is(p, nl, "Connection")) {
             if (has_token(v, vl, "close"))
                 req->keep_alive = 0;
@@ -136,30 +136,43 @@ int http_parse(const char *buf, size_t len, http_request *req, int *status,
 const char *http_reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
 size_t http_format(char *out, size_t cap, int status, int keep_alive, const char *body,
                    size_t body_len)
 {
-    int n = snprintf(out, cap,
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n%s\r\n",
-                     status, http_reason(status), body_len,
-                     keep_alive ? "" : "Connection: close\r\n");
+    int n =
+        snprintf(out, cap,
+                 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n%s\r\n",
+                 status, http_reason(status), body_len, keep_alive ? "" : "Connection: close\r\n");
     if (n < 0 || (size_t)n + body_len > cap)
         return 0;
     memcpy(out + n, body, body_len);

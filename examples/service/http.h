@@ -30,8 +30,8 @@ typedef struct http_request {
     size_t target_len;
     const char *body;
     size_t body_len;
-    int keep_alive;     /* 1 unless "Connection: close" (HTTP/1.0: unless keep-alive) */
-    size_t total_len;   /* bytes of the buffer this request used */
+    int keep_alive;   /* 1 unless "Connection: close" (HTTP/1.0: unless keep-alive) */
+    size_t total_len; /* bytes of the buffer this request used */
 } http_request;
 
 /* What http_parse found. */
@@ -44,8 +44,7 @@ enum {
 /* Parse one request from buf[0..len). Returns HTTP_OK with *req pointing
  * into buf, HTTP_INCOMPLETE, or HTTP_ERROR with *status (400, 413, 431,
  * 501, 505) and *message (static text). */
-int http_parse(const char *buf, size_t len, http_request *req, int *status,
-               const char **message);
+int http_parse(const char *buf, size_t len, http_request *req, int *status, const char **message);
 
 /* The reason phrase of status ("OK", "Not Found", ...). */
 const char *http_reason(int status);

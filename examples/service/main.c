@@ -32,16 +32,15 @@ static pthread_t tids[MAX_THREADS];
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: service [--setup] [--host H] [--port P] [--threads N] [--pool N]\n"
-            "               [--timeout S] [--grace S] [--idle S] URL\n"
-            "  --setup      create and fill the tables (items, accounts), then serve\n"
-            "  --port P     [8080]; 0 picks a free port, printed at start\n"
-            "  --threads N  loops, one per thread, sharing the port [1]\n"
-            "  --pool N     database connections of all threads together [8]\n"
-            "  --timeout S  request deadline = query timeout, seconds [2]\n"
-            "  --grace S    SIGTERM: time in-flight requests get [5]\n"
-            "  --idle S     keep-alive idle timeout [30]\n");
+    fprintf(stderr, "usage: service [--setup] [--host H] [--port P] [--threads N] [--pool N]\n"
+                    "               [--timeout S] [--grace S] [--idle S] URL\n"
+                    "  --setup      create and fill the tables (items, accounts), then serve\n"
+                    "  --port P     [8080]; 0 picks a free port, printed at start\n"
+                    "  --threads N  loops, one per thread, sharing the port [1]\n"
+                    "  --pool N     database connections of all threads together [8]\n"
+                    "  --timeout S  request deadline = query timeout, seconds [2]\n"
+                    "  --grace S    SIGTERM: time in-flight requests get [5]\n"
+                    "  --idle S     keep-alive idle timeout [30]\n");
 }
 
 /* A listening socket on host:port with SO_REUSEPORT. */
@@ -162,8 +161,13 @@ static int parse_args(int argc, char **argv, service_opts *o, int *setup)
 
 int main(int argc, char **argv)
 {
-    service_opts o = {.host = "127.0.0.1", .port = 8080, .threads = 1, .pool = 8,
-                      .timeout = 2, .grace = 5, .idle = 30};
+    service_opts o = {.host = "127.0.0.1",
+                      .port = 8080,
+                      .threads = 1,
+                      .pool = 8,
+                      .timeout = 2,
+                      .grace = 5,
+                      .idle = 30};
     int setup = 0;
     if (parse_args(argc, argv, &o, &setup) != 0)
         return 2;

@@ -20,7 +20,7 @@
 #include "json.h"
 #include "service.h"
 
-#define REPORT_SLEEP 0.2   /* seconds /report takes by default */
+#define REPORT_SLEEP 0.2 /* seconds /report takes by default */
 #define REPORT_SLEEP_MAX 60.0
 #define TRANSFER_ATTEMPTS 10 /* runs of a transfer before giving up */
 #define AMOUNT_MAX 1000000000
@@ -55,8 +55,7 @@ static const evdb_result *result_or_answer(client *c, evdb_future *f)
 
 /* Submit a pooled query for c with the request's deadline; cb answers.
  * The client holds the future so that a hang-up cancels it. */
-static void pooled(client *c, const char *sql, const evdb_value *params, size_t n,
-                   evdb_done_cb cb)
+static void pooled(client *c, const char *sql, const evdb_value *params, size_t n, evdb_done_cb cb)
 {
     worker *w = client_worker(c);
     evdb_query_opts qo = {.timeout = w->o->timeout};
@@ -109,7 +108,8 @@ static void item_done(evdb_future *f, void *arg)
         client_error(c, 500, "item too large");
         return;
     }
-    pos += (size_t)snprintf(body + pos, sizeof body - pos, ",\"price\":%s}", price ? price : "null");
+    pos +=
+        (size_t)snprintf(body + pos, sizeof body - pos, ",\"price\":%s}", price ? price : "null");
     client_respond(c, 200, body, pos < sizeof body ? pos : sizeof body - 1);
 }
 
@@ -178,15 +178,14 @@ static void get_report(client *c, const http_request *r)
 typedef struct transfer {
     client *c;
     int64_t from, to, amount;
-    int runs;      /* bodies run (retries run it again) */
-    int status;    /* 0, 404 or 409 */
+    int runs;   /* bodies run (retries run it again) */
+    int status; /* 0, 404 or 409 */
     double deadline;
 } transfer;
 
 /* Run one statement of the transfer with the time left; its affected rows
  * in *rows. 0, or -1 with the task failed (the transaction rolls back). */
-static int step(evdb_conn *conn, transfer *t, const char *sql, int64_t x, int64_t y,
-                int64_t *rows)
+static int step(evdb_conn *conn, transfer *t, const char *sql, int64_t x, int64_t y, int64_t *rows)
 {
     evdb_value p[2] = {evdb_int(x), evdb_int(y)};
     double left = t->deadline - ev_now(client_worker(t->c)->loop);
@@ -321,18 +320,18 @@ static void get_health(client *c)
     evdb_pool_stats s;
     evdb_pool_stats_get(w->pool, &s);
     char body[1024];
-    int n = snprintf(body, sizeof body,
-                     "{\"status\":\"ok\",\"thread\":%u,\"connections\":%u,\"pool\":{"
-                     "\"total\":%u,\"opening\":%u,\"idle\":%u,\"busy\":%u,\"acquired\":%u,"
-                     "\"waiting\":%zu,\"connects\":%llu,\"connect_failures\":%llu,"
-                     "\"broken\":%llu,\"queries\":%llu,\"query_errors\":%llu,"
-                     "\"query_timeouts\":%llu,\"query_cancels\":%llu,\"pool_timeouts\":%llu}}",
-                     w->index, w->nclients, s.total, s.opening, s.idle, s.busy, s.acquired,
-                     s.waiting, (unsigned long long)s.connects,
-                     (unsigned long long)s.connect_failures, (unsigned long long)s.broken,
-                     (unsigned long long)s.queries, (unsigned long long)s.query_errors,
-                     (unsigned long long)s.query_timeouts, (unsigned long long)s.query_cancels,
-                     (unsigned long long)s.pool_timeouts);
+    int n =
+        snprintf(body, sizeof body,
+                 "{\"status\":\"ok\",\"thread\":%u,\"connections\":%u,\"pool\":{"
+                 "\"total\":%u,\"opening\":%u,\"idle\":%u,\"busy\":%u,\"acquired\":%u,"
+                 "\"waiting\":%zu,\"connects\":%llu,\"connect_failures\":%llu,"
+                 "\"broken\":%llu,\"queries\":%llu,\"query_errors\":%llu,"
+                 "\"query_timeouts\":%llu,\"query_cancels\":%llu,\"pool_timeouts\":%llu}}",
+                 w->index, w->nclients, s.total, s.opening, s.idle, s.busy, s.acquired, s.waiting,
+                 (unsigned long long)s.connects, (unsigned long long)s.connect_failures,
+                 (unsigned long long)s.broken, (unsigned long long)s.queries,
+                 (unsigned long long)s.query_errors, (unsigned long long)s.query_timeouts,
+                 (unsigned long long)s.query_cancels, (unsigned long long)s.pool_timeouts);
     client_respond(c, 200, body, (size_t)n);
 }
 

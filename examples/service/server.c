@@ -25,18 +25,18 @@
 struct client {
     worker *w;
     client *prev, *next;
-    int fd;              /* -1 once closed */
+    int fd; /* -1 once closed */
     ev_io rio, wio;
     ev_timer idle;
     char in[IN_CAP];
     size_t inlen;
-    char *out;           /* unsent answer bytes */
+    char *out; /* unsent answer bytes */
     size_t outlen, outoff, outcap;
-    size_t consume;      /* input bytes of the request being answered */
-    int busy;            /* a request is being answered */
-    int dispatching;     /* inside routes_dispatch */
-    int keep_alive;      /* of the request being answered */
-    int close_after;     /* close once the output is written */
+    size_t consume;  /* input bytes of the request being answered */
+    int busy;        /* a request is being answered */
+    int dispatching; /* inside routes_dispatch */
+    int keep_alive;  /* of the request being answered */
+    int close_after; /* close once the output is written */
     evdb_future *pending;
 };
 

@@ -16,14 +16,14 @@
 
 typedef struct service_opts {
     const char *url;
-    const char *host;  /* listen address [127.0.0.1] */
-    int port;          /* [8080]; 0 = a free one, printed at start */
-    unsigned threads;  /* loops [1] */
-    unsigned pool;     /* connections of all threads together [8] */
-    double timeout;    /* request deadline, seconds [2] */
-    double grace;      /* SIGTERM: seconds in-flight requests may take [5] */
-    double idle;       /* keep-alive idle timeout, seconds [30] */
-    int mariadb;       /* placeholders ? instead of $1 */
+    const char *host; /* listen address [127.0.0.1] */
+    int port;         /* [8080]; 0 = a free one, printed at start */
+    unsigned threads; /* loops [1] */
+    unsigned pool;    /* connections of all threads together [8] */
+    double timeout;   /* request deadline, seconds [2] */
+    double grace;     /* SIGTERM: seconds in-flight requests may take [5] */
+    double idle;      /* keep-alive idle timeout, seconds [30] */
+    int mariadb;      /* placeholders ? instead of $1 */
 } service_opts;
 
 typedef struct client client;
@@ -32,17 +32,17 @@ typedef struct worker {
     const service_opts *o;
     unsigned index;
     struct ev_loop *loop;
-    int lfd;               /* listening socket, -1 once closed */
+    int lfd; /* listening socket, -1 once closed */
     ev_io accept_w;
-    ev_async stop_w;       /* SIGTERM, forwarded by the main thread */
+    ev_async stop_w; /* SIGTERM, forwarded by the main thread */
     ev_timer grace_w;
     evdb_pool *pool;
-    evdb_future *closing;  /* evdb_pool_close's, while it runs */
-    client *clients;       /* open connections (and closed ones still
+    evdb_future *closing; /* evdb_pool_close's, while it runs */
+    client *clients;      /* open connections (and closed ones still
                               waiting for their request's answer) */
     unsigned nclients;
     int stopping;
-    int closed_ok;         /* the pool closed: the worker ends cleanly */
+    int closed_ok; /* the pool closed: the worker ends cleanly */
 } worker;
 
 /* server.c: connections. */

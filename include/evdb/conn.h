@@ -85,9 +85,8 @@ EVDB_EXTERN evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url,
  * statements (see evdb_result_next). Returns a future of an evdb_result, or
  * NULL at once (EVDB_EINVAL, EVDB_ENOMEM, EVDB_ECLOSED for a closing
  * connection). Callable from callbacks. */
-EVDB_EXTERN evdb_future *evdb_conn_query(evdb_conn *c, const char *sql,
-                                         const evdb_value *params, size_t nparams,
-                                         const evdb_query_opts *opts);
+EVDB_EXTERN evdb_future *evdb_conn_query(evdb_conn *c, const char *sql, const evdb_value *params,
+                                         size_t nparams, const evdb_query_opts *opts);
 
 /* Prepare sql on the server now and pin it in c's statement cache: later
  * evdb_conn_query calls with the same sql (byte for byte) and parameters
@@ -120,9 +119,8 @@ EVDB_EXTERN evdb_future *evdb_conn_query(evdb_conn *c, const char *sql,
  * changes its result type, or DEALLOCATE, re-prepares it transparently
  * (still pinned); DEALLOCATE ALL and DISCARD ALL (which a pool runs when a
  * connection is released) drop it and its pin. Callable from callbacks. */
-EVDB_EXTERN evdb_future *evdb_conn_prepare(evdb_conn *c, const char *sql,
-                                           const evdb_value *params, size_t nparams,
-                                           const evdb_query_opts *opts);
+EVDB_EXTERN evdb_future *evdb_conn_prepare(evdb_conn *c, const char *sql, const evdb_value *params,
+                                           size_t nparams, const evdb_query_opts *opts);
 
 /* Unpin the statement evdb_conn_prepare pinned (same sql and params) and
  * take it out of the cache; the server deallocates it ahead of later

@@ -20,38 +20,38 @@ extern "C" {
 #endif
 
 /* name, value, description. Values never change once released. */
-#define EVDB_ERRNO_MAP(X)                                                        \
-    X(EINVAL, -1, "invalid argument")                                            \
-    X(ENOMEM, -2, "out of memory")                                               \
-    X(ETIMEDOUT, -3, "operation timed out")                                      \
-    X(ECANCELED, -4, "operation cancelled")                                      \
-    X(ECONNLOST, -5, "connection lost")                                          \
-    X(ECONNECT, -6, "could not connect")                                         \
-    X(ESERVER, -7, "server reported an error")                                   \
-    X(EURL, -8, "malformed connection URL")                                      \
-    X(ENOTSUP, -9, "operation not supported")                                    \
-    X(ECLOSED, -10, "object is closed or closing")                               \
-    X(EBUSY, -11, "object is busy")                                              \
-    X(ERANGE, -12, "value out of range")                                         \
-    X(ETYPE, -13, "value cannot be converted to the requested type")             \
-    X(ENULL, -14, "value is NULL")                                               \
-    X(EINCALLBACK, -15, "not allowed inside an evdb callback")                   \
-    X(EPROTO, -16, "protocol or client library error")                           \
-    X(EPOOLTIMEOUT, -17, "timed out waiting for a pooled connection")            \
-    X(ECONNTIMEOUT, -18, "timed out connecting")                                 \
-    X(ENOTASK, -19, "not called from inside a task")                             \
-    X(ESTATE, -20, "call not allowed in the object's current state")             \
-    X(EAUTH, -21, "authentication failed")                                       \
-    X(ETOOBIG, -22, "result larger than the configured limit")                   \
-    X(EFORMAT, -23, "value text is malformed for its type")                      \
-    X(EPRECISION, -24, "value cannot be represented exactly in the requested type") \
+#define EVDB_ERRNO_MAP(X)                                                                          \
+    X(EINVAL, -1, "invalid argument")                                                              \
+    X(ENOMEM, -2, "out of memory")                                                                 \
+    X(ETIMEDOUT, -3, "operation timed out")                                                        \
+    X(ECANCELED, -4, "operation cancelled")                                                        \
+    X(ECONNLOST, -5, "connection lost")                                                            \
+    X(ECONNECT, -6, "could not connect")                                                           \
+    X(ESERVER, -7, "server reported an error")                                                     \
+    X(EURL, -8, "malformed connection URL")                                                        \
+    X(ENOTSUP, -9, "operation not supported")                                                      \
+    X(ECLOSED, -10, "object is closed or closing")                                                 \
+    X(EBUSY, -11, "object is busy")                                                                \
+    X(ERANGE, -12, "value out of range")                                                           \
+    X(ETYPE, -13, "value cannot be converted to the requested type")                               \
+    X(ENULL, -14, "value is NULL")                                                                 \
+    X(EINCALLBACK, -15, "not allowed inside an evdb callback")                                     \
+    X(EPROTO, -16, "protocol or client library error")                                             \
+    X(EPOOLTIMEOUT, -17, "timed out waiting for a pooled connection")                              \
+    X(ECONNTIMEOUT, -18, "timed out connecting")                                                   \
+    X(ENOTASK, -19, "not called from inside a task")                                               \
+    X(ESTATE, -20, "call not allowed in the object's current state")                               \
+    X(EAUTH, -21, "authentication failed")                                                         \
+    X(ETOOBIG, -22, "result larger than the configured limit")                                     \
+    X(EFORMAT, -23, "value text is malformed for its type")                                        \
+    X(EPRECISION, -24, "value cannot be represented exactly in the requested type")                \
     X(EZERODATE, -25, "zero date: no calendar date represents it")
 
 typedef enum evdb_errno {
 #define EVDB_ERRNO_ENUM_(name, value, text) EVDB_##name = (value),
     EVDB_ERRNO_MAP(EVDB_ERRNO_ENUM_)
 #undef EVDB_ERRNO_ENUM_
-    EVDB_ERRNO_LAST_ = -26
+        EVDB_ERRNO_LAST_ = -26
 } evdb_errno;
 
 /* Opaque error object. Owned by whatever returned it (a future, the thread). */

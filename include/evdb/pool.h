@@ -32,24 +32,24 @@ struct evdb_pool_query_event;
 
 /* Zero-initialised options mean the defaults in brackets. */
 typedef struct evdb_pool_opts {
-    unsigned min_conns;       /* kept open even when idle [0] */
-    unsigned max_conns;       /* upper bound [8] */
-    double acquire_timeout;   /* seconds a query or acquire may wait for a
+    unsigned min_conns;         /* kept open even when idle [0] */
+    unsigned max_conns;         /* upper bound [8] */
+    double acquire_timeout;     /* seconds a query or acquire may wait for a
                                  connection [30]; the error is EVDB_EPOOLTIMEOUT */
-    double connect_timeout;   /* per connection attempt [10] */
-    double max_lifetime;      /* retire connections older than this [0 = never] */
-    double idle_timeout;      /* close idle connections above min after this [0 = never] */
-    double backoff_initial;   /* first reconnect delay after a failure [0.1] */
-    double backoff_max;       /* cap of the doubling delay [5] */
-    double backoff_jitter;    /* +- this fraction of each delay, at random [0.2];
+    double connect_timeout;     /* per connection attempt [10] */
+    double max_lifetime;        /* retire connections older than this [0 = never] */
+    double idle_timeout;        /* close idle connections above min after this [0 = never] */
+    double backoff_initial;     /* first reconnect delay after a failure [0.1] */
+    double backoff_max;         /* cap of the doubling delay [5] */
+    double backoff_jitter;      /* +- this fraction of each delay, at random [0.2];
                                  negative = none */
-    double validate_after;    /* a connection idle this long is pinged before it
+    double validate_after;      /* a connection idle this long is pinged before it
                                  is handed out [30]; negative = never */
-    double close_grace;       /* evdb_pool_close lets running queries finish
+    double close_grace;         /* evdb_pool_close lets running queries finish
                                  this long, then closes their connections [5] */
-    unsigned pipeline_depth;  /* per connection (PostgreSQL) [driver default] */
-    unsigned stmt_cache_size; /* per connection [EVDB_DEFAULT_STMT_CACHE] */
-    size_t max_result_bytes;  /* per query, see evdb_conn_opts [0 = no limit] */
+    unsigned pipeline_depth;    /* per connection (PostgreSQL) [driver default] */
+    unsigned stmt_cache_size;   /* per connection [EVDB_DEFAULT_STMT_CACHE] */
+    size_t max_result_bytes;    /* per query, see evdb_conn_opts [0 = no limit] */
     const char *on_connect_sql; /* run on every new connection (copied) [none] */
     /* A borrowed connection held longer than leak_threshold seconds is
      * reported once through leak_hook (called from the loop) [0 = off]. */
@@ -88,41 +88,41 @@ typedef enum evdb_pool_query_phase {
 /* What query_hook is told. Pointers live only during the call. */
 typedef struct evdb_pool_query_event {
     evdb_pool_query_phase phase;
-    const char *sql;       /* START only; NULL at END */
-    evdb_future *future;   /* the query's future (borrowed) */
-    double duration;       /* END: seconds since START */
-    int status;            /* END: 0 or the negative code */
+    const char *sql;     /* START only; NULL at END */
+    evdb_future *future; /* the query's future (borrowed) */
+    double duration;     /* END: seconds since START */
+    int status;          /* END: 0 or the negative code */
 } evdb_pool_query_event;
 
 /* What leak_hook is told about a connection held too long. */
 struct evdb_pool_leak {
-    evdb_conn *conn;           /* the borrower's handle (as evdb_pool_acquire
+    evdb_conn *conn; /* the borrower's handle (as evdb_pool_acquire
                                   gave it; usable like it) */
     double held_seconds;
     const char *acquired_file; /* call site of evdb_pool_acquire, or "?" */
     int acquired_line;
-    const char *current_sql;   /* statement running on it, or NULL */
+    const char *current_sql; /* statement running on it, or NULL */
 };
 
 #define EVDB_POOL_DEFAULT_MAX 8u
 #define EVDB_POOL_DEFAULT_ACQUIRE_TIMEOUT 30.0
 
 typedef struct evdb_pool_stats {
-    unsigned total;        /* open or opening connections */
+    unsigned total; /* open or opening connections */
     unsigned opening;
-    unsigned idle;         /* ready with nothing to do */
-    unsigned busy;         /* ready and running queries */
-    unsigned acquired;     /* handed out by evdb_pool_acquire */
-    size_t waiting;        /* queries + acquires waiting for a connection */
-    uint64_t connects;     /* successful connects so far */
+    unsigned idle;     /* ready with nothing to do */
+    unsigned busy;     /* ready and running queries */
+    unsigned acquired; /* handed out by evdb_pool_acquire */
+    size_t waiting;    /* queries + acquires waiting for a connection */
+    uint64_t connects; /* successful connects so far */
     uint64_t connect_failures;
-    uint64_t broken;       /* connections lost */
-    uint64_t resets;       /* released connections reset and reused */
-    uint64_t discarded;    /* released connections closed instead */
-    uint64_t retired;      /* closed for lifetime / idle timeout */
+    uint64_t broken;        /* connections lost */
+    uint64_t resets;        /* released connections reset and reused */
+    uint64_t discarded;     /* released connections closed instead */
+    uint64_t retired;       /* closed for lifetime / idle timeout */
     uint64_t pool_timeouts; /* queries and acquires that waited longer than
                                acquire_timeout (EVDB_EPOOLTIMEOUT) */
-    uint64_t leaks;        /* leak_hook reports */
+    uint64_t leaks;         /* leak_hook reports */
     /* Pooled queries (evdb_pool_query) submitted, and how they ended.
      * Every query is counted once when it ends, whatever the stage (in
      * the pool's queue, queued on a connection, running, lost with its
@@ -131,11 +131,11 @@ typedef struct evdb_pool_stats {
      * queries = ok + query_errors. Queries run on a borrowed connection
      * (evdb_pool_acquire) and the pool's own statements (reset,
      * validation, on_connect_sql) are not counted. */
-    uint64_t queries;      /* submitted through evdb_pool_query */
-    uint64_t query_errors; /* ended with an error: timeouts, cancels and
+    uint64_t queries;        /* submitted through evdb_pool_query */
+    uint64_t query_errors;   /* ended with an error: timeouts, cancels and
                               pool timeouts included */
     uint64_t query_timeouts; /* of them: EVDB_ETIMEDOUT (opts.timeout) */
-    uint64_t validations;  /* idle connections pinged before use */
+    uint64_t validations;    /* idle connections pinged before use */
     uint64_t validation_failures;
     /* How long queries and acquires waited for a connection: < 1 ms,
      * < 10 ms, < 100 ms, < 1 s, < 10 s, longer. */
@@ -179,9 +179,8 @@ EVDB_EXTERN evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, s
  * While waiting for a connection the acquire timeout applies too
  * (EVDB_EPOOLTIMEOUT). Returns a future of an evdb_result, or NULL at
  * once (bad arguments, closed pool). */
-EVDB_EXTERN evdb_future *evdb_pool_query(evdb_pool *p, const char *sql,
-                                         const evdb_value *params, size_t nparams,
-                                         const evdb_query_opts *opts);
+EVDB_EXTERN evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *params,
+                                         size_t nparams, const evdb_query_opts *opts);
 
 /* Borrow a connection exclusively (for a transaction). timeout <= 0 means
  * the pool's acquire timeout. The future hands over a handle of this

@@ -51,8 +51,7 @@ EVDB_EXTERN bool evdb_result_isnull(const evdb_result *r, size_t row, size_t col
 /* The cell as text (for bytes columns: the raw bytes), NUL-terminated, with
  * its length in *len when len is not NULL. NULL for SQL NULL or bad
  * indexes. */
-EVDB_EXTERN const char *evdb_result_text(const evdb_result *r, size_t row, size_t col,
-                                         size_t *len);
+EVDB_EXTERN const char *evdb_result_text(const evdb_result *r, size_t row, size_t col, size_t *len);
 
 /* Binary data of a cell byte for byte (bytea / BLOB decoded). Same as
  * evdb_result_text with a length, for any column. */
@@ -154,7 +153,7 @@ EVDB_EXTERN int evdb_array_get_uuid(const evdb_array *a, size_t i, uint8_t out[1
 EVDB_EXTERN int evdb_array_get_date(const evdb_array *a, size_t i, int32_t *days);
 EVDB_EXTERN int evdb_array_get_timestamp(const evdb_array *a, size_t i, int64_t *us);
 EVDB_EXTERN int evdb_array_get_timestamptz(const evdb_array *a, size_t i, int64_t *us,
-                                       int32_t *offset);
+                                           int32_t *offset);
 
 /* Rows affected by INSERT/UPDATE/DELETE (or returned by SELECT), -1 when
  * the server did not say. */

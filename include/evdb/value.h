@@ -24,24 +24,24 @@ extern "C" {
 typedef enum evdb_type {
     EVDB_TYPE_NULL = 0,
     EVDB_TYPE_BOOL = 1,
-    EVDB_TYPE_INT = 2,    /* int64 (also the uint64 getter, for unsigned columns) */
+    EVDB_TYPE_INT = 2, /* int64 (also the uint64 getter, for unsigned columns) */
     EVDB_TYPE_DOUBLE = 3,
     EVDB_TYPE_TEXT = 4,
     EVDB_TYPE_BYTES = 5,
-    EVDB_TYPE_OTHER = 6,  /* a type evdb does not know: read it as text */
-    EVDB_TYPE_NUMERIC = 7,     /* exact decimal, kept as the server's text */
-    EVDB_TYPE_DATE = 8,        /* int32 days since 1970-01-01 */
-    EVDB_TYPE_TIME = 9,        /* int64 microseconds since midnight */
-    EVDB_TYPE_TIMETZ = 10,     /* time of day plus its UTC offset */
-    EVDB_TYPE_TIMESTAMP = 11,  /* wall-clock date and time, no zone */
-    EVDB_TYPE_TIMESTAMPTZ = 12,/* an instant: microseconds since the Unix epoch, UTC */
-    EVDB_TYPE_INTERVAL = 13,   /* months, days and microseconds, kept apart */
-    EVDB_TYPE_UUID = 14,       /* 16 bytes */
-    EVDB_TYPE_JSON = 15,       /* json, jsonb, MariaDB JSON: text */
-    EVDB_TYPE_ENUM = 16,       /* an enumerated type's label: text */
-    EVDB_TYPE_BITS = 17,       /* bit strings (PostgreSQL bit/varbit, MariaDB BIT) */
-    EVDB_TYPE_ARRAY = 18,      /* one-dimensional array (PostgreSQL) */
-    EVDB_TYPE_UINT = 19        /* uint64 parameter (MariaDB BIGINT UNSIGNED) */
+    EVDB_TYPE_OTHER = 6,        /* a type evdb does not know: read it as text */
+    EVDB_TYPE_NUMERIC = 7,      /* exact decimal, kept as the server's text */
+    EVDB_TYPE_DATE = 8,         /* int32 days since 1970-01-01 */
+    EVDB_TYPE_TIME = 9,         /* int64 microseconds since midnight */
+    EVDB_TYPE_TIMETZ = 10,      /* time of day plus its UTC offset */
+    EVDB_TYPE_TIMESTAMP = 11,   /* wall-clock date and time, no zone */
+    EVDB_TYPE_TIMESTAMPTZ = 12, /* an instant: microseconds since the Unix epoch, UTC */
+    EVDB_TYPE_INTERVAL = 13,    /* months, days and microseconds, kept apart */
+    EVDB_TYPE_UUID = 14,        /* 16 bytes */
+    EVDB_TYPE_JSON = 15,        /* json, jsonb, MariaDB JSON: text */
+    EVDB_TYPE_ENUM = 16,        /* an enumerated type's label: text */
+    EVDB_TYPE_BITS = 17,        /* bit strings (PostgreSQL bit/varbit, MariaDB BIT) */
+    EVDB_TYPE_ARRAY = 18,       /* one-dimensional array (PostgreSQL) */
+    EVDB_TYPE_UINT = 19         /* uint64 parameter (MariaDB BIGINT UNSIGNED) */
 } evdb_type;
 
 /* Special values of dates and timestamps (PostgreSQL's 'infinity' and

@@ -16,18 +16,18 @@
 #define EVDB_VERSION_PATCH 0
 
 /* 0xMMmmpp: one byte each for major, minor and patch. */
-#define EVDB_VERSION_HEX                                                      \
+#define EVDB_VERSION_HEX                                                                           \
     ((EVDB_VERSION_MAJOR << 16) | (EVDB_VERSION_MINOR << 8) | EVDB_VERSION_PATCH)
 
 /* "major.minor.patch", made from the three numbers above. */
 #define EVDB__VERSION_STR(x) #x
 #define EVDB__VERSION_XSTR(x) EVDB__VERSION_STR(x)
-#define EVDB_VERSION_STRING                                                   \
-    EVDB__VERSION_XSTR(EVDB_VERSION_MAJOR)                                    \
+#define EVDB_VERSION_STRING                                                                        \
+    EVDB__VERSION_XSTR(EVDB_VERSION_MAJOR)                                                         \
     "." EVDB__VERSION_XSTR(EVDB_VERSION_MINOR) "." EVDB__VERSION_XSTR(EVDB_VERSION_PATCH)
 
 /* True when the headers are at least version major.minor.patch. */
-#define EVDB_VERSION_AT_LEAST(major, minor, patch)                            \
+#define EVDB_VERSION_AT_LEAST(major, minor, patch)                                                 \
     (EVDB_VERSION_HEX >= (((major) << 16) | ((minor) << 8) | (patch)))
 
 /* Which backends and features this build has (written by the build system). */

@@ -44,8 +44,8 @@ typedef struct fpconn fpconn;
 
 typedef struct pipe_ {
     fpconn *c;
-    bool down;        /* server -> client */
-    int *src, *dst;   /* the connection's fds */
+    bool down;      /* server -> client */
+    int *src, *dst; /* the connection's fds */
     ev_io *src_r, *dst_w;
     chunk *head, *tail;
     size_t buffered;
@@ -604,8 +604,8 @@ void evdb_fp_stats_get(const evdb_fp *p, evdb_fp_stats *out)
 
 const char *evdb_fp_mode_name(evdb_fp_mode mode)
 {
-    static const char *const names[] = {"pass", "delay", "stall", "drop", "drop-rst", "trickle",
-                                        "refuse"};
+    static const char *const names[] = {"pass",     "delay",   "stall", "drop",
+                                        "drop-rst", "trickle", "refuse"};
     if (mode < EVDB_FP_PASS || mode > EVDB_FP_REFUSE)
         return "?";
     return names[mode];
@@ -678,11 +678,10 @@ int evdb_fp_command(evdb_fp *p, const char *line, char *reply, size_t len)
         set_err(reply, len,
                 "ok mode=%s arg=%g port=%d accepted=%llu open=%llu bytes_up=%llu "
                 "bytes_down=%llu dropped=%llu resets=%llu upstream_failures=%llu",
-                evdb_fp_mode_name(s.mode), s.arg, evdb_fp_port(p),
-                (unsigned long long)s.accepted, (unsigned long long)s.open,
-                (unsigned long long)s.bytes_up, (unsigned long long)s.bytes_down,
-                (unsigned long long)s.dropped, (unsigned long long)s.resets,
-                (unsigned long long)s.upstream_failures);
+                evdb_fp_mode_name(s.mode), s.arg, evdb_fp_port(p), (unsigned long long)s.accepted,
+                (unsigned long long)s.open, (unsigned long long)s.bytes_up,
+                (unsigned long long)s.bytes_down, (unsigned long long)s.dropped,
+                (unsigned long long)s.resets, (unsigned long long)s.upstream_failures);
         return 0;
     } else if (!strcmp(cmd, "help")) {
         set_err(reply, len, "%s", help_text);

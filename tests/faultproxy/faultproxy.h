@@ -46,7 +46,7 @@ typedef struct evdb_fp evdb_fp;
 
 typedef enum evdb_fp_mode {
     EVDB_FP_PASS = 0,
-    EVDB_FP_DELAY,    /* arg: milliseconds */
+    EVDB_FP_DELAY, /* arg: milliseconds */
     EVDB_FP_STALL,
     EVDB_FP_DROP,     /* arg: bytes from the server before the FIN */
     EVDB_FP_DROP_RST, /* arg: bytes from the server before the RST */
@@ -55,12 +55,12 @@ typedef enum evdb_fp_mode {
 } evdb_fp_mode;
 
 typedef struct evdb_fp_stats {
-    uint64_t accepted;    /* connections accepted so far */
-    uint64_t open;        /* connections open now */
-    uint64_t bytes_up;    /* client -> server, forwarded */
-    uint64_t bytes_down;  /* server -> client, forwarded */
-    uint64_t dropped;     /* connections closed by a drop mode or close */
-    uint64_t resets;      /* connections reset (drop rst, reset) */
+    uint64_t accepted;          /* connections accepted so far */
+    uint64_t open;              /* connections open now */
+    uint64_t bytes_up;          /* client -> server, forwarded */
+    uint64_t bytes_down;        /* server -> client, forwarded */
+    uint64_t dropped;           /* connections closed by a drop mode or close */
+    uint64_t resets;            /* connections reset (drop rst, reset) */
     uint64_t upstream_failures; /* connects to the target that failed */
     evdb_fp_mode mode;
     double arg;

@@ -18,9 +18,8 @@ int main(void)
 {
     const char *text = evdb_strerror(EVDB_ETIMEDOUT);
 
-    printf("evdb %s (postgres %d, mariadb %d): EVDB_ETIMEDOUT = \"%s\"\n",
-           EVDB_VERSION_STRING, EVDB_HAS_POSTGRES, EVDB_HAS_MARIADB,
-           text != NULL ? text : "(null)");
+    printf("evdb %s (postgres %d, mariadb %d): EVDB_ETIMEDOUT = \"%s\"\n", EVDB_VERSION_STRING,
+           EVDB_HAS_POSTGRES, EVDB_HAS_MARIADB, text != NULL ? text : "(null)");
     if (!EVDB_VERSION_AT_LEAST(0, 1, 0))
         return 1;
     if (evdb_version() != EVDB_VERSION_HEX || strcmp(evdb_version_string(), EVDB_VERSION_STRING)) {

@@ -24,11 +24,11 @@ struct evdb__dconn {
     fq *head, *tail;
     size_t inflight;
     bool broken;
-    void *core;     /* for evdb__notification */
-    bool listening; /* slot listen */
-    double reset_ms;          /* how long a session reset runs */
-    unsigned reset_fail;      /* which reset fails (1 = the first), 0 none */
-    unsigned resets;          /* resets answered so far */
+    void *core;          /* for evdb__notification */
+    bool listening;      /* slot listen */
+    double reset_ms;     /* how long a session reset runs */
+    unsigned reset_fail; /* which reset fails (1 = the first), 0 none */
+    unsigned resets;     /* resets answered so far */
 };
 
 struct evdb__cancel {

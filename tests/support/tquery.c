@@ -43,8 +43,7 @@ void t_conn_close(evdb_conn *c)
 evdb_future *t_run_ok(evdb_conn *c, const char *sql, const evdb_value *p, size_t n)
 {
     evdb_future *f = evdb_conn_query(c, sql, p, n, NULL);
-    ck_assert_msg(f != NULL, "evdb_conn_query(%s): %s", sql,
-                  evdb_error_message(evdb_last_error()));
+    ck_assert_msg(f != NULL, "evdb_conn_query(%s): %s", sql, evdb_error_message(evdb_last_error()));
     int rc = t_wait(f);
     ck_assert_msg(rc == 0, "%s: %s (%s)", sql, evdb_error_message(evdb_future_error(f)),
                   evdb_err_name(rc));
@@ -119,8 +118,7 @@ void t_pool_close(evdb_pool *p)
 evdb_future *t_pool_run_ok(evdb_pool *p, const char *sql, const evdb_value *params, size_t n)
 {
     evdb_future *f = evdb_pool_query(p, sql, params, n, NULL);
-    ck_assert_msg(f != NULL, "evdb_pool_query(%s): %s", sql,
-                  evdb_error_message(evdb_last_error()));
+    ck_assert_msg(f != NULL, "evdb_pool_query(%s): %s", sql, evdb_error_message(evdb_last_error()));
     int rc = t_wait(f);
     ck_assert_msg(rc == 0, "%s: %s (%s)", sql, evdb_error_message(evdb_future_error(f)),
                   evdb_err_name(rc));
@@ -156,8 +154,8 @@ const char *t_my_admin_url(void)
     return server_url(evdb_test_my_admin_url(), "MariaDB");
 }
 
-evdb_future *t_submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
-                      double timeout, unsigned flags)
+evdb_future *t_submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n, double timeout,
+                      unsigned flags)
 {
     evdb_query_opts o;
     memset(&o, 0, sizeof o);
@@ -183,8 +181,7 @@ evdb_future *t_pool_submit(evdb_pool *pool, const char *sql, const evdb_value *p
     o.timeout = timeout;
     o.flags = flags;
     evdb_future *f = evdb_pool_query(pool, sql, p, n, &o);
-    ck_assert_msg(f != NULL, "evdb_pool_query(%s): %s", sql,
-                  evdb_error_message(evdb_last_error()));
+    ck_assert_msg(f != NULL, "evdb_pool_query(%s): %s", sql, evdb_error_message(evdb_last_error()));
     return f;
 }
 

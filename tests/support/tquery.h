@@ -67,8 +67,8 @@ const char *t_my_admin_url(void);
 /* Send sql with n parameters on c with a timeout (0: none) and query flags
  * (0: none), asserting the connection took it (the failure message
  * carries the error). The caller waits for the future and unrefs it. */
-evdb_future *t_submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n,
-                      double timeout, unsigned flags);
+evdb_future *t_submit(evdb_conn *c, const char *sql, const evdb_value *p, size_t n, double timeout,
+                      unsigned flags);
 
 /* Wait for f and assert it succeeded; the failure message names what and
  * the error. */
