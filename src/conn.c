@@ -18,7 +18,7 @@
 
 #include "internal.h"
 #include "notice.h"
-#include "query.h"
+#include "pool_conn.h"
 
 typedef enum conn_state {
     CS_OPENING,

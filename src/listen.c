@@ -31,7 +31,7 @@
 
 #include "backoff.h"
 #include "internal.h"
-#include "query.h"
+#include "pool_conn.h"
 
 #define EVDB__MAGIC_LISTENER 0x4c69736eu /* "Lisn" */
 /* NAMEDATALEN - 1: the server truncates longer identifiers, and the

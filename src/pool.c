@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "backoff.h"
-#include "query.h"
+#include "pool_conn.h"
 #include "trace.h"
 
 #define EVDB__MAGIC_POOL 0x506f6f6cu /* "Pool" */

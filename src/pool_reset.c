@@ -9,7 +9,7 @@
  * (drivers/mariadb/my_reset.c), and a driver that declares none gets a
  * plain ROLLBACK.
  */
-#include "query.h"
+#include "pool_conn.h"
 
 static const evdb_stmt rollback_only = {"ROLLBACK", NULL, 0};
 

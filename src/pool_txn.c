@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "query.h"
+#include "pool_conn.h"
 
 /* ---- options ---- */
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "query.h"
+#include "pool_conn.h"
 
 void evdb__qlist_push(evdb__qlist *l, evdb__cq *q)
 {

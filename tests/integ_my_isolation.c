@@ -23,8 +23,8 @@
 #include <ev.h>
 #include <evdb.h>
 
-#include "driver.h" /* EVDB__QUERY_AUTOCOMMIT, as evdb_pool_query sets it */
-#include "query.h"  /* evdb__conn_query: the core's entry that takes it */
+#include "driver.h"    /* EVDB__QUERY_AUTOCOMMIT, as evdb_pool_query sets it */
+#include "pool_conn.h" /* evdb__conn_query: the core's entry that takes it */
 #include "testenv.h"
 #include "testutil.h"
 #include "tquery.h"
