@@ -520,7 +520,7 @@ static int refuse_params(const evdb_value *params, size_t n, size_t stmt, evdb_e
             snprintf(msg, sizeof msg, "statement %zu, parameter %zu: %s", stmt, i + 1, why);
         else
             snprintf(msg, sizeof msg, "parameter %zu: %s", i + 1, why);
-        evdb__error_set(err, code, 0, NULL, msg);
+        evdb__error_set(err, code, 0, NULL, "%s", msg);
         return code;
     }
     return 0;
