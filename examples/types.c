@@ -102,7 +102,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "types: %s\n",
                 evdb_error_message(q ? evdb_future_error(q) : evdb_last_error()));
     evdb_future_unref(q);
-    evdb_future_wait(evdb_pool_close(pool));
+    evdb_future *closed = evdb_pool_close(pool); /* the pool is freed with this future */
+    evdb_future_wait(closed);
+    evdb_future_unref(closed);
     ev_loop_destroy(loop);
     return rc;
 }
