@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# tests/install/run.sh SRCDIR WORKDIR
+# tests/install/run.sh SRCDIR WORKDIR [CMAKE_ARGS...]
 #
-# Configures evdb from SRCDIR into WORKDIR/build (no tests, no examples),
+# Configures evdb from SRCDIR into WORKDIR/build (no tests, no examples;
+# CMAKE_ARGS too, such as the calling build's driver choices),
 # installs it into WORKDIR/prefix, then builds consumer.c against the
 # installed copy, four ways, and runs each binary:
 #   a) cc + `pkg-config --cflags --libs evdb`              (shared library)
@@ -22,22 +23,25 @@ step() {
     echo "== $*"
 }
 
-[ $# -eq 2 ] || die "usage: $0 SRCDIR WORKDIR"
+[ $# -ge 2 ] || die "usage: $0 SRCDIR WORKDIR [CMAKE_ARGS...]"
 SRC=$(cd "$1" && pwd -P) || die "no source dir $1"
+WORK_ARG=$2
+shift 2
+EXTRA_ARGS=("$@")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 CC=${CC:-cc}
 JOBS=${EVDB_JOBS:-2}
 
-rm -rf -- "$2"
-mkdir -p -- "$2"
-WORK=$(cd "$2" && pwd -P)
+rm -rf -- "$WORK_ARG"
+mkdir -p -- "$WORK_ARG"
+WORK=$(cd "$WORK_ARG" && pwd -P)
 PREFIX=$WORK/prefix
 BUILD=$WORK/build
 
 step "configure + build + install $SRC into $PREFIX"
 cmake -S "$SRC" -B "$BUILD" \
     -DEVDB_BUILD_TESTS=OFF -DEVDB_BUILD_EXAMPLES=OFF -DEVDB_BUILD_BENCH=OFF \
-    -DCMAKE_INSTALL_PREFIX="$PREFIX" >"$WORK/configure.log" 2>&1 ||
+    -DCMAKE_INSTALL_PREFIX="$PREFIX" "${EXTRA_ARGS[@]}" >"$WORK/configure.log" 2>&1 ||
     {
         cat "$WORK/configure.log" >&2
         die "configure failed"
