@@ -442,16 +442,18 @@ void evdb__uuid_text(const uint8_t u[16], char out[37])
     out[o] = '\0';
 }
 
-int evdb__parse_int64(const char *text, size_t len, int64_t *out)
+/* An optional sign and the digits to the end of the text, as a magnitude
+ * of at most lim: 0, EVDB_EFORMAT (no digits, or anything else; checked
+ * before the range), EVDB_ERANGE. */
+static int parse_magnitude(const char *text, size_t len, uint64_t lim, bool *neg, uint64_t *out)
 {
     scan s = {text, text + len};
-    bool neg = eat(&s, '-');
-    if (!neg)
+    *neg = eat(&s, '-');
+    if (!*neg)
         eat(&s, '+');
     if (at_end(&s))
         return EVDB_EFORMAT;
     uint64_t v = 0;
-    uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     bool over = false;
     for (; !at_end(&s); s.p++) {
         if (!is_digit(*s.p))
@@ -464,31 +466,33 @@ int evdb__parse_int64(const char *text, size_t len, int64_t *out)
     }
     if (over)
         return EVDB_ERANGE;
+    *out = v;
+    return 0;
+}
+
+int evdb__parse_int64(const char *text, size_t len, int64_t *out)
+{
+    bool neg;
+    uint64_t v;
+    /* A negative number may reach INT64_MAX + 1, a positive one not. */
+    int rc = parse_magnitude(text, len, (uint64_t)INT64_MAX + 1, &neg, &v);
+    if (rc)
+        return rc;
+    if (!neg && v > (uint64_t)INT64_MAX)
+        return EVDB_ERANGE;
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
     return 0;
 }
 
 int evdb__parse_uint64(const char *text, size_t len, uint64_t *out)
 {
-    scan s = {text, text + len};
-    bool neg = eat(&s, '-');
-    if (!neg)
-        eat(&s, '+');
-    if (at_end(&s))
-        return EVDB_EFORMAT;
-    uint64_t v = 0;
-    bool over = false;
-    for (; !at_end(&s); s.p++) {
-        if (!is_digit(*s.p))
-            return EVDB_EFORMAT;
-        unsigned dgt = (unsigned)(*s.p - '0');
-        if (v > (UINT64_MAX - dgt) / 10)
-            over = true;
-        else
-            v = v * 10 + dgt;
-    }
+    bool neg;
+    uint64_t v;
+    int rc = parse_magnitude(text, len, UINT64_MAX, &neg, &v);
+    if (rc)
+        return rc;
     /* "-0" is zero; any other negative number is out of range. */
-    if (over || (neg && v))
+    if (neg && v)
         return EVDB_ERANGE;
     *out = v;
     return 0;
