@@ -27,7 +27,7 @@
 
 typedef struct evdb__dconn evdb__dconn;   /* a driver's connection state */
 typedef struct evdb__cancel evdb__cancel; /* a driver's server-side cancel op */
-typedef struct evdb__rbuild evdb__rbuild; /* result under construction (src/result.c) */
+typedef struct evdb__rbuild evdb__rbuild; /* result under construction (driver_result.h) */
 
 enum evdb__step { EVDB__STEP_WAIT = 0, EVDB__STEP_DONE = 1, EVDB__STEP_FAIL = -1 };
 
@@ -44,6 +44,12 @@ typedef struct evdb__wait {
     unsigned events;
     int timeout_ms;
 } evdb__wait;
+
+/* The core's helpers for drivers: errors, allocation, numbers as text,
+ * host lookups, URLs (driver_util.h) and result construction
+ * (driver_result.h). */
+#include "driver_util.h"
+#include "driver_result.h"
 
 /* Capabilities a driver declares (never guessed by the core). */
 #define EVDB__CAP_PIPELINE 0x1u      /* several queries in flight on one connection */
@@ -157,192 +163,6 @@ evdb_error *evdb__notice_new(void *core);
  * io (and any step that reads the socket), never from send. */
 void evdb__notification(void *core, const char *channel, const char *payload, size_t payload_len,
                         int64_t sender_id);
-
-/* Fill an error object: code (EVDB_*), driver_code, sqlstate (may be NULL)
- * and a printf-style message. Never fails; truncates long messages. */
-void evdb__error_set(evdb_error *e, int code, int driver_code, const char *sqlstate,
-                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-/* Diagnostic fields an error (or a server notice) may carry besides its
- * message (PostgreSQL's PG_DIAG_* fields; MariaDB has none of them). */
-enum evdb__diag {
-    EVDB__DIAG_SEVERITY,   /* "ERROR", "FATAL", "NOTICE", "WARNING", ... */
-    EVDB__DIAG_CONSTRAINT, /* the violated constraint's name */
-    EVDB__DIAG_TABLE,      /* the table concerned */
-    EVDB__DIAG_COLUMN,     /* the column concerned */
-    EVDB__DIAG_DETAIL,     /* the secondary message */
-    EVDB__DIAG_HINT,       /* the server's suggestion */
-    EVDB__DIAG_COUNT
-};
-
-/* Attach field f to e (value NULL or "": absent). Call after
- * evdb__error_set, which clears every field. The fields share one fixed
- * buffer: set the short ones first; a value that does not fit is cut at a
- * UTF-8 character boundary, or left out when no room remains. */
-void evdb__error_diag(evdb_error *e, enum evdb__diag f, const char *value);
-
-/* v in decimal, NUL-terminated, without printf (drivers print numbers on
- * every query's path); out has room for EVDB__INT_TEXT_MAX bytes.
- * Returns the length (src/value.c). */
-#define EVDB__INT_TEXT_MAX 21
-size_t evdb__int_text(int64_t v, char *out);
-size_t evdb__uint_text(uint64_t v, char *out);
-
-/* Allocation through the user's hooks (src/alloc.c). */
-void *evdb__malloc(size_t n);
-void *evdb__calloc(size_t n, size_t size);
-void *evdb__realloc(void *p, size_t n);
-void evdb__free(void *p);
-char *evdb__strdup(const char *s);
-
-/* Result construction (src/result.c). A result is built in one go:
- * begin with the shape, set columns, append rows cell by cell, finish. */
-evdb__rbuild *evdb__rbuild_new(size_t ncols);
-/* The same, with room for nrows rows and data_len bytes (column names,
- * cells and the command tag, each with its NUL) in the result's one
- * allocation: a driver that knows the sizes builds without reallocating.
- * The sizes are a hint; building past them still works. */
-evdb__rbuild *evdb__rbuild_new_sized(size_t ncols, size_t nrows, size_t data_len);
-int evdb__rbuild_column(evdb__rbuild *b, size_t col, const char *name, evdb_type type,
-                        unsigned native_type);
-/* Optional, after evdb__rbuild_column: an array column's element type and
- * the server's name of the column's type (static storage, NULL when
- * unknown), for evdb_result_coltype_elem / evdb_result_coltype_name.
- * The name also tells the getters how an EVDB_TYPE_BITS cell is written:
- * "bit" / "varbit" (PostgreSQL) are 0/1 digits, anything else (MariaDB's
- * "BIT") raw big-endian bytes. 0 or EVDB_ERANGE. */
-int evdb__rbuild_column_info(evdb__rbuild *b, size_t col, evdb_type elem, const char *type_name);
-/* A column as a driver describes it (name: name_len bytes, no NUL needed). */
-typedef struct evdb__rcol {
-    const char *name;
-    size_t name_len;
-    evdb_type type;
-    unsigned native_type;
-    evdb_type elem;        /* EVDB_TYPE_ARRAY columns: the elements' type */
-    const char *type_name; /* static storage, NULL when unknown */
-} evdb__rcol;
-/* Columns 0..n-1 at once, names of known length (a driver that keeps a
- * statement's columns). 0, EVDB_ERANGE or EVDB_ENOMEM. */
-int evdb__rbuild_columns(evdb__rbuild *b, const evdb__rcol *cols, size_t n);
-/* Append one cell of the current row; ptr NULL = SQL NULL. Cells are added
- * column by column; after ncols cells the next cell starts a new row.
- * bytes are copied. */
-int evdb__rbuild_cell(evdb__rbuild *b, const void *ptr, size_t len);
-/* Append a cell holding a number the driver printed from a double v: its
- * text as any cell, plus v itself, which evdb_result_double returns
- * without parsing the text (it must be exactly what the text reads as). */
-int evdb__rbuild_cell_double(evdb__rbuild *b, const char *text, size_t len, double v);
-/* The same for an integer: evdb_result_int returns v without parsing. */
-int evdb__rbuild_cell_int(evdb__rbuild *b, const char *text, size_t len, int64_t v);
-/* A whole row at once (a driver that reads rows straight from its client
- * library's buffers): one cell per column, each as evdb__rbuild_cell
- * takes it (ptr NULL for SQL NULL), kept EVDB__RCELL_INT / _DOUBLE with v
- * for a number the driver printed (as evdb__rbuild_cell_int / _double).
- * Only between rows. 0, EVDB_ENOMEM or EVDB_ERANGE. */
-enum { EVDB__RCELL_TEXT, EVDB__RCELL_INT, EVDB__RCELL_DOUBLE };
-typedef struct evdb__rcell {
-    const void *ptr;
-    size_t len;
-    int kept;
-    union {
-        int64_t i;
-        double d;
-    } v;
-} evdb__rcell;
-int evdb__rbuild_row(evdb__rbuild *b, const evdb__rcell *cells);
-/* Reserve len bytes for a cell and return where to write them (for
- * decoding in place, e.g. bytea hex); NULL on allocation failure. */
-void *evdb__rbuild_cell_space(evdb__rbuild *b, size_t len);
-/* Counters. */
-void evdb__rbuild_set_affected(evdb__rbuild *b, int64_t n);
-void evdb__rbuild_set_insert_id(evdb__rbuild *b, int64_t id);
-int evdb__rbuild_set_command(evdb__rbuild *b, const char *tag);
-/* A whole result in one call, for a driver that has every value as text
- * at hand (the fast path for the small results most queries return: one
- * allocation, no per-cell calls). cols[ncols] describe the columns;
- * vals[ncols * nrows] are the cells row after row, vals[i] NULL for SQL
- * NULL, else lens[i] bytes; command may be NULL. Everything is copied.
- * NULL: no memory. */
-evdb_result *evdb__result_from_text(size_t ncols, const evdb__rcol *cols, size_t nrows,
-                                    const char *const *vals, const size_t *lens,
-                                    const char *command, int64_t affected);
-/* A driver's own object whose cells a result reads in place instead of
- * copying them (evdb__result_from_source): cell returns the text of a cell
- * (NUL-terminated, *len bytes before the NUL) or NULL for SQL NULL, for
- * indexes already checked; size is the object's memory, counted against
- * max_result_bytes; free releases it when the result is freed. */
-typedef struct evdb__rsource {
-    const char *(*cell)(const void *obj, size_t row, size_t col, size_t *len);
-    size_t (*size)(const void *obj);
-    void (*free)(void *obj);
-} evdb__rsource;
-/* A result of nrows rows whose cells stay in obj, read through src; the
- * columns and the command are copied. Takes obj on success only (NULL: no
- * memory, obj still the caller's). */
-evdb_result *evdb__result_from_source(size_t ncols, const evdb__rcol *cols, size_t nrows,
-                                      const evdb__rsource *src, void *obj, const char *command,
-                                      int64_t affected);
-/* Finish: returns the result (the builder is consumed), or NULL on
- * allocation failure (the builder is freed either way). */
-evdb_result *evdb__rbuild_finish(evdb__rbuild *b);
-void evdb__rbuild_free(evdb__rbuild *b);
-/* The bytes a result (being built or finished) holds, as counted against
- * evdb__conn_params.max_result_bytes: its header, columns, cells and data
- * in use (buffers grow by doubling, so up to twice that is allocated); for
- * a result read from a source, the source's size instead of the cells. */
-size_t evdb__rbuild_size(const evdb__rbuild *b);
-size_t evdb__result_size(const evdb_result *r);
-/* Chain next after first (multi-statement results); takes next. */
-void evdb__result_append(evdb_result *first, evdb_result *next);
-void evdb__result_free(evdb_result *r);
-
-/* Host name lookups on the loop (src/resolve.c, c-ares), for client
- * libraries that would call a blocking getaddrinfo. Wait as
- * evdb__lookup_wait says while evdb__lookup_running; then read the
- * addresses. */
-#define EVDB__ADDR_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
-typedef struct evdb__lookup evdb__lookup;
-/* True for an IPv4 or IPv6 literal (nothing to look up). */
-bool evdb__host_is_ip(const char *host);
-/* Start looking name up (/etc/hosts answers at once); NULL with *rc (a
- * code for evdb__lookup_strerror) when it could not start. */
-evdb__lookup *evdb__lookup_start(const char *name, int *rc);
-/* Reads what arrived and says whether the lookup still runs. */
-bool evdb__lookup_running(evdb__lookup *r);
-/* What to wait for before asking evdb__lookup_running again: a socket and
- * its events, or none (fd -1), and always a timeout (c-ares' next retry,
- * at most 50 ms). */
-void evdb__lookup_wait(const evdb__lookup *r, evdb__wait *w);
-/* Once finished: 0, or the resolver's error (also when no address came). */
-int evdb__lookup_error(const evdb__lookup *r);
-const char *evdb__lookup_strerror(int rc);
-/* The distinct numeric addresses found, in the resolver's order, at most
- * max of them, as text; returns how many. */
-size_t evdb__lookup_addrs(const evdb__lookup *r, char (*out)[EVDB__ADDR_TEXT_MAX], size_t max);
-/* Give the lookup up, finished or not: frees it at once. NULL is ignored. */
-void evdb__lookup_drop(evdb__lookup *r);
-
-/* The value of one hexadecimal digit, or -1 (src/url.c). */
-int evdb__hexval(int c);
-
-/* URL parsing for drivers that parse URLs themselves (src/url.c). */
-typedef struct evdb__url_param {
-    char *key;
-    char *value;
-} evdb__url_param;
-
-typedef struct evdb__url {
-    char *scheme, *user, *password, *host, *path; /* decoded; NULL when absent */
-    int port;                                     /* 0 when absent */
-    evdb__url_param *params;                      /* decoded ?k=v&... */
-    size_t nparams;
-} evdb__url;
-
-/* Parse scheme://[user[:password]@]host[:port][/path][?k=v&...] with
- * percent-decoding. Returns 0 or EVDB_EURL / EVDB_ENOMEM with err set (the
- * message never contains the password). Free with evdb__url_free. */
-int evdb__url_parse(const char *s, evdb__url *out, evdb_error *err);
-void evdb__url_free(evdb__url *u);
 
 /* ---- What a driver implements ---- */
 

@@ -2,8 +2,9 @@
  * The PostgreSQL driver's private declarations, shared by its files:
  *   pg_driver.c     the vtable, URL claims, capacity, server id
  *   pg_conn.c       connect, close, destroy
- *   pg_pipeline.c   the query semantics; send / flush / io; queues, reporting,
- *                   transaction state, error policy
+ *   pg_pipeline.c   the query semantics; send / flush / io
+ *   pg_queue.c      the pending queue, the ring of expected answers, reporting
+ *   pg_failure.c    transaction state; a failed query: retried or reported
  *   pg_send.c       onto the wire: one Sync per query, batches, barriers
  *   pg_recv.c       the answers: results held until their Sync, errors
  *   pg_result.c     PGresult -> evdb_result, server errors -> evdb_error
@@ -385,9 +386,10 @@ struct evdb__dconn {
 #define PG_MAX_RETRIES 8
 #define PG_MAX_CANCEL_RETRIES 3
 
-/* Shared by pg_pipeline.c (queues, reporting, transaction state, error
- * policy, entry points), pg_send.c (onto the wire) and pg_recv.c (the
- * answers); each is described where it is defined. */
+/* Shared by pg_queue.c (queues, reporting), pg_failure.c (transaction
+ * state, error policy), pg_pipeline.c (entry points), pg_send.c (onto the
+ * wire) and pg_recv.c (the answers); each is described where it is
+ * defined. */
 /* The ring of expected answers: room for more entries, the i-th entry
  * from the head, a new entry at the tail (its statements referenced),
  * dropping an entry's statement references, popping the head. */
@@ -398,12 +400,15 @@ void evdb__pg_release_stmts(evdb__dconn *dc, pg_ent *e, bool forget);
 void evdb__pg_ring_pop(evdb__dconn *dc);
 /* q's answer is settled: its entries left in the ring forget it. */
 void evdb__pg_detach(evdb__dconn *dc, const evdb__query *q);
-/* Queries taken by send and not on the wire yet. */
+/* Queries taken by send and not on the wire yet; pend_grow makes room
+ * for n of them (false: no memory). */
+bool evdb__pg_pend_grow(evdb__dconn *dc, size_t n);
 evdb__query *evdb__pg_pend_front(evdb__dconn *dc);
 void evdb__pg_pend_pop(evdb__dconn *dc);
 void evdb__pg_pend_push_front(evdb__dconn *dc, evdb__query *q);
 /* Reporting a query to the core (err: the step's scratch error). */
 void evdb__pg_report_done(evdb__dconn *dc, evdb__query *q, evdb_result *r);
+void evdb__pg_report_failed(evdb__dconn *dc, evdb__query *q, const evdb_error *e);
 void evdb__pg_report_code(evdb__dconn *dc, evdb__query *q, evdb_error *err, int code,
                           const char *sqlstate, const char *msg);
 void evdb__pg_report_unstored(evdb__dconn *dc, evdb__query *q, bool toobig, evdb_error *err);
