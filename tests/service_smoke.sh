@@ -71,7 +71,10 @@ check "item" 200 '^\{"id":7,"name":"item-7","price":8\.75\}$' "$B/items/7"
 check "missing item" 404 '"error":"no such item"' "$B/items/424242"
 check "bad item id" 400 'positive integer' "$B/items/12x"
 check "report" 200 '^\{"accounts":1000,"total":1000000\}$' "$B/report"
-check "health" 200 '"status":"ok".*"pool":\{"total":[0-9]+' "$B/health"
+# Both threads' counters, added up: the three queries above, whichever
+# thread ran them (another thread's copy is at most 0.1 s old).
+sleep 0.3
+check "health" 200 '"status":"ok".*"threads":2,.*"pool":\{"total":[0-9]+.*"queries":[3-9]' "$B/health"
 check "transfer" 200 '"from":1,"to":2,"amount":10,"attempts":[0-9]+' \
     -H 'Content-Type: application/json' -d '{"from":1,"to":2,"amount":10}' "$B/transfer"
 check "insufficient funds" 409 'insufficient funds' -d '{"from":3,"to":4,"amount":1001}' "$B/transfer"

@@ -180,7 +180,8 @@ int main(int argc, char **argv)
     int port = o.port;
     for (unsigned i = 0; i < o.threads; i++) {
         worker *w = &workers[i];
-        *w = (worker){.o = &o, .index = i};
+        *w = (worker){.o = &o, .index = i, .peers = workers};
+        pthread_mutex_init(&w->stats_mu, NULL);
         w->lfd = listen_on(o.host, port);
         if (w->lfd < 0)
             return 1;

@@ -8,7 +8,7 @@
  *   POST /transfer          {"from":A,"to":B,"amount":N}: a transaction,
  *                           retried on serialization failures and
  *                           deadlocks; 409 on insufficient funds
- *   GET  /health            the pool's counters
+ *   GET  /health            the pools' counters, all threads added up
  *
  * Every query carries the request's deadline as its timeout: past it the
  * query is cancelled on the server and the answer is 504.
@@ -318,20 +318,22 @@ static void get_health(client *c)
 {
     worker *w = client_worker(c);
     evdb_pool_stats s;
-    evdb_pool_stats_get(w->pool, &s);
+    unsigned clients = stats_total(w, &s);
     char body[1024];
     int n =
         snprintf(body, sizeof body,
-                 "{\"status\":\"ok\",\"thread\":%u,\"connections\":%u,\"pool\":{"
-                 "\"total\":%u,\"opening\":%u,\"idle\":%u,\"busy\":%u,\"acquired\":%u,"
-                 "\"waiting\":%zu,\"connects\":%llu,\"connect_failures\":%llu,"
-                 "\"broken\":%llu,\"queries\":%llu,\"query_errors\":%llu,"
-                 "\"query_timeouts\":%llu,\"query_cancels\":%llu,\"pool_timeouts\":%llu}}",
-                 w->index, w->nclients, s.total, s.opening, s.idle, s.busy, s.acquired, s.waiting,
-                 (unsigned long long)s.connects, (unsigned long long)s.connect_failures,
-                 (unsigned long long)s.broken, (unsigned long long)s.queries,
-                 (unsigned long long)s.query_errors, (unsigned long long)s.query_timeouts,
-                 (unsigned long long)s.query_cancels, (unsigned long long)s.pool_timeouts);
+                 "{\"status\":\"ok\",\"thread\":%u,\"threads\":%u,\"connections\":%u,"
+                 "\"pool\":{\"total\":%u,\"opening\":%u,\"idle\":%u,\"busy\":%u,"
+                 "\"acquired\":%u,\"waiting\":%zu,\"connects\":%llu,"
+                 "\"connect_failures\":%llu,\"broken\":%llu,\"queries\":%llu,"
+                 "\"query_errors\":%llu,\"query_timeouts\":%llu,\"query_cancels\":%llu,"
+                 "\"pool_timeouts\":%llu}}",
+                 w->index, w->o->threads, clients, s.total, s.opening, s.idle, s.busy, s.acquired,
+                 s.waiting, (unsigned long long)s.connects,
+                 (unsigned long long)s.connect_failures, (unsigned long long)s.broken,
+                 (unsigned long long)s.queries, (unsigned long long)s.query_errors,
+                 (unsigned long long)s.query_timeouts, (unsigned long long)s.query_cancels,
+                 (unsigned long long)s.pool_timeouts);
     client_respond(c, 200, body, (size_t)n);
 }
 

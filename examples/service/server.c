@@ -290,6 +290,7 @@ void server_start(worker *w)
     ev_async_init(&w->stop_w, on_stop);
     w->stop_w.data = w;
     ev_async_start(w->loop, &w->stop_w);
+    stats_start(w);
 }
 
 static void on_pool_closed(evdb_future *f, void *arg)
@@ -343,6 +344,7 @@ void server_stop(worker *w)
     if (w->stopping)
         return;
     w->stopping = 1;
+    stats_stop(w);
     ev_io_stop(w->loop, &w->accept_w);
     close(w->lfd);
     w->lfd = -1;

@@ -2,12 +2,14 @@
  * service: the types shared by the service example's files. One worker per
  * thread: its own libev loop, its own listening socket on the shared port
  * (SO_REUSEPORT: the kernel spreads connections over the threads), its own
- * evdb pool. Nothing is shared between workers but the read-only options.
+ * evdb pool. Nothing is shared between workers but the read-only options
+ * and the copies of their pool counters that /health adds up (stats.c).
  */
 #ifndef SERVICE_SERVICE_H
 #define SERVICE_SERVICE_H
 
 #include <ev.h>
+#include <pthread.h>
 #include <stddef.h>
 
 #include <evdb.h>
@@ -43,6 +45,11 @@ typedef struct worker {
     unsigned nclients;
     int stopping;
     int closed_ok; /* the pool closed: the worker ends cleanly */
+    struct worker *peers; /* every worker, o->threads of them (this one too) */
+    ev_timer stats_w;     /* publishes the copy below */
+    pthread_mutex_t stats_mu;
+    evdb_pool_stats stats; /* this worker's pool counters, for the others */
+    unsigned stats_clients;
 } worker;
 
 /* server.c: connections. */
@@ -72,6 +79,17 @@ void client_error(client *c, int status, const char *message);
  * under it (the query is then cancelled on the server); NULL once it
  * completed. Borrowed: the route keeps its own reference. */
 void client_set_pending(client *c, evdb_future *f);
+
+/* stats.c: every thread's pool counters for /health. */
+
+/* Publish w's counters every 0.1 s (from server_start), and stop. */
+void stats_start(worker *w);
+void stats_stop(worker *w);
+
+/* Every worker's pool counters added up into out (w's own live, the
+ * others' as last published); returns the open client connections of
+ * all workers. */
+unsigned stats_total(worker *w, evdb_pool_stats *out);
 
 /* routes.c: the endpoints. */
 
