@@ -329,11 +329,10 @@ static void get_health(client *c)
                  "\"query_errors\":%llu,\"query_timeouts\":%llu,\"query_cancels\":%llu,"
                  "\"pool_timeouts\":%llu}}",
                  w->index, w->o->threads, clients, s.total, s.opening, s.idle, s.busy, s.acquired,
-                 s.waiting, (unsigned long long)s.connects,
-                 (unsigned long long)s.connect_failures, (unsigned long long)s.broken,
-                 (unsigned long long)s.queries, (unsigned long long)s.query_errors,
-                 (unsigned long long)s.query_timeouts, (unsigned long long)s.query_cancels,
-                 (unsigned long long)s.pool_timeouts);
+                 s.waiting, (unsigned long long)s.connects, (unsigned long long)s.connect_failures,
+                 (unsigned long long)s.broken, (unsigned long long)s.queries,
+                 (unsigned long long)s.query_errors, (unsigned long long)s.query_timeouts,
+                 (unsigned long long)s.query_cancels, (unsigned long long)s.pool_timeouts);
     client_respond(c, 200, body, (size_t)n);
 }
 

@@ -44,7 +44,7 @@ typedef struct worker {
                               waiting for their request's answer) */
     unsigned nclients;
     int stopping;
-    int closed_ok; /* the pool closed: the worker ends cleanly */
+    int closed_ok;        /* the pool closed: the worker ends cleanly */
     struct worker *peers; /* every worker, o->threads of them (this one too) */
     ev_timer stats_w;     /* publishes the copy below */
     pthread_mutex_t stats_mu;
