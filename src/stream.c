@@ -26,7 +26,7 @@ struct evdb_stream {
     uint32_t magic;
     unsigned refs;        /* the caller's handle, and the stream while it runs */
     evdb__loop *loop;
-    evdb__cq *cq;         /* the query, while qf is pending */
+    evdb__cq *cq;         /* the query; valid only while qf is pending */
     evdb_future *qf;      /* the query's future: the final status */
     evdb_future *done;    /* what the caller sees: qf, after the last batch */
     evdb_result *ready;   /* a batch the consumer has not taken */
@@ -58,7 +58,9 @@ static void stream_unref(evdb_stream *s)
  * gave up. */
 static void wake_driver(evdb_stream *s)
 {
-    if (!s->ended && s->cq && !s->ready && !s->user_paused)
+    /* The query object lives while its future is pending (it is freed
+     * right after the future completes, before on_query_done runs). */
+    if (!s->ended && s->cq && evdb__future_pending(s->qf) && !s->ready && !s->user_paused)
         evdb__cq_kick(s->cq);
 }
 

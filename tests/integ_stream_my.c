@@ -173,7 +173,9 @@ START_TEST(pause_bounded)
     seen v;
     evdb_stream *s = start(c, SERIES_SQL, &v, 1000, 0);
     v.pause_at = 2;
-    t_run_for(L, 0.5);
+    for (int i = 0; i < 100 && v.batches < 2; i++)
+        t_run_for(L, 0.05);
+    t_run_for(L, 0.3);
     ck_assert_uint_eq(v.batches, 2);
     ck_assert_int_eq(evdb_future_status(evdb_stream_done(s)), EVDB_PENDING);
     ck_assert_int_eq(evdb_stream_resume(s), 0);
@@ -231,7 +233,9 @@ START_TEST(cancel_mid_stream)
     s = start(c, ENDLESS_SQL, &v, 1000, 0);
     v.pause_at = 1;
     evdb_future *done = evdb_future_ref(evdb_stream_done(s));
-    t_run_for(L, 0.3);
+    for (int i = 0; i < 100 && v.batches == 0; i++)
+        t_run_for(L, 0.05);
+    t_run_for(L, 0.2);
     ck_assert_uint_eq(v.batches, 1);
     evdb_stream_free(s);
     ck_assert_int_eq(t_wait(done), EVDB_ECANCELED);
@@ -294,7 +298,9 @@ START_TEST(pooled_stream)
     ck_assert_ptr_nonnull(s);
     v.s = s;
     evdb_future *q = t_pool_submit(p, "SELECT 8", NULL, 0, 0, 0);
-    t_run_for(L, 0.3);
+    for (int i = 0; i < 100 && v.batches == 0; i++)
+        t_run_for(L, 0.05);
+    t_run_for(L, 0.2);
     ck_assert_uint_eq(v.batches, 1);
     ck_assert_int_eq(evdb_future_status(q), EVDB_PENDING);
     ck_assert_int_eq(evdb_stream_resume(s), 0);

@@ -190,7 +190,7 @@ START_TEST(pause_blocks_server)
     /* Paused after the second batch: nothing more arrives, and the server
      * ends up waiting on its full socket. */
     bool blocked = false;
-    for (int i = 0; i < 40 && !blocked; i++) {
+    for (int i = 0; i < 100 && !(blocked && v.batches == 2); i++) {
         t_run_for(L, 0.05);
         blocked = server_blocked(watcher, pid);
     }
@@ -260,7 +260,9 @@ START_TEST(cancel_mid_stream)
     s = start(c, "SELECT generate_series(1, 100000000)", &v, 1000, 0);
     v.pause_at = 1;
     evdb_future *done = evdb_future_ref(evdb_stream_done(s));
-    t_run_for(L, 0.3);
+    for (int i = 0; i < 100 && v.batches == 0; i++)
+        t_run_for(L, 0.05);
+    t_run_for(L, 0.2);
     ck_assert_uint_eq(v.batches, 1);
     evdb_stream_free(s);
     ck_assert_int_eq(t_wait(done), EVDB_ECANCELED);
@@ -315,7 +317,9 @@ START_TEST(stream_is_a_barrier)
     evdb_stream *s = start(c, SERIES_SQL, &v, 1000, 0);
     v.pause_at = 1;
     evdb_future *q = t_submit(c, "SELECT 7", NULL, 0, 0, 0);
-    t_run_for(L, 0.3);
+    for (int i = 0; i < 100 && v.batches == 0; i++)
+        t_run_for(L, 0.05);
+    t_run_for(L, 0.2);
     ck_assert_int_eq(evdb_future_status(q), EVDB_PENDING);
     ck_assert_uint_eq(v.batches, 1);
     ck_assert_int_eq(evdb_stream_resume(s), 0);
@@ -351,7 +355,9 @@ START_TEST(pooled_stream)
     ck_assert_ptr_nonnull(s);
     v.s = s;
     evdb_future *q = t_pool_submit(p, "SELECT 8", NULL, 0, 0, 0);
-    t_run_for(L, 0.3);
+    for (int i = 0; i < 100 && v.batches == 0; i++)
+        t_run_for(L, 0.05);
+    t_run_for(L, 0.2);
     /* The pool's one connection is the stream's until it ends. */
     ck_assert_uint_eq(v.batches, 1);
     ck_assert_int_eq(evdb_future_status(q), EVDB_PENDING);
