@@ -24,21 +24,21 @@
 
 struct evdb_stream {
     uint32_t magic;
-    unsigned refs;        /* the caller's handle, and the stream while it runs */
+    unsigned refs; /* the caller's handle, and the stream while it runs */
     evdb__loop *loop;
-    evdb__cq *cq;         /* the query; valid only while qf is pending */
-    evdb_future *qf;      /* the query's future: the final status */
-    evdb_future *done;    /* what the caller sees: qf, after the last batch */
-    evdb_result *ready;   /* a batch the consumer has not taken */
-    evdb_future *next_f;  /* pull: the batch being awaited */
-    evdb_stream_fn cb;    /* push: the consumer */
+    evdb__cq *cq;        /* the query; valid only while qf is pending */
+    evdb_future *qf;     /* the query's future: the final status */
+    evdb_future *done;   /* what the caller sees: qf, after the last batch */
+    evdb_result *ready;  /* a batch the consumer has not taken */
+    evdb_future *next_f; /* pull: the batch being awaited */
+    evdb_stream_fn cb;   /* push: the consumer */
     void *arg;
     evdb__deferred deliver_d;
-    bool user_paused;     /* push: evdb_stream_pause or EVDB_STREAM_PAUSE */
-    bool ended;           /* qf is complete */
-    bool in_cb;           /* inside cb */
-    bool running;         /* holds its running reference */
-    bool lost;            /* a batch could not be kept: the stream fails */
+    bool user_paused; /* push: evdb_stream_pause or EVDB_STREAM_PAUSE */
+    bool ended;       /* qf is complete */
+    bool in_cb;       /* inside cb */
+    bool running;     /* holds its running reference */
+    bool lost;        /* a batch could not be kept: the stream fails */
 };
 
 static void stream_unref(evdb_stream *s)

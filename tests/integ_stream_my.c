@@ -31,13 +31,13 @@ static struct ev_loop *L;
 
 /* What a push consumer saw. */
 typedef struct seen {
-    int64_t next;      /* the value the next row must hold */
+    int64_t next; /* the value the next row must hold */
     size_t rows, batches;
     size_t batch_rows; /* the size asked for */
     size_t short_batches;
-    int pause_at;      /* return EVDB_STREAM_PAUSE after this batch (0: never) */
-    int cancel_at;     /* cancel the stream after this batch (0: never) */
-    bool after_end;    /* a batch arrived after done completed */
+    int pause_at;   /* return EVDB_STREAM_PAUSE after this batch (0: never) */
+    int cancel_at;  /* cancel the stream after this batch (0: never) */
+    bool after_end; /* a batch arrived after done completed */
     evdb_stream *s;
 } seen;
 
@@ -83,8 +83,7 @@ static evdb_conn *open_variant(int i)
     return t_conn_open(L, t_my_url(), &o);
 }
 
-static evdb_stream *start(evdb_conn *c, const char *sql, seen *v, size_t batch_rows,
-                          double timeout)
+static evdb_stream *start(evdb_conn *c, const char *sql, seen *v, size_t batch_rows, double timeout)
 {
     memset(v, 0, sizeof *v);
     v->next = 1;
@@ -197,9 +196,9 @@ START_TEST(error_mid_stream)
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
     seen v;
-    evdb_stream *s = start(
-        c, "SELECT IF(seq = 150000, (SELECT 1 UNION SELECT 2), seq) FROM seq_1_to_200000", &v,
-        1000, 0);
+    evdb_stream *s =
+        start(c, "SELECT IF(seq = 150000, (SELECT 1 UNION SELECT 2), seq) FROM seq_1_to_200000", &v,
+              1000, 0);
     ck_assert_int_eq(t_wait(evdb_stream_done(s)), EVDB_ESERVER);
     ck_assert_str_eq(evdb_error_sqlstate(evdb_future_error(evdb_stream_done(s))), "21000");
     t_run_for(L, 0.02);

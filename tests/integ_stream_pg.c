@@ -31,13 +31,13 @@ static struct ev_loop *L;
 
 /* What a push consumer saw. */
 typedef struct seen {
-    int64_t next;      /* the value the next row must hold */
+    int64_t next; /* the value the next row must hold */
     size_t rows, batches;
     size_t batch_rows; /* the size asked for */
     size_t short_batches;
-    int pause_at;      /* return EVDB_STREAM_PAUSE after this batch (0: never) */
-    int cancel_at;     /* cancel the stream after this batch (0: never) */
-    bool after_end;    /* a batch arrived after done completed */
+    int pause_at;   /* return EVDB_STREAM_PAUSE after this batch (0: never) */
+    int cancel_at;  /* cancel the stream after this batch (0: never) */
+    bool after_end; /* a batch arrived after done completed */
     evdb_stream *s;
 } seen;
 
@@ -87,8 +87,7 @@ static evdb_conn *open_variant(int i)
     return c;
 }
 
-static evdb_stream *start(evdb_conn *c, const char *sql, seen *v, size_t batch_rows,
-                          double timeout)
+static evdb_stream *start(evdb_conn *c, const char *sql, seen *v, size_t batch_rows, double timeout)
 {
     memset(v, 0, sizeof *v);
     v->next = 1;
@@ -223,8 +222,8 @@ START_TEST(error_mid_stream)
     L = t_loop_new(WATCHDOG_S);
     evdb_conn *c = open_variant(_i);
     seen v;
-    evdb_stream *s = start(c, "SELECT x, 1/(x-150000) FROM generate_series(1,200000) x", &v, 1000,
-                           0);
+    evdb_stream *s =
+        start(c, "SELECT x, 1/(x-150000) FROM generate_series(1,200000) x", &v, 1000, 0);
     int rc = t_wait(evdb_stream_done(s));
     ck_assert_int_eq(rc, EVDB_ESERVER);
     ck_assert_str_eq(evdb_error_sqlstate(evdb_future_error(evdb_stream_done(s))), "22012");

@@ -91,8 +91,8 @@ static int next_wait(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
         return evdb__pg_conn_lost(dc, err, "connection lost");
     w->fd = PQsocket(dc->conn);
     /* A paused stream: the socket is not read, so the server blocks. */
-    w->events = (evdb__pg_stream_paused(dc) ? 0 : EVDB__EV_READ) |
-                (dc->want_write ? EVDB__EV_WRITE : 0);
+    w->events =
+        (evdb__pg_stream_paused(dc) ? 0 : EVDB__EV_READ) | (dc->want_write ? EVDB__EV_WRITE : 0);
     w->timeout_ms = -1;
     return EVDB__STEP_WAIT;
 }
