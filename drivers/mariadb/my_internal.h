@@ -217,6 +217,7 @@ struct evdb__dconn {
     bool stream_open;        /* its first row has been asked for */
     size_t batch_rows;       /* a streamed query: rows in build (my_stream.c) */
     MYSQL_STMT *stream_stmt; /* the statement whose rows are read */
+    bool stream_yield;       /* give the loop a turn before the next row */
 
     /* Host name lookup before the connect (my_resolve.c), and its answer:
      * numeric addresses tried in turn (none: connect to opts.host). */
@@ -433,6 +434,9 @@ void evdb__my_stream_release(evdb__dconn *dc);
 bool evdb__my_unbuffered(const evdb__dconn *dc);
 bool evdb__my_streaming(const evdb__dconn *dc);
 bool evdb__my_stream_paused(const evdb__dconn *dc);
+/* Before a row: true when the reader must stop for now (paused, or a turn
+ * for the loop after a batch of a cancelled stream); dc->mask is set. */
+bool evdb__my_stream_stop(evdb__dconn *dc);
 /* A row was added to dc->build: when the batch is full (or at the end of
  * the rows, with end), hand it to the core and start the next build with
  * the same columns (columns(b, arg) sets them; 0 or EVDB_ENOMEM). */

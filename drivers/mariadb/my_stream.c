@@ -15,7 +15,8 @@
  *
  * Cancel: once the query is given up on, the stream is never paused: the
  * rest is read (and each batch dropped by the core) until the KILL QUERY
- * the core sends ends it.
+ * the core sends ends it, with a turn for the loop after every batch so
+ * that the KILL goes out.
  */
 #include "my_internal.h"
 
@@ -34,6 +35,18 @@ bool evdb__my_stream_paused(const evdb__dconn *dc)
     return evdb__my_streaming(dc) && evdb__stream_paused(dc->q);
 }
 
+bool evdb__my_stream_stop(evdb__dconn *dc)
+{
+    if (dc->op_started || !evdb__my_streaming(dc))
+        return false;
+    if (!dc->stream_yield && !evdb__stream_paused(dc->q))
+        return false;
+    /* Wait for nothing: the server blocks while paused; a yield comes back
+     * at once through a zero timeout (my_driver.c, run). */
+    dc->mask = 0;
+    return true;
+}
+
 void evdb__my_stream_rows(evdb__dconn *dc, bool end, unsigned ncols, evdb__my_columns_fn columns,
                           void *arg)
 {
@@ -49,6 +62,11 @@ void evdb__my_stream_rows(evdb__dconn *dc, bool end, unsigned ncols, evdb__my_co
     evdb_result *batch = evdb__rbuild_finish(dc->build);
     dc->build = next;
     dc->batch_rows = 0;
+    /* A cancelled stream is never paused; while its rows keep coming
+     * faster than they are read, the fetch loop would never return, and
+     * the KILL QUERY on the loop would never go out. */
+    if (dc->q->cancel_requested)
+        dc->stream_yield = true;
     if (!batch || !next)
         evdb__my_fail_code(dc, EVDB_ENOMEM, "out of memory streaming MariaDB rows");
     evdb__stream_batch(dc->q, batch);

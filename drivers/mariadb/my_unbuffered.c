@@ -170,10 +170,8 @@ enum evdb__my_stream evdb__my_text_stream(evdb__dconn *dc, int ready)
     }
     unsigned n = mysql_num_fields(dc->mres);
     for (;;) {
-        if (!dc->op_started && evdb__my_stream_paused(dc)) {
-            dc->mask = 0; /* the consumer wants no rows: the server blocks */
-            return EVDB__MY_STREAM_WAIT;
-        }
+        if (evdb__my_stream_stop(dc))
+            return EVDB__MY_STREAM_WAIT; /* paused: the server blocks */
         MYSQL_ROW row = NULL;
         int mask = dc->op_started ? mysql_fetch_row_cont(&row, dc->mres, ready)
                                   : mysql_fetch_row_start(&row, dc->mres);
@@ -262,10 +260,8 @@ enum evdb__my_stream evdb__my_stmt_stream(evdb__dconn *dc, MYSQL_STMT *stmt, int
     if (!dc->stream_open && !stmt_open(dc, stmt, n))
         return EVDB__MY_STREAM_FLUSH;
     for (;;) {
-        if (!dc->op_started && evdb__my_stream_paused(dc)) {
-            dc->mask = 0; /* the consumer wants no rows: the server blocks */
-            return EVDB__MY_STREAM_WAIT;
-        }
+        if (evdb__my_stream_stop(dc))
+            return EVDB__MY_STREAM_WAIT; /* paused: the server blocks */
         int mask = dc->op_started ? mysql_stmt_fetch_cont(&dc->iret, stmt, ready)
                                   : mysql_stmt_fetch_start(&dc->iret, stmt);
         dc->op_started = true;
