@@ -57,6 +57,7 @@ typedef struct evdb__wait {
 #define EVDB__CAP_MULTI_STMT 0x4u    /* several statements in one parameterless query */
 #define EVDB__CAP_PREPARE 0x8u       /* knows EVDB__QUERY_PREPARE / _UNPREPARE */
 #define EVDB__CAP_BATCH 0x10u        /* runs evdb__query.batch (evdb_conn_batch) */
+#define EVDB__CAP_STREAM 0x20u       /* streams rows (evdb__query.stream) */
 
 /* One statement of an explicit batch (evdb_conn_batch): copies owned by
  * the core, like a query's own sql and params. */
@@ -92,6 +93,13 @@ typedef struct evdb__query {
      * first statement (for messages). */
     const evdb__stmt *batch;
     size_t nbatch;
+    /* A streamed query (evdb_conn_stream, src/stream.c; only sent to
+     * drivers with EVDB__CAP_STREAM): NULL for every other query. Its rows
+     * go to the core in batches of at most stream_rows rows
+     * (evdb__stream_batch) as they arrive, never into the final result,
+     * which holds the columns, the command tag and the counts only. */
+    struct evdb_stream *stream;
+    size_t stream_rows;
     /* driver scratch, zero when sent */
     void *drv;
     uintptr_t drv_word;
@@ -146,6 +154,19 @@ typedef struct evdb__conn_params {
  * the oldest query not yet reported as the one the server is running. */
 void evdb__query_done(evdb__query *q, evdb_result *r);
 void evdb__query_failed(evdb__query *q, const evdb_error *e);
+
+/* Row streaming (q->stream set). evdb__stream_batch hands over one batch
+ * of at most q->stream_rows rows (a result the core then owns; NULL: no
+ * memory, the query must then fail with EVDB_ENOMEM). evdb__stream_paused
+ * says whether the consumer wants no rows now: the driver then stops
+ * reading the socket (its wait leaves out READ) and builds no further row,
+ * so the server blocks, not evdb's memory; the core wakes it with an io
+ * step (revents READ) when the consumer wants rows again. It is false once
+ * the query was given up on (cancel_requested): the driver then reads and
+ * drops the rest. Call both from io steps only, never from send; q is the
+ * streamed query, still held by the driver. */
+void evdb__stream_batch(evdb__query *q, evdb_result *batch);
+bool evdb__stream_paused(const evdb__query *q);
 
 /* A server notice (PostgreSQL NOTICE, WARNING, INFO, ...) for the user's
  * hook: an error object to fill at once (evdb__error_set with code 0 and

@@ -51,6 +51,7 @@ struct evdb_conn {
      * connection is closed when its open future dies). */
     evdb_future *close_spare;
     evdb__deferred pump_d;
+    evdb__deferred kick_d; /* a resumed stream: an io step (evdb__cq_kick) */
     bool in_step;
     bool free_after_step;
     bool shell; /* the close future keeps the handle (see shell_free) */
@@ -332,6 +333,7 @@ static void close_finished(evdb_conn *c)
 static void conn_free(evdb_conn *c)
 {
     evdb__loop_undefer(c->loop, &c->pump_d);
+    evdb__loop_undefer(c->loop, &c->kick_d);
     evdb__noticeq_free(c->notices);
     evdb__io_free(c->io);
     evdb__io_free(c->cio);
@@ -590,6 +592,22 @@ static void pump_deferred(evdb__deferred *d)
     pump(c);
 }
 
+/* A paused stream's driver waits without READ; once its consumer wants
+ * rows again (or gave up on it) an io step as if the socket were readable
+ * starts reading again (a read that finds nothing is harmless). */
+static void kick_deferred(evdb__deferred *d)
+{
+    evdb_conn *c = EVDB__CONTAINER_OF(d, evdb_conn, kick_d);
+    if (c->state == CS_READY && !c->in_step)
+        step(c, EVDB__EV_READ);
+}
+
+void evdb__cq_kick(evdb__cq *q)
+{
+    if (q->where == EVDB__Q_INFLIGHT && q->conn->state == CS_READY)
+        evdb__loop_defer(q->conn->loop, &q->conn->kick_d);
+}
+
 /* ---- what drivers call ---- */
 
 static void query_finished(evdb__cq *q)
@@ -665,6 +683,8 @@ static void query_give_up(evdb__cq *q)
     q->q.cancel_requested = true;
     if (c->inflight.head == q)
         evdb__loop_defer(c->loop, &c->pump_d);
+    if (q->q.stream)
+        evdb__cq_kick(q); /* a paused stream reads again, and drops the rest */
 }
 
 void evdb__cq_timed_out(void *arg)
@@ -755,6 +775,7 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
     c->loop = l;
     c->drv = drv;
     c->pump_d.fn = pump_deferred;
+    c->kick_d.fn = kick_deferred;
     c->connect_timeout =
         opts->connect_timeout == 0 ? EVDB_DEFAULT_CONNECT_TIMEOUT : opts->connect_timeout;
     c->io = evdb__io_new(l, on_io, c);
@@ -842,6 +863,18 @@ evdb_future *evdb__conn_query(evdb_conn *c, const char *sql, const evdb_value *p
     evdb_future *f = q->f;
     evdb__conn_submit(c, q);
     return f;
+}
+
+evdb_conn *evdb__conn_for_stream(evdb_conn *h, const char *who)
+{
+    evdb_conn *c = conn_for_call(h, who);
+    if (!c)
+        return NULL;
+    if (!(c->drv->caps & EVDB__CAP_STREAM)) {
+        evdb__fail_now(EVDB_ENOTSUP, "%s: not supported by the %s driver", who, c->drv->name);
+        return NULL;
+    }
+    return takes_queries(c, who) ? c : NULL;
 }
 
 evdb_future *evdb_conn_batch(evdb_conn *h, const evdb_stmt *stmts, size_t n,

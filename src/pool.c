@@ -1280,6 +1280,11 @@ static evdb_future *pool_submit(evdb_pool *p, evdb__cq *q)
     return f;
 }
 
+evdb_future *evdb__pool_submit(evdb_pool *p, evdb__cq *q)
+{
+    return pool_submit(p, q);
+}
+
 evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *params,
                              size_t nparams, const evdb_query_opts *opts)
 {

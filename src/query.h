@@ -62,6 +62,15 @@ evdb__cq *evdb__cq_new_batch(evdb__loop *l, const char *who, const evdb_stmt *st
                              const evdb_query_opts *opts);
 void evdb__cq_free(evdb__cq *q);
 
+/* conn.c, for streams (src/stream.c): the connection behind h when it
+ * takes a streamed query now (its driver streams, it is ready); NULL with
+ * the last error set. evdb__cq_kick: an io step on q's connection soon,
+ * when q is in flight (a paused stream resumed). */
+evdb_conn *evdb__conn_for_stream(evdb_conn *h, const char *who);
+void evdb__cq_kick(evdb__cq *q);
+/* pool.c: route q like a pooled query (the caller checked the pool). */
+evdb_future *evdb__pool_submit(evdb_pool *p, evdb__cq *q);
+
 /* conn.c: put q on c's pending list and schedule a send. */
 void evdb__conn_submit(evdb_conn *c, evdb__cq *q);
 /* Queries on c not yet completed (pending + in flight). */

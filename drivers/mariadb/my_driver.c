@@ -262,6 +262,10 @@ static int run(evdb__dconn *dc, int ready, evdb__wait *w, evdb_error *err)
     switch (r) {
     case EVDB__MY_RUN_WAIT:
         evdb__my_wait_from_mask(dc->m, dc->mask, w);
+        if (dc->stream_yield) {
+            dc->stream_yield = false;
+            w->timeout_ms = 0; /* a turn for the loop (my_stream.c) */
+        }
         return EVDB__STEP_WAIT;
     case EVDB__MY_RUN_DONE:
         idle_wait(dc, w);
@@ -312,6 +316,7 @@ static int my_send(evdb__dconn *dc, evdb__query *q, evdb_error *err)
     dc->op_started = false;
     dc->rerun = dc->rerun_done = false;
     dc->cap_used = 0;
+    dc->stream_yield = false;
     outcome_clear(dc);
     return 0;
 }
@@ -376,7 +381,7 @@ static const char *const schemes[] = {"mariadb", "mysql", NULL};
 const evdb__driver evdb__driver_mariadb = {
     .name = "mariadb",
     .schemes = schemes,
-    .caps = EVDB__CAP_SERVER_CANCEL | EVDB__CAP_MULTI_STMT | EVDB__CAP_BATCH,
+    .caps = EVDB__CAP_SERVER_CANCEL | EVDB__CAP_MULTI_STMT | EVDB__CAP_BATCH | EVDB__CAP_STREAM,
     .default_depth = 1,
     .claims = NULL,
     .connect_start = evdb__my_connect_start,

@@ -215,6 +215,9 @@ struct evdb__dconn {
     evdb__rbuild *build;     /* the result set being read; NULL: discard */
     uint64_t stream_rows;    /* rows of it read so far */
     bool stream_open;        /* its first row has been asked for */
+    size_t batch_rows;       /* a streamed query: rows in build (my_stream.c) */
+    MYSQL_STMT *stream_stmt; /* the statement whose rows are read */
+    bool stream_yield;       /* give the loop a turn before the next row */
 
     /* Host name lookup before the connect (my_resolve.c), and its answer:
      * numeric addresses tried in turn (none: connect to opts.host). */
@@ -423,6 +426,23 @@ void evdb__my_fail_too_big(evdb__dconn *dc);
 /* Free a half-read result set without reading the rest (the session is
  * being dropped, or is gone). */
 void evdb__my_stream_release(evdb__dconn *dc);
+
+/* ---- my_stream.c: row streaming (evdb__query.stream) ---- */
+/* Whether the query's rows are read one at a time (a result-size cap, or
+ * a streamed query), whether they stream, and whether the stream is
+ * paused (then no row is fetched and the socket is not read). */
+bool evdb__my_unbuffered(const evdb__dconn *dc);
+bool evdb__my_streaming(const evdb__dconn *dc);
+bool evdb__my_stream_paused(const evdb__dconn *dc);
+/* Before a row: true when the reader must stop for now (paused, or a turn
+ * for the loop after a batch of a cancelled stream); dc->mask is set. */
+bool evdb__my_stream_stop(evdb__dconn *dc);
+/* A row was added to dc->build: when the batch is full (or at the end of
+ * the rows, with end), hand it to the core and start the next build with
+ * the same columns (columns(b, arg) sets them; 0 or EVDB_ENOMEM). */
+typedef int (*evdb__my_columns_fn)(evdb__rbuild *b, void *arg);
+void evdb__my_stream_rows(evdb__dconn *dc, bool end, unsigned ncols, evdb__my_columns_fn columns,
+                          void *arg);
 
 /* ---- my_types.c ---- */
 /* Whether t is one of the string and BLOB protocol types (text or bytes,

@@ -47,7 +47,7 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
             dc->op_started = false;
             if (dc->iret)
                 return handle_error(dc, err);
-            EVDB__MY_SET_OP(dc, dc->max_result_bytes ? EVDB__MY_T_FETCH : EVDB__MY_T_STORE);
+            EVDB__MY_SET_OP(dc, evdb__my_unbuffered(dc) ? EVDB__MY_T_FETCH : EVDB__MY_T_STORE);
             break;
 
         case EVDB__MY_T_FETCH:
@@ -109,7 +109,7 @@ enum evdb__my_run evdb__my_text_run(evdb__dconn *dc, int ready, evdb_error *err)
                 evdb__my_report(dc, err);
                 return EVDB__MY_RUN_DONE;
             }
-            EVDB__MY_SET_OP(dc, dc->max_result_bytes ? EVDB__MY_T_FETCH : EVDB__MY_T_STORE);
+            EVDB__MY_SET_OP(dc, evdb__my_unbuffered(dc) ? EVDB__MY_T_FETCH : EVDB__MY_T_STORE);
             break;
 
         default:

@@ -365,7 +365,7 @@ static enum evdb__my_run result_set(evdb__dconn *dc, evdb_error *err)
     if (mysql_stmt_field_count(stmt) > 0) {
         /* Under the result-size cap the rows are not stored but fetched
          * one at a time (my_unbuffered.c). */
-        EVDB__MY_SET_OP(dc, dc->max_result_bytes ? EVDB__MY_S_FETCH : EVDB__MY_S_STORE);
+        EVDB__MY_SET_OP(dc, evdb__my_unbuffered(dc) ? EVDB__MY_S_FETCH : EVDB__MY_S_STORE);
         return EVDB__MY_RUN_WAIT;
     }
     bool fetch_err;

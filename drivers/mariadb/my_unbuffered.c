@@ -61,6 +61,8 @@ void evdb__my_stream_release(evdb__dconn *dc)
  * takes the query's results over the cap; the build is then dropped. */
 static bool over_cap(evdb__dconn *dc, size_t extra)
 {
+    if (!dc->max_result_bytes || evdb__my_streaming(dc))
+        return false; /* a stream's rows leave in batches */
     size_t used = dc->cap_used + evdb__rbuild_size(dc->build) + extra;
     if (used <= dc->max_result_bytes)
         return false;
@@ -85,6 +87,7 @@ static void drop_build(evdb__dconn *dc, int code, const char *msg)
 static evdb__rbuild *begin_build(evdb__dconn *dc, unsigned n)
 {
     dc->stream_rows = 0;
+    dc->batch_rows = 0;
     dc->op_started = false;
     if (dc->out.failed)
         return NULL;
@@ -128,6 +131,11 @@ static void text_row(evdb__dconn *dc, MYSQL_ROW row, const unsigned long *len, u
     (void)over_cap(dc, 0); /* the cells' arrays may have grown past it */
 }
 
+static int text_columns(evdb__rbuild *b, void *res)
+{
+    return evdb__my_text_columns(b, res);
+}
+
 /* mysql_use_result for the result set that real_query or next_result
  * announced (no I/O). False when there is none. */
 static bool text_open(evdb__dconn *dc)
@@ -162,6 +170,8 @@ enum evdb__my_stream evdb__my_text_stream(evdb__dconn *dc, int ready)
     }
     unsigned n = mysql_num_fields(dc->mres);
     for (;;) {
+        if (evdb__my_stream_stop(dc))
+            return EVDB__MY_STREAM_WAIT; /* paused: the server blocks */
         MYSQL_ROW row = NULL;
         int mask = dc->op_started ? mysql_fetch_row_cont(&row, dc->mres, ready)
                                   : mysql_fetch_row_start(&row, dc->mres);
@@ -176,7 +186,11 @@ enum evdb__my_stream evdb__my_text_stream(evdb__dconn *dc, int ready)
         dc->stream_rows++;
         if (dc->build)
             text_row(dc, row, mysql_fetch_lengths(dc->mres), n);
+        if (dc->build && evdb__my_streaming(dc))
+            evdb__my_stream_rows(dc, false, n, text_columns, dc->mres);
     }
+    if (dc->build && evdb__my_streaming(dc) && !mysql_errno(m))
+        evdb__my_stream_rows(dc, true, n, text_columns, dc->mres);
     /* The last fetch (end of rows or an error) untied the result from the
      * handle, so freeing it does no I/O. */
     mysql_free_result(dc->mres);
@@ -207,6 +221,15 @@ static void stmt_row(evdb__dconn *dc, MYSQL_STMT *stmt, unsigned n)
     (void)over_cap(dc, 0);
 }
 
+/* The next batch's columns: binding again sets them (the binding itself
+ * is unchanged, so the rows already fetched stay valid). */
+static int stmt_columns(evdb__rbuild *b, void *arg)
+{
+    evdb__dconn *dc = arg;
+    bool fetch_err = false;
+    return evdb__my_stmt_bind(dc->stream_stmt, &dc->rows, b, true, &fetch_err) ? EVDB_ENOMEM : 0;
+}
+
 /* Bind the statement's result buffers for the result set that execute or
  * next_result announced. Always, also when the rows are only drained: a
  * cached statement would otherwise convert them into the staging of an
@@ -233,9 +256,12 @@ static bool stmt_open(evdb__dconn *dc, MYSQL_STMT *stmt, unsigned n)
 enum evdb__my_stream evdb__my_stmt_stream(evdb__dconn *dc, MYSQL_STMT *stmt, int ready)
 {
     unsigned n = mysql_stmt_field_count(stmt);
+    dc->stream_stmt = stmt;
     if (!dc->stream_open && !stmt_open(dc, stmt, n))
         return EVDB__MY_STREAM_FLUSH;
     for (;;) {
+        if (evdb__my_stream_stop(dc))
+            return EVDB__MY_STREAM_WAIT; /* paused: the server blocks */
         int mask = dc->op_started ? mysql_stmt_fetch_cont(&dc->iret, stmt, ready)
                                   : mysql_stmt_fetch_start(&dc->iret, stmt);
         dc->op_started = true;
@@ -257,7 +283,11 @@ enum evdb__my_stream evdb__my_stmt_stream(evdb__dconn *dc, MYSQL_STMT *stmt, int
         dc->stream_rows++;
         if (dc->build)
             stmt_row(dc, stmt, n);
+        if (dc->build && evdb__my_streaming(dc))
+            evdb__my_stream_rows(dc, false, n, stmt_columns, dc);
     }
+    if (dc->build && evdb__my_streaming(dc))
+        evdb__my_stream_rows(dc, true, n, stmt_columns, dc);
     evdb__my_rows_done(&dc->rows);
     end_build(dc, (int64_t)mysql_stmt_insert_id(stmt));
     return EVDB__MY_STREAM_END;

@@ -33,7 +33,7 @@ static int64_t server_id(const evdb__dconn *dc)
 const evdb__driver evdb__driver_postgres = {
     .name = "postgres",
     .schemes = schemes,
-    .caps = EVDB__CAP_PIPELINE | EVDB__CAP_SERVER_CANCEL | EVDB__CAP_MULTI_STMT |
+    .caps = EVDB__CAP_PIPELINE | EVDB__CAP_SERVER_CANCEL | EVDB__CAP_MULTI_STMT | EVDB__CAP_STREAM |
             EVDB__CAP_PREPARE | EVDB__CAP_BATCH,
     .default_depth = PG_DEFAULT_DEPTH,
     .claims = claims,

@@ -8,6 +8,7 @@
  *   pg_send.c       onto the wire: one Sync per query, batches, barriers
  *   pg_recv.c       the answers: results held until their Sync, errors
  *   pg_result.c     PGresult -> evdb_result, server errors -> evdb_error
+ *   pg_stream.c     row streaming: batches to the core, pauses
  *   pg_params.c     typed values -> libpq parameter arrays
  *   pg_types.c      type OIDs -> evdb types and type names
  *   pg_sql.c        the small SQL lexer (multi-statement, transaction control)
@@ -343,6 +344,7 @@ struct evdb__dconn {
     bool cur_rowmode_tried; /* PQsetSingleRowMode was called for it */
     bool cur_copy_out;      /* draining COPY TO STDOUT data */
     bool cur_copy_err;      /* it was a COPY: fail it with ENOTSUP */
+    size_t stream_nrows;    /* a streamed query: rows in cur_rows */
 
     /* Pipeline mode: the results of the query whose Sync comes next, held
      * until that Sync says its implicit transaction committed (a chain
@@ -435,6 +437,16 @@ int evdb__pg_push(evdb__dconn *dc, evdb_error *err);
 int evdb__pg_conn_lost(evdb__dconn *dc, evdb_error *err, const char *what);
 void evdb__pg_reset_cur(evdb__dconn *dc);
 int evdb__pg_receive(evdb__dconn *dc, evdb_error *err);
+
+/* Streaming (pg_stream.c): whether the streamed query at the ring's head
+ * wants no rows now (then the socket is not read), whether one is at the
+ * head at all (single-row mode for it), one row of it, and the end of its
+ * rows (the last partial batch handed over; res is the statement's final
+ * result, which keeps no rows). */
+bool evdb__pg_stream_paused(const evdb__dconn *dc);
+bool evdb__pg_stream_wants_rows(const evdb__dconn *dc);
+void evdb__pg_stream_row(evdb__dconn *dc, evdb__query *q, const PGresult *res);
+void evdb__pg_stream_end(evdb__dconn *dc, evdb__query *q, const PGresult *res);
 
 int evdb__pg_send(evdb__dconn *dc, evdb__query *q, evdb_error *err);
 int evdb__pg_flush(evdb__dconn *dc, evdb__wait *w, evdb_error *err);

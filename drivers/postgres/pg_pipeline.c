@@ -90,7 +90,9 @@ static int next_wait(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
     if (PQstatus(dc->conn) == CONNECTION_BAD)
         return evdb__pg_conn_lost(dc, err, "connection lost");
     w->fd = PQsocket(dc->conn);
-    w->events = EVDB__EV_READ | (dc->want_write ? EVDB__EV_WRITE : 0);
+    /* A paused stream: the socket is not read, so the server blocks. */
+    w->events =
+        (evdb__pg_stream_paused(dc) ? 0 : EVDB__EV_READ) | (dc->want_write ? EVDB__EV_WRITE : 0);
     w->timeout_ms = -1;
     return EVDB__STEP_WAIT;
 }
@@ -168,7 +170,7 @@ int evdb__pg_io(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb_error *er
         evdb__error_set(err, EVDB_ECLOSED, 0, NULL, "the connection is closed");
         return EVDB__STEP_FAIL;
     }
-    if ((revents & EVDB__EV_READ) && !PQconsumeInput(dc->conn)) {
+    if ((revents & EVDB__EV_READ) && !evdb__pg_stream_paused(dc) && !PQconsumeInput(dc->conn)) {
         /* Notifications read before the server closed the session (one
          * sent just before pg_terminate_backend) were received: they are
          * delivered, not counted in the gap that follows. */

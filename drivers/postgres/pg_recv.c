@@ -58,6 +58,7 @@ void evdb__pg_reset_cur(evdb__dconn *dc)
     dc->cur_rowmode_tried = false;
     dc->cur_copy_out = false;
     dc->cur_copy_err = false;
+    dc->stream_nrows = 0;
 }
 
 static bool is_ok_status(ExecStatusType st)
@@ -121,11 +122,16 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, PGresult *res, bool *kept
     ExecStatusType st = PQresultStatus(res);
     dc->cur_got = true;
     if (st == PGRES_SINGLE_TUPLE) {
-        on_row(dc, e, res);
+        if (e->q && e->q->stream)
+            evdb__pg_stream_row(dc, e->q, res);
+        else
+            on_row(dc, e, res);
         return 0;
     }
     if (is_ok_status(st)) {
         watch_tag(dc, res);
+        if (e->q && e->q->stream)
+            evdb__pg_stream_end(dc, e->q, res); /* the final result keeps no rows */
         if (!e->q || dc->cur_toobig)
             return 0;
         evdb_result *r;
@@ -463,6 +469,8 @@ int evdb__pg_receive(evdb__dconn *dc, evdb_error *err)
     while (dc->rlen) {
         if (evdb__pg_reset_check(dc, err))
             return EVDB__STEP_FAIL;
+        if (evdb__pg_stream_paused(dc))
+            break; /* the consumer wants no rows: leave them to the server */
         if (dc->cur_copy_out) {
             char *buf;
             int n = PQgetCopyData(dc->conn, &buf, 1);
@@ -477,7 +485,7 @@ int evdb__pg_receive(evdb__dconn *dc, evdb_error *err)
             dc->cur_copy_out = false;
         }
         pg_ent *e = evdb__pg_ring_at(dc, 0);
-        if (dc->max_result && !dc->cur_rowmode_tried &&
+        if ((dc->max_result || evdb__pg_stream_wants_rows(dc)) && !dc->cur_rowmode_tried &&
             (e->kind == PGK_QUERY || e->kind == PGK_MULTI)) {
             /* Before anything of its answer is parsed (PQisBusy parses):
              * rows then come one by one and a result past the limit is
