@@ -71,6 +71,9 @@ struct evdb_conn {
     /* A listener's hooks (evdb__conn_set_listener), or NULL. */
     const evdb__conn_listener *lsn;
     void *lsn_arg;
+    /* A driver step without an event (evdb__conn_kick): a COPY's data or
+     * its end arrived from the user, or its reader caught up. */
+    evdb__deferred kick_d;
 };
 
 /* Seconds a graceful close may take before the session is dropped. */
@@ -332,6 +335,7 @@ static void close_finished(evdb_conn *c)
 static void conn_free(evdb_conn *c)
 {
     evdb__loop_undefer(c->loop, &c->pump_d);
+    evdb__loop_undefer(c->loop, &c->kick_d);
     evdb__noticeq_free(c->notices);
     evdb__io_free(c->io);
     evdb__io_free(c->cio);
@@ -590,6 +594,18 @@ static void pump_deferred(evdb__deferred *d)
     pump(c);
 }
 
+static void kick_deferred(evdb__deferred *d)
+{
+    evdb_conn *c = EVDB__CONTAINER_OF(d, evdb_conn, kick_d);
+    if (c->state == CS_READY && !c->in_step)
+        step(c, 0);
+}
+
+void evdb__conn_kick(evdb_conn *c)
+{
+    evdb__loop_defer(c->loop, &c->kick_d);
+}
+
 /* ---- what drivers call ---- */
 
 static void query_finished(evdb__cq *q)
@@ -665,6 +681,8 @@ static void query_give_up(evdb__cq *q)
     q->q.cancel_requested = true;
     if (c->inflight.head == q)
         evdb__loop_defer(c->loop, &c->pump_d);
+    if (q->q.copy)
+        evdb__conn_kick(c); /* the driver aborts the copy in its next step */
 }
 
 void evdb__cq_timed_out(void *arg)
@@ -755,6 +773,7 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
     c->loop = l;
     c->drv = drv;
     c->pump_d.fn = pump_deferred;
+    c->kick_d.fn = kick_deferred;
     c->connect_timeout =
         opts->connect_timeout == 0 ? EVDB_DEFAULT_CONNECT_TIMEOUT : opts->connect_timeout;
     c->io = evdb__io_new(l, on_io, c);
@@ -1153,4 +1172,28 @@ int evdb__conn_set_listener(evdb_conn *c, const evdb__conn_listener *ops, void *
     if (c->dc)
         c->drv->listen(c->dc, ops != NULL);
     return 0;
+}
+
+/* ---- COPY (src/copy.c) ---- */
+
+evdb_future *evdb__conn_copy(evdb_conn *h, const char *who, const char *sql,
+                             const evdb_query_opts *opts, evdb__copy *cp, evdb_conn **out)
+{
+    evdb_conn *c = conn_for_call(h, who);
+    if (!c)
+        return NULL;
+    if (!(c->drv->caps & EVDB__CAP_COPY)) {
+        evdb__fail_now(EVDB_ENOTSUP, "%s: the %s driver has no COPY", who, c->drv->name);
+        return NULL;
+    }
+    if (!takes_queries(c, who))
+        return NULL;
+    evdb__cq *q = evdb__cq_new(c->loop, who, sql, NULL, 0, opts);
+    if (!q)
+        return NULL;
+    q->q.copy = cp;
+    *out = c;
+    evdb_future *f = q->f;
+    evdb__conn_submit(c, q);
+    return f;
 }
