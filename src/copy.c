@@ -39,7 +39,6 @@ struct evdb_copy {
     bool query_gone; /* the query object was freed */
     bool delivering; /* on_data runs */
     bool paused;
-    bool reader_blocked; /* the driver was told to stop reading */
     bool query_over;     /* the query's future completed */
     enum copy_end end;
     char abort_msg[256];
@@ -99,6 +98,12 @@ static int outcome(const evdb_copy *cp)
 {
     int st = evdb__future_peek(cp->qf);
     return st == EVDB_PENDING ? 0 : st < 0 ? st : EVDB_ESTATE;
+}
+
+/* Whether the copy's query failed (then its data goes nowhere). */
+static bool failed(const evdb_copy *cp)
+{
+    return evdb__future_peek(cp->qf) < 0;
 }
 
 static void kick(evdb_copy *cp)
@@ -189,18 +194,18 @@ static void deliver(evdb__deferred *d)
 {
     evdb_copy *cp = EVDB__CONTAINER_OF(d, evdb_copy, deliver_d);
     cp->refs++;
-    if (!cp->paused && !cp->user_gone && buffered(cp) && outcome(cp) == 0) {
+    if (!cp->paused && !cp->user_gone && buffered(cp) && !failed(cp)) {
         cp->delivering = true;
         cp->on_data(cp, cp->buf + cp->head, buffered(cp), cp->arg);
         cp->delivering = false;
         cp->head = cp->len = 0;
-    } else if (cp->user_gone || outcome(cp)) {
+    } else if (cp->user_gone || failed(cp)) {
         cp->head = cp->len = 0; /* nobody takes them */
     }
-    if (cp->reader_blocked && evdb__copy_out_ready(cp)) {
-        cp->reader_blocked = false;
+    /* The driver may have stopped reading (paused, or the buffer full):
+     * a step without an event lets it go on. */
+    if (!cp->query_over && evdb__copy_out_ready(cp))
         kick(cp);
-    }
     final_settle(cp);
     copy_unref(cp);
 }
@@ -407,7 +412,7 @@ static int set_paused(evdb_copy *cp, const char *who, bool on)
     if (cp->in)
         return evdb__fail_now(EVDB_EINVAL, "%s: not a copy out", who);
     cp->paused = on;
-    if (!on && (buffered(cp) || cp->reader_blocked || cp->query_over))
+    if (!on)
         evdb__loop_defer(cp->loop, &cp->deliver_d);
     return 0;
 }
@@ -446,10 +451,7 @@ void evdb_copy_free(evdb_copy *cp)
     cp->user_gone = true;
     if (!cp->in) {
         cp->head = cp->len = 0;
-        if (cp->reader_blocked) {
-            cp->reader_blocked = false;
-            kick(cp);
-        }
+        kick(cp); /* the driver reads on, and drops the rest */
         if (!cp->delivering)
             final_settle(cp);
     }
@@ -490,14 +492,14 @@ int evdb__copy_in_end(const evdb__copy *cp, const char **msg)
 
 bool evdb__copy_out_ready(const evdb__copy *cp)
 {
-    if (cp->user_gone || outcome(cp))
+    if (cp->user_gone || failed(cp))
         return true; /* read on: the data is dropped */
     return !(cp->paused && buffered(cp) >= cp->bound) && buffered(cp) < cp->bound * 2;
 }
 
 int evdb__copy_out_data(evdb__copy *cp, const void *data, size_t len)
 {
-    if (cp->user_gone || outcome(cp))
+    if (cp->user_gone || failed(cp))
         return 0;
     if (!reserve(cp, len))
         return EVDB_ENOMEM;
@@ -505,7 +507,5 @@ int evdb__copy_out_data(evdb__copy *cp, const void *data, size_t len)
     cp->len += len;
     if (!cp->paused)
         evdb__loop_defer(cp->loop, &cp->deliver_d);
-    if (!evdb__copy_out_ready(cp))
-        cp->reader_blocked = true;
     return 0;
 }
