@@ -112,9 +112,12 @@ static void kick(evdb_copy *cp)
         evdb__conn_kick(cp->conn);
 }
 
-/* Room for n more bytes after the data (moved to the front first). */
+/* Room for n more bytes after the data (moved to the front when that
+ * makes room, so the buffer stays within twice the most it held). */
 static bool reserve(evdb_copy *cp, size_t n)
 {
+    if (cp->len + n <= cp->cap)
+        return true;
     if (cp->head) {
         memmove(cp->buf, cp->buf + cp->head, buffered(cp));
         cp->len -= cp->head;
@@ -194,12 +197,15 @@ static void deliver(evdb__deferred *d)
 {
     evdb_copy *cp = EVDB__CONTAINER_OF(d, evdb_copy, deliver_d);
     cp->refs++;
-    if (!cp->paused && !cp->user_gone && buffered(cp) && !failed(cp)) {
+    /* Never after the final future completed (it may be cancelled while
+     * the last data waits for a resume). */
+    bool over = failed(cp) || evdb__future_peek(cp->final) != EVDB_PENDING;
+    if (!cp->paused && !cp->user_gone && buffered(cp) && !over) {
         cp->delivering = true;
         cp->on_data(cp, cp->buf + cp->head, buffered(cp), cp->arg);
         cp->delivering = false;
         cp->head = cp->len = 0;
-    } else if (cp->user_gone || failed(cp)) {
+    } else if (cp->user_gone || over) {
         cp->head = cp->len = 0; /* nobody takes them */
     }
     /* The driver may have stopped reading (paused, or the buffer full):
