@@ -47,8 +47,7 @@ static int64_t count_rows(evdb_conn *c)
 {
     evdb_future *f = evdb_conn_query(c, "SELECT count(*) FROM copy_bench", NULL, 0, NULL);
     int64_t n = -1;
-    if (!f || evdb_future_wait(f) != 0 ||
-        evdb_result_int(evdb_future_result(f), 0, 0, &n) != 0)
+    if (!f || evdb_future_wait(f) != 0 || evdb_result_int(evdb_future_result(f), 0, 0, &n) != 0)
         die("count", f ? evdb_future_error(f) : evdb_last_error());
     evdb_future_unref(f);
     return n;

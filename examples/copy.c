@@ -56,7 +56,8 @@ static int load(evdb_conn *c, long rows)
     evdb_future *done = rc == 0 ? evdb_copy_end(cp) : evdb_copy_abort(cp, "the load failed");
     evdb_copy_free(cp);
     if (evdb_future_wait(done) == 0)
-        printf("copy: loaded %lld rows\n", (long long)evdb_result_affected(evdb_future_result(done)));
+        printf("copy: loaded %lld rows\n",
+               (long long)evdb_result_affected(evdb_future_result(done)));
     else
         rc = fail("COPY FROM STDIN", evdb_future_error(done));
     evdb_future_unref(done);

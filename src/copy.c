@@ -39,7 +39,7 @@ struct evdb_copy {
     bool query_gone; /* the query object was freed */
     bool delivering; /* on_data runs */
     bool paused;
-    bool query_over;     /* the query's future completed */
+    bool query_over; /* the query's future completed */
     enum copy_end end;
     char abort_msg[256];
     evdb_conn *conn; /* while the query lives */

@@ -358,8 +358,9 @@ START_TEST(timeout_mid_copy_out)
     sink s = {0};
     s.pause_first = true; /* the reader stops: the server waits */
     evdb_copy *cp =
-        evdb_copy_out(c, "COPY (SELECT g, repeat('x', 100) FROM generate_series(1, 1000) a, "
-                         "generate_series(1, 100000) g) TO STDOUT",
+        evdb_copy_out(c,
+                      "COPY (SELECT g, repeat('x', 100) FROM generate_series(1, 1000) a, "
+                      "generate_series(1, 100000) g) TO STDOUT",
                       on_data, &s, &o);
     ck_assert_ptr_nonnull(cp);
     evdb_future *f = counted(evdb_copy_future(cp));
@@ -389,8 +390,9 @@ START_TEST(pause_resume_copy_out)
     o.buffer_bytes = 32 * 1024;
     sink s = {0};
     s.pause_first = true;
-    evdb_copy *cp = evdb_copy_out(c, "COPY (SELECT g, md5(g::text) FROM generate_series(1, 100000) g) "
-                                     "TO STDOUT",
+    evdb_copy *cp = evdb_copy_out(c,
+                                  "COPY (SELECT g, md5(g::text) FROM generate_series(1, 100000) g) "
+                                  "TO STDOUT",
                                   on_data, &s, &o);
     ck_assert_ptr_nonnull(cp);
     evdb_future *f = counted(evdb_copy_future(cp));
@@ -425,8 +427,8 @@ START_TEST(encoder_every_type)
                  "n numeric, dt date, tm time, tz timetz, ts timestamp, tstz timestamptz, "
                  "iv interval, id uuid, j jsonb, ai int8[], at text[], ab bytea[])");
     static const char *const nasty[] = {
-        "tab\there",  "new\nline", "cr\rhere", "back\\slash", "\\N", "NULL", "\"quoted\" {a,b}",
-        "ünïcødé ✓", "",         " lead",    "a\\tb",      "x",
+        "tab\there",        "new\nline", "cr\rhere", "back\\slash", "\\N",   "NULL",
+        "\"quoted\" {a,b}", "ünïcødé ✓", "",         " lead",       "a\\tb", "x",
     };
     enum { NN = sizeof nasty / sizeof *nasty };
     static const uint8_t uuid[16] = {0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0,
@@ -451,7 +453,9 @@ START_TEST(encoder_every_type)
             evdb_text(nasty[r]),
             evdb_bytes(raw, (size_t)r % (sizeof raw + 1)),
             evdb_numeric(r % 2 ? "-123456789012345678901234567890.000000000000000001" : "NaN"),
-            evdb_date(r % 3 == 0 ? d2000 : r % 3 == 1 ? dbc : EVDB_DATE_INFINITY),
+            evdb_date(r % 3 == 0   ? d2000
+                      : r % 3 == 1 ? dbc
+                                   : EVDB_DATE_INFINITY),
             evdb_time((int64_t)r * 3600000000 + 1),
             evdb_timetz((int64_t)r * 60000000 + 999999, (r - 6) * 1800),
             evdb_timestamp((int64_t)d2000 * EVDB_USECS_PER_DAY + r - 5),

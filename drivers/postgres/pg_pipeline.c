@@ -92,8 +92,8 @@ static int next_wait(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
         return evdb__pg_conn_lost(dc, err, "connection lost");
     w->fd = PQsocket(dc->conn);
     /* A paused COPY TO STDOUT leaves the socket unread (pg_copy.c). */
-    w->events = (evdb__pg_copy_reading(dc) ? EVDB__EV_READ : 0) |
-                (dc->want_write ? EVDB__EV_WRITE : 0);
+    w->events =
+        (evdb__pg_copy_reading(dc) ? EVDB__EV_READ : 0) | (dc->want_write ? EVDB__EV_WRITE : 0);
     w->timeout_ms = -1;
     return EVDB__STEP_WAIT;
 }
