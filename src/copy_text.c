@@ -136,9 +136,8 @@ static size_t put_offset(char *o, int32_t off)
 static size_t put_date(char *o, int32_t days)
 {
     if (days == EVDB_DATE_INFINITY || days == EVDB_DATE_NEG_INFINITY) {
-        const char *w = days > 0 ? "infinity" : "-infinity";
-        memcpy(o, w, strlen(w));
-        return strlen(w);
+        /* o is scratch with FIXED_MAX bytes: room for the NUL too. */
+        return (size_t)snprintf(o, FIXED_MAX, "%s", days > 0 ? "infinity" : "-infinity");
     }
     int64_t y;
     unsigned m, d;
@@ -231,8 +230,9 @@ static size_t put_array(char *o, const evdb_value *v, char *scratch)
         if (i)
             *o++ = ',';
         if (e.type == EVDB_TYPE_NULL) {
-            memcpy(o, "NULL", 4);
-            o += 4;
+            static const char null_word[4] = {'N', 'U', 'L', 'L'}; /* no NUL: mid-literal */
+            for (size_t k = 0; k < sizeof null_word; k++)
+                *o++ = null_word[k];
             continue;
         }
         const char *s = text_like(e.type) ? e.u.s.ptr : scratch;
