@@ -28,6 +28,7 @@
 typedef struct evdb__dconn evdb__dconn;   /* a driver's connection state */
 typedef struct evdb__cancel evdb__cancel; /* a driver's server-side cancel op */
 typedef struct evdb__rbuild evdb__rbuild; /* result under construction (driver_result.h) */
+typedef struct evdb_copy evdb__copy;      /* a COPY's handle (evdb/copy.h, src/copy.c) */
 
 enum evdb__step { EVDB__STEP_WAIT = 0, EVDB__STEP_DONE = 1, EVDB__STEP_FAIL = -1 };
 
@@ -58,6 +59,7 @@ typedef struct evdb__wait {
 #define EVDB__CAP_PREPARE 0x8u       /* knows EVDB__QUERY_PREPARE / _UNPREPARE */
 #define EVDB__CAP_BATCH 0x10u        /* runs evdb__query.batch (evdb_conn_batch) */
 #define EVDB__CAP_STREAM 0x20u       /* streams rows (evdb__query.stream) */
+#define EVDB__CAP_COPY 0x40u         /* runs evdb__query.copy (evdb_copy_in / _out) */
 
 /* One statement of an explicit batch (evdb_conn_batch): copies owned by
  * the core, like a query's own sql and params. */
@@ -104,6 +106,13 @@ typedef struct evdb__query {
     void *drv;
     uintptr_t drv_word;
     int drv_state;
+    /* A COPY's data channel (evdb_copy_in / evdb_copy_out; only sent to
+     * drivers with EVDB__CAP_COPY), NULL for every other query. sql is
+     * then a COPY ... FROM STDIN or TO STDOUT statement; the driver moves
+     * its data through the evdb__copy_* calls below, and reports the query
+     * as usual when the statement ends (affected rows: rows copied). A
+     * COPY runs alone on its connection: nothing is pipelined with it. */
+    evdb__copy *copy;
 } evdb__query;
 
 /* Internal query flag (never set by users): the session reset the driver
@@ -184,6 +193,26 @@ evdb_error *evdb__notice_new(void *core);
  * io (and any step that reads the socket), never from send. */
 void evdb__notification(void *core, const char *channel, const char *payload, size_t payload_len,
                         int64_t sender_id);
+
+/* A COPY's data (evdb__query.copy), for the driver during its steps.
+ * COPY FROM STDIN: copy_in_data gives the bytes the user has written and
+ * that are not sent yet (contiguous, *data valid until the next call),
+ * copy_in_sent says n of them were handed to the client library (the
+ * space is reused, and the user told it may write again), copy_in_end
+ * says what comes after the data: 0 more data later (wait: the core runs
+ * io, with revents 0, once there is more), 1 the end (all data given),
+ * -1 abort, with *msg the reason to send (CopyFail). COPY TO STDOUT:
+ * copy_out_ready says whether the user takes more data now (false: paused
+ * or a full buffer; stop reading the socket: the core runs io, with
+ * revents 0, when it may go on), copy_out_data hands one chunk over (the
+ * core copies it; 0, or EVDB_ENOMEM). copy_is_in: which of the two the
+ * user asked for. */
+bool evdb__copy_is_in(const evdb__copy *cp);
+size_t evdb__copy_in_data(evdb__copy *cp, const char **data);
+void evdb__copy_in_sent(evdb__copy *cp, size_t n);
+int evdb__copy_in_end(const evdb__copy *cp, const char **msg);
+bool evdb__copy_out_ready(const evdb__copy *cp);
+int evdb__copy_out_data(evdb__copy *cp, const void *data, size_t len);
 
 /* ---- What a driver implements ---- */
 

@@ -20,5 +20,6 @@
 #include "evdb/task.h"
 #include "evdb/listen.h"
 #include "evdb/stream.h"
+#include "evdb/copy.h"
 
 #endif

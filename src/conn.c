@@ -51,7 +51,9 @@ struct evdb_conn {
      * connection is closed when its open future dies). */
     evdb_future *close_spare;
     evdb__deferred pump_d;
-    evdb__deferred kick_d; /* a resumed stream: an io step (evdb__cq_kick) */
+    /* A driver step without a socket event (evdb__conn_kick): a resumed
+     * stream, a COPY's data or end from the user, a copy reader caught up. */
+    evdb__deferred kick_d;
     bool in_step;
     bool free_after_step;
     bool shell; /* the close future keeps the handle (see shell_free) */
@@ -592,9 +594,11 @@ static void pump_deferred(evdb__deferred *d)
     pump(c);
 }
 
-/* A paused stream's driver waits without READ; once its consumer wants
- * rows again (or gave up on it) an io step as if the socket were readable
- * starts reading again (a read that finds nothing is harmless). */
+/* A driver waiting without READ (a paused stream or COPY TO STDOUT) or
+ * with data of the user's to send (COPY FROM STDIN) gets an io step as if
+ * the socket were readable: once a stream's consumer wants rows again (or
+ * gave up on it), once a copy has data, an end or an abort to pass on (a
+ * read that finds nothing is harmless). */
 static void kick_deferred(evdb__deferred *d)
 {
     evdb_conn *c = EVDB__CONTAINER_OF(d, evdb_conn, kick_d);
@@ -602,10 +606,15 @@ static void kick_deferred(evdb__deferred *d)
         step(c, EVDB__EV_READ);
 }
 
+void evdb__conn_kick(evdb_conn *c)
+{
+    evdb__loop_defer(c->loop, &c->kick_d);
+}
+
 void evdb__cq_kick(evdb__cq *q)
 {
     if (q->where == EVDB__Q_INFLIGHT && q->conn->state == CS_READY)
-        evdb__loop_defer(q->conn->loop, &q->conn->kick_d);
+        evdb__conn_kick(q->conn);
 }
 
 /* ---- what drivers call ---- */
@@ -685,6 +694,8 @@ static void query_give_up(evdb__cq *q)
         evdb__loop_defer(c->loop, &c->pump_d);
     if (q->q.stream)
         evdb__cq_kick(q); /* a paused stream reads again, and drops the rest */
+    if (q->q.copy)
+        evdb__conn_kick(c); /* the driver aborts the copy in its next step */
 }
 
 void evdb__cq_timed_out(void *arg)
@@ -1186,4 +1197,28 @@ int evdb__conn_set_listener(evdb_conn *c, const evdb__conn_listener *ops, void *
     if (c->dc)
         c->drv->listen(c->dc, ops != NULL);
     return 0;
+}
+
+/* ---- COPY (src/copy.c) ---- */
+
+evdb_future *evdb__conn_copy(evdb_conn *h, const char *who, const char *sql,
+                             const evdb_query_opts *opts, evdb__copy *cp, evdb_conn **out)
+{
+    evdb_conn *c = conn_for_call(h, who);
+    if (!c)
+        return NULL;
+    if (!(c->drv->caps & EVDB__CAP_COPY)) {
+        evdb__fail_now(EVDB_ENOTSUP, "%s: the %s driver has no COPY", who, c->drv->name);
+        return NULL;
+    }
+    if (!takes_queries(c, who))
+        return NULL;
+    evdb__cq *q = evdb__cq_new(c->loop, who, sql, NULL, 0, opts);
+    if (!q)
+        return NULL;
+    q->q.copy = cp;
+    *out = c;
+    evdb_future *f = q->f;
+    evdb__conn_submit(c, q);
+    return f;
 }

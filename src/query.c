@@ -53,6 +53,8 @@ void evdb__cq_free(evdb__cq *q)
         evdb__pool_count(q->pool, evdb__future_peek(q->f));
     evdb__timer_free(q->timer);
     evdb_future_unref(q->f);
+    if (q->q.copy)
+        evdb__copy_query_freed(q->q.copy);
     evdb__obj_free(q, q->block_size);
 }
 

@@ -83,4 +83,17 @@ evdb__loop *evdb__conn_loop(const evdb_conn *c);
  * the error set (who: the caller's name) when h names none. */
 const evdb__driver *evdb__conn_drv(const evdb_conn *h, const char *who);
 
+/* conn.c: run a driver step on c soon, without a socket event (a COPY's
+ * data or its end arrived, or its reader caught up); evdb__cq_kick is the
+ * same for q's connection while q is in flight. */
+void evdb__conn_kick(evdb_conn *c);
+/* conn.c: submit sql as a COPY whose data goes through cp (evdb__query.copy)
+ * on h (checked as evdb_conn_query checks it, plus EVDB_ENOTSUP for a
+ * driver without COPY). Returns the query's future (the caller's
+ * reference) with *out the connection, or NULL with the last error set. */
+evdb_future *evdb__conn_copy(evdb_conn *h, const char *who, const char *sql,
+                             const evdb_query_opts *opts, evdb__copy *cp, evdb_conn **out);
+/* copy.c: the query carrying cp is freed (the driver is done with it). */
+void evdb__copy_query_freed(evdb__copy *cp);
+
 #endif

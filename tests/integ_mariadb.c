@@ -1906,6 +1906,22 @@ START_TEST(tls_concurrent)
 }
 END_TEST
 
+/* MariaDB has no COPY: refused at once, clearly, and the connection still
+ * serves. */
+START_TEST(copy_not_supported)
+{
+    evdb_conn *c = open_app();
+    ck_assert_ptr_null(evdb_copy_in(c, "COPY t FROM STDIN", NULL));
+    const evdb_error *e = evdb_last_error();
+    ck_assert_int_eq(evdb_error_code(e), EVDB_ENOTSUP);
+    ck_assert_ptr_nonnull(strstr(evdb_error_message(e), "no COPY"));
+    ck_assert_ptr_null(evdb_copy_out(c, "COPY t TO STDOUT", NULL, NULL, NULL));
+    ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL); /* no callback */
+    ck_assert_int_eq(t_query_int(c, "SELECT 2"), 2);
+    t_conn_close(c);
+}
+END_TEST
+
 static Suite *mariadb_suite(void)
 {
     Suite *s = suite_create("mariadb");
@@ -1943,6 +1959,7 @@ static Suite *mariadb_suite(void)
     tcase_add_test(query, queued_10000);
     tcase_add_test(query, gather_8_connections);
     tcase_add_test(query, insert_id_and_affected);
+    tcase_add_test(query, copy_not_supported);
     tcase_add_test(query, multi_statement);
     tcase_add_test(query, stmt_cache_lru);
     tcase_add_test(query, stmt_after_schema_change);

@@ -100,6 +100,10 @@ int evdb__pg_cancel_start(evdb__dconn *dc, evdb__query *q, evdb__cancel **out, e
      * query. It will be reported soon without help. */
     if (!dc->conn || !evdb__pg_query_on_wire(q))
         return EVDB__STEP_DONE;
+    /* A COPY FROM STDIN taking data is aborted by the driver's next step
+     * (PQputCopyEnd with a message, pg_copy.c): no request needed. */
+    if (dc->copy_q == q && dc->copy_in)
+        return EVDB__STEP_DONE;
     evdb__cancel *op = calloc(1, sizeof *op);
     if (!op) {
         evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory starting a cancel");

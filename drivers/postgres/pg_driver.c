@@ -34,7 +34,7 @@ const evdb__driver evdb__driver_postgres = {
     .name = "postgres",
     .schemes = schemes,
     .caps = EVDB__CAP_PIPELINE | EVDB__CAP_SERVER_CANCEL | EVDB__CAP_MULTI_STMT | EVDB__CAP_STREAM |
-            EVDB__CAP_PREPARE | EVDB__CAP_BATCH,
+            EVDB__CAP_PREPARE | EVDB__CAP_BATCH | EVDB__CAP_COPY,
     .default_depth = PG_DEFAULT_DEPTH,
     .claims = claims,
     .connect_start = evdb__pg_connect_start,

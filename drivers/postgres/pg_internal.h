@@ -15,6 +15,7 @@
  *   pg_stmtcache.c  the per-connection prepared-statement LRU
  *   pg_cancel.c     PQcancel on a helper thread
  *   pg_resolve.c    host names resolved before the connect, on the loop
+ *   pg_copy.c       COPY data in and out (evdb_copy_in / evdb_copy_out)
  */
 #ifndef EVDB_PG_INTERNAL_H
 #define EVDB_PG_INTERNAL_H
@@ -379,6 +380,11 @@ struct evdb__dconn {
     pg_cache cache;
     char *dealloc_sql; /* scratch for DEALLOCATE statements */
     size_t dealloc_cap;
+
+    /* The COPY whose data is moving (pg_copy.c): its query, and which way
+     * (copy_in: libpq is in COPY_IN state until PQputCopyEnd went). */
+    evdb__query *copy_q;
+    bool copy_in;
 };
 
 /* Queries re-sent more than this many times (stale cached statements)
@@ -436,6 +442,18 @@ int evdb__pg_push(evdb__dconn *dc, evdb_error *err);
  * the answer being read dropped, and reading every answer that is in. */
 int evdb__pg_conn_lost(evdb__dconn *dc, evdb_error *err, const char *what);
 void evdb__pg_reset_cur(evdb__dconn *dc);
+/* COPY (pg_copy.c). copy_begin: the head entry's query got res, a
+ * PGRES_COPY_IN or _OUT: 1 when its data now moves through the query's
+ * evdb__copy, 0 when it is not a copy of the user's (refused as
+ * before). copy_step: move data while a COPY is in progress (or drop a
+ * refused COPY OUT's): 1 done (PQgetResult gives the final status next),
+ * 0 wait, or EVDB__STEP_FAIL. copy_reading: whether the socket is to be
+ * read (false while the user's COPY OUT is paused). copy_refuse: report
+ * q, a COPY that was not run as one (refused, or the wrong direction). */
+int evdb__pg_copy_begin(evdb__dconn *dc, evdb__query *q, ExecStatusType st);
+int evdb__pg_copy_step(evdb__dconn *dc, evdb_error *err);
+bool evdb__pg_copy_reading(const evdb__dconn *dc);
+void evdb__pg_copy_refuse(evdb__dconn *dc, evdb__query *q, evdb_error *err);
 int evdb__pg_receive(evdb__dconn *dc, evdb_error *err);
 
 /* Streaming (pg_stream.c): whether the streamed query at the ring's head

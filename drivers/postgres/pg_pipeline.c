@@ -38,9 +38,10 @@
  *
  * Barriers (sent only once everything before has been answered):
  * multi-statement strings and COPY (they run with PQsendQuery, pipeline
- * mode off, and pipeline mode comes back afterwards; COPY data is not
- * supported: COPY FROM STDIN is refused with PQputCopyEnd, COPY TO STDOUT
- * is read and dropped, the query fails with EVDB_ENOTSUP); BEGIN, and any
+ * mode off, and pipeline mode comes back afterwards; COPY data moves
+ * through evdb_copy_in / evdb_copy_out, pg_copy.c; sent as a plain
+ * query, COPY FROM STDIN is refused with PQputCopyEnd, COPY TO STDOUT is
+ * read and dropped, the query fails with EVDB_ENOTSUP); BEGIN, and any
  * transaction control sent outside a block (a stale-statement retry of an
  * earlier query must never land inside a block a later BEGIN opened); a
  * stale-statement retry itself; and EVDB_QUERY_NO_PIPELINE queries and
@@ -90,9 +91,10 @@ static int next_wait(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
     if (PQstatus(dc->conn) == CONNECTION_BAD)
         return evdb__pg_conn_lost(dc, err, "connection lost");
     w->fd = PQsocket(dc->conn);
-    /* A paused stream: the socket is not read, so the server blocks. */
-    w->events =
-        (evdb__pg_stream_paused(dc) ? 0 : EVDB__EV_READ) | (dc->want_write ? EVDB__EV_WRITE : 0);
+    /* A paused stream, or a paused COPY TO STDOUT (pg_copy.c): the socket
+     * is not read, so the server blocks. */
+    bool reading = !evdb__pg_stream_paused(dc) && evdb__pg_copy_reading(dc);
+    w->events = (reading ? EVDB__EV_READ : 0) | (dc->want_write ? EVDB__EV_WRITE : 0);
     w->timeout_ms = -1;
     return EVDB__STEP_WAIT;
 }
@@ -231,4 +233,6 @@ void evdb__pg_pipeline_forget(evdb__dconn *dc)
     dc->phead = 0;
     dc->inflight = 0;
     dc->solo = false;
+    dc->copy_q = NULL;
+    dc->copy_in = false;
 }

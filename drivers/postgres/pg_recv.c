@@ -177,11 +177,15 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, PGresult *res, bool *kept
         }
         return 0;
     case PGRES_COPY_IN:
+        if (evdb__pg_copy_begin(dc, e->q, st))
+            return 0; /* its data moves now (pg_copy.c) */
         dc->cur_copy_err = true;
         if (PQputCopyEnd(dc->conn, "COPY FROM STDIN is not supported by evdb") < 0)
             return evdb__pg_conn_lost(dc, err, "COPY");
         return 0;
     case PGRES_COPY_OUT:
+        if (evdb__pg_copy_begin(dc, e->q, st))
+            return 0;
         dc->cur_copy_err = true;
         dc->cur_copy_out = true;
         return 0;
@@ -205,8 +209,7 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, PGresult *res, bool *kept
             evdb__pg_detach(dc, q);
             q->drv_state &= ~PGQ_WIRE;
             evdb__pg_tx_after_error(dc, q);
-            evdb__pg_report_code(dc, q, err, EVDB_ENOTSUP, NULL,
-                                 "COPY FROM STDIN / TO STDOUT is not supported by evdb");
+            evdb__pg_copy_refuse(dc, q, err);
         } else {
             evdb__pg_fail_query(dc, e->q, e->st, (e->flags & ENT_PARSED) != 0, e->idx, res, err);
         }
@@ -310,8 +313,7 @@ static int settle_now(evdb__dconn *dc, evdb__query *q, evdb_result *r, bool auto
         /* COPY: the data went nowhere. The server may have committed it
          * (COPY FROM was refused by us, COPY TO only read). */
         evdb__result_free(r);
-        evdb__pg_report_code(dc, q, err, EVDB_ENOTSUP, NULL,
-                             "COPY FROM STDIN / TO STDOUT is not supported by evdb");
+        evdb__pg_copy_refuse(dc, q, err);
         return 0;
     }
     if (!(q->drv_state & PGQ_SIMPLE))
@@ -471,18 +473,12 @@ int evdb__pg_receive(evdb__dconn *dc, evdb_error *err)
             return EVDB__STEP_FAIL;
         if (evdb__pg_stream_paused(dc))
             break; /* the consumer wants no rows: leave them to the server */
-        if (dc->cur_copy_out) {
-            char *buf;
-            int n = PQgetCopyData(dc->conn, &buf, 1);
-            while (n > 0) {
-                PQfreemem(buf);
-                n = PQgetCopyData(dc->conn, &buf, 1);
-            }
-            if (n == 0)
-                break; /* more data to come */
-            if (n == -2)
-                return evdb__pg_conn_lost(dc, err, "reading COPY data");
-            dc->cur_copy_out = false;
+        if (dc->cur_copy_out || dc->copy_q) {
+            int rc = evdb__pg_copy_step(dc, err);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                break; /* more data to come, or to send */
         }
         pg_ent *e = evdb__pg_ring_at(dc, 0);
         if ((dc->max_result || evdb__pg_stream_wants_rows(dc)) && !dc->cur_rowmode_tried &&
