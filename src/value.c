@@ -341,6 +341,10 @@ int evdb__values_check(const evdb_value *params, size_t n)
     if (n > MAX_PARAMS)
         return evdb__fail_now(EVDB_EINVAL, "%zu parameters: at most %u are allowed", n, MAX_PARAMS);
     for (size_t i = 0; i < n; i++) {
+        /* NULL, bool, int, double: nothing to check (most parameters of
+         * most queries; the switch costs more than the test). */
+        if ((unsigned)params[i].type < EVDB_TYPE_TEXT)
+            continue;
         int rc = check_scalar(i, &params[i], false);
         if (rc == 0 && params[i].type == EVDB_TYPE_ARRAY)
             rc = check_array(i, &params[i]);
@@ -402,12 +406,28 @@ static size_t array_text_size(const evdb_value *v)
     return size;
 }
 
+_Static_assert(EVDB_TYPE_NULL == 0 && EVDB_TYPE_BOOL == 1 && EVDB_TYPE_INT == 2 &&
+                   EVDB_TYPE_DOUBLE == 3 && EVDB_TYPE_TEXT == 4,
+               "the plain values (no payload, nothing to check) are the types below TEXT");
+
+/* Whether params holds only values without a payload or elements (NULL,
+ * bool, int, double): a point query's parameters, copied as they are. */
+static inline bool all_plain(const evdb_value *params, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned)params[i].type >= EVDB_TYPE_TEXT)
+            return false;
+    return true;
+}
+
 size_t evdb__values_size(const evdb_value *params, size_t n)
 {
     /* The value array, then each payload: arrays' elements first (8-byte
      * aligned), then text-like payloads. */
     size_t size = n * sizeof(evdb_value);
     for (size_t i = 0; i < n; i++) {
+        if ((unsigned)params[i].type < EVDB_TYPE_TEXT)
+            continue;
         if (has_payload(params[i].type))
             size += params[i].u.s.len + 1;
         else if (params[i].type == EVDB_TYPE_ARRAY)
@@ -468,6 +488,10 @@ static void copy_array(evdb_value *out, const evdb_value *v, char **arr, char **
 evdb_value *evdb__values_copy_into(void *dst, const evdb_value *params, size_t n)
 {
     evdb_value *out = dst;
+    if (all_plain(params, n)) {
+        memcpy(out, params, n * sizeof *out);
+        return out;
+    }
     /* Array elements right after the values (dst is 8-aligned, and so is
      * every part of them), then all text. */
     char *arr = (char *)dst + n * sizeof(evdb_value);

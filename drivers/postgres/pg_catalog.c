@@ -234,11 +234,6 @@ void evdb__pg_catalog_reload(pg_catalog *cat)
         cat->want_full = true;
 }
 
-bool evdb__pg_catalog_due(const pg_catalog *cat)
-{
-    return !cat->in_flight && (cat->want_full || cat->nwant);
-}
-
 int evdb__pg_catalog_send(evdb__dconn *dc)
 {
     pg_catalog *cat = &dc->cat;

@@ -102,8 +102,12 @@ typedef struct pg_catalog {
 void evdb__pg_catalog_free(pg_catalog *cat);
 /* The whole list is due again (after connect, after type DDL). */
 void evdb__pg_catalog_reload(pg_catalog *cat);
-/* Whether a lookup should go out before the next user query. */
-bool evdb__pg_catalog_due(const pg_catalog *cat);
+/* Whether a lookup should go out before the next user query (inline:
+ * asked before every query). */
+static inline bool evdb__pg_catalog_due(const pg_catalog *cat)
+{
+    return (cat->want_full || cat->nwant) && !cat->in_flight;
+}
 /* oid's evdb type, array element type and name (static storage, NULL when
  * unknown): the static table first, then the catalog. false when the
  * catalog does not know oid yet (then it is queued for a lookup and the

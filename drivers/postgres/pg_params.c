@@ -155,6 +155,9 @@ int evdb__pg_params_check(const evdb__query *q, evdb_error *err)
 {
     for (size_t i = 0; i < q->nparams; i++) {
         const evdb_value *v = &q->params[i];
+        /* NULL, bool, int, double: nothing to look at (the common case). */
+        if ((unsigned)v->type < EVDB_TYPE_TEXT)
+            continue;
         if (text_has_nul(v))
             return param_error(err, i,
                                "text contains a NUL byte, which PostgreSQL text cannot hold "

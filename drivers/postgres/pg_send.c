@@ -208,7 +208,7 @@ static int send_deallocs(evdb__dconn *dc, evdb_error *err)
  * would take the block's snapshot, or fail in an aborted block). */
 static int send_catalog(evdb__dconn *dc, evdb_error *err)
 {
-    if (!evdb__pg_catalog_due(&dc->cat) || dc->send_tx)
+    if (dc->send_tx)
         return 0;
     if (!evdb__pg_grow_ring(dc, 1))
         return evdb__pg_no_memory(err);
@@ -528,7 +528,7 @@ static int push_pipeline(evdb__dconn *dc, evdb_error *err)
             corked = true;
         }
         rc = send_deallocs(dc, err);
-        if (!rc)
+        if (!rc && evdb__pg_catalog_due(&dc->cat))
             rc = send_catalog(dc, err);
         if (!rc)
             rc = q->nbatch ? send_batch(dc, q, err)
