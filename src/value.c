@@ -420,20 +420,25 @@ static inline bool all_plain(const evdb_value *params, size_t n)
     return true;
 }
 
-size_t evdb__values_size(const evdb_value *params, size_t n)
+/* evdb__values_size of a list with payloads or arrays (out of line: the
+ * plain case needs none of its registers). */
+__attribute__((noinline)) static size_t values_size_payloads(const evdb_value *params, size_t n)
 {
     /* The value array, then each payload: arrays' elements first (8-byte
      * aligned), then text-like payloads. */
     size_t size = n * sizeof(evdb_value);
     for (size_t i = 0; i < n; i++) {
-        if ((unsigned)params[i].type < EVDB_TYPE_TEXT)
-            continue;
         if (has_payload(params[i].type))
             size += params[i].u.s.len + 1;
         else if (params[i].type == EVDB_TYPE_ARRAY)
             size += array_elems_size(&params[i]) + array_text_size(&params[i]);
     }
     return size;
+}
+
+size_t evdb__values_size(const evdb_value *params, size_t n)
+{
+    return all_plain(params, n) ? n * sizeof(evdb_value) : values_size_payloads(params, n);
 }
 
 /* Copies a text-like payload to *p, NUL-terminated; returns where. */
@@ -485,13 +490,12 @@ static void copy_array(evdb_value *out, const evdb_value *v, char **arr, char **
     out->u.a.ptr = a;
 }
 
-evdb_value *evdb__values_copy_into(void *dst, const evdb_value *params, size_t n)
+/* evdb__values_copy_into of a list with payloads or arrays (out of
+ * line, as values_size_payloads). */
+__attribute__((noinline)) static evdb_value *copy_payloads(void *dst, const evdb_value *params,
+                                                           size_t n)
 {
     evdb_value *out = dst;
-    if (all_plain(params, n)) {
-        memcpy(out, params, n * sizeof *out);
-        return out;
-    }
     /* Array elements right after the values (dst is 8-aligned, and so is
      * every part of them), then all text. */
     char *arr = (char *)dst + n * sizeof(evdb_value);
@@ -507,4 +511,12 @@ evdb_value *evdb__values_copy_into(void *dst, const evdb_value *params, size_t n
             copy_array(&out[i], &params[i], &arr, &txt);
     }
     return out;
+}
+
+evdb_value *evdb__values_copy_into(void *dst, const evdb_value *params, size_t n)
+{
+    if (!all_plain(params, n))
+        return copy_payloads(dst, params, n);
+    memcpy(dst, params, n * sizeof *params);
+    return dst;
 }
