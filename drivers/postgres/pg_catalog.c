@@ -270,7 +270,7 @@ static void take_rows(pg_catalog *cat, const PGresult *res)
         if (!e)
             return; /* no memory: the rest stays unknown (OTHER) */
         const char *name = PQgetvalue(res, r, 1);
-        if (!e->interned || strcmp(e->name, name)) {
+        if (!e->interned || strcmp(e->name, name) != 0) {
             snprintf(e->name, sizeof e->name, "%s", name);
             e->interned = NULL;
         }
