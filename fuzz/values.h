@@ -220,11 +220,4 @@ static void *values_from_typed(const uint8_t *data, size_t size, evdb_value **co
     return block;
 }
 
-/* The values every driver takes (fuzz_my_params until MariaDB's driver
- * takes the column types). */
-static inline void *values_from(const uint8_t *data, size_t size, evdb_value **copy, size_t *n)
-{
-    return values_from_typed(data, size, copy, n, false);
-}
-
 #endif

@@ -341,6 +341,10 @@ int evdb__values_check(const evdb_value *params, size_t n)
     if (n > MAX_PARAMS)
         return evdb__fail_now(EVDB_EINVAL, "%zu parameters: at most %u are allowed", n, MAX_PARAMS);
     for (size_t i = 0; i < n; i++) {
+        /* NULL, bool, int, double: nothing to check (most parameters of
+         * most queries; the switch costs more than the test). */
+        if ((unsigned)params[i].type < EVDB_TYPE_TEXT)
+            continue;
         int rc = check_scalar(i, &params[i], false);
         if (rc == 0 && params[i].type == EVDB_TYPE_ARRAY)
             rc = check_array(i, &params[i]);
@@ -402,7 +406,23 @@ static size_t array_text_size(const evdb_value *v)
     return size;
 }
 
-size_t evdb__values_size(const evdb_value *params, size_t n)
+_Static_assert(EVDB_TYPE_NULL == 0 && EVDB_TYPE_BOOL == 1 && EVDB_TYPE_INT == 2 &&
+                   EVDB_TYPE_DOUBLE == 3 && EVDB_TYPE_TEXT == 4,
+               "the plain values (no payload, nothing to check) are the types below TEXT");
+
+/* Whether params holds only values without a payload or elements (NULL,
+ * bool, int, double): a point query's parameters, copied as they are. */
+static inline bool all_plain(const evdb_value *params, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned)params[i].type >= EVDB_TYPE_TEXT)
+            return false;
+    return true;
+}
+
+/* evdb__values_size of a list with payloads or arrays (out of line: the
+ * plain case needs none of its registers). */
+__attribute__((noinline)) static size_t values_size_payloads(const evdb_value *params, size_t n)
 {
     /* The value array, then each payload: arrays' elements first (8-byte
      * aligned), then text-like payloads. */
@@ -414,6 +434,11 @@ size_t evdb__values_size(const evdb_value *params, size_t n)
             size += array_elems_size(&params[i]) + array_text_size(&params[i]);
     }
     return size;
+}
+
+size_t evdb__values_size(const evdb_value *params, size_t n)
+{
+    return all_plain(params, n) ? n * sizeof(evdb_value) : values_size_payloads(params, n);
 }
 
 /* Copies a text-like payload to *p, NUL-terminated; returns where. */
@@ -465,7 +490,10 @@ static void copy_array(evdb_value *out, const evdb_value *v, char **arr, char **
     out->u.a.ptr = a;
 }
 
-evdb_value *evdb__values_copy_into(void *dst, const evdb_value *params, size_t n)
+/* evdb__values_copy_into of a list with payloads or arrays (out of
+ * line, as values_size_payloads). */
+__attribute__((noinline)) static evdb_value *copy_payloads(void *dst, const evdb_value *params,
+                                                           size_t n)
 {
     evdb_value *out = dst;
     /* Array elements right after the values (dst is 8-aligned, and so is
@@ -483,4 +511,12 @@ evdb_value *evdb__values_copy_into(void *dst, const evdb_value *params, size_t n
             copy_array(&out[i], &params[i], &arr, &txt);
     }
     return out;
+}
+
+evdb_value *evdb__values_copy_into(void *dst, const evdb_value *params, size_t n)
+{
+    if (!all_plain(params, n))
+        return copy_payloads(dst, params, n);
+    memcpy(dst, params, n * sizeof *params);
+    return dst;
 }

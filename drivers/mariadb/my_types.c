@@ -401,7 +401,11 @@ bool evdb__my_param_time(const evdb_value *v, MYSQL_TIME *t)
 {
     switch (v->type) {
     case EVDB_TYPE_DATE:
+        /* Far dates first: their microseconds overflow int64 (and they
+         * are outside 0000-9999 anyway). */
         if (v->u.date == EVDB_DATE_INFINITY || v->u.date == EVDB_DATE_NEG_INFINITY ||
+            v->u.date > INT64_MAX / EVDB_USECS_PER_DAY ||
+            v->u.date < INT64_MIN / EVDB_USECS_PER_DAY ||
             !timestamp_fields((int64_t)v->u.date * EVDB_USECS_PER_DAY, t))
             return false;
         t->time_type = MYSQL_TIMESTAMP_DATE;

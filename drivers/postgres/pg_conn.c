@@ -93,6 +93,7 @@ static void dconn_free(evdb__dconn *dc)
 {
     evdb__pg_pipeline_forget(dc);
     evdb__pg_cache_free(&dc->cache);
+    evdb__pg_catalog_free(&dc->cat);
     evdb__pg_params_free(&dc->params);
     evdb__pg_resolve_cancel(dc);
     evdb__pg_resolve_free_lists(dc);
@@ -276,6 +277,8 @@ int evdb__pg_connect_step(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb
         dc->in_pipeline = true;
     }
     dc->tx = PG_TX_IDLE;
+    /* The user types go ahead of the first query (pg_catalog.c). */
+    evdb__pg_catalog_reload(&dc->cat);
     /* The idle wait: a server that drops us makes the socket readable. */
     w->fd = PQsocket(dc->conn);
     w->events = EVDB__EV_READ;

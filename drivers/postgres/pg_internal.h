@@ -9,13 +9,14 @@
  *   pg_recv.c       the answers: results held until their Sync, errors
  *   pg_result.c     PGresult -> evdb_result, server errors -> evdb_error
  *   pg_stream.c     row streaming: batches to the core, pauses
+ *   pg_copy.c       COPY data in and out (evdb_copy_in / evdb_copy_out)
  *   pg_params.c     typed values -> libpq parameter arrays
  *   pg_types.c      type OIDs -> evdb types and type names
+ *   pg_catalog.c    enums, domains, extension types: read from pg_type
  *   pg_sql.c        the small SQL lexer (multi-statement, transaction control)
  *   pg_stmtcache.c  the per-connection prepared-statement LRU
  *   pg_cancel.c     PQcancel on a helper thread
  *   pg_resolve.c    host names resolved before the connect, on the loop
- *   pg_copy.c       COPY data in and out (evdb_copy_in / evdb_copy_out)
  */
 #ifndef EVDB_PG_INTERNAL_H
 #define EVDB_PG_INTERNAL_H
@@ -74,6 +75,53 @@
  * (EVDB_TYPE_NULL when not an array) and its name (static; NULL for an
  * OID the table does not know, which is EVDB_TYPE_OTHER). */
 evdb_type evdb__pg_type(Oid oid, evdb_type *elem, const char **name);
+
+/* ---- pg_catalog.c: the types pg_types.c does not know, per connection ---- */
+#define PG_CAT_MAX_WANT 32 /* unknown OIDs asked for in one lookup */
+typedef struct pg_cat_ent {
+    Oid oid;
+    Oid elem;             /* typelem: arrays' element type */
+    Oid base;             /* typbasetype: domains' base type */
+    char typtype;         /* 'b' base, 'e' enum, 'd' domain, 'r' range, ...; 0: no such type */
+    char category;        /* typcategory: 'A' array, 'S' string, ... */
+    const char *interned; /* name, interned once a result used it */
+    char name[64];        /* typname (NAMEDATALEN) */
+} pg_cat_ent;
+
+typedef struct pg_catalog {
+    pg_cat_ent *ents; /* sorted by OID */
+    size_t n, cap;
+    Oid want[PG_CAT_MAX_WANT]; /* OIDs seen in results and not known yet */
+    size_t nwant;
+    size_t sent_want;  /* the first sent_want of want[] are being looked up */
+    bool want_full;    /* the list of user types is due (connect, type DDL) */
+    bool sent_full;    /* the lookup in flight is the full list */
+    bool in_flight;    /* a lookup is on the wire */
+    unsigned failures; /* lookups that failed in a row */
+} pg_catalog;
+
+/* Free the entries (a zeroed catalog is empty: the connection is calloc'ed). */
+void evdb__pg_catalog_free(pg_catalog *cat);
+/* The whole list is due again (after connect, after type DDL). */
+void evdb__pg_catalog_reload(pg_catalog *cat);
+/* Whether a lookup should go out before the next user query (inline:
+ * asked before every query). */
+static inline bool evdb__pg_catalog_due(const pg_catalog *cat)
+{
+    return (cat->want_full || cat->nwant) && !cat->in_flight;
+}
+/* oid's evdb type, array element type and name (static storage, NULL when
+ * unknown): the static table first, then the catalog. false when the
+ * catalog does not know oid yet (then it is queued for a lookup and the
+ * type is EVDB_TYPE_OTHER): such columns must not be remembered. */
+bool evdb__pg_catalog_type(pg_catalog *cat, Oid oid, evdb_type *type, evdb_type *elem,
+                           const char **name);
+/* Send the due lookup on dc (its ring entry is the caller's to push).
+ * 0, or -1 when libpq refused it. */
+int evdb__pg_catalog_send(evdb__dconn *dc);
+/* A lookup's result (any status), then its end (PQgetResult's NULL). */
+void evdb__pg_catalog_result(pg_catalog *cat, const PGresult *res);
+void evdb__pg_catalog_done(pg_catalog *cat);
 
 /* ---- per-query driver state, kept in evdb__query.drv_state ----
  * The classification of the SQL text is computed once per query object;
@@ -163,12 +211,17 @@ typedef struct pg_cols pg_cols; /* a statement's result columns */
  * whether the result took res (a large result reads its cells in place
  * and clears res when freed): the caller must then not PQclear it. */
 evdb_result *evdb__pg_result_build(PGresult *res, pg_cols **cols, bool *kept);
+/* The same, with the connection's catalog for the types the static table
+ * does not know (NULL: they read as EVDB_TYPE_OTHER, without a name). */
+evdb_result *evdb__pg_result_build_cat(PGresult *res, pg_cols **cols, bool *kept, pg_catalog *cat);
 /* Free what evdb__pg_result_build kept in *cols. */
 void evdb__pg_cols_free(pg_cols *cols);
 /* Single-row mode: append the rows of res (a PGRES_SINGLE_TUPLE) to *b,
  * creating it with res's columns when NULL. Returns 0 or EVDB_ENOMEM (*b
  * stays for the caller to free). */
 int evdb__pg_rows_add(evdb__rbuild **b, const PGresult *res);
+/* The same, with the connection's catalog (as evdb__pg_result_build_cat). */
+int evdb__pg_rows_add_cat(evdb__rbuild **b, const PGresult *res, pg_catalog *cat);
 /* The closing zero-row PGRES_TUPLES_OK of single-row mode: its counters
  * and tag, then the result (NULL on allocation failure; b is consumed). */
 evdb_result *evdb__pg_rows_finish(evdb__rbuild *b, const PGresult *res);
@@ -285,14 +338,15 @@ void evdb__pg_resolve_free_lists(evdb__dconn *dc);
 
 /* ---- pg_pipeline.c: the connection's command stream ---- */
 enum pg_kind {
-    PGK_QUERY,   /* a user query (or batch statement): results, then NULL */
-    PGK_PREPARE, /* PQsendPrepare for the next PGK_QUERY: one result, NULL */
-    PGK_DEALLOC, /* DEALLOCATE of st (chain via st->next when several) */
-    PGK_SYNC,    /* PQpipelineSync ending q's commands: PGRES_PIPELINE_SYNC
+    PGK_QUERY,    /* a user query (or batch statement): results, then NULL */
+    PGK_PREPARE,  /* PQsendPrepare for the next PGK_QUERY: one result, NULL */
+    PGK_DEALLOC,  /* DEALLOCATE of st (chain via st->next when several) */
+    PGK_SYNC,     /* PQpipelineSync ending q's commands: PGRES_PIPELINE_SYNC
                      (after an error at commit: that error, NULL, then
                      PGRES_PIPELINE_SYNC), never a NULL of its own */
-    PGK_MULTI,   /* PQsendQuery of a multi-statement string (pipeline off) */
-    PGK_ROLLBACK /* ROLLBACK after a pooled query left a block open */
+    PGK_MULTI,    /* PQsendQuery of a multi-statement string (pipeline off) */
+    PGK_ROLLBACK, /* ROLLBACK after a pooled query left a block open */
+    PGK_CATALOG   /* a type lookup of pg_catalog.c: results, then NULL */
 };
 
 /* pg_ent.flags */
@@ -385,6 +439,7 @@ struct evdb__dconn {
      * (copy_in: libpq is in COPY_IN state until PQputCopyEnd went). */
     evdb__query *copy_q;
     bool copy_in;
+    pg_catalog cat; /* types beyond the static table (pg_catalog.c) */
 };
 
 /* Queries re-sent more than this many times (stale cached statements)

@@ -151,9 +151,11 @@ static int param_error(evdb_error *err, size_t i, const char *what)
     return EVDB_EINVAL;
 }
 
-int evdb__pg_params_check(const evdb__query *q, evdb_error *err)
+/* evdb__pg_params_check from parameter `from` on (out of line: the
+ * common case never gets here, and needs none of its registers). */
+__attribute__((noinline)) static int check_from(const evdb__query *q, size_t from, evdb_error *err)
 {
-    for (size_t i = 0; i < q->nparams; i++) {
+    for (size_t i = from; i < q->nparams; i++) {
         const evdb_value *v = &q->params[i];
         if (text_has_nul(v))
             return param_error(err, i,
@@ -175,6 +177,15 @@ int evdb__pg_params_check(const evdb__query *q, evdb_error *err)
         if (array_size(v) > EVDB_VALUE_MAX_LEN)
             return param_error(err, i, "the array is over PostgreSQL's 1 GiB value limit");
     }
+    return 0;
+}
+
+int evdb__pg_params_check(const evdb__query *q, evdb_error *err)
+{
+    /* NULL, bool, int, double: nothing to look at (the common case). */
+    for (size_t i = 0; i < q->nparams; i++)
+        if ((unsigned)q->params[i].type >= EVDB_TYPE_TEXT)
+            return check_from(q, i, err);
     return 0;
 }
 

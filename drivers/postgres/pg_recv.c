@@ -77,8 +77,13 @@ static void watch_tag(evdb__dconn *dc, const PGresult *res)
         return;
     if (!strcmp(tag, "DISCARD ALL") || !strcmp(tag, "DEALLOCATE ALL"))
         evdb__pg_cache_forget_all(&dc->cache);
-    else if (!strncmp(tag, "ALTER ", 6) || !strncmp(tag, "CREATE ", 7) || !strncmp(tag, "DROP ", 5))
+    else if (!strncmp(tag, "ALTER ", 6) || !strncmp(tag, "CREATE ", 7) ||
+             !strncmp(tag, "DROP ", 5)) {
         evdb__pg_cache_invalidate_all(&dc->cache);
+        if (strstr(tag, "TYPE") || strstr(tag, "DOMAIN") || strstr(tag, "EXTENSION") ||
+            strstr(tag, "SCHEMA"))
+            evdb__pg_catalog_reload(&dc->cat);
+    }
 }
 
 /* What the query's answer holds so far (with the results of its batch's
@@ -107,7 +112,7 @@ static void on_row(evdb__dconn *dc, pg_ent *e, const PGresult *res)
 {
     if (!e->q || dc->cur_oom)
         return;
-    if (evdb__pg_rows_add(&dc->cur_rows, res)) {
+    if (evdb__pg_rows_add_cat(&dc->cur_rows, res, &dc->cat)) {
         dc->cur_oom = true;
         evdb__rbuild_free(dc->cur_rows);
         dc->cur_rows = NULL;
@@ -140,7 +145,7 @@ static int on_query_result(evdb__dconn *dc, pg_ent *e, PGresult *res, bool *kept
             r = evdb__pg_rows_finish(dc->cur_rows, res);
             dc->cur_rows = NULL;
         } else {
-            r = evdb__pg_result_build(res, e->st ? &e->st->cols : NULL, kept);
+            r = evdb__pg_result_build_cat(res, e->st ? &e->st->cols : NULL, kept, &dc->cat);
         }
         if (r && dc->max_result && over_limit(dc, r)) {
             /* Single-row mode could not be set: caught only now. */
@@ -355,6 +360,8 @@ static int on_complete(evdb__dconn *dc, evdb_error *err)
         }
         return 0;
     }
+    if (kind == PGK_CATALOG)
+        evdb__pg_catalog_done(&dc->cat);
     if (kind == PGK_ROLLBACK) {
         evdb__pg_ring_pop(dc);
         evdb__pg_reset_cur(dc);
@@ -519,6 +526,11 @@ int evdb__pg_receive(evdb__dconn *dc, evdb_error *err)
                 break;
             case PGK_ROLLBACK:
                 rc = on_rollback_result(dc, res, err);
+                break;
+            case PGK_CATALOG:
+                dc->cur_got = true;
+                evdb__pg_catalog_result(&dc->cat, res);
+                rc = session_ends(dc, res) ? conn_fatal(dc, res, err) : 0;
                 break;
             default:
                 rc = on_query_result(dc, e, res, &kept, err);

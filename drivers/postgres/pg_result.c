@@ -141,9 +141,22 @@ static int64_t affected_rows(const PGresult *res)
     return affected_of_tag(PQcmdStatus((PGresult *)res));
 }
 
+/* A column's evdb type, element type and type name: the static table,
+ * then (with a catalog) the connection's catalog. false when the catalog
+ * does not know the type yet. */
+static bool column_type(pg_catalog *cat, Oid oid, evdb_type *type, evdb_type *elem,
+                        const char **name)
+{
+    *type = evdb__pg_type(oid, elem, name);
+    if (*type != EVDB_TYPE_OTHER || !cat)
+        return true;
+    return evdb__pg_catalog_type(cat, oid, type, elem, name);
+}
+
 /* The columns of res into a new builder sized for nrows rows and data
  * bytes; sets *bytea_any when a column needs decoding. */
-static evdb__rbuild *begin(const PGresult *res, int ncols, int nrows, size_t data, bool *bytea_any)
+static evdb__rbuild *begin(const PGresult *res, int ncols, int nrows, size_t data, bool *bytea_any,
+                           pg_catalog *cat)
 {
     evdb__rbuild *b = evdb__rbuild_new_sized((size_t)ncols, (size_t)nrows, data);
     if (!b)
@@ -151,9 +164,9 @@ static evdb__rbuild *begin(const PGresult *res, int ncols, int nrows, size_t dat
     *bytea_any = false;
     for (int c = 0; c < ncols; c++) {
         Oid oid = PQftype(res, c);
-        evdb_type elem;
+        evdb_type t, elem;
         const char *name;
-        evdb_type t = evdb__pg_type(oid, &elem, &name);
+        column_type(cat, oid, &t, &elem, &name);
         *bytea_any |= t == EVDB_TYPE_BYTES;
         if (evdb__rbuild_column(b, (size_t)c, PQfname(res, c), t, oid) ||
             evdb__rbuild_column_info(b, (size_t)c, elem, name)) {
@@ -233,9 +246,13 @@ static void keep_cols(pg_cols **memo, const evdb__rcol *cols, int ncols)
 }
 
 /* The columns of res (names, types) into read[0..ncols); false when one
- * is bytea, which these paths leave to the copying builder. */
-static bool read_columns(const PGresult *res, int ncols, evdb__rcol *read)
+ * is bytea, which these paths leave to the copying builder. *known: false
+ * when a type is not in the catalog yet (the columns are then not
+ * remembered: a later result will know more). */
+static bool read_columns(const PGresult *res, int ncols, evdb__rcol *read, pg_catalog *cat,
+                         bool *known)
 {
+    *known = true;
     for (int c = 0; c < ncols; c++) {
         Oid oid = PQftype(res, c);
         if (oid == PG_OID_BYTEA)
@@ -243,7 +260,7 @@ static bool read_columns(const PGresult *res, int ncols, evdb__rcol *read)
         const char *name = PQfname(res, c);
         read[c].name = name ? name : "";
         read[c].name_len = strlen(read[c].name);
-        read[c].type = evdb__pg_type(oid, &read[c].elem, &read[c].type_name);
+        *known &= column_type(cat, oid, &read[c].type, &read[c].elem, &read[c].type_name);
         read[c].native_type = oid;
     }
     return true;
@@ -254,7 +271,7 @@ static bool read_columns(const PGresult *res, int ncols, evdb__rcol *read)
  * does not qualify (too big, or bytea cells to decode). */
 #define SMALL_CELLS 64
 static evdb_result *build_small(const PGresult *res, int ncols, int nrows, pg_cols **memo,
-                                bool *tried)
+                                bool *tried, pg_catalog *cat)
 {
     *tried = false;
     if (ncols > SMALL_CELLS || (size_t)ncols * (size_t)nrows > SMALL_CELLS)
@@ -264,10 +281,11 @@ static evdb_result *build_small(const PGresult *res, int ncols, int nrows, pg_co
     if (memo && *memo && (*memo)->ncols == ncols) {
         cols = (*memo)->cols;
     } else {
-        if (!read_columns(res, ncols, read))
+        bool known;
+        if (!read_columns(res, ncols, read, cat, &known))
             return NULL;
         /* Only with columns: an empty list saves nothing. */
-        if (memo && !*memo && ncols)
+        if (memo && !*memo && ncols && known)
             keep_cols(memo, read, ncols);
         cols = read;
     }
@@ -317,7 +335,8 @@ static const evdb__rsource pg_source = {pg_cell, pg_size, pg_free};
  * false when res has bytea columns (decoded copies, by the general path);
  * NULL with *tried true when out of memory (res is then still the
  * caller's). */
-static evdb_result *build_in_place(PGresult *res, int ncols, int nrows, pg_cols **memo, bool *tried)
+static evdb_result *build_in_place(PGresult *res, int ncols, int nrows, pg_cols **memo, bool *tried,
+                                   pg_catalog *cat)
 {
     *tried = false;
     const evdb__rcol *cols;
@@ -334,12 +353,13 @@ static evdb_result *build_in_place(PGresult *res, int ncols, int nrows, pg_cols 
             *tried = true;
             return NULL;
         }
-        if (!read_columns(res, ncols, read)) {
+        bool known;
+        if (!read_columns(res, ncols, read, cat, &known)) {
             if (read != one)
                 evdb__free(read);
             return NULL;
         }
-        if (memo && !*memo && ncols)
+        if (memo && !*memo && ncols && known)
             keep_cols(memo, read, ncols);
         cols = read;
     }
@@ -354,16 +374,21 @@ static evdb_result *build_in_place(PGresult *res, int ncols, int nrows, pg_cols 
 
 evdb_result *evdb__pg_result_build(PGresult *res, pg_cols **cols, bool *kept)
 {
+    return evdb__pg_result_build_cat(res, cols, kept, NULL);
+}
+
+evdb_result *evdb__pg_result_build_cat(PGresult *res, pg_cols **cols, bool *kept, pg_catalog *cat)
+{
     int ncols = count(PQnfields(res));
     int nrows = count(PQntuples(res));
     if (kept)
         *kept = false;
     bool tried;
-    evdb_result *small = build_small(res, ncols, nrows, cols, &tried);
+    evdb_result *small = build_small(res, ncols, nrows, cols, &tried, cat);
     if (tried)
         return small;
     if (kept) {
-        evdb_result *r = build_in_place(res, ncols, nrows, cols, &tried);
+        evdb_result *r = build_in_place(res, ncols, nrows, cols, &tried, cat);
         if (tried) {
             *kept = r != NULL;
             return r;
@@ -381,7 +406,7 @@ evdb_result *evdb__pg_result_build(PGresult *res, pg_cols **cols, bool *kept)
         for (int c = 0; c < ncols; c++)
             data += (size_t)PQgetlength(res, r, c) + 1;
     bool bytea_any;
-    evdb__rbuild *b = begin(res, ncols, nrows, data, &bytea_any);
+    evdb__rbuild *b = begin(res, ncols, nrows, data, &bytea_any, cat);
     if (!b)
         return NULL;
     if (put_rows(b, res, ncols, nrows, bytea_any)) {
@@ -393,11 +418,16 @@ evdb_result *evdb__pg_result_build(PGresult *res, pg_cols **cols, bool *kept)
 
 int evdb__pg_rows_add(evdb__rbuild **b, const PGresult *res)
 {
+    return evdb__pg_rows_add_cat(b, res, NULL);
+}
+
+int evdb__pg_rows_add_cat(evdb__rbuild **b, const PGresult *res, pg_catalog *cat)
+{
     int ncols = count(PQnfields(res));
     bool bytea_any = false;
     if (!*b) {
         /* Sized like an ordinary small result; it grows by doubling. */
-        *b = begin(res, ncols, 1, 0, &bytea_any);
+        *b = begin(res, ncols, 1, 0, &bytea_any, cat);
         if (!*b)
             return EVDB_ENOMEM;
     } else {

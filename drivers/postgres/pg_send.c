@@ -203,6 +203,21 @@ static int send_deallocs(evdb__dconn *dc, evdb_error *err)
     return sync(dc, NULL, err);
 }
 
+/* A due type lookup (pg_catalog.c) ahead of the next query, in its own
+ * implicit transaction: never while a transaction block may be open (it
+ * would take the block's snapshot, or fail in an aborted block). */
+static int send_catalog(evdb__dconn *dc, evdb_error *err)
+{
+    if (dc->send_tx)
+        return 0;
+    if (!evdb__pg_grow_ring(dc, 1))
+        return evdb__pg_no_memory(err);
+    if (evdb__pg_catalog_send(dc))
+        return evdb__pg_send_failed(dc, err);
+    evdb__pg_ring_push(dc, PGK_CATALOG, NULL, NULL);
+    return dc->in_pipeline ? sync(dc, NULL, err) : 0;
+}
+
 static void send_tx_after(evdb__dconn *dc, const evdb__query *q)
 {
     switch (evdb__pg_txe_of(q)) {
@@ -513,6 +528,8 @@ static int push_pipeline(evdb__dconn *dc, evdb_error *err)
             corked = true;
         }
         rc = send_deallocs(dc, err);
+        if (!rc && evdb__pg_catalog_due(&dc->cat))
+            rc = send_catalog(dc, err);
         if (!rc)
             rc = q->nbatch ? send_batch(dc, q, err)
                            : send_extended(dc, q, q, pp.cacheable, pp.hit, pp.hash, 0, err);
@@ -577,6 +594,8 @@ static int push_single(evdb__dconn *dc, evdb_error *err)
     while (dc->rlen == 0 && dc->plen) {
         if (dc->cache.nzombies >= DEALLOC_BATCH_SINGLE && !dc->send_tx)
             return send_dealloc_batch(dc, err);
+        if (evdb__pg_catalog_due(&dc->cat) && !dc->send_tx)
+            return send_catalog(dc, err);
         evdb__query *q;
         pg_prep pp;
         if (next_sendable(dc, &q, &pp, err))

@@ -56,7 +56,7 @@ void evdb__pg_stream_row(evdb__dconn *dc, evdb__query *q, const PGresult *res)
 {
     if (q->cancel_requested || dc->cur_oom)
         return; /* given up on: the rest is read and dropped */
-    if (evdb__pg_rows_add(&dc->cur_rows, res)) {
+    if (evdb__pg_rows_add_cat(&dc->cur_rows, res, &dc->cat)) {
         dc->cur_oom = true;
         evdb__rbuild_free(dc->cur_rows);
         dc->cur_rows = NULL;

@@ -3,7 +3,8 @@
  * array element types (the values of src/include/catalog/pg_type.dat,
  * which never change once released). A type this table does not know
  * (extension types such as citext or hstore, enums, domains, composites)
- * is EVDB_TYPE_OTHER with an empty name: its cells are text.
+ * is EVDB_TYPE_OTHER here; the connection's catalog (pg_catalog.c) says
+ * more about it.
  */
 #include <stdlib.h>
 

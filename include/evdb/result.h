@@ -117,9 +117,11 @@ EVDB_EXTERN int evdb_result_uuid(const evdb_result *r, size_t row, size_t col, u
  * evdb does not know it); EVDB_TYPE_NULL for other columns. */
 EVDB_EXTERN evdb_type evdb_result_coltype_elem(const evdb_result *r, size_t col);
 /* The server's name of a column's type ("timestamptz", "_int8",
- * "DATETIME"), static storage; "" when evdb does not know the type (for
- * PostgreSQL, types from extensions such as citext or hstore: their cells
- * are text), NULL for a bad index. */
+ * "DATETIME", a PostgreSQL enum's or extension type's own name), static
+ * storage (valid after the result and its connection are gone); "" when
+ * the connection does not know the type yet (PostgreSQL: a type created
+ * elsewhere after the connection loaded its catalog, known from a later
+ * result on: docs/types.md), NULL for a bad index. */
 EVDB_EXTERN const char *evdb_result_coltype_name(const evdb_result *r, size_t col);
 
 /*
