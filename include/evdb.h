@@ -19,5 +19,6 @@
 #include "evdb/txn.h"
 #include "evdb/task.h"
 #include "evdb/listen.h"
+#include "evdb/many.h"
 
 #endif
