@@ -40,7 +40,7 @@
 #endif
 
 #define MAX_RUNS 15
-#define NAME_LEN 24
+#define ROW_NAME_LEN 32
 
 typedef struct opts {
     const char *url;
@@ -64,7 +64,7 @@ static void die(const char *what, const char *why)
 }
 
 /* The rows: id 1.., a name, a price. */
-static char (*names)[NAME_LEN];
+static char (*names)[ROW_NAME_LEN];
 static evdb_value *params;
 
 static void make_rows(size_t n)
@@ -74,7 +74,7 @@ static void make_rows(size_t n)
     if (!names || !params)
         die("rows", "out of memory");
     for (size_t i = 0; i < n; i++) {
-        snprintf(names[i], NAME_LEN, "item-%zu", i + 1);
+        snprintf(names[i], ROW_NAME_LEN, "item-%zu", i + 1);
         params[3 * i] = evdb_int((int64_t)i + 1);
         params[3 * i + 1] = evdb_text(names[i]);
         params[3 * i + 2] = evdb_double((double)(i % 1000) * 0.25);

@@ -63,8 +63,17 @@ static bool check_args(const char *who, const char *sql, const evdb_value *param
         evdb__fail_now(EVDB_EINVAL, "%s: timeout must be >= 0", who);
         return false;
     }
-    /* ncols and nrows are bounded above, so the product cannot wrap. */
-    return evdb__values_check(params, ncols * nrows) == 0;
+    /* Row by row: the values' own limits are per statement. */
+    for (size_t r = 0; ncols && r < nrows; r++) {
+        if (evdb__values_check(params + r * ncols, ncols) == 0)
+            continue;
+        evdb_error keep;
+        evdb__error_copy(&keep, evdb_last_error());
+        evdb__fail_now(evdb_error_code(&keep), "%s: row %zu: %s", who, r,
+                       evdb_error_message(&keep));
+        return false;
+    }
+    return true;
 }
 
 /* The options each row (or the batch) runs with: the caller's flags; the

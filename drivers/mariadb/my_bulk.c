@@ -141,6 +141,18 @@ static const evdb_value *column_type(const evdb__query *q, size_t col, bool *fit
     return first;
 }
 
+/* The first non-NULL value of column col among the chunk's rows, or NULL
+ * (evdb__my_bulk_fits checked that the whole batch agrees on its type). */
+static const evdb_value *chunk_type(const evdb__dconn *dc, size_t col)
+{
+    for (size_t r = dc->bk; r < dc->bk + dc->bulk_n; r++) {
+        const evdb_value *v = &dc->q->batch[r].params[col];
+        if (v->type != EVDB_TYPE_NULL)
+            return v;
+    }
+    return NULL;
+}
+
 bool evdb__my_bulk_fits(const evdb__dconn *dc)
 {
     const evdb__query *q = dc->q;
@@ -286,8 +298,7 @@ int evdb__my_bulk_bind(evdb__dconn *dc, evdb__my_stmt *s)
     size_t ncols = q->nparams, n = dc->bulk_n;
     size_t size = round8(ncols * sizeof(MYSQL_BIND));
     for (size_t c = 0; c < ncols; c++) {
-        bool fits;
-        const evdb_value *t = column_type(dc->q, c, &fits);
+        const evdb_value *t = chunk_type(dc, c);
         size += column_bytes(t ? kind_of(t) : BK_LONG, n); /* all NULL: any type */
     }
     evdb__my_bulk_release(dc);
@@ -299,8 +310,7 @@ int evdb__my_bulk_bind(evdb__dconn *dc, evdb__my_stmt *s)
     MYSQL_BIND *binds = dc->bulk_buf;
     char *p = (char *)dc->bulk_buf + round8(ncols * sizeof(MYSQL_BIND));
     for (size_t c = 0; c < ncols; c++) {
-        bool fits;
-        const evdb_value *t = column_type(dc->q, c, &fits);
+        const evdb_value *t = chunk_type(dc, c);
         MYSQL_BIND *b = &binds[c];
         b->buffer_type = t ? buffer_type(t) : MYSQL_TYPE_LONGLONG;
         b->is_unsigned = t && t->type == EVDB_TYPE_UINT;
