@@ -384,7 +384,8 @@ static evdb_future *atomic(evdb_conn *c, evdb_pool *p, const char *who, const ch
         tab[i].nparams = ncols;
     }
     evdb_query_opts o = inner_opts(opts, true);
-    evdb_future *inner = c ? evdb_conn_batch(c, tab, nrows, &o) : evdb_pool_batch(p, tab, nrows, &o);
+    evdb_future *inner =
+        c ? evdb_conn_batch(c, tab, nrows, &o) : evdb_pool_batch(p, tab, nrows, &o);
     evdb__free(tab);
     if (!inner) {
         evdb_error keep;

@@ -108,8 +108,8 @@ START_TEST(large_rows_span_several_chunks)
         rows[2 * i + 1] = evdb_text(text);
     }
     int64_t before = executions(c);
-    evdb_future *f = evdb_conn_execute_many(c, "INSERT INTO many_t (id, t) VALUES (?, ?)", rows,
-                                            2, ROWS, EVDB_MANY_ATOMIC, NULL);
+    evdb_future *f = evdb_conn_execute_many(c, "INSERT INTO many_t (id, t) VALUES (?, ?)", rows, 2,
+                                            ROWS, EVDB_MANY_ATOMIC, NULL);
     ck_assert_int_eq(evdb_result_affected(wait_ok(f, "chunks")), ROWS);
     evdb_future_unref(f);
     int64_t ran = executions(c) - before;

@@ -143,17 +143,35 @@ START_TEST(every_parameter_type_round_trips)
     ck_assert_int_eq(evdb_date_from_ymd(2024, 2, 29, &day), 0);
     int64_t ts = (int64_t)day * EVDB_USECS_PER_DAY + INT64_C(45296789012); /* 12:34:56.789012 */
     evdb_value p[NROWS * NCOLS] = {
-        evdb_int(1), evdb_text("héllo"), evdb_bytes(blob, sizeof blob), evdb_int(INT64_C(-9007199254740993)),
-        evdb_double(0.1), evdb_date(day), evdb_timestamp(ts), evdb_bool(true),
-        evdb_int(2), evdb_null(), evdb_null(), evdb_null(),
-        evdb_null(), evdb_null(), evdb_null(), evdb_null(),
-        evdb_int(3), evdb_text(""), evdb_bytes("", 0), evdb_int(INT64_MAX),
-        evdb_double(-1.5e300), evdb_date(0), evdb_timestamp(0), evdb_bool(false),
+        evdb_int(1),
+        evdb_text("héllo"),
+        evdb_bytes(blob, sizeof blob),
+        evdb_int(INT64_C(-9007199254740993)),
+        evdb_double(0.1),
+        evdb_date(day),
+        evdb_timestamp(ts),
+        evdb_bool(true),
+        evdb_int(2),
+        evdb_null(),
+        evdb_null(),
+        evdb_null(),
+        evdb_null(),
+        evdb_null(),
+        evdb_null(),
+        evdb_null(),
+        evdb_int(3),
+        evdb_text(""),
+        evdb_bytes("", 0),
+        evdb_int(INT64_MAX),
+        evdb_double(-1.5e300),
+        evdb_date(0),
+        evdb_timestamp(0),
+        evdb_bool(false),
     };
     for (int mode = 0; mode < 2; mode++) {
         t_exec_ok(c, "DELETE FROM many_t");
-        evdb_future *f = evdb_conn_execute_many(c, B->insert_all, p, NCOLS, NROWS,
-                                                (evdb_many_mode)mode, NULL);
+        evdb_future *f =
+            evdb_conn_execute_many(c, B->insert_all, p, NCOLS, NROWS, (evdb_many_mode)mode, NULL);
         const evdb_result *r = wait_ok(f, mode ? "atomic" : "per row");
         ck_assert_int_eq(evdb_many_affected(r), NROWS);
         evdb_future_unref(f);
@@ -355,8 +373,7 @@ START_TEST(bad_input_is_refused_at_once)
     evdb_value bad_text = evdb_textn(NULL, 5);
     ck_assert_ptr_null(
         evdb_conn_execute_many(c, B->insert_id, &bad_text, 1, 1, EVDB_MANY_ATOMIC, NULL));
-    ck_assert_ptr_null(
-        evdb_pool_execute_many(NULL, B->insert_id, v, 1, 1, EVDB_MANY_ATOMIC, NULL));
+    ck_assert_ptr_null(evdb_pool_execute_many(NULL, B->insert_id, v, 1, 1, EVDB_MANY_ATOMIC, NULL));
     ck_assert_int_eq(evdb_error_code(evdb_last_error()), EVDB_EINVAL);
 
     /* Two parameters per row for one placeholder: the server says so, for
@@ -398,8 +415,8 @@ START_TEST(timeout_of_a_large_batch)
     for (int mode = 0; mode < 2; mode++) {
         int done = 0;
         double t0 = t_now();
-        evdb_future *f = evdb_conn_execute_many(c, B->slow_insert, rows, 2, SLOW_ROWS,
-                                                (evdb_many_mode)mode, &o);
+        evdb_future *f =
+            evdb_conn_execute_many(c, B->slow_insert, rows, 2, SLOW_ROWS, (evdb_many_mode)mode, &o);
         ck_assert_ptr_nonnull(f);
         evdb_future_on_done(f, counted, &done);
         ck_assert_int_eq(t_wait(f), EVDB_ETIMEDOUT);

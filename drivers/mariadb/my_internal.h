@@ -67,12 +67,13 @@ typedef struct evdb__my_stmt {
                                with parameters of the same types just copies
                                its values there (my_stmt.c bind_params) */
     bool cached;                               /* in the cache (else closed after its query) */
-    bool bulk; /* bound for bulk execution (STMT_ATTR_ARRAY_SIZE set): a single
-                  execution binds afresh (my_bulk.c evdb__my_bulk_disarm) */
     unsigned long serial;                      /* unique in the process: names its result binding */
     struct evdb__my_cols *cols;                /* its result columns, kept by my_result.c */
     struct evdb__my_stmt *hnext;               /* hash bucket chain */
     struct evdb__my_stmt *lru_prev, *lru_next; /* most recent first */
+    /* Bound for bulk execution (STMT_ATTR_ARRAY_SIZE set): a single
+     * execution binds afresh (my_bulk.c evdb__my_bulk_disarm). */
+    bool bulk;
 } evdb__my_stmt;
 
 /* The per-connection LRU cache of prepared statements. */
@@ -205,14 +206,16 @@ struct evdb__dconn {
     bool bsavepoint;    /* inside the caller's transaction: a savepoint */
     bool bstmt;         /* a statement runs: its end is the batch's, not q's */
     unsigned ctl_errno; /* the last control statement's error, 0 if none */
-    /* Bulk execution of a batch of one statement (my_bulk.c). */
-    bool bulk_on;            /* the batch's rows still go as bulk chunks */
-    size_t bulk_n;           /* rows of the chunk running (0: none) */
-    void *bulk_buf;          /* the chunk's bind arrays */
-    bool bulk_failed;        /* a chunk failed: rows re-run one by one to find
-                                which, then the batch is undone anyway */
-    evdb__my_outcome bulk_err; /* the chunk's failure (res unused) */
     unsigned ctl_step;  /* which of a phase's control statements runs */
+
+    /* Bulk execution of a batch of one statement (my_bulk.c). */
+    bool bulk_on;   /* the batch's rows still go as bulk chunks */
+    size_t bulk_n;  /* rows of the chunk running (0: none) */
+    void *bulk_buf; /* the chunk's bind arrays */
+    /* A chunk failed: its rows run again one by one to find which, and
+     * the batch is undone anyway. */
+    bool bulk_failed;
+    evdb__my_outcome bulk_err; /* that chunk's failure (res unused) */
 
     evdb__my_cache cache;
     evdb__my_rows rows;
