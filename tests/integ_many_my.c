@@ -91,6 +91,24 @@ START_TEST(mixed_column_kinds_fall_back)
 }
 END_TEST
 
+/* A statement with a result set is never bulk-executed: an atomic
+ * execute_many of a SELECT gives each row's result, as a batch does. */
+START_TEST(select_rows_are_not_bulk_executed)
+{
+    evdb_conn *c = t_conn_open(L, B->url(), NULL);
+    evdb_value v[3] = {evdb_int(7), evdb_int(8), evdb_int(9)};
+    evdb_future *f = evdb_conn_execute_many(c, "SELECT ? + 1", v, 1, 3, EVDB_MANY_ATOMIC, NULL);
+    wait_ok(f, "atomic SELECT");
+    evdb_future_unref(f);
+    f = evdb_conn_execute_many(c, "SELECT ? + 1", v, 1, 3, EVDB_MANY_PER_ROW, NULL);
+    const evdb_result *r = wait_ok(f, "per-row SELECT");
+    for (int i = 0; i < 3; i++, r = evdb_result_next(r))
+        ck_assert_int_eq(t_cell_int(r, 0, 0), 8 + i);
+    evdb_future_unref(f);
+    t_conn_close(c);
+}
+END_TEST
+
 /* Rows spanning several bulk chunks (12 MB of text, over half the
  * default max_allowed_packet): every row once. */
 START_TEST(large_rows_span_several_chunks)
@@ -158,6 +176,7 @@ int main(void)
     tcase_add_test(tc, atomic_runs_as_bulk_execution);
     tcase_add_test(tc, fallback_runs_row_by_row_with_the_same_outcomes);
     tcase_add_test(tc, mixed_column_kinds_fall_back);
+    tcase_add_test(tc, select_rows_are_not_bulk_executed);
     tcase_add_test(tc, large_rows_span_several_chunks);
     tcase_add_test(tc, bulk_failure_leaves_no_row_in_autocommit);
     suite_add_tcase(s, tc);

@@ -6,6 +6,9 @@
  * has MARIADB_CLIENT_STMT_BULK_OPERATIONS (MariaDB 10.2+);
  * mysql_stmt_execute_start / _cont drive it like a single execution.
  *
+ * Only INSERT, REPLACE, UPDATE and DELETE without RETURNING go this way:
+ * bulk execution gives back no result sets row by row.
+ *
  * Binding is column-wise: per parameter one array over the chunk's rows,
  * numbers in place (TINY, LONGLONG, DOUBLE: Connector/C steps by their
  * size), strings, blobs, decimals and MYSQL_TIME values as arrays of
@@ -107,6 +110,20 @@ static enum enum_field_types buffer_type(const evdb_value *v)
     }
 }
 
+/* Bulk execution is for statements that change rows and return none:
+ * INSERT, REPLACE, UPDATE, DELETE without RETURNING (a SELECT or a
+ * RETURNING clause has result sets, which bulk execution does not give
+ * back row by row). */
+static bool bulk_statement(const evdb__stmt *s)
+{
+    static const char *const verbs[] = {"INSERT", "REPLACE", "UPDATE", "DELETE"};
+    const char *end = s->sql + s->sql_len;
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (evdb__my_keyword(s->sql, end, verbs[i], NULL))
+            return !evdb__my_find_word(s->sql, end, "RETURNING");
+    return false;
+}
+
 static bool same_sql(const evdb__stmt *a, const evdb__stmt *b)
 {
     return a->sql_len == b->sql_len && a->nparams == b->nparams &&
@@ -156,7 +173,7 @@ static const evdb_value *chunk_type(const evdb__dconn *dc, size_t col)
 bool evdb__my_bulk_fits(const evdb__dconn *dc)
 {
     const evdb__query *q = dc->q;
-    if (dc->opts.no_bulk || q->nbatch < 2 || !q->batch[0].nparams)
+    if (dc->opts.no_bulk || q->nbatch < 2 || !q->batch[0].nparams || !bulk_statement(&q->batch[0]))
         return false;
     unsigned long caps = 0;
     if (mariadb_get_infov(dc->m, MARIADB_CONNECTION_EXTENDED_SERVER_CAPABILITIES, &caps) ||
