@@ -21,5 +21,6 @@
 #include "evdb/listen.h"
 #include "evdb/stream.h"
 #include "evdb/copy.h"
+#include "evdb/many.h"
 
 #endif

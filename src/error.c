@@ -203,6 +203,7 @@ static void error_vset(evdb_error *e, int code, int driver_code, const char *sql
 {
     diag_clear(e);
     e->outcome_unknown = false;
+    e->many_row = 0;
     e->code = code;
     e->driver_code = driver_code;
     e->sqlstate[0] = '\0';

@@ -44,6 +44,9 @@ struct evdb_error {
      * evdb__error_set clears it, so every other error says "did not take
      * effect" unless the core said otherwise. */
     bool outcome_unknown;
+    /* evdb_many_error_row + 1: the execute_many row the error is about
+     * (src/many.c sets it); 0 = none. evdb__error_set clears it. */
+    long many_row;
     char message[EVDB__ERRMSG_MAX];
     char diag[EVDB__ERRDIAG_MAX];
 };
@@ -212,5 +215,12 @@ int evdb__conn_set_listener(evdb_conn *c, const evdb__conn_listener *ops, void *
 const evdb__driver *evdb__driver_for(const char *url);
 /* Tests register the scripted fake driver here. */
 void evdb__driver_register(const evdb__driver *d);
+
+/* ---- result.c, for many.c ---- */
+/* Mark r as the outcome of an execute_many row that failed: e (allocated
+ * with evdb__malloc) becomes r's, freed with it. */
+void evdb__result_set_row_error(evdb_result *r, evdb_error *e);
+/* That error, or NULL. */
+const evdb_error *evdb__result_row_error(const evdb_result *r);
 
 #endif

@@ -69,6 +69,12 @@ struct evdb_result {
     const evdb__rsource *src;
     void *src_obj;
     evdb_result *next;
+    /* Where the last append ended (a node of this chain, or NULL): the
+     * next append walks on from here, so chaining n results costs O(n),
+     * not O(n^2) (a batch of 65,535 statements chains that many). */
+    evdb_result *tail;
+    /* An execute_many row that failed (src/many.c): its error, owned. */
+    evdb_error *row_error;
 };
 
 struct evdb__rbuild {
@@ -518,9 +524,22 @@ size_t evdb__rbuild_size(const evdb__rbuild *b)
 
 void evdb__result_append(evdb_result *first, evdb_result *next)
 {
-    while (first->next)
-        first = first->next;
-    first->next = next;
+    evdb_result *t = first->tail ? first->tail : first;
+    while (t->next)
+        t = t->next;
+    t->next = next;
+    first->tail = next && next->tail ? next->tail : next;
+}
+
+void evdb__result_set_row_error(evdb_result *r, evdb_error *e)
+{
+    evdb__free(r->row_error);
+    r->row_error = e;
+}
+
+const evdb_error *evdb__result_row_error(const evdb_result *r)
+{
+    return r ? r->row_error : NULL;
 }
 
 void evdb__result_free(evdb_result *r)
@@ -535,6 +554,7 @@ void evdb__result_free(evdb_result *r)
             evdb__free(r->data);
         if (r->src)
             r->src->free(r->src_obj);
+        evdb__free(r->row_error);
         /* The result is the first member of its builder allocation. */
         evdb__obj_free(r, r->block_size);
         r = next;

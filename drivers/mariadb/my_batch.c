@@ -162,6 +162,42 @@ static enum evdb__my_run end(evdb__dconn *dc, evdb_error *err)
     return EVDB__MY_RUN_DONE;
 }
 
+/* A bulk chunk failed (my_bulk.c): the server rolled its rows back as one
+ * statement but did not say which row failed. Inside the batch's
+ * transaction, the chunk's rows run again one at a time to find it; the
+ * batch is undone in any case. Returns false when that cannot be done
+ * safely (the transaction is gone, as after a deadlock, or the batch was
+ * given up on): the chunk's error then fails the batch as it is. */
+static bool bulk_locate(evdb__dconn *dc)
+{
+    if (!in_trans(dc) || dc->q->cancel_requested)
+        return false;
+    dc->bulk_err = dc->out;
+    dc->bulk_err.res = NULL;
+    dc->bulk_failed = true;
+    dc->bulk_on = false;
+    dc->bulk_n = 0;
+    dc->out.failed = false;
+    dc->out.code = 0;
+    dc->out.driver_code = 0;
+    dc->out.sqlstate[0] = '\0';
+    dc->out.msg[0] = '\0';
+    return true;
+}
+
+/* Every statement ran: commit, or (a bulk chunk having failed while its
+ * rows then went through one by one) undo with the chunk's error. */
+static enum evdb__my_bstep bulk_end(evdb__dconn *dc)
+{
+    if (!dc->bulk_failed)
+        return EVDB__MY_B_CLOSE;
+    evdb_result *res = dc->out.res;
+    dc->out = dc->bulk_err;
+    dc->out.res = res;
+    dc->bulk_failed = false;
+    return EVDB__MY_B_UNDO;
+}
+
 enum evdb__my_run evdb__my_batch_run(evdb__dconn *dc, int ready, evdb_error *err)
 {
     enum evdb__my_run r;
@@ -179,6 +215,8 @@ enum evdb__my_run evdb__my_batch_run(evdb__dconn *dc, int ready, evdb_error *err
             }
             dc->bstep = EVDB__MY_B_STMT;
             dc->bk = 0;
+            dc->bulk_on = evdb__my_bulk_fits(dc);
+            dc->bulk_failed = false;
             break;
 
         case EVDB__MY_B_STMT:
@@ -194,19 +232,25 @@ enum evdb__my_run evdb__my_batch_run(evdb__dconn *dc, int ready, evdb_error *err
                     break;
                 }
                 if (dc->bk == dc->q->nbatch) {
-                    dc->bstep = EVDB__MY_B_CLOSE;
+                    dc->bstep = bulk_end(dc);
                     break;
                 }
                 stmt_begin(dc);
+                dc->bulk_n = dc->bulk_on ? evdb__my_bulk_chunk(dc) : 0;
             }
             r = dc->cur->nparams ? evdb__my_stmt_run(dc, ready, err)
                                  : evdb__my_text_run(dc, ready, err);
             if (r != EVDB__MY_RUN_DONE)
                 return r;
             ready = 0;
+            evdb__my_bulk_release(dc);
             /* evdb__my_report ended the statement (dc->bstmt is false). */
+            if (dc->out.failed && dc->bulk_n && bulk_locate(dc))
+                break;
             if (dc->out.failed) {
-                prefix_failure(dc);
+                if (dc->bulk_n == 0)
+                    prefix_failure(dc);
+                dc->bulk_n = 0;
                 dc->bstep = EVDB__MY_B_UNDO;
                 break;
             }
@@ -220,7 +264,8 @@ enum evdb__my_run evdb__my_batch_run(evdb__dconn *dc, int ready, evdb_error *err
                 evdb__my_fail_over(dc, EVDB_EINVAL, msg);
                 return end(dc, err);
             }
-            dc->bk++;
+            dc->bk += dc->bulk_n ? dc->bulk_n : 1;
+            dc->bulk_n = 0;
             break;
 
         case EVDB__MY_B_CLOSE:

@@ -274,5 +274,6 @@ void evdb__my_destroy(evdb__dconn *dc)
     release_statements(dc);
     evdb__result_free(dc->out.res);
     evdb__my_rows_free(&dc->rows);
+    evdb__my_bulk_release(dc);
     dconn_free(dc);
 }

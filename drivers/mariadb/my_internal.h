@@ -42,6 +42,8 @@ typedef struct evdb__my_opts {
     unsigned connect_timeout; /* seconds per wait, 0 = none */
     bool server_timeout;      /* reads with a timeout carry it to the server too
                             (SET STATEMENT max_statement_time=... FOR) */
+    bool no_bulk;             /* bulk=false: batches of one statement run it per
+                                 row, never as bulk execution (my_bulk.c) */
 } evdb__my_opts;
 
 /* A prepared statement, cached per connection by its SQL text. */
@@ -69,6 +71,9 @@ typedef struct evdb__my_stmt {
     struct evdb__my_cols *cols;                /* its result columns, kept by my_result.c */
     struct evdb__my_stmt *hnext;               /* hash bucket chain */
     struct evdb__my_stmt *lru_prev, *lru_next; /* most recent first */
+    /* Bound for bulk execution (STMT_ATTR_ARRAY_SIZE set): a single
+     * execution binds afresh (my_bulk.c evdb__my_bulk_disarm). */
+    bool bulk;
 } evdb__my_stmt;
 
 /* The per-connection LRU cache of prepared statements. */
@@ -202,6 +207,15 @@ struct evdb__dconn {
     bool bstmt;         /* a statement runs: its end is the batch's, not q's */
     unsigned ctl_errno; /* the last control statement's error, 0 if none */
     unsigned ctl_step;  /* which of a phase's control statements runs */
+
+    /* Bulk execution of a batch of one statement (my_bulk.c). */
+    bool bulk_on;   /* the batch's rows still go as bulk chunks */
+    size_t bulk_n;  /* rows of the chunk running (0: none) */
+    void *bulk_buf; /* the chunk's bind arrays */
+    /* A chunk failed: its rows run again one by one to find which, and
+     * the batch is undone anyway. */
+    bool bulk_failed;
+    evdb__my_outcome bulk_err; /* that chunk's failure (res unused) */
 
     evdb__my_cache cache;
     evdb__my_rows rows;
@@ -373,6 +387,24 @@ enum evdb__my_run evdb__my_autocommit_run(evdb__dconn *dc, int ready, evdb_error
 int evdb__my_batch_refuse(const evdb__query *q, evdb_error *err);
 /* The main phase of a batch: DONE (its outcome recorded), WAIT or LOST. */
 enum evdb__my_run evdb__my_batch_run(evdb__dconn *dc, int ready, evdb_error *err);
+
+/* ---- my_bulk.c: bulk execution of a batch of one statement ---- */
+/* Whether the batch in flight may run as bulk execution: the server can
+ * (MariaDB 10.2+, MARIADB_CLIENT_STMT_BULK_OPERATIONS), the URL did not
+ * say bulk=false, every statement is the same SQL with the same number
+ * of parameters (at least one), and each parameter column holds values of
+ * one bindable type (NULLs aside). */
+bool evdb__my_bulk_fits(const evdb__dconn *dc);
+/* The rows of the next chunk, from statement dc->bk: as many as keep its
+ * packet within the session's limit (and at least one). */
+size_t evdb__my_bulk_chunk(const evdb__dconn *dc);
+/* Bind the chunk's rows (dc->bk .. + dc->bulk_n) to s as arrays. 0, or -1
+ * with the failure recorded. */
+int evdb__my_bulk_bind(evdb__dconn *dc, evdb__my_stmt *s);
+/* s was bound for bulk: back to single executions. */
+void evdb__my_bulk_disarm(evdb__my_stmt *s);
+/* Free the chunk's bind arrays (after the chunk, and at destroy). */
+void evdb__my_bulk_release(evdb__dconn *dc);
 
 /* ---- my_reset.c: session reset for pools ---- */
 enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err);

@@ -185,6 +185,10 @@ static bool binds_serve(const evdb__my_stmt *s, const evdb__stmt *q)
  * the failure. */
 static int bind_params(evdb__dconn *dc, evdb__my_stmt *s)
 {
+    if (dc->bulk_n)
+        return evdb__my_bulk_bind(dc, s);
+    if (s->bulk)
+        evdb__my_bulk_disarm(s);
     const evdb__stmt *q = dc->cur;
     if (q->nparams != s->nparams) {
         char msg[128];

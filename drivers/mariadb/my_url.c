@@ -155,6 +155,11 @@ static int apply_option(evdb__my_opts *o, evdb__url_param *kv, bool *ssl_set, bo
     } else if (strcmp(k, "server_timeout") == 0) {
         if (parse_bool(kv->value, &o->server_timeout))
             return bad(err, "MariaDB URL option '%s' must be true or false", k);
+    } else if (strcmp(k, "bulk") == 0) {
+        bool on;
+        if (parse_bool(kv->value, &on))
+            return bad(err, "MariaDB URL option '%s' must be true or false", k);
+        o->no_bulk = !on;
     } else if (strcmp(k, "connect_timeout") == 0) {
         if (parse_seconds(kv->value, &o->connect_timeout))
             return bad(err, "MariaDB URL option '%s' must be a positive number of seconds", k);
