@@ -5,8 +5,11 @@
  * second borrower on the same session (max_conns 1, the same
  * evdb_conn_server_id) check that it is gone. Around them: evdb's own
  * prepared statements survive a release on PostgreSQL (server-side
- * prepare_time unchanged) and are prepared again exactly once on MariaDB
- * (COM_RESET_CONNECTION drops them; Com_stmt_prepare); the user's own
+ * prepare_time unchanged) and on MariaDB after a borrow that changed
+ * nothing (the cheap reset; Com_stmt_prepare), while after the full
+ * reset (COM_RESET_CONNECTION) they are prepared again once; what
+ * MariaDB's session state tracking does not report is cleaned all the
+ * same; the user's own
  * DISCARD ALL / DEALLOCATE ALL do not confuse the statement cache; a
  * release with statements still in flight; a reset that fails drops the
  * connection and nothing runs on the unclean session; a connection that
@@ -351,10 +354,10 @@ LEFTOVER(my_tracking_turned_off, t_my_url,
          1, 0, "SET SESSION session_track_state_change = OFF", "SET SESSION wait_timeout = 1234")
 /* Made inside a function that a SELECT calls (the reply is a result
  * set's EOF, not an OK). */
-LEFTOVER(my_setting_in_function, t_my_url, "SELECT IF(@@session.time_zone = '+02:00', 1, 0)", 1,
-         0, "SELECT evdb_reset_set_tz()")
-LEFTOVER(my_temp_table_in_function, t_my_url, "SELECT COUNT(*) + 1 FROM evdb_reset_ftmp", 1,
-         FAILS, "SELECT evdb_reset_make_tmp()")
+LEFTOVER(my_setting_in_function, t_my_url, "SELECT IF(@@session.time_zone = '+02:00', 1, 0)", 1, 0,
+         "SELECT evdb_reset_set_tz()")
+LEFTOVER(my_temp_table_in_function, t_my_url, "SELECT COUNT(*) + 1 FROM evdb_reset_ftmp", 1, FAILS,
+         "SELECT evdb_reset_make_tmp()")
 /* A statement that changes the session and then fails: the error reply
  * carries no status flags. */
 LEFTOVER(my_setting_then_error, t_my_url, "SELECT IF(@@session.time_zone = '+03:00', 1, 0)", 1, 0,

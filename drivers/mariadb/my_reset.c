@@ -135,9 +135,9 @@ static enum evdb__my_run check_step(evdb__dconn *dc, int ready, evdb_error *err)
     int mask;
     switch (dc->op) {
     case EVDB__MY_R_CHECK:
-        mask = dc->op_started ? mysql_real_query_cont(&dc->iret, dc->m, ready)
-                              : mysql_real_query_start(&dc->iret, dc->m, check_sql,
-                                                       sizeof check_sql - 1);
+        mask = dc->op_started
+                   ? mysql_real_query_cont(&dc->iret, dc->m, ready)
+                   : mysql_real_query_start(&dc->iret, dc->m, check_sql, sizeof check_sql - 1);
         if (evdb__my_waits(dc, mask))
             return EVDB__MY_RUN_WAIT;
         if (dc->iret)
