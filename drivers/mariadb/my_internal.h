@@ -93,28 +93,28 @@ enum evdb__my_state {
  * parameters the S_ steps. */
 enum evdb__my_op {
     EVDB__MY_OP_NONE,
-    EVDB__MY_T_QUERY,       /* mysql_real_query */
-    EVDB__MY_T_STORE,       /* mysql_store_result */
-    EVDB__MY_T_FETCH,       /* mysql_use_result + mysql_fetch_row (result-size cap) */
-    EVDB__MY_T_NEXT,        /* mysql_next_result */
-    EVDB__MY_S_EVICT,       /* mysql_stmt_close of the least recently used statement */
-    EVDB__MY_S_PREPARE,     /* mysql_stmt_prepare */
-    EVDB__MY_S_EXECUTE,     /* mysql_stmt_execute */
-    EVDB__MY_S_STORE,       /* mysql_stmt_store_result */
-    EVDB__MY_S_FETCH,       /* mysql_stmt_fetch, unbuffered (result-size cap) */
-    EVDB__MY_S_FLUSH,       /* mysql_stmt_free_result: drop unbuffered rows unread */
-    EVDB__MY_S_NEXT,        /* mysql_stmt_next_result */
-    EVDB__MY_S_RESET,       /* mysql_stmt_reset of a cached statement whose result failed */
-    EVDB__MY_S_DISCARD,     /* mysql_stmt_close of an uncached or failed statement */
-    EVDB__MY_R_RESET,       /* mysql_reset_connection (EVDB__QUERY_RESET_SESSION) */
-    EVDB__MY_R_ROLE,        /* ... then SET ROLE NONE (the reset keeps the role) */
-    EVDB__MY_R_TRACK,       /* ... then turn session state tracking on (my_reset.c) */
-    EVDB__MY_R_CHECK,       /* the cheap reset: UNLOCK TABLES; SELECT <check> */
-    EVDB__MY_R_CHECK_NEXT,  /* ... mysql_next_result to the SELECT */
-    EVDB__MY_R_CHECK_STORE, /* ... its row */
-    EVDB__MY_P_QUERY,       /* SELECT @@max_allowed_packet (my_packet.c) */
-    EVDB__MY_P_STORE,       /* ... its row */
-    EVDB__MY_C_QUERY        /* a control statement: ROLLBACK, SAVEPOINT, ... (no rows) */
+    EVDB__MY_T_QUERY,   /* mysql_real_query */
+    EVDB__MY_T_STORE,   /* mysql_store_result */
+    EVDB__MY_T_FETCH,   /* mysql_use_result + mysql_fetch_row (result-size cap) */
+    EVDB__MY_T_NEXT,    /* mysql_next_result */
+    EVDB__MY_S_EVICT,   /* mysql_stmt_close of the least recently used statement */
+    EVDB__MY_S_PREPARE, /* mysql_stmt_prepare */
+    EVDB__MY_S_EXECUTE, /* mysql_stmt_execute */
+    EVDB__MY_S_STORE,   /* mysql_stmt_store_result */
+    EVDB__MY_S_FETCH,   /* mysql_stmt_fetch, unbuffered (result-size cap) */
+    EVDB__MY_S_FLUSH,   /* mysql_stmt_free_result: drop unbuffered rows unread */
+    EVDB__MY_S_NEXT,    /* mysql_stmt_next_result */
+    EVDB__MY_S_RESET,   /* mysql_stmt_reset of a cached statement whose result failed */
+    EVDB__MY_S_DISCARD, /* mysql_stmt_close of an uncached or failed statement */
+    EVDB__MY_R_RESET,   /* mysql_reset_connection (EVDB__QUERY_RESET_SESSION) */
+    EVDB__MY_R_ROLE,    /* ... then SET ROLE NONE (the reset keeps the role) */
+    EVDB__MY_R_TRACK,   /* ... then turn session state tracking on (my_reset.c) */
+    EVDB__MY_R_CHECK,   /* the cheap reset: UNLOCK TABLES; SELECT <check> */
+    EVDB__MY_R_CNEXT,   /* ... mysql_next_result to the SELECT */
+    EVDB__MY_R_CSTORE,  /* ... its row */
+    EVDB__MY_P_QUERY,   /* SELECT @@max_allowed_packet (my_packet.c) */
+    EVDB__MY_P_STORE,   /* ... its row */
+    EVDB__MY_C_QUERY    /* a control statement: ROLLBACK, SAVEPOINT, ... (no rows) */
 };
 
 /* The phases of a query (my_driver.c run): the gate checks it before

@@ -142,16 +142,16 @@ static enum evdb__my_run check_step(evdb__dconn *dc, int ready, evdb_error *err)
             return EVDB__MY_RUN_WAIT;
         if (dc->iret)
             return check_failed(dc, err);
-        next_op(dc, EVDB__MY_R_CHECK_NEXT);
+        next_op(dc, EVDB__MY_R_CNEXT);
         return EVDB__MY_RUN_DONE;
-    case EVDB__MY_R_CHECK_NEXT:
+    case EVDB__MY_R_CNEXT:
         mask = dc->op_started ? mysql_next_result_cont(&dc->iret, dc->m, ready)
                               : mysql_next_result_start(&dc->iret, dc->m);
         if (evdb__my_waits(dc, mask))
             return EVDB__MY_RUN_WAIT;
         if (dc->iret)
             return check_failed(dc, err);
-        next_op(dc, EVDB__MY_R_CHECK_STORE);
+        next_op(dc, EVDB__MY_R_CSTORE);
         return EVDB__MY_RUN_DONE;
     default: {
         MYSQL_RES *res = NULL;
@@ -226,8 +226,8 @@ enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err
     }
     dc->q->drv_state = EVDB__MY_Q_SENT;
     for (;;) {
-        bool check = dc->op == EVDB__MY_R_CHECK || dc->op == EVDB__MY_R_CHECK_NEXT ||
-                     dc->op == EVDB__MY_R_CHECK_STORE;
+        bool check =
+            dc->op == EVDB__MY_R_CHECK || dc->op == EVDB__MY_R_CNEXT || dc->op == EVDB__MY_R_CSTORE;
         enum evdb__my_run r = check ? check_step(dc, ready, err) : full_step(dc, ready, err);
         if (r != EVDB__MY_RUN_DONE || !dc->q)
             return r;
