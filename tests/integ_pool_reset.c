@@ -5,8 +5,11 @@
  * second borrower on the same session (max_conns 1, the same
  * evdb_conn_server_id) check that it is gone. Around them: evdb's own
  * prepared statements survive a release on PostgreSQL (server-side
- * prepare_time unchanged) and are prepared again exactly once on MariaDB
- * (COM_RESET_CONNECTION drops them; Com_stmt_prepare); the user's own
+ * prepare_time unchanged) and on MariaDB after a borrow that changed
+ * nothing (the cheap reset; Com_stmt_prepare), while after the full
+ * reset (COM_RESET_CONNECTION) they are prepared again once; what
+ * MariaDB's session state tracking does not report is cleaned all the
+ * same; the user's own
  * DISCARD ALL / DEALLOCATE ALL do not confuse the statement cache; a
  * release with statements still in flight; a reset that fails drops the
  * connection and nothing runs on the unclean session; a connection that
@@ -107,9 +110,16 @@ static void leftover_gone(const char *url, const char *const *leave, size_t n, c
 {
     evdb_pool_opts o = {.max_conns = 1, .pipeline_depth = DEPTH};
     evdb_pool *p = t_pool_new(L, url, &o);
+    /* A first borrow that leaves nothing: the leftover borrow then starts
+     * on a session a reset has cleaned once (on MariaDB, one whose state
+     * tracking is on, so its release may take the cheap reset). */
     evdb_conn *a = borrow(p);
     int64_t id = evdb_conn_server_id(a);
     ck_assert(id > 0);
+    run_ok(a, "SELECT 1");
+    ck_assert_int_eq(evdb_conn_release(a), 0);
+    a = borrow(p);
+    ck_assert_int_eq(evdb_conn_server_id(a), id);
     for (size_t i = 0; i < n; i++) {
         if (leave[i][0] == '!') {
             evdb_future *f = run(a, leave[i] + 1);
@@ -128,7 +138,7 @@ static void leftover_gone(const char *url, const char *const *leave, size_t n, c
     t_run_for(L, 0.05);
     evdb_pool_stats st;
     evdb_pool_stats_get(p, &st);
-    ck_assert_uint_eq(st.resets, 2);
+    ck_assert_uint_eq(st.resets, 3);
     ck_assert_uint_eq(st.discarded, 0);
     close_pool(p);
 }
@@ -165,6 +175,14 @@ static void my_fixtures(void)
     t_exec_ok(c, "DELETE FROM evdb_reset_t");
     t_exec_ok(c, "CREATE ROLE IF NOT EXISTS evdb_reset_role");
     t_exec_ok(c, "GRANT evdb_reset_role TO 'evdb'@'127.0.0.1'");
+    t_exec_ok(c, "CREATE OR REPLACE FUNCTION evdb_reset_set_tz() RETURNS INT "
+                 "BEGIN SET time_zone = '+02:00'; RETURN 1; END");
+    t_exec_ok(c, "CREATE OR REPLACE FUNCTION evdb_reset_make_tmp() RETURNS INT "
+                 "BEGIN CREATE TEMPORARY TABLE IF NOT EXISTS evdb_reset_ftmp (x int); "
+                 "RETURN 1; END");
+    t_exec_ok(c, "CREATE OR REPLACE PROCEDURE evdb_reset_set_tz_fail() "
+                 "BEGIN SET time_zone = '+03:00'; "
+                 "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'evdb reset test'; END");
     t_conn_close(c);
 }
 
@@ -322,6 +340,28 @@ LEFTOVER(my_table_lock, t_my_url, "SELECT COUNT(*) + 1 FROM evdb_reset_u", FAILS
          "LOCK TABLES evdb_reset_t WRITE")
 LEFTOVER(my_sql_prepare, t_my_url, "EXECUTE evdb_user_stmt", 1, FAILS,
          "PREPARE evdb_user_stmt FROM 'SELECT 1'")
+/* What MariaDB's session state tracking does not report (my_reset.c):
+ * user variables assigned in expressions, and tracking turned off. */
+LEFTOVER(my_user_variable_in_select, t_my_url, "SELECT IF(@evdb_reset_v IS NULL, 0, 1)", 1, 0,
+         "SELECT @evdb_reset_v := 5")
+LEFTOVER(my_user_variable_select_into, t_my_url, "SELECT IF(@evdb_reset_v IS NULL, 0, 1)", 1, 0,
+         "SELECT 5 INTO @evdb_reset_v")
+LEFTOVER(my_user_variable_in_do, t_my_url, "SELECT IF(@evdb_reset_v IS NULL, 0, 1)", 1, 0,
+         "DO @evdb_reset_v := 5")
+LEFTOVER(my_tracking_turned_off, t_my_url,
+         "SELECT IF(@@session.wait_timeout = 1234 OR @@session.session_track_state_change = 0, "
+         "1, 0)",
+         1, 0, "SET SESSION session_track_state_change = OFF", "SET SESSION wait_timeout = 1234")
+/* Made inside a function that a SELECT calls (the reply is a result
+ * set's EOF, not an OK). */
+LEFTOVER(my_setting_in_function, t_my_url, "SELECT IF(@@session.time_zone = '+02:00', 1, 0)", 1, 0,
+         "SELECT evdb_reset_set_tz()")
+LEFTOVER(my_temp_table_in_function, t_my_url, "SELECT COUNT(*) + 1 FROM evdb_reset_ftmp", 1, FAILS,
+         "SELECT evdb_reset_make_tmp()")
+/* A statement that changes the session and then fails: the error reply
+ * carries no status flags. */
+LEFTOVER(my_setting_then_error, t_my_url, "SELECT IF(@@session.time_zone = '+03:00', 1, 0)", 1, 0,
+         "!CALL evdb_reset_set_tz_fail()")
 
 /* ---- the statement cache ---- */
 
@@ -395,10 +435,22 @@ START_TEST(pg_statement_cache_survives_release)
 }
 END_TEST
 
-/* MariaDB: COM_RESET_CONNECTION drops the session's statements; the
- * driver's cache knows, and each statement is prepared again once, on
- * its first use in the next borrow, and then served from the cache. */
-START_TEST(my_statements_prepared_again_once_after_release)
+static long long my_prepares(evdb_conn *admin)
+{
+    evdb_future *f = run(admin, "SHOW GLOBAL STATUS LIKE 'Com_stmt_prepare'");
+    ck_assert_int_eq(evdb_future_status(f), 0);
+    long long n = atoll(evdb_result_text(evdb_future_result(f), 0, 1, NULL));
+    evdb_future_unref(f);
+    return n;
+}
+
+/* MariaDB: the first release of a session takes the full reset
+ * (COM_RESET_CONNECTION drops the session's statements; the driver's
+ * cache knows, and the statement is prepared again once, on its first
+ * use in the next borrow). It turns state tracking on, so the releases
+ * after borrows that changed nothing take the cheap reset, which keeps
+ * the statement: no prepare at all. */
+START_TEST(my_statements_kept_after_clean_release)
 {
     evdb_pool_opts o = {.max_conns = 1};
     evdb_pool *p = t_pool_new(L, t_my_url(), &o);
@@ -411,17 +463,61 @@ START_TEST(my_statements_prepared_again_once_after_release)
     for (int round = 0; round < 3; round++) {
         evdb_conn *b = borrow(p);
         ck_assert_int_eq(evdb_conn_server_id(b), id);
-        evdb_future *f = run(admin, "SHOW GLOBAL STATUS LIKE 'Com_stmt_prepare'");
-        long long before = atoll(evdb_result_text(evdb_future_result(f), 0, 1, NULL));
-        evdb_future_unref(f);
+        long long before = my_prepares(admin);
         for (int i = 0; i < 4; i++)
             run_cached(b, sql, i, 100 + i);
-        f = run(admin, "SHOW GLOBAL STATUS LIKE 'Com_stmt_prepare'");
-        long long after = atoll(evdb_result_text(evdb_future_result(f), 0, 1, NULL));
-        evdb_future_unref(f);
-        ck_assert_int_eq(after - before, 1);
+        run_ok(b, "START TRANSACTION");
+        run_cached(b, sql, 7, 107);
+        run_ok(b, "COMMIT");
+        ck_assert_int_eq(my_prepares(admin) - before, round == 0 ? 1 : 0);
         ck_assert_int_eq(evdb_conn_release(b), 0);
     }
+    t_conn_close(admin);
+    close_pool(p);
+}
+END_TEST
+
+/* The cheap reset cleans what tracking does not report (named locks,
+ * table locks) itself, keeping the statements; a user variable assigned
+ * in a SELECT makes it fall back to the full reset (the statement is
+ * prepared again). */
+START_TEST(my_cheap_reset_cleans_untracked_leftovers)
+{
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = t_pool_new(L, t_my_url(), &o);
+    evdb_conn *admin = t_conn_open(L, t_my_admin_url(), NULL);
+    const char *sql = "SELECT ? + 100";
+    evdb_conn *a = borrow(p);
+    run_cached(a, sql, 1, 101);
+    ck_assert_int_eq(evdb_conn_release(a), 0); /* the first: full */
+    a = borrow(p);
+    run_cached(a, sql, 1, 101);
+    expect(a, "SELECT GET_LOCK('evdb_reset_lock', 0)", 1, "lock taker");
+    ck_assert_int_eq(evdb_conn_release(a), 0);
+    a = borrow(p);
+    long long before = my_prepares(admin);
+    run_cached(a, sql, 2, 102);
+    ck_assert_int_eq(my_prepares(admin) - before, 0); /* the cheap reset ran */
+    expect(a, "SELECT IF(IS_USED_LOCK('evdb_reset_lock') IS NULL, 0, 1)", 0, "after GET_LOCK");
+    run_ok(a, "LOCK TABLES evdb_reset_t WRITE");
+    ck_assert_int_eq(evdb_conn_release(a), 0);
+    a = borrow(p);
+    before = my_prepares(admin);
+    run_cached(a, sql, 3, 103);
+    ck_assert_int_eq(my_prepares(admin) - before, 0);
+    expect(a, "SELECT COUNT(*) + 1 FROM evdb_reset_u", 1, "after LOCK TABLES");
+    expect(a, "SELECT @evdb_reset_v := 5", 5, "variable setter");
+    ck_assert_int_eq(evdb_conn_release(a), 0);
+    a = borrow(p);
+    before = my_prepares(admin);
+    run_cached(a, sql, 4, 104);
+    ck_assert_int_eq(my_prepares(admin) - before, 1); /* the full reset ran */
+    expect(a, "SELECT IF(@evdb_reset_v IS NULL, 0, 1)", 0, "after SELECT @v := 5");
+    ck_assert_int_eq(evdb_conn_release(a), 0);
+    t_run_for(L, 0.05);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.discarded, 0);
     t_conn_close(admin);
     close_pool(p);
 }
@@ -961,7 +1057,15 @@ int main(void)
     tcase_add_test(my, my_named_lock);
     tcase_add_test(my, my_table_lock);
     tcase_add_test(my, my_sql_prepare);
-    tcase_add_test(my, my_statements_prepared_again_once_after_release);
+    tcase_add_test(my, my_user_variable_in_select);
+    tcase_add_test(my, my_user_variable_select_into);
+    tcase_add_test(my, my_user_variable_in_do);
+    tcase_add_test(my, my_tracking_turned_off);
+    tcase_add_test(my, my_setting_in_function);
+    tcase_add_test(my, my_temp_table_in_function);
+    tcase_add_test(my, my_setting_then_error);
+    tcase_add_test(my, my_statements_kept_after_clean_release);
+    tcase_add_test(my, my_cheap_reset_cleans_untracked_leftovers);
     tcase_add_test(my, my_release_with_statements_in_flight);
     tcase_add_test(my, my_connection_breaks_during_reset);
     tcase_add_test(my, my_borrower_statements_fail_when_the_reset_breaks);

@@ -112,6 +112,11 @@ static int begin_connect(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
 {
     const evdb__my_opts *o = &dc->opts;
     MYSQL *ret = NULL;
+    /* Replies that say the session state changed make the next reset a
+     * full one (my_reset.c). */
+    mysql_optionsv(dc->m, MARIADB_OPT_STATUS_CALLBACK, evdb__my_track_status, dc);
+    dc->track_on = false;
+    dc->track_dirty = true;
     int mask =
         mysql_real_connect_start(&ret, dc->m, evdb__my_connect_host(dc), o->user, o->password,
                                  o->db, o->port, o->unix_socket, evdb__my_client_flags(true));

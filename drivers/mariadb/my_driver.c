@@ -112,6 +112,9 @@ void evdb__my_deliver(evdb__dconn *dc, evdb_error *err)
     if (!dc->out.failed && !dc->out.res)
         evdb__my_fail_code(dc, EVDB_EPROTO, "MariaDB query produced no result");
     if (dc->out.failed) {
+        /* The error reply carries no status flags: what the statement did
+         * to the session before it failed is unknown (my_reset.c). */
+        dc->track_dirty = true;
         evdb__result_free(dc->out.res);
         dc->out.res = NULL;
         /* driver.h gives drivers no evdb_error of their own (its layout is
@@ -421,6 +424,10 @@ const char *evdb__my_op_name(enum evdb__my_op op)
         [EVDB__MY_S_DISCARD] = "stmt-discard",
         [EVDB__MY_R_RESET] = "reset-connection",
         [EVDB__MY_R_ROLE] = "reset-role",
+        [EVDB__MY_R_TRACK] = "reset-track",
+        [EVDB__MY_R_CHECK] = "reset-check",
+        [EVDB__MY_R_CNEXT] = "reset-check-next",
+        [EVDB__MY_R_CSTORE] = "reset-check-store",
         [EVDB__MY_P_QUERY] = "packet-query",
         [EVDB__MY_P_STORE] = "packet-store",
         [EVDB__MY_C_QUERY] = "control-query",

@@ -113,6 +113,10 @@ enum evdb__my_op {
     EVDB__MY_S_DISCARD, /* mysql_stmt_close of an uncached or failed statement */
     EVDB__MY_R_RESET,   /* mysql_reset_connection (EVDB__QUERY_RESET_SESSION) */
     EVDB__MY_R_ROLE,    /* ... then SET ROLE NONE (the reset keeps the role) */
+    EVDB__MY_R_TRACK,   /* ... then turn session state tracking on (my_reset.c) */
+    EVDB__MY_R_CHECK,   /* the cheap reset: UNLOCK TABLES; SELECT <check> */
+    EVDB__MY_R_CNEXT,   /* ... mysql_next_result to the SELECT */
+    EVDB__MY_R_CSTORE,  /* ... its row */
     EVDB__MY_P_QUERY,   /* SELECT @@max_allowed_packet (my_packet.c) */
     EVDB__MY_P_STORE,   /* ... its row */
     EVDB__MY_C_QUERY    /* a control statement: ROLLBACK, SAVEPOINT, ... (no rows) */
@@ -219,6 +223,15 @@ struct evdb__dconn {
 
     evdb__my_cache cache;
     evdb__my_rows rows;
+
+    /* Session state tracking (my_reset.c): whether the session's
+     * session_track_state_change is on (the last full reset turned it
+     * on), and whether a reply since the last reset said the session's
+     * state changed, or a query failed (an error reply carries no
+     * status): either makes the next reset a full one. */
+    bool track_on;
+    bool track_dirty;
+    bool check_refused; /* the cheap reset's query failed once: full resets only */
 
     /* The result-size cap (my_unbuffered.c). With a cap, result sets are
      * read one row at a time (dc->mres from mysql_use_result, or the
@@ -410,6 +423,9 @@ void evdb__my_bulk_release(evdb__dconn *dc);
 enum evdb__my_run evdb__my_reset_run(evdb__dconn *dc, int ready, evdb_error *err);
 /* The driver's reset slot: one query, run as evdb__my_reset_run. */
 extern const evdb__reset evdb__my_reset;
+/* Connector/C's status callback (MARIADB_OPT_STATUS_CALLBACK, data: the
+ * dconn): notes replies that say the session state changed. */
+void evdb__my_track_status(void *data, enum enum_mariadb_status_info type, ...);
 
 /* ---- my_stmt.c: queries with parameters ---- */
 enum evdb__my_run evdb__my_stmt_run(evdb__dconn *dc, int ready, evdb_error *err);
