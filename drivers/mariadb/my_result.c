@@ -739,7 +739,23 @@ static inline uint64_t le_get(const unsigned char *p, unsigned n)
 
 /* A length-encoded integer at *p (before end): the value, *p moved past
  * it; false when it runs past end or is not a length. */
-static bool lenenc_get(const unsigned char **p, const unsigned char *end, uint64_t *len)
+__attribute__((noinline)) static bool lenenc_get_long(const unsigned char **p,
+                                                      const unsigned char *end, uint64_t *len);
+
+/* In line for the one-byte lengths (values up to 250 bytes), the rest
+ * out of line. */
+static inline bool lenenc_get(const unsigned char **p, const unsigned char *end, uint64_t *len)
+{
+    const unsigned char *q = *p;
+    if (__builtin_expect(q < end && *q < 251, 1)) {
+        *len = *q;
+        *p = q + 1;
+        return true;
+    }
+    return lenenc_get_long(p, end, len);
+}
+
+static bool lenenc_get_long(const unsigned char **p, const unsigned char *end, uint64_t *len)
 {
     const unsigned char *q = *p;
     if (q >= end)
@@ -772,7 +788,7 @@ static bool lenenc_get(const unsigned char **p, const unsigned char *end, uint64
 
 /* A date or time cell of column f at *p (length-prefixed) as its text
  * into text (room for EVDB__MY_TIME_WIRE_TEXT_MAX). 0 or EVDB_EPROTO. */
-static int direct_time(evdb__rcell *x, char *text, const MYSQL_FIELD *f, const unsigned char **p,
+__attribute__((noinline)) static int direct_time(evdb__rcell *x, char *text, const MYSQL_FIELD *f, const unsigned char **p,
                        const unsigned char *end)
 {
     const unsigned char *q = *p;

@@ -129,34 +129,43 @@ static bool stored_type(evdb_type t)
     }
 }
 
+/* Parameter i of s (not an int) into s's storage: the types past the
+ * common case, out of line so that the int loop below saves no
+ * registers for them. */
+__attribute__((noinline)) static void copy_other(evdb__my_stmt *s, unsigned i,
+                                                 const evdb_value *v)
+{
+    switch (v->type) {
+    case EVDB_TYPE_UINT:
+        s->pnum[i].u = v->u.ui;
+        break;
+    case EVDB_TYPE_DOUBLE:
+        s->pnum[i].d = v->u.d;
+        break;
+    case EVDB_TYPE_BOOL:
+        s->pbool[i] = v->u.b ? 1 : 0;
+        break;
+    case EVDB_TYPE_UUID:
+        evdb__my_uuid_text(v->u.uuid, s->pnum[i].uuid);
+        break;
+    default:
+        if (time_type(v->type))
+            (void)evdb__my_param_time(v, &s->pnum[i].t);
+        break;
+    }
+}
+
 /* Copy q's number, bool, date and UUID parameters into s's storage
- * (they were checked at send: evdb__my_param_time cannot fail here). */
-static void copy_numbers(evdb__my_stmt *s, const evdb__stmt *q)
+ * (they were checked at send: evdb__my_param_time cannot fail here).
+ * Ints, the common case, are copied in line. */
+static inline void copy_numbers(evdb__my_stmt *s, const evdb__stmt *q)
 {
     for (unsigned i = 0; i < s->nparams; i++) {
         const evdb_value *v = &q->params[i];
-        if (v->type == EVDB_TYPE_INT) { /* the common case first */
+        if (__builtin_expect(v->type == EVDB_TYPE_INT, 1))
             s->pnum[i].i = v->u.i;
-            continue;
-        }
-        switch (v->type) {
-        case EVDB_TYPE_UINT:
-            s->pnum[i].u = v->u.ui;
-            break;
-        case EVDB_TYPE_DOUBLE:
-            s->pnum[i].d = v->u.d;
-            break;
-        case EVDB_TYPE_BOOL:
-            s->pbool[i] = v->u.b ? 1 : 0;
-            break;
-        case EVDB_TYPE_UUID:
-            evdb__my_uuid_text(v->u.uuid, s->pnum[i].uuid);
-            break;
-        default:
-            if (time_type(v->type))
-                (void)evdb__my_param_time(v, &s->pnum[i].t);
-            break;
-        }
+        else
+            copy_other(s, i, v);
     }
 }
 
@@ -170,6 +179,11 @@ static bool binds_serve(const evdb__my_stmt *s, const evdb__stmt *q)
         return false;
     for (unsigned i = 0; i < s->nparams; i++) {
         const evdb_value *v = &q->params[i];
+        if (v->type == EVDB_TYPE_INT) { /* the common case, without the switches */
+            if (s->pbind[i].buffer_type != MYSQL_TYPE_LONGLONG || s->pbind[i].is_unsigned)
+                return false;
+            continue;
+        }
         if (param_type(v) != s->pbind[i].buffer_type || !stored_type(v->type) ||
             (v->type == EVDB_TYPE_UINT) != (s->pbind[i].is_unsigned != 0))
             return false;
