@@ -651,6 +651,8 @@ enum direct_kind {
     DK_DATE, /* DATE, DATETIME, TIMESTAMP: length-prefixed fields */
     DK_TIME, /* TIME: length-prefixed sign, days and clock */
 };
+_Static_assert(DK_DATE > DK_DOUBLE && DK_DATE > DK_STR && DK_TIME == DK_DATE + 1,
+               "the dates' kinds come last (direct_cell tests k >= DK_DATE)");
 
 /* YEAR is shown zero-padded to four digits, as the text protocol does. */
 #define YEAR_DIGITS 4
@@ -819,8 +821,6 @@ static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const MYS
         x->ptr = NULL; /* always flagged NULL; nothing in the row */
         return 0;
     }
-    if (k == DK_DATE || k == DK_TIME)
-        return direct_time(x, text, f, p, end);
     if (k == DK_STR) {
         uint64_t len;
         if (!lenenc_get(&q, end, &len) || len > (uint64_t)(end - q))
@@ -831,6 +831,8 @@ static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const MYS
         x->kept = EVDB__RCELL_TEXT;
         return 0;
     }
+    if (k >= DK_DATE) /* DK_DATE or DK_TIME: one test for the numbers */
+        return direct_time(x, text, f, p, end);
     unsigned w = width[k];
     if ((size_t)(end - q) < w)
         return EVDB_EPROTO;

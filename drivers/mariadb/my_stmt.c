@@ -361,8 +361,9 @@ static enum evdb__my_run finish(evdb__dconn *dc, evdb_error *err)
 /* A result set's rows are done (read, or dropped): after a failure the
  * statement's error ends the query (the server sends nothing more after
  * an error); otherwise the next result set, or the end. WAIT: go on with
- * dc->op. */
-static enum evdb__my_run rows_done(evdb__dconn *dc, evdb__my_stmt *s, bool failed, evdb_error *err)
+ * dc->op. In line: every query passes here once. */
+__attribute__((always_inline)) static inline enum evdb__my_run
+rows_done(evdb__dconn *dc, evdb__my_stmt *s, bool failed, evdb_error *err)
 {
     if (failed) {
         enum evdb__my_run r = stmt_error(dc, s->stmt, err);
@@ -376,8 +377,10 @@ static enum evdb__my_run rows_done(evdb__dconn *dc, evdb__my_stmt *s, bool faile
 }
 
 /* After execute or next_result: store the result set, or take the counts
- * of a statement without one. */
-static enum evdb__my_run result_set(evdb__dconn *dc, evdb_error *err)
+ * of a statement without one. In line in both steps: every query passes
+ * here once. */
+__attribute__((always_inline)) static inline enum evdb__my_run result_set(evdb__dconn *dc,
+                                                                          evdb_error *err)
 {
     MYSQL_STMT *stmt = dc->st->stmt;
     if (mysql_stmt_field_count(stmt) > 0) {
