@@ -790,8 +790,8 @@ static bool lenenc_get_long(const unsigned char **p, const unsigned char *end, u
 
 /* A date or time cell of column f at *p (length-prefixed) as its text
  * into text (room for EVDB__MY_TIME_WIRE_TEXT_MAX). 0 or EVDB_EPROTO. */
-__attribute__((noinline)) static int direct_time(evdb__rcell *x, char *text, const MYSQL_FIELD *f, const unsigned char **p,
-                       const unsigned char *end)
+__attribute__((noinline)) static int direct_time(evdb__rcell *x, char *text, const MYSQL_FIELD *f,
+                                                 const unsigned char **p, const unsigned char *end)
 {
     const unsigned char *q = *p;
     uint64_t len;

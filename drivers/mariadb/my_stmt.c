@@ -132,8 +132,7 @@ static bool stored_type(evdb_type t)
 /* Parameter i of s (not an int) into s's storage: the types past the
  * common case, out of line so that the int loop below saves no
  * registers for them. */
-__attribute__((noinline)) static void copy_other(evdb__my_stmt *s, unsigned i,
-                                                 const evdb_value *v)
+__attribute__((noinline)) static void copy_other(evdb__my_stmt *s, unsigned i, const evdb_value *v)
 {
     switch (v->type) {
     case EVDB_TYPE_UINT:
