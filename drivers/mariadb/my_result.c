@@ -651,6 +651,8 @@ enum direct_kind {
     DK_DATE, /* DATE, DATETIME, TIMESTAMP: length-prefixed fields */
     DK_TIME, /* TIME: length-prefixed sign, days and clock */
 };
+_Static_assert(DK_DATE > DK_DOUBLE && DK_DATE > DK_STR && DK_TIME == DK_DATE + 1,
+               "the dates' kinds come last (direct_cell tests k >= DK_DATE)");
 
 /* YEAR is shown zero-padded to four digits, as the text protocol does. */
 #define YEAR_DIGITS 4
@@ -739,7 +741,23 @@ static inline uint64_t le_get(const unsigned char *p, unsigned n)
 
 /* A length-encoded integer at *p (before end): the value, *p moved past
  * it; false when it runs past end or is not a length. */
-static bool lenenc_get(const unsigned char **p, const unsigned char *end, uint64_t *len)
+__attribute__((noinline)) static bool lenenc_get_long(const unsigned char **p,
+                                                      const unsigned char *end, uint64_t *len);
+
+/* In line for the one-byte lengths (values up to 250 bytes), the rest
+ * out of line. */
+static inline bool lenenc_get(const unsigned char **p, const unsigned char *end, uint64_t *len)
+{
+    const unsigned char *q = *p;
+    if (__builtin_expect(q < end && *q < 251, 1)) {
+        *len = *q;
+        *p = q + 1;
+        return true;
+    }
+    return lenenc_get_long(p, end, len);
+}
+
+static bool lenenc_get_long(const unsigned char **p, const unsigned char *end, uint64_t *len)
 {
     const unsigned char *q = *p;
     if (q >= end)
@@ -772,8 +790,8 @@ static bool lenenc_get(const unsigned char **p, const unsigned char *end, uint64
 
 /* A date or time cell of column f at *p (length-prefixed) as its text
  * into text (room for EVDB__MY_TIME_WIRE_TEXT_MAX). 0 or EVDB_EPROTO. */
-static int direct_time(evdb__rcell *x, char *text, const MYSQL_FIELD *f, const unsigned char **p,
-                       const unsigned char *end)
+__attribute__((noinline)) static int direct_time(evdb__rcell *x, char *text, const MYSQL_FIELD *f,
+                                                 const unsigned char **p, const unsigned char *end)
 {
     const unsigned char *q = *p;
     uint64_t len;
@@ -803,8 +821,6 @@ static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const MYS
         x->ptr = NULL; /* always flagged NULL; nothing in the row */
         return 0;
     }
-    if (k == DK_DATE || k == DK_TIME)
-        return direct_time(x, text, f, p, end);
     if (k == DK_STR) {
         uint64_t len;
         if (!lenenc_get(&q, end, &len) || len > (uint64_t)(end - q))
@@ -815,6 +831,8 @@ static int direct_cell(evdb__rcell *x, char *text, enum direct_kind k, const MYS
         x->kept = EVDB__RCELL_TEXT;
         return 0;
     }
+    if (k >= DK_DATE) /* DK_DATE or DK_TIME: one test for the numbers */
+        return direct_time(x, text, f, p, end);
     unsigned w = width[k];
     if ((size_t)(end - q) < w)
         return EVDB_EPROTO;

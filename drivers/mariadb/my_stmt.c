@@ -129,34 +129,42 @@ static bool stored_type(evdb_type t)
     }
 }
 
+/* Parameter i of s (not an int) into s's storage: the types past the
+ * common case, out of line so that the int loop below saves no
+ * registers for them. */
+__attribute__((noinline)) static void copy_other(evdb__my_stmt *s, unsigned i, const evdb_value *v)
+{
+    switch (v->type) {
+    case EVDB_TYPE_UINT:
+        s->pnum[i].u = v->u.ui;
+        break;
+    case EVDB_TYPE_DOUBLE:
+        s->pnum[i].d = v->u.d;
+        break;
+    case EVDB_TYPE_BOOL:
+        s->pbool[i] = v->u.b ? 1 : 0;
+        break;
+    case EVDB_TYPE_UUID:
+        evdb__my_uuid_text(v->u.uuid, s->pnum[i].uuid);
+        break;
+    default:
+        if (time_type(v->type))
+            (void)evdb__my_param_time(v, &s->pnum[i].t);
+        break;
+    }
+}
+
 /* Copy q's number, bool, date and UUID parameters into s's storage
- * (they were checked at send: evdb__my_param_time cannot fail here). */
-static void copy_numbers(evdb__my_stmt *s, const evdb__stmt *q)
+ * (they were checked at send: evdb__my_param_time cannot fail here).
+ * Ints, the common case, are copied in line. */
+static inline void copy_numbers(evdb__my_stmt *s, const evdb__stmt *q)
 {
     for (unsigned i = 0; i < s->nparams; i++) {
         const evdb_value *v = &q->params[i];
-        if (v->type == EVDB_TYPE_INT) { /* the common case first */
+        if (__builtin_expect(v->type == EVDB_TYPE_INT, 1))
             s->pnum[i].i = v->u.i;
-            continue;
-        }
-        switch (v->type) {
-        case EVDB_TYPE_UINT:
-            s->pnum[i].u = v->u.ui;
-            break;
-        case EVDB_TYPE_DOUBLE:
-            s->pnum[i].d = v->u.d;
-            break;
-        case EVDB_TYPE_BOOL:
-            s->pbool[i] = v->u.b ? 1 : 0;
-            break;
-        case EVDB_TYPE_UUID:
-            evdb__my_uuid_text(v->u.uuid, s->pnum[i].uuid);
-            break;
-        default:
-            if (time_type(v->type))
-                (void)evdb__my_param_time(v, &s->pnum[i].t);
-            break;
-        }
+        else
+            copy_other(s, i, v);
     }
 }
 
@@ -170,6 +178,11 @@ static bool binds_serve(const evdb__my_stmt *s, const evdb__stmt *q)
         return false;
     for (unsigned i = 0; i < s->nparams; i++) {
         const evdb_value *v = &q->params[i];
+        if (v->type == EVDB_TYPE_INT) { /* the common case, without the switches */
+            if (s->pbind[i].buffer_type != MYSQL_TYPE_LONGLONG || s->pbind[i].is_unsigned)
+                return false;
+            continue;
+        }
         if (param_type(v) != s->pbind[i].buffer_type || !stored_type(v->type) ||
             (v->type == EVDB_TYPE_UINT) != (s->pbind[i].is_unsigned != 0))
             return false;
@@ -347,8 +360,9 @@ static enum evdb__my_run finish(evdb__dconn *dc, evdb_error *err)
 /* A result set's rows are done (read, or dropped): after a failure the
  * statement's error ends the query (the server sends nothing more after
  * an error); otherwise the next result set, or the end. WAIT: go on with
- * dc->op. */
-static enum evdb__my_run rows_done(evdb__dconn *dc, evdb__my_stmt *s, bool failed, evdb_error *err)
+ * dc->op. In line: every query passes here once. */
+__attribute__((always_inline)) static inline enum evdb__my_run
+rows_done(evdb__dconn *dc, evdb__my_stmt *s, bool failed, evdb_error *err)
 {
     if (failed) {
         enum evdb__my_run r = stmt_error(dc, s->stmt, err);
@@ -362,8 +376,10 @@ static enum evdb__my_run rows_done(evdb__dconn *dc, evdb__my_stmt *s, bool faile
 }
 
 /* After execute or next_result: store the result set, or take the counts
- * of a statement without one. */
-static enum evdb__my_run result_set(evdb__dconn *dc, evdb_error *err)
+ * of a statement without one. In line in both steps: every query passes
+ * here once. */
+__attribute__((always_inline)) static inline enum evdb__my_run result_set(evdb__dconn *dc,
+                                                                          evdb_error *err)
 {
     MYSQL_STMT *stmt = dc->st->stmt;
     if (mysql_stmt_field_count(stmt) > 0) {
