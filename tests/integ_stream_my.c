@@ -21,6 +21,8 @@
 #include "testutil.h"
 #include "tquery.h"
 
+#include "stream_consumer.h"
+
 /* Sanitizers make the 200,000-row streams several times slower. */
 #define WATCHDOG_S (T_UNDER_ASAN ? 150.0 : 25.0)
 #define TEST_TIMEOUT_S (T_UNDER_ASAN ? 180 : 30)
@@ -29,52 +31,6 @@
 #define ENDLESS_SQL "SELECT seq FROM seq_1_to_100000000"
 
 static struct ev_loop *L;
-
-/* What a push consumer saw. */
-typedef struct seen {
-    int64_t next; /* the value the next row must hold */
-    size_t rows, batches;
-    size_t batch_rows; /* the size asked for */
-    size_t short_batches;
-    int pause_at;   /* return EVDB_STREAM_PAUSE after this batch (0: never) */
-    int cancel_at;  /* cancel the stream after this batch (0: never) */
-    bool after_end; /* a batch arrived after done completed */
-    evdb_stream *s;
-} seen;
-
-static int on_batch(evdb_stream *s, const evdb_result *b, void *arg)
-{
-    seen *v = arg;
-    ck_assert_ptr_eq(s, v->s);
-    size_t n = evdb_result_nrows(b);
-    ck_assert_uint_ge(n, 1);
-    ck_assert_uint_le(n, v->batch_rows);
-    if (n < v->batch_rows)
-        v->short_batches++;
-    if (evdb_future_status(evdb_stream_done(s)) != EVDB_PENDING)
-        v->after_end = true;
-    for (size_t i = 0; i < n; i++) {
-        int64_t x = 0;
-        ck_assert_int_eq(evdb_result_int(b, i, 0, &x), 0);
-        ck_assert_int_eq(x, v->next);
-        v->next++;
-    }
-    v->rows += n;
-    v->batches++;
-    if (v->cancel_at && (int)v->batches == v->cancel_at)
-        ck_assert_int_eq(evdb_stream_cancel(s), 0);
-    if (v->pause_at && (int)v->batches == v->pause_at)
-        return EVDB_STREAM_PAUSE;
-    return EVDB_STREAM_CONTINUE;
-}
-
-static int done_calls;
-static void count_done(evdb_future *f, void *arg)
-{
-    (void)f;
-    (void)arg;
-    done_calls++;
-}
 
 static evdb_conn *open_variant(int i)
 {
