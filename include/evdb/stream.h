@@ -88,7 +88,7 @@ EVDB_EXTERN evdb_stream *evdb_pool_stream(evdb_pool *p, const char *sql, const e
  * result holding the columns, command tag and counts but no rows, or
  * failed with the query's error (a server error, EVDB_ETIMEDOUT,
  * EVDB_ECANCELED, EVDB_ECONNLOST, ...). No batch is delivered after a
- * failure. NULL for a NULL stream. */
+ * failure. NULL for a NULL stream. Callable from callbacks. */
 EVDB_EXTERN evdb_future *evdb_stream_done(evdb_stream *s);
 
 /* Pull mode (opts.on_batch NULL): a future of the next batch (a new
@@ -96,17 +96,20 @@ EVDB_EXTERN evdb_future *evdb_stream_done(evdb_stream *s);
  * (evdb_future_result; it lives as long as the future), ok with a NULL
  * result at the end of the rows, or failed with the stream's error. Only
  * one may be pending at a time. Not asking is what pauses the stream.
- * NULL with evdb_last_error set: push mode, one still pending, NULL s. */
+ * NULL with evdb_last_error set: push mode, one still pending, NULL s.
+ * Callable from callbacks (a task awaits it with evdb_await). */
 EVDB_EXTERN evdb_future *evdb_stream_next(evdb_stream *s);
 
 /* Push mode: stop / start delivering batches (and reading the socket).
- * Idempotent. 0, or EVDB_EINVAL for a NULL stream or pull mode. */
+ * Idempotent. 0, or EVDB_EINVAL for a NULL stream or pull mode. Callable
+ * from callbacks, on_batch included. */
 EVDB_EXTERN int evdb_stream_pause(evdb_stream *s);
 EVDB_EXTERN int evdb_stream_resume(evdb_stream *s);
 
 /* Cancel the stream: the done future fails with EVDB_ECANCELED (unless
  * already complete) and the query is cancelled on the server. Idempotent.
- * 0, or EVDB_EINVAL for a NULL stream. */
+ * 0, or EVDB_EINVAL for a NULL stream. Callable from callbacks, on_batch
+ * included. */
 EVDB_EXTERN int evdb_stream_cancel(evdb_stream *s);
 
 /* Release the caller's handle. A stream still running is cancelled first.
