@@ -137,6 +137,16 @@ bool evdb__pg_copy_reading(const evdb__dconn *dc)
     return evdb__copy_out_ready(q->copy);
 }
 
+bool evdb__pg_copy_wants_write(const evdb__dconn *dc)
+{
+    const evdb__query *q = dc->copy_q;
+    if (!q || !dc->copy_in)
+        return false;
+    const char *data, *msg;
+    return q->cancel_requested || evdb__copy_in_data(q->copy, &data) > 0 ||
+           evdb__copy_in_end(q->copy, &msg) != 0;
+}
+
 void evdb__pg_copy_refuse(evdb__dconn *dc, evdb__query *q, evdb_error *err)
 {
     if (q->copy)

@@ -508,6 +508,10 @@ void evdb__pg_reset_cur(evdb__dconn *dc);
 int evdb__pg_copy_begin(evdb__dconn *dc, evdb__query *q, ExecStatusType st);
 int evdb__pg_copy_step(evdb__dconn *dc, evdb_error *err);
 bool evdb__pg_copy_reading(const evdb__dconn *dc);
+/* A copy in has data, its end or its abort still to hand to libpq: the
+ * step must run again once the socket takes more (next_wait's PQflush may
+ * have emptied libpq's buffer after step_in stopped at a full socket). */
+bool evdb__pg_copy_wants_write(const evdb__dconn *dc);
 void evdb__pg_copy_refuse(evdb__dconn *dc, evdb__query *q, evdb_error *err);
 int evdb__pg_receive(evdb__dconn *dc, evdb_error *err);
 

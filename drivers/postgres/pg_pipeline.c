@@ -94,7 +94,10 @@ static int next_wait(evdb__dconn *dc, evdb__wait *w, evdb_error *err)
     /* A paused stream, or a paused COPY TO STDOUT (pg_copy.c): the socket
      * is not read, so the server blocks. */
     bool reading = !evdb__pg_stream_paused(dc) && evdb__pg_copy_reading(dc);
-    w->events = (reading ? EVDB__EV_READ : 0) | (dc->want_write ? EVDB__EV_WRITE : 0);
+    /* A copy in whose data waits for room must be stepped again when the
+     * socket takes more, even if this flush emptied libpq's buffer. */
+    bool writing = dc->want_write || evdb__pg_copy_wants_write(dc);
+    w->events = (reading ? EVDB__EV_READ : 0) | (writing ? EVDB__EV_WRITE : 0);
     w->timeout_ms = -1;
     return EVDB__STEP_WAIT;
 }
