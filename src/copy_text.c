@@ -32,23 +32,6 @@ static bool text_like(evdb_type t)
     return t == EVDB_TYPE_TEXT || t == EVDB_TYPE_JSON || t == EVDB_TYPE_NUMERIC;
 }
 
-/* Element i of array value v as a value of its own. */
-static evdb_value elem_at(const evdb_value *v, size_t i)
-{
-    switch (v->elem) {
-    case EVDB_TYPE_BOOL:
-        return evdb_bool(((const bool *)v->u.a.ptr)[i]);
-    case EVDB_TYPE_INT:
-        return evdb_int(((const int64_t *)v->u.a.ptr)[i]);
-    case EVDB_TYPE_DOUBLE:
-        return evdb_double(((const double *)v->u.a.ptr)[i]);
-    case EVDB_TYPE_TEXT:
-        return evdb_text(((const char *const *)v->u.a.ptr)[i]);
-    default:
-        return ((const evdb_value *)v->u.a.ptr)[i];
-    }
-}
-
 /* Upper bound of a scalar's raw form. */
 static size_t raw_bound(const evdb_value *v)
 {
@@ -65,7 +48,7 @@ static size_t array_bound(const evdb_value *v, size_t *elem_max)
 {
     size_t n = 2, m = FIXED_MAX;
     for (size_t i = 0; i < v->u.a.n; i++) {
-        evdb_value e = elem_at(v, i);
+        evdb_value e = evdb__array_at(v, i);
         size_t r = e.type == EVDB_TYPE_NULL ? 4 : raw_bound(&e);
         n += 1 + (e.type == EVDB_TYPE_NULL ? 4 : 2 + 2 * r);
         if (r > m)
@@ -88,7 +71,7 @@ static int check_nuls(const evdb_value *vals, size_t n)
     for (size_t i = 0; i < n; i++) {
         bool nul = has_nul(&vals[i]);
         for (size_t k = 0; !nul && vals[i].type == EVDB_TYPE_ARRAY && k < vals[i].u.a.n; k++) {
-            evdb_value e = elem_at(&vals[i], k);
+            evdb_value e = evdb__array_at(&vals[i], k);
             nul = has_nul(&e);
         }
         if (nul)
@@ -226,7 +209,7 @@ static size_t put_array(char *o, const evdb_value *v, char *scratch)
     char *start = o;
     *o++ = '{';
     for (size_t i = 0; i < v->u.a.n; i++) {
-        evdb_value e = elem_at(v, i);
+        evdb_value e = evdb__array_at(v, i);
         if (i)
             *o++ = ',';
         if (e.type == EVDB_TYPE_NULL) {

@@ -71,6 +71,10 @@ int evdb__text_double(const char *s, size_t len, double *out);
 /* value.c: an array parameter's element type (evdb_array_values finds
  * it from its elements; all NULL is text). */
 evdb_type evdb__array_elem(const evdb_value *v);
+/* value.c: element i of array parameter v as a value of its own (the
+ * typed arrays' elements wrapped, evdb_array_values' returned as they
+ * are). */
+evdb_value evdb__array_at(const evdb_value *v, size_t i);
 
 /* array.c: parses a PostgreSQL array cell (len bytes) into a new array of
  * element type elem. 0, EVDB_EFORMAT, EVDB_ENOTSUP (more than one

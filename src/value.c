@@ -188,6 +188,22 @@ evdb_value evdb_array_values(const evdb_value *v, size_t n)
     return array_of(EVDB_TYPE_NULL, v, n);
 }
 
+evdb_value evdb__array_at(const evdb_value *v, size_t i)
+{
+    switch (v->elem) {
+    case EVDB_TYPE_BOOL:
+        return evdb_bool(((const bool *)v->u.a.ptr)[i]);
+    case EVDB_TYPE_INT:
+        return evdb_int(((const int64_t *)v->u.a.ptr)[i]);
+    case EVDB_TYPE_DOUBLE:
+        return evdb_double(((const double *)v->u.a.ptr)[i]);
+    case EVDB_TYPE_TEXT:
+        return evdb_text(((const char *const *)v->u.a.ptr)[i]);
+    default:
+        return ((const evdb_value *)v->u.a.ptr)[i];
+    }
+}
+
 evdb_type evdb__array_elem(const evdb_value *v)
 {
     if (v->elem != EVDB_TYPE_NULL)

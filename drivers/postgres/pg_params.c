@@ -82,23 +82,6 @@ static size_t bin_size(const evdb_value *v)
     }
 }
 
-/* The element i of array parameter v as a value of its own. */
-static evdb_value array_elem(const evdb_value *v, size_t i)
-{
-    switch (v->elem) {
-    case EVDB_TYPE_BOOL:
-        return evdb_bool(((const bool *)v->u.a.ptr)[i]);
-    case EVDB_TYPE_INT:
-        return evdb_int(((const int64_t *)v->u.a.ptr)[i]);
-    case EVDB_TYPE_DOUBLE:
-        return evdb_double(((const double *)v->u.a.ptr)[i]);
-    case EVDB_TYPE_TEXT:
-        return evdb_text(((const char *const *)v->u.a.ptr)[i]);
-    default:
-        return ((const evdb_value *)v->u.a.ptr)[i];
-    }
-}
-
 /* Array parameters whose elements go as a text literal: numbers that
  * have no binary form here (numeric's is base-10000 digit groups). */
 static bool array_as_text(evdb_type elem)
@@ -125,7 +108,7 @@ static size_t array_size(const evdb_value *v)
     if (array_as_text(elem)) {
         size_t size = 3 + n;
         for (size_t i = 0; i < n; i++) {
-            evdb_value e = array_elem(v, i);
+            evdb_value e = evdb__array_at(v, i);
             size += e.type == EVDB_TYPE_NULL   ? 4
                     : e.type == EVDB_TYPE_UINT ? EVDB__INT_TEXT_MAX
                                                : e.u.s.len;
@@ -139,7 +122,7 @@ static size_t array_size(const evdb_value *v)
     if (v->elem == EVDB_TYPE_INT || v->elem == EVDB_TYPE_DOUBLE)
         return size + n * 12;
     for (size_t i = 0; i < n; i++) {
-        evdb_value e = array_elem(v, i);
+        evdb_value e = evdb__array_at(v, i);
         size += 4 + (e.type == EVDB_TYPE_NULL ? 0 : bin_size(&e));
     }
     return size;
@@ -168,7 +151,7 @@ __attribute__((noinline)) static int check_from(const evdb__query *q, size_t fro
         if (v->type != EVDB_TYPE_ARRAY)
             continue;
         for (size_t k = 0; v->elem == EVDB_TYPE_NULL && k < v->u.a.n; k++) {
-            evdb_value e = array_elem(v, k);
+            evdb_value e = evdb__array_at(v, k);
             if (text_has_nul(&e))
                 return param_error(err, i, "an array element's text contains a NUL byte");
             if (e.type == EVDB_TYPE_TIME && (e.u.t.us < 0 || e.u.t.us > EVDB_USECS_PER_DAY))
@@ -396,7 +379,7 @@ static size_t put_array(char *o, const evdb_value *v, int *format)
         /* {1.5,NULL,-2e3}: decimal text needs no quotes. */
         *o++ = '{';
         for (size_t i = 0; i < n; i++) {
-            evdb_value e = array_elem(v, i);
+            evdb_value e = evdb__array_at(v, i);
             if (i)
                 *o++ = ',';
             if (e.type == EVDB_TYPE_NULL) {
@@ -416,7 +399,7 @@ static size_t put_array(char *o, const evdb_value *v, int *format)
     }
     bool nulls = false;
     for (size_t i = 0; v->elem == EVDB_TYPE_NULL && i < n; i++)
-        nulls |= array_elem(v, i).type == EVDB_TYPE_NULL;
+        nulls |= evdb__array_at(v, i).type == EVDB_TYPE_NULL;
     nulls |= v->elem == EVDB_TYPE_TEXT && n && array_text_has_null(v);
     o = put32(o, n ? 1 : 0);
     o = put32(o, nulls ? 1 : 0);
@@ -426,7 +409,7 @@ static size_t put_array(char *o, const evdb_value *v, int *format)
         o = put32(o, 1); /* lower bound */
     }
     for (size_t i = 0; i < n; i++) {
-        evdb_value e = array_elem(v, i);
+        evdb_value e = evdb__array_at(v, i);
         if (e.type == EVDB_TYPE_NULL) {
             o = put32(o, UINT32_MAX); /* -1: NULL */
             continue;
