@@ -26,10 +26,6 @@
 
 #include "my_internal.h"
 
-/* Columns of a text row added with one evdb__rbuild_row call (wider
- * rows go cell by cell). */
-#define ROW_CELLS 32
-
 /* Room for the EVDB_ETOOBIG message with any size_t limit. */
 #define TOO_BIG_MSG_MAX 96
 
@@ -127,19 +123,8 @@ static void text_row(evdb__dconn *dc, MYSQL_ROW row, const unsigned long *len, u
         if (over_cap(dc, bytes))
             return;
     }
-    /* Lengths, not strlen: text and BLOB columns may hold NULs. A row of
-     * up to ROW_CELLS columns goes in with one call (one reservation,
-     * which is most of the cost of a streamed scan's narrow rows). */
-    int rc = 0;
-    if (n <= ROW_CELLS) {
-        evdb__rcell cells[ROW_CELLS];
-        for (unsigned i = 0; i < n; i++)
-            cells[i] = (evdb__rcell){.ptr = row[i], .len = row[i] ? len[i] : 0};
-        rc = evdb__rbuild_row(dc->build, cells);
-    } else {
-        for (unsigned i = 0; i < n && !rc; i++)
-            rc = evdb__rbuild_cell(dc->build, row[i], row[i] ? len[i] : 0);
-    }
+    /* Lengths, not strlen: text and BLOB columns may hold NULs. */
+    int rc = evdb__rbuild_text_row(dc->build, row, len);
     if (rc) {
         drop_build(dc, EVDB_ENOMEM, "out of memory building a MariaDB result");
         return;
