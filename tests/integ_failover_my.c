@@ -144,6 +144,7 @@ typedef struct load {
     evdb_pool *pool;
     bool stop;
     size_t submitted, completed, ok, lost, refused, other;
+    size_t by_code[3]; /* refused: EVDB_ECONNECT, EVDB_EPOOLTIMEOUT, EVDB_ESERVER */
     unsigned char *calls;
     double t_stop, t_first_fail, t_first_ok;
     size_t n_at_fail;
@@ -176,6 +177,7 @@ static void on_done(evdb_future *f, void *arg)
         l->lost++;
     } else if (st == EVDB_ECONNECT || st == EVDB_EPOOLTIMEOUT || st == EVDB_ESERVER) {
         l->refused++;
+        l->by_code[st == EVDB_ECONNECT ? 0 : st == EVDB_EPOOLTIMEOUT ? 1 : 2]++;
     } else {
         l->other++;
         fprintf(stderr, "unexpected: %s %s\n", evdb_err_name(st),
@@ -279,12 +281,14 @@ START_TEST(pool_moves_to_the_writable_replica)
     ck_assert(l.t_first_ok > 0);
     fprintf(stderr,
             "integ_failover_my: %zu inserts acknowledged (%zu before the stop), %zu lost in "
-            "flight, %zu refused; timeline from the stop command: first failure at %.0f ms, "
+            "flight, %zu refused (ECONNECT %zu, EPOOLTIMEOUT %zu, ESERVER %zu); timeline from the "
+            "stop command: first failure at %.0f ms, "
             "primary gone at %.0f ms, replica writable at %.0f ms, first write submitted after "
             "the first failure acknowledged at %.0f ms (writes unavailable %.0f ms)\n",
-            l.ok, ok_before, l.lost, l.refused, (l.t_first_fail - l.t_stop) * 1e3,
-            (t_stopped - l.t_stop) * 1e3, (t_flipped - l.t_stop) * 1e3,
-            (l.t_first_ok - l.t_stop) * 1e3, (l.t_first_ok - l.t_first_fail) * 1e3);
+            l.ok, ok_before, l.lost, l.refused, l.by_code[0], l.by_code[1], l.by_code[2],
+            (l.t_first_fail - l.t_stop) * 1e3, (t_stopped - l.t_stop) * 1e3,
+            (t_flipped - l.t_stop) * 1e3, (l.t_first_ok - l.t_stop) * 1e3,
+            (l.t_first_ok - l.t_first_fail) * 1e3);
     free(l.calls);
     t_pool_close(l.pool);
     t_conn_close(radmin);

@@ -49,8 +49,8 @@ static void list_url(char *buf, size_t cap, const char *host, const char *p1, co
                      const char *tsa, const char *extra)
 {
     snprintf(buf, cap,
-             "postgresql://evdb:evdb_secret@%s:%s,%s:%s/evdb_test?target_session_attrs=%s%s",
-             host, p1, host, p2, tsa, extra ? extra : "");
+             "postgresql://evdb:evdb_secret@%s:%s,%s:%s/evdb_test?target_session_attrs=%s%s", host,
+             p1, host, p2, tsa, extra ? extra : "");
 }
 
 /* Which server answered: 1 the standby (in recovery), 0 the primary. */
@@ -69,8 +69,8 @@ typedef struct tsa_case {
 } tsa_case;
 
 static const tsa_case tsa_cases[] = {
-    {"any", 0, 1},     {"read-write", 0, 0}, {"primary", 0, 0},
-    {"read-only", 1, 1}, {"standby", 1, 1},  {"prefer-standby", 1, 1},
+    {"any", 0, 1},       {"read-write", 0, 0}, {"primary", 0, 0},
+    {"read-only", 1, 1}, {"standby", 1, 1},    {"prefer-standby", 1, 1},
 };
 
 START_TEST(target_session_attrs_pick_the_right_server)
@@ -129,6 +129,7 @@ typedef struct load {
     evdb_pool *pool;
     bool stop;
     size_t submitted, completed, ok, lost, refused, other;
+    size_t by_code[3];    /* refused: EVDB_ECONNECT, EVDB_EPOOLTIMEOUT, EVDB_ESERVER */
     unsigned char *calls; /* per submission: callbacks run */
     unsigned char *acked; /* per submission: its row was acknowledged */
     double t_stop;        /* when the primary was stopped */
@@ -165,6 +166,7 @@ static void on_done(evdb_future *f, void *arg)
         l->lost++;
     } else if (st == EVDB_ECONNECT || st == EVDB_EPOOLTIMEOUT || st == EVDB_ESERVER) {
         l->refused++;
+        l->by_code[st == EVDB_ECONNECT ? 0 : st == EVDB_EPOOLTIMEOUT ? 1 : 2]++;
     } else {
         l->other++;
         fprintf(stderr, "unexpected: %s %s\n", evdb_err_name(st),
@@ -286,13 +288,15 @@ START_TEST(pool_finds_the_promoted_standby_under_load)
     ck_assert_uint_eq(missing, 0);
     fprintf(stderr,
             "integ_failover_pg: %zu inserts acknowledged (%zu before the stop), %zu lost in "
-            "flight (EVDB_ECONNLOST), %zu refused; timeline from the stop command: first "
+            "flight (EVDB_ECONNLOST), %zu refused (ECONNECT %zu, EPOOLTIMEOUT %zu, ESERVER %zu); "
+            "timeline from the stop command: first "
             "failure at %.0f ms, primary gone at %.0f ms, standby promoted at %.0f ms, first "
             "write submitted after the first failure acknowledged at %.0f ms (writes "
             "unavailable %.0f ms); acknowledged rows missing on the new primary: %zu\n",
-            l.ok, ok_before, l.lost, l.refused, (l.t_first_fail - l.t_stop) * 1e3,
-            (t_stopped - l.t_stop) * 1e3, (t_promoted - l.t_stop) * 1e3,
-            (l.t_first_ok - l.t_stop) * 1e3, (l.t_first_ok - l.t_first_fail) * 1e3, missing);
+            l.ok, ok_before, l.lost, l.refused, l.by_code[0], l.by_code[1], l.by_code[2],
+            (l.t_first_fail - l.t_stop) * 1e3, (t_stopped - l.t_stop) * 1e3,
+            (t_promoted - l.t_stop) * 1e3, (l.t_first_ok - l.t_stop) * 1e3,
+            (l.t_first_ok - l.t_first_fail) * 1e3, missing);
     free(present);
     free(l.calls);
     free(l.acked);

@@ -90,8 +90,7 @@ static int fail_all(evdb__dconn *dc, evdb_error *err)
     dc->state = EVDB__MY_BROKEN;
     int code = dc->all_auth ? EVDB_EAUTH : EVDB_ECONNECT;
     if (dc->opts.tsa == EVDB__MY_TSA_ANY)
-        evdb__error_set(err, code, 0, NULL, "MariaDB connect failed on every host: %s",
-                        dc->tried);
+        evdb__error_set(err, code, 0, NULL, "MariaDB connect failed on every host: %s", dc->tried);
     else
         evdb__error_set(err, code, 0, NULL,
                         "MariaDB connect failed: no server matches target_session_attrs=%s: %s",
