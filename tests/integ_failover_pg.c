@@ -89,6 +89,12 @@ START_TEST(target_session_attrs_pick_the_right_server)
         list_url(url, sizeof url, hosts[h], sp, pp, tc->tsa, NULL);
         ck_assert_msg(in_recovery(url) == tc->standby_first, "%s standby first (%s)", tc->tsa,
                       hosts[h]);
+        /* The keyword form: host and port lists of their own. */
+        snprintf(url, sizeof url,
+                 "host=%s,%s port=%s,%s user=evdb password=evdb_secret dbname=evdb_test "
+                 "target_session_attrs=%s",
+                 hosts[h], hosts[h], sp, pp, tc->tsa);
+        ck_assert_msg(in_recovery(url) == tc->standby_first, "%s keywords (%s)", tc->tsa, hosts[h]);
     }
 }
 END_TEST
