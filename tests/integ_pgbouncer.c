@@ -34,7 +34,7 @@
 #define MODE "evdb_pgbouncer=transaction"
 
 static struct ev_loop *L;
-static char URL[512];      /* the bouncer, in transaction mode */
+static char URL[512];       /* the bouncer, in transaction mode */
 static char PLAIN_URL[512]; /* the bouncer, without evdb's mode */
 
 static void setup(void)
@@ -355,8 +355,8 @@ START_TEST(session_state_refused)
     expect_refused(evdb_conn_prepare(c, "SELECT $1::int8", NULL, 0, NULL), EVDB_ENOTSUP,
                    "PgBouncer");
     expect_refused(evdb_conn_query(c, "LISTEN pgb_chan", NULL, 0, NULL), EVDB_ENOTSUP, "LISTEN");
-    expect_refused(evdb_conn_query(c, "/* x */ prepare s AS SELECT 1", NULL, 0, NULL),
-                   EVDB_ENOTSUP, "PREPARE");
+    expect_refused(evdb_conn_query(c, "/* x */ prepare s AS SELECT 1", NULL, 0, NULL), EVDB_ENOTSUP,
+                   "PREPARE");
     expect_refused(evdb_conn_query(c, "SELECT 1; LISTEN pgb_chan", NULL, 0, NULL), EVDB_ENOTSUP,
                    "LISTEN");
     evdb_stmt b[2] = {{"SELECT 1", NULL, 0}, {"LISTEN pgb_chan", NULL, 0}};

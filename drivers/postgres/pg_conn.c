@@ -181,8 +181,8 @@ static int start_libpq(evdb__dconn *dc, const char *url, evdb__wait *w, evdb_err
     return EVDB__STEP_WAIT;
 }
 
-static int connect_start(evdb__dconn **out, const evdb__conn_params *p, bool bouncer,
-                         evdb__wait *w, evdb_error *err)
+static int connect_start(evdb__dconn **out, const evdb__conn_params *p, bool bouncer, evdb__wait *w,
+                         evdb_error *err)
 {
     *out = NULL;
     /* Parse first, so that a malformed URL is EVDB_EURL (returned at once
