@@ -367,6 +367,26 @@ START_TEST(session_state_refused)
 }
 END_TEST
 
+static void on_notify(evdb_listener *l, const char *channel, const char *payload, size_t len,
+                      int64_t sender, void *arg)
+{
+    (void)l, (void)channel, (void)payload, (void)len, (void)sender;
+    ck_abort_msg("a notification through the bouncer (%p)", arg);
+}
+
+/* A listener's LISTEN fails with the refusal, the listener closes. */
+START_TEST(listener_refused)
+{
+    evdb_listener *l = evdb_listener_open(L, URL, NULL);
+    ck_assert_ptr_nonnull(l);
+    expect_refused(evdb_listener_listen(l, "pgb_chan", on_notify, NULL), EVDB_ENOTSUP, "LISTEN");
+    evdb_future *f = evdb_listener_close(l);
+    ck_assert_ptr_nonnull(f);
+    t_wait(f);
+    evdb_future_unref(f);
+}
+END_TEST
+
 START_TEST(bad_option_value_refused)
 {
     char url[600];
@@ -416,6 +436,7 @@ int main(void)
     tcase_add_test(tc, release_reset_accepted);
     tcase_add_test(tc, timeout_cancelled_through_the_bouncer);
     tcase_add_test(tc, session_state_refused);
+    tcase_add_test(tc, listener_refused);
     tcase_add_test(tc, bad_option_value_refused);
     tcase_add_test(tc, keyword_string);
     suite_add_tcase(s, tc);
