@@ -405,6 +405,26 @@ START_TEST(bad_option_value_refused)
 }
 END_TEST
 
+/* The option alone, first or in the middle of the URI's query: each
+ * connects in the mode (a prepare is refused) and keeps the rest. */
+START_TEST(option_anywhere_in_the_query)
+{
+    static const char *const tails[] = {
+        "?" MODE,
+        "?" MODE "&application_name=pgb_first",
+        "?connect_timeout=5&" MODE "&application_name=pgb_mid",
+    };
+    for (size_t i = 0; i < sizeof tails / sizeof *tails; i++) {
+        char url[600];
+        snprintf(url, sizeof url, "%s%s", PLAIN_URL, tails[i]);
+        evdb_conn *c = open_conn(url, 0);
+        expect_refused(evdb_conn_prepare(c, "SELECT 1", NULL, 0, NULL), EVDB_ENOTSUP, "PgBouncer");
+        ck_assert_int_eq(t_query_int(c, "SELECT 6"), 6);
+        t_conn_close(c);
+    }
+}
+END_TEST
+
 /* A libpq keyword string takes the option too. */
 START_TEST(keyword_string)
 {
@@ -438,6 +458,7 @@ int main(void)
     tcase_add_test(tc, session_state_refused);
     tcase_add_test(tc, listener_refused);
     tcase_add_test(tc, bad_option_value_refused);
+    tcase_add_test(tc, option_anywhere_in_the_query);
     tcase_add_test(tc, keyword_string);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
