@@ -114,8 +114,10 @@ static void dconn_free(evdb__dconn *dc)
  * session defaults, so the pool's RESET ALL restores them. NULL without
  * memory. */
 #define PG_TYPE_OPTIONS "-c DateStyle=ISO -c IntervalStyle=postgres"
-static char *startup_options(const PQconninfoOption *opts)
+static char *startup_options(const PQconninfoOption *opts, bool bouncer)
 {
+    /* Through PgBouncer: none of evdb's (pg_bouncer.c). */
+    const char *own = bouncer ? "" : PG_TYPE_OPTIONS;
     const char *user = NULL;
     for (const PQconninfoOption *o = opts; o->keyword; o++)
         if (!strcmp(o->keyword, "options"))
@@ -123,7 +125,8 @@ static char *startup_options(const PQconninfoOption *opts)
     if (!user)
         user = getenv("PGOPTIONS");
     size_t ulen = user ? strlen(user) : 0;
-    char *s = evdb__malloc(ulen + 1 + sizeof PG_TYPE_OPTIONS);
+    size_t olen = strlen(own);
+    char *s = evdb__malloc(ulen + 1 + olen + 1);
     if (!s)
         return NULL;
     if (ulen) {
@@ -131,7 +134,7 @@ static char *startup_options(const PQconninfoOption *opts)
         memcpy(s, user, ulen);
         s[ulen++] = ' ';
     }
-    memcpy(s + ulen, PG_TYPE_OPTIONS, sizeof PG_TYPE_OPTIONS);
+    memcpy(s + ulen, own, olen + 1);
     return s;
 }
 
@@ -178,8 +181,8 @@ static int start_libpq(evdb__dconn *dc, const char *url, evdb__wait *w, evdb_err
     return EVDB__STEP_WAIT;
 }
 
-int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,
-                           evdb_error *err)
+static int connect_start(evdb__dconn **out, const evdb__conn_params *p, bool bouncer, evdb__wait *w,
+                         evdb_error *err)
 {
     *out = NULL;
     /* Parse first, so that a malformed URL is EVDB_EURL (returned at once
@@ -205,11 +208,12 @@ int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__
     dc->depth = p->pipeline_depth ? p->pipeline_depth : 1;
     dc->max_result = p->max_result_bytes;
     dc->pipeline = dc->depth > 1;
-    dc->cache_on = p->stmt_cache_size > 0;
+    dc->bouncer = bouncer;
+    dc->cache_on = p->stmt_cache_size > 0 && !bouncer;
     int rc;
     /* The cache first: destroying dc walks it. */
     if (evdb__pg_cache_init(&dc->cache, p->stmt_cache_size) == 0)
-        dc->options = startup_options(opts);
+        dc->options = startup_options(opts, bouncer);
     if (dc->options) {
         rc = evdb__pg_resolve_start(dc, opts, w, err);
     } else {
@@ -235,6 +239,24 @@ int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__
         return EVDB__STEP_FAIL;
     }
     *out = dc;
+    return rc;
+}
+
+/* evdb's own URL option (pg_bouncer.c) is taken out before libpq parses
+ * the URL. */
+int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,
+                           evdb_error *err)
+{
+    *out = NULL;
+    char *url = NULL;
+    bool bouncer = false;
+    if (evdb__pg_bouncer_strip(p->url, &url, &bouncer, err))
+        return EVDB__STEP_FAIL;
+    evdb__conn_params own = *p;
+    if (url)
+        own.url = url;
+    int rc = connect_start(out, &own, bouncer, w, err);
+    evdb__free(url);
     return rc;
 }
 
@@ -276,6 +298,8 @@ int evdb__pg_connect_step(evdb__dconn *dc, unsigned revents, evdb__wait *w, evdb
         }
         dc->in_pipeline = true;
     }
+    if (dc->bouncer && evdb__pg_bouncer_check_session(dc, err) != EVDB__STEP_DONE)
+        return EVDB__STEP_FAIL;
     dc->tx = PG_TX_IDLE;
     /* The user types go ahead of the first query (pg_catalog.c). */
     evdb__pg_catalog_reload(&dc->cat);

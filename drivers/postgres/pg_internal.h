@@ -17,6 +17,7 @@
  *   pg_stmtcache.c  the per-connection prepared-statement LRU
  *   pg_cancel.c     PQcancel on a helper thread
  *   pg_resolve.c    host names resolved before the connect, on the loop
+ *   pg_bouncer.c    PgBouncer transaction mode (?evdb_pgbouncer=transaction)
  */
 #ifndef EVDB_PG_INTERNAL_H
 #define EVDB_PG_INTERNAL_H
@@ -179,6 +180,10 @@ size_t evdb__pg_sql_count_params(const char *sql, size_t len);
  * quotes, comments and longer names too): what may make an SQL-level
  * prepared statement (pg_reset.c). */
 bool evdb__pg_sql_mentions_prepare(const char *sql, size_t len);
+/* "LISTEN" or "PREPARE" when a statement of sql starts with that word
+ * (PREPARE TRANSACTION excepted): session state that a transaction-mode
+ * PgBouncer loses (pg_bouncer.c). NULL otherwise. */
+const char *evdb__pg_sql_session_only(const char *sql, size_t len);
 
 /* ---- pg_params.c ---- */
 typedef struct pg_params {
@@ -378,6 +383,9 @@ struct evdb__dconn {
     bool in_pipeline;  /* pipeline mode is on right now */
     bool want_write;   /* PQflush left data behind */
     bool listening;    /* notifications go to the core (slot listen) */
+    /* PgBouncer transaction mode (pg_bouncer.c): no named statements, no
+     * session state, a reset that only ends an open block. */
+    bool bouncer;
     unsigned inflight; /* queries taken by send and not yet reported */
 
     /* Queries taken but not on the wire yet (re-sends go in front). */
@@ -545,7 +553,13 @@ void evdb__pg_listen(evdb__dconn *dc, bool on);
  * only when a block may be open), the DO block that DEALLOCATEs SQL-level
  * prepared statements and the check that there are none (one or the
  * other is sent). */
-enum { PG_RESET_ROLLBACK = 0, PG_RESET_DEALLOC = 6, PG_RESET_CHECK = 7 };
+enum {
+    PG_RESET_ROLLBACK = 0,
+    PG_RESET_BEGIN = 1,
+    PG_RESET_DEALLOC = 6,
+    PG_RESET_CHECK = 7,
+    PG_RESET_COMMIT = 12
+};
 /* The driver's reset slot (see pg_reset.c for what it cleans and why). */
 extern const evdb__reset evdb__pg_reset;
 /* Whether statement i of the reset batch is left out, as things stand
@@ -555,6 +569,25 @@ bool evdb__pg_reset_skips(const evdb__dconn *dc, size_t i);
  * any) may make an SQL-level prepared statement. Reset batches are not
  * looked at. */
 void evdb__pg_note_sql(evdb__dconn *dc, const evdb__query *q, const pg_stmt *hit);
+
+/* ---- pg_bouncer.c: PgBouncer transaction mode ---- */
+/* The URL option that turns the mode on, and its one value. */
+#define PG_BOUNCER_KEY "evdb_pgbouncer"
+#define PG_BOUNCER_TRANSACTION "transaction"
+/* Take evdb's option out of url (a URI's query or a keyword string) before
+ * libpq sees it: 0 with *out a copy without it (the caller frees it) and
+ * *on set, or *out NULL when url has no such option; EVDB_EURL (an
+ * unknown value; the message never quotes the URL) or EVDB_ENOMEM. */
+int evdb__pg_bouncer_strip(const char *url, char **out, bool *on, evdb_error *err);
+/* In the mode: why q cannot go through the bouncer (LISTEN, SQL PREPARE:
+ * session state the bouncer loses), written into buf; NULL when it can
+ * (always outside the mode). The caller fails q with EVDB_ENOTSUP. */
+const char *evdb__pg_bouncer_refusal(const evdb__dconn *dc, const evdb__query *q, char *buf,
+                                     size_t size);
+/* In the mode, once connected: the session settings the result getters
+ * rely on, which evdb cannot send as startup options through the bouncer,
+ * must be the server's defaults. EVDB__STEP_DONE or EVDB__STEP_FAIL. */
+int evdb__pg_bouncer_check_session(const evdb__dconn *dc, evdb_error *err);
 
 /* ---- pg_conn.c ---- */
 int evdb__pg_connect_start(evdb__dconn **out, const evdb__conn_params *p, evdb__wait *w,

@@ -48,6 +48,16 @@
  * function's body, or from text built piecewise). Then the connection is
  * dropped, as for any failed reset, and the statement never reaches the
  * next borrower.
+ *
+ * Through a PgBouncer in transaction mode (pg_bouncer.c) the session is
+ * not the client's: each transaction may get another server connection,
+ * so cleaning "the session" would clean whichever one the reset happened
+ * to get, and leave the borrower's state where it was. All that a
+ * borrower can leave behind on the connection evdb holds is an open
+ * transaction block, which pins a server connection in the bouncer: the
+ * reset is then the ROLLBACK (when a block may be open) and an empty
+ * BEGIN / COMMIT, the batch's answer. No DISCARD, RESET ALL or UNLISTEN:
+ * session state is what the mode refuses or documents as unusable.
  */
 #include "pg_internal.h"
 
@@ -69,7 +79,7 @@ static const char check_sql_prepares[] =
  * apart (pg_internal.h). */
 static const evdb_stmt reset_stmts[] = {
     [PG_RESET_ROLLBACK] = {"ROLLBACK", NULL, 0},
-    {"BEGIN", NULL, 0},
+    [PG_RESET_BEGIN] = {"BEGIN", NULL, 0},
     {"CLOSE ALL", NULL, 0},
     {"SET SESSION AUTHORIZATION DEFAULT", NULL, 0},
     {"RESET ROLE", NULL, 0},
@@ -80,15 +90,18 @@ static const evdb_stmt reset_stmts[] = {
     {"SELECT pg_catalog.pg_advisory_unlock_all()", NULL, 0},
     {"DISCARD TEMP", NULL, 0},
     {"DISCARD SEQUENCES", NULL, 0},
-    {"COMMIT", NULL, 0},
+    [PG_RESET_COMMIT] = {"COMMIT", NULL, 0},
 };
-_Static_assert(PG_RESET_ROLLBACK == 0 && PG_RESET_CHECK == PG_RESET_DEALLOC + 1,
+_Static_assert(PG_RESET_ROLLBACK == 0 && PG_RESET_CHECK == PG_RESET_DEALLOC + 1 &&
+                   PG_RESET_COMMIT + 1 == sizeof reset_stmts / sizeof *reset_stmts,
                "reset indexes out of order");
 
 const evdb__reset evdb__pg_reset = {reset_stmts, sizeof reset_stmts / sizeof *reset_stmts};
 
 bool evdb__pg_reset_skips(const evdb__dconn *dc, size_t i)
 {
+    if (dc->bouncer && i != PG_RESET_ROLLBACK)
+        return i != PG_RESET_BEGIN && i != PG_RESET_COMMIT;
     switch (i) {
     case PG_RESET_ROLLBACK:
         return !dc->send_tx;

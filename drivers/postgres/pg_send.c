@@ -324,8 +324,14 @@ static bool answer_special(evdb__dconn *dc, evdb__query *q, bool cacheable, pg_s
     if (!dc->cache_on) {
         evdb__pg_pend_pop(dc);
         evdb__pg_report_code(dc, q, err, EVDB_ENOTSUP, NULL,
-                             "the statement cache is off on this connection (EVDB_STMT_CACHE_OFF): "
-                             "there is nowhere to keep a prepared statement");
+                             dc->bouncer
+                                 ? "named prepared statements do not survive a PgBouncer in "
+                                   "transaction mode (" PG_BOUNCER_KEY "=" PG_BOUNCER_TRANSACTION
+                                   "): every query is parsed unnamed, so there is nothing to "
+                                   "prepare; run the query itself"
+                                 : "the statement cache is off on this connection "
+                                   "(EVDB_STMT_CACHE_OFF): there is nowhere to keep a prepared "
+                                   "statement");
         return true;
     }
     if (!cacheable) {
@@ -441,11 +447,17 @@ static int next_sendable(evdb__dconn *dc, evdb__query **out, pg_prep *pp, evdb_e
         pp->cacheable = false;
         if (!q->nbatch && prepare_query(dc, q, &pp->cacheable, &pp->hit, &pp->hash))
             return evdb__pg_no_memory(err);
-        char buf[256];
+        char buf[384];
         const char *why = refusal(q, buf, sizeof buf);
         if (why) {
             evdb__pg_pend_pop(dc);
             evdb__pg_report_code(dc, q, err, EVDB_EINVAL, NULL, why);
+            continue;
+        }
+        why = evdb__pg_bouncer_refusal(dc, q, buf, sizeof buf);
+        if (why) {
+            evdb__pg_pend_pop(dc);
+            evdb__pg_report_code(dc, q, err, EVDB_ENOTSUP, NULL, why);
             continue;
         }
         if ((q->flags & PG_SPECIAL) && answer_special(dc, q, pp->cacheable, pp->hit, err))

@@ -293,3 +293,22 @@ bool evdb__pg_sql_mentions_prepare(const char *sql, size_t len)
     }
     return false;
 }
+
+const char *evdb__pg_sql_session_only(const char *sql, size_t len)
+{
+    lexer lx = {sql, sql + len};
+    char w[WORD_MAX];
+    /* The first word of every statement of the string. */
+    for (;;) {
+        next_word(&lx, w, sizeof w);
+        if (!strcmp(w, "listen"))
+            return "LISTEN";
+        if (!strcmp(w, "prepare") && txn_effect(w, lx) == PG_TXE_NONE)
+            return "PREPARE";
+        char c = next_token(&lx);
+        while (c && c != ';')
+            c = next_token(&lx);
+        if (!c)
+            return NULL;
+    }
+}

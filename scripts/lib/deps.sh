@@ -10,7 +10,7 @@ EVDB_DEPS=(
     gcc libc6-dev make cmake pkg-config
     libev-dev libc-ares-dev libpq-dev libmariadb-dev check libsubunit-dev
     postgresql-15 mariadb-server mariadb-client openssl scdoc
-    curl
+    curl pgbouncer
 )
 
 # Prints the packages of EVDB_DEPS that are not installed, one per line.
