@@ -113,10 +113,10 @@ START_TEST(result_int_text_forms)
         {"9223372036854775807", 0, INT64_MAX},
         {"9223372036854775808", EVDB_ERANGE, 0},
         {"-9223372036854775809", EVDB_ERANGE, 0},
-        {"9999999999999999999", EVDB_ERANGE, 0},            /* 19 digits */
-        {"18446744073709551616", EVDB_ERANGE, 0},           /* 20 digits */
-        {"000000000000000000000000042", 0, 42},             /* long, in range */
-        {" 42", 0, 42},                                     /* strtoll's blanks */
+        {"9999999999999999999", EVDB_ERANGE, 0},  /* 19 digits */
+        {"18446744073709551616", EVDB_ERANGE, 0}, /* 20 digits */
+        {"000000000000000000000000042", 0, 42},   /* long, in range */
+        {" 42", 0, 42},                           /* strtoll's blanks */
         {"4 2", EVDB_ETYPE, 0},
         {"12x", EVDB_ETYPE, 0},
         {"-", EVDB_ETYPE, 0},
