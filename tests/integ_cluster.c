@@ -364,6 +364,139 @@ START_TEST(read_only_flag_is_accepted_and_ignored_by_a_pool_and_a_connection)
 }
 END_TEST
 
+/* The standby's (or replica's) URL as user, from its port in the test
+ * environment; NULL when the fixture is not there. */
+static const char *replica_url(const char *port_key, const char *scheme, const char *user,
+                               char *buf, size_t cap)
+{
+    const char *port = evdb_test_env(port_key);
+    if (!port)
+        return NULL;
+    snprintf(buf, cap, "%s://%s@127.0.0.1:%s/evdb_test", scheme, user, port);
+    return buf;
+}
+
+/* Run evdb_cluster_check until member 1's usability is want, for at most
+ * seconds; returns whether it got there. */
+static bool wait_usable(evdb_cluster *cl, int want, double seconds)
+{
+    double until = t_now() + seconds;
+    evdb_cluster_member_stats ms;
+    do {
+        cluster_check(cl);
+        ck_assert_int_eq(evdb_cluster_member_stats_get(cl, 1, &ms), 0);
+        if (ms.usable == want)
+            return true;
+        t_sleep(L, 0.1);
+    } while (t_now() < until);
+    return false;
+}
+
+static void admin_exec(const char *url, const char *sql)
+{
+    evdb_conn *c = t_conn_open(L, url, NULL);
+    t_exec_ok(c, sql);
+    t_conn_close(c);
+}
+
+START_TEST(pg_standby_takes_reads_until_its_replay_lags)
+{
+    char app[160], admin[160], buf[64], buf2[64];
+    if (!replica_url("EVDB_TEST_PG_STANDBY_PORT", "postgresql", "evdb:evdb_secret", app,
+                     sizeof app)) {
+        fprintf(stderr, "pg_standby: no standby (EVDB_TEST_PG_STANDBY_PORT), skipped\n");
+        return;
+    }
+    replica_url("EVDB_TEST_PG_STANDBY_PORT", "postgresql", "postgres", admin, sizeof admin);
+    admin_exec(admin, "SELECT pg_wal_replay_resume()"); /* from a failed run */
+    const char *replicas[] = {app};
+    evdb_cluster_opts o = {.max_lag = 1, .check_interval = 0.2};
+    evdb_cluster *cl = cluster_new(t_pg_url(), replicas, 1, &o);
+    const char *rec = "SELECT pg_is_in_recovery()::text";
+    evdb_future *f =
+        evdb_cluster_query(cl, "CREATE TABLE IF NOT EXISTS evdb_cluster_lag (id int)", NULL, 0, NULL);
+    t_wait_ok(f, "create table");
+    evdb_future_unref(f);
+    ck_assert(wait_usable(cl, 1, 5));
+    ck_assert_str_eq(cluster_text(cl, rec, &READ, buf, sizeof buf), "true");
+    ck_assert_str_eq(cluster_text(cl, rec, NULL, buf, sizeof buf), "false");
+
+    /* Replay paused and the primary written to: the standby falls behind
+     * past max_lag and is excluded; reads go to the primary. */
+    evdb_conn *sc = t_conn_open(L, admin, NULL);
+    t_exec_ok(sc, "SELECT pg_wal_replay_pause()");
+    cluster_text(cl, "INSERT INTO evdb_cluster_lag VALUES (1) RETURNING id::text", NULL, buf,
+                 sizeof buf);
+    /* Until the standby has received the insert and holds it unreplayed. */
+    for (int i = 0; i < 50 && t_query_int(sc, "SELECT (pg_get_wal_replay_pause_state() = "
+                                              "'paused' AND pg_last_wal_receive_lsn() > "
+                                              "pg_last_wal_replay_lsn())::int") == 0;
+         i++)
+        t_sleep(L, 0.1);
+    t_sleep(L, 1.3);
+    cluster_text(cl, "INSERT INTO evdb_cluster_lag VALUES (2) RETURNING id::text", NULL, buf,
+                 sizeof buf);
+    bool excluded = wait_usable(cl, 0, 5);
+    if (excluded)
+        ck_assert_str_eq(cluster_text(cl, rec, &READ, buf, sizeof buf), "false");
+    evdb_cluster_member_stats ms;
+    ck_assert_int_eq(evdb_cluster_member_stats_get(cl, 1, &ms), 0);
+    t_exec_ok(sc, "SELECT pg_wal_replay_resume()");
+    t_conn_close(sc);
+    ck_assert_msg(excluded, "a standby %.1f s behind is still usable", ms.lag);
+    ck_assert(ms.lag > 1);
+    ck_assert_uint_ge(ms.exclusions, 1);
+    evdb_cluster_stats st;
+    ck_assert_int_eq(evdb_cluster_stats_get(cl, &st), 0);
+    ck_assert_uint_eq(st.fallbacks, 1);
+
+    /* Replay resumed: it catches up and takes reads again. */
+    ck_assert(wait_usable(cl, 1, 5));
+    ck_assert_str_eq(cluster_text(cl, rec, &READ, buf, sizeof buf), "true");
+    /* Usable is not caught up (read-your-writes): it gets there soon. */
+    const char *count = "SELECT count(*)::text FROM evdb_cluster_lag";
+    cluster_text(cl, count, NULL, buf2, sizeof buf2);
+    for (int i = 0; i < 50 && strcmp(cluster_text(cl, count, &READ, buf, sizeof buf), buf2); i++)
+        t_sleep(L, 0.1);
+    ck_assert_str_eq(buf, buf2);
+    cluster_close(cl);
+}
+END_TEST
+
+START_TEST(my_replica_takes_reads_until_its_sql_thread_stops)
+{
+    char admin[160], buf[64], primary_id[64];
+    if (!replica_url("EVDB_TEST_MY_REPLICA_PORT", "mariadb", "root", admin, sizeof admin)) {
+        fprintf(stderr, "my_replica: no replica (EVDB_TEST_MY_REPLICA_PORT), skipped\n");
+        return;
+    }
+    admin_exec(admin, "START SLAVE SQL_THREAD"); /* from a failed run */
+    /* SHOW SLAVE STATUS needs a monitoring privilege: the replica is
+     * reached as its administrator. */
+    const char *replicas[] = {admin};
+    evdb_cluster_opts o = {.max_lag = 1, .check_interval = 0.2};
+    evdb_cluster *cl = cluster_new(t_my_url(), replicas, 1, &o);
+    const char *sid = "SELECT CAST(@@server_id AS CHAR)";
+    cluster_text(cl, sid, NULL, primary_id, sizeof primary_id);
+    ck_assert(wait_usable(cl, 1, 5));
+    ck_assert_str_ne(cluster_text(cl, sid, &READ, buf, sizeof buf), primary_id);
+
+    admin_exec(admin, "STOP SLAVE SQL_THREAD");
+    bool excluded = wait_usable(cl, 0, 5);
+    if (excluded)
+        ck_assert_str_eq(cluster_text(cl, sid, &READ, buf, sizeof buf), primary_id);
+    evdb_cluster_member_stats ms;
+    ck_assert_int_eq(evdb_cluster_member_stats_get(cl, 1, &ms), 0);
+    admin_exec(admin, "START SLAVE SQL_THREAD");
+    ck_assert_msg(excluded, "a replica whose SQL thread stopped is still usable");
+    ck_assert_int_eq(ms.last_check_status, EVDB_ESTATE);
+
+    ck_assert(wait_usable(cl, 1, 5));
+    ck_assert_str_ne(cluster_text(cl, sid, &READ, buf, sizeof buf), primary_id);
+    cluster_close(cl);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -377,6 +510,8 @@ int main(void)
     tcase_add_loop_test(tc, bad_arguments_fail_at_once_with_a_reason, 0, 2);
     tcase_add_loop_test(tc, read_only_flag_is_accepted_and_ignored_by_a_pool_and_a_connection, 0,
                         2);
+    tcase_add_test(tc, pg_standby_takes_reads_until_its_replay_lags);
+    tcase_add_test(tc, my_replica_takes_reads_until_its_sql_thread_stops);
     suite_add_tcase(s, tc);
     return t_run_suite(s);
 }
