@@ -67,6 +67,11 @@ typedef struct evdb__rcell {
     } v;
 } evdb__rcell;
 int evdb__rbuild_row(evdb__rbuild *b, const evdb__rcell *cells);
+/* A whole row of text cells as a text-protocol client library hands it
+ * over: ptrs[i] NULL for SQL NULL, lens[i] its length (MariaDB's
+ * MYSQL_ROW and mysql_fetch_lengths). Only between rows. 0, EVDB_ENOMEM
+ * or EVDB_ERANGE. */
+int evdb__rbuild_text_row(evdb__rbuild *b, char *const *ptrs, const unsigned long *lens);
 /* Reserve len bytes for a cell and return where to write them (for
  * decoding in place, e.g. bytea hex); NULL on allocation failure. */
 void *evdb__rbuild_cell_space(evdb__rbuild *b, size_t len);

@@ -455,6 +455,20 @@ static int parse_magnitude(const char *text, size_t len, uint64_t lim, bool *neg
         return EVDB_EFORMAT;
     uint64_t v = 0;
     bool over = false;
+    /* Up to 19 digits cannot pass UINT64_MAX (nor, with the sign, the
+     * int64 limits checked by the callers): no range check per digit. */
+    if (s.end - s.p <= 19) {
+        for (; !at_end(&s); s.p++) {
+            unsigned dgt = (unsigned)(*s.p - '0');
+            if (dgt > 9)
+                return EVDB_EFORMAT;
+            v = v * 10 + dgt;
+        }
+        if (v > lim)
+            return EVDB_ERANGE;
+        *out = v;
+        return 0;
+    }
     for (; !at_end(&s); s.p++) {
         if (!is_digit(*s.p))
             return EVDB_EFORMAT;

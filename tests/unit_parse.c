@@ -96,6 +96,51 @@ START_TEST(values)
 }
 END_TEST
 
+/* evdb_result_int on text cells: the digit-only fast path and the strtoll
+ * path for the rest must agree on what they accept and on the limits. */
+START_TEST(result_int_text_forms)
+{
+    static const struct {
+        const char *text;
+        int rc;
+        int64_t v;
+    } cases[] = {
+        {"0", 0, 0},
+        {"-0", 0, 0},
+        {"+17", 0, 17},
+        {"123456", 0, 123456},
+        {"-9223372036854775808", 0, INT64_MIN},
+        {"9223372036854775807", 0, INT64_MAX},
+        {"9223372036854775808", EVDB_ERANGE, 0},
+        {"-9223372036854775809", EVDB_ERANGE, 0},
+        {"9999999999999999999", EVDB_ERANGE, 0},            /* 19 digits */
+        {"18446744073709551616", EVDB_ERANGE, 0},           /* 20 digits */
+        {"000000000000000000000000042", 0, 42},             /* long, in range */
+        {" 42", 0, 42},                                     /* strtoll's blanks */
+        {"4 2", EVDB_ETYPE, 0},
+        {"12x", EVDB_ETYPE, 0},
+        {"-", EVDB_ETYPE, 0},
+        {"+", EVDB_ETYPE, 0},
+        {"0x10", EVDB_ETYPE, 0},
+    };
+    size_t n = sizeof cases / sizeof cases[0];
+    evdb__rbuild *b = evdb__rbuild_new(1);
+    evdb__rbuild_column(b, 0, "i", EVDB_TYPE_INT, 20);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(evdb__rbuild_cell(b, cases[i].text, strlen(cases[i].text)), 0);
+    evdb_result *r = evdb__rbuild_finish(b);
+    ck_assert_ptr_nonnull(r);
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = -1;
+        int rc = evdb_result_int(r, i, 0, &v);
+        ck_assert_msg(rc == cases[i].rc, "'%s': %d, expected %d", cases[i].text, rc, cases[i].rc);
+        if (rc == 0)
+            ck_assert_msg(v == cases[i].v, "'%s' read as %lld", cases[i].text, (long long)v);
+    }
+    evdb__result_free(r);
+}
+END_TEST
+
 START_TEST(result_builder_and_getters)
 {
     size_t live = evdb__alloc_live();
@@ -279,6 +324,7 @@ int main(void)
     tcase_add_test(tc, url_errors_hide_password);
     tcase_add_test(tc, values);
     tcase_add_test(tc, result_builder_and_getters);
+    tcase_add_test(tc, result_int_text_forms);
     tcase_add_test(tc, error_objects);
     tcase_add_test(tc, error_fields_and_predicates);
     suite_add_tcase(s, tc);

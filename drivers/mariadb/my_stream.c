@@ -54,7 +54,12 @@ void evdb__my_stream_rows(evdb__dconn *dc, bool end, unsigned ncols, evdb__my_co
         return;
     if (dc->batch_rows == 0)
         return; /* nothing since the last batch: build stays, for the final result */
-    evdb__rbuild *next = evdb__rbuild_new(ncols);
+    /* The next batch most likely looks like this one: room for as many
+     * rows and bytes up front spares it the doubling and copying of its
+     * arrays. The end leaves only the final, empty result. */
+    evdb__rbuild *next = end ? evdb__rbuild_new(ncols)
+                             : evdb__rbuild_new_sized(ncols, dc->batch_rows,
+                                                      evdb__rbuild_size(dc->build));
     if (next && columns(next, arg)) {
         evdb__rbuild_free(next);
         next = NULL;

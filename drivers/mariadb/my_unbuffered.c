@@ -116,17 +116,18 @@ static void end_build(evdb__dconn *dc, int64_t insert_id)
 
 static void text_row(evdb__dconn *dc, MYSQL_ROW row, const unsigned long *len, unsigned n)
 {
-    size_t bytes = 0;
-    for (unsigned i = 0; i < n; i++)
-        bytes += row[i] ? len[i] : 0;
-    if (over_cap(dc, bytes))
-        return;
-    for (unsigned i = 0; i < n; i++) {
-        /* Lengths, not strlen: text and BLOB columns may hold NULs. */
-        if (evdb__rbuild_cell(dc->build, row[i], row[i] ? len[i] : 0)) {
-            drop_build(dc, EVDB_ENOMEM, "out of memory building a MariaDB result");
+    if (dc->max_result_bytes) {
+        size_t bytes = 0;
+        for (unsigned i = 0; i < n; i++)
+            bytes += row[i] ? len[i] : 0;
+        if (over_cap(dc, bytes))
             return;
-        }
+    }
+    /* Lengths, not strlen: text and BLOB columns may hold NULs. */
+    int rc = evdb__rbuild_text_row(dc->build, row, len);
+    if (rc) {
+        drop_build(dc, EVDB_ENOMEM, "out of memory building a MariaDB result");
+        return;
     }
     (void)over_cap(dc, 0); /* the cells' arrays may have grown past it */
 }
