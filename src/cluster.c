@@ -19,11 +19,13 @@
  * received is caught up too, however old its last replayed transaction
  * (an idle primary writes nothing, so that timestamp ages without
  * anything missing). Otherwise the age of the last replayed transaction:
- * an upper bound of the delay of what is still to replay. */
+ * an upper bound of the delay of what is still to replay; NULL (lag
+ * unknown, the replica excluded) while a new standby has WAL to replay
+ * but has replayed no transaction yet. */
 static const char PG_LAG_SQL[] =
     "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0::float8"
     " WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8"
-    " ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8, 0)"
+    " ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8"
     " END AS evdb_replica_lag";
 /* MariaDB: no row = not a replica (lag 0); Seconds_Behind_Master NULL =
  * replication stopped. */
@@ -164,7 +166,11 @@ static int result_lag(const evdb_cluster *cl, const evdb_result *r, double *lag)
         return EVDB_EPROTO;
     if (cl->mariadb)
         return my_lag(r, lag);
-    if (evdb_result_nrows(r) != 1 || evdb_result_double(r, 0, 0, lag) != 0 || isnan(*lag))
+    if (evdb_result_nrows(r) != 1)
+        return EVDB_EPROTO;
+    if (evdb_result_isnull(r, 0, 0))
+        return EVDB_ESTATE;
+    if (evdb_result_double(r, 0, 0, lag) != 0 || isnan(*lag))
         return EVDB_EPROTO;
     if (*lag < 0) /* clocks of primary and replica apart */
         *lag = 0;

@@ -85,7 +85,8 @@ typedef struct evdb_cluster_member_stats {
     double lag;           /* seconds, as last measured; negative when no
                              check passed yet or the last one failed */
     int last_check_status; /* 0, or the code of the last check's failure
-                              (EVDB_ESTATE: replication stopped) */
+                              (EVDB_ESTATE: replication stopped, or
+                              lag unknown) */
     uint64_t routed;         /* queries the cluster sent to it */
     uint64_t checks;         /* lag checks completed */
     uint64_t check_failures; /* of them: failed (lag unknown) */
