@@ -197,8 +197,7 @@ static void check_start(cmember *m)
     qo.timeout = cl->o.check_timeout;
     qo.flags = EVDB_QUERY_NO_CACHE;
     m->seq_started++;
-    evdb_future *f =
-        evdb_pool_query(m->pool, cl->mariadb ? MY_LAG_SQL : PG_LAG_SQL, NULL, 0, &qo);
+    evdb_future *f = evdb_pool_query(m->pool, cl->mariadb ? MY_LAG_SQL : PG_LAG_SQL, NULL, 0, &qo);
     if (!f) {
         check_end(m, evdb_error_code(evdb_last_error()), 0);
         return;
@@ -370,8 +369,8 @@ int evdb_cluster_member_stats_get(const evdb_cluster *cl, size_t i, evdb_cluster
     if (!cluster_usable(cl, "evdb_cluster_member_stats_get"))
         return evdb_error_code(evdb_last_error());
     if (i >= cl->n)
-        return evdb__fail_now(EVDB_EINVAL, "evdb_cluster_member_stats_get: member %zu of %zu",
-                              i, cl->n);
+        return evdb__fail_now(EVDB_EINVAL, "evdb_cluster_member_stats_get: member %zu of %zu", i,
+                              cl->n);
     const cmember *m = &cl->m[i];
     evdb_pool_stats_get(m->pool, &out->pool);
     out->is_replica = m->is_replica;
@@ -398,9 +397,7 @@ static int url_kind(const char *url, size_t i, int *kind)
     if (!d)
         return evdb__fail_now(EVDB_EURL, "evdb_cluster_new: no driver for the URL of member %zu",
                               i);
-    int k = strcmp(d->name, "postgres") == 0  ? 0
-            : strcmp(d->name, "mariadb") == 0 ? 1
-                                              : -1;
+    int k = strcmp(d->name, "postgres") == 0 ? 0 : strcmp(d->name, "mariadb") == 0 ? 1 : -1;
     if (k < 0)
         return evdb__fail_now(EVDB_ENOTSUP, "evdb_cluster_new: no lag check for driver %s",
                               d->name);
@@ -471,8 +468,7 @@ evdb_cluster *evdb_cluster_new(struct ev_loop *loop, const char *primary_url,
     int kind = 0;
     evdb_cluster_opts o;
     if (!loop || (n_replicas && !replica_urls)) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_cluster_new: %s is NULL",
-                       loop ? "replica_urls" : "loop");
+        evdb__fail_now(EVDB_EINVAL, "evdb_cluster_new: %s is NULL", loop ? "replica_urls" : "loop");
         return NULL;
     }
     for (size_t i = 0; i <= n_replicas; i++)
@@ -490,8 +486,12 @@ evdb_cluster *evdb_cluster_new(struct ev_loop *loop, const char *primary_url,
         evdb__fail_now(EVDB_ENOMEM, "evdb_cluster_new: out of memory");
         return NULL;
     }
-    *cl = (evdb_cluster){.magic = EVDB__MAGIC_CLUSTER, .mariadb = kind == 1, .loop = l, .o = o,
-                         .n = n_replicas + 1, .m = ms};
+    *cl = (evdb_cluster){.magic = EVDB__MAGIC_CLUSTER,
+                         .mariadb = kind == 1,
+                         .loop = l,
+                         .o = o,
+                         .n = n_replicas + 1,
+                         .m = ms};
     cl->close_spare = evdb__future_new(l, EVDB__FK_CLOSE);
     if (!cl->close_spare)
         evdb__fail_now(EVDB_ENOMEM, "evdb_cluster_new: out of memory");

@@ -127,8 +127,8 @@ START_TEST(reads_go_to_the_replica_writes_and_transactions_to_the_primary)
     ck_assert_str_eq(cluster_text(cl, b->whoami, &READ, buf, sizeof buf), b->admin_user);
     ck_assert_str_eq(cluster_text(cl, b->whoami, NULL, buf, sizeof buf), b->app_user);
     /* A transaction runs on the primary's pool. */
-    evdb_future *t = evdb_pool_transaction(evdb_cluster_primary(cl), txn_whoami,
-                                           (void *)b->whoami, 0);
+    evdb_future *t =
+        evdb_pool_transaction(evdb_cluster_primary(cl), txn_whoami, (void *)b->whoami, 0);
     t_wait_ok(t, "transaction");
     t_expect_cell(evdb_future_result(t), 0, 0, b->app_user);
     evdb_future_unref(t);
@@ -413,8 +413,8 @@ START_TEST(pg_standby_takes_reads_until_its_replay_lags)
     evdb_cluster_opts o = {.max_lag = 1, .check_interval = 0.2};
     evdb_cluster *cl = cluster_new(t_pg_url(), replicas, 1, &o);
     const char *rec = "SELECT pg_is_in_recovery()::text";
-    evdb_future *f =
-        evdb_cluster_query(cl, "CREATE TABLE IF NOT EXISTS evdb_cluster_lag (id int)", NULL, 0, NULL);
+    evdb_future *f = evdb_cluster_query(cl, "CREATE TABLE IF NOT EXISTS evdb_cluster_lag (id int)",
+                                        NULL, 0, NULL);
     t_wait_ok(f, "create table");
     evdb_future_unref(f);
     ck_assert(wait_usable(cl, 1, 5));

@@ -79,12 +79,12 @@ typedef struct evdb_cluster_stats {
 /* Counters and state of one member: index 0 is the primary, 1..n the
  * replicas in the order given to evdb_cluster_new. */
 typedef struct evdb_cluster_member_stats {
-    evdb_pool_stats pool; /* its pool's (evdb_pool_stats_get) */
-    int is_replica;       /* 0 for the primary */
-    int usable;           /* takes reads now (the primary: always 1) */
-    double lag;           /* seconds, as last measured; negative when no
+    evdb_pool_stats pool;    /* its pool's (evdb_pool_stats_get) */
+    int is_replica;          /* 0 for the primary */
+    int usable;              /* takes reads now (the primary: always 1) */
+    double lag;              /* seconds, as last measured; negative when no
                              check passed yet or the last one failed */
-    int last_check_status; /* 0, or the code of the last check's failure
+    int last_check_status;   /* 0, or the code of the last check's failure
                               (EVDB_ESTATE: replication stopped, or
                               lag unknown) */
     uint64_t routed;         /* queries the cluster sent to it */
