@@ -152,13 +152,14 @@ EVDB_EXTERN evdb_pool *evdb_cluster_member(evdb_cluster *cl, size_t i);
 EVDB_EXTERN evdb_future *evdb_cluster_check(evdb_cluster *cl);
 
 /* Fill *out with the cluster's counters. 0, or EVDB_EINVAL (invalid
- * cluster, NULL out: *out is then zeroed when out is not NULL). Callable
- * from callbacks. */
+ * cluster, NULL out) or EVDB_ECLOSED (closing cluster); *out is then
+ * zeroed (when not NULL). Callable from callbacks. */
 EVDB_EXTERN int evdb_cluster_stats_get(const evdb_cluster *cl, evdb_cluster_stats *out);
 
 /* Fill *out with member i's counters and state (0 = the primary, 1..n =
- * the replicas). 0, or EVDB_EINVAL (invalid or closing cluster, i out of
- * range, NULL out). Callable from callbacks. */
+ * the replicas). 0, or EVDB_EINVAL (invalid cluster, i out of range, NULL
+ * out) or EVDB_ECLOSED (closing cluster); *out is then zeroed (when not
+ * NULL). Callable from callbacks. */
 EVDB_EXTERN int evdb_cluster_member_stats_get(const evdb_cluster *cl, size_t i,
                                               evdb_cluster_member_stats *out);
 
