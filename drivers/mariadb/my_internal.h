@@ -28,6 +28,28 @@
 /* Connection settings decoded from the URL. Owned strings; the password is
  * wiped when freed. Kept for the life of the connection because a cancel
  * opens a second session with the same credentials. */
+/* target_session_attrs: which server of a host list a connect accepts,
+ * with libpq's names and meanings; evdb reads @@global.read_only after
+ * connecting (read-write = primary = read_only off, read-only = standby =
+ * read_only on, prefer-standby = a read-only one if any answers, else any). */
+enum evdb__my_tsa {
+    EVDB__MY_TSA_ANY,
+    EVDB__MY_TSA_READ_WRITE,
+    EVDB__MY_TSA_READ_ONLY,
+    EVDB__MY_TSA_PRIMARY,
+    EVDB__MY_TSA_STANDBY,
+    EVDB__MY_TSA_PREFER_STANDBY,
+};
+
+/* One entry of a URL's host list (mariadb://u:p@h1:p1,h2:p2/db). */
+typedef struct evdb__my_host {
+    char *host;
+    unsigned port; /* 0: the default (3306) */
+} evdb__my_host;
+
+/* Host list entries accepted at most. */
+#define EVDB__MY_HOSTS_MAX 16
+
 typedef struct evdb__my_opts {
     char *host; /* NULL when connecting over a unix socket */
     char *user;
@@ -44,6 +66,10 @@ typedef struct evdb__my_opts {
                             (SET STATEMENT max_statement_time=... FOR) */
     bool no_bulk;             /* bulk=false: batches of one statement run it per
                                  row, never as bulk execution (my_bulk.c) */
+    evdb__my_host *hosts;     /* a host list in the URL (nhosts > 1), else NULL;
+                                 host/port above name the entry being tried */
+    size_t nhosts;
+    enum evdb__my_tsa tsa; /* target_session_attrs (default any) */
 } evdb__my_opts;
 
 /* A prepared statement, cached per connection by its SQL text. */
@@ -251,6 +277,17 @@ struct evdb__dconn {
     struct evdb__my_resolve *resolve;
     char **addrs;
     size_t naddrs, addr_i;
+    /* Host lists and target_session_attrs (my_conn.c): the entry being
+     * tried, whether prefer-standby's second pass (any server) runs, the
+     * read_only probe (0 none, 1 query, 2 storing its result) and what went
+     * wrong on each host tried, for the one error of a failed connect. */
+    size_t host_i;
+    bool any_pass;
+    bool all_auth;
+    int probe;
+    MYSQL_RES *probe_res;
+    size_t tried_len;
+    char tried[768];
 };
 
 /* evdb__query.drv_state: a command that runs the query has started
@@ -296,6 +333,10 @@ static inline bool evdb__my_waits(evdb__dconn *dc, int mask)
  * password). */
 int evdb__my_opts_parse(const char *url, evdb__my_opts *o, evdb_error *err);
 void evdb__my_opts_free(evdb__my_opts *o);
+/* target_session_attrs by name: 0, or -1 for an unknown name. */
+int evdb__my_tsa_parse(const char *v, enum evdb__my_tsa *out);
+/* The name of a target_session_attrs value (static storage). */
+const char *evdb__my_tsa_name(enum evdb__my_tsa t);
 /* Create a handle set up from o (nonblocking mode, charset, TLS, timeouts).
  * NULL when out of memory. */
 MYSQL *evdb__my_handle_new(const evdb__my_opts *o);

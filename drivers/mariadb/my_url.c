@@ -2,12 +2,15 @@
  * MariaDB URLs and the Connector/C handle they describe.
  *
  *   mariadb://[user[:password]@]host[:port][/db][?option=value&...]
+ *   mariadb://[user[:password]@]host1[:port1],host2[:port2],...[/db][?...]
  *   mysql://...   (the same)
  *
  * Options: unix_socket, charset (default utf8mb4), ssl / tls (true/false),
  * ssl_ca, ssl_cert, ssl_key, ssl_verify, connect_timeout (seconds),
  * server_timeout (true/false: reads carry their timeout to the server as
- * well, see my_backstop.c).
+ * well, see my_backstop.c), target_session_attrs (any, read-write,
+ * read-only, primary, standby, prefer-standby: which server of the host
+ * list to keep, see my_conn.c).
  * Anything else is rejected by name, so a typo never silently changes how
  * a connection is secured. A host beginning with '/' (percent-encoded) is a
  * unix socket path.
@@ -64,6 +67,9 @@ void evdb__my_opts_free(evdb__my_opts *o)
     evdb__free(o->ssl_ca);
     evdb__free(o->ssl_cert);
     evdb__free(o->ssl_key);
+    for (size_t i = 0; i < o->nhosts; i++)
+        evdb__free(o->hosts[i].host);
+    evdb__free(o->hosts);
     memset(o, 0, sizeof *o);
 }
 
@@ -160,6 +166,12 @@ static int apply_option(evdb__my_opts *o, evdb__url_param *kv, bool *ssl_set, bo
         if (parse_bool(kv->value, &on))
             return bad(err, "MariaDB URL option '%s' must be true or false", k);
         o->no_bulk = !on;
+    } else if (strcmp(k, "target_session_attrs") == 0) {
+        if (evdb__my_tsa_parse(kv->value, &o->tsa))
+            return bad(err,
+                       "MariaDB URL option '%s' must be any, read-write, read-only, primary, "
+                       "standby or prefer-standby",
+                       k);
     } else if (strcmp(k, "connect_timeout") == 0) {
         if (parse_seconds(kv->value, &o->connect_timeout))
             return bad(err, "MariaDB URL option '%s' must be a positive number of seconds", k);
@@ -169,13 +181,128 @@ static int apply_option(evdb__my_opts *o, evdb__url_param *kv, bool *ssl_set, bo
     return 0;
 }
 
+static const char *const tsa_names[] = {
+    [EVDB__MY_TSA_ANY] = "any",
+    [EVDB__MY_TSA_READ_WRITE] = "read-write",
+    [EVDB__MY_TSA_READ_ONLY] = "read-only",
+    [EVDB__MY_TSA_PRIMARY] = "primary",
+    [EVDB__MY_TSA_STANDBY] = "standby",
+    [EVDB__MY_TSA_PREFER_STANDBY] = "prefer-standby",
+};
+
+int evdb__my_tsa_parse(const char *v, enum evdb__my_tsa *out)
+{
+    for (size_t i = 0; i < sizeof tsa_names / sizeof tsa_names[0]; i++) {
+        if (strcmp(v, tsa_names[i]) == 0) {
+            *out = (enum evdb__my_tsa)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *evdb__my_tsa_name(enum evdb__my_tsa t)
+{
+    return (size_t)t < sizeof tsa_names / sizeof tsa_names[0] ? tsa_names[t] : "?";
+}
+
+/* One entry of a host list, parsed as the URL "mariadb://ENTRY" (so that
+ * brackets, ports and escapes mean what they mean for a single host). */
+static int parse_host_entry(const char *s, size_t n, evdb__my_host *out, evdb_error *err)
+{
+    static const char prefix[] = "mariadb://";
+    if (n == 0)
+        return bad(err, "%s", "MariaDB URL host list has an empty entry");
+    char *tmp = evdb__malloc(sizeof prefix + n);
+    if (!tmp) {
+        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
+        return EVDB_ENOMEM;
+    }
+    memcpy(tmp, prefix, sizeof prefix - 1);
+    memcpy(tmp + sizeof prefix - 1, s, n);
+    tmp[sizeof prefix - 1 + n] = '\0';
+    evdb__url u;
+    int rc = evdb__url_parse(tmp, &u, err);
+    evdb__free(tmp);
+    if (rc)
+        return rc;
+    if (!u.host || !u.host[0] || u.host[0] == '/') {
+        evdb__url_free(&u);
+        return bad(err, "%s", "MariaDB URL host lists name TCP hosts (no socket paths)");
+    }
+    out->host = u.host;
+    u.host = NULL;
+    out->port = (unsigned)u.port;
+    evdb__url_free(&u);
+    return 0;
+}
+
+/* A host list ("h1:p1,h2:p2" where the URL names its host): fills
+ * o->hosts and sets *single to a copy of url naming only the first entry
+ * (for evdb__url_parse). *single stays NULL for a URL with one host. */
+static int split_host_list(const char *url, evdb__my_opts *o, char **single, evdb_error *err)
+{
+    *single = NULL;
+    const char *sep = strstr(url, "://");
+    if (!sep)
+        return 0; /* evdb__url_parse says what is wrong */
+    const char *auth = sep + 3;
+    const char *end = auth + strcspn(auth, "/?#");
+    const char *hp = auth;
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            hp = p + 1;
+    const char *comma = memchr(hp, ',', (size_t)(end - hp));
+    if (!comma)
+        return 0;
+    o->hosts = evdb__calloc(EVDB__MY_HOSTS_MAX, sizeof *o->hosts);
+    if (!o->hosts) {
+        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
+        return EVDB_ENOMEM;
+    }
+    for (const char *s = hp; s <= end;) {
+        const char *e = memchr(s, ',', (size_t)(end - s));
+        if (!e)
+            e = end;
+        if (o->nhosts == EVDB__MY_HOSTS_MAX)
+            return bad(err, "MariaDB URL host list has more than %s hosts", "16");
+        int rc = parse_host_entry(s, (size_t)(e - s), &o->hosts[o->nhosts], err);
+        if (rc)
+            return rc;
+        o->nhosts++;
+        s = e + 1;
+    }
+    /* The URL again, with the first entry for the whole list. */
+    size_t first = strcspn(hp, ",");
+    size_t len = strlen(url), cut = (size_t)(end - hp);
+    char *copy = evdb__malloc(len + 1);
+    if (!copy) {
+        evdb__error_set(err, EVDB_ENOMEM, 0, NULL, "out of memory");
+        return EVDB_ENOMEM;
+    }
+    size_t off = (size_t)(hp - url);
+    memcpy(copy, url, off + first);
+    memcpy(copy + off + first, end, len - off - cut + 1);
+    *single = copy;
+    return 0;
+}
+
 int evdb__my_opts_parse(const char *url, evdb__my_opts *o, evdb_error *err)
 {
     memset(o, 0, sizeof *o);
-    evdb__url u;
-    int rc = evdb__url_parse(url, &u, err);
-    if (rc)
+    char *single = NULL;
+    int rc = split_host_list(url, o, &single, err);
+    if (rc) {
+        evdb__my_opts_free(o);
         return rc;
+    }
+    evdb__url u;
+    rc = evdb__url_parse(single ? single : url, &u, err);
+    wipe_free(single);
+    if (rc) {
+        evdb__my_opts_free(o);
+        return rc;
+    }
     if (strcmp(u.scheme, "mariadb") != 0 && strcmp(u.scheme, "mysql") != 0) {
         rc = bad(err, "URL scheme '%s' is not mariadb:// or mysql://", u.scheme);
         goto out;
