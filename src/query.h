@@ -50,7 +50,8 @@ evdb__cq *evdb__cq_new(evdb__loop *l, const char *who, const char *sql, const ev
                        size_t nparams, const evdb_query_opts *opts);
 /* The query flags callers may pass (evdb_query_opts.flags); the others
  * are evdb's own (drivers/driver.h). */
-#define EVDB__QUERY_PUBLIC_FLAGS (EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE)
+#define EVDB__QUERY_PUBLIC_FLAGS                                                                   \
+    (EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE | EVDB_QUERY_READ_ONLY)
 /* For the public entry points: 0, or EVDB_EINVAL with the last error set
  * when opts->flags holds a bit that is not a public flag (an internal one
  * would change what the query is: a session reset, a prepare). */

@@ -68,6 +68,10 @@ typedef struct evdb_query_opts {
 #define EVDB_QUERY_NO_PIPELINE 0x1u
 /* Do not use (or fill) the prepared-statement cache for this query. */
 #define EVDB_QUERY_NO_CACHE 0x2u
+/* A read that may run on a read replica: evdb_cluster_query routes it to
+ * one (evdb/cluster.h); evdb_conn_query and evdb_pool_query accept it and
+ * ignore it. */
+#define EVDB_QUERY_READ_ONLY 0x4u
 
 /* Open a connection. url: "postgresql://user:pw@host:port/db?opt=v",
  * "postgres://...", a libpq keyword string ("host=... dbname=..."),
