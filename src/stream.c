@@ -188,7 +188,7 @@ static evdb_stream *stream_new(evdb__loop *l, const char *who, const char *sql,
                        EVDB_STREAM_BATCH_MAX);
         return NULL;
     }
-    if (o.flags & ~(unsigned)(EVDB_QUERY_NO_CACHE | EVDB_QUERY_NO_PIPELINE)) {
+    if (o.flags & ~(unsigned)EVDB__QUERY_PUBLIC_FLAGS) {
         evdb__fail_now(EVDB_EINVAL, "%s: unknown flags 0x%x (known: EVDB_QUERY_*)", who, o.flags);
         return NULL;
     }

@@ -63,7 +63,7 @@ typedef struct evdb_stream_opts {
     size_t batch_rows;       /* rows per batch; 0: EVDB_STREAM_BATCH_DEFAULT */
     double timeout;          /* seconds for the whole stream (queue time,
                                 execution and the consumer's pauses); 0: none */
-    unsigned flags;          /* EVDB_QUERY_NO_CACHE (EVDB_QUERY_NO_PIPELINE is implied) */
+    unsigned flags;          /* EVDB_QUERY_* (EVDB_QUERY_NO_PIPELINE is implied) */
     evdb_stream_fn on_batch; /* push mode; NULL: pull with evdb_stream_next */
     void *arg;               /* for on_batch */
 } evdb_stream_opts;
