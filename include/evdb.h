@@ -22,5 +22,6 @@
 #include "evdb/stream.h"
 #include "evdb/copy.h"
 #include "evdb/many.h"
+#include "evdb/hooks.h"
 
 #endif
