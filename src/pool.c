@@ -852,6 +852,9 @@ static double maint_interval(const evdb_pool *p)
     double i = MAINT_INTERVAL;
     if (p->o.leak_threshold > 0 && p->o.leak_threshold / 4 < i)
         i = p->o.leak_threshold / 4;
+    /* Fine enough that jittered lifetimes retire apart. */
+    if (p->o.max_lifetime > 0 && p->o.max_lifetime / 10 < i)
+        i = p->o.max_lifetime / 10;
     return i;
 }
 
