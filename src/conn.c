@@ -81,16 +81,15 @@ struct evdb_conn {
     /* The credentials or on_connect future being waited for, or NULL. */
     struct hwait *hw;
     evdb__deferred hook_d; /* runs on_connect_sql and on_connect */
-    char *pre_sql;       /* a pool's on_connect_sql, run before on_connect */
-    double connect_t0;   /* CONNECT_START, loop time */
-    bool connect_traced; /* CONNECT_END emitted */
+    char *pre_sql;         /* a pool's on_connect_sql, run before on_connect */
+    double connect_t0;     /* CONNECT_START, loop time */
+    bool connect_traced;   /* CONNECT_END emitted */
 };
 
 /* Options that took reserved pointers keep their structs' sizes. */
 #if UINTPTR_MAX > 0xffffffffu
 _Static_assert(sizeof(evdb_conn_opts) ==
-                   offsetof(evdb_conn_opts, max_result_bytes) + sizeof(size_t) +
-                       3 * sizeof(void *),
+                   offsetof(evdb_conn_opts, max_result_bytes) + sizeof(size_t) + 3 * sizeof(void *),
                "evdb_conn_opts changed size");
 _Static_assert(sizeof(evdb_query_opts) == offsetof(evdb_query_opts, trace_ctx) + 2 * sizeof(void *),
                "evdb_query_opts changed size");

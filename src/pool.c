@@ -1316,8 +1316,8 @@ static evdb_future *pool_submit(evdb_pool *p, evdb__cq *q)
 static void trace_query(evdb_pool *p, evdb_future *f, const char *sql, const evdb_query_opts *opts)
 {
     if (p->hk->h.trace)
-        evdb__hk_span(p->hk, p->loop, EVDB_TRACE_QUERY_START, f, sql,
-                      opts ? opts->trace_ctx : NULL, NULL);
+        evdb__hk_span(p->hk, p->loop, EVDB_TRACE_QUERY_START, f, sql, opts ? opts->trace_ctx : NULL,
+                      NULL);
 }
 
 evdb_future *evdb__pool_submit(evdb_pool *p, evdb__cq *q)

@@ -31,11 +31,11 @@ static void teardown(void)
 
 typedef struct backend {
     const char *(*url)(void);
-    const char *sleep_sql;   /* runs for 5 s */
-    const char *set_sql;     /* the on_connect hook's session setting */
-    const char *check_sql;   /* 1 when the setting is there */
-    const char *id_sql;      /* the session's server id */
-    const char *pre_sql;     /* on_connect_sql: checked by check_pre_sql */
+    const char *sleep_sql; /* runs for 5 s */
+    const char *set_sql;   /* the on_connect hook's session setting */
+    const char *check_sql; /* 1 when the setting is there */
+    const char *id_sql;    /* the session's server id */
+    const char *pre_sql;   /* on_connect_sql: checked by check_pre_sql */
     const char *check_pre_sql;
 } backend;
 
@@ -76,8 +76,8 @@ typedef struct rec {
     int n[6];
     int ctx_seen[NCTX];
     int foreign_ctx;
-    int leaks;       /* events or errors holding a password */
-    int bad_names;   /* server or database not as the URL says */
+    int leaks;     /* events or errors holding a password */
+    int bad_names; /* server or database not as the URL says */
     int cred_calls;
     const char *password; /* what the credentials hook answers */
     bool cred_async;
@@ -217,8 +217,8 @@ START_TEST(query_end_reports_rows_on_a_plain_connection)
     ck_assert_int_eq(t_wait(of), 0);
     evdb_conn *c = evdb_future_take_conn(of);
     evdb_future_unref(of);
-    evdb_future *q = evdb_conn_query(c, "SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3", NULL,
-                                     0, NULL);
+    evdb_future *q =
+        evdb_conn_query(c, "SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3", NULL, 0, NULL);
     ck_assert_int_eq(t_wait(q), 0);
     evdb_future_unref(q);
     t_run_for(L, 0.01);
@@ -281,8 +281,7 @@ START_TEST(on_connect_failure_fails_the_connect_and_the_pool_recovers)
     const backend *b = &backends[_i];
     rec r = {.b = b, .fail_on_connect = true};
     evdb_hooks h = {.trace = on_trace, .on_connect = on_connect, .arg = &r};
-    evdb_pool_opts o = {.max_conns = 2, .hooks = &h, .backoff_initial = 0.05,
-                        .backoff_max = 0.1};
+    evdb_pool_opts o = {.max_conns = 2, .hooks = &h, .backoff_initial = 0.05, .backoff_max = 0.1};
     evdb_pool *p = evdb_pool_new(L, need(b->url), &o);
     evdb_future *f = evdb_pool_query(p, b->id_sql, NULL, 0, NULL);
     ck_assert_int_eq(t_wait(f), EVDB_ECONNECT);
