@@ -270,7 +270,9 @@ START_TEST(on_connect_setting_is_seen_by_pooled_queries)
     evdb_future_unref(g);
     evdb_pool_stats st;
     evdb_pool_stats_get(p, &st);
-    ck_assert_int_eq(r.on_connect_calls, (int)st.connects);
+    /* Once per connect: those still in their hook count as opening. */
+    ck_assert_int_ge(r.on_connect_calls, (int)st.connects);
+    ck_assert_int_le(r.on_connect_calls, (int)(st.connects + st.opening));
     close_pool(p);
     check_balanced(&r);
 }
@@ -370,7 +372,10 @@ START_TEST(credentials_hook_supplies_the_password_per_connect)
     evdb_pool_stats_get(p, &st);
     close_pool(p);
     ck_assert_uint_ge(st.connects, 2);
-    ck_assert_int_eq(r.cred_calls, 2 + (int)st.connects + (int)st.connect_failures);
+    /* Once per connect: one may be under way as the stats are read. */
+    int done = 2 + (int)st.connects + (int)st.connect_failures;
+    ck_assert_int_ge(r.cred_calls, done);
+    ck_assert_int_le(r.cred_calls, done + (int)st.opening);
     check_balanced(&r);
     free(url);
 }
