@@ -1166,17 +1166,29 @@ evdb_future *evdb__conn_open_hk(struct ev_loop *loop, const char *url, const evd
     return open_plain(c, &p);
 }
 
+/* evdb__conn_query with QUERY_START now and QUERY_END when the query's
+ * future completes (hooks.h); h: the handle the caller used. */
+static evdb_future *query_traced(evdb_conn *c, evdb_conn *h, const char *sql,
+                                 const evdb_value *params, size_t nparams,
+                                 const evdb_query_opts *opts)
+{
+    evdb_future *f = evdb__conn_query(c, sql, params, nparams, opts);
+    if (f && c->hk->h.trace)
+        evdb__hk_span(c->hk, c->loop, EVDB_TRACE_QUERY_START, f, sql, opts ? opts->trace_ctx : NULL,
+                      h);
+    return f;
+}
+
 evdb_future *evdb_conn_query(evdb_conn *h, const char *sql, const evdb_value *params,
                              size_t nparams, const evdb_query_opts *opts)
 {
     evdb_conn *c = conn_for_call(h, "evdb_conn_query");
     if (!c || evdb__check_query_flags("evdb_conn_query", opts))
         return NULL;
-    evdb_future *f = evdb__conn_query(c, sql, params, nparams, opts);
-    if (c->hk && c->hk->h.trace && f)
-        evdb__hk_span(c->hk, c->loop, EVDB_TRACE_QUERY_START, f, sql, opts ? opts->trace_ctx : NULL,
-                      h);
-    return f;
+    /* Unset hooks cost this test; the call below stays a tail call. */
+    if (__builtin_expect(c->hk != NULL, 0))
+        return query_traced(c, h, sql, params, nparams, opts);
+    return evdb__conn_query(c, sql, params, nparams, opts);
 }
 
 /* Whether c takes queries now; if not, the last error says why

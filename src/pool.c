@@ -1312,12 +1312,17 @@ static evdb_future *pool_submit(evdb_pool *p, evdb__cq *q)
     return f;
 }
 
-/* QUERY_START now, QUERY_END when f completes (hooks.h). */
-static void trace_query(evdb_pool *p, evdb_future *f, const char *sql, const evdb_query_opts *opts)
+/* pool_submit with QUERY_START now and QUERY_END when the query's future
+ * completes (hooks.h). */
+static evdb_future *submit_traced(evdb_pool *p, evdb__cq *q)
 {
+    /* Read before the query may move on (it is copied into the span). */
+    const char *sql = q->q.sql ? q->q.sql : q->q.batch ? q->q.batch[0].sql : NULL;
+    void *ctx = q->trace_ctx;
+    evdb_future *f = q->f;
     if (p->hk->h.trace)
-        evdb__hk_span(p->hk, p->loop, EVDB_TRACE_QUERY_START, f, sql, opts ? opts->trace_ctx : NULL,
-                      NULL);
+        evdb__hk_span(p->hk, p->loop, EVDB_TRACE_QUERY_START, f, sql, ctx, NULL);
+    return pool_submit(p, q);
 }
 
 evdb_future *evdb__pool_submit(evdb_pool *p, evdb__cq *q)
@@ -1333,10 +1338,10 @@ evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *pa
     evdb__cq *q = evdb__cq_new(p->loop, "evdb_pool_query", sql, params, nparams, opts);
     if (!q)
         return NULL;
-    evdb_future *f = pool_submit(p, q);
-    if (p->hk)
-        trace_query(p, f, sql, opts);
-    return f;
+    /* Unset hooks cost this test; the call below stays a tail call. */
+    if (__builtin_expect(p->hk != NULL, 0))
+        return submit_traced(p, q);
+    return pool_submit(p, q);
 }
 
 evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
@@ -1352,10 +1357,9 @@ evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
     evdb__cq *q = evdb__cq_new_batch(p->loop, "evdb_pool_batch", stmts, n, opts);
     if (!q)
         return NULL;
-    evdb_future *f = pool_submit(p, q);
-    if (p->hk)
-        trace_query(p, f, stmts[0].sql, opts);
-    return f;
+    if (__builtin_expect(p->hk != NULL, 0))
+        return submit_traced(p, q);
+    return pool_submit(p, q);
 }
 
 void evdb__pool_forget(evdb_pool *p, evdb__cq *q)
