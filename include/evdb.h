@@ -23,5 +23,6 @@
 #include "evdb/copy.h"
 #include "evdb/many.h"
 #include "evdb/cluster.h"
+#include "evdb/hooks.h"
 
 #endif

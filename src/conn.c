@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hooks_rt.h"
 #include "internal.h"
 #include "notice.h"
 #include "pool_conn.h"
@@ -74,13 +75,33 @@ struct evdb_conn {
     /* A listener's hooks (evdb__conn_set_listener), or NULL. */
     const evdb__conn_listener *lsn;
     void *lsn_arg;
+    /* Hooks and tracing (src/hooks_rt.h), or NULL: unset hooks cost a
+     * NULL check per event. */
+    evdb__hk *hk;
+    /* The credentials or on_connect future being waited for, or NULL. */
+    struct hwait *hw;
+    evdb__deferred hook_d; /* runs on_connect_sql and on_connect */
+    char *pre_sql;         /* a pool's on_connect_sql, run before on_connect */
+    double connect_t0;     /* CONNECT_START, loop time */
+    bool connect_traced;   /* CONNECT_END emitted */
 };
+
+/* Options that took reserved pointers keep their structs' sizes. */
+#if UINTPTR_MAX > 0xffffffffu
+_Static_assert(sizeof(evdb_conn_opts) ==
+                   offsetof(evdb_conn_opts, max_result_bytes) + sizeof(size_t) + 3 * sizeof(void *),
+               "evdb_conn_opts changed size");
+_Static_assert(sizeof(evdb_query_opts) == offsetof(evdb_query_opts, trace_ctx) + 2 * sizeof(void *),
+               "evdb_query_opts changed size");
+#endif
 
 /* Seconds a graceful close may take before the session is dropped. */
 #define CLOSE_TIMEOUT 5.0
 
 static void pump(evdb_conn *c);
 static void conn_free(evdb_conn *c);
+static void hw_detach(evdb_conn *c);
+static void open_failed(evdb_conn *c, const evdb_error *err);
 
 bool evdb__conn_valid(const evdb_conn *c)
 {
@@ -336,6 +357,12 @@ static void conn_free(evdb_conn *c)
 {
     evdb__loop_undefer(c->loop, &c->pump_d);
     evdb__loop_undefer(c->loop, &c->kick_d);
+    evdb__loop_undefer(c->loop, &c->hook_d);
+    hw_detach(c);
+    evdb__hk_free(c->hk);
+    evdb__free(c->pre_sql);
+    c->hk = NULL;
+    c->pre_sql = NULL;
     evdb__noticeq_free(c->notices);
     evdb__io_free(c->io);
     evdb__io_free(c->cio);
@@ -364,10 +391,224 @@ static void conn_free(evdb_conn *c)
     evdb__free(c);
 }
 
+/* ---- connection hooks (evdb/hooks.h) ---- */
+
+/* A credentials, on_connect_sql or on_connect future being waited for. */
+typedef struct hwait {
+    evdb_conn *c;        /* NULL once the connect ended without it */
+    evdb__conn_params p; /* credentials: the connect to start */
+    char *url;           /* credentials: the URL (in this block) */
+} hwait;
+
+static void hw_detach(evdb_conn *c)
+{
+    if (c->hw) {
+        c->hw->c = NULL;
+        c->hw = NULL;
+    }
+}
+
+static void hw_free(hwait *hw)
+{
+    if (hw && hw->url)
+        memset(hw->url, 0, strlen(hw->url)); /* it may hold a password */
+    evdb__free(hw);
+}
+
+/* CONNECT_END, once per connect (err NULL: ready). */
+static void connect_end(evdb_conn *c, const evdb_error *err)
+{
+    if (!c->hk || c->connect_traced)
+        return;
+    c->connect_traced = true;
+    evdb_trace_event ev = {
+        .kind = EVDB_TRACE_CONNECT_END,
+        .conn = err ? NULL : c,
+        .status = err ? err->code : 0,
+        .error = err,
+        .duration = evdb__loop_now(c->loop) - c->connect_t0,
+    };
+    evdb__hk_emit(c->hk, &ev);
+}
+
+static void open_done(evdb_conn *c)
+{
+    connect_end(c, NULL);
+    evdb_future *f = c->open_f;
+    c->open_f = NULL;
+    evdb__future_resolve(f, c, evdb__conn_abandon);
+    evdb_future_unref(f);
+}
+
+/* The connect failed after the session was set up (a hook failed, or it
+ * was cancelled meanwhile): the open future fails with err and the
+ * connection closes, never handed out. */
+static void hooks_failed(evdb_conn *c, const evdb_error *err)
+{
+    hw_detach(c);
+    evdb__loop_undefer(c->loop, &c->hook_d);
+    connect_end(c, err);
+    evdb_future *f = c->open_f;
+    c->open_f = NULL;
+    evdb__future_fail_err(f, err);
+    evdb_future_unref(f);
+    evdb_future *cf = evdb__conn_close(c);
+    if (cf)
+        evdb__future_disown(cf);
+}
+
+/* A hook failed: a connect error naming it (what says which, msg why). */
+static void hook_failed(evdb_conn *c, const char *what, const char *msg)
+{
+    evdb_error err;
+    evdb__error_set(&err, EVDB_ECONNECT, 0, NULL, "%s failed: %.400s", what, msg);
+    if (c->state == CS_OPENING)
+        open_failed(c, &err);
+    else
+        hooks_failed(c, &err);
+}
+
+/* Wait for f (the caller's reference, taken), then cb. */
+static void await_hook(evdb_conn *c, evdb_future *f, evdb_done_cb cb, hwait *hw, const char *what)
+{
+    if (!hw)
+        hw = evdb__calloc(1, sizeof *hw);
+    if (!hw || evdb_future_on_done(f, cb, hw)) {
+        hw_free(hw);
+        evdb_future_unref(f);
+        hook_failed(c, what, "out of memory");
+        return;
+    }
+    hw->c = c;
+    c->hw = hw;
+}
+
+static void on_connect_done(evdb_future *f, void *arg)
+{
+    hwait *hw = arg;
+    evdb_conn *c = hw->c;
+    if (c) {
+        c->hw = NULL;
+        if (evdb_future_status(f) != 0)
+            hook_failed(c, "on_connect hook", evdb_error_message(evdb_future_error(f)));
+        else if (c->state != CS_READY)
+            hook_failed(c, "on_connect hook", "the connection was lost meanwhile");
+        else
+            open_done(c);
+    }
+    evdb_future_unref(f);
+    hw_free(hw);
+}
+
+static void run_on_connect(evdb_conn *c)
+{
+    if (c->state != CS_READY) {
+        hook_failed(c, "on_connect_sql", "the connection was lost meanwhile");
+        return;
+    }
+    if (!c->hk->h.on_connect) {
+        open_done(c);
+        return;
+    }
+    /* The hook must not close c nor cancel its connect (hooks.h). */
+    evdb_future *f = c->hk->h.on_connect(c, c->hk->h.arg);
+    if (!f)
+        open_done(c);
+    else
+        await_hook(c, f, on_connect_done, NULL, "on_connect hook");
+}
+
+static void pre_sql_done(evdb_future *f, void *arg)
+{
+    hwait *hw = arg;
+    evdb_conn *c = hw->c;
+    if (c) {
+        c->hw = NULL;
+        if (evdb_future_status(f) != 0)
+            hook_failed(c, "on_connect_sql", evdb_error_message(evdb_future_error(f)));
+        else
+            run_on_connect(c);
+    }
+    evdb_future_unref(f);
+    hw_free(hw);
+}
+
+static void hook_deferred(evdb__deferred *d)
+{
+    evdb_conn *c = EVDB__CONTAINER_OF(d, evdb_conn, hook_d);
+    if (!c->open_f)
+        return;
+    if (!c->pre_sql) {
+        run_on_connect(c);
+        return;
+    }
+    evdb_future *q = evdb__conn_query(c, c->pre_sql, NULL, 0, NULL);
+    if (!q)
+        hook_failed(c, "on_connect_sql", evdb_error_message(evdb_last_error()));
+    else
+        await_hook(c, q, pre_sql_done, NULL, "on_connect_sql");
+}
+
+static void driver_start(evdb_conn *c, const evdb__conn_params *p);
+
+static void with_password(evdb_conn *c, hwait *hw, const char *pw)
+{
+    char *url = evdb__url_with_password(hw->url, pw);
+    if (!url) {
+        hook_failed(c, "credentials hook", "out of memory");
+        return;
+    }
+    hw->p.url = url;
+    driver_start(c, &hw->p);
+    evdb__hk_free_secret(url);
+}
+
+static void credentials_done(evdb_future *f, void *arg)
+{
+    hwait *hw = arg;
+    evdb_conn *c = hw->c;
+    if (c) {
+        c->hw = NULL;
+        const char *pw = evdb_future_status(f) == 0 ? evdb_future_value(f) : NULL;
+        if (evdb_future_status(f) != 0)
+            hook_failed(c, "credentials hook", evdb_error_message(evdb_future_error(f)));
+        else if (!pw)
+            hook_failed(c, "credentials hook", "its future holds no password string");
+        else
+            with_password(c, hw, pw);
+    }
+    evdb_future_unref(f);
+    hw_free(hw);
+}
+
+/* Ask the credentials hook, then connect with its password. */
+static void ask_credentials(evdb_conn *c, const evdb__conn_params *p)
+{
+    size_t n = strlen(p->url) + 1;
+    hwait *hw = evdb__calloc(1, sizeof *hw + n);
+    if (!hw) {
+        hook_failed(c, "credentials hook", "out of memory");
+        return;
+    }
+    hw->p = *p;
+    hw->url = memcpy(hw + 1, p->url, n);
+    hw->p.url = NULL;
+    const evdb__hk *k = c->hk;
+    evdb_future *f = k->h.credentials(k->server, k->user, k->h.arg);
+    if (!f) {
+        hw_free(hw);
+        hook_failed(c, "credentials hook", "it returned no future");
+        return;
+    }
+    await_hook(c, f, credentials_done, hw, "credentials hook");
+}
+
 /* ---- steps ---- */
 
 static void open_failed(evdb_conn *c, const evdb_error *err)
 {
+    hw_detach(c);
+    connect_end(c, err);
     stop_watchers(c);
     if (c->dc) {
         c->drv->destroy(c->dc);
@@ -393,10 +634,13 @@ static void connected(evdb_conn *c)
         return;
     }
     arm(c, &w);
-    evdb_future *f = c->open_f;
-    c->open_f = NULL;
-    evdb__future_resolve(f, c, evdb__conn_abandon);
-    evdb_future_unref(f);
+    if (c->hk && (c->hk->h.on_connect || c->pre_sql)) {
+        /* User code never runs inside a driver step: the hooks run from
+         * the loop, with the connection ready for their queries. */
+        evdb__loop_defer(c->loop, &c->hook_d);
+        return;
+    }
+    open_done(c);
 }
 
 static void step(evdb_conn *c, unsigned revents)
@@ -744,82 +988,50 @@ static void open_cancel(void *arg)
     evdb_conn *c = arg;
     evdb_error err;
     evdb__error_set(&err, EVDB_ECANCELED, 0, NULL, "connect cancelled");
-    open_failed(c, &err);
+    if (c->state == CS_OPENING)
+        open_failed(c, &err);
+    else
+        hooks_failed(c, &err);
 }
 
 static const evdb__future_ops open_ops = {open_cancel};
 
-evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_conn_opts *opts)
+/* The driver's connect, after the credentials hook answered. */
+static void driver_start(evdb_conn *c, const evdb__conn_params *p)
 {
-    if (!loop || !url) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_conn_open: loop and url are required");
-        return NULL;
-    }
-    const evdb__driver *drv = evdb__driver_for(url);
-    if (!drv) {
-        evdb__fail_now(EVDB_EURL, "evdb_conn_open: no driver for this URL (expected "
-                                  "postgresql://, postgres://, mariadb://, mysql:// or a "
-                                  "libpq keyword string)");
-        return NULL;
-    }
-    evdb_conn_opts defaults;
-    memset(&defaults, 0, sizeof defaults);
-    if (!opts)
-        opts = &defaults;
-    if (opts->flags) {
-        evdb__fail_now(EVDB_EINVAL, "evdb_conn_open: opts.flags must be 0 (no connection flag "
-                                    "is defined)");
-        return NULL;
-    }
-    evdb__loop *l = evdb__loop_get(loop);
-    if (!l) {
-        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
-        return NULL;
-    }
-    evdb_conn *c = evdb__calloc(1, sizeof *c);
-    if (!c) {
-        evdb__loop_unref(l);
-        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
-        return NULL;
-    }
-    c->magic = EVDB__MAGIC_CONN;
-    c->loop = l;
-    c->drv = drv;
-    c->pump_d.fn = pump_deferred;
-    c->kick_d.fn = kick_deferred;
-    c->connect_timeout =
-        opts->connect_timeout == 0 ? EVDB_DEFAULT_CONNECT_TIMEOUT : opts->connect_timeout;
-    c->io = evdb__io_new(l, on_io, c);
-    c->wait_timer = evdb__timer_new(l, on_wait_timer, c);
-    c->limit_timer = evdb__timer_new(l, on_limit_timer, c);
-    c->open_f = evdb__future_new(l, EVDB__FK_OPEN);
-    c->close_spare = evdb__future_new(l, EVDB__FK_CLOSE);
-    if (!c->io || !c->wait_timer || !c->limit_timer || !c->open_f || !c->close_spare) {
-        conn_free(c);
-        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
-        return NULL;
-    }
-    evdb__conn_params p = {
-        .url = url,
-        .pipeline_depth = opts->pipeline_depth ? opts->pipeline_depth : drv->default_depth,
-        .stmt_cache_size = opts->stmt_cache_size == EVDB_STMT_CACHE_OFF ? 0
-                           : opts->stmt_cache_size                      ? opts->stmt_cache_size
-                                                                        : EVDB_DEFAULT_STMT_CACHE,
-        .max_result_bytes = opts->max_result_bytes,
-        .core = c,
-    };
-    if (p.pipeline_depth == 0)
-        p.pipeline_depth = 1;
-    if (!(drv->caps & EVDB__CAP_PIPELINE))
-        p.pipeline_depth = 1;
-    c->depth = p.pipeline_depth;
-    c->head_took = -1;
     evdb__wait w = {-1, 0, -1};
     evdb_error err;
-    int r = drv->connect_start(&c->dc, &p, &w, &err);
+    int r = c->drv->connect_start(&c->dc, p, &w, &err);
+    if (r == EVDB__STEP_FAIL) {
+        c->dc = NULL;
+        open_failed(c, &err);
+    } else if (r == EVDB__STEP_DONE) {
+        connected(c);
+    } else {
+        arm(c, &w);
+    }
+}
+
+static evdb_future *open_with_credentials(evdb_conn *c, const evdb__conn_params *p)
+{
+    evdb_future *f = evdb_future_ref(c->open_f);
+    evdb__future_set_op(f, &open_ops, c);
+    /* The deadline covers the credentials hook too. */
+    if (c->connect_timeout > 0)
+        evdb__timer_start(c->limit_timer, c->connect_timeout);
+    ask_credentials(c, p);
+    return f;
+}
+
+static evdb_future *open_plain(evdb_conn *c, const evdb__conn_params *p)
+{
+    evdb__wait w = {-1, 0, -1};
+    evdb_error err;
+    int r = c->drv->connect_start(&c->dc, p, &w, &err);
     if (r == EVDB__STEP_FAIL) {
         if (err.code == EVDB_EURL || err.code == EVDB_EINVAL || err.code == EVDB_ENOMEM) {
             c->dc = NULL;
+            connect_end(c, &err);
             conn_free(c);
             evdb__set_last(&err);
             return NULL;
@@ -841,12 +1053,141 @@ evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_co
     return f;
 }
 
+evdb_future *evdb_conn_open(struct ev_loop *loop, const char *url, const evdb_conn_opts *opts)
+{
+    if (!loop || !url) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_open: loop and url are required");
+        return NULL;
+    }
+    bool nomem = false;
+    evdb__hk *hk = opts ? evdb__hk_new(opts->hooks, url, NULL, &nomem) : NULL;
+    if (nomem) {
+        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
+        return NULL;
+    }
+    return evdb__conn_open_hk(loop, url, opts, hk, NULL);
+}
+
+/* A new connection object, its watchers and futures made, not started;
+ * NULL with the last error set. */
+static evdb_conn *conn_new(struct ev_loop *loop, const evdb__driver *drv,
+                           const evdb_conn_opts *opts)
+{
+    evdb__loop *l = evdb__loop_get(loop);
+    evdb_conn *c = l ? evdb__calloc(1, sizeof *c) : NULL;
+    if (!c) {
+        if (l)
+            evdb__loop_unref(l);
+        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
+        return NULL;
+    }
+    c->magic = EVDB__MAGIC_CONN;
+    c->loop = l;
+    c->drv = drv;
+    c->pump_d.fn = pump_deferred;
+    c->kick_d.fn = kick_deferred;
+    c->hook_d.fn = hook_deferred;
+    c->connect_timeout =
+        opts->connect_timeout == 0 ? EVDB_DEFAULT_CONNECT_TIMEOUT : opts->connect_timeout;
+    c->io = evdb__io_new(l, on_io, c);
+    c->wait_timer = evdb__timer_new(l, on_wait_timer, c);
+    c->limit_timer = evdb__timer_new(l, on_limit_timer, c);
+    c->open_f = evdb__future_new(l, EVDB__FK_OPEN);
+    c->close_spare = evdb__future_new(l, EVDB__FK_CLOSE);
+    if (!c->io || !c->wait_timer || !c->limit_timer || !c->open_f || !c->close_spare) {
+        conn_free(c);
+        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
+        return NULL;
+    }
+    c->head_took = -1;
+    return c;
+}
+
+static const evdb__driver *open_checks(struct ev_loop *loop, const char *url,
+                                       const evdb_conn_opts *opts)
+{
+    if (!loop || !url) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_open: loop and url are required");
+        return NULL;
+    }
+    const evdb__driver *drv = evdb__driver_for(url);
+    if (!drv) {
+        evdb__fail_now(EVDB_EURL, "evdb_conn_open: no driver for this URL (expected "
+                                  "postgresql://, postgres://, mariadb://, mysql:// or a "
+                                  "libpq keyword string)");
+        return NULL;
+    }
+    if (opts->flags) {
+        evdb__fail_now(EVDB_EINVAL, "evdb_conn_open: opts.flags must be 0 (no connection flag "
+                                    "is defined)");
+        return NULL;
+    }
+    return drv;
+}
+
+evdb_future *evdb__conn_open_hk(struct ev_loop *loop, const char *url, const evdb_conn_opts *opts,
+                                evdb__hk *hk, const char *pre_sql)
+{
+    evdb_conn_opts defaults;
+    memset(&defaults, 0, sizeof defaults);
+    if (!opts)
+        opts = &defaults;
+    const evdb__driver *drv = open_checks(loop, url, opts);
+    evdb_conn *c = drv ? conn_new(loop, drv, opts) : NULL;
+    if (c && pre_sql && !(c->pre_sql = evdb__strdup(pre_sql))) {
+        conn_free(c);
+        evdb__fail_now(EVDB_ENOMEM, "evdb_conn_open: out of memory");
+        c = NULL;
+    }
+    if (!c) {
+        evdb__hk_free(hk);
+        return NULL;
+    }
+    c->hk = hk;
+    evdb__conn_params p = {
+        .url = url,
+        .pipeline_depth = opts->pipeline_depth ? opts->pipeline_depth : drv->default_depth,
+        .stmt_cache_size = opts->stmt_cache_size == EVDB_STMT_CACHE_OFF ? 0
+                           : opts->stmt_cache_size                      ? opts->stmt_cache_size
+                                                                        : EVDB_DEFAULT_STMT_CACHE,
+        .max_result_bytes = opts->max_result_bytes,
+        .core = c,
+    };
+    if (p.pipeline_depth == 0 || !(drv->caps & EVDB__CAP_PIPELINE))
+        p.pipeline_depth = 1;
+    c->depth = p.pipeline_depth;
+    if (hk) {
+        c->connect_t0 = evdb__loop_now(c->loop);
+        evdb_trace_event ev = {.kind = EVDB_TRACE_CONNECT_START};
+        evdb__hk_emit(hk, &ev);
+        if (hk->h.credentials)
+            return open_with_credentials(c, &p);
+    }
+    return open_plain(c, &p);
+}
+
+/* evdb__conn_query with QUERY_START now and QUERY_END when the query's
+ * future completes (hooks.h); h: the handle the caller used. */
+static evdb_future *query_traced(evdb_conn *c, evdb_conn *h, const char *sql,
+                                 const evdb_value *params, size_t nparams,
+                                 const evdb_query_opts *opts)
+{
+    evdb_future *f = evdb__conn_query(c, sql, params, nparams, opts);
+    if (f && c->hk->h.trace)
+        evdb__hk_span(c->hk, c->loop, EVDB_TRACE_QUERY_START, f, sql, opts ? opts->trace_ctx : NULL,
+                      h);
+    return f;
+}
+
 evdb_future *evdb_conn_query(evdb_conn *h, const char *sql, const evdb_value *params,
                              size_t nparams, const evdb_query_opts *opts)
 {
     evdb_conn *c = conn_for_call(h, "evdb_conn_query");
     if (!c || evdb__check_query_flags("evdb_conn_query", opts))
         return NULL;
+    /* Unset hooks cost this test; the call below stays a tail call. */
+    if (__builtin_expect(c->hk != NULL, 0))
+        return query_traced(c, h, sql, params, nparams, opts);
     return evdb__conn_query(c, sql, params, nparams, opts);
 }
 
@@ -906,6 +1247,9 @@ evdb_future *evdb_conn_batch(evdb_conn *h, const evdb_stmt *stmts, size_t n,
         return NULL;
     evdb_future *f = q->f;
     evdb__conn_submit(c, q);
+    if (c->hk && c->hk->h.trace)
+        evdb__hk_span(c->hk, c->loop, EVDB_TRACE_QUERY_START, f, stmts[0].sql,
+                      opts ? opts->trace_ctx : NULL, h);
     return f;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backoff.h"
+#include "hooks_rt.h"
 #include "pool_conn.h"
 #include "trace.h"
 
@@ -57,6 +58,7 @@ struct member {
     evdb_future *open_f;
     mstate st;
     double born, last_used;
+    double lifetime; /* max_lifetime less its jitter, for this one */
     double acquired_at;
     const char *acquired_file;
     int acquired_line;
@@ -116,6 +118,10 @@ struct evdb_pool {
     const evdb__driver *drv; /* the URL's */
     char *on_connect_sql;
     evdb_pool_opts o;
+    /* Hooks and tracing (src/hooks_rt.h), or NULL. */
+    evdb__hk *hk;
+    double life_jitter; /* fraction, 0 = none */
+    uint32_t life_rng;
     member *members;
     unsigned nmembers, nopening;
     evdb__qlist waitq;
@@ -199,6 +205,8 @@ static void pool_free_if_closed(evdb_pool *p)
     evdb__timer_free(p->stall_timer);
     evdb__free(p->url);
     evdb__free(p->on_connect_sql);
+    evdb__hk_free(p->hk);
+    p->hk = NULL;
     evdb__loop *l = p->loop;
     evdb_future *cf = p->close_f;
     if (evdb__future_resolve(cf, p, pool_shell_free)) {
@@ -690,12 +698,15 @@ static void member_opened(evdb_future *f, void *arg)
     }
     evdb__conn_set_owner(m->c, &owner_ops, m);
     m->born = evdb__loop_now(p->loop);
+    m->lifetime = evdb__hk_jittered(p->o.max_lifetime, p->life_jitter, &p->life_rng);
     p->st.connects++;
     if (p->close_f) {
         member_close(m);
         return;
     }
-    if (p->on_connect_sql) {
+    /* With an on_connect hook the connection ran on_connect_sql already
+     * (evdb__conn_open_hk). */
+    if (p->on_connect_sql && !(p->hk && p->hk->h.on_connect)) {
         evdb_future *q = evdb__conn_query(m->c, p->on_connect_sql, NULL, 0, NULL);
         if (q && evdb_future_on_done(q, on_connect_sql_done, m) == 0)
             return;
@@ -717,7 +728,18 @@ static void open_member(evdb_pool *p)
     co.pipeline_depth = p->o.pipeline_depth;
     co.stmt_cache_size = p->o.stmt_cache_size;
     co.max_result_bytes = p->o.max_result_bytes;
-    evdb_future *f = evdb_conn_open(evdb__loop_ev(p->loop), p->url, &co);
+    evdb_future *f;
+    if (p->hk) {
+        /* Each connection its own copy: it may outlive the pool. */
+        evdb__hk *hk = evdb__hk_dup(p->hk);
+        f = hk ? evdb__conn_open_hk(evdb__loop_ev(p->loop), p->url, &co, hk,
+                                    p->hk->h.on_connect ? p->on_connect_sql : NULL)
+               : NULL;
+        if (!hk)
+            evdb__fail_now(EVDB_ENOMEM, "evdb_pool: out of memory");
+    } else {
+        f = evdb_conn_open(evdb__loop_ev(p->loop), p->url, &co);
+    }
     if (!f) {
         /* Refused at once (a malformed URL, say): nobody waits for it. */
         evdb__error_copy(&p->last_err, evdb_last_error());
@@ -830,6 +852,9 @@ static double maint_interval(const evdb_pool *p)
     double i = MAINT_INTERVAL;
     if (p->o.leak_threshold > 0 && p->o.leak_threshold / 4 < i)
         i = p->o.leak_threshold / 4;
+    /* Fine enough that jittered lifetimes retire apart. */
+    if (p->o.max_lifetime > 0 && p->o.max_lifetime / 10 < i)
+        i = p->o.max_lifetime / 10;
     return i;
 }
 
@@ -865,7 +890,7 @@ static void on_maint(void *arg)
         next = m->next;
         if (m->st != M_READY || evdb__conn_load(m->c) != 0)
             continue;
-        bool old = p->o.max_lifetime > 0 && now - m->born >= p->o.max_lifetime;
+        bool old = p->o.max_lifetime > 0 && now - m->born >= m->lifetime;
         bool idle = p->o.idle_timeout > 0 && ready > p->o.min_conns &&
                     now - m->last_used >= p->o.idle_timeout;
         if (old || idle) {
@@ -1185,6 +1210,12 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
     p->drv = drv;
     p->on_connect_sql = o.on_connect_sql ? evdb__strdup(o.on_connect_sql) : NULL;
     p->o.on_connect_sql = NULL;
+    bool hk_nomem = false;
+    p->hk = evdb__hk_new(o.hooks, url, p, &hk_nomem);
+    p->o.hooks = NULL; /* copied: the caller's struct may go */
+    double j = o.hooks ? o.hooks->lifetime_jitter : 0;
+    p->life_jitter = j == 0 ? EVDB_DEFAULT_LIFETIME_JITTER : j < 0 ? 0 : j;
+    p->life_rng = (uint32_t)((uintptr_t)p ^ (uintptr_t)(evdb__loop_now(l) * 1e6)) | 1u;
     p->deadline_timer = evdb__timer_new(l, on_deadline, p);
     p->backoff_timer = evdb__timer_new(l, on_backoff, p);
     p->maint_timer = evdb__timer_new(l, on_maint, p);
@@ -1201,7 +1232,7 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
     evdb__backoff_init(&p->backoff, p->o.backoff_initial, p->o.backoff_max,
                        p->o.backoff_jitter > 0 ? p->o.backoff_jitter : -1,
                        (uintptr_t)p ^ (uintptr_t)(evdb__loop_now(l) * 1e6));
-    if (!p->url || (o.on_connect_sql && !p->on_connect_sql) || !p->deadline_timer ||
+    if (!p->url || (o.on_connect_sql && !p->on_connect_sql) || hk_nomem || !p->deadline_timer ||
         !p->backoff_timer || !p->maint_timer || !p->grace_timer || !p->stall_timer ||
         !p->close_spare) {
         evdb_future_unref(p->close_spare);
@@ -1212,6 +1243,7 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
         evdb__timer_free(p->grace_timer);
         evdb__free(p->url);
         evdb__free(p->on_connect_sql);
+        evdb__hk_free(p->hk);
         evdb__free(p);
         evdb__loop_unref(l);
         evdb__fail_now(EVDB_ENOMEM, "evdb_pool_new: out of memory");
@@ -1280,6 +1312,19 @@ static evdb_future *pool_submit(evdb_pool *p, evdb__cq *q)
     return f;
 }
 
+/* pool_submit with QUERY_START now and QUERY_END when the query's future
+ * completes (hooks.h). */
+static evdb_future *submit_traced(evdb_pool *p, evdb__cq *q)
+{
+    /* Read before the query may move on (it is copied into the span). */
+    const char *sql = q->q.sql ? q->q.sql : q->q.batch ? q->q.batch[0].sql : NULL;
+    void *ctx = q->trace_ctx;
+    evdb_future *f = q->f;
+    if (p->hk->h.trace)
+        evdb__hk_span(p->hk, p->loop, EVDB_TRACE_QUERY_START, f, sql, ctx, NULL);
+    return pool_submit(p, q);
+}
+
 evdb_future *evdb__pool_submit(evdb_pool *p, evdb__cq *q)
 {
     return pool_submit(p, q);
@@ -1291,7 +1336,12 @@ evdb_future *evdb_pool_query(evdb_pool *p, const char *sql, const evdb_value *pa
     if (!pool_usable(p, "evdb_pool_query") || evdb__check_query_flags("evdb_pool_query", opts))
         return NULL;
     evdb__cq *q = evdb__cq_new(p->loop, "evdb_pool_query", sql, params, nparams, opts);
-    return q ? pool_submit(p, q) : NULL;
+    if (!q)
+        return NULL;
+    /* Unset hooks cost this test; the call below stays a tail call. */
+    if (__builtin_expect(p->hk != NULL, 0))
+        return submit_traced(p, q);
+    return pool_submit(p, q);
 }
 
 evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
@@ -1305,7 +1355,11 @@ evdb_future *evdb_pool_batch(evdb_pool *p, const evdb_stmt *stmts, size_t n,
         return NULL;
     }
     evdb__cq *q = evdb__cq_new_batch(p->loop, "evdb_pool_batch", stmts, n, opts);
-    return q ? pool_submit(p, q) : NULL;
+    if (!q)
+        return NULL;
+    if (__builtin_expect(p->hk != NULL, 0))
+        return submit_traced(p, q);
+    return pool_submit(p, q);
 }
 
 void evdb__pool_forget(evdb_pool *p, evdb__cq *q)
@@ -1385,6 +1439,8 @@ evdb_future *evdb_pool_acquire_at(evdb_pool *p, double timeout, const char *file
     p->nacq++;
     evdb__future_set_op(f, &acq_ops, a);
     schedule_dispatch(p);
+    if (p->hk && p->hk->h.trace)
+        evdb__hk_span(p->hk, p->loop, EVDB_TRACE_ACQUIRE_START, f, NULL, NULL, NULL);
     return f;
 }
 

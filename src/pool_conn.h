@@ -52,6 +52,13 @@ evdb_conn *evdb__pool_borrowed(const evdb_conn *h);
  * own reset, validation and on-connect statements). */
 evdb_future *evdb__conn_query(evdb_conn *c, const char *sql, const evdb_value *params,
                               size_t nparams, const evdb_query_opts *opts);
+/* conn.c: evdb_conn_open with hooks hk (taken: freed on failure too;
+ * NULL: none) and pre_sql (a pool's on_connect_sql, copied; NULL: none),
+ * run on the new connection before hk's on_connect, its failure failing
+ * the connect. */
+typedef struct evdb__hk evdb__hk;
+evdb_future *evdb__conn_open_hk(struct ev_loop *loop, const char *url, const evdb_conn_opts *opts,
+                                evdb__hk *hk, const char *pre_sql);
 /* SQL of the statement running (or next to run) on c, or NULL. */
 const char *evdb__conn_current_sql(const evdb_conn *c);
 /* Close without the pool check of evdb_conn_close. */

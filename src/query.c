@@ -124,6 +124,7 @@ static evdb__cq *cq_alloc(evdb__loop *l, const char *who, size_t size, const evd
     q->block_size = size;
     q->q.flags = opts ? opts->flags : 0;
     q->q.timeout = opts ? opts->timeout : 0;
+    q->trace_ctx = opts ? opts->trace_ctx : NULL;
     q->f = evdb_future_ref(f);
     q->timer = t;
     return q;

@@ -30,6 +30,7 @@ struct evdb__cq {
     double pool_deadline; /* when waiting in a pool: acquire deadline */
     evdb__qwhere where;
     bool cancel_started;
+    void *trace_ctx;   /* evdb_query_opts.trace_ctx, for its trace events */
     size_t block_size; /* of this one-block allocation (evdb__obj_free) */
 };
 

@@ -17,6 +17,8 @@
 extern "C" {
 #endif
 
+struct evdb_hooks;
+
 /* Options for evdb_conn_open. A zero-initialised struct means defaults. */
 typedef struct evdb_conn_opts {
     /* Seconds for the whole connect (DNS, TCP, TLS, authentication).
@@ -43,8 +45,12 @@ typedef struct evdb_conn_opts {
      * statement query the limit covers all its results together.
      * 0 = no limit. */
     size_t max_result_bytes;
+    /* Connection hooks and tracing (evdb/hooks.h), or NULL. Copied by
+     * evdb_conn_open: the struct need not outlive the call. Taken from
+     * the reserved tail: the struct keeps its size. */
+    const struct evdb_hooks *hooks;
     /* Reserved for future options; keep zero. */
-    void *reserved[3];
+    void *reserved[2];
 } evdb_conn_opts;
 
 #define EVDB_DEFAULT_CONNECT_TIMEOUT 10.0
@@ -59,7 +65,12 @@ typedef struct evdb_query_opts {
     double timeout;
     /* EVDB_QUERY_* flags; any other bit fails the call with EVDB_EINVAL. */
     unsigned flags;
-    void *reserved[2];
+    /* The caller's pointer for tracing (a span context, say): handed back
+     * as evdb_trace_event.trace_ctx in this query's QUERY_START and
+     * QUERY_END events (evdb/hooks.h); evdb never reads it. Taken from
+     * the reserved tail: the struct keeps its size. */
+    void *trace_ctx;
+    void *reserved[1];
 } evdb_query_opts;
 
 /* Send this query only when nothing else is in flight on its connection

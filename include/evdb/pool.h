@@ -77,7 +77,12 @@ typedef struct evdb_pool_opts {
      * connections whatever runs there). Taken from the reserved tail: the
      * struct keeps its size on 64-bit platforms. */
     double stall_threshold;
-    void *reserved[2];
+    /* Connection hooks and tracing for every connection, acquire and
+     * pooled query of the pool (evdb/hooks.h), or NULL. Copied by
+     * evdb_pool_new. on_connect_sql runs before hooks->on_connect. Taken
+     * from the reserved tail: the struct keeps its size. */
+    const struct evdb_hooks *hooks;
+    void *reserved[1];
 } evdb_pool_opts;
 
 typedef enum evdb_pool_query_phase {
