@@ -651,14 +651,21 @@ static void fail_waiters(evdb_pool *p, const evdb_error *why)
     evdb__error_copy(&e, why);
     snprintf(e.message, sizeof e.message, "could not get a pooled connection: %.400s",
              why->message);
+    /* With outage_wait, only those that waited that long go (the queue is
+     * in submission order; a query's pool deadline is its submission plus
+     * acquire_timeout, or earlier). */
+    double held_since =
+        p->o.outage_wait > 0 ? evdb__loop_now(p->loop) - p->o.outage_wait : INFINITY;
     evdb__cq *q;
-    while ((q = p->waitq.head)) {
+    while ((q = p->waitq.head) && q->pool_deadline - p->o.acquire_timeout <= held_since) {
         evdb__qlist_remove(&p->waitq, q);
         evdb__future_fail_err(q->f, &e);
         evdb__cq_free(q);
     }
-    while (p->acq_head) {
-        acq *a = p->acq_head;
+    for (acq *a = p->acq_head, *next; a; a = next) {
+        next = a->next;
+        if (a->submitted > held_since)
+            continue;
         acq_unlink(p, a);
         evdb__future_fail_err(a->f, &e);
         acq_free(a);
@@ -1180,6 +1187,8 @@ evdb_pool *evdb_pool_new(struct ev_loop *loop, const char *url, const evdb_pool_
     }
     if (!(o.acquire_timeout > 0))
         o.acquire_timeout = EVDB_POOL_DEFAULT_ACQUIRE_TIMEOUT;
+    if (!(o.outage_wait > 0))
+        o.outage_wait = 0; /* NaN and negative too: fail fast */
     if (!(o.backoff_initial > 0))
         o.backoff_initial = DEFAULT_BACKOFF_INITIAL;
     if (!(o.backoff_max > 0))

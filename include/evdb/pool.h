@@ -82,7 +82,17 @@ typedef struct evdb_pool_opts {
      * evdb_pool_new. on_connect_sql runs before hooks->on_connect. Taken
      * from the reserved tail: the struct keeps its size. */
     const struct evdb_hooks *hooks;
-    void *reserved[1];
+    /* While no connection can be made (every connect attempt fails: a
+     * server restarting, a failover between a primary and its standby,
+     * docs/scale-out.md), queries and acquires waiting for a connection
+     * fail at once with the connect error [0]. Positive: they are held
+     * through the outage instead, and one fails only at the first failed
+     * attempt after it has waited this many seconds (or at
+     * acquire_timeout, with EVDB_EPOOLTIMEOUT), so a pool over a host
+     * list carries its waiting queries over to the new primary. Taken
+     * from the reserved tail: the struct keeps its size on 64-bit
+     * platforms. */
+    double outage_wait;
 } evdb_pool_opts;
 
 typedef enum evdb_pool_query_phase {
