@@ -323,6 +323,20 @@ static int cell_with_value(evdb__rbuild *b, const char *text, size_t len, const 
     return 0;
 }
 
+/* Room for one whole row of r's columns and need bytes of its data (the
+ * whole-row builders). 0 or EVDB_ENOMEM. */
+static inline int row_reserve(evdb_result *r, size_t need)
+{
+    while (r->cells_cap - r->ncells < r->ncols)
+        if (!cells_grow(r))
+            return EVDB_ENOMEM;
+    if (!data_reserve(r, need)) {
+        r->failed = true;
+        return EVDB_ENOMEM;
+    }
+    return 0;
+}
+
 int evdb__rbuild_row(evdb__rbuild *b, const evdb__rcell *cells)
 {
     evdb_result *r = &b->r;
@@ -333,13 +347,9 @@ int evdb__rbuild_row(evdb__rbuild *b, const evdb__rcell *cells)
     for (size_t i = 0; i < n; i++)
         if (cells[i].ptr)
             need += cells[i].len + 1 + (cells[i].kept ? sizeof(int64_t) : 0);
-    while (r->cells_cap - r->ncells < n)
-        if (!cells_grow(r))
-            return EVDB_ENOMEM;
-    if (!data_reserve(r, need)) {
-        r->failed = true;
-        return EVDB_ENOMEM;
-    }
+    int rc = row_reserve(r, need);
+    if (rc)
+        return rc;
     cell *c = &r->cells[r->ncells];
     char *d = r->data + r->data_len;
     for (size_t i = 0; i < n; i++) {
@@ -380,13 +390,9 @@ int evdb__rbuild_text_row(evdb__rbuild *b, char *const *ptrs, const unsigned lon
     size_t need = 0;
     for (size_t i = 0; i < n; i++)
         need += ptrs[i] ? lens[i] + 1 : 0;
-    while (r->cells_cap - r->ncells < n)
-        if (!cells_grow(r))
-            return EVDB_ENOMEM;
-    if (!data_reserve(r, need)) {
-        r->failed = true;
-        return EVDB_ENOMEM;
-    }
+    int rc = row_reserve(r, need);
+    if (rc)
+        return rc;
     cell *c = &r->cells[r->ncells];
     char *d = r->data + r->data_len;
     for (size_t i = 0; i < n; i++) {

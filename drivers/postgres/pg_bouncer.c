@@ -165,6 +165,8 @@ static const char *refuse_sql(const char *sql, size_t len, char *buf, size_t siz
     const char *what = evdb__pg_sql_session_only(sql, len);
     if (!what)
         return NULL;
+    if (!buf || !size) /* never so; it also tells GCC's LTO that buf is set */
+        return what;
     snprintf(buf, size,
              "%s keeps session state, which a PgBouncer in transaction mode does not keep "
              "(" PG_BOUNCER_KEY "=" PG_BOUNCER_TRANSACTION "): %s",
