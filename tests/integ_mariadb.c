@@ -1662,7 +1662,9 @@ START_TEST(timeout_during_prepare)
         evdb_future_unref(f);
         ck_assert_int_eq(t_wait(next), 0);
         ck_assert_int_eq(t_cell_int(evdb_future_result(next), 0, 0), 77);
-        ck_assert_double_lt(t_now() - t0, 0.8);
+        /* Well before the killed statement's SLEEP(1) could have ended
+         * (with room for a loaded machine: 0.83 s was seen). */
+        ck_assert_double_lt(t_now() - t0, 0.95);
         evdb_future_unref(next);
     }
     t_exec_ok(admin, "UNLOCK TABLES");
