@@ -651,9 +651,10 @@ static void fail_waiters(evdb_pool *p, const evdb_error *why)
     evdb__error_copy(&e, why);
     snprintf(e.message, sizeof e.message, "could not get a pooled connection: %.400s",
              why->message);
-    /* With outage_wait, only those that waited that long go (the queue is
-     * in submission order; a query's pool deadline is its submission plus
-     * acquire_timeout, or earlier). */
+    /* With outage_wait, only those that waited that long go. A query's
+     * pool deadline is when it started waiting plus acquire_timeout (or
+     * earlier, requeue_front), and the queue is in deadline order, so they
+     * are a prefix of it. */
     double held_since =
         p->o.outage_wait > 0 ? evdb__loop_now(p->loop) - p->o.outage_wait : INFINITY;
     evdb__cq *q;

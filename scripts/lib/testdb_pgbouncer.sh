@@ -130,12 +130,7 @@ pgb_stop() {
     local pid
     [ -n "${ROOT:-}" ] && [ -d "$(pgb_dir)" ] || return 0
     if pid=$(pgb_pid) && pid_is_ours "$pid" "$(pgb_binary)"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        if ! wait_gone "$pid" "$STOP_TIMEOUT_S"; then
-            note "PgBouncer (pid $pid) did not stop in ${STOP_TIMEOUT_S}s: killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-            wait_gone "$pid" 5 || true
-        fi
+        term_pid PgBouncer "$pid"
     fi
     rm -f "$(pgb_pidfile)" "$(pgb_dir)/port"
 }

@@ -79,9 +79,7 @@ sb_stop() {
         if ! as_pg "$PG_BIN/pg_ctl" -D "$(sb_data)" -m fast -w -t "$STOP_TIMEOUT_S" stop \
             >>"$(sb_dir)/pg_ctl.log" 2>&1; then
             if pid_is_ours "$pid" "$PG_SERVER"; then
-                note "standby (pid $pid) did not stop in ${STOP_TIMEOUT_S}s: killing it"
-                kill -KILL "$pid" 2>/dev/null || true
-                wait_gone "$pid" 5 || true
+                kill_stuck standby "$pid"
             fi
         fi
     fi
@@ -205,12 +203,7 @@ myr_stop() {
     local pid
     [ -n "$ROOT" ] && [ -d "$(myr_dir)" ] || return 0
     if pid=$(myr_pid) && pid_is_ours "$pid" "$MY_SERVER"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        if ! wait_gone "$pid" "$STOP_TIMEOUT_S"; then
-            note "replica (pid $pid) did not stop in ${STOP_TIMEOUT_S}s: killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-            wait_gone "$pid" 5 || true
-        fi
+        term_pid replica "$pid"
     fi
     rm -rf -- "$(myr_dir)"
     env_replace EVDB_TEST_MY_REPLICA_ </dev/null
