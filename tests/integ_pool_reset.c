@@ -399,7 +399,8 @@ static void run_cached(evdb_conn *c, const char *sql, int i, int64_t want)
 
 /* PostgreSQL: the statement evdb prepared is still the same one on the
  * server after a release, with every leftover kind made (no re-parse:
- * same prepare_time, same number of evdb statements). */
+ * same prepare_time; the number of evdb statements grows once, by the
+ * reset's own, which are prepared on the first release, then stays). */
 START_TEST(pg_statement_cache_survives_release)
 {
     evdb_pool_opts o = {.max_conns = 1};
@@ -409,7 +410,7 @@ START_TEST(pg_statement_cache_survives_release)
     run_cached(a, pg_cached, 1, 101);
     run_cached(a, pg_cached, 2, 102);
     char when1[64], when2[64];
-    int64_t n1 = 0, n2 = 0;
+    int64_t n1 = 0, n2 = 0, n_reset = -1;
     pg_stmt_info(a, when1, sizeof when1, &n1);
     ck_assert(n1 >= 1);
     /* Leftovers of every kind but a schema change (CREATE TEMP TABLE is
@@ -427,7 +428,10 @@ START_TEST(pg_statement_cache_survives_release)
         run_cached(b, pg_cached, 3, 103);
         pg_stmt_info(b, when2, sizeof when2, &n2);
         ck_assert_str_eq(when2, when1);
-        ck_assert_int_eq(n2, n1);
+        ck_assert_int_gt(n2, n1);
+        if (n_reset < 0)
+            n_reset = n2;
+        ck_assert_int_eq(n2, n_reset);
         expect(b, "SELECT count(*) FROM pg_prepared_statements WHERE from_sql", 0, "next");
         ck_assert_int_eq(evdb_conn_release(b), 0);
     }

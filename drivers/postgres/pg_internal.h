@@ -550,21 +550,24 @@ void evdb__pg_listen(evdb__dconn *dc, bool on);
 
 /* ---- pg_reset.c ---- */
 /* The reset batch's entries the driver treats apart: the ROLLBACK (sent
- * only when a block may be open), the DO block that DEALLOCATEs SQL-level
- * prepared statements and the check that there are none (one or the
- * other is sent). */
+ * only when a block may be open), the block's BEGIN and COMMIT, the DO
+ * block that DEALLOCATEs SQL-level prepared statements (sent only after
+ * a borrow that said "prepare") and the check that there are none. */
 enum {
     PG_RESET_ROLLBACK = 0,
     PG_RESET_BEGIN = 1,
-    PG_RESET_DEALLOC = 6,
-    PG_RESET_CHECK = 7,
-    PG_RESET_COMMIT = 12
+    PG_RESET_DEALLOC = 5,
+    PG_RESET_CHECK = 6,
+    PG_RESET_COMMIT = 10
 };
 /* The driver's reset slot (see pg_reset.c for what it cleans and why). */
 extern const evdb__reset evdb__pg_reset;
 /* Whether statement i of the reset batch is left out, as things stand
  * after everything sent before it. */
 bool evdb__pg_reset_skips(const evdb__dconn *dc, size_t i);
+/* Whether statement i of the reset batch is kept in the statement cache
+ * (pinned: it takes no place from the user's statements). */
+bool evdb__pg_reset_cached(size_t i);
 /* Remember whether q (about to be sent; hit: its cached statement, if
  * any) may make an SQL-level prepared statement. Reset batches are not
  * looked at. */

@@ -260,6 +260,10 @@ static int send_extended(evdb__dconn *dc, evdb__query *q, const evdb__query *s, 
         if (!st)
             return evdb__pg_no_memory(err);
         evdb__pg_cache_pin(&dc->cache, st);
+    } else if (st && (s->flags & EVDB__QUERY_RESET_SESSION)) {
+        /* The reset's own statements run on every release: they must
+         * not evict the user's (nor be evicted by them). */
+        evdb__pg_cache_pin(&dc->cache, st);
     }
     if (!evdb__pg_send_exec(dc, s, st))
         return evdb__pg_send_failed(dc, err);
@@ -291,11 +295,11 @@ static int send_batch(evdb__dconn *dc, evdb__query *q, evdb_error *err)
         s.flags = q->flags & (EVDB_QUERY_NO_CACHE | EVDB__QUERY_RESET_SESSION);
         s.drv_state = q->drv_state & PGQ_REPARSE;
         if (reset) {
-            /* Known statements: no lexer. Only the check is worth a
-             * place in the cache: planning it costs more than running
-             * it. */
+            /* Known statements: no lexer. Prepared once per
+             * connection, a statement costs the server about half of
+             * what parsing it on every reset does (pg_reset.c). */
             s.drv_state |= PGQ_CLASSIFIED;
-            if (i == PG_RESET_CHECK)
+            if (evdb__pg_reset_cached(i))
                 s.flags &= ~(unsigned)EVDB_QUERY_NO_CACHE;
         }
         bool cacheable;
