@@ -137,6 +137,15 @@ typedef struct evdb__query {
  * autocommit = 0) is rolled back before anything else runs on the
  * connection, and fails with EVDB_EINVAL. */
 #define EVDB__QUERY_AUTOCOMMIT 0x10000000u
+/* Internal query flag: the ROLLBACK of a release without the session
+ * reset (evdb_conn_release_no_reset). A driver that knows no transaction
+ * block may be open after what was sent before it may answer it at once,
+ * without sending it (an empty result). */
+#define EVDB__QUERY_RELEASE_ROLLBACK 0x08000000u
+_Static_assert((EVDB__QUERY_RELEASE_ROLLBACK &
+                (EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE | EVDB__QUERY_AUTOCOMMIT |
+                 EVDB__QUERY_RESET_SESSION | EVDB__QUERY_PREPARE | EVDB__QUERY_UNPREPARE)) == 0,
+               "query flags overlap");
 _Static_assert(((EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE | EVDB__QUERY_AUTOCOMMIT) &
                 (EVDB__QUERY_RESET_SESSION | EVDB__QUERY_PREPARE | EVDB__QUERY_UNPREPARE)) == 0 &&
                    ((EVDB_QUERY_NO_PIPELINE | EVDB_QUERY_NO_CACHE) & EVDB__QUERY_AUTOCOMMIT) == 0 &&

@@ -1064,11 +1064,13 @@ static void reset_done(evdb_future *f, void *arg)
     schedule_dispatch(p);
 }
 
-int evdb_conn_release(evdb_conn *h)
+/* evdb_conn_release (session: with the session reset) and
+ * evdb_conn_release_no_reset. */
+static int release(evdb_conn *h, bool session, const char *who)
 {
     member *m = borrow_find(h);
     if (!m)
-        return evdb__fail_now(EVDB_EINVAL, "evdb_conn_release: %s",
+        return evdb__fail_now(EVDB_EINVAL, "%s: %s", who,
                               evdb__is_borrow_handle(h)
                                   ? "stale connection handle: released already (a handle from "
                                     "evdb_pool_acquire is valid until evdb_conn_release)"
@@ -1096,7 +1098,7 @@ int evdb_conn_release(evdb_conn *h)
     /* Queries the borrower left behind run first (order is kept), then
      * the reset, then whatever the next borrower sends: the connection is
      * ready again at once, and nobody waits for the reset by itself. */
-    evdb_future *f = evdb__pool_reset(c);
+    evdb_future *f = evdb__pool_reset(c, session);
     if (!f || evdb_future_on_done(f, reset_done, m)) {
         const char *why = f ? "out of memory" : evdb_error_message(evdb_last_error());
         evdb_future_unref(f);
@@ -1109,6 +1111,16 @@ int evdb_conn_release(evdb_conn *h)
     m->last_used = evdb__loop_now(p->loop);
     schedule_dispatch(p);
     return 0;
+}
+
+int evdb_conn_release(evdb_conn *h)
+{
+    return release(h, true, "evdb_conn_release");
+}
+
+int evdb_conn_release_no_reset(evdb_conn *h)
+{
+    return release(h, false, "evdb_conn_release_no_reset");
 }
 
 /* ---- dispatch ---- */

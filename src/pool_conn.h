@@ -82,7 +82,7 @@ evdb_result *evdb__result_drop_first(evdb_result *r);
  * on c (which must be ready) and return its future, or NULL with the last
  * error set. What it cleans and keeps is the driver's (evdb__driver.reset;
  * PostgreSQL: drivers/postgres/pg_reset.c). */
-evdb_future *evdb__pool_reset(evdb_conn *c);
+evdb_future *evdb__pool_reset(evdb_conn *c, bool session);
 /* pool.c: count a pooled query's outcome (status: 0 or its error) in the
  * pool's stats. Called once per query: from evdb__cq_free, or when it is
  * given up on while in flight (then marked cancel_requested). */

@@ -7,13 +7,15 @@
  * sends one explicit batch that keeps the statement cache
  * (drivers/postgres/pg_reset.c), MariaDB runs COM_RESET_CONNECTION
  * (drivers/mariadb/my_reset.c), and a driver that declares none gets a
- * plain ROLLBACK.
+ * plain ROLLBACK. A release without the reset (evdb_conn_release_no_reset)
+ * gets only that ROLLBACK, which the PostgreSQL driver leaves unsent when
+ * no transaction block may be open.
  */
 #include "pool_conn.h"
 
 static const evdb_stmt rollback_only = {"ROLLBACK", NULL, 0};
 
-evdb_future *evdb__pool_reset(evdb_conn *c)
+evdb_future *evdb__pool_reset(evdb_conn *c, bool session)
 {
     const evdb__driver *d = evdb__conn_drv(c, "evdb_conn_release");
     if (!d)
@@ -24,8 +26,10 @@ evdb_future *evdb__pool_reset(evdb_conn *c)
      * behind it time out by their own deadlines); one cancelled on the
      * server fails, and a failed reset drops the connection. */
     evdb_query_opts o = {.timeout = 0, .flags = EVDB_QUERY_NO_CACHE};
-    const evdb__reset *r = d->reset;
+    const evdb__reset *r = session ? d->reset : NULL;
     const evdb_stmt *s = &rollback_only;
+    if (!session)
+        o.flags |= EVDB__QUERY_RELEASE_ROLLBACK;
     if (r) {
         o.flags |= EVDB__QUERY_RESET_SESSION;
         s = r->stmts;

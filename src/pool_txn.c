@@ -25,6 +25,14 @@
 static const char *const iso_words[] = {NULL, "READ UNCOMMITTED", "READ COMMITTED",
                                         "REPEATABLE READ", "SERIALIZABLE"};
 
+/* no_reset took the first of the four reserved pointers that ended
+ * evdb_txn_opts: the struct keeps its size. */
+#if UINTPTR_MAX > 0xffffffffu
+_Static_assert(sizeof(evdb_txn_opts) == offsetof(evdb_txn_opts, acquire_timeout) + sizeof(double) +
+                                            4 * sizeof(void *),
+               "evdb_txn_opts changed size");
+#endif
+
 static bool has_characteristics(const evdb_txn_opts *o)
 {
     return o->isolation != EVDB_ISOLATION_DEFAULT || o->read_only || o->deferrable;
@@ -264,7 +272,7 @@ typedef struct txn {
 static void txn_end(txn *t)
 {
     if (t->c)
-        evdb_conn_release(t->c);
+        (t->o.no_reset ? evdb_conn_release_no_reset : evdb_conn_release)(t->c);
     t->c = NULL;
     evdb_future_unref(t->pre);
     evdb_future_unref(t->begin);
@@ -586,7 +594,7 @@ static void stxn_destroy(stxn *s)
 static void stxn_end(stxn *s)
 {
     if (s->borrowed)
-        evdb_conn_release(s->borrowed);
+        (s->o.no_reset ? evdb_conn_release_no_reset : evdb_conn_release)(s->borrowed);
     s->borrowed = NULL;
     evdb_future_unref(s->pre);
     s->pre = NULL;

@@ -1018,6 +1018,200 @@ START_TEST(my_borrower_statements_fail_when_the_reset_breaks)
 }
 END_TEST
 
+/* ---- releases without the session reset ---- */
+
+/* The last statement the server saw on session pid (pg_stat_activity),
+ * read from another connection. */
+static void pg_last_query(evdb_conn *admin, int64_t pid, char *out, size_t len)
+{
+    evdb_value v = evdb_int(pid);
+    evdb_future *f = t_run_ok(admin, "SELECT query FROM pg_stat_activity WHERE pid = $1", &v, 1);
+    const evdb_result *r = evdb_future_result(f);
+    ck_assert_uint_eq(evdb_result_nrows(r), 1);
+    snprintf(out, len, "%s", evdb_result_text(r, 0, 0, NULL));
+    evdb_future_unref(f);
+}
+
+/* evdb_conn_release_no_reset: an open transaction is rolled back, and
+ * nothing else is done: the borrower's session state reaches the next
+ * borrower (its documented contract), and on PostgreSQL a release outside
+ * a block sends nothing at all (the server's last statement stays the
+ * borrower's; no WARNING for a needless ROLLBACK). A normal release after
+ * it cleans as usual. With and without pipelining. */
+START_TEST(pg_release_no_reset)
+{
+    evdb_conn *admin = t_conn_open(L, t_pg_admin_url(), NULL);
+    for (unsigned depth = 0; depth <= 1; depth++) {
+        int notices = 0;
+        evdb_pool_opts o = {.max_conns = 1,
+                            .pipeline_depth = depth,
+                            .notice_hook = count_notice,
+                            .notice_hook_arg = &notices};
+        evdb_pool *p = t_pool_new(L, t_pg_url(), &o);
+        evdb_conn *a = borrow(p);
+        int64_t id = evdb_conn_server_id(a);
+        run_ok(a, "SET application_name = 'evdb_no_reset'");
+        run_ok(a, "SELECT 'evdb no reset marker'");
+        ck_assert_int_eq(evdb_conn_release_no_reset(a), 0);
+        /* A stale handle, as after evdb_conn_release. */
+        ck_assert_int_eq(evdb_conn_release_no_reset(a), EVDB_EINVAL);
+        ck_assert_int_eq(evdb_conn_release(a), EVDB_EINVAL);
+        t_run_for(L, 0.05);
+        char last[256];
+        pg_last_query(admin, id, last, sizeof last);
+        ck_assert_str_eq(last, "SELECT 'evdb no reset marker'");
+        evdb_conn *b = borrow(p);
+        ck_assert_int_eq(evdb_conn_server_id(b), id);
+        expect(b, "SELECT CASE WHEN current_setting('application_name') = 'evdb_no_reset' "
+                  "THEN 1 ELSE 0 END",
+               1, "after a release without the reset");
+        /* An open transaction is rolled back all the same. */
+        run_ok(b, "BEGIN");
+        run_ok(b, "INSERT INTO evdb_reset_t VALUES (7)");
+        ck_assert_int_eq(evdb_conn_release_no_reset(b), 0);
+        evdb_conn *c = borrow(p);
+        ck_assert_int_eq(evdb_conn_server_id(c), id);
+        expect(c, "SELECT count(*) FROM evdb_reset_t WHERE x = 7", 0, "rolled back");
+        /* SAVEPOINT fails outside a transaction block. */
+        expect(c, "SAVEPOINT evdb_probe", FAILS, "not in a block");
+        ck_assert_int_eq(evdb_conn_release(c), 0);
+        evdb_conn *d = borrow(p);
+        expect(d, "SELECT CASE WHEN current_setting('application_name') = 'evdb_no_reset' "
+                  "THEN 1 ELSE 0 END",
+               0, "after a normal release");
+        ck_assert_int_eq(evdb_conn_release(d), 0);
+        t_run_for(L, 0.05);
+        ck_assert_int_eq(notices, 0);
+        evdb_pool_stats st;
+        evdb_pool_stats_get(p, &st);
+        ck_assert_uint_eq(st.discarded, 0);
+        ck_assert_uint_eq(st.resets, 4);
+        close_pool(p);
+    }
+    t_conn_close(admin);
+}
+END_TEST
+
+/* A borrow released without the reset while its statements are still
+ * in flight: each completes exactly once, and the ROLLBACK goes behind
+ * them when one of them opened a block. */
+START_TEST(pg_release_no_reset_in_flight)
+{
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = t_pool_new(L, t_pg_url(), &o);
+    evdb_conn *a = borrow(p);
+    static const char *const sqls[] = {"BEGIN", "INSERT INTO evdb_reset_t VALUES (8)",
+                                       "SELECT pg_sleep(0.05)"};
+    evdb_future *fs[3];
+    for (int i = 0; i < 3; i++) {
+        fs[i] = evdb_conn_query(a, sqls[i], NULL, 0, NULL);
+        ck_assert_ptr_nonnull(fs[i]);
+    }
+    ck_assert_int_eq(evdb_conn_release_no_reset(a), 0);
+    evdb_conn *b = borrow(p);
+    expect(b, "SELECT count(*) FROM evdb_reset_t WHERE x = 8", 0, "the borrower after");
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(t_wait(fs[i]), 0);
+        evdb_future_unref(fs[i]);
+    }
+    ck_assert_int_eq(evdb_conn_release(b), 0);
+    close_pool(p);
+}
+END_TEST
+
+static evdb_future *txn_insert(evdb_conn *c, void *arg)
+{
+    return evdb_conn_query(c, (const char *)arg, NULL, 0, NULL);
+}
+
+/* evdb_txn_opts.no_reset: the transaction commits, and its connection
+ * goes back with nothing sent after the COMMIT (PostgreSQL) / nothing
+ * left open (both). */
+static void txn_no_reset(const char *url, bool pg)
+{
+    evdb_conn *admin = pg ? t_conn_open(L, t_pg_admin_url(), NULL) : NULL;
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = t_pool_new(L, url, &o);
+    evdb_txn_opts to = {.no_reset = true};
+    evdb_future *f = evdb_pool_transaction_opts(p, txn_insert,
+                                                "INSERT INTO evdb_reset_t VALUES (9)", &to);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    evdb_future_unref(f);
+    t_run_for(L, 0.05);
+    evdb_conn *b = borrow(p);
+    int64_t id = evdb_conn_server_id(b);
+    if (pg) {
+        char last[256];
+        pg_last_query(admin, id, last, sizeof last);
+        ck_assert_str_eq(last, "COMMIT");
+    }
+    expect(b, "SELECT count(*) FROM evdb_reset_t WHERE x = 9", 1, "committed");
+    if (pg)
+        expect(b, "SAVEPOINT evdb_probe", FAILS, "not in a block"); /* fails outside one */
+    else
+        expect(b, "SELECT @@in_transaction", 0, "not in a block");
+    ck_assert_int_eq(evdb_conn_release(b), 0);
+    /* A failing one is rolled back and its connection kept. */
+    to.max_attempts = 1;
+    f = evdb_pool_transaction_opts(p, txn_insert, "SELECT no_such_column FROM evdb_reset_t", &to);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ne(t_wait(f), 0);
+    evdb_future_unref(f);
+    b = borrow(p);
+    ck_assert_int_eq(evdb_conn_server_id(b), id);
+    if (pg)
+        expect(b, "SAVEPOINT evdb_probe", FAILS, "not in a block after a failure");
+    else
+        expect(b, "SELECT @@in_transaction", 0, "not in a block after a failure");
+    ck_assert_int_eq(evdb_conn_release(b), 0);
+    close_pool(p);
+    if (admin)
+        t_conn_close(admin);
+}
+
+START_TEST(pg_transaction_no_reset)
+{
+    txn_no_reset(t_pg_url(), true);
+}
+END_TEST
+
+START_TEST(my_transaction_no_reset)
+{
+    txn_no_reset(t_my_url(), false);
+}
+END_TEST
+
+/* MariaDB: the release without the reset rolls back and keeps the
+ * session's state (a user variable survives, as documented). */
+START_TEST(my_release_no_reset)
+{
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = t_pool_new(L, t_my_url(), &o);
+    evdb_conn *a = borrow(p);
+    int64_t id = evdb_conn_server_id(a);
+    run_ok(a, "SET @evdb_nr = 5");
+    run_ok(a, "START TRANSACTION");
+    run_ok(a, "INSERT INTO evdb_reset_t VALUES (7)");
+    ck_assert_int_eq(evdb_conn_release_no_reset(a), 0);
+    ck_assert_int_eq(evdb_conn_release_no_reset(a), EVDB_EINVAL);
+    evdb_conn *b = borrow(p);
+    ck_assert_int_eq(evdb_conn_server_id(b), id);
+    expect(b, "SELECT count(*) FROM evdb_reset_t WHERE x = 7", 0, "rolled back");
+    expect(b, "SELECT @@in_transaction", 0, "not in a transaction");
+    expect(b, "SELECT IFNULL(@evdb_nr, 0)", 5, "state kept");
+    ck_assert_int_eq(evdb_conn_release(b), 0);
+    evdb_conn *c = borrow(p);
+    expect(c, "SELECT IFNULL(@evdb_nr, 0)", 0, "after a normal release");
+    ck_assert_int_eq(evdb_conn_release(c), 0);
+    t_run_for(L, 0.05);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    ck_assert_uint_eq(st.discarded, 0);
+    close_pool(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool_reset");
@@ -1048,6 +1242,9 @@ int main(void)
     tcase_add_test(pg, pg_stall_moves_pooled_queries_but_not_the_reset);
     tcase_add_test(pg, pg_failed_reset_discards_the_connection);
     tcase_add_test(pg, pg_connection_breaks_during_reset);
+    tcase_add_test(pg, pg_release_no_reset);
+    tcase_add_test(pg, pg_release_no_reset_in_flight);
+    tcase_add_test(pg, pg_transaction_no_reset);
     suite_add_tcase(s, pg);
 
     TCase *my = tcase_create("mariadb");
@@ -1073,6 +1270,8 @@ int main(void)
     tcase_add_test(my, my_release_with_statements_in_flight);
     tcase_add_test(my, my_connection_breaks_during_reset);
     tcase_add_test(my, my_borrower_statements_fail_when_the_reset_breaks);
+    tcase_add_test(my, my_release_no_reset);
+    tcase_add_test(my, my_transaction_no_reset);
     suite_add_tcase(s, my);
     return t_run_suite(s);
 }

@@ -376,6 +376,27 @@ static bool answer_special(evdb__dconn *dc, evdb__query *q, bool cacheable, pg_s
     return true;
 }
 
+/* A release without the session reset (EVDB__QUERY_RELEASE_ROLLBACK,
+ * evdb_conn_release_no_reset) when no transaction block may be open after
+ * what was sent: nothing to roll back, so nothing goes on the wire (a
+ * ROLLBACK outside a block would only earn a WARNING). Answered here with
+ * an empty result, as answer_special does. */
+static bool answer_release_rollback(evdb__dconn *dc, evdb__query *q, evdb_error *err)
+{
+    if (!(q->flags & EVDB__QUERY_RELEASE_ROLLBACK) || dc->send_tx)
+        return false;
+    evdb__pg_pend_pop(dc);
+    evdb_result *r = NULL;
+    evdb__rbuild *b = evdb__rbuild_new(0);
+    if (b)
+        r = evdb__rbuild_finish(b);
+    if (r)
+        evdb__pg_report_done(dc, q, r);
+    else
+        evdb__pg_report_code(dc, q, err, EVDB_ENOMEM, NULL, "out of memory");
+    return true;
+}
+
 static const char pooled_tx_msg[] =
     "evdb_pool_query runs each query in autocommit mode on a shared connection, so it "
     "cannot open a transaction block; use evdb_pool_acquire (then evdb_conn_query and "
@@ -446,6 +467,8 @@ static int next_sendable(evdb__dconn *dc, evdb__query **out, pg_prep *pp, evdb_e
             evdb__pg_report_code(dc, q, err, EVDB_ECANCELED, NULL, "cancelled before it was sent");
             continue;
         }
+        if (answer_release_rollback(dc, q, err))
+            continue;
         pp->hash = 0;
         pp->hit = NULL;
         pp->cacheable = false;

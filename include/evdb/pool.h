@@ -257,6 +257,21 @@ EVDB_EXTERN evdb_future *evdb_pool_transaction(evdb_pool *p, evdb_txn_fn fn, voi
  * every call on it fails with EVDB_EINVAL. Callable from callbacks. */
 EVDB_EXTERN int evdb_conn_release(evdb_conn *c);
 
+/* As evdb_conn_release, without the session reset: the borrower vouches
+ * that it left nothing behind in the session (no SET but SET LOCAL, no
+ * temporary table, cursor WITH HOLD, LISTEN, session-level advisory or
+ * named lock, role change, SQL-level PREPARE, user variable). Only an
+ * open transaction is ended: a ROLLBACK is queued when a transaction may
+ * be open after what the borrower sent (PostgreSQL sends nothing
+ * otherwise; MariaDB always sends the ROLLBACK, which costs it no more
+ * than its own cheap reset). Nothing checks the promise: what the
+ * borrower left is seen by the next one. That is how pgx and HikariCP
+ * release, and it saves the reset's server work (PostgreSQL: nine
+ * statements, docs/pool.md "What a release resets and what it keeps").
+ * Returns and fails as evdb_conn_release; the handle is stale
+ * afterwards. Callable from callbacks. */
+EVDB_EXTERN int evdb_conn_release_no_reset(evdb_conn *c);
+
 /* Write one line per connection to out: state, age, queries, and for
  * borrowed ones how long they are held, the acquire call site and the
  * current SQL. Never prints the URL. Callable from callbacks. */

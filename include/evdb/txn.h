@@ -54,7 +54,13 @@ typedef struct evdb_txn_opts {
     /* Pool only: seconds the acquire may wait for a connection [the
      * pool's acquire timeout]. */
     double acquire_timeout;
-    void *reserved[4];
+    /* Pool only: fn (or the static transaction's statements) leaves no
+     * session state behind, so the connection goes back without the
+     * session reset (evdb_conn_release_no_reset: only an unended
+     * transaction is rolled back; nothing checks the promise) [false].
+     * Taken from the reserved tail: the struct keeps its size. */
+    bool no_reset;
+    void *reserved[3];
 } evdb_txn_opts;
 
 /* evdb_pool_transaction with options (NULL = defaults, as
