@@ -15,6 +15,10 @@
  *                static transaction (PostgreSQL: one round trip)
  *   interactive  evdb_pool_transaction_task: a task awaits each statement
  *                (BEGIN leaves with the first one, then COMMIT)
+ *   interactive-no-reset
+ *                the same with evdb_txn_opts.no_reset: the connection goes
+ *                back without the session reset (nothing is sent after
+ *                the COMMIT)
  *   held         for comparison: each client borrows a connection once and
  *                runs BEGIN (not awaited), the five statements awaited and
  *                COMMIT on it, with no release in between: what the
@@ -147,7 +151,7 @@ static void txn_done(evdb_future *f, void *arg)
 {
     client *c = arg;
     bool ok = evdb_future_status(f) == 0;
-    if (ok && !strcmp(opt.mode, "interactive")) {
+    if (ok && !strncmp(opt.mode, "interactive", 11)) {
         /* The task checked the SELECT's row. */
     } else if (ok) {
         /* Five results, the SELECT's (second) with the balance. */
@@ -245,8 +249,11 @@ static void start_txn(client *c)
     fill(c);
     inflight++;
     evdb_future *f;
+    static const evdb_txn_opts no_reset = {.no_reset = true};
     if (!strcmp(opt.mode, "interactive"))
         f = evdb_pool_transaction_task(c->pool, interactive_body, c, NULL);
+    else if (!strcmp(opt.mode, "interactive-no-reset"))
+        f = evdb_pool_transaction_task(c->pool, interactive_body, c, &no_reset);
     else
         f = evdb_pool_transaction_batch(c->pool, c->st, 5, NULL);
     if (!f || evdb_future_on_done(f, txn_done, c)) {
@@ -453,7 +460,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--warmup") && v)
             opt.warmup = atof(v), i++;
         else {
-            fprintf(stderr, "usage: evdb-bench-tpcb --url URL [--mode static|interactive|raw-my] "
+            fprintf(stderr, "usage: evdb-bench-tpcb --url URL [--mode static|interactive|"
+                            "interactive-no-reset|held|raw-my] "
                             "[--clients 8] [--scale 10] [--duration 10] [--warmup 2]\n");
             return 2;
         }
