@@ -316,6 +316,27 @@ static int send_batch(evdb__dconn *dc, evdb__query *q, evdb_error *err)
     return 0;
 }
 
+/* Pop q (at the head of pend) and report it done with an empty result
+ * that nothing was sent for: command (or none) and affected rows. */
+static void answer_unsent(evdb__dconn *dc, evdb__query *q, const char *command, int64_t affected,
+                          evdb_error *err)
+{
+    evdb__pg_pend_pop(dc);
+    evdb_result *r = NULL;
+    evdb__rbuild *b = evdb__rbuild_new(0);
+    if (b) {
+        evdb__rbuild_set_affected(b, affected);
+        if (command && evdb__rbuild_set_command(b, command))
+            evdb__rbuild_free(b);
+        else
+            r = evdb__rbuild_finish(b);
+    }
+    if (r)
+        evdb__pg_report_done(dc, q, r);
+    else
+        evdb__pg_report_code(dc, q, err, EVDB_ENOMEM, NULL, "out of memory");
+}
+
 /* A request of evdb_conn_prepare / evdb_conn_unprepare at the head of
  * pend, classified and looked up by prepare_query (st: its cached
  * statement). Answers it here (pops and reports it) and returns true,
@@ -359,41 +380,19 @@ static bool answer_special(evdb__dconn *dc, evdb__query *q, bool cacheable, pg_s
         else if (st->state == PGS_NEW)
             evdb__pg_cache_drop(&dc->cache, st, false);
     }
-    evdb__pg_pend_pop(dc);
-    evdb_result *r = NULL;
-    evdb__rbuild *b = evdb__rbuild_new(0);
-    if (b) {
-        evdb__rbuild_set_affected(b, found ? 1 : 0);
-        if (evdb__rbuild_set_command(b, "DEALLOCATE"))
-            evdb__rbuild_free(b);
-        else
-            r = evdb__rbuild_finish(b);
-    }
-    if (r)
-        evdb__pg_report_done(dc, q, r);
-    else
-        evdb__pg_report_code(dc, q, err, EVDB_ENOMEM, NULL, "out of memory");
+    answer_unsent(dc, q, "DEALLOCATE", found ? 1 : 0, err);
     return true;
 }
 
 /* A release without the session reset (EVDB__QUERY_RELEASE_ROLLBACK,
  * evdb_conn_release_no_reset) when no transaction block may be open after
  * what was sent: nothing to roll back, so nothing goes on the wire (a
- * ROLLBACK outside a block would only earn a WARNING). Answered here with
- * an empty result, as answer_special does. */
+ * ROLLBACK outside a block would only earn a WARNING). */
 static bool answer_release_rollback(evdb__dconn *dc, evdb__query *q, evdb_error *err)
 {
     if (!(q->flags & EVDB__QUERY_RELEASE_ROLLBACK) || dc->send_tx)
         return false;
-    evdb__pg_pend_pop(dc);
-    evdb_result *r = NULL;
-    evdb__rbuild *b = evdb__rbuild_new(0);
-    if (b)
-        r = evdb__rbuild_finish(b);
-    if (r)
-        evdb__pg_report_done(dc, q, r);
-    else
-        evdb__pg_report_code(dc, q, err, EVDB_ENOMEM, NULL, "out of memory");
+    answer_unsent(dc, q, NULL, 0, err);
     return true;
 }
 
