@@ -234,6 +234,26 @@ int evdb__rbuild_columns(evdb__rbuild *b, const evdb__rcol *cols, size_t n)
     return 0;
 }
 
+int evdb__rbuild_columns_packed(evdb__rbuild *b, const evdb__rcol *cols, size_t n,
+                                const char *names, size_t names_len)
+{
+    if (n > b->r.ncols)
+        return EVDB_ERANGE;
+    if (!data_reserve(&b->r, names_len)) {
+        b->r.failed = true;
+        return EVDB_ENOMEM;
+    }
+    size_t base = b->r.data_len;
+    if (names_len)
+        memcpy(b->r.data + base, names, names_len);
+    b->r.data_len += names_len;
+    for (size_t c = 0; c < n; c++) {
+        b->r.cols[c].name_off = base + (size_t)(cols[c].name - names);
+        set_column(&b->r.cols[c], &cols[c]);
+    }
+    return 0;
+}
+
 /* Make room for more cells (the slow path of next_cell). */
 static bool cells_grow(evdb_result *r)
 {

@@ -63,74 +63,6 @@ static int set_columns(evdb__rbuild *b, const MYSQL_FIELD *f, unsigned n)
     return 0;
 }
 
-/* A cached statement's result columns, as set_columns makes them: one
- * allocation, the names after the array. With the character sets, which
- * decide text or bytes along with the type. */
-struct evdb__my_cols {
-    unsigned n;
-    unsigned *charsetnr;
-    evdb__rcol cols[];
-};
-
-void evdb__my_cols_free(struct evdb__my_cols *cols)
-{
-    evdb__free(cols);
-}
-
-static struct evdb__my_cols *cols_new(const MYSQL_FIELD *f, unsigned n)
-{
-    size_t names = 0;
-    for (unsigned i = 0; i < n; i++)
-        names += f[i].name_length + 1;
-    size_t head = sizeof(struct evdb__my_cols) + n * sizeof(evdb__rcol);
-    struct evdb__my_cols *k = evdb__malloc(head + n * sizeof(unsigned) + names);
-    if (!k)
-        return NULL;
-    k->n = n;
-    k->charsetnr = (unsigned *)(void *)((char *)k + head);
-    char *d = (char *)(k->charsetnr + n);
-    for (unsigned i = 0; i < n; i++) {
-        memcpy(d, f[i].name ? f[i].name : "", f[i].name ? f[i].name_length : 0);
-        k->cols[i] = (evdb__rcol){d,
-                                  f[i].name ? f[i].name_length : 0,
-                                  evdb__my_coltype(&f[i]),
-                                  f[i].type,
-                                  EVDB_TYPE_NULL,
-                                  evdb__my_typename(&f[i])};
-        k->charsetnr[i] = f[i].charsetnr;
-        d += k->cols[i].name_len + 1;
-    }
-    return k;
-}
-
-/* Whether the kept columns still describe this result: the same count,
- * types and character sets ("SELECT ?" follows its parameter's type; the
- * names stay while the statement lives). Not for several result sets. */
-static bool cols_serve(const struct evdb__my_cols *k, MYSQL_STMT *stmt, const MYSQL_FIELD *f,
-                       unsigned n)
-{
-    if (!k || k->n != n || mysql_stmt_more_results(stmt))
-        return false;
-    for (unsigned i = 0; i < n; i++)
-        if (k->cols[i].native_type != f[i].type || k->charsetnr[i] != f[i].charsetnr)
-            return false;
-    return true;
-}
-
-/* b's columns from f, through entry's kept ones when they serve (made on
- * the way when there are none). */
-static int stmt_columns(evdb__rbuild *b, MYSQL_STMT *stmt, evdb__my_stmt *entry,
-                        const MYSQL_FIELD *f, unsigned n)
-{
-    if (entry && cols_serve(entry->cols, stmt, f, n))
-        return evdb__rbuild_columns(b, entry->cols->cols, n);
-    if (entry && !mysql_stmt_more_results(stmt)) {
-        evdb__my_cols_free(entry->cols);
-        entry->cols = cols_new(f, n); /* without memory: read again next time */
-    }
-    return set_columns(b, f, n);
-}
-
 int evdb__my_text_columns(evdb__rbuild *b, MYSQL_RES *res)
 {
     return set_columns(b, mysql_fetch_fields(res), mysql_num_fields(res));
@@ -514,6 +446,11 @@ static bool binding_serves(const MYSQL_STMT *stmt, const evdb__my_rows *rows, co
     return true;
 }
 
+/* b's columns from f, through entry's kept ones (below, with the direct
+ * kinds they keep too). */
+static int stmt_columns(evdb__rbuild *b, MYSQL_STMT *stmt, evdb__my_stmt *entry,
+                        const MYSQL_FIELD *f, unsigned n);
+
 /* evdb__my_stmt_bind; entry as for evdb__my_result_stmt (NULL with
  * unbuffered). */
 static int bind_result(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, bool unbuffered,
@@ -710,6 +647,148 @@ static enum direct_kind direct_kind(const MYSQL_FIELD *f)
     default:
         return DK_NONE;
     }
+}
+
+/* Result bytes per row a cell of kind k (column f) may take (see
+ * direct_result). */
+static size_t direct_row_bytes(enum direct_kind k, const MYSQL_FIELD *f)
+{
+    return k == DK_STR                     ? (size_t)f->max_length + 1
+           : k == DK_DOUBLE                ? DIRECT_DOUBLE_BYTES
+           : k == DK_DATE || k == DK_TIME  ? DIRECT_TIME_BYTES
+           : k == DK_NULL                  ? 0
+                                           : DIRECT_INT_BYTES;
+}
+
+/* ---- a cached statement's result columns ----
+ *
+ * What a result needs from the field list and what does not change from
+ * one execution to the next is derived once per statement (and again
+ * when its columns change) instead of once per result: the columns as
+ * set_columns makes them (evdb types and type names), each column's
+ * direct kind, and the per-row bytes that do not depend on the rows. One
+ * allocation: the columns, what they were derived from, the kinds, then
+ * the names one after another, each with its NUL, so that a result gets
+ * them all with one copy (evdb__rbuild_columns_packed). */
+
+/* The members of a field that evdb__my_coltype, evdb__my_typename and
+ * direct_kind read, but the name and the extended type attributes (json,
+ * uuid), which stay while the statement lives. "SELECT ?" follows its
+ * parameter's type, so any of these may change between executions. */
+typedef struct colkey {
+    enum enum_field_types type;
+    unsigned charsetnr;
+    unsigned flags;
+    unsigned decimals;
+} colkey;
+
+struct evdb__my_cols {
+    unsigned n;
+    bool direct;      /* every column has a direct kind (not DK_NONE) */
+    size_t fixed_row; /* direct_result's bytes per row, the strings' max_length aside */
+    const char *names;
+    size_t names_len; /* the names with their NULs */
+    colkey *key;
+    unsigned char *kind; /* enum direct_kind */
+    evdb__rcol cols[];
+};
+
+void evdb__my_cols_free(struct evdb__my_cols *cols)
+{
+    evdb__free(cols);
+}
+
+static colkey colkey_of(const MYSQL_FIELD *f)
+{
+    return (colkey){f->type, f->charsetnr, f->flags, f->decimals};
+}
+
+static struct evdb__my_cols *cols_new(const MYSQL_FIELD *f, unsigned n)
+{
+    size_t names = 0;
+    for (unsigned i = 0; i < n; i++)
+        names += (f[i].name ? f[i].name_length : 0) + 1;
+    size_t head = sizeof(struct evdb__my_cols) + n * sizeof(evdb__rcol);
+    size_t keys = n * sizeof(colkey);
+    struct evdb__my_cols *k = evdb__malloc(head + keys + n + names);
+    if (!k)
+        return NULL;
+    k->n = n;
+    k->direct = true;
+    k->fixed_row = 0;
+    k->key = (colkey *)(void *)((char *)k + head);
+    k->kind = (unsigned char *)k + head + keys;
+    char *d = (char *)k->kind + n;
+    k->names = d;
+    k->names_len = names;
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = f[i].name ? f[i].name_length : 0;
+        if (len)
+            memcpy(d, f[i].name, len);
+        d[len] = '\0';
+        k->cols[i] = (evdb__rcol){d,
+                                  len,
+                                  evdb__my_coltype(&f[i]),
+                                  f[i].type,
+                                  EVDB_TYPE_NULL,
+                                  evdb__my_typename(&f[i])};
+        k->key[i] = colkey_of(&f[i]);
+        enum direct_kind dk = direct_kind(&f[i]);
+        k->kind[i] = (unsigned char)dk;
+        if (dk == DK_NONE)
+            k->direct = false;
+        else if (dk == DK_STR)
+            k->fixed_row += 1; /* the NUL; max_length is the result's */
+        else
+            k->fixed_row += direct_row_bytes(dk, &f[i]);
+        d += len + 1;
+    }
+    return k;
+}
+
+/* Whether the kept columns still describe this result: the same count
+ * and, column by column, the same colkey (the names stay while the
+ * statement lives). */
+static bool cols_serve(const struct evdb__my_cols *k, const MYSQL_FIELD *f, unsigned n)
+{
+    if (!k || k->n != n)
+        return false;
+    for (unsigned i = 0; i < n; i++) {
+        const colkey *c = &k->key[i];
+        if (c->type != f[i].type || c->charsetnr != f[i].charsetnr || c->flags != f[i].flags ||
+            c->decimals != f[i].decimals)
+            return false;
+    }
+    return true;
+}
+
+/* entry's kept columns for this result, made afresh when they do not
+ * describe it; NULL without an entry, for one of several result sets
+ * (not kept), or without memory (the caller derives the columns from f
+ * itself, and the next result tries again). */
+static const struct evdb__my_cols *cols_current(MYSQL_STMT *stmt, evdb__my_stmt *entry,
+                                                const MYSQL_FIELD *f, unsigned n)
+{
+    if (!entry || mysql_stmt_more_results(stmt))
+        return NULL;
+    if (!cols_serve(entry->cols, f, n)) {
+        evdb__my_cols_free(entry->cols);
+        entry->cols = cols_new(f, n);
+    }
+    return entry->cols;
+}
+
+/* The columns from k (made for f): the same columns set_columns makes. */
+static int kept_columns(evdb__rbuild *b, const struct evdb__my_cols *k)
+{
+    return evdb__rbuild_columns_packed(b, k->cols, k->n, k->names, k->names_len);
+}
+
+static int stmt_columns(evdb__rbuild *b, MYSQL_STMT *stmt, evdb__my_stmt *entry,
+                        const MYSQL_FIELD *f, unsigned n)
+{
+    const struct evdb__my_cols *k = cols_current(stmt, entry, f, n);
+    return k ? kept_columns(b, k) : set_columns(b, f, n);
 }
 
 /* Unsigned little-endian integer of n bytes (n a constant where it
@@ -924,21 +1003,34 @@ static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsign
     const MYSQL_FIELD *f = mariadb_stmt_fetch_fields(stmt);
     if (!f)
         return NULL;
-    unsigned char kind[DIRECT_COLS_MAX];
     /* Result bytes per row at most: names aside, each cell's text and
      * NUL, and a number's value; strings up to their longest value
      * (max_length, kept by STMT_ATTR_UPDATE_MAX_LENGTH). */
     size_t per_row = 0, names = 0;
-    for (unsigned i = 0; i < n; i++) {
-        kind[i] = (unsigned char)direct_kind(&f[i]);
-        if (kind[i] == DK_NONE)
+    const struct evdb__my_cols *k = cols_current(stmt, entry, f, n);
+    const unsigned char *kind;
+    unsigned char kinds[DIRECT_COLS_MAX];
+    if (k) {
+        /* The kinds and the fixed sizes as the statement's kept columns
+         * have them; only the strings' longest values are this
+         * result's. */
+        if (!k->direct)
             return NULL;
-        per_row += kind[i] == DK_STR                          ? (size_t)f[i].max_length + 1
-                   : kind[i] == DK_DOUBLE                     ? DIRECT_DOUBLE_BYTES
-                   : kind[i] == DK_DATE || kind[i] == DK_TIME ? DIRECT_TIME_BYTES
-                   : kind[i] == DK_NULL                       ? 0
-                                                              : DIRECT_INT_BYTES;
-        names += f[i].name_length + 1;
+        kind = k->kind;
+        per_row = k->fixed_row;
+        names = k->names_len;
+        for (unsigned i = 0; i < n; i++)
+            if (kind[i] == DK_STR)
+                per_row += f[i].max_length;
+    } else {
+        for (unsigned i = 0; i < n; i++) {
+            kinds[i] = (unsigned char)direct_kind(&f[i]);
+            if (kinds[i] == DK_NONE)
+                return NULL;
+            per_row += direct_row_bytes((enum direct_kind)kinds[i], &f[i]);
+            names += f[i].name_length + 1;
+        }
+        kind = kinds;
     }
     uint64_t nrows = mysql_stmt_num_rows(stmt);
     if (nrows > SIZE_MAX / 2 / (per_row + n))
@@ -947,7 +1039,7 @@ static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsign
     if (!b)
         return NULL;
     *tried = true;
-    if (stmt_columns(b, stmt, entry, f, n))
+    if (k ? kept_columns(b, k) : set_columns(b, f, n))
         goto fail;
     size_t nullbytes = (n + 9) / 8;
     evdb__rcell cells[DIRECT_COLS_MAX];
