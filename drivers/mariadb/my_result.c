@@ -665,11 +665,11 @@ static enum direct_kind direct_kind(const MYSQL_FIELD *f)
  * direct_result). */
 static size_t direct_row_bytes(enum direct_kind k, const MYSQL_FIELD *f)
 {
-    return k == DK_STR                     ? (size_t)f->max_length + 1
-           : k == DK_DOUBLE                ? DIRECT_DOUBLE_BYTES
-           : k == DK_DATE || k == DK_TIME  ? DIRECT_TIME_BYTES
-           : k == DK_NULL                  ? 0
-                                           : DIRECT_INT_BYTES;
+    return k == DK_STR                    ? (size_t)f->max_length + 1
+           : k == DK_DOUBLE               ? DIRECT_DOUBLE_BYTES
+           : k == DK_DATE || k == DK_TIME ? DIRECT_TIME_BYTES
+           : k == DK_NULL                 ? 0
+                                          : DIRECT_INT_BYTES;
 }
 
 /* ---- a cached statement's result columns ----
@@ -729,7 +729,11 @@ static struct evdb__my_cols *cols_new(const MYSQL_FIELD *f, unsigned n)
     size_t names = 0;
     for (unsigned i = 0; i < n; i++) {
         size_t len = f[i].name ? f[i].name_length : 0;
-        cols[i] = (evdb__rcol){f[i].name, len, evdb__my_coltype(&f[i]), f[i].type, EVDB_TYPE_NULL,
+        cols[i] = (evdb__rcol){f[i].name,
+                               len,
+                               evdb__my_coltype(&f[i]),
+                               f[i].type,
+                               EVDB_TYPE_NULL,
                                evdb__my_typename(&f[i])};
         names += len + 1;
     }
