@@ -38,9 +38,15 @@ typedef struct evdb__rcol {
     evdb_type elem;        /* EVDB_TYPE_ARRAY columns: the elements' type */
     const char *type_name; /* static storage, NULL when unknown */
 } evdb__rcol;
-/* Columns 0..n-1 at once, names of known length (a driver that keeps a
- * statement's columns). 0, EVDB_ERANGE or EVDB_ENOMEM. */
-int evdb__rbuild_columns(evdb__rbuild *b, const evdb__rcol *cols, size_t n);
+/* Columns 0..n-1 kept by a driver for many results (a statement's),
+ * names of known length, packed once in the form a result keeps them, so
+ * that each result takes them with two copies: evdb__rcols_size bytes
+ * that evdb__rcols_pack fills at dst (aligned for a pointer; the names are
+ * copied, cols need not outlive the call). evdb__rbuild_columns_packed:
+ * 0, EVDB_ERANGE or EVDB_ENOMEM. */
+size_t evdb__rcols_size(const evdb__rcol *cols, size_t n);
+void evdb__rcols_pack(void *dst, const evdb__rcol *cols, size_t n);
+int evdb__rbuild_columns_packed(evdb__rbuild *b, const void *packed);
 /* Append one cell of the current row; ptr NULL = SQL NULL. Cells are added
  * column by column; after ncols cells the next cell starts a new row.
  * bytes are copied. */

@@ -220,17 +220,66 @@ static void set_column(column *c, const evdb__rcol *d)
     c->type_name = d->type_name;
 }
 
-int evdb__rbuild_columns(evdb__rbuild *b, const evdb__rcol *cols, size_t n)
+/* The head of columns packed for many results (evdb__rcols_pack): then
+ * the columns as a result keeps them, their name_off counted from the
+ * start of the names, then the names, each with its NUL. */
+typedef struct rcols_head {
+    size_t ncols;
+    size_t names_len;
+} rcols_head;
+
+static const column *rcols_columns(const rcols_head *h)
 {
+    return (const column *)(const void *)(h + 1);
+}
+
+size_t evdb__rcols_size(const evdb__rcol *cols, size_t n)
+{
+    size_t size = sizeof(rcols_head) + n * sizeof(column);
+    for (size_t c = 0; c < n; c++)
+        size += cols[c].name_len + 1;
+    return size;
+}
+
+void evdb__rcols_pack(void *dst, const evdb__rcol *cols, size_t n)
+{
+    rcols_head *h = dst;
+    column *out = (column *)(void *)(h + 1);
+    char *names = (char *)(out + n);
+    size_t off = 0;
+    for (size_t c = 0; c < n; c++) {
+        if (cols[c].name_len)
+            memcpy(names + off, cols[c].name, cols[c].name_len);
+        names[off + cols[c].name_len] = '\0';
+        out[c].name_off = off;
+        set_column(&out[c], &cols[c]);
+        off += cols[c].name_len + 1;
+    }
+    h->ncols = n;
+    h->names_len = off;
+}
+
+int evdb__rbuild_columns_packed(evdb__rbuild *b, const void *packed)
+{
+    const rcols_head *h = packed;
+    size_t n = h->ncols;
     if (n > b->r.ncols)
         return EVDB_ERANGE;
-    for (size_t c = 0; c < n; c++) {
-        size_t off = data_put(&b->r, cols[c].name, cols[c].name_len);
-        if (off == NULL_CELL)
-            return EVDB_ENOMEM;
-        b->r.cols[c].name_off = off;
-        set_column(&b->r.cols[c], &cols[c]);
+    if (!data_reserve(&b->r, h->names_len)) {
+        b->r.failed = true;
+        return EVDB_ENOMEM;
     }
+    if (n == 0)
+        return 0;
+    const column *src = rcols_columns(h);
+    size_t base = b->r.data_len;
+    memcpy(b->r.cols, src, n * sizeof(column));
+    memcpy(b->r.data + base, src + n, h->names_len);
+    b->r.data_len += h->names_len;
+    /* A new builder has no data yet: the offsets stand as they are. */
+    if (base)
+        for (size_t c = 0; c < n; c++)
+            b->r.cols[c].name_off += base;
     return 0;
 }
 

@@ -25,7 +25,9 @@ bool evdb__trace_read_env(void);
 void evdb__trace_state(const char *machine, const void *obj, const char *from, const char *to,
                        const char *file, int line);
 
-static inline bool evdb__trace_states_on(void)
+/* Always in line, as the header's comment promises (one load and a
+ * branch): GCC otherwise makes it a call in some of the setters. */
+__attribute__((always_inline)) static inline bool evdb__trace_states_on(void)
 {
     int f = __atomic_load_n(&evdb__trace_flag, __ATOMIC_RELAXED);
     return f ? f == 2 : evdb__trace_read_env();

@@ -132,24 +132,6 @@ void evdb__my_deliver(evdb__dconn *dc, evdb_error *err)
     }
 }
 
-void evdb__my_report(evdb__dconn *dc, evdb_error *err)
-{
-    EVDB__MY_SET_OP(dc, EVDB__MY_OP_NONE);
-    dc->op_started = false;
-    if (dc->bstmt) {
-        dc->bstmt = false; /* the batch goes on (my_batch.c) */
-        return;
-    }
-    if (dc->phase == EVDB__MY_PH_MAIN && evdb__my_autocommit_dirty(dc)) {
-        dc->phase = EVDB__MY_PH_TAIL; /* run picks it up */
-        return;
-    }
-    /* A query can finish inside flush (the server answered before
-     * Connector/C's first read would have blocked); the core's pump then
-     * sends the next queued query itself. */
-    evdb__my_deliver(dc, err);
-}
-
 enum evdb__my_run evdb__my_lost(evdb__dconn *dc, evdb_error *err, unsigned no, const char *msg)
 {
     /* The core fails every query it holds with EVDB_ECONNLOST, the one in

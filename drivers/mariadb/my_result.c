@@ -22,6 +22,7 @@
  * directly" below), into the same cells.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -61,74 +62,6 @@ static int set_columns(evdb__rbuild *b, const MYSQL_FIELD *f, unsigned n)
             return rc;
     }
     return 0;
-}
-
-/* A cached statement's result columns, as set_columns makes them: one
- * allocation, the names after the array. With the character sets, which
- * decide text or bytes along with the type. */
-struct evdb__my_cols {
-    unsigned n;
-    unsigned *charsetnr;
-    evdb__rcol cols[];
-};
-
-void evdb__my_cols_free(struct evdb__my_cols *cols)
-{
-    evdb__free(cols);
-}
-
-static struct evdb__my_cols *cols_new(const MYSQL_FIELD *f, unsigned n)
-{
-    size_t names = 0;
-    for (unsigned i = 0; i < n; i++)
-        names += f[i].name_length + 1;
-    size_t head = sizeof(struct evdb__my_cols) + n * sizeof(evdb__rcol);
-    struct evdb__my_cols *k = evdb__malloc(head + n * sizeof(unsigned) + names);
-    if (!k)
-        return NULL;
-    k->n = n;
-    k->charsetnr = (unsigned *)(void *)((char *)k + head);
-    char *d = (char *)(k->charsetnr + n);
-    for (unsigned i = 0; i < n; i++) {
-        memcpy(d, f[i].name ? f[i].name : "", f[i].name ? f[i].name_length : 0);
-        k->cols[i] = (evdb__rcol){d,
-                                  f[i].name ? f[i].name_length : 0,
-                                  evdb__my_coltype(&f[i]),
-                                  f[i].type,
-                                  EVDB_TYPE_NULL,
-                                  evdb__my_typename(&f[i])};
-        k->charsetnr[i] = f[i].charsetnr;
-        d += k->cols[i].name_len + 1;
-    }
-    return k;
-}
-
-/* Whether the kept columns still describe this result: the same count,
- * types and character sets ("SELECT ?" follows its parameter's type; the
- * names stay while the statement lives). Not for several result sets. */
-static bool cols_serve(const struct evdb__my_cols *k, MYSQL_STMT *stmt, const MYSQL_FIELD *f,
-                       unsigned n)
-{
-    if (!k || k->n != n || mysql_stmt_more_results(stmt))
-        return false;
-    for (unsigned i = 0; i < n; i++)
-        if (k->cols[i].native_type != f[i].type || k->charsetnr[i] != f[i].charsetnr)
-            return false;
-    return true;
-}
-
-/* b's columns from f, through entry's kept ones when they serve (made on
- * the way when there are none). */
-static int stmt_columns(evdb__rbuild *b, MYSQL_STMT *stmt, evdb__my_stmt *entry,
-                        const MYSQL_FIELD *f, unsigned n)
-{
-    if (entry && cols_serve(entry->cols, stmt, f, n))
-        return evdb__rbuild_columns(b, entry->cols->cols, n);
-    if (entry && !mysql_stmt_more_results(stmt)) {
-        evdb__my_cols_free(entry->cols);
-        entry->cols = cols_new(f, n); /* without memory: read again next time */
-    }
-    return set_columns(b, f, n);
 }
 
 int evdb__my_text_columns(evdb__rbuild *b, MYSQL_RES *res)
@@ -197,13 +130,14 @@ static const uint64_t pow10_int[20] = {
     10000000000000000000ull,
 };
 
-/* The number of decimal digits of u. */
+/* The number of decimal digits of u, without a loop: bits * 1233 / 4096
+ * is log10(2^bits) rounded down (up to 64 bits), which is the number of
+ * digits or one less; one comparison decides. u | 1 gives 0 its digit. */
 static inline size_t u64_len(uint64_t u)
 {
-    size_t n = 1;
-    while (n < 20 && u >= pow10_int[n])
-        n++;
-    return n;
+    uint64_t v = u | 1;
+    size_t t = ((size_t)(64 - __builtin_clzll(v)) * 1233) >> 12;
+    return t + (v >= pow10_int[t]);
 }
 
 /* u's n digits (n = u64_len(u)) at out, no NUL, two per division
@@ -223,6 +157,20 @@ static inline void u64_put(uint64_t u, char *out, size_t n)
     } else {
         *--p = (char)('0' + u);
     }
+}
+
+/* u (below 10^n) as exactly n digits at out, zero-padded, no NUL. */
+static inline void u64_put_fixed(uint64_t u, char *out, size_t n)
+{
+    char *p = out + n;
+    while (p - out >= 2) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--p = digit_pairs[d + 1];
+        *--p = digit_pairs[d];
+    }
+    if (p > out)
+        *--p = (char)('0' + u);
 }
 
 /* u in decimal at out (room for 20 digits), no NUL; returns the length. */
@@ -300,12 +248,8 @@ static size_t format_double(double v, char *out)
         bool whole = k <= FAST_DIGITS_MAX;
         p += u64_text(whole ? xi / pow10_int[k] : 0, p);
         *p++ = '.';
-        uint64_t fp = whole ? xi % pow10_int[k] : xi;
-        size_t nf = u64_len(fp);
-        for (size_t i = nf; i < (size_t)k; i++)
-            *p++ = '0';
-        u64_put(fp, p, nf);
-        return (size_t)(p + nf - out);
+        u64_put_fixed(whole ? xi % pow10_int[k] : xi, p, (size_t)k);
+        return (size_t)(p + k - out);
     }
     return 0;
 }
@@ -514,6 +458,11 @@ static bool binding_serves(const MYSQL_STMT *stmt, const evdb__my_rows *rows, co
     return true;
 }
 
+/* b's columns from f, through entry's kept ones (below, with the direct
+ * kinds they keep too). */
+static int stmt_columns(evdb__rbuild *b, MYSQL_STMT *stmt, evdb__my_stmt *entry,
+                        const MYSQL_FIELD *f, unsigned n);
+
 /* evdb__my_stmt_bind; entry as for evdb__my_result_stmt (NULL with
  * unbuffered). */
 static int bind_result(MYSQL_STMT *stmt, evdb__my_rows *rows, evdb__rbuild *b, bool unbuffered,
@@ -710,6 +659,178 @@ static enum direct_kind direct_kind(const MYSQL_FIELD *f)
     default:
         return DK_NONE;
     }
+}
+
+/* Result bytes per row a cell of kind k (column f) may take (see
+ * direct_result). */
+static size_t direct_row_bytes(enum direct_kind k, const MYSQL_FIELD *f)
+{
+    return k == DK_STR                    ? (size_t)f->max_length + 1
+           : k == DK_DOUBLE               ? DIRECT_DOUBLE_BYTES
+           : k == DK_DATE || k == DK_TIME ? DIRECT_TIME_BYTES
+           : k == DK_NULL                 ? 0
+                                          : DIRECT_INT_BYTES;
+}
+
+/* ---- a cached statement's result columns ----
+ *
+ * What a result needs from the field list and what does not change from
+ * one execution to the next is derived once per statement (and again
+ * when its columns change) instead of once per result: the columns as
+ * set_columns makes them (evdb types and type names), each column's
+ * direct kind, and the per-row bytes that do not depend on the rows. One
+ * allocation: the columns packed in the form a result keeps them (a
+ * result takes them with two copies, evdb__rbuild_columns_packed), what
+ * they were derived from, and the kinds. */
+
+/* The members of a field that evdb__my_coltype, evdb__my_typename and
+ * direct_kind read, but the name and the extended type attributes (json,
+ * uuid), which stay while the statement lives: flags, decimals, charsetnr
+ * and type ("SELECT ?" follows its parameter's type, so any of these may
+ * change between executions). MYSQL_FIELD (mysql.h) keeps them side by
+ * side, so that a column is tested with one comparison of their bytes. */
+#define COLKEY_SIZE                                                                                \
+    (offsetof(MYSQL_FIELD, type) + sizeof(((MYSQL_FIELD *)0)->type) - offsetof(MYSQL_FIELD, flags))
+_Static_assert(sizeof(((MYSQL_FIELD *)0)->type) == sizeof(unsigned) &&
+                   COLKEY_SIZE == 4 * sizeof(unsigned),
+               "flags, decimals, charsetnr and type are side by side in MYSQL_FIELD");
+typedef struct colkey {
+    unsigned char b[COLKEY_SIZE];
+} colkey;
+
+struct evdb__my_cols {
+    unsigned n;
+    bool direct;      /* every column has a direct kind (not DK_NONE) */
+    size_t fixed_row; /* direct_result's bytes per row, the strings' max_length aside */
+    size_t names_len; /* the names with their NULs */
+    colkey *key;
+    unsigned char *kind; /* enum direct_kind */
+    void *packed;        /* the columns for evdb__rbuild_columns_packed */
+};
+
+void evdb__my_cols_free(struct evdb__my_cols *cols)
+{
+    evdb__free(cols);
+}
+
+static const void *colkey_at(const MYSQL_FIELD *f)
+{
+    return &f->flags;
+}
+
+static struct evdb__my_cols *cols_new(const MYSQL_FIELD *f, unsigned n)
+{
+    /* The columns as set_columns makes them, but for the length of the
+     * names: the fields' (set_columns takes strlen; the getters read
+     * names up to their NUL either way). */
+    evdb__rcol *cols = evdb__malloc((n ? n : 1) * sizeof *cols);
+    if (!cols)
+        return NULL;
+    size_t names = 0;
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = f[i].name ? f[i].name_length : 0;
+        cols[i] = (evdb__rcol){f[i].name,
+                               len,
+                               evdb__my_coltype(&f[i]),
+                               f[i].type,
+                               EVDB_TYPE_NULL,
+                               evdb__my_typename(&f[i])};
+        names += len + 1;
+    }
+    /* The packed columns first: the head's size keeps them aligned. */
+    size_t head = sizeof(struct evdb__my_cols);
+    size_t packed = evdb__rcols_size(cols, n);
+    size_t keys = n * sizeof(colkey);
+    struct evdb__my_cols *k = evdb__malloc(head + packed + keys + n);
+    if (!k) {
+        evdb__free(cols);
+        return NULL;
+    }
+    k->n = n;
+    k->direct = true;
+    k->fixed_row = 0;
+    k->names_len = names;
+    k->packed = (char *)k + head;
+    evdb__rcols_pack(k->packed, cols, n);
+    evdb__free(cols);
+    k->key = (colkey *)(void *)((char *)k + head + packed);
+    k->kind = (unsigned char *)k + head + packed + keys;
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(k->key[i].b, colkey_at(&f[i]), COLKEY_SIZE);
+        enum direct_kind dk = direct_kind(&f[i]);
+        k->kind[i] = (unsigned char)dk;
+        if (dk == DK_NONE)
+            k->direct = false;
+        else if (dk == DK_STR)
+            k->fixed_row += 1; /* the NUL; max_length is the result's */
+        else
+            k->fixed_row += direct_row_bytes(dk, &f[i]);
+    }
+    return k;
+}
+
+/* Whether the kept columns still describe this result: the same count
+ * and, column by column, the same colkey (the names stay while the
+ * statement lives). On the way, *strings: the sum of the string
+ * columns' max_length, the part of direct_result's row size that is
+ * this result's (one pass over the columns for both). */
+static bool cols_serve(const struct evdb__my_cols *k, const MYSQL_FIELD *f, unsigned n,
+                       size_t *strings)
+{
+    if (!k || k->n != n)
+        return false;
+    size_t sum = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (memcmp(k->key[i].b, colkey_at(&f[i]), COLKEY_SIZE) != 0)
+            return false;
+        if (k->kind[i] == DK_STR)
+            sum += f[i].max_length;
+    }
+    *strings = sum;
+    return true;
+}
+
+/* entry's kept columns for this result, made afresh when they do not
+ * describe it, and *strings as cols_serve gives it; NULL without an
+ * entry, for one of several result sets (not kept), or without memory
+ * (the caller derives the columns from f itself, and the next result
+ * tries again). */
+__attribute__((noinline)) static const struct evdb__my_cols *
+cols_renew(evdb__my_stmt *entry, const MYSQL_FIELD *f, unsigned n, size_t *strings)
+{
+    evdb__my_cols_free(entry->cols);
+    entry->cols = cols_new(f, n);
+    /* Made from f: serves it, and sums the strings. */
+    if (entry->cols && !cols_serve(entry->cols, f, n, strings))
+        return NULL;
+    return entry->cols;
+}
+
+/* In line in both callers (the making afresh is out of line): called for
+ * every result. */
+static inline const struct evdb__my_cols *cols_current(MYSQL_STMT *stmt, evdb__my_stmt *entry,
+                                                       const MYSQL_FIELD *f, unsigned n,
+                                                       size_t *strings)
+{
+    if (!entry || mysql_stmt_more_results(stmt))
+        return NULL;
+    if (cols_serve(entry->cols, f, n, strings))
+        return entry->cols;
+    return cols_renew(entry, f, n, strings);
+}
+
+/* The columns from k (made for f): the same columns set_columns makes. */
+static int kept_columns(evdb__rbuild *b, const struct evdb__my_cols *k)
+{
+    return evdb__rbuild_columns_packed(b, k->packed);
+}
+
+static int stmt_columns(evdb__rbuild *b, MYSQL_STMT *stmt, evdb__my_stmt *entry,
+                        const MYSQL_FIELD *f, unsigned n)
+{
+    size_t strings;
+    const struct evdb__my_cols *k = cols_current(stmt, entry, f, n, &strings);
+    return k ? kept_columns(b, k) : set_columns(b, f, n);
 }
 
 /* Unsigned little-endian integer of n bytes (n a constant where it
@@ -924,21 +1045,32 @@ static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsign
     const MYSQL_FIELD *f = mariadb_stmt_fetch_fields(stmt);
     if (!f)
         return NULL;
-    unsigned char kind[DIRECT_COLS_MAX];
     /* Result bytes per row at most: names aside, each cell's text and
      * NUL, and a number's value; strings up to their longest value
      * (max_length, kept by STMT_ATTR_UPDATE_MAX_LENGTH). */
     size_t per_row = 0, names = 0;
-    for (unsigned i = 0; i < n; i++) {
-        kind[i] = (unsigned char)direct_kind(&f[i]);
-        if (kind[i] == DK_NONE)
+    size_t strings;
+    const struct evdb__my_cols *k = cols_current(stmt, entry, f, n, &strings);
+    const unsigned char *kind;
+    unsigned char kinds[DIRECT_COLS_MAX];
+    if (k) {
+        /* The kinds and the fixed sizes as the statement's kept columns
+         * have them; only the strings' longest values are this
+         * result's. */
+        if (!k->direct)
             return NULL;
-        per_row += kind[i] == DK_STR                          ? (size_t)f[i].max_length + 1
-                   : kind[i] == DK_DOUBLE                     ? DIRECT_DOUBLE_BYTES
-                   : kind[i] == DK_DATE || kind[i] == DK_TIME ? DIRECT_TIME_BYTES
-                   : kind[i] == DK_NULL                       ? 0
-                                                              : DIRECT_INT_BYTES;
-        names += f[i].name_length + 1;
+        kind = k->kind;
+        per_row = k->fixed_row + strings;
+        names = k->names_len;
+    } else {
+        for (unsigned i = 0; i < n; i++) {
+            kinds[i] = (unsigned char)direct_kind(&f[i]);
+            if (kinds[i] == DK_NONE)
+                return NULL;
+            per_row += direct_row_bytes((enum direct_kind)kinds[i], &f[i]);
+            names += f[i].name_length + 1;
+        }
+        kind = kinds;
     }
     uint64_t nrows = mysql_stmt_num_rows(stmt);
     if (nrows > SIZE_MAX / 2 / (per_row + n))
@@ -947,7 +1079,7 @@ static evdb_result *direct_result(MYSQL_STMT *stmt, evdb__my_stmt *entry, unsign
     if (!b)
         return NULL;
     *tried = true;
-    if (stmt_columns(b, stmt, entry, f, n))
+    if (k ? kept_columns(b, k) : set_columns(b, f, n))
         goto fail;
     size_t nullbytes = (n + 9) / 8;
     evdb__rcell cells[DIRECT_COLS_MAX];
