@@ -103,9 +103,11 @@ static evdb_conn *open_conn(const char *url, unsigned depth)
 }
 
 /* Each of CLIENTS connections runs its own statement text, ROUNDS times,
- * all in flight together: returns how many of the answers were right. */
-static size_t distinct_statements(const char *url, size_t *total)
+ * all in flight together: returns how many of the answers were right.
+ * timeout (seconds, 0 = none) bounds each query. */
+static size_t distinct_statements(const char *url, double timeout, size_t *total)
 {
+    evdb_query_opts qo = {.timeout = timeout};
     evdb_conn *cs[CLIENTS];
     for (size_t i = 0; i < CLIENTS; i++)
         cs[i] = open_conn(url, 4);
@@ -120,11 +122,17 @@ static size_t distinct_statements(const char *url, size_t *total)
     for (size_t r = 0; r < ROUNDS; r++) {
         for (size_t i = 0; i < CLIENTS; i++, k++) {
             evdb_value p = evdb_int((int64_t)r);
-            fs[k] = evdb_conn_query(cs[i], sql[i], &p, 1, NULL);
+            fs[k] = evdb_conn_query(cs[i], sql[i], &p, 1, &qo);
             watch(fs[k], &cn[k], (int64_t)r + (int64_t)(i + 1) * 1000);
         }
     }
     size_t right = wait_all(fs, cn, n);
+    size_t timed_out = 0;
+    for (size_t i = 0; i < n; i++)
+        timed_out += cn[i].status == EVDB_ETIMEDOUT;
+    if (timed_out)
+        fprintf(stderr, "integ_pgbouncer: %zu of %zu queries timed out (%s mode)\n", timed_out, n,
+                url == URL ? "with the" : "without the");
     for (size_t i = 0; i < CLIENTS; i++)
         t_conn_close(cs[i]);
     free(fs);
@@ -133,10 +141,18 @@ static size_t distinct_statements(const char *url, size_t *total)
     return right;
 }
 
+/* Without the mode the bouncer passes a client's named statements to
+ * whichever server connection it has. Now and then (3 runs in 24 under
+ * AddressSanitizer, none in 10 without) this test did not finish: some
+ * query was still unanswered after 120 s. Whether the bouncer or the
+ * driver loses it in that tangle is not known yet. Each query has a
+ * timeout here, so that such a one fails like the wrong answers do and
+ * says so on stderr, instead of holding up the suite; every callback is
+ * still counted. With the mode (below) there is no timeout. */
 START_TEST(named_statements_break_without_the_mode)
 {
     size_t n;
-    size_t right = distinct_statements(PLAIN_URL, &n);
+    size_t right = distinct_statements(PLAIN_URL, 10, &n);
     /* Failures (26000, 42P05) and answers from another client's statement. */
     ck_assert_msg(right < n, "all %zu right without the mode: the bouncer kept sessions?", n);
 }
@@ -145,7 +161,7 @@ END_TEST
 START_TEST(distinct_statements_in_the_mode)
 {
     size_t n;
-    size_t right = distinct_statements(URL, &n);
+    size_t right = distinct_statements(URL, 0, &n);
     ck_assert_uint_eq(right, n);
 }
 END_TEST
