@@ -28,8 +28,8 @@ static const char *const iso_words[] = {NULL, "READ UNCOMMITTED", "READ COMMITTE
 /* no_reset took the first of the four reserved pointers that ended
  * evdb_txn_opts: the struct keeps its size. */
 #if UINTPTR_MAX > 0xffffffffu
-_Static_assert(sizeof(evdb_txn_opts) == offsetof(evdb_txn_opts, acquire_timeout) + sizeof(double) +
-                                            4 * sizeof(void *),
+_Static_assert(sizeof(evdb_txn_opts) ==
+                   offsetof(evdb_txn_opts, acquire_timeout) + sizeof(double) + 4 * sizeof(void *),
                "evdb_txn_opts changed size");
 #endif
 

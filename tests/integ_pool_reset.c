@@ -1062,8 +1062,9 @@ START_TEST(pg_release_no_reset)
         ck_assert_str_eq(last, "SELECT 'evdb no reset marker'");
         evdb_conn *b = borrow(p);
         ck_assert_int_eq(evdb_conn_server_id(b), id);
-        expect(b, "SELECT CASE WHEN current_setting('application_name') = 'evdb_no_reset' "
-                  "THEN 1 ELSE 0 END",
+        expect(b,
+               "SELECT CASE WHEN current_setting('application_name') = 'evdb_no_reset' "
+               "THEN 1 ELSE 0 END",
                1, "after a release without the reset");
         /* An open transaction is rolled back all the same. */
         run_ok(b, "BEGIN");
@@ -1076,8 +1077,9 @@ START_TEST(pg_release_no_reset)
         expect(c, "SAVEPOINT evdb_probe", FAILS, "not in a block");
         ck_assert_int_eq(evdb_conn_release(c), 0);
         evdb_conn *d = borrow(p);
-        expect(d, "SELECT CASE WHEN current_setting('application_name') = 'evdb_no_reset' "
-                  "THEN 1 ELSE 0 END",
+        expect(d,
+               "SELECT CASE WHEN current_setting('application_name') = 'evdb_no_reset' "
+               "THEN 1 ELSE 0 END",
                0, "after a normal release");
         ck_assert_int_eq(evdb_conn_release(d), 0);
         t_run_for(L, 0.05);
@@ -1133,8 +1135,8 @@ static void txn_no_reset(const char *url, bool pg)
     evdb_pool_opts o = {.max_conns = 1};
     evdb_pool *p = t_pool_new(L, url, &o);
     evdb_txn_opts to = {.no_reset = true};
-    evdb_future *f = evdb_pool_transaction_opts(p, txn_insert,
-                                                "INSERT INTO evdb_reset_t VALUES (9)", &to);
+    evdb_future *f =
+        evdb_pool_transaction_opts(p, txn_insert, "INSERT INTO evdb_reset_t VALUES (9)", &to);
     ck_assert_ptr_nonnull(f);
     ck_assert_msg(t_wait(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
