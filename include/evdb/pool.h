@@ -265,9 +265,10 @@ EVDB_EXTERN int evdb_conn_release(evdb_conn *c);
  * be open after what the borrower sent (PostgreSQL sends nothing
  * otherwise; MariaDB always sends the ROLLBACK, which costs it no more
  * than its own cheap reset). Nothing checks the promise: what the
- * borrower left is seen by the next one. That is how pgx and HikariCP
- * release, and it saves the reset's server work (PostgreSQL: nine
- * statements, docs/pool.md "What a release resets and what it keeps").
+ * borrower left is seen by the next one (pgx and HikariCP do not reset
+ * session state either). It saves the reset's server work (PostgreSQL:
+ * nine statements, docs/pool.md "What a release resets and what it
+ * keeps").
  * Returns and fails as evdb_conn_release; the handle is stale
  * afterwards. Callable from callbacks. */
 EVDB_EXTERN int evdb_conn_release_no_reset(evdb_conn *c);
