@@ -102,6 +102,16 @@ static void close_pool(evdb_pool *p)
     evdb_future_unref(f);
 }
 
+/* p's stats once the loop has run the callbacks of what just finished
+ * (the last release's reset among them). */
+static evdb_pool_stats settled_stats(evdb_pool *p)
+{
+    t_run_for(L, 0.05);
+    evdb_pool_stats st;
+    evdb_pool_stats_get(p, &st);
+    return st;
+}
+
 /* The first borrower runs leave[] (each must succeed; a statement
  * starting with '!' must fail), sees check give dirty, and releases; the
  * next borrower, on the same session, sees check give clean. */
@@ -135,9 +145,7 @@ static void leftover_gone(const char *url, const char *const *leave, size_t n, c
     ck_assert_int_eq(evdb_conn_server_id(b), id); /* the same session, reset */
     expect(b, check, clean, "the next borrower");
     ck_assert_int_eq(evdb_conn_release(b), 0);
-    t_run_for(L, 0.05);
-    evdb_pool_stats st;
-    evdb_pool_stats_get(p, &st);
+    evdb_pool_stats st = settled_stats(p);
     ck_assert_uint_eq(st.resets, 3);
     ck_assert_uint_eq(st.discarded, 0);
     close_pool(p);
@@ -286,10 +294,8 @@ START_TEST(pg_reset_sends_no_needless_rollback)
         evdb_conn *b = borrow(p);
         run_ok(b, "SELECT 3");
         ck_assert_int_eq(evdb_conn_release(b), 0);
-        t_run_for(L, 0.05);
+        evdb_pool_stats st = settled_stats(p);
         ck_assert_int_eq(notices, 0);
-        evdb_pool_stats st;
-        evdb_pool_stats_get(p, &st);
         ck_assert_uint_eq(st.resets, 4);
         close_pool(p);
     }
@@ -518,9 +524,7 @@ START_TEST(my_cheap_reset_cleans_untracked_leftovers)
     ck_assert_int_eq(my_prepares(admin) - before, 1); /* the full reset ran */
     expect(a, "SELECT IF(@evdb_reset_v IS NULL, 0, 1)", 0, "after SELECT @v := 5");
     ck_assert_int_eq(evdb_conn_release(a), 0);
-    t_run_for(L, 0.05);
-    evdb_pool_stats st;
-    evdb_pool_stats_get(p, &st);
+    evdb_pool_stats st = settled_stats(p);
     ck_assert_uint_eq(st.discarded, 0);
     t_conn_close(admin);
     close_pool(p);
@@ -1040,6 +1044,8 @@ static void pg_last_query(evdb_conn *admin, int64_t pid, char *out, size_t len)
  * it cleans as usual. With and without pipelining. */
 START_TEST(pg_release_no_reset)
 {
+    static const char app_name_set[] =
+        "SELECT CASE WHEN current_setting('application_name') = 'evdb_no_reset' THEN 1 ELSE 0 END";
     evdb_conn *admin = t_conn_open(L, t_pg_admin_url(), NULL);
     for (unsigned depth = 0; depth <= 1; depth++) {
         int notices = 0;
@@ -1062,10 +1068,7 @@ START_TEST(pg_release_no_reset)
         ck_assert_str_eq(last, "SELECT 'evdb no reset marker'");
         evdb_conn *b = borrow(p);
         ck_assert_int_eq(evdb_conn_server_id(b), id);
-        expect(b,
-               "SELECT CASE WHEN current_setting('application_name') = 'evdb_no_reset' "
-               "THEN 1 ELSE 0 END",
-               1, "after a release without the reset");
+        expect(b, app_name_set, 1, "after a release without the reset");
         /* An open transaction is rolled back all the same. */
         run_ok(b, "BEGIN");
         run_ok(b, "INSERT INTO evdb_reset_t VALUES (7)");
@@ -1077,15 +1080,10 @@ START_TEST(pg_release_no_reset)
         expect(c, "SAVEPOINT evdb_probe", FAILS, "not in a block");
         ck_assert_int_eq(evdb_conn_release(c), 0);
         evdb_conn *d = borrow(p);
-        expect(d,
-               "SELECT CASE WHEN current_setting('application_name') = 'evdb_no_reset' "
-               "THEN 1 ELSE 0 END",
-               0, "after a normal release");
+        expect(d, app_name_set, 0, "after a normal release");
         ck_assert_int_eq(evdb_conn_release(d), 0);
-        t_run_for(L, 0.05);
+        evdb_pool_stats st = settled_stats(p);
         ck_assert_int_eq(notices, 0);
-        evdb_pool_stats st;
-        evdb_pool_stats_get(p, &st);
         ck_assert_uint_eq(st.discarded, 0);
         ck_assert_uint_eq(st.resets, 4);
         close_pool(p);
@@ -1206,9 +1204,7 @@ START_TEST(my_release_no_reset)
     evdb_conn *c = borrow(p);
     expect(c, "SELECT IFNULL(@evdb_nr, 0)", 0, "after a normal release");
     ck_assert_int_eq(evdb_conn_release(c), 0);
-    t_run_for(L, 0.05);
-    evdb_pool_stats st;
-    evdb_pool_stats_get(p, &st);
+    evdb_pool_stats st = settled_stats(p);
     ck_assert_uint_eq(st.discarded, 0);
     close_pool(p);
 }

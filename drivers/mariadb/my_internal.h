@@ -623,14 +623,13 @@ void evdb__my_fail_mysql(evdb__dconn *dc, unsigned no, const char *sqlstate, con
 void evdb__my_fail_code(evdb__dconn *dc, int code, const char *msg);
 /* Append r to the query's results (r NULL: out of memory). */
 void evdb__my_add_result(evdb__dconn *dc, evdb_result *r);
+/* Report the outcome to the core and go idle. */
+void evdb__my_deliver(evdb__dconn *dc, evdb_error *err);
 /* The main phase's runners end with this: the statement is over (its
  * outcome recorded). Inside a batch the batch goes on; otherwise the
  * query goes to its tail or is reported to the core (the connection is
- * then idle). */
-/* Report the outcome to the core and go idle. */
-void evdb__my_deliver(evdb__dconn *dc, evdb_error *err);
-/* In line: every query ends here, and as a call (from another file) it
- * cost a point select more than its tests. */
+ * then idle). In line: every query ends here, and as a call (from
+ * another file) it cost a point select more than its tests. */
 static inline void evdb__my_report(evdb__dconn *dc, evdb_error *err)
 {
     EVDB__MY_SET_OP(dc, EVDB__MY_OP_NONE);
