@@ -1210,6 +1210,52 @@ START_TEST(my_release_no_reset)
 }
 END_TEST
 
+/* The ROLLBACKs that reached the server on c's session. */
+static int64_t my_rollbacks(evdb_conn *c)
+{
+    evdb_future *f =
+        run(c, "SELECT CAST(VARIABLE_VALUE AS SIGNED) FROM "
+               "information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'COM_ROLLBACK'");
+    ck_assert_msg(evdb_future_status(f) == 0, "%s", evdb_error_message(evdb_future_error(f)));
+    int64_t v = -1;
+    ck_assert_int_eq(evdb_result_int(evdb_future_result(f), 0, 0, &v), 0);
+    evdb_future_unref(f);
+    return v;
+}
+
+/* MariaDB: the release without the reset sends its ROLLBACK only when the
+ * server's last answer says a transaction is open or autocommit is off;
+ * otherwise it is answered without a round trip. */
+START_TEST(my_release_no_reset_rolls_back_only_when_open)
+{
+    evdb_pool_opts o = {.max_conns = 1};
+    evdb_pool *p = t_pool_new(L, t_my_url(), &o);
+    evdb_conn *a = borrow(p);
+    int64_t id = evdb_conn_server_id(a);
+    run_ok(a, "START TRANSACTION");
+    run_ok(a, "COMMIT");
+    int64_t before = my_rollbacks(a);
+    ck_assert_int_eq(evdb_conn_release_no_reset(a), 0);
+    evdb_conn *b = borrow(p);
+    ck_assert_int_eq(evdb_conn_server_id(b), id);
+    ck_assert_int_eq(my_rollbacks(b), before); /* nothing open: not sent */
+    run_ok(b, "START TRANSACTION");
+    run_ok(b, "INSERT INTO evdb_reset_t VALUES (6)");
+    ck_assert_int_eq(evdb_conn_release_no_reset(b), 0);
+    evdb_conn *c = borrow(p);
+    ck_assert_int_eq(my_rollbacks(c), before + 1);
+    expect(c, "SELECT count(*) FROM evdb_reset_t WHERE x = 6", 0, "rolled back");
+    run_ok(c, "SET autocommit = 0"); /* no transaction yet, but autocommit off */
+    ck_assert_int_eq(evdb_conn_release_no_reset(c), 0);
+    evdb_conn *d = borrow(p);
+    ck_assert_int_eq(my_rollbacks(d), before + 2);
+    ck_assert_int_eq(evdb_conn_release(d), 0);
+    evdb_pool_stats st = settled_stats(p);
+    ck_assert_uint_eq(st.discarded, 0);
+    close_pool(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool_reset");
@@ -1269,6 +1315,7 @@ int main(void)
     tcase_add_test(my, my_connection_breaks_during_reset);
     tcase_add_test(my, my_borrower_statements_fail_when_the_reset_breaks);
     tcase_add_test(my, my_release_no_reset);
+    tcase_add_test(my, my_release_no_reset_rolls_back_only_when_open);
     tcase_add_test(my, my_transaction_no_reset);
     suite_add_tcase(s, my);
     return t_run_suite(s);

@@ -93,8 +93,7 @@ int evdb__my_autocommit_refuse(const evdb__query *q, evdb_error *err)
     return EVDB_EINVAL;
 }
 
-/* Whether the session is inside a transaction, or autocommit is off. */
-static bool in_transaction(const evdb__dconn *dc)
+bool evdb__my_in_transaction(const evdb__dconn *dc)
 {
     unsigned st = evdb__my_server_status(dc);
     return (st & SERVER_STATUS_IN_TRANS) || !(st & SERVER_STATUS_AUTOCOMMIT);
@@ -102,7 +101,7 @@ static bool in_transaction(const evdb__dconn *dc)
 
 bool evdb__my_autocommit_dirty(const evdb__dconn *dc)
 {
-    return (dc->q->flags & EVDB__QUERY_AUTOCOMMIT) && in_transaction(dc);
+    return (dc->q->flags & EVDB__QUERY_AUTOCOMMIT) && evdb__my_in_transaction(dc);
 }
 
 /* The query's outcome becomes the tail's failure; its own error, if it
@@ -159,7 +158,7 @@ enum evdb__my_run evdb__my_autocommit_run(evdb__dconn *dc, int ready, evdb_error
                     return r;
                 ready = 0;
             }
-            if (in_transaction(dc)) {
+            if (evdb__my_in_transaction(dc)) {
                 /* The KILL QUERY of a timeout may have hit the ROLLBACK:
                  * once more, then give the session up rather than hand
                  * it on inside a transaction. */

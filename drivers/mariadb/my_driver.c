@@ -215,6 +215,17 @@ static enum evdb__my_run main_run(evdb__dconn *dc, int ready, evdb_error *err)
      * repeat should pass their values as parameters instead. */
     if (dc->q->flags & EVDB__QUERY_RESET_SESSION)
         return evdb__my_reset_run(dc, ready, err);
+    if ((dc->q->flags & EVDB__QUERY_RELEASE_ROLLBACK) && dc->op == EVDB__MY_OP_NONE &&
+        !evdb__my_in_transaction(dc)) {
+        /* A release without the reset, on a session that the server's
+         * last answer (one query at a time: nothing ran since) says is in
+         * no transaction, with autocommit on: nothing to roll back, and
+         * no round trip for it. Answered as a ROLLBACK would be, with
+         * nothing sent. */
+        evdb__my_add_result(dc, evdb__result_from_text(0, NULL, 0, NULL, NULL, NULL, 0));
+        evdb__my_report(dc, err);
+        return EVDB__MY_RUN_DONE;
+    }
     if (dc->q->nbatch)
         return evdb__my_batch_run(dc, ready, err);
     if (dc->cur->nparams)

@@ -433,6 +433,9 @@ int evdb__my_autocommit_refuse(const evdb__query *q, evdb_error *err);
 /* Whether q's main phase left its connection inside a transaction that
  * the tail must roll back. */
 bool evdb__my_autocommit_dirty(const evdb__dconn *dc);
+/* Whether the session is inside a transaction, or autocommit is off, as
+ * the server's last answer says (current while no query runs). */
+bool evdb__my_in_transaction(const evdb__dconn *dc);
 /* The tail (EVDB__MY_PH_TAIL): roll back, re-enable autocommit, fail the
  * query. DONE (reported), WAIT or LOST. */
 enum evdb__my_run evdb__my_autocommit_run(evdb__dconn *dc, int ready, evdb_error *err);

@@ -261,10 +261,10 @@ EVDB_EXTERN int evdb_conn_release(evdb_conn *c);
  * that it left nothing behind in the session (no SET but SET LOCAL, no
  * temporary table, cursor WITH HOLD, LISTEN, session-level advisory or
  * named lock, role change, SQL-level PREPARE, user variable). Only an
- * open transaction is ended: a ROLLBACK is queued when a transaction may
- * be open after what the borrower sent (PostgreSQL sends nothing
- * otherwise; MariaDB always sends the ROLLBACK, which costs it no more
- * than its own cheap reset). Nothing checks the promise: what the
+ * open transaction is ended, and nothing is sent when none can be open:
+ * PostgreSQL sends the ROLLBACK only when a block may be open after what
+ * the borrower sent, MariaDB only when the server's last answer says a
+ * transaction is open or autocommit is off. Nothing checks the promise: what the
  * borrower left is seen by the next one (pgx and HikariCP do not reset
  * session state either). It saves the reset's server work (PostgreSQL:
  * nine statements, docs/pool.md "What a release resets and what it
