@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# service_smoke.sh SERVICE URL ADMIN_URL: the CI smoke test of
+# service_smoke.sh SERVICE URL ADMIN_URL [REPORT_POOL]: the CI smoke test of
 # examples/service against a throwaway server (ctest service_smoke_pg,
 # service_smoke_my). Starts the service on a free port with --setup, calls
 # every endpoint (good and bad requests, a timeout), runs concurrent
 # transfers and checks that the balances still add up, sends SIGTERM with
 # a request in flight, and checks that the request was answered, the exit
 # status is 0 and no connection of the service is left on the server.
+# REPORT_POOL (default 0): --report-pool, /report's own connections.
 # Needs curl, and psql or the mariadb client for the admin checks.
 set -euo pipefail
-SERVICE=$1 URL=$2 ADMIN=$3
+SERVICE=$1 URL=$2 ADMIN=$3 REPORT_POOL=${4:-0}
 command -v curl >/dev/null || { echo "service_smoke: curl is needed (apt-get install curl)" >&2; exit 1; }
 TMP=$(mktemp -d)
 SP=""
@@ -41,7 +42,7 @@ mariadb:* | mysql:*)
     ;;
 esac
 
-"$SERVICE" --setup --port 0 --pool 4 --threads 2 --timeout 1 --grace 5 "$URL" \
+"$SERVICE" --setup --port 0 --pool 4 --report-pool "$REPORT_POOL" --threads 2 --timeout 1 --grace 5 "$URL" \
     >"$TMP/out" 2>"$TMP/err" &
 SP=$!
 for _ in $(seq 300); do
@@ -52,7 +53,7 @@ done
 PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/out")
 [ -n "$PORT" ] || { echo "service_smoke: the service did not start" >&2; exit 1; }
 B="http://127.0.0.1:$PORT"
-echo "service on port $PORT ($([ "$MY" = 1 ] && echo MariaDB || echo PostgreSQL))"
+echo "service on port $PORT ($([ "$MY" = 1 ] && echo MariaDB || echo PostgreSQL), report pool $REPORT_POOL)"
 
 # check NAME EXPECTED_STATUS BODY_REGEX CURL_ARGS...
 check() {
@@ -72,9 +73,14 @@ check "missing item" 404 '"error":"no such item"' "$B/items/424242"
 check "bad item id" 400 'positive integer' "$B/items/12x"
 check "report" 200 '^\{"accounts":1000,"total":1000000\}$' "$B/report"
 # Both threads' counters, added up: the three queries above, whichever
-# thread ran them (another thread's copy is at most 0.1 s old).
+# thread ran them (another thread's copy is at most 0.1 s old); with a
+# report pool, the report is counted there.
 sleep 0.3
-check "health" 200 '"status":"ok".*"threads":2,.*"pool":\{"total":[0-9]+.*"queries":[3-9]' "$B/health"
+if [ "$REPORT_POOL" = 0 ]; then
+    check "health" 200 '"status":"ok".*"threads":2,.*"pool":\{"total":[0-9]+.*"queries":[3-9].*"report_pool":null' "$B/health"
+else
+    check "health" 200 '"status":"ok".*"threads":2,.*"pool":\{"total":[0-9]+.*"queries":[2-9].*"report_pool":\{"total":[0-9]+.*"queries":1,' "$B/health"
+fi
 check "transfer" 200 '"from":1,"to":2,"amount":10,"attempts":[0-9]+' \
     -H 'Content-Type: application/json' -d '{"from":1,"to":2,"amount":10}' "$B/transfer"
 check "insufficient funds" 409 'insufficient funds' -d '{"from":3,"to":4,"amount":1001}' "$B/transfer"

@@ -13,12 +13,14 @@ aiomysql for a mariadb:// URL; uvloop when installed.
                           409 insufficient funds, 404 missing account
   GET  /health            pool counters
 
-Each request has a deadline (--timeout): past it the work is cancelled
+With --report-pool N, /report runs in a pool of N connections of its own
+(as the C service's --report-pool). Each request has a deadline (--timeout): past it the work is cancelled
 (asyncpg cancels the query on the server) and the answer is 504. SIGTERM:
 aiohttp stops accepting, lets requests finish for --grace seconds, the
 pool is closed, exit 0.
 
-  service.py [--host H] [--port P] [--pool N] [--timeout S] [--grace S] URL
+  service.py [--host H] [--port P] [--pool N] [--report-pool N] [--timeout S]
+             [--grace S] URL
 """
 import argparse
 import asyncio
@@ -51,16 +53,20 @@ class Retryable(Exception):
 class Pg:
     """asyncpg: $n placeholders, prepared statements, server-side cancel."""
 
-    async def open(self, url, size):
+    async def open(self, url, size, report_size):
         import asyncpg
         self.errors = asyncpg.exceptions
         self.pool = await asyncpg.create_pool(url, min_size=size, max_size=size)
+        self.reports = self.pool
+        if report_size:
+            self.reports = await asyncpg.create_pool(url, min_size=report_size,
+                                                     max_size=report_size)
 
     async def item(self, i):
         return await self.pool.fetchrow("SELECT id, name, price FROM items WHERE id = $1", i)
 
     async def report(self, sleep):
-        return await self.pool.fetchrow(
+        return await self.reports.fetchrow(
             "SELECT count(*), sum(balance)::bigint FROM accounts, "
             "(SELECT pg_sleep($1::float8)) AS pause", sleep)
 
@@ -80,27 +86,35 @@ class Pg:
                 raise Retryable()
 
     def stats(self):
-        return {"size": self.pool.get_size(), "idle": self.pool.get_idle_size()}
+        return [{"size": p.get_size(), "idle": p.get_idle_size()} for p in self.pools()]
+
+    def pools(self):
+        return [self.pool] if self.reports is self.pool else [self.pool, self.reports]
 
     async def close(self):
-        await self.pool.close()
+        for p in self.pools():
+            await p.close()
 
 
 class My:
     """aiomysql: %s placeholders quoted on the client, text protocol."""
 
-    async def open(self, url, size):
+    async def open(self, url, size, report_size):
         import aiomysql
         import pymysql
         self.pymysql = pymysql
         u = urlsplit(url)
-        self.pool = await aiomysql.create_pool(
-            host=u.hostname or "127.0.0.1", port=u.port or 3306,
-            user=unquote(u.username or ""), password=unquote(u.password or ""),
-            db=unquote(u.path.lstrip("/")), autocommit=True, minsize=size, maxsize=size)
 
-    async def fetchrow(self, sql, args):
-        async with self.pool.acquire() as conn:
+        def create(n):
+            return aiomysql.create_pool(
+                host=u.hostname or "127.0.0.1", port=u.port or 3306,
+                user=unquote(u.username or ""), password=unquote(u.password or ""),
+                db=unquote(u.path.lstrip("/")), autocommit=True, minsize=n, maxsize=n)
+        self.pool = await create(size)
+        self.reports = await create(report_size) if report_size else self.pool
+
+    async def fetchrow(self, sql, args, pool=None):
+        async with (pool or self.pool).acquire() as conn:
             async with conn.cursor() as cur:
                 await cur.execute(sql, args)
                 return await cur.fetchone()
@@ -111,7 +125,7 @@ class My:
     async def report(self, sleep):
         return await self.fetchrow(
             "SELECT COUNT(*), CAST(SUM(balance) AS SIGNED) FROM accounts, "
-            "(SELECT SLEEP(%s) AS z) AS pause", (sleep,))
+            "(SELECT SLEEP(%s) AS z) AS pause", (sleep,), self.reports)
 
     async def transfer(self, src, dst, amount):
         async with self.pool.acquire() as conn:
@@ -135,11 +149,15 @@ class My:
                     raise
 
     def stats(self):
-        return {"size": self.pool.size, "idle": self.pool.freesize}
+        return [{"size": p.size, "idle": p.freesize} for p in self.pools()]
+
+    def pools(self):
+        return [self.pool] if self.reports is self.pool else [self.pool, self.reports]
 
     async def close(self):
-        self.pool.close()
-        await self.pool.wait_closed()
+        for p in self.pools():
+            p.close()
+            await p.wait_closed()
 
 
 def error(status, message):
@@ -215,7 +233,9 @@ def make_app(db, opts):
                                   "attempts": n})
 
     async def health(request):
-        return web.json_response({"status": "ok", "pool": db.stats()})
+        s = db.stats()
+        return web.json_response({"status": "ok", "pool": s[0],
+                                  "report_pool": s[1] if len(s) > 1 else None})
 
     app = web.Application(client_max_size=4096)
     app.router.add_get("/items/{id}", items)
@@ -231,7 +251,7 @@ def make_app(db, opts):
 
 async def serve(opts):
     db = My() if opts.url.startswith(("mariadb:", "mysql:")) else Pg()
-    await db.open(opts.url, opts.pool)
+    await db.open(opts.url, opts.pool, opts.report_pool)
     runner = web.AppRunner(make_app(db, opts), handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, opts.host, opts.port, shutdown_timeout=opts.grace).start()
@@ -253,6 +273,7 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8081)
     ap.add_argument("--pool", type=int, default=8)
+    ap.add_argument("--report-pool", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=2.0)
     ap.add_argument("--grace", type=float, default=5.0)
     opts = ap.parse_args()

@@ -2,10 +2,11 @@
  * service: an HTTP/1.1 JSON service on evdb (see README.md here).
  *
  *   service [--setup] [--host H] [--port P] [--threads N] [--pool N]
- *           [--timeout S] [--grace S] [--idle S] URL
+ *           [--report-pool N] [--timeout S] [--grace S] [--idle S] URL
  *
  * One worker per thread (a libev loop, a listening socket on the shared
- * port with SO_REUSEPORT, a pool of its share of --pool connections). The
+ * port with SO_REUSEPORT, a pool of its share of --pool connections, and
+ * with --report-pool a second one for /report). The
  * main thread runs worker 0 and the SIGTERM / SIGINT watchers, and tells
  * the other workers to stop through their ev_async. Prints "listening on
  * HOST:PORT" once every socket listens (port 0 picks a free one), and
@@ -33,11 +34,14 @@ static pthread_t tids[MAX_THREADS];
 static void usage(void)
 {
     fprintf(stderr, "usage: service [--setup] [--host H] [--port P] [--threads N] [--pool N]\n"
-                    "               [--timeout S] [--grace S] [--idle S] URL\n"
+                    "               [--report-pool N] [--timeout S] [--grace S] [--idle S] URL\n"
                     "  --setup      create and fill the tables (items, accounts), then serve\n"
                     "  --port P     [8080]; 0 picks a free port, printed at start\n"
                     "  --threads N  loops, one per thread, sharing the port [1]\n"
                     "  --pool N     database connections of all threads together [8]\n"
+                    "  --report-pool N\n"
+                    "               connections of all threads for /report alone, in a pool\n"
+                    "               of their own, besides --pool's [0: /report shares it]\n"
                     "  --timeout S  request deadline = query timeout, seconds [2]\n"
                     "  --grace S    SIGTERM: time in-flight requests get [5]\n"
                     "  --idle S     keep-alive idle timeout [30]\n");
@@ -76,16 +80,25 @@ static double number(const char *opt, const char *v, double lo, double hi)
     return d;
 }
 
+/* Worker w's share of n connections (at least one). */
+static unsigned share(const worker *w, unsigned n)
+{
+    unsigned k = n / w->o->threads + (w->index < n % w->o->threads);
+    return k ? k : 1;
+}
+
 static void run_worker(worker *w)
 {
-    evdb_pool_opts po = {
-        .max_conns = w->o->pool / w->o->threads + (w->index < w->o->pool % w->o->threads),
-        .close_grace = w->o->grace,
-    };
-    if (po.max_conns == 0)
-        po.max_conns = 1;
+    evdb_pool_opts po = {.max_conns = share(w, w->o->pool), .close_grace = w->o->grace};
     w->pool = evdb_pool_new(w->loop, w->o->url, &po);
-    if (!w->pool) {
+    if (w->pool && w->o->report_pool) {
+        /* A bulkhead: the slow reports wait for each other there, and
+         * never hold the connections the point selects and transfers
+         * need. */
+        po.max_conns = share(w, w->o->report_pool);
+        w->reports = evdb_pool_new(w->loop, w->o->url, &po);
+    }
+    if (!w->pool || (w->o->report_pool && !w->reports)) {
         fprintf(stderr, "service: %s\n", evdb_error_message(evdb_last_error()));
         return;
     }
@@ -139,6 +152,8 @@ static int parse_args(int argc, char **argv, service_opts *o, int *setup)
             o->threads = (unsigned)number(a, v, 1, MAX_THREADS);
         else if (strcmp(a, "--pool") == 0)
             o->pool = (unsigned)number(a, v, 1, 10000);
+        else if (strcmp(a, "--report-pool") == 0)
+            o->report_pool = (unsigned)number(a, v, 0, 10000);
         else if (strcmp(a, "--timeout") == 0)
             o->timeout = number(a, v, 0.001, 3600);
         else if (strcmp(a, "--grace") == 0)
@@ -194,8 +209,11 @@ int main(int argc, char **argv)
         w->loop = i == 0 ? ev_default_loop(EVFLAG_AUTO) : ev_loop_new(EVFLAG_AUTO);
         ev_async_init(&w->stop_w, NULL); /* server_start sets it up */
     }
-    printf("listening on %s:%d (%u thread%s, %u connection%s)\n", o.host, port, o.threads,
+    printf("listening on %s:%d (%u thread%s, %u connection%s", o.host, port, o.threads,
            o.threads == 1 ? "" : "s", o.pool, o.pool == 1 ? "" : "s");
+    if (o.report_pool)
+        printf(", %u more for /report", o.report_pool);
+    printf(")\n");
     fflush(stdout);
 
     /* Signals go to the main thread's loop: the workers block them. */

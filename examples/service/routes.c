@@ -4,7 +4,8 @@
  *   GET  /items/{id}        a point select; 404 when the row is missing
  *   GET  /report[?sleep=S]  a deliberately slow aggregate (S seconds, 0.2
  *                           by default); the pool routes point selects
- *                           away from the connection it holds
+ *                           away from the connection it holds, or with
+ *                           --report-pool it runs in a pool of its own
  *   POST /transfer          {"from":A,"to":B,"amount":N}: a transaction,
  *                           retried on serialization failures and
  *                           deadlocks; 409 on insufficient funds
@@ -53,13 +54,14 @@ static const evdb_result *result_or_answer(client *c, evdb_future *f)
     return NULL;
 }
 
-/* Submit a pooled query for c with the request's deadline; cb answers.
+/* Submit a query on pool for c with the request's deadline; cb answers.
  * The client holds the future so that a hang-up cancels it. */
-static void pooled(client *c, const char *sql, const evdb_value *params, size_t n, evdb_done_cb cb)
+static void pooled(client *c, evdb_pool *pool, const char *sql, const evdb_value *params, size_t n,
+                   evdb_done_cb cb)
 {
     worker *w = client_worker(c);
     evdb_query_opts qo = {.timeout = w->o->timeout};
-    evdb_future *f = evdb_pool_query(w->pool, sql, params, n, &qo);
+    evdb_future *f = evdb_pool_query(pool, sql, params, n, &qo);
     if (!f) {
         answer_failure(c, evdb_last_error());
         return;
@@ -124,7 +126,7 @@ static void get_item(client *c, const http_request *r)
         return;
     }
     evdb_value p = evdb_int(v);
-    pooled(c,
+    pooled(c, client_worker(c)->pool,
            client_worker(c)->o->mariadb ? "SELECT id, name, price FROM items WHERE id = ?"
                                         : "SELECT id, name, price FROM items WHERE id = $1",
            &p, 1, item_done);
@@ -162,12 +164,12 @@ static void get_report(client *c, const http_request *r)
     /* The sleep stands for an expensive plan; it runs once (a one-row
      * derived table), not per row. */
     evdb_value p = evdb_double(sleep);
-    pooled(c,
-           client_worker(c)->o->mariadb
-               ? "SELECT COUNT(*), CAST(SUM(balance) AS SIGNED) FROM accounts, "
-                 "(SELECT SLEEP(?) AS z) AS pause"
-               : "SELECT count(*), sum(balance)::bigint FROM accounts, "
-                 "(SELECT pg_sleep($1::float8)) AS pause",
+    worker *w = client_worker(c);
+    pooled(c, w->reports ? w->reports : w->pool,
+           w->o->mariadb ? "SELECT COUNT(*), CAST(SUM(balance) AS SIGNED) FROM accounts, "
+                           "(SELECT SLEEP(?) AS z) AS pause"
+                         : "SELECT count(*), sum(balance)::bigint FROM accounts, "
+                           "(SELECT pg_sleep($1::float8)) AS pause",
            &p, 1, report_done);
 }
 
@@ -314,25 +316,42 @@ static void post_transfer(client *c, const http_request *r)
 
 /* ---------------------------------------------------------------- /health */
 
+/* s as a JSON object into buf; returns its length (or more than size:
+ * truncated). */
+static int pool_json(char *buf, size_t size, const evdb_pool_stats *s)
+{
+    return snprintf(buf, size,
+                    "{\"total\":%u,\"opening\":%u,\"idle\":%u,\"busy\":%u,"
+                    "\"acquired\":%u,\"waiting\":%zu,\"connects\":%llu,"
+                    "\"connect_failures\":%llu,\"broken\":%llu,\"queries\":%llu,"
+                    "\"query_errors\":%llu,\"query_timeouts\":%llu,\"query_cancels\":%llu,"
+                    "\"pool_timeouts\":%llu}",
+                    s->total, s->opening, s->idle, s->busy, s->acquired, s->waiting,
+                    (unsigned long long)s->connects, (unsigned long long)s->connect_failures,
+                    (unsigned long long)s->broken, (unsigned long long)s->queries,
+                    (unsigned long long)s->query_errors, (unsigned long long)s->query_timeouts,
+                    (unsigned long long)s->query_cancels, (unsigned long long)s->pool_timeouts);
+}
+
 static void get_health(client *c)
 {
     worker *w = client_worker(c);
-    evdb_pool_stats s;
-    unsigned clients = stats_total(w, &s);
-    char body[1024];
-    int n =
-        snprintf(body, sizeof body,
-                 "{\"status\":\"ok\",\"thread\":%u,\"threads\":%u,\"connections\":%u,"
-                 "\"pool\":{\"total\":%u,\"opening\":%u,\"idle\":%u,\"busy\":%u,"
-                 "\"acquired\":%u,\"waiting\":%zu,\"connects\":%llu,"
-                 "\"connect_failures\":%llu,\"broken\":%llu,\"queries\":%llu,"
-                 "\"query_errors\":%llu,\"query_timeouts\":%llu,\"query_cancels\":%llu,"
-                 "\"pool_timeouts\":%llu}}",
-                 w->index, w->o->threads, clients, s.total, s.opening, s.idle, s.busy, s.acquired,
-                 s.waiting, (unsigned long long)s.connects, (unsigned long long)s.connect_failures,
-                 (unsigned long long)s.broken, (unsigned long long)s.queries,
-                 (unsigned long long)s.query_errors, (unsigned long long)s.query_timeouts,
-                 (unsigned long long)s.query_cancels, (unsigned long long)s.pool_timeouts);
+    evdb_pool_stats s, rs;
+    unsigned clients = stats_total(w, &s, &rs);
+    char pool[512], reports[512] = "null";
+    int pn = pool_json(pool, sizeof pool, &s);
+    int rn = w->o->report_pool ? pool_json(reports, sizeof reports, &rs) : 4;
+    char body[1200];
+    int n = pn < (int)sizeof pool && rn < (int)sizeof reports
+                ? snprintf(body, sizeof body,
+                           "{\"status\":\"ok\",\"thread\":%u,\"threads\":%u,\"connections\":%u,"
+                           "\"pool\":%s,\"report_pool\":%s}",
+                           w->index, w->o->threads, clients, pool, reports)
+                : -1;
+    if (n < 0 || n >= (int)sizeof body) {
+        client_error(c, 500, "health: counters too long");
+        return;
+    }
     client_respond(c, 200, body, (size_t)n);
 }
 

@@ -298,7 +298,7 @@ static void on_pool_closed(evdb_future *f, void *arg)
     worker *w = arg;
     w->closed_ok = evdb_future_status(f) == 0;
     if (!w->closed_ok)
-        fprintf(stderr, "service: thread %u: closing the pool: %s\n", w->index,
+        fprintf(stderr, "service: thread %u: closing the pools: %s\n", w->index,
                 evdb_error_message(evdb_future_error(f)));
     evdb_future_unref(f);
     w->closing = NULL;
@@ -306,16 +306,28 @@ static void on_pool_closed(evdb_future *f, void *arg)
     ev_break(w->loop, EVBREAK_ONE);
 }
 
-/* Every connection is gone: close the pool, and leave the loop when it
- * is closed. The stop watcher stays active until then: it keeps the loop
- * running while the close completes. */
+/* Every connection is gone: close the pools, and leave the loop when
+ * they are closed. The stop watcher stays active until then: it keeps the
+ * loop running while the close completes. */
 static void finish_stop(worker *w)
 {
     ev_timer_stop(w->loop, &w->grace_w);
     if (w->closing || !w->pool)
         return;
-    w->closing = evdb_pool_close(w->pool);
-    w->pool = NULL;
+    evdb_future *fs[2] = {evdb_pool_close(w->pool), NULL};
+    size_t n = 1;
+    if (w->reports)
+        fs[n++] = evdb_pool_close(w->reports);
+    w->pool = w->reports = NULL;
+    if (n == 1) {
+        w->closing = fs[0];
+    } else {
+        /* The gather holds the closes' futures (and so the pools) until
+         * both are done. */
+        w->closing = fs[0] && fs[1] ? evdb_gather(fs, n, EVDB_GATHER_ALL) : NULL;
+        evdb_future_unref(fs[0]);
+        evdb_future_unref(fs[1]);
+    }
     if (!w->closing || evdb_future_on_done(w->closing, on_pool_closed, w) != 0) {
         evdb_future_unref(w->closing);
         w->closing = NULL;

@@ -18,14 +18,16 @@
 
 typedef struct service_opts {
     const char *url;
-    const char *host; /* listen address [127.0.0.1] */
-    int port;         /* [8080]; 0 = a free one, printed at start */
-    unsigned threads; /* loops [1] */
-    unsigned pool;    /* connections of all threads together [8] */
-    double timeout;   /* request deadline, seconds [2] */
-    double grace;     /* SIGTERM: seconds in-flight requests may take [5] */
-    double idle;      /* keep-alive idle timeout, seconds [30] */
-    int mariadb;      /* placeholders ? instead of $1 */
+    const char *host;     /* listen address [127.0.0.1] */
+    int port;             /* [8080]; 0 = a free one, printed at start */
+    unsigned threads;     /* loops [1] */
+    unsigned pool;        /* connections of all threads together [8] */
+    unsigned report_pool; /* of those for /report alone, a pool of their
+                             own [0: /report shares the pool] */
+    double timeout;       /* request deadline, seconds [2] */
+    double grace;         /* SIGTERM: seconds in-flight requests may take [5] */
+    double idle;          /* keep-alive idle timeout, seconds [30] */
+    int mariadb;          /* placeholders ? instead of $1 */
 } service_opts;
 
 typedef struct client client;
@@ -39,7 +41,8 @@ typedef struct worker {
     ev_async stop_w; /* SIGTERM, forwarded by the main thread */
     ev_timer grace_w;
     evdb_pool *pool;
-    evdb_future *closing; /* evdb_pool_close's, while it runs */
+    evdb_pool *reports;   /* --report-pool: /report's own, else NULL */
+    evdb_future *closing; /* the pools' close, while it runs */
     client *clients;      /* open connections (and closed ones still
                               waiting for their request's answer) */
     unsigned nclients;
@@ -48,7 +51,8 @@ typedef struct worker {
     struct worker *peers; /* every worker, o->threads of them (this one too) */
     ev_timer stats_w;     /* publishes the copy below */
     pthread_mutex_t stats_mu;
-    evdb_pool_stats stats; /* this worker's pool counters, for the others */
+    evdb_pool_stats stats;        /* this worker's pool counters, for the others */
+    evdb_pool_stats report_stats; /* and its report pool's */
     unsigned stats_clients;
 } worker;
 
@@ -86,10 +90,11 @@ void client_set_pending(client *c, evdb_future *f);
 void stats_start(worker *w);
 void stats_stop(worker *w);
 
-/* Every worker's pool counters added up into out (w's own live, the
- * others' as last published); returns the open client connections of
- * all workers. */
-unsigned stats_total(worker *w, evdb_pool_stats *out);
+/* Every worker's pool counters added up into out, and their report
+ * pools' into reports (zeros without --report-pool): w's own live, the
+ * others' as last published. Returns the open client connections of all
+ * workers. */
+unsigned stats_total(worker *w, evdb_pool_stats *out, evdb_pool_stats *reports);
 
 /* routes.c: the endpoints. */
 

@@ -11,13 +11,23 @@
 
 #define PUBLISH_SECONDS 0.1
 
+/* p's counters, or zeros for no pool. */
+static void read_pool(const evdb_pool *p, evdb_pool_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    if (p)
+        evdb_pool_stats_get(p, s);
+    s->last_discard_reason = NULL; /* pool-owned: not for other threads */
+}
+
 static void publish(worker *w)
 {
-    evdb_pool_stats s;
-    evdb_pool_stats_get(w->pool, &s);
-    s.last_discard_reason = NULL; /* pool-owned: not for other threads */
+    evdb_pool_stats s, r;
+    read_pool(w->pool, &s);
+    read_pool(w->reports, &r);
     pthread_mutex_lock(&w->stats_mu);
     w->stats = s;
+    w->report_stats = r;
     w->stats_clients = w->nclients;
     pthread_mutex_unlock(&w->stats_mu);
 }
@@ -60,24 +70,28 @@ static void add(evdb_pool_stats *to, const evdb_pool_stats *s)
     to->pool_timeouts += s->pool_timeouts;
 }
 
-unsigned stats_total(worker *w, evdb_pool_stats *out)
+unsigned stats_total(worker *w, evdb_pool_stats *out, evdb_pool_stats *reports)
 {
     memset(out, 0, sizeof *out);
+    memset(reports, 0, sizeof *reports);
     unsigned clients = 0;
     for (unsigned i = 0; i < w->o->threads; i++) {
         worker *p = &w->peers[i];
-        evdb_pool_stats s;
+        evdb_pool_stats s, r;
         unsigned n;
         if (p == w) {
-            evdb_pool_stats_get(w->pool, &s);
+            read_pool(w->pool, &s);
+            read_pool(w->reports, &r);
             n = w->nclients;
         } else {
             pthread_mutex_lock(&p->stats_mu);
             s = p->stats;
+            r = p->report_stats;
             n = p->stats_clients;
             pthread_mutex_unlock(&p->stats_mu);
         }
         add(out, &s);
+        add(reports, &r);
         clients += n;
     }
     return clients;
