@@ -100,6 +100,12 @@ static void run_worker(worker *w)
     }
     if (!w->pool || (w->o->report_pool && !w->reports)) {
         fprintf(stderr, "service: %s\n", evdb_error_message(evdb_last_error()));
+        if (w->pool) {
+            evdb_future *f = evdb_pool_close(w->pool);
+            evdb_future_wait(f);
+            evdb_future_unref(f);
+            w->pool = NULL;
+        }
         return;
     }
     server_start(w);

@@ -22,8 +22,8 @@ typedef struct service_opts {
     int port;             /* [8080]; 0 = a free one, printed at start */
     unsigned threads;     /* loops [1] */
     unsigned pool;        /* connections of all threads together [8] */
-    unsigned report_pool; /* of those for /report alone, a pool of their
-                             own [0: /report shares the pool] */
+    unsigned report_pool; /* more, of all threads, in a pool of their own
+                             for /report alone [0: /report shares pool] */
     double timeout;       /* request deadline, seconds [2] */
     double grace;         /* SIGTERM: seconds in-flight requests may take [5] */
     double idle;          /* keep-alive idle timeout, seconds [30] */
