@@ -322,15 +322,7 @@ static void answer_unsent(evdb__dconn *dc, evdb__query *q, const char *command, 
                           evdb_error *err)
 {
     evdb__pg_pend_pop(dc);
-    evdb_result *r = NULL;
-    evdb__rbuild *b = evdb__rbuild_new(0);
-    if (b) {
-        evdb__rbuild_set_affected(b, affected);
-        if (command && evdb__rbuild_set_command(b, command))
-            evdb__rbuild_free(b);
-        else
-            r = evdb__rbuild_finish(b);
-    }
+    evdb_result *r = evdb__result_from_text(0, NULL, 0, NULL, NULL, command, affected);
     if (r)
         evdb__pg_report_done(dc, q, r);
     else
